@@ -1,0 +1,141 @@
+"""SegGPT model configuration and presets.
+
+Every size the architecture depends on is a field here, so that a small model for tests or for
+CPU training is the same code as the official ViT-L with other numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+
+@dataclass(frozen=True)
+class SegGPTConfig:
+    """Sizes of a SegGPT model.
+
+    `image_size` is the size of ONE half of the canvas (prompt or query), (H, W); the model sees a
+    canvas of (2H, W) with the prompt on top and the query below.
+    """
+
+    image_size: Tuple[int, int] = (448, 448)
+    patch_size: int = 16
+    embed_dim: int = 1024
+    depth: int = 24
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    #: after this block the image stream and the mask stream are averaged into one
+    merge_index: int = 2
+    #: blocks whose (normed) outputs feed the decoder, concatenated along channels
+    feature_layers: Tuple[int, ...] = (5, 11, 17, 23)
+    decoder_dim: int = 64
+    #: the absolute position table is a (pretrain_size / patch)^2 grid plus a cls slot
+    pretrain_image_size: int = 224
+    loss_beta: float = 0.01
+    drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        object.__setattr__(self, "feature_layers", tuple(int(i) for i in self.feature_layers))
+        h, w = self.image_size
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if not self.feature_layers or max(self.feature_layers) >= self.depth:
+            raise ValueError(f"feature_layers {self.feature_layers} must be non-empty block indices < depth {self.depth}")
+        if not 0 <= self.merge_index < min(self.feature_layers):
+            raise ValueError(
+                f"merge_index {self.merge_index} must be >= 0 and below the first feature layer "
+                f"{min(self.feature_layers)} (decoder features are read after the streams are merged)"
+            )
+
+    @property
+    def canvas_size(self) -> Tuple[int, int]:
+        """(2H, W): prompt on top, query below."""
+        return (2 * self.image_size[0], self.image_size[1])
+
+    @property
+    def grid_size(self) -> Tuple[int, int]:
+        """Token grid of one half: (H / patch, W / patch)."""
+        return (self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size)
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def mlp_dim(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["feature_layers"] = list(self.feature_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "SegGPTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown SegGPT config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes: Any) -> "SegGPTConfig":
+        return dataclasses.replace(self, **changes)
+
+    def flops_per_pair(self) -> float:
+        """Multiply-add FLOPs (x2) of one prompt/query pair through the full canvas model."""
+        h, w = self.canvas_size
+        n = (h // self.patch_size) * (w // self.patch_size)
+        c = self.embed_dim
+        blocks = self.depth + (self.merge_index + 1)  # the first blocks run on two streams
+        per_block = 2 * n * (4 * c * c + 2 * c * self.mlp_dim) + 4 * n * n * c
+        patch = 2 * 2 * n * c * 3 * self.patch_size**2
+        dec_embed = 2 * n * c * len(self.feature_layers) * self.patch_size**2 * self.decoder_dim
+        dec_conv = 2 * h * w * self.decoder_dim * (9 * self.decoder_dim + 3)
+        return float(blocks * per_block + patch + dec_embed + dec_conv)
+
+
+PRESETS: Dict[str, SegGPTConfig] = {
+    # the released model (BAAI/SegGPT seggpt_vit_large.pth, BAAI/seggpt-vit-large)
+    "vit-large": SegGPTConfig(),
+    # a small model of our own: trains on a CPU, runs in real time-ish on a laptop
+    "small": SegGPTConfig(
+        image_size=(128, 128), patch_size=8, embed_dim=192, depth=8, num_heads=4,
+        merge_index=1, feature_layers=(3, 5, 7), decoder_dim=32, pretrain_image_size=128,
+    ),
+    # tiny configurations for tests: fast, but every code path of the big model
+    "test-tiny": SegGPTConfig(
+        image_size=(64, 64), patch_size=8, embed_dim=32, depth=4, num_heads=2,
+        merge_index=1, feature_layers=(2, 3), decoder_dim=8, pretrain_image_size=64,
+    ),
+    # official canvas (896x448, patch 16) with a narrow, shallow encoder: checks against transformers
+    "test-canvas": SegGPTConfig(
+        embed_dim=64, depth=5, num_heads=2, merge_index=2, feature_layers=(3, 4), decoder_dim=16,
+    ),
+}
+
+
+def get_config(name_or_config: "str | SegGPTConfig | Dict[str, Any]") -> SegGPTConfig:
+    """A preset by name, a config as it is, or a dict of fields."""
+    if isinstance(name_or_config, SegGPTConfig):
+        return name_or_config
+    if isinstance(name_or_config, dict):
+        return SegGPTConfig.from_dict(name_or_config)
+    try:
+        return PRESETS[name_or_config]
+    except KeyError:
+        raise ValueError(
+            f"unknown SegGPT preset {name_or_config!r}; known: {', '.join(sorted(PRESETS))}"
+        ) from None
+
+
+__all__ = ["SegGPTConfig", "PRESETS", "get_config"]

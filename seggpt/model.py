@@ -1,0 +1,467 @@
+"""SegGPT (Wang et al., ICCV 2023) with the official semantics, restructured for speed.
+
+The official model paints a (2H x W) canvas: prompt image on top, query image below, and the same for
+the masks, whose bottom half is hidden by a mask token. With K prompts for one query it runs K canvases
+and, inside every block, averages the query-half rows of the attention output over the K items (the
+"feature ensemble"; within each of the two input streams up to the merge block). Two facts follow, and
+this implementation is built on them:
+
+* the query half is identical for all K items after every block, so its rows (qkv, projection, MLP)
+  are computed once per query instead of K times; only the attention of the query rows over each
+  prompt's keys differs per prompt;
+* the decoder's only cross-row operation is one 3x3 convolution, so decoding the query half plus the
+  one token row above it (read from prompt 0, as the official code returns item 0) gives exactly the
+  official prediction at a fraction of the cost.
+
+Tokens are therefore carried as two tensors: `prompt` rows (B*K items, the top half) and `query` rows
+(B items, the bottom half). With K = 1 this is plain full-canvas attention, which is also how the
+training forward runs. Parameter names follow the official checkpoint, so it loads without renaming.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import SegGPTConfig, get_config
+
+EMBEDDING_TYPES = ("semantic", "instance")  # index = the official seg_type value
+
+
+def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
+    """Relative position embeddings for every (query, key) coordinate pair, (q_size, k_size, dim).
+
+    The table is resized (linearly) only when it was trained for another grid, as in ViTDet.
+    """
+    max_rel_dist = 2 * max(q_size, k_size) - 1
+    if rel_pos.shape[0] != max_rel_dist:
+        rel_pos = F.interpolate(
+            rel_pos.reshape(1, rel_pos.shape[0], -1).permute(0, 2, 1), size=max_rel_dist, mode="linear"
+        ).reshape(-1, max_rel_dist).permute(1, 0)
+    q_coords = torch.arange(q_size, device=rel_pos.device)[:, None] * max(k_size / q_size, 1.0)
+    k_coords = torch.arange(k_size, device=rel_pos.device)[None, :] * max(q_size / k_size, 1.0)
+    relative = (q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)
+    return rel_pos[relative.long()]
+
+
+class Attention(nn.Module):
+    """Global multi-head attention with a decomposed relative-position bias (ViTDet style).
+
+    Works on the split layout: `prompt` (G*K, Np, C) and `query` (G, Nq, C), where G is the number of
+    independent canvases' query halves and K the prompts per query. Returns the attention output of
+    both, the query rows averaged over the K prompts (the official feature ensemble).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool, grid: Tuple[int, int]):
+        super().__init__()
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
+        self.scale = head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        canvas_h, canvas_w = 2 * grid[0], grid[1]
+        self.rel_pos_h = nn.Parameter(torch.zeros(2 * canvas_h - 1, head_dim))
+        self.rel_pos_w = nn.Parameter(torch.zeros(2 * canvas_w - 1, head_dim))
+
+    def _split_heads(self, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m, n, _ = tokens.shape
+        qkv = self.qkv(tokens).reshape(m, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]
+
+    @staticmethod
+    def _rel_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, grid_w: int) -> torch.Tensor:
+        """Bias (M, heads, L, Hk*Wk) from the UNscaled queries q (M, heads, L, d) of L/grid_w rows.
+
+        rel_h (rows, Hk, d) and rel_w (grid_w, Wk, d) are the tables for exactly these query rows.
+        """
+        m, h, length, d = q.shape
+        rows = length // grid_w
+        qr = q.reshape(m, h, rows, grid_w, d)
+        bias_h = torch.einsum("mhrwc,rkc->mhrwk", qr, rel_h)
+        bias_w = torch.einsum("mhrwc,wkc->mhrwk", qr, rel_w)
+        bias = bias_h[..., :, None] + bias_w[..., None, :]
+        return bias.reshape(m, h, length, -1)
+
+    def forward(
+        self, prompt: torch.Tensor, query: torch.Tensor, num_prompts: int, grid: Tuple[int, int]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        grid_h, grid_w = grid
+        groups = query.shape[0]
+        k = num_prompts
+        qp, kp, vp = self._split_heads(prompt)  # (G*K, h, Np, d)
+        qq, kq, vq = self._split_heads(query)  # (G, h, Nq, d)
+        heads, d = qp.shape[1], qp.shape[-1]
+        n_p = qp.shape[2]
+        qp, kp, vp = (t.reshape(groups, k, heads, n_p, d) for t in (qp, kp, vp))
+
+        table_h = get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(qq.dtype)
+        table_w = get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(qq.dtype)
+        bias_query = self._rel_bias(qq, table_h[grid_h:], table_w, grid_w)  # shared by all K prompts
+
+        prompt_out = []
+        query_sum = None
+        for i in range(k):
+            keys = torch.cat([kp[:, i], kq], dim=2)
+            values = torch.cat([vp[:, i], vq], dim=2)
+            bias_prompt = self._rel_bias(qp[:, i], table_h[:grid_h], table_w, grid_w)
+            out = F.scaled_dot_product_attention(
+                torch.cat([qp[:, i], qq], dim=2),
+                keys,
+                values,
+                attn_mask=torch.cat([bias_prompt, bias_query], dim=2),
+                scale=self.scale,
+            )
+            prompt_out.append(out[:, :, :n_p])
+            query_sum = out[:, :, n_p:] if query_sum is None else query_sum + out[:, :, n_p:]
+
+        prompt_heads = torch.stack(prompt_out, dim=1).reshape(groups * k, heads, n_p, d)
+        query_heads = query_sum / k if k > 1 else query_sum
+        prompt_out_t = prompt_heads.transpose(1, 2).reshape(groups * k, n_p, heads * d)
+        query_out_t = query_heads.transpose(1, 2).reshape(groups, -1, heads * d)
+        return self.proj(prompt_out_t), self.proj(query_out_t)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block over the split (prompt, query) layout."""
+
+    def __init__(self, cfg: SegGPTConfig, drop_path: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
+        self.attn = Attention(cfg.embed_dim, cfg.num_heads, cfg.qkv_bias, cfg.grid_size)
+        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
+        self.mlp = Mlp(cfg.embed_dim, cfg.mlp_dim)
+        self.drop_path = drop_path
+
+    def _keep(self, groups: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """Stochastic depth: one keep/drop decision per canvas, shared by its prompt and query rows."""
+        if not self.training or self.drop_path <= 0.0:
+            return None
+        keep = 1.0 - self.drop_path
+        return torch.empty(groups, 1, 1, dtype=like.dtype, device=like.device).bernoulli_(keep) / keep
+
+    def forward(
+        self, prompt: torch.Tensor, query: torch.Tensor, num_prompts: int, grid: Tuple[int, int]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        attn_p, attn_q = self.attn(self.norm1(prompt), self.norm1(query), num_prompts, grid)
+        keep_q = self._keep(query.shape[0], query)
+        keep_p = None if keep_q is None else keep_q.repeat_interleave(num_prompts, dim=0)
+        if keep_q is not None:
+            attn_p, attn_q = attn_p * keep_p, attn_q * keep_q
+        prompt = prompt + attn_p
+        query = query + attn_q
+        mlp_p, mlp_q = self.mlp(self.norm2(prompt)), self.mlp(self.norm2(query))
+        if keep_q is not None:
+            mlp_p, mlp_q = mlp_p * keep_p, mlp_q * keep_q
+        return prompt + mlp_p, query + mlp_q
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an NCHW tensor (the decoder's norm)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch_size: int, dim: int):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(M, 3, H, W) -> (M, H/p, W/p, C)."""
+        return self.proj(x).permute(0, 2, 3, 1)
+
+
+class SegGPT(nn.Module):
+    """SegGPT: in-context segmentation by painting the query half of a prompt/query canvas."""
+
+    def __init__(self, config: Union[str, SegGPTConfig] = "vit-large"):
+        super().__init__()
+        cfg = get_config(config)
+        self.config = cfg
+        c = cfg.embed_dim
+        self.patch_embed = PatchEmbed(cfg.patch_size, c)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, c))
+        self.segment_token_x = nn.Parameter(torch.zeros(1, 1, 1, c))
+        self.segment_token_y = nn.Parameter(torch.zeros(1, 1, 1, c))
+        self.type_token_cls = nn.Parameter(torch.zeros(1, 1, 1, c))
+        self.type_token_ins = nn.Parameter(torch.zeros(1, 1, 1, c))
+        pretrain_grid = cfg.pretrain_image_size // cfg.patch_size
+        self.pos_embed = nn.Parameter(torch.zeros(1, pretrain_grid * pretrain_grid + 1, c))
+        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        self.blocks = nn.ModuleList([Block(cfg, rates[i]) for i in range(cfg.depth)])
+        self.norm = nn.LayerNorm(c, eps=cfg.layer_norm_eps)
+        p, dd = cfg.patch_size, cfg.decoder_dim
+        self.decoder_embed = nn.Linear(c * len(cfg.feature_layers), p * p * dd)
+        self.decoder_pred = nn.Sequential(
+            nn.Conv2d(dd, dd, kernel_size=3, padding=1),
+            LayerNorm2d(dd, eps=cfg.layer_norm_eps),
+            nn.GELU(),
+            nn.Conv2d(dd, 3, kernel_size=1),
+        )
+        #: autocast dtype used by `infer` (None = the weights' dtype, i.e. fp32 on CPU)
+        self.autocast_dtype: Optional[torch.dtype] = None
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ weights
+    def reset_parameters(self, seed: Optional[int] = None) -> None:
+        """Random initialisation as in the official code (truncated normal 0.02, LN = identity)."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+
+        def trunc_normal(t: torch.Tensor) -> None:
+            with torch.no_grad():
+                t.copy_(torch.nn.init.trunc_normal_(torch.empty(t.shape), std=0.02, a=-2.0, b=2.0, generator=gen))
+
+        for tok in (self.mask_token, self.segment_token_x, self.segment_token_y, self.type_token_cls,
+                    self.type_token_ins, self.pos_embed):
+            trunc_normal(tok)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                trunc_normal(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, LayerNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for blk in self.blocks:
+            trunc_normal(blk.attn.rel_pos_h)
+            trunc_normal(blk.attn.rel_pos_w)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: Optional[torch.dtype] = None,
+        **kwargs,
+    ) -> "SegGPT":
+        """Load a checkpoint: a preset of ours ("small"), a Hub id, a local file or folder.
+
+        See `seggpt.weights.load_model` for every accepted form. `dtype` bf16/fp16 turns on autocast
+        for inference; the weights stay fp32 so that LayerNorm and softmax keep their precision.
+        """
+        from .weights import load_model
+
+        model = load_model(name_or_path, **kwargs)
+        model.eval()
+        if device is not None:
+            model.to(device)
+        if dtype is not None and dtype != torch.float32:
+            model.autocast_dtype = dtype
+        return model
+
+    def save_pretrained(self, path: str) -> None:
+        """Save in our own format: one safetensors file with the config in its metadata."""
+        from .weights import save_model
+
+        save_model(self, path)
+
+    # ------------------------------------------------------------------ embeddings
+    def _pos_embed(self) -> torch.Tensor:
+        """Absolute position embedding for the whole canvas, (1, 2*Hp, Wp, C)."""
+        grid_h, grid_w = self.config.grid_size
+        table = self.pos_embed[:, 1:]
+        size = int(math.sqrt(table.shape[1]))
+        table = table.reshape(1, size, size, -1)
+        if (size, size) != (2 * grid_h, grid_w):
+            table = F.interpolate(
+                table.permute(0, 3, 1, 2), size=(2 * grid_h, grid_w), mode="bicubic", align_corners=False
+            ).permute(0, 2, 3, 1)
+        return table
+
+    def _type_token(self, embedding_type: str) -> torch.Tensor:
+        if embedding_type == "instance":
+            return self.type_token_ins
+        if embedding_type == "semantic":
+            return self.type_token_cls
+        raise ValueError(f"embedding_type must be 'instance' or 'semantic', got {embedding_type!r}")
+
+    # ------------------------------------------------------------------ encoder
+    def _encode(
+        self,
+        prompt_x: torch.Tensor,
+        prompt_y: torch.Tensor,
+        query_x: torch.Tensor,
+        query_y: torch.Tensor,
+        num_prompts: int,
+    ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Run the blocks; return the normed (prompt, query) features of every feature layer.
+
+        prompt_*: (B*K, Np, C) tokens of the top half, query_*: (B, Nq, C) of the bottom half, for
+        the image stream (x) and the mask stream (y). The streams run as one batch up to the merge
+        block and are averaged after it.
+        """
+        cfg = self.config
+        grid = cfg.grid_size
+        prompt = torch.cat([prompt_x, prompt_y], dim=0)
+        query = torch.cat([query_x, query_y], dim=0)
+        features = []
+        for idx, blk in enumerate(self.blocks):
+            prompt, query = blk(prompt, query, num_prompts, grid)
+            if idx == cfg.merge_index:
+                prompt = (prompt[: prompt.shape[0] // 2] + prompt[prompt.shape[0] // 2:]) * 0.5
+                query = (query[: query.shape[0] // 2] + query[query.shape[0] // 2:]) * 0.5
+            if idx in cfg.feature_layers:
+                features.append((self.norm(prompt), self.norm(query)))
+        return features
+
+    # ------------------------------------------------------------------ decoder
+    def _decode(self, tokens: torch.Tensor, rows: int) -> torch.Tensor:
+        """Decoder over `rows` token rows: (M, rows*Wp, C*F) -> (M, 3, rows*p, Wp*p)."""
+        p, dd = self.config.patch_size, self.config.decoder_dim
+        grid_w = self.config.grid_size[1]
+        x = self.decoder_embed(tokens)
+        m = x.shape[0]
+        x = x.reshape(m, rows, grid_w, p, p, dd).permute(0, 5, 1, 3, 2, 4).reshape(m, dd, rows * p, grid_w * p)
+        return x
+
+    def _head(self, x: torch.Tensor, crop_top: int = 0) -> torch.Tensor:
+        conv3, norm, act, conv1 = self.decoder_pred
+        x = conv3(x)
+        if crop_top:
+            x = x[:, :, crop_top:]
+        return conv1(act(norm(x)))
+
+    # ------------------------------------------------------------------ inference
+    def _autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    @torch.no_grad()
+    def infer(
+        self,
+        images: torch.Tensor,
+        prompt_images: torch.Tensor,
+        prompt_masks: torch.Tensor,
+        embedding_type: str = "instance",
+    ) -> torch.Tensor:
+        """Paint the query half for B queries, each with its own K prompts (feature ensemble).
+
+        images (B,3,H,W); prompt_images, prompt_masks (B,K,3,H,W); all ImageNet-normalised at the
+        model's image size. Returns (B,3,H,W): the normalised prediction for each query, equal to
+        item 0's output of the official code run on that query's K canvases.
+        """
+        b, k = prompt_images.shape[:2]
+        h, w = self.config.image_size
+        if images.shape[0] != b or prompt_masks.shape[:2] != (b, k):
+            raise ValueError(
+                f"batch mismatch: images {tuple(images.shape)}, prompt_images {tuple(prompt_images.shape)}, "
+                f"prompt_masks {tuple(prompt_masks.shape)}"
+            )
+        if tuple(images.shape[-2:]) != (h, w) or tuple(prompt_images.shape[-2:]) != (h, w):
+            raise ValueError(f"inputs must be {h}x{w} (the model's image size), got {tuple(images.shape[-2:])}")
+        if k < 1:
+            raise ValueError("at least one prompt is needed")
+        dtype = self.patch_embed.proj.weight.dtype
+        with self._autocast(images.device):
+            return self._infer(images.to(dtype), prompt_images.to(dtype), prompt_masks.to(dtype), embedding_type)
+
+    def _infer(self, images, prompt_images, prompt_masks, embedding_type):
+        b, k = prompt_images.shape[:2]
+        grid_h, grid_w = self.config.grid_size
+        pos = self._pos_embed()
+        type_tok = self._type_token(embedding_type)
+        c = self.config.embed_dim
+
+        px = self.patch_embed(prompt_images.flatten(0, 1))
+        py = self.patch_embed(prompt_masks.flatten(0, 1))
+        qx = self.patch_embed(images)
+        px = (px + self.segment_token_x) + pos[:, :grid_h] + type_tok
+        qx = (qx + self.segment_token_x) + pos[:, grid_h:] + type_tok
+        py = (py + self.segment_token_y) + pos[:, :grid_h] + type_tok
+        # the hidden half of the mask canvas is the mask token everywhere
+        qy = ((self.mask_token + self.segment_token_y) + pos[:, grid_h:] + type_tok).expand(b, grid_h, grid_w, c)
+
+        features = self._encode(*(t.reshape(t.shape[0], -1, c) for t in (px, py, qx, qy)), num_prompts=k)
+
+        # decoder input: the last prompt token row of prompt 0 (read by the 3x3 conv at the seam) + the query
+        seam = [f_p.reshape(b, k, grid_h, grid_w, c)[:, 0, -1] for f_p, _ in features]
+        tokens = torch.cat(
+            [torch.cat([s, f_q], dim=1) for s, (_, f_q) in zip(seam, features)], dim=-1
+        )
+        x = self._decode(tokens, grid_h + 1)
+        return self._head(x, crop_top=self.config.patch_size)
+
+    # ------------------------------------------------------------------ training
+    def bottom_half_mask(self, batch: int, device: Optional[torch.device] = None) -> torch.Tensor:
+        """bool_masked_pos hiding the bottom (query) half, as inference does: (batch, L)."""
+        grid_h, grid_w = self.config.grid_size
+        mask = torch.zeros(2 * grid_h, grid_w, dtype=torch.bool, device=device)
+        mask[grid_h:] = True
+        return mask.flatten().expand(batch, -1)
+
+    def forward(
+        self,
+        imgs: torch.Tensor,
+        tgts: torch.Tensor,
+        bool_masked_pos: Optional[torch.Tensor] = None,
+        embedding_type: str = "instance",
+        valid: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Training forward on whole canvases (the official `forward`): returns (loss, prediction).
+
+        imgs, tgts: (N, 3, 2H, W) normalised image and mask canvases; bool_masked_pos (N, L) marks the
+        mask tokens to hide and to reconstruct (default: the bottom half). The loss is smooth L1
+        (beta from the config) averaged over the hidden patches only, optionally weighted by `valid`.
+        """
+        n = imgs.shape[0]
+        grid_h, grid_w = self.config.grid_size
+        c = self.config.embed_dim
+        if bool_masked_pos is None:
+            bool_masked_pos = self.bottom_half_mask(n, imgs.device)
+        bool_masked_pos = bool_masked_pos.reshape(n, 2 * grid_h, grid_w, 1).to(imgs.dtype)
+        pos = self._pos_embed()
+        type_tok = self._type_token(embedding_type)
+        x = self.patch_embed(imgs)
+        y = self.patch_embed(tgts)
+        y = y * (1 - bool_masked_pos) + self.mask_token * bool_masked_pos
+        x = (x + self.segment_token_x) + pos + type_tok
+        y = (y + self.segment_token_y) + pos + type_tok
+        halves = [t[:, :grid_h].reshape(n, -1, c) for t in (x, y)] + [t[:, grid_h:].reshape(n, -1, c) for t in (x, y)]
+        features = self._encode(*halves, num_prompts=1)
+        tokens = torch.cat([torch.cat([f_p, f_q], dim=1) for f_p, f_q in features], dim=-1)
+        pred = self._head(self._decode(tokens, 2 * grid_h))
+        loss = self.loss(pred, tgts, bool_masked_pos, valid)
+        return loss, pred
+
+    def loss(
+        self, pred: torch.Tensor, tgts: torch.Tensor, token_mask: torch.Tensor, valid: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Smooth L1 on the hidden patches only; token_mask is (N, 2Hp, Wp, 1) or (N, L)."""
+        n = pred.shape[0]
+        grid_h, grid_w = self.config.grid_size
+        p = self.config.patch_size
+        token_mask = token_mask.reshape(n, 1, 2 * grid_h, 1, grid_w, 1).to(pred.dtype)
+        pixel_mask = token_mask.expand(n, 3, 2 * grid_h, p, grid_w, p).reshape_as(pred)
+        if valid is not None:
+            pixel_mask = pixel_mask * valid
+        per_pixel = F.smooth_l1_loss(pred.float(), tgts.float(), reduction="none", beta=self.config.loss_beta)
+        return (per_pixel * pixel_mask).sum() / pixel_mask.sum().clamp_min(1.0)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+__all__ = ["SegGPT", "EMBEDDING_TYPES", "get_rel_pos"]

@@ -1,0 +1,127 @@
+"""Our SegGPT against transformers' independent port on identical random weights."""
+import pytest
+import torch
+
+from reference import official_ensemble, transformers_loop, transformers_twin
+from seggpt import SegGPT, get_config
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    model = SegGPT("test-canvas").eval()
+    # make the type/segment tokens and decoder large enough that a wrong wiring cannot hide
+    return model, transformers_twin(model)
+
+
+def _inputs(b, k, cfg, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    h, w = cfg.image_size
+    return (torch.randn(b, 3, h, w, generator=g), torch.randn(b, k, 3, h, w, generator=g),
+            torch.randn(b, k, 3, h, w, generator=g))
+
+
+def test_canvas_is_the_official_size(pair):
+    model, _ = pair
+    assert model.config.canvas_size == (896, 448)
+    assert model.config.grid_size == (28, 28)
+
+
+@pytest.mark.parametrize("embedding_type", ["instance", "semantic"])
+def test_single_prompt_equals_transformers(pair, embedding_type):
+    model, hf = pair
+    imgs, pimgs, pmasks = _inputs(2, 1, model.config)
+    ours = model.infer(imgs, pimgs, pmasks, embedding_type=embedding_type)
+    ref = transformers_loop(hf, imgs, pimgs, pmasks, embedding_type=embedding_type)
+    assert ours.shape == (2, 3, 448, 448)
+    assert (ours - ref).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("k", [3, 8])
+def test_ensemble_equals_official_semantics(pair, k):
+    model, hf = pair
+    imgs, pimgs, pmasks = _inputs(1, k, model.config, seed=k)
+    ours = model.infer(imgs, pimgs, pmasks)[0]
+    ref = official_ensemble(hf, imgs[0], pimgs[0], pmasks[0])
+    assert (ours - ref).abs().max().item() <= 1e-5
+    # the official semantics really differ from transformers' own ensemble (so this test can fail)
+    hf_own = transformers_loop(hf, imgs, pimgs, pmasks)[0]
+    assert (hf_own - ref).abs().max().item() > 1e-4
+
+
+def test_batched_queries_equal_one_by_one(pair):
+    model, hf = pair
+    imgs, pimgs, pmasks = _inputs(3, 2, model.config, seed=7)
+    batched = model.infer(imgs, pimgs, pmasks)
+    for b in range(3):
+        single = model.infer(imgs[b:b + 1], pimgs[b:b + 1], pmasks[b:b + 1])[0]
+        assert (batched[b] - single).abs().max().item() <= 1e-5
+        assert (batched[b] - official_ensemble(hf, imgs[b], pimgs[b], pmasks[b])).abs().max().item() <= 1e-5
+
+
+def test_prompt_order_only_changes_the_seam_row(pair):
+    """Item 0 is read at the seam: permuting prompts changes only the first query row band."""
+    model, _ = pair
+    imgs, pimgs, pmasks = _inputs(1, 3, model.config, seed=3)
+    a = model.infer(imgs, pimgs, pmasks)
+    b = model.infer(imgs, pimgs.flip(1), pmasks.flip(1))
+    assert (a[..., 1:, :] - b[..., 1:, :]).abs().max().item() <= 1e-5
+    assert (a[..., :1, :] - b[..., :1, :]).abs().max().item() > 1e-6
+
+
+def test_training_forward_matches_transformers_loss(pair):
+    model, hf = pair
+    cfg = model.config
+    g = torch.Generator().manual_seed(11)
+    h, w = cfg.image_size
+    imgs = torch.randn(2, 3, 2 * h, w, generator=g)
+    prompt_masks = torch.randn(2, 3, h, w, generator=g)
+    labels = torch.randn(2, 3, h, w, generator=g)
+    tgts = torch.cat([prompt_masks, labels], dim=2)
+    loss, pred = model(imgs, tgts)
+    bool_masked_pos = model.bottom_half_mask(2)
+    with torch.no_grad():
+        out = hf(pixel_values=imgs[:, :, h:], prompt_pixel_values=imgs[:, :, :h], prompt_masks=prompt_masks,
+                 labels=labels, bool_masked_pos=bool_masked_pos)
+    assert (pred - out.pred_masks).abs().max().item() <= 1e-5
+    assert abs(loss.item() - out.loss.item()) <= 1e-5
+
+
+def test_loss_ignores_the_prompt_half():
+    torch.manual_seed(1)
+    model = SegGPT("test-tiny")
+    cfg = model.config
+    h, w = cfg.image_size
+    imgs = torch.randn(1, 3, 2 * h, w)
+    tgts = torch.randn(1, 3, 2 * h, w)
+    loss, pred = model(imgs, tgts)
+    # a prediction that is perfect on the bottom half and garbage on top has zero loss
+    fake = tgts.clone()
+    fake[:, :, :h] += 10.0
+    assert model.loss(fake, tgts, model.bottom_half_mask(1)).item() == 0.0
+    loss.backward()
+    assert model.patch_embed.proj.weight.grad is not None
+
+
+def test_drop_path_keeps_prompt_and_query_of_a_canvas_together():
+    torch.manual_seed(0)
+    model = SegGPT(get_config("test-tiny").replace(drop_path_rate=0.5)).train()
+    h, w = model.config.image_size
+    loss, pred = model(torch.randn(4, 3, 2 * h, w), torch.randn(4, 3, 2 * h, w))
+    assert torch.isfinite(loss)
+    model.eval()
+    a = model.infer(torch.randn(1, 3, h, w), torch.randn(1, 1, 3, h, w), torch.randn(1, 1, 3, h, w))
+    assert torch.isfinite(a).all()
+
+
+def test_bad_shapes_raise_clear_errors():
+    model = SegGPT("test-tiny")
+    h, w = model.config.image_size
+    with pytest.raises(ValueError, match="model's image size"):
+        model.infer(torch.randn(1, 3, h + 8, w), torch.randn(1, 1, 3, h + 8, w), torch.randn(1, 1, 3, h + 8, w))
+    with pytest.raises(ValueError, match="batch mismatch"):
+        model.infer(torch.randn(2, 3, h, w), torch.randn(1, 1, 3, h, w), torch.randn(1, 1, 3, h, w))
+    with pytest.raises(ValueError, match="embedding_type"):
+        model.infer(torch.randn(1, 3, h, w), torch.randn(1, 1, 3, h, w), torch.randn(1, 1, 3, h, w), "panoptic")
