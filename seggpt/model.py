@@ -209,7 +209,7 @@ class SegGPT(nn.Module):
         self.type_token_ins = nn.Parameter(torch.zeros(1, 1, 1, c))
         pretrain_grid = cfg.pretrain_image_size // cfg.patch_size
         self.pos_embed = nn.Parameter(torch.zeros(1, pretrain_grid * pretrain_grid + 1, c))
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList([Block(cfg, rates[i]) for i in range(cfg.depth)])
         self.norm = nn.LayerNorm(c, eps=cfg.layer_norm_eps)
         p, dd = cfg.patch_size, cfg.decoder_dim
