@@ -1,0 +1,416 @@
+"""Readers for DAVIS 2016/2017, YouTube-VOS and plain frame folders.
+
+A reader only *describes* sequences (paths, frame names, prompt annotations, object ids); it
+never decodes a whole video, so a harness can iterate over thousands of sequences and hand each
+one to a frame-streaming engine. The only pixels read up front are one annotation PNG per
+sequence (to learn the object ids and the frame size).
+
+Layouts (see REFERENCE.md sections 2 and 3):
+
+* DAVIS: ``JPEGImages/<res>/<seq>/*.jpg``, ``Annotations/<res>/<seq>/*.png``,
+  ``ImageSets/<year>/<split>.txt``. DAVIS 2016 masks are single-object (0/255 grayscale in the
+  original release, palette id 1 in re-encoded copies): any non-zero pixel is object 1. DAVIS
+  2017 masks are palette/index PNGs with several ids; 255 is "void".
+* YouTube-VOS: ``<split>/JPEGImages/<vid>/*.jpg`` (every 5th frame),
+  ``<split>/Annotations/<vid>/*.png`` only where objects first appear and holding only those new
+  objects (0 there means "not given", not background), ``<split>/meta.json`` listing, per
+  object, the frames to output. Optional all-frames folder: run on every frame, save the listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "DatasetError",
+    "Sequence",
+    "DAVIS",
+    "YouTubeVOS",
+    "FolderDataset",
+    "read_label_png",
+    "list_frames",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class DatasetError(ValueError):
+    """A dataset folder or file is missing or malformed; the message names the path."""
+
+
+def _natural_key(name: str) -> list:
+    """Sort key that orders frame2 before frame10 (zero-padded names sort as usual)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files of a folder in natural order; DatasetError if the folder is missing or empty."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: frame folder not found")
+    frames = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions]
+    if not frames:
+        raise DatasetError(f"{folder}: no image files ({', '.join(extensions)})")
+    return sorted(frames, key=lambda p: _natural_key(p.name))
+
+
+def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
+    """Read an index mask (palette "P", grayscale "L"/"I") as an (H, W) uint8 label map.
+
+    binary=True gives the DAVIS 2016 convention: every non-zero pixel is object 1. RGB images
+    are rejected: their colours need a palette decision that belongs to the engine's mask parser.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: annotation file not found")
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L", "I", "I;16", "1"):
+                raise DatasetError(f"{path}: expected an index (palette or grayscale) PNG, got mode {image.mode}")
+            labels = np.array(image)
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
+    if binary:
+        return (labels > 0).astype(np.uint8)
+    if labels.max(initial=0) > 255:
+        raise DatasetError(f"{path}: label {int(labels.max())} does not fit in uint8")
+    return labels.astype(np.uint8)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(H, W) from the file header only."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
+    return height, width
+
+
+@dataclass
+class Sequence:
+    """Everything needed to run and score one video, without its pixels.
+
+    frames_dir: folder of the frames (usable by a folder frame source); frame_paths and
+    frame_names (file stems) are the frames to *run* on, in order.
+    annotations: frame name -> mask path of the prompt masks given to the method (DAVIS: the
+    first frame; YouTube-VOS: each frame where new objects appear, holding only those objects).
+    ground_truth: frame name -> full ground-truth mask path where available (for scoring).
+    object_ids: objects to segment. object_first_frame: object id -> frame name where its mask
+    is first given. frames_to_save: frame names whose masks must be written (DAVIS: all;
+    YouTube-VOS: the union of the frames listed in meta.json). size: (H, W).
+    binary_masks: masks follow DAVIS 2016 (non-zero = object 1).
+    """
+
+    name: str
+    frames_dir: Path
+    frame_paths: list[Path]
+    frame_names: list[str]
+    annotations: dict[str, Path]
+    object_ids: list[int]
+    object_first_frame: dict[int, str]
+    frames_to_save: list[str]
+    size: tuple[int, int]
+    ground_truth: dict[str, Path] = field(default_factory=dict)
+    binary_masks: bool = False
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+    def read_annotation(self, frame_name: str) -> np.ndarray:
+        """Prompt mask of ``frame_name`` as (H, W) uint8 ids (YouTube-VOS: 0 = not given)."""
+        if frame_name not in self.annotations:
+            raise DatasetError(f"{self.name}: no annotation for frame {frame_name}")
+        return read_label_png(self.annotations[frame_name], binary=self.binary_masks)
+
+    def objects_first_given_at(self, frame_name: str) -> list[int]:
+        """Object ids whose prompt mask is given at ``frame_name`` (new objects there)."""
+        return [obj for obj, name in self.object_first_frame.items() if name == frame_name]
+
+    def load_ground_truth(self, frame_names: list[str] | None = None) -> np.ndarray:
+        """(T, H, W) uint8 ground truth for ``frame_names`` (default: frames_to_save)."""
+        names = self.frames_to_save if frame_names is None else frame_names
+        if not self.ground_truth:
+            raise DatasetError(f"{self.name}: this dataset has no ground truth for scoring")
+        missing = [n for n in names if n not in self.ground_truth]
+        if missing:
+            raise DatasetError(f"{self.name}: ground truth missing for frames {missing[:5]}{'...' if len(missing) > 5 else ''}")
+        labels = np.zeros((len(names), *self.size), dtype=np.uint8)
+        for i, frame in enumerate(names):
+            mask = read_label_png(self.ground_truth[frame], binary=self.binary_masks)
+            if mask.shape != self.size:
+                raise DatasetError(f"{self.ground_truth[frame]}: size {mask.shape} differs from the sequence size {self.size}")
+            labels[i] = mask
+        return labels
+
+
+def _pngs_by_stem(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: _natural_key(p.name))}
+
+
+# ----------------------------------------------------------------------------- DAVIS
+
+
+class DAVIS:
+    """DAVIS 2016/2017 reader (semi-supervised protocol): ``for seq in DAVIS(root): ...``.
+
+    resolution: sub-folder of JPEGImages/Annotations ("480p", "Full-Resolution", "240p", ...);
+    when it is missing and exactly one resolution folder exists, that one is used.
+    The sequence list comes from ``ImageSets/<year>/<split>.txt`` (one name per line); for 2016
+    the original ``ImageSets/<res>/<split>.txt`` frame-pair lists are understood too.
+    """
+
+    def __init__(self, root: str | os.PathLike, year: int = 2017, split: str = "val", resolution: str = "480p"):
+        self.root = Path(root)
+        self.year = int(year)
+        self.split = split
+        if self.year not in (2016, 2017):
+            raise DatasetError(f"{self.root}: DAVIS year must be 2016 or 2017, got {year}")
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: DAVIS root folder not found")
+        self.resolution = self._resolve_resolution(resolution)
+        self.images_root = self.root / "JPEGImages" / self.resolution
+        self.masks_root = self.root / "Annotations" / self.resolution
+        if not self.masks_root.is_dir():
+            raise DatasetError(f"{self.masks_root}: annotation folder not found")
+        self.names = self._read_split()
+
+    def _resolve_resolution(self, resolution: str) -> str:
+        images = self.root / "JPEGImages"
+        if not images.is_dir():
+            raise DatasetError(f"{images}: folder not found (is {self.root} a DAVIS root?)")
+        if (images / resolution).is_dir():
+            return resolution
+        available = sorted(p.name for p in images.iterdir() if p.is_dir())
+        if len(available) == 1:
+            return available[0]
+        raise DatasetError(f"{images / resolution}: resolution folder not found; available: {available or 'none'}")
+
+    def _read_split(self) -> list[str]:
+        candidates = [self.root / "ImageSets" / str(self.year) / f"{self.split}.txt"]
+        if self.year == 2016:
+            candidates.append(self.root / "ImageSets" / self.resolution / f"{self.split}.txt")
+        for path in candidates:
+            if path.is_file():
+                break
+        else:
+            raise DatasetError(f"{candidates[0]}: split file not found")
+        names: list[str] = []
+        for line in path.read_text().splitlines():
+            token = line.strip().split()[0] if line.strip() else ""
+            if not token:
+                continue
+            # 2016 frame lists: "/JPEGImages/480p/<seq>/00000.jpg /Annotations/..." -> <seq>
+            name = Path(token).parent.name if "/" in token else token
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise DatasetError(f"{path}: no sequences listed")
+        return names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[Sequence]:
+        for name in self.names:
+            yield self[name]
+
+    def __getitem__(self, name: str) -> Sequence:
+        if name not in self.names:
+            raise DatasetError(f"{self.root}: sequence {name!r} is not in the {self.year} {self.split} split")
+        frame_paths = list_frames(self.images_root / name, (".jpg", ".jpeg"))
+        frame_names = [p.stem for p in frame_paths]
+        gt = _pngs_by_stem(self.masks_root / name)
+        first = frame_names[0]
+        if first not in gt:
+            raise DatasetError(f"{self.masks_root / name / (first + '.png')}: first-frame annotation not found")
+        binary = self.year == 2016
+        first_mask = read_label_png(gt[first], binary=binary)
+        first_mask[first_mask == 255] = 0  # void is not an object
+        object_ids = list(range(1, int(first_mask.max()) + 1))
+        return Sequence(
+            name=name,
+            frames_dir=self.images_root / name,
+            frame_paths=frame_paths,
+            frame_names=frame_names,
+            annotations={first: gt[first]},
+            object_ids=object_ids,
+            object_first_frame={obj: first for obj in object_ids},
+            frames_to_save=list(frame_names),
+            size=first_mask.shape,
+            ground_truth={n: gt[n] for n in frame_names if n in gt},
+            binary_masks=binary,
+        )
+
+    def load_ground_truth(self, seq: str | Sequence) -> np.ndarray:
+        """(T, H, W) uint8 ground truth of every frame (DAVIS 2016: non-zero -> 1)."""
+        sequence = self[seq] if isinstance(seq, str) else seq
+        return sequence.load_ground_truth(sequence.frame_names)
+
+
+# ----------------------------------------------------------------------------- YouTube-VOS
+
+
+class YouTubeVOS:
+    """YouTube-VOS 2018/2019 reader: ``for seq in YouTubeVOS(root, "valid"): ...``.
+
+    all_frames_root: folder holding ``JPEGImages/<vid>`` with every frame (official:
+    ``<root>/all_frames/valid_all_frames``) or the ``JPEGImages`` folder itself; sequences then
+    run on all frames while ``frames_to_save`` keeps the listed ones.
+    ground_truth_root: optional folder ``<vid>/<frame>.png`` with full annotations (the official
+    valid set has none; synthetic sets do) so ``Sequence.load_ground_truth`` can score locally.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "valid",
+        all_frames_root: str | os.PathLike | None = None,
+        ground_truth_root: str | os.PathLike | None = None,
+    ):
+        self.root = Path(root)
+        self.split_dir = self.root / split
+        if not self.split_dir.is_dir():
+            raise DatasetError(f"{self.split_dir}: YouTube-VOS split folder not found")
+        self.images_root = self.split_dir / "JPEGImages"
+        self.masks_root = self.split_dir / "Annotations"
+        for folder in (self.images_root, self.masks_root):
+            if not folder.is_dir():
+                raise DatasetError(f"{folder}: folder not found")
+        self.all_frames_root = None
+        if all_frames_root is not None:
+            base = Path(all_frames_root)
+            self.all_frames_root = base / "JPEGImages" if (base / "JPEGImages").is_dir() else base
+            if not self.all_frames_root.is_dir():
+                raise DatasetError(f"{base}: all-frames folder not found")
+        self.ground_truth_root = Path(ground_truth_root) if ground_truth_root is not None else None
+        if self.ground_truth_root is not None and not self.ground_truth_root.is_dir():
+            raise DatasetError(f"{self.ground_truth_root}: ground-truth folder not found")
+        self.meta = self._read_meta(self.split_dir / "meta.json")
+        self.names = sorted(self.meta)
+
+    @staticmethod
+    def _read_meta(path: Path) -> dict[str, dict[int, list[str]]]:
+        """meta.json -> {video: {object id: [frame names]}}, validated."""
+        if not path.is_file():
+            raise DatasetError(f"{path}: meta.json not found")
+        try:
+            raw = json.loads(path.read_text())
+            videos = raw["videos"]
+            meta = {}
+            for vid, info in videos.items():
+                objects = {int(k): [str(f) for f in v["frames"]] for k, v in info["objects"].items()}
+                meta[vid] = objects
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DatasetError(f"{path}: not a YouTube-VOS meta.json ({type(err).__name__}: {err})") from None
+        return meta
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[Sequence]:
+        for name in self.names:
+            yield self[name]
+
+    def __getitem__(self, name: str) -> Sequence:
+        if name not in self.meta:
+            raise DatasetError(f"{self.split_dir / 'meta.json'}: video {name!r} not listed")
+        objects = {obj: frames for obj, frames in self.meta[name].items() if frames}
+        frames_dir = (self.all_frames_root or self.images_root) / name
+        frame_paths = list_frames(frames_dir, (".jpg", ".jpeg"))
+        frame_names = [p.stem for p in frame_paths]
+        known = set(frame_names)
+        to_save = sorted({f for frames in objects.values() for f in frames}, key=_natural_key)
+        missing = [f for f in to_save if f not in known]
+        if missing:
+            raise DatasetError(f"{frames_dir}: frames listed in meta.json are missing: {missing[:5]}")
+        masks = _pngs_by_stem(self.masks_root / name)
+        if not masks:
+            raise DatasetError(f"{self.masks_root / name}: no annotation PNGs")
+        first_frame = {}
+        for obj, frames in sorted(objects.items()):
+            first = min(frames, key=_natural_key)
+            if first not in masks:
+                raise DatasetError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
+            first_frame[obj] = first
+        annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=_natural_key)}
+        gt = _pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
+        return Sequence(
+            name=name,
+            frames_dir=frames_dir,
+            frame_paths=frame_paths,
+            frame_names=frame_names,
+            annotations=annotations,
+            object_ids=sorted(objects),
+            object_first_frame=first_frame,
+            frames_to_save=to_save,
+            size=_image_size(next(iter(annotations.values()))),
+            ground_truth=gt,
+        )
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+class FolderDataset:
+    """One sequence from any folder of frames plus one mask (a user's own video).
+
+    mask_frame: name (stem) or index of the frame the mask belongs to (default: the first).
+    object_ids are the ids of a palette (index) mask; they are left empty for grayscale or RGB
+    masks, which are often anti-aliased and which only the engine's mask parser can interpret.
+    """
+
+    def __init__(self, frames_folder: str | os.PathLike, mask_path: str | os.PathLike, mask_frame: str | int = 0):
+        self.frames_folder = Path(frames_folder)
+        self.mask_path = Path(mask_path)
+        self.mask_frame = mask_frame
+        if not self.mask_path.is_file():
+            raise DatasetError(f"{self.mask_path}: mask file not found")
+        self.names = [self.frames_folder.name]
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[Sequence]:
+        yield self[self.names[0]]
+
+    def __getitem__(self, name: str) -> Sequence:
+        if name != self.names[0]:
+            raise DatasetError(f"{self.frames_folder}: only sequence {self.names[0]!r} exists")
+        frame_paths = list_frames(self.frames_folder)
+        frame_names = [p.stem for p in frame_paths]
+        if isinstance(self.mask_frame, int):
+            if not -len(frame_names) <= self.mask_frame < len(frame_names):
+                raise DatasetError(f"{self.frames_folder}: mask frame index {self.mask_frame} out of range ({len(frame_names)} frames)")
+            first = frame_names[self.mask_frame]
+        else:
+            first = str(self.mask_frame)
+            if first not in frame_names:
+                raise DatasetError(f"{self.frames_folder}: no frame named {first!r} for the mask")
+        with Image.open(self.mask_path) as image:
+            mode = image.mode
+        object_ids: list[int] = []
+        if mode == "P":  # grayscale/RGB masks may be anti-aliased: the engine's mask parser decides
+            labels = read_label_png(self.mask_path)
+            object_ids = [int(v) for v in np.unique(labels) if v not in (0, 255)]
+        return Sequence(
+            name=name,
+            frames_dir=self.frames_folder,
+            frame_paths=frame_paths,
+            frame_names=frame_names,
+            annotations={first: self.mask_path},
+            object_ids=object_ids,
+            object_first_frame={obj: first for obj in object_ids},
+            frames_to_save=list(frame_names),
+            size=_image_size(frame_paths[0]),
+        )
