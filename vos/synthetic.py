@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from seggpt.colors import davis_palette  # the project's one DAVIS palette
+
 __all__ = [
     "SyntheticError",
     "Scene",
@@ -45,7 +47,7 @@ __all__ = [
     "write_davis2017",
     "write_ytvos",
     "write_mp4",
-    "davis_palette",
+    "sequence_seed",
 ]
 
 TEXTURES = ("noise", "stripes", "checker")
@@ -55,26 +57,7 @@ class SyntheticError(ValueError):
     """Invalid generator or writer arguments."""
 
 
-# ----------------------------------------------------------------------------- palette / io
-
-
-def davis_palette() -> np.ndarray:
-    """(256, 3) uint8 DAVIS/PASCAL VOC colour map (bit-interleaved), as in DAVIS annotation PNGs.
-
-    Private copy: vos/writers.py (written concurrently) should own the project's palette; switch
-    to it once it exists so there is one palette.
-    """
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for index in range(256):
-        r = g = b = 0
-        value = index
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        palette[index] = (r, g, b)
-    return palette
+# ----------------------------------------------------------------------------- file output
 
 
 def _atomic_save(image: Image.Image, path: Path, **options) -> None:
@@ -431,7 +414,8 @@ def make_pair(
 # ----------------------------------------------------------------------------- writers
 
 
-def _sub_seed(seed: int, index: int) -> int:
+def sequence_seed(seed: int, index: int) -> int:
+    """Seed of sequence ``index`` in a dataset written with ``seed`` (to regenerate it exactly)."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
@@ -468,7 +452,7 @@ def write_davis2017(
     for index in range(num_sequences):
         name = f"{prefix}-{index:03d}"
         count = _object_count(rng, num_objects)
-        for t, (frame, labels) in enumerate(iter_clip(_sub_seed(seed, index), num_frames, size, count, **options)):
+        for t, (frame, labels) in enumerate(iter_clip(sequence_seed(seed, index), num_frames, size, count, **options)):
             _save_jpeg(frame, root / "JPEGImages" / resolution / name / f"{t:05d}.jpg", jpeg_quality)
             _save_labels(labels, root / "Annotations" / resolution / name / f"{t:05d}.png")
         names.append(name)
@@ -517,7 +501,7 @@ def write_ytvos(
         count = _object_count(rng, num_objects)
         late = [s for s in sampled[1 : max(2, len(sampled) // 2 + 1)]]
         starts = [0] + [int(rng.choice(late)) if late and rng.random() < 0.5 else 0 for _ in range(count - 1)]
-        scene = make_scene(_sub_seed(seed, index), size, count, start_frames=starts, **options)
+        scene = make_scene(sequence_seed(seed, index), size, count, start_frames=starts, **options)
         for t in range(num_frames):
             frame, labels = scene.render(t)
             frame_name = f"{t:05d}"
