@@ -100,19 +100,17 @@ class Attention(nn.Module):
 
         table_h = get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(qq.dtype)
         table_w = get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(qq.dtype)
-        bias_query = self._rel_bias(qq, table_h[grid_h:], table_w, grid_w)  # shared by all K prompts
 
         prompt_out = []
         query_sum = None
         for i in range(k):
-            keys = torch.cat([kp[:, i], kq], dim=2)
-            values = torch.cat([vp[:, i], vq], dim=2)
-            bias_prompt = self._rel_bias(qp[:, i], table_h[:grid_h], table_w, grid_w)
+            # canvas i: prompt i on top, the shared query below; one attention over all its rows
+            queries = torch.cat([qp[:, i], qq], dim=2)
             out = F.scaled_dot_product_attention(
-                torch.cat([qp[:, i], qq], dim=2),
-                keys,
-                values,
-                attn_mask=torch.cat([bias_prompt, bias_query], dim=2),
+                queries,
+                torch.cat([kp[:, i], kq], dim=2),
+                torch.cat([vp[:, i], vq], dim=2),
+                attn_mask=self._rel_bias(queries, table_h, table_w, grid_w),
                 scale=self.scale,
             )
             prompt_out.append(out[:, :, :n_p])
