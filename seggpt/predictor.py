@@ -1,0 +1,187 @@
+"""SegGPTPredictor: images and label maps in, label maps out, at the caller's sizes.
+
+The one place where pixels meet the model: resizing to the model's image size (bicubic, antialiased,
+as PIL does for the official code; masks nearest with PIL's pixel-centre rule), ImageNet
+normalisation, colour coding of label maps, batching, and the way back (denormalise, nearest colour,
+resize to the query's original size). The video engine and the image CLI both use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .colors import IMAGENET_MEAN, IMAGENET_STD, decode_colors, denormalize, palette
+from .model import SegGPT
+
+ArrayLike = Union[np.ndarray, "PIL.Image.Image"]  # noqa: F821
+
+
+@dataclass
+class Prediction:
+    """One query's result: labels (H,W) int at the query's size, distance (H,W) float (0 = sure)."""
+
+    labels: np.ndarray
+    distance: np.ndarray
+
+
+def _as_rgb_array(image: ArrayLike) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image.convert("RGB"))
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"an image must be (H, W, 3) uint8, got shape {image.shape}")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+class SegGPTPredictor:
+    """Pre- and post-processing around a `SegGPT` (see the module docstring).
+
+    `exact_resize=True` resizes images with PIL exactly as the official code does (CPU, slower); the
+    default resizes with torch's antialiased bicubic on the model's device, which agrees with PIL to
+    within one grey level on 99% of pixels (mean 0.2 levels on the official examples).
+    """
+
+    def __init__(
+        self,
+        model: Union[SegGPT, str],
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: Optional[torch.dtype] = None,
+        exact_resize: bool = False,
+    ):
+        if isinstance(model, str):
+            model = SegGPT.from_pretrained(model, device=device, dtype=dtype)
+        elif device is not None:
+            model = model.to(device)
+        if dtype is not None and dtype != torch.float32:
+            model.autocast_dtype = dtype
+        self.model = model.eval()
+        self.exact_resize = exact_resize
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        return self.model.config.image_size
+
+    # ------------------------------------------------------------------ inputs
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,3,h,w) float in 0..255 -> ImageNet-normalised."""
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255.0
+        return (x - mean) / std
+
+    def preprocess_images(self, images: Union[Sequence[ArrayLike], np.ndarray, torch.Tensor]) -> torch.Tensor:
+        """Frames (N of (H,W,3) uint8, or a (N,H,W,3) uint8 tensor) -> (N,3,h,w) normalised, on the device."""
+        h, w = self.image_size
+        if self.exact_resize:
+            from PIL import Image
+
+            arrays = [np.asarray(Image.fromarray(_as_rgb_array(np.asarray(im))).resize((w, h), Image.BICUBIC))
+                      for im in images]
+            x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
+            return self._normalize(x)
+        if isinstance(images, torch.Tensor):
+            batches = [images.to(self.device, non_blocking=True)]
+        else:
+            arrays = [_as_rgb_array(np.asarray(im)) for im in images]
+            same_size = all(a.shape == arrays[0].shape for a in arrays)
+            groups = [np.stack(arrays)] if same_size else [a[None] for a in arrays]
+            batches = [torch.from_numpy(g).to(self.device, non_blocking=True) for g in groups]
+        out = []
+        for batch in batches:
+            x = batch.permute(0, 3, 1, 2).float()
+            if tuple(x.shape[-2:]) != (h, w):
+                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+                x = x.round_().clamp_(0.0, 255.0)  # PIL returns uint8: round like it does
+            out.append(x)
+        return self._normalize(torch.cat(out) if len(out) > 1 else out[0])
+
+    def resize_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Nearest resize of a label map to the model size, with PIL's pixel-centre rule."""
+        h, w = self.image_size
+        if labels.shape == (h, w):
+            return labels
+        t = torch.from_numpy(np.ascontiguousarray(labels.astype(np.int32)))[None, None].float()
+        return F.interpolate(t, size=(h, w), mode="nearest-exact")[0, 0].to(torch.int64).numpy()
+
+    def encode_masks(self, label_maps: Sequence[np.ndarray], colors: np.ndarray) -> torch.Tensor:
+        """Label maps (any sizes) -> (N,3,h,w) normalised colour masks, on the device."""
+        colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=self.device)
+        small = torch.from_numpy(np.stack([self.resize_labels(np.asarray(m)) for m in label_maps])).to(self.device)
+        if int(small.max()) >= len(colors_t) or int(small.min()) < 0:
+            raise ValueError(f"label ids span {int(small.min())}..{int(small.max())}, only {len(colors_t)} colours")
+        rgb = colors_t[small.long()].permute(0, 3, 1, 2)
+        return self._normalize(rgb)
+
+    # ------------------------------------------------------------------ outputs
+    def decode(
+        self, pred: torch.Tensor, colors: np.ndarray, out_size: Optional[Tuple[int, int]] = None,
+        resize: str = "smooth",
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Model output (B,3,h,w) -> labels (B,H,W) long and colour distance (B,H,W), on the device.
+
+        resize="smooth" interpolates each colour's distance map bilinearly to the output size and takes
+        the nearest there (smooth edges, and a blend of two colours never decodes to a third);
+        resize="nearest" decodes at model size and upsamples with nearest, as the official code does.
+        """
+        rgb = denormalize(pred)
+        colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=rgb.device)
+        if out_size is None or tuple(out_size) == tuple(rgb.shape[-2:]):
+            return decode_colors(rgb, colors_t)
+        if resize == "nearest" or len(colors_t) > 32:
+            labels, dist = decode_colors(rgb, colors_t)
+            stacked = torch.stack([labels.float(), dist], dim=1)
+            up = F.interpolate(stacked, size=tuple(out_size), mode="nearest-exact")
+            return up[:, 0].long(), up[:, 1]
+        if resize != "smooth":
+            raise ValueError(f"resize must be 'smooth' or 'nearest', got {resize!r}")
+        dists = (rgb[:, None] - colors_t[None, :, :, None, None]).pow(2).sum(2).sqrt()  # (B,L,h,w)
+        dists = F.interpolate(dists, size=tuple(out_size), mode="bilinear", align_corners=False)
+        dist, labels = dists.min(dim=1)
+        return labels, dist
+
+    # ------------------------------------------------------------------ one call
+    @torch.no_grad()
+    def predict(
+        self,
+        images: Sequence[ArrayLike],
+        prompt_images: Sequence[ArrayLike],
+        prompt_labels: Sequence[np.ndarray],
+        num_labels: Optional[int] = None,
+        embedding_type: str = "instance",
+        batch_size: int = 4,
+        colors: Optional[np.ndarray] = None,
+    ) -> List[Prediction]:
+        """Segment every image with the same K prompts (image + label map each), batched.
+
+        Labels in the prompts are painted with `colors` (default: the SegGPT palette for the largest
+        id) and the prediction decoded with the same colours, so the ids come back as given.
+        """
+        if len(prompt_images) != len(prompt_labels) or not prompt_images:
+            raise ValueError("give one label map per prompt image, and at least one prompt")
+        if colors is None:
+            n = num_labels if num_labels is not None else max(int(np.max(m)) for m in prompt_labels)
+            colors = palette(max(n, 1))
+        p_img = self.preprocess_images([_as_rgb_array(np.asarray(im)) for im in prompt_images])
+        p_mask = self.encode_masks(prompt_labels, colors)
+        results: List[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            chunk = [_as_rgb_array(np.asarray(im)) for im in images[start:start + batch_size]]
+            q = self.preprocess_images(chunk)
+            b = q.shape[0]
+            pred = self.model.infer(q, p_img[None].expand(b, -1, -1, -1, -1), p_mask[None].expand(b, -1, -1, -1, -1),
+                                    embedding_type=embedding_type)
+            for i, im in enumerate(chunk):
+                labels, dist = self.decode(pred[i:i + 1], colors, im.shape[:2])
+                results.append(Prediction(labels[0].cpu().numpy().astype(np.int32), dist[0].float().cpu().numpy()))
+        return results
+
+
+__all__ = ["SegGPTPredictor", "Prediction"]
