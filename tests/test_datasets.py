@@ -185,3 +185,17 @@ def test_folder_dataset(tmp_path):
         next(iter(FolderDataset(tmp_path / "none", tmp_path / "mask.png")))
     with pytest.raises(DatasetError, match="expected an index"):
         read_label_png(tmp_path / "rgb.png")
+
+
+def test_davis2016_original_frame_list_split_file(tmp_path):
+    # The original DAVIS 2016 release lists frame pairs in ImageSets/480p/<split>.txt.
+    names = write_davis2017(tmp_path, 2, seed=5, num_frames=3, size=SIZE, num_objects=2)
+    shutil.rmtree(tmp_path / "ImageSets" / "2017")
+    lines = [f"/JPEGImages/480p/{n}/{t:05d}.jpg /Annotations/480p/{n}/{t:05d}.png" for n in names for t in range(3)]
+    (tmp_path / "ImageSets" / "480p").mkdir()
+    (tmp_path / "ImageSets" / "480p" / "val.txt").write_text("\n".join(lines) + "\n")
+    dataset = DAVIS(tmp_path, year=2016)
+    assert dataset.names == names
+    seq = dataset[names[0]]
+    assert seq.object_ids == [1] and seq.binary_masks  # 2016: every object pixel is object 1
+    assert set(np.unique(dataset.load_ground_truth(seq))) == {0, 1}

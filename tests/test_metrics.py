@@ -319,3 +319,14 @@ def test_write_official_csvs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["global_results-val.csv", "per-sequence_results-val.csv"]
     with pytest.raises(MetricsError, match="does not exist"):
         write_official_csvs(tmp_path / "missing", "val", glob, rows)
+
+
+def test_long_sequences_are_scored_in_chunks_without_changing_results():
+    rng = np.random.default_rng(0)
+    gt = (rng.random((150, 16, 20)) < 0.3).astype(np.uint8) * rng.integers(1, 3, size=(150, 1, 1)).astype(np.uint8)
+    gt[0, 0, :2] = [1, 2]
+    pred = np.where(rng.random(gt.shape) < 0.1, 0, gt).astype(np.uint8)
+    result = evaluate_sequence(gt, pred)
+    for obj in (1, 2):
+        np.testing.assert_array_equal(result[obj]["J"], db_eval_iou(gt[1:-1] == obj, pred[1:-1] == obj))
+        np.testing.assert_array_equal(result[obj]["F"], db_eval_boundary(gt[1:-1] == obj, pred[1:-1] == obj))

@@ -63,7 +63,8 @@ GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Reca
 PER_SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
 
 ArrayOrLoader = Union[np.ndarray, Callable[[], np.ndarray]]
-SequenceResult = dict  # {object_id: {"J": (T,) array, "F": (T,) array}}
+# Frames scored at once by evaluate_sequence: bounds memory on long videos (480p: ~60 MB).
+_CHUNK_FRAMES = 64
 
 
 class MetricsError(ValueError):
@@ -247,22 +248,28 @@ def evaluate_sequence(
             raise MetricsError(f"{name} labels must be integers, got dtype {arr.dtype}")
     if skip_first_last and gt.shape[0] < 3:
         raise MetricsError(f"need at least 3 frames to skip the first and last, got {gt.shape[0]}")
-    if void_label is not None:
-        gt = np.where(gt == void_label, 0, gt)
+    first_frame = gt[0] if void_label is None else np.where(gt[0] == void_label, 0, gt[0])
     if object_ids is None:
-        object_ids = list(range(1, int(gt[0].max()) + 1))
-    scored = slice(1, -1) if skip_first_last else slice(None)
-    gt, pred = gt[scored], pred[scored]
-    if void_label is not None:
-        pred = np.where(pred == void_label, 0, pred)
-    results: dict[int, dict[str, np.ndarray]] = {}
-    for obj in object_ids:
-        gt_obj = gt == obj
-        pred_obj = pred == obj
-        results[int(obj)] = {
-            "J": db_eval_iou(gt_obj, pred_obj),
-            "F": db_eval_boundary(gt_obj, pred_obj, bound_th=bound_th),
-        }
+        object_ids = list(range(1, int(first_frame.max()) + 1))
+    object_ids = [int(obj) for obj in object_ids]
+    start, stop = (1, gt.shape[0] - 1) if skip_first_last else (0, gt.shape[0])
+    scores: dict[int, dict[str, list[np.ndarray]]] = {obj: {"J": [], "F": []} for obj in object_ids}
+    # Chunks of frames bound the temporaries (per-object masks, boundary maps) for long videos.
+    for chunk_start in range(start, stop, _CHUNK_FRAMES):
+        chunk = slice(chunk_start, min(stop, chunk_start + _CHUNK_FRAMES))
+        gt_chunk, pred_chunk = gt[chunk], pred[chunk]
+        if void_label is not None:
+            gt_chunk = np.where(gt_chunk == void_label, 0, gt_chunk)
+            pred_chunk = np.where(pred_chunk == void_label, 0, pred_chunk)
+        for obj in object_ids:
+            gt_obj = gt_chunk == obj
+            pred_obj = pred_chunk == obj
+            scores[obj]["J"].append(db_eval_iou(gt_obj, pred_obj))
+            scores[obj]["F"].append(db_eval_boundary(gt_obj, pred_obj, bound_th=bound_th))
+    results = {
+        obj: {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in per_obj.items()}
+        for obj, per_obj in scores.items()
+    }
     return results
 
 
