@@ -39,16 +39,22 @@ __all__ = [
     "list_frames",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Same extensions as vos.video.FolderSource, so both see the same frames of a folder.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 class DatasetError(ValueError):
     """A dataset folder or file is missing or malformed; the message names the path."""
 
 
-def _natural_key(name: str) -> list:
-    """Sort key that orders frame2 before frame10 (zero-padded names sort as usual)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+def _natural_key(name: str) -> tuple:
+    """Sort key that orders frame2 before frame10 (zero-padded names sort as usual).
+
+    Same order as ``vos.video.natural_key`` (case-insensitive text, numbers by value), so a
+    Sequence's frame list matches what a folder frame source streams.
+    """
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p)
 
 
 def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
