@@ -71,7 +71,7 @@ class SegGPTPredictor:
         return self.model.config.image_size
 
     # ------------------------------------------------------------------ inputs
-    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(N,3,h,w) float in 0..255 -> ImageNet-normalised."""
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255.0
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255.0
@@ -86,7 +86,7 @@ class SegGPTPredictor:
             arrays = [np.asarray(Image.fromarray(_as_rgb_array(np.asarray(im))).resize((w, h), Image.BICUBIC))
                       for im in images]
             x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
-            return self._normalize(x)
+            return self.normalize(x)
         if isinstance(images, torch.Tensor):
             batches = [images.to(self.device, non_blocking=True)]
         else:
@@ -101,7 +101,7 @@ class SegGPTPredictor:
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
                 x = x.round_().clamp_(0.0, 255.0)  # PIL returns uint8: round like it does
             out.append(x)
-        return self._normalize(torch.cat(out) if len(out) > 1 else out[0])
+        return self.normalize(torch.cat(out) if len(out) > 1 else out[0])
 
     def resize_labels(self, labels: np.ndarray) -> np.ndarray:
         """Nearest resize of a label map to the model size, with PIL's pixel-centre rule."""
@@ -118,7 +118,7 @@ class SegGPTPredictor:
         if int(small.max()) >= len(colors_t) or int(small.min()) < 0:
             raise ValueError(f"label ids span {int(small.min())}..{int(small.max())}, only {len(colors_t)} colours")
         rgb = colors_t[small.long()].permute(0, 3, 1, 2)
-        return self._normalize(rgb)
+        return self.normalize(rgb)
 
     # ------------------------------------------------------------------ outputs
     def decode(
@@ -142,10 +142,28 @@ class SegGPTPredictor:
             return up[:, 0].long(), up[:, 1]
         if resize != "smooth":
             raise ValueError(f"resize must be 'smooth' or 'nearest', got {resize!r}")
-        dists = (rgb[:, None] - colors_t[None, :, :, None, None]).pow(2).sum(2).sqrt()  # (B,L,h,w)
-        dists = F.interpolate(dists, size=tuple(out_size), mode="bilinear", align_corners=False)
-        dist, labels = dists.min(dim=1)
+        dist, labels = self.colour_distances(pred, colors, out_size).min(dim=1)
         return labels, dist
+
+    def colour_distances(
+        self, pred: torch.Tensor, colors: np.ndarray, out_size: Optional[Tuple[int, int]] = None
+    ) -> torch.Tensor:
+        """Euclidean distance (0..255 units) of every pixel to every colour, (B, L, H, W).
+
+        Computed at model size and, where `out_size` differs, resized bilinearly: interpolating
+        distances (not colours) is what keeps a blend of two colours from decoding to a third.
+        """
+        rgb = denormalize(pred)
+        colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=rgb.device)
+        dists = (rgb[:, None] - colors_t[None, :, :, None, None]).pow(2).sum(2).sqrt()
+        return self.resize_scores(dists, out_size)
+
+    @staticmethod
+    def resize_scores(maps: torch.Tensor, out_size: Optional[Tuple[int, int]]) -> torch.Tensor:
+        """Per-label score or distance maps (B, L, h, w) to out_size, bilinearly (the one policy for them)."""
+        if out_size is None or tuple(out_size) == tuple(maps.shape[-2:]):
+            return maps
+        return F.interpolate(maps, size=tuple(out_size), mode="bilinear", align_corners=False)
 
     # ------------------------------------------------------------------ one call
     @torch.no_grad()

@@ -1,0 +1,181 @@
+"""VideoSegmenter on small random-weight models: sources, ids, objects added/corrected, reverse, batching."""
+import numpy as np
+import pytest
+import torch
+
+from seggpt import SegGPT
+from vos import EngineConfig, EngineError, VideoSegmenter
+from vos.config import ConfigError
+from vos.synthetic import make_clip, write_mp4
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SegGPT("test-tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    frames, labels = make_clip(3, 10, size=(48, 64), num_objects=2)
+    return frames, labels.astype(np.int64)
+
+
+def _ids_of(labels):
+    return sorted(int(v) for v in np.unique(labels) if v)
+
+
+def _run(seg, source, frame_idx, labels, **kw):
+    st = seg.init_state(source)
+    seg.add_mask(st, frame_idx, labels)
+    return st, list(seg.propagate(st, **kw))
+
+
+def test_every_source_gives_the_same_result(model, clip, tmp_path):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 2})
+    _, from_array = _run(seg, frames, 0, labels[0])
+    _, from_iter = _run(seg, iter(list(frames)), 0, labels[0])
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import cv2
+
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), f[:, :, ::-1])
+    _, from_folder = _run(seg, folder, 0, labels[0])
+    assert [r.frame_idx for r in from_array] == list(range(10))
+    for a, b, c in zip(from_array, from_iter, from_folder):
+        assert np.array_equal(a.labels, b.labels) and np.array_equal(a.labels, c.labels)
+    # an mp4 written with PyAV decodes lossy: same number of frames and sizes, ids from the mask
+    write_mp4(tmp_path / "clip.mp4", frames, fps=10)
+    st, from_mp4 = _run(seg, tmp_path / "clip.mp4", 0, labels[0])
+    assert st.fps == pytest.approx(10)
+    assert len(from_mp4) == 10 and from_mp4[3].labels.shape == (48, 64)
+
+
+def test_caller_ids_are_kept(model, clip):
+    frames, labels = clip
+    relabelled = np.where(labels[0] == 1, 7, np.where(labels[0] == 2, 42, 0))
+    seg = VideoSegmenter(model, config={"memory": 2})
+    st = seg.init_state(frames)
+    seg.add_mask(st, 0, relabelled)
+    for idx, ids, masks in seg.propagate_in_video(st):
+        assert ids == [7, 42]
+        assert masks.shape == (2, 48, 64) and masks.dtype == bool
+    res = list(seg.propagate(st))
+    assert set(_ids_of(np.stack([r.labels for r in res]))) <= {7, 42}
+    assert np.array_equal(res[0].labels, relabelled)  # the annotated frame returns the user's mask
+
+
+def test_object_added_mid_video(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 2})
+    st = seg.init_state(frames)
+    seg.add_mask(st, 0, np.where(labels[0] == 1, 1, 0))
+    later = np.where(labels[4] == 2, 2, 0)  # YouTube-VOS style: only the new object, 0 = not given
+    seg.add_mask(st, 4, later)
+    res = {r.frame_idx: r for r in seg.propagate(st)}
+    for i in range(4):
+        assert 2 not in _ids_of(res[i].labels)
+        assert res[i].object_ids == [1, 2]
+    assert np.array_equal(res[4].labels == 2, later == 2)
+    # object 1 was predicted on frame 4, not erased by the later annotation
+    assert res[4].confidence[later == 2].min() == 1.0
+
+
+def test_correction_replaces_the_prompt_from_that_frame_on(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 3})
+    first = np.where(labels[0] == 1, 1, 0)
+    seg.step(frames[0], first)
+    for f in frames[1:4]:
+        seg.step(f)
+    mem = seg._live.memory
+    assert [p.frame_idx for p in mem.prompts()] == [0, 1, 2, 3]
+    fixed = np.where(labels[4] == 1, 1, 0)
+    res = seg.step(frames[4], fixed)
+    assert np.array_equal(res.labels == 1, fixed == 1)
+    assert [p.frame_idx for p in mem.prompts()] == [4]  # the old prompt of object 1 and the FIFO retired
+    seg.step(frames[5])
+    assert [p.frame_idx for p in mem.prompts()] == [4, 5]
+
+
+def test_reverse_propagation_from_a_later_mask(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 2})
+    st = seg.init_state(frames)
+    seg.add_mask(st, 6, labels[6])
+    back = list(seg.propagate(st, reverse=True))
+    assert [r.frame_idx for r in back] == [6, 5, 4, 3, 2, 1, 0]
+    fwd = list(seg.propagate(st))
+    assert [r.frame_idx for r in fwd] == [6, 7, 8, 9]
+    # reverse over a reversed clip is forward over the clip
+    st_r = seg.init_state(frames[::-1].copy())
+    seg.add_mask(st_r, 3, labels[6])
+    mirrored = list(seg.propagate(st_r))
+    for a, b in zip(back, mirrored):
+        assert np.array_equal(a.labels, b.labels)
+    assert [r.frame_idx for r in seg.propagate(st, reverse=True, max_frames=3)] == [6, 5, 4]
+
+
+@pytest.mark.parametrize("objects", ["joint", "separate"])
+def test_batching_equals_frame_by_frame_when_memory_cannot_differ(model, clip, objects):
+    frames, labels = clip
+    one = VideoSegmenter(model, config={"memory": 0, "batch_frames": 1, "objects": objects})
+    four = VideoSegmenter(model, config={"memory": 0, "batch_frames": 4, "objects": objects})
+    _, a = _run(one, frames, 0, labels[0])
+    _, b = _run(four, frames, 0, labels[0])
+    for x, y in zip(a, b):
+        assert (x.labels != y.labels).mean() < 1e-3
+        assert np.allclose(x.confidence, y.confidence, atol=1e-3)
+
+
+def test_step_api_streams_and_resets(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 2})
+    r0 = seg.step(frames[0], labels[0] == 1, object_ids=[5])
+    assert r0.object_ids == [5] and np.array_equal(r0.masks[0], labels[0] == 1)
+    r1 = seg.step(frames[1])
+    assert r1.frame_idx == 1 and r1.labels.shape == (48, 64)
+    assert 0.0 <= r1.confidence.min() and r1.confidence.max() <= 1.0
+    seg.reset()
+    assert seg.step(frames[0]).object_ids == []  # nothing to track yet: an empty result, no model call
+
+
+def test_separate_mode_runs_each_object(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 1, "objects": "separate"})
+    _, res = _run(seg, frames, 0, labels[0])
+    assert len(res) == 10 and set(_ids_of(np.stack([r.labels for r in res]))) <= {1, 2}
+
+
+def test_bad_use_gives_clear_errors(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model)
+    st = seg.init_state(frames)
+    with pytest.raises(EngineError, match="add a mask first"):
+        list(seg.propagate(st))
+    with pytest.raises(EngineError, match="frame index 10 is out of range"):
+        seg.add_mask(st, 10, labels[0])
+    with pytest.raises(EngineError, match="the mask is 10x10, the frame 64x48"):
+        seg.add_mask(st, 0, np.zeros((10, 10), np.int64))
+    with pytest.raises(EngineError, match="no object 3"):
+        seg.remove_object(st, 3)
+    with pytest.raises(EngineError, match="at most 255"):
+        seg.add_mask(st, 0, np.arange(48 * 64).reshape(48, 64) % 300)
+    with pytest.raises(ConfigError, match="unknown engine setting"):
+        EngineConfig.load({"memroy": 3})
+    with pytest.raises(ConfigError, match="objects must be"):
+        EngineConfig.load({"objects": "both"})
+
+
+def test_remove_and_reset(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 1})
+    st = seg.init_state(frames)
+    seg.add_mask(st, 0, labels[0])
+    seg.remove_object(st, 2)
+    res = list(seg.propagate(st, max_frames=3))
+    assert all(r.object_ids == [1] for r in res) and all(2 not in _ids_of(r.labels) for r in res)
+    seg.reset_state(st)
+    assert st.object_ids == [] and st.annotations == {}
