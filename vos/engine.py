@@ -47,6 +47,7 @@ class FrameResult:
     labels: np.ndarray  # (H, W) int32 object ids, 0 = background
     object_ids: List[int]
     confidence: np.ndarray  # (H, W) float32 in [0, 1]: margin between the best and second-best label
+    frame: Optional[np.ndarray] = None  # the RGB frame itself, for overlays (no second decode)
 
     @property
     def masks(self) -> np.ndarray:
@@ -216,7 +217,7 @@ class _Tracker:
         small = torch.from_numpy(seg.predictor.resize_labels(labels)).to(query.device)
         present = {int(v) for v in np.unique(labels) if v}
         self.memory.add_user_prompt(Prompt(frame_idx, query, small, objects=present | set(given)), corrected)
-        return FrameResult(frame_idx, labels, list(self.active), conf)
+        return FrameResult(frame_idx, labels, list(self.active), conf, frame)
 
 
 def _margin(scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -366,10 +367,10 @@ class VideoSegmenter:
         outs = tracker.predict([f for _, f in batch])
         queries = tracker.last_queries
         results = []
-        for i, ((idx, _), (labels, conf, small, mean_conf)) in enumerate(zip(batch, outs)):
+        for i, ((idx, frame), (labels, conf, small, mean_conf)) in enumerate(zip(batch, outs)):
             if tracker.active:
                 tracker.memorise(idx, queries[i], small, mean_conf)
-            results.append(FrameResult(idx, labels, list(tracker.active), conf))
+            results.append(FrameResult(idx, labels, list(tracker.active), conf, frame))
         return results
 
     @staticmethod

@@ -1,0 +1,160 @@
+"""`python -m vos.run` end to end, and every bad input with its one-line message and exit code."""
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seggpt import SegGPT
+from vos.run import main
+from vos.synthetic import make_clip, write_mp4
+from vos.writers import read_index_png, save_index_png
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    SegGPT("test-tiny").save_pretrained(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clip")
+    frames, labels = make_clip(2, 12, size=(64, 96), num_objects=2)
+    write_mp4(root / "clip.mp4", frames, fps=8)
+    save_index_png(root / "mask0.png", labels[0])
+    save_index_png(root / "mask6.png", labels[6])
+    return root, frames, labels
+
+
+def _decoded_frames(path):
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_end_to_end_with_overlay_and_mid_video_mask(clip, tiny_weights, tmp_path, capsys):
+    root, frames, labels = clip
+    out = tmp_path / "out"
+    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask6.png"), "--mask-frame", "6",
+               "--weights", tiny_weights, "--out", str(out), "--overlay", str(tmp_path / "ov.mp4"),
+               "--object-masks", "--memory", "2", "--quiet"])
+    assert rc == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [f"{i:05d}.png" for i in range(12)]
+    assert np.array_equal(read_index_png(out / "00006.png"), labels[6])  # the annotated frame is the mask
+    assert _decoded_frames(tmp_path / "ov.mp4") == 12
+    ids = [int(v) for v in np.unique(labels[6]) if v]
+    assert sorted(p.name for p in (out / "objects").iterdir()) == [f"{o:03d}" for o in ids]
+    assert "12 frames" in capsys.readouterr().out
+    assert not list(tmp_path.rglob(".*tmp*"))  # no temporary files left behind
+
+
+def test_start_end_and_frame_folder(clip, tiny_weights, tmp_path):
+    root, frames, labels = clip
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"frame_{i}.jpg"), f[:, :, ::-1])
+    out = tmp_path / "o"
+    rc = main([str(folder), "--first-mask", str(root / "mask0.png"), "--mask-frame", "2", "--start", "2",
+               "--end", "7", "--weights", tiny_weights, "--out", str(out), "--quiet"])
+    assert rc == 0
+    assert sorted(p.stem for p in out.glob("*.png")) == [f"frame_{i}" for i in range(2, 7)]
+
+
+def test_official_example_video(shared_data, tiny_weights, tmp_path):
+    ex = shared_data / "seggpt-examples"
+    out = tmp_path / "v3"
+    rc = main([str(ex / "video_3.mp4"), "--first-mask", str(ex / "video_3_target.png"), "--weights", tiny_weights,
+               "--out", str(out), "--overlay", str(tmp_path / "v3.mp4"), "--memory", "1", "--quiet"])
+    assert rc == 0
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 66
+    first = read_index_png(pngs[0])
+    assert first.shape == (480, 854) and set(np.unique(first)) == {0, 1}  # anti-aliased mask -> one object
+    assert _decoded_frames(tmp_path / "v3.mp4") == 66
+
+
+def _err(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and err[-1].startswith("error: ")
+    return err[-1]
+
+
+def test_bad_inputs(clip, tiny_weights, tmp_path, capsys):
+    root, frames, labels = clip
+    video, mask = str(root / "clip.mp4"), str(root / "mask0.png")
+    base = ["--weights", tiny_weights, "--quiet", "--out", str(tmp_path / "o")]
+
+    assert main([str(tmp_path / "nope.mp4"), "--first-mask", mask] + base) == 2
+    assert "nope.mp4" in _err(capsys)
+
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_text("not a video")
+    assert main([str(bogus), "--first-mask", mask] + base) == 2
+    assert "bogus.mp4" in _err(capsys)
+
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    assert main([str(empty_dir), "--first-mask", mask] + base) == 2
+    assert "empty" in _err(capsys)
+
+    assert main([video, "--first-mask", str(tmp_path / "missing.png")] + base) == 2
+    assert "missing.png" in _err(capsys)
+
+    Image.fromarray(np.zeros((64, 96), np.uint8)).save(tmp_path / "blank.png")
+    assert main([video, "--first-mask", str(tmp_path / "blank.png")] + base) == 2
+    err = _err(capsys)
+    assert "blank.png" in err and "no object" in err
+
+    wrong = np.zeros((50, 50), np.uint8)
+    wrong[10:20, 10:20] = 1
+    save_index_png(tmp_path / "square.png", wrong)
+    assert main([video, "--first-mask", str(tmp_path / "square.png")] + base) == 2
+    assert "aspect ratio" in _err(capsys)
+
+    assert main([video, "--first-mask", mask, "--mask-frame", "40"] + base) == 2
+    assert "--mask-frame 40" in _err(capsys)
+    assert main([video, "--first-mask", mask, "--start", "99"] + base) == 2
+    assert "--start 99 is out of range" in _err(capsys)
+
+    many = (np.arange(64 * 96).reshape(64, 96) % 300).astype(np.int32)
+    Image.fromarray(many.astype(np.uint16)).save(tmp_path / "many.png")  # 16-bit grey: 299 ids
+    assert main([video, "--first-mask", str(tmp_path / "many.png")] + base) == 2
+    assert "many.png" in _err(capsys)
+
+    (tmp_path / "afile").write_text("x")
+    assert main([video, "--first-mask", mask, "--weights", tiny_weights, "--quiet", "--out",
+                 str(tmp_path / "afile" / "sub")]) == 2
+    assert "afile" in _err(capsys)
+
+    assert main([video, "--first-mask", mask, "--weights", str(tmp_path / "none.pth"), "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "none.pth" in _err(capsys)
+
+
+def test_resized_mask_with_same_aspect_and_antialiased_rgb(clip, tiny_weights, tmp_path, caplog):
+    root, frames, labels = clip
+    big = cv2.resize((labels[0] > 0).astype(np.uint8) * 255, (192, 128), interpolation=cv2.INTER_NEAREST)
+    soft = cv2.GaussianBlur(np.repeat(big[:, :, None], 3, axis=2), (5, 5), 0)  # anti-aliased white on black
+    Image.fromarray(soft).save(tmp_path / "soft.png")
+    rc = main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "soft.png"), "--weights", tiny_weights,
+               "--out", str(tmp_path / "o"), "--end", "3"])
+    assert rc == 0
+    assert "soft.png: mask is 192x128, frames are 96x64: resized with nearest" in caplog.text
+    assert "soft.png: anti-aliased" in caplog.text
+    assert set(np.unique(read_index_png(tmp_path / "o" / "00000.png"))) == {0, 1}
+
+
+def test_no_traceback_in_a_real_process(clip, tmp_path):
+    root, _, _ = clip
+    p = subprocess.run([sys.executable, "-m", "vos.run", str(tmp_path / "missing.mp4"), "--first-mask",
+                        str(root / "mask0.png"), "--weights", "small"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.strip().startswith("error: ")
