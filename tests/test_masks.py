@@ -1,0 +1,346 @@
+"""seggpt.masks: real PNG files in every mode, anti-aliased masks, the SegGPT examples, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from seggpt.colors import davis_palette, random_colors
+from seggpt.masks import (
+    EmptyMaskError,
+    MaskError,
+    ParsedMask,
+    binary_masks,
+    load_mask,
+    object_ids,
+    parse_mask,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "seggpt-examples"
+
+
+def scene(h: int = 72, w: int = 96) -> np.ndarray:
+    """Four objects: a disc, two rectangles that touch each other, a tilted ellipse."""
+    lab = np.zeros((h, w), np.uint8)
+    cv2.circle(lab, (22, 22), 14, 1, -1)
+    cv2.rectangle(lab, (45, 8), (85, 33), 2, -1)
+    cv2.rectangle(lab, (45, 34), (85, 60), 3, -1)
+    cv2.ellipse(lab, (22, 55), (16, 8), 30, 0, 360, 4, -1)
+    return lab
+
+
+def save(path: Path, img: Image.Image) -> Path:
+    img.save(path)
+    return path
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when two label maps split the image identically (ids may differ; 0 must match 0)."""
+    if not np.array_equal(a == 0, b == 0):
+        return False
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    return len(set(pairs[0])) == pairs.shape[1] == len(set(pairs[1]))
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+# ------------------------------------------------------------------------------ palette / grey
+
+
+def test_palette_png_keeps_ids_and_palette(tmp_path):
+    lab = scene()
+    lab[0, :5] = 255  # DAVIS 'void'
+    pal = np.random.default_rng(0).integers(0, 256, size=(256, 3), dtype=np.uint8)
+    im = Image.fromarray(lab, mode="P")
+    im.putpalette(pal.ravel().tolist())
+    parsed = load_mask(save(tmp_path / "p.png", im))
+    assert isinstance(parsed, ParsedMask)
+    assert parsed.labels.dtype == np.int32 and parsed.labels.shape == lab.shape
+    np.testing.assert_array_equal(parsed.labels, lab)
+    np.testing.assert_array_equal(parsed.palette, pal)
+    assert parsed.object_ids == [1, 2, 3, 4, 255]
+    assert any("255" in w and "void" in w for w in parsed.warnings)
+
+
+def test_palette_png_short_palette_is_padded(tmp_path):
+    im = Image.fromarray(scene(), mode="P")
+    im.putpalette([0, 0, 0, 10, 20, 30, 40, 50, 60])
+    parsed = load_mask(save(tmp_path / "short.png", im))
+    assert parsed.palette.shape == (256, 3)
+    np.testing.assert_array_equal(parsed.palette[1:3], [[10, 20, 30], [40, 50, 60]])
+    assert parsed.warnings == []
+
+
+def test_grey_0_255_is_object_1(tmp_path):
+    lab = (scene() > 0).astype(np.uint8) * 255  # DAVIS 2016 convention
+    parsed = load_mask(save(tmp_path / "davis2016.png", Image.fromarray(lab)))
+    np.testing.assert_array_equal(parsed.labels, lab // 255)
+    assert parsed.palette is None and parsed.warnings == []
+
+
+def test_grey_index_mask_ids_as_given(tmp_path):
+    lab = scene()
+    parsed = load_mask(save(tmp_path / "index.png", Image.fromarray(lab, mode="L")))
+    np.testing.assert_array_equal(parsed.labels, lab)
+    assert parsed.object_ids == [1, 2, 3, 4] and parsed.warnings == []
+
+
+def test_grey_anti_aliased_is_thresholded(tmp_path):
+    hard = (scene() > 0).astype(np.uint8) * 255
+    soft = cv2.GaussianBlur(hard, (7, 7), 0)
+    assert len(np.unique(soft)) > 20
+    parsed = load_mask(save(tmp_path / "aa.png", Image.fromarray(soft)))
+    np.testing.assert_array_equal(parsed.labels, (soft >= 128).astype(np.int32))
+    assert parsed.warnings == ["anti-aliased L mask thresholded at 128 into 1 object(s)"]
+
+
+def test_one_bit_and_16_bit_pngs(tmp_path):
+    obj = scene() > 0
+    p1 = save(tmp_path / "bits.png", Image.fromarray(obj))
+    assert Image.open(p1).mode == "1"
+    np.testing.assert_array_equal(load_mask(p1).labels, obj)
+    p16 = save(tmp_path / "deep.png", Image.fromarray(obj.astype(np.uint16) * 65535))
+    assert Image.open(p16).mode.startswith("I")
+    np.testing.assert_array_equal(load_mask(p16).labels, obj)
+    idx16 = save(tmp_path / "deep_index.png", Image.fromarray(scene().astype(np.uint16)))
+    np.testing.assert_array_equal(load_mask(idx16).labels, scene())
+
+
+# ------------------------------------------------------------------------------------ colour
+
+
+def test_rgb_hard_colours_ids_by_colour_value(tmp_path):
+    lab = scene()
+    colors = np.array([[0, 0, 0], [250, 10, 10], [10, 250, 10], [10, 10, 250], [255, 255, 255]], np.uint8)
+    parsed = load_mask(save(tmp_path / "rgb.png", Image.fromarray(colors[lab])))
+    assert parsed.warnings == []
+    # Sorted by (R, G, B): (10,10,250) < (10,250,10) < (250,10,10) < (255,255,255).
+    expected = np.array([0, 3, 2, 1, 4])[lab]
+    np.testing.assert_array_equal(parsed.labels, expected)
+    np.testing.assert_array_equal(parsed.palette[1:5], colors[[3, 2, 1, 4]])
+    # The ids depend on the colours only: another frame with the objects moved agrees.
+    moved = load_mask(save(tmp_path / "rgb2.png", Image.fromarray(colors[np.roll(lab, 7, axis=1)])))
+    np.testing.assert_array_equal(moved.labels, np.roll(expected, 7, axis=1))
+
+
+def test_rgb_with_davis_colours_uses_palette_indices(tmp_path):
+    lab = scene()
+    davis = davis_palette()
+    colors = davis[[0, 2, 5, 9, 17]]  # ids 2, 5, 9, 17 in DAVIS terms
+    parsed = load_mask(save(tmp_path / "davis_rgb.png", Image.fromarray(colors[lab])))
+    np.testing.assert_array_equal(parsed.labels, np.array([0, 2, 5, 9, 17])[lab])
+    np.testing.assert_array_equal(parsed.palette[[2, 5, 9, 17]], colors[1:])
+
+
+def test_rgb_thin_objects_survive_in_clean_masks():
+    lab = np.zeros((20, 30), np.uint8)
+    lab[5, 2:28] = 1  # a one-pixel line
+    lab[12, 12] = 2  # a single pixel
+    colors = np.array([[0, 0, 0], [200, 100, 50], [30, 60, 220]], np.uint8)
+    parsed = parse_mask(colors[lab], name="thin")
+    assert parsed.warnings == []
+    assert same_partition(parsed.labels, lab)
+
+
+@pytest.mark.parametrize("ksize", [3, 5, 9, 15])
+@pytest.mark.parametrize(
+    "colors",
+    [
+        [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]],
+        [[0, 0, 0], [200, 30, 30], [170, 60, 30], [30, 200, 120], [90, 90, 200]],  # close colours
+        davis_palette()[:5].tolist(),
+    ],
+    ids=["primaries", "close", "davis"],
+)
+def test_rgb_blurred_multi_object_becomes_the_same_objects(tmp_path, ksize, colors):
+    lab = scene()
+    colors = np.array(colors, np.uint8)
+    soft = cv2.GaussianBlur(colors[lab], (ksize, ksize), 0)
+    parsed = load_mask(save(tmp_path / "soft.png", Image.fromarray(soft)))
+    assert parsed.object_ids == [1, 2, 3, 4]
+    assert parsed.warnings and "cleaned to 4 object(s)" in parsed.warnings[0]
+    hard = parse_mask(colors[lab], name="hard")
+    assert hard.warnings == []
+    for i in parsed.object_ids:  # the same ids as the hard mask, and the same regions
+        assert iou(parsed.labels == i, hard.labels == i) > (0.97 if ksize <= 9 else 0.9), i
+    assert iou(parsed.labels == 0, lab == 0) > 0.97
+
+
+def test_rgb_jpeg_compressed_mask(tmp_path):
+    lab = scene()
+    colors = davis_palette()[:5]
+    path = tmp_path / "mask.jpg"
+    Image.fromarray(colors[lab]).save(path, quality=70)
+    parsed = load_mask(path)
+    assert parsed.object_ids == [1, 2, 3, 4]  # DAVIS colours recovered despite compression
+    for i in parsed.object_ids:
+        assert iou(parsed.labels == i, lab == i) > 0.9
+
+
+def test_rgba_transparent_background_and_soft_alpha(tmp_path):
+    lab = scene()
+    rgba = np.zeros(lab.shape + (4,), np.uint8)
+    rgba[..., :3] = 255  # white everywhere: only alpha says where objects are
+    rgba[..., :3][lab == 1] = (255, 0, 0)
+    rgba[..., :3][lab == 2] = (0, 0, 255)
+    rgba[..., 3] = np.where(np.isin(lab, (1, 2)), 255, 0)
+    parsed = load_mask(save(tmp_path / "rgba.png", Image.fromarray(rgba, mode="RGBA")))
+    assert parsed.warnings == []
+    np.testing.assert_array_equal(parsed.labels, np.array([0, 2, 1, 0, 0])[lab])  # blue < red
+    rgba[..., 3] = cv2.GaussianBlur(rgba[..., 3], (7, 7), 0)  # feathered selection
+    soft = load_mask(save(tmp_path / "rgba_soft.png", Image.fromarray(rgba, mode="RGBA")))
+    assert soft.object_ids == [1, 2] and soft.warnings
+    assert iou(soft.labels == 1, lab == 2) > 0.9 and iou(soft.labels == 2, lab == 1) > 0.9
+
+
+def test_la_png_alpha_is_the_mask(tmp_path):
+    obj = scene() > 0
+    la = np.stack([np.full(obj.shape, 255, np.uint8), obj.astype(np.uint8) * 255], axis=-1)
+    parsed = load_mask(save(tmp_path / "la.png", Image.fromarray(la, mode="LA")))
+    np.testing.assert_array_equal(parsed.labels, obj)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12))
+def test_rgb_hard_masks_round_trip(seed, n):
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((40, 48), np.uint8)
+    for k in range(1, n + 1):  # random rectangles; later ones may cover earlier ones
+        y, x = rng.integers(0, 36), rng.integers(0, 44)
+        lab[y : y + rng.integers(2, 20), x : x + rng.integers(2, 20)] = k
+    colors = random_colors(n, rng, min_distance=40)
+    parsed = parse_mask(colors[lab], name="random")
+    assert parsed.warnings == []
+    assert same_partition(parsed.labels, lab)
+    for i in parsed.object_ids:
+        np.testing.assert_array_equal(parsed.palette[i], colors[lab[parsed.labels == i][0]])
+
+
+# ------------------------------------------------------------------------ real SegGPT examples
+
+
+def test_seggpt_example_targets_are_one_object():
+    targets = sorted(EXAMPLES.glob("*_target.png")) if EXAMPLES.is_dir() else []
+    if not targets:
+        pytest.skip("../shared/data/seggpt-examples is absent")
+    for path in targets:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        thresholded = rgb.mean(axis=-1) > 127
+        parsed = load_mask(path)
+        assert parsed.object_ids == [1], path.name
+        assert abs(int((parsed.labels == 1).sum()) - int(thresholded.sum())) <= 0.02 * thresholded.sum()
+        assert parsed.warnings, path.name  # anti-aliased: the user is told
+        # The same mask painted orange goes through the colour cleaner: still one object.
+        orange = np.rint(rgb[..., :1] / 255.0 * np.array([255, 160, 40])).astype(np.uint8)
+        coloured = parse_mask(orange, name=path.name)
+        assert coloured.object_ids == [1], path.name
+        assert "cleaned to 1 object(s)" in coloured.warnings[0]
+        assert iou(coloured.labels == 1, thresholded) > 0.97, path.name
+
+
+# ------------------------------------------------------------------------------------ arrays
+
+
+def test_arrays():
+    lab = scene().astype(np.int64)
+    np.testing.assert_array_equal(parse_mask(lab).labels, lab)
+    np.testing.assert_array_equal(parse_mask(lab.astype(np.uint8) * 60).labels, lab * 60)  # as given
+    np.testing.assert_array_equal(parse_mask(lab > 0).labels, lab > 0)
+    np.testing.assert_array_equal(parse_mask(lab.astype(np.float32)).labels, lab)
+    np.testing.assert_array_equal(parse_mask(lab[..., None]).labels, lab)
+    rgb = np.zeros(lab.shape + (3,), np.uint8)
+    rgb[lab == 3] = (0, 128, 0)
+    np.testing.assert_array_equal(parse_mask(rgb).labels, np.where(lab == 3, 2, 0))  # DAVIS id 2
+
+
+def test_object_ids_and_binary_masks():
+    lab = np.array([[0, 3, 3], [1, 0, 7]])
+    assert object_ids(lab) == [1, 3, 7]
+    masks = binary_masks(lab, [3, 1, 9])
+    assert masks.shape == (3, 2, 3) and masks.dtype == bool
+    np.testing.assert_array_equal(masks[0], lab == 3)
+    np.testing.assert_array_equal(masks[1], lab == 1)
+    assert not masks[2].any()
+    assert binary_masks(lab, []).shape == (0, 2, 3)
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+def assert_one_line_naming(err: pytest.ExceptionInfo, name: str) -> None:
+    msg = str(err.value)
+    assert name in msg and "\n" not in msg, msg
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(MaskError) as e:
+        load_mask(tmp_path / "nope.png")
+    assert_one_line_naming(e, "nope.png")
+    assert "no such file" in str(e.value)
+    with pytest.raises(MaskError) as e:
+        load_mask(tmp_path)
+    assert_one_line_naming(e, str(tmp_path))
+
+
+def test_not_an_image_and_truncated(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a PNG\n")
+    with pytest.raises(MaskError) as e:
+        load_mask(text)
+    assert_one_line_naming(e, "notes.png")
+    good = save(tmp_path / "good.png", Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(MaskError) as e:
+        load_mask(cut)
+    assert_one_line_naming(e, "cut.png")
+
+
+def test_empty_mask_is_a_distinct_error(tmp_path):
+    path = save(tmp_path / "empty.png", Image.fromarray(np.zeros((10, 12), np.uint8)))
+    with pytest.raises(EmptyMaskError) as e:
+        load_mask(path)
+    assert_one_line_naming(e, "empty.png")
+    assert isinstance(e.value, MaskError)
+    parsed = load_mask(path, allow_empty=True)
+    assert parsed.object_ids == [] and parsed.labels.shape == (10, 12)
+    with pytest.raises(EmptyMaskError):
+        parse_mask(np.zeros((4, 4, 4), np.uint8), name="clear.png")  # fully transparent RGBA
+
+
+def test_too_many_objects(tmp_path):
+    lab = np.arange(300, dtype=np.int32).reshape(15, 20)
+    with pytest.raises(MaskError) as e:
+        parse_mask(lab, name="many.npy")
+    assert_one_line_naming(e, "many.npy")
+    assert "299 objects" in str(e.value)
+    # 300 well separated colours in 4x4 blocks: too many objects as an RGB file, too.
+    grid = np.stack(np.meshgrid(*[np.arange(7) * 42] * 3, indexing="ij"), axis=-1).reshape(-1, 3)[1:301]
+    blocks = np.kron(np.arange(300).reshape(15, 20), np.ones((4, 4), np.int64))
+    path = save(tmp_path / "many.png", Image.fromarray(grid[blocks].astype(np.uint8)))
+    with pytest.raises(MaskError) as e:
+        load_mask(path)
+    assert_one_line_naming(e, "many.png")
+
+
+def test_bad_arrays():
+    with pytest.raises(MaskError, match="bad.npy: negative"):
+        parse_mask(np.array([[0, -1]]), name="bad.npy")
+    with pytest.raises(MaskError, match="bad.npy: object id 256"):
+        parse_mask(np.array([[0, 256]]), name="bad.npy")
+    with pytest.raises(MaskError, match="non-integer"):
+        parse_mask(np.array([[0.0, 0.5]]), name="prob.npy")
+    with pytest.raises(MaskError, match="shape"):
+        parse_mask(np.zeros((2, 3, 5), np.uint8), name="x")
+    with pytest.raises(MaskError, match="uint8"):
+        parse_mask(np.zeros((2, 3, 3), np.float32), name="x")
+    with pytest.raises(MaskError, match="PIL image or numpy array"):
+        parse_mask([[0, 1]], name="list")  # type: ignore[arg-type]
