@@ -1,0 +1,122 @@
+"""`python -m seggpt.run`: in-context segmentation of images from example image/mask pairs.
+
+One or more prompts (an image and its mask) tell SegGPT what to segment: instances, stuff, parts,
+contours, text. Every input image gets an index PNG (ids as in the prompt masks, the prompt's palette
+where it has one) and an overlay PNG. User mistakes: one line on stderr, exit code 2.
+
+Examples:
+    python -m seggpt.run --prompt hmbb_1.jpg hmbb_1_target.png hmbb_2.jpg hmbb_3.jpg --out out/
+    python -m seggpt.run --prompt a.jpg a_mask.png --prompt b.jpg b_mask.png query.jpg --type semantic --out out/
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m seggpt.run", description=__doc__.split("\n\n")[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prompt", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"),
+                    help="an example image and its mask (repeat for several prompts: feature ensemble)")
+    ap.add_argument("inputs", nargs="+", metavar="INPUT", help="images to segment")
+    ap.add_argument("--out", required=True, metavar="DIR")
+    ap.add_argument("--weights", default="BAAI/seggpt-vit-large", metavar="ID|PATH",
+                    help="BAAI/seggpt-vit-large (default, from the Hub), BAAI/SegGPT, small, or a checkpoint file")
+    ap.add_argument("--type", default="instance", choices=["instance", "semantic"], dest="embedding_type",
+                    help="SegGPT's task token: instance (objects) or semantic (stuff, classes)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--batch-size", type=int, default=4)
+    return ap
+
+
+def _read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{path}: not a readable image ({e.__class__.__name__})") from None
+
+
+def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
+    import torch
+    from PIL import Image
+
+    from seggpt.colors import davis_palette
+    from seggpt.masks import MaskError, load_mask
+    from seggpt.predictor import SegGPTPredictor
+    from seggpt.weights import WeightsError
+    from vos.writers import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
+
+    prompt_images, prompt_labels, pal = [], [], None
+    for image_path, mask_path in args.prompt:
+        image = _read_image(image_path)
+        try:
+            parsed = load_mask(mask_path)
+        except MaskError as e:
+            raise UserError(str(e)) from None
+        for w in parsed.warnings:
+            log.warning("%s: %s", mask_path, w)
+        if parsed.labels.shape != image.shape[:2]:
+            raise UserError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
+                            f"its image {image_path} is {image.shape[1]}x{image.shape[0]}")
+        prompt_images.append(image)
+        prompt_labels.append(parsed.labels)
+        pal = parsed.palette if pal is None else pal
+    queries = [_read_image(p) for p in args.inputs]
+    try:
+        out = ensure_output_dir(args.out)
+    except OutputError as e:
+        raise UserError(str(e)) from None
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available")
+    try:
+        predictor = SegGPTPredictor(args.weights, device=device,
+                                    dtype=torch.bfloat16 if device == "cuda" else None)
+    except WeightsError as e:
+        raise UserError(str(e)) from None
+    num_labels = max(int(m.max()) for m in prompt_labels)
+    results = predictor.predict(queries, prompt_images, prompt_labels, num_labels=num_labels,
+                                embedding_type=args.embedding_type, batch_size=args.batch_size)
+    pal = pal if pal is not None else davis_palette()
+    written = []
+    for path, image, res in zip(args.inputs, queries, results):
+        stem = Path(path).stem
+        save_index_png(out / f"{stem}_mask.png", res.labels, pal)
+        with atomic_path(out / f"{stem}_overlay.png") as tmp:
+            Image.fromarray(overlay(image, res.labels, pal)).save(tmp, format="PNG")
+        written.append(out / f"{stem}_mask.png")
+    return written
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    log = logging.getLogger("seggpt.run")
+    try:
+        written = run(args, log)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{len(written)} image(s) segmented; masks and overlays in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
