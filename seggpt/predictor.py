@@ -35,7 +35,8 @@ def _as_rgb_array(image: ArrayLike) -> np.ndarray:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"an image must be (H, W, 3) uint8, got shape {image.shape}")
-    return np.ascontiguousarray(image[:, :, :3])
+    image = np.ascontiguousarray(image[:, :, :3])
+    return image if image.flags.writeable else image.copy()  # torch wants writable memory
 
 
 class SegGPTPredictor:
