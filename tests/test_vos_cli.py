@@ -158,3 +158,12 @@ def test_no_traceback_in_a_real_process(clip, tmp_path):
                         str(root / "mask0.png"), "--weights", "small"], capture_output=True, text=True)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and p.stderr.strip().startswith("error: ")
+
+
+def test_demo_clip_then_run(tiny_weights, tmp_path, capsys):
+    from vos.demo import main as demo
+
+    assert demo([str(tmp_path / "ex"), "--frames", "6"]) == 0
+    assert main([str(tmp_path / "ex" / "clip.mp4"), "--first-mask", str(tmp_path / "ex" / "clip_mask.png"),
+                 "--weights", tiny_weights, "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert len(list((tmp_path / "m").glob("*.png"))) == 6
