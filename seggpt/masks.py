@@ -71,9 +71,9 @@ _FLAT_TOL = 2
 # When cleaning, a group of fewer flat pixels than this whose colour mixes two larger groups is
 # a flat spot inside a heavily blurred transition, not an object.
 _MIN_SEEDS = 9
-# When cleaning, an edge pixel may join any region at most this many pixels farther away than
-# the nearest region; it picks the nearest colour among those. Keeps a blend next to a red
-# object from joining a dark-red object elsewhere in the image.
+# When cleaning, an edge pixel is unmixed only between regions at most this many pixels farther
+# away than the nearest region: a blend next to a red object never joins a dark-red object
+# elsewhere in the image.
 _SEARCH_SLACK = 8.0
 # A colour this close to a DAVIS palette colour is that colour (JPEG and blur move a region's
 # colour by a few levels; DAVIS colours are >= 64 apart, so this never confuses two of them).

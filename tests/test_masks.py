@@ -22,7 +22,8 @@ from seggpt.masks import (
     parse_mask,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "seggpt-examples"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EXAMPLES = DATA / "seggpt-examples"
 
 
 def scene(h: int = 72, w: int = 96) -> np.ndarray:
@@ -156,9 +157,10 @@ def test_rgb_thin_objects_survive_in_clean_masks():
     [
         [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]],
         [[0, 0, 0], [200, 30, 30], [170, 60, 30], [30, 200, 120], [90, 90, 200]],  # close colours
+        [[0, 0, 0], [250, 250, 250], [60, 40, 110], [250, 200, 0], [0, 90, 60]],  # dark ones
         davis_palette()[:5].tolist(),
     ],
-    ids=["primaries", "close", "davis"],
+    ids=["primaries", "close", "dark", "davis"],
 )
 def test_rgb_blurred_multi_object_becomes_the_same_objects(tmp_path, ksize, colors):
     lab = scene()
@@ -244,6 +246,21 @@ def test_seggpt_example_targets_are_one_object():
         assert coloured.object_ids == [1], path.name
         assert "cleaned to 1 object(s)" in coloured.warnings[0]
         assert iou(coloured.labels == 1, thresholded) > 0.97, path.name
+
+
+def test_real_davis_annotations():
+    train = DATA / "davis2016-train-240p" / "Annotations" / "240p" / "bmx-bumps"
+    val = DATA / "davis2016-val-480p" / "Annotations" / "480p" / "blackswan"
+    if not (train.is_dir() and val.is_dir()):
+        pytest.skip("../shared/data DAVIS folders are absent")
+    palette_png = load_mask(train / "00000.png")  # DAVIS 2017 convention: palette PNG, id 1
+    assert palette_png.object_ids == [1] and palette_png.palette is not None
+    np.testing.assert_array_equal(palette_png.palette[1], davis_palette()[1])
+    grey = load_mask(val / "00000.png")  # DAVIS 2016 convention: L, 0/255
+    np.testing.assert_array_equal(grey.labels, np.asarray(Image.open(val / "00000.png")) > 0)
+    with pytest.raises(EmptyMaskError):  # the object is out of view in this frame
+        load_mask(train / "00060.png")
+    assert load_mask(train / "00060.png", allow_empty=True).object_ids == []
 
 
 # ------------------------------------------------------------------------------------ arrays
