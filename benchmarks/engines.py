@@ -1,0 +1,135 @@
+"""Where sequences run: ``local`` (one after the other in this process) or ``ray`` (one task each).
+
+Both engines hand every sequence to ``harness.process_sequence`` and return one SequenceResult per
+sequence in the order given; a sequence that fails becomes a "failed" result and the others go on.
+
+Ray (imported only for ``--engine ray``): one task per sequence, ``num_gpus=1`` where the cluster
+has GPUs and one CPU otherwise; a failed task (exception or lost worker) is retried once. Workers
+write PNGs straight into the results folder, so on a multi-node cluster that folder and the dataset
+must be on a shared file system and this package installed on every node. Scores are computed by
+the workers (where the files are) and gathered in the driver with the timings.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence as Seq
+
+from vos.datasets import Sequence
+
+from .errors import HarnessError
+from .harness import SequenceResult, describe_sequence_error, process_sequence
+from .layout import ResultLayout
+from .methods import MethodSpec
+
+__all__ = ["ENGINES", "SequenceLoader", "run_local", "run_ray"]
+
+ENGINES = ("local", "ray")
+
+#: A sequence name and a zero-argument callable that reads its description (may raise DatasetError).
+SequenceLoader = tuple[str, Callable[[], Sequence]]
+
+
+def _sequence_bar(total: int, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="sequences", unit="seq", disable=not progress, file=sys.stderr)
+
+
+def _failed(name: str, err: BaseException, attempts: int = 1) -> SequenceResult:
+    return SequenceResult(name, "failed", attempts=attempts, error=describe_sequence_error(err))
+
+
+def run_local(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayout, *, resume: bool = False,
+              score: bool = True, progress: bool = True,
+              report: Callable[[SequenceResult], None] | None = None) -> list[SequenceResult]:
+    """Run every sequence in this process. ``report`` is called after each one (e.g. to print a failure)."""
+    results = []
+    bar = _sequence_bar(len(sequences), progress)
+    try:
+        for name, load in sequences:
+            layout.reset_attempts(name)
+            try:
+                result = process_sequence(spec, load(), layout, resume=resume, score=score, progress=progress)
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # one bad sequence must not stop the benchmark
+                result = _failed(name, err, max(1, layout.attempts(name)))
+            results.append(result)
+            if report is not None:
+                report(result)
+            bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def _ray_task(spec: MethodSpec, sequence: Sequence, layout: ResultLayout, resume: bool, score: bool) -> SequenceResult:
+    """Body of one Ray task (module level so workers import it rather than unpickle code)."""
+    return process_sequence(spec, sequence, layout, resume=resume, score=score, progress=False)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError("--engine ray needs Ray: pip install 'seggpt-vos[distributed]'") from None
+    return ray
+
+
+def _ray_error_text(err: BaseException) -> str:
+    """The task's own exception for RayTaskError (not Ray's multi-line traceback dump)."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException):
+        return describe_sequence_error(cause)
+    return describe_sequence_error(err)
+
+
+def run_ray(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayout, *, address: str | None = None,
+            resume: bool = False, score: bool = True, progress: bool = True,
+            report: Callable[[SequenceResult], None] | None = None) -> list[SequenceResult]:
+    """One Ray task per sequence; joins a running Ray session, else ``ray.init(address)`` (and shuts it down)."""
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as err:  # a wrong address is user input: one line, not Ray's traceback
+            raise HarnessError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+                               f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+    try:
+        use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
+        options = {"num_gpus": 1} if use_gpu else {"num_cpus": 1}
+        task = ray.remote(_ray_task).options(max_retries=1, retry_exceptions=True, **options)
+        results: dict[str, SequenceResult] = {}
+        pending = {}
+        for name, load in sequences:
+            layout.reset_attempts(name)
+            try:
+                sequence = load()  # reading the description is cheap and reports a bad sequence here
+            except Exception as err:
+                results[name] = _failed(name, err)
+                if report is not None:
+                    report(results[name])
+                continue
+            pending[task.remote(spec, sequence, layout, resume, score)] = name
+        bar = _sequence_bar(len(sequences), progress)
+        bar.update(len(results))
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                name = pending.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except Exception as err:  # the task failed twice (or its worker died twice)
+                    result = SequenceResult(name, "failed", attempts=layout.attempts(name), error=_ray_error_text(err))
+                results[name] = result
+                if report is not None:
+                    report(result)
+                bar.update(1)
+        finally:
+            bar.close()
+        return [results[name] for name, _ in sequences]
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,81 @@
+"""``python -m benchmarks.evaluate``: score an existing DAVIS results folder, write the official CSVs.
+
+    python -m benchmarks.evaluate --dataset davis2017 --root DAVIS --results results/davis17
+
+The results folder holds ``<seq>/<frame>.png`` index PNGs (from any method or tool). Writes
+``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into it, prints the table
+and how long scoring took. YouTube-VOS has no public ground truth: it is scored by the challenge
+server from the zip that ``benchmarks.vos`` writes. Exit codes: 0 ok, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from vos.datasets import DatasetError
+from vos.metrics import MetricsError
+
+from .errors import HarnessError
+from .harness import open_benchmark
+from .layout import LayoutError, ResultLayout
+from .report import format_table
+from .scoring import evaluate_folder, write_csvs
+
+USER_ERRORS = (HarnessError, DatasetError, LayoutError, MetricsError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, choices=("davis2016", "davis2017"))
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--results", required=True, help="results folder (<seq>/<frame>.png)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--resolution", default="480p")
+    p.add_argument("--sequences", nargs="+", metavar="NAME", help="score only these sequences")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="parallel scoring processes")
+    return p
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    bench = open_benchmark(args.dataset, args.root, args.split, args.resolution)
+    names = args.sequences or bench.names
+    unknown = [n for n in names if n not in bench.names]
+    if unknown:
+        raise HarnessError(f"{args.root}: unknown sequence(s) {', '.join(unknown)}")
+    if not os.path.isdir(args.results):
+        raise HarnessError(f"{args.results}: results folder not found")
+    layout = ResultLayout(args.results, "davis")
+    start = time.perf_counter()
+    scores = evaluate_folder(bench, layout, names, processes=max(1, args.processes))
+    global_results, rows, paths = write_csvs(layout.out, bench.split, scores)
+    seconds = time.perf_counter() - start
+    frames = sum(len(bench.reader[n].frame_names) for n in names)
+    records = [{"name": n, "status": "scored", "frames": len(bench.reader[n].frame_names), "fps": None,
+                "objects": {str(o): {"J-Mean": float(np.nanmean(s["J"])), "F-Mean": float(np.nanmean(s["F"]))}
+                            for o, s in sorted(scores[n].items())}} for n in names]
+    print(format_table(records, global_results))
+    print(f"\nscored {frames} frames of {len(names)} sequences in {seconds:.2f} s "
+          f"({frames / seconds:.1f} frames/s, {1000 * seconds / frames:.2f} s per 1,000 frames); "
+          f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return evaluate(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

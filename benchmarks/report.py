@@ -1,0 +1,88 @@
+"""What a benchmark run reports: code version, memory, the JSON record and the printed table.
+
+Numbers without the code, weights and settings that made them cannot be reproduced, so the JSON
+carries all of them next to the timings; the table is for the person watching the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["code_version", "peak_rss_mb", "reset_cuda_peak", "cuda_peak_mb", "format_table"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def code_version() -> str:
+    """``git describe --always --dirty --tags`` of the checkout, else the installed package version."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=REPO, capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return f"git {out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return f"seggpt-vos {version('seggpt-vos')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
+
+
+def _cuda():
+    """torch, if this process already imported it and uses CUDA (copy-first never imports torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch
+
+
+def reset_cuda_peak() -> None:
+    torch = _cuda()
+    if torch is not None:
+        torch.cuda.reset_peak_memory_stats()
+
+
+def cuda_peak_mb() -> float | None:
+    """CUDA max allocated since the last reset, MiB; None where CUDA is not used."""
+    torch = _cuda()
+    return None if torch is None else round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(sequences: Iterable[dict[str, Any]], global_results: dict[str, float] | None) -> str:
+    """Per-sequence rows (status, frames, frames/s, J, F) and the global J&F line, as plain text."""
+    header = ("sequence", "status", "frames", "fps", "J-Mean", "F-Mean")
+    rows = []
+    for seq in sequences:
+        objects = seq.get("objects") or {}
+        j = [o["J-Mean"] for o in objects.values() if o["J-Mean"] is not None]
+        f = [o["F-Mean"] for o in objects.values() if o["F-Mean"] is not None]
+        rows.append((seq["name"], seq["status"], _cell(seq.get("frames")), _cell(seq.get("fps"), 1),
+                     _cell(sum(j) / len(j) if j else None), _cell(sum(f) / len(f) if f else None)))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    if global_results:
+        lines.append("")
+        lines.append("  ".join(f"{k} {global_results[k]:.3f}" for k in global_results))
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""``python -m benchmarks.vos``: run a method over DAVIS or YouTube-VOS, write official results, score them.
+
+    python -m benchmarks.vos --dataset davis2017 --root DAVIS --out results/davis17 --weights BAAI/seggpt-vit-large
+    python -m benchmarks.vos --dataset davis2016 --root DAVIS --out results/copy --method copy-first
+    python -m benchmarks.vos --dataset ytvos --root YTVOS --out results/yt --engine ray --address auto
+
+Writes, into ``--out``: the index PNGs in the official layout (``<seq>/<frame>.png``; YouTube-VOS
+``Annotations/<vid>/<frame>.png`` plus ``submission.zip``), the official ``global_results-<split>.csv``
+and ``per-sequence_results-<split>.csv`` where ground truth exists (DAVIS), and
+``benchmark-<split>.json`` (config, weights, code version, per-sequence frames/s, time, memory).
+Exit codes: 0 all sequences done, 1 some sequence failed (the others still ran), 2 bad input,
+130 interrupted. Settings come from ``--config`` (see configs/benchmark_davis.yaml) and flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vos.config import DEFAULT_CONFIG, ConfigError, EngineConfig, read_yaml
+from vos.datasets import DatasetError
+from vos.metrics import MetricsError
+from vos.writers import OutputError, ensure_output_dir
+
+from .engines import ENGINES, run_local, run_ray
+from .errors import HarnessError
+from .harness import DATASETS, SequenceResult, open_benchmark
+from .layout import LayoutError, ResultLayout, atomic_write_text
+from .methods import METHODS, MethodSpec
+from .report import code_version, format_table, peak_rss_mb
+from .scoring import write_csvs
+
+USER_ERRORS = (HarnessError, DatasetError, ConfigError, LayoutError, OutputError, MetricsError)
+CONFIG_KEYS = ("method", "weights", "device", "dtype", "split", "resolution", "engine")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.vos", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--split", help="split name (default: val for DAVIS, valid for YouTube-VOS)")
+    p.add_argument("--resolution", help="DAVIS resolution folder (default 480p)")
+    p.add_argument("--all-frames", default="auto",
+                   help="YouTube-VOS all-frames folder; auto: <root>/all_frames/<split>_all_frames if present; none")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--method", choices=METHODS, help="default: seggpt")
+    p.add_argument("--weights", help="SegGPT weights: Hub id, preset (small) or file (default: configs/engine.yaml)")
+    p.add_argument("--config", help="benchmark YAML (configs/benchmark_davis.yaml); flags override it")
+    p.add_argument("--memory", type=int, help="recent predicted frames kept as prompts (engine.memory)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dtype", help="auto | fp32 | bf16 | fp16")
+    p.add_argument("--sequences", nargs="+", metavar="NAME", help="run only these sequences")
+    p.add_argument("--resume", action="store_true", help="skip sequences already finished in --out")
+    p.add_argument("--engine", choices=ENGINES, default="local")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local instance)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    """The benchmark YAML as a dict; unknown keys are an error (a typo must not silently do nothing)."""
+    if path is None:
+        return {}
+    data = read_yaml(path)
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
+    if not isinstance(data.get("engine", {}), dict):
+        raise ConfigError(f"{path}: 'engine' must be a mapping of engine settings")
+    return data
+
+
+def make_spec(method: str, config: dict[str, Any], args: argparse.Namespace) -> MethodSpec:
+    """Resolve weights, engine settings, device and dtype: flag, else --config, else configs/engine.yaml."""
+    if method == "copy-first":
+        return MethodSpec("copy-first")
+    defaults = read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else {}
+    weights = str(args.weights or config.get("weights") or defaults.get("weights") or "BAAI/seggpt-vit-large")
+    if Path(weights).exists():  # Ray workers may run elsewhere in the file tree: absolute paths travel
+        weights = str(Path(weights).resolve())
+    engine = dataclasses.asdict(EngineConfig.load(None))
+    engine.update(config.get("engine") or {})
+    if args.memory is not None:
+        engine["memory"] = args.memory
+    resolved = EngineConfig.from_dict(engine, args.config or "engine settings")
+    device = str(args.device or config.get("device") or defaults.get("device") or "auto")
+    dtype = str(args.dtype or config.get("dtype") or defaults.get("dtype") or "auto")
+    return MethodSpec("seggpt", weights, tuple(sorted(dataclasses.asdict(resolved).items())), device, dtype)
+
+
+def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
+    if not wanted:
+        return names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise HarnessError(f"{root}: unknown sequence(s) {', '.join(unknown)} (the split has {len(names)}: "
+                           f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
+    return list(dict.fromkeys(wanted))
+
+
+def _print_failure(result: SequenceResult) -> None:
+    if result.status == "failed":
+        from tqdm import tqdm
+
+        tqdm.write(f"{result.name}: FAILED: {result.error}", file=sys.stderr)
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    """Run, score and report; returns the exit code (1 when any sequence failed)."""
+    start = time.perf_counter()
+    config = load_config(args.config)
+    method = args.method or config.get("method") or "seggpt"
+    if method not in METHODS:
+        raise ConfigError(f"{args.config}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    bench = open_benchmark(args.dataset, args.root, args.split or config.get("split"),
+                           args.resolution or config.get("resolution") or "480p", args.all_frames)
+    names = _select(bench.names, args.sequences, args.root)
+    layout = ResultLayout(ensure_output_dir(args.out), bench.kind)
+    spec = make_spec(method, config, args)
+    if args.engine == "local" and spec.name == "seggpt":
+        try:  # load the model once, up front: bad weights are one error, not one failure per sequence
+            spec.build()
+        except USER_ERRORS:
+            raise
+        except Exception as err:
+            raise HarnessError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+    loaders = [(n, functools.partial(bench.reader.__getitem__, n)) for n in names]
+    common = dict(resume=args.resume, progress=not args.quiet, report=_print_failure)
+    if args.engine == "ray":
+        results = run_ray(spec, loaders, layout, address=args.address, **common)
+    else:
+        results = run_local(spec, loaders, layout, **common)
+    failed = [r for r in results if r.status == "failed"]
+
+    scores = {r.name: r.scores for r in results if r.scores is not None}
+    global_results, csv_paths = None, None
+    if scores:
+        global_results, _, csv_paths = write_csvs(layout.out, bench.split, scores)
+    zip_path = None
+    if bench.kind == "ytvos" and not failed:
+        zip_path = layout.write_zip([bench.reader[n] for n in names])
+
+    records = [r.summary() for r in results]
+    worker_peaks = [r.peak_rss_mb for r in results if r.peak_rss_mb is not None]
+    cuda_peaks = [r.cuda_max_allocated_mb for r in results if r.cuda_max_allocated_mb is not None]
+    report = {
+        "command": ["python", "-m", "benchmarks.vos", *sys.argv[1:]] if args.argv is None else
+                   ["python", "-m", "benchmarks.vos", *args.argv],
+        **bench.info,
+        **spec.describe(),
+        "engine_backend": args.engine,
+        "code_version": code_version(),
+        "sequences": records,
+        "failed": [r.name for r in failed],
+        "total_seconds": round(time.perf_counter() - start, 3),
+        "frames": sum(r.frames for r in results),
+        "peak_rss_mb": max([peak_rss_mb(), *worker_peaks]),
+        "cuda_max_allocated_mb": max(cuda_peaks) if cuda_peaks else None,
+        "global": global_results,
+        "csv": [str(p) for p in csv_paths] if csv_paths else None,
+        "zip": str(zip_path) if zip_path else None,
+    }
+    json_path = layout.out / f"benchmark-{bench.split}.json"
+    atomic_write_text(json_path, json.dumps(report, indent=1, default=str))
+
+    print(format_table(records, global_results))
+    print(f"\n{len(results) - len(failed)}/{len(results)} sequences ok in {report['total_seconds']:.1f} s; "
+          f"report {json_path}" + (f"; submission {zip_path}" if zip_path else ""))
+    if failed:
+        print(f"failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return benchmark(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (finished sequences are kept; rerun with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
