@@ -67,9 +67,10 @@ class Attention(nn.Module):
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * canvas_h - 1, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * canvas_w - 1, head_dim))
 
-    def _split_heads(self, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _split_heads(self, tokens: torch.Tensor, groups: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(groups*k, n, C) tokens -> q, k, v as (groups, k, heads, n, d) views (no copy)."""
         m, n, _ = tokens.shape
-        qkv = self.qkv(tokens).reshape(m, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(tokens).view(groups, m // groups, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
         return qkv[0], qkv[1], qkv[2]
 
     @staticmethod
@@ -92,11 +93,9 @@ class Attention(nn.Module):
         grid_h, grid_w = grid
         groups = query.shape[0]
         k = num_prompts
-        qp, kp, vp = self._split_heads(prompt)  # (G*K, h, Np, d)
-        qq, kq, vq = self._split_heads(query)  # (G, h, Nq, d)
-        heads, d = qp.shape[1], qp.shape[-1]
-        n_p = qp.shape[2]
-        qp, kp, vp = (t.reshape(groups, k, heads, n_p, d) for t in (qp, kp, vp))
+        qp, kp, vp = self._split_heads(prompt, groups)  # (G, K, h, Np, d)
+        qq, kq, vq = (t[:, 0] for t in self._split_heads(query, groups))  # (G, h, Nq, d)
+        heads, n_p, d = qp.shape[2], qp.shape[3], qp.shape[4]
 
         table_h = get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(qq.dtype)
         table_w = get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(qq.dtype)
