@@ -98,10 +98,10 @@ class ResultLayout:
     def begin(self, seq: str) -> int:
         """Mark ``seq`` as started: drop its marker, create its folder; returns the attempt number."""
         self.progress_dir.mkdir(parents=True, exist_ok=True)
-        self.marker_path(seq).unlink(missing_ok=True)
-        self.sequence_dir(seq).mkdir(parents=True, exist_ok=True)
         with open(self.attempts_path(seq), "a") as handle:  # one line per start: retries show up
             handle.write(f"{os.getpid()}\n")
+        self.marker_path(seq).unlink(missing_ok=True)
+        self.sequence_dir(seq).mkdir(parents=True, exist_ok=True)
         return self.attempts(seq)
 
     def attempts(self, seq: str) -> int:
