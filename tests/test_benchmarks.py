@@ -293,6 +293,22 @@ def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path,
     assert names == sorted(f"Annotations/{v}/{f}.png" for v, fs in _listed(ytvos).items() for f in fs)
 
 
+def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys):
+    import yaml
+
+    config_path = Path(__file__).resolve().parents[1] / "configs" / "benchmark_davis.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    out = tmp_path / "res"
+    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--config",
+                     str(config_path), "--weights", str(tiny_weights), "--memory", "1", "--sequences", "synth-001")
+    assert code == 0
+    report = json.loads((out / "benchmark-val.json").read_text())
+    assert report["method"] == config["method"] == "seggpt"
+    assert report["weights"] == str(tiny_weights)  # the flag wins over the file
+    assert report["engine"] == {**config["engine"], "memory": 1}
+    assert report["split"] == "val" and report["resolution"] == "480p"
+
+
 # ----------------------------------------------------------------------------- evaluate CLI and bad input
 
 
