@@ -1,0 +1,262 @@
+"""Tests for seggpt.train / seggpt.train_data: colour mapping, loss, training, resume, fine-tuning, CLI.
+
+All runs use the "test-tiny" preset, batches of 2-4 canvases and no loader worker, so the file runs
+in well under a minute on 2 CPU cores.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seggpt.colors import denormalize
+from seggpt.model import SegGPT
+from seggpt.train import Trainer, TrainError, load_config, main
+from seggpt.train_data import (
+    Augment, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
+)
+from seggpt.weights import save_model
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _tiny_overrides(out_dir: Path, steps: int = 4, **extra) -> list:
+    values = {
+        "model": "test-tiny", "out_dir": str(out_dir), "steps": steps, "batch_size": 2, "num_workers": 0,
+        "eval_every": 0, "ckpt_every": 0, "warmup_steps": 2, "lr": 2e-3, "log_every": 1, "progress": False,
+        "synthetic_size": "[48, 64]", "threads": 1,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def _canvas_rgb(t: torch.Tensor) -> np.ndarray:
+    """(3, 2H, W) normalised -> (2H, W, 3) uint8 (exact for the painted colours up to rounding)."""
+    return denormalize(t[None])[0].round().byte().permute(1, 2, 0).numpy()
+
+
+# ----------------------------------------------------------------------------- colour mapping
+
+
+def _hand_pair() -> RawPair:
+    prompt_labels = np.zeros((16, 16), np.uint8)
+    prompt_labels[2:6, 2:6] = 1
+    prompt_labels[8:12, 8:14] = 2
+    query_labels = np.zeros((16, 16), np.uint8)
+    query_labels[3:7, 3:7] = 1
+    query_labels[9:13, 6:12] = 2
+    query_labels[0:2, 12:16] = 3  # an object the prompt never shows
+    query_labels[14:16, 0:3] = 255  # void
+    image = np.full((16, 16, 3), 100, np.uint8)
+    return RawPair(image, prompt_labels, image.copy(), query_labels)
+
+
+def test_colour_mapping_consistent_within_a_sample():
+    pair = _hand_pair()
+    mapping = colour_mapping([pair.prompt_labels], np.random.default_rng(3))
+    assert sorted(mapping) == [0, 1, 2]
+    assert mapping[0].tolist() == [0, 0, 0]
+    c1, c2 = mapping[1].astype(int), mapping[2].astype(int)
+    assert np.linalg.norm(c1 - c2) >= 80 and np.linalg.norm(c1) >= 80 and np.linalg.norm(c2) >= 80
+
+    _, target, valid = build_sample([pair], mapping)
+    rgb = _canvas_rgb(torch.from_numpy(target))
+    top, bottom = rgb[:16], rgb[16:]
+    # the same object has the same colour in the prompt and in the query, every pixel
+    for obj, colour in ((1, c1), (2, c2), (0, np.zeros(3, int))):
+        assert np.abs(top[pair.prompt_labels == obj].astype(int) - colour).max() <= 1
+    for obj, colour in ((1, c1), (2, c2)):
+        assert np.abs(bottom[pair.query_labels == obj].astype(int) - colour).max() <= 1
+    # an object missing from the prompt is background (its colour cannot be known); void is not scored
+    assert bottom[pair.query_labels == 3].max() <= 1
+    assert valid.shape == (1, 32, 16)
+    assert (valid[0, 16:][pair.query_labels == 255] == 0).all()
+    assert valid[0, 16:][pair.query_labels != 255].min() == 1 and valid[0, :16].min() == 1
+
+
+def test_colour_mapping_random_per_sample():
+    pair = _hand_pair()
+    colours = [tuple(colour_mapping([pair.prompt_labels], np.random.default_rng(s))[1]) for s in range(20)]
+    assert len(set(colours)) >= 18  # fresh colours for every sample
+    # through the stream: the samples of one batch have different colours for their objects
+    stream = PairStream([SyntheticPairs((48, 64), (1, 2), 4)], [1.0], Augment((32, 32)), batch_size=4, seed=5)
+    batch = stream.batch(0)
+    firsts = set()
+    for tgt in batch["tgts"]:
+        rgb = _canvas_rgb(tgt)
+        top, bottom = rgb[:32].reshape(-1, 3), rgb[32:].reshape(-1, 3)
+        top_colours = {tuple(c) for c in np.unique(top, axis=0)}
+        # query colours come from the prompt (up to bicubic-free nearest painting: exact)
+        assert {tuple(c) for c in np.unique(bottom, axis=0)} <= top_colours | {(0, 0, 0)}
+        firsts |= top_colours - {(0, 0, 0)}
+    assert len(firsts) >= 4
+    # a micro-batch is a pure function of (seed, rank, step): resume sees the same data
+    again = stream.batch(0)
+    assert torch.equal(batch["imgs"], again["imgs"]) and torch.equal(batch["tgts"], again["tgts"])
+    assert not torch.equal(batch["imgs"], stream.batch(1)["imgs"])
+
+
+def test_palette_prob_uses_inference_palette():
+    from seggpt.colors import palette
+
+    pair = _hand_pair()
+    mapping = colour_mapping([pair.prompt_labels], np.random.default_rng(0), palette_prob=1.0)
+    assert np.array_equal(np.stack([mapping[i] for i in (0, 1, 2)]), palette(2))
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def test_loss_ignores_prompt_half():
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny")
+    h, w = model.config.image_size
+    imgs, tgts = torch.randn(2, 3, 2 * h, w), torch.randn(2, 3, 2 * h, w)
+    mask = model.bottom_half_mask(2)
+    loss, pred = model(imgs, tgts, mask)
+    # hand-computed: smooth L1 (beta 0.01) averaged over the query half only
+    expected = F.smooth_l1_loss(pred[:, :, h:], tgts[:, :, h:], beta=0.01)
+    assert torch.allclose(loss, expected, rtol=1e-5, atol=1e-6)
+    # changing the prediction or the target on the prompt half leaves the loss unchanged
+    pred2, tgts2 = pred.detach().clone(), tgts.clone()
+    pred2[:, :, :h] += 5.0
+    tgts2[:, :, :h] -= 3.0
+    token_mask = mask.reshape(2, 2 * model.config.grid_size[0], model.config.grid_size[1], 1)
+    assert torch.allclose(model.loss(pred2, tgts2, token_mask), model.loss(pred.detach(), tgts, token_mask))
+    # and no gradient reaches the prompt half of the prediction
+    p = pred.detach().clone().requires_grad_(True)
+    model.loss(p, tgts, token_mask).backward()
+    assert p.grad[:, :, :h].abs().max() == 0 and p.grad[:, :, h:].abs().max() > 0
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_few_steps_reduce_loss(tmp_path):
+    from seggpt.train import build_stream
+
+    cfg = load_config(None, _tiny_overrides(tmp_path / "run", steps=30, batch_size=4, lr=3e-3))
+    trainer = Trainer(cfg)
+    held_out = build_stream(cfg, trainer.model.config, start=10**6).batch(10**6)  # never a training batch
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            mask = trainer.model.bottom_half_mask(4)
+            return float(trainer.model(held_out["imgs"], held_out["tgts"], mask, "instance", held_out["valid"])[0])
+
+    before = held_out_loss()
+    losses = trainer.run()["losses"]
+    assert len(losses) == 30 and all(np.isfinite(losses))
+    after = held_out_loss()
+    assert after < 0.92 * before, (before, after)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert (tmp_path / "run" / "final.safetensors").is_file()
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    straight = load_config(None, _tiny_overrides(tmp_path / "a", steps=6))
+    trainer = Trainer(straight)
+    full = trainer.run()["losses"]
+    full_state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    paused = load_config(None, _tiny_overrides(tmp_path / "b", steps=6))
+    first = Trainer(paused).run(until=3)["losses"]
+    assert (tmp_path / "b" / "last.pt").is_file()
+    resumed = Trainer(paused, resume="auto")
+    assert resumed.step == 3
+    rest = resumed.run()["losses"]
+    assert first + rest == pytest.approx(full, rel=1e-6, abs=1e-7)
+    for k, v in resumed.model.state_dict().items():
+        assert torch.allclose(v, full_state[k], rtol=1e-5, atol=1e-7), k
+    assert resumed.scheduler.last_epoch == trainer.scheduler.last_epoch == 6
+
+
+def test_finetune_starts_from_loaded_checkpoint(tmp_path):
+    source = SegGPT("test-tiny")
+    source.reset_parameters(seed=123)
+    path = save_model(source, tmp_path / "init.safetensors")
+    cfg = load_config(None, _tiny_overrides(tmp_path / "ft", steps=2, init_from=str(path)))
+    trainer = Trainer(cfg)
+    for k, v in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[k], v), k
+    trainer.run()
+    assert not torch.equal(trainer.model.decoder_embed.weight, source.decoder_embed.weight)  # it trained
+    # a training checkpoint (last.pt) is a valid init_from as well
+    trainer.save_checkpoint()
+    again = Trainer(load_config(None, _tiny_overrides(tmp_path / "ft2", init_from=str(tmp_path / "ft" / "last.pt"))))
+    assert torch.equal(again.model.decoder_embed.weight, trainer.model.decoder_embed.weight)
+
+
+# ----------------------------------------------------------------------------- data sources
+
+
+def test_video_pairs_from_davis_train():
+    root = DATA / "davis2016-train-240p"
+    if not root.is_dir():
+        pytest.skip("../shared/data is absent")
+    source = VideoPairs([str(root)], "davis", "train", 2016, "240p", max_gap=3)
+    assert len(source) == 30
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        pair = source.draw(rng)
+        assert pair.prompt.shape == (240, 427, 3) and pair.query_labels.shape == (240, 427)
+        assert pair.prompt_labels.max() == 1  # a visible object in every prompt
+        assert set(np.unique(pair.query_labels)) <= {0, 1}
+
+
+def test_folder_pairs_share_a_class(tmp_path):
+    from PIL import Image
+
+    from seggpt.train_data import FolderPairs
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i, cls in enumerate([1, 1, 2]):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        mask = np.zeros((20, 24), np.uint8)
+        mask[5:10, 5:12] = cls
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+    source = FolderPairs([str(tmp_path)])
+    for _ in range(5):
+        pair = source.draw(rng)
+        assert pair.prompt_labels.max() == pair.query_labels.max() == 1  # only the two class-1 images pair
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_end_to_end_with_override(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "model: test-tiny\nsteps: 50\nbatch_size: 2\nnum_workers: 0\nprogress: false\n"
+        "synthetic_size: [48, 64]\neval_every: 2\neval_pairs: 2\neval_clips: 1\neval_clip_frames: 4\n"
+        "eval_clip_size: [48, 64]\nckpt_every: 2\nthreads: 1\n"
+    )
+    out = tmp_path / "run"
+    assert main(["--config", str(config), "steps=3", f"out_dir={out}"]) == 0
+    log = (out / "log.jsonl").read_text().splitlines()
+    assert any('"end": {"step": 3' in line for line in log)
+    assert any('"JF"' in line for line in log)
+    model = SegGPT.from_pretrained(str(out / "final.safetensors"))
+    assert model.config.embed_dim == 32
+    assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
+    # --resume goes on from last.pt to the new step count
+    assert main(["--config", str(config), "steps=4", f"out_dir={out}", "--resume"]) == 0
+    assert '"end": {"step": 4' in (out / "log.jsonl").read_text().splitlines()[-1]
+
+
+def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: test-tiny\nlearning_rate: 0.1\n")
+    assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(config) in err and "'learning_rate'" in err
+    with pytest.raises(TrainError, match="command line: unknown key 'stepz'"):
+        load_config(None, ["stepz=3"])
+    with pytest.raises(TrainError, match="crop_scale must be a list of two numbers"):
+        load_config(None, ["crop_scale=0.5"])
