@@ -95,10 +95,14 @@ class SegGPTMethod:
             index = {name: i for i, name in enumerate(sequence.frame_names)}
             for frame in sequence.annotations:
                 labels = prompt_labels(sequence, frame)
-                if labels.any():
-                    self.segmenter.add_mask(state, index[frame], labels)
-            for result in self.segmenter.propagate(state):
-                yield result.frame_idx, result.labels
+                for obj in sequence.objects_first_given_at(frame):  # one object each: 0 elsewhere is "not given"
+                    if (labels == obj).any():
+                        self.segmenter.add_new_mask(state, index[frame], obj, labels == obj)
+            for frame_idx, obj_ids, masks in self.segmenter.propagate_in_video(state):
+                labels = np.zeros(sequence.size, dtype=np.uint8)
+                for obj, mask in zip(obj_ids, masks):
+                    labels[mask] = obj
+                yield frame_idx, labels
         finally:
             source.close()
 

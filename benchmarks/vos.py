@@ -151,8 +151,7 @@ def benchmark(args: argparse.Namespace) -> int:
     worker_peaks = [r.peak_rss_mb for r in results if r.peak_rss_mb is not None]
     cuda_peaks = [r.cuda_max_allocated_mb for r in results if r.cuda_max_allocated_mb is not None]
     report = {
-        "command": ["python", "-m", "benchmarks.vos", *sys.argv[1:]] if args.argv is None else
-                   ["python", "-m", "benchmarks.vos", *args.argv],
+        "command": ["python", "-m", "benchmarks.vos", *(sys.argv[1:] if args.argv is None else args.argv)],
         **bench.info,
         **spec.describe(),
         "engine_backend": args.engine,
