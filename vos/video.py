@@ -423,7 +423,10 @@ class PyAVSource(_ChunkedSource):
 
     def _decode(self, plan: Sequence[range]) -> Iterator[list[Frame]]:
         av = _import_av(self.name)
-        container = av.open(self.name)
+        try:
+            container = av.open(self.name)
+        except av.error.FFmpegError as exc:  # e.g. the file was replaced or removed since opening
+            raise VideoError(f"{self.name}: cannot reopen the video ({_first_line(exc)})") from exc
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
