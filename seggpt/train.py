@@ -54,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     steps: int = 1000  # optimizer steps
     max_minutes: Optional[float] = None  # stop (and save) after this much wall time
+    #: anneal by wall time too: the cosine reaches its end at max_minutes even if `steps` is not reached
+    #: (for shared machines whose speed is unknown in advance; not bit-exact on resume)
+    time_schedule: bool = False
     threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
     num_workers: int = 1
     device: str = "auto"
@@ -207,11 +210,15 @@ def build_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int = 0, start
         raise TrainError(str(err)) from None
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` optimizer steps."""
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` optimizer steps.
+
+    `time_fraction` (elapsed / allowed wall time) moves the decay on when the machine is slower
+    than `total` assumed, so that a run stopped by its time limit still ends annealed.
+    """
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -320,8 +327,10 @@ class Trainer:
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr, betas=tuple(cfg.betas),
         )
+        self.elapsed_before = 0.0  # wall time of earlier segments of a resumed run
+        self._run_start: Optional[float] = None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+            self.optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio, self._time_fraction()))
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
@@ -355,6 +364,14 @@ class Trainer:
             raise TrainError(f"{path}: checkpoint to resume from not found")
         return path
 
+    def _elapsed(self) -> float:
+        return self.elapsed_before + (time.time() - self._run_start if self._run_start is not None else 0.0)
+
+    def _time_fraction(self) -> float:
+        if not self.cfg.time_schedule or not self.cfg.max_minutes or self._run_start is None:
+            return 0.0
+        return self._elapsed() / (60.0 * self.cfg.max_minutes)
+
     @property
     def is_main(self) -> bool:
         return self.rank == 0
@@ -376,6 +393,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "best": self.best,
+            "elapsed": self._elapsed(),
             "rng": rng,
             "train_config": self.cfg.to_dict(),
         }
@@ -399,6 +417,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best = state.get("best")
+        self.elapsed_before = float(state.get("elapsed", 0.0))
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         npr = rng["numpy"]
@@ -470,7 +489,7 @@ class Trainer:
         """
         cfg = self.cfg
         self.losses = []
-        start_time = time.time()
+        self._run_start = time.time()
         loader = self._loader()
         eval_data = _eval_data(cfg, self.model.config) if self.is_main and cfg.eval_every > 0 else None
         bar = None
@@ -493,11 +512,11 @@ class Trainer:
                 raise TrainError(f"step {self.step}: loss is {loss}; lower lr or check the data")
             if self.is_main and (self.step % cfg.log_every == 0 or self.step == 1):
                 self._log({"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
-                           "elapsed": time.time() - start_time})
+                           "elapsed": self._elapsed()})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            out_of_time = cfg.max_minutes is not None and time.time() - start_time > 60 * cfg.max_minutes
+            out_of_time = cfg.max_minutes is not None and self._elapsed() > 60 * cfg.max_minutes
             if self.is_main and eval_data is not None and (self.step % cfg.eval_every == 0 or out_of_time):
                 scores = self._evaluate(eval_data)
                 if bar is not None:
@@ -519,7 +538,7 @@ class Trainer:
             from .weights import save_model
 
             save_model(self.model, self.out_dir / "final.safetensors")
-            self._log({"end": {"step": self.step, "elapsed": time.time() - start_time, "best": self.best}})
+            self._log({"end": {"step": self.step, "elapsed": self._elapsed(), "best": self.best}})
         return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
 
 
@@ -541,6 +560,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="resume from a checkpoint (default: <out_dir>/last.pt)")
     parser.add_argument("overrides", nargs="*", help="key=value settings that override the file")
     args = parser.parse_args(argv)
+    if args.resume is not None and "=" in args.resume and not Path(args.resume).exists():
+        # "--resume key=value": the optional value swallowed an override
+        args.overrides.insert(0, args.resume)
+        args.resume = "auto"
     try:
         cfg = load_config(args.config, args.overrides)
         result = Trainer(cfg, resume=args.resume).run()

@@ -244,9 +244,21 @@ def test_cli_end_to_end_with_override(tmp_path, capsys):
     model = SegGPT.from_pretrained(str(out / "final.safetensors"))
     assert model.config.embed_dim == 32
     assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
-    # --resume goes on from last.pt to the new step count
-    assert main(["--config", str(config), "steps=4", f"out_dir={out}", "--resume"]) == 0
+    # --resume goes on from last.pt to the new step count (an override right after --resume stays one)
+    assert main(["--config", str(config), f"out_dir={out}", "--resume", "steps=4"]) == 0
     assert '"end": {"step": 4' in (out / "log.jsonl").read_text().splitlines()[-1]
+
+
+def test_schedule_warmup_cosine_and_time():
+    from seggpt.train import lr_factor
+
+    assert lr_factor(0, 10, 110, 0.0) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 110, 0.0) == pytest.approx(1.0)
+    assert lr_factor(60, 10, 110, 0.0) == pytest.approx(0.5)  # half-way through the cosine
+    assert lr_factor(110, 10, 110, 0.02) == pytest.approx(0.02)
+    # a slow machine: half the time gone at step 20 -> the cosine is half-way too
+    assert lr_factor(20, 10, 110, 0.0, time_fraction=0.5) == pytest.approx(0.5)
+    assert lr_factor(20, 10, 110, 0.0, time_fraction=2.0) == pytest.approx(0.0)
 
 
 def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
