@@ -91,17 +91,30 @@ class SegGPTConfig:
     def replace(self, **changes: Any) -> "SegGPTConfig":
         return dataclasses.replace(self, **changes)
 
-    def flops_per_pair(self) -> float:
-        """Multiply-add FLOPs (x2) of one prompt/query pair through the full canvas model."""
-        h, w = self.canvas_size
-        n = (h // self.patch_size) * (w // self.patch_size)
-        c = self.embed_dim
-        blocks = self.depth + (self.merge_index + 1)  # the first blocks run on two streams
-        per_block = 2 * n * (4 * c * c + 2 * c * self.mlp_dim) + 4 * n * n * c
-        patch = 2 * 2 * n * c * 3 * self.patch_size**2
-        dec_embed = 2 * n * c * len(self.feature_layers) * self.patch_size**2 * self.decoder_dim
-        dec_conv = 2 * h * w * self.decoder_dim * (9 * self.decoder_dim + 3)
-        return float(blocks * per_block + patch + dec_embed + dec_conv)
+    def flops_per_query(self, num_prompts: int = 1, shared_query: bool = True) -> float:
+        """FLOPs (2 per multiply-add) to segment one query with K prompts.
+
+        shared_query=False counts the official computation (K full canvases, full decoder);
+        True counts ours (query half once, decoder on the query half plus the seam row).
+        """
+        k = num_prompts
+        grid_h, grid_w = self.grid_size
+        n_half = grid_h * grid_w
+        n = 2 * n_half
+        c, p = self.embed_dim, self.patch_size
+        per_token = 2 * (4 * c * c + 2 * c * self.mlp_dim)
+        attention = k * 4 * n * n * c  # QK^T and AV over every canvas
+        tokens = (k * n_half + n_half) if shared_query else k * n
+        streams = [2 if i <= self.merge_index else 1 for i in range(self.depth)]
+        encoder = sum(s * (tokens * per_token + attention) for s in streams)
+        patch_tokens = (2 * k * n_half + n_half) if shared_query else 2 * k * n
+        patch = patch_tokens * 2 * c * 3 * p * p
+        dec_rows = (grid_h + 1) if shared_query else 2 * grid_h
+        dec_items = 1 if shared_query else k
+        dec_tokens = dec_items * dec_rows * grid_w
+        dec_embed = dec_tokens * 2 * c * len(self.feature_layers) * p * p * self.decoder_dim
+        dec_conv = dec_tokens * p * p * 2 * self.decoder_dim * (9 * self.decoder_dim + 3)
+        return float(encoder + patch + dec_embed + dec_conv)
 
 
 PRESETS: Dict[str, SegGPTConfig] = {

@@ -48,6 +48,29 @@ def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor
     return rel_pos[relative.long()]
 
 
+def attention_with_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T * scale + bias) v and the log-sum-exp of each row, (..., L, d) and (..., L).
+
+    On the CPU PyTorch's fused flash kernel returns both; elsewhere (CUDA included) the same is
+    computed with matmuls, in fp32 for the softmax statistics.
+    """
+    if q.device.type == "cpu" and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q.contiguous(), k.contiguous(), v.contiguous(), 0.0, False, attn_mask=bias.contiguous(), scale=scale
+        )
+        return out, lse.float()
+    return _attention_with_lse_math(q, k, v, bias, scale)
+
+
+def _attention_with_lse_math(q, k, v, bias, scale):
+    scores = torch.matmul(q, k.transpose(-2, -1)).float() * scale + bias.float()
+    lse = torch.logsumexp(scores, dim=-1)
+    out = torch.matmul(torch.exp(scores - lse.unsqueeze(-1)).to(v.dtype), v)
+    return out, lse
+
+
 class Attention(nn.Module):
     """Global multi-head attention with a decomposed relative-position bias (ViTDet style).
 
@@ -66,6 +89,8 @@ class Attention(nn.Module):
         canvas_h, canvas_w = 2 * grid[0], grid[1]
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * canvas_h - 1, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * canvas_w - 1, head_dim))
+        #: merge the shared query-to-query block by log-sum-exp (inference with K > 1)
+        self.merge_query_blocks = True
 
     def _split_heads(self, tokens: torch.Tensor, groups: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(groups*k, n, C) tokens -> q, k, v as (groups, k, heads, n, d) views (no copy)."""
@@ -99,6 +124,8 @@ class Attention(nn.Module):
 
         table_h = get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(qq.dtype)
         table_w = get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(qq.dtype)
+        if k > 1 and self.merge_query_blocks and not torch.is_grad_enabled():
+            return self._forward_merged(qp, kp, vp, qq, kq, vq, table_h, table_w, grid)
 
         prompt_out = []
         query_sum = None
@@ -114,9 +141,42 @@ class Attention(nn.Module):
             )
             prompt_out.append(out[:, :, :n_p])
             query_sum = out[:, :, n_p:] if query_sum is None else query_sum + out[:, :, n_p:]
+        return self._project(prompt_out, query_sum / k if k > 1 else query_sum)
 
+    def _forward_merged(self, qp, kp, vp, qq, kq, vq, table_h, table_w, grid):
+        """K > 1: the query rows' attention over the query keys is the same for every prompt.
+
+        It is computed once, with its log-sum-exp, and merged with each prompt's block the way flash
+        attention merges key blocks: out = (e^lse1 o1 + e^lse2 o2) / (e^lse1 + e^lse2). The query rows'
+        bias does not depend on the prompt either, so it is built once too.
+        """
+        grid_h, grid_w = grid
+        k = qp.shape[1]
+        n_p = qp.shape[3]
+        bias_to_prompt = self._rel_bias(qq, table_h[grid_h:, :grid_h], table_w, grid_w)
+        bias_to_query = self._rel_bias(qq, table_h[grid_h:, grid_h:], table_w, grid_w)
+        out_qq, lse_qq = attention_with_lse(qq, kq, vq, bias_to_query, self.scale)
+        prompt_out = []
+        query_sum = None
+        for i in range(k):
+            keys = torch.cat([kp[:, i], kq], dim=2)
+            values = torch.cat([vp[:, i], vq], dim=2)
+            rows = qp[:, i]
+            out_p = F.scaled_dot_product_attention(
+                rows, keys, values, attn_mask=self._rel_bias(rows, table_h[:grid_h], table_w, grid_w), scale=self.scale
+            )
+            prompt_out.append(out_p)
+            out_qp, lse_qp = attention_with_lse(qq, kp[:, i], vp[:, i], bias_to_prompt, self.scale)
+            top = torch.maximum(lse_qp, lse_qq)
+            w_p, w_q = (lse_qp - top).exp_().unsqueeze(-1), (lse_qq - top).exp_().unsqueeze(-1)
+            merged = (out_qp * w_p + out_qq * w_q) / (w_p + w_q)
+            query_sum = merged if query_sum is None else query_sum + merged
+        return self._project(prompt_out, query_sum / k)
+
+    def _project(self, prompt_out: List[torch.Tensor], query_heads: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        groups, heads, n_p, d = prompt_out[0].shape
+        k = len(prompt_out)
         prompt_heads = torch.stack(prompt_out, dim=1).reshape(groups * k, heads, n_p, d)
-        query_heads = query_sum / k if k > 1 else query_sum
         prompt_out_t = prompt_heads.transpose(1, 2).reshape(groups * k, n_p, heads * d)
         query_out_t = query_heads.transpose(1, 2).reshape(groups, -1, heads * d)
         return self.proj(prompt_out_t), self.proj(query_out_t)

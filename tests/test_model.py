@@ -125,3 +125,29 @@ def test_bad_shapes_raise_clear_errors():
         model.infer(torch.randn(2, 3, h, w), torch.randn(1, 1, 3, h, w), torch.randn(1, 1, 3, h, w))
     with pytest.raises(ValueError, match="embedding_type"):
         model.infer(torch.randn(1, 3, h, w), torch.randn(1, 1, 3, h, w), torch.randn(1, 1, 3, h, w), "panoptic")
+
+
+def test_query_block_merge_equals_plain_attention(pair):
+    """The log-sum-exp merge of the shared query-to-query block (K > 1) changes nothing but speed."""
+    import seggpt.model as m
+
+    model, _ = pair
+    imgs, pimgs, pmasks = _inputs(2, 4, model.config, seed=5)
+    merged = model.infer(imgs, pimgs, pmasks)
+    for blk in model.blocks:
+        blk.attn.merge_query_blocks = False
+    try:
+        plain = model.infer(imgs, pimgs, pmasks)
+    finally:
+        for blk in model.blocks:
+            blk.attn.merge_query_blocks = True
+    assert (merged - plain).abs().max().item() <= 1e-5
+    # the portable (CUDA) path of attention_with_lse gives the same as the fused CPU kernel
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 20, 8, generator=g) for _ in range(3))
+    bias = torch.randn(2, 3, 20, 20, generator=g)
+    out, lse = m._attention_with_lse_math(q, k, v, bias, 0.3)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.3)
+    assert (out - ref).abs().max().item() <= 1e-5
+    fused, fused_lse = m.attention_with_lse(q, k, v, bias, 0.3)
+    assert (fused - ref).abs().max().item() <= 1e-5 and (fused_lse - lse).abs().max().item() <= 1e-4
