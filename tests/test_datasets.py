@@ -183,7 +183,7 @@ def test_folder_dataset(tmp_path):
         FolderDataset(folder, tmp_path / "missing.png")
     with pytest.raises(DatasetError, match="frame folder not found"):
         next(iter(FolderDataset(tmp_path / "none", tmp_path / "mask.png")))
-    with pytest.raises(DatasetError, match="expected an index"):
+    with pytest.raises(DatasetError, match="not an index PNG"):
         read_label_png(tmp_path / "rgb.png")
 
 

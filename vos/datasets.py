@@ -29,6 +29,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from .writers import read_index_png
+
 __all__ = [
     "DatasetError",
     "Sequence",
@@ -78,17 +80,12 @@ def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path}: annotation file not found")
     try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L", "I", "I;16", "1"):
-                raise DatasetError(f"{path}: expected an index (palette or grayscale) PNG, got mode {image.mode}")
-            labels = np.array(image)
+        labels = read_index_png(path)
     except OSError as err:
         raise DatasetError(f"{path}: cannot read image ({err})") from None
-    if binary:
-        return (labels > 0).astype(np.uint8)
-    if labels.max(initial=0) > 255:
-        raise DatasetError(f"{path}: label {int(labels.max())} does not fit in uint8")
-    return labels.astype(np.uint8)
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
+    return (labels > 0).astype(np.uint8) if binary else labels
 
 
 def _image_size(path: Path) -> tuple[int, int]:

@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from seggpt.colors import davis_palette  # the project's one DAVIS palette
+
 logger = logging.getLogger(__name__)
 
 
@@ -107,20 +109,6 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
 # --------------------------------------------------------------------------- palettes and PNGs
 
 
-def davis_palette() -> np.ndarray:
-    """The DAVIS / PASCAL VOC colour map (256 x 3 uint8): id 1 red (128,0,0), 2 green, 3 olive ...
-
-    Built by spreading the bits of the id over the three channels, most significant
-    first; it is the palette DAVIS annotations and results carry.
-    """
-    ids = np.arange(256)
-    palette = np.zeros((256, 3), np.uint8)
-    for bit in range(8):
-        for channel in range(3):
-            palette[:, channel] |= (((ids >> (3 * bit + channel)) & 1) << (7 - bit)).astype(np.uint8)
-    return palette
-
-
 def _check_palette(palette: np.ndarray | None) -> np.ndarray:
     if palette is None:
         return davis_palette()
@@ -169,13 +157,20 @@ def save_index_png(path: str | os.PathLike, labels: np.ndarray, palette: np.ndar
 
 
 def read_index_png(path: str | os.PathLike) -> np.ndarray:
-    """Read an index PNG (mode P, L or 1) as an (H, W) uint8 array of ids (palette ignored)."""
+    """Read an index PNG (palette P, grayscale L/1, 16-bit I) as an (H, W) uint8 array of ids (palette ignored).
+
+    ValueError (one line, naming the file) for colour images, whose colours need the mask parser's
+    decisions (seggpt.masks), and for ids that do not fit in 0..255.
+    """
     from PIL import Image
 
     with Image.open(path) as image:
-        if image.mode not in ("P", "L", "1"):
-            raise ValueError(f"{path}: not an index PNG (mode {image.mode}, expected P or L)")
-        return np.array(image, dtype=np.uint8)
+        if image.mode not in ("P", "L", "1", "I", "I;16"):
+            raise ValueError(f"{path}: not an index PNG (mode {image.mode}, expected P, L or I)")
+        labels = np.array(image)
+    if labels.max(initial=0) > 255:
+        raise ValueError(f"{path}: label {int(labels.max())} does not fit in 0..255")
+    return labels.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- overlays
