@@ -29,6 +29,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from .video import IMAGE_EXTENSIONS, natural_key
 from .writers import read_index_png
 
 __all__ = [
@@ -42,23 +43,6 @@ __all__ = [
 ]
 
 # Same extensions as vos.video.FolderSource, so both see the same frames of a folder.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-
-
-class DatasetError(ValueError):
-    """A dataset folder or file is missing or malformed; the message names the path."""
-
-
-def _natural_key(name: str) -> tuple:
-    """Sort key that orders frame2 before frame10 (zero-padded names sort as usual).
-
-    Same order as ``vos.video.natural_key`` (case-insensitive text, numbers by value), so a
-    Sequence's frame list matches what a folder frame source streams.
-    """
-    parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p)
-
-
 def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files of a folder in natural order; DatasetError if the folder is missing or empty."""
     folder = Path(folder)
@@ -67,7 +51,7 @@ def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_E
     frames = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions]
     if not frames:
         raise DatasetError(f"{folder}: no image files ({', '.join(extensions)})")
-    return sorted(frames, key=lambda p: _natural_key(p.name))
+    return sorted(frames, key=lambda p: natural_key(p.name))
 
 
 def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
@@ -158,7 +142,7 @@ class Sequence:
 def _pngs_by_stem(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: _natural_key(p.name))}
+    return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name))}
 
 
 # ----------------------------------------------------------------------------- DAVIS
@@ -333,7 +317,7 @@ class YouTubeVOS:
         frame_paths = list_frames(frames_dir, (".jpg", ".jpeg"))
         frame_names = [p.stem for p in frame_paths]
         known = set(frame_names)
-        to_save = sorted({f for frames in objects.values() for f in frames}, key=_natural_key)
+        to_save = sorted({f for frames in objects.values() for f in frames}, key=natural_key)
         missing = [f for f in to_save if f not in known]
         if missing:
             raise DatasetError(f"{frames_dir}: frames listed in meta.json are missing: {missing[:5]}")
@@ -342,11 +326,11 @@ class YouTubeVOS:
             raise DatasetError(f"{self.masks_root / name}: no annotation PNGs")
         first_frame = {}
         for obj, frames in sorted(objects.items()):
-            first = min(frames, key=_natural_key)
+            first = min(frames, key=natural_key)
             if first not in masks:
                 raise DatasetError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
             first_frame[obj] = first
-        annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=_natural_key)}
+        annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=natural_key)}
         gt = _pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
         return Sequence(
             name=name,
