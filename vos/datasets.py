@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 # Same extensions as vos.video.FolderSource, so both see the same frames of a folder.
+class DatasetError(ValueError):
+    """A dataset folder or file is missing or malformed; the message names the path."""
+
+
 def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files of a folder in natural order; DatasetError if the folder is missing or empty."""
     folder = Path(folder)
