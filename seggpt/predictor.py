@@ -94,7 +94,9 @@ class SegGPTPredictor:
             arrays = [_as_rgb_array(np.asarray(im)) for im in images]
             same_size = all(a.shape == arrays[0].shape for a in arrays)
             groups = [np.stack(arrays)] if same_size else [a[None] for a in arrays]
-            batches = [torch.from_numpy(g).to(self.device, non_blocking=True) for g in groups]
+            pin = self.device.type == "cuda"  # page-locked host memory: the copy overlaps with compute
+            batches = [(torch.from_numpy(g).pin_memory() if pin else torch.from_numpy(g)).to(self.device, non_blocking=True)
+                       for g in groups]
         out = []
         for batch in batches:
             x = batch.permute(0, 3, 1, 2).float()

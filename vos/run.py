@@ -183,8 +183,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
             fwd = None if end is None else end - mask_frame
             for r in seg.propagate(state, mask_frame, max_frames=fwd):
                 emit(writer, r.frame_idx, r.labels)
-                if video is not None:
-                    video.write(overlay(r.frame, r.labels, pal))
+                if video is not None:  # composed and encoded on the writer thread, in order
+                    writer.submit(_write_overlay, video, r.frame, r.labels, pal)
                 written += 1
                 bar.update(1)
         if video is not None:
@@ -198,6 +198,12 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     seconds = time.perf_counter() - t0
     return dict(frames=written, seconds=seconds, fps=written / max(seconds, 1e-9), out=str(out_dir),
                 overlay=args.overlay, objects=ids)
+
+
+def _write_overlay(video, frame: np.ndarray, labels: np.ndarray, pal: np.ndarray) -> None:
+    from vos.writers import overlay
+
+    video.write(overlay(frame, labels, pal))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
