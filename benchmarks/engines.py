@@ -12,6 +12,7 @@ the workers (where the files are) and gathered in the driver with the timings.
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Callable, Sequence as Seq
 
@@ -22,7 +23,7 @@ from .harness import SequenceResult, describe_sequence_error, process_sequence
 from .layout import ResultLayout
 from .methods import MethodSpec
 
-__all__ = ["ENGINES", "SequenceLoader", "run_local", "run_ray"]
+__all__ = ["ENGINES", "SequenceLoader", "run_local", "run_ray", "check_reachable"]
 
 ENGINES = ("local", "ray")
 
@@ -77,6 +78,23 @@ def _import_ray():
     return ray
 
 
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast on a cluster address nobody listens at: ``ray.init`` would retry it for many minutes.
+
+    None, "auto" and "local" are left to Ray (they find or start a local instance).
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise HarnessError(f"--address {address!r}: expected host:port (or ray://host:port, auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise HarnessError(f"--address {address}: no Ray cluster reachable there ({err.strerror or err})") from None
+
+
 def _ray_error_text(err: BaseException) -> str:
     """The task's own exception for RayTaskError (not Ray's multi-line traceback dump)."""
     cause = getattr(err, "cause", None)
@@ -92,6 +110,7 @@ def run_ray(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayo
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
+        check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except Exception as err:  # a wrong address is user input: one line, not Ray's traceback

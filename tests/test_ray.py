@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -45,6 +47,20 @@ def read_csv(path: Path) -> list[list[str]]:
 
 def pngs(folder: Path) -> dict[str, np.ndarray]:
     return {str(p.relative_to(folder)): np.array(Image.open(p)) for p in sorted(folder.rglob("*.png"))}
+
+
+def test_unreachable_address_is_one_line_exit_2(davis17, tmp_path, capsys):
+    """Runs before the module's Ray session starts (file order): the harness must try to connect itself."""
+    assert not ray.is_initialized()
+    with socket.socket() as probe:  # a port nobody listens at
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    code, err = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--method", "copy-first",
+                    "--out", str(tmp_path / "o"), "--engine", "ray", "--address", f"127.0.0.1:{port}")
+    assert code == 2 and time.perf_counter() - start < 30
+    assert err.startswith("error: --address 127.0.0.1:") and err.count("\n") == 1
+    assert not ray.is_initialized()
 
 
 def test_ray_matches_local_davis2017(ray_session, davis17, tmp_path, capsys):
