@@ -84,7 +84,11 @@ def open_benchmark(name: str, root: str | os.PathLike, split: str | None = None,
 
 @dataclass
 class SequenceResult:
-    """What happened to one sequence; scores are {object id: {"J": per-frame, "F": per-frame}}."""
+    """What happened to one sequence; scores are {object id: {"J": per-frame, "F": per-frame}}.
+
+    peak_rss_mb is the running process's peak so far (the OS cannot reset it per sequence), so in the
+    local engine it also covers earlier sequences; cuda_max_allocated_mb is reset per sequence.
+    """
 
     name: str
     status: str  # "done", "skipped" (finished earlier, --resume) or "failed"
@@ -128,6 +132,9 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     """
     attempt = layout.begin(sequence.name)
     to_save = set(sequence.frames_to_save)
+    unknown = [f for f in sequence.annotations if f not in sequence.frame_names]
+    if unknown or not sequence.annotations:
+        raise HarnessError(f"{sequence.frames_dir}: no frame for the annotation(s) {unknown or 'at all'}")
     first_given = min(sequence.frame_names.index(f) for f in sequence.annotations)
     written: set[str] = set()
     frames = 0
