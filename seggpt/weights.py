@@ -41,25 +41,58 @@ class WeightsError(ValueError):
 
 
 # ---------------------------------------------------------------------------- key conventions
-_HF_RULES = [
-    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-    (r"^embeddings\.segment_token_input$", "segment_token_x"),
-    (r"^embeddings\.segment_token_prompt$", "segment_token_y"),
-    (r"^embeddings\.type_token_semantic$", "type_token_cls"),
-    (r"^embeddings\.type_token_instance$", "type_token_ins"),
-    (r"^embeddings\.position_embeddings$", "pos_embed"),
-    (r"^embeddings\.mask_token$", "mask_token"),
-    (r"^encoder\.layernorm\.", "norm."),
-    (r"^encoder\.layers\.(\d+)\.attention\.", r"blocks.\1.attn."),
-    (r"^encoder\.layers\.(\d+)\.mlp\.lin1\.", r"blocks.\1.mlp.fc1."),
-    (r"^encoder\.layers\.(\d+)\.mlp\.lin2\.", r"blocks.\1.mlp.fc2."),
-    (r"^encoder\.layers\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-    (r"^encoder\.layers\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-    (r"^decoder\.decoder_embed\.", "decoder_embed."),
-    (r"^decoder\.decoder_pred\.conv\.", "decoder_pred.0."),
-    (r"^decoder\.decoder_pred\.layernorm\.", "decoder_pred.1."),
-    (r"^decoder\.decoder_pred\.head\.", "decoder_pred.3."),
+#: (official name, transformers name) prefixes; "#" stands for a block index
+_KEY_PAIRS = [
+    ("patch_embed.proj.", "embeddings.patch_embeddings.projection."),
+    ("segment_token_x", "embeddings.segment_token_input"),
+    ("segment_token_y", "embeddings.segment_token_prompt"),
+    ("type_token_cls", "embeddings.type_token_semantic"),
+    ("type_token_ins", "embeddings.type_token_instance"),
+    ("pos_embed", "embeddings.position_embeddings"),
+    ("mask_token", "embeddings.mask_token"),
+    ("norm.", "encoder.layernorm."),
+    ("blocks.#.attn.", "encoder.layers.#.attention."),
+    ("blocks.#.mlp.fc1.", "encoder.layers.#.mlp.lin1."),
+    ("blocks.#.mlp.fc2.", "encoder.layers.#.mlp.lin2."),
+    ("blocks.#.norm1.", "encoder.layers.#.layernorm_before."),
+    ("blocks.#.norm2.", "encoder.layers.#.layernorm_after."),
+    ("decoder_embed.", "decoder.decoder_embed."),
+    ("decoder_pred.0.", "decoder.decoder_pred.conv."),
+    ("decoder_pred.1.", "decoder.decoder_pred.layernorm."),
+    ("decoder_pred.3.", "decoder.decoder_pred.head."),
 ]
+
+
+def _rules(src: int, dst: int, encoder_prefix: str = ""):
+    """Compiled (pattern, replacement) rules from column src to column dst of _KEY_PAIRS.
+
+    encoder_prefix goes before every target name but the decoder's (transformers keeps its decoder
+    beside `model`, not inside it).
+    """
+    rules = []
+    for pair in _KEY_PAIRS:
+        pattern = "^" + re.escape(pair[src]).replace("\\#", r"(\d+)").replace("#", r"(\d+)")
+        if not pair[src].endswith("."):
+            pattern += "$"
+        prefix = "" if pair[dst].startswith("decoder") else encoder_prefix
+        rules.append((re.compile(pattern), prefix + pair[dst].replace("#", r"\1")))
+    return rules
+
+
+_FROM_HF = _rules(1, 0)
+_TO_HF = _rules(0, 1, encoder_prefix="model.")
+
+
+def _rename(state: Dict[str, torch.Tensor], rules) -> Dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in rules:
+            new, n = pattern.subn(repl, key)
+            if n:
+                key = new
+                break
+        out[key] = value
+    return out
 
 
 def is_transformers_state_dict(state: Dict[str, torch.Tensor]) -> bool:
@@ -68,49 +101,12 @@ def is_transformers_state_dict(state: Dict[str, torch.Tensor]) -> bool:
 
 def from_transformers_keys(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Rename transformers' SegGpt keys (with or without the ``model.`` prefix) to the official ones."""
-    out = {}
-    for key, value in state.items():
-        name = key[len("model."):] if key.startswith("model.") else key
-        for pattern, repl in _HF_RULES:
-            new, n = re.subn(pattern, repl, name)
-            if n:
-                name = new
-                break
-        out[name] = value
-    return out
+    return _rename({k[len("model."):] if k.startswith("model.") else k: v for k, v in state.items()}, _FROM_HF)
 
 
 def to_transformers_keys(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Official key names -> transformers' `SegGptForImageSegmentation` names (used by tests and benchmarks)."""
-    inverse = [
-        (r"^patch_embed\.proj\.", "model.embeddings.patch_embeddings.projection."),
-        (r"^segment_token_x$", "model.embeddings.segment_token_input"),
-        (r"^segment_token_y$", "model.embeddings.segment_token_prompt"),
-        (r"^type_token_cls$", "model.embeddings.type_token_semantic"),
-        (r"^type_token_ins$", "model.embeddings.type_token_instance"),
-        (r"^pos_embed$", "model.embeddings.position_embeddings"),
-        (r"^mask_token$", "model.embeddings.mask_token"),
-        (r"^norm\.", "model.encoder.layernorm."),
-        (r"^blocks\.(\d+)\.attn\.", r"model.encoder.layers.\1.attention."),
-        (r"^blocks\.(\d+)\.mlp\.fc1\.", r"model.encoder.layers.\1.mlp.lin1."),
-        (r"^blocks\.(\d+)\.mlp\.fc2\.", r"model.encoder.layers.\1.mlp.lin2."),
-        (r"^blocks\.(\d+)\.norm1\.", r"model.encoder.layers.\1.layernorm_before."),
-        (r"^blocks\.(\d+)\.norm2\.", r"model.encoder.layers.\1.layernorm_after."),
-        (r"^decoder_embed\.", "decoder.decoder_embed."),
-        (r"^decoder_pred\.0\.", "decoder.decoder_pred.conv."),
-        (r"^decoder_pred\.1\.", "decoder.decoder_pred.layernorm."),
-        (r"^decoder_pred\.3\.", "decoder.decoder_pred.head."),
-    ]
-    out = {}
-    for key, value in state.items():
-        name = key
-        for pattern, repl in inverse:
-            new, n = re.subn(pattern, repl, name)
-            if n:
-                name = new
-                break
-        out[name] = value
-    return out
+    return _rename(state, _TO_HF)
 
 
 # ---------------------------------------------------------------------------- configs
