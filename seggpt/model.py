@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -120,7 +120,7 @@ class Attention(nn.Module):
         k = num_prompts
         qp, kp, vp = self._split_heads(prompt, groups)  # (G, K, h, Np, d)
         qq, kq, vq = (t[:, 0] for t in self._split_heads(query, groups))  # (G, h, Nq, d)
-        heads, n_p, d = qp.shape[2], qp.shape[3], qp.shape[4]
+        n_p = qp.shape[3]
 
         table_h = get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(qq.dtype)
         table_w = get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(qq.dtype)
@@ -152,7 +152,6 @@ class Attention(nn.Module):
         """
         grid_h, grid_w = grid
         k = qp.shape[1]
-        n_p = qp.shape[3]
         bias_to_prompt = self._rel_bias(qq, table_h[grid_h:, :grid_h], table_w, grid_w)
         bias_to_query = self._rel_bias(qq, table_h[grid_h:, grid_h:], table_w, grid_w)
         out_qq, lse_qq = attention_with_lse(qq, kq, vq, bias_to_query, self.scale)

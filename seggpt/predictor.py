@@ -8,7 +8,7 @@ resize to the query's original size). The video engine and the image CLI both us
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from .colors import IMAGENET_MEAN, IMAGENET_STD, decode_colors, denormalize, palette
 from .model import SegGPT
 
-ArrayLike = Union[np.ndarray, "PIL.Image.Image"]  # noqa: F821
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+ArrayLike = Union[np.ndarray, "Image.Image"]  # a numpy array or a PIL image (PIL imported lazily)
 
 
 @dataclass

@@ -16,3 +16,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> str:
+    """A random-weight test-tiny SegGPT saved in our format: what CLI tests pass to --weights."""
+    from seggpt import SegGPT
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    SegGPT("test-tiny").save_pretrained(str(path))
+    return str(path)

@@ -62,18 +62,6 @@ def ytvos(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    import torch
-
-    from seggpt import SegGPT
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    SegGPT("test-tiny").save_pretrained(str(path))
-    return path
-
-
 def copy_first_labels(root: Path, seq: str, frames: int) -> np.ndarray:
     """DAVIS 2017 copy-first by hand: frame 0's palette PNG (void cleared) on every frame."""
     first = np.array(Image.open(root / "Annotations" / "480p" / seq / "00000.png"))

@@ -1,20 +1,9 @@
 """`python -m seggpt.run` on the official example images (random small weights) and bad files."""
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
-from seggpt import SegGPT
 from seggpt.run import main
 from vos.writers import read_index_png
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    SegGPT("test-tiny").save_pretrained(str(path))
-    return str(path)
 
 
 def test_official_examples(shared_data, tiny_weights, tmp_path):

@@ -6,21 +6,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from seggpt import SegGPT
 from vos.run import main
 from vos.synthetic import make_clip, write_mp4
 from vos.writers import read_index_png, save_index_png
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    SegGPT("test-tiny").save_pretrained(str(path))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Loading round trips (transformers folders, official state dicts, our format) and damaged files."""
 import argparse
-import json
 
 import pytest
 import torch
