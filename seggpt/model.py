@@ -434,6 +434,16 @@ class SegGPT(nn.Module):
         with self._autocast(images.device):
             return self._infer(images.to(dtype), prompt_images.to(dtype), prompt_masks.to(dtype), embedding_type)
 
+    def compile(self, mode: str = "default", backend: str = "inductor") -> "SegGPT":
+        """Compile the inference path for its fixed canvas shape with torch.compile.
+
+        mode "reduce-overhead" also captures CUDA graphs on a GPU. The first call of each
+        (batch, prompts) shape compiles (minutes on a CPU); later calls reuse it.
+        """
+        self._infer = torch.compile(self._infer, mode=None if mode == "default" else mode, backend=backend,
+                                    dynamic=False)
+        return self
+
     def _infer(self, images, prompt_images, prompt_masks, embedding_type):
         b, k = prompt_images.shape[:2]
         grid_h, grid_w = self.config.grid_size

@@ -151,3 +151,13 @@ def test_query_block_merge_equals_plain_attention(pair):
     assert (out - ref).abs().max().item() <= 1e-5
     fused, fused_lse = m.attention_with_lse(q, k, v, bias, 0.3)
     assert (fused - ref).abs().max().item() <= 1e-5 and (fused_lse - lse).abs().max().item() <= 1e-4
+
+
+def test_compiled_inference_equals_eager():
+    """The torch.compile wiring (backend 'eager' keeps the test fast; CI has no time to run inductor)."""
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny").eval()
+    imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=9)
+    eager = model.infer(imgs, pimgs, pmasks)
+    compiled = model.compile(backend="eager").infer(imgs, pimgs, pmasks)
+    assert (eager - compiled).abs().max().item() <= 1e-6

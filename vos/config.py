@@ -29,6 +29,8 @@ class EngineConfig:
     embedding_type: SegGPT's type token, "instance" (the official video setting) or "semantic".
     resize: how predictions go back to frame size, "smooth" or "nearest" (official).
     exact_resize: PIL-identical input resizing (slower; for benchmarks that must match the official code).
+    compile: torch.compile the model for its fixed canvas shape: None (off), "default",
+        "reduce-overhead" (CUDA graphs on a GPU) or "max-autotune". Pays off on long videos.
     """
 
     memory: int = 8
@@ -39,6 +41,7 @@ class EngineConfig:
     embedding_type: str = "instance"
     resize: str = "smooth"
     exact_resize: bool = False
+    compile: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.memory < 0:
@@ -53,6 +56,8 @@ class EngineConfig:
             raise ConfigError(f"embedding_type must be 'instance' or 'semantic', got {self.embedding_type!r}")
         if self.resize not in ("smooth", "nearest"):
             raise ConfigError(f"resize must be 'smooth' or 'nearest', got {self.resize!r}")
+        if self.compile not in (None, "default", "reduce-overhead", "max-autotune"):
+            raise ConfigError(f"compile must be null, default, reduce-overhead or max-autotune, got {self.compile!r}")
         if self.confidence_gate is not None and not 0.0 <= self.confidence_gate <= 1.0:
             raise ConfigError(f"confidence_gate must be in [0, 1], got {self.confidence_gate}")
 

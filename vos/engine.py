@@ -252,6 +252,8 @@ class VideoSegmenter:
         else:
             model = SegGPT.from_pretrained(str(model_or_weights), device=self.device)
         self.model = model.eval()
+        if self.config.compile:
+            model.compile(self.config.compile)
         self.predictor = SegGPTPredictor(model, dtype=amp, exact_resize=self.config.exact_resize)
         self._live: Optional[_Tracker] = None
         self._live_idx = 0

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--memory-stride", type=int, default=None, metavar="S")
     ap.add_argument("--batch-frames", type=int, default=None, metavar="B", help="frames per forward")
     ap.add_argument("--objects", default=None, choices=["joint", "separate"])
+    ap.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
+                    help="torch.compile the model (reduce-overhead: CUDA graphs); pays off on long videos")
     ap.add_argument("--start", type=int, default=0, metavar="N", help="first frame to segment")
     ap.add_argument("--end", type=int, default=None, metavar="N", help="stop before this frame")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +66,7 @@ def _settings(args: argparse.Namespace):
         raw = read_yaml(path) if (args.config or path.exists()) else {}
         engine = EngineConfig.load(
             raw.get("engine", {}), memory=args.memory, memory_stride=args.memory_stride,
-            batch_frames=args.batch_frames, objects=args.objects,
+            batch_frames=args.batch_frames, objects=args.objects, compile=args.compile,
         )
     except ConfigError as e:
         raise UserError(str(e)) from None
