@@ -136,8 +136,10 @@ class _Tracker:
             scores = self._separate(queries, images, prompts)
         results = []
         small_conf, small_idx = _margin(scores)
-        full = SegGPTPredictor.resize_scores(scores, size)
-        full_conf, full_idx = _margin(full)
+        # labels from the scores resized to frame size; the confidence map is resized directly
+        # (a second top-2 over full-size maps costs more than the model on small models)
+        full_idx = SegGPTPredictor.resize_scores(scores, size).argmax(dim=1)
+        full_conf = SegGPTPredictor.resize_scores(small_conf[:, None], size)[:, 0]
         for i in range(b):
             labels = ids[full_idx[i]].to(torch.int32).cpu().numpy()
             results.append((labels, full_conf[i].float().cpu().numpy(), ids[small_idx[i]],
