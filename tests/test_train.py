@@ -184,10 +184,16 @@ def test_finetune_starts_from_loaded_checkpoint(tmp_path):
         assert torch.equal(trainer.model.state_dict()[k], v), k
     trainer.run()
     assert not torch.equal(trainer.model.decoder_embed.weight, source.decoder_embed.weight)  # it trained
-    # a training checkpoint (last.pt) is a valid init_from as well
-    trainer.save_checkpoint()
-    again = Trainer(load_config(None, _tiny_overrides(tmp_path / "ft2", init_from=str(tmp_path / "ft" / "last.pt"))))
-    assert torch.equal(again.model.decoder_embed.weight, trainer.model.decoder_embed.weight)
+    # a training checkpoint (last.pt) is a valid init_from as well, with its stored config even where
+    # the tensors alone would suggest other decoder feature layers (depth 7, 3 feature layers)
+    odd = {"image_size": [32, 32], "patch_size": 8, "embed_dim": 32, "depth": 7, "num_heads": 2,
+           "merge_index": 1, "feature_layers": [2, 4, 6], "decoder_dim": 8, "pretrain_image_size": 32}
+    first = Trainer(load_config(None, _tiny_overrides(tmp_path / "odd", steps=1, model=odd, ckpt_every=1)))
+    first.run()
+    again = Trainer(load_config(None, _tiny_overrides(tmp_path / "ft2", init_from=str(tmp_path / "odd" / "last.pt"))))
+    assert again.model.config == first.model.config
+    for k, v in first.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[k], v), k
 
 
 # ----------------------------------------------------------------------------- data sources
