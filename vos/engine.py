@@ -111,22 +111,24 @@ class _Tracker:
         self.active: List[int] = []  # objects with a user prompt in this pass
 
     # -------------------------------------------------------------- one batch of frames
-    def predict(self, frames: Sequence[np.ndarray]) -> List[Tuple[np.ndarray, np.ndarray, torch.Tensor, float]]:
-        """Frames (same size) against the current memory -> [(labels, confidence, labels at model size, mean conf)].
+    def predict(
+        self, frames: Sequence[np.ndarray]
+    ) -> Tuple[List[Tuple[np.ndarray, np.ndarray, torch.Tensor, float]], torch.Tensor]:
+        """Frames (same size) against the current memory.
 
-        Returns the preprocessed query images too, through `self.last_queries`, for memorising.
+        Returns per frame (labels, confidence, labels at model size, mean confidence), and the
+        preprocessed frames (B,3,h,w), which become prompts when the frames are memorised.
         """
         seg = self.seg
         pred = seg.predictor
         queries = pred.preprocess_images(list(frames))
-        self.last_queries = queries
         b = len(frames)
         size = frames[0].shape[:2]
         if not self.active or not len(self.memory):
             h, w = seg.model.config.image_size
             empty = [(np.zeros(size, np.int32), np.ones(size, np.float32),
                       torch.zeros(h, w, dtype=torch.long, device=queries.device), 1.0) for _ in range(b)]
-            return empty
+            return empty, queries
         prompts = self.memory.prompts()
         images = torch.stack([p.image for p in prompts])  # (K,3,h,w)
         ids = torch.tensor([0] + self.active, device=queries.device)
@@ -144,7 +146,7 @@ class _Tracker:
             labels = ids[full_idx[i]].to(torch.int32).cpu().numpy()
             results.append((labels, full_conf[i].float().cpu().numpy(), ids[small_idx[i]],
                             float(small_conf[i].mean())))
-        return results
+        return results, queries
 
     def _joint(self, queries: torch.Tensor, images: torch.Tensor, prompts: List[Prompt]) -> torch.Tensor:
         """All objects in one pass, object i painted with palette colour i+1; scores = -colour distance."""
@@ -203,8 +205,8 @@ class _Tracker:
         seg = self.seg
         corrected = {o for o in given if o in self.active}
         if any(o not in given for o in self.active):  # objects the mask does not mention: predict them
-            labels, conf, _, _ = self.predict([frame])[0]
-            query = self.last_queries[0]
+            outs, queries = self.predict([frame])
+            (labels, conf, _, _), query = outs[0], queries[0]
         else:
             query = seg.predictor.preprocess_images([frame])[0]
             labels, conf = np.zeros(frame.shape[:2], np.int32), np.ones(frame.shape[:2], np.float32)
@@ -368,8 +370,7 @@ class VideoSegmenter:
     def _run_batch(self, tracker: _Tracker, batch: List[Tuple[int, np.ndarray]]) -> List[FrameResult]:
         if not batch:
             return []
-        outs = tracker.predict([f for _, f in batch])
-        queries = tracker.last_queries
+        outs, queries = tracker.predict([f for _, f in batch])
         results = []
         for i, ((idx, frame), (labels, conf, small, mean_conf)) in enumerate(zip(batch, outs)):
             if tracker.active:
