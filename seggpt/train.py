@@ -155,6 +155,13 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Tr
         if key in values:
             v = values[key] or []
             values[key] = [str(x) for x in (v if isinstance(v, list) else [v])]
+    for f in dataclasses.fields(TrainConfig):
+        v = values.get(f.name)
+        if isinstance(v, str) and ("float" in str(f.type) or f.type in ("int", "Optional[int]")):
+            try:  # YAML reads "1e-3" as a string (its floats need a dot): accept what Python accepts
+                values[f.name] = float(v) if "float" in str(f.type) else int(v)
+            except ValueError:
+                raise TrainError(f"{source}: {f.name} must be a number, got {v!r}") from None
     cfg = TrainConfig(**values)
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         raise TrainError(f"{source}: amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")

@@ -278,3 +278,6 @@ def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
         load_config(None, ["stepz=3"])
     with pytest.raises(TrainError, match="crop_scale must be a list of two numbers"):
         load_config(None, ["crop_scale=0.5"])
+    with pytest.raises(TrainError, match="lr must be a number, got 'fast'"):
+        load_config(None, ["lr=fast"])
+    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML would read "1e-3" as a string
