@@ -140,7 +140,7 @@ class _Tracker:
         small_conf, small_idx = _margin(scores)
         # labels from the scores resized to frame size; the confidence map is resized directly
         # (a second top-2 over full-size maps costs more than the model on small models)
-        full_idx = SegGPTPredictor.resize_scores(scores, size).argmax(dim=1)
+        full_idx = SegGPTPredictor.resize_scores(scores, size).max(dim=1).indices  # (argmax over dim 1 is ~8x slower on CPU)
         full_conf = SegGPTPredictor.resize_scores(small_conf[:, None], size)[:, 0]
         for i in range(b):
             labels = ids[full_idx[i]].to(torch.int32).cpu().numpy()
