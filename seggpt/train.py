@@ -96,6 +96,10 @@ class TrainConfig:
     palette_prob: float = 0.0
     mix_context_prob: float = 0.0
     mix_context_n: int = 2
+    #: share of samples whose hidden patches are a random `random_mask_ratio` of the whole mask
+    #: canvas instead of the query half (official training mixes both; helps a model from scratch)
+    random_mask_prob: float = 0.0
+    random_mask_ratio: float = 0.75
     # evaluation, logging, checkpoints
     eval_every: int = 500
     eval_pairs: int = 64
@@ -228,7 +232,8 @@ def build_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int = 0, start
         augment = Augment(model_cfg.image_size, cfg.crop_scale, cfg.crop_ratio, cfg.same_crop_prob,
                           cfg.hflip_prob, cfg.vflip_prob, cfg.jitter)
         return PairStream(sources, weights, augment, cfg.batch_size, cfg.seed, rank, start,
-                          cfg.min_color_distance, cfg.palette_prob, cfg.mix_context_prob, cfg.mix_context_n)
+                          cfg.min_color_distance, cfg.palette_prob, cfg.mix_context_prob, cfg.mix_context_n,
+                          model_cfg.patch_size, cfg.random_mask_prob, cfg.random_mask_ratio)
     except TrainDataError as err:
         raise TrainError(str(err)) from None
 
@@ -472,13 +477,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for i, batch in enumerate(batches):
-            imgs, tgts, valid = (batch[k].to(self.device, non_blocking=True) for k in ("imgs", "tgts", "valid"))
+            imgs, tgts, valid, mask = (batch[k].to(self.device, non_blocking=True)
+                                       for k in ("imgs", "tgts", "valid", "mask"))
             sync = i == len(batches) - 1 or self.world == 1
             ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else _null()
             with ctx:
                 autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else _null())
                 with autocast:
-                    mask = self.model.bottom_half_mask(imgs.shape[0], imgs.device)
                     loss, _ = self.ddp(imgs, tgts, mask, self.cfg.embedding_type, valid)
                 self.scaler.scale(loss / len(batches)).backward()
             total += float(loss.detach())

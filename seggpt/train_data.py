@@ -328,7 +328,9 @@ def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray]) -> Tu
 
 
 class PairStream(torch.utils.data.IterableDataset):
-    """Infinite stream of micro-batches {"imgs", "tgts", "valid"} (N,.,2H,W) starting at `start`.
+    """Infinite stream of micro-batches starting at micro-step `start`.
+
+    Each is {"imgs", "tgts", "valid"} (N,.,2H,W) and "mask" (N, L) bool: the hidden, scored patches.
 
     Sources are drawn with probabilities proportional to `weights`. With several loader workers,
     worker w produces micro-steps w, w+W, ... and the DataLoader interleaves them in order.
@@ -336,7 +338,8 @@ class PairStream(torch.utils.data.IterableDataset):
 
     def __init__(self, sources: Sequence, weights: Sequence[float], augment: Augment, batch_size: int,
                  seed: int = 0, rank: int = 0, start: int = 0, min_color_distance: float = 80.0,
-                 palette_prob: float = 0.0, mix_context_prob: float = 0.0, mix_context_n: int = 2):
+                 palette_prob: float = 0.0, mix_context_prob: float = 0.0, mix_context_n: int = 2,
+                 patch_size: int = 8, random_mask_prob: float = 0.0, random_mask_ratio: float = 0.75):
         super().__init__()
         if not sources or len(sources) != len(weights):
             raise TrainDataError("give at least one data source, with one weight per source")
@@ -354,6 +357,31 @@ class PairStream(torch.utils.data.IterableDataset):
         self.palette_prob = float(palette_prob)
         self.mix_context_prob = float(mix_context_prob)
         self.mix_context_n = int(mix_context_n)
+        h, w = augment.size
+        if h % patch_size or w % patch_size:
+            raise TrainDataError(f"image size {augment.size} is not a multiple of the patch size {patch_size}")
+        self.grid = (2 * h // patch_size, w // patch_size)
+        if not 0.0 < random_mask_ratio < 1.0:
+            raise TrainDataError(f"random_mask_ratio must be in (0, 1), got {random_mask_ratio}")
+        self.random_mask_prob = float(random_mask_prob)
+        self.random_mask_ratio = float(random_mask_ratio)
+
+    def token_mask(self, rng: np.random.Generator) -> np.ndarray:
+        """Which mask-canvas patches are hidden and scored: (2Hp*Wp,) bool.
+
+        Usually the query half (what inference asks for). With `random_mask_prob` a random
+        `random_mask_ratio` of all patches instead, as the official training mixes in: in-painting
+        a mask from its visible neighbours is an easy task that teaches the model to read colours
+        from the mask canvas, which the query-half task alone learns slowly from scratch.
+        """
+        rows, cols = self.grid
+        mask = np.zeros(rows * cols, dtype=bool)
+        if self.random_mask_prob > 0 and rng.random() < self.random_mask_prob:
+            hidden = max(1, int(round(self.random_mask_ratio * rows * cols)))
+            mask[rng.choice(rows * cols, size=hidden, replace=False)] = True
+        else:
+            mask[(rows // 2) * cols:] = True
+        return mask
 
     def sample(self, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One canvas triple; mix-context stitches several pairs (each 1/n wide) with one mapping."""
@@ -368,9 +396,9 @@ class PairStream(torch.utils.data.IterableDataset):
 
     def batch(self, micro_step: int) -> Dict[str, torch.Tensor]:
         rng = batch_rng(self.seed, self.rank, micro_step)
-        items = [self.sample(rng) for _ in range(self.batch_size)]
+        items = [self.sample(rng) + (self.token_mask(rng),) for _ in range(self.batch_size)]
         return {key: torch.from_numpy(np.stack([it[k] for it in items]))
-                for k, key in enumerate(("imgs", "tgts", "valid"))}
+                for k, key in enumerate(("imgs", "tgts", "valid", "mask"))}
 
     def __iter__(self) -> Iterator[Dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()

@@ -281,3 +281,15 @@ def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(TrainError, match="lr must be a number, got 'fast'"):
         load_config(None, ["lr=fast"])
     assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML would read "1e-3" as a string
+
+
+def test_token_masks_query_half_or_random():
+    stream = PairStream([SyntheticPairs((48, 64), (1, 2), 2)], [1.0], Augment((32, 32)), batch_size=3, seed=1)
+    mask = stream.batch(0)["mask"]
+    assert mask.shape == (3, 8 * 4) and mask.dtype == torch.bool
+    assert (mask[:, 16:]).all() and not mask[:, :16].any()  # the query half only, by default
+    mixed = PairStream([SyntheticPairs((48, 64), (1, 2), 2)], [1.0], Augment((32, 32)), batch_size=3, seed=1,
+                       patch_size=8, random_mask_prob=1.0, random_mask_ratio=0.75)
+    rand = mixed.batch(0)["mask"]
+    assert (rand.sum(dim=1) == 24).all()  # 75% of the 32 patches, anywhere on the canvas
+    assert rand[:, :16].any()
