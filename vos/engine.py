@@ -120,8 +120,7 @@ class _Tracker:
         preprocessed frames (B,3,h,w), which become prompts when the frames are memorised.
         """
         seg = self.seg
-        pred = seg.predictor
-        queries = pred.preprocess_images(list(frames))
+        queries = seg.predictor.preprocess_images(list(frames))
         b = len(frames)
         size = frames[0].shape[:2]
         if not self.active or not len(self.memory):
@@ -138,9 +137,10 @@ class _Tracker:
             scores = self._separate(queries, images, prompts)
         results = []
         small_conf, small_idx = _margin(scores)
-        # labels from the scores resized to frame size; the confidence map is resized directly
-        # (a second top-2 over full-size maps costs more than the model on small models)
-        full_idx = SegGPTPredictor.resize_scores(scores, size).max(dim=1).indices  # (argmax over dim 1 is ~8x slower on CPU)
+        # labels from the scores resized to frame size (max, not argmax: argmax over dim 1 is ~8x slower
+        # on the CPU); the confidence map is resized directly, a full-size top-2 would cost more than
+        # a small model's forward
+        full_idx = SegGPTPredictor.resize_scores(scores, size).max(dim=1).indices
         full_conf = SegGPTPredictor.resize_scores(small_conf[:, None], size)[:, 0]
         for i in range(b):
             labels = ids[full_idx[i]].to(torch.int32).cpu().numpy()
