@@ -73,9 +73,11 @@ def decode_speed(path: Path) -> Dict[str, float]:
     return out
 
 
-def ours(model: SegGPT, video: Path, mask: np.ndarray, k: int, batch: int, device, dtype, out: Path) -> Dict[str, float]:
+def ours(model: SegGPT, video: Path, mask: np.ndarray, k: int, batch: int, device, dtype, out: Path,
+         resize: str = "smooth") -> Dict[str, float]:
     """Our engine end to end; frames/s measured once the memory is full (steady state)."""
-    seg = VideoSegmenter(model, config={"memory": k - 1, "batch_frames": batch}, device=device, dtype=dtype)
+    seg = VideoSegmenter(model, config={"memory": k - 1, "batch_frames": batch, "resize": resize},
+                         device=device, dtype=dtype)
     state = seg.init_state(video)
     seg.add_mask(state, 0, mask)
     times: List[float] = []
@@ -164,6 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--size", type=int, nargs=2, default=[480, 854], metavar=("H", "W"))
     ap.add_argument("--batch-frames", type=int, default=1)
+    ap.add_argument("--resize", default="smooth", choices=["smooth", "nearest"],
+                    help="how our labels go back to frame size (engine setting)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--reference-frames", type=int, default=None,
@@ -181,7 +185,7 @@ def main(argv=None) -> int:
     info = dict(machine=f"{platform.machine()} {platform.processor()}".strip(), torch=torch.__version__,
                 threads=torch.get_num_threads(), device=str(device),
                 gpu=torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-                dtype=str(dtype or torch.float32), preset=args.preset, weights=args.weights or "random",
+                dtype=str(dtype or torch.float32), resize=args.resize, preset=args.preset, weights=args.weights or "random",
                 frames=args.frames, size=args.size)
     print(json.dumps(info), flush=True)
     peak = matmul_peak(device, dtype)
@@ -205,7 +209,7 @@ def main(argv=None) -> int:
             hf.to(device)
         for k in args.ks:
             (tmp / f"ours{k}").mkdir()
-            o = ours(model, video, mask, k, args.batch_frames, device, dtype, tmp / f"ours{k}")
+            o = ours(model, video, mask, k, args.batch_frames, device, dtype, tmp / f"ours{k}", args.resize)
             mo = model_only(model, k, args.batch_frames, device, dtype)
             flops = model.config.flops_per_query(k)
             row = dict(k=k, ours_e2e_fps=o["e2e_fps"], ours_model_fps=mo, e2e_over_model=o["e2e_fps"] / mo,

@@ -179,3 +179,19 @@ def test_remove_and_reset(model, clip):
     assert all(r.object_ids == [1] for r in res) and all(2 not in _ids_of(r.labels) for r in res)
     seg.reset_state(st)
     assert st.object_ids == [] and st.annotations == {}
+
+
+def test_nearest_resize_decides_at_model_size(model, clip):
+    frames, labels = clip
+    smooth = VideoSegmenter(model, config={"memory": 1, "resize": "smooth"})
+    nearest = VideoSegmenter(model, config={"memory": 1, "resize": "nearest"})
+    _, a = _run(smooth, frames, 0, labels[0], max_frames=3)
+    _, b = _run(nearest, frames, 0, labels[0], max_frames=3)
+    h, w = model.config.image_size
+    # nearest: every output pixel repeats a model-size decision, so the map has at most h*w distinct cells
+    for r in b:
+        small = torch.nn.functional.interpolate(torch.from_numpy(r.labels)[None, None].float(), size=(h, w),
+                                                mode="nearest-exact")[0, 0]
+        back = torch.nn.functional.interpolate(small[None, None], size=r.labels.shape, mode="nearest-exact")[0, 0]
+        assert np.array_equal(back.numpy().astype(np.int32), r.labels)
+    assert np.mean([(x.labels == y.labels).mean() for x, y in zip(a, b)]) > 0.8

@@ -21,6 +21,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from seggpt import SegGPT
 from seggpt.colors import palette
@@ -137,11 +138,15 @@ class _Tracker:
             scores = self._separate(queries, images, prompts)
         results = []
         small_conf, small_idx = _margin(scores)
-        # labels from the scores resized to frame size (max, not argmax: argmax over dim 1 is ~8x slower
-        # on the CPU); the confidence map is resized directly, a full-size top-2 would cost more than
-        # a small model's forward
-        full_idx = SegGPTPredictor.resize_scores(scores, size).max(dim=1).indices
-        full_conf = SegGPTPredictor.resize_scores(small_conf[:, None], size)[:, 0]
+        if seg.config.resize == "nearest":  # the official way: decide at model size, then upsample
+            up = F.interpolate(torch.stack([small_idx.float(), small_conf], dim=1), size=size, mode="nearest-exact")
+            full_idx, full_conf = up[:, 0].long(), up[:, 1]
+        else:
+            # labels from the scores resized to frame size (max, not argmax: argmax over dim 1 is ~8x
+            # slower on the CPU); the confidence map is resized directly, a full-size top-2 would cost
+            # more than a small model's forward
+            full_idx = SegGPTPredictor.resize_scores(scores, size).max(dim=1).indices
+            full_conf = SegGPTPredictor.resize_scores(small_conf[:, None], size)[:, 0]
         for i in range(b):
             labels = ids[full_idx[i]].to(torch.int32).cpu().numpy()
             results.append((labels, full_conf[i].float().cpu().numpy(), ids[small_idx[i]],
