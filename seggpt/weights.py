@@ -176,7 +176,8 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
     head_dim = int(rel_h.shape[1])
     canvas_h, grid_w = (int(rel_h.shape[0]) + 1) // 2, (int(rel_w.shape[0]) + 1) // 2
     n_feat = int(dec.shape[1]) // embed
-    layers = tuple(depth * (i + 1) // n_feat - 1 for i in range(n_feat))
+    step = max(depth // n_feat, 1)  # evenly spaced, ending at the last block: (5, 11, 17, 23) for ViT-L
+    layers = tuple(depth - 1 - step * (n_feat - 1 - i) for i in range(n_feat))
     merge = min(2, layers[0] - 1)
     pretrain_grid = int(round((pos.shape[1] - 1) ** 0.5))
     try:

@@ -137,3 +137,11 @@ def test_hub_cache_is_used(model, inputs, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     _same(model, load_model("someone/seggpt-tiny"), inputs)
     assert calls == [("someone/seggpt-tiny", "model.safetensors"), ("someone/seggpt-tiny", "config.json")]
+
+
+def test_feature_layers_inferred_evenly_spaced_to_the_last_block():
+    for preset, layers in (("vit-large", (5, 11, 17, 23)), ("small", (2, 4, 6))):
+        cfg = get_config(preset)
+        with torch.device("meta"):
+            meta = _NoInit(cfg)
+        assert infer_config(meta.state_dict()).feature_layers == layers
