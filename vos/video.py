@@ -186,15 +186,18 @@ class FrameSource(abc.ABC):
     def num_frames(self) -> int | None:
         """Number of frames, or None where it cannot be known without consuming (iterators)."""
 
-    @property
-    @abc.abstractmethod
-    def fps(self) -> float:
-        """Frames per second; ``DEFAULT_FPS`` (24.0) where the input carries none."""
+    _fps: float = DEFAULT_FPS
+    _size: tuple[int, int] = (0, 0)
 
     @property
-    @abc.abstractmethod
+    def fps(self) -> float:
+        """Frames per second; ``DEFAULT_FPS`` (24.0) where the input carries none (subclasses set ``_fps``)."""
+        return self._fps
+
+    @property
     def size(self) -> tuple[int, int]:
-        """Frame size as (H, W)."""
+        """Frame size as (H, W) (subclasses set ``_size``)."""
+        return self._size
 
     @abc.abstractmethod
     def iter_frames(self, start: int = 0, stop: int | None = None, reverse: bool = False) -> Iterator[Frame]:
@@ -332,14 +335,6 @@ class DecordSource(_ChunkedSource):
     def num_frames(self) -> int:
         return self._num_frames
 
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
     def _decode(self, plan: Sequence[range]) -> Iterator[list[Frame]]:
         for rng in plan:
             with self._lock:
@@ -409,14 +404,6 @@ class PyAVSource(_ChunkedSource):
     @property
     def num_frames(self) -> int:
         return self._num_frames
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
 
     def _pts_to_index(self, pts: int) -> int:
         return round((pts - self._start_pts) * self._time_base * self._rate)
@@ -541,14 +528,6 @@ class FolderSource(_ChunkedSource):
         return len(self._files)
 
     @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
     def files(self) -> list[Path]:
         """Frame files in frame order."""
         return list(self._files)
@@ -606,14 +585,6 @@ class ArraySource(FrameSource):
     @property
     def num_frames(self) -> int:
         return len(self._frames)
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size  # type: ignore[return-value]
 
     def iter_frames(self, start: int = 0, stop: int | None = None, reverse: bool = False) -> Iterator[Frame]:
         start, stop = self._check_range(start, stop)
