@@ -148,10 +148,26 @@ def _pngs_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name))}
 
 
+class _Sequences:
+    """What every reader shares: ``names`` in order, ``len()``, iteration; subclasses index by name."""
+
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[Sequence]:
+        for name in self.names:
+            yield self[name]
+
+    def __getitem__(self, name: str) -> Sequence:  # pragma: no cover - every reader defines it
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------- DAVIS
 
 
-class DAVIS:
+class DAVIS(_Sequences):
     """DAVIS 2016/2017 reader (semi-supervised protocol): ``for seq in DAVIS(root): ...``.
 
     resolution: sub-folder of JPEGImages/Annotations ("480p", "Full-Resolution", "240p", ...);
@@ -208,13 +224,6 @@ class DAVIS:
             raise DatasetError(f"{path}: no sequences listed")
         return names
 
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __iter__(self) -> Iterator[Sequence]:
-        for name in self.names:
-            yield self[name]
-
     def __getitem__(self, name: str) -> Sequence:
         if name not in self.names:
             raise DatasetError(f"{self.root}: sequence {name!r} is not in the {self.year} {self.split} split")
@@ -251,7 +260,7 @@ class DAVIS:
 # ----------------------------------------------------------------------------- YouTube-VOS
 
 
-class YouTubeVOS:
+class YouTubeVOS(_Sequences):
     """YouTube-VOS 2018/2019 reader: ``for seq in YouTubeVOS(root, "valid"): ...``.
 
     all_frames_root: folder holding ``JPEGImages/<vid>`` with every frame (official:
@@ -305,13 +314,6 @@ class YouTubeVOS:
             raise DatasetError(f"{path}: not a YouTube-VOS meta.json ({type(err).__name__}: {err})") from None
         return meta
 
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __iter__(self) -> Iterator[Sequence]:
-        for name in self.names:
-            yield self[name]
-
     def __getitem__(self, name: str) -> Sequence:
         if name not in self.meta:
             raise DatasetError(f"{self.split_dir / 'meta.json'}: video {name!r} not listed")
@@ -352,7 +354,7 @@ class YouTubeVOS:
 # ----------------------------------------------------------------------------- folders
 
 
-class FolderDataset:
+class FolderDataset(_Sequences):
     """One sequence from any folder of frames plus one mask (a user's own video).
 
     mask_frame: name (stem) or index of the frame the mask belongs to (default: the first).
@@ -367,12 +369,6 @@ class FolderDataset:
         if not self.mask_path.is_file():
             raise DatasetError(f"{self.mask_path}: mask file not found")
         self.names = [self.frames_folder.name]
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self) -> Iterator[Sequence]:
-        yield self[self.names[0]]
 
     def __getitem__(self, name: str) -> Sequence:
         if name != self.names[0]:
