@@ -86,3 +86,22 @@ def test_predict_batches_equal_single_and_keep_sizes(sample):
         assert np.array_equal(a.labels, b.labels)
         assert np.allclose(a.distance, b.distance, atol=1e-3)
         assert set(np.unique(a.labels)) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("shape,out", [((2, 4, 32, 32), (240, 427)), ((1, 3, 16, 20), (37, 23)),
+                                       ((1, 2, 8, 8), (8, 16)), ((1, 5, 16, 16), (16, 16)), ((3, 1, 8, 8), (20, 20))])
+def test_resize_argmax_equals_argmax_of_resized_scores(shape, out):
+    g = torch.Generator().manual_seed(sum(shape))
+    b, n, h, w = shape
+    coarse = torch.randn(b, n, max(h // 4, 2), max(w // 4, 2), generator=g)
+    scores = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")  # regions, like real scores
+    ref = SegGPTPredictor.resize_scores(scores, out).max(dim=1).indices
+    got = SegGPTPredictor.resize_argmax(scores, out)
+    assert got.shape == ref.shape
+    assert torch.equal(got, ref)
+    # blocky scores with flat regions: the shortcut (uniform cells) must hold there too
+    labels = coarse.argmax(dim=1)
+    blocky = torch.nn.functional.one_hot(torch.nn.functional.interpolate(labels[:, None].float(), size=(h, w))[:, 0].long(),
+                                         n).permute(0, 3, 1, 2).float() + 0.01 * torch.randn(b, n, h, w, generator=g)
+    assert torch.equal(SegGPTPredictor.resize_argmax(blocky, out),
+                       SegGPTPredictor.resize_scores(blocky, out).max(dim=1).indices)

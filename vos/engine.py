@@ -15,9 +15,12 @@ The engine knows nothing of files: frames come from a FrameSource, results go ba
 """
 from __future__ import annotations
 
+import functools
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -47,8 +50,17 @@ class FrameResult:
     frame_idx: int
     labels: np.ndarray  # (H, W) int32 object ids, 0 = background
     object_ids: List[int]
-    confidence: np.ndarray  # (H, W) float32 in [0, 1]: margin between the best and second-best label
+    #: (H, W) float32 in [0, 1], the margin between the best and second-best label; or a function
+    #: making it, called on first access of `confidence` (most callers never look: it costs a resize)
+    confidence_map: Union[np.ndarray, Callable[[], np.ndarray]] = field(repr=False)
     frame: Optional[np.ndarray] = None  # the RGB frame itself, for overlays (no second decode)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: 0 where two labels tie, 1 where one label is unambiguous."""
+        if callable(self.confidence_map):
+            self.confidence_map = self.confidence_map()
+        return self.confidence_map
 
     @property
     def masks(self) -> np.ndarray:
@@ -102,6 +114,16 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
     return table[dtype]
 
 
+@dataclass
+class _Predicted:
+    """One batch through the model: what the memory needs now, and `finish` for the frame-size labels."""
+
+    queries: torch.Tensor  # (B, 3, h, w) preprocessed frames: prompts once memorised
+    small_labels: List[torch.Tensor]  # (h, w) object ids at model size, per frame
+    mean_confidence: List[float]
+    finish: Callable[[], List[Tuple[np.ndarray, "np.ndarray | Callable[[], np.ndarray]"]]]
+
+
 class _Tracker:
     """Memory + the per-frame rules, shared by the streaming core and the session API."""
 
@@ -112,13 +134,12 @@ class _Tracker:
         self.active: List[int] = []  # objects with a user prompt in this pass
 
     # -------------------------------------------------------------- one batch of frames
-    def predict(
-        self, frames: Sequence[np.ndarray]
-    ) -> Tuple[List[Tuple[np.ndarray, np.ndarray, torch.Tensor, float]], torch.Tensor]:
+    def predict(self, frames: Sequence[np.ndarray]) -> "_Predicted":
         """Frames (same size) against the current memory.
 
-        Returns per frame (labels, confidence, labels at model size, mean confidence), and the
-        preprocessed frames (B,3,h,w), which become prompts when the frames are memorised.
+        What the memory needs (labels at model size, mean confidence) is computed now; the labels
+        at frame size are left to `_Predicted.finish`, which a pipeline runs on a worker thread
+        while the next frames go through the model.
         """
         seg = self.seg
         queries = seg.predictor.preprocess_images(list(frames))
@@ -126,9 +147,9 @@ class _Tracker:
         size = frames[0].shape[:2]
         if not self.active or not len(self.memory):
             h, w = seg.model.config.image_size
-            empty = [(np.zeros(size, np.int32), np.ones(size, np.float32),
-                      torch.zeros(h, w, dtype=torch.long, device=queries.device), 1.0) for _ in range(b)]
-            return empty, queries
+            empty = torch.zeros(h, w, dtype=torch.long, device=queries.device)
+            return _Predicted(queries, [empty] * b, [1.0] * b,
+                              lambda: [(np.zeros(size, np.int32), np.ones(size, np.float32)) for _ in range(b)])
         prompts = self.memory.prompts()
         images = torch.stack([p.image for p in prompts])  # (K,3,h,w)
         ids = torch.tensor([0] + self.active, device=queries.device)
@@ -136,22 +157,27 @@ class _Tracker:
             scores = self._joint(queries, images, prompts)  # (B, 1+N, h, w): higher = more likely
         else:
             scores = self._separate(queries, images, prompts)
-        results = []
         small_conf, small_idx = _margin(scores)
-        if seg.config.resize == "nearest":  # the official way: decide at model size, then upsample
-            up = F.interpolate(torch.stack([small_idx.float(), small_conf], dim=1), size=size, mode="nearest-exact")
-            full_idx, full_conf = up[:, 0].long(), up[:, 1]
-        else:
-            # labels from the scores resized to frame size (max, not argmax: argmax over dim 1 is ~8x
-            # slower on the CPU); the confidence map is resized directly, a full-size top-2 would cost
-            # more than a small model's forward
-            full_idx = SegGPTPredictor.resize_scores(scores, size).max(dim=1).indices
-            full_conf = SegGPTPredictor.resize_scores(small_conf[:, None], size)[:, 0]
-        for i in range(b):
-            labels = ids[full_idx[i]].to(torch.int32).cpu().numpy()
-            results.append((labels, full_conf[i].float().cpu().numpy(), ids[small_idx[i]],
-                            float(small_conf[i].mean())))
-        return results, queries
+        mean_conf = small_conf.flatten(1).mean(dim=1).tolist()
+        return _Predicted(queries, list(ids[small_idx]), mean_conf,
+                          functools.partial(self._finish, scores, small_idx, small_conf, ids, size))
+
+    def _finish(self, scores: torch.Tensor, small_idx: torch.Tensor, small_conf: torch.Tensor, ids: torch.Tensor,
+                size: Tuple[int, int]) -> List[Tuple[np.ndarray, Callable[[], np.ndarray]]]:
+        """Labels at frame size (and the confidence, lazily) for each frame of a batch."""
+        if self.seg.config.resize == "nearest":  # the official way: decide at model size, then upsample
+            full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+        else:  # labels from the scores resized to frame size (only where the resize can change them)
+            full_idx = SegGPTPredictor.resize_argmax(scores, size)
+        full_labels = ids.to(torch.int32)[full_idx].cpu().numpy()
+        return [(full_labels[i], functools.partial(self._full_confidence, small_conf[i], size))
+                for i in range(len(full_labels))]
+
+    def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
+        """The confidence map at frame size: computed only if a caller asks (FrameResult.confidence)."""
+        mode = "nearest-exact" if self.seg.config.resize == "nearest" else "bilinear"
+        kw = {} if mode == "nearest-exact" else {"align_corners": False}
+        return F.interpolate(small_conf[None, None].float(), size=size, mode=mode, **kw)[0, 0].cpu().numpy()
 
     def _joint(self, queries: torch.Tensor, images: torch.Tensor, prompts: List[Prompt]) -> torch.Tensor:
         """All objects in one pass, object i painted with palette colour i+1; scores = -colour distance."""
@@ -210,8 +236,9 @@ class _Tracker:
         seg = self.seg
         corrected = {o for o in given if o in self.active}
         if any(o not in given for o in self.active):  # objects the mask does not mention: predict them
-            outs, queries = self.predict([frame])
-            (labels, conf, _, _), query = outs[0], queries[0]
+            predicted = self.predict([frame])
+            (labels, conf), query = predicted.finish()[0], predicted.queries[0]
+            conf = conf() if callable(conf) else conf
         else:
             query = seg.predictor.preprocess_images([frame])[0]
             labels, conf = np.zeros(frame.shape[:2], np.int32), np.ones(frame.shape[:2], np.float32)
@@ -227,6 +254,44 @@ class _Tracker:
         present = {int(v) for v in np.unique(labels) if v}
         self.memory.add_user_prompt(Prompt(frame_idx, query, small, objects=present | set(given)), corrected)
         return FrameResult(frame_idx, labels, list(self.active), conf, frame)
+
+
+class _FinishQueue:
+    """Frame-size post-processing of each batch on one worker thread, one batch behind the model.
+
+    Why: resizing labels to the frame and copying them out costs a small model as much as a
+    quarter of its forward. The memory only needs model-size labels, so the next batch can go
+    through the model while this one is finished; results still come out in order. The worker runs
+    torch with one intra-op thread, so that it never competes with the model's threads for cores
+    (an oversubscribed OpenMP team stalls on its barriers).
+    """
+
+    def __init__(self, device: torch.device):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vos-finish")
+        if device.type == "cpu":
+            threads = torch.get_num_threads()
+            self._pool.submit(_use_one_thread).result()
+            torch.set_num_threads(threads)  # the setting is also a process-wide default: put it back
+        self._queue: Deque[Future] = deque()
+
+    def submit(self, make_results: Callable[[], List[FrameResult]]) -> None:
+        self._queue.append(self._pool.submit(make_results))
+
+    def results(self, keep: int) -> Iterator[FrameResult]:
+        """Results of the oldest batches, in order, until at most `keep` are still in flight."""
+        while len(self._queue) > keep:
+            yield from self._queue.popleft().result()
+
+    def close(self) -> None:
+        for future in self._queue:
+            future.cancel()
+        self._queue.clear()
+        self._pool.shutdown(wait=True)
+
+
+def _use_one_thread() -> None:
+    torch.get_num_threads()  # torch sets a thread's count on first use: do it now, then override it
+    torch.set_num_threads(1)
 
 
 def _margin(scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -282,7 +347,7 @@ class VideoSegmenter:
         if given:
             self._check_object_count(set(self._live.active) | set(given))
             return self._live.annotate(idx, frame, given)
-        return self._run_batch(self._live, [(idx, frame)])[0]
+        return self._run_batch(self._live, [(idx, frame)])()[0]
 
     def reset(self) -> None:
         """Forget the live stream (memory and objects)."""
@@ -351,18 +416,26 @@ class VideoSegmenter:
             frames = state.source.iter_frames(start, stop)
         tracker = _Tracker(self)
         pending: List[Tuple[int, np.ndarray]] = []
-        for idx, frame in frames:
-            if idx in state.annotations:
-                yield from self._run_batch(tracker, pending)
-                pending = []
-                given = {o: m for o, m in state.annotations[idx].items() if o in state.object_ids}
-                yield self._with_all_ids(tracker.annotate(idx, frame, given), state)
-                continue
-            pending.append((idx, frame))
-            if len(pending) >= self.config.batch_frames:
-                yield from (self._with_all_ids(r, state) for r in self._run_batch(tracker, pending))
-                pending = []
-        yield from (self._with_all_ids(r, state) for r in self._run_batch(tracker, pending))
+        finishing = _FinishQueue(self.device)
+        try:
+            for idx, frame in frames:
+                if idx in state.annotations:
+                    finishing.submit(self._run_batch(tracker, pending))
+                    pending = []
+                    yield from (self._with_all_ids(r, state) for r in finishing.results(keep=0))
+                    given = {o: m for o, m in state.annotations[idx].items() if o in state.object_ids}
+                    yield self._with_all_ids(tracker.annotate(idx, frame, given), state)
+                    continue
+                pending.append((idx, frame))
+                if len(pending) >= self.config.batch_frames:
+                    finishing.submit(self._run_batch(tracker, pending))
+                    pending = []
+                    # the previous batch's results, finished while this batch went through the model
+                    yield from (self._with_all_ids(r, state) for r in finishing.results(keep=1))
+            finishing.submit(self._run_batch(tracker, pending))
+            yield from (self._with_all_ids(r, state) for r in finishing.results(keep=0))
+        finally:
+            finishing.close()
 
     def propagate_in_video(self, state: InferenceState, start_frame_idx: Optional[int] = None,
                            max_frames: Optional[int] = None, reverse: bool = False
@@ -372,15 +445,19 @@ class VideoSegmenter:
             yield r.frame_idx, list(r.object_ids), r.masks
 
     # ================================================================== internals
-    def _run_batch(self, tracker: _Tracker, batch: List[Tuple[int, np.ndarray]]) -> List[FrameResult]:
+    def _run_batch(self, tracker: _Tracker, batch: List[Tuple[int, np.ndarray]]) -> Callable[[], List[FrameResult]]:
+        """Predict and memorise a batch now; return the function that makes its frame-size results."""
         if not batch:
-            return []
-        outs, queries = tracker.predict([f for _, f in batch])
-        results = []
-        for i, ((idx, frame), (labels, conf, small, mean_conf)) in enumerate(zip(batch, outs)):
-            if tracker.active:
-                tracker.memorise(idx, queries[i], small, mean_conf)
-            results.append(FrameResult(idx, labels, list(tracker.active), conf, frame))
+            return list
+        predicted = tracker.predict([f for _, f in batch])
+        active = list(tracker.active)
+        if active:
+            for i, (idx, _) in enumerate(batch):
+                tracker.memorise(idx, predicted.queries[i], predicted.small_labels[i], predicted.mean_confidence[i])
+
+        def results() -> List[FrameResult]:
+            return [FrameResult(idx, labels, list(active), conf, frame)
+                    for (idx, frame), (labels, conf) in zip(batch, predicted.finish())]
         return results
 
     @staticmethod
