@@ -187,8 +187,12 @@ class SegGPTPredictor:
         return F.interpolate(maps, size=tuple(out_size), mode="bilinear", align_corners=False)
 
     @staticmethod
-    def resize_argmax(scores: torch.Tensor, out_size: Tuple[int, int]) -> torch.Tensor:
+    def resize_argmax(scores: torch.Tensor, out_size: Tuple[int, int], values: Optional[torch.Tensor] = None
+                      ) -> torch.Tensor:
         """The best label (B, H, W) of `scores` (B, L, h, w) resized bilinearly to out_size, computed cheaply.
+
+        With `values` (L,), returns ``values[best label]`` in their dtype (object ids straight away,
+        without another pass over the frame-size map).
 
         Equal to ``resize_scores(scores, out_size).max(dim=1).indices`` but interpolates only where it
         can change the answer: a bilinear value is a convex combination of four neighbouring source
@@ -200,8 +204,9 @@ class SegGPTPredictor:
         b, n, h, w = scores.shape
         H, W = int(out_size[0]), int(out_size[1])
         best = scores.max(dim=1).indices  # (B, h, w)
+        small = best if values is None else values[best]
         if (H, W) == (h, w) or n == 1:
-            return best if (H, W) == (h, w) else best.new_zeros((b, H, W))
+            return small if (H, W) == (h, w) else small[:, :1, :1].expand(b, H, W).clone()
         y0, y1, ly = _bilinear_taps(h, H, scores.device)
         x0, x1, lx = _bilinear_taps(w, W, scores.device)
         # a source cell = the 2x2 block starting at (i, j), clamped at the last row/column
@@ -209,7 +214,7 @@ class SegGPTPredictor:
         right = torch.cat([best[:, :, 1:], best[:, :, -1:]], dim=2)
         diag = torch.cat([down[:, :, 1:], down[:, :, -1:]], dim=2)
         mixed_cell = (best != down) | (best != right) | (best != diag)
-        labels = best.index_select(1, y0).index_select(2, x0)  # (B, H, W): right wherever the cell is uniform
+        labels = small.index_select(1, y0).index_select(2, x0)  # (B, H, W): right wherever the cell is uniform
         flat = mixed_cell.index_select(1, y0).index_select(2, x0).reshape(-1).nonzero().squeeze(1)
         if flat.numel():
             xi, yi, bi = flat % W, (flat // W) % H, flat // (H * W)
@@ -219,7 +224,8 @@ class SegGPTPredictor:
             wx, wy = lx[xi, None], ly[yi, None]
             top = table[rows0 + cols0] * (1 - wx) + table[rows0 + cols1] * wx
             bottom = table[rows1 + cols0] * (1 - wx) + table[rows1 + cols1] * wx
-            labels.view(-1)[flat] = (top * (1 - wy) + bottom * wy).max(dim=1).indices
+            idx = (top * (1 - wy) + bottom * wy).max(dim=1).indices
+            labels.view(-1)[flat] = idx if values is None else values[idx]
         return labels
 
     # ------------------------------------------------------------------ one call

@@ -99,6 +99,8 @@ def test_resize_argmax_equals_argmax_of_resized_scores(shape, out):
     got = SegGPTPredictor.resize_argmax(scores, out)
     assert got.shape == ref.shape
     assert torch.equal(got, ref)
+    ids = torch.arange(n, dtype=torch.int32) * 3 + 7  # values: object ids looked up on the way
+    assert torch.equal(SegGPTPredictor.resize_argmax(scores, out, values=ids), ids[ref])
     # blocky scores with flat regions: the shortcut (uniform cells) must hold there too
     labels = coarse.argmax(dim=1)
     blocky = torch.nn.functional.one_hot(torch.nn.functional.interpolate(labels[:, None].float(), size=(h, w))[:, 0].long(),

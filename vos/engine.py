@@ -167,9 +167,9 @@ class _Tracker:
         """Labels at frame size (and the confidence, lazily) for each frame of a batch."""
         if self.seg.config.resize == "nearest":  # the official way: decide at model size, then upsample
             full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+            full_labels = ids.to(torch.int32)[full_idx].cpu().numpy()
         else:  # labels from the scores resized to frame size (only where the resize can change them)
-            full_idx = SegGPTPredictor.resize_argmax(scores, size)
-        full_labels = ids.to(torch.int32)[full_idx].cpu().numpy()
+            full_labels = SegGPTPredictor.resize_argmax(scores, size, values=ids.to(torch.int32)).cpu().numpy()
         return [(full_labels[i], functools.partial(self._full_confidence, small_conf[i], size))
                 for i in range(len(full_labels))]
 
