@@ -171,6 +171,19 @@ def test_pipelined_propagation_equals_the_streaming_core(model, clip, batch_fram
     assert not [t for t in threading.enumerate() if t.name.startswith("vos-finish")]
 
 
+def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(model, clip):
+    """bf16 autocast (the CUDA default) through the whole engine, here on the CPU."""
+    frames, labels = clip
+    _, fp32 = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu", dtype="fp32"), frames, 0, labels[0])
+    _, bf16 = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu", dtype="bf16"), frames, 0, labels[0])
+    assert model.autocast_dtype == torch.bfloat16
+    agree = np.mean([(a.labels == b.labels).mean() for a, b in zip(fp32, bf16)])
+    assert 0.97 < agree  # bf16 rounding flips only near-tie pixels
+    _, again = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu"), frames, 0, labels[0])
+    assert model.autocast_dtype is None
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(fp32, again))
+
+
 def test_separate_mode_runs_each_object(model, clip):
     frames, labels = clip
     seg = VideoSegmenter(model, config={"memory": 1, "objects": "separate"})

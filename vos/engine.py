@@ -329,6 +329,7 @@ class VideoSegmenter:
         if self.config.compile:
             model.compile(self.config.compile)
         self.predictor = SegGPTPredictor(model, dtype=amp, exact_resize=self.config.exact_resize)
+        model.autocast_dtype = amp  # this engine's dtype decides, also over an earlier engine's on the same model
         self._live: Optional[_Tracker] = None
         self._live_idx = 0
 
