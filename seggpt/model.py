@@ -98,6 +98,26 @@ class Attention(nn.Module):
         qkv = self.qkv(tokens).view(groups, m // groups, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
         return qkv[0], qkv[1], qkv[2]
 
+    def _rel_tables(self, grid: Tuple[int, int], dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The relative-position tables for this grid, kept between inference calls.
+
+        They depend only on the weights and the grid, yet building them costs ~10% of a small model's
+        forward. The cache key holds the parameters' version counters and storage, so loading,
+        moving or training the weights rebuilds it; with autograd on (training) it is never used.
+        """
+        grid_h, grid_w = grid
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(dtype),
+                    get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(dtype))
+        key = (grid, dtype, self.rel_pos_h._version, self.rel_pos_w._version,
+               self.rel_pos_h.data_ptr(), self.rel_pos_w.data_ptr())
+        cached = getattr(self, "_rel_cache", None)
+        if cached is None or cached[0] != key:
+            tables = (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(dtype),
+                      get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(dtype))
+            cached = self._rel_cache = (key, tables)
+        return cached[1]
+
     @staticmethod
     def _rel_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, grid_w: int) -> torch.Tensor:
         """Bias (M, heads, L, Hk*Wk) from the UNscaled queries q (M, heads, L, d) of L/grid_w rows.
@@ -122,8 +142,7 @@ class Attention(nn.Module):
         qq, kq, vq = (t[:, 0] for t in self._split_heads(query, groups))  # (G, h, Nq, d)
         n_p = qp.shape[3]
 
-        table_h = get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(qq.dtype)
-        table_w = get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(qq.dtype)
+        table_h, table_w = self._rel_tables(grid, qq.dtype)
         if k > 1 and self.merge_query_blocks and not torch.is_grad_enabled():
             return self._forward_merged(qp, kp, vp, qq, kq, vq, table_h, table_w, grid)
 

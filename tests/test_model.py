@@ -194,3 +194,25 @@ def test_attention_with_lse_math_path_in_bf16():
     assert out.dtype == torch.bfloat16 and lse.dtype == torch.float32
     assert (out.float() - ref).abs().max().item() < 0.05
     assert (lse - ref_lse).abs().max().item() < 0.05
+
+
+def test_cached_position_tables_follow_the_weights():
+    """Inference keeps the relative-position tables; new weights (loaded or edited in place) rebuild them."""
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny").eval()
+    other = SegGPT("test-tiny").eval()
+    with torch.no_grad():
+        for blk in other.blocks:
+            blk.attn.rel_pos_h.normal_()
+            blk.attn.rel_pos_w.normal_()
+    imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=3)
+    before = model.infer(imgs, pimgs, pmasks)  # fills the cache
+    model.load_state_dict(other.state_dict())
+    assert torch.equal(model.infer(imgs, pimgs, pmasks), other.infer(imgs, pimgs, pmasks))
+    assert not torch.equal(before, other.infer(imgs, pimgs, pmasks))
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn.rel_pos_w.mul_(2.0)
+    fresh = SegGPT("test-tiny").eval()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(model.infer(imgs, pimgs, pmasks), fresh.infer(imgs, pimgs, pmasks))
