@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,24 @@ def _attention_with_lse_math(q, k, v, bias, scale):
     return out, lse
 
 
+def _cached_on_weights(owner: nn.Module, name: str, params: Sequence[torch.Tensor], extra_key: Any,
+                       build: Callable[[], Any]) -> Any:
+    """`build()`, kept on `owner` between inference calls for as long as `params` are unchanged.
+
+    For what depends only on weights (position tables). The key holds the parameters' version
+    counters and storage, so loading, moving or training the weights rebuilds it; with autograd on
+    (training) or under torch.compile nothing is kept.
+    """
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return build()
+    key = (extra_key,) + tuple((p._version, p.data_ptr(), p.device) for p in params)
+    cached = owner.__dict__.get(name)
+    if cached is None or cached[0] != key:
+        cached = (key, build())
+        owner.__dict__[name] = cached
+    return cached[1]
+
+
 class Attention(nn.Module):
     """Global multi-head attention with a decomposed relative-position bias (ViTDet style).
 
@@ -99,24 +117,13 @@ class Attention(nn.Module):
         return qkv[0], qkv[1], qkv[2]
 
     def _rel_tables(self, grid: Tuple[int, int], dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The relative-position tables for this grid, kept between inference calls.
-
-        They depend only on the weights and the grid, yet building them costs ~10% of a small model's
-        forward. The cache key holds the parameters' version counters and storage, so loading,
-        moving or training the weights rebuilds it; with autograd on (training) it is never used.
-        """
+        """The relative-position tables for this grid (kept between inference calls: building them
+        costs ~10% of a small model's forward)."""
         grid_h, grid_w = grid
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(dtype),
-                    get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(dtype))
-        key = (grid, dtype, self.rel_pos_h._version, self.rel_pos_w._version,
-               self.rel_pos_h.data_ptr(), self.rel_pos_w.data_ptr())
-        cached = getattr(self, "_rel_cache", None)
-        if cached is None or cached[0] != key:
-            tables = (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(dtype),
-                      get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(dtype))
-            cached = self._rel_cache = (key, tables)
-        return cached[1]
+        return _cached_on_weights(
+            self, "_rel_cache", (self.rel_pos_h, self.rel_pos_w), (grid, dtype),
+            lambda: (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(dtype),
+                     get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(dtype)))
 
     @staticmethod
     def _rel_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, grid_w: int) -> torch.Tensor:
@@ -354,7 +361,10 @@ class SegGPT(nn.Module):
 
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:
-        """Absolute position embedding for the whole canvas, (1, 2*Hp, Wp, C)."""
+        """Absolute position embedding for the whole canvas, (1, 2*Hp, Wp, C) (kept between inference calls)."""
+        return _cached_on_weights(self, "_pos_cache", (self.pos_embed,), None, self._build_pos_embed)
+
+    def _build_pos_embed(self) -> torch.Tensor:
         grid_h, grid_w = self.config.grid_size
         table = self.pos_embed[:, 1:]
         size = int(math.sqrt(table.shape[1]))

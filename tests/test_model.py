@@ -197,7 +197,7 @@ def test_attention_with_lse_math_path_in_bf16():
 
 
 def test_cached_position_tables_follow_the_weights():
-    """Inference keeps the relative-position tables; new weights (loaded or edited in place) rebuild them."""
+    """Inference keeps the position tables; new weights (loaded or edited in place) rebuild them."""
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()
     other = SegGPT("test-tiny").eval()
@@ -213,6 +213,7 @@ def test_cached_position_tables_follow_the_weights():
     with torch.no_grad():
         for blk in model.blocks:
             blk.attn.rel_pos_w.mul_(2.0)
+        model.pos_embed.add_(0.5)  # the absolute table is kept too
     fresh = SegGPT("test-tiny").eval()
     fresh.load_state_dict(model.state_dict())
     assert torch.equal(model.infer(imgs, pimgs, pmasks), fresh.infer(imgs, pimgs, pmasks))
