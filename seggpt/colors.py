@@ -23,6 +23,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "palette",
+    "distinct_colors",
     "davis_palette",
     "labels_to_rgb",
     "decode_colors",
@@ -58,6 +59,27 @@ def palette(num_labels: int) -> np.ndarray:
     out[1:, 1] = 255 - (loc % base**2) // base * margin
     out[1:, 2] = 255 - loc % base * margin
     return out.astype(np.uint8)
+
+
+#: black, then the corners of the RGB cube: every pair at least 255 apart
+_CUBE_CORNERS = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255],
+                          [255, 255, 0], [255, 0, 255], [0, 255, 255]], dtype=np.uint8)
+
+
+def distinct_colors(num_labels: int) -> np.ndarray:
+    """Colours for labels ``0..num_labels`` as far apart as possible, ``(num_labels + 1, 3)`` uint8.
+
+    Black, then white, red, green, blue, yellow, magenta, cyan (the RGB cube's corners, >= 255 apart)
+    for up to 7 labels; beyond that the SegGPT palette. Why: SegGPT was trained with random colours,
+    so any colours are valid, and the farther apart they are the more a blurred prediction can
+    drift before it decodes to the wrong object. The palette's first colours are whites and pale
+    tints 128 apart (white, (255,255,127), ...). One label is white either way.
+    """
+    if num_labels < 0:
+        raise ValueError(f"num_labels must be >= 0, got {num_labels}")
+    if num_labels < len(_CUBE_CORNERS):
+        return _CUBE_CORNERS[: num_labels + 1].copy()
+    return palette(num_labels)
 
 
 def davis_palette() -> np.ndarray:

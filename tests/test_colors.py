@@ -155,3 +155,18 @@ def test_random_colors_decode_to_their_labels(n, seed):
     got, dist = decode_colors(rgb, torch.from_numpy(colors))
     np.testing.assert_array_equal(got[0].numpy(), labels)
     assert float(dist.max()) == 0.0
+
+
+def test_distinct_colors_are_far_apart_and_start_like_the_palette():
+    import itertools
+
+    from seggpt.colors import distinct_colors, palette
+
+    for n in range(0, 8):
+        c = distinct_colors(n).astype(float)
+        assert c.shape == (n + 1, 3) and (c[0] == 0).all()
+        assert all(np.linalg.norm(c[i] - c[j]) >= 255 for i, j in itertools.combinations(range(n + 1), 2))
+    assert np.array_equal(distinct_colors(1), palette(1))  # one object: white, as the official demo
+    assert np.array_equal(distinct_colors(9), palette(9))  # beyond the cube's corners: the palette
+    with pytest.raises(ValueError):
+        distinct_colors(-1)

@@ -184,6 +184,20 @@ def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(model, 
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(fp32, again))
 
 
+def test_joint_colours_distinct_or_palette(model, clip):
+    """Two objects are painted in other colours by the two settings; one object is white in both."""
+    frames, labels = clip
+    runs = {}
+    for colors in ("distinct", "palette"):
+        seg = VideoSegmenter(model, config={"memory": 2, "colors": colors})
+        _, runs[colors] = _run(seg, frames, 0, labels[0])
+        _, runs[colors + "-one"] = _run(seg, frames, 0, (labels[0] == 1).astype(np.int64))
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(runs["distinct-one"], runs["palette-one"]))
+    assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(runs["distinct"], runs["palette"]))
+    with pytest.raises(ConfigError):
+        EngineConfig(colors="rainbow")
+
+
 def test_separate_mode_runs_each_object(model, clip):
     frames, labels = clip
     seg = VideoSegmenter(model, config={"memory": 1, "objects": "separate"})

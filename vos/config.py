@@ -27,6 +27,9 @@ class EngineConfig:
     objects: "joint" segments all objects in one pass, each in its own colour; "separate" runs each
         object on its own as a binary task (like the official demo), N times the cost.
     embedding_type: SegGPT's type token, "instance" (the official video setting) or "semantic".
+    colors: how objects are painted in joint mode: "distinct" (white, red, green, blue, yellow,
+        magenta, cyan, then the palette: as far apart as possible) or "palette" (transformers'
+        SegGPT palette: white and pale tints 128 apart). One object is white either way.
     resize: how predictions go back to frame size, "smooth" or "nearest" (official).
     exact_resize: PIL-identical input resizing (slower; for benchmarks that must match the official code).
     compile: torch.compile the model for its fixed canvas shape: None (off), "default",
@@ -39,6 +42,7 @@ class EngineConfig:
     batch_frames: int = 1
     objects: str = "joint"
     embedding_type: str = "instance"
+    colors: str = "distinct"
     resize: str = "smooth"
     exact_resize: bool = False
     compile: Optional[str] = None
@@ -54,6 +58,8 @@ class EngineConfig:
             raise ConfigError(f"objects must be 'joint' or 'separate', got {self.objects!r}")
         if self.embedding_type not in ("instance", "semantic"):
             raise ConfigError(f"embedding_type must be 'instance' or 'semantic', got {self.embedding_type!r}")
+        if self.colors not in ("distinct", "palette"):
+            raise ConfigError(f"colors must be 'distinct' or 'palette', got {self.colors!r}")
         if self.resize not in ("smooth", "nearest"):
             raise ConfigError(f"resize must be 'smooth' or 'nearest', got {self.resize!r}")
         if self.compile not in (None, "default", "reduce-overhead", "max-autotune"):

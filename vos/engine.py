@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from seggpt import SegGPT
-from seggpt.colors import palette
+from seggpt.colors import distinct_colors, palette
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
@@ -180,9 +180,9 @@ class _Tracker:
         return F.interpolate(small_conf[None, None].float(), size=size, mode=mode, **kw)[0, 0].cpu().numpy()
 
     def _joint(self, queries: torch.Tensor, images: torch.Tensor, prompts: List[Prompt]) -> torch.Tensor:
-        """All objects in one pass, object i painted with palette colour i+1; scores = -colour distance."""
+        """All objects in one pass, object i painted with colour i+1; scores = -colour distance."""
         seg = self.seg
-        colors = palette(len(self.active))
+        colors = (distinct_colors if seg.config.colors == "distinct" else palette)(len(self.active))
         lut = self._lut(queries.device)
         masks = seg.predictor.normalize(
             torch.as_tensor(colors, dtype=torch.float32, device=queries.device)[
