@@ -208,8 +208,6 @@ class SegGPTPredictor:
         small = best if values is None else values[best]
         if (H, W) == (h, w) or n == 1:
             return small if (H, W) == (h, w) else small[:, :1, :1].expand(b, H, W).clone()
-        y0, y1, ly = _bilinear_taps(h, H, scores.device)
-        x0, x1, lx = _bilinear_taps(w, W, scores.device)
         # a source cell = the 2x2 block starting at (i, j), clamped at the last row/column
         down = torch.cat([best[:, 1:], best[:, -1:]], dim=1)
         right = torch.cat([best[:, :, 1:], best[:, :, -1:]], dim=2)
@@ -218,6 +216,8 @@ class SegGPTPredictor:
         if mixed_cell.float().mean().item() > 0.15:  # ragged labels (an untrained model): resizing all maps is cheaper
             idx = SegGPTPredictor.resize_scores(scores, (H, W)).max(dim=1).indices
             return idx if values is None else values[idx]
+        y0, y1, ly = _bilinear_taps(h, H, scores.device)
+        x0, x1, lx = _bilinear_taps(w, W, scores.device)
         labels = small.index_select(1, y0).index_select(2, x0)  # (B, H, W): right wherever the cell is uniform
         flat = mixed_cell.index_select(1, y0).index_select(2, x0).reshape(-1).nonzero().squeeze(1)
         if flat.numel():
