@@ -185,9 +185,7 @@ def build_model(cfg: TrainConfig) -> SegGPT:
         from .weights import WeightsError
 
         try:
-            # a training checkpoint of ours stores its config: tensors alone cannot tell which
-            # blocks feed the decoder, so never let the loader guess for our own checkpoints
-            return SegGPT.from_pretrained(str(cfg.init_from), config=_training_checkpoint_config(cfg.init_from)).train()
+            return SegGPT.from_pretrained(str(cfg.init_from)).train()  # a last.pt's stored config included
         except WeightsError as err:
             raise TrainError(f"init_from: {err}") from None
     try:
@@ -197,20 +195,6 @@ def build_model(cfg: TrainConfig) -> SegGPT:
     model = SegGPT(model_cfg)
     model.reset_parameters(seed=cfg.seed)
     return model
-
-
-def _training_checkpoint_config(path: str) -> Optional[SegGPTConfig]:
-    """The model config stored in a training checkpoint (``last.pt``), or None for other sources."""
-    p = Path(str(path))
-    if not p.is_file() or p.suffix not in (".pt", ".pth"):
-        return None
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # not ours (official .pth with foreign objects): the weights loader decides
-        return None
-    if isinstance(state, dict) and isinstance(state.get("model_config"), dict):
-        return SegGPTConfig.from_dict(state["model_config"])
-    return None
 
 
 def build_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int = 0, start: int = 0) -> PairStream:

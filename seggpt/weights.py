@@ -6,7 +6,8 @@ Accepted sources (`load_model`):
   ``"BAAI/SegGPT"`` (the official ``seggpt_vit_large.pth``), fetched through huggingface_hub and its cache;
 * a local file: official ``.pth`` (``{"model": ...}`` or a bare state dict; MAE-style training
   checkpoints with ``args``/optimizer state too), a transformers ``.safetensors``/``.bin`` (with or
-  without the ``model.`` prefix), or our own ``.safetensors`` (config in its metadata);
+  without the ``model.`` prefix), our own ``.safetensors`` (config in its metadata), or one of our
+  training checkpoints (``last.pt``, its model config stored beside the weights);
 * a local folder holding any of those (a transformers ``save_pretrained`` folder included).
 
 The config is read from the file where it is stored (ours, transformers' config.json) and otherwise
@@ -230,6 +231,9 @@ def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor],
             config = SegGPTConfig.from_dict(json.loads(meta["config"]))
     else:
         obj = _torch_load(path)
+        if isinstance(obj, dict) and isinstance(obj.get("model_config"), dict):  # our training checkpoints
+            # tensors alone cannot tell which blocks feed the decoder: never guess for our own files
+            config = SegGPTConfig.from_dict(obj["model_config"])
         if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
             obj = obj["model"]
         elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):

@@ -187,7 +187,7 @@ def test_finetune_starts_from_loaded_checkpoint(tmp_path):
     # a training checkpoint (last.pt) is a valid init_from as well, with its stored config even where
     # the tensors alone would suggest other decoder feature layers (depth 7, 3 feature layers)
     odd = {"image_size": [32, 32], "patch_size": 8, "embed_dim": 32, "depth": 7, "num_heads": 2,
-           "merge_index": 1, "feature_layers": [2, 4, 6], "decoder_dim": 8, "pretrain_image_size": 32}
+           "merge_index": 1, "feature_layers": [3, 5, 6], "decoder_dim": 8, "pretrain_image_size": 32}
     first = Trainer(load_config(None, _tiny_overrides(tmp_path / "odd", steps=1, model=odd, ckpt_every=1)))
     first.run()
     again = Trainer(load_config(None, _tiny_overrides(tmp_path / "ft2", init_from=str(tmp_path / "odd" / "last.pt"))))
