@@ -175,9 +175,12 @@ class _Tracker:
 
     def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
         """The confidence map at frame size: computed only if a caller asks (FrameResult.confidence)."""
-        mode = "nearest-exact" if self.seg.config.resize == "nearest" else "bilinear"
-        kw = {} if mode == "nearest-exact" else {"align_corners": False}
-        return F.interpolate(small_conf[None, None].float(), size=size, mode=mode, **kw)[0, 0].cpu().numpy()
+        conf = small_conf[None, None].float()
+        if self.seg.config.resize == "nearest":
+            full = F.interpolate(conf, size=size, mode="nearest-exact")
+        else:
+            full = SegGPTPredictor.resize_scores(conf, size)
+        return full[0, 0].cpu().numpy()
 
     def _joint(self, queries: torch.Tensor, images: torch.Tensor, prompts: List[Prompt]) -> torch.Tensor:
         """All objects in one pass, object i painted with colour i+1; scores = -colour distance."""
