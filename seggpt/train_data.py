@@ -43,6 +43,8 @@ __all__ = [
     "Augment",
     "colour_mapping",
     "build_sample",
+    "CurriculumStream",
+    "object_weights",
     "PairStream",
     "batch_rng",
 ]
@@ -309,19 +311,51 @@ def _normalise(rgb: np.ndarray) -> np.ndarray:
     return ((rgb.astype(np.float32) - _MEAN) / _STD).transpose(2, 0, 1)
 
 
-def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def object_weights(labels: np.ndarray, mapping: Dict[int, np.ndarray], max_weight: float) -> np.ndarray:
+    """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background and
+    void-free object pixels scaled up so that each painted object weighs as much as
+    background / number of objects, at most `max_weight` times a background pixel.
+
+    The official loss is a plain mean; on masks that are mostly black it is smallest for "all
+    black", which a model trained from scratch predicts for a long time, and it barely notices
+    a missed small object. `max_weight` 1 is the plain mean.
+    """
+    weights = np.ones(labels.shape, dtype=np.float32)
+    if max_weight <= 1.0:
+        return weights
+    painted = [obj for obj in mapping if obj != 0]
+    areas = {obj: int(np.count_nonzero(labels == obj)) for obj in painted}
+    present = [obj for obj, area in areas.items() if area > 0]
+    if not present:
+        return weights
+    background = int(np.count_nonzero(~np.isin(labels, present + [VOID])))
+    for obj in present:
+        scale = background / (len(present) * areas[obj])
+        weights[labels == obj] = float(np.clip(scale, 1.0, max_weight))
+    return weights
+
+
+def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray],
+                 object_weight_max: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stitch pairs side by side (mix-context; one pair is the usual case) into canvases.
 
-    Returns (image canvas (3,2H,W), mask canvas (3,2H,W), valid (1,2H,W)) with the prompt on top.
+    Returns (image canvas (3,2H,W), mask canvas (3,2H,W), valid (1,2H,W)) with the prompt on top;
+    `valid` is the per-pixel loss weight: 0 on void pixels, else 1 (or `object_weights` with
+    `object_weight_max` > 1).
     """
     prompt = np.concatenate([p.prompt for p in pairs], axis=1)
     query = np.concatenate([p.query for p in pairs], axis=1)
-    prompt_rgb, prompt_valid = _paint(np.concatenate([p.prompt_labels for p in pairs], axis=1), mapping)
-    query_rgb, query_valid = _paint(np.concatenate([p.query_labels for p in pairs], axis=1), mapping)
+    labels = np.concatenate([np.concatenate([p.prompt_labels for p in pairs], axis=1),
+                             np.concatenate([p.query_labels for p in pairs], axis=1)], axis=0)
+    rgb, valid = _paint(labels, mapping)
     image = _normalise(np.concatenate([prompt, query], axis=0))
-    target = _normalise(np.concatenate([prompt_rgb, query_rgb], axis=0))
-    valid = np.concatenate([prompt_valid, query_valid], axis=0)[None].astype(np.float32)
-    return image, target, valid
+    target = _normalise(rgb)
+    weight = valid.astype(np.float32)
+    if object_weight_max > 1.0:
+        half = prompt.shape[0]  # each half is balanced on its own (the query half is what is scored)
+        weight[:half] *= object_weights(labels[:half], mapping, object_weight_max)
+        weight[half:] *= object_weights(labels[half:], mapping, object_weight_max)
+    return image, target, weight[None]
 
 
 # ----------------------------------------------------------------------------- the stream
@@ -339,7 +373,8 @@ class PairStream(torch.utils.data.IterableDataset):
     def __init__(self, sources: Sequence, weights: Sequence[float], augment: Augment, batch_size: int,
                  seed: int = 0, rank: int = 0, start: int = 0, min_color_distance: float = 80.0,
                  palette_prob: float = 0.0, mix_context_prob: float = 0.0, mix_context_n: int = 2,
-                 patch_size: int = 8, random_mask_prob: float = 0.0, random_mask_ratio: float = 0.75):
+                 patch_size: int = 8, random_mask_prob: float = 0.0, random_mask_ratio: float = 0.75,
+                 object_weight_max: float = 1.0):
         super().__init__()
         if not sources or len(sources) != len(weights):
             raise TrainDataError("give at least one data source, with one weight per source")
@@ -365,6 +400,7 @@ class PairStream(torch.utils.data.IterableDataset):
             raise TrainDataError(f"random_mask_ratio must be in (0, 1), got {random_mask_ratio}")
         self.random_mask_prob = float(random_mask_prob)
         self.random_mask_ratio = float(random_mask_ratio)
+        self.object_weight_max = float(object_weight_max)
 
     def token_mask(self, rng: np.random.Generator) -> np.ndarray:
         """Which mask-canvas patches are hidden and scored: (2Hp*Wp,) bool.
@@ -392,7 +428,7 @@ class PairStream(torch.utils.data.IterableDataset):
             source = self.sources[int(rng.choice(len(self.sources), p=self.probs))]
             pairs.append(self.augment(source.draw(rng), rng, (h, w // n)))
         mapping = colour_mapping([p.prompt_labels for p in pairs], rng, self.min_color_distance, self.palette_prob)
-        return build_sample(pairs, mapping)
+        return build_sample(pairs, mapping, self.object_weight_max)
 
     def batch(self, micro_step: int) -> Dict[str, torch.Tensor]:
         rng = batch_rng(self.seed, self.rank, micro_step)
@@ -407,6 +443,26 @@ class PairStream(torch.utils.data.IterableDataset):
         while True:
             yield self.batch(step)
             step += workers
+
+
+class CurriculumStream(torch.utils.data.IterableDataset):
+    """A stream whose pairs change at given micro-steps: stage k's `PairStream` makes micro-steps
+    from its first up to the next stage's. The data of a step still depends on the step alone
+    (resume-exact), and one loader serves the whole run (no worker restarts mid-run)."""
+
+    def __init__(self, stages: Sequence[Tuple[int, PairStream]], start: int = 0):
+        super().__init__()
+        firsts = [first for first, _ in stages]
+        if not stages or firsts[0] != 0 or firsts != sorted(set(firsts)):
+            raise TrainDataError("curriculum stages must start at micro-step 0 and increase")
+        self.stages = list(stages)
+        self.start = int(start)
+
+    def batch(self, micro_step: int) -> Dict[str, torch.Tensor]:
+        stream = next(stream for first, stream in reversed(self.stages) if micro_step >= first)
+        return stream.batch(micro_step)
+
+    __iter__ = PairStream.__iter__
 
 
 def worker_init(_: int) -> None:

@@ -5,6 +5,7 @@ in well under a minute on 2 CPU cores.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from seggpt.colors import denormalize
+from seggpt.config import get_config
 from seggpt.model import SegGPT
 from seggpt.train import Trainer, TrainError, load_config, main
 from seggpt.train_data import (
-    Augment, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
+    Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
+    object_weights,
 )
 from seggpt.weights import save_model
 
@@ -293,3 +296,72 @@ def test_token_masks_query_half_or_random():
     rand = mixed.batch(0)["mask"]
     assert (rand.sum(dim=1) == 24).all()  # 75% of the 32 patches, anywhere on the canvas
     assert rand[:, :16].any()
+
+
+# ----------------------------------------------------------------------------- object weights, curriculum, CPU bf16
+
+
+def test_object_weights_balance_small_objects_by_hand():
+    labels = np.zeros((10, 10), np.uint8)
+    labels[0:2, 0:2] = 1  # 4 pixels
+    labels[5:10, 5:10] = 2  # 25 pixels
+    labels[9, 0] = 7  # an id the prompt never showed: background
+    labels[0, 9] = 255  # void: neither object nor background
+    mapping = {0: np.zeros(3), 1: np.ones(3), 2: np.ones(3)}
+    background = 100 - 4 - 25 - 1  # 70 pixels (the unknown id included)
+    weights = object_weights(labels, mapping, max_weight=10.0)
+    assert weights[labels == 1] == pytest.approx(np.full(4, background / (2 * 4)))  # 8.75
+    assert weights[labels == 2] == pytest.approx(np.full(25, background / (2 * 25)))  # 1.4
+    assert (object_weights(labels, mapping, max_weight=5.0)[labels == 1] == 5.0).all()  # capped
+    assert (weights[labels == 0] == 1).all() and weights[labels == 7] == 1
+    assert object_weights(labels, mapping, max_weight=1.0).tolist() == np.ones((10, 10)).tolist()
+
+    # through build_sample: the weights multiply the void mask, per half
+    pair = _hand_pair()
+    mapping = colour_mapping([pair.prompt_labels], np.random.default_rng(0))
+    _, _, plain = build_sample([pair], mapping)
+    _, _, weighted = build_sample([pair], mapping, object_weight_max=4.0)
+    query = weighted[0, 16:]
+    assert (query[pair.query_labels == 255] == 0).all()
+    assert (query[pair.query_labels == 1] == 4.0).all()  # 16 px against 256-16-24-8-6 bg: capped at 4
+    assert (query[(pair.query_labels == 0) | (pair.query_labels == 3)] == 1).all()
+    assert (weighted >= plain).all() and (weighted > plain).any()
+
+
+def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
+    from seggpt.train import build_stream, data_config
+
+    stages = "[{at_step: 2, same_crop_prob: 0.0, synthetic_max_gap: 9, object_weight_max: 3}]"
+    cfg = load_config(None, _tiny_overrides(tmp_path / "c", steps=4, curriculum=stages, accum_steps=2))
+    assert data_config(cfg, 1).same_crop_prob == cfg.same_crop_prob
+    late = data_config(cfg, 2)
+    assert (late.same_crop_prob, late.synthetic_max_gap, late.object_weight_max) == (0.0, 9, 3.0)
+    model_cfg = get_config("test-tiny")
+    stream = build_stream(cfg, model_cfg)
+    assert isinstance(stream, CurriculumStream)
+    early_only = build_stream(dataclasses.replace(cfg, curriculum=[]), model_cfg)
+    late_only = build_stream(dataclasses.replace(late, curriculum=[]), model_cfg)
+    for micro_step, expected in ((3, early_only), (4, late_only), (7, late_only)):  # step 2 = micro-step 4
+        got, want = stream.batch(micro_step), expected.batch(micro_step)
+        assert all(torch.equal(got[k], want[k]) for k in want), micro_step
+    assert not torch.equal(stream.batch(4)["imgs"], early_only.batch(4)["imgs"])
+    # a loader started mid-run (resume) yields the same micro-batches as the whole run's
+    resumed = iter(build_stream(cfg, model_cfg, start=3))
+    for micro_step in (3, 4, 5):
+        assert torch.equal(next(resumed)["imgs"], stream.batch(micro_step)["imgs"])
+
+    with pytest.raises(TrainError, match="curriculum cannot change lr"):
+        load_config(None, ["curriculum=[{at_step: 5, lr: 0.1}]"])
+    with pytest.raises(TrainError, match="at_step must be increasing"):
+        load_config(None, ["curriculum=[{at_step: 5, jitter: 0.1}, {at_step: 5, jitter: 0.2}]"])
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    cfg = load_config(None, _tiny_overrides(tmp_path / "bf16", steps=12, batch_size=4, lr=3e-3, amp="bf16"))
+    trainer = Trainer(cfg)
+    assert trainer.amp_dtype == torch.bfloat16 and trainer.device.type == "cpu"
+    losses = trainer.run()["losses"]
+    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
+    fp32 = Trainer(load_config(None, _tiny_overrides(tmp_path / "fp32", steps=1, amp="auto")))
+    assert fp32.amp_dtype is None  # auto stays fp32 on a CPU
