@@ -171,6 +171,8 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Tr
                 values[f.name] = float(v) if "float" in str(f.type) else int(v)
             except ValueError:
                 raise TrainError(f"{source}: {f.name} must be a number, got {v!r}") from None
+    if values.get("amp") is False:  # YAML 1.1 reads a bare `off` as false
+        values["amp"] = "off"
     if "curriculum" in values:
         values["curriculum"] = _check_curriculum(values["curriculum"], source)
     cfg = TrainConfig(**values)

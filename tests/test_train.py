@@ -284,6 +284,7 @@ def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(TrainError, match="lr must be a number, got 'fast'"):
         load_config(None, ["lr=fast"])
     assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML would read "1e-3" as a string
+    assert load_config(None, ["amp=off"]).amp == "off"  # YAML would read off as false
 
 
 def test_token_masks_query_half_or_random():
