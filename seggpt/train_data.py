@@ -312,9 +312,9 @@ def _normalise(rgb: np.ndarray) -> np.ndarray:
 
 
 def object_weights(labels: np.ndarray, mapping: Dict[int, np.ndarray], max_weight: float) -> np.ndarray:
-    """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background and
-    void-free object pixels scaled up so that each painted object weighs as much as
-    background / number of objects, at most `max_weight` times a background pixel.
+    """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background
+    (unpainted ids included), and on each painted object the weight that makes the object as heavy
+    as the background divided by the number of objects, between 1 and `max_weight`.
 
     The official loss is a plain mean; on masks that are mostly black it is smallest for "all
     black", which a model trained from scratch predicts for a long time, and it barely notices

@@ -366,3 +366,14 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
     fp32 = Trainer(load_config(None, _tiny_overrides(tmp_path / "fp32", steps=1, amp="auto")))
     assert fp32.amp_dtype is None  # auto stays fp32 on a CPU
+
+
+def test_shipped_training_configs_load():
+    """Every configs/train_*.yaml the README and the model card name parses, curriculum included."""
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("train_*.yaml"))
+    assert {p.name for p in configs} >= {"train_small.yaml", "train_small_stage2.yaml", "train_finetune.yaml"}
+    for path in configs:
+        cfg = load_config(str(path))
+        assert cfg.steps >= 1, path
+    stage2 = load_config(str(configs[[p.name for p in configs].index("train_small_stage2.yaml")]))
+    assert stage2.init_from and stage2.curriculum[0]["at_step"] == 2000
