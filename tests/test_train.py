@@ -324,7 +324,7 @@ def test_object_weights_balance_small_objects_by_hand():
     _, _, weighted = build_sample([pair], mapping, object_weight_max=4.0)
     query = weighted[0, 16:]
     assert (query[pair.query_labels == 255] == 0).all()
-    assert (query[pair.query_labels == 1] == 4.0).all()  # 16 px against 256-16-24-8-6 bg: capped at 4
+    assert (query[pair.query_labels == 1] == 4.0).all()  # 210 background px / (2 objects * 16 px) = 6.6 -> 4
     assert (query[(pair.query_labels == 0) | (pair.query_labels == 3)] == 1).all()
     assert (weighted >= plain).all() and (weighted > plain).any()
 
