@@ -250,27 +250,38 @@ def build_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int = 0,
                  start: int = 0) -> "PairStream | CurriculumStream":
     """The run's micro-batch stream from micro-step `start`; with a curriculum, one stream per stage."""
     if not cfg.curriculum:
-        return _pair_stream(cfg, model_cfg, rank, start)
+        return _pair_stream(cfg, model_cfg, rank, start, {})
     firsts = [0] + [stage["at_step"] * cfg.accum_steps for stage in cfg.curriculum]
-    stages = [_pair_stream(data_config(cfg, first // cfg.accum_steps), model_cfg, rank, start) for first in firsts]
+    scanned: Dict[Any, Any] = {}  # dataset indexes, read once for all stages
+    stages = [_pair_stream(data_config(cfg, first // cfg.accum_steps), model_cfg, rank, start, scanned)
+              for first in firsts]
     return CurriculumStream(list(zip(firsts, stages)), start)
 
 
-def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: int) -> PairStream:
+def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: int,
+                 scanned: Dict[Any, Any]) -> PairStream:
+    """One stage's stream; `scanned` keeps the folder/video indexes that earlier stages already read."""
+    def videos(key, make) -> VideoPairs:
+        if key not in scanned:
+            scanned[key] = make()
+        return scanned[key].with_max_gap(cfg.video_max_gap)
+
     sources, weights = [], []
     try:
         if cfg.synthetic_weight > 0:
             sources.append(SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects, cfg.synthetic_max_gap))
             weights.append(cfg.synthetic_weight)
         if cfg.davis_roots and cfg.video_weight > 0:
-            sources.append(VideoPairs(cfg.davis_roots, "davis", cfg.davis_split, cfg.davis_year,
-                                      cfg.davis_resolution, cfg.video_max_gap))
+            sources.append(videos("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split,
+                                                              cfg.davis_year, cfg.davis_resolution)))
             weights.append(cfg.video_weight)
         if cfg.ytvos_roots and cfg.video_weight > 0:
-            sources.append(VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split, max_gap=cfg.video_max_gap))
+            sources.append(videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split)))
             weights.append(cfg.video_weight)
         if cfg.folder_roots and cfg.folder_weight > 0:
-            sources.append(FolderPairs(cfg.folder_roots))
+            if "folders" not in scanned:
+                scanned["folders"] = FolderPairs(cfg.folder_roots)
+            sources.append(scanned["folders"])
             weights.append(cfg.folder_weight)
         augment = Augment(model_cfg.image_size, cfg.crop_scale, cfg.crop_ratio, cfg.same_crop_prob,
                           cfg.hflip_prob, cfg.vflip_prob, cfg.jitter)

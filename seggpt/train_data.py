@@ -22,6 +22,7 @@ distorted exactly as at inference.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -142,6 +143,14 @@ class VideoPairs:
                 raise TrainDataError(str(err)) from None
         if not self.videos:
             raise TrainDataError(f"{', '.join(map(str, roots))}: no video with two annotated frames")
+
+    def with_max_gap(self, max_gap: int) -> "VideoPairs":
+        """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
+        if max_gap < 1:
+            raise TrainDataError(f"video max_gap must be >= 1, got {max_gap}")
+        other = copy.copy(self)
+        other.max_gap = int(max_gap)
+        return other
 
     def __len__(self) -> int:
         return len(self.videos)

@@ -19,7 +19,7 @@ from seggpt.model import SegGPT
 from seggpt.train import Trainer, TrainError, load_config, main
 from seggpt.train_data import (
     Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
-    object_weights,
+    TrainDataError, object_weights,
 )
 from seggpt.weights import save_model
 
@@ -377,3 +377,21 @@ def test_shipped_training_configs_load():
         assert cfg.steps >= 1, path
     stage2 = load_config(str(configs[[p.name for p in configs].index("train_small_stage2.yaml")]))
     assert stage2.init_from and stage2.curriculum[0]["at_step"] == 2000
+
+
+def test_curriculum_stages_share_the_video_index(tmp_path):
+    """A stage that only changes the frame gap reuses the scanned dataset instead of reading it again."""
+    from seggpt.train import build_stream
+    from vos.synthetic import write_davis2017
+
+    write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
+    cfg = load_config(None, _tiny_overrides(
+        tmp_path / "run", synthetic_weight=0, davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017,
+        davis_resolution="480p", video_max_gap=2, curriculum="[{at_step: 1, video_max_gap: 5}]"))
+    stream = build_stream(cfg, get_config("test-tiny"))
+    (_, early), (_, late) = stream.stages
+    early_videos, late_videos = early.sources[0], late.sources[0]
+    assert (early_videos.max_gap, late_videos.max_gap) == (2, 5)
+    assert late_videos.videos is early_videos.videos and len(early_videos) == 2
+    with pytest.raises(TrainDataError, match="max_gap must be >= 1"):
+        early_videos.with_max_gap(0)
