@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from seggpt import SegGPT, get_config
+from seggpt.device import resolve_dtype
+from seggpt.predictor import SegGPTPredictor
 from seggpt.weights import config_to_transformers, to_transformers_keys
 from vos import VideoSegmenter
-from vos.engine import resolve_dtype
 from vos.synthetic import iter_clip, make_clip, write_mp4
 from vos.video import open_source
 from vos.writers import BackgroundWriter, save_index_png
@@ -101,13 +102,13 @@ def model_only(model: SegGPT, k: int, batch: int, device, dtype, reps: int = 3) 
     x = torch.randn(batch, 3, h, w, generator=g).to(device)
     p = torch.randn(batch, k, 3, h, w, generator=g).to(device)
     m = torch.randn(batch, k, 3, h, w, generator=g).to(device)
-    model.autocast_dtype = dtype
-    model.infer(x, p, m)
+    predictor = SegGPTPredictor(model, dtype=dtype)
+    predictor.infer(x, p, m)
     best = float("inf")
     for _ in range(reps):
         _sync(device)
         t = time.perf_counter()
-        model.infer(x, p, m)
+        predictor.infer(x, p, m)
         _sync(device)
         best = min(best, time.perf_counter() - t)
     return batch / best

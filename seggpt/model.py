@@ -302,8 +302,6 @@ class SegGPT(nn.Module):
             nn.GELU(),
             nn.Conv2d(dd, 3, kernel_size=1),
         )
-        #: autocast dtype used by `infer` (None = the weights' dtype, i.e. fp32 on CPU)
-        self.autocast_dtype: Optional[torch.dtype] = None
         self.reset_parameters()
 
     # ------------------------------------------------------------------ weights
@@ -335,13 +333,12 @@ class SegGPT(nn.Module):
         cls,
         name_or_path: str,
         device: Optional[Union[str, torch.device]] = None,
-        dtype: Optional[torch.dtype] = None,
         **kwargs,
     ) -> "SegGPT":
         """Load a checkpoint: a preset of ours ("small"), a Hub id, a local file or folder.
 
-        See `seggpt.weights.load_model` for every accepted form. `dtype` bf16/fp16 turns on autocast
-        for inference; the weights stay fp32 so that LayerNorm and softmax keep their precision.
+        See `seggpt.weights.load_model` for every accepted form. The weights stay fp32; reduced
+        precision is autocast, chosen per `SegGPTPredictor` (its `dtype`), never on the shared model.
         """
         from .weights import load_model
 
@@ -349,8 +346,6 @@ class SegGPT(nn.Module):
         model.eval()
         if device is not None:
             model.to(device)
-        if dtype is not None and dtype != torch.float32:
-            model.autocast_dtype = dtype
         return model
 
     def save_pretrained(self, path: str) -> None:
@@ -429,11 +424,6 @@ class SegGPT(nn.Module):
         return conv1(act(norm(x)))
 
     # ------------------------------------------------------------------ inference
-    def _autocast(self, device: torch.device):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
-
     @torch.no_grad()
     def infer(
         self,
@@ -460,18 +450,7 @@ class SegGPT(nn.Module):
         if k < 1:
             raise ValueError("at least one prompt is needed")
         dtype = self.patch_embed.proj.weight.dtype
-        with self._autocast(images.device):
-            return self._infer(images.to(dtype), prompt_images.to(dtype), prompt_masks.to(dtype), embedding_type)
-
-    def compile(self, mode: str = "default", backend: str = "inductor") -> "SegGPT":
-        """Compile the inference path for its fixed canvas shape with torch.compile.
-
-        mode "reduce-overhead" also captures CUDA graphs on a GPU. The first call of each
-        (batch, prompts) shape compiles (minutes on a CPU); later calls reuse it.
-        """
-        self._infer = torch.compile(self._infer, mode=None if mode == "default" else mode, backend=backend,
-                                    dynamic=False)
-        return self
+        return self._infer(images.to(dtype), prompt_images.to(dtype), prompt_masks.to(dtype), embedding_type)
 
     def _infer(self, images, prompt_images, prompt_masks, embedding_type):
         b, k = prompt_images.shape[:2]

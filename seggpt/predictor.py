@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .colors import IMAGENET_MEAN, IMAGENET_STD, decode_colors, denormalize, palette
+from .colors import IMAGENET_MEAN, IMAGENET_STD, decode_colors, denormalize, distinct_colors, palette
 from .model import SegGPT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +30,14 @@ def _bilinear_taps(size_in: int, size_out: int, device: torch.device) -> Tuple[t
     i0 = src.floor().long().clamp_max(size_in - 1)
     i1 = (i0 + 1).clamp_max(size_in - 1)
     return i0, i1, src - i0
+
+
+def _colour_index(labels: torch.Tensor, object_ids: Sequence[int]) -> torch.Tensor:
+    """Object ids -> 1 + their position in `object_ids` (0 for any other id), for ids of any size."""
+    ids = torch.as_tensor(list(object_ids), dtype=torch.long, device=labels.device)
+    sorted_ids, order = ids.sort()
+    pos = torch.searchsorted(sorted_ids, labels).clamp_max(len(ids) - 1)
+    return torch.where(sorted_ids[pos] == labels, order[pos] + 1, torch.zeros_like(labels))
 
 
 @dataclass
@@ -68,13 +76,33 @@ class SegGPTPredictor:
         exact_resize: bool = False,
     ):
         if isinstance(model, str):
-            model = SegGPT.from_pretrained(model, device=device, dtype=dtype)
+            model = SegGPT.from_pretrained(model, device=device)
         elif device is not None:
             model = model.to(device)
-        if dtype is not None and dtype != torch.float32:
-            model.autocast_dtype = dtype
         self.model = model.eval()
+        #: autocast dtype for the model call (None: the weights' own precision). It belongs to this
+        #: predictor, not to the shared nn.Module: two predictors on one model never interfere.
+        self.dtype = None if dtype == torch.float32 else dtype
         self.exact_resize = exact_resize
+        self._infer = model.infer
+
+    def compile(self, mode: str = "default", backend: str = "inductor") -> "SegGPTPredictor":
+        """torch.compile this predictor's model call for its fixed canvas shape (the shared model is untouched).
+
+        mode "reduce-overhead" also captures CUDA graphs on a GPU. The first call of each
+        (batch, prompts) shape compiles (minutes on a CPU); later calls reuse it.
+        """
+        self._infer = torch.compile(self.model.infer, mode=None if mode == "default" else mode, backend=backend,
+                                    dynamic=False)
+        return self
+
+    def infer(self, images: torch.Tensor, prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
+              embedding_type: str = "instance") -> torch.Tensor:
+        """`SegGPT.infer` under this predictor's autocast dtype (and compiled, after `compile`)."""
+        if self.dtype is None:
+            return self._infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)
+        with torch.autocast(device_type=images.device.type, dtype=self.dtype):
+            return self._infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)
 
     @property
     def device(self) -> torch.device:
@@ -125,21 +153,91 @@ class SegGPTPredictor:
         return self.normalize(torch.cat(out) if len(out) > 1 else out[0])
 
     def resize_labels(self, labels: np.ndarray) -> np.ndarray:
-        """Nearest resize of a label map to the model size, with PIL's pixel-centre rule."""
+        """Nearest resize of a label map to the model size, with PIL's pixel-centre rule
+        (F.interpolate's "nearest-exact"), by indexing: exact for ids of any size."""
         h, w = self.image_size
         if labels.shape == (h, w):
             return labels
-        t = torch.from_numpy(np.ascontiguousarray(labels.astype(np.int32)))[None, None].float()
-        return F.interpolate(t, size=(h, w), mode="nearest-exact")[0, 0].to(torch.int64).numpy()
+        rows = np.minimum(((np.arange(h) + 0.5) * (labels.shape[0] / h)).astype(np.int64), labels.shape[0] - 1)
+        cols = np.minimum(((np.arange(w) + 0.5) * (labels.shape[1] / w)).astype(np.int64), labels.shape[1] - 1)
+        return labels[rows[:, None], cols[None, :]].astype(np.int64)
 
     def encode_masks(self, label_maps: Sequence[np.ndarray], colors: np.ndarray) -> torch.Tensor:
-        """Label maps (any sizes) -> (N,3,h,w) normalised colour masks, on the device."""
-        colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=self.device)
+        """Label maps (any sizes) -> (N,3,h,w) normalised colour masks, on the device (label i -> colors[i])."""
         small = torch.from_numpy(np.stack([self.resize_labels(np.asarray(m)) for m in label_maps])).to(self.device)
-        if int(small.max()) >= len(colors_t) or int(small.min()) < 0:
-            raise ValueError(f"label ids span {int(small.min())}..{int(small.max())}, only {len(colors_t)} colours")
-        rgb = colors_t[small.long()].permute(0, 3, 1, 2)
-        return self.normalize(rgb)
+        if int(small.max()) >= len(colors) or int(small.min()) < 0:
+            raise ValueError(f"label ids span {int(small.min())}..{int(small.max())}, only {len(colors)} colours")
+        return self._paint(small.long(), colors)
+
+    def _paint(self, colour_index: torch.Tensor, colors: np.ndarray) -> torch.Tensor:
+        """(K,h,w) colour indices -> (K,3,h,w) normalised colour masks: the one way masks are painted."""
+        colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=colour_index.device)
+        return self.normalize(colors_t[colour_index].permute(0, 3, 1, 2))
+
+    # ------------------------------------------------------------------ the model call of the video engine
+    @torch.no_grad()
+    def scores(
+        self,
+        queries: torch.Tensor,
+        prompt_images: torch.Tensor,
+        prompt_labels: torch.Tensor,
+        object_ids: Sequence[int],
+        mode: str = "joint",
+        colors: str = "distinct",
+        embedding_type: str = "instance",
+    ) -> torch.Tensor:
+        """Per-object scores of B queries against K shared prompts: (B, 1+N, h, w), higher = more likely.
+
+        queries (B,3,h,w) and prompt_images (K,3,h,w) come from `preprocess_images`; prompt_labels
+        (K,h,w) hold object ids at model size (ids not in `object_ids` count as background).
+        Column 0 is the background, column i the object `object_ids[i-1]`.
+
+        mode "joint": every object in one pass, object i painted with colour i+1 of `colors`
+        ("distinct": RGB-cube corners, as far apart as possible; "palette": transformers' SegGPT
+        palette); scores are minus the colour distance. mode "separate": each object on its own,
+        white on black (the official demo's setting, N passes); an object's score is how much closer
+        to white than to black a pixel is, and the background's score is 1 - the best object's, so a
+        pixel goes to an object only past half-way.
+        """
+        if mode not in ("joint", "separate"):
+            raise ValueError(f"mode must be 'joint' or 'separate', got {mode!r}")
+        n, b, k = len(object_ids), queries.shape[0], prompt_images.shape[0]
+        if n == 0:
+            raise ValueError("scores needs at least one object id")
+        index = _colour_index(prompt_labels.long(), object_ids)  # (K,h,w): 0 background, i the i-th object
+        if mode == "joint":
+            palette_rgb = (distinct_colors if colors == "distinct" else palette)(n)
+            masks = self._paint(index, palette_rgb)
+            out = self.infer(queries, prompt_images[None].expand(b, -1, -1, -1, -1),
+                             masks[None].expand(b, -1, -1, -1, -1), embedding_type=embedding_type)
+            return -self.colour_distances(out, palette_rgb)
+        black_white = palette(1)
+        per_object = torch.stack([(index == i + 1).long() for i in range(n)])  # (N,K,h,w)
+        masks = self._paint(per_object.flatten(0, 1), black_white).reshape(n, k, 3, *index.shape[-2:])
+        out = self.infer(
+            queries.repeat_interleave(n, dim=0),
+            prompt_images[None].expand(b * n, -1, -1, -1, -1),
+            masks[None].expand(b, -1, -1, -1, -1, -1).reshape(b * n, k, *masks.shape[2:]),
+            embedding_type=embedding_type,
+        )
+        d = self.colour_distances(out, black_white)  # (B*N, 2, h, w)
+        fg = (d[:, 0] / (d[:, 0] + d[:, 1]).clamp_min(1e-6)).reshape(b, n, *d.shape[-2:])  # 1 = white
+        return torch.cat([1.0 - fg.max(dim=1, keepdim=True).values, fg], dim=1)
+
+    @staticmethod
+    def confidence(scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Best label (B, H, W) and a confidence in [0, 1] from per-label scores (B, L, H, W).
+
+        Confidence is the normalised gap between the best and the second-best score: 0 where two labels
+        tie (an edge, or a colour half-way between two objects), 1 where one label is unambiguous.
+        Returns (confidence, best label index).
+        """
+        if scores.shape[1] == 1:
+            return torch.ones_like(scores[:, 0]), torch.zeros_like(scores[:, 0], dtype=torch.long)
+        top2 = scores.topk(2, dim=1)
+        gap = top2.values[:, 0] - top2.values[:, 1]
+        scale = top2.values[:, 0].abs() + top2.values[:, 1].abs()
+        return (gap / scale.clamp_min(1e-6)).clamp(0, 1), top2.indices[:, 0]
 
     # ------------------------------------------------------------------ outputs
     def decode(
@@ -261,7 +359,7 @@ class SegGPTPredictor:
             chunk = [_as_rgb_array(np.asarray(im)) for im in images[start:start + batch_size]]
             q = self.preprocess_images(chunk)
             b = q.shape[0]
-            pred = self.model.infer(q, p_img[None].expand(b, -1, -1, -1, -1), p_mask[None].expand(b, -1, -1, -1, -1),
+            pred = self.infer(q, p_img[None].expand(b, -1, -1, -1, -1), p_mask[None].expand(b, -1, -1, -1, -1),
                                     embedding_type=embedding_type)
             for i, im in enumerate(chunk):
                 labels, dist = self.decode(pred[i:i + 1], colors, im.shape[:2])

@@ -293,7 +293,11 @@ def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys)
     report = json.loads((out / "benchmark-val.json").read_text())
     assert report["method"] == config["method"] == "seggpt"
     assert report["weights"] == str(tiny_weights)  # the flag wins over the file
-    assert report["engine"] == {**config["engine"], "memory": 1}
+    import dataclasses
+
+    from vos.config import EngineConfig
+
+    assert report["engine"] == {**dataclasses.asdict(EngineConfig()), **config["engine"], "memory": 1}
     assert report["split"] == "val" and report["resolution"] == "480p"
 
 

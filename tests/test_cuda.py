@@ -41,8 +41,7 @@ def test_bf16_autocast_on_cuda_follows_fp32():
     model = SegGPT("test-canvas").eval().cuda()
     x, p, m = (t.cuda() for t in _inputs(1, 3, model.config, seed=3))
     fp32 = model.infer(x, p, m)
-    model.autocast_dtype = torch.bfloat16
-    bf16 = model.infer(x, p, m)
+    bf16 = SegGPTPredictor(model, dtype=torch.bfloat16).infer(x, p, m)
     rel = (bf16.float() - fp32).norm() / fp32.norm()
     assert 0.0 < rel.item() < 0.05
 
@@ -87,7 +86,7 @@ def test_engine_on_cuda_bf16_by_default_agrees_with_cpu():
         seg.add_mask(st, 0, labels[0].astype(np.int64))
         results[device] = [r.labels for r in seg.propagate(st)]
         if device == "cuda":
-            assert seg.predictor.model.autocast_dtype == torch.bfloat16
+            assert seg.predictor.dtype == torch.bfloat16
     agree = np.mean([(a == b).mean() for a, b in zip(results["cpu"], results["cuda"])])
     assert agree > 0.95
 

@@ -86,18 +86,22 @@ def test_object_added_mid_video(model, clip):
 def test_correction_replaces_the_prompt_from_that_frame_on(model, clip):
     frames, labels = clip
     seg = VideoSegmenter(model, config={"memory": 3})
+    stream = seg.stream()
     first = np.where(labels[0] == 1, 1, 0)
-    seg.step(frames[0], first)
+    stream.step(frames[0], first)
     for f in frames[1:4]:
-        seg.step(f)
-    mem = seg._live.memory
-    assert [p.frame_idx for p in mem.prompts()] == [0, 1, 2, 3]
+        stream.step(f)
+    mem = stream._tracker.memory
+    assert [p.frame_idx for p in mem.prompts()] == [1, 2, 3]
+    assert stream.annotations.conditioning(4, reverse=False, limit=None) == [0]
     fixed = np.where(labels[4] == 1, 1, 0)
-    res = seg.step(frames[4], fixed)
+    res = stream.step(frames[4], fixed)
     assert np.array_equal(res.labels == 1, fixed == 1)
-    assert [p.frame_idx for p in mem.prompts()] == [4]  # the old prompt of object 1 and the FIFO retired
-    seg.step(frames[5])
-    assert [p.frame_idx for p in mem.prompts()] == [4, 5]
+    # the old prompt of object 1 is retired, the recent predictions (made with the mistake) forgotten
+    assert [p.frame_idx for p in mem.prompts()] == []
+    assert stream.annotations.conditioning(5, reverse=False, limit=None) == [4]
+    stream.step(frames[5])
+    assert [p.frame_idx for p in mem.prompts()] == [5]
 
 
 def test_reverse_propagation_from_a_later_mask(model, clip):
@@ -176,11 +180,12 @@ def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(model, 
     frames, labels = clip
     _, fp32 = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu", dtype="fp32"), frames, 0, labels[0])
     _, bf16 = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu", dtype="bf16"), frames, 0, labels[0])
-    assert model.autocast_dtype == torch.bfloat16
+    assert not hasattr(model, "autocast_dtype")  # the dtype is the engine's (its predictor's), not the model's
     agree = np.mean([(a.labels == b.labels).mean() for a, b in zip(fp32, bf16)])
     assert 0.97 < agree  # bf16 rounding flips only near-tie pixels
-    _, again = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu"), frames, 0, labels[0])
-    assert model.autocast_dtype is None
+    again_seg = VideoSegmenter(model, config={"memory": 2}, device="cpu")
+    _, again = _run(again_seg, frames, 0, labels[0])
+    assert again_seg.predictor.dtype is None
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(fp32, again))
 
 
@@ -234,7 +239,7 @@ def test_remove_and_reset(model, clip):
     res = list(seg.propagate(st, max_frames=3))
     assert all(r.object_ids == [1] for r in res) and all(2 not in _ids_of(r.labels) for r in res)
     seg.reset_state(st)
-    assert st.object_ids == [] and st.annotations == {}
+    assert st.object_ids == [] and len(st.annotations) == 0
 
 
 def test_nearest_resize_decides_at_model_size(model, clip):

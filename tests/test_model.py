@@ -4,6 +4,7 @@ import torch
 
 from reference import official_ensemble, transformers_loop, transformers_twin
 from seggpt import SegGPT, get_config
+from seggpt.predictor import SegGPTPredictor
 
 pytest.importorskip("transformers")
 
@@ -154,13 +155,15 @@ def test_query_block_merge_equals_plain_attention(pair):
 
 
 def test_compiled_inference_equals_eager():
-    """The torch.compile wiring (backend 'eager' keeps the test fast; CI has no time to run inductor)."""
+    """The torch.compile wiring (backend 'eager' keeps the test fast; CI has no time to run inductor).
+    Compiling is the predictor's: the shared model keeps nn.Module.compile and its own infer."""
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()
     imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=9)
     eager = model.infer(imgs, pimgs, pmasks)
-    compiled = model.compile(backend="eager").infer(imgs, pimgs, pmasks)
+    compiled = SegGPTPredictor(model).compile(backend="eager").infer(imgs, pimgs, pmasks)
     assert (eager - compiled).abs().max().item() <= 1e-6
+    assert type(model).compile is torch.nn.Module.compile and model.infer.__func__ is SegGPT.infer
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -171,11 +174,8 @@ def test_bf16_autocast_inference_follows_fp32(k):
     model = SegGPT("test-tiny").eval()
     imgs, pimgs, pmasks = _inputs(2, k, model.config, seed=11)
     fp32 = model.infer(imgs, pimgs, pmasks)
-    model.autocast_dtype = torch.bfloat16
-    try:
-        bf16 = model.infer(imgs, pimgs, pmasks)
-    finally:
-        model.autocast_dtype = None
+    bf16 = SegGPTPredictor(model, dtype=torch.bfloat16).infer(imgs, pimgs, pmasks)
+    assert torch.equal(model.infer(imgs, pimgs, pmasks), fp32)  # the shared model is left in fp32
     assert bf16.shape == fp32.shape and torch.isfinite(bf16).all()
     rel = (bf16.float() - fp32).norm() / fp32.norm()
     assert rel.item() < 0.05  # bf16 keeps ~3 significant digits per op

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seggpt import SegGPT, get_config
 from seggpt.colors import palette
@@ -133,3 +134,14 @@ def test_resize_argmax_test_cases_reach_both_paths():
     g = torch.Generator().manual_seed(0)
     assert _mixed_fraction(_objects_scores(2, 4, 64, 64, g)) < 0.15
     assert _mixed_fraction(torch.randn(2, 4, 64, 64, generator=g)) > 0.15
+
+
+def test_label_resize_is_nearest_exact_for_ids_of_any_size():
+    """resize_labels indexes (PIL's pixel-centre rule) instead of interpolating floats: ids above 2**24 survive."""
+    pred = SegGPTPredictor(SegGPT("test-tiny"))
+    rng = np.random.default_rng(0)
+    for shape in [(48, 64), (480, 854), (17, 5), (13, 200)]:
+        labels = rng.integers(0, 5, size=shape)
+        ref = F.interpolate(torch.from_numpy(labels).float()[None, None], size=pred.image_size, mode="nearest-exact")
+        assert np.array_equal(pred.resize_labels(labels), ref[0, 0].long().numpy()), shape
+        assert np.array_equal(pred.resize_labels(labels * 2 ** 40) // 2 ** 40, ref[0, 0].long().numpy())

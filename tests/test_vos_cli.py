@@ -157,3 +157,14 @@ def test_demo_clip_then_run(tiny_weights, tmp_path, capsys):
     assert main([str(tmp_path / "ex" / "clip.mp4"), "--first-mask", str(tmp_path / "ex" / "clip_mask.png"),
                  "--weights", tiny_weights, "--out", str(tmp_path / "m"), "--quiet"]) == 0
     assert len(list((tmp_path / "m").glob("*.png"))) == 6
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU message")
+@pytest.mark.parametrize("device, message", [("cuda:0", "no CUDA GPU is available"), ("tpu", "unknown device 'tpu'")])
+def test_device_is_resolved_like_every_other_cli(clip, tiny_weights, tmp_path, capsys, device, message):
+    """cuda:N is a device like in benchmarks.vos (argparse used to refuse it as an invalid choice)."""
+    root, _, _ = clip
+    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--weights", tiny_weights,
+               "--out", str(tmp_path / "o"), "--device", device, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -5,11 +5,11 @@ start fast and stay light in worker processes.
 """
 from typing import TYPE_CHECKING
 
-__all__ = ["VideoSegmenter", "EngineConfig", "FrameResult", "InferenceState", "EngineError"]
+__all__ = ["VideoSegmenter", "EngineConfig", "FrameResult", "InferenceState", "EngineError", "LiveStream"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import EngineConfig
-    from .engine import EngineError, FrameResult, InferenceState, VideoSegmenter
+    from .engine import EngineError, FrameResult, InferenceState, LiveStream, VideoSegmenter
 
 
 def __getattr__(name: str):

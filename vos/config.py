@@ -21,6 +21,8 @@ class EngineConfig:
 
     memory: how many recent predicted frames are kept as prompts besides the user's masks (paper: 8).
     memory_stride: memorise every n-th predicted frame (a longer time span for the same cost).
+    max_annotated: at most this many annotated frames condition a frame: the first one and the
+        closest others (SAM 2 keeps the closest too); None: all of them.
     confidence_gate: a predicted frame is memorised only if its mean confidence (0..1) reaches this
         value; None memorises every frame. An unsure prediction used as a prompt spreads its errors.
     batch_frames: frames per forward against the same memory (1 = exact frame-by-frame semantics).
@@ -38,6 +40,7 @@ class EngineConfig:
 
     memory: int = 8
     memory_stride: int = 1
+    max_annotated: Optional[int] = 4
     confidence_gate: Optional[float] = None
     batch_frames: int = 1
     objects: str = "joint"
@@ -52,6 +55,8 @@ class EngineConfig:
             raise ConfigError(f"memory must be >= 0, got {self.memory}")
         if self.memory_stride < 1:
             raise ConfigError(f"memory_stride must be >= 1, got {self.memory_stride}")
+        if self.max_annotated is not None and self.max_annotated < 1:
+            raise ConfigError(f"max_annotated must be >= 1 or null, got {self.max_annotated}")
         if self.batch_frames < 1:
             raise ConfigError(f"batch_frames must be >= 1, got {self.batch_frames}")
         if self.objects not in ("joint", "separate"):

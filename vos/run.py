@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--weights", default=None, metavar="ID|PATH",
                     help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a file")
     ap.add_argument("--config", default=None, metavar="YAML", help="settings file (default configs/engine.yaml)")
-    ap.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default=None, metavar="DEV", help="auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps")
     ap.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--memory", type=int, default=None, metavar="K", help="recent predicted frames kept as prompts")
     ap.add_argument("--memory-stride", type=int, default=None, metavar="S")

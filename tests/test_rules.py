@@ -1,0 +1,195 @@
+"""The engine's rule table (README, "Rules of the engine"), each rule against a stub model.
+
+The stub copies its last prompt's mask into the query and records which frames were its prompts,
+so a test sees exactly what conditioned each frame. Frames are flat images whose grey level encodes
+their index, so a prompt image tells which frame it was.
+"""
+import numpy as np
+import pytest
+import torch
+
+from seggpt import SegGPT
+from seggpt.colors import IMAGENET_MEAN, IMAGENET_STD
+from vos import EngineError, VideoSegmenter
+
+H, W, N = 32, 48, 10
+
+
+class CopyModel(SegGPT):
+    """Predicts the last prompt's mask for every query; `calls` logs (query frames, prompt frames)."""
+
+    def __init__(self):
+        super().__init__("test-tiny")
+        self.calls = []
+
+    @staticmethod
+    def _frame_index(images: torch.Tensor) -> list:
+        grey = images[:, 0].mean(dim=(-1, -2)) * IMAGENET_STD[0] * 255 + IMAGENET_MEAN[0] * 255
+        return [int(round(v / 20.0)) for v in grey.tolist()]
+
+    def infer(self, images, prompt_images, prompt_masks, embedding_type="instance"):
+        self.calls.append((self._frame_index(images), self._frame_index(prompt_images[0])))
+        return prompt_masks[:, -1].clone()
+
+
+def flat_frames():
+    return np.stack([np.full((H, W, 3), 20 * t, np.uint8) for t in range(N)])
+
+
+def box(x0, x1):
+    m = np.zeros((H, W), bool)
+    m[4:20, x0:x1] = True
+    return m
+
+
+@pytest.fixture()
+def seg():
+    return VideoSegmenter(CopyModel().eval(), config={"memory": 0})
+
+
+def prompts_of(seg, frame_idx):
+    """The prompt frames the model saw when it segmented `frame_idx` (the last call that did)."""
+    return [p for q, p in seg.model.calls if frame_idx in q][-1]
+
+
+def test_every_annotation_conditions_a_propagation_from_a_later_frame(seg):
+    """The redesign's bug: masks on frame 0 (object 1) and 5 (object 2); forward from frame 5 lost object 1."""
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    seg.add_new_mask(st, 5, 2, box(30, 40))
+    res = {r.frame_idx: r for r in seg.propagate(st, start_frame_idx=5)}
+    assert sorted(res) == [5, 6, 7, 8, 9]
+    for t in (6, 7):
+        assert np.array_equal(res[t].labels == 1, box(2, 10)), t  # object 1 is tracked
+        assert np.array_equal(res[t].labels == 2, box(30, 40)), t
+        assert prompts_of(seg, t) == [0, 5]
+    assert res[6].object_ids == [1, 2]
+
+
+def test_objects_exist_from_their_first_mask_in_each_direction(seg):
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 2, 1, box(2, 10))
+    seg.add_new_mask(st, 6, 2, box(30, 40))
+    forward = {r.frame_idx: set(np.unique(r.labels)) - {0} for r in seg.propagate(st, start_frame_idx=0)}
+    assert [forward[t] for t in range(N)] == [set()] * 2 + [{1}] * 4 + [{1, 2}] * 4
+    backward = {r.frame_idx: set(np.unique(r.labels)) - {0} for r in seg.propagate(st, start_frame_idx=9, reverse=True)}
+    assert [backward[t] for t in range(N)] == [{1, 2}] * 3 + [{2}] * 4 + [set()] * 3
+    # absent objects are still listed (with empty masks), as SAM 2 lists every object
+    assert all(ids == [1, 2] and masks.shape == (2, H, W) for _, ids, masks in seg.propagate_in_video(st))
+
+
+def test_the_first_and_the_closest_annotated_frames_condition_a_frame():
+    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 0, "max_annotated": 3})
+    st = seg.init_state(flat_frames())
+    for a, obj in ((0, 1), (2, 2), (4, 3), (6, 4), (7, 5)):
+        seg.add_new_mask(st, a, obj, box(2 * obj, 2 * obj + 4))
+    list(seg.propagate(st))
+    assert prompts_of(seg, 9) == [0, 6, 7]  # not 2 and 4: at most 3, the first kept
+    assert prompts_of(seg, 5) == [0, 2, 4]
+    list(seg.propagate(st, start_frame_idx=9, reverse=True))
+    assert prompts_of(seg, 1) == [7, 4, 2]  # backwards the first is the last frame
+
+
+def test_recent_predictions_follow_the_annotated_prompts():
+    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 2})
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    list(seg.propagate(st))
+    assert prompts_of(seg, 4) == [0, 2, 3]
+
+
+def test_a_correction_replaces_older_prompts_of_that_object_and_the_recent_predictions():
+    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 3})
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    seg.add_new_mask(st, 4, 1, box(20, 30))  # object 1 again: a correction
+    res = {r.frame_idx: r for r in seg.propagate(st)}
+    assert prompts_of(seg, 3) == [0, 1, 2]
+    assert prompts_of(seg, 5) == [4]  # frame 0 retired, the predictions of frames 1..3 forgotten
+    assert prompts_of(seg, 6) == [4, 5]
+    assert np.array_equal(res[7].labels == 1, box(20, 30))
+    # backwards, the correction at frame 0 retires frame 4 for frames <= 0 only
+    list(seg.propagate(st, start_frame_idx=9, reverse=True))
+    assert prompts_of(seg, 2) == [4, 3]
+
+
+def test_an_annotation_with_only_a_new_object_keeps_the_others():
+    """YouTube-VOS: frame 5 gives only object 2; object 1 is predicted there, not made background."""
+    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 1})
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    seg.add_mask(st, 5, np.where(box(30, 40), 2, 0))
+    res = {r.frame_idx: r for r in seg.propagate(st)}
+    assert np.array_equal(res[5].labels == 1, box(2, 10)) and np.array_equal(res[5].labels == 2, box(30, 40))
+    assert np.array_equal(res[8].labels == 1, box(2, 10))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1", None])
+def test_object_ids_are_positive_integers(seg, bad):
+    st = seg.init_state(flat_frames())
+    with pytest.raises(EngineError, match="positive integers"):
+        seg.add_new_mask(st, 0, bad, box(2, 10))
+
+
+def test_any_positive_integer_id_in_the_library(seg):
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 0, 2 ** 40, box(2, 10))
+    seg.add_new_mask(st, 0, np.int64(300), box(20, 30))
+    res = list(seg.propagate(st, max_frames=3))
+    assert res[2].object_ids == [2 ** 40, 300]
+    assert np.array_equal(res[2].masks[0], box(2, 10)) and np.array_equal(res[2].masks[1], box(20, 30))
+
+
+@pytest.mark.parametrize("mask", [box(2, 10), box(2, 10).astype(np.uint8) * 255])
+def test_a_binary_mask_is_object_1_everywhere(seg, mask):
+    st = seg.init_state(flat_frames())
+    assert seg.add_mask(st, 0, mask) == [1]
+    r = seg.stream().step(flat_frames()[0], mask)
+    assert r.object_ids == [1] and np.array_equal(r.labels == 1, box(2, 10))
+    assert seg.step(flat_frames()[0], mask).object_ids == [1]
+
+
+def test_a_label_map_0_asserts_nothing_about_other_objects(seg):
+    st = seg.init_state(flat_frames())
+    seg.add_mask(st, 0, np.where(box(2, 10), 1, 0) + np.where(box(20, 30), 2, 0))
+    seg.add_mask(st, 3, np.where(box(30, 40), 3, 0))  # 0 here does not erase objects 1 and 2
+    res = {r.frame_idx: r for r in seg.propagate(st)}
+    assert set(np.unique(res[3].labels)) == {0, 1, 2, 3}
+
+
+def test_streams_on_one_model_are_independent(seg):
+    frames = flat_frames()
+    a, b = seg.stream(), seg.stream()
+    a.step(frames[0], box(2, 10))
+    b.step(frames[0], np.where(box(30, 40), 7, 0))
+    ra, rb = a.step(frames[1]), b.step(frames[1])
+    assert ra.object_ids == [1] and rb.object_ids == [7]
+    assert np.array_equal(ra.labels == 1, box(2, 10)) and np.array_equal(rb.labels == 7, box(30, 40))
+    a.remove_object(1)
+    assert a.step(frames[2]).object_ids == [] and b.step(frames[2]).object_ids == [7]
+
+
+def test_stream_refuses_frames_of_another_size_and_empty_masks(seg):
+    s = seg.stream()
+    s.step(flat_frames()[0], box(2, 10))
+    with pytest.raises(EngineError, match="the stream's frames are 48x32"):
+        s.step(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(EngineError, match="holds no object"):
+        s.step(flat_frames()[1], np.zeros((H, W), np.uint8))
+    with pytest.raises(EngineError, match="uint8 RGB"):
+        s.step(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
+    """A read-once source: the annotated frame is kept at model size when it is read, and a second
+    propagation over the same annotations is refused with one line instead of silently dropping it."""
+    frames = flat_frames()
+    st = seg.init_state(iter(list(frames)))
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    seg.add_new_mask(st, 4, 2, box(30, 40))
+    res = {r.frame_idx: r for r in seg.propagate(st, start_frame_idx=0, max_frames=6)}
+    assert np.array_equal(res[5].labels == 1, box(2, 10)) and np.array_equal(res[5].labels == 2, box(30, 40))
+    assert st.annotations[0].image is not None and st.annotations[4].image is not None
+    seg.add_new_mask(st, 8, 3, box(12, 16))
+    with pytest.raises(EngineError, match="iterator"):
+        list(seg.propagate(st, start_frame_idx=9))

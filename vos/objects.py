@@ -1,0 +1,134 @@
+"""Objects as the user names them: id checks, the ordered id list of a session, masks -> {id: mask}.
+
+The rules (README, "Rules of the engine"), in one place for the session API, live streams and the CLI:
+* ids are positive integers (Python or numpy ints; not bools, not 1.5); index PNGs can hold only
+  1..255, and the writer refuses more, not the engine;
+* a label map gives the objects whose ids it holds; its 0 asserts nothing about other objects;
+* a binary mask (bool, or a map holding only 0 and 255 with no id given) is object 1.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+MAX_SESSION_OBJECTS = 255  # objects one session tracks at once (colours, and the cost of separate mode)
+
+
+class EngineError(ValueError):
+    """Bad use of the engine (one-line message): unknown object, frame out of range, bad mask."""
+
+
+MAX_OBJECT_ID = 2 ** 63 - 1  # label maps are int64 at most
+
+
+def check_object_id(obj_id: object, where: str = "object id") -> int:
+    """A positive integer id, or EngineError."""
+    if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, numbers.Integral):
+        raise EngineError(f"{where}: object ids must be positive integers, got {obj_id!r}")
+    if not 1 <= int(obj_id) <= MAX_OBJECT_ID:
+        raise EngineError(f"{where}: object ids must be positive integers below 2**63, got {int(obj_id)}")
+    return int(obj_id)
+
+
+def label_dtype(ids: Sequence[int]) -> type:
+    """int32 label maps (half the memory) unless an id needs int64."""
+    return np.int32 if max(ids, default=0) <= np.iinfo(np.int32).max else np.int64
+
+
+def check_frame_index(frame_idx: object, num_frames: Optional[int]) -> int:
+    """A frame index inside the video (num_frames None: any index >= 0), or EngineError."""
+    if isinstance(frame_idx, (bool, np.bool_)) or not isinstance(frame_idx, numbers.Integral):
+        raise EngineError(f"frame index must be an integer, got {frame_idx!r}")
+    idx = int(frame_idx)
+    if idx < 0 or (num_frames is not None and idx >= num_frames):
+        last = f"0..{num_frames - 1}" if num_frames else "none"
+        raise EngineError(f"frame index {idx} is out of range (the video has {num_frames} frames: {last})")
+    return idx
+
+
+def check_frame(frame: object) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB frame with H, W > 0, or EngineError."""
+    f = np.asarray(frame)
+    if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8 or 0 in f.shape:
+        raise EngineError(f"a frame must be an (H, W, 3) uint8 RGB array, got {f.dtype} {f.shape}")
+    return f
+
+
+def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[int, int],
+               where: str) -> Dict[int, np.ndarray]:
+    """A label map, or a binary mask, -> {obj_id: (H, W) bool} by the rules of the module docstring.
+
+    `object_ids` names the id of a binary mask (one id), or restricts a label map to those ids.
+    """
+    if mask is None:
+        raise EngineError(f"{where}: no mask given")
+    m = np.asarray(mask)
+    if m.shape != tuple(size):
+        shape = "x".join(str(s) for s in m.shape[::-1]) if m.ndim else "a scalar"
+        raise EngineError(f"{where}: the mask is {shape}, the frame {size[1]}x{size[0]}")
+    ids = None if object_ids is None else [check_object_id(o, where) for o in object_ids]
+    if m.dtype == bool or (np.issubdtype(m.dtype, np.integer) and not ids and _is_0_255(m)):
+        if ids is not None and len(ids) != 1:
+            raise EngineError(f"{where}: a binary mask is one object: give one object id, not {len(ids)}")
+        return {ids[0] if ids else 1: m.astype(bool)}
+    if not np.issubdtype(m.dtype, np.integer):
+        raise EngineError(f"{where}: a mask must be a label map of integer ids or a boolean mask, got {m.dtype}")
+    if m.size and int(m.min()) < 0:
+        raise EngineError(f"{where}: a label map holds object ids >= 1 and 0 for 'not given', found {int(m.min())}")
+    present = [int(v) for v in np.unique(m) if v > 0]
+    if ids is not None:
+        present = [i for i in present if i in set(ids)]
+    return {i: m == i for i in present}
+
+
+def _is_0_255(m: np.ndarray) -> bool:
+    """A 0/255 map (a grayscale binary mask as image tools save it): object 1, not object 255."""
+    values = np.unique(m)
+    return bool(len(values) and values[-1] == 255 and set(values.tolist()) <= {0, 255})
+
+
+class Objects:
+    """The object ids of one session or stream, in the order they were first given."""
+
+    def __init__(self) -> None:
+        self._ids: List[int] = []
+
+    def add(self, ids: Sequence[int]) -> None:
+        new = [i for i in ids if i not in self._ids]
+        if len(self._ids) + len(new) > MAX_SESSION_OBJECTS:
+            raise EngineError(f"{len(self._ids) + len(new)} objects: at most {MAX_SESSION_OBJECTS} can be "
+                              "segmented at once in one session")
+        self._ids.extend(new)
+
+    def remove(self, obj_id: int) -> None:
+        if obj_id not in self._ids:
+            raise EngineError(f"no object {obj_id} in this session (objects: {self._ids})")
+        self._ids.remove(obj_id)
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+    def ordered(self, subset: "set[int] | Sequence[int]") -> List[int]:
+        """The ids of `subset` in session order."""
+        return [i for i in self._ids if i in subset]
+
+    def __contains__(self, obj_id: object) -> bool:
+        return obj_id in self._ids
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (Objects, list)) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Objects({self._ids})"
+
+
+__all__ = ["EngineError", "Objects", "check_object_id", "label_dtype", "check_frame_index", "check_frame", "masks_from",
+           "MAX_SESSION_OBJECTS"]

@@ -1,0 +1,160 @@
+"""Session state the caller holds (SAM 2's inference state): the video, its objects, every annotation.
+
+`Annotations` keeps every mask the user gave, the annotated frames themselves at model size (so
+sources that read once, iterators and live streams, still have them), and decides which annotated
+frames condition a frame. The rules (the README's table), written here once:
+
+* when an object exists: forward, object k is segmented on frame t once one of its masks lies at a
+  frame <= t; backward, >= t. Before that it is absent.
+* what conditions frame t: the annotated frames on its side (<= t forward, >= t backward), wherever
+  the propagation started: the first one and the closest others, at most `limit`, plus the recent
+  predictions (the tracker's memory).
+* a correction: a new mask of an object already given, at frame c, retires the annotated frames
+  before c (in that direction) where that object existed; the recent predictions are forgotten.
+
+An annotated frame conditions others as its *annotated prompt*: the user's masks painted over a
+prediction of the objects they do not mention (from the annotated frames before it only), so an
+annotation that holds only a new object does not teach that the others are background. Annotated
+prompts depend on the annotations alone, so every propagation sees the same ones; they are cached
+per direction until an annotation changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import numpy as np
+import torch
+
+from .objects import Objects
+from .video import FrameSource
+
+
+@dataclass
+class AnnotatedFrame:
+    """The masks given on one frame, and the frame at model size once it has been read."""
+
+    frame_idx: int
+    given: Dict[int, np.ndarray] = field(default_factory=dict)  # obj_id -> (H, W) bool at frame size
+    image: Optional[torch.Tensor] = None  # (3, h, w) ImageNet-normalised, model size
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return next(iter(self.given.values())).shape
+
+
+@dataclass
+class AnnotatedPrompt:
+    """An annotated frame as a prompt in one direction (see the module docstring)."""
+
+    frame_idx: int
+    image: torch.Tensor  # (3, h, w)
+    labels: torch.Tensor  # (h, w) long object ids at model size
+    full_labels: np.ndarray = field(repr=False)  # (H, W) int32 at frame size
+    confidence: np.ndarray = field(repr=False)  # (H, W) float32, 1 on the given masks
+
+
+class Annotations:
+    """Every annotated frame of a session, and which of them condition a frame (module docstring)."""
+
+    def __init__(self) -> None:
+        self._frames: Dict[int, AnnotatedFrame] = {}
+        self._prompts: Dict[Tuple[int, bool], AnnotatedPrompt] = {}
+
+    # ------------------------------------------------------------------ what the user gave
+    def add(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
+        self._frames.setdefault(frame_idx, AnnotatedFrame(frame_idx)).given[obj_id] = mask
+        self._prompts.clear()
+
+    def set_image(self, frame_idx: int, image: torch.Tensor) -> None:
+        """Keep the annotated frame at model size (it never changes: cached prompts stay valid)."""
+        self._frames[frame_idx].image = image
+
+    def remove_object(self, obj_id: int) -> None:
+        for idx in list(self._frames):
+            self._frames[idx].given.pop(obj_id, None)
+            if not self._frames[idx].given:
+                del self._frames[idx]
+        self._prompts.clear()
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._prompts.clear()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __contains__(self, frame_idx: object) -> bool:
+        return frame_idx in self._frames
+
+    def __getitem__(self, frame_idx: int) -> AnnotatedFrame:
+        return self._frames[frame_idx]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self._frames))
+
+    def given(self, frame_idx: int) -> Set[int]:
+        return set(self._frames[frame_idx].given)
+
+    # ------------------------------------------------------------------ the rules
+    def side(self, t: int, reverse: bool, include_t: bool = True) -> List[int]:
+        """Annotated frames on t's side in processing order (the farthest from t first)."""
+        if reverse:
+            return sorted((a for a in self._frames if a > t or (include_t and a == t)), reverse=True)
+        return sorted(a for a in self._frames if a < t or (include_t and a == t))
+
+    def objects_at(self, t: int, reverse: bool, include_t: bool = True) -> Set[int]:
+        """Objects that exist on frame t: given on some frame of its side."""
+        return set().union(*(self.given(a) for a in self.side(t, reverse, include_t)))
+
+    def corrects(self, c: int, reverse: bool) -> Set[int]:
+        """Objects frame c's masks give again (they existed before c in this direction)."""
+        return self.given(c) & self.objects_at(c, reverse, include_t=False) if c in self._frames else set()
+
+    def conditioning(self, t: int, reverse: bool, limit: Optional[int], include_t: bool = True) -> List[int]:
+        """The annotated frames that condition frame t, in processing order."""
+        kept: List[int] = []
+        corrected: Set[int] = set()
+        for a in reversed(self.side(t, reverse, include_t)):  # closest first
+            if not (self.objects_at(a, reverse) & corrected):
+                kept.append(a)
+            corrected |= self.corrects(a, reverse)
+        kept.reverse()
+        if limit is not None and len(kept) > limit:  # the first one and the closest others
+            kept = kept[:1] + (kept[len(kept) - limit + 1:] if limit > 1 else [])
+        return kept
+
+    # ------------------------------------------------------------------ annotated prompts (made by the tracker)
+    def prompt(self, frame_idx: int, reverse: bool) -> Optional[AnnotatedPrompt]:
+        return self._prompts.get((frame_idx, reverse))
+
+    def keep_prompt(self, prompt: AnnotatedPrompt, reverse: bool) -> None:
+        self._prompts[(prompt.frame_idx, reverse)] = prompt
+
+
+@dataclass
+class InferenceState:
+    """A session over one video: the frame source, its objects and annotations (nothing that grows with length)."""
+
+    source: FrameSource
+    annotations: Annotations = field(default_factory=Annotations)
+    objects: Objects = field(default_factory=Objects)
+
+    @property
+    def object_ids(self) -> List[int]:
+        return list(self.objects)
+
+    @property
+    def num_frames(self) -> Optional[int]:
+        return self.source.num_frames
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.source.size
+
+    @property
+    def fps(self) -> float:
+        return self.source.fps
+
+
+__all__ = ["AnnotatedFrame", "AnnotatedPrompt", "Annotations", "InferenceState"]

@@ -1,0 +1,60 @@
+"""LiveStream: a live video, one frame at a time, forwards (Cutie's shape), with its own objects and state.
+
+Hold one per stream (`VideoSegmenter.stream()`): one model serves several streams at once, and a
+stream can add, correct and remove objects on any frame it is given.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from seggpt.predictor import SegGPTPredictor
+
+from .config import EngineConfig
+from .objects import EngineError, Objects, check_frame, check_object_id, masks_from
+from .state import Annotations
+from .tracker import FrameResult, Tracker
+
+
+class LiveStream:
+    """Frames in, one `FrameResult` out per frame (see the module docstring)."""
+
+    def __init__(self, predictor: SegGPTPredictor, config: EngineConfig):
+        self.predictor = predictor
+        self.objects = Objects()
+        self.annotations = Annotations()
+        self._tracker = Tracker(predictor, config, self.annotations, self.objects)
+        self.frame_idx = 0  # index the next frame gets
+        self._size: Optional[tuple] = None
+
+    def step(self, frame: np.ndarray, mask: Optional[np.ndarray] = None,
+             object_ids: Optional[Sequence[int]] = None) -> FrameResult:
+        """Segment the next frame; `mask` (a label map, or a binary mask: object 1 unless `object_ids`
+        names it) adds or corrects objects on this frame."""
+        frame = check_frame(frame)
+        if self._size is not None and frame.shape[:2] != self._size:
+            raise EngineError(f"frame {self.frame_idx} is {frame.shape[1]}x{frame.shape[0]}, the stream's frames "
+                              f"are {self._size[1]}x{self._size[0]}")
+        idx = self.frame_idx
+        given = {} if mask is None else masks_from(mask, object_ids, frame.shape[:2], f"frame {idx}")
+        if mask is not None and not given:
+            raise EngineError(f"frame {idx}: the mask holds no object")
+        self._size = frame.shape[:2]
+        self.frame_idx += 1
+        if not given:
+            return self._tracker.run_batch([(idx, frame)])()[0]
+        self.objects.add(list(given))
+        for o, m in given.items():
+            self.annotations.add(idx, o, m)
+        return self._tracker.annotate(idx, frame)
+
+    def remove_object(self, obj_id: int) -> None:
+        """Stop tracking an object from the next frame on."""
+        obj_id = check_object_id(obj_id)
+        self.objects.remove(obj_id)
+        self.annotations.remove_object(obj_id)
+        self._tracker.memory.remove_object(obj_id)
+
+
+__all__ = ["LiveStream"]

@@ -1,0 +1,182 @@
+"""Tracker: one pass over a video in one direction (Cutie's inference core, reduced to SegGPT's needs).
+
+It holds the recent-prediction memory of the pass and asks the session's `Annotations` which
+annotated frames condition each frame; the predictor does the one model call. It knows nothing of
+files or of the segmenter that made it (no back-references): a live stream and a propagation each
+own one.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seggpt.predictor import SegGPTPredictor
+
+from .config import EngineConfig
+from .memory import Prompt, PromptMemory
+from .objects import EngineError, Objects, label_dtype
+from .state import AnnotatedPrompt, Annotations
+
+LazyMap = Union[np.ndarray, Callable[[], np.ndarray]]
+
+
+@dataclass
+class FrameResult:
+    """One frame's segmentation at the frame's own size."""
+
+    frame_idx: int
+    labels: np.ndarray  # (H, W) int32 object ids, 0 = background
+    object_ids: List[int]  # every object of the session (an absent one has an empty mask)
+    #: (H, W) float32 in [0, 1], the margin between the best and second-best label; or a function
+    #: making it, called on first access of `confidence` (most callers never look: it costs a resize)
+    confidence_map: LazyMap = field(repr=False)
+    frame: Optional[np.ndarray] = None  # the RGB frame itself, for overlays (no second decode)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: 0 where two labels tie, 1 where one label is unambiguous."""
+        if callable(self.confidence_map):
+            self.confidence_map = self.confidence_map()
+        return self.confidence_map
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, H, W) bool, one per object id, in `object_ids` order."""
+        if not self.object_ids:
+            return np.zeros((0,) + self.labels.shape, dtype=bool)
+        return self.labels[None] == np.asarray(self.object_ids, dtype=self.labels.dtype)[:, None, None]
+
+
+@dataclass
+class Predicted:
+    """One batch through the model: what the memory needs now, and `finish` for the frame-size maps."""
+
+    queries: torch.Tensor  # (B, 3, h, w) preprocessed frames: prompts once memorised
+    small_labels: List[torch.Tensor]  # (h, w) object ids at model size, per frame
+    mean_confidence: List[float]
+    finish: Callable[[], List[Tuple[np.ndarray, LazyMap]]]  # per frame: labels, confidence
+
+
+class Tracker:
+    """Recent memory + annotated prompts -> labels, for one direction (see the module docstring)."""
+
+    def __init__(self, predictor: SegGPTPredictor, config: EngineConfig, annotations: Annotations,
+                 objects: Objects, reverse: bool = False):
+        self.predictor = predictor
+        self.config = config
+        self.annotations = annotations
+        self.objects = objects
+        self.reverse = reverse
+        self.memory = PromptMemory(config.memory, config.memory_stride, config.confidence_gate)
+
+    # ------------------------------------------------------------------ frames without masks
+    def run_batch(self, batch: Sequence[Tuple[int, np.ndarray]]) -> Callable[[], List[FrameResult]]:
+        """Predict and memorise frames (same size, no annotations among them, none annotated in between)
+        now; return the function that makes their frame-size results (a worker thread may call it)."""
+        if not batch:
+            return list
+        frames = [f for _, f in batch]
+        first = batch[0][0]
+        active = self.objects.ordered(self.annotations.objects_at(first, self.reverse))
+        prompts = [*self._annotated_prompts(first, include_t=True), *self.memory.prompts()]
+        predicted = self._predict(self.predictor.preprocess_images(frames), prompts, active, frames[0].shape[:2])
+        if active:
+            for i, (idx, _) in enumerate(batch):
+                self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i]),
+                                  predicted.mean_confidence[i])
+        ids = list(self.objects)
+        return lambda: [FrameResult(idx, labels, ids, conf, frame)
+                        for (idx, frame), (labels, conf) in zip(batch, predicted.finish())]
+
+    # ------------------------------------------------------------------ annotated frames
+    def annotate(self, frame_idx: int, frame: np.ndarray) -> FrameResult:
+        """An annotated frame reached by this pass: its annotated prompt is its result."""
+        note = self.annotations[frame_idx]
+        if note.image is None:
+            self.annotations.set_image(frame_idx, self.predictor.preprocess_images([frame])[0])
+        if self.annotations.corrects(frame_idx, self.reverse):
+            self.memory.clear()  # predictions made with the mistake the user just corrected
+        prompt = self.annotated_prompt(frame_idx)
+        return FrameResult(frame_idx, prompt.full_labels.copy(), list(self.objects), prompt.confidence.copy(), frame)
+
+    def annotated_prompt(self, frame_idx: int) -> AnnotatedPrompt:
+        """The annotated prompt of `frame_idx` in this direction, made (with those before it) if not cached."""
+        for a in self.annotations.side(frame_idx, self.reverse, include_t=True):
+            if self.annotations.prompt(a, self.reverse) is None:
+                self.annotations.keep_prompt(self._make_annotated_prompt(a), self.reverse)
+        return self.annotations.prompt(frame_idx, self.reverse)
+
+    def _annotated_prompts(self, t: int, include_t: bool) -> List[AnnotatedPrompt]:
+        frames = self.annotations.conditioning(t, self.reverse, self.config.max_annotated, include_t)
+        return [self.annotated_prompt(a) for a in frames]
+
+    def _make_annotated_prompt(self, a: int) -> AnnotatedPrompt:
+        """The user's masks on frame a over a prediction of the objects they do not mention."""
+        note = self.annotations[a]
+        if note.image is None:
+            raise EngineError(f"frame {a} is annotated but was never read (an iterator source reads each frame "
+                              "once: start the propagation at or before it)")
+        size = note.size
+        before = self.objects.ordered(self.annotations.objects_at(a, self.reverse, include_t=False))
+        prior = self._annotated_prompts(a, include_t=False)
+        if before and prior:
+            (labels, conf), = self._predict(note.image[None], prior, before, size).finish()
+            conf = conf() if callable(conf) else conf
+        else:
+            labels, conf = np.zeros(size, np.int32), np.ones(size, np.float32)
+        labels = labels.astype(label_dtype(list(self.objects)), copy=False)
+        for o in note.given:
+            labels[labels == o] = 0  # the user's mask is the whole of that object
+        for o, m in note.given.items():
+            labels[m] = o
+            conf[m] = 1.0
+        small = torch.from_numpy(self.predictor.resize_labels(labels)).to(note.image.device).long()
+        return AnnotatedPrompt(a, note.image, small, labels, conf)
+
+    # ------------------------------------------------------------------ the model
+    def _predict(self, queries: torch.Tensor, prompts: Sequence[Union[Prompt, AnnotatedPrompt]],
+                 active: List[int], size: Tuple[int, int]) -> Predicted:
+        """Queries against prompts; labels at model size now, at frame size in `finish`."""
+        b = queries.shape[0]
+        if not active or not prompts:
+            h, w = self.predictor.image_size
+            empty = torch.zeros(h, w, dtype=torch.long, device=queries.device)
+            return Predicted(queries, [empty] * b, [1.0] * b,
+                             lambda: [(np.zeros(size, np.int32), np.ones(size, np.float32)) for _ in range(b)])
+        cfg = self.config
+        scores = self.predictor.scores(queries, torch.stack([p.image for p in prompts]),
+                                       torch.stack([p.labels for p in prompts]), active,
+                                       mode=cfg.objects, colors=cfg.colors, embedding_type=cfg.embedding_type)
+        small_conf, small_idx = self.predictor.confidence(scores)
+        ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
+        return Predicted(queries, list(ids[small_idx]), small_conf.flatten(1).mean(dim=1).tolist(),
+                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size))
+
+    def _finish(self, scores: torch.Tensor, small_idx: torch.Tensor, small_conf: torch.Tensor, ids: torch.Tensor,
+                size: Tuple[int, int]) -> List[Tuple[np.ndarray, LazyMap]]:
+        """Labels at frame size (and the confidence, lazily) for each frame of a batch."""
+        values_type = torch.int32 if label_dtype(ids.tolist()) == np.int32 else torch.int64
+        if self.config.resize == "nearest":  # the official way: decide at model size, then upsample
+            full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+            full_labels = ids.to(values_type)[full_idx].cpu().numpy()
+        else:  # labels from the scores resized to frame size (only where the resize can change them)
+            full_labels = SegGPTPredictor.resize_argmax(scores, size, values=ids.to(values_type)).cpu().numpy()
+        return [(full_labels[i], functools.partial(self._full_confidence, small_conf[i], size))
+                for i in range(len(full_labels))]
+
+    def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
+        """The confidence map at frame size: computed only if a caller asks (FrameResult.confidence)."""
+        conf = small_conf[None, None].float()
+        if self.config.resize == "nearest":
+            full = F.interpolate(conf, size=size, mode="nearest-exact")
+        else:
+            full = SegGPTPredictor.resize_scores(conf, size)
+        return full[0, 0].cpu().numpy()
+
+
+__all__ = ["Tracker", "FrameResult", "Predicted"]
