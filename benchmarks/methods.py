@@ -149,7 +149,7 @@ class MethodSpec:
             else:
                 from vos import EngineConfig
 
-                config = EngineConfig.from_dict(dict(self.engine), "engine settings")
+                config = EngineConfig.load(dict(self.engine))
                 method = SegGPTMethod(self.weights, config=config, device=self.device, dtype=self.dtype)
             _BUILT.clear()  # one model per process: a new spec replaces the old one
             _BUILT[key] = method

@@ -9,7 +9,8 @@ Writes, into ``--out``: the index PNGs in the official layout (``<seq>/<frame>.p
 and ``per-sequence_results-<split>.csv`` where ground truth exists (DAVIS), and
 ``benchmark-<split>.json`` (config, weights, code version, per-sequence frames/s, time, memory).
 Exit codes: 0 all sequences done, 1 some sequence failed (the others still ran), 2 bad input,
-130 interrupted. Settings come from ``--config`` (see configs/benchmark_davis.yaml) and flags win.
+130 interrupted. Settings: the dataclass defaults < the weights' recommended settings < ``--config``
+(a file, or a packaged name such as ``davis2017``) < flags and ``--set key=value``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import functools
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Optional
 
-from vos.config import DEFAULT_CONFIG, ConfigError, EngineConfig, read_yaml
+from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
+from vos.config import RunConfig, load_run_config
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
 from vos.writers import OutputError, ensure_output_dir
@@ -37,7 +40,18 @@ from .report import code_version, format_table, peak_rss_mb
 from .scoring import write_csvs
 
 USER_ERRORS = (HarnessError, DatasetError, ConfigError, LayoutError, OutputError, MetricsError)
-CONFIG_KEYS = ("method", "weights", "device", "dtype", "split", "resolution", "engine")
+
+
+@dataclass
+class BenchmarkConfig(RunConfig):
+    """A benchmark run: the method, and what `vos.run` reads (weights, device, dtype, engine).
+
+    split: None means the dataset's own validation split (val for DAVIS, valid for YouTube-VOS).
+    """
+
+    method: str = setting("seggpt", choices=METHODS)
+    split: Optional[str] = None
+    resolution: str = "480p"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YouTube-VOS all-frames folder; auto: <root>/all_frames/<split>_all_frames if present; none")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--method", choices=METHODS, help="default: seggpt")
-    p.add_argument("--weights", help="SegGPT weights: Hub id, preset (small) or file (default: configs/engine.yaml)")
-    p.add_argument("--config", help="benchmark YAML (configs/benchmark_davis.yaml); flags override it")
+    p.add_argument("--weights", help="SegGPT weights: Hub id, small (packaged) or a file (default BAAI/seggpt-vit-large)")
+    p.add_argument("--config", help="benchmark YAML: a file, or a packaged name (davis2017, ytvos); flags override it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set engine.objects=separate (repeatable)")
     p.add_argument("--memory", type=int, help="recent predicted frames kept as prompts (engine.memory)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--dtype", help="auto | fp32 | bf16 | fp16")
     p.add_argument("--sequences", nargs="+", metavar="NAME", help="run only these sequences")
     p.add_argument("--resume", action="store_true", help="skip sequences already finished in --out")
@@ -64,35 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(path: str | None) -> dict[str, Any]:
-    """The benchmark YAML as a dict; unknown keys are an error (a typo must not silently do nothing)."""
-    if path is None:
-        return {}
-    data = read_yaml(path)
-    unknown = sorted(set(data) - set(CONFIG_KEYS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
-    if not isinstance(data.get("engine", {}), dict):
-        raise ConfigError(f"{path}: 'engine' must be a mapping of engine settings")
-    return data
+def load_config(args: argparse.Namespace) -> BenchmarkConfig:
+    """Defaults < the weights' recommended settings < --config < flags and --set."""
+    flags = option_layers(args, {"method": "method", "weights": "weights", "device": "device", "dtype": "dtype",
+                                 "split": "split", "resolution": "resolution", "memory": "engine.memory"})
+    return load_run_config(BenchmarkConfig, args.config, [*flags, *parse_assignments(args.set)])
 
 
-def make_spec(method: str, config: dict[str, Any], args: argparse.Namespace) -> MethodSpec:
-    """Resolve weights, engine settings, device and dtype: flag, else --config, else configs/engine.yaml."""
-    if method == "copy-first":
+def make_spec(config: BenchmarkConfig) -> MethodSpec:
+    """The method to run, with its settings resolved (what runs is what is recorded)."""
+    if config.method == "copy-first":
         return MethodSpec("copy-first")
-    defaults = read_yaml(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else {}
-    weights = str(args.weights or config.get("weights") or defaults.get("weights") or "BAAI/seggpt-vit-large")
+    weights = config.weights
     if Path(weights).exists():  # Ray workers may run elsewhere in the file tree: absolute paths travel
         weights = str(Path(weights).resolve())
-    engine = dataclasses.asdict(EngineConfig.load(None))
-    engine.update(config.get("engine") or {})
-    if args.memory is not None:
-        engine["memory"] = args.memory
-    resolved = EngineConfig.from_dict(engine, args.config or "engine settings")
-    device = str(args.device or config.get("device") or defaults.get("device") or "auto")
-    dtype = str(args.dtype or config.get("dtype") or defaults.get("dtype") or "auto")
-    return MethodSpec("seggpt", weights, tuple(sorted(dataclasses.asdict(resolved).items())), device, dtype)
+    engine = tuple(sorted(dataclasses.asdict(config.engine).items()))
+    return MethodSpec("seggpt", weights, engine, config.device, config.dtype)
 
 
 def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
@@ -115,15 +118,11 @@ def _print_failure(result: SequenceResult) -> None:
 def benchmark(args: argparse.Namespace) -> int:
     """Run, score and report; returns the exit code (1 when any sequence failed)."""
     start = time.perf_counter()
-    config = load_config(args.config)
-    method = args.method or config.get("method") or "seggpt"
-    if method not in METHODS:
-        raise ConfigError(f"{args.config}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    bench = open_benchmark(args.dataset, args.root, args.split or config.get("split"),
-                           args.resolution or config.get("resolution") or "480p", args.all_frames)
+    config = load_config(args)
+    bench = open_benchmark(args.dataset, args.root, config.split, config.resolution, args.all_frames)
     names = _select(bench.names, args.sequences, args.root)
     layout = ResultLayout(ensure_output_dir(args.out), bench.kind)
-    spec = make_spec(method, config, args)
+    spec = make_spec(config)
     if args.engine == "local" and spec.name == "seggpt":
         try:  # load the model once, up front: bad weights are one error, not one failure per sequence
             spec.build()

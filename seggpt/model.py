@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -348,11 +348,12 @@ class SegGPT(nn.Module):
             model.to(device)
         return model
 
-    def save_pretrained(self, path: str) -> None:
-        """Save in our own format: one safetensors file with the config in its metadata."""
+    def save_pretrained(self, path: str, recommended: Optional[Dict[str, Any]] = None) -> None:
+        """Save in our own format: one safetensors file with the config (and the engine settings
+        recommended for these weights, e.g. {"engine": {"memory": 2}}) in its metadata."""
         from .weights import save_model
 
-        save_model(self, path)
+        save_model(self, path, recommended=recommended)
 
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:

@@ -343,11 +343,40 @@ def load_model(name_or_path: str, config: "str | SegGPTConfig | None" = None) ->
     model = SegGPT(cfg)
     _check_keys(model, state, str(file))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    #: the settings this file recommends for it (its metadata; `recommended_settings`), for the engine
+    model.recommended_settings = recommended_settings(file)
     return model
 
 
-def save_model(model: SegGPT, path: "str | os.PathLike") -> Path:
-    """Our own format: one safetensors file, config in the metadata; written atomically."""
+def recommended_settings(path: "str | os.PathLike") -> Dict[str, Any]:
+    """The settings a weights file of ours recommends (metadata "recommended": {"engine": {...}}).
+
+    They sit between the dataclass defaults and a config file in the precedence; the engine's
+    loader checks them like any other layer. Files of other formats recommend nothing.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get("recommended")
+    except Exception as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+    if text is None:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise WeightsError(f"{path}: its recommended settings are not JSON") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: its recommended settings must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def save_model(model: SegGPT, path: "str | os.PathLike", recommended: Optional[Dict[str, Any]] = None) -> Path:
+    """Our own format: one safetensors file, config (and recommended settings) in the metadata; atomic."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -357,7 +386,10 @@ def save_model(model: SegGPT, path: "str | os.PathLike") -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     try:
-        save_file(state, str(tmp), metadata={"format": FORMAT_TAG, "config": model.config.to_json()})
+        meta = {"format": FORMAT_TAG, "config": model.config.to_json()}
+        if recommended:
+            meta["recommended"] = json.dumps(recommended, sort_keys=True)
+        save_file(state, str(tmp), metadata=meta)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -366,6 +398,6 @@ def save_model(model: SegGPT, path: "str | os.PathLike") -> Path:
 
 
 __all__ = [
-    "WeightsError", "load_model", "save_model", "read_checkpoint", "infer_config", "resolve",
+    "WeightsError", "load_model", "save_model", "recommended_settings", "read_checkpoint", "infer_config", "resolve",
     "from_transformers_keys", "to_transformers_keys", "config_from_transformers", "config_to_transformers",
 ]

@@ -282,23 +282,30 @@ def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path,
 
 
 def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys):
-    import yaml
-
-    config_path = Path(__file__).resolve().parents[1] / "configs" / "benchmark_davis.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    out = tmp_path / "res"
-    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--config",
-                     str(config_path), "--weights", str(tiny_weights), "--memory", "1", "--sequences", "synth-001")
-    assert code == 0
-    report = json.loads((out / "benchmark-val.json").read_text())
-    assert report["method"] == config["method"] == "seggpt"
-    assert report["weights"] == str(tiny_weights)  # the flag wins over the file
+    """Precedence: defaults < the config file < flags and --set (the weights' layer: test_settings.py)."""
     import dataclasses
 
     from vos.config import EngineConfig
 
-    assert report["engine"] == {**dataclasses.asdict(EngineConfig()), **config["engine"], "memory": 1}
+    config_path = tmp_path / "bench.yaml"
+    config_path.write_text("weights: BAAI/SegGPT\nsplit: val\nengine:\n  memory: 3\n  objects: separate\n")
+    out = tmp_path / "res"
+    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--config",
+                     str(config_path), "--weights", str(tiny_weights), "--memory", "1", "--sequences", "synth-001",
+                     "--set", "engine.colors=palette")
+    assert code == 0
+    report = json.loads((out / "benchmark-val.json").read_text())
+    assert report["method"] == "seggpt"
+    assert report["weights"] == str(tiny_weights)  # the flag wins over the file
+    assert report["engine"] == {**dataclasses.asdict(EngineConfig()), "memory": 1, "objects": "separate",
+                                "colors": "palette"}
     assert report["split"] == "val" and report["resolution"] == "480p"
+    # the packaged config is found by name, and only names the split
+    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(tmp_path / "r2"),
+                     "--config", "benchmark_davis", "--weights", str(tiny_weights), "--sequences", "synth-001")
+    assert code == 0
+    assert json.loads((tmp_path / "r2" / "benchmark-val.json").read_text())["engine"] == dataclasses.asdict(
+        EngineConfig())
 
 
 # ----------------------------------------------------------------------------- evaluate CLI and bad input

@@ -224,7 +224,7 @@ def test_bad_use_gives_clear_errors(model, clip):
         seg.remove_object(st, 3)
     with pytest.raises(EngineError, match="at most 255"):
         seg.add_mask(st, 0, np.arange(48 * 64).reshape(48, 64) % 300)
-    with pytest.raises(ConfigError, match="unknown engine setting"):
+    with pytest.raises(ConfigError, match="unknown setting .memroy."):
         EngineConfig.load({"memroy": 3})
     with pytest.raises(ConfigError, match="objects must be"):
         EngineConfig.load({"objects": "both"})

@@ -40,7 +40,6 @@ class VideoSegmenter:
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[Union[str, torch.dtype]] = None,
     ):
-        self.config = config if isinstance(config, EngineConfig) else EngineConfig.load(config)
         try:
             self.device = resolve_device(device)
             amp = resolve_dtype(dtype, self.device)
@@ -51,6 +50,8 @@ class VideoSegmenter:
         else:
             model = SegGPT.from_pretrained(str(model_or_weights), device=self.device)
         self.model = model.eval()
+        # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
+        self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
         self.predictor = SegGPTPredictor(model, dtype=amp, exact_resize=self.config.exact_resize)
         if self.config.compile:
             self.predictor.compile(self.config.compile)

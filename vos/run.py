@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import cv2
 import numpy as np
+from tqdm import tqdm
+
+from seggpt.colors import davis_palette
+from seggpt.masks import MaskError, load_mask
+from seggpt.settings import ConfigError, option_layers, parse_assignments
+from seggpt.weights import WeightsError
+from vos.config import RunConfig, load_run_config
+from vos.engine import EngineError, VideoSegmenter
+from vos.video import VideoError, open_source
+from vos.writers import (BackgroundWriter, OutputError, OverlayVideoWriter, ensure_output_dir, overlay,
+                         read_index_png, save_index_png)
 
 EXIT_USAGE = 2
 
@@ -31,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m vos.run",
         description="Segment the objects of a first-frame mask in every frame of a video (SegGPT).",
-        epilog="Defaults come from configs/engine.yaml (or --config). Exit code 2 on bad input.",
+        epilog="Settings: the defaults (vos/config.py) < the weights' recommended settings < --config < "
+               "flags and --set. Exit code 2 on bad input.",
     )
     ap.add_argument("video", help="video file (mp4, avi, mov, ...) or folder of JPEG/PNG frames")
     ap.add_argument("--first-mask", required=True, metavar="MASK",
@@ -43,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--object-masks", action="store_true", help="also write one binary PNG per object and frame")
     ap.add_argument("--weights", default=None, metavar="ID|PATH",
                     help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a file")
-    ap.add_argument("--config", default=None, metavar="YAML", help="settings file (default configs/engine.yaml)")
+    ap.add_argument("--config", default=None, metavar="YAML", help="settings file (weights, device, dtype, engine:)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any setting, e.g. --set engine.max_annotated=2 (repeatable)")
     ap.add_argument("--device", default=None, metavar="DEV", help="auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps")
     ap.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--memory", type=int, default=None, metavar="K", help="recent predicted frames kept as prompts")
@@ -58,30 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _settings(args: argparse.Namespace):
-    from vos.config import DEFAULT_CONFIG, ConfigError, EngineConfig, read_yaml
-
+def _settings(args: argparse.Namespace) -> RunConfig:
+    """Defaults < the weights' recommended settings < --config < flags and --set."""
+    flags = option_layers(args, {"weights": "weights", "device": "device", "dtype": "dtype",
+                                 "memory": "engine.memory", "memory_stride": "engine.memory_stride",
+                                 "batch_frames": "engine.batch_frames", "objects": "engine.objects",
+                                 "compile": "engine.compile"})
     try:
-        path = Path(args.config) if args.config else DEFAULT_CONFIG
-        raw = read_yaml(path) if (args.config or path.exists()) else {}
-        engine = EngineConfig.load(
-            raw.get("engine", {}), memory=args.memory, memory_stride=args.memory_stride,
-            batch_frames=args.batch_frames, objects=args.objects, compile=args.compile,
-        )
-    except ConfigError as e:
+        return load_run_config(RunConfig, args.config, [*flags, *parse_assignments(args.set)])
+    except (ConfigError, WeightsError) as e:
         raise UserError(str(e)) from None
-    weights = args.weights or raw.get("weights", "BAAI/seggpt-vit-large")
-    device = args.device or raw.get("device", "auto")
-    dtype = args.dtype or raw.get("dtype", "auto")
-    return engine, str(weights), device, dtype
 
 
 def _load_first_mask(path: str, size, log: logging.Logger):
     """The user's mask as a label map at frame size, and the palette to write with."""
-    import cv2
-
-    from seggpt.masks import MaskError, load_mask
-
     try:
         parsed = load_mask(path)
     except MaskError as e:
@@ -102,16 +107,7 @@ def _load_first_mask(path: str, size, log: logging.Logger):
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
-    from tqdm import tqdm
-
-    from seggpt.colors import davis_palette
-    from seggpt.weights import WeightsError
-    from vos.engine import EngineError, VideoSegmenter
-    from vos.video import VideoError, open_source
-    from vos.writers import (BackgroundWriter, OutputError, OverlayVideoWriter, ensure_output_dir, overlay,
-                            read_index_png, save_index_png)
-
-    engine_cfg, weights, device, dtype = _settings(args)
+    settings = _settings(args)
     try:
         source = open_source(args.video)
     except VideoError as e:
@@ -142,7 +138,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         return names[idx] if names else f"{idx:05d}"
 
     try:
-        seg = VideoSegmenter(weights, config=engine_cfg, device=device, dtype=dtype)
+        seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     except (WeightsError, EngineError) as e:
         raise UserError(str(e)) from None
     state = seg.init_state(source)
@@ -150,7 +146,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         ids = seg.add_mask(state, mask_frame, labels)
     except EngineError as e:
         raise UserError(f"{args.first_mask}: {e}") from None
-    log.info("%d object(s) %s from frame %d; weights %s on %s", len(ids), ids, mask_frame, weights, seg.device)
+    log.info("%d object(s) %s from frame %d; weights %s on %s", len(ids), ids, mask_frame, settings.weights, seg.device)
 
     total = (end - start) if end is not None else None
     bar = tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name)
@@ -203,8 +199,6 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
 
 
 def _write_overlay(video, frame: np.ndarray, labels: np.ndarray, pal: np.ndarray) -> None:
-    from vos.writers import overlay
-
     video.write(overlay(frame, labels, pal))
 
 
