@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from seggpt.cli import run_cli
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
 
@@ -82,14 +83,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return evaluate(args)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_cli(lambda: evaluate(args), USER_ERRORS, interrupted="nothing was written")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from seggpt.cli import run_cli
 from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
 from vos.config import RunConfig, load_run_config
 from vos.datasets import DatasetError
@@ -180,14 +181,8 @@ def benchmark(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
-    try:
-        return benchmark(args)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted (finished sequences are kept; rerun with --resume)", file=sys.stderr)
-        return 130
+    return run_cli(lambda: benchmark(args), USER_ERRORS,
+                   interrupted="finished sequences are kept; rerun with --resume")
 
 
 if __name__ == "__main__":

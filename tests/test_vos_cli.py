@@ -168,3 +168,31 @@ def test_device_is_resolved_like_every_other_cli(clip, tiny_weights, tmp_path, c
                "--out", str(tmp_path / "o"), "--device", device, "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sigterm_is_handled_like_ctrl_c(tiny_weights, tmp_path):
+    """SIGTERM: exit 143, whole PNGs only, no temporary overlay left behind (it used to die at once)."""
+    import signal
+    import time
+
+    frames, labels = make_clip(5, 150, size=(64, 96), num_objects=1)
+    write_mp4(tmp_path / "long.mp4", frames, fps=8)
+    save_index_png(tmp_path / "mask.png", labels[0])
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "long.mp4"), "--first-mask",
+                             str(tmp_path / "mask.png"), "--weights", tiny_weights, "--out", str(out),
+                             "--overlay", str(tmp_path / "ov.mp4"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 3:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().startswith("terminated:") and len(err.strip().splitlines()) == 1
+    pngs = sorted(out.glob("*.png"))
+    assert 3 <= len(pngs) < 150
+    for p in pngs:
+        assert read_index_png(p).shape == (64, 96)  # every PNG written is whole
+    assert not [p for p in tmp_path.rglob("*") if "tmp" in p.name], "temporary files left behind"
+    assert not (tmp_path / "ov.mp4").exists()  # the unfinished overlay is removed, not left half-written

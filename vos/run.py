@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from seggpt.cli import EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
 from seggpt.masks import MaskError, load_mask
 from seggpt.settings import ConfigError, option_layers, parse_assignments
@@ -31,13 +32,6 @@ from vos.engine import EngineError, VideoSegmenter
 from vos.video import VideoError, open_source
 from vos.writers import (BackgroundWriter, OutputError, OverlayVideoWriter, ensure_output_dir, overlay,
                          read_index_png, save_index_png)
-
-EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit code 2."""
-
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -205,19 +199,15 @@ def _write_overlay(video, frame: np.ndarray, labels: np.ndarray, pal: np.ndarray
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
-    log = logging.getLogger("vos.run")
-    try:
-        summary = run(args, log)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted: only complete files were written", file=sys.stderr)
-        return 130
-    print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s); "
-          f"objects {summary['objects']}; masks in {summary['out']}"
-          + (f"; overlay {summary['overlay']}" if summary["overlay"] else ""))
-    return 0
+
+    def work() -> int:
+        summary = run(args, logging.getLogger("vos.run"))
+        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s); "
+              f"objects {summary['objects']}; masks in {summary['out']}"
+              + (f"; overlay {summary['overlay']}" if summary["overlay"] else ""))
+        return EXIT_OK
+
+    return run_cli(work)
 
 
 if __name__ == "__main__":
