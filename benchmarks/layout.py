@@ -1,6 +1,6 @@
 """Where a benchmark run puts its files, and how a finished sequence is recognised.
 
-Official layouts (REFERENCE.md sections 2 and 3), so results go to the evaluation tools and the
+Official layouts, so results go to the evaluation tools and the
 challenge servers as they are:
 
 * DAVIS: ``<out>/<seq>/<frame>.png``, one index PNG per frame at the original resolution.
@@ -19,36 +19,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from vos.datasets import DatasetError, Sequence, read_label_png
+from seggpt.io import atomic_path, atomic_write_text, read_label_png
+from seggpt.masks import MaskError
+from vos.datasets import Sequence
 
-__all__ = ["LayoutError", "ResultLayout", "load_prediction", "atomic_write_text"]
+__all__ = ["LayoutError", "ResultLayout", "load_prediction"]
 
 KINDS = ("davis", "ytvos")
 
 
 class LayoutError(ValueError):
     """A results folder that cannot be used (missing frames, wrong sizes); the message names the path."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_prediction(folder: str | os.PathLike, frame_names: list[str], size: tuple[int, int], binary: bool = False) -> np.ndarray:
@@ -63,7 +50,7 @@ def load_prediction(folder: str | os.PathLike, frame_names: list[str], size: tup
         path = folder / f"{name}.png"
         try:
             mask = read_label_png(path, binary=binary)
-        except DatasetError as err:
+        except MaskError as err:
             raise LayoutError(str(err)) from None
         if mask.shape != tuple(size):
             raise LayoutError(f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]}, the sequence is {size[1]}x{size[0]} (results must be at the original resolution)")
@@ -154,17 +141,10 @@ class ResultLayout:
             if missing:
                 raise LayoutError(f"{self.sequence_dir(seq.name)}: frames missing for the zip: {missing[:5]}")
             entries += [(self.frame_path(seq.name, f), f"Annotations/{seq.name}/{f}.png") for f in seq.frames_to_save]
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            # PNGs are compressed already: storing them is as small and several times faster.
+        # PNGs are compressed already: storing them is as small and several times faster.
+        with atomic_path(target) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
                 for source, name in entries:
                     with open(source, "rb") as src, archive.open(name, "w") as dst:
                         shutil.copyfileobj(src, dst)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return target

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from seggpt import SegGPT, get_config
+from seggpt.io import save_index_png, write_mp4
 from seggpt.weights import config_to_transformers, to_transformers_keys
 from vos import VideoSegmenter
 from vos.engine import resolve_dtype
-from vos.synthetic import iter_clip, make_clip, write_mp4
+from vos.synthetic import iter_clip, make_clip
 from vos.video import open_source
-from vos.writers import BackgroundWriter, save_index_png
+from vos.writers import BackgroundWriter
 
 
 def _sync(device: torch.device) -> None:

@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from vos.config import DEFAULT_CONFIG, ConfigError, EngineConfig, read_yaml
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
-from vos.writers import OutputError, ensure_output_dir
 
 from .engines import ENGINES, run_local, run_ray
 from .errors import HarnessError
 from .harness import DATASETS, SequenceResult, open_benchmark
-from .layout import LayoutError, ResultLayout, atomic_write_text
+from .layout import LayoutError, ResultLayout
 from .methods import METHODS, MethodSpec
 from .report import code_version, format_table, peak_rss_mb
 from .scoring import write_csvs

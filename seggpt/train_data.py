@@ -117,7 +117,7 @@ class VideoPairs:
 
     def __init__(self, roots: Sequence[str], kind: str = "davis", split: str = "train", year: int = 2016,
                  resolution: str = "480p", max_gap: int = 10):
-        from vos.datasets import DAVIS, DatasetError, YouTubeVOS, _pngs_by_stem
+        from vos.datasets import DAVIS, DatasetError, YouTubeVOS, pngs_by_stem
 
         if kind not in ("davis", "ytvos"):
             raise TrainDataError(f"video source kind must be 'davis' or 'ytvos', got {kind!r}")
@@ -134,7 +134,7 @@ class VideoPairs:
                 else:
                     reader = YouTubeVOS(root, split=split)
                 for seq in reader:
-                    masks = seq.ground_truth or _pngs_by_stem(reader.masks_root / seq.name)
+                    masks = seq.ground_truth or pngs_by_stem(reader.masks_root / seq.name)
                     frames = [(p, masks[n]) for p, n in zip(seq.frame_paths, seq.frame_names) if n in masks]
                     if len(frames) >= 2:
                         self.videos.append(([f for f, _ in frames], [m for _, m in frames]))
@@ -156,7 +156,7 @@ class VideoPairs:
         return len(self.videos)
 
     def draw(self, rng: np.random.Generator) -> RawPair:
-        from vos.datasets import read_label_png
+        from seggpt.io import read_label_png
 
         for _ in range(20):
             v = int(rng.integers(len(self.videos)))
@@ -182,7 +182,7 @@ class FolderPairs:
     """
 
     def __init__(self, roots: Sequence[str]):
-        from vos.datasets import read_label_png
+        from seggpt.io import read_label_png
 
         self.items: List[Tuple[Path, Path]] = []
         self.classes: List[frozenset] = []
@@ -206,7 +206,7 @@ class FolderPairs:
                 raise TrainDataError(f"{images}: at least two images are needed")
 
     def draw(self, rng: np.random.Generator) -> RawPair:
-        from vos.datasets import read_label_png
+        from seggpt.io import read_label_png
 
         for _ in range(50):
             i, j = (int(k) for k in rng.choice(len(self.items), size=2, replace=False))

@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seggpt.colors import denormalize
 from seggpt.config import get_config
 from seggpt.model import SegGPT
+from seggpt.predictor import denormalize
 from seggpt.train import Trainer, TrainError, load_config, main
 from seggpt.train_data import (
     Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
