@@ -16,11 +16,16 @@ this implementation is built on them:
 Tokens are therefore carried as two tensors: `prompt` rows (B*K items, the top half) and `query` rows
 (B items, the bottom half). With K = 1 this is plain full-canvas attention, which is also how the
 training forward runs. Parameter names follow the official checkpoint, so it loads without renaming.
+
+The official code: https://github.com/baaivision/Painter/tree/main/SegGPT (``models_seggpt.py``); the
+paper: https://arxiv.org/abs/2304.03284.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -28,8 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SegGPTConfig, get_config
-
-EMBEDDING_TYPES = ("semantic", "instance")  # index = the official seg_type value
+from .weights import check_state, load_state, save_state
 
 
 def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -336,16 +340,19 @@ class SegGPT(nn.Module):
         name_or_path: str,
         device: Optional[Union[str, torch.device]] = None,
         dtype: Optional[torch.dtype] = None,
-        **kwargs,
+        config: Optional[Union[str, SegGPTConfig]] = None,
     ) -> "SegGPT":
         """Load a checkpoint: a preset of ours ("small"), a Hub id, a local file or folder.
 
-        See `seggpt.weights.load_model` for every accepted form. `dtype` bf16/fp16 turns on autocast
-        for inference; the weights stay fp32 so that LayerNorm and softmax keep their precision.
+        See `seggpt.weights` for every accepted form; `config` overrides the config stored in or
+        inferred from the file. The keys are checked one by one (a wrong file names what is missing).
+        `dtype` bf16/fp16 turns on autocast for inference; the weights stay fp32 so that LayerNorm
+        and softmax keep their precision.
         """
-        from .weights import load_model
-
-        model = load_model(name_or_path, **kwargs)
+        state, cfg, source = load_state(name_or_path, config)
+        model = cls(cfg)
+        check_state(model.state_dict(), state, source)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         model.eval()
         if device is not None:
             model.to(device)
@@ -353,11 +360,9 @@ class SegGPT(nn.Module):
             model.autocast_dtype = dtype
         return model
 
-    def save_pretrained(self, path: str) -> None:
-        """Save in our own format: one safetensors file with the config in its metadata."""
-        from .weights import save_model
-
-        save_model(self, path)
+    def save_pretrained(self, path: "str | os.PathLike") -> Path:
+        """Save in our own format (one safetensors file, the config in its metadata); returns the file."""
+        return save_state(self.state_dict(), self.config, path)
 
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:
@@ -559,4 +564,4 @@ class SegGPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-__all__ = ["SegGPT", "EMBEDDING_TYPES", "get_rel_pos"]
+__all__ = ["SegGPT", "get_rel_pos"]

@@ -560,9 +560,7 @@ class Trainer:
         record = {"step": self.step, "time": time.time(), **scores}
         if metric is not None and not math.isnan(metric) and (self.best is None or metric > self.best):
             self.best = metric
-            from .weights import save_model
-
-            save_model(self.model, self.out_dir / "best.safetensors")
+            self.model.save_pretrained(self.out_dir / "best.safetensors")
             record["best"] = True
         self._log({"eval": record})
         return scores
@@ -624,9 +622,7 @@ class Trainer:
                 scores = self._evaluate(eval_data)
             if cfg.ckpt_every > 0:
                 self.save_checkpoint()
-            from .weights import save_model
-
-            save_model(self.model, self.out_dir / "final.safetensors")
+            self.model.save_pretrained(self.out_dir / "final.safetensors")
             self._log({"end": {"step": self.step, "elapsed": self._elapsed(), "best": self.best}})
         return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
 

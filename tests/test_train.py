@@ -21,7 +21,6 @@ from seggpt.train_data import (
     Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
     TrainDataError, object_weights,
 )
-from seggpt.weights import save_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -180,7 +179,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
 def test_finetune_starts_from_loaded_checkpoint(tmp_path):
     source = SegGPT("test-tiny")
     source.reset_parameters(seed=123)
-    path = save_model(source, tmp_path / "init.safetensors")
+    path = source.save_pretrained(tmp_path / "init.safetensors")
     cfg = load_config(None, _tiny_overrides(tmp_path / "ft", steps=2, init_from=str(path)))
     trainer = Trainer(cfg)
     for k, v in source.state_dict().items():
