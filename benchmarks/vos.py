@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from vos.config import DEFAULT_CONFIG, ConfigError, EngineConfig, read_yaml
 from vos.datasets import DatasetError
@@ -107,8 +109,6 @@ def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
 
 def _print_failure(result: SequenceResult) -> None:
     if result.status == "failed":
-        from tqdm import tqdm
-
         tqdm.write(f"{result.name}: FAILED: {result.error}", file=sys.stderr)
 
 

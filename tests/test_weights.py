@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from reference import transformers_twin
+from benchmarks.reference import transformers_twin
 from seggpt import SegGPT, get_config
 from seggpt.weights import WeightsError, infer_config, read_checkpoint, to_transformers_keys
 
