@@ -16,6 +16,8 @@ import socket
 import sys
 from typing import Callable, Sequence as Seq
 
+from tqdm import tqdm
+
 from vos.datasets import Sequence
 
 from .errors import HarnessError
@@ -32,8 +34,6 @@ SequenceLoader = tuple[str, Callable[[], Sequence]]
 
 
 def _sequence_bar(total: int, progress: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc="sequences", unit="seq", disable=not progress, file=sys.stderr)
 
 

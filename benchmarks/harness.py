@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from seggpt.io import save_index_png
 from vos.datasets import DAVIS, DatasetError, Sequence, YouTubeVOS
 from vos.metrics import evaluate_sequence
-from vos.writers import BackgroundWriter, save_index_png
+from vos.writers import BackgroundWriter
 
 from .errors import HarnessError
 from .layout import ResultLayout
@@ -172,8 +174,6 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
 
 
 def _frame_bar(sequence: Sequence, progress: bool):
-    from tqdm import tqdm
-
     return tqdm(total=len(sequence.frame_names), desc=sequence.name, unit="frame", leave=False,
                 disable=not progress, file=sys.stderr)
 

@@ -1,17 +1,21 @@
 """Where a benchmark run puts its files, and how a finished sequence is recognised.
 
-Official layouts (REFERENCE.md sections 2 and 3), so results go to the evaluation tools and the
-challenge servers as they are:
+Official layouts, so results go to the evaluation tools and the challenge servers as they are
+(the DAVIS tool, https://github.com/davisvideochallenge/davis2017-evaluation, and vos-benchmark
+read ``<out>/<seq>/<frame>.png``; the YouTube-VOS server takes a zip of ``Annotations/``):
 
 * DAVIS: ``<out>/<seq>/<frame>.png``, one index PNG per frame at the original resolution.
 * YouTube-VOS: ``<out>/Annotations/<vid>/<frame>.png`` for the frames listed in meta.json only, and
   a submission zip whose root holds ``Annotations/<vid>/<frame>.png``.
 
-Bookkeeping lives apart from the results, in ``<out>/.progress/`` (``<seq>.json`` markers and
-``<seq>.attempts`` counters): the evaluation tools read the result folders by frame name and the
-submission zip must hold PNGs only, so nothing else may sit among the PNGs. A marker is written
-last, atomically, after every frame of its sequence is on disk: a run killed at any point leaves
-that sequence unfinished, and ``--resume`` redoes it.
+Bookkeeping never sits among the sequence folders: those tools take every sub-folder of the results
+for a sequence (vos-benchmark refuses a folder that is not one). It is one file,
+``<out>/.progress.jsonl``, a log with one JSON line per event: a sequence ``begin`` (one per
+attempt, so retries show up), ``finish`` (the marker, appended last, after every frame of the
+sequence is on disk), ``reset`` (the attempt count starts again). Every line is one ``write`` on a
+file opened for appending, so Ray workers that finish at the same time do not overwrite each other;
+a line cut short by a kill does not parse and counts for nothing. A sequence whose last
+``begin`` has no ``finish`` after it is unfinished, and ``--resume`` redoes it.
 """
 
 from __future__ import annotations
@@ -19,36 +23,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from vos.datasets import DatasetError, Sequence, read_label_png
+from seggpt.io import atomic_path, read_label_png
+from seggpt.masks import MaskError
+from vos.datasets import Sequence
 
-__all__ = ["LayoutError", "ResultLayout", "load_prediction", "atomic_write_text"]
+__all__ = ["LayoutError", "ResultLayout", "load_prediction", "PROGRESS_FILE"]
 
 KINDS = ("davis", "ytvos")
+#: the run's bookkeeping log, in the results folder (a file: the sequence listing has folders only)
+PROGRESS_FILE = ".progress.jsonl"
 
 
 class LayoutError(ValueError):
     """A results folder that cannot be used (missing frames, wrong sizes); the message names the path."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_prediction(folder: str | os.PathLike, frame_names: list[str], size: tuple[int, int], binary: bool = False) -> np.ndarray:
@@ -63,7 +56,7 @@ def load_prediction(folder: str | os.PathLike, frame_names: list[str], size: tup
         path = folder / f"{name}.png"
         try:
             mask = read_label_png(path, binary=binary)
-        except DatasetError as err:
+        except MaskError as err:
             raise LayoutError(str(err)) from None
         if mask.shape != tuple(size):
             raise LayoutError(f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]}, the sequence is {size[1]}x{size[0]} (results must be at the original resolution)")
@@ -80,7 +73,7 @@ class ResultLayout:
         self.out = Path(out)
         self.kind = kind
         self.annotations_root = self.out / "Annotations" if kind == "ytvos" else self.out
-        self.progress_dir = self.out / ".progress"
+        self.progress_path = self.out / PROGRESS_FILE
 
     def sequence_dir(self, seq: str) -> Path:
         return self.annotations_root / seq
@@ -88,38 +81,62 @@ class ResultLayout:
     def frame_path(self, seq: str, frame: str) -> Path:
         return self.sequence_dir(seq) / f"{frame}.png"
 
-    def marker_path(self, seq: str) -> Path:
-        return self.progress_dir / f"{seq}.json"
-
-    def attempts_path(self, seq: str) -> Path:
-        return self.progress_dir / f"{seq}.attempts"
-
     # ----------------------------------------------------------------- progress
+    def _append(self, seq: str, event: str, **fields: Any) -> None:
+        """One event as one line, in one write on an appending descriptor (concurrent writers interleave whole lines).
+
+        The line starts with a newline too, so a line cut short by a kill never swallows the next one.
+        """
+        line = "\n" + json.dumps({"seq": seq, "event": event, **fields}, sort_keys=True, default=str) + "\n"
+        fd = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def _events(self, seq: str) -> list[dict[str, Any]]:
+        """The events of ``seq`` in the order they were written (unparsable lines skipped)."""
+        try:
+            text = self.progress_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue  # cut short by a kill: counts for nothing
+            if isinstance(record, dict) and record.get("seq") == seq:
+                events.append(record)
+        return events
+
     def begin(self, seq: str) -> int:
-        """Mark ``seq`` as started: drop its marker, create its folder; returns the attempt number."""
-        self.progress_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.attempts_path(seq), "a") as handle:  # one line per start: retries show up
-            handle.write(f"{os.getpid()}\n")
-        self.marker_path(seq).unlink(missing_ok=True)
+        """Mark ``seq`` as started (unfinished from now on), create its folder; returns the attempt number."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._append(seq, "begin", pid=os.getpid())
         self.sequence_dir(seq).mkdir(parents=True, exist_ok=True)
         return self.attempts(seq)
 
     def attempts(self, seq: str) -> int:
-        path = self.attempts_path(seq)
-        return len(path.read_text().splitlines()) if path.is_file() else 0
+        """Starts of ``seq`` since its attempt count was last reset."""
+        count = 0
+        for record in self._events(seq):
+            count = count + 1 if record["event"] == "begin" else 0 if record["event"] == "reset" else count
+        return count
 
     def finish(self, seq: str, info: dict[str, Any]) -> None:
         """Write the marker last: from now on the sequence counts as finished."""
-        atomic_write_text(self.marker_path(seq), json.dumps(info, indent=1, sort_keys=True))
+        self._append(seq, "finish", info=info)
 
     def read_marker(self, seq: str) -> dict[str, Any] | None:
-        path = self.marker_path(seq)
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # an unreadable marker means unfinished: redo the sequence
+        """The ``info`` of the last ``finish`` of ``seq``, unless a ``begin`` came after it."""
+        marker = None
+        for record in self._events(seq):
+            if record["event"] == "begin":
+                marker = None
+            elif record["event"] == "finish" and isinstance(record.get("info"), dict):
+                marker = record["info"]
+        return marker
 
     def is_finished(self, sequence: Sequence, fingerprint: str) -> dict[str, Any] | None:
         """The marker of ``sequence`` if it was finished by the same method and all its frames exist."""
@@ -131,7 +148,7 @@ class ResultLayout:
         return marker
 
     def reset_attempts(self, seq: str) -> None:
-        self.attempts_path(seq).unlink(missing_ok=True)
+        self._append(seq, "reset")
 
     # ----------------------------------------------------------------- reading results
     def missing_frames(self, sequence: Sequence) -> list[str]:
@@ -154,17 +171,10 @@ class ResultLayout:
             if missing:
                 raise LayoutError(f"{self.sequence_dir(seq.name)}: frames missing for the zip: {missing[:5]}")
             entries += [(self.frame_path(seq.name, f), f"Annotations/{seq.name}/{f}.png") for f in seq.frames_to_save]
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            # PNGs are compressed already: storing them is as small and several times faster.
+        # PNGs are compressed already: storing them is as small and several times faster.
+        with atomic_path(target) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
                 for source, name in entries:
                     with open(source, "rb") as src, archive.open(name, "w") as dst:
                         shutil.copyfileobj(src, dst)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return target

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from seggpt import SegGPT, get_config
+from seggpt.io import save_index_png, write_mp4
 from vos import VideoSegmenter
-from vos.synthetic import iter_clip, make_clip, write_mp4
-from vos.writers import BackgroundWriter, save_index_png
+from vos.synthetic import iter_clip, make_clip
+from vos.writers import BackgroundWriter
 
 
 def rss_mib(field: str = "VmHWM") -> float:

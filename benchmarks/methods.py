@@ -21,7 +21,9 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from vos.config import EngineConfig
 from vos.datasets import Sequence
+from vos.video import FolderSource
 
 from .errors import HarnessError
 
@@ -76,13 +78,12 @@ class SegGPTMethod:
     name = "seggpt"
 
     def __init__(self, model_or_weights: Any, config: Any = None, device: str | None = None, dtype: str | None = None):
-        from vos import VideoSegmenter  # torch and the model are loaded only for this method
+        # imported here, not above: torch and the model load only for this method (copy-first stays torch-free)
+        from vos import VideoSegmenter
 
         self.segmenter = VideoSegmenter(model_or_weights, config=config, device=device, dtype=dtype)
 
     def segment(self, sequence: Sequence) -> Iterator[tuple[int, np.ndarray]]:
-        from vos.video import FolderSource
-
         source = FolderSource(sequence.frames_dir)
         try:
             if source.frame_names != sequence.frame_names:
@@ -147,8 +148,6 @@ class MethodSpec:
             if self.name == "copy-first":
                 method = CopyFirst()
             else:
-                from vos import EngineConfig
-
                 config = EngineConfig.load(dict(self.engine))
                 method = SegGPTMethod(self.weights, config=config, device=self.device, dtype=self.dtype)
             _BUILT.clear()  # one model per process: a new spec replaces the old one

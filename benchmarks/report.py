@@ -10,6 +10,7 @@ import math
 import resource
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,8 +29,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     try:
-        from importlib.metadata import PackageNotFoundError, version
-
         return f"seggpt-vos {version('seggpt-vos')}"
     except PackageNotFoundError:
         return "unknown"

@@ -3,7 +3,7 @@
 Both run in this process, interleaved (ours, theirs, ours, ...) so that machine noise hits both alike.
 For each K (prompts per query) it prints seconds per query, the ratio ours/transformers and the max
 abs difference of the outputs. Reference semantics: with K = 1 transformers' own forward; with K > 1
-transformers' layers driven with the official ensemble flags (tests/reference.py), since transformers'
+transformers' layers driven with the official ensemble flags (benchmarks/reference.py), since transformers'
 own ensemble differs from the official code at the merge block.
 
     python -m benchmarks.speed_model --preset vit-large --ks 1 4 8 --reps 1
@@ -15,15 +15,13 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import List
 
 import torch
 
 from seggpt import SegGPT, get_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference import official_ensemble, transformers_loop, transformers_twin  # noqa: E402
+from .reference import official_ensemble, transformers_loop, transformers_twin
 
 
 def _sync() -> None:

@@ -23,15 +23,19 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from PIL import Image
 
 from seggpt import SegGPT, get_config
 from seggpt.device import resolve_dtype
+from seggpt.io import save_index_png, write_mp4
 from seggpt.predictor import SegGPTPredictor
 from seggpt.weights import config_to_transformers, to_transformers_keys
 from vos import VideoSegmenter
-from vos.synthetic import iter_clip, make_clip, write_mp4
+from vos.synthetic import iter_clip, make_clip
 from vos.video import open_source
-from vos.writers import BackgroundWriter, save_index_png
+from vos.writers import BackgroundWriter
+
+from .reference import transformers_twin
 
 
 def _sync(device: torch.device) -> None:
@@ -116,8 +120,7 @@ def model_only(model: SegGPT, k: int, batch: int, device, dtype, reps: int = 3) 
 
 def transformers_loop(hf, video: Path, mask: np.ndarray, k: int, frames: int, device, dtype, out: Path) -> Dict:
     """What a user of transformers writes: decode, process, forward with K prompts, post-process, save."""
-    import decord
-    from PIL import Image
+    import decord  # optional readers and the transformers oracle: imported where this comparison runs
     from transformers import SegGptImageProcessor
 
     h, w = hf.config.image_size[0] // 2, hf.config.image_size[1]
@@ -203,11 +206,7 @@ def main(argv=None) -> int:
         print("decode: " + ", ".join(f"{k} {v:.1f}" for k, v in dec.items()), flush=True)
         hf = None
         if ref_frames:
-            from transformers import SegGptConfig, SegGptForImageSegmentation
-
-            hf = SegGptForImageSegmentation(SegGptConfig(**config_to_transformers(model.config))).eval()
-            hf.load_state_dict(to_transformers_keys({k: v.cpu() for k, v in model.state_dict().items()}))
-            hf.to(device)
+            hf = transformers_twin(model).to(device)
         for k in args.ks:
             (tmp / f"ours{k}").mkdir()
             o = ours(model, video, mask, k, args.batch_frames, device, dtype, tmp / f"ours{k}", args.resize)

@@ -25,17 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from tqdm import tqdm
+
 from seggpt.cli import run_cli
+from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
 from vos.config import RunConfig, load_run_config
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
-from vos.writers import OutputError, ensure_output_dir
 
 from .engines import ENGINES, run_local, run_ray
 from .errors import HarnessError
 from .harness import DATASETS, SequenceResult, open_benchmark
-from .layout import LayoutError, ResultLayout, atomic_write_text
+from .layout import LayoutError, ResultLayout
 from .methods import METHODS, MethodSpec
 from .report import code_version, format_table, peak_rss_mb
 from .scoring import write_csvs
@@ -111,8 +113,6 @@ def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
 
 def _print_failure(result: SequenceResult) -> None:
     if result.status == "failed":
-        from tqdm import tqdm
-
         tqdm.write(f"{result.name}: FAILED: {result.error}", file=sys.stderr)
 
 

@@ -1,23 +1,24 @@
-"""Colour coding for SegGPT: label maps <-> RGB masks.
+"""Colours and constants every part of the project shares (numpy only, no torch).
 
 SegGPT never sees label ids. Prompt masks are RGB images in which every object has a colour,
-and the model "paints" the query with the colours it read from the prompt. This module owns
-that translation in both directions, so the whole project uses one palette and one decoder:
+and the model "paints" the query with the colours it read from the prompt. The colours come from
+here, so the whole project paints with one palette:
 
 * :func:`palette` is the fixed palette of the transformers port (the one used at inference),
+* :func:`distinct_colors` is the set of colours farthest apart, for few objects,
+* :func:`davis_palette` is the PASCAL VOC / DAVIS palette of index PNGs,
 * :func:`random_colors` gives the per-sample random colours of in-context colouring training,
-* :func:`labels_to_rgb` paints a label map, :func:`decode_colors` reads a predicted canvas
-  back (nearest colour plus a distance that serves as a per-pixel confidence),
-* :func:`denormalize` undoes the ImageNet normalisation of the model's output canvas.
+* :data:`IMAGENET_MEAN` / :data:`IMAGENET_STD` define the model's input normalisation (the torch
+  version for the model lives in ``seggpt.predictor``; :func:`normalize_image` is the numpy one
+  that training data uses), and :data:`MAX_OBJECTS` is how many objects an index PNG can hold.
 
-Encoding works on numpy (data loading happens there); decoding works on torch tensors on any
-device and in batches, because it runs on the model output before anything leaves the GPU.
+The way back (a predicted canvas to labels) runs on torch tensors on the model's device:
+``seggpt.predictor.decode_colors`` and ``seggpt.predictor.denormalize``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -25,18 +26,25 @@ __all__ = [
     "palette",
     "distinct_colors",
     "davis_palette",
-    "labels_to_rgb",
-    "decode_colors",
-    "denormalize",
     "random_colors",
+    "normalize_image",
+    "MAX_OBJECTS",
 ]
 
 #: ImageNet channel statistics (RGB, for images scaled to 0..1) used by SegGPT's pre-processing.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-# Colours per chunk in decode_colors: bounds the temporary to (B, chunk, H, W) floats.
-_DECODE_CHUNK = 16
+#: Index PNGs hold ids 0..255 (0 is background), so at most 255 objects.
+MAX_OBJECTS = 255
+
+_MEAN_255 = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
+_STD_255 = np.array(IMAGENET_STD, dtype=np.float32) * 255.0
+
+
+def normalize_image(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(3, H, W)`` float32, ImageNet-normalised as the model expects."""
+    return ((np.asarray(rgb).astype(np.float32) - _MEAN_255) / _STD_255).transpose(2, 0, 1)
 
 
 def palette(num_labels: int) -> np.ndarray:
@@ -97,74 +105,6 @@ def davis_palette() -> np.ndarray:
             out[:, ch] |= ((cid >> ch) & 1) << shift
         cid = cid >> 3
     return out.astype(np.uint8)
-
-
-def labels_to_rgb(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Paint an ``(H, W)`` integer label map with ``colors[label]``; returns ``(H, W, 3)`` uint8."""
-    labels = np.asarray(labels)
-    colors = np.asarray(colors)
-    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be an (H, W) integer array, got {labels.dtype} {labels.shape}")
-    if colors.ndim != 2 or colors.shape[1] != 3:
-        raise ValueError(f"colors must be (L, 3), got {colors.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(colors)):
-        raise ValueError(
-            f"labels span {labels.min()}..{labels.max()} but only {len(colors)} colours are given"
-        )
-    return colors.astype(np.uint8)[labels]
-
-
-def decode_colors(rgb: torch.Tensor, colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest-colour decoding of predicted RGB canvases.
-
-    Args:
-        rgb: ``(B, 3, H, W)`` float in 0..255 (see :func:`denormalize`), any device.
-        colors: ``(L, 3)`` colours of labels ``0..L-1`` (any numeric dtype).
-
-    Returns:
-        ``labels`` ``(B, H, W)`` long: the index of the nearest colour (squared L2), and
-        ``distance`` ``(B, H, W)`` float32: the Euclidean distance (0..255 units) from the pixel
-        to that colour. The model paints objects with the prompt colours, so a small distance
-        means a confident pixel; a pixel half-way between two colours is ambiguous.
-
-    The squared distance is expanded as ``|x|^2 - 2 x.c + |c|^2`` over chunks of colours, so the
-    temporary is ``(B, chunk, H, W)`` and never ``(B, L, H, W, 3)``. The expansion loses a little
-    precision, so the returned distance is recomputed exactly for the chosen colour.
-    """
-    if rgb.ndim != 4 or rgb.shape[1] != 3:
-        raise ValueError(f"rgb must be (B, 3, H, W), got {tuple(rgb.shape)}")
-    if colors.ndim != 2 or colors.shape[1] != 3 or colors.shape[0] == 0:
-        raise ValueError(f"colors must be a non-empty (L, 3), got {tuple(colors.shape)}")
-    x = rgb.float()
-    c = colors.to(device=x.device, dtype=torch.float32)
-    x_sq = (x * x).sum(dim=1)  # (B, H, W)
-    best = torch.full_like(x_sq, float("inf"))
-    labels = torch.zeros(x_sq.shape, dtype=torch.long, device=x.device)
-    for start in range(0, c.shape[0], _DECODE_CHUNK):
-        chunk = c[start : start + _DECODE_CHUNK]
-        cross = torch.einsum("bchw,lc->blhw", x, chunk)
-        sq = x_sq.unsqueeze(1) - 2.0 * cross + (chunk * chunk).sum(dim=1).view(1, -1, 1, 1)
-        chunk_best, chunk_arg = sq.min(dim=1)
-        better = chunk_best < best  # strict: ties keep the lower label, like argmin
-        best = torch.where(better, chunk_best, best)
-        labels = torch.where(better, chunk_arg + start, labels)
-    chosen = c[labels].permute(0, 3, 1, 2)  # (B, 3, H, W)
-    distance = (x - chosen).pow(2).sum(dim=1).sqrt()
-    return labels, distance
-
-
-def denormalize(pred: torch.Tensor) -> torch.Tensor:
-    """Map an ImageNet-normalised ``(B, 3, H, W)`` RGB prediction back to 0..255 (clipped).
-
-    The model regresses the normalised target canvas; colours are compared in 0..255 units.
-    Computed in float32 (the model may run in half precision; colour distances should not).
-    """
-    if pred.ndim != 4 or pred.shape[1] != 3:
-        raise ValueError(f"pred must be (B, 3, H, W), got {tuple(pred.shape)}")
-    p = pred.float()
-    mean = torch.tensor(IMAGENET_MEAN, device=p.device, dtype=p.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=p.device, dtype=p.dtype).view(1, 3, 1, 1)
-    return ((p * std + mean) * 255.0).clamp_(0.0, 255.0)
 
 
 def random_colors(

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seggpt.colors import davis_palette
+from .colors import MAX_OBJECTS, davis_palette
 
 __all__ = [
     "MaskError",
@@ -51,12 +51,7 @@ __all__ = [
     "load_mask",
     "parse_mask",
     "object_ids",
-    "binary_masks",
-    "MAX_OBJECTS",
 ]
-
-#: Index PNGs hold ids 0..255, so at most 255 objects.
-MAX_OBJECTS = 255
 
 # A pixel is a blend when it lies on the segment between its two opposite neighbours within
 # this distance (0..255 units): rounding of the three channels alone moves it by about 1.
@@ -118,13 +113,6 @@ def object_ids(labels: np.ndarray) -> list[int]:
     """Sorted non-zero ids present in a label map."""
     ids = np.unique(np.asarray(labels))
     return [int(i) for i in ids if i != 0]
-
-
-def binary_masks(labels: np.ndarray, object_ids: list[int] | np.ndarray) -> np.ndarray:
-    """``(N, H, W)`` bool, one mask per requested id (an absent id gives an all-False mask)."""
-    labels = np.asarray(labels)
-    ids = np.asarray(list(object_ids), dtype=np.int64).reshape(-1, 1, 1)
-    return labels[None] == ids
 
 
 def load_mask(path: PathLike, *, allow_empty: bool = False) -> ParsedMask:

@@ -16,11 +16,16 @@ this implementation is built on them:
 Tokens are therefore carried as two tensors: `prompt` rows (B*K items, the top half) and `query` rows
 (B items, the bottom half). With K = 1 this is plain full-canvas attention, which is also how the
 training forward runs. Parameter names follow the official checkpoint, so it loads without renaming.
+
+The official code: https://github.com/baaivision/Painter/tree/main/SegGPT (``models_seggpt.py``); the
+paper: https://arxiv.org/abs/2304.03284.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -28,8 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SegGPTConfig, get_config
-
-EMBEDDING_TYPES = ("semantic", "instance")  # index = the official seg_type value
+from .weights import check_state, load_state, recommended_settings, save_state
 
 
 def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -333,27 +337,30 @@ class SegGPT(nn.Module):
         cls,
         name_or_path: str,
         device: Optional[Union[str, torch.device]] = None,
-        **kwargs,
+        config: Optional[Union[str, SegGPTConfig]] = None,
     ) -> "SegGPT":
         """Load a checkpoint: a preset of ours ("small"), a Hub id, a local file or folder.
 
-        See `seggpt.weights.load_model` for every accepted form. The weights stay fp32; reduced
-        precision is autocast, chosen per `SegGPTPredictor` (its `dtype`), never on the shared model.
+        See `seggpt.weights` for every accepted form; `config` overrides the config stored in or
+        inferred from the file. The keys are checked one by one (a wrong file names what is missing).
+        The weights stay fp32; reduced precision is autocast, chosen per `SegGPTPredictor` (its
+        `dtype`), never on the shared model. `recommended_settings` holds the engine settings the
+        file recommends for itself (its metadata), which `vos.VideoSegmenter` puts under its config.
         """
-        from .weights import load_model
-
-        model = load_model(name_or_path, **kwargs)
+        state, cfg, source = load_state(name_or_path, config)
+        model = cls(cfg)
+        check_state(model.state_dict(), state, source)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.recommended_settings = recommended_settings(source)
         model.eval()
         if device is not None:
             model.to(device)
         return model
 
-    def save_pretrained(self, path: str, recommended: Optional[Dict[str, Any]] = None) -> None:
-        """Save in our own format: one safetensors file with the config (and the engine settings
-        recommended for these weights, e.g. {"engine": {"memory": 2}}) in its metadata."""
-        from .weights import save_model
-
-        save_model(self, path, recommended=recommended)
+    def save_pretrained(self, path: "str | os.PathLike", recommended: Optional[Dict[str, Any]] = None) -> Path:
+        """Save in our own format (one safetensors file, the config and, optionally, the engine settings
+        recommended for these weights, e.g. {"engine": {"memory": 2}}, in its metadata); returns the file."""
+        return save_state(self.state_dict(), self.config, path, recommended)
 
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:
@@ -539,4 +546,4 @@ class SegGPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-__all__ = ["SegGPT", "EMBEDDING_TYPES", "get_rel_pos"]
+__all__ = ["SegGPT", "get_rel_pos"]

@@ -4,23 +4,81 @@ The one place where pixels meet the model: resizing to the model's image size (b
 as PIL does for the official code; masks nearest with PIL's pixel-centre rule), ImageNet
 normalisation, colour coding of label maps, batching, and the way back (denormalise, nearest colour,
 resize to the query's original size). The video engine and the image CLI both use it.
+
+The colour decoding of the model's output (:func:`denormalize`, :func:`decode_colors`) works on torch
+tensors on any device and in batches, because it runs before anything leaves the GPU; the colours
+themselves come from the torch-free ``seggpt.colors``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from .colors import IMAGENET_MEAN, IMAGENET_STD, decode_colors, denormalize, distinct_colors, palette
+from .colors import IMAGENET_MEAN, IMAGENET_STD, distinct_colors, palette
 from .model import SegGPT
 
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image
+ArrayLike = Union[np.ndarray, Image.Image]
 
-ArrayLike = Union[np.ndarray, "Image.Image"]  # a numpy array or a PIL image (PIL imported lazily)
+# Colours per chunk in decode_colors: bounds the temporary to (B, chunk, H, W) floats.
+_DECODE_CHUNK = 16
+
+
+def decode_colors(rgb: torch.Tensor, colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest-colour decoding of predicted RGB canvases.
+
+    Args:
+        rgb: ``(B, 3, H, W)`` float in 0..255 (see :func:`denormalize`), any device.
+        colors: ``(L, 3)`` colours of labels ``0..L-1`` (any numeric dtype).
+
+    Returns:
+        ``labels`` ``(B, H, W)`` long: the index of the nearest colour (squared L2), and
+        ``distance`` ``(B, H, W)`` float32: the Euclidean distance (0..255 units) from the pixel
+        to that colour. The model paints objects with the prompt colours, so a small distance
+        means a confident pixel; a pixel half-way between two colours is ambiguous.
+
+    The squared distance is expanded as ``|x|^2 - 2 x.c + |c|^2`` over chunks of colours, so the
+    temporary is ``(B, chunk, H, W)`` and never ``(B, L, H, W, 3)``. The expansion loses a little
+    precision, so the returned distance is recomputed exactly for the chosen colour.
+    """
+    if rgb.ndim != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"rgb must be (B, 3, H, W), got {tuple(rgb.shape)}")
+    if colors.ndim != 2 or colors.shape[1] != 3 or colors.shape[0] == 0:
+        raise ValueError(f"colors must be a non-empty (L, 3), got {tuple(colors.shape)}")
+    x = rgb.float()
+    c = colors.to(device=x.device, dtype=torch.float32)
+    x_sq = (x * x).sum(dim=1)  # (B, H, W)
+    best = torch.full_like(x_sq, float("inf"))
+    labels = torch.zeros(x_sq.shape, dtype=torch.long, device=x.device)
+    for start in range(0, c.shape[0], _DECODE_CHUNK):
+        chunk = c[start : start + _DECODE_CHUNK]
+        cross = torch.einsum("bchw,lc->blhw", x, chunk)
+        sq = x_sq.unsqueeze(1) - 2.0 * cross + (chunk * chunk).sum(dim=1).view(1, -1, 1, 1)
+        chunk_best, chunk_arg = sq.min(dim=1)
+        better = chunk_best < best  # strict: ties keep the lower label, like argmin
+        best = torch.where(better, chunk_best, best)
+        labels = torch.where(better, chunk_arg + start, labels)
+    chosen = c[labels].permute(0, 3, 1, 2)  # (B, 3, H, W)
+    distance = (x - chosen).pow(2).sum(dim=1).sqrt()
+    return labels, distance
+
+
+def denormalize(pred: torch.Tensor) -> torch.Tensor:
+    """Map an ImageNet-normalised ``(B, 3, H, W)`` RGB prediction back to 0..255 (clipped).
+
+    The model regresses the normalised target canvas; colours are compared in 0..255 units.
+    Computed in float32 (the model may run in half precision; colour distances should not).
+    """
+    if pred.ndim != 4 or pred.shape[1] != 3:
+        raise ValueError(f"pred must be (B, 3, H, W), got {tuple(pred.shape)}")
+    p = pred.float()
+    mean = torch.tensor(IMAGENET_MEAN, device=p.device, dtype=p.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=p.device, dtype=p.dtype).view(1, 3, 1, 1)
+    return ((p * std + mean) * 255.0).clamp_(0.0, 255.0)
 
 
 def _bilinear_taps(size_in: int, size_out: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,8 +181,6 @@ class SegGPTPredictor:
         """Frames (N of (H,W,3) uint8, or a (N,H,W,3) uint8 tensor) -> (N,3,h,w) normalised, on the device."""
         h, w = self.image_size
         if self.exact_resize:
-            from PIL import Image
-
             arrays = [np.asarray(Image.fromarray(_as_rgb_array(np.asarray(im))).resize((w, h), Image.BICUBIC))
                       for im in images]
             x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
@@ -367,4 +423,4 @@ class SegGPTPredictor:
         return results
 
 
-__all__ = ["SegGPTPredictor", "Prediction"]
+__all__ = ["SegGPTPredictor", "Prediction", "decode_colors", "denormalize"]

@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from seggpt.colors import davis_palette
+from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
+from seggpt.masks import MaskError, load_mask
+from seggpt.predictor import SegGPTPredictor
+from seggpt.weights import WeightsError
 
 EXIT_USAGE = 2
 
@@ -42,8 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_image(path: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
@@ -54,15 +60,6 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
-    import torch
-    from PIL import Image
-
-    from seggpt.colors import davis_palette
-    from seggpt.masks import MaskError, load_mask
-    from seggpt.predictor import SegGPTPredictor
-    from seggpt.weights import WeightsError
-    from vos.writers import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
-
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt:
         image = _read_image(image_path)

@@ -1,6 +1,10 @@
-"""Loading and saving SegGPT weights in every form users have them.
+"""SegGPT checkpoint files in every form users have them: find, read, check, write state dicts.
 
-Accepted sources (`load_model`):
+This module knows files, not the model class: ``SegGPT.from_pretrained`` (seggpt.model) builds the
+model from what :func:`load_state` returns, and ``SegGPT.save_pretrained`` writes through
+:func:`save_state`, so the import goes one way (model -> weights).
+
+Accepted sources (:func:`load_state`):
 * a preset with packaged weights of ours, e.g. ``"small"``;
 * a Hub id: ``"BAAI/seggpt-vit-large"`` (transformers layout: config.json + safetensors) or
   ``"BAAI/SegGPT"`` (the official ``seggpt_vit_large.pth``), fetched through huggingface_hub and its cache;
@@ -24,9 +28,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-from .config import PRESETS, SegGPTConfig
-from .model import SegGPT
+from .config import PRESETS, SegGPTConfig, get_config
+from .io import atomic_path
 
 FORMAT_TAG = "seggpt-vos/1"
 PACKAGED_DIR = Path(__file__).resolve().parent / "weights"
@@ -218,9 +224,6 @@ def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor],
         raise WeightsError(f"{path}: file not found")
     config = None
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
@@ -241,8 +244,6 @@ def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor],
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise WeightsError(f"{path}: no state dict found (expected a dict of tensors or {{'model': ...}})")
         state = obj
-        if "config" in state:  # never a tensor in practice; defensive
-            state.pop("config")
     if is_transformers_state_dict(state):
         state = from_transformers_keys(state)
     return state, config
@@ -288,10 +289,9 @@ def resolve(name_or_path: str) -> Tuple[Path, Optional[SegGPTConfig]]:
 
 
 def _download(repo_id: str) -> Tuple[Path, Optional[SegGPTConfig]]:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise WeightsError(f"{repo_id}: huggingface_hub is not installed; pip install huggingface_hub") from None
+    # imported here: huggingface_hub pulls in an HTTP stack that only a Hub download needs
+    from huggingface_hub import hf_hub_download
+
     filename = HUB_FILES.get(repo_id, "model.safetensors")
     try:
         file = Path(hf_hub_download(repo_id, filename))
@@ -309,8 +309,8 @@ def _download(repo_id: str) -> Tuple[Path, Optional[SegGPTConfig]]:
         ) from None
 
 
-def _check_keys(model: SegGPT, state: Dict[str, torch.Tensor], source: str) -> None:
-    expected = model.state_dict()
+def check_state(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor], source: str) -> None:
+    """WeightsError (one line) unless `state` has exactly the keys and shapes of `expected` (a model's state dict)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
 
@@ -333,19 +333,17 @@ def _check_keys(model: SegGPT, state: Dict[str, torch.Tensor], source: str) -> N
         )
 
 
-def load_model(name_or_path: str, config: "str | SegGPTConfig | None" = None) -> SegGPT:
-    """Build a SegGPT and fill it from any supported source (see the module docstring)."""
-    from .config import get_config
+def load_state(
+    name_or_path: str, config: "str | SegGPTConfig | None" = None
+) -> Tuple[Dict[str, torch.Tensor], SegGPTConfig, str]:
+    """The state dict (official key names), its config and the file it came from, for any source.
 
+    `config` (a preset name or a config) overrides the config stored in or inferred from the file.
+    """
     file, stored = resolve(str(name_or_path))
     state, in_file = read_checkpoint(file)
     cfg = get_config(config) if config is not None else (in_file or stored or infer_config(state, str(file)))
-    model = SegGPT(cfg)
-    _check_keys(model, state, str(file))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    #: the settings this file recommends for it (its metadata; `recommended_settings`), for the engine
-    model.recommended_settings = recommended_settings(file)
-    return model
+    return state, cfg, str(file)
 
 
 def recommended_settings(path: "str | os.PathLike") -> Dict[str, Any]:
@@ -357,8 +355,6 @@ def recommended_settings(path: "str | os.PathLike") -> Dict[str, Any]:
     path = Path(path)
     if path.suffix != ".safetensors" or not path.is_file():
         return {}
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             text = (f.metadata() or {}).get("recommended")
@@ -375,29 +371,28 @@ def recommended_settings(path: "str | os.PathLike") -> Dict[str, Any]:
     return data
 
 
-def save_model(model: SegGPT, path: "str | os.PathLike", recommended: Optional[Dict[str, Any]] = None) -> Path:
-    """Our own format: one safetensors file, config (and recommended settings) in the metadata; atomic."""
-    from safetensors.torch import save_file
+def save_state(state: Dict[str, torch.Tensor], config: SegGPTConfig, path: "str | os.PathLike",
+               recommended: Optional[Dict[str, Any]] = None) -> Path:
+    """Our own format: one safetensors file, config (and recommended settings) in the metadata; atomic.
+    Returns the file.
 
+    A folder gets ``model.safetensors``; another suffix is replaced by ``.safetensors``.
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / "model.safetensors" if path.is_dir() else path.with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    try:
-        meta = {"format": FORMAT_TAG, "config": model.config.to_json()}
-        if recommended:
-            meta["recommended"] = json.dumps(recommended, sort_keys=True)
-        save_file(state, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    meta = {"format": FORMAT_TAG, "config": config.to_json()}
+    if recommended:
+        meta["recommended"] = json.dumps(recommended, sort_keys=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
 __all__ = [
-    "WeightsError", "load_model", "save_model", "recommended_settings", "read_checkpoint", "infer_config", "resolve",
+    "WeightsError", "load_state", "save_state", "check_state", "recommended_settings", "read_checkpoint",
+    "infer_config", "resolve",
     "from_transformers_keys", "to_transformers_keys", "config_from_transformers", "config_to_transformers",
 ]

@@ -142,6 +142,24 @@ def test_davis2017_copy_first_all_objects(davis17, tmp_path, capsys):
     assert float(read_csv(out / "global_results-val.csv")[1][0]) == pytest.approx(glob["J&F-Mean"], abs=5e-4)
 
 
+def test_results_folder_holds_only_the_sequences_and_vos_benchmark_reads_it(davis17, tmp_path, capsys):
+    """Bookkeeping is one file beside the results: the sub-folders are exactly the sequences (a
+    `.progress` folder there made vos-benchmark refuse the folder), and vos-benchmark scores it as is."""
+    out = tmp_path / "res"
+    assert run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first")[0] == 0
+    names = (davis17 / "ImageSets" / "2017" / "val.txt").read_text().split()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(names)
+    assert (out / ".progress.jsonl").is_file()
+    assert run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first",
+               "--resume")[0] == 0  # resuming reads the same file and adds no folder
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(names)
+    from vos_benchmark.benchmark import benchmark
+
+    global_jf, _, _, _ = benchmark([str(davis17 / "Annotations" / "480p")], [str(out)], num_processes=1, verbose=False)
+    ours = float(read_csv(out / "global_results-val.csv")[1][0])
+    assert global_jf[0] / 100 == pytest.approx(ours, abs=0.02)
+
+
 def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
     out = tmp_path / "res"
     args = ["--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first"]
@@ -151,7 +169,7 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
     sentinel = np.zeros((48, 64), np.uint8)
     sentinel[0, 0] = 7
     Image.fromarray(sentinel, mode="L").convert("P").save(out / a / "00003.png")  # would be overwritten if redone
-    layout.marker_path(b).unlink()  # b was killed before its marker: unfinished
+    layout.begin(b)  # b started again and was killed before its marker: unfinished
     (out / b / "00004.png").unlink()
     (out / c / "00005.png").unlink()  # c has a marker but lost a frame: unfinished too
     code, _, _ = run(capsys, *args, "--resume")

@@ -1,4 +1,4 @@
-"""seggpt.colors: palettes against transformers, decoding round trips, random colours."""
+"""seggpt.colors (palettes, random colours, normalisation) and the colour decoding of seggpt.predictor."""
 
 from __future__ import annotations
 
@@ -10,16 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seggpt.colors import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    davis_palette,
-    decode_colors,
-    denormalize,
-    labels_to_rgb,
-    palette,
-    random_colors,
-)
+from seggpt.colors import IMAGENET_MEAN, IMAGENET_STD, davis_palette, normalize_image, palette, random_colors
+from seggpt.predictor import decode_colors, denormalize
 
 
 def _hf_processor():
@@ -50,20 +42,10 @@ def test_palette_hand_values():
 def test_davis_palette_known_entries():
     p = davis_palette()
     assert p.shape == (256, 3) and p.dtype == np.uint8
-    np.testing.assert_array_equal(p[:5], [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128]])
+    np.testing.assert_array_equal(p[:9], [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
+                                          [128, 0, 128], [0, 128, 128], [128, 128, 128], [64, 0, 0]])
     np.testing.assert_array_equal(p[255], [224, 224, 192])
     assert len({tuple(c) for c in p}) == 256
-
-
-def test_labels_to_rgb_and_errors():
-    labels = np.array([[0, 1], [2, 1]])
-    rgb = labels_to_rgb(labels, palette(2))
-    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
-    np.testing.assert_array_equal(rgb[0, 1], palette(2)[1])
-    with pytest.raises(ValueError, match="colours"):
-        labels_to_rgb(np.array([[3]]), palette(2))
-    with pytest.raises(ValueError):
-        labels_to_rgb(np.zeros((2, 2), dtype=np.float32), palette(2))
 
 
 def test_decode_round_trip_with_noise():
@@ -71,7 +53,7 @@ def test_decode_round_trip_with_noise():
     n = 20
     colors = palette(n)
     labels = rng.integers(0, n + 1, size=(3, 17, 23))
-    rgb = np.stack([labels_to_rgb(l, colors) for l in labels]).astype(np.float32)  # (B,H,W,3)
+    rgb = colors[labels].astype(np.float32)  # (B,H,W,3)
     noise = rng.uniform(-15, 15, size=rgb.shape).astype(np.float32)  # palette(20) is 85 apart
     x = torch.from_numpy(rgb + noise).permute(0, 3, 1, 2)
     got, dist = decode_colors(x, torch.from_numpy(colors))
@@ -123,6 +105,14 @@ def test_denormalize_inverts_imagenet_normalisation():
     assert denormalize(big).max().item() == 255.0 and denormalize(-big).min().item() == 0.0
 
 
+def test_numpy_normalisation_is_the_one_denormalize_inverts():
+    rgb = np.random.default_rng(3).integers(0, 256, size=(5, 6, 3)).astype(np.uint8)
+    normed = normalize_image(rgb)
+    assert normed.shape == (3, 5, 6) and normed.dtype == np.float32
+    back = denormalize(torch.from_numpy(normed)[None])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(back, rgb, atol=1e-3)
+
+
 def _pairwise_min(c: np.ndarray) -> float:
     c = c.astype(np.float64)
     d = np.sqrt(((c[:, None] - c[None]) ** 2).sum(-1))
@@ -151,7 +141,7 @@ def test_random_colors_relaxes_instead_of_looping():
 def test_random_colors_decode_to_their_labels(n, seed):
     colors = random_colors(n, np.random.default_rng(seed))
     labels = np.arange(n + 1).reshape(1, -1)
-    rgb = torch.from_numpy(labels_to_rgb(labels, colors)).permute(2, 0, 1)[None].float()
+    rgb = torch.from_numpy(colors[labels]).permute(2, 0, 1)[None].float()
     got, dist = decode_colors(rgb, torch.from_numpy(colors))
     np.testing.assert_array_equal(got[0].numpy(), labels)
     assert float(dist.max()) == 0.0

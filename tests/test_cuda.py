@@ -92,7 +92,8 @@ def test_engine_on_cuda_bf16_by_default_agrees_with_cpu():
 
 
 def test_training_step_on_cuda_with_bf16_autocast(tmp_path):
-    from seggpt.train import Trainer, load_config
+    from training.config import load_config
+    from training.trainer import Trainer
 
     cfg = load_config(None, ["model=test-tiny", f"out_dir={tmp_path}", "steps=6", "batch_size=4", "num_workers=0",
                              "eval_every=0", "ckpt_every=0", "warmup_steps=2", "progress=false", "device=cuda",

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vos.datasets import DAVIS, DatasetError, FolderDataset, YouTubeVOS, read_label_png
+from seggpt.io import read_label_png
+from seggpt.masks import MaskError
+from vos.datasets import DAVIS, DatasetError, FolderDataset, YouTubeVOS
 from vos.synthetic import make_clip, sequence_seed, write_davis2017, write_ytvos
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -183,8 +185,10 @@ def test_folder_dataset(tmp_path):
         FolderDataset(folder, tmp_path / "missing.png")
     with pytest.raises(DatasetError, match="frame folder not found"):
         next(iter(FolderDataset(tmp_path / "none", tmp_path / "mask.png")))
-    with pytest.raises(DatasetError, match="not an index PNG"):
+    with pytest.raises(MaskError, match="not an index PNG"):
         read_label_png(tmp_path / "rgb.png")
+    with pytest.raises(DatasetError, match="not an index PNG"):  # the readers say it as a DatasetError
+        rgb.read_annotation("frame2")
 
 
 def test_davis2016_original_frame_list_split_file(tmp_path):

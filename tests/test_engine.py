@@ -6,7 +6,8 @@ import torch
 from seggpt import SegGPT
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.config import ConfigError
-from vos.synthetic import make_clip, write_mp4
+from seggpt.io import write_mp4
+from vos.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from seggpt.masks import (
     EmptyMaskError,
     MaskError,
     ParsedMask,
-    binary_masks,
     load_mask,
     object_ids,
     parse_mask,
@@ -278,15 +277,9 @@ def test_arrays():
     np.testing.assert_array_equal(parse_mask(rgb).labels, np.where(lab == 3, 2, 0))  # DAVIS id 2
 
 
-def test_object_ids_and_binary_masks():
+def test_object_ids():
     lab = np.array([[0, 3, 3], [1, 0, 7]])
     assert object_ids(lab) == [1, 3, 7]
-    masks = binary_masks(lab, [3, 1, 9])
-    assert masks.shape == (3, 2, 3) and masks.dtype == bool
-    np.testing.assert_array_equal(masks[0], lab == 3)
-    np.testing.assert_array_equal(masks[1], lab == 1)
-    assert not masks[2].any()
-    assert binary_masks(lab, []).shape == (0, 2, 3)
 
 
 # ------------------------------------------------------------------------------------ errors

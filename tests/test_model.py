@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from reference import official_ensemble, transformers_loop, transformers_twin
+from benchmarks.reference import official_ensemble, transformers_loop, transformers_twin
 from seggpt import SegGPT, get_config
 from seggpt.predictor import SegGPTPredictor
 

@@ -2,8 +2,8 @@
 import numpy as np
 from PIL import Image
 
+from seggpt.io import read_label_png
 from seggpt.run import main
-from vos.writers import read_index_png
 
 
 def test_official_examples(shared_data, tiny_weights, tmp_path):
@@ -13,7 +13,7 @@ def test_official_examples(shared_data, tiny_weights, tmp_path):
                str(ex / "hmbb_3.jpg"), str(ex / "hmbb_2.jpg"), "--weights", tiny_weights, "--out", str(tmp_path)])
     assert rc == 0
     for stem in ("hmbb_3", "hmbb_2"):
-        labels = read_index_png(tmp_path / f"{stem}_mask.png")
+        labels = read_label_png(tmp_path / f"{stem}_mask.png")
         size = Image.open(ex / f"{stem}.jpg").size
         assert labels.shape == (size[1], size[0])
         assert set(np.unique(labels)) <= {0, 1}

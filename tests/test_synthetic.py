@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from seggpt.colors import davis_palette
+from seggpt.io import write_mp4
 from vos.synthetic import (
     Scene,
     SyntheticError,
@@ -20,7 +21,6 @@ from vos.synthetic import (
     make_pair,
     make_scene,
     write_davis2017,
-    write_mp4,
     write_ytvos,
 )
 
@@ -176,8 +176,17 @@ def test_write_mp4_round_trip(tmp_path):
     error = np.abs(blur(decoded) - blur(frames)).mean()
     assert error < 5 and error < 0.5 * np.abs(blur(decoded) - blur(frames[::-1])).mean()
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
-    with pytest.raises(SyntheticError, match="even"):
-        write_mp4(tmp_path / "odd.mp4", [np.zeros((63, 96, 3), np.uint8)])
-    with pytest.raises(SyntheticError, match="no frames"):
+    # changed by the redesign: the one mp4 writer pads odd sizes (this used to be refused)
+    with av.open(str(write_mp4(tmp_path / "odd.mp4", [np.zeros((63, 96, 3), np.uint8)]))) as container:
+        assert (container.streams.video[0].codec_context.height, container.streams.video[0].codec_context.width) == (64, 96)
+    with pytest.raises(ValueError, match="no frames"):
         write_mp4(tmp_path / "empty.mp4", [])
-    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "odd.mp4"]
+
+
+def test_dataset_writers_leave_no_temporary_file_on_error(tmp_path):
+    """A split list that cannot be written fails without leaving its temporary file behind."""
+    (tmp_path / "ImageSets" / "2017" / "val.txt").mkdir(parents=True)  # a folder where the file goes
+    with pytest.raises(OSError):
+        write_davis2017(tmp_path, 1, seed=0, num_frames=2, size=SIZE, num_objects=1)
+    assert [p.name for p in (tmp_path / "ImageSets" / "2017").iterdir()] == ["val.txt"]

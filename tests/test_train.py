@@ -1,4 +1,4 @@
-"""Tests for seggpt.train / seggpt.train_data: colour mapping, loss, training, resume, fine-tuning, CLI.
+"""Tests for the training package (config, data, trainer, CLI): colour mapping, loss, training, resume, fine-tuning.
 
 All runs use the "test-tiny" preset, batches of 2-4 canvases and no loader worker, so the file runs
 in well under a minute on 2 CPU cores.
@@ -13,15 +13,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seggpt.colors import denormalize
 from seggpt.config import get_config
 from seggpt.model import SegGPT
-from seggpt.train import Trainer, TrainError, load_config, main
-from seggpt.train_data import (
+from seggpt.predictor import denormalize
+from training.__main__ import main
+from training.config import TrainConfig, TrainError, load_config
+from training.data import (
     Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
     TrainDataError, object_weights,
 )
-from seggpt.weights import save_model
+from training.trainer import Trainer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -139,7 +140,7 @@ def test_loss_ignores_prompt_half():
 
 
 def test_few_steps_reduce_loss(tmp_path):
-    from seggpt.train import build_stream
+    from training.trainer import build_stream
 
     cfg = load_config(None, _tiny_overrides(tmp_path / "run", steps=30, batch_size=4, lr=3e-3))
     trainer = Trainer(cfg)
@@ -180,7 +181,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
 def test_finetune_starts_from_loaded_checkpoint(tmp_path):
     source = SegGPT("test-tiny")
     source.reset_parameters(seed=123)
-    path = save_model(source, tmp_path / "init.safetensors")
+    path = source.save_pretrained(tmp_path / "init.safetensors")
     cfg = load_config(None, _tiny_overrides(tmp_path / "ft", steps=2, init_from=str(path)))
     trainer = Trainer(cfg)
     for k, v in source.state_dict().items():
@@ -219,7 +220,7 @@ def test_video_pairs_from_davis_train():
 def test_folder_pairs_share_a_class(tmp_path):
     from PIL import Image
 
-    from seggpt.train_data import FolderPairs
+    from training.data import FolderPairs
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
@@ -259,7 +260,7 @@ def test_cli_end_to_end_with_override(tmp_path, capsys):
 
 
 def test_schedule_warmup_cosine_and_time():
-    from seggpt.train import lr_factor
+    from training.trainer import lr_factor
 
     assert lr_factor(0, 10, 110, 0.0) == pytest.approx(0.1)
     assert lr_factor(9, 10, 110, 0.0) == pytest.approx(1.0)
@@ -330,7 +331,8 @@ def test_object_weights_balance_small_objects_by_hand():
 
 
 def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
-    from seggpt.train import build_stream, data_config
+    from training.config import data_config
+    from training.trainer import build_stream
 
     stages = "[{at_step: 2, same_crop_prob: 0.0, synthetic_max_gap: 9, object_weight_max: 3}]"
     cfg = load_config(None, _tiny_overrides(tmp_path / "c", steps=4, curriculum=stages, accum_steps=2))
@@ -381,7 +383,7 @@ def test_shipped_training_configs_load():
 
 def test_curriculum_stages_share_the_video_index(tmp_path):
     """A stage that only changes the frame gap reuses the scanned dataset instead of reading it again."""
-    from seggpt.train import build_stream
+    from training.trainer import build_stream
     from vos.synthetic import write_davis2017
 
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
@@ -395,3 +397,36 @@ def test_curriculum_stages_share_the_video_index(tmp_path):
     assert late_videos.videos is early_videos.videos and len(early_videos) == 2
     with pytest.raises(TrainDataError, match="max_gap must be >= 1"):
         early_videos.with_max_gap(0)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_training_configs_hold_no_paths_outside_the_repository():
+    """Data roots and out_dir come from the command line; the shipped files work in any clone."""
+    for path in sorted((ROOT / "configs").glob("train_*.yaml")):
+        text = path.read_text()
+        assert "../" not in text and "/shared/" not in text, path
+        cfg = load_config(str(path))
+        assert cfg.davis_roots == cfg.ytvos_roots == cfg.folder_roots == [], path
+        assert cfg.out_dir == TrainConfig.out_dir, path  # the default, inside the working folder
+        assert not cfg.init_from or not cfg.init_from.startswith(("/", "..")), path
+    readme = (ROOT / "README.md").read_text()
+    training = readme[readme.index("## Training"):readme.index("## Benchmarks")]
+    commands = [line for line in training.splitlines() if " -m training" in line]
+    assert len(commands) >= 4 and not any("../" in line for line in commands)
+    assert all("out_dir=" in line for line in commands)
+
+
+def test_every_documented_entry_point_exists():
+    """`python -m X` in the README, the model card, the configs and RESULTS.md names a module that
+    exists (the training CLI moved from seggpt.train to `python -m training` in one step)."""
+    import importlib.util
+    import re
+
+    files = [ROOT / "README.md", ROOT / "seggpt" / "weights" / "small.md", ROOT / "benchmarks" / "RESULTS.md",
+             *sorted((ROOT / "configs").glob("*.yaml"))]
+    named = {m for f in files for m in re.findall(r"-m ([A-Za-z_][\w.]*)", f.read_text())}
+    assert {"training", "vos.run", "seggpt.run", "benchmarks.vos"} <= named
+    assert [m for m in sorted(named) if importlib.util.find_spec(m) is None] == []
+    assert not any("seggpt.train" in f.read_text() for f in files)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seggpt.io import read_label_png, save_index_png, write_mp4
 from vos.run import main
-from vos.synthetic import make_clip, write_mp4
-from vos.writers import read_index_png, save_index_png
+from vos.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_end_to_end_with_overlay_and_mid_video_mask(clip, tiny_weights, tmp_path
     assert rc == 0
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [f"{i:05d}.png" for i in range(12)]
-    assert np.array_equal(read_index_png(out / "00006.png"), labels[6])  # the annotated frame is the mask
+    assert np.array_equal(read_label_png(out / "00006.png"), labels[6])  # the annotated frame is the mask
     assert _decoded_frames(tmp_path / "ov.mp4") == 12
     ids = [int(v) for v in np.unique(labels[6]) if v]
     assert sorted(p.name for p in (out / "objects").iterdir()) == [f"{o:03d}" for o in ids]
@@ -66,7 +66,7 @@ def test_official_example_video(shared_data, tiny_weights, tmp_path):
     assert rc == 0
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 66
-    first = read_index_png(pngs[0])
+    first = read_label_png(pngs[0])
     assert first.shape == (480, 854) and set(np.unique(first)) == {0, 1}  # anti-aliased mask -> one object
     assert _decoded_frames(tmp_path / "v3.mp4") == 66
 
@@ -139,7 +139,7 @@ def test_resized_mask_with_same_aspect_and_antialiased_rgb(clip, tiny_weights, t
     assert rc == 0
     assert "soft.png: mask is 192x128, frames are 96x64: resized with nearest" in caplog.text
     assert "soft.png: anti-aliased" in caplog.text
-    assert set(np.unique(read_index_png(tmp_path / "o" / "00000.png"))) == {0, 1}
+    assert set(np.unique(read_label_png(tmp_path / "o" / "00000.png"))) == {0, 1}
 
 
 def test_no_traceback_in_a_real_process(clip, tmp_path):
@@ -193,6 +193,6 @@ def test_sigterm_is_handled_like_ctrl_c(tiny_weights, tmp_path):
     pngs = sorted(out.glob("*.png"))
     assert 3 <= len(pngs) < 150
     for p in pngs:
-        assert read_index_png(p).shape == (64, 96)  # every PNG written is whole
+        assert read_label_png(p).shape == (64, 96)  # every PNG written is whole
     assert not [p for p in tmp_path.rglob("*") if "tmp" in p.name], "temporary files left behind"
     assert not (tmp_path / "ov.mp4").exists()  # the unfinished overlay is removed, not left half-written

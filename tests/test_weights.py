@@ -4,9 +4,9 @@ import argparse
 import pytest
 import torch
 
-from reference import transformers_twin
+from benchmarks.reference import transformers_twin
 from seggpt import SegGPT, get_config
-from seggpt.weights import WeightsError, infer_config, load_model, read_checkpoint, save_model, to_transformers_keys
+from seggpt.weights import WeightsError, infer_config, read_checkpoint, to_transformers_keys
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def _same(a: SegGPT, b: SegGPT, inputs):
 
 
 def test_our_format_round_trip(model, inputs, tmp_path):
-    path = save_model(model, tmp_path / "tiny.safetensors")
+    path = model.save_pretrained(tmp_path / "tiny.safetensors")
     _same(model, SegGPT.from_pretrained(str(path)), inputs)
     # a folder holding it works too
     _same(model, SegGPT.from_pretrained(str(tmp_path)), inputs)
@@ -42,14 +42,14 @@ def test_transformers_save_pretrained_folder(model, inputs, tmp_path):
     loaded = SegGPT.from_pretrained(str(tmp_path / "hf"))
     _same(model, loaded, inputs)
     # the weights file alone (no config.json): config inferred from shapes and the layer rule
-    loaded2 = load_model(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny")
+    loaded2 = SegGPT.from_pretrained(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny")
     _same(model, loaded2, inputs)
 
 
 def test_transformers_bin_without_model_prefix(model, inputs, tmp_path):
     sd = {k[len("model."):] if k.startswith("model.") else k: v for k, v in to_transformers_keys(model.state_dict()).items()}
     torch.save(sd, tmp_path / "pytorch_model.bin")
-    _same(model, load_model(str(tmp_path / "pytorch_model.bin"), config="test-tiny"), inputs)
+    _same(model, SegGPT.from_pretrained(str(tmp_path / "pytorch_model.bin"), config="test-tiny"), inputs)
 
 
 def test_official_pth_forms(model, inputs, tmp_path):
@@ -57,9 +57,9 @@ def test_official_pth_forms(model, inputs, tmp_path):
     # {"model": ...} with MAE-style extras: an argparse Namespace, optimizer state, epoch
     torch.save({"model": sd, "args": argparse.Namespace(lr=1e-4), "optimizer": {"state": {}}, "epoch": 3},
                tmp_path / "ckpt.pth")
-    _same(model, load_model(str(tmp_path / "ckpt.pth"), config="test-tiny"), inputs)
+    _same(model, SegGPT.from_pretrained(str(tmp_path / "ckpt.pth"), config="test-tiny"), inputs)
     torch.save(sd, tmp_path / "bare.pth")
-    _same(model, load_model(str(tmp_path / "bare.pth"), config="test-tiny"), inputs)
+    _same(model, SegGPT.from_pretrained(str(tmp_path / "bare.pth"), config="test-tiny"), inputs)
 
 
 class _NoInit(SegGPT):
@@ -73,32 +73,32 @@ def test_config_inferred_from_official_shapes():
     with torch.device("meta"):
         meta = _NoInit(cfg)
     assert infer_config(meta.state_dict()) == cfg
-    assert sum(p.numel() for p in meta.parameters()) == 370_723_203  # REFERENCE.md: the official count
+    assert sum(p.numel() for p in meta.parameters()) == 370_723_203  # the official ViT-L checkpoint's parameter count
 
 
 def test_damaged_files_give_clear_errors(model, tmp_path):
-    good = save_model(model, tmp_path / "good.safetensors")
+    good = model.save_pretrained(tmp_path / "good.safetensors")
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="truncated.safetensors"):
-        load_model(str(truncated))
+        SegGPT.from_pretrained(str(truncated))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint at all")
     with pytest.raises(WeightsError, match="junk.pth: cannot read"):
-        load_model(str(junk))
+        SegGPT.from_pretrained(str(junk))
     sd = dict(model.state_dict())
     del sd["blocks.1.attn.qkv.weight"]
     sd["extra.weight"] = torch.zeros(1)
     torch.save({"model": sd}, tmp_path / "partial.pth")
     with pytest.raises(WeightsError, match=r"missing keys: blocks\.1\.attn\.qkv\.weight; unexpected keys: extra\.weight"):
-        load_model(str(tmp_path / "partial.pth"), config="test-tiny")
+        SegGPT.from_pretrained(str(tmp_path / "partial.pth"), config="test-tiny")
     with pytest.raises(WeightsError, match="shape mismatch"):
-        load_model(str(good), config=get_config("test-tiny").replace(mlp_ratio=2.0))
+        SegGPT.from_pretrained(str(good), config=get_config("test-tiny").replace(mlp_ratio=2.0))
     torch.save({"model": {"foo": torch.zeros(1)}}, tmp_path / "other.pth")
     with pytest.raises(WeightsError, match="not a SegGPT checkpoint"):
-        load_model(str(tmp_path / "other.pth"))
+        SegGPT.from_pretrained(str(tmp_path / "other.pth"))
     with pytest.raises(WeightsError, match="no such file"):
-        load_model(str(tmp_path / "missing.pth"))
+        SegGPT.from_pretrained(str(tmp_path / "missing.pth"))
 
 
 def test_pickled_code_is_never_run(tmp_path):
@@ -118,7 +118,7 @@ def test_hub_id_offline_error_says_how_to_get_it(monkeypatch, tmp_path):
 
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     with pytest.raises(WeightsError, match=r"BAAI/seggpt-vit-large: cannot fetch .*--weights"):
-        load_model("BAAI/seggpt-vit-large")
+        SegGPT.from_pretrained("BAAI/seggpt-vit-large")
 
 
 def test_hub_cache_is_used(model, inputs, tmp_path, monkeypatch):
@@ -135,7 +135,7 @@ def test_hub_cache_is_used(model, inputs, tmp_path, monkeypatch):
         return str(tmp_path / "snap" / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    _same(model, load_model("someone/seggpt-tiny"), inputs)
+    _same(model, SegGPT.from_pretrained("someone/seggpt-tiny"), inputs)
     assert calls == [("someone/seggpt-tiny", "model.safetensors"), ("someone/seggpt-tiny", "config.json")]
 
 

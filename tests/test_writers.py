@@ -1,263 +1,38 @@
-"""Tests for vos.writers: real PNGs read back with PIL, real mp4s decoded with PyAV."""
+"""Tests for vos.writers: the overlay video and the background writer thread."""
 
 from __future__ import annotations
 
-import os
-import stat
 import threading
 import time
-from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
-from vos.writers import (
-    BackgroundWriter,
-    OutputError,
-    OverlayVideoWriter,
-    atomic_path,
-    davis_palette,
-    ensure_output_dir,
-    overlay,
-    read_index_png,
-    save_index_png,
-)
-
-
-def leftovers(folder: Path) -> list[str]:
-    """Temporary files a writer could have left behind."""
-    return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name or p.name.startswith("."))
-
-
-def decode(path: Path) -> tuple[list[np.ndarray], tuple[Fraction, int, int], str]:
-    """Frames, (average rate, height, width) and codec name of a video, read with PyAV."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-        return frames, (stream.average_rate, stream.codec_context.height, stream.codec_context.width), \
-            stream.codec_context.name
-
-
-def labels_example(h: int = 33, w: int = 47) -> np.ndarray:
-    lab = np.zeros((h, w), np.uint8)
-    lab[4:20, 3:21] = 1
-    lab[12:30, 24:44] = 2
-    lab[0:3, 40:47] = 255
-    return lab
-
-
-# --------------------------------------------------------------------------- palette and PNGs
-
-
-def test_davis_palette_values():
-    pal = davis_palette()
-    assert pal.shape == (256, 3) and pal.dtype == np.uint8
-    assert pal[:9].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
-                                [128, 0, 128], [0, 128, 128], [128, 128, 128], [64, 0, 0]]
-    assert pal[255].tolist() == [224, 224, 192]
-    assert len({tuple(c) for c in pal}) == 256  # every id has its own colour
-
-
-def test_index_png_round_trip_keeps_palette(tmp_path):
-    lab = labels_example()
-    path = tmp_path / "00000.png"
-    save_index_png(path, lab)
-    with Image.open(path) as image:
-        assert image.mode == "P"
-        assert image.getpalette()[:768] == davis_palette().reshape(-1).tolist()
-    assert np.array_equal(read_index_png(path), lab)
-    assert leftovers(tmp_path) == []
-
-
-def test_index_png_custom_palette_and_int_labels(tmp_path):
-    pal = np.array([[0, 0, 0], [10, 20, 30], [200, 100, 50]], np.uint8)
-    lab = (np.arange(12).reshape(3, 4) % 3).astype(np.int64)
-    save_index_png(tmp_path / "a.png", lab, pal)
-    with Image.open(tmp_path / "a.png") as image:
-        assert image.getpalette()[:9] == pal.reshape(-1).tolist()
-        assert np.array_equal(np.array(image.convert("RGB")), pal[lab])
-    assert np.array_equal(read_index_png(tmp_path / "a.png"), lab)
-
-
-def test_index_png_rejects_bad_labels(tmp_path):
-    with pytest.raises(ValueError, match=r"bad\.png: label values must be in 0\.\.255, got 0\.\.300"):
-        save_index_png(tmp_path / "bad.png", np.array([[0, 300]]))
-    with pytest.raises(ValueError, match="must be an \\(H, W\\) array"):
-        save_index_png(tmp_path / "bad.png", np.zeros((2, 2, 3), np.uint8))
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_read_index_png_rejects_rgb(tmp_path):
-    Image.new("RGB", (4, 4)).save(tmp_path / "rgb.png")
-    with pytest.raises(ValueError, match=r"rgb\.png: not an index PNG \(mode RGB"):
-        read_index_png(tmp_path / "rgb.png")
-
-
-def test_save_index_png_missing_folder(tmp_path):
-    with pytest.raises(OutputError, match=r"no_dir.*does not exist"):
-        save_index_png(tmp_path / "no_dir" / "0.png", np.zeros((2, 2), np.uint8))
-
-
-# --------------------------------------------------------------------------- atomic_path
-
-
-def test_atomic_path_final_name_appears_only_on_success(tmp_path):
-    final = tmp_path / "result.txt"
-    with atomic_path(final) as tmp:
-        assert tmp.parent == tmp_path and tmp != final
-        assert tmp.suffix == ".txt"
-        tmp.write_text("complete")
-        assert not final.exists()
-    assert final.read_text() == "complete"
-    assert leftovers(tmp_path) == []
-
-
-def test_atomic_path_exception_leaves_nothing(tmp_path):
-    final = tmp_path / "result.txt"
-    with pytest.raises(RuntimeError, match="killed"):
-        with atomic_path(final) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_path_failure_keeps_previous_file(tmp_path):
-    final = tmp_path / "result.txt"
-    final.write_text("old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(final) as tmp:
-            tmp.write_text("new but incomplete")
-            raise KeyboardInterrupt
-    assert final.read_text() == "old"
-    assert leftovers(tmp_path) == []
-
-
-def test_atomic_path_nothing_written(tmp_path):
-    with pytest.raises(OutputError, match=r"out\.bin: nothing was written"):
-        with atomic_path(tmp_path / "out.bin"):
-            pass
-
-
-def test_atomic_path_onto_a_folder(tmp_path):
-    (tmp_path / "taken").mkdir()
-    with pytest.raises(OutputError, match="taken: cannot move the finished file into place"):
-        with atomic_path(tmp_path / "taken") as tmp:
-            tmp.write_text("x")
-    assert leftovers(tmp_path) == []
-
-
-# --------------------------------------------------------------------------- overlay
-
-
-def test_overlay_blend_and_contour():
-    lab = labels_example()
-    frame = np.full((*lab.shape, 3), 100, np.uint8)
-    pal = davis_palette()
-    out = overlay(frame, lab, pal, alpha=0.5)
-    assert out.dtype == np.uint8 and out.shape == frame.shape
-    assert (out[lab == 0] == 100).all()  # background untouched
-    assert out[10, 10].tolist() == [114, 50, 50]  # interior of object 1: (100 + 128) / 2, 100 / 2
-    assert out[20, 30].tolist() == [50, 114, 50]  # interior of object 2
-    assert out[4, 10].tolist() == [128, 0, 0]  # top edge of object 1: full colour contour
-    assert out[29, 30].tolist() == [0, 128, 0]  # bottom edge of object 2
-    assert (frame == 100).all()  # input not modified
-    plain = overlay(frame, lab, pal, alpha=0.5, contour=False)
-    assert plain[4, 10].tolist() == [114, 50, 50]
-    assert np.array_equal(overlay(frame, lab, pal, alpha=0.0, contour=False), frame)
-
-
-def test_overlay_errors():
-    frame = np.zeros((4, 4, 3), np.uint8)
-    with pytest.raises(ValueError, match="differ in size"):
-        overlay(frame, np.zeros((4, 5), np.uint8))
-    with pytest.raises(ValueError, match="label values must be in 0..2"):
-        overlay(frame, np.full((4, 4), 3), palette=np.zeros((3, 3), np.uint8))
-    with pytest.raises(ValueError, match="HxWx3 uint8"):
-        overlay(frame.astype(np.float32), np.zeros((4, 4), np.uint8))
+from seggpt.colors import davis_palette
+from seggpt.io import OutputError, overlay, read_label_png, save_index_png
+from vos.writers import BackgroundWriter, OverlayVideoWriter
 
 
 # --------------------------------------------------------------------------- overlay video
 
 
-def frames_for(n: int, h: int, w: int) -> list[np.ndarray]:
-    return [np.full((h, w, 3), 10 + 12 * i, np.uint8) for i in range(n)]
-
-
-def test_overlay_video_decodable_with_count_and_fps(tmp_path):
-    path = tmp_path / "overlay.mp4"
-    with OverlayVideoWriter(path, fps=12.5, size=(48, 64)) as writer:
-        for frame in frames_for(15, 48, 64):
-            writer.write(frame)
-            assert not path.exists()  # nothing under the final name while writing
-    assert writer.codec == "libx264" and writer.frames_written == 15
-    frames, (rate, h, w), codec = decode(path)
-    assert codec == "h264"
-    assert len(frames) == 15
-    assert rate == Fraction(25, 2)
-    assert (h, w) == (48, 64)
-    for i, frame in enumerate(frames):
-        assert abs(float(frame.mean()) - (10 + 12 * i)) < 2.5
-    assert leftovers(tmp_path) == []
-
-
-def test_overlay_video_ntsc_rate(tmp_path):
-    path = tmp_path / "ntsc.mp4"
-    with OverlayVideoWriter(path, fps=30000 / 1001, size=(32, 32)) as writer:
-        for frame in frames_for(6, 32, 32):
-            writer.write(frame)
-    _, (rate, _, _), _ = decode(path)
-    assert rate == Fraction(30000, 1001)
-
-
-def test_overlay_video_odd_size_is_padded(tmp_path):
-    path = tmp_path / "odd.mp4"
-    frame = np.zeros((33, 47, 3), np.uint8)
-    frame[:, -1] = 200  # last column and row: replicated into the padding
-    frame[-1, :] = 200
-    with OverlayVideoWriter(path, fps=10, size=(33, 47)) as writer:
-        assert writer.output_size == (34, 48)
-        for _ in range(4):
-            writer.write(frame)
-    frames, (_, h, w), _ = decode(path)
-    assert (h, w) == (34, 48) and len(frames) == 4
-    assert frames[0][:30, -2:].mean() > 180 and frames[0][-2:, :40].mean() > 180
-    assert frames[0][:28, :40].mean() < 10
-
-
-def test_overlay_video_abort_and_exception_leave_nothing(tmp_path):
-    writer = OverlayVideoWriter(tmp_path / "a.mp4", fps=10, size=(32, 32))
-    for frame in frames_for(5, 32, 32):
-        writer.write(frame)
-    assert not (tmp_path / "a.mp4").exists()
-    writer.abort()
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(RuntimeError, match="model crashed"):
-        with OverlayVideoWriter(tmp_path / "b.mp4", fps=10, size=(32, 32)) as writer:
-            writer.write(frames_for(1, 32, 32)[0])
-            raise RuntimeError("model crashed")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_overlay_video_wrong_frame_and_fallback_codec(tmp_path, caplog):
-    with OverlayVideoWriter(tmp_path / "m.mp4", fps=8, size=(32, 48), codec="no-such-encoder") as writer:
-        assert writer.codec == "mpeg4"
-        with pytest.raises(ValueError, match=r"expected a 32x48x3 uint8 frame"):
-            writer.write(np.zeros((48, 32, 3), np.uint8))
-        for frame in frames_for(7, 32, 48):
-            writer.write(frame)
-    assert "writing MPEG-4 Part 2 instead" in caplog.text
-    frames, (rate, _, _), codec = decode(tmp_path / "m.mp4")
-    assert codec == "mpeg4" and len(frames) == 7 and rate == 8
-    for i, frame in enumerate(frames):
-        assert abs(float(frame.mean()) - (10 + 12 * i)) < 3
-
-
-def test_overlay_video_unwritable_destination(tmp_path):
-    with pytest.raises(OutputError, match="does not exist"):
-        OverlayVideoWriter(tmp_path / "missing" / "o.mp4", fps=10, size=(32, 32))
+def test_overlay_video_writes_the_blended_frames(tmp_path):
+    labels = np.zeros((32, 48), np.uint8)
+    labels[8:24, 10:30] = 2
+    frames = [np.full((32, 48, 3), 60 + 20 * i, np.uint8) for i in range(5)]
+    with OverlayVideoWriter(tmp_path / "o.mp4", fps=10, size=(32, 48), palette=davis_palette()) as writer:
+        for frame in frames:
+            writer.write_labels(frame, labels)
+    assert writer.frames_written == 5
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+    assert len(decoded) == 5
+    for got, frame in zip(decoded, frames):
+        want = overlay(frame, labels, davis_palette()).astype(int)
+        assert np.abs(got[12:20, 14:26].astype(int) - want[12:20, 14:26]).mean() < 4  # inside the object
+        assert np.abs(got[:4, :8].astype(int) - want[:4, :8]).mean() < 4  # background
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]
 
 
 # --------------------------------------------------------------------------- background writer
@@ -270,7 +45,7 @@ def test_background_writer_runs_in_order_and_writes_pngs(tmp_path):
             writer.submit(save_index_png, tmp_path / f"{i:05d}.png", np.full((4, 4), i, np.uint8))
             writer.submit(done.append, i)
     assert done == list(range(10))
-    assert [int(read_index_png(tmp_path / f"{i:05d}.png")[0, 0]) for i in range(10)] == list(range(10))
+    assert [int(read_label_png(tmp_path / f"{i:05d}.png")[0, 0]) for i in range(10)] == list(range(10))
     assert not any(t.name == "vos-writer" for t in threading.enumerate())
 
 
@@ -329,34 +104,3 @@ def test_background_writer_body_error_wins():
             raise KeyError("body")
 
 
-# --------------------------------------------------------------------------- ensure_output_dir
-
-
-def test_ensure_output_dir_creates_nested(tmp_path):
-    out = ensure_output_dir(tmp_path / "a" / "b")
-    assert out == tmp_path / "a" / "b" and out.is_dir()
-    assert list(out.iterdir()) == []  # the probe file is gone
-    assert ensure_output_dir(out) == out  # existing folder is fine
-
-
-def test_ensure_output_dir_on_a_file(tmp_path):
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match=r"file: exists and is not a folder"):
-        ensure_output_dir(tmp_path / "file")
-    with pytest.raises(OutputError, match=r"cannot create the folder"):
-        ensure_output_dir(tmp_path / "file" / "sub")
-
-
-def test_ensure_output_dir_read_only(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("chmod does not restrict this user (root)")
-        with pytest.raises(OutputError, match=r"ro: the folder is not writable"):
-            ensure_output_dir(folder)
-        with pytest.raises(OutputError, match=r"cannot create the folder"):
-            ensure_output_dir(folder / "sub")
-    finally:
-        folder.chmod(stat.S_IRWXU)

@@ -5,7 +5,8 @@ never decodes a whole video, so a harness can iterate over thousands of sequence
 one to a frame-streaming engine. The only pixels read up front are one annotation PNG per
 sequence (to learn the object ids and the frame size).
 
-Layouts (see REFERENCE.md sections 2 and 3):
+Layouts (the DAVIS challenge's https://davischallenge.org/davis2017/code.html and YouTube-VOS's
+https://youtube-vos.org/dataset/vos/ descriptions):
 
 * DAVIS: ``JPEGImages/<res>/<seq>/*.jpg``, ``Annotations/<res>/<seq>/*.png``,
   ``ImageSets/<year>/<split>.txt``. DAVIS 2016 masks are single-object (0/255 grayscale in the
@@ -28,8 +29,10 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from seggpt.io import read_label_png
+from seggpt.masks import MaskError
+
 from .video import IMAGE_EXTENSIONS, natural_key
-from .writers import read_index_png
 
 __all__ = [
     "DatasetError",
@@ -37,11 +40,11 @@ __all__ = [
     "DAVIS",
     "YouTubeVOS",
     "FolderDataset",
-    "read_label_png",
     "list_frames",
+    "pngs_by_stem",
 ]
 
-# Same extensions as vos.video.FolderSource, so both see the same frames of a folder.
+
 class DatasetError(ValueError):
     """A dataset folder or file is missing or malformed; the message names the path."""
 
@@ -57,22 +60,24 @@ def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_E
     return sorted(frames, key=lambda p: natural_key(p.name))
 
 
-def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
-    """Read an index mask (palette "P", grayscale "L"/"I") as an (H, W) uint8 label map.
+def pngs_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
+    """Every ``*.png`` of ``folder`` by file stem (the frame name), in natural order; {} if no folder.
 
-    binary=True gives the DAVIS 2016 convention: every non-zero pixel is object 1. RGB images
-    are rejected: their colours need a palette decision that belongs to the engine's mask parser.
+    How annotation folders are indexed: DAVIS ground truth, YouTube-VOS annotations (a training
+    video's PNGs hold all its objects), result folders.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation file not found")
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name))}
+
+
+def _read_labels(path: Path, binary: bool = False) -> np.ndarray:
+    """``seggpt.io.read_label_png`` with its error as a DatasetError (what this module's callers catch)."""
     try:
-        labels = read_index_png(path)
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read image ({err})") from None
-    except ValueError as err:
+        return read_label_png(path, binary=binary)
+    except MaskError as err:
         raise DatasetError(str(err)) from None
-    return (labels > 0).astype(np.uint8) if binary else labels
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -119,7 +124,7 @@ class Sequence:
         """Prompt mask of ``frame_name`` as (H, W) uint8 ids (YouTube-VOS: 0 = not given)."""
         if frame_name not in self.annotations:
             raise DatasetError(f"{self.name}: no annotation for frame {frame_name}")
-        return read_label_png(self.annotations[frame_name], binary=self.binary_masks)
+        return _read_labels(self.annotations[frame_name], binary=self.binary_masks)
 
     def objects_first_given_at(self, frame_name: str) -> list[int]:
         """Object ids whose prompt mask is given at ``frame_name`` (new objects there)."""
@@ -135,17 +140,11 @@ class Sequence:
             raise DatasetError(f"{self.name}: ground truth missing for frames {missing[:5]}{'...' if len(missing) > 5 else ''}")
         labels = np.zeros((len(names), *self.size), dtype=np.uint8)
         for i, frame in enumerate(names):
-            mask = read_label_png(self.ground_truth[frame], binary=self.binary_masks)
+            mask = _read_labels(self.ground_truth[frame], binary=self.binary_masks)
             if mask.shape != self.size:
                 raise DatasetError(f"{self.ground_truth[frame]}: size {mask.shape} differs from the sequence size {self.size}")
             labels[i] = mask
         return labels
-
-
-def _pngs_by_stem(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name))}
 
 
 class _Sequences:
@@ -229,12 +228,12 @@ class DAVIS(_Sequences):
             raise DatasetError(f"{self.root}: sequence {name!r} is not in the {self.year} {self.split} split")
         frame_paths = list_frames(self.images_root / name, (".jpg", ".jpeg"))
         frame_names = [p.stem for p in frame_paths]
-        gt = _pngs_by_stem(self.masks_root / name)
+        gt = pngs_by_stem(self.masks_root / name)
         first = frame_names[0]
         if first not in gt:
             raise DatasetError(f"{self.masks_root / name / (first + '.png')}: first-frame annotation not found")
         binary = self.year == 2016
-        first_mask = read_label_png(gt[first], binary=binary)
+        first_mask = _read_labels(gt[first], binary=binary)
         first_mask[first_mask == 255] = 0  # void is not an object
         object_ids = list(range(1, int(first_mask.max()) + 1))
         return Sequence(
@@ -326,7 +325,7 @@ class YouTubeVOS(_Sequences):
         missing = [f for f in to_save if f not in known]
         if missing:
             raise DatasetError(f"{frames_dir}: frames listed in meta.json are missing: {missing[:5]}")
-        masks = _pngs_by_stem(self.masks_root / name)
+        masks = pngs_by_stem(self.masks_root / name)
         if not masks:
             raise DatasetError(f"{self.masks_root / name}: no annotation PNGs")
         first_frame = {}
@@ -336,7 +335,7 @@ class YouTubeVOS(_Sequences):
                 raise DatasetError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
             first_frame[obj] = first
         annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=natural_key)}
-        gt = _pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
+        gt = pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
         return Sequence(
             name=name,
             frames_dir=frames_dir,
@@ -387,7 +386,7 @@ class FolderDataset(_Sequences):
             mode = image.mode
         object_ids: list[int] = []
         if mode == "P":  # grayscale/RGB masks may be anti-aliased: the engine's mask parser decides
-            labels = read_label_png(self.mask_path)
+            labels = _read_labels(self.mask_path)
             object_ids = [int(v) for v in np.unique(labels) if v not in (0, 255)]
         return Sequence(
             name=name,

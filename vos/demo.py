@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .synthetic import iter_clip, make_clip, write_mp4
-from .writers import save_index_png
+from seggpt.io import save_index_png, write_mp4
+
+from .synthetic import iter_clip, make_clip
 
 
 def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int = 2, seed: int = 7,

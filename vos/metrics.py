@@ -30,7 +30,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ from typing import Callable, Iterable, Union
 
 import cv2
 import numpy as np
+
+from seggpt.io import atomic_write_text
 
 __all__ = [
     "MetricsError",
@@ -366,18 +367,6 @@ def _format_cell(value: object) -> str:
     return str(value)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _csv_text(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -406,7 +395,7 @@ def write_official_csvs(
         raise MetricsError(f"global results lack {missing}")
     global_path = folder / f"global_results-{split}.csv"
     seq_path = folder / f"per-sequence_results-{split}.csv"
-    _atomic_write_text(global_path, _csv_text(GLOBAL_COLUMNS, [[float(global_results[k]) for k in GLOBAL_COLUMNS]]))
+    atomic_write_text(global_path, _csv_text(GLOBAL_COLUMNS, [[float(global_results[k]) for k in GLOBAL_COLUMNS]]))
     seq_rows = [[row["Sequence"], float(row["J-Mean"]), float(row["F-Mean"])] for row in per_sequence]
-    _atomic_write_text(seq_path, _csv_text(PER_SEQUENCE_COLUMNS, seq_rows))
+    atomic_write_text(seq_path, _csv_text(PER_SEQUENCE_COLUMNS, seq_rows))
     return global_path, seq_path

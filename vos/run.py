@@ -30,8 +30,8 @@ from seggpt.weights import WeightsError
 from vos.config import RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
 from vos.video import VideoError, open_source
-from vos.writers import (BackgroundWriter, OutputError, OverlayVideoWriter, ensure_output_dir, overlay,
-                         read_index_png, save_index_png)
+from seggpt.io import OutputError, ensure_output_dir, read_label_png, save_index_png, save_object_pngs
+from vos.writers import BackgroundWriter, OverlayVideoWriter
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -144,18 +144,13 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
 
     total = (end - start) if end is not None else None
     bar = tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name)
-    binary_palette = np.zeros((256, 3), np.uint8)
-    binary_palette[1] = 255
     t0 = time.perf_counter()
     written = 0
 
     def emit(writer: BackgroundWriter, idx: int, frame_labels: np.ndarray) -> None:
         writer.submit(save_index_png, out_dir / f"{name(idx)}.png", frame_labels, pal)
         if args.object_masks:
-            for o in ids:
-                path = out_dir / "objects" / f"{o:03d}" / f"{name(idx)}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer.submit(save_index_png, path, (frame_labels == o).astype(np.uint8), binary_palette)
+            writer.submit(save_object_pngs, out_dir / "objects", name(idx), frame_labels, ids)
 
     video: Optional[OverlayVideoWriter] = None
     try:
@@ -167,16 +162,16 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
                         written += 1
                         bar.update(1)
         if args.overlay:
-            video = OverlayVideoWriter(args.overlay, source.fps, source.size)
+            video = OverlayVideoWriter(args.overlay, source.fps, source.size, palette=pal)
             # the frames segmented backwards go into the video in order, from the PNGs just written
             for idx, frame in source.iter_frames(start, mask_frame):
-                video.write(overlay(frame, read_index_png(out_dir / f"{name(idx)}.png"), pal))
+                video.write_labels(frame, read_label_png(out_dir / f"{name(idx)}.png"))
         with BackgroundWriter(maxsize=32) as writer:
             fwd = None if end is None else end - mask_frame
             for r in seg.propagate(state, mask_frame, max_frames=fwd):
                 emit(writer, r.frame_idx, r.labels)
                 if video is not None:  # composed and encoded on the writer thread, in order
-                    writer.submit(_write_overlay, video, r.frame, r.labels, pal)
+                    writer.submit(video.write_labels, r.frame, r.labels)
                 written += 1
                 bar.update(1)
         if video is not None:
@@ -190,10 +185,6 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     seconds = time.perf_counter() - t0
     return dict(frames=written, seconds=seconds, fps=written / max(seconds, 1e-9), out=str(out_dir),
                 overlay=args.overlay, objects=ids)
-
-
-def _write_overlay(video, frame: np.ndarray, labels: np.ndarray, pal: np.ndarray) -> None:
-    video.write(overlay(frame, labels, pal))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -14,7 +14,8 @@ exercise the same difficulties:
   does not grow with the length (``iter_clip`` streams a 10,000-frame video in constant memory).
 
 Writers produce the DAVIS 2017 and YouTube-VOS layouts read by ``vos.datasets`` (palette PNGs
-with the DAVIS palette, JPEG frames, atomic writes) and mp4 files through PyAV.
+with the DAVIS palette, JPEG frames), written atomically through ``seggpt.io`` (videos of a clip:
+``seggpt.io.write_mp4``).
 
 Training pairs: ``make_pair`` renders two frames of one random scene a few frames apart (the
 prompt and the query) with their label maps.
@@ -25,17 +26,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from seggpt.colors import davis_palette  # the project's one DAVIS palette
+from seggpt.io import atomic_path, atomic_write_text, save_index_png
 
 __all__ = [
     "SyntheticError",
@@ -46,7 +45,6 @@ __all__ = [
     "make_pair",
     "write_davis2017",
     "write_ytvos",
-    "write_mp4",
     "sequence_seed",
 ]
 
@@ -60,36 +58,20 @@ class SyntheticError(ValueError):
 # ----------------------------------------------------------------------------- file output
 
 
-def _atomic_save(image: Image.Image, path: Path, **options) -> None:
-    """Save next to the target then rename, so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_labels(labels: np.ndarray, path: Path) -> None:
-    image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8))
-    image.putpalette(davis_palette().reshape(-1).tolist())  # L -> P with the DAVIS colours
-    _atomic_save(image, path, format="PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_index_png(path, labels)  # the DAVIS palette, as in the benchmark files
 
 
 def _save_jpeg(frame: np.ndarray, path: Path, quality: int) -> None:
-    _atomic_save(Image.fromarray(frame), path, format="JPEG", quality=quality)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
 
 
 # ----------------------------------------------------------------------------- textures
@@ -456,7 +438,7 @@ def write_davis2017(
             _save_jpeg(frame, root / "JPEGImages" / resolution / name / f"{t:05d}.jpg", jpeg_quality)
             _save_labels(labels, root / "Annotations" / resolution / name / f"{t:05d}.png")
         names.append(name)
-    _write_text_atomic(root / "ImageSets" / "2017" / f"{split}.txt", "".join(f"{n}\n" for n in names))
+    _write_text(root / "ImageSets" / "2017" / f"{split}.txt", "".join(f"{n}\n" for n in names))
     return names
 
 
@@ -522,49 +504,5 @@ def write_ytvos(
             }
         }
         names.append(name)
-    _write_text_atomic(split_dir / "meta.json", json.dumps(meta, indent=1))
+    _write_text(split_dir / "meta.json", json.dumps(meta, indent=1))
     return names
-
-
-def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 24, crf: int = 18) -> Path:
-    """Encode RGB uint8 frames (H, W, 3), streamed from any iterable, to an H.264 mp4 with PyAV.
-
-    Written atomically. H.264 with yuv420p needs even sizes: odd ones are rejected rather than
-    silently cropped. Falls back to MPEG-4 Part 2 where PyAV's FFmpeg lacks libx264.
-    """
-    import av  # local import: only writers of videos need PyAV
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    count = 0
-    try:
-        with av.open(tmp, mode="w", format="mp4") as container:
-            stream = None
-            for frame in frames:
-                frame = np.asarray(frame)
-                if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                    raise SyntheticError(f"{path}: frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
-                if stream is None:
-                    height, width = frame.shape[:2]
-                    if height % 2 or width % 2:
-                        raise SyntheticError(f"{path}: H.264 needs even frame sizes, got {height}x{width}")
-                    stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-                    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                    if codec == "libx264":
-                        stream.options = {"crf": str(crf)}
-                elif frame.shape[:2] != (stream.height, stream.width):
-                    raise SyntheticError(f"{path}: frame {count} is {frame.shape[:2]}, expected {(stream.height, stream.width)}")
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-                count += 1
-            if stream is None:
-                raise SyntheticError(f"{path}: no frames to write")
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

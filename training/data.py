@@ -29,11 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from .colors import IMAGENET_MEAN, IMAGENET_STD, palette, random_colors
+from seggpt.colors import normalize_image, palette, random_colors
+from seggpt.io import read_label_png
+from vos.datasets import DAVIS, DatasetError, YouTubeVOS, pngs_by_stem
+from vos.synthetic import make_pair
 
 __all__ = [
     "TrainDataError",
@@ -92,8 +96,6 @@ class SyntheticPairs:
         self.max_gap = int(max_gap)
 
     def draw(self, rng: np.random.Generator) -> RawPair:
-        from vos.synthetic import make_pair
-
         count = int(rng.integers(self.objects[0], self.objects[1] + 1))
         p, pl, q, ql = make_pair(rng, self.size, num_objects=count, max_gap=self.max_gap)
         return RawPair(p, pl, q, ql)
@@ -117,8 +119,6 @@ class VideoPairs:
 
     def __init__(self, roots: Sequence[str], kind: str = "davis", split: str = "train", year: int = 2016,
                  resolution: str = "480p", max_gap: int = 10):
-        from vos.datasets import DAVIS, DatasetError, YouTubeVOS, _pngs_by_stem
-
         if kind not in ("davis", "ytvos"):
             raise TrainDataError(f"video source kind must be 'davis' or 'ytvos', got {kind!r}")
         if max_gap < 1:
@@ -134,7 +134,7 @@ class VideoPairs:
                 else:
                     reader = YouTubeVOS(root, split=split)
                 for seq in reader:
-                    masks = seq.ground_truth or _pngs_by_stem(reader.masks_root / seq.name)
+                    masks = seq.ground_truth or pngs_by_stem(reader.masks_root / seq.name)
                     frames = [(p, masks[n]) for p, n in zip(seq.frame_paths, seq.frame_names) if n in masks]
                     if len(frames) >= 2:
                         self.videos.append(([f for f, _ in frames], [m for _, m in frames]))
@@ -156,8 +156,6 @@ class VideoPairs:
         return len(self.videos)
 
     def draw(self, rng: np.random.Generator) -> RawPair:
-        from vos.datasets import read_label_png
-
         for _ in range(20):
             v = int(rng.integers(len(self.videos)))
             frames, masks = self.videos[v]
@@ -182,8 +180,6 @@ class FolderPairs:
     """
 
     def __init__(self, roots: Sequence[str]):
-        from vos.datasets import read_label_png
-
         self.items: List[Tuple[Path, Path]] = []
         self.classes: List[frozenset] = []
         for root in roots:
@@ -206,8 +202,6 @@ class FolderPairs:
                 raise TrainDataError(f"{images}: at least two images are needed")
 
     def draw(self, rng: np.random.Generator) -> RawPair:
-        from vos.datasets import read_label_png
-
         for _ in range(50):
             i, j = (int(k) for k in rng.choice(len(self.items), size=2, replace=False))
             if self.classes[i] & self.classes[j]:
@@ -311,15 +305,6 @@ def _paint(labels: np.ndarray, mapping: Dict[int, np.ndarray]) -> Tuple[np.ndarr
     return lut[labels], labels != VOID
 
 
-_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
-_STD = np.array(IMAGENET_STD, dtype=np.float32) * 255.0
-
-
-def _normalise(rgb: np.ndarray) -> np.ndarray:
-    """(H,W,3) uint8 -> (3,H,W) float32 ImageNet-normalised, as ``SegGPTPredictor`` does."""
-    return ((rgb.astype(np.float32) - _MEAN) / _STD).transpose(2, 0, 1)
-
-
 def object_weights(labels: np.ndarray, mapping: Dict[int, np.ndarray], max_weight: float) -> np.ndarray:
     """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background
     (unpainted ids included), and on each painted object the weight that makes the object as heavy
@@ -357,8 +342,8 @@ def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray],
     labels = np.concatenate([np.concatenate([p.prompt_labels for p in pairs], axis=1),
                              np.concatenate([p.query_labels for p in pairs], axis=1)], axis=0)
     rgb, valid = _paint(labels, mapping)
-    image = _normalise(np.concatenate([prompt, query], axis=0))
-    target = _normalise(rgb)
+    image = normalize_image(np.concatenate([prompt, query], axis=0))
+    target = normalize_image(rgb)
     weight = valid.astype(np.float32)
     if object_weight_max > 1.0:
         half = prompt.shape[0]  # each half is balanced on its own (the query half is what is scored)
@@ -477,10 +462,5 @@ class CurriculumStream(torch.utils.data.IterableDataset):
 def worker_init(_: int) -> None:
     """Loader workers use one thread each: the 2 cores belong to the training step."""
     torch.set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

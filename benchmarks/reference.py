@@ -1,4 +1,4 @@
-"""Reference implementations the tests compare our SegGPT against.
+"""Reference implementations that the tests and ``benchmarks.speed_model`` compare our SegGPT against.
 
 transformers' SegGptForImageSegmentation is an independent port of the official model. With one
 prompt it is the official model; with several it differs from the official feature ensemble at the
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from seggpt import SegGPT
+from seggpt.model import SegGPT
 from seggpt.weights import config_to_transformers, to_transformers_keys
 
 
 def transformers_twin(model: SegGPT):
     """A transformers SegGPT holding exactly our model's weights."""
+    # transformers is a test/benchmark extra, not an install requirement: imported where it is used
     from transformers import SegGptConfig, SegGptForImageSegmentation
 
     hf = SegGptForImageSegmentation(SegGptConfig(**config_to_transformers(model.config))).eval()

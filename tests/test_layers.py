@@ -1,0 +1,194 @@
+"""The import order of the project's layers (README, "Layout"), checked on every import statement.
+
+    torch-free seggpt (colors, config, masks, io)  <  the rest of seggpt  <  vos  <  training  <  benchmarks
+
+A module may import from its own layer and the layers before it, never from a later one; the
+torch-free modules import neither torch nor a module that does. Imports inside functions count as
+much as those at the top of a file (only ``if TYPE_CHECKING:`` blocks, which never run, are
+skipped). tests/ may import anything. A subprocess then checks what matters in practice: the light
+entry points really start without torch.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("seggpt", "vos", "training", "benchmarks")
+
+#: the bottom layer: no torch, importable by everything
+TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.masks", "seggpt.io")
+#: third-party packages the torch-free layer must not import (they load torch)
+TORCH_PACKAGES = ("torch", "torchvision", "transformers", "safetensors", "einops")
+
+
+def layer(module: str) -> int | None:
+    """0 torch-free seggpt, 1 seggpt, 2 vos, 3 training, 4 benchmarks; None outside the project."""
+    if module in TORCH_FREE:
+        return 0
+    top = module.split(".")[0]
+    return PACKAGES.index(top) + 1 if top in PACKAGES else None
+
+
+def project_modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+MODULES = project_modules()
+
+
+def _lazy_exports() -> dict[str, str]:
+    import seggpt
+
+    return dict(seggpt._EXPORTS)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _import_nodes(tree: ast.AST):
+    """Every Import / ImportFrom, at any depth, except inside ``if TYPE_CHECKING:``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
+def imports_of(module: str, path: Path) -> list[tuple[int, str]]:
+    """(line, imported module) for every import of ``module``; names resolved to the module that defines them."""
+    exports = _lazy_exports()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")
+            anchor = anchor[: len(anchor) - (node.level - 1)]
+            base = ".".join(anchor + ([node.module] if node.module else []))
+        for alias in node.names:
+            full = f"{base}.{alias.name}"
+            if full in MODULES:
+                found.append((node.lineno, full))  # from package import module
+            elif base == "seggpt" and alias.name in exports:
+                found.append((node.lineno, exports[alias.name]))  # a lazy export: where it is defined
+            else:
+                found.append((node.lineno, base))
+    return found
+
+
+def test_the_parser_resolves_relative_lazy_and_local_imports():
+    seen = dict((name, line) for line, name in imports_of("vos.engine", MODULES["vos.engine"]))
+    assert "seggpt.model" in seen  # "from seggpt import SegGPT" is the model, not the torch-free package
+    assert "vos.config" in seen  # "from .config import EngineConfig"
+    local = {name for _, name in imports_of("benchmarks.methods", MODULES["benchmarks.methods"])}
+    assert "vos" in local or "vos.engine" in local  # an import inside a function counts
+
+
+def test_imports_follow_the_layer_order():
+    wrong = []
+    for module, path in MODULES.items():
+        own = layer(module)
+        for line, target in imports_of(module, path):
+            theirs = layer(target)
+            if theirs is not None and theirs > own:
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {module} (layer {own}) imports {target} (layer {theirs})")
+    assert not wrong, "imports against the order torch-free seggpt < seggpt < vos < training < benchmarks:\n" + \
+        "\n".join(wrong)
+
+
+def test_torch_free_modules_import_no_torch():
+    wrong = []
+    for module in TORCH_FREE:
+        path = MODULES[module]
+        for line, target in imports_of(module, path):
+            if target.split(".")[0] in TORCH_PACKAGES or (layer(target) is not None and layer(target) > 0):
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {target}")
+    assert not wrong, "the torch-free layer imports torch (or a module that does):\n" + "\n".join(wrong)
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("statement", [
+    "import seggpt, seggpt.colors, seggpt.config, seggpt.masks, seggpt.io",
+    "import vos.metrics, vos.datasets",
+    "import runpy; sys.argv = ['benchmarks.evaluate', '--help']\n"
+    "try:\n    runpy.run_module('benchmarks.evaluate', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0",
+])
+def test_light_entry_points_start_without_torch(statement):
+    done = _fresh_python(f"import sys\n{statement}\nprint('torch loaded' if 'torch' in sys.modules else 'no torch')")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "no torch"
+
+
+def test_package_exports_load_on_first_use():
+    """`from seggpt import SegGPT, SegGPTPredictor` works (it raised ImportError) and loads torch only then."""
+    done = _fresh_python(
+        "import sys\nimport seggpt\nbefore = 'torch' in sys.modules\n"
+        "from seggpt import PRESETS, SegGPT, SegGPTConfig, SegGPTPredictor, get_config\n"
+        "from seggpt.model import SegGPT as Model\nfrom seggpt.predictor import SegGPTPredictor as Predictor\n"
+        "assert SegGPT is Model and SegGPTPredictor is Predictor and get_config('small') is PRESETS['small']\n"
+        "assert isinstance(PRESETS['small'], SegGPTConfig) and sorted(seggpt.__all__) == sorted("
+        "['SegGPT', 'SegGPTPredictor', 'SegGPTConfig', 'PRESETS', 'get_config'])\n"
+        "print(before, 'torch' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        import seggpt
+
+        seggpt.Nope  # noqa: B018
+
+
+def test_model_and_weights_import_one_way():
+    """weights knows checkpoint files, the model knows weights: no cycle, no import inside a function."""
+    weights = {name for _, name in imports_of("seggpt.weights", MODULES["seggpt.weights"])}
+    assert "seggpt.model" not in weights
+    model_tree = ast.parse(MODULES["seggpt.model"].read_text())
+    local = [n for f in ast.walk(model_tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not local, [ast.dump(n) for n in local]
+
+
+def test_install_requires_are_all_used_and_cv2_comes_from_one_package():
+    """Every requirement is imported somewhere (einops was not), and OpenCV is `opencv-python`: the
+    test extra's vos-benchmark installs it, and a headless copy beside it would give two `cv2`."""
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    names = [re.split(r"[\s;<>=!\[]", line.strip(), maxsplit=1)[0].lower()
+             for line in cfg["options"]["install_requires"].strip().splitlines() if line.strip()]
+    module_of = {"torch": "torch", "numpy": "numpy", "tqdm": "tqdm", "opencv-python": "cv2", "decord": "decord",
+                 "av": "av", "pillow": "PIL", "safetensors": "safetensors", "huggingface_hub": "huggingface_hub",
+                 "pyyaml": "yaml"}
+    assert "opencv-python-headless" not in names and "opencv-python" in names
+    unknown = [n for n in names if n not in module_of]
+    assert not unknown, f"add the import name of {unknown} to this test"
+    used = {target.split(".")[0] for module, path in MODULES.items() for _, target in imports_of(module, path)}
+    unused = [n for n in names if module_of[n] not in used]
+    assert not unused, f"install_requires lists packages nothing imports: {unused}"
