@@ -28,8 +28,10 @@ class UserError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m seggpt.run", description=__doc__.split("\n\n")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--prompt", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"),
+    ap.add_argument("--prompt", nargs=2, action="append", metavar=("IMAGE", "MASK"),
                     help="an example image and its mask (repeat for several prompts: feature ensemble)")
+    ap.add_argument("--prompt-file", metavar="FILE",
+                    help="a tuned prompt (python -m seggpt.tune) instead of --prompt; only for the weights it was tuned for")
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="images to segment")
     ap.add_argument("--out", required=True, metavar="DIR")
     ap.add_argument("--weights", default="BAAI/seggpt-vit-large", metavar="ID|PATH",
@@ -63,8 +65,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
     from seggpt.weights import WeightsError
     from vos.writers import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
 
+    if bool(args.prompt) == bool(args.prompt_file):
+        raise UserError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
     prompt_images, prompt_labels, pal = [], [], None
-    for image_path, mask_path in args.prompt:
+    for image_path, mask_path in args.prompt or []:
         image = _read_image(image_path)
         try:
             parsed = load_mask(mask_path)
@@ -91,9 +95,18 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
                                     dtype=torch.bfloat16 if device == "cuda" else None)
     except WeightsError as e:
         raise UserError(str(e)) from None
-    num_labels = max(int(m.max()) for m in prompt_labels)
-    results = predictor.predict(queries, prompt_images, prompt_labels, num_labels=num_labels,
-                                embedding_type=args.embedding_type, batch_size=args.batch_size)
+    if args.prompt_file:
+        from seggpt.tune import TunedPrompt, TuneError, predict_tuned
+
+        try:
+            tuned = TunedPrompt.load(args.prompt_file, predictor.model)
+        except TuneError as e:
+            raise UserError(str(e)) from None
+        results = predict_tuned(predictor, queries, tuned, args.embedding_type, args.batch_size)
+    else:
+        num_labels = max(int(m.max()) for m in prompt_labels)
+        results = predictor.predict(queries, prompt_images, prompt_labels, num_labels=num_labels,
+                                    embedding_type=args.embedding_type, batch_size=args.batch_size)
     pal = pal if pal is not None else davis_palette()
     written = []
     for path, image, res in zip(args.inputs, queries, results):

@@ -35,7 +35,7 @@ import torch
 from .model import SegGPT
 from .pairs import RawPair, build_sample
 
-__all__ = ["TunedPrompt", "TuneError", "tune_prompt", "weights_sha256", "main"]
+__all__ = ["TunedPrompt", "TuneError", "tune_prompt", "predict_tuned", "weights_sha256", "main"]
 
 FORMAT_TAG = "seggpt-tuned-prompt-v1"
 
@@ -179,6 +179,30 @@ def tune_prompt(
             "config": model.config.to_dict()}
     return TunedPrompt(prompt_img.detach().cpu(), prompt_mask.detach().cpu(), torch.from_numpy(labels.astype(np.int64)),
                        np.asarray(sampler.colours), [int(o) for o in object_ids], weights_sha256(model), meta)
+
+
+@torch.no_grad()
+def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, embedding_type: str = "instance",
+                  batch_size: int = 4) -> list:
+    """Segment `images` with a tuned prompt through a ``SegGPTPredictor``: its `Prediction`s, with the
+    prompt's object ids (colour index i -> object_ids[i-1]) at each image's size."""
+    from .predictor import Prediction
+
+    model = predictor.model
+    device = predictor.device
+    p_img, p_mask = prompt.image.to(device), prompt.mask.to(device)
+    ids = np.asarray([0] + list(prompt.object_ids), dtype=np.int32)
+    results = []
+    for start in range(0, len(images), batch_size):
+        chunk = [np.asarray(im) for im in images[start:start + batch_size]]
+        q = predictor.preprocess_images(chunk)
+        b = q.shape[0]
+        pred = model.infer(q, p_img[None, None].expand(b, 1, -1, -1, -1), p_mask[None, None].expand(b, 1, -1, -1, -1),
+                           embedding_type=embedding_type)
+        for i, im in enumerate(chunk):
+            labels, dist = predictor.decode(pred[i:i + 1], prompt.colours, im.shape[:2])
+            results.append(Prediction(ids[labels[0].cpu().numpy()], dist[0].float().cpu().numpy()))
+    return results
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,3 +85,28 @@ def test_cli(tiny_weights, tmp_path, capsys):
                  "--out", str(out)])
     assert code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_run_takes_a_prompt_file_for_its_weights_only(tiny_weights, tmp_path, capsys):
+    from seggpt.run import main as run_main
+
+    image, labels = _example(0)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+    Image.fromarray(_example(1)[0]).save(tmp_path / "q.png")
+    prompt = tmp_path / "prompt.safetensors"
+    assert main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
+                 "--steps", "1", "--batch-size", "2", "--out", str(prompt)]) == 0
+    out = tmp_path / "out"
+    assert run_main(["--prompt-file", str(prompt), str(tmp_path / "q.png"), "--weights", tiny_weights,
+                     "--out", str(out), "--device", "cpu"]) == 0
+    mask = np.asarray(Image.open(out / "q_mask.png"))
+    assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 1}
+    other = tmp_path / "other.safetensors"
+    SegGPT("test-tiny").save_pretrained(str(other))
+    capsys.readouterr()
+    assert run_main(["--prompt-file", str(prompt), str(tmp_path / "q.png"), "--weights", str(other),
+                     "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "tuned for weights sha256" in err and err.count("\n") == 1
+    assert run_main([str(tmp_path / "q.png"), "--weights", tiny_weights, "--out", str(out)]) == 2
