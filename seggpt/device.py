@@ -1,6 +1,7 @@
 """The one device and dtype resolver: every CLI, the engine and the trainer read `--device`/`--dtype` here."""
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Optional, Union
 
@@ -51,4 +52,11 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
     return DTYPES[dtype]
 
 
-__all__ = ["resolve_device", "resolve_dtype", "DeviceError", "DTYPES", "DEVICE_HELP"]
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    """Autocast to `dtype` on `device`, or nothing for None (fp32): the one switch for reduced precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+__all__ = ["autocast", "resolve_device", "resolve_dtype", "DeviceError", "DTYPES", "DEVICE_HELP"]

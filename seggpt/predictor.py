@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .colors import IMAGENET_MEAN, IMAGENET_STD, distinct_colors, palette
+from .device import autocast
 from .model import SegGPT
 
 ArrayLike = Union[np.ndarray, Image.Image]
@@ -157,9 +158,7 @@ class SegGPTPredictor:
     def infer(self, images: torch.Tensor, prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
               embedding_type: str = "instance") -> torch.Tensor:
         """`SegGPT.infer` under this predictor's autocast dtype (and compiled, after `compile`)."""
-        if self.dtype is None:
-            return self._infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)
-        with torch.autocast(device_type=images.device.type, dtype=self.dtype):
+        with autocast(images.device, self.dtype):
             return self._infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)
 
     @property

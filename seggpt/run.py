@@ -17,34 +17,32 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
+from seggpt.cli import EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
+from seggpt.device import DEVICE_HELP, DeviceError, resolve_device, resolve_dtype
 from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
 from seggpt.masks import MaskError, load_mask
 from seggpt.predictor import SegGPTPredictor
+from seggpt.tune import TunedPrompt, TuneError, predict_tuned
 from seggpt.weights import WeightsError
-
-EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m seggpt.run", description=__doc__.split("\n\n")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--prompt", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"),
+    ap.add_argument("--prompt", nargs=2, action="append", metavar=("IMAGE", "MASK"),
                     help="an example image and its mask (repeat for several prompts: feature ensemble)")
+    ap.add_argument("--prompt-file", metavar="FILE",
+                    help="a tuned prompt (python -m seggpt.tune) instead of --prompt; only for the weights it was tuned for")
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="images to segment")
     ap.add_argument("--out", required=True, metavar="DIR")
     ap.add_argument("--weights", default="BAAI/seggpt-vit-large", metavar="ID|PATH",
                     help="BAAI/seggpt-vit-large (default, from the Hub), BAAI/SegGPT, small, or a checkpoint file")
     ap.add_argument("--type", default="instance", choices=["instance", "semantic"], dest="embedding_type",
                     help="SegGPT's task token: instance (objects) or semantic (stuff, classes)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default="auto", help=DEVICE_HELP)
     ap.add_argument("--batch-size", type=int, default=4)
     return ap
 
@@ -60,8 +58,10 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
+    if bool(args.prompt) == bool(args.prompt_file):
+        raise UserError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
     prompt_images, prompt_labels, pal = [], [], None
-    for image_path, mask_path in args.prompt:
+    for image_path, mask_path in args.prompt or []:
         image = _read_image(image_path)
         try:
             parsed = load_mask(mask_path)
@@ -80,17 +80,21 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         out = ensure_output_dir(args.out)
     except OutputError as e:
         raise UserError(str(e)) from None
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA GPU is available")
     try:
-        predictor = SegGPTPredictor(args.weights, device=device,
-                                    dtype=torch.bfloat16 if device == "cuda" else None)
-    except WeightsError as e:
+        device = resolve_device(args.device)
+        predictor = SegGPTPredictor(args.weights, device=device, dtype=resolve_dtype("auto", device))
+    except (WeightsError, DeviceError) as e:
         raise UserError(str(e)) from None
-    num_labels = max(int(m.max()) for m in prompt_labels)
-    results = predictor.predict(queries, prompt_images, prompt_labels, num_labels=num_labels,
-                                embedding_type=args.embedding_type, batch_size=args.batch_size)
+    if args.prompt_file:
+        try:
+            tuned = TunedPrompt.load(args.prompt_file, predictor.model)
+        except TuneError as e:
+            raise UserError(str(e)) from None
+        results = predict_tuned(predictor, queries, tuned, args.embedding_type, args.batch_size)
+    else:
+        num_labels = max(int(m.max()) for m in prompt_labels)
+        results = predictor.predict(queries, prompt_images, prompt_labels, num_labels=num_labels,
+                                    embedding_type=args.embedding_type, batch_size=args.batch_size)
     pal = pal if pal is not None else davis_palette()
     written = []
     for path, image, res in zip(args.inputs, queries, results):
@@ -105,14 +109,13 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    log = logging.getLogger("seggpt.run")
-    try:
-        written = run(args, log)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"{len(written)} image(s) segmented; masks and overlays in {args.out}")
-    return 0
+
+    def work() -> int:
+        written = run(args, logging.getLogger("seggpt.run"))
+        print(f"{len(written)} image(s) segmented; masks and overlays in {args.out}")
+        return EXIT_OK
+
+    return run_cli(work)
 
 
 if __name__ == "__main__":

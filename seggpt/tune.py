@@ -1,0 +1,264 @@
+"""In-context tuning (SegGPT paper, Sec. 3.3): a learnable prompt, the model frozen.
+
+Instead of an example image, SegGPT is shown a prompt image (and, optionally, prompt mask) that
+was optimised so that the model paints a few examples right: a specialist for one class or one
+video's objects, at no cost at inference (it is just the prompt). The weights do not change; the
+prompt only makes sense for the weights it was tuned with, so a saved prompt records their
+sha256 (`weights_sha256`) and refuses other weights with one line.
+
+    python -m seggpt.tune --weights small --example a.jpg a.png --example b.jpg b.png --steps 200 --out p.safetensors
+    prompt = TunedPrompt.load("p.safetensors", model)       # refused for other weights
+    pred = model.infer(q, prompt.image[None, None].expand(b, ...), prompt.mask[None, None].expand(b, ...))
+
+For video (the engine): tune on the annotated frame(s) with `learn="image"`; the prompt mask then
+stays the annotated labels painted as usual, so ``Prompt(frame_idx, prompt.image, prompt.labels)``
+is a drop-in permanent prompt for ``vos.memory.PromptMemory``.
+
+The loss and the pairs are the adaptation's (``seggpt.adapt.AdaptSampler``: queries are dreamed
+views of the examples, or the other examples), only the top half of each canvas is the learnt
+prompt.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .device import autocast
+from .model import SegGPT
+from .pairs import RawPair, build_sample
+
+__all__ = ["TunedPrompt", "TuneError", "tune_prompt", "predict_tuned", "weights_sha256", "main"]
+
+FORMAT_TAG = "seggpt-tuned-prompt-v1"
+
+
+class TuneError(ValueError):
+    """A tuned prompt that cannot be used (other weights, bad file); one-line message."""
+
+
+def weights_sha256(model: SegGPT) -> str:
+    """sha256 of the model's weights as fp32 tensors in name order (whatever file or format they came
+    from: the same weights give the same digest, a single changed value another)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class TunedPrompt:
+    """A prompt at model size: image and mask (3, h, w) ImageNet-normalised, the labels the mask paints
+    (h, w) (colour index i = object_ids[i-1]) and the colours that decode the model's answer."""
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    labels: torch.Tensor
+    colours: np.ndarray
+    object_ids: List[int]
+    weights_sha256: str
+    meta: Dict = field(default_factory=dict)
+
+    def save(self, path: "str | Path") -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT_TAG, "weights_sha256": self.weights_sha256,
+                "colours": json.dumps(np.asarray(self.colours).tolist()), "object_ids": json.dumps(self.object_ids),
+                "meta": json.dumps(self.meta)}
+        save_file({"image": self.image.detach().float().cpu().contiguous(),
+                   "mask": self.mask.detach().float().cpu().contiguous(),
+                   "labels": self.labels.detach().long().cpu().contiguous()}, str(path), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: "str | Path", model: Optional[SegGPT] = None) -> "TunedPrompt":
+        """Read a saved prompt; with `model`, refuse it unless it was tuned for exactly these weights."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except FileNotFoundError:
+            raise TuneError(f"{path}: no such file") from None
+        except Exception as err:  # safetensors raises its own types for a bad header
+            raise TuneError(f"{path}: not a tuned-prompt safetensors file ({type(err).__name__})") from None
+        if meta.get("format") != FORMAT_TAG or not {"image", "mask", "labels"} <= set(tensors):
+            raise TuneError(f"{path}: not a tuned prompt (format {meta.get('format')!r})")
+        prompt = cls(tensors["image"], tensors["mask"], tensors["labels"], np.asarray(json.loads(meta["colours"]), np.uint8),
+                     json.loads(meta["object_ids"]), meta["weights_sha256"], json.loads(meta.get("meta", "{}")))
+        if model is not None:
+            have = weights_sha256(model)
+            if have != prompt.weights_sha256:
+                raise TuneError(f"{path}: tuned for weights sha256 {prompt.weights_sha256[:12]}..., these weights are "
+                                f"{have[:12]}...: tune a prompt for them (python -m seggpt.tune)")
+            if tuple(prompt.image.shape[-2:]) != tuple(model.config.image_size):
+                raise TuneError(f"{path}: prompt is {tuple(prompt.image.shape[-2:])}, the model's images "
+                                f"{tuple(model.config.image_size)}")
+        return prompt
+
+
+def tune_prompt(
+    model: SegGPT,
+    images: Sequence[np.ndarray],
+    label_maps: Sequence[np.ndarray],
+    steps: int = 100,
+    lr: float = 0.02,
+    *,
+    learn: str = "image",
+    init: int = 0,
+    object_ids: Optional[Sequence[int]] = None,
+    colors: str = "distinct",
+    embedding_type: str = "instance",
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: Optional[Callable[[int, int, float], None]] = None,
+    amp_dtype: Optional[torch.dtype] = None,
+) -> TunedPrompt:
+    """Optimise a prompt (initialised from example `init`) so that the frozen `model` paints the
+    examples (and dreamed views of them) right, all objects at once in the engine's joint colours
+    (object i of `object_ids` -> colour i+1). learn: "image" or "image+mask". `model` is not
+    modified (its requires_grad flags are restored; its weights are never stepped)."""
+    from .adapt import AdaptSampler
+
+    if learn not in ("image", "image+mask"):
+        raise ValueError(f"learn must be 'image' or 'image+mask', got {learn!r}")
+    if not 0 <= init < len(images):
+        raise ValueError(f"init must index one of the {len(images)} examples, got {init}")
+    start = time.perf_counter()
+    h, w = model.config.image_size
+    sampler = AdaptSampler(images, label_maps, (h, w), object_ids, "joint", colors, prompt_dream_prob=0.0)
+    if object_ids is None:
+        object_ids = sorted({int(v) for m in label_maps for v in np.unique(m) if v > 0})
+    frame, labels = sampler.pairs.prompts[init]
+    img0, tgt0, _ = build_sample([RawPair(frame, labels, frame, labels)], sampler.mapping)
+    device = next(model.parameters()).device
+    prompt_img = torch.nn.Parameter(torch.from_numpy(img0[:, :h]).to(device))
+    prompt_mask = torch.from_numpy(tgt0[:, :h]).to(device)
+    if learn == "image+mask":
+        prompt_mask = torch.nn.Parameter(prompt_mask)
+    learnt = [t for t in (prompt_img, prompt_mask) if isinstance(t, torch.nn.Parameter)]
+    opt = torch.optim.Adam(learnt, lr=lr)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7E5E]))
+    flags = [p.requires_grad for p in model.parameters()]
+    was_training = model.training
+    losses: List[float] = []
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval()
+        for step in range(steps):
+            imgs, tgts, valid = (t.to(device) for t in sampler.batch(rng, batch_size))
+            b = imgs.shape[0]
+            imgs = torch.cat([prompt_img[None].expand(b, -1, -1, -1), imgs[:, :, h:]], dim=2)
+            tgts = torch.cat([prompt_mask[None].expand(b, -1, -1, -1), tgts[:, :, h:]], dim=2)
+            with autocast(device, amp_dtype):
+                loss, _ = model(imgs, tgts, embedding_type=embedding_type, valid=valid)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            if progress is not None:
+                progress(step + 1, steps, losses[-1])
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
+    meta = {"steps": steps, "lr": lr, "learn": learn, "examples": len(images),
+            "embedding_type": embedding_type, "seconds": round(time.perf_counter() - start, 2),
+            "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+            "config": model.config.to_dict()}
+    return TunedPrompt(prompt_img.detach().cpu(), prompt_mask.detach().cpu(), torch.from_numpy(labels.astype(np.int64)),
+                       np.asarray(sampler.colours), [int(o) for o in object_ids], weights_sha256(model), meta)
+
+
+@torch.no_grad()
+def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, embedding_type: str = "instance",
+                  batch_size: int = 4) -> list:
+    """Segment `images` with a tuned prompt through a ``SegGPTPredictor``: its `Prediction`s, with the
+    prompt's object ids (colour index i -> object_ids[i-1]) at each image's size."""
+    from .predictor import Prediction
+
+    model = predictor.model
+    device = predictor.device
+    p_img, p_mask = prompt.image.to(device), prompt.mask.to(device)
+    ids = np.asarray([0] + list(prompt.object_ids), dtype=np.int32)
+    results = []
+    for start in range(0, len(images), batch_size):
+        chunk = [np.asarray(im) for im in images[start:start + batch_size]]
+        q = predictor.preprocess_images(chunk)
+        b = q.shape[0]
+        pred = model.infer(q, p_img[None, None].expand(b, 1, -1, -1, -1), p_mask[None, None].expand(b, 1, -1, -1, -1),
+                           embedding_type=embedding_type)
+        for i, im in enumerate(chunk):
+            labels, dist = predictor.decode(pred[i:i + 1], prompt.colours, im.shape[:2])
+            results.append(Prediction(ids[labels[0].cpu().numpy()], dist[0].float().cpu().numpy()))
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m seggpt.tune", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", required=True, help="the weights to tune for: small, a Hub id or a file")
+    ap.add_argument("--example", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"),
+                    help="an example image and its mask (repeat; the first initialises the prompt)")
+    ap.add_argument("--out", required=True, help="the tuned prompt, .safetensors")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--learn", choices=("image", "image+mask"), default="image")
+    ap.add_argument("--type", dest="embedding_type", choices=("instance", "semantic"), default="instance")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .masks import MaskError, load_mask
+    from .run import UserError, _read_image
+    from .weights import WeightsError
+
+    try:
+        images, labels = [], []
+        for image_path, mask_path in args.example:
+            image = _read_image(image_path)
+            try:
+                parsed = load_mask(mask_path)
+            except MaskError as err:
+                raise UserError(str(err)) from None
+            if parsed.labels.shape != image.shape[:2]:
+                raise UserError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
+                                f"its image {image.shape[1]}x{image.shape[0]}")
+            images.append(image)
+            labels.append(parsed.labels)
+        if not any(m.any() for m in labels):
+            raise UserError("the example masks are all empty: nothing to tune for")
+        try:
+            model = SegGPT.from_pretrained(args.weights, device=args.device)
+        except (WeightsError, OSError) as err:
+            raise UserError(str(err).splitlines()[0]) from None
+        prompt = tune_prompt(model, images, labels, args.steps, args.lr, learn=args.learn,
+                             embedding_type=args.embedding_type, batch_size=args.batch_size, seed=args.seed)
+        prompt.meta["weights"] = args.weights
+        path = prompt.save(args.out)
+    except (UserError, TuneError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"tuned prompt for weights sha256 {prompt.weights_sha256[:12]}... ({args.steps} steps, "
+          f"loss {prompt.meta['loss_first']:.4f} -> {prompt.meta['loss_last']:.4f}, {prompt.meta['seconds']} s): {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

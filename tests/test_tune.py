@@ -1,0 +1,112 @@
+"""In-context tuning (seggpt.tune): a learnt prompt with the model frozen, saved with its weights' sha256."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seggpt import SegGPT
+from seggpt.tune import TunedPrompt, TuneError, main, tune_prompt, weights_sha256
+
+
+def _example(seed=0, h=40, w=56):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(40, 120, (h, w, 3), dtype=np.uint8)
+    labels = np.zeros((h, w), np.uint8)
+    y, x = 5 + seed * 3, 8 + seed * 5
+    labels[y:y + 14, x:x + 18] = 1
+    image[labels == 1] = (230, 200, 30)
+    return image, labels
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return SegGPT("test-tiny").eval()
+
+
+def test_tune_shapes_model_untouched_and_deterministic(tiny):
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    flags = [p.requires_grad for p in tiny.parameters()]
+    examples = [_example(0), _example(1)]
+    images, labels = [e[0] for e in examples], [e[1] for e in examples]
+    a = tune_prompt(tiny, images, labels, steps=3, batch_size=2, seed=1)
+    b = tune_prompt(tiny, images, labels, steps=3, batch_size=2, seed=1)
+    assert a.image.shape == a.mask.shape == (3, 64, 64) and a.labels.shape == (64, 64)
+    assert torch.equal(a.image, b.image)
+    assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
+    assert [p.requires_grad for p in tiny.parameters()] == flags and not tiny.training
+    assert a.weights_sha256 == weights_sha256(tiny) and a.object_ids == [1]
+    assert not a.image.requires_grad
+    # learn="image": the mask is the first example's labels painted, unchanged
+    mask_only = tune_prompt(tiny, images, labels, steps=2, batch_size=2, learn="image")
+    both = tune_prompt(tiny, images, labels, steps=2, batch_size=2, learn="image+mask")
+    assert torch.equal(mask_only.mask, tune_prompt(tiny, images, labels, steps=0).mask)
+    assert not torch.equal(both.mask, mask_only.mask)
+    out = tiny.infer(torch.randn(2, 3, 64, 64), a.image[None, None].expand(2, 1, -1, -1, -1),
+                     a.mask[None, None].expand(2, 1, -1, -1, -1))
+    assert out.shape == (2, 3, 64, 64)
+
+
+def test_tune_loss_decreases(tiny):
+    image, labels = _example(0)
+    losses = []
+    tune_prompt(tiny, [image], [labels], steps=25, lr=0.05, batch_size=4, progress=lambda s, n, l: losses.append(l))
+    assert np.mean(losses[-5:]) < np.mean(losses[:3])
+
+
+def test_save_load_and_refusal_for_other_weights(tiny, tmp_path):
+    image, labels = _example(0)
+    prompt = tune_prompt(tiny, [image], [labels], steps=1, batch_size=2)
+    path = prompt.save(tmp_path / "p.safetensors")
+    back = TunedPrompt.load(path, tiny)
+    assert torch.equal(back.image, prompt.image) and torch.equal(back.mask, prompt.mask)
+    assert np.array_equal(back.colours, prompt.colours) and back.meta["steps"] == 1
+    other = SegGPT("test-tiny")  # same shapes, other random weights
+    with pytest.raises(TuneError, match="tuned for weights sha256") as err:
+        TunedPrompt.load(path, other)
+    assert "\n" not in str(err.value)
+    with pytest.raises(TuneError):
+        TunedPrompt.load(tmp_path / "missing.safetensors")
+
+
+def test_cli(tiny_weights, tmp_path, capsys):
+    image, labels = _example(0)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+    out = tmp_path / "prompt.safetensors"
+    code = main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
+                 "--steps", "2", "--batch-size", "2", "--out", str(out)])
+    assert code == 0 and out.is_file()
+    assert "tuned prompt for weights sha256" in capsys.readouterr().out
+    assert TunedPrompt.load(out, SegGPT.from_pretrained(tiny_weights)).meta["weights"] == tiny_weights
+    code = main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "missing.png"),
+                 "--out", str(out)])
+    assert code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_run_takes_a_prompt_file_for_its_weights_only(tiny_weights, tmp_path, capsys):
+    from seggpt.run import main as run_main
+
+    image, labels = _example(0)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+    Image.fromarray(_example(1)[0]).save(tmp_path / "q.png")
+    prompt = tmp_path / "prompt.safetensors"
+    assert main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
+                 "--steps", "1", "--batch-size", "2", "--out", str(prompt)]) == 0
+    out = tmp_path / "out"
+    assert run_main(["--prompt-file", str(prompt), str(tmp_path / "q.png"), "--weights", tiny_weights,
+                     "--out", str(out), "--device", "cpu"]) == 0
+    mask = np.asarray(Image.open(out / "q_mask.png"))
+    assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 1}
+    other = tmp_path / "other.safetensors"
+    SegGPT("test-tiny").save_pretrained(str(other))
+    capsys.readouterr()
+    assert run_main(["--prompt-file", str(prompt), str(tmp_path / "q.png"), "--weights", str(other),
+                     "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "tuned for weights sha256" in err and err.count("\n") == 1
+    assert run_main([str(tmp_path / "q.png"), "--weights", tiny_weights, "--out", str(out)]) == 2
