@@ -6,10 +6,12 @@ over them, each named by where it came from, with one precedence everywhere:
     dataclass defaults < the settings a weights file recommends < a config file < the command line
 
 Every value is checked where it is read, against the field's type (int, float, bool, str,
-Optional, Tuple, List, nested dataclasses) and its `metadata` (`min`, `max`, `choices`), and a bad
+Optional, Tuple, List, nested dataclasses) and its `metadata` (`min`, `max`, `gt`, `choices`,
+`min_len`, and `check`: a function of the converted value returning what was expected, or None), and a bad
 value is reported in one line that names its layer (`configs/davis.yaml: memory must be ...`,
 `--set memory=abc: ...`). YAML is read safely and with YAML 1.2's booleans (only true/false): a
-`no` or `off` stays the string it looks like, and is refused where a bool is expected.
+`no` or `off` stays the string it looks like, and is refused where a bool is expected; and with YAML
+1.2's floats: `1e-3` is a number (YAML 1.1 reads it as text).
 
 Torch-free: CLIs and the evaluation tools read settings without importing the model.
 """
@@ -47,6 +49,10 @@ _Yaml12Loader.yaml_implicit_resolvers = {
 }
 _Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                     list("tTfF"))
+# YAML 1.2 floats that YAML 1.1 leaves as text: an exponent without a dot or without a sign (`1e-3`,
+# `2E5`, `1.5e3`); the 1.1 resolver (which needs a dot and a signed exponent) still reads the others
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
 
 
 def parse_value(text: str) -> Any:
@@ -185,7 +191,16 @@ def _merge(into: Dict[str, Any], mapping: Mapping[str, Any], sources: Dict[str, 
 
 
 def _where(sources: Dict[str, str], path: str) -> str:
-    return sources.get(path) or next((s for p, s in sources.items() if p.startswith(path + ".")), "settings")
+    """The layer a setting came from: its own, else one of its parts' (a mapping), else its nearest
+    ancestor's (an item of a list: `curriculum[0].jitter` came with `curriculum`)."""
+    found = sources.get(path) or next((s for p, s in sources.items() if p.startswith(path + ".")), None)
+    while found is None:
+        parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
+        if not parent or parent == path:
+            return "settings"
+        path = parent
+        found = sources.get(path)
+    return found
 
 
 def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[str, str], prefix: str) -> T:
@@ -195,6 +210,11 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
         path = prefix + unknown[0]
         names = ", ".join(sorted(fields))
         raise ConfigError(f"{_where(sources, path)}: unknown setting {path!r} (known: {names})")
+    missing = [f.name for f in fields.values() if f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        path = prefix + missing[0]
+        raise ConfigError(f"{_where(sources, prefix.rstrip('.') or path)}: {path} is required")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
@@ -261,12 +281,14 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
             raise bad(f"a list of at least {meta['min_len']} values")
         for item in out:
             _check_range(item, meta, bad)
+        _check_custom(out, meta, bad)
         return out
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise bad("a mapping")
         return dict(value)
     if tp is Any:
+        _check_custom(value, meta, bad)
         return value
     if tp is bool:
         if not isinstance(value, bool):
@@ -286,6 +308,7 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
     if "choices" in meta and value not in meta["choices"]:
         raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
     _check_range(value, meta, bad)
+    _check_custom(value, meta, bad)
     return value
 
 
@@ -300,8 +323,22 @@ def _check_range(value: Any, meta: Mapping[str, Any], bad) -> None:
         raise bad(f"> {meta['gt']}")
 
 
+def _check_custom(value: Any, meta: Mapping[str, Any], bad) -> None:
+    """A field's own check (`setting(check=fn)`): fn(value) returns what was expected, or None if fine."""
+    check = meta.get("check")
+    if check is not None:
+        expected = check(value)
+        if expected:
+            raise bad(expected)
+
+
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks: Any) -> Any:
-    """A dataclass field with checks the loader applies (`min`, `max`, `gt`, `choices`, `min_len`)."""
+    """A dataclass field with checks the loader applies (`min`, `max`, `gt`, `choices`, `min_len`, `check`).
+
+    `check`: a function of the converted value (a tuple for a Tuple field) that returns what was
+    expected when the value is bad (`"two numbers with low <= high"`), else None; the loader reports
+    it as every other check, naming the value's source.
+    """
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=checks)
     return dataclasses.field(default=default, metadata=checks)

@@ -16,13 +16,17 @@ import torch.nn.functional as F
 from seggpt.config import get_config
 from seggpt.model import SegGPT
 from seggpt.predictor import denormalize
+from seggpt.settings import ConfigError
 from training.__main__ import main
-from training.config import TrainConfig, TrainError, load_config
+from training.config import TrainConfig, load_config
 from training.data import (
     Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
     TrainDataError, object_weights,
 )
 from training.trainer import Trainer
+
+#: the stream settings of a run with the default TrainConfig (built where a run builds them)
+SETTINGS = TrainConfig().pair_settings()
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -86,7 +90,8 @@ def test_colour_mapping_random_per_sample():
     colours = [tuple(colour_mapping([pair.prompt_labels], np.random.default_rng(s))[1]) for s in range(20)]
     assert len(set(colours)) >= 18  # fresh colours for every sample
     # through the stream: the samples of one batch have different colours for their objects
-    stream = PairStream([SyntheticPairs((48, 64), (1, 2), 4)], [1.0], Augment((32, 32)), batch_size=4, seed=5)
+    stream = PairStream([SyntheticPairs((48, 64), (1, 2), 4)], [1.0], Augment((32, 32)), batch_size=4,
+                        settings=SETTINGS, seed=5)
     batch = stream.batch(0)
     firsts = set()
     for tgt in batch["tgts"]:
@@ -278,23 +283,24 @@ def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(config) in err and "'learning_rate'" in err
-    with pytest.raises(TrainError, match="command line: unknown key 'stepz'"):
+    with pytest.raises(ConfigError, match="^command line stepz=3: unknown setting 'stepz'"):
         load_config(None, ["stepz=3"])
-    with pytest.raises(TrainError, match="crop_scale must be a list of two numbers"):
+    with pytest.raises(ConfigError, match="crop_scale must be a list, got 0.5"):
         load_config(None, ["crop_scale=0.5"])
-    with pytest.raises(TrainError, match="lr must be a number, got 'fast'"):
+    with pytest.raises(ConfigError, match="lr must be a number, got 'fast'"):
         load_config(None, ["lr=fast"])
-    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML would read "1e-3" as a string
-    assert load_config(None, ["amp=off"]).amp == "off"  # YAML would read off as false
+    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML 1.2: a number (YAML 1.1 reads it as text)
+    assert load_config(None, ["amp=off"]).amp == "off"  # YAML 1.2: text (YAML 1.1 reads it as false)
 
 
 def test_token_masks_query_half_or_random():
-    stream = PairStream([SyntheticPairs((48, 64), (1, 2), 2)], [1.0], Augment((32, 32)), batch_size=3, seed=1)
+    stream = PairStream([SyntheticPairs((48, 64), (1, 2), 2)], [1.0], Augment((32, 32)), batch_size=3,
+                        settings=SETTINGS, seed=1)
     mask = stream.batch(0)["mask"]
     assert mask.shape == (3, 8 * 4) and mask.dtype == torch.bool
     assert (mask[:, 16:]).all() and not mask[:, :16].any()  # the query half only, by default
     mixed = PairStream([SyntheticPairs((48, 64), (1, 2), 2)], [1.0], Augment((32, 32)), batch_size=3, seed=1,
-                       patch_size=8, random_mask_prob=1.0, random_mask_ratio=0.75)
+                       patch_size=8, settings=dataclasses.replace(SETTINGS, random_mask_prob=1.0, random_mask_ratio=0.75))
     rand = mixed.batch(0)["mask"]
     assert (rand.sum(dim=1) == 24).all()  # 75% of the 32 patches, anywhere on the canvas
     assert rand[:, :16].any()
@@ -353,9 +359,9 @@ def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
     for micro_step in (3, 4, 5):
         assert torch.equal(next(resumed)["imgs"], stream.batch(micro_step)["imgs"])
 
-    with pytest.raises(TrainError, match="curriculum cannot change lr"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'curriculum\[0\].lr'"):  # the optimiser is not data
         load_config(None, ["curriculum=[{at_step: 5, lr: 0.1}]"])
-    with pytest.raises(TrainError, match="at_step must be increasing"):
+    with pytest.raises(ConfigError, match="curriculum must be stages whose at_step increase"):
         load_config(None, ["curriculum=[{at_step: 5, jitter: 0.1}, {at_step: 5, jitter: 0.2}]"])
 
 
@@ -378,7 +384,7 @@ def test_shipped_training_configs_load():
         cfg = load_config(str(path))
         assert cfg.steps >= 1, path
     stage2 = load_config(str(configs[[p.name for p in configs].index("train_small_stage2.yaml")]))
-    assert stage2.init_from and stage2.curriculum[0]["at_step"] == 2000
+    assert stage2.init_from and stage2.curriculum[0].at_step == 2000
 
 
 def test_curriculum_stages_share_the_video_index(tmp_path):

@@ -1,24 +1,85 @@
-"""The settings of one training run (:class:`TrainConfig`) and the one way they are read.
+"""The settings of one training run (:class:`TrainConfig`), read by the project's one loader.
 
 A run is described by a flat YAML file of :class:`TrainConfig` keys (``configs/train_*.yaml``),
-overridable on the command line (``steps=2000 lr=1e-4``, values parsed as YAML). The shipped files
-hold no paths: data roots (``davis_roots``, ``ytvos_roots``, ``folder_roots``) and ``out_dir`` come
-from the command line, so the same file works in every checkout.
+overridable on the command line (``steps=2000 lr=1e-4``, values read as YAML 1.2). The defaults are
+the dataclass's and nowhere else; every value is checked where it is read (``seggpt.settings``:
+types, ranges, choices), and an error is one line naming the file or the ``key=value`` it came from.
+The shipped files hold no paths: data roots (``davis_roots``, ``ytvos_roots``, ``folder_roots``) and
+``out_dir`` come from the command line, so the same file works in every checkout.
+
+The pair makers take their settings as small dataclasses (:class:`training.data.PairSettings`,
+:class:`seggpt.pairs.Augment`), built here from the flat keys in one place
+(:meth:`TrainConfig.pair_settings`, :meth:`TrainConfig.augment`).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from pathlib import Path
+import re
+import typing
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import yaml
+from seggpt.config import PRESETS, SegGPTConfig, get_config
+from seggpt.pairs import Augment
+from seggpt.settings import ConfigError, Layer, as_dict, build, parse_assignments, read_yaml, setting, validate
 
-__all__ = ["TrainError", "TrainConfig", "load_config", "data_config", "CURRICULUM_KEYS"]
+from .data import PairSettings
+
+__all__ = ["TrainError", "ConfigError", "TrainConfig", "CurriculumStage", "load_config", "data_config",
+           "CURRICULUM_KEYS", "OVERRIDE_SOURCE"]
+
+#: how a command-line override is named in an error ("command line steps=2.5: steps must be ...")
+OVERRIDE_SOURCE = "command line"
 
 
 class TrainError(ValueError):
-    """A training configuration or checkpoint that cannot be used (one-line message)."""
+    """A training run that cannot go on as asked (checkpoint, data, output folder; one-line message)."""
+
+
+# ----------------------------------------------------------------------------- field checks
+
+
+def _low_high(value: Tuple[float, float]) -> Optional[str]:
+    return "two values with low <= high" if value[0] > value[1] else None
+
+
+def _model(value: Any) -> Optional[str]:
+    expected = f"a preset name ({', '.join(sorted(PRESETS))}) or a mapping of SegGPTConfig fields"
+    if isinstance(value, SegGPTConfig):
+        return None
+    if not isinstance(value, (str, dict)):
+        return expected
+    try:
+        get_config(dict(value) if isinstance(value, dict) else value)
+    except (ValueError, TypeError) as err:
+        return f"{expected} ({err})"
+    return None
+
+
+def _device(value: str) -> Optional[str]:
+    return None if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) else "auto, cpu, cuda, cuda:N or mps"
+
+
+def _not_blank(value: str) -> Optional[str]:
+    return "a folder path" if not value.strip() else None
+
+
+def _betas(value: Tuple[float, float]) -> Optional[str]:
+    return "two numbers in [0, 1)" if any(not 0.0 <= b < 1.0 for b in value) else None
+
+
+def _below_one(value: float) -> Optional[str]:
+    return "< 1" if value >= 1.0 else None
+
+
+def _stages(stages: List[Any]) -> Optional[str]:
+    steps = [stage.at_step for stage in stages]
+    if steps != sorted(set(steps)):
+        return "stages whose at_step increase"
+    return None
+
+
+# ----------------------------------------------------------------------------- the settings
 
 
 @dataclass
@@ -26,143 +87,99 @@ class TrainConfig:
     """Every setting of a run; YAML keys and command-line overrides use these names."""
 
     # model
-    model: Any = "small"  # a preset name or a dict of SegGPTConfig fields
+    model: Any = setting("small", check=_model)  # a preset name or a mapping of SegGPTConfig fields
     init_from: Optional[str] = None  # fine-tune: anything SegGPT.from_pretrained reads
-    embedding_type: str = "instance"
+    embedding_type: str = setting("instance", choices=("instance", "semantic"))
     # run
-    out_dir: str = "runs/train"
-    seed: int = 0
-    steps: int = 1000  # optimizer steps
-    max_minutes: Optional[float] = None  # stop (and save) after this much wall time
+    out_dir: str = setting("runs/train", check=_not_blank)
+    seed: int = setting(0, min=0)
+    steps: int = setting(1000, min=1)  # optimizer steps
+    max_minutes: Optional[float] = setting(None, gt=0)  # stop (and save) after this much wall time
     #: anneal by wall time too: the cosine reaches its end at max_minutes even if `steps` is not reached
     #: (for shared machines whose speed is unknown in advance; not bit-exact on resume)
     time_schedule: bool = False
-    threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
-    num_workers: int = 1
-    device: str = "auto"
-    amp: str = "auto"  # auto (bf16 on CUDA if supported, else fp16; fp32 on CPU), bf16 (CPU too), fp16, off
+    threads: Optional[int] = setting(None, min=1)  # torch intra-op threads (None: torch's default)
+    num_workers: int = setting(1, min=0)
+    device: str = setting("auto", check=_device)  # resolved by seggpt.device when the run starts
+    #: auto (bf16 on CUDA if supported, else fp16; fp32 on CPU), bf16 (CPU too), fp16, off
+    amp: str = setting("auto", choices=("auto", "bf16", "fp16", "off"))
     # optimisation
-    batch_size: int = 16  # per micro-batch and rank
-    accum_steps: int = 1
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.01
-    warmup_steps: int = 200
-    weight_decay: float = 0.05
-    betas: Tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
+    batch_size: int = setting(16, min=1)  # per micro-batch and rank
+    accum_steps: int = setting(1, min=1)
+    lr: float = setting(3e-4, gt=0)
+    min_lr_ratio: float = setting(0.01, min=0, max=1)
+    warmup_steps: int = setting(200, min=0)
+    weight_decay: float = setting(0.05, min=0)
+    betas: Tuple[float, float] = setting((0.9, 0.999), check=_betas)
+    grad_clip: float = setting(1.0, min=0)  # 0: no clipping
     # data
-    synthetic_weight: float = 1.0
-    synthetic_size: Tuple[int, int] = (80, 144)
-    synthetic_objects: Tuple[int, int] = (1, 3)
-    synthetic_max_gap: int = 16
-    davis_roots: List[str] = field(default_factory=list)
-    davis_year: int = 2016
+    synthetic_weight: float = setting(1.0, min=0)
+    synthetic_size: Tuple[int, int] = setting((80, 144), min=16)  # the generator's smallest scene is 16x16
+    synthetic_objects: Tuple[int, int] = setting((1, 3), min=1, max=8, check=_low_high)
+    synthetic_max_gap: int = setting(16, min=1)
+    davis_roots: List[str] = setting(default_factory=list)
+    davis_year: int = setting(2016, choices=(2016, 2017))
     davis_split: str = "train"
     davis_resolution: str = "480p"
-    ytvos_roots: List[str] = field(default_factory=list)
+    ytvos_roots: List[str] = setting(default_factory=list)
     ytvos_split: str = "train"
-    video_weight: float = 1.0
-    video_max_gap: int = 10
-    folder_roots: List[str] = field(default_factory=list)
-    folder_weight: float = 1.0
+    video_weight: float = setting(1.0, min=0)
+    video_max_gap: int = setting(10, min=1)
+    folder_roots: List[str] = setting(default_factory=list)
+    folder_weight: float = setting(1.0, min=0)
     # augmentation and colours
-    crop_scale: Tuple[float, float] = (0.5, 1.0)
-    crop_ratio: Tuple[float, float] = (0.75, 1.333)
-    same_crop_prob: float = 0.5
-    hflip_prob: float = 0.5
-    vflip_prob: float = 0.0
-    jitter: float = 0.3
-    min_color_distance: float = 80.0
-    palette_prob: float = 0.0
-    mix_context_prob: float = 0.0
-    mix_context_n: int = 2
+    crop_scale: Tuple[float, float] = setting((0.5, 1.0), gt=0, max=1, check=_low_high)
+    crop_ratio: Tuple[float, float] = setting((0.75, 1.333), gt=0, check=_low_high)
+    same_crop_prob: float = setting(0.5, min=0, max=1)
+    hflip_prob: float = setting(0.5, min=0, max=1)
+    vflip_prob: float = setting(0.0, min=0, max=1)
+    jitter: float = setting(0.3, min=0, max=1)
+    min_color_distance: float = setting(80.0, min=0, max=441)  # 441: black to white
+    palette_prob: float = setting(0.0, min=0, max=1)
+    mix_context_prob: float = setting(0.0, min=0, max=1)
+    mix_context_n: int = setting(2, min=1)
     #: share of samples whose hidden patches are a random `random_mask_ratio` of the whole mask
     #: canvas instead of the query half (official training mixes both; helps a model from scratch)
-    random_mask_prob: float = 0.0
-    random_mask_ratio: float = 0.75
+    random_mask_prob: float = setting(0.0, min=0, max=1)
+    random_mask_ratio: float = setting(0.75, gt=0, check=_below_one)
     #: small objects' pixels weigh up to this many background pixels in the loss (1: the official plain mean)
-    object_weight_max: float = 1.0
+    object_weight_max: float = setting(1.0, min=1)
     #: data settings that change during the run, e.g. [{at_step: 4000, synthetic_max_gap: 8,
-    #: same_crop_prob: 0.5}]: harder pairs once the model has learnt to copy masks at all
-    curriculum: List[Dict[str, Any]] = field(default_factory=list)
+    #: same_crop_prob: 0.5}]: harder pairs once the model has learnt to copy masks at all. Each
+    #: stage's values are checked like the keys they set, when the settings are read.
+    curriculum: List["CurriculumStage"] = setting(default_factory=list, check=_stages)
     # evaluation, logging, checkpoints
-    eval_every: int = 500
-    eval_pairs: int = 64
-    eval_clips: int = 2
-    eval_clip_frames: int = 12
-    eval_clip_size: Tuple[int, int] = (120, 216)
-    eval_seed: int = 987654321
-    log_every: int = 10
-    ckpt_every: int = 250
+    eval_every: int = setting(500, min=0)  # 0: no periodic evaluation
+    eval_pairs: int = setting(64, min=0)
+    eval_clips: int = setting(2, min=0)
+    #: J&F leaves out a clip's first and last frames: at least 3
+    eval_clip_frames: int = setting(12, min=3)
+    eval_clip_size: Tuple[int, int] = setting((120, 216), min=16)
+    eval_seed: int = setting(987654321, min=0)
+    log_every: int = setting(10, min=1)
+    ckpt_every: int = setting(250, min=0)  # 0: checkpoints only at the end (and when interrupted)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        validate(self)
+
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data (lists, dicts), e.g. for the log and the checkpoint."""
+        return as_dict(self)
 
+    # the pair makers' settings, built from the flat keys in this one place
+    def pair_settings(self) -> PairSettings:
+        return PairSettings(
+            min_color_distance=self.min_color_distance, palette_prob=self.palette_prob,
+            mix_context_prob=self.mix_context_prob, mix_context_n=self.mix_context_n,
+            random_mask_prob=self.random_mask_prob, random_mask_ratio=self.random_mask_ratio,
+            object_weight_max=self.object_weight_max,
+        )
 
-_TUPLE_KEYS = {f.name for f in dataclasses.fields(TrainConfig) if "Tuple" in str(f.type)}
-
-
-def _parse_override(text: str, source: str) -> Tuple[str, Any]:
-    if "=" not in text:
-        raise TrainError(f"{source}: override {text!r} is not key=value")
-    key, value = text.split("=", 1)
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as err:
-        raise TrainError(f"{source}: override {text!r}: value is not YAML ({str(err).splitlines()[0]})") from None
-
-
-def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a YAML file of TrainConfig keys and apply ``key=value`` overrides (values parsed as YAML)."""
-    values: Dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise TrainError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise TrainError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise TrainError(f"{p}: the top level must be a mapping of settings")
-        values.update(loaded)
-    for text in overrides:
-        key, value = _parse_override(text, "command line")
-        values[key] = value
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    source = path or "command line"
-    for key in values:
-        if key not in known:
-            raise TrainError(f"{source}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-    for key in _TUPLE_KEYS & set(values):
-        v = values[key]
-        if not isinstance(v, (list, tuple)) or len(v) != 2:
-            raise TrainError(f"{source}: {key} must be a list of two numbers, got {v!r}")
-        values[key] = tuple(v)
-    for key in ("davis_roots", "ytvos_roots", "folder_roots"):
-        if key in values:
-            v = values[key] or []
-            values[key] = [str(x) for x in (v if isinstance(v, list) else [v])]
-    for f in dataclasses.fields(TrainConfig):
-        v = values.get(f.name)
-        if isinstance(v, str) and ("float" in str(f.type) or f.type in ("int", "Optional[int]")):
-            try:  # YAML reads "1e-3" as a string (its floats need a dot): accept what Python accepts
-                values[f.name] = float(v) if "float" in str(f.type) else int(v)
-            except ValueError:
-                raise TrainError(f"{source}: {f.name} must be a number, got {v!r}") from None
-    if values.get("amp") is False:  # YAML 1.1 reads a bare `off` as false
-        values["amp"] = "off"
-    if "curriculum" in values:
-        values["curriculum"] = _check_curriculum(values["curriculum"], source)
-    cfg = TrainConfig(**values)
-    if cfg.amp not in ("auto", "bf16", "fp16", "off"):
-        raise TrainError(f"{source}: amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accum_steps < 1:
-        raise TrainError(f"{source}: steps, batch_size and accum_steps must be >= 1")
-    if cfg.embedding_type not in ("instance", "semantic"):
-        raise TrainError(f"{source}: embedding_type must be instance or semantic, got {cfg.embedding_type!r}")
-    return cfg
+    def augment(self, size: Tuple[int, int]) -> Augment:
+        return Augment(size=tuple(size), crop_scale=self.crop_scale, crop_ratio=self.crop_ratio,
+                       same_crop_prob=self.same_crop_prob, hflip_prob=self.hflip_prob,
+                       vflip_prob=self.vflip_prob, jitter=self.jitter)
 
 
 #: the settings a curriculum stage may change: what the pairs are, never the model or the optimiser
@@ -173,33 +190,49 @@ CURRICULUM_KEYS = frozenset({
 })
 
 
-def _check_curriculum(stages: Any, source: str) -> List[Dict[str, Any]]:
-    """Validate curriculum stages: a list of mappings, each with an increasing `at_step` and data keys."""
-    if not stages:
-        return []
-    if not isinstance(stages, list) or not all(isinstance(st, dict) for st in stages):
-        raise TrainError(f"{source}: curriculum must be a list of mappings, each with at_step")
-    checked, last = [], 0
-    for stage in stages:
-        at = stage.get("at_step")
-        if not isinstance(at, int) or at <= last:
-            raise TrainError(f"{source}: curriculum at_step must be increasing integers > 0, got {at!r}")
-        unknown = set(stage) - CURRICULUM_KEYS - {"at_step"}
-        if unknown:
-            raise TrainError(f"{source}: curriculum cannot change {', '.join(sorted(unknown))} "
-                             f"(only {', '.join(sorted(CURRICULUM_KEYS))})")
-        stage = dict(stage)
-        for key in _TUPLE_KEYS & set(stage):
-            stage[key] = tuple(stage[key])
-        checked.append(stage)
-        last = at
-    return checked
+def _stage_class() -> type:
+    """CurriculumStage: `at_step` and every CURRICULUM_KEYS field of TrainConfig, optional, with its
+    type and checks (made from TrainConfig's fields, so the two cannot drift apart)."""
+    hints = typing.get_type_hints(TrainConfig, localns={"CurriculumStage": Any})
+    fields = [("at_step", int, setting(dataclasses.MISSING, min=1))]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in CURRICULUM_KEYS:
+            fields.append((f.name, Optional[hints[f.name]], setting(None, **f.metadata)))
+
+    def changes(self) -> Dict[str, Any]:
+        """The settings this stage sets: {key: value} without at_step and the keys it leaves alone."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "at_step" and getattr(self, f.name) is not None}
+
+    return dataclasses.make_dataclass(
+        "CurriculumStage", fields, namespace={"__post_init__": lambda self: validate(self), "changes": changes,
+                                              "__module__": __name__,
+                                              "__doc__": "A curriculum stage: from optimizer step `at_step` "
+                                                         "on, these data settings (None: unchanged)."})
+
+
+CurriculumStage = _stage_class()
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """A YAML file of TrainConfig keys (a path or a packaged config's name) under ``key=value`` overrides.
+
+    Raises ConfigError (one line naming the file or the override) for anything that cannot be used.
+    """
+    layers: List[Layer] = []
+    if path is not None:
+        layers.append((read_yaml(path), str(path)))
+    layers.extend(parse_assignments(overrides, option=OVERRIDE_SOURCE))
+    return build(TrainConfig, layers)
 
 
 def data_config(cfg: TrainConfig, step: int) -> TrainConfig:
     """The run's settings with every curriculum stage reached by optimizer step `step` applied."""
     changes: Dict[str, Any] = {}
     for stage in cfg.curriculum:
-        if step >= stage["at_step"]:
-            changes.update({k: v for k, v in stage.items() if k != "at_step"})
+        if step >= stage.at_step:
+            changes.update(stage.changes())
     return dataclasses.replace(cfg, **changes) if changes else cfg

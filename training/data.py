@@ -1,4 +1,4 @@
-"""Training data for in-context colouring: pair sources, augmentation, random colour mapping.
+"""Training data for in-context colouring: pair sources and the batch stream.
 
 SegGPT learns segmentation as painting: the prompt half of a canvas shows an image and its mask,
 the query half an image whose mask is hidden, and the model paints the hidden mask. The colours of
@@ -16,28 +16,29 @@ Sources of (prompt image, prompt labels, query image, query labels) pairs:
 seeded by ``(seed, rank, micro-step)``, so the stream is the same whatever the number of loader
 workers, and a resumed run sees exactly the batches an uninterrupted run would have seen.
 
-Pre-processing matches ``seggpt.predictor``: images bicubic (PIL), masks nearest, ImageNet
-normalisation; the whole frame is resized to the model's (square) size, so aspect ratios are
-distorted exactly as at inference.
+The pairs are augmented, painted and normalised by ``seggpt.pairs`` (:class:`~seggpt.pairs.Augment`,
+:func:`~seggpt.pairs.colour_mapping`, :func:`~seggpt.pairs.build_sample`), the one place that test-time
+adaptation and in-context tuning use too; :class:`PairSettings` holds the stream's own settings
+(colours, mixed contexts, hidden patches, loss weights). ``TrainConfig`` builds both from its flat keys.
 """
 from __future__ import annotations
 
 import copy
-import math
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from seggpt.colors import normalize_image, palette, random_colors
 from seggpt.io import read_label_png
+from seggpt.pairs import VOID, Augment, RawPair, build_sample, colour_mapping, object_weights
 from vos.datasets import DAVIS, DatasetError, YouTubeVOS, pngs_by_stem
-from vos.synthetic import make_pair
+from vos.synthetic import SyntheticError, make_pair
 
 __all__ = [
     "TrainDataError",
@@ -50,25 +51,14 @@ __all__ = [
     "build_sample",
     "CurriculumStream",
     "object_weights",
+    "PairSettings",
     "PairStream",
     "batch_rng",
 ]
 
-VOID = 255
-
 
 class TrainDataError(ValueError):
     """A training data source cannot be used; the message names the path and the problem."""
-
-
-@dataclass
-class RawPair:
-    """Prompt and query at their source size: images (H,W,3) uint8, labels (H,W) uint8 (255 = void)."""
-
-    prompt: np.ndarray
-    prompt_labels: np.ndarray
-    query: np.ndarray
-    query_labels: np.ndarray
 
 
 def batch_rng(seed: int, rank: int, micro_step: int) -> np.random.Generator:
@@ -97,8 +87,14 @@ class SyntheticPairs:
 
     def draw(self, rng: np.random.Generator) -> RawPair:
         count = int(rng.integers(self.objects[0], self.objects[1] + 1))
-        p, pl, q, ql = make_pair(rng, self.size, num_objects=count, max_gap=self.max_gap)
-        return RawPair(p, pl, q, ql)
+        while True:
+            try:
+                p, pl, q, ql = make_pair(rng, self.size, num_objects=count, max_gap=self.max_gap)
+                return RawPair(p, pl, q, ql)
+            except SyntheticError:  # that many objects do not fit a small scene: fewer (still deterministic)
+                if count <= 1:
+                    raise TrainDataError(f"synthetic scenes of size {self.size}: no scene with one visible object") from None
+                count -= 1
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -210,149 +206,27 @@ class FolderPairs:
         raise TrainDataError(f"{self.items[0][0].parent}: no two images share a class")
 
 
-# ----------------------------------------------------------------------------- augmentation
-
-
-@dataclass
-class Augment:
-    """Random resized crop, colour jitter and flips, applied to a pair.
-
-    The crop is a fraction of the frame (area in `crop_scale`, aspect change in `crop_ratio`)
-    resized to the model size; prompt and query get the same crop with `same_crop_prob` (video
-    tracking: objects stay near where they were) and independent crops otherwise (the model must
-    match appearance, not position). Flips are shared, so the pair stays one consistent scene.
-    """
-
-    size: Tuple[int, int]
-    crop_scale: Tuple[float, float] = (0.5, 1.0)
-    crop_ratio: Tuple[float, float] = (0.75, 1.333)
-    same_crop_prob: float = 0.5
-    hflip_prob: float = 0.5
-    vflip_prob: float = 0.0
-    jitter: float = 0.3
-
-    def _crop_box(self, rng: np.random.Generator, h: int, w: int) -> Tuple[int, int, int, int]:
-        scale = rng.uniform(*self.crop_scale)
-        ratio = math.exp(rng.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
-        fw, fh = min(1.0, math.sqrt(scale * ratio)), min(1.0, math.sqrt(scale / ratio))
-        cw, ch = max(1, int(round(fw * w))), max(1, int(round(fh * h)))
-        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        return x0, y0, x0 + cw, y0 + ch
-
-    def _resize(self, image: np.ndarray, labels: np.ndarray, box, size) -> Tuple[np.ndarray, np.ndarray]:
-        x0, y0, x1, y1 = box
-        h, w = size
-        img = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).resize((w, h), Image.BICUBIC)
-        lab = Image.fromarray(np.ascontiguousarray(labels[y0:y1, x0:x1])).resize((w, h), Image.NEAREST)
-        return np.asarray(img), np.asarray(lab)
-
-    def _jitter(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        if self.jitter <= 0:
-            return image
-        x = image.astype(np.float32)
-        a = self.jitter
-        brightness, contrast, saturation = (rng.uniform(1 - a, 1 + a) for _ in range(3))
-        x = x * brightness
-        mean = x.mean()
-        x = (x - mean) * contrast + mean
-        grey = x.mean(axis=2, keepdims=True)
-        x = (x - grey) * saturation + grey
-        return np.clip(x + 0.5, 0, 255).astype(np.uint8)
-
-    def __call__(self, pair: RawPair, rng: np.random.Generator, size: Optional[Tuple[int, int]] = None) -> RawPair:
-        size = size or self.size
-        h, w = pair.prompt.shape[:2]
-        box_p = self._crop_box(rng, h, w)
-        qh, qw = pair.query.shape[:2]
-        box_q = box_p if (rng.random() < self.same_crop_prob and (qh, qw) == (h, w)) else self._crop_box(rng, qh, qw)
-        p, pl = self._resize(pair.prompt, pair.prompt_labels, box_p, size)
-        q, ql = self._resize(pair.query, pair.query_labels, box_q, size)
-        p, q = self._jitter(rng, p), self._jitter(rng, q)
-        if rng.random() < self.hflip_prob:
-            p, pl, q, ql = p[:, ::-1], pl[:, ::-1], q[:, ::-1], ql[:, ::-1]
-        if rng.random() < self.vflip_prob:
-            p, pl, q, ql = p[::-1], pl[::-1], q[::-1], ql[::-1]
-        return RawPair(*(np.ascontiguousarray(a) for a in (p, pl, q, ql)))
-
-
-# ----------------------------------------------------------------------------- colours and canvases
-
-
-def colour_mapping(prompt_labels: Sequence[np.ndarray], rng: np.random.Generator, min_distance: float = 80.0,
-                   palette_prob: float = 0.0) -> Dict[int, np.ndarray]:
-    """One random colour per object id seen in the prompts: {id: (3,) uint8}; 0 is black.
-
-    Fresh colours per sample force in-context reading. With `palette_prob` the fixed inference
-    palette is used instead (the colours ``SegGPTPredictor`` paints prompts with), so the model
-    also sees exactly the colours of inference.
-    """
-    ids = sorted({int(i) for lab in prompt_labels for i in np.unique(lab) if i not in (0, VOID)})
-    if palette_prob > 0 and rng.random() < palette_prob:
-        colours = palette(len(ids))
-    else:
-        colours = random_colors(len(ids), rng, min_distance)
-    mapping = {0: colours[0]}
-    mapping.update({obj: colours[k + 1] for k, obj in enumerate(ids)})
-    return mapping
-
-
-def _paint(labels: np.ndarray, mapping: Dict[int, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """Labels -> (RGB (H,W,3) uint8, valid (H,W) bool). Ids the prompt never showed are background
-    (the model cannot know their colour); void pixels are left out of the loss."""
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    for obj, colour in mapping.items():
-        lut[obj] = colour
-    return lut[labels], labels != VOID
-
-
-def object_weights(labels: np.ndarray, mapping: Dict[int, np.ndarray], max_weight: float) -> np.ndarray:
-    """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background
-    (unpainted ids included), and on each painted object the weight that makes the object as heavy
-    as the background divided by the number of objects, between 1 and `max_weight`.
-
-    The official loss is a plain mean; on masks that are mostly black it is smallest for "all
-    black", which a model trained from scratch predicts for a long time, and it barely notices
-    a missed small object. `max_weight` 1 is the plain mean.
-    """
-    weights = np.ones(labels.shape, dtype=np.float32)
-    if max_weight <= 1.0:
-        return weights
-    painted = [obj for obj in mapping if obj != 0]
-    areas = {obj: int(np.count_nonzero(labels == obj)) for obj in painted}
-    present = [obj for obj, area in areas.items() if area > 0]
-    if not present:
-        return weights
-    background = int(np.count_nonzero(~np.isin(labels, present + [VOID])))
-    for obj in present:
-        scale = background / (len(present) * areas[obj])
-        weights[labels == obj] = float(np.clip(scale, 1.0, max_weight))
-    return weights
-
-
-def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray],
-                 object_weight_max: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stitch pairs side by side (mix-context; one pair is the usual case) into canvases.
-
-    Returns (image canvas (3,2H,W), mask canvas (3,2H,W), valid (1,2H,W)) with the prompt on top;
-    `valid` is the per-pixel loss weight: 0 on void pixels, else 1 (or `object_weights` with
-    `object_weight_max` > 1).
-    """
-    prompt = np.concatenate([p.prompt for p in pairs], axis=1)
-    query = np.concatenate([p.query for p in pairs], axis=1)
-    labels = np.concatenate([np.concatenate([p.prompt_labels for p in pairs], axis=1),
-                             np.concatenate([p.query_labels for p in pairs], axis=1)], axis=0)
-    rgb, valid = _paint(labels, mapping)
-    image = normalize_image(np.concatenate([prompt, query], axis=0))
-    target = normalize_image(rgb)
-    weight = valid.astype(np.float32)
-    if object_weight_max > 1.0:
-        half = prompt.shape[0]  # each half is balanced on its own (the query half is what is scored)
-        weight[:half] *= object_weights(labels[:half], mapping, object_weight_max)
-        weight[half:] *= object_weights(labels[half:], mapping, object_weight_max)
-    return image, target, weight[None]
-
-
 # ----------------------------------------------------------------------------- the stream
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """How a stream turns pairs into samples (``TrainConfig`` holds the same settings as flat keys).
+
+    min_color_distance, palette_prob: the random colours of each sample (``seggpt.pairs.colour_mapping``);
+    mix_context_prob, mix_context_n: the share of samples that stitch n pairs side by side, one colour
+    mapping for all; random_mask_prob, random_mask_ratio: the share of samples whose hidden patches are
+    a random part of the whole mask canvas instead of the query half; object_weight_max: the largest
+    loss weight of a small object's pixels (1: the official plain mean).
+    """
+
+    min_color_distance: float
+    palette_prob: float
+    mix_context_prob: float
+    mix_context_n: int
+    random_mask_prob: float
+    random_mask_ratio: float
+    object_weight_max: float
 
 
 class PairStream(torch.utils.data.IterableDataset):
@@ -360,41 +234,33 @@ class PairStream(torch.utils.data.IterableDataset):
 
     Each is {"imgs", "tgts", "valid"} (N,.,2H,W) and "mask" (N, L) bool: the hidden, scored patches.
 
-    Sources are drawn with probabilities proportional to `weights`. With several loader workers,
-    worker w produces micro-steps w, w+W, ... and the DataLoader interleaves them in order.
+    Sources are drawn with probabilities proportional to `weights`; each pair is augmented by
+    `augment` (its size is the model's image size) and made a sample by `settings`. With several
+    loader workers, worker w produces micro-steps w, w+W, ... and the DataLoader interleaves them in order.
     """
 
-    def __init__(self, sources: Sequence, weights: Sequence[float], augment: Augment, batch_size: int,
-                 seed: int = 0, rank: int = 0, start: int = 0, min_color_distance: float = 80.0,
-                 palette_prob: float = 0.0, mix_context_prob: float = 0.0, mix_context_n: int = 2,
-                 patch_size: int = 8, random_mask_prob: float = 0.0, random_mask_ratio: float = 0.75,
-                 object_weight_max: float = 1.0):
+    def __init__(self, sources: Sequence, weights: Sequence[float], augment: Augment, batch_size: int, *,
+                 settings: PairSettings, seed: int = 0, rank: int = 0, start: int = 0, patch_size: int = 8):
         super().__init__()
         if not sources or len(sources) != len(weights):
             raise TrainDataError("give at least one data source, with one weight per source")
         w = np.asarray(weights, dtype=np.float64)
         if np.any(w < 0) or w.sum() <= 0:
             raise TrainDataError(f"source weights must be >= 0 and not all zero, got {list(weights)}")
-        if mix_context_n < 1 or augment.size[1] % mix_context_n:
+        if settings.mix_context_n < 1 or augment.size[1] % settings.mix_context_n:
             raise TrainDataError(f"mix_context_n must be >= 1 and divide the image width {augment.size[1]}")
+        if not 0.0 < settings.random_mask_ratio < 1.0:
+            raise TrainDataError(f"random_mask_ratio must be in (0, 1), got {settings.random_mask_ratio}")
         self.sources = list(sources)
         self.probs = w / w.sum()
         self.augment = augment
+        self.settings = settings
         self.batch_size = int(batch_size)
         self.seed, self.rank, self.start = int(seed), int(rank), int(start)
-        self.min_color_distance = float(min_color_distance)
-        self.palette_prob = float(palette_prob)
-        self.mix_context_prob = float(mix_context_prob)
-        self.mix_context_n = int(mix_context_n)
         h, w = augment.size
         if h % patch_size or w % patch_size:
             raise TrainDataError(f"image size {augment.size} is not a multiple of the patch size {patch_size}")
         self.grid = (2 * h // patch_size, w // patch_size)
-        if not 0.0 < random_mask_ratio < 1.0:
-            raise TrainDataError(f"random_mask_ratio must be in (0, 1), got {random_mask_ratio}")
-        self.random_mask_prob = float(random_mask_prob)
-        self.random_mask_ratio = float(random_mask_ratio)
-        self.object_weight_max = float(object_weight_max)
 
     def token_mask(self, rng: np.random.Generator) -> np.ndarray:
         """Which mask-canvas patches are hidden and scored: (2Hp*Wp,) bool.
@@ -406,8 +272,9 @@ class PairStream(torch.utils.data.IterableDataset):
         """
         rows, cols = self.grid
         mask = np.zeros(rows * cols, dtype=bool)
-        if self.random_mask_prob > 0 and rng.random() < self.random_mask_prob:
-            hidden = max(1, int(round(self.random_mask_ratio * rows * cols)))
+        st = self.settings
+        if st.random_mask_prob > 0 and rng.random() < st.random_mask_prob:
+            hidden = max(1, int(round(st.random_mask_ratio * rows * cols)))
             mask[rng.choice(rows * cols, size=hidden, replace=False)] = True
         else:
             mask[(rows // 2) * cols:] = True
@@ -415,14 +282,15 @@ class PairStream(torch.utils.data.IterableDataset):
 
     def sample(self, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One canvas triple; mix-context stitches several pairs (each 1/n wide) with one mapping."""
-        n = self.mix_context_n if (self.mix_context_n > 1 and rng.random() < self.mix_context_prob) else 1
+        st = self.settings
+        n = st.mix_context_n if (st.mix_context_n > 1 and rng.random() < st.mix_context_prob) else 1
         h, w = self.augment.size
         pairs = []
         for _ in range(n):
             source = self.sources[int(rng.choice(len(self.sources), p=self.probs))]
             pairs.append(self.augment(source.draw(rng), rng, (h, w // n)))
-        mapping = colour_mapping([p.prompt_labels for p in pairs], rng, self.min_color_distance, self.palette_prob)
-        return build_sample(pairs, mapping, self.object_weight_max)
+        mapping = colour_mapping([p.prompt_labels for p in pairs], rng, st.min_color_distance, st.palette_prob)
+        return build_sample(pairs, mapping, st.object_weight_max)
 
     def batch(self, micro_step: int) -> Dict[str, torch.Tensor]:
         rng = batch_rng(self.seed, self.rank, micro_step)
@@ -459,8 +327,14 @@ class CurriculumStream(torch.utils.data.IterableDataset):
     __iter__ = PairStream.__iter__
 
 
+def _quiet_exit(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the loader's worker loop ends quietly on it
+
+
 def worker_init(_: int) -> None:
-    """Loader workers use one thread each: the 2 cores belong to the training step."""
+    """Loader workers use one thread each (the cores belong to the training step), and a SIGTERM sent to
+    the whole process group ends them quietly, as Ctrl-C does, while the main process saves its checkpoint."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    signal.signal(signal.SIGTERM, _quiet_exit)

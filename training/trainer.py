@@ -6,8 +6,15 @@ model's own training forward (smooth L1 on the hidden query half only), AdamW wi
 schedule after a linear warm-up, gradient accumulation and clipping, bf16/fp16 autocast on CUDA
 (fp32 on CPU), checkpoints holding everything needed to resume bit for bit (model, optimizer,
 scheduler, scaler, step, RNG states), periodic evaluation on held-out synthetic data (mIoU of
-decoded pairs, J&F of short clips through ``vos.metrics``), ``torchrun`` data-parallel, and
-fine-tuning from anything ``SegGPT.from_pretrained`` reads. The command line: ``python -m training``.
+decoded pairs; J&F of short clips segmented by the shipped engine, ``vos.VideoSegmenter``, scored by
+``vos.metrics``), ``torchrun`` data-parallel, and fine-tuning from anything ``SegGPT.from_pretrained``
+reads. The command line: ``python -m training``.
+
+The output folder holds one run: `last.pt` (the checkpoint), `final.safetensors`, `best.safetensors`
+and `log.jsonl` (:data:`RUN_FILES`). A folder that already holds a run's files is refused unless the
+run resumes it or `overwrite` removes those files (only those). Ctrl-C or SIGTERM (raised as
+KeyboardInterrupt by ``seggpt.cli.run_cli``) ends a run after a whole checkpoint is written; the
+optimizer update itself is never cut in half (signals wait until it is done).
 """
 from __future__ import annotations
 
@@ -16,28 +23,38 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from seggpt.config import SegGPTConfig, get_config
-from seggpt.io import atomic_path
+from seggpt.device import DeviceError, autocast, resolve_device
+from seggpt.io import OutputError, atomic_path, ensure_output_dir
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
+from seggpt.settings import ConfigError
 from seggpt.weights import WeightsError
+from vos.config import EngineConfig
+from vos.engine import VideoSegmenter
 from vos.metrics import evaluate_sequence
 from vos.synthetic import make_clip, make_pair
 
 from .config import TrainConfig, TrainError, data_config
-from .data import (
-    Augment, CurriculumStream, FolderPairs, PairStream, SyntheticPairs, TrainDataError, VideoPairs, worker_init,
-)
+from .data import CurriculumStream, FolderPairs, PairStream, SyntheticPairs, TrainDataError, VideoPairs, worker_init
 
-__all__ = ["Trainer", "build_model", "build_stream", "lr_factor", "evaluate"]
+__all__ = ["Trainer", "build_model", "build_stream", "lr_factor", "evaluate", "claim_out_dir", "signals_held",
+           "RUN_FILES", "USER_ERRORS"]
+
+#: the files a run writes in its out_dir; `overwrite` removes these and nothing else
+RUN_FILES = ("last.pt", "best.safetensors", "final.safetensors", "log.jsonl")
+#: what a command line reports as bad input (one line, exit 2): settings, data folders, checkpoints, out_dir
+USER_ERRORS = (TrainError, TrainDataError, ConfigError)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -64,7 +81,7 @@ def build_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int = 0,
     """The run's micro-batch stream from micro-step `start`; with a curriculum, one stream per stage."""
     if not cfg.curriculum:
         return _pair_stream(cfg, model_cfg, rank, start, {})
-    firsts = [0] + [stage["at_step"] * cfg.accum_steps for stage in cfg.curriculum]
+    firsts = [0] + [stage.at_step * cfg.accum_steps for stage in cfg.curriculum]
     scanned: Dict[Any, Any] = {}  # dataset indexes, read once for all stages
     stages = [_pair_stream(data_config(cfg, first // cfg.accum_steps), model_cfg, rank, start, scanned)
               for first in firsts]
@@ -96,12 +113,9 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
                 scanned["folders"] = FolderPairs(cfg.folder_roots)
             sources.append(scanned["folders"])
             weights.append(cfg.folder_weight)
-        augment = Augment(model_cfg.image_size, cfg.crop_scale, cfg.crop_ratio, cfg.same_crop_prob,
-                          cfg.hflip_prob, cfg.vflip_prob, cfg.jitter)
-        return PairStream(sources, weights, augment, cfg.batch_size, cfg.seed, rank, start,
-                          cfg.min_color_distance, cfg.palette_prob, cfg.mix_context_prob, cfg.mix_context_n,
-                          model_cfg.patch_size, cfg.random_mask_prob, cfg.random_mask_ratio,
-                          cfg.object_weight_max)
+        return PairStream(sources, weights, cfg.augment(model_cfg.image_size), cfg.batch_size,
+                          settings=cfg.pair_settings(), seed=cfg.seed, rank=rank, start=start,
+                          patch_size=model_cfg.patch_size)
     except TrainDataError as err:
         raise TrainError(str(err)) from None
 
@@ -124,6 +138,56 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then act as they would have (main thread only;
+    elsewhere, where no signal handler runs, a no-op). For what must not be cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: List[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not None:  # None: a handler set outside Python, which cannot be put back
+            previous[signum] = signal.signal(signum, lambda n, _frame: held.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])  # now, through the handler the block had held back
+
+
+def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence[Optional[str]] = ()) -> None:
+    """Make sure `out_dir` can take this run: a usable folder that holds no other run's files.
+
+    A folder holding RUN_FILES is another run (or this one, interrupted): it is continued with
+    `resume`, or emptied of those files with `overwrite` (a user's other files are never touched);
+    otherwise refused. An input (`init_from`) that `overwrite` would remove is refused too.
+    """
+    try:
+        ensure_output_dir(out_dir)
+    except OutputError as err:
+        raise TrainError(f"out_dir {err}") from None
+    found = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if resume or not found:
+        return
+    if not overwrite:
+        raise TrainError(f"out_dir {out_dir}: holds another run ({', '.join(found)}); continue it with "
+                         f"--resume, or replace it with --overwrite")
+    doomed = {os.path.realpath(out_dir / name) for name in found}
+    for item in inputs:
+        if item and os.path.realpath(item) in doomed:
+            raise TrainError(f"init_from {item}: --overwrite would remove it (it is this out_dir's run); "
+                             f"copy it elsewhere first")
+    for name in found:
+        try:
+            (out_dir / name).unlink()
+        except OSError as err:
+            raise TrainError(f"out_dir {out_dir}: cannot remove the earlier run's {name} ({err.strerror or err})") from None
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -139,17 +203,20 @@ def _eval_data(cfg: TrainConfig, model_cfg: SegGPTConfig):
 
 
 @torch.no_grad()
-def evaluate(model: SegGPT, pairs, clips) -> Dict[str, float]:
+def evaluate(model: SegGPT, pairs, clips, device: Optional[torch.device] = None) -> Dict[str, float]:
     """mIoU of decoded held-out pairs (per object, palette colours as at inference) and clip J&F.
 
-    Clips are propagated as the engine does in its simplest form: every frame is predicted from
-    two prompts, the first frame with its true mask and the previous frame with its prediction.
+    Clips are segmented by the shipped engine itself (``vos.VideoSegmenter`` with the engine settings
+    the model's weights recommend, else the defaults): the first frame's true masks given with
+    ``add_mask``, every other frame from ``propagate``, scored by ``vos.metrics.evaluate_sequence``
+    (the DAVIS rules: the first and last frames left out).
     """
     was_training = model.training
-    predictor = SegGPTPredictor(model)
+    device = device or next(model.parameters()).device
     out: Dict[str, float] = {}
     try:
         if pairs:
+            predictor = SegGPTPredictor(model.eval())
             ious = []
             for p, pl, q, ql in pairs:
                 n = int(max(pl.max(), ql.max(), 1))
@@ -162,18 +229,16 @@ def evaluate(model: SegGPT, pairs, clips) -> Dict[str, float]:
                     ious.append(1.0 if union == 0 else inter / union)
             out["miou"] = float(np.mean(ious)) if ious else float("nan")
         if clips:
+            engine = VideoSegmenter(model, config=EngineConfig.load(None, getattr(model, "recommended_settings", None)),
+                                    device=device)
             js, fs = [], []
             for frames, labels in clips:
-                n = int(labels[0].max())
-                preds = [labels[0]]
-                for t in range(1, len(frames)):
-                    prompts, prompt_labels = [frames[0]], [labels[0]]
-                    if t > 1:
-                        prompts.append(frames[t - 1])
-                        prompt_labels.append(preds[-1])
-                    preds.append(predictor.predict([frames[t]], prompts, prompt_labels, num_labels=n)[0].labels)
-                scores = evaluate_sequence(labels, np.stack(preds).astype(np.uint8), list(range(1, n + 1)))
-                for s in scores.values():
+                state = engine.init_state(frames)
+                objects = engine.add_mask(state, 0, labels[0])
+                preds = np.zeros_like(labels)
+                for result in engine.propagate(state):
+                    preds[result.frame_idx] = result.labels
+                for s in evaluate_sequence(labels, preds, objects).values():
                     js.append(float(np.mean(s["J"])))
                     fs.append(float(np.mean(s["F"])))
             out["J"], out["F"] = float(np.mean(js)), float(np.mean(fs))
@@ -187,13 +252,23 @@ def evaluate(model: SegGPT, pairs, clips) -> Dict[str, float]:
 
 
 class Trainer:
-    """One training run: builds everything from a TrainConfig, `run()` trains, evaluates, saves."""
+    """One training run: builds everything from a TrainConfig, `run()` trains, evaluates, saves.
 
-    def __init__(self, cfg: TrainConfig, resume: Optional[str] = None):
+    resume: a checkpoint to go on from ("auto": out_dir/last.pt). overwrite: an out_dir holding
+    another run's files (RUN_FILES) is emptied of them; without it (or resume) it is refused.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: Optional[str] = None, overwrite: bool = False):
         self.cfg = cfg
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.out_dir = Path(cfg.out_dir)
+        if resume and overwrite:
+            raise TrainError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
+        resume_path = self._resume_path(resume) if resume else None
+        if self.rank == 0:  # before anything slow: a refused folder costs nothing
+            claim_out_dir(self.out_dir, bool(resume), overwrite, [cfg.init_from])
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         self.device = self._device()
@@ -220,19 +295,24 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.best: Optional[float] = None
-        self.out_dir = Path(cfg.out_dir)
         self.losses: List[float] = []
-        if resume:
-            self.load_checkpoint(self._resume_path(resume))
+        #: the checkpoint written when the last run() was interrupted (Ctrl-C, SIGTERM), else None
+        self.interrupted_checkpoint: Optional[Path] = None
+        if resume_path is not None:
+            self.load_checkpoint(resume_path)
 
     # ---------------------------------------------------------------- setup helpers
     def _device(self) -> torch.device:
-        if self.cfg.device != "auto":
-            return torch.device(self.cfg.device)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(self.local_rank)
-            return torch.device("cuda", self.local_rank)
-        return torch.device("cpu")
+        """The one resolver's device; `auto` or `cuda` under torchrun: this rank's GPU."""
+        try:
+            device = resolve_device(self.cfg.device)
+        except DeviceError as err:
+            raise TrainError(f"device: {err}") from None
+        if device.type == "cuda":
+            if device.index is None:
+                device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        return device
 
     def _amp_dtype(self) -> Optional[torch.dtype]:
         if self.device.type != "cuda":  # CPUs with bf16 units (AVX512-BF16, AMX) gain ~1.3x from it
@@ -341,23 +421,22 @@ class Trainer:
             sync = i == len(batches) - 1 or self.world == 1
             ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else contextlib.nullcontext()
             with ctx:
-                autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
-                            if self.amp_dtype is not None else contextlib.nullcontext())
-                with autocast:
+                with autocast(self.device, self.amp_dtype):
                     loss, _ = self.ddp(imgs, tgts, mask, self.cfg.embedding_type, valid)
                 self.scaler.scale(loss / len(batches)).backward()
             total += float(loss.detach())
-        if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.step += 1
+        with signals_held():  # the update is whole or not done: a checkpoint after Ctrl-C is a real step
+            if self.cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.step += 1
         return total / len(batches)
 
     def _evaluate(self, eval_data) -> Dict[str, float]:
-        scores = evaluate(self.model, *eval_data)
+        scores = evaluate(self.model, *eval_data, device=self.device)
         metric = scores.get("JF", scores.get("miou"))
         record = {"step": self.step, "time": time.time(), **scores}
         if metric is not None and not math.isnan(metric) and (self.best is None or metric > self.best):
@@ -372,26 +451,45 @@ class Trainer:
 
         `until` pauses at that step instead: a checkpoint is written and the run can go on later
         with ``resume`` exactly as if it had never stopped (the schedule still spans `steps`).
+        At the end the checkpoint and `final.safetensors` are written before the final evaluation,
+        so a failing evaluation never costs the run. Interrupted (KeyboardInterrupt, which
+        ``seggpt.cli`` raises for SIGTERM too), a whole checkpoint is written and the interrupt goes on.
         """
         cfg = self.cfg
         self.losses = []
+        self.interrupted_checkpoint = None
         self._run_start = time.time()
-        loader = self._loader()
-        eval_data = _eval_data(cfg, self.model.config) if self.is_main and cfg.eval_every > 0 else None
         bar = None
-        if self.is_main and cfg.progress:
-            bar = tqdm(total=cfg.steps, initial=self.step, dynamic_ncols=True, mininterval=5.0)
-        if self.is_main:
-            self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
-                                 "model": self.model.config.to_dict(), "config": cfg.to_dict(),
-                                 "world": self.world, "device": str(self.device)}})
+        try:
+            loader = self._loader()
+            eval_data = _eval_data(cfg, self.model.config) if self.is_main and cfg.eval_every > 0 else None
+            if self.is_main and cfg.progress:
+                bar = tqdm(total=cfg.steps, initial=self.step, dynamic_ncols=True, mininterval=5.0)
+            if self.is_main:
+                self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
+                                     "model": self.model.config.to_dict(), "config": cfg.to_dict(),
+                                     "world": self.world, "device": str(self.device)}})
+            return self._train(loader, eval_data, bar, until)
+        except KeyboardInterrupt:
+            if self.is_main:
+                with signals_held():  # a second Ctrl-C waits for the checkpoint
+                    self.interrupted_checkpoint = self.save_checkpoint()
+                    self._log({"interrupted": {"step": self.step, "elapsed": self._elapsed()}})
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _train(self, loader, eval_data, bar, until: Optional[int]) -> Dict[str, Any]:
+        cfg = self.cfg
         scores: Dict[str, float] = {}
         stopped_early = False
         stop = cfg.steps if until is None else min(int(until), cfg.steps)
-        stage_starts = {stage["at_step"]: stage for stage in cfg.curriculum}
+        stage_starts = {stage.at_step: stage for stage in cfg.curriculum}
         while self.step < stop:
             if self.is_main and self.step in stage_starts:
-                self._log({"curriculum": stage_starts[self.step]})
+                stage = stage_starts[self.step]
+                self._log({"curriculum": {"at_step": stage.at_step, **stage.changes()}})
             batches = [next(loader) for _ in range(cfg.accum_steps)]
             loss = self.train_step(batches)
             self.losses.append(loss)
@@ -403,25 +501,28 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            out_of_time = cfg.max_minutes is not None and self._elapsed() > 60 * cfg.max_minutes
-            if self.is_main and eval_data is not None and (self.step % cfg.eval_every == 0 or out_of_time):
+            if cfg.max_minutes is not None and self._elapsed() > 60 * cfg.max_minutes:
+                stopped_early = True  # saved and evaluated below, as at the end
+                break
+            if self.is_main and eval_data is not None and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 scores = self._evaluate(eval_data)
                 if bar is not None:
                     bar.write(f"step {self.step}: " + " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
-            if self.is_main and cfg.ckpt_every > 0 and (self.step % cfg.ckpt_every == 0 or out_of_time):
+            if self.is_main and cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save_checkpoint()
-            if out_of_time:
-                stopped_early = True
-                break
-        if bar is not None:
-            bar.close()
-        if self.is_main and self.step < cfg.steps and not stopped_early:  # paused by `until`
+        if not self.is_main:
+            return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
+        if self.step < cfg.steps and not stopped_early:  # paused by `until`
             self.save_checkpoint()
-        elif self.is_main:
-            if eval_data is not None and not stopped_early and self.step % cfg.eval_every:
-                scores = self._evaluate(eval_data)
-            if cfg.ckpt_every > 0:
-                self.save_checkpoint()
-            self.model.save_pretrained(self.out_dir / "final.safetensors")
-            self._log({"end": {"step": self.step, "elapsed": self._elapsed(), "best": self.best}})
+            return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
+        # the end (all steps, or out of time): the run's files first, then the final evaluation
+        if cfg.ckpt_every > 0 or stopped_early:
+            self.save_checkpoint()
+        self.model.save_pretrained(self.out_dir / "final.safetensors")
+        if eval_data is not None:
+            best_before = self.best
+            scores = self._evaluate(eval_data)
+            if self.best != best_before and (cfg.ckpt_every > 0 or stopped_early):
+                self.save_checkpoint()  # the checkpoint knows the new best, for a resumed run's comparisons
+        self._log({"end": {"step": self.step, "elapsed": self._elapsed(), "best": self.best}})
         return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}

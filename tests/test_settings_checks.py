@@ -1,0 +1,74 @@
+"""Small generic parts of the one settings loader (seggpt/settings.py) that the training settings use:
+YAML 1.2 floats, a field's own `check`, required fields, and the source of a list item's error."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+import pytest
+
+from seggpt.settings import ConfigError, build, parse_assignments, parse_value, read_yaml, setting, validate
+
+
+@pytest.mark.parametrize("text, value", [
+    ("1e-3", 1e-3), ("1E3", 1000.0), ("-2.5e+2", -250.0), ("+1e2", 100.0), (".5e1", 5.0), ("1.0e-5", 1e-5),
+    ("3.", 3.0), ("1.5", 1.5), ("10", 10), ("-3", -3),
+    ("1e", "1e"), ("e3", "e3"), ("1e-", "1e-"), ("off", "off"), ("no", "no"), ("true", True),
+])
+def test_values_read_as_yaml_1_2(text, value):
+    got = parse_value(text)
+    assert got == value and type(got) is type(value)
+
+
+def test_yaml_files_read_exponents_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-4\nbetas: [9e-1, 0.999]\nname: 1e-4x\n")
+    assert read_yaml(path) == {"lr": 1e-4, "betas": [0.9, 0.999], "name": "1e-4x"}
+
+
+def _ordered(value: Tuple[int, int]) -> Optional[str]:
+    return "two values with low <= high" if value[0] > value[1] else None
+
+
+def _known(value: Any) -> Optional[str]:
+    return None if value in ("a", "b") or isinstance(value, dict) else "a or b, or a mapping"
+
+
+@dataclass
+class Item:
+    at: int = setting(min=1)  # required
+    width: Optional[int] = setting(None, min=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class Demo:
+    span: Tuple[int, int] = setting((1, 2), min=0, check=_ordered)
+    kind: Any = setting("a", check=_known)
+    items: List[Item] = setting(default_factory=list)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def test_a_fields_own_check_names_its_source():
+    with pytest.raises(ConfigError, match=r"^--set span=\[3, 1\]: span must be two values with low <= high, got \[3, 1\]"):
+        build(Demo, parse_assignments(["span=[3, 1]"]))
+    with pytest.raises(ConfigError, match="^f.yaml: kind must be a or b, or a mapping, got 'c'"):
+        build(Demo, [({"kind": "c"}, "f.yaml")])
+    assert build(Demo, [({"kind": {"x": 1}, "span": [0, 0]}, "f.yaml")]).span == (0, 0)
+    with pytest.raises(ConfigError, match="^Demo: span must be two values"):
+        Demo(span=(2, 1))  # made in code: the same check
+
+
+def test_list_items_required_fields_and_their_source():
+    with pytest.raises(ConfigError, match=r"^f.yaml: items\[1\].at is required"):
+        build(Demo, [({"items": [{"at": 1}, {"width": 3}]}, "f.yaml")])
+    with pytest.raises(ConfigError, match=r"^--set items=\[\{at: 0\}\]: items\[0\].at must be >= 1"):
+        build(Demo, parse_assignments(["items=[{at: 0}]"]))
+    # a later layer's list replaces the earlier one, and its items are blamed on it
+    with pytest.raises(ConfigError, match=r"^g.yaml: items\[0\].width must be >= 1"):
+        build(Demo, [({"items": [{"at": 1}]}, "f.yaml"), ({"items": [{"at": 2, "width": 0}]}, "g.yaml")])
+    assert build(Demo, [({"items": [{"at": 2, "width": 5}]}, "f.yaml")]).items == [Item(at=2, width=5)]
