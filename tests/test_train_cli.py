@@ -282,3 +282,19 @@ def test_gpu_preset_fits_the_file_and_config_budget(tmp_path):
         from training import gpu
         gpu.train(gpu.parser().parse_args(["--out", str(tmp_path / "x"), "--budget-s", "60"]), time.time())
     assert not (tmp_path / "x").exists()  # refused before anything was made
+
+
+def test_gpu_script_fits_its_loader_workers_to_shared_memory(monkeypatch):
+    import collections
+    import shutil
+
+    from training import gpu
+
+    cfg = load_config(str(ROOT / "configs" / "train_gpu.yaml"))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 * 2**20))  # Docker's default 64 MB
+    assert gpu._workers_for_shared_memory(cfg, (64, 64)) == 0  # 64 x 229 kB batches: not even one worker's 4
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 2**30))
+    assert 0 < gpu._workers_for_shared_memory(cfg, (64, 64)) < cfg.num_workers
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 * 2**30))
+    assert gpu._workers_for_shared_memory(cfg, (64, 64)) is None  # room for all: as configured

@@ -133,3 +133,29 @@ def test_pair_settings_are_built_from_the_flat_keys_in_one_place():
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     assert {f.name for f in dataclasses.fields(PairSettings)} <= keys
     assert {f.name for f in dataclasses.fields(Augment)} - {"size"} <= keys
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.lists(st.one_of(st.integers(-100, 100), st.floats(-2, 2), st.text(max_size=4)), max_size=3),
+    st.dictionaries(st.sampled_from(["at_step", "jitter", "depth", "x"]), st.integers(-3, 30), max_size=3),
+)
+_KEYS = st.sampled_from(sorted(f.name for f in dataclasses.fields(TrainConfig)) + ["unknown_key"])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(layer=st.dictionaries(_KEYS, _VALUES, max_size=4))
+def test_any_settings_give_a_config_or_our_one_line_error(layer):
+    """Property: whatever a file holds, the loader gives a checked TrainConfig or a ConfigError naming it."""
+    from seggpt.settings import build
+
+    try:
+        cfg = build(TrainConfig, [(layer, "f.yaml")])
+    except ConfigError as err:
+        assert str(err).startswith("f.yaml: ") and "\n" not in str(err)
+        return
+    assert cfg.steps >= 1 and cfg.batch_size >= 1 and cfg.lr > 0 and cfg.eval_clip_frames >= 3
+    assert 0 < cfg.crop_scale[0] <= cfg.crop_scale[1] <= 1
+    cfg.pair_settings(), cfg.augment((64, 64))  # the pair makers' settings build from any accepted config

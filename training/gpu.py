@@ -19,9 +19,11 @@ Settings after the options (``key=value``) override the config, as in ``python -
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from seggpt.cli import run_cli
+from seggpt.config import get_config
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from seggpt.weights import save_state
 
@@ -55,6 +58,19 @@ def _config_file() -> str:
 
 def _is_davis(root: Path) -> bool:
     return (root / "JPEGImages" / "240p").is_dir() and (root / "Annotations" / "240p").is_dir()
+
+
+def _workers_for_shared_memory(cfg, image_size) -> Optional[int]:
+    """Fewer loader workers where /dev/shm cannot hold their batches in flight (4 per worker, as the
+    trainer's loader prefetches; a small /dev/shm kills workers with a bus error); None: as configured."""
+    try:
+        free = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return None
+    h, w = image_size
+    batch_bytes = cfg.batch_size * 2 * h * w * 7 * 4  # imgs, tgts (3 channels each), valid: float32 canvases
+    fits = int(free // (2 * 4 * batch_bytes))
+    return None if fits >= cfg.num_workers else max(0, fits)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -105,6 +121,11 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
         overrides.append(f"max_minutes={(args.budget_s - (time.time() - started) - RESERVE_S) / 60.0:.2f}")
     overrides.extend(args.overrides)
     cfg = load_config(_config_file(), overrides)
+    workers = _workers_for_shared_memory(cfg, get_config(cfg.model).image_size if not cfg.init_from else (448, 448))
+    if workers is not None:
+        print(f"warning: /dev/shm holds the batches of {workers} loader workers only, not {cfg.num_workers}",
+              file=sys.stderr, flush=True)
+        cfg = dataclasses.replace(cfg, num_workers=workers)
     trainer = Trainer(cfg)
     device = str(trainer.device)
     summary: Dict[str, Any] = {
