@@ -97,7 +97,7 @@ def make_spec(config: BenchmarkConfig) -> MethodSpec:
     weights = config.weights
     if Path(weights).exists():  # Ray workers may run elsewhere in the file tree: absolute paths travel
         weights = str(Path(weights).resolve())
-    engine = tuple(sorted(dataclasses.asdict(config.engine).items()))
+    engine = json.dumps(dataclasses.asdict(config.engine), sort_keys=True)
     return MethodSpec("seggpt", weights, engine, config.device, config.dtype)
 
 

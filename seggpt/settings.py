@@ -185,7 +185,12 @@ def _merge(into: Dict[str, Any], mapping: Mapping[str, Any], sources: Dict[str, 
 
 
 def _where(sources: Dict[str, str], path: str) -> str:
-    return sources.get(path) or next((s for p, s in sources.items() if p.startswith(path + ".")), "settings")
+    """The layer that set `path`: its own entry, else the mapping above it that set it, else one below."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in sources:
+            return sources[".".join(parts[:i])]
+    return next((s for p, s in sources.items() if p.startswith(path + ".")), "settings")
 
 
 def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[str, str], prefix: str) -> T:

@@ -184,10 +184,10 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
     assert len(read_csv(out / "per-sequence_results-val.csv")) - 1 == sum(
         len(r["objects"]) for r in report["sequences"])
     # another method (seggpt) does not count copy-first results as finished
-    spec_a, spec_b = MethodSpec("copy-first"), MethodSpec("seggpt", "x", (("memory", 8),))
+    spec_a, spec_b = MethodSpec("copy-first"), MethodSpec("seggpt", "x", '{"memory": 8}')
     assert spec_a.fingerprint() != spec_b.fingerprint()
-    assert MethodSpec("seggpt", "x", (("memory", 8),)).fingerprint() != MethodSpec("seggpt", "x", (("memory", 2),)).fingerprint()
-    assert MethodSpec("seggpt", "x", (("memory", 8),), "cpu").fingerprint() == MethodSpec("seggpt", "x", (("memory", 8),), "cuda").fingerprint()
+    assert MethodSpec("seggpt", "x", '{"memory": 8}').fingerprint() != MethodSpec("seggpt", "x", '{"memory": 2}').fingerprint()
+    assert MethodSpec("seggpt", "x", '{"memory": 8}', "cpu").fingerprint() == MethodSpec("seggpt", "x", '{"memory": 8}', "cuda").fingerprint()
 
 
 def _broken_copy(davis17: Path, tmp_path: Path) -> Path:

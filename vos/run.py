@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--memory-stride", type=int, default=None, metavar="S")
     ap.add_argument("--batch-frames", type=int, default=None, metavar="B", help="frames per forward")
     ap.add_argument("--objects", default=None, choices=["joint", "separate"])
+    ap.add_argument("--adapt-steps", type=int, default=None, metavar="N",
+                    help="test-time adaptation: fine-tune a copy of the model on the mask's frame for N steps first "
+                         "(engine.adapt.steps; default 0, or what the weights recommend)")
+    ap.add_argument("--refine", action="store_const", const=True, default=None,
+                    help="edge-aware upsampling: boundaries follow the frame's edges (engine.refine.enabled)")
     ap.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
                     help="torch.compile the model (reduce-overhead: CUDA graphs); pays off on long videos")
     ap.add_argument("--start", type=int, default=0, metavar="N", help="first frame to segment")
@@ -72,7 +77,8 @@ def _settings(args: argparse.Namespace) -> RunConfig:
     flags = option_layers(args, {"weights": "weights", "device": "device", "dtype": "dtype",
                                  "memory": "engine.memory", "memory_stride": "engine.memory_stride",
                                  "batch_frames": "engine.batch_frames", "objects": "engine.objects",
-                                 "compile": "engine.compile"})
+                                 "compile": "engine.compile", "adapt_steps": "engine.adapt.steps",
+                                 "refine": "engine.refine.enabled"})
     try:
         return load_run_config(RunConfig, args.config, [*flags, *parse_assignments(args.set)])
     except (ConfigError, WeightsError) as e:
@@ -141,6 +147,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     except EngineError as e:
         raise UserError(f"{args.first_mask}: {e}") from None
     log.info("%d object(s) %s from frame %d; weights %s on %s", len(ids), ids, mask_frame, settings.weights, seg.device)
+    adapt_seconds = _adapt(seg, state, args)
 
     total = (end - start) if end is not None else None
     bar = tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name)
@@ -184,7 +191,20 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         bar.close()
     seconds = time.perf_counter() - t0
     return dict(frames=written, seconds=seconds, fps=written / max(seconds, 1e-9), out=str(out_dir),
+                adapt_seconds=adapt_seconds,
                 overlay=args.overlay, objects=ids)
+
+
+def _adapt(seg: VideoSegmenter, state, args: argparse.Namespace) -> float:
+    """Test-time adaptation (when the settings ask for it) with its own progress bar; returns the seconds."""
+    steps = seg.config.adapt.steps
+    if not steps:
+        return 0.0
+    with tqdm(total=steps, unit="step", disable=args.quiet, desc="adapting") as bar:
+        def progress(p) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{p.loss:.4f}")
+        return seg.adapt(state, progress=progress)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -193,7 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     def work() -> int:
         summary = run(args, logging.getLogger("vos.run"))
-        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s); "
+        adapted = f"adaptation {summary['adapt_seconds']:.1f} s, then " if summary["adapt_seconds"] else ""
+        print(f"{adapted}{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s); "
               f"objects {summary['objects']}; masks in {summary['out']}"
               + (f"; overlay {summary['overlay']}" if summary["overlay"] else ""))
         return EXIT_OK

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from seggpt.predictor import SegGPTPredictor
+from seggpt.refine import auto_params, refine_argmax
 
 from .config import EngineConfig
 from .memory import Prompt, PromptMemory
@@ -84,7 +85,8 @@ class Tracker:
         first = batch[0][0]
         active = self.objects.ordered(self.annotations.objects_at(first, self.reverse))
         prompts = [*self._annotated_prompts(first, include_t=True), *self.memory.prompts()]
-        predicted = self._predict(self.predictor.preprocess_images(frames), prompts, active, frames[0].shape[:2])
+        predicted = self._predict(self.predictor.preprocess_images(frames), prompts, active, frames[0].shape[:2],
+                                  frames)
         if active:
             for i, (idx, _) in enumerate(batch):
                 self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i]),
@@ -98,7 +100,7 @@ class Tracker:
         """An annotated frame reached by this pass: its annotated prompt is its result."""
         note = self.annotations[frame_idx]
         if note.image is None:
-            self.annotations.set_image(frame_idx, self.predictor.preprocess_images([frame])[0])
+            self.annotations.set_image(frame_idx, self.predictor.preprocess_images([frame])[0], frame)
         if self.annotations.corrects(frame_idx, self.reverse):
             self.memory.clear()  # predictions made with the mistake the user just corrected
         prompt = self.annotated_prompt(frame_idx)
@@ -125,7 +127,8 @@ class Tracker:
         before = self.objects.ordered(self.annotations.objects_at(a, self.reverse, include_t=False))
         prior = self._annotated_prompts(a, include_t=False)
         if before and prior:
-            (labels, conf), = self._predict(note.image[None], prior, before, size).finish()
+            frames = None if note.frame is None else [note.frame]
+            (labels, conf), = self._predict(note.image[None], prior, before, size, frames).finish()
             conf = conf() if callable(conf) else conf
         else:
             labels, conf = np.zeros(size, np.int32), np.ones(size, np.float32)
@@ -140,8 +143,10 @@ class Tracker:
 
     # ------------------------------------------------------------------ the model
     def _predict(self, queries: torch.Tensor, prompts: Sequence[Union[Prompt, AnnotatedPrompt]],
-                 active: List[int], size: Tuple[int, int]) -> Predicted:
-        """Queries against prompts; labels at model size now, at frame size in `finish`."""
+                 active: List[int], size: Tuple[int, int], frames: Optional[Sequence[np.ndarray]] = None
+                 ) -> Predicted:
+        """Queries against prompts; labels at model size now, at frame size in `finish` (refined against
+        `frames` when the engine's `refine` is on)."""
         b = queries.shape[0]
         if not active or not prompts:
             h, w = self.predictor.image_size
@@ -155,13 +160,18 @@ class Tracker:
         small_conf, small_idx = self.predictor.confidence(scores)
         ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
         return Predicted(queries, list(ids[small_idx]), small_conf.flatten(1).mean(dim=1).tolist(),
-                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size))
+                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size, frames))
 
     def _finish(self, scores: torch.Tensor, small_idx: torch.Tensor, small_conf: torch.Tensor, ids: torch.Tensor,
-                size: Tuple[int, int]) -> List[Tuple[np.ndarray, LazyMap]]:
+                size: Tuple[int, int], frames: Optional[Sequence[np.ndarray]]) -> List[Tuple[np.ndarray, LazyMap]]:
         """Labels at frame size (and the confidence, lazily) for each frame of a batch."""
         values_type = torch.int32 if label_dtype(ids.tolist()) == np.int32 else torch.int64
-        if self.config.resize == "nearest":  # the official way: decide at model size, then upsample
+        refine = self.config.refine
+        if refine.enabled and frames is not None:  # edge-aware: the scores follow the frame's edges
+            radius, subsample = auto_params(size, scores.shape[-2:])
+            full_labels = refine_argmax(scores, frames, refine.radius or radius, refine.eps, subsample, refine.guide,
+                                        values=ids.to(values_type)).cpu().numpy()
+        elif self.config.resize == "nearest":  # the official way: decide at model size, then upsample
             full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
             full_labels = ids.to(values_type)[full_idx].cpu().numpy()
         else:  # labels from the scores resized to frame size (only where the resize can change them)
