@@ -257,7 +257,11 @@ def rle_decode(rle: Mapping) -> np.ndarray:
     """The inverse of `rle_encode`: (H, W) bool."""
     r = {"size": list(rle["size"]), "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str)
          else rle["counts"]}
-    return _mask_utils().decode(r).astype(bool)
+    import warnings
+
+    with warnings.catch_warnings():  # pycocotools' own numpy 2 DeprecationWarning (copy=False), not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _mask_utils().decode(r).astype(bool)
 
 
 def _bbox(mask: np.ndarray) -> Optional[List[int]]:
@@ -267,14 +271,18 @@ def _bbox(mask: np.ndarray) -> Optional[List[int]]:
     return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
 
 
-def frame_objects_rle(labels: np.ndarray, confidence: Optional[np.ndarray], object_ids: Iterable[int]) -> List[dict]:
-    """The RLE JSON entries of one frame (module docstring) for the objects `object_ids`."""
+def frame_objects_rle(labels: np.ndarray, confidence: Optional[np.ndarray], object_ids: Iterable[int],
+                      scores: Optional[Mapping[int, Optional[float]]] = None) -> List[dict]:
+    """The RLE JSON entries of one frame (module docstring) for the objects `object_ids`; `scores`, where
+    given, are the objects' scores already computed (else the mean confidence over each object)."""
     out = []
     for o in object_ids:
         m = labels == o
         area = int(m.sum())
         score = None
-        if area and confidence is not None:
+        if area and scores is not None:
+            score = scores.get(o)
+        elif area and confidence is not None:
             score = round(float(confidence[m].mean()), 4)
         out.append({"id": int(o), "segmentation": rle_encode(m), "area": area, "bbox": _bbox(m), "score": score})
     return out
@@ -443,8 +451,10 @@ class Exporter:
     def needs_video(self) -> bool:
         return self._overlay is not None or self._matte is not None
 
-    def add(self, result, existing: Optional[Iterable[int]] = None) -> None:
-        """One frame's result (a FrameResult: frame_idx, labels, object_ids, confidence, frame, margins)."""
+    def add(self, result, existing: Optional[Iterable[int]] = None,
+            scores: Optional[Mapping[int, Optional[float]]] = None) -> None:
+        """One frame's result (a FrameResult, or anything with its frame_idx, labels, object_ids, confidence,
+        frame and margins); `scores` per object, where already known, spare the confidence map."""
         idx, labels = result.frame_idx, result.labels
         ids = list(self.names)  # every exported object, also those the result does not know (absent: empty)
         known = set(result.object_ids)
@@ -477,9 +487,9 @@ class Exporter:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._writer.submit(save_rgba_png, path, result.frame, alpha[k])
         if spec.rle is not None:
-            conf = result.confidence
+            conf = None if scores is not None else result.confidence
             self._rle_frames[idx] = {"frame_idx": int(idx), "name": name,
-                                     "objects": frame_objects_rle(labels, conf, existing)}
+                                     "objects": frame_objects_rle(labels, conf, existing, scores)}
         if self.needs_video:
             matte = None
             if self._matte is not None:
@@ -559,14 +569,14 @@ class Exporter:
                "height": int(h), "fps": float(self.fps), "num_frames": self.num_frames,
                "objects": self.report.as_json(),
                "frames": [self._rle_frames[i] for i in sorted(self._rle_frames)]}
-        write_json(self.spec.rle, doc)
+        write_json(self.spec.rle, doc, indent=None)
 
 
-def write_json(path: str | os.PathLike, doc) -> None:
-    """JSON, atomically."""
+def write_json(path: str | os.PathLike, doc, indent: Optional[int] = 1) -> None:
+    """JSON, atomically (indent None: compact, one line)."""
     try:
         with atomic_path(path) as tmp:
-            Path(tmp).write_text(json.dumps(doc, indent=1) + "\n")
+            Path(tmp).write_text(json.dumps(doc, indent=indent, separators=None if indent else (",", ":")) + "\n")
     except OutputError:
         raise
     except OSError as exc:
