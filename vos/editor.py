@@ -96,6 +96,7 @@ class Editor:
         self.state: Optional[InferenceState] = None
         self.objects: Dict[int, EditorObject] = {}
         self.results: Dict[int, _Result] = {}
+        self._viewer: Optional[FrameSource] = None
         self._frames: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
         self._cancel = threading.Event()
         self._busy = threading.Lock()
@@ -151,13 +152,18 @@ class Editor:
             p = self.inside(path)
         try:
             source = open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p))
+            viewer = open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p))
         except (VideoError, ValueError) as e:
             raise EditorError(str(e)) from None
         if source.num_frames is None:
             raise EditorError(f"{p.name}: the number of frames is unknown")
         self.cancel()
         with self._busy:
+            for old in (self.source, self._viewer):
+                if old is not None:
+                    old.close()
             self.video, self.source = p, source
+            self._viewer = viewer  # a second reader: showing frames while a propagation decodes its own
             self.state = self.segmenter.init_state(source)
             self.objects.clear()
             self.results.clear()
@@ -196,7 +202,7 @@ class Editor:
         if idx in self._frames:
             self._frames.move_to_end(idx)
             return self._frames[idx]
-        for _, f in self.source.iter_frames(idx, idx + 1):
+        for _, f in self._viewer.iter_frames(idx, idx + 1):
             self._frames[idx] = f
         while len(self._frames) > 48:
             self._frames.popitem(last=False)
@@ -402,6 +408,10 @@ class Editor:
             raise EditorError("choose at least one output to export")
         if not self.objects:
             raise EditorError("nothing to export: add an object and give it a mask")
+        with self._busy_or_error():
+            return self._export(kinds, progress)
+
+    def _export(self, kinds: List[str], progress: Optional[Callable[[int, int], None]]) -> Tuple[Path, str]:
         out = self.root / "exports"
         out.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
