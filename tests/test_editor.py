@@ -30,13 +30,18 @@ def editor(segmenter, tmp_path):
 
 def test_files_only_under_root(editor, tmp_path):
     ed, _ = editor
-    assert "clip.mp4" in ed.media()
+    with pytest.raises(EditorError, match="open a video first"):
+        ed.add_object("x")
+    frames = tmp_path / "shots" / "a"
+    frames.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)).save(frames / f"{i:05d}.jpg")
+    assert ed.media() == ["clip.mp4", "shots/a/"]  # videos and frame folders (the PNG masks' folder is root)
+    assert "3 frames, 12x8, 24 fps" in ed.open("shots/a/")
     with pytest.raises(EditorError, match="outside the folder"):
         ed.open("../../etc")
     with pytest.raises(EditorError, match="outside the folder"):
         ed.open("/etc/passwd")
-    with pytest.raises(EditorError, match="open a video first"):
-        ed.add_object("x")
 
 
 def test_edit_propagate_correct_export_and_session(editor, tmp_path):

@@ -507,8 +507,11 @@ class Editor:
             if isinstance(e, EditorError):
                 raise
             raise EditorError(f"{p.name}: cannot read the session ({e})") from None
+        saved = doc.get("settings", {}).get("weights")
+        other = f" (saved with weights {saved}, running {self.settings.get('weights')})" \
+            if saved and saved != self.settings.get("weights") else ""
         return f"opened session {p.name}: {self.video_name}, {len(self.objects)} object(s), " \
-               f"{len(doc['annotations'])} mask(s); propagate to see the results"
+               f"{len(doc['annotations'])} mask(s); propagate to see the results{other}"
 
 
 def _safe_name(name: str) -> str:
