@@ -37,6 +37,9 @@ class FrameResult:
     #: making it, called on first access of `confidence` (most callers never look: it costs a resize)
     confidence_map: LazyMap = field(repr=False)
     frame: Optional[np.ndarray] = None  # the RGB frame itself, for overlays (no second decode)
+    #: (N, H, W) float32 per-object margins, or a function making them, or None (derived from the labels
+    #: and `confidence`): see `margins`
+    margins_map: Optional[LazyMap] = field(default=None, repr=False)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -44,6 +47,25 @@ class FrameResult:
         if callable(self.confidence_map):
             self.confidence_map = self.confidence_map()
         return self.confidence_map
+
+    @property
+    def margins(self) -> np.ndarray:
+        """(N, H, W) float32 in [-1, 1], one per object in `object_ids` order: the object's score minus the
+        best other label's score, normalised like `confidence` ((a - b) / (|a| + |b|)), from the model's
+        per-object scores resized to the frame (bilinearly, as the labels are decided).
+
+        Positive exactly where the pixel's label is that object (ties aside), and there it equals
+        `confidence`; -1 for an object that does not exist on this frame. For an annotated frame the
+        masks given are +1 inside and the rest follows the labels: `where(labels == id, c, -c)` with
+        c = `confidence`. Computed on first access only (it resizes every object's score map), for
+        soft edges (`vos.exports.soft_alpha`).
+        """
+        if self.margins_map is None:
+            conf = self.confidence
+            self.margins_map = np.where(self.masks, conf[None], -conf[None]).astype(np.float32)
+        elif callable(self.margins_map):
+            self.margins_map = self.margins_map()
+        return self.margins_map
 
     @property
     def masks(self) -> np.ndarray:
@@ -61,6 +83,8 @@ class Predicted:
     small_labels: List[torch.Tensor]  # (h, w) object ids at model size, per frame
     mean_confidence: List[float]
     finish: Callable[[], List[Tuple[np.ndarray, LazyMap]]]  # per frame: labels, confidence
+    #: (batch index, object ids) -> (N, H, W) margins at frame size (FrameResult.margins); None: no scores
+    margins: Optional[Callable[[int, List[int]], np.ndarray]] = None
 
 
 class Tracker:
@@ -92,8 +116,9 @@ class Tracker:
                 self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i]),
                                   predicted.mean_confidence[i])
         ids = list(self.objects)
-        return lambda: [FrameResult(idx, labels, ids, conf, frame)
-                        for (idx, frame), (labels, conf) in zip(batch, predicted.finish())]
+        return lambda: [FrameResult(idx, labels, ids, conf, frame,
+                                    None if predicted.margins is None else functools.partial(predicted.margins, i, ids))
+                        for i, ((idx, frame), (labels, conf)) in enumerate(zip(batch, predicted.finish()))]
 
     # ------------------------------------------------------------------ annotated frames
     def annotate(self, frame_idx: int, frame: np.ndarray) -> FrameResult:
@@ -160,7 +185,8 @@ class Tracker:
         small_conf, small_idx = self.predictor.confidence(scores)
         ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
         return Predicted(queries, list(ids[small_idx]), small_conf.flatten(1).mean(dim=1).tolist(),
-                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size, frames))
+                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size, frames),
+                         functools.partial(self._full_margins, scores, active, size))
 
     def _finish(self, scores: torch.Tensor, small_idx: torch.Tensor, small_conf: torch.Tensor, ids: torch.Tensor,
                 size: Tuple[int, int], frames: Optional[Sequence[np.ndarray]]) -> List[Tuple[np.ndarray, LazyMap]]:
@@ -178,6 +204,29 @@ class Tracker:
             full_labels = SegGPTPredictor.resize_argmax(scores, size, values=ids.to(values_type)).cpu().numpy()
         return [(full_labels[i], functools.partial(self._full_confidence, small_conf[i], size))
                 for i in range(len(full_labels))]
+
+    def _full_margins(self, scores: torch.Tensor, active: List[int], size: Tuple[int, int], i: int,
+                      object_ids: List[int]) -> np.ndarray:
+        """FrameResult.margins of frame i of a batch: every label's score at frame size, then per object
+        its score minus the best other one, normalised (computed only if a caller asks)."""
+        s = scores[i:i + 1].float()
+        if self.config.resize == "nearest":
+            s = F.interpolate(s, size=size, mode="nearest-exact")
+        else:
+            s = SegGPTPredictor.resize_scores(s, size)
+        s = s[0]  # (1+n, H, W)
+        out = np.full((len(object_ids),) + tuple(size), -1.0, np.float32)
+        if s.shape[0] < 2:
+            return out
+        top2 = s.topk(2, dim=0)
+        for j, obj in enumerate(active):
+            if obj not in object_ids:
+                continue
+            own = s[j + 1]
+            other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
+            margin = (own - other) / (own.abs() + other.abs()).clamp_min(1e-6)
+            out[object_ids.index(obj)] = margin.clamp(-1, 1).cpu().numpy()
+        return out
 
     def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
         """The confidence map at frame size: computed only if a caller asks (FrameResult.confidence)."""
