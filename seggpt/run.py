@@ -63,6 +63,11 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
     from seggpt.weights import WeightsError
     from vos.writers import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
 
+    from seggpt.run_checks import RunArgumentError, preflight  # issue 13: arguments checked before any work
+    try:
+        preflight(args)
+    except RunArgumentError as e:
+        raise UserError(str(e)) from None
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt:
         image = _read_image(image_path)

@@ -27,7 +27,7 @@ from .objects import EngineError, check_frame_index, check_object_id, masks_from
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
-from .video import FrameSource, IteratorSource, open_source
+from .video import FrameSource, IteratorSource, VideoError, open_source
 
 
 class VideoSegmenter:
@@ -48,7 +48,9 @@ class VideoSegmenter:
         if isinstance(model_or_weights, SegGPT):
             model = model_or_weights.to(self.device)
         else:
-            model = SegGPT.from_pretrained(str(model_or_weights), device=self.device)
+            from seggpt.weights_check import load_checked  # packaged names first; checked before it is built
+
+            model = load_checked(str(model_or_weights), device=self.device)
         self.model = model.eval()
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
@@ -141,7 +143,12 @@ class VideoSegmenter:
         pending: List[Tuple[int, np.ndarray]] = []
         finishing: FinishQueue[FrameResult] = FinishQueue(self.device)
         try:
-            for idx, frame in frames:
+            for idx, frame in _until_error(frames):
+                if idx is None:  # the source failed at a frame: finish the frames before it, then raise
+                    finishing.submit(tracker.run_batch(pending))
+                    pending = []
+                    yield from finishing.results(keep=0)
+                    raise frame
                 if idx in annotations:
                     finishing.submit(tracker.run_batch(pending))
                     pending = []
@@ -185,6 +192,20 @@ class VideoSegmenter:
                 continue
             for _, frame in state.source.iter_frames(a, a + 1):
                 state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0])
+
+
+def _until_error(frames) -> Iterator[Tuple[Optional[int], object]]:
+    """The frames, then (None, the error) if reading the next one fails (a damaged video)."""
+    iterator = iter(frames)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except VideoError as error:
+            yield None, error
+            return
+        yield item
 
 
 __all__ = ["VideoSegmenter", "FrameResult", "InferenceState", "EngineError", "LiveStream"]

@@ -29,6 +29,7 @@ from seggpt.settings import ConfigError, option_layers, parse_assignments
 from seggpt.weights import WeightsError
 from vos.config import RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
+from vos.outputs import claim_run_outputs
 from vos.video import VideoError, open_source
 from vos.writers import (BackgroundWriter, OutputError, OverlayVideoWriter, ensure_output_dir, overlay,
                          read_index_png, save_index_png)
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, metavar="DIR", help="folder for the index PNGs (default: <video name>_masks)")
     ap.add_argument("--overlay", default=None, metavar="OUT.mp4", help="also write an overlay video")
     ap.add_argument("--object-masks", action="store_true", help="also write one binary PNG per object and frame")
+    ap.add_argument("--overwrite", action="store_true",  # issue 13: vos.outputs
+                    help="write into a folder holding other files (only files of our earlier runs are removed)")
     ap.add_argument("--weights", default=None, metavar="ID|PATH",
                     help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a file")
     ap.add_argument("--config", default=None, metavar="YAML", help="settings file (weights, device, dtype, engine:)")
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     labels, mask_palette = _load_first_mask(args.first_mask, source.size, log)
     pal = mask_palette if mask_palette is not None else davis_palette()
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_masks")
+    claim_run_outputs(args, settings.weights, out_dir)  # issue 13: never an input, never a mix of runs
     try:
         out_dir = ensure_output_dir(out_dir)
         if args.overlay:
