@@ -265,9 +265,20 @@ def check_config_json(path: "str | os.PathLike") -> Dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- pickles
 
-#: what a weights-only torch.load builds besides tensors (a generous list: it is only used to explain a refusal)
-_PLAIN = ("collections.OrderedDict", "builtins.", "torch.", "argparse.Namespace", "numpy.core.multiarray._reconstruct",
-          "numpy.dtype", "numpy.ndarray", "numpy._core.multiarray._reconstruct", "_codecs.encode")
+#: what a weights-only torch.load builds besides tensors (only used to explain a refusal torch made)
+_PLAIN = ("collections.OrderedDict", "argparse.Namespace", "numpy.core.multiarray._reconstruct", "numpy.dtype",
+          "numpy.ndarray", "numpy._core.multiarray._reconstruct", "_codecs.encode",
+          *(f"builtins.{n}" for n in ("set", "frozenset", "bytearray", "bytes", "slice", "complex", "int", "float",
+                                      "bool", "str", "list", "dict", "tuple")))
+_TORCH_PLAIN = {"Size", "device", "Parameter", "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16",
+                "int8", "uint8", "bool"}
+
+
+def _plain(name: str) -> bool:
+    if name in _PLAIN:
+        return True
+    last = name.rsplit(".", 1)[-1]
+    return name.startswith("torch.") and (last.endswith("Storage") or "._rebuild" in name or last in _TORCH_PLAIN)
 
 
 def pickle_globals(path: "str | os.PathLike") -> List[str]:
@@ -296,12 +307,12 @@ def pickle_globals(path: "str | os.PathLike") -> List[str]:
                 break
     except Exception:  # noqa: BLE001 - a damaged pickle: torch's own error says so
         pass
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(g.replace("__builtin__.", "builtins.", 1) for g in found))
 
 
 def code_globals(path: "str | os.PathLike") -> List[str]:
     """The Python callables (module.name) a pickled checkpoint names beyond tensors and plain containers."""
-    return [g for g in pickle_globals(path) if not any(g == p or (p.endswith(".") and g.startswith(p)) for p in _PLAIN)]
+    return [g for g in pickle_globals(path) if not _plain(g)]
 
 
 def integer_only(path: "str | os.PathLike") -> Optional[str]:

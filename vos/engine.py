@@ -23,7 +23,7 @@ from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue
-from .objects import EngineError, check_frame_index, check_object_id, masks_from
+from .objects import EngineError, as_array, check_frame_index, check_object_id, describe_shape, masks_from
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
@@ -84,9 +84,9 @@ class VideoSegmenter:
         """Give (or correct) object `obj_id` on frame `frame_idx` with a (H, W) mask (bool, or 0/nonzero)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         obj_id = check_object_id(obj_id)
-        m = np.asarray(mask) if mask is not None else None
+        m = as_array(mask, f"object {obj_id} on frame {frame_idx}") if mask is not None else None
         if m is None or m.shape != tuple(state.size):
-            got = "no mask" if m is None else f"a {'x'.join(map(str, m.shape[::-1]))} mask"
+            got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
             raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
         if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
             raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean or numeric, got {m.dtype}")
