@@ -222,14 +222,17 @@ def claim_output(args: Any, bench: Any, weights: str | None, names: Seq[str]):
     """benchmarks.vos's --out: never an input (dataset images/annotations, weights, config), never a mix of runs.
 
     An earlier run of ours is emptied first, or kept with --resume; another folder needs --overwrite.
+    Checked now; `.claim()` of the result empties and writes the manifest (once the method is ready).
     """
-    from vos.outputs import check_not_inputs, claim_folder, weights_input
+    from vos.outputs import PendingClaim, check_not_inputs, claim_folder, weights_input
 
     inputs = {**benchmark_inputs(bench), "weights": weights_input(weights), "config": getattr(args, "config", None)}
     check_not_inputs({"--out": args.out}, inputs, folders=("--out",))
     seqs = [f"{n}/" for n in names] if bench.kind == "davis" else ["Annotations/"]
-    return claim_folder(args.out, "benchmarks.vos", overwrite=bool(getattr(args, "overwrite", False)),
-                        resume=bool(getattr(args, "resume", False)), patterns=[*seqs, *_RUN_FILES])
+    options = dict(overwrite=bool(getattr(args, "overwrite", False)), resume=bool(getattr(args, "resume", False)),
+                   patterns=[*seqs, *_RUN_FILES])
+    claim_folder(args.out, "benchmarks.vos", dry_run=True, **options)
+    return PendingClaim(args.out, "benchmarks.vos", options)
 
 
 __all__ += ["claim_output"]

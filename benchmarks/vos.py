@@ -126,7 +126,7 @@ def benchmark(args: argparse.Namespace) -> int:
     bench = open_benchmark(args.dataset, args.root, config.split, config.resolution, args.all_frames)
     names = _select(bench.names, args.sequences, args.root)
     spec_weights = config.weights if config.method == "seggpt" else None
-    validate.claim_output(args, bench, spec_weights, names)  # issue 13: never an input, never a mix of runs
+    outputs = validate.claim_output(args, bench, spec_weights, names)  # issue 13: never an input, never a mix of runs
     found = validate.problems(bench, names)  # issue 13: sequences that cannot be run or scored, with the reason
     layout = ResultLayout(ensure_output_dir(args.out), bench.kind)
     spec = make_spec(config)
@@ -137,6 +137,7 @@ def benchmark(args: argparse.Namespace) -> int:
             raise
         except Exception as err:
             raise HarnessError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+    outputs.claim()  # issue 13: our earlier run emptied (or kept: --resume), the manifest written
     loaders = validate.sequence_loaders(bench, names, found)
     common = dict(resume=args.resume, progress=not args.quiet, report=_print_failure)
     if args.engine == "ray":

@@ -251,3 +251,17 @@ def test_evaluate_refuses_the_ground_truth_as_results(davis, capsys):
                               str(davis / "Annotations" / "480p")])
     assert code == 2 and "dataset annotations" in _one_line_error(capsys)
     assert _snapshot(davis) == before  # no CSV written into the ground truth
+
+
+def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_refused(clip, tiny_weights, tmp_path,
+                                                                                        capsys):
+    out = tmp_path / "masks"
+    assert _run(clip, tiny_weights, out, "--end", "2") == 0
+    before = _snapshot(out)
+    assert main([str(clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
+                 str(tmp_path / "missing.safetensors"), "--out", str(out), "--quiet"]) == 2
+    assert "missing.safetensors" in _one_line_error(capsys)
+    assert _snapshot(out) == before  # nothing removed before the model and the mask were ready
+    (out / "00004.png").mkdir()  # a folder where a frame's PNG goes
+    assert _run(clip, tiny_weights, out, "--overwrite") == 2
+    assert "00004.png" in _one_line_error(capsys)

@@ -222,13 +222,14 @@ class OutputFolder:
 
 def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume: bool = False,
                  patterns: Sequence[str] = (), files: Mapping[str, PathLike] = (), option: str = "--out",
-                 register: bool = True) -> OutputFolder:
+                 register: bool = True, dry_run: bool = False) -> Optional[OutputFolder]:
     """Make `folder` ready for a run of `tool` (see the module docstring) and write its first manifest.
 
     patterns: what the run will write (`*.png`, `objects/`), recorded so a killed run's files stay ours.
     files: named output files (option -> path, e.g. {"--overlay": path}) that may lie outside the
     folder: an existing one must be from a run of ours (this folder's manifest) or `overwrite` given.
     register: finish the manifest when the CLI run in progress ends (`seggpt.cli.on_exit`).
+    dry_run: only the checks (every refusal), nothing removed or written; returns None.
     """
     path = Path(os.path.expanduser(str(folder)))
     if path.exists() and not path.is_dir():
@@ -245,6 +246,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
             f"choose an empty or new folder, or pass --overwrite (it removes only the files of our earlier "
             f"runs, never others)")
     clash = [f for f in foreign if _matches(f, patterns)]
+    clash += [d for d in dirs if not (old and d in old["dirs"]) and _matches(d, [p for p in patterns if not p.endswith("/")])]
     if clash:
         raise OutputRefused(f"{option} {folder}: {clash[0]} was not written by a run of ours and this run could "
                             f"write over it (even with --overwrite); move it away or choose another folder")
@@ -264,6 +266,8 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
         if os.path.lexists(r) and str(r) not in external_old and not overwrite:
             raise OutputRefused(f"{option_name} {file} exists and was not written by a run of ours into {folder}; "
                                 f"choose another name, or pass --overwrite to replace it")
+    if dry_run:
+        return None
     run = OutputFolder(path, tool, foreign=set(foreign), patterns=[*patterns, *named_inside],
                        command=[Path(sys.argv[0]).name, *sys.argv[1:]], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     for option_name, file in dict(files).items():
@@ -337,16 +341,37 @@ def weights_input(weights: Optional[str]) -> Optional[str]:
     return weights if os.path.lexists(os.path.expanduser(weights)) else None
 
 
-def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> OutputFolder:
-    """`vos.run`: its --out folder and --overlay checked against its inputs, then claimed (manifest)."""
+@dataclass
+class PendingClaim:
+    """Checks passed, nothing touched yet: `claim()` empties our earlier run and writes the manifest."""
+
+    folder: PathLike
+    tool: str
+    options: Dict[str, object]
+
+    def claim(self) -> OutputFolder:
+        run = claim_folder(self.folder, self.tool, **self.options)  # checked again: the folder may have changed
+        assert run is not None
+        return run
+
+
+def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> PendingClaim:
+    """`vos.run`: its --out folder and --overlay checked against its inputs (before the model is loaded).
+
+    Nothing is removed until `.claim()`, called once the model is loaded and the mask accepted, right
+    before the first frame is written: a run that fails before that leaves an earlier run's files alone.
+    """
     overlay = getattr(args, "overlay", None)
     if overlay:
         check_video_output("--overlay", overlay)
-    inputs = {"frames folder" if os.path.isdir(str(args.video)) else "video": args.video, "mask": getattr(args, "first_mask", None), "weights": weights_input(weights),
+    video_label = "frames folder" if os.path.isdir(str(args.video)) else "video"
+    inputs = {video_label: args.video, "mask": getattr(args, "first_mask", None), "weights": weights_input(weights),
               "config": getattr(args, "config", None)}
     check_not_inputs({"--out": out_dir, "--overlay": overlay}, inputs, folders=("--out",))
-    return claim_folder(out_dir, "vos.run", overwrite=bool(getattr(args, "overwrite", False)),
-                        patterns=["*.png", "objects/"], files={"--overlay": overlay} if overlay else {})
+    options: Dict[str, object] = dict(overwrite=bool(getattr(args, "overwrite", False)), patterns=["*.png", "objects/"],
+                                      files={"--overlay": overlay} if overlay else {})
+    claim_folder(out_dir, "vos.run", dry_run=True, **options)  # type: ignore[arg-type]
+    return PendingClaim(out_dir, "vos.run", options)
 
 
-__all__ += ["claim_run_outputs", "weights_input"]
+__all__ += ["claim_run_outputs", "weights_input", "PendingClaim"]

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     labels, mask_palette = _load_first_mask(args.first_mask, source.size, log)
     pal = mask_palette if mask_palette is not None else davis_palette()
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_masks")
-    claim_run_outputs(args, settings.weights, out_dir)  # issue 13: never an input, never a mix of runs
+    outputs = claim_run_outputs(args, settings.weights, out_dir)  # issue 13: never an input, never a mix of runs
     try:
         out_dir = ensure_output_dir(out_dir)
         if args.overlay:
@@ -145,6 +145,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     except EngineError as e:
         raise UserError(f"{args.first_mask}: {e}") from None
     log.info("%d object(s) %s from frame %d; weights %s on %s", len(ids), ids, mask_frame, settings.weights, seg.device)
+    outputs.claim()  # issue 13: our earlier run emptied, the manifest written, right before the first frame
 
     total = (end - start) if end is not None else None
     bar = tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name)
