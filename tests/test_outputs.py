@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +181,18 @@ def test_claim_folder_rules(tmp_path):
     # a fresh claim removes our files and the folders we made
     claim_folder(out, "t", register=False)
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
+    # a run still writing into the folder (its process alive) is never emptied by another
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        m = read_manifest(out)
+        m.update(status="running", complete=False, pid=other.pid)
+        (out / MANIFEST).write_text(json.dumps(m))
+        with pytest.raises(OutputRefused, match=f"process {other.pid}"):
+            claim_folder(out, "t", register=False)
+    finally:
+        other.kill()
+        other.wait()
+    claim_folder(out, "t", register=False)  # once it is gone, its files are ours to replace
     # a manifest that is a folder, or not ours, never counts
     (out / "x").write_text("x")
     with pytest.raises(OutputRefused):

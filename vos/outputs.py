@@ -26,6 +26,7 @@ import fnmatch
 import json
 import os
 import re
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -204,6 +205,7 @@ class OutputFolder:
         ours = sorted(f for f in files if f != MANIFEST and f not in self.foreign and not _TEMPORARY.match(f.rsplit("/", 1)[-1]))
         own_dirs = sorted(d for d in dirs if d not in self.dirs_before or d in self.kept_dirs)
         return {"format": FORMAT, "tool": self.tool, "command": self.command, "started": self.started,
+                "pid": os.getpid(), "host": socket.gethostname(),
                 "ended": time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None,
                 "complete": complete, "status": status, "files": ours, "dirs": own_dirs,
                 "patterns": self.patterns, "external": sorted(e for e in self.external if os.path.lexists(e))
@@ -238,6 +240,9 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     existing, dirs = _scan(path) if path.is_dir() else ([], [])
     ours = [f for f in existing if _is_ours(f, old)]
     foreign = [f for f in existing if not _is_ours(f, old)]
+    if old is not None and old.get("status") == "running" and _alive(old):
+        raise OutputRefused(f"{option} {folder}: another run ({old.get('tool')}, process {old.get('pid')}) is writing "
+                            f"into this folder now; wait for it or choose another folder")
     if (path / MANIFEST).is_dir():
         raise OutputRefused(f"{path / MANIFEST} is a folder; the manifest of our runs is a file: remove or rename it")
     if foreign and not overwrite:
@@ -287,6 +292,20 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     if register:
         on_exit(run.finish)
     return run
+
+
+def _alive(manifest: dict) -> bool:
+    """Whether the process that wrote a "running" manifest still runs (on this machine; elsewhere: unknown, no)."""
+    pid = manifest.get("pid")
+    if manifest.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def _remove(folder: Path, ours: Sequence[str], old: Optional[dict]) -> None:
