@@ -11,8 +11,9 @@ and ``per-sequence_results-<split>.csv`` where ground truth exists (DAVIS), and
 Exit codes: 0 all sequences done, 1 some sequence failed or could not be scored (the others still ran;
 the figures and CSVs are marked PARTIAL, see ``benchmarks.validate``), 2 bad input, 130 interrupted.
 ``--out`` is never an input and never a mix of runs (``vos.outputs``: an earlier run of ours is
-emptied first or, with ``--resume``, kept; another folder needs ``--overwrite``). Settings: the dataclass defaults < the weights' recommended settings < ``--config``
-(a file, or a packaged name such as ``davis2017``) < flags and ``--set key=value``.
+emptied first or, with ``--resume``, kept; another folder needs ``--overwrite``).
+Settings: the dataclass defaults < the weights' recommended settings < ``--config`` (a file, or a
+packaged name such as ``davis2017``) < flags and ``--set key=value``.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def images(draw):
     data = bytes(values)
     if mode in ("I", "F", "I;16"):
         arr = np.array(values, np.float32 if mode == "F" else np.int32).reshape(h, w)
-        return Image.fromarray(arr.astype(np.uint16) if mode == "I;16" else arr, mode=mode)
+        return Image.fromarray(arr.astype(np.uint16) if mode == "I;16" else arr)
     try:
         return Image.frombytes(mode, (w, h), data) if mode != "1" else Image.frombytes("L", (w, h), data).convert("1")
     except ValueError:
