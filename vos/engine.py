@@ -28,11 +28,11 @@ from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue
-from .objects import EngineError, check_frame_index, check_object_id, label_dtype, masks_from
+from .objects import EngineError, as_array, check_frame_index, check_object_id, describe_shape, label_dtype, masks_from
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
-from .video import FrameSource, IteratorSource, open_source
+from .video import FrameSource, IteratorSource, VideoError, open_source
 
 
 class VideoSegmenter:
@@ -53,7 +53,9 @@ class VideoSegmenter:
         if isinstance(model_or_weights, SegGPT):
             model = model_or_weights.to(self.device)
         else:
-            model = SegGPT.from_pretrained(str(model_or_weights), device=self.device)
+            from seggpt.weights_check import load_checked  # packaged names first; checked before it is built
+
+            model = load_checked(str(model_or_weights), device=self.device)
         self.model = model.eval()
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
@@ -87,9 +89,9 @@ class VideoSegmenter:
         """Give (or correct) object `obj_id` on frame `frame_idx` with a (H, W) mask (bool, or 0/nonzero)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         obj_id = check_object_id(obj_id)
-        m = np.asarray(mask) if mask is not None else None
+        m = as_array(mask, f"object {obj_id} on frame {frame_idx}") if mask is not None else None
         if m is None or m.shape != tuple(state.size):
-            got = "no mask" if m is None else f"a {'x'.join(map(str, m.shape[::-1]))} mask"
+            got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
             raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
         if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
             raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean or numeric, got {m.dtype}")
@@ -174,7 +176,12 @@ class VideoSegmenter:
         pending: List[Tuple[int, np.ndarray]] = []
         finishing: FinishQueue[FrameResult] = FinishQueue(self.device)
         try:
-            for idx, frame in frames:
+            for idx, frame in _until_error(frames):
+                if idx is None:  # the source failed at a frame: finish the frames before it, then raise
+                    finishing.submit(tracker.run_batch(pending))
+                    pending = []
+                    yield from finishing.results(keep=0)
+                    raise frame
                 if idx in annotations:
                     finishing.submit(tracker.run_batch(pending))
                     pending = []
@@ -208,6 +215,20 @@ class VideoSegmenter:
                 continue
             for _, frame in state.source.iter_frames(a, a + 1):
                 state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0], frame)
+
+
+def _until_error(frames) -> Iterator[Tuple[Optional[int], object]]:
+    """The frames, then (None, the error) if reading the next one fails (a damaged video)."""
+    iterator = iter(frames)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except VideoError as error:
+            yield None, error
+            return
+        yield item
 
 
 __all__ = ["VideoSegmenter", "FrameResult", "InferenceState", "EngineError", "LiveStream"]

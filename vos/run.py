@@ -37,6 +37,7 @@ from seggpt.weights import WeightsError
 from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
 from vos.exports import DEFAULT_LOST_AFTER, DEFAULT_SOFT_WIDTH, Exporter, ExportError, ExportSpec
+from vos.outputs import claim_run_outputs
 from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
 from vos.video import VideoError, open_source
 
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="folder for the index PNGs (default: <video name>_masks)")
     ap.add_argument("--overlay", default=None, metavar="OUT.mp4", help="also write an overlay video (default: none)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="write into a folder holding other files; only the files of our earlier runs are removed, "
+                         "never others (default: off)")
     ap.add_argument("--object-masks", action="store_true",
                     help="also write one 0/255 grey PNG per object and frame, in DIR/objects/<id>/ (default: off)")
     ap.add_argument("--alpha", default=None, metavar="DIR",
@@ -212,6 +216,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
                         f"({start}..{(end or 0) - 1})")
     pal = mask_palette if mask_palette is not None else davis_palette()
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_masks")
+    # never an input, never a mix of runs (checked before the model loads; nothing removed yet)
+    outputs = claim_run_outputs(args, settings.weights, out_dir)
     spec = ExportSpec(index_dir=out_dir, object_dir=out_dir / "objects" if args.object_masks else None,
                       alpha_dir=Path(args.alpha) if args.alpha else None,
                       matte=Path(args.matte) if args.matte else None,
@@ -247,6 +253,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     first = min(masks)
     log.info("%d object(s) %s on frame(s) %s; weights %s on %s", len(ids), ids, sorted(masks), settings.weights,
              device)
+    outputs.claim()  # our earlier run emptied, the manifest written, right before the first frame
 
     adapt_seconds = _adapt(seg, state, args)
     total = (end - start) if end is not None else None
