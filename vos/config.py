@@ -24,12 +24,14 @@ class AdaptConfig:
     steps: optimizer steps (0: off). lr: AdamW's learning rate. params: which parameters learn:
         "all", "decoder", "last:N" (the last N blocks + the decoder), "lora:R" (rank-R LoRA on the
         attention, merged back: for ViT-L on a GPU), joined with "+". batch_size: pairs per step.
+    object_weight_max: small objects' pixels weigh up to this many background pixels in the loss.
     """
 
     steps: int = setting(0, min=0)
     lr: float = setting(1e-4, gt=0.0)
     params: str = "all"
     batch_size: int = setting(8, min=1)
+    object_weight_max: float = setting(1.0, min=1.0)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -44,12 +46,13 @@ class RefineConfig:
     """Edge-aware upsampling: the model's score maps are refined against the full-resolution frame by a
     guided filter (seggpt.refine), so boundaries follow image edges instead of a smooth resize.
 
-    radius: the filter's radius in frame pixels (null: one model pixel's width). eps: its
-    regularisation (smaller follows edges more closely). guide: the frame in grey or colour.
+    model_pixels: the filter's radius in model pixels (the width of the blur a resize leaves is about
+        one), converted to frame pixels for each frame size. eps: its regularisation (smaller follows
+        edges more closely). guide: the frame in grey or colour.
     """
 
     enabled: bool = False
-    radius: Optional[int] = setting(None, min=1)
+    model_pixels: float = setting(1.0, gt=0.0)
     eps: float = setting(1e-2, gt=0.0)
     guide: str = setting("grey", choices=("grey", "colour"))
 

@@ -156,6 +156,7 @@ class VideoSegmenter:
         adapted = adapt_model(base, [n.frame for n in notes], labels, cfg.steps, cfg.lr, cfg.params,
                               object_ids=list(state.objects), objects=self.config.objects, colors=self.config.colors,
                               embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
+                              object_weight_max=cfg.object_weight_max,
                               progress=progress, amp_dtype=self.predictor.dtype)
         state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
         state.adapted_version = state.annotations.version

@@ -194,8 +194,8 @@ class Tracker:
         values_type = torch.int32 if label_dtype(ids.tolist()) == np.int32 else torch.int64
         refine = self.config.refine
         if refine.enabled and frames is not None:  # edge-aware: the scores follow the frame's edges
-            radius, subsample = auto_params(size, scores.shape[-2:])
-            full_labels = refine_argmax(scores, frames, refine.radius or radius, refine.eps, subsample, refine.guide,
+            radius, subsample = auto_params(size, scores.shape[-2:], refine.model_pixels)
+            full_labels = refine_argmax(scores, frames, radius, refine.eps, subsample, refine.guide,
                                         values=ids.to(values_type)).cpu().numpy()
         elif self.config.resize == "nearest":  # the official way: decide at model size, then upsample
             full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
