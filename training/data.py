@@ -1,5 +1,8 @@
 """Training data for in-context colouring: pair sources, augmentation, random colour mapping.
 
+The pairs themselves (augmentation, random colour mapping, canvases, loss weights) are made by
+``seggpt.pairs``, the one implementation that test-time adaptation and in-context tuning share.
+
 SegGPT learns segmentation as painting: the prompt half of a canvas shows an image and its mask,
 the query half an image whose mask is hidden, and the model paints the hidden mask. The colours of
 each sample are drawn at random (objects to random, well separated colours, background black), so
@@ -23,19 +26,17 @@ distorted exactly as at inference.
 from __future__ import annotations
 
 import copy
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from seggpt.colors import normalize_image, palette, random_colors
 from seggpt.io import read_label_png
+from seggpt.pairs import VOID, Augment, RawPair, build_sample, colour_mapping, object_weights
 from vos.datasets import DAVIS, DatasetError, YouTubeVOS, pngs_by_stem
 from vos.synthetic import make_pair
 
@@ -54,21 +55,9 @@ __all__ = [
     "batch_rng",
 ]
 
-VOID = 255
-
 
 class TrainDataError(ValueError):
     """A training data source cannot be used; the message names the path and the problem."""
-
-
-@dataclass
-class RawPair:
-    """Prompt and query at their source size: images (H,W,3) uint8, labels (H,W) uint8 (255 = void)."""
-
-    prompt: np.ndarray
-    prompt_labels: np.ndarray
-    query: np.ndarray
-    query_labels: np.ndarray
 
 
 def batch_rng(seed: int, rank: int, micro_step: int) -> np.random.Generator:
@@ -211,145 +200,6 @@ class FolderPairs:
 
 
 # ----------------------------------------------------------------------------- augmentation
-
-
-@dataclass
-class Augment:
-    """Random resized crop, colour jitter and flips, applied to a pair.
-
-    The crop is a fraction of the frame (area in `crop_scale`, aspect change in `crop_ratio`)
-    resized to the model size; prompt and query get the same crop with `same_crop_prob` (video
-    tracking: objects stay near where they were) and independent crops otherwise (the model must
-    match appearance, not position). Flips are shared, so the pair stays one consistent scene.
-    """
-
-    size: Tuple[int, int]
-    crop_scale: Tuple[float, float] = (0.5, 1.0)
-    crop_ratio: Tuple[float, float] = (0.75, 1.333)
-    same_crop_prob: float = 0.5
-    hflip_prob: float = 0.5
-    vflip_prob: float = 0.0
-    jitter: float = 0.3
-
-    def _crop_box(self, rng: np.random.Generator, h: int, w: int) -> Tuple[int, int, int, int]:
-        scale = rng.uniform(*self.crop_scale)
-        ratio = math.exp(rng.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
-        fw, fh = min(1.0, math.sqrt(scale * ratio)), min(1.0, math.sqrt(scale / ratio))
-        cw, ch = max(1, int(round(fw * w))), max(1, int(round(fh * h)))
-        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        return x0, y0, x0 + cw, y0 + ch
-
-    def _resize(self, image: np.ndarray, labels: np.ndarray, box, size) -> Tuple[np.ndarray, np.ndarray]:
-        x0, y0, x1, y1 = box
-        h, w = size
-        img = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).resize((w, h), Image.BICUBIC)
-        lab = Image.fromarray(np.ascontiguousarray(labels[y0:y1, x0:x1])).resize((w, h), Image.NEAREST)
-        return np.asarray(img), np.asarray(lab)
-
-    def _jitter(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        if self.jitter <= 0:
-            return image
-        x = image.astype(np.float32)
-        a = self.jitter
-        brightness, contrast, saturation = (rng.uniform(1 - a, 1 + a) for _ in range(3))
-        x = x * brightness
-        mean = x.mean()
-        x = (x - mean) * contrast + mean
-        grey = x.mean(axis=2, keepdims=True)
-        x = (x - grey) * saturation + grey
-        return np.clip(x + 0.5, 0, 255).astype(np.uint8)
-
-    def __call__(self, pair: RawPair, rng: np.random.Generator, size: Optional[Tuple[int, int]] = None) -> RawPair:
-        size = size or self.size
-        h, w = pair.prompt.shape[:2]
-        box_p = self._crop_box(rng, h, w)
-        qh, qw = pair.query.shape[:2]
-        box_q = box_p if (rng.random() < self.same_crop_prob and (qh, qw) == (h, w)) else self._crop_box(rng, qh, qw)
-        p, pl = self._resize(pair.prompt, pair.prompt_labels, box_p, size)
-        q, ql = self._resize(pair.query, pair.query_labels, box_q, size)
-        p, q = self._jitter(rng, p), self._jitter(rng, q)
-        if rng.random() < self.hflip_prob:
-            p, pl, q, ql = p[:, ::-1], pl[:, ::-1], q[:, ::-1], ql[:, ::-1]
-        if rng.random() < self.vflip_prob:
-            p, pl, q, ql = p[::-1], pl[::-1], q[::-1], ql[::-1]
-        return RawPair(*(np.ascontiguousarray(a) for a in (p, pl, q, ql)))
-
-
-# ----------------------------------------------------------------------------- colours and canvases
-
-
-def colour_mapping(prompt_labels: Sequence[np.ndarray], rng: np.random.Generator, min_distance: float = 80.0,
-                   palette_prob: float = 0.0) -> Dict[int, np.ndarray]:
-    """One random colour per object id seen in the prompts: {id: (3,) uint8}; 0 is black.
-
-    Fresh colours per sample force in-context reading. With `palette_prob` the fixed inference
-    palette is used instead (the colours ``SegGPTPredictor`` paints prompts with), so the model
-    also sees exactly the colours of inference.
-    """
-    ids = sorted({int(i) for lab in prompt_labels for i in np.unique(lab) if i not in (0, VOID)})
-    if palette_prob > 0 and rng.random() < palette_prob:
-        colours = palette(len(ids))
-    else:
-        colours = random_colors(len(ids), rng, min_distance)
-    mapping = {0: colours[0]}
-    mapping.update({obj: colours[k + 1] for k, obj in enumerate(ids)})
-    return mapping
-
-
-def _paint(labels: np.ndarray, mapping: Dict[int, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """Labels -> (RGB (H,W,3) uint8, valid (H,W) bool). Ids the prompt never showed are background
-    (the model cannot know their colour); void pixels are left out of the loss."""
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    for obj, colour in mapping.items():
-        lut[obj] = colour
-    return lut[labels], labels != VOID
-
-
-def object_weights(labels: np.ndarray, mapping: Dict[int, np.ndarray], max_weight: float) -> np.ndarray:
-    """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background
-    (unpainted ids included), and on each painted object the weight that makes the object as heavy
-    as the background divided by the number of objects, between 1 and `max_weight`.
-
-    The official loss is a plain mean; on masks that are mostly black it is smallest for "all
-    black", which a model trained from scratch predicts for a long time, and it barely notices
-    a missed small object. `max_weight` 1 is the plain mean.
-    """
-    weights = np.ones(labels.shape, dtype=np.float32)
-    if max_weight <= 1.0:
-        return weights
-    painted = [obj for obj in mapping if obj != 0]
-    areas = {obj: int(np.count_nonzero(labels == obj)) for obj in painted}
-    present = [obj for obj, area in areas.items() if area > 0]
-    if not present:
-        return weights
-    background = int(np.count_nonzero(~np.isin(labels, present + [VOID])))
-    for obj in present:
-        scale = background / (len(present) * areas[obj])
-        weights[labels == obj] = float(np.clip(scale, 1.0, max_weight))
-    return weights
-
-
-def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray],
-                 object_weight_max: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stitch pairs side by side (mix-context; one pair is the usual case) into canvases.
-
-    Returns (image canvas (3,2H,W), mask canvas (3,2H,W), valid (1,2H,W)) with the prompt on top;
-    `valid` is the per-pixel loss weight: 0 on void pixels, else 1 (or `object_weights` with
-    `object_weight_max` > 1).
-    """
-    prompt = np.concatenate([p.prompt for p in pairs], axis=1)
-    query = np.concatenate([p.query for p in pairs], axis=1)
-    labels = np.concatenate([np.concatenate([p.prompt_labels for p in pairs], axis=1),
-                             np.concatenate([p.query_labels for p in pairs], axis=1)], axis=0)
-    rgb, valid = _paint(labels, mapping)
-    image = normalize_image(np.concatenate([prompt, query], axis=0))
-    target = normalize_image(rgb)
-    weight = valid.astype(np.float32)
-    if object_weight_max > 1.0:
-        half = prompt.shape[0]  # each half is balanced on its own (the query half is what is scored)
-        weight[:half] *= object_weights(labels[:half], mapping, object_weight_max)
-        weight[half:] *= object_weights(labels[half:], mapping, object_weight_max)
-    return image, target, weight[None]
 
 
 # ----------------------------------------------------------------------------- the stream

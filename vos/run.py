@@ -31,7 +31,7 @@ from tqdm import tqdm
 from seggpt.cli import EXIT_FAILED, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
 from seggpt.device import DEVICE_HELP
-from seggpt.io import OutputError, ensure_output_dir
+from seggpt.io import OutputError
 from seggpt.settings import ConfigError, option_layers, parse_assignments
 from seggpt.weights import WeightsError
 from vos.config import EngineConfig, RunConfig, load_run_config
