@@ -63,6 +63,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         preflight(args)  # every argument checked before any work
     except RunArgumentError as e:
         raise UserError(str(e)) from None
+    if bool(args.prompt) == bool(args.prompt_file):
+        raise UserError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt or []:
         image = _read_image(image_path)

@@ -62,7 +62,7 @@ def output_names(inputs: Iterable[str]) -> List[Tuple[str, str, str]]:
 def preflight(args) -> None:
     """Every check of the module docstring on parsed seggpt.run arguments."""
     check_batch_size(args.batch_size)
-    prompts = [p for pair in args.prompt for p in pair]
+    prompts = [p for pair in args.prompt or [] for p in pair]
     for path in [*prompts, *args.inputs]:
         check_image_size(path)
     seen = {}

@@ -153,11 +153,12 @@ class VideoSegmenter:
         labels = [state.annotations.label_map(n.frame_idx, label_dtype(list(state.objects))) for n in notes]
         start = time.perf_counter()
         base = state.adapted.model if state.adapted is not None else self.model
-        adapted = adapt_model(base, [n.frame for n in notes], labels, cfg.steps, cfg.lr, cfg.params,
-                              object_ids=list(state.objects), objects=self.config.objects, colors=self.config.colors,
-                              embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
-                              object_weight_max=cfg.object_weight_max,
-                              progress=progress, amp_dtype=self.predictor.dtype)
+        with torch.inference_mode(False), torch.enable_grad():  # callers may hold inference mode (SAM 2's usage)
+            adapted = adapt_model(base, [n.frame for n in notes], labels, cfg.steps, cfg.lr, cfg.params,
+                                  object_ids=list(state.objects), objects=self.config.objects, colors=self.config.colors,
+                                  embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
+                                  object_weight_max=cfg.object_weight_max,
+                                  progress=progress, amp_dtype=self.predictor.dtype)
         state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
         state.adapted_version = state.annotations.version
         state.annotations.forget_prompts()  # made by the model before adaptation
