@@ -20,12 +20,14 @@ import numpy as np
 from seggpt.cli import run_cli
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
+from vos.outputs import check_not_inputs, record_files
 
 from .errors import HarnessError
 from .harness import open_benchmark
 from .layout import LayoutError, ResultLayout
 from .report import format_table
-from .scoring import evaluate_folder, write_csvs
+from . import validate
+from .scoring import evaluate_folder
 
 USER_ERRORS = (HarnessError, DatasetError, LayoutError, MetricsError, OSError)
 
@@ -64,12 +66,15 @@ def evaluate(args: argparse.Namespace) -> int:
         raise HarnessError(f"{args.root}: unknown sequence(s) {', '.join(unknown)}")
     if not os.path.isdir(args.results):
         raise HarnessError(f"{args.results}: results folder not found")
+    check_not_inputs({"--results": args.results}, validate.benchmark_inputs(bench), folders=("--results",))
+    validate.refuse_problems(validate.problems(bench, names), args.root)  # issue 13: the dataset's own rules
     layout = ResultLayout(args.results, "davis")
     frames = sum(len(bench.reader[n].frame_names) for n in names)
     processes = choose_processes(args.processes, frames, len(names))
     start = time.perf_counter()
     scores = evaluate_folder(bench, layout, names, processes=processes)
-    global_results, rows, paths = write_csvs(layout.out, bench.split, scores)
+    global_results, paths = validate.write_scores(layout.out, bench.split, scores, names, {})
+    record_files(layout.out, [p.name for p in paths])  # a results folder of ours: its manifest lists the CSVs
     seconds = time.perf_counter() - start
     records = [{"name": n, "status": "scored", "frames": len(bench.reader[n].frame_names), "fps": None,
                 "objects": {str(o): {"J-Mean": float(np.nanmean(s["J"])), "F-Mean": float(np.nanmean(s["F"]))}

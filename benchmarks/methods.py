@@ -112,12 +112,12 @@ class SegGPTMethod:
 class MethodSpec:
     """Everything needed to build a method in another process; hashable, so it keys a per-process cache.
 
-    engine: the resolved engine settings as sorted (key, value) pairs (what runs is what is recorded).
+    engine: the resolved engine settings as canonical JSON (what runs is what is recorded).
     """
 
     name: str
     weights: str | None = None
-    engine: tuple[tuple[str, Any], ...] = ()
+    engine: str = "{}"
     device: str | None = None
     dtype: str | None = None
 
@@ -129,7 +129,7 @@ class MethodSpec:
         """What the JSON report and the resume fingerprint record about the method."""
         if self.name == "copy-first":
             return {"method": self.name}
-        return {"method": self.name, "weights": self.weights, "engine": dict(self.engine),
+        return {"method": self.name, "weights": self.weights, "engine": json.loads(self.engine),
                 "device": self.device, "dtype": self.dtype}
 
     def fingerprint(self) -> str:
@@ -148,7 +148,7 @@ class MethodSpec:
             if self.name == "copy-first":
                 method = CopyFirst()
             else:
-                config = EngineConfig.load(dict(self.engine))
+                config = EngineConfig.load(json.loads(self.engine))
                 method = SegGPTMethod(self.weights, config=config, device=self.device, dtype=self.dtype)
             _BUILT.clear()  # one model per process: a new spec replaces the old one
             _BUILT[key] = method

@@ -7,8 +7,7 @@ on DAVIS sequences or fresh synthetic clips, and scores J and F as the official 
 
 One adaptation run per sequence gives every requested step count (snapshots of a constant-lr
 run: the first N steps of a longer run are the N-step run); every snapshot runs the engine once
-per memory size; the engine's score maps are recorded, so every refinement setting is decoded
-from the same run (refinement does not change what the memory stores: it sees model-size labels).
+per memory size and refinement setting.
 
     python -m benchmarks.offline_levers davis --root DAVIS16_TRAIN --resolution 240p --split train \\
         --sequences bear bus --steps 0 50 100 --memory 0 8 --refine off 1:1e-2 --out /tmp/levers.jsonl
@@ -17,20 +16,17 @@ from the same run (refinement does not change what the memory stores: it sees mo
         --steps 100 --refine 1:1e-2 --threads 2
 
 Refinement settings are ``off`` or ``M:EPS[:colour]``: radius M model pixels (``refine.auto_params``),
-eps EPS, grey guide unless ``colour``. Until the engine has its own option, the refinement runs
-through a subclass of the engine's tracker installed for the duration of a run (``refining``).
+eps EPS, grey guide unless ``colour``; they run through the engine's own ``refine`` option.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import functools
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -39,7 +35,7 @@ from seggpt import SegGPT
 from seggpt.adapt import AdaptProgress, adapt, merge_lora
 from seggpt.refine import auto_params, refine_argmax
 
-__all__ = ["RefineSetting", "refining", "run_engine", "score", "main"]
+__all__ = ["RefineSetting", "run_engine", "score", "main"]
 
 
 # ----------------------------------------------------------------------------- refinement hook
@@ -71,69 +67,30 @@ class RefineSetting:
     def __repr__(self) -> str:
         return self.text
 
-
-@contextlib.contextmanager
-def refining(setting: Optional[RefineSetting] = None, record: Optional[list] = None) -> Iterator[None]:
-    """Install a tracker that refines the engine's labels with `setting` and/or appends
-    (frames, scores, ids) of every predicted batch to `record`, for the duration of the block."""
-    import vos.engine as engine
-
-    base = engine._Tracker
-
-    class Tracker(base):
-        def predict(self, frames):
-            predicted = super().predict(frames)
-            finish = predicted.finish
-            if isinstance(finish, functools.partial) and finish.func == self._finish:
-                scores, _, small_conf, ids, size = finish.args
-                if record is not None:
-                    record.append((list(frames), scores, ids))
-                if setting is not None and setting.model_pixels is not None:
-                    predicted.finish = functools.partial(self._refined, list(frames), scores, small_conf, ids, size)
-            return predicted
-
-        def _refined(self, frames, scores, small_conf, ids, size):
-            labels = setting.labels(frames, scores, ids)
-            return [(labels[i], functools.partial(self._full_confidence, small_conf[i], size))
-                    for i in range(len(labels))]
-
-    engine._Tracker = Tracker
-    try:
-        yield
-    finally:
-        engine._Tracker = base
+    def engine(self) -> dict:
+        """This setting as the engine's `refine` section."""
+        if self.model_pixels is None:
+            return {"enabled": False}
+        return {"enabled": True, "model_pixels": self.model_pixels, "eps": self.eps, "guide": self.guide}
 
 
 def run_engine(model: SegGPT, frames, first_labels: np.ndarray, memory: int, refine: Sequence[RefineSetting],
                objects: str = "joint") -> Tuple[Dict[str, np.ndarray], float]:
-    """Propagate from frame 0 with `first_labels`; labels (T, H, W) per refine setting, and seconds."""
+    """Propagate from frame 0 with `first_labels` once per refinement setting (the engine's own
+    `refine` option); labels (T, H, W) per setting, and the seconds of the first run."""
     from vos import EngineConfig, VideoSegmenter
 
-    seg = VideoSegmenter(model, config=EngineConfig(memory=memory, objects=objects), device="cpu")
-    record: list = []
-    start = time.perf_counter()
-    with refining(None, record):
+    out, seconds = {}, None
+    for setting in refine:
+        config = EngineConfig.load({"memory": memory, "objects": objects, "refine": setting.engine()})
+        seg = VideoSegmenter(model, config=config, device="cpu")
+        start = time.perf_counter()
         state = seg.init_state(frames)
         seg.add_mask(state, 0, first_labels.astype(np.int32))
-        base = [(r.frame_idx, r.labels) for r in seg.propagate(state)]
-    seconds = time.perf_counter() - start
-    n = len(base)
-    out = {}
-    given = {idx for idx, _ in base[:1]}
-    for setting in refine:
-        if setting.model_pixels is None:
-            labels = [lab for _, lab in base]
-        else:
-            it = iter(record)
-            labels = []
-            for idx, lab in base:
-                if idx in given:
-                    labels.append(lab)
-                    continue
-                fr, scores, ids = next(it)
-                labels.extend(setting.labels(fr, scores, ids))
-        out[setting.text] = np.stack(labels[:n]).astype(np.uint8)
-    return out, seconds
+        labels = [r.labels for r in seg.propagate(state)]
+        seconds = time.perf_counter() - start if seconds is None else seconds
+        out[setting.text] = np.stack(labels).astype(np.uint8)
+    return out, seconds or 0.0
 
 
 def score(gt: np.ndarray, pred: np.ndarray, object_ids: List[int]) -> Dict[int, Dict[str, float]]:
@@ -249,26 +206,26 @@ def time_video(model: SegGPT, args) -> None:
     adapted = adapt(model, [first], [mask], steps=steps, lr=args.lr, params=args.params, batch_size=args.batch,
                     seed=args.seed, objects=args.objects) if steps else model
     t2 = time.perf_counter()
-    seg = VideoSegmenter(adapted, config=EngineConfig(memory=args.memory[0], objects=args.objects), device="cpu")
+    setting = RefineSetting(args.refine[0])
+    config = EngineConfig.load({"memory": args.memory[0], "objects": args.objects, "refine": setting.engine()})
+    seg = VideoSegmenter(adapted, config=config, device="cpu")
     state = seg.init_state(args.folder)
     seg.add_mask(state, 0, mask.astype(np.int32))
-    setting = RefineSetting(args.refine[0])
     present = 0
     areas = []
     save = Path(args.save) if args.save else None
     if save:
         save.mkdir(parents=True, exist_ok=True)
-    with refining(setting):
-        n = 0
-        for r in seg.propagate(state):
-            n += 1
-            area = int((r.labels > 0).sum())
-            areas.append(area)
-            present += area > 0
-            if save and r.frame_idx % args.save_every == 0:
-                over = r.frame.copy()
-                over[r.labels > 0] = (0.5 * over[r.labels > 0] + [127, 0, 0]).astype(np.uint8)
-                Image.fromarray(over).save(save / f"{r.frame_idx:05d}.png")
+    n = 0
+    for r in seg.propagate(state):
+        n += 1
+        area = int((r.labels > 0).sum())
+        areas.append(area)
+        present += area > 0
+        if save and r.frame_idx % args.save_every == 0:
+            over = r.frame.copy()
+            over[r.labels > 0] = (0.5 * over[r.labels > 0] + [127, 0, 0]).astype(np.uint8)
+            Image.fromarray(over).save(save / f"{r.frame_idx:05d}.png")
     t3 = time.perf_counter()
     print(json.dumps({"frames": n, "object_present": present, "load_s": round(t1 - t0, 2),
                       "adapt_s": round(t2 - t1, 2), "adapt_steps": steps,

@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 from typing import List
 
 import torch

@@ -29,7 +29,6 @@ from seggpt import SegGPT, get_config
 from seggpt.device import resolve_dtype
 from seggpt.io import save_index_png, write_mp4
 from seggpt.predictor import SegGPTPredictor
-from seggpt.weights import config_to_transformers, to_transformers_keys
 from vos import VideoSegmenter
 from vos.synthetic import iter_clip, make_clip
 from vos.video import open_source

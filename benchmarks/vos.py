@@ -8,16 +8,18 @@ Writes, into ``--out``: the index PNGs in the official layout (``<seq>/<frame>.p
 ``Annotations/<vid>/<frame>.png`` plus ``submission.zip``), the official ``global_results-<split>.csv``
 and ``per-sequence_results-<split>.csv`` where ground truth exists (DAVIS), and
 ``benchmark-<split>.json`` (config, weights, code version, per-sequence frames/s, time, memory).
-Exit codes: 0 all sequences done, 1 some sequence failed (the others still ran), 2 bad input,
-130 interrupted. Settings: the dataclass defaults < the weights' recommended settings < ``--config``
-(a file, or a packaged name such as ``davis2017``) < flags and ``--set key=value``.
+Exit codes: 0 all sequences done, 1 some sequence failed or could not be scored (the others still ran;
+the figures and CSVs are marked PARTIAL, see ``benchmarks.validate``), 2 bad input, 130 interrupted.
+``--out`` is never an input and never a mix of runs (``vos.outputs``: an earlier run of ours is
+emptied first or, with ``--resume``, kept; another folder needs ``--overwrite``).
+Settings: the dataclass defaults < the weights' recommended settings < ``--config`` (a file, or a
+packaged name such as ``davis2017``) < flags and ``--set key=value``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import sys
 import time
@@ -40,7 +42,7 @@ from .harness import DATASETS, SequenceResult, open_benchmark
 from .layout import LayoutError, ResultLayout
 from .methods import METHODS, MethodSpec
 from .report import code_version, format_table, peak_rss_mb
-from .scoring import write_csvs
+from . import validate
 
 USER_ERRORS = (HarnessError, DatasetError, ConfigError, LayoutError, OutputError, MetricsError)
 
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="auto | fp32 | bf16 | fp16")
     p.add_argument("--sequences", nargs="+", metavar="NAME", help="run only these sequences")
     p.add_argument("--resume", action="store_true", help="skip sequences already finished in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder holding other files (only files of our earlier runs are removed)")
     p.add_argument("--engine", choices=ENGINES, default="local")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local instance)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -97,7 +101,7 @@ def make_spec(config: BenchmarkConfig) -> MethodSpec:
     weights = config.weights
     if Path(weights).exists():  # Ray workers may run elsewhere in the file tree: absolute paths travel
         weights = str(Path(weights).resolve())
-    engine = tuple(sorted(dataclasses.asdict(config.engine).items()))
+    engine = json.dumps(dataclasses.asdict(config.engine), sort_keys=True)
     return MethodSpec("seggpt", weights, engine, config.device, config.dtype)
 
 
@@ -122,6 +126,9 @@ def benchmark(args: argparse.Namespace) -> int:
     config = load_config(args)
     bench = open_benchmark(args.dataset, args.root, config.split, config.resolution, args.all_frames)
     names = _select(bench.names, args.sequences, args.root)
+    spec_weights = config.weights if config.method == "seggpt" else None
+    outputs = validate.claim_output(args, bench, spec_weights, names)  # issue 13: never an input, never a mix of runs
+    found = validate.problems(bench, names)  # issue 13: sequences that cannot be run or scored, with the reason
     layout = ResultLayout(ensure_output_dir(args.out), bench.kind)
     spec = make_spec(config)
     if args.engine == "local" and spec.name == "seggpt":
@@ -131,7 +138,8 @@ def benchmark(args: argparse.Namespace) -> int:
             raise
         except Exception as err:
             raise HarnessError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
-    loaders = [(n, functools.partial(bench.reader.__getitem__, n)) for n in names]
+    outputs.claim()  # issue 13: our earlier run emptied (or kept: --resume), the manifest written
+    loaders = validate.sequence_loaders(bench, names, found)
     common = dict(resume=args.resume, progress=not args.quiet, report=_print_failure)
     if args.engine == "ray":
         results = run_ray(spec, loaders, layout, address=args.address, **common)
@@ -140,9 +148,8 @@ def benchmark(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.status == "failed"]
 
     scores = {r.name: r.scores for r in results if r.scores is not None}
-    global_results, csv_paths = None, None
-    if scores:
-        global_results, _, csv_paths = write_csvs(layout.out, bench.split, scores)
+    not_scored = {r.name: r.error or "not scored" for r in results if r.scores is None} if scores else {}
+    global_results, csv_paths = validate.write_scores(layout.out, bench.split, scores, names, not_scored)
     zip_path = None
     if bench.kind == "ytvos" and not failed:
         zip_path = layout.write_zip([bench.reader[n] for n in names])
@@ -163,6 +170,8 @@ def benchmark(args: argparse.Namespace) -> int:
         "peak_rss_mb": max([peak_rss_mb(), *worker_peaks]),
         "cuda_max_allocated_mb": max(cuda_peaks) if cuda_peaks else None,
         "global": global_results,
+        "partial": bool(not_scored),
+        "not_scored": not_scored,
         "csv": [str(p) for p in csv_paths] if csv_paths else None,
         "zip": str(zip_path) if zip_path else None,
     }
@@ -172,6 +181,8 @@ def benchmark(args: argparse.Namespace) -> int:
     print(format_table(records, global_results))
     print(f"\n{len(results) - len(failed)}/{len(results)} sequences ok in {report['total_seconds']:.1f} s; "
           f"report {json_path}" + (f"; submission {zip_path}" if zip_path else ""))
+    if not_scored:
+        print(validate.partial_note(len(names), not_scored))
     if failed:
         print(f"failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
         return 1

@@ -3,7 +3,12 @@
 Exit codes (the README's table): 0 done; 1 work that failed or is partial (a benchmark sequence);
 2 bad input (one line on stderr naming the file or option, never a traceback); 130 interrupted
 (Ctrl-C); 143 terminated (SIGTERM, handled like Ctrl-C: `finally` blocks run, so temporary files are
-removed and every file already written is whole).
+removed and every file already written is whole). An OSError nobody turned into a user error (the disk
+filling up, a folder where a file goes) is one line and exit code 1: the work failed, no traceback.
+
+Exit hooks (`on_exit`): what must be recorded however a run ends (the output folders' manifests,
+`vos.outputs`) registers a callable while the run is in progress; `run_cli` calls it with the exit
+code (None for an unexpected exception) after the work, whichever way the work ended.
 
 Torch-free: `--help` and input errors stay fast.
 """
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Callable, Tuple, Type
+from typing import Callable, List, Optional, Tuple, Type
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -28,24 +33,59 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+#: one list of exit hooks per run_cli in progress (innermost last)
+_EXIT_HOOKS: List[List[Callable[[Optional[int]], None]]] = []
+
+
+def on_exit(hook: Callable[[Optional[int]], None]) -> bool:
+    """Call `hook(exit code)` when the innermost `run_cli` in progress ends; False when none is (library use)."""
+    if not _EXIT_HOOKS:
+        return False
+    _EXIT_HOOKS[-1].append(hook)
+    return True
+
+
+def _run_hooks(hooks: List[Callable[[Optional[int]], None]], code: Optional[int]) -> None:
+    for hook in reversed(hooks):
+        try:
+            hook(code)
+        except Exception as e:  # a hook must not hide how the work ended
+            print(f"warning: {str(e).strip() or type(e).__name__}", file=sys.stderr)
+
+
 def run_cli(work: Callable[[], int], user_errors: Tuple[Type[BaseException], ...] = (),
             interrupted: str = "only complete files were written") -> int:
     """Run a CLI's work and turn the ways it can end into exit codes (see the module docstring)."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    hooks: List[Callable[[Optional[int]], None]] = []
+    _EXIT_HOOKS.append(hooks)
+    code: Optional[int] = None
     try:
-        return work()
+        code = work()
     except (UserError, *user_errors) as e:
-        print(f"error: {str(e).strip() or type(e).__name__}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        code = EXIT_USAGE
     except Terminated:
         print(f"terminated: {interrupted}", file=sys.stderr)
-        return EXIT_TERMINATED
+        code = EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"interrupted: {interrupted}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+    except OSError as e:  # the disk, the file system: the work failed, the input may be fine
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        code = EXIT_FAILED
     finally:
+        _EXIT_HOOKS.remove(hooks)
+        _run_hooks(hooks, code)
         signal.signal(signal.SIGTERM, previous)
+    return code
 
 
-__all__ = ["run_cli", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+def _one_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type where it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+__all__ = ["run_cli", "on_exit", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED"]

@@ -22,7 +22,6 @@ paper: https://arxiv.org/abs/2304.03284.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from pathlib import Path

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .colors import IMAGENET_MEAN, IMAGENET_STD, palette, random_colors
+from .colors import normalize_image, palette, random_colors
 
 __all__ = [
     "VOID",
@@ -302,15 +302,6 @@ def _paint(labels: np.ndarray, mapping: Dict[int, np.ndarray]) -> Tuple[np.ndarr
     return lut[labels], labels != VOID
 
 
-_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
-_STD = np.array(IMAGENET_STD, dtype=np.float32) * 255.0
-
-
-def _normalise(rgb: np.ndarray) -> np.ndarray:
-    """(H,W,3) uint8 -> (3,H,W) float32 ImageNet-normalised, as ``SegGPTPredictor`` does."""
-    return ((rgb.astype(np.float32) - _MEAN) / _STD).transpose(2, 0, 1)
-
-
 def object_weights(labels: np.ndarray, mapping: Dict[int, np.ndarray], max_weight: float) -> np.ndarray:
     """Per-pixel loss weights (H,W) float32 that give small objects a say: 1 on the background
     (unpainted ids included), and on each painted object the weight that makes the object as heavy
@@ -348,8 +339,8 @@ def build_sample(pairs: Sequence[RawPair], mapping: Dict[int, np.ndarray],
     labels = np.concatenate([np.concatenate([p.prompt_labels for p in pairs], axis=1),
                              np.concatenate([p.query_labels for p in pairs], axis=1)], axis=0)
     rgb, valid = _paint(labels, mapping)
-    image = _normalise(np.concatenate([prompt, query], axis=0))
-    target = _normalise(rgb)
+    image = normalize_image(np.concatenate([prompt, query], axis=0))
+    target = normalize_image(rgb)
     weight = valid.astype(np.float32)
     if object_weight_max > 1.0:
         half = prompt.shape[0]  # each half is balanced on its own (the query half is what is scored)

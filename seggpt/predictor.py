@@ -134,8 +134,10 @@ class SegGPTPredictor:
         dtype: Optional[torch.dtype] = None,
         exact_resize: bool = False,
     ):
-        if isinstance(model, str):
-            model = SegGPT.from_pretrained(model, device=device)
+        if isinstance(model, str):  # packaged names first; the file checked before the model is built
+            from .weights_check import load_checked
+
+            model = load_checked(model, device=device)
         elif device is not None:
             model = model.to(device)
         self.model = model.eval()

@@ -25,6 +25,7 @@ from seggpt.device import DEVICE_HELP, DeviceError, resolve_device, resolve_dtyp
 from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
 from seggpt.masks import MaskError, load_mask
 from seggpt.predictor import SegGPTPredictor
+from seggpt.run_checks import RunArgumentError, preflight
 from seggpt.tune import TunedPrompt, TuneError, predict_tuned
 from seggpt.weights import WeightsError
 
@@ -58,6 +59,10 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
+    try:
+        preflight(args)  # every argument checked before any work
+    except RunArgumentError as e:
+        raise UserError(str(e)) from None
     if bool(args.prompt) == bool(args.prompt_file):
         raise UserError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
     prompt_images, prompt_labels, pal = [], [], None

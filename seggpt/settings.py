@@ -191,16 +191,17 @@ def _merge(into: Dict[str, Any], mapping: Mapping[str, Any], sources: Dict[str, 
 
 
 def _where(sources: Dict[str, str], path: str) -> str:
-    """The layer a setting came from: its own, else one of its parts' (a mapping), else its nearest
-    ancestor's (an item of a list: `curriculum[0].jitter` came with `curriculum`)."""
-    found = sources.get(path) or next((s for p, s in sources.items() if p.startswith(path + ".")), None)
-    while found is None:
-        parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
-        if not parent or parent == path:
-            return "settings"
-        path = parent
-        found = sources.get(path)
-    return found
+    """The layer that set `path`: its own entry, else the nearest ancestor that set it (a mapping above it,
+    or the list an item came in: `curriculum[0].jitter` came with `curriculum`), else one of its parts."""
+    at = path
+    while at:
+        if at in sources:
+            return sources[at]
+        parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", at)
+        if parent == at:
+            break
+        at = parent
+    return next((s for p, s in sources.items() if p.startswith(path + ".")), "settings")
 
 
 def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[str, str], prefix: str) -> T:

@@ -214,7 +214,7 @@ def _torch_load(path: Path) -> Any:
         raise WeightsError(f"{path}: file not found") from None
     except Exception as e:  # pickle errors, truncated zip archives, foreign globals
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: cannot read the checkpoint ({msg[:200]})") from None
+        raise WeightsError(f"{path}: cannot read the checkpoint ({msg})") from None
 
 
 def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor], Optional[SegGPTConfig]]:

@@ -184,10 +184,10 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
     assert len(read_csv(out / "per-sequence_results-val.csv")) - 1 == sum(
         len(r["objects"]) for r in report["sequences"])
     # another method (seggpt) does not count copy-first results as finished
-    spec_a, spec_b = MethodSpec("copy-first"), MethodSpec("seggpt", "x", (("memory", 8),))
+    spec_a, spec_b = MethodSpec("copy-first"), MethodSpec("seggpt", "x", '{"memory": 8}')
     assert spec_a.fingerprint() != spec_b.fingerprint()
-    assert MethodSpec("seggpt", "x", (("memory", 8),)).fingerprint() != MethodSpec("seggpt", "x", (("memory", 2),)).fingerprint()
-    assert MethodSpec("seggpt", "x", (("memory", 8),), "cpu").fingerprint() == MethodSpec("seggpt", "x", (("memory", 8),), "cuda").fingerprint()
+    assert MethodSpec("seggpt", "x", '{"memory": 8}').fingerprint() != MethodSpec("seggpt", "x", '{"memory": 2}').fingerprint()
+    assert MethodSpec("seggpt", "x", '{"memory": 8}', "cpu").fingerprint() == MethodSpec("seggpt", "x", '{"memory": 8}', "cuda").fingerprint()
 
 
 def _broken_copy(davis17: Path, tmp_path: Path) -> Path:
@@ -206,7 +206,7 @@ def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, capsys):
     out.mkdir()
     (out / "synth-002").write_text("a file where the sequence folder goes")  # fails while running
     code, stdout, stderr = run(capsys, "--dataset", "davis2017", "--root", str(root), "--out", str(out),
-                               "--method", "copy-first")
+                               "--method", "copy-first", "--overwrite")  # the folder holds a file of the user's
     assert code == 1
     assert "synth-001: FAILED" in stderr and "synth-002: FAILED" in stderr and "Traceback" not in stderr
     report = json.loads((out / "benchmark-val.json").read_text())
@@ -215,8 +215,9 @@ def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, capsys):
         "synth-000": "done", "synth-001": "failed", "synth-002": "failed"}
     assert "00000.png" in report["sequences"][1]["error"]
     assert len(list((out / "synth-000").glob("*.png"))) == 6
-    rows = read_csv(out / "per-sequence_results-val.csv")[1:]
+    rows = read_csv(out / "per-sequence_results-val-PARTIAL.csv")[1:]  # partial: said in the names
     assert rows and all(r[0].startswith("synth-000_") for r in rows)  # scores of what ran
+    assert not (out / "global_results-val.csv").exists() and report["partial"] is True
 
 
 # ----------------------------------------------------------------------------- synthetic YouTube-VOS

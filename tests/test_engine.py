@@ -257,3 +257,35 @@ def test_nearest_resize_decides_at_model_size(model, clip):
         back = torch.nn.functional.interpolate(small[None, None], size=r.labels.shape, mode="nearest-exact")[0, 0]
         assert np.array_equal(back.numpy().astype(np.int32), r.labels)
     assert np.mean([(x.labels == y.labels).mean() for x, y in zip(a, b)]) > 0.8
+
+
+def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(model, clip):
+    """engine.adapt: a copy is fine-tuned on the annotated frames, kept in the state; a correction goes on
+    from it; the shared model's weights stay bit-identical; the same seed gives the same labels."""
+    frames, labels = clip
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = {"memory": 1, "adapt": {"steps": 2, "batch_size": 2, "lr": 1e-3}}
+    seg = VideoSegmenter(model, config=cfg)
+    st, res = _run(seg, frames, 0, labels[0], max_frames=4)
+    assert st.adapted is not None and st.adapted.model is not model
+    assert len(st.adapted.model.adapt_history) == 1
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert seg.adapt(st) == 0.0  # nothing new to learn
+    seg.add_mask(st, 5, labels[5])  # a correction: adaptation goes on from the adapted copy
+    list(seg.propagate(st, max_frames=2))
+    assert len(st.adapted.model.adapt_history) == 2
+    _, again = _run(VideoSegmenter(model, config=cfg), frames, 0, labels[0], max_frames=4)
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(res, again))
+    _, plain = _run(VideoSegmenter(model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
+    assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res, plain))
+
+
+def test_refinement_follows_the_frame(model, clip):
+    """engine.refine: labels from the guided-filtered scores, at frame size; the annotated frame stays the mask."""
+    frames, labels = clip
+    _, refined = _run(VideoSegmenter(model, config={"memory": 1, "refine": {"enabled": True}}), frames, 0,
+                      labels[0], max_frames=4)
+    _, smooth = _run(VideoSegmenter(model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
+    assert np.array_equal(refined[0].labels, labels[0])
+    assert all(r.labels.shape == (48, 64) and set(np.unique(r.labels)) <= {0, 1, 2} for r in refined)
+    assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(refined[1:], smooth[1:]))

@@ -196,3 +196,17 @@ def test_sigterm_is_handled_like_ctrl_c(tiny_weights, tmp_path):
         assert read_label_png(p).shape == (64, 96)  # every PNG written is whole
     assert not [p for p in tmp_path.rglob("*") if "tmp" in p.name], "temporary files left behind"
     assert not (tmp_path / "ov.mp4").exists()  # the unfinished overlay is removed, not left half-written
+
+
+def test_adaptation_and_refinement_from_the_command_line(clip, tiny_weights, tmp_path, capsys):
+    root, frames, labels = clip
+    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--weights", tiny_weights,
+               "--out", str(tmp_path / "o"), "--adapt-steps", "2", "--refine", "--set", "engine.adapt.batch_size=2",
+               "--end", "4", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("adaptation ") and "then 4 frames" in out
+    assert len(list((tmp_path / "o").glob("*.png"))) == 4
+    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--weights", tiny_weights,
+               "--out", str(tmp_path / "p"), "--adapt-steps", "-1", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--adapt-steps: engine.adapt.steps must be >= 0" in err

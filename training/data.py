@@ -1,5 +1,8 @@
 """Training data for in-context colouring: pair sources and the batch stream.
 
+The pairs themselves (augmentation, random colour mapping, canvases, loss weights) are made by
+``seggpt.pairs``, the one implementation that test-time adaptation and in-context tuning share.
+
 SegGPT learns segmentation as painting: the prompt half of a canvas shows an image and its mask,
 the query half an image whose mask is hidden, and the model paints the hidden mask. The colours of
 each sample are drawn at random (objects to random, well separated colours, background black), so

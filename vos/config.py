@@ -6,6 +6,7 @@ recommends < a config file (`--config`) < the command line (flags and `--set key
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, TypeVar, Union
@@ -13,6 +14,47 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, TypeVar, 
 from seggpt.settings import ConfigError, Layer, build, read_yaml, setting, validate
 
 S = TypeVar("S", bound="RunConfig")
+
+
+@dataclass
+class AdaptConfig:
+    """Test-time adaptation: before propagating, a copy of the model is fine-tuned on pairs made from
+    the session's annotated frames (seggpt.adapt; the shared model is never modified).
+
+    steps: optimizer steps (0: off). lr: AdamW's learning rate. params: which parameters learn:
+        "all", "decoder", "last:N" (the last N blocks + the decoder), "lora:R" (rank-R LoRA on the
+        attention, merged back: for ViT-L on a GPU), joined with "+". batch_size: pairs per step.
+    object_weight_max: small objects' pixels weigh up to this many background pixels in the loss.
+    """
+
+    steps: int = setting(0, min=0)
+    lr: float = setting(1e-4, gt=0.0)
+    params: str = "all"
+    batch_size: int = setting(8, min=1)
+    object_weight_max: float = setting(1.0, min=1.0)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not re.fullmatch(r"(all|decoder|last:\d+|lora:\d+)(\+(all|decoder|last:\d+|lora:\d+))*", self.params):
+            raise ConfigError(f"adapt.params must be all, decoder, last:N or lora:R (joined with +), "
+                              f"got {self.params!r}")
+
+
+@dataclass
+class RefineConfig:
+    """Edge-aware upsampling: the model's score maps are refined against the full-resolution frame by a
+    guided filter (seggpt.refine), so boundaries follow image edges instead of a smooth resize.
+
+    model_pixels: the filter's radius in model pixels (the width of the blur a resize leaves is about
+        one), converted to frame pixels for each frame size. eps: its regularisation (smaller follows
+        edges more closely). guide: the frame in grey or colour.
+    """
+
+    enabled: bool = False
+    model_pixels: float = setting(1.0, gt=0.0)
+    eps: float = setting(1e-2, gt=0.0)
+    guide: str = setting("grey", choices=("grey", "colour"))
 
 
 @dataclass
@@ -36,6 +78,7 @@ class EngineConfig:
     exact_resize: PIL-identical input resizing (slower; for benchmarks that must match the official code).
     compile: torch.compile the model for its fixed canvas shape: null (off), "default",
         "reduce-overhead" (CUDA graphs on a GPU) or "max-autotune". Pays off on long videos.
+    adapt: test-time adaptation (AdaptConfig). refine: edge-aware upsampling (RefineConfig).
     """
 
     memory: int = setting(8, min=0)
@@ -49,6 +92,8 @@ class EngineConfig:
     resize: str = setting("smooth", choices=("smooth", "nearest"))
     exact_resize: bool = False
     compile: Optional[str] = setting(None, choices=("default", "reduce-overhead", "max-autotune"))
+    adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
+    refine: RefineConfig = dataclasses.field(default_factory=RefineConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -99,15 +144,13 @@ def load_run_config(cls: Type[S], config_file: Optional[str], command_line: Sequ
 
 def recommended_for(weights: str) -> Dict[str, Any]:
     """The settings a weights file recommends; {} for files that carry none (and for Hub ids, unfetched)."""
-    from seggpt.weights import PACKAGED_DIR, recommended_settings  # torch: only when a run resolves weights
+    from seggpt.weights import recommended_settings  # torch: only when a run resolves weights
+    from seggpt.weights_check import packaged_weights
 
-    path = Path(weights).expanduser()
+    path = packaged_weights(weights) or Path(weights).expanduser()  # a packaged name wins over a local file
     if not path.is_file():
-        packaged = PACKAGED_DIR / f"{weights}.safetensors"
-        if not packaged.is_file():
-            return {}
-        path = packaged
+        return {}
     return recommended_settings(path)
 
 
-__all__ = ["EngineConfig", "RunConfig", "ConfigError", "load_run_config", "recommended_for"]
+__all__ = ["EngineConfig", "AdaptConfig", "RefineConfig", "RunConfig", "ConfigError", "load_run_config", "recommended_for"]

@@ -5,29 +5,34 @@ The verbs, shaped like what editing tools already call:
   `propagate` / `propagate_in_video` (forward or backward, from any frame), `remove_object`,
   `reset_state`; the state (`vos.state.InferenceState`) is the caller's;
 * live streams (Cutie's shape): `stream()` gives a `LiveStream` with `step(frame, mask=None)`;
-  `VideoSegmenter.step` is a thin alias on one default stream.
+  `VideoSegmenter.step` is a thin alias on one default stream;
+* `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), kept
+  in the state; `propagate` calls it when the masks changed.
 
 Every annotation conditions every propagation, in both directions, by the rules in `vos.state`.
 The engine knows nothing of files: frames come from a FrameSource, results go back to the caller.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+import time
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from seggpt.adapt import AdaptProgress
+from seggpt.adapt import adapt as adapt_model
 from seggpt.device import DeviceError, resolve_device, resolve_dtype
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue
-from .objects import EngineError, check_frame_index, check_object_id, masks_from
+from .objects import EngineError, as_array, check_frame_index, check_object_id, describe_shape, label_dtype, masks_from
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
-from .video import FrameSource, IteratorSource, open_source
+from .video import FrameSource, IteratorSource, VideoError, open_source
 
 
 class VideoSegmenter:
@@ -48,7 +53,9 @@ class VideoSegmenter:
         if isinstance(model_or_weights, SegGPT):
             model = model_or_weights.to(self.device)
         else:
-            model = SegGPT.from_pretrained(str(model_or_weights), device=self.device)
+            from seggpt.weights_check import load_checked  # packaged names first; checked before it is built
+
+            model = load_checked(str(model_or_weights), device=self.device)
         self.model = model.eval()
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
@@ -82,9 +89,9 @@ class VideoSegmenter:
         """Give (or correct) object `obj_id` on frame `frame_idx` with a (H, W) mask (bool, or 0/nonzero)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         obj_id = check_object_id(obj_id)
-        m = np.asarray(mask) if mask is not None else None
+        m = as_array(mask, f"object {obj_id} on frame {frame_idx}") if mask is not None else None
         if m is None or m.shape != tuple(state.size):
-            got = "no mask" if m is None else f"a {'x'.join(map(str, m.shape[::-1]))} mask"
+            got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
             raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
         if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
             raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean or numeric, got {m.dtype}")
@@ -124,8 +131,38 @@ class VideoSegmenter:
         if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1):
             raise EngineError(f"max_frames must be a positive integer, got {max_frames!r}")
         self._read_annotated_frames(state, start, reverse)
-        tracker = Tracker(self.predictor, self.config, state.annotations, state.objects, reverse)
-        return self._run(tracker, self._frames(state, start, max_frames, reverse))
+        self.adapt(state)
+        tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
+        return self._run(tracker, state.frames(start, max_frames, reverse))
+
+    def adapt(self, state: InferenceState, progress: Optional[Callable[[AdaptProgress], None]] = None) -> float:
+        """Test-time adaptation (`config.adapt`): learn the session's annotated frames; returns the seconds.
+
+        A copy of the model is fine-tuned (the shared model is never modified) and kept in the state;
+        after a correction it goes on from what it learnt. Called by `propagate` when masks changed
+        since the last adaptation; call it first to show progress. Frames an iterator has not reached
+        yet are learnt at the next call.
+        """
+        cfg = self.config.adapt
+        if cfg.steps == 0 or state.adapted_version == state.annotations.version:
+            return 0.0
+        self._read_annotated_frames(state)
+        notes = [state.annotations[a] for a in state.annotations if state.annotations[a].frame is not None]
+        if not notes:
+            return 0.0
+        labels = [state.annotations.label_map(n.frame_idx, label_dtype(list(state.objects))) for n in notes]
+        start = time.perf_counter()
+        base = state.adapted.model if state.adapted is not None else self.model
+        with torch.inference_mode(False), torch.enable_grad():  # callers may hold inference mode (SAM 2's usage)
+            adapted = adapt_model(base, [n.frame for n in notes], labels, cfg.steps, cfg.lr, cfg.params,
+                                  object_ids=list(state.objects), objects=self.config.objects, colors=self.config.colors,
+                                  embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
+                                  object_weight_max=cfg.object_weight_max,
+                                  progress=progress, amp_dtype=self.predictor.dtype)
+        state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
+        state.adapted_version = state.annotations.version
+        state.annotations.forget_prompts()  # made by the model before adaptation
+        return time.perf_counter() - start
 
     def propagate_in_video(self, state: InferenceState, start_frame_idx: Optional[int] = None,
                            max_frames: Optional[int] = None, reverse: bool = False
@@ -141,7 +178,12 @@ class VideoSegmenter:
         pending: List[Tuple[int, np.ndarray]] = []
         finishing: FinishQueue[FrameResult] = FinishQueue(self.device)
         try:
-            for idx, frame in frames:
+            for idx, frame in _until_error(frames):
+                if idx is None:  # the source failed at a frame: finish the frames before it, then raise
+                    finishing.submit(tracker.run_batch(pending))
+                    pending = []
+                    yield from finishing.results(keep=0)
+                    raise frame
                 if idx in annotations:
                     finishing.submit(tracker.run_batch(pending))
                     pending = []
@@ -159,17 +201,7 @@ class VideoSegmenter:
         finally:
             finishing.close()
 
-    @staticmethod
-    def _frames(state: InferenceState, start: int, max_frames: Optional[int], reverse: bool):
-        if reverse:
-            lo = 0 if max_frames is None else max(0, start - max_frames + 1)
-            return state.source.iter_frames(lo, start + 1, reverse=True)
-        stop = None if max_frames is None else start + max_frames
-        if state.num_frames is not None and stop is not None:
-            stop = min(stop, state.num_frames)
-        return state.source.iter_frames(start, stop)
-
-    def _read_annotated_frames(self, state: InferenceState, start: int, reverse: bool) -> None:
+    def _read_annotated_frames(self, state: InferenceState, start: Optional[int] = None, reverse: bool = False) -> None:
         """Keep every annotated frame at model size before a pass needs it as a prompt.
 
         A file, folder or array is read at those frames now; an iterator (read once) keeps the frames
@@ -179,12 +211,26 @@ class VideoSegmenter:
             if state.annotations[a].image is not None:
                 continue
             if isinstance(state.source, IteratorSource):
-                if (a > start) if reverse else (a < start):
+                if start is not None and ((a > start) if reverse else (a < start)):
                     raise EngineError(f"frame {a} is annotated but an iterator source is past it: start the "
                                       f"propagation at frame {a} or earlier, or give a file, folder or array")
                 continue
             for _, frame in state.source.iter_frames(a, a + 1):
-                state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0])
+                state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0], frame)
+
+
+def _until_error(frames) -> Iterator[Tuple[Optional[int], object]]:
+    """The frames, then (None, the error) if reading the next one fails (a damaged video)."""
+    iterator = iter(frames)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except VideoError as error:
+            yield None, error
+            return
+        yield item
 
 
 __all__ = ["VideoSegmenter", "FrameResult", "InferenceState", "EngineError", "LiveStream"]

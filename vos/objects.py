@@ -56,6 +56,19 @@ def check_frame(frame: object) -> np.ndarray:
     return f
 
 
+def as_array(mask: object, where: str) -> np.ndarray:
+    """`np.asarray(mask)`, or EngineError for what is no array (a ragged list, an object numpy cannot hold)."""
+    try:
+        return np.asarray(mask)
+    except (ValueError, TypeError) as e:
+        raise EngineError(f"{where}: the mask is not an array ({str(e).splitlines()[0][:80]})") from None
+
+
+def describe_shape(m: np.ndarray) -> str:
+    """'16x12' (W x H first) for a message; 'a scalar' for 0-d."""
+    return "x".join(str(s) for s in m.shape[::-1]) if m.ndim else "a scalar"
+
+
 def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[int, int],
                where: str) -> Dict[int, np.ndarray]:
     """A label map, or a binary mask, -> {obj_id: (H, W) bool} by the rules of the module docstring.
@@ -64,10 +77,9 @@ def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[in
     """
     if mask is None:
         raise EngineError(f"{where}: no mask given")
-    m = np.asarray(mask)
+    m = as_array(mask, where)
     if m.shape != tuple(size):
-        shape = "x".join(str(s) for s in m.shape[::-1]) if m.ndim else "a scalar"
-        raise EngineError(f"{where}: the mask is {shape}, the frame {size[1]}x{size[0]}")
+        raise EngineError(f"{where}: the mask is {describe_shape(m)}, the frame {size[1]}x{size[0]}")
     ids = None if object_ids is None else [check_object_id(o, where) for o in object_ids]
     if m.dtype == bool or (np.issubdtype(m.dtype, np.integer) and not ids and _is_0_255(m)):
         if ids is not None and len(ids) != 1:
@@ -130,5 +142,5 @@ class Objects:
         return f"Objects({self._ids})"
 
 
-__all__ = ["EngineError", "Objects", "check_object_id", "label_dtype", "check_frame_index", "check_frame", "masks_from",
+__all__ = ["EngineError", "Objects", "as_array", "describe_shape", "check_object_id", "label_dtype", "check_frame_index", "check_frame", "masks_from",
            "MAX_SESSION_OBJECTS"]

@@ -1,13 +1,20 @@
-"""`python -m vos.run VIDEO --first-mask MASK`: segment the masked objects in every frame.
+"""`python -m vos.run VIDEO --first-mask MASK` (or `--masks DIR`): segment the masked objects in every frame.
 
 Parses, calls the engine, reports. Writes one index PNG per frame (the mask's own palette where it
-has one, else the DAVIS palette), optionally an overlay mp4 at the source fps and per-object binary
-masks. Every file is written under a temporary name and renamed, so an interrupted run leaves only
-complete files. User mistakes end with one line on stderr and exit code 2, never a traceback.
+has one, else the DAVIS palette), optionally an overlay mp4 at the source fps, per-object 0/255 PNGs,
+RGBA PNGs, a matte video, COCO RLE JSON and a lost-object report (`vos.exports`). Every file is
+written under a temporary name and renamed, so an interrupted run leaves only complete files. User
+mistakes end with one line on stderr and exit code 2, never a traceback.
+
+Masks on several frames (`--masks DIR`, `<frame>.png` by frame index or file stem; 0 = "not given"):
+the frames from the first masked frame on are segmented forwards, each object from the first frame
+it is given on (absent before it), every mask conditioning what follows; frames before the first
+masked frame (with `--start`) are segmented backwards from it with the objects it holds.
 
 Examples:
     python -m vos.run clip.mp4 --first-mask clip_mask.png --weights small --overlay clip_overlay.mp4
     python -m vos.run frames/ --first-mask 00040.png --mask-frame 40 --memory 4 --device cuda
+    python -m vos.run judo/ --masks judo_masks/ --alpha rgba/ --matte matte.mkv --soft --rle judo.json
 """
 from __future__ import annotations
 
@@ -18,52 +25,118 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from seggpt.cli import EXIT_OK, UserError, run_cli
+from seggpt.cli import EXIT_FAILED, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
-from seggpt.masks import MaskError, load_mask
+from seggpt.device import DEVICE_HELP
+from seggpt.io import OutputError
 from seggpt.settings import ConfigError, option_layers, parse_assignments
 from seggpt.weights import WeightsError
-from vos.config import RunConfig, load_run_config
+from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
+from vos.exports import DEFAULT_LOST_AFTER, DEFAULT_SOFT_WIDTH, Exporter, ExportError, ExportSpec
+from vos.outputs import claim_run_outputs
+from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
 from vos.video import VideoError, open_source
-from seggpt.io import OutputError, ensure_output_dir, read_label_png, save_index_png, save_object_pngs
-from vos.writers import BackgroundWriter, OverlayVideoWriter
+
+def version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version as dist_version
+
+        return dist_version("seggpt-vos")
+    except (ImportError, PackageNotFoundError):  # a source checkout that was never installed
+        return "unknown (not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
+    run, eng = RunConfig(), EngineConfig()
     ap = argparse.ArgumentParser(
         prog="python -m vos.run",
-        description="Segment the objects of a first-frame mask in every frame of a video (SegGPT).",
+        description="Segment the objects of one or more masks in every frame of a video (SegGPT).",
         epilog="Settings: the defaults (vos/config.py) < the weights' recommended settings < --config < "
                "flags and --set. Exit code 2 on bad input.",
     )
     ap.add_argument("video", help="video file (mp4, avi, mov, ...) or folder of JPEG/PNG frames")
-    ap.add_argument("--first-mask", required=True, metavar="MASK",
-                    help="mask of the objects: palette PNG, 0/255 grayscale, or RGB colours (anti-aliased is fine)")
+    given = ap.add_mutually_exclusive_group(required=True)
+    given.add_argument("--first-mask", metavar="MASK", default=None,
+                       help="mask of the objects on one frame: palette PNG, 0/255 grayscale, or RGB colours "
+                            "(anti-aliased is fine) (default: none; this or --masks is required)")
+    given.add_argument("--masks", metavar="DIR", default=None,
+                       help="folder of masks on several frames, <frame>.png by frame index or file stem; 0 = "
+                            "'not given', so objects may first appear on later frames and masks may correct "
+                            "(default: none)")
     ap.add_argument("--mask-frame", type=int, default=None, metavar="N",
-                    help="frame the mask belongs to (default: --start); frames before it are segmented backwards")
-    ap.add_argument("--out", default=None, metavar="DIR", help="folder for the index PNGs (default: <video name>_masks)")
-    ap.add_argument("--overlay", default=None, metavar="OUT.mp4", help="also write an overlay video")
-    ap.add_argument("--object-masks", action="store_true", help="also write one binary PNG per object and frame")
+                    help="frame --first-mask belongs to; frames before it are segmented backwards "
+                         "(default: --start)")
+    ap.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for the index PNGs (default: <video name>_masks)")
+    ap.add_argument("--overlay", default=None, metavar="OUT.mp4", help="also write an overlay video (default: none)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="write into a folder holding other files; only the files of our earlier runs are removed, "
+                         "never others (default: off)")
+    ap.add_argument("--object-masks", action="store_true",
+                    help="also write one 0/255 grey PNG per object and frame, in DIR/objects/<id>/ (default: off)")
+    ap.add_argument("--alpha", default=None, metavar="DIR",
+                    help="also write RGBA PNGs (the frame with the object's alpha): DIR/<frame>.png with one "
+                         "object, DIR/<id>/<frame>.png with several (default: none)")
+    ap.add_argument("--matte", default=None, metavar="OUT",
+                    help="also write a grey matte video of all objects: .mkv (FFV1, lossless) or .mov "
+                         "(ProRes 4444) (default: none)")
+    ap.add_argument("--soft", action="store_true",
+                    help="soft edges in --alpha and --matte, from the model's per-object scores (default: off, "
+                         "hard 0/255)")
+    ap.add_argument("--soft-width", type=float, default=DEFAULT_SOFT_WIDTH, metavar="W",
+                    help="score margin over which a soft edge goes from alpha 0.5 to 1: alpha = clip(0.5 + "
+                         "margin / 2W) (default: %(default)s)")
+    ap.add_argument("--rle", default=None, metavar="OUT.json",
+                    help="also write COCO RLE JSON per object per frame with names, area and score "
+                         "(needs the 'coco' extra) (default: none)")
+    ap.add_argument("--report", default=None, metavar="OUT.json",
+                    help="also write the lost-object report as JSON (default: none)")
+    ap.add_argument("--lost-after", type=int, default=DEFAULT_LOST_AFTER, metavar="N",
+                    help="warn when an object is empty on more than N frames in a row (default: %(default)s)")
+    ap.add_argument("--names", default=None, metavar="ID=NAME,...",
+                    help="object names for the RLE JSON and the report, e.g. 1=judoka,2=referee "
+                         "(default: 'object <id>')")
+    ap.add_argument("--fps", type=float, default=None, metavar="FPS",
+                    help="frame rate of a folder of frames, for the videos (default: 24; a video file has its own)")
     ap.add_argument("--weights", default=None, metavar="ID|PATH",
-                    help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a file")
-    ap.add_argument("--config", default=None, metavar="YAML", help="settings file (weights, device, dtype, engine:)")
+                    help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a "
+                         f"file (default: {run.weights})")
+    ap.add_argument("--config", default=None, metavar="YAML",
+                    help="settings file (weights, device, dtype, engine:) or a packaged config's name "
+                         "(default: none)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override any setting, e.g. --set engine.max_annotated=2 (repeatable)")
-    ap.add_argument("--device", default=None, metavar="DEV", help="auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps")
-    ap.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16", "fp16"])
-    ap.add_argument("--memory", type=int, default=None, metavar="K", help="recent predicted frames kept as prompts")
-    ap.add_argument("--memory-stride", type=int, default=None, metavar="S")
-    ap.add_argument("--batch-frames", type=int, default=None, metavar="B", help="frames per forward")
-    ap.add_argument("--objects", default=None, choices=["joint", "separate"])
+                    help="override any setting, e.g. --set engine.max_annotated=2 (repeatable) (default: none)")
+    ap.add_argument("--device", default=None, metavar="DEV", help=f"{DEVICE_HELP} (default: {run.device})")
+    ap.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                    help=f"autocast dtype; auto: bf16 on CUDA, fp16 on MPS, fp32 on the CPU (default: {run.dtype})")
+    ap.add_argument("--memory", type=int, default=None, metavar="K",
+                    help=f"recent predicted frames kept as prompts (default: {eng.memory}, or what the weights "
+                         "recommend)")
+    ap.add_argument("--memory-stride", type=int, default=None, metavar="S",
+                    help=f"memorise every S-th predicted frame (default: {eng.memory_stride})")
+    ap.add_argument("--batch-frames", type=int, default=None, metavar="B",
+                    help=f"frames per forward (default: {eng.batch_frames})")
+    ap.add_argument("--objects", default=None, choices=["joint", "separate"],
+                    help="joint: all objects in one pass; separate: one pass per object (default: "
+                         f"{eng.objects}, or what the weights recommend)")
+    ap.add_argument("--adapt-steps", type=int, default=None, metavar="N",
+                    help="test-time adaptation: fine-tune a copy of the model on the annotated frames for N steps "
+                         f"first (default: {eng.adapt.steps}, or what the weights recommend)")
+    ap.add_argument("--refine", action="store_const", const=True, default=None,
+                    help="edge-aware upsampling: boundaries follow the frame's edges (default: "
+                         f"{'on' if eng.refine.enabled else 'off'}, or what the weights recommend)")
     ap.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
-                    help="torch.compile the model (reduce-overhead: CUDA graphs); pays off on long videos")
-    ap.add_argument("--start", type=int, default=0, metavar="N", help="first frame to segment")
-    ap.add_argument("--end", type=int, default=None, metavar="N", help="stop before this frame")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+                    help="torch.compile the model (reduce-overhead: CUDA graphs); pays off on long videos "
+                         "(default: off)")
+    ap.add_argument("--start", type=int, default=0, metavar="N", help="first frame to segment (default: %(default)s)")
+    ap.add_argument("--end", type=int, default=None, metavar="N",
+                    help="stop before this frame (default: the end of the video)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar, warnings only (default: off)")
+    ap.add_argument("--version", action="version", version=f"%(prog)s (seggpt-vos {version()})")
     return ap
 
 
@@ -72,40 +145,60 @@ def _settings(args: argparse.Namespace) -> RunConfig:
     flags = option_layers(args, {"weights": "weights", "device": "device", "dtype": "dtype",
                                  "memory": "engine.memory", "memory_stride": "engine.memory_stride",
                                  "batch_frames": "engine.batch_frames", "objects": "engine.objects",
-                                 "compile": "engine.compile"})
+                                 "compile": "engine.compile", "adapt_steps": "engine.adapt.steps",
+                                 "refine": "engine.refine.enabled"})
     try:
         return load_run_config(RunConfig, args.config, [*flags, *parse_assignments(args.set)])
     except (ConfigError, WeightsError) as e:
         raise UserError(str(e)) from None
 
 
-def _load_first_mask(path: str, size, log: logging.Logger):
-    """The user's mask as a label map at frame size, and the palette to write with."""
+def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
+    names = {o: f"object {o}" for o in ids}
+    for item in (spec or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isdigit() or not value.strip():
+            raise UserError(f"--names: '{item}' is not ID=NAME")
+        if int(key) not in names:
+            raise UserError(f"--names: no object {int(key)} (objects: {ids})")
+        names[int(key)] = value.strip()
+    return names
+
+
+def describe_device(asked: Optional[str], seg: VideoSegmenter) -> str:
+    """The device and dtype a run uses, and why (the `--device auto` choice is printed)."""
+    dev = seg.device
+    dtype = {None: "fp32"}.get(seg.predictor.dtype, str(seg.predictor.dtype).replace("torch.", ""))
+    if asked in (None, "auto"):
+        why = {"cuda": "auto: CUDA", "mps": "auto: Apple MPS, no CUDA", "cpu": "auto: no CUDA GPU, no Apple MPS"}
+        return f"{dev} ({why.get(dev.type, 'auto')}), {dtype}"
+    return f"{dev}, {dtype}"
+
+
+def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
+    """{frame: label map} and the palette to write with, from --first-mask/--mask-frame or --masks."""
+    names = getattr(source, "frame_names", None)
     try:
-        parsed = load_mask(path)
-    except MaskError as e:
+        if args.masks is not None:
+            if args.mask_frame is not None:
+                raise UserError("--mask-frame goes with --first-mask; --masks names the frames by file name")
+            return read_mask_folder(args.masks, source.size, names, source.num_frames, log)
+        labels, palette = read_mask(args.first_mask, source.size, log)
+    except PromptError as e:
         raise UserError(str(e)) from None
-    for w in parsed.warnings:
-        log.warning("%s: %s", path, w)
-    labels = parsed.labels
-    h, w = size
-    if labels.shape != (h, w):
-        mh, mw = labels.shape
-        if abs(mh / mw - h / w) > 0.01:
-            raise UserError(f"{path}: mask is {mw}x{mh} but the frames are {w}x{h} (a different aspect ratio)")
-        log.warning("%s: mask is %dx%d, frames are %dx%d: resized with nearest neighbour", path, mw, mh, w, h)
-        labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-        if not labels.any():
-            raise UserError(f"{path}: the mask is empty after resizing to the frame size")
-    return labels, parsed.palette
+    return {start if args.mask_frame is None else args.mask_frame: labels}, palette
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     settings = _settings(args)
     try:
-        source = open_source(args.video)
+        source = open_source(args.video, fps=args.fps)
     except VideoError as e:
         raise UserError(str(e)) from None
+    except ValueError as e:  # --fps for a video file
+        raise UserError(f"--fps: {e}") from None
     n = source.num_frames
     start = args.start
     end = n if args.end is None else (min(args.end, n) if n is not None else args.end)
@@ -113,78 +206,106 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         raise UserError(f"{args.video}: --start {start} is out of range (the video has {n} frames)")
     if end is not None and end <= start:
         raise UserError(f"--end {args.end} must be after --start {start}")
-    mask_frame = start if args.mask_frame is None else args.mask_frame
-    if mask_frame < start or (end is not None and mask_frame >= end):
-        raise UserError(f"--mask-frame {mask_frame} is outside the frames to segment ({start}..{(end or 0) - 1})")
+    if args.mask_frame is not None and (args.mask_frame < start or (end is not None and args.mask_frame >= end)):
+        raise UserError(f"--mask-frame {args.mask_frame} is outside the frames to segment ({start}..{(end or 0) - 1})")
 
-    labels, mask_palette = _load_first_mask(args.first_mask, source.size, log)
+    masks, mask_palette = _masks(args, source, start, log)
+    outside = [f for f in masks if f < start or (end is not None and f >= end)]
+    if outside:
+        raise UserError(f"{args.masks}: masks on frames {outside} are outside the frames to segment "
+                        f"({start}..{(end or 0) - 1})")
     pal = mask_palette if mask_palette is not None else davis_palette()
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_masks")
+    # never an input, never a mix of runs (checked before the model loads; nothing removed yet)
+    outputs = claim_run_outputs(args, settings.weights, out_dir)
+    spec = ExportSpec(index_dir=out_dir, object_dir=out_dir / "objects" if args.object_masks else None,
+                      alpha_dir=Path(args.alpha) if args.alpha else None,
+                      matte=Path(args.matte) if args.matte else None,
+                      overlay=Path(args.overlay) if args.overlay else None,
+                      rle=Path(args.rle) if args.rle else None, report=Path(args.report) if args.report else None,
+                      soft=args.soft, soft_width=args.soft_width, lost_after=args.lost_after)
     try:
-        out_dir = ensure_output_dir(out_dir)
-        if args.overlay:
-            ensure_output_dir(Path(args.overlay).resolve().parent)
-    except OutputError as e:
+        spec.check()  # every folder writable, pycocotools there: before any inference
+    except (OutputError, ExportError) as e:
         raise UserError(str(e)) from None
-    names = getattr(source, "frame_names", None)
+    frame_names = getattr(source, "frame_names", None)
 
     def name(idx: int) -> str:
-        return names[idx] if names else f"{idx:05d}"
+        return frame_names[idx] if frame_names else f"{idx:05d}"
 
     try:
         seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     except (WeightsError, EngineError) as e:
         raise UserError(str(e)) from None
+    device = describe_device(settings.device, seg)
     state = seg.init_state(source)
-    try:
-        ids = seg.add_mask(state, mask_frame, labels)
-    except EngineError as e:
-        raise UserError(f"{args.first_mask}: {e}") from None
-    log.info("%d object(s) %s from frame %d; weights %s on %s", len(ids), ids, mask_frame, settings.weights, seg.device)
+    where = args.masks or args.first_mask
+    for f, labels in masks.items():
+        try:
+            seg.add_mask(state, f, labels)
+        except EngineError as e:
+            raise UserError(f"{where}: {e}") from None
+    ids = state.object_ids
+    if max(ids) > 255:
+        raise UserError(f"{where}: object id {max(ids)}: the index PNGs hold ids 1..255")
+    given = prompt_frames(masks)
+    names = _names(args.names, ids)
+    first = min(masks)
+    log.info("%d object(s) %s on frame(s) %s; weights %s on %s", len(ids), ids, sorted(masks), settings.weights,
+             device)
+    outputs.claim()  # our earlier run emptied, the manifest written, right before the first frame
 
+    adapt_seconds = _adapt(seg, state, args)
     total = (end - start) if end is not None else None
     bar = tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name)
     t0 = time.perf_counter()
-    written = 0
-
-    def emit(writer: BackgroundWriter, idx: int, frame_labels: np.ndarray) -> None:
-        writer.submit(save_index_png, out_dir / f"{name(idx)}.png", frame_labels, pal)
-        if args.object_masks:
-            writer.submit(save_object_pngs, out_dir / "objects", name(idx), frame_labels, ids)
-
-    video: Optional[OverlayVideoWriter] = None
     try:
-        if mask_frame > start:  # backwards first: the frames before the mask
-            with BackgroundWriter(maxsize=32) as writer:
-                for r in seg.propagate(state, mask_frame, max_frames=mask_frame - start + 1, reverse=True):
-                    if r.frame_idx != mask_frame:
-                        emit(writer, r.frame_idx, r.labels)
-                        written += 1
-                        bar.update(1)
-        if args.overlay:
-            video = OverlayVideoWriter(args.overlay, source.fps, source.size, palette=pal)
-            # the frames segmented backwards go into the video in order, from the PNGs just written
-            for idx, frame in source.iter_frames(start, mask_frame):
-                video.write_labels(frame, read_label_png(out_dir / f"{name(idx)}.png"))
-        with BackgroundWriter(maxsize=32) as writer:
-            fwd = None if end is None else end - mask_frame
-            for r in seg.propagate(state, mask_frame, max_frames=fwd):
-                emit(writer, r.frame_idx, r.labels)
-                if video is not None:  # composed and encoded on the writer thread, in order
-                    writer.submit(video.write_labels, r.frame, r.labels)
-                written += 1
-                bar.update(1)
-        if video is not None:
-            video.close()
+        exporter = Exporter(spec, size=source.size, fps=source.fps, first_frame=start, frame_name=name, names=names,
+                            prompt_frames=given, palette=pal, read_frames=source.iter_frames,
+                            video_name=Path(args.video).stem, num_frames=n)
+    except (OutputError, ExportError) as e:
+        raise UserError(str(e)) from None
+    try:
+        if first > start:  # backwards first: the frames before the first mask, with the objects it holds
+            back = seg.init_state(source)
+            first_ids = sorted(given_ids for given_ids in given if given[given_ids][0] == first)
+            for f, labels in masks.items():
+                sub = np.where(np.isin(labels, first_ids), labels, 0)
+                if sub.any():
+                    seg.add_mask(back, f, sub)
+            for r in seg.propagate(back, first, max_frames=first - start + 1, reverse=True):
+                if r.frame_idx != first:
+                    exporter.add(r, existing=back.annotations.objects_at(r.frame_idx, True))
+                    bar.update(1)
+        fwd = None if end is None else end - first
+        for r in seg.propagate(state, first, max_frames=fwd):
+            exporter.add(r, existing=state.annotations.objects_at(r.frame_idx, False))
+            bar.update(1)
+        report = exporter.close()
     except BaseException:
-        if video is not None:
-            video.abort()
+        exporter.abort()
         raise
     finally:
         bar.close()
+    for warning in exporter.report.warnings():
+        log.warning("%s", warning)
     seconds = time.perf_counter() - t0
-    return dict(frames=written, seconds=seconds, fps=written / max(seconds, 1e-9), out=str(out_dir),
-                overlay=args.overlay, objects=ids)
+    return dict(frames=exporter.frames, seconds=seconds, adapt_seconds=adapt_seconds, fps=exporter.frames / max(seconds, 1e-9), out=str(out_dir),
+                overlay=args.overlay, objects=ids, device=device, report=report,
+                lost=exporter.report.summary(), outputs=[str(p) for p in (spec.alpha_dir, spec.matte, spec.rle,
+                                                                          spec.report) if p is not None])
+
+
+def _adapt(seg: VideoSegmenter, state, args: argparse.Namespace) -> float:
+    """Test-time adaptation (when the settings ask for it) with its own progress bar; returns the seconds."""
+    steps = seg.config.adapt.steps
+    if not steps:
+        return 0.0
+    with tqdm(total=steps, unit="step", disable=args.quiet, desc="adapting") as bar:
+        def progress(p) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{p.loss:.4f}")
+        return seg.adapt(state, progress=progress)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -192,10 +313,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
 
     def work() -> int:
-        summary = run(args, logging.getLogger("vos.run"))
-        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s); "
-              f"objects {summary['objects']}; masks in {summary['out']}"
-              + (f"; overlay {summary['overlay']}" if summary["overlay"] else ""))
+        try:
+            summary = run(args, logging.getLogger("vos.run"))
+        except (OutputError, ExportError) as e:  # a disk that fills up mid-run: one line, the work failed
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        adapted = f"adaptation {summary['adapt_seconds']:.1f} s, then " if summary["adapt_seconds"] else ""
+        print(f"{adapted}{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s) on "
+              f"{summary['device']}; objects {summary['objects']}; {summary['lost']}; masks in {summary['out']}"
+              + (f"; overlay {summary['overlay']}" if summary["overlay"] else "")
+              + "".join(f"; {o}" for o in summary["outputs"]))
         return EXIT_OK
 
     return run_cli(work)

@@ -21,13 +21,16 @@ per direction until an annotation changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
 from .objects import Objects
 from .video import FrameSource
+
+if TYPE_CHECKING:  # pragma: no cover
+    from seggpt.predictor import SegGPTPredictor
 
 
 @dataclass
@@ -37,6 +40,7 @@ class AnnotatedFrame:
     frame_idx: int
     given: Dict[int, np.ndarray] = field(default_factory=dict)  # obj_id -> (H, W) bool at frame size
     image: Optional[torch.Tensor] = None  # (3, h, w) ImageNet-normalised, model size
+    frame: Optional[np.ndarray] = field(default=None, repr=False)  # (H, W, 3) uint8: what adaptation learns
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -60,26 +64,36 @@ class Annotations:
     def __init__(self) -> None:
         self._frames: Dict[int, AnnotatedFrame] = {}
         self._prompts: Dict[Tuple[int, bool], AnnotatedPrompt] = {}
+        self.version = 0  # changes with every mask given or removed (what adaptation has learnt is keyed on it)
 
     # ------------------------------------------------------------------ what the user gave
     def add(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
         self._frames.setdefault(frame_idx, AnnotatedFrame(frame_idx)).given[obj_id] = mask
-        self._prompts.clear()
+        self._changed()
 
-    def set_image(self, frame_idx: int, image: torch.Tensor) -> None:
-        """Keep the annotated frame at model size (it never changes: cached prompts stay valid)."""
+    def set_image(self, frame_idx: int, image: torch.Tensor, frame: np.ndarray) -> None:
+        """Keep the annotated frame (at model size, and as given for adaptation); cached prompts stay valid."""
         self._frames[frame_idx].image = image
+        self._frames[frame_idx].frame = frame
 
     def remove_object(self, obj_id: int) -> None:
         for idx in list(self._frames):
             self._frames[idx].given.pop(obj_id, None)
             if not self._frames[idx].given:
                 del self._frames[idx]
-        self._prompts.clear()
+        self._changed()
 
     def clear(self) -> None:
         self._frames.clear()
+        self._changed()
+
+    def forget_prompts(self) -> None:
+        """Drop the cached annotated prompts (the model that made them changed: adaptation)."""
         self._prompts.clear()
+
+    def _changed(self) -> None:
+        self._prompts.clear()
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -95,6 +109,14 @@ class Annotations:
 
     def given(self, frame_idx: int) -> Set[int]:
         return set(self._frames[frame_idx].given)
+
+    def label_map(self, frame_idx: int, dtype: type = np.int32) -> np.ndarray:
+        """The masks given on a frame as one label map (0: not given)."""
+        note = self._frames[frame_idx]
+        labels = np.zeros(note.size, dtype)
+        for o, m in note.given.items():
+            labels[m] = o
+        return labels
 
     # ------------------------------------------------------------------ the rules
     def side(self, t: int, reverse: bool, include_t: bool = True) -> List[int]:
@@ -139,10 +161,23 @@ class InferenceState:
     source: FrameSource
     annotations: Annotations = field(default_factory=Annotations)
     objects: Objects = field(default_factory=Objects)
+    #: the session's adapted model (test-time adaptation), kept so that a correction adds to it
+    adapted: Optional["SegGPTPredictor"] = field(default=None, repr=False)
+    adapted_version: int = -1  # the annotations' version it has learnt
 
     @property
     def object_ids(self) -> List[int]:
         return list(self.objects)
+
+    def frames(self, start: int, max_frames: Optional[int], reverse: bool):
+        """The source's frames of a pass: from `start`, at most `max_frames`, forwards or backwards."""
+        if reverse:
+            lo = 0 if max_frames is None else max(0, start - max_frames + 1)
+            return self.source.iter_frames(lo, start + 1, reverse=True)
+        stop = None if max_frames is None else start + max_frames
+        if self.num_frames is not None and stop is not None:
+            stop = min(stop, self.num_frames)
+        return self.source.iter_frames(start, stop)
 
     @property
     def num_frames(self) -> Optional[int]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from seggpt.predictor import SegGPTPredictor
+from seggpt.refine import auto_params, refine_argmax
 
 from .config import EngineConfig
 from .memory import Prompt, PromptMemory
@@ -36,6 +37,9 @@ class FrameResult:
     #: making it, called on first access of `confidence` (most callers never look: it costs a resize)
     confidence_map: LazyMap = field(repr=False)
     frame: Optional[np.ndarray] = None  # the RGB frame itself, for overlays (no second decode)
+    #: (N, H, W) float32 per-object margins, or a function making them, or None (derived from the labels
+    #: and `confidence`): see `margins`
+    margins_map: Optional[LazyMap] = field(default=None, repr=False)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -43,6 +47,25 @@ class FrameResult:
         if callable(self.confidence_map):
             self.confidence_map = self.confidence_map()
         return self.confidence_map
+
+    @property
+    def margins(self) -> np.ndarray:
+        """(N, H, W) float32 in [-1, 1], one per object in `object_ids` order: the object's score minus the
+        best other label's score, normalised like `confidence` ((a - b) / (|a| + |b|)), from the model's
+        per-object scores resized to the frame (bilinearly, as the labels are decided).
+
+        Positive exactly where the pixel's label is that object (ties aside), and there it equals
+        `confidence`; -1 for an object that does not exist on this frame. For an annotated frame the
+        masks given are +1 inside and the rest follows the labels: `where(labels == id, c, -c)` with
+        c = `confidence`. Computed on first access only (it resizes every object's score map), for
+        soft edges (`vos.exports.soft_alpha`).
+        """
+        if self.margins_map is None:
+            conf = self.confidence
+            self.margins_map = np.where(self.masks, conf[None], -conf[None]).astype(np.float32)
+        elif callable(self.margins_map):
+            self.margins_map = self.margins_map()
+        return self.margins_map
 
     @property
     def masks(self) -> np.ndarray:
@@ -60,6 +83,8 @@ class Predicted:
     small_labels: List[torch.Tensor]  # (h, w) object ids at model size, per frame
     mean_confidence: List[float]
     finish: Callable[[], List[Tuple[np.ndarray, LazyMap]]]  # per frame: labels, confidence
+    #: (batch index, object ids) -> (N, H, W) margins at frame size (FrameResult.margins); None: no scores
+    margins: Optional[Callable[[int, List[int]], np.ndarray]] = None
 
 
 class Tracker:
@@ -84,21 +109,23 @@ class Tracker:
         first = batch[0][0]
         active = self.objects.ordered(self.annotations.objects_at(first, self.reverse))
         prompts = [*self._annotated_prompts(first, include_t=True), *self.memory.prompts()]
-        predicted = self._predict(self.predictor.preprocess_images(frames), prompts, active, frames[0].shape[:2])
+        predicted = self._predict(self.predictor.preprocess_images(frames), prompts, active, frames[0].shape[:2],
+                                  frames)
         if active:
             for i, (idx, _) in enumerate(batch):
                 self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i]),
                                   predicted.mean_confidence[i])
         ids = list(self.objects)
-        return lambda: [FrameResult(idx, labels, ids, conf, frame)
-                        for (idx, frame), (labels, conf) in zip(batch, predicted.finish())]
+        return lambda: [FrameResult(idx, labels, ids, conf, frame,
+                                    None if predicted.margins is None else functools.partial(predicted.margins, i, ids))
+                        for i, ((idx, frame), (labels, conf)) in enumerate(zip(batch, predicted.finish()))]
 
     # ------------------------------------------------------------------ annotated frames
     def annotate(self, frame_idx: int, frame: np.ndarray) -> FrameResult:
         """An annotated frame reached by this pass: its annotated prompt is its result."""
         note = self.annotations[frame_idx]
         if note.image is None:
-            self.annotations.set_image(frame_idx, self.predictor.preprocess_images([frame])[0])
+            self.annotations.set_image(frame_idx, self.predictor.preprocess_images([frame])[0], frame)
         if self.annotations.corrects(frame_idx, self.reverse):
             self.memory.clear()  # predictions made with the mistake the user just corrected
         prompt = self.annotated_prompt(frame_idx)
@@ -125,7 +152,8 @@ class Tracker:
         before = self.objects.ordered(self.annotations.objects_at(a, self.reverse, include_t=False))
         prior = self._annotated_prompts(a, include_t=False)
         if before and prior:
-            (labels, conf), = self._predict(note.image[None], prior, before, size).finish()
+            frames = None if note.frame is None else [note.frame]
+            (labels, conf), = self._predict(note.image[None], prior, before, size, frames).finish()
             conf = conf() if callable(conf) else conf
         else:
             labels, conf = np.zeros(size, np.int32), np.ones(size, np.float32)
@@ -140,8 +168,10 @@ class Tracker:
 
     # ------------------------------------------------------------------ the model
     def _predict(self, queries: torch.Tensor, prompts: Sequence[Union[Prompt, AnnotatedPrompt]],
-                 active: List[int], size: Tuple[int, int]) -> Predicted:
-        """Queries against prompts; labels at model size now, at frame size in `finish`."""
+                 active: List[int], size: Tuple[int, int], frames: Optional[Sequence[np.ndarray]] = None
+                 ) -> Predicted:
+        """Queries against prompts; labels at model size now, at frame size in `finish` (refined against
+        `frames` when the engine's `refine` is on)."""
         b = queries.shape[0]
         if not active or not prompts:
             h, w = self.predictor.image_size
@@ -155,19 +185,48 @@ class Tracker:
         small_conf, small_idx = self.predictor.confidence(scores)
         ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
         return Predicted(queries, list(ids[small_idx]), small_conf.flatten(1).mean(dim=1).tolist(),
-                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size))
+                         functools.partial(self._finish, scores, small_idx, small_conf, ids, size, frames),
+                         functools.partial(self._full_margins, scores, active, size))
 
     def _finish(self, scores: torch.Tensor, small_idx: torch.Tensor, small_conf: torch.Tensor, ids: torch.Tensor,
-                size: Tuple[int, int]) -> List[Tuple[np.ndarray, LazyMap]]:
+                size: Tuple[int, int], frames: Optional[Sequence[np.ndarray]]) -> List[Tuple[np.ndarray, LazyMap]]:
         """Labels at frame size (and the confidence, lazily) for each frame of a batch."""
         values_type = torch.int32 if label_dtype(ids.tolist()) == np.int32 else torch.int64
-        if self.config.resize == "nearest":  # the official way: decide at model size, then upsample
+        refine = self.config.refine
+        if refine.enabled and frames is not None:  # edge-aware: the scores follow the frame's edges
+            radius, subsample = auto_params(size, scores.shape[-2:], refine.model_pixels)
+            full_labels = refine_argmax(scores, frames, radius, refine.eps, subsample, refine.guide,
+                                        values=ids.to(values_type)).cpu().numpy()
+        elif self.config.resize == "nearest":  # the official way: decide at model size, then upsample
             full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
             full_labels = ids.to(values_type)[full_idx].cpu().numpy()
         else:  # labels from the scores resized to frame size (only where the resize can change them)
             full_labels = SegGPTPredictor.resize_argmax(scores, size, values=ids.to(values_type)).cpu().numpy()
         return [(full_labels[i], functools.partial(self._full_confidence, small_conf[i], size))
                 for i in range(len(full_labels))]
+
+    def _full_margins(self, scores: torch.Tensor, active: List[int], size: Tuple[int, int], i: int,
+                      object_ids: List[int]) -> np.ndarray:
+        """FrameResult.margins of frame i of a batch: every label's score at frame size, then per object
+        its score minus the best other one, normalised (computed only if a caller asks)."""
+        s = scores[i:i + 1].float()
+        if self.config.resize == "nearest":
+            s = F.interpolate(s, size=size, mode="nearest-exact")
+        else:
+            s = SegGPTPredictor.resize_scores(s, size)
+        s = s[0]  # (1+n, H, W)
+        out = np.full((len(object_ids),) + tuple(size), -1.0, np.float32)
+        if s.shape[0] < 2:
+            return out
+        top2 = s.topk(2, dim=0)
+        for j, obj in enumerate(active):
+            if obj not in object_ids:
+                continue
+            own = s[j + 1]
+            other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
+            margin = (own - other) / (own.abs() + other.abs()).clamp_min(1e-6)
+            out[object_ids.index(obj)] = margin.clamp(-1, 1).cpu().numpy()
+        return out
 
     def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
         """The confidence map at frame size: computed only if a caller asks (FrameResult.confidence)."""

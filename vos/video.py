@@ -16,15 +16,28 @@ Backends: decord is preferred for video files (fast accurate random access with
 ``get_batch``); PyAV is the fallback where decord is not installed or cannot open a
 file. Both are imported lazily so that the other one (and folders, arrays) keep working
 when one is missing.
+
+Damaged inputs (issue 13): a video that ends early or cannot be decoded at some frame, a truncated or
+unreadable image, a frame of another size in a folder: every frame before it is yielded, then one
+``VideoError`` names the frame (the CLIs: one line, exit code 2). The decoders' own C-level logging
+never reaches the terminal: PyAV's FFmpeg logging is off by default, and decord (which has no switch)
+runs with file descriptor 2 captured, its lines dropped (the first one goes into our message).
+
+Rotation: frames come out as a player shows them. A video whose display matrix rotates it (phones)
+is decoded with PyAV and each frame turned by the stream's rotation; decord ignores or mangles that
+matrix, so ``backend="auto"`` never picks it for such a file and ``backend="decord"`` refuses one.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import os
 import queue
 import re
+import sys
+import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -44,8 +57,83 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 Frame = tuple[int, np.ndarray]
 
 
-class VideoError(ValueError):
-    """A frame source cannot be opened or read; the message names the file (or input)."""
+try:  # torch-free and tiny: the CLIs turn a UserError into one line and exit code 2
+    from seggpt.cli import UserError as _UserError
+except ImportError:  # pragma: no cover - vos without seggpt
+    _UserError = Exception  # type: ignore[misc,assignment]
+
+
+class VideoError(ValueError, _UserError):
+    """A frame source cannot be opened or read; the message names the file (or input) and the frame."""
+
+
+# --------------------------------------------------------------------------- decoder logging
+
+_FD2_LOCK = threading.Lock()
+#: lines of decord's and its FFmpeg's C-level logging ("[12:00:00] /src/...cc:83: ...", "[mov,mp4 @ 0x...] ...")
+_DECODER_LINE = re.compile(r"^\s*\[(\d\d:\d\d:\d\d|[\w,-]+ @ 0x[0-9a-f]+)\]")
+
+
+@contextlib.contextmanager
+def quiet_fd2(captured: list[str] | None = None) -> Iterator[None]:
+    """Run C code with file descriptor 2 captured: decoder log lines are dropped (kept in ``captured``),
+    anything else written meanwhile (another thread's progress bar) is passed on afterwards."""
+    with _FD2_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2 (embedded interpreters)
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+        kept = []
+        for line in text.splitlines(keepends=True):
+            if _DECODER_LINE.match(line):
+                if captured is not None:
+                    captured.append(line.strip())
+            else:
+                kept.append(line)
+        if kept:
+            try:
+                os.write(2, "".join(kept).encode())
+            except OSError:
+                pass
+
+
+def display_rotation(path: str | os.PathLike) -> int:
+    """Degrees counter-clockwise the player turns a video's frames (its display matrix): 0, 90, 180 or 270.
+
+    Read by PyAV from the first decoded frame; 0 where PyAV is missing or cannot tell.
+    """
+    try:
+        import av
+    except ImportError:
+        return 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return 0
+            for frame in container.decode(video=0):
+                return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) * 90 % 360
+    except Exception:  # noqa: BLE001 - unreadable: the decoder that opens it reports why
+        return 0
+    return 0
+
+
+def _rotate(frame: np.ndarray, degrees: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(frame, degrees // 90)) if degrees else frame
 
 
 # --------------------------------------------------------------------------- helpers
@@ -246,8 +334,9 @@ class _ChunkedSource(FrameSource):
         self._closed = False
 
     @abc.abstractmethod
-    def _decode(self, plan: Sequence[range]) -> Iterator[list[Frame]]:
-        """Decode each range of ``plan`` (see class docstring)."""
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
+        """Decode each range of ``plan`` (see class docstring). Forwards (not ``reverse``), a frame that
+        cannot be decoded ends the stream after a last, shorter chunk of the frames before it."""
 
     def iter_frames(self, start: int = 0, stop: int | None = None, reverse: bool = False) -> Iterator[Frame]:
         if self._closed:
@@ -261,7 +350,7 @@ class _ChunkedSource(FrameSource):
             return
 
         def produce() -> Iterator[list[Frame]]:
-            for chunk in self._decode(plan):
+            for chunk in self._decode(plan, reverse=reverse):
                 yield chunk[::-1] if reverse else chunk
 
         prefetcher = _Prefetcher(produce, self.prefetch_chunks, f"vos-prefetch:{Path(self.name).name}")
@@ -316,11 +405,16 @@ class DecordSource(_ChunkedSource):
             import decord
         except ImportError as exc:
             raise VideoError(f"{p}: decord is not installed (use backend='pyav')") from exc
+        rotation = display_rotation(p)
+        if rotation:
+            raise VideoError(f"{p}: the video carries a display rotation ({rotation} degrees counter-clockwise), "
+                             "which decord does not honour; decode it with PyAV (backend='pyav' or 'auto')")
         try:
-            reader = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=int(num_threads))
-            n = len(reader)
-            h, w = reader[0].shape[:2] if n else (0, 0)
-            fps = float(reader.get_avg_fps())
+            with quiet_fd2():
+                reader = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=int(num_threads))
+                n = len(reader)
+                h, w = reader[0].shape[:2] if n else (0, 0)
+                fps = float(reader.get_avg_fps())
         except Exception as exc:  # decord raises RuntimeError or DECORDError, with C++ log text
             raise VideoError(f"{p}: cannot open as a video with decord ({_first_line(exc)})") from exc
         if n == 0:
@@ -335,18 +429,39 @@ class DecordSource(_ChunkedSource):
     def num_frames(self) -> int:
         return self._num_frames
 
-    def _decode(self, plan: Sequence[range]) -> Iterator[list[Frame]]:
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
         for rng in plan:
             with self._lock:
                 if self._reader is None:
                     raise VideoError(f"{self.name}: the source is closed")
                 try:
-                    batch = self._reader.get_batch(list(rng))
+                    with quiet_fd2():
+                        batch = self._reader.get_batch(list(rng))
                     # decord returns torch tensors where someone set decord.bridge to torch
                     batch = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
                 except Exception as exc:
-                    raise VideoError(f"{self.name}: decoding frames {rng.start}-{rng.stop - 1} failed "
-                                     f"({_first_line(exc)})") from exc
+                    batch = None
+                    error = exc
+            if batch is None:  # frame by frame: every frame before the bad one is yielded, then it is named
+                good: list[Frame] = []
+                for i in rng:
+                    try:
+                        with self._lock, quiet_fd2():
+                            if self._reader is None:
+                                raise VideoError(f"{self.name}: the source is closed")
+                            frame = self._reader[i]
+                        frame = frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
+                    except VideoError:
+                        raise
+                    except Exception as exc:
+                        if good and not reverse:
+                            yield good
+                        raise VideoError(f"{self.name}: frame {i} cannot be decoded ({_first_line(exc)}); "
+                                         f"the video is damaged or ends early ({self._num_frames} frames expected)"
+                                         ) from exc
+                    good.append((i, to_rgb(frame, self.name)))
+                raise VideoError(f"{self.name}: decoding frames {rng.start}-{rng.stop - 1} failed "
+                                 f"({_first_line(error)})") from error
             yield [(i, to_rgb(batch[k], self.name)) for k, i in enumerate(rng)]
 
     def _release(self) -> None:
@@ -390,6 +505,9 @@ class PyAVSource(_ChunkedSource):
             self._time_base = stream.time_base
             self._start_pts = stream.start_time or 0
             self._size = (int(stream.codec_context.height), int(stream.codec_context.width))
+            self._rotation = display_rotation(p)
+            if self._rotation in (90, 270):  # frames as a player shows them
+                self._size = self._size[::-1]
             n = int(stream.frames or 0)
             if n <= 0:  # the container does not say (mkv, webm, raw streams): count packets
                 n = sum(1 for packet in container.demux(stream) if packet.size > 0)
@@ -408,7 +526,7 @@ class PyAVSource(_ChunkedSource):
     def _pts_to_index(self, pts: int) -> int:
         return round((pts - self._start_pts) * self._time_base * self._rate)
 
-    def _decode(self, plan: Sequence[range]) -> Iterator[list[Frame]]:
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
         av = _import_av(self.name)
         try:
             container = av.open(self.name)
@@ -424,16 +542,23 @@ class PyAVSource(_ChunkedSource):
                 if frames is None or next_index != rng.start:
                     frames, next_index = self._seek(container, stream, rng.start, fresh=frames is None)
                 chunk: list[Frame] = []
-                while next_index < rng.stop:
-                    frame = next(frames, None)
-                    if frame is None:
-                        break
-                    if next_index >= rng.start:
-                        chunk.append((next_index, to_rgb(frame.to_ndarray(format="rgb24"), self.name)))
-                    next_index += 1
+                try:
+                    while next_index < rng.stop:
+                        frame = next(frames, None)
+                        if frame is None:
+                            break
+                        if next_index >= rng.start:
+                            chunk.append((next_index, to_rgb(_rotate(frame.to_ndarray(format="rgb24"),
+                                                                     self._rotation), self.name)))
+                        next_index += 1
+                    reason = "the video ends there"
+                except av.error.FFmpegError as exc:
+                    reason = _first_line(exc)
                 if len(chunk) != len(rng):
-                    raise VideoError(f"{self.name}: decoding stopped at frame {next_index}, "
-                                     f"expected frames up to {rng.stop - 1}")
+                    if chunk and not reverse:  # every frame before the bad one, then one error naming it
+                        yield chunk
+                    raise VideoError(f"{self.name}: frame {max(next_index, rng.start)} cannot be decoded ({reason}); "
+                                     f"the video is damaged or ends early ({self._num_frames} frames expected)")
                 yield chunk
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.name}: decoding failed ({_first_line(exc)})") from exc
@@ -495,6 +620,29 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- folders
 
 
+def _read_image_file(f: Path, cv2: Any) -> np.ndarray:
+    """A frame file as BGR, or VideoError naming it: unreadable, or cut short (a truncated JPEG decodes
+    with grey at the bottom and a libjpeg warning on the terminal, so its end marker is checked first)."""
+    try:
+        data = f.read_bytes()
+    except OSError as exc:
+        raise VideoError(f"{f}: cannot read the frame ({exc.strerror or exc})") from None
+    suffix = f.suffix.lower()
+    if suffix in (".jpg", ".jpeg") and not data.startswith(b"\xff\xd8"):
+        raise VideoError(f"{f}: cannot read the image (not a JPEG)")
+    if suffix in (".jpg", ".jpeg") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise VideoError(f"{f}: the JPEG is cut short or damaged (no end-of-image marker)")
+    if suffix == ".png" and not data.startswith(b"\x89PNG"):
+        raise VideoError(f"{f}: cannot read the image (not a PNG)")
+    if suffix == ".png" and b"IEND" not in data[-16:]:
+        raise VideoError(f"{f}: the PNG is cut short or damaged (no IEND chunk)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise VideoError(f"{f}: cannot read the image")
+    return image
+
+
+
 class FolderSource(_ChunkedSource):
     """A folder of JPEG/PNG frames, in natural order of the numbers in their names.
 
@@ -541,17 +689,23 @@ class FolderSource(_ChunkedSource):
         import cv2
 
         f = self._files[index]
-        image = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if image is None:
-            raise VideoError(f"{f}: cannot read the image")
+        image = _read_image_file(f, cv2)
         if expected_size is not None and image.shape[:2] != expected_size:
             raise VideoError(f"{f}: frame size {image.shape[1]}x{image.shape[0]} differs from the first "
                              f"frame's {expected_size[1]}x{expected_size[0]} (WxH)")
         return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
-    def _decode(self, plan: Sequence[range]) -> Iterator[list[Frame]]:
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
         for rng in plan:
-            yield [(i, self._read(i, self._size)) for i in rng]
+            chunk: list[Frame] = []
+            for i in rng:
+                try:
+                    chunk.append((i, self._read(i, self._size)))
+                except VideoError:
+                    if chunk and not reverse:  # every frame before the bad one, then the error naming it
+                        yield chunk
+                    raise
+            yield chunk
 
 
 # --------------------------------------------------------------------------- in-memory and iterators
@@ -728,6 +882,9 @@ def _open_video(path: Path, backend: str, **kw: int) -> FrameSource:
         import decord  # noqa: F401
     except ImportError:
         logger.debug("%s: decord not installed, decoding with PyAV", path)
+        return PyAVSource(path, **kw)
+    if display_rotation(path):
+        logger.debug("%s: rotated video, decoding with PyAV (decord ignores the display matrix)", path)
         return PyAVSource(path, **kw)
     try:
         source: FrameSource = DecordSource(path, **kw)

@@ -1,0 +1,189 @@
+"""Issue 13, decoding: a damaged input ends with one line naming the frame, after every earlier PNG is
+whole; decoders print nothing of their own; rotated videos come out as a player shows them."""
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from vos.outputs import read_manifest
+from vos.run import main
+from vos.synthetic import make_clip
+from vos.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
+from seggpt.io import read_label_png as read_index_png
+from seggpt.io import save_index_png
+
+H, W = 48, 64
+
+
+def write_faststart_mp4(path: Path, frames) -> Path:
+    """An mp4 whose index (moov) is at the front, as streaming tools write it: truncating it keeps it openable."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def rotate_mp4(src: Path, dst: Path, degrees: int) -> Path:
+    """A copy of an mp4 whose track header's display matrix turns it by `degrees` clockwise (as phones write)."""
+    data = bytearray(src.read_bytes())
+    i = data.find(b"tkhd")
+    version = data[i + 4]
+    offset = i + 8 + (20 if version == 0 else 32) + 8 + 8
+    one, neg = 0x10000, -0x10000
+    a, b, c, d = {90: (0, one, neg, 0), 180: (neg, 0, 0, neg), 270: (0, neg, one, 0)}[degrees]
+    struct.pack_into(">9i", data, offset, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("media")
+    frames, labels = make_clip(4, 12, size=(H, W), num_objects=1)
+    full = write_faststart_mp4(root / "full.mp4", frames)
+    data = full.read_bytes()
+    (root / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    save_index_png(root / "mask.png", labels[0])
+    return root, frames, labels
+
+
+@pytest.mark.parametrize("backend", ["pyav", "auto"])
+def test_truncated_video_yields_every_frame_before_the_cut_then_names_it(media, backend):
+    root, _, _ = media
+    got = []
+    with pytest.raises(VideoError, match=r"cut\.mp4: frame (\d+) cannot be decoded") as info:
+        for index, frame in open_source(root / "cut.mp4", backend=backend).iter_frames():
+            got.append(index)
+    assert got == list(range(len(got))) and 0 < len(got) < 12
+    assert f"frame {len(got)} cannot be decoded" in str(info.value)
+
+
+def test_decord_failing_midway_yields_the_frames_before(media, monkeypatch):
+    root, _, _ = media
+    source = DecordSource(root / "full.mp4", chunk_size=8)
+    real = source._reader
+
+    class Broken:  # what decord does on a damaged packet: the batch fails, so does frame 5 alone
+        def get_batch(self, indices):
+            if 5 in indices:
+                raise RuntimeError("[10:00:00] /src/video_reader.cc:1: Error sending packet")
+            return real.get_batch(indices)
+
+        def __getitem__(self, i):
+            if i == 5:
+                raise RuntimeError("[10:00:00] /src/video_reader.cc:1: Error sending packet")
+            return real[i]
+
+    source._reader = Broken()
+    got = []
+    with pytest.raises(VideoError, match="frame 5 cannot be decoded"):
+        for index, _ in source.iter_frames():
+            got.append(index)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_vos_run_on_a_truncated_video_one_line_whole_pngs_incomplete_manifest(media, tiny_weights, tmp_path):
+    """A real process: exit 2, one line (no FFmpeg or decord logging), every PNG written is whole."""
+    root, _, _ = media
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "vos.run", str(root / "cut.mp4"), "--first-mask", str(root / "mask.png"),
+                        "--weights", tiny_weights, "--out", str(out), "--memory", "1", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2, p.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot be decoded" in lines[0], lines
+    n = int(lines[0].split("frame ")[1].split()[0])
+    pngs = sorted(out.glob("*.png"))
+    assert [q.name for q in pngs] == [f"{i:05d}.png" for i in range(n)]
+    for q in pngs:
+        assert read_index_png(q).shape == (H, W)
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False and manifest["status"] == "stopped: bad input"
+    assert manifest["files"] == [q.name for q in pngs]
+
+
+def test_unreadable_video_prints_no_decoder_logging(tmp_path):
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    code = ("import sys\nfrom vos.video import open_source, VideoError\n"
+            "try:\n    open_source(sys.argv[1])\nexcept VideoError as e:\n    print('error:', e, file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code, str(bogus)], capture_output=True, text=True, timeout=120)
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and p.stderr.startswith("error: "), p.stderr
+
+
+def test_quiet_fd2_drops_decoder_lines_and_passes_the_rest(capfd):
+    import os
+
+    captured = []
+    with quiet_fd2(captured):
+        os.write(2, b"[12:00:00] /github/workspace/src/video/video_reader.cc:83: ERROR opening\n")
+        os.write(2, b"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55e80a55af40] moov atom not found\n")
+        os.write(2, b"progress 50%\n")
+    assert capfd.readouterr().err == "progress 50%\n"
+    assert len(captured) == 2 and "moov atom" in captured[1]
+
+
+def _frames_folder(tmp_path: Path, frames, damage) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), frame[:, :, ::-1])
+    damage(folder)
+    return folder
+
+
+def _cut_jpeg(folder):
+    data = (folder / "00004.jpg").read_bytes()
+    (folder / "00004.jpg").write_bytes(data[: len(data) // 2])
+
+
+def _garbage_jpeg(folder):
+    (folder / "00004.jpg").write_bytes(b"not an image at all")
+
+
+def _other_size(folder):
+    cv2.imwrite(str(folder / "00004.jpg"), np.zeros((H // 2, W // 2, 3), np.uint8))
+
+
+@pytest.mark.parametrize("damage, words", [(_cut_jpeg, "cut short"), (_garbage_jpeg, "cannot read the image"),
+                                           (_other_size, "differs from the first frame")],
+                         ids=["truncated", "garbage", "size-change"])
+def test_damaged_frame_folder(media, tiny_weights, tmp_path, capfd, damage, words):
+    _, frames, _ = media
+    folder = _frames_folder(tmp_path, frames, damage)
+    out = tmp_path / "out"
+    assert main([str(folder), "--first-mask", str(media[0] / "mask.png"), "--weights", tiny_weights, "--out",
+                 str(out), "--memory", "1", "--quiet"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "00004.jpg" in err[0] and words in err[0], err  # no libjpeg warning either
+    assert sorted(q.name for q in out.glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_video_comes_out_as_a_player_shows_it(tmp_path, degrees):
+    frames = np.zeros((3, H, W, 3), np.uint8)
+    frames[:, : H // 2, : W // 4] = 255  # a white block at the top left
+    plain = write_faststart_mp4(tmp_path / "plain.mp4", list(frames))
+    rotated = rotate_mp4(plain, tmp_path / "rotated.mp4", degrees)
+    expected = np.rot90(frames[0], -degrees // 90)  # clockwise, as the display matrix says
+    for backend in ("auto", "pyav"):
+        source = open_source(rotated, backend=backend)
+        assert isinstance(source, PyAVSource) and source.size == expected.shape[:2]
+        _, frame = next(iter(source.iter_frames()))
+        assert frame.shape == expected.shape
+        assert np.abs(frame.astype(int) - expected).mean() < 12  # the block where a player shows it
+    with pytest.raises(VideoError, match="display rotation"):
+        DecordSource(rotated)
+    assert open_source(plain).size == (H, W)

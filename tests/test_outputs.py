@@ -1,0 +1,282 @@
+"""Issue 13, outputs: an output is never an input, and an output folder never mixes two runs.
+
+Tables of the issue's cases against `vos.run`, `benchmarks.vos` and `benchmarks.evaluate`, in process
+(`main([...])`): the refusals come before any model is built, so they are fast.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import evaluate as evaluate_cli
+from benchmarks import vos as bench_cli
+from vos.outputs import MANIFEST, OutputRefused, check_not_inputs, claim_folder, read_manifest
+from vos.run import main
+from seggpt.io import read_label_png as read_index_png
+from seggpt.io import save_index_png, write_mp4
+from vos.synthetic import make_clip, write_davis2017
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clip")
+    frames, labels = make_clip(3, 6, size=(48, 64), num_objects=2)
+    write_mp4(root / "clip.mp4", frames, fps=8)
+    (root / "GT").mkdir()
+    for t in range(6):
+        save_index_png(root / "GT" / f"{t:05d}.png", labels[t])
+    (root / "frames").mkdir()
+    for t in range(6):
+        save_index_png(root / "frames" / f"{t:05d}.png", (frames[t].mean(axis=2) > 100).astype(np.uint8))  # any PNGs
+    return root
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+CLASHES = [  # (name, extra argv with placeholders, words the message holds)
+    ("out is the ground-truth folder", ["--first-mask", "{root}/GT/00000.png", "--out", "{root}/GT"], "holds the mask"),
+    ("out is the frames folder", ["{root}/frames", "--first-mask", "{root}/GT/00000.png", "--out", "{root}/frames"],
+     "is the frames folder"),
+    ("out inside the frames folder", ["{root}/frames", "--first-mask", "{root}/GT/00000.png", "--out",
+                                      "{root}/frames/masks"], "inside the frames folder"),
+    ("out reaches the GT folder through ..", ["--first-mask", "{root}/GT/00000.png", "--out", "{root}/frames/../GT"],
+     "holds the mask"),
+    ("out is a symlink to the GT folder", ["--first-mask", "{root}/GT/00000.png", "--out", "{tmp}/link"], "holds the mask"),
+    ("overlay is the input video", ["--overlay", "{root}/clip.mp4"], "is the video"),
+    ("overlay is a symlink to the video", ["--overlay", "{tmp}/video.mp4"], "is the video"),
+    ("overlay is a folder", ["--overlay", "{tmp}"], "is a folder"),
+    ("overlay without extension", ["--overlay", "{tmp}/overlay"], "no extension"),
+    ("overlay .xyz", ["--overlay", "{tmp}/overlay.xyz"], ".xyz"),
+    ("overlay .png", ["--overlay", "{tmp}/overlay.png"], ".png"),
+    ("out holds the weights", ["--out", "{weights_dir}"], "holds the weights"),
+    ("out is the mask file", ["--out", "{root}/GT/00001.png"], ""),
+]
+
+
+@pytest.mark.parametrize("name, extra, words", CLASHES, ids=[c[0] for c in CLASHES])
+def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, capsys, name, extra, words):
+    os.symlink(clip / "GT", tmp_path / "link")
+    os.symlink(clip / "clip.mp4", tmp_path / "video.mp4")
+    fill = dict(root=clip, tmp=tmp_path, weights_dir=Path(tiny_weights).parent)
+    extra = [e.format(**fill) for e in extra]
+    argv = extra if not extra[0].startswith("--") else [str(clip / "clip.mp4"), *extra]
+    if "--first-mask" not in argv:
+        argv += ["--first-mask", str(clip / "GT" / "00000.png")]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    before = _snapshot(clip)
+    assert main([*argv, "--weights", tiny_weights, "--quiet", "--end", "2"]) == 2
+    assert words in _one_line_error(capsys)
+    assert _snapshot(clip) == before  # nothing of the inputs changed
+    assert not list((clip / "GT").glob(".*"))  # not even a manifest
+
+
+def test_check_not_inputs_reports_the_clash(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "w.pth").write_bytes(b"x")
+    with pytest.raises(OutputRefused, match="inside the weights"):
+        check_not_inputs({"--out": tmp_path / "data" / "w.pth" / "x"}, {"weights": tmp_path / "data" / "w.pth"})
+    check_not_inputs({"--out": tmp_path / "out"}, {"weights": tmp_path / "data" / "w.pth", "hub": "BAAI/SegGPT"},
+                     folders=["--out"])  # no clash, a Hub id is no path
+
+
+# ------------------------------------------------------------------------------------------- manifests
+
+
+def _run(clip, tiny_weights, out, *extra, video=None):
+    return main([str(video or clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
+                 tiny_weights, "--out", str(out), "--memory", "1", "--quiet", *extra])
+
+
+def test_rerun_replaces_our_earlier_run_and_nothing_else(clip, tiny_weights, tmp_path, capsys):
+    out, overlay = tmp_path / "masks", tmp_path / "overlay.mp4"
+    assert _run(clip, tiny_weights, out, "--overlay", str(overlay), "--object-masks") == 0
+    first = read_manifest(out)
+    assert first["complete"] is True and first["status"] == "complete"
+    assert sorted(f for f in first["files"] if "/" not in f) == [f"{t:05d}.png" for t in range(6)]
+    assert any(f.startswith("objects/") for f in first["files"]) and first["external"] == [str(overlay.resolve())]
+    assert (out / MANIFEST).is_file()  # a file: evaluation tools take every sub-folder for a sequence
+    # the README's job, run again: our earlier run is emptied first, a shorter run leaves no old frame behind
+    assert _run(clip, tiny_weights, out, "--overlay", str(overlay), "--end", "3") == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "00000.png", "00001.png", "00002.png"]
+    assert overlay.is_file()
+    capsys.readouterr()
+
+    # a file of the user's: refused, untouched; --overwrite keeps it and replaces only our files
+    (out / "notes.txt").write_text("mine")
+    assert _run(clip, tiny_weights, out, "--end", "2") == 2
+    assert "notes.txt" in _one_line_error(capsys) and (out / "00002.png").exists()
+    assert _run(clip, tiny_weights, out, "--end", "2", "--overwrite") == 0
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "00002.png").exists()
+    assert "notes.txt" not in read_manifest(out)["files"]
+    capsys.readouterr()
+
+    # a PNG of the user's where ours would go: refused even with --overwrite
+    save_index_png(out / "00001.png", np.ones((48, 64), np.uint8))
+    manifest = read_manifest(out)
+    manifest["files"].remove("00001.png")
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert _run(clip, tiny_weights, out, "--overwrite") == 2
+    assert "00001.png" in _one_line_error(capsys)
+    assert read_index_png(out / "00001.png").max() == 1
+
+    # an overlay file that no run of ours wrote: refused, or replaced with --overwrite
+    other = tmp_path / "theirs.mp4"
+    other.write_bytes(b"precious")
+    assert _run(clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2") == 2
+    assert "theirs.mp4" in _one_line_error(capsys) and other.read_bytes() == b"precious"
+    assert _run(clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2", "--overwrite") == 0
+    assert other.read_bytes() != b"precious"
+
+
+def test_a_folder_without_manifest_is_refused(clip, tiny_weights, tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    save_index_png(out / "00000.png", np.ones((48, 64), np.uint8))  # e.g. a run of an older version: not ours
+    assert _run(clip, tiny_weights, out, "--end", "2") == 2
+    assert "no run of ours wrote" in _one_line_error(capsys)
+
+
+def test_a_killed_run_is_ours_and_a_rerun_cleans_it(clip, tiny_weights, tmp_path, capsys):
+    out = tmp_path / "masks"
+    # a killed run: its first manifest (incomplete, with the patterns it would write) and some frames
+    claim_folder(out, "vos.run", patterns=["*.png", "objects/"], register=False)
+    save_index_png(out / "00000.png", np.ones((48, 64), np.uint8))
+    (out / ".00001.a1b2c3d4.tmp.png").write_bytes(b"half")  # a temporary file a kill left behind
+    assert read_manifest(out)["complete"] is False
+    assert _run(clip, tiny_weights, out, "--end", "2") == 0  # ours: emptied and redone
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "00000.png", "00001.png"]
+
+
+def test_claim_folder_rules(tmp_path):
+    out = tmp_path / "o"
+    run = claim_folder(out, "t", patterns=["*.png"], register=False)
+    (out / "sub").mkdir()
+    (out / "sub" / "a.png").write_bytes(b"1")
+    (out / "b.png").write_bytes(b"2")
+    run.finish(130)
+    m = read_manifest(out)
+    assert m["complete"] is False and m["status"] == "interrupted" and m["files"] == ["b.png", "sub/a.png"]
+    assert m["dirs"] == ["sub"]
+    # resume keeps an incomplete run of ours
+    claim_folder(out, "t", resume=True, register=False)
+    assert (out / "sub" / "a.png").exists()
+    # a fresh claim removes our files and the folders we made
+    claim_folder(out, "t", register=False)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
+    # a run still writing into the folder (its process alive) is never emptied by another
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        m = read_manifest(out)
+        m.update(status="running", complete=False, pid=other.pid)
+        (out / MANIFEST).write_text(json.dumps(m))
+        with pytest.raises(OutputRefused, match=f"process {other.pid}"):
+            claim_folder(out, "t", register=False)
+    finally:
+        other.kill()
+        other.wait()
+    claim_folder(out, "t", register=False)  # once it is gone, its files are ours to replace
+    # a manifest that is a folder, or not ours, never counts
+    (out / "x").write_text("x")
+    with pytest.raises(OutputRefused):
+        claim_folder(out, "t", register=False)
+    shutil.rmtree(out)
+    (out / MANIFEST).mkdir(parents=True)
+    with pytest.raises(OutputRefused, match="is a folder"):
+        claim_folder(out, "t", overwrite=True, register=False)
+
+
+# ------------------------------------------------------------------------------------------- benchmarks
+
+
+@pytest.fixture(scope="module")
+def davis(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("davis")
+    write_davis2017(root, num_sequences=2, seed=5, num_frames=4, size=(32, 48), num_objects=(1, 2))
+    return root
+
+
+def _bench(capsys, root, out, *extra):
+    code = bench_cli.main(["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method", "copy-first",
+                           "--quiet", *extra])
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("out", ["{root}/Annotations/480p", "{root}/Annotations", "{root}",
+                                 "{root}/JPEGImages/480p/synth-000", "{link}", "{root}/ImageSets/../Annotations/480p"])
+def test_benchmark_out_is_never_the_ground_truth(davis, tmp_path, capsys, out):
+    os.symlink(davis / "Annotations" / "480p", tmp_path / "gt")
+    before = _snapshot(davis)
+    code, captured = _bench(capsys, davis, out.format(root=davis, link=tmp_path / "gt"))
+    assert code == 2, captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "dataset" in lines[0]
+    assert _snapshot(davis) == before
+
+
+def test_benchmark_reruns_and_resumes_its_own_folder(davis, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert _bench(capsys, davis, out)[0] == 0
+    m = read_manifest(out)
+    assert m["complete"] and m["tool"] == "benchmarks.vos"
+    assert "global_results-val.csv" in m["files"] and "synth-000/00000.png" in m["files"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["synth-000",
+                                                                                                 "synth-001"]
+    # another sequence only, without --resume: the earlier run is emptied (no mix of two runs)
+    assert _bench(capsys, davis, out, "--sequences", "synth-001")[0] == 0
+    assert not (out / "synth-000").exists() and (out / "synth-001" / "00003.png").exists()
+    # an interrupted run of ours: --resume continues it and keeps what it finished
+    m = read_manifest(out)
+    m["complete"], m["status"] = False, "interrupted"
+    (out / MANIFEST).write_text(json.dumps(m))
+    code, captured = _bench(capsys, davis, out, "--resume")
+    assert code == 0 and "skipped" in captured.out
+    # a file of the user's: refused
+    (out / "mine.txt").write_text("x")
+    code, captured = _bench(capsys, davis, out)
+    assert code == 2 and "mine.txt" in captured.err and (out / "mine.txt").exists()
+    # benchmarks.evaluate into a results folder of ours adds its CSVs to the manifest
+    (out / "mine.txt").unlink()
+    assert evaluate_cli.main(["--dataset", "davis2017", "--root", str(davis), "--results", str(out),
+                              "--sequences", "synth-001"]) == 0
+    assert "global_results-val.csv" in read_manifest(out)["files"]
+
+
+def test_evaluate_refuses_the_ground_truth_as_results(davis, capsys):
+    before = _snapshot(davis)
+    code = evaluate_cli.main(["--dataset", "davis2017", "--root", str(davis), "--results",
+                              str(davis / "Annotations" / "480p")])
+    assert code == 2 and "dataset annotations" in _one_line_error(capsys)
+    assert _snapshot(davis) == before  # no CSV written into the ground truth
+
+
+def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_refused(clip, tiny_weights, tmp_path,
+                                                                                        capsys):
+    out = tmp_path / "masks"
+    assert _run(clip, tiny_weights, out, "--end", "2") == 0
+    before = _snapshot(out)
+    assert main([str(clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
+                 str(tmp_path / "missing.safetensors"), "--out", str(out), "--quiet"]) == 2
+    assert "missing.safetensors" in _one_line_error(capsys)
+    assert _snapshot(out) == before  # nothing removed before the model and the mask were ready
+    (out / "00004.png").mkdir()  # a folder where a frame's PNG goes
+    assert _run(clip, tiny_weights, out, "--overwrite") == 2
+    assert "00004.png" in _one_line_error(capsys)

@@ -1,0 +1,64 @@
+"""Issue 13, `python -m seggpt.run`: every argument checked before any work, one line and exit code 2."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seggpt.run import main
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((40, 60, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:20, 10:30] = 255
+    Image.fromarray(mask).save(tmp_path / "a_target.png")
+    (tmp_path / "b").mkdir()
+    Image.fromarray((rng.random((40, 60, 3)) * 255).astype(np.uint8)).save(tmp_path / "b" / "a.png")
+    return tmp_path
+
+
+CASES = [  # (extra argv, words of the one-line error)
+    (["{t}/a.png", "--batch-size", "0"], "--batch-size 0: expected a positive integer"),
+    (["{t}/a.png", "--batch-size", "-1"], "--batch-size -1"),
+    (["{t}/a.png", "{t}/b/a.png"], "would both be written as a_mask.png"),
+    (["{t}/a.png", "--out", "{t}/a.png"], "is the input"),
+    (["{t}/b", "--out", "{t}/o"], "is a folder"),
+]
+
+
+def _argv(images, extra, weights):
+    argv = ["--prompt", str(images / "a.png"), str(images / "a_target.png"), "--weights", weights,
+            *[e.format(t=images) for e in extra]]
+    return argv if "--out" in argv else [*argv, "--out", str(images / "o")]
+
+
+@pytest.mark.parametrize("extra, words", CASES, ids=[c[1][:30] for c in CASES])
+def test_bad_arguments_are_one_line(images, tiny_weights, capsys, extra, words):
+    assert main(_argv(images, extra, tiny_weights)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+    assert not (images / "o").exists()  # nothing was written
+
+
+def test_an_output_never_replaces_a_prompt_mask(images, tiny_weights, capsys):
+    """`--prompt a.png a_mask.png a.png --out .` would write a_mask.png over the prompt's own mask."""
+    (images / "a_target.png").rename(images / "a_mask.png")
+    argv = ["--prompt", str(images / "a.png"), str(images / "a_mask.png"), str(images / "a.png"), "--weights",
+            tiny_weights, "--out", str(images / "b" / "..")]
+    before = (images / "a_mask.png").read_bytes()
+    assert main(argv) == 2
+    assert "a_mask.png would replace the input" in capsys.readouterr().err
+    assert (images / "a_mask.png").read_bytes() == before
+
+
+def test_decompression_bomb_is_one_line(images, tiny_weights, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 60x40 image is a "bomb" now: both PIL levels
+    assert main(_argv(images, ["{t}/a.png"], tiny_weights)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "more pixels than the limit of 1,000" in err[0], err
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 2,400 pixels: PIL only warns; we refuse all the same
+    assert main(_argv(images, ["{t}/a.png"], tiny_weights)) == 2
+    assert "limit of 2,000" in capsys.readouterr().err

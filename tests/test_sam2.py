@@ -1,0 +1,108 @@
+"""vos.sam2: SAM 2's documented mask-prompt video usage runs with only the import and constructor changed."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vos import VideoSegmenter
+from vos.synthetic import make_clip
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory):
+    """A JPEG folder named like SAM 2's examples (00000.jpg, ...) and the label maps of its frames."""
+    root = tmp_path_factory.mktemp("sam2") / "bedroom"
+    root.mkdir()
+    frames, labels = make_clip(5, 6, size=(64, 96), num_objects=2)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(root / f"{i:05d}.jpg"), f[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return root, labels
+
+
+def _sam2_notebook(video_dir, mask, weights):
+    """SAM 2's video notebook, mask prompt (written from its public docs): two lines differ, marked."""
+    import os
+
+    from vos.sam2 import build_sam2_video_predictor  # SAM 2: from sam2.build_sam import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(weights=weights, device="cpu")  # SAM 2: (model_cfg, sam2_checkpoint)
+
+    frame_names = [p for p in os.listdir(video_dir) if os.path.splitext(p)[-1] in [".jpg", ".jpeg", ".JPG", ".JPEG"]]
+    frame_names.sort(key=lambda p: int(os.path.splitext(p)[0]))
+
+    with torch.inference_mode():
+        inference_state = predictor.init_state(video_path=video_dir)
+        predictor.reset_state(inference_state)
+
+        ann_frame_idx = 0  # the frame index we interact with
+        ann_obj_id = 1  # give a unique id to each object we interact with (it can be any integers)
+        _, out_obj_ids, out_mask_logits = predictor.add_new_mask(
+            inference_state=inference_state,
+            frame_idx=ann_frame_idx,
+            obj_id=ann_obj_id,
+            mask=mask,
+        )
+        first = (out_mask_logits[0] > 0.0).cpu().numpy()
+
+        # run propagation throughout the video and collect the results in a dict
+        video_segments = {}  # video_segments contains the per-frame segmentation results
+        for out_frame_idx, out_obj_ids, out_mask_logits in predictor.propagate_in_video(inference_state):
+            video_segments[out_frame_idx] = {
+                out_obj_id: (out_mask_logits[i] > 0.0).cpu().numpy()
+                for i, out_obj_id in enumerate(out_obj_ids)
+            }
+    return frame_names, out_obj_ids, first, video_segments
+
+
+def test_sam2_notebook_mask_prompt(video_dir, tiny_weights):
+    root, labels = video_dir
+    mask = labels[0] == 1
+    frame_names, obj_ids, first, segments = _sam2_notebook(str(root), mask, tiny_weights)
+    assert len(frame_names) == 6 and obj_ids == [1]
+    assert first.shape == (1, 64, 96) and np.array_equal(first[0], mask)
+    assert sorted(segments) == list(range(6))
+    assert all(segments[t][1].shape == (1, 64, 96) and segments[t][1].dtype == bool for t in segments)
+    # the same as our own API on the same inputs
+    seg = VideoSegmenter(tiny_weights, device="cpu")
+    state = seg.init_state(str(root))
+    seg.add_new_mask(state, 0, 1, mask)
+    for t, ids, masks in seg.propagate_in_video(state):
+        assert ids == [1] and np.array_equal(segments[t][1][0], masks[0]), t
+
+
+def test_sam2_vos_inference_shape(video_dir, tiny_weights):
+    """SAM 2's vos_inference.py way: per-object masks on several frames, objects appearing later, any ids
+    (0 too), forward then reverse, max_frame_num_to_track, remove_object and reset_state."""
+    from vos.sam2 import PromptNotSupported, build_sam2_video_predictor
+
+    root, labels = video_dir
+    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
+    state = predictor.init_state(video_path=root)
+    assert (state["num_frames"], state["video_height"], state["video_width"]) == (6, 64, 96)
+    frame, ids, masks = predictor.add_new_mask(state, 0, 0, labels[0] == 1)  # object id 0 is fine in SAM 2
+    assert frame == 0 and ids == [0] and masks.shape == (1, 1, 64, 96) and masks.dtype == torch.float32
+    half = torch.from_numpy(cv2.resize((labels[3] == 2).astype(np.uint8), (48, 32), interpolation=cv2.INTER_NEAREST))
+    _, ids, masks = predictor.add_new_mask(state, frame_idx=3, obj_id=7, mask=half)  # a smaller mask: resized
+    assert ids == [0, 7] and state["obj_id_to_idx"] == {0: 0, 7: 1}
+    assert not (masks[0] > 0).any() and (masks[1] > 0).any()  # only object 7 is given on frame 3
+
+    out = {t: m for t, _, m in predictor.propagate_in_video(state)}
+    assert sorted(out) == list(range(6))
+    assert not (out[2][1] > 0).any()  # object 7 first appears on frame 3
+    assert all(not ((out[t][0] > 0) & (out[t][1] > 0)).any() for t in out)  # one label per pixel
+
+    assert [t for t, _, _ in predictor.propagate_in_video(state, start_frame_idx=1, max_frame_num_to_track=2)] == [1, 2, 3]
+    assert [t for t, _, _ in predictor.propagate_in_video(state, start_frame_idx=3, reverse=True)] == [3, 2, 1, 0]
+    assert list(predictor.propagate_in_video(state, reverse=True)) == []  # reverse from frame 0: nothing, as SAM 2
+
+    with pytest.raises(PromptNotSupported, match="masks only"):
+        predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, points=np.array([[10, 10]]), labels=[1])
+    ids, updated = predictor.remove_object(state, 0)
+    assert ids == [7] and [f for f, _ in updated] == [3]
+    assert predictor.remove_object(state, 42) == ([7], [])
+    with pytest.raises(RuntimeError, match="42"):
+        predictor.remove_object(state, 42, strict=True)
+    predictor.reset_state(state)
+    assert state["obj_ids"] == []
+    with pytest.raises(ValueError, match="add_new_mask"):
+        next(predictor.propagate_in_video(state))

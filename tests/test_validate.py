@@ -1,0 +1,149 @@
+"""Issue 13, benchmarks: every sequence asked for is scored, or the run says which and why (exit code 1).
+
+The issue's example: a DAVIS copy with one annotation missing printed "2/2 sequences ok" and a global
+J&F of one sequence alone. Each damaged copy below goes through `benchmarks.vos` (the other sequence
+still runs; the figures and CSVs say PARTIAL; exit 1) and `benchmarks.evaluate` (refused, exit 2), which
+share one validator per dataset (`benchmarks.validate`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import evaluate as evaluate_cli
+from benchmarks import vos as bench_cli
+from benchmarks.harness import open_benchmark
+from benchmarks.validate import problems
+from seggpt.io import save_index_png
+from vos.synthetic import write_davis2017, write_ytvos
+
+SEQ = "synth-001"
+
+
+@pytest.fixture(scope="module")
+def davis(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("davis")
+    write_davis2017(root, num_sequences=2, seed=7, num_frames=4, size=(32, 48), num_objects=(1, 2))
+    return root
+
+
+def _ann(root: Path, frame: str = "00002") -> Path:
+    return root / "Annotations" / "480p" / SEQ / f"{frame}.png"
+
+
+def _jpg(root: Path, frame: str = "00002") -> Path:
+    return root / "JPEGImages" / "480p" / SEQ / f"{frame}.jpg"
+
+
+def _missing_annotation(root):
+    _ann(root).unlink()
+
+
+def _extra_jpeg(root):
+    shutil.copy(_jpg(root, "00003"), _jpg(root, "00004"))
+
+
+def _missing_jpeg(root):
+    _jpg(root).unlink()
+
+
+def _empty_first_annotation(root):
+    save_index_png(_ann(root, "00000"), np.zeros((32, 48), np.uint8))
+
+
+def _annotation_of_another_size(root):
+    save_index_png(_ann(root), np.zeros((16, 24), np.uint8))
+
+
+def _unreadable_jpeg(root):
+    _jpg(root).write_bytes(b"not a jpeg")
+
+
+def _rgb_first_annotation(root):
+    Image.new("RGB", (48, 32), (200, 0, 0)).save(_ann(root, "00000"))
+
+
+DAMAGE = [  # (how, what the reason says)
+    (_missing_annotation, "no annotation for 1 of 4 frames (00002)"),
+    (_extra_jpeg, "no annotation for 1 of 5 frames (00004)"),
+    (_missing_jpeg, "no JPEG for 1 annotated frame(s) (00002)"),
+    (_empty_first_annotation, "holds no object"),
+    (_annotation_of_another_size, "24x16, the sequence's frames are 48x32"),
+    (_unreadable_jpeg, "not a readable image"),
+    (_rgb_first_annotation, "00000.png"),
+]
+
+
+@pytest.mark.parametrize("damage, reason", DAMAGE, ids=[d[0].__name__.strip("_") for d in DAMAGE])
+def test_a_damaged_davis_copy_is_scored_partially_and_said_so(davis, tmp_path, capsys, damage, reason):
+    root = tmp_path / "copy"
+    shutil.copytree(davis, root)
+    damage(root)
+    out = tmp_path / "res"
+    code = bench_cli.main(["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method",
+                           "copy-first", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.out
+    assert "1/2 sequences ok" in captured.out and "PARTIAL: the global figures cover 1 of 2 sequences" in captured.out
+    assert f"{SEQ}: FAILED" in captured.err and "Traceback" not in captured.err
+    report = json.loads((out / "benchmark-val.json").read_text())
+    assert report["failed"] == [SEQ] and report["partial"] is True and reason in report["not_scored"][SEQ]
+    assert not (out / "global_results-val.csv").exists()  # the official tools would take it for the whole split
+    with open(out / "global_results-val-PARTIAL.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][-2:] == ["Partial", "Not scored"] and rows[1][-2:] == ["1 of 2 sequences", SEQ]
+
+    # benchmarks.evaluate on the same root refuses it, through the same validator: one line, exit 2
+    (out / "synth-001").mkdir(exist_ok=True)
+    code = evaluate_cli.main(["--dataset", "davis2017", "--root", str(root), "--results", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and SEQ in err[0] and reason in err[0]
+
+
+def test_the_intact_copy_is_whole_and_empty_later_masks_are_real(davis, tmp_path, capsys):
+    root = tmp_path / "copy"
+    shutil.copytree(davis, root)
+    save_index_png(_ann(root, "00003"), np.zeros((32, 48), np.uint8))  # the object left the view: a real mask
+    assert problems(open_benchmark("davis2017", root), ["synth-000", SEQ]) == {}
+    out = tmp_path / "res"
+    assert bench_cli.main(["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method",
+                           "copy-first", "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    assert "2/2 sequences ok" in stdout and "PARTIAL" not in stdout
+    assert (out / "global_results-val.csv").exists() and not list(out.glob("*PARTIAL*"))
+    assert json.loads((out / "benchmark-val.json").read_text())["partial"] is False
+
+
+@pytest.fixture(scope="module")
+def ytvos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("yt")
+    write_ytvos(root, num_videos=2, seed=2, num_frames=6, size=(32, 48), num_objects=(2, 2))
+    return root
+
+
+def test_ytvos_rules(ytvos, tmp_path, capsys):
+    bench = open_benchmark("ytvos", ytvos, all_frames="none")
+    assert problems(bench, bench.names) == {}  # only first appearances are annotated: that is the rule
+    root = tmp_path / "copy"
+    shutil.copytree(ytvos, root)
+    bench = open_benchmark("ytvos", root, all_frames="none")
+    name = bench.names[1]
+    seq = bench.reader[name]
+    frame, path = next(iter(seq.annotations.items()))
+    obj = seq.objects_first_given_at(frame)[0]
+    labels = np.array(Image.open(path))
+    save_index_png(path, np.where(labels == obj, 0, labels).astype(np.uint8))  # its first mask lost the object
+    assert f"object {obj} first appears here" in problems(bench, bench.names)[name]
+    shutil.copy(path, path.with_name("00099.png"))  # an annotation without its frame
+    assert "no JPEG for 1 annotated frame(s) (00099)" in problems(bench, bench.names)[name]
+    code = bench_cli.main(["--dataset", "ytvos", "--root", str(root), "--out", str(tmp_path / "res"), "--method",
+                           "copy-first", "--all-frames", "none", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1 and f"{name}: FAILED" in captured.err and "1/2 sequences ok" in captured.out
+    assert not (tmp_path / "res" / "submission.zip").exists()  # never a submission with a video missing

@@ -1,0 +1,165 @@
+"""Issue 13, weights: every file is checked before a model is built from it, with one line naming it.
+
+The cases the issue found: a metadata config that is not JSON or names an unknown key, negative or
+absurd sizes (``depth: 999`` built the model for 77 s before failing), a config.json holding a list,
+all-NaN or integer weights that loaded and ran, ``--weights small`` taken over by a local ``small``,
+and a refused pickle that pointed at ``weights_only=False``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from seggpt import SegGPT
+from seggpt.weights import FORMAT_TAG, WeightsError
+from seggpt.weights_check import (WeightsFileError, check_weights_file, load_checked, packaged_weights,
+                                  read_safetensors_header, resolve_weights_name)
+from vos.run import main as vos_run
+from seggpt.io import save_index_png, write_mp4
+from vos.synthetic import make_clip
+
+
+@pytest.fixture(scope="module")
+def state():
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny")
+    return {k: v.contiguous() for k, v in model.state_dict().items()}, model.config
+
+
+def _save(path: Path, state, config=None, raw_config: str | None = None) -> Path:
+    meta = {"format": FORMAT_TAG}
+    if raw_config is not None:
+        meta["config"] = raw_config
+    elif config is not None:
+        meta["config"] = json.dumps(config)
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+BAD_CONFIGS = [  # (metadata config text, words of the one-line error)
+    ("{depth: 4", "not JSON"),
+    ('{"depht": 4}', "unknown model config key"),
+    ('{"depth": -1}', "depth = -1"),
+    ('{"depth": 999}', "depth = 999: expected an integer from 1 to 512"),
+    ('{"depth": 40}', "depth 40, the file holds 4 blocks"),
+    ('{"embed_dim": 2.5}', "embed_dim = 2.5"),
+    ('{"image_size": [64]}', "image_size"),
+    ('{"mlp_ratio": "4"}', "mlp_ratio"),
+    ('[1, 2]', "must be a JSON object"),
+    ('{"decoder_dim": 16}', "decoder_embed.weight"),
+]
+
+
+@pytest.mark.parametrize("raw, words", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+def test_metadata_config_is_checked_against_the_header_before_any_model(state, tmp_path, raw, words):
+    tensors, config = state
+    if raw.startswith("{") and raw.endswith("}") and "depth: 4" not in raw:  # a change of the real config
+        merged = {**config.to_dict(), **json.loads(raw)}
+        raw = json.dumps(merged)
+    path = _save(tmp_path / "w.safetensors", tensors, raw_config=raw)
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match="w.safetensors") as info:
+        load_checked(str(path))
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert time.perf_counter() - start < 10  # refused from the header, not after building 999 blocks
+
+
+def test_the_right_config_loads(state, tmp_path):
+    tensors, config = state
+    path = _save(tmp_path / "w.safetensors", tensors, config.to_dict())
+    check_weights_file(path)
+    assert load_checked(str(path)).config == config
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: {k: torch.full_like(v, float("nan")) for k, v in t.items()}, "NaN or infinite"),
+    (lambda t: {**t, "norm.weight": torch.full_like(t["norm.weight"], float("inf"))}, "'norm.weight'"),
+    (lambda t: {k: v.to(torch.int32) for k, v in t.items()}, "must be floating point"),
+])
+def test_nan_and_integer_weights_are_refused(state, tmp_path, change, words):
+    tensors, config = state
+    path = _save(tmp_path / "w.safetensors", change(tensors), config.to_dict())
+    with pytest.raises(WeightsError, match=words):
+        load_checked(str(path))
+
+
+def test_integer_pickle_and_code_pickle(state, tmp_path):
+    tensors, _ = state
+    torch.save({"model": {k: v.long() for k, v in tensors.items()}}, tmp_path / "int.pth")
+    with pytest.raises(WeightsError, match="must be floating point"):
+        load_checked(str(tmp_path / "int.pth"))
+    torch.save({"model": tensors, "hook": _Evil()}, tmp_path / "code.pth")
+    with pytest.raises(WeightsError) as info:
+        load_checked(str(tmp_path / "code.pth"))
+    text = str(info.value)
+    assert "Python code" in text and "getpid" in text and "weights_only" not in text and "\n" not in text
+
+
+class _Evil:
+    """Pickles as a call of os.getpid (harmless); not print, which Ray replaces after ray.shutdown()."""
+
+    def __reduce__(self):
+        return (os.getpid, ())
+
+
+def test_config_json_holding_a_list(state, tmp_path):
+    tensors, _ = state
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(WeightsError, match="config.json: a model config must be a JSON object, got a list"):
+        load_checked(str(folder))
+    (folder / "config.json").write_text('{"num_hidden_layers": -3}')
+    with pytest.raises(WeightsError, match="num_hidden_layers = -3"):
+        load_checked(str(folder))
+
+
+def test_safetensors_header_is_checked(tmp_path, state):
+    tensors, config = state
+    path = _save(tmp_path / "w.safetensors", tensors, config.to_dict())
+    header, meta = read_safetensors_header(path)
+    assert header["norm.weight"]["shape"] == [32] and meta["format"] == FORMAT_TAG
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsFileError, match="outside the file"):
+        read_safetensors_header(tmp_path / "cut.safetensors")
+    (tmp_path / "huge.safetensors").write_bytes(struct.pack("<Q", 10 ** 15) + b"{}")
+    with pytest.raises(WeightsFileError, match="header of"):
+        read_safetensors_header(tmp_path / "huge.safetensors")
+    (tmp_path / "short.safetensors").write_bytes(b"abc")
+    with pytest.raises(WeightsFileError, match="shorter"):
+        read_safetensors_header(tmp_path / "short.safetensors")
+
+
+def test_packaged_name_wins_over_a_local_file(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small").write_text("not weights")
+    assert packaged_weights("small") is not None and packaged_weights("./small") is None
+    assert resolve_weights_name("small") == str(packaged_weights("small"))
+    assert "pass ./small" in caplog.text
+    assert resolve_weights_name("./small") == "./small"
+    assert load_checked("small").config.embed_dim == 128
+    (tmp_path / "small").unlink()
+    (tmp_path / "small").mkdir()  # a folder of that name too
+    assert load_checked("small").config.embed_dim == 128
+
+
+def test_vos_run_refuses_absurd_weights_in_one_line(state, tmp_path, capsys):
+    tensors, config = state
+    path = _save(tmp_path / "w.safetensors", tensors, {**config.to_dict(), "depth": 999})
+    frames, labels = make_clip(1, 3, size=(32, 48), num_objects=1)
+    write_mp4(tmp_path / "c.mp4", frames, fps=8)
+    save_index_png(tmp_path / "m.png", labels[0])
+    start = time.perf_counter()
+    assert vos_run([str(tmp_path / "c.mp4"), "--first-mask", str(tmp_path / "m.png"), "--weights", str(path),
+                    "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "depth = 999" in err[0] and time.perf_counter() - start < 20

@@ -1,0 +1,522 @@
+"""The editing session behind the web app (`vos.app`), as a plain class: no browser needed to use or test it.
+
+One `Editor` holds one video, its named objects, the masks the user gave and the results of the
+propagations so far. The engine's rules apply unchanged (`vos.state`): every mask given conditions
+every propagation, forwards and backwards; a mask drawn on a frame that already has a result is a
+correction, and propagating again from there uses it.
+
+Files: the editor reads server-side files only under `root` (the folder named when the app starts);
+uploads are copied to `root/uploads/`, exports go to `root/exports/`, session files to
+`root/sessions/`. Every file is written atomically.
+
+A session file (`.vos-session.zip`) holds `session.json` (the video, relative to `root`; the objects
+with their names and colours; the settings) and every mask given, as 0/255 PNGs. Results are not
+saved: open the session and propagate again.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from seggpt.colors import davis_palette
+from seggpt.io import OutputError, atomic_path, overlay
+
+from .engine import EngineError, VideoSegmenter
+from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, save_object_png, write_json, zip_folder)
+from .prompts import PromptError, read_mask
+from .state import InferenceState
+from .video import FrameSource, VideoError, open_source
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SESSION_SUFFIX = ".vos-session.zip"
+SESSION_FORMAT = "seggpt-vos-session"
+EXPORT_KINDS = ("index", "objects", "alpha", "matte", "overlay", "rle")
+EXPORT_LABELS = {"index": "index PNGs", "objects": "per-object 0/255 PNGs", "alpha": "RGBA PNGs",
+                 "matte": "matte video (FFV1 .mkv)", "overlay": "overlay mp4", "rle": "RLE JSON"}
+MAX_OBJECTS = 255  # index PNGs hold ids 1..255
+
+
+class EditorError(ValueError):
+    """Something the user can fix (one line for the status bar)."""
+
+
+@dataclass
+class EditorObject:
+    obj_id: int
+    name: str
+
+    @property
+    def color(self) -> Tuple[int, int, int]:
+        return tuple(int(v) for v in davis_palette()[self.obj_id % 256])
+
+    @property
+    def hex(self) -> str:
+        return "#%02x%02x%02x" % self.color
+
+    @property
+    def label(self) -> str:
+        return f"{self.obj_id}: {self.name}"
+
+
+@dataclass
+class _Result:
+    labels: bytes  # zlib of the (H, W) uint8 label map
+    scores: Dict[int, Optional[float]]  # per object: mean confidence over its pixels (None where empty)
+
+
+class Editor:
+    """One video being edited (module docstring). Not thread-safe except `cancel()`; the app serialises calls."""
+
+    def __init__(self, segmenter: VideoSegmenter, root: str | Path, settings: Optional[dict] = None):
+        self.segmenter = segmenter
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise EditorError(f"{root}: not a folder")
+        self.settings = dict(settings or {})
+        self.video: Optional[Path] = None
+        self.source: Optional[FrameSource] = None
+        self.state: Optional[InferenceState] = None
+        self.objects: Dict[int, EditorObject] = {}
+        self.results: Dict[int, _Result] = {}
+        self._viewer: Optional[FrameSource] = None
+        self._frames: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
+        self._cancel = threading.Event()
+        self._busy = threading.Lock()
+
+    # ================================================================== files under root
+    def inside(self, path: str | Path) -> Path:
+        """`path` (relative to root, or absolute) if it lies under root, else EditorError."""
+        p = Path(path)
+        p = (p if p.is_absolute() else self.root / p).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise EditorError(f"{path}: outside the folder this app may read ({self.root})")
+        return p
+
+    def media(self, max_depth: int = 3, limit: int = 500) -> List[str]:
+        """Videos and folders of frames under root (relative paths), for the file picker."""
+        found: List[str] = []
+        skip = {self.root / "exports", self.root / "sessions"}
+
+        def walk(d: Path, depth: int) -> None:
+            try:
+                entries = sorted(d.iterdir())
+            except OSError:
+                return
+            if any(e.suffix.lower() in FRAME_SUFFIXES for e in entries if e.is_file()) and d != self.root:
+                found.append(d.relative_to(self.root).as_posix() + "/")
+            for e in entries:
+                if len(found) >= limit or e.name.startswith("."):
+                    continue
+                if e.is_file() and e.suffix.lower() in VIDEO_SUFFIXES:
+                    found.append(e.relative_to(self.root).as_posix())
+                elif e.is_dir() and depth < max_depth and e not in skip:
+                    walk(e, depth + 1)
+
+        walk(self.root, 0)
+        return found[:limit]
+
+    def sessions(self) -> List[str]:
+        d = self.root / "sessions"
+        return sorted(p.name for p in d.glob(f"*{SESSION_SUFFIX}")) if d.is_dir() else []
+
+    # ================================================================== the video
+    def open(self, path: str | Path, uploaded: bool = False, fps: Optional[float] = None) -> str:
+        """Open a video or frame folder under root; an uploaded file is copied to root/uploads first."""
+        if uploaded:
+            src = Path(path)
+            dest_dir = self.root / "uploads"
+            dest_dir.mkdir(exist_ok=True)
+            dest = dest_dir / _safe_name(src.name)
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(src, tmp)
+            p = dest
+        else:
+            p = self.inside(path)
+        try:
+            source = open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p))
+            viewer = open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p))
+        except (VideoError, ValueError) as e:
+            raise EditorError(str(e)) from None
+        if source.num_frames is None:
+            raise EditorError(f"{p.name}: the number of frames is unknown")
+        self.cancel()
+        with self._busy:
+            for old in (self.source, self._viewer):
+                if old is not None:
+                    old.close()
+            self.video, self.source = p, source
+            self._viewer = viewer  # a second reader: showing frames while a propagation decodes its own
+            self.state = self.segmenter.init_state(source)
+            self.objects.clear()
+            self.results.clear()
+            self._frames.clear()
+        return f"opened {self.video_name}: {self.num_frames} frames, {self.size[1]}x{self.size[0]}, {self.fps:g} fps"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not None
+
+    def _need_video(self) -> InferenceState:
+        if self.state is None:
+            raise EditorError("open a video first")
+        return self.state
+
+    @property
+    def video_name(self) -> str:
+        return self.video.name if self.video else ""
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._need_video().num_frames)
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return tuple(self._need_video().size)
+
+    @property
+    def fps(self) -> float:
+        return float(self._need_video().fps)
+
+    def frame(self, idx: int) -> np.ndarray:
+        """The RGB frame (a small cache keeps the recently viewed ones)."""
+        self._need_video()
+        idx = self._check_frame(idx)
+        if idx in self._frames:
+            self._frames.move_to_end(idx)
+            return self._frames[idx]
+        for _, f in self._viewer.iter_frames(idx, idx + 1):
+            self._frames[idx] = f
+        while len(self._frames) > 48:
+            self._frames.popitem(last=False)
+        return self._frames[idx]
+
+    def _check_frame(self, idx) -> int:
+        try:
+            i = int(idx)
+        except (TypeError, ValueError):
+            raise EditorError(f"frame {idx!r} is not a frame index") from None
+        if not 0 <= i < self.num_frames:
+            raise EditorError(f"frame {i} is out of range (0..{self.num_frames - 1})")
+        return i
+
+    # ================================================================== objects
+    def add_object(self, name: Optional[str] = None, obj_id: Optional[int] = None) -> int:
+        self._need_video()
+        if obj_id is None:
+            obj_id = next((i for i in range(1, MAX_OBJECTS + 1) if i not in self.objects), None)
+            if obj_id is None:
+                raise EditorError(f"at most {MAX_OBJECTS} objects")
+        if not 1 <= int(obj_id) <= MAX_OBJECTS:
+            raise EditorError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
+        obj_id = int(obj_id)
+        name = (name or "").strip() or f"object {obj_id}"
+        if obj_id in self.objects:
+            self.objects[obj_id].name = name
+        else:
+            self.objects[obj_id] = EditorObject(obj_id, name)
+        return obj_id
+
+    def rename_object(self, obj_id: int, name: str) -> None:
+        self._object(obj_id).name = (name or "").strip() or f"object {obj_id}"
+
+    def remove_object(self, obj_id: int) -> None:
+        state = self._need_video()
+        self._object(obj_id)
+        with self._busy_or_error():
+            del self.objects[obj_id]
+            if obj_id in state.objects:
+                self.segmenter.remove_object(state, obj_id)
+            for idx, r in self.results.items():
+                labels = self._unpack(r)
+                if (labels == obj_id).any():
+                    labels[labels == obj_id] = 0
+                    self.results[idx] = _Result(self._pack(labels), {o: s for o, s in r.scores.items() if o != obj_id})
+
+    def _object(self, obj_id) -> EditorObject:
+        try:
+            return self.objects[int(obj_id)]
+        except (KeyError, TypeError, ValueError):
+            raise EditorError(f"no object {obj_id} (objects: {sorted(self.objects)})") from None
+
+    # ================================================================== masks
+    def set_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> int:
+        """Give (or correct) an object on a frame; an empty mask says the object is not on this frame.
+        Returns the mask's area."""
+        state = self._need_video()
+        frame_idx = self._check_frame(frame_idx)
+        self._object(obj_id)
+        m = np.asarray(mask).astype(bool)
+        if m.shape != self.size:
+            raise EditorError(f"the mask is {m.shape[1]}x{m.shape[0]}, the frames {self.size[1]}x{self.size[0]}")
+        with self._busy_or_error():
+            try:
+                self.segmenter.add_new_mask(state, frame_idx, obj_id, m)
+            except EngineError as e:
+                raise EditorError(str(e)) from None
+            labels = self.labels(frame_idx)
+            labels[labels == obj_id] = 0
+            labels[m] = obj_id
+            old = self.results.get(frame_idx)
+            scores = dict(old.scores) if old else {}
+            scores[obj_id] = 1.0 if m.any() else None
+            self.results[frame_idx] = _Result(self._pack(labels), scores)
+        return int(m.sum())
+
+    def load_mask(self, frame_idx: int, path: str | Path, obj_id: Optional[int] = None) -> List[int]:
+        """A mask image (palette, 0/255 grey or RGB colours) on a frame. A binary mask is `obj_id` (or a new
+        object); a label map gives its ids as they are (new ones become objects). Returns the ids set."""
+        self._need_video()
+        try:
+            labels, _ = read_mask(path, self.size)
+        except PromptError as e:
+            raise EditorError(str(e)) from None
+        ids = [int(v) for v in np.unique(labels) if v > 0]
+        if ids == [1] and obj_id is not None:  # a binary mask: the selected object
+            self.set_mask(frame_idx, obj_id, labels == 1)
+            return [int(obj_id)]
+        for o in ids:
+            if o > MAX_OBJECTS:
+                raise EditorError(f"{Path(path).name}: object id {o}; the app keeps ids 1..{MAX_OBJECTS}")
+            if o not in self.objects:
+                self.add_object(None, o)
+            self.set_mask(frame_idx, o, labels == o)
+        return ids
+
+    def given(self, frame_idx: int) -> Dict[int, np.ndarray]:
+        """The masks given on a frame {obj_id: mask}."""
+        state = self._need_video()
+        return dict(state.annotations[frame_idx].given) if frame_idx in state.annotations else {}
+
+    def annotated_frames(self) -> List[int]:
+        return list(self._need_video().annotations)
+
+    def mask_of(self, frame_idx: int, obj_id: int) -> np.ndarray:
+        """What the editor shows for an object on a frame: its given mask, else its result, else nothing."""
+        given = self.given(frame_idx)
+        if obj_id in given:
+            return given[obj_id].copy()
+        return self.labels(frame_idx) == obj_id
+
+    # ================================================================== results
+    def labels(self, frame_idx: int) -> np.ndarray:
+        """The frame's label map (uint8; zeros where no propagation has reached it yet)."""
+        r = self.results.get(frame_idx)
+        return self._unpack(r) if r else np.zeros(self.size, np.uint8)
+
+    def preview(self, frame_idx: int, hide: Optional[int] = None) -> np.ndarray:
+        """The frame with every object's overlay (without object `hide`)."""
+        labels = self.labels(frame_idx)
+        if hide is not None:
+            labels = np.where(labels == hide, 0, labels).astype(np.uint8)
+        return overlay(self.frame(frame_idx), labels, davis_palette())
+
+    def done_frames(self) -> int:
+        return len(self.results)
+
+    # ================================================================== propagation
+    def cancel(self) -> None:
+        """Stop a running propagation after the frame in progress (the frames done are kept)."""
+        self._cancel.set()
+
+    def propagate(self, frame_idx: int, reverse: bool = False) -> Iterator[Tuple[int, int, int]]:
+        """Propagate from `frame_idx` to the end (or, reverse, to frame 0); yields (done, total, frame) per frame.
+        `cancel()` stops it; the frames done stay."""
+        state = self._need_video()
+        frame_idx = self._check_frame(frame_idx)
+        if not len(state.annotations):
+            raise EditorError("give a mask first: draw one, or upload a mask PNG")
+        if not self._busy.acquire(blocking=False):
+            raise EditorError("a propagation is already running")
+        self._cancel.clear()
+        total = frame_idx + 1 if reverse else self.num_frames - frame_idx
+        done = 0
+        try:
+            run = self.segmenter.propagate(state, frame_idx, reverse=reverse)
+            try:
+                for r in run:
+                    self._keep(r)
+                    done += 1
+                    yield done, total, r.frame_idx
+                    if self._cancel.is_set():
+                        break
+            finally:
+                run.close()
+        except EngineError as e:
+            raise EditorError(str(e)) from None
+        finally:
+            self._busy.release()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _keep(self, r) -> None:
+        labels = r.labels
+        if labels.size and int(labels.max()) > 255:
+            raise EditorError("object ids above 255 cannot be kept")
+        present = set(np.unique(labels).tolist())
+        conf = r.confidence
+        scores = {o: (round(float(conf[labels == o].mean()), 4) if o in present else None) for o in r.object_ids}
+        self.results[r.frame_idx] = _Result(self._pack(labels.astype(np.uint8)), scores)
+
+    def _busy_or_error(self):
+        editor = self
+
+        class _Guard:
+            def __enter__(self):
+                if not editor._busy.acquire(blocking=False):
+                    raise EditorError("a propagation is running: cancel it or wait")
+
+            def __exit__(self, *exc):
+                editor._busy.release()
+
+        return _Guard()
+
+    @staticmethod
+    def _pack(labels: np.ndarray) -> bytes:
+        return zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1)
+
+    def _unpack(self, r: _Result) -> np.ndarray:
+        return np.frombuffer(zlib.decompress(r.labels), np.uint8).reshape(self.size).copy()
+
+    # ================================================================== export
+    def export(self, kinds: Sequence[str] = EXPORT_KINDS, progress: Optional[Callable[[int, int], None]] = None
+               ) -> Tuple[Path, str]:
+        """Write the chosen outputs for every frame into one zip under root/exports (atomically).
+        Frames no propagation reached are exported empty; the message says how many."""
+        self._need_video()
+        kinds = [k for k in kinds if k in EXPORT_KINDS]
+        if not kinds:
+            raise EditorError("choose at least one output to export")
+        if not self.objects:
+            raise EditorError("nothing to export: add an object and give it a mask")
+        with self._busy_or_error():
+            return self._export(kinds, progress)
+
+    def _export(self, kinds: List[str], progress: Optional[Callable[[int, int], None]]) -> Tuple[Path, str]:
+        out = self.root / "exports"
+        out.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = f"{Path(self.video_name).stem or 'video'}-{stamp}"
+        work = Path(tempfile.mkdtemp(prefix=f".{base}-", dir=out))
+        try:
+            spec = ExportSpec(index_dir=work / "masks" if "index" in kinds else None,
+                              object_dir=work / "objects" if "objects" in kinds else None,
+                              alpha_dir=work / "alpha" if "alpha" in kinds else None,
+                              matte=work / "matte.mkv" if "matte" in kinds else None,
+                              overlay=work / "overlay.mp4" if "overlay" in kinds else None,
+                              rle=work / "rle.json" if "rle" in kinds else None,
+                              report=work / "report.json", soft_width=DEFAULT_SOFT_WIDTH)
+            names = {o: obj.name for o, obj in sorted(self.objects.items())}
+            state = self.state
+            prompt_frames: Dict[int, List[int]] = {}
+            for a in state.annotations:
+                for o in state.annotations.given(a):
+                    prompt_frames.setdefault(o, []).append(a)
+            exporter = Exporter(spec, size=self.size, fps=self.fps, first_frame=0, frame_name=self._frame_name,
+                                names=names, prompt_frames=prompt_frames, palette=davis_palette(),
+                                read_frames=self.source.iter_frames, video_name=Path(self.video_name).stem,
+                                num_frames=self.num_frames)
+            ids = list(names)
+            try:
+                for idx, frame in self.source.iter_frames(0, self.num_frames):
+                    r = self.results.get(idx)
+                    labels = self._unpack(r) if r else np.zeros(self.size, np.uint8)
+                    result = SimpleNamespace(frame_idx=idx, labels=labels, object_ids=ids, frame=frame,
+                                             confidence=None, margins=None)
+                    existing = [o for o in ids if prompt_frames.get(o) and prompt_frames[o][0] <= idx]
+                    exporter.add(result, existing=existing, scores=r.scores if r else {})
+                    if progress:
+                        progress(idx + 1, self.num_frames)
+                exporter.close()
+            except BaseException:
+                exporter.abort()
+                raise
+            write_json(work / "objects.json", [{"id": o, "name": n, "color": self.objects[o].hex}
+                                               for o, n in names.items()])
+            zip_path = zip_folder(work, out / f"{base}.zip")
+        except OutputError as e:
+            raise EditorError(str(e)) from None
+        finally:
+            remove_tree(work)
+        missing = self.num_frames - len(self.results)
+        note = f"; {missing} frame(s) not propagated yet were exported empty" if missing else ""
+        return zip_path, f"exported {', '.join(EXPORT_LABELS[k] for k in kinds)} to {zip_path}{note}"
+
+    def _frame_name(self, idx: int) -> str:
+        names = getattr(self.source, "frame_names", None)
+        return names[idx] if names else f"{idx:05d}"
+
+    # ================================================================== session files
+    def save_session(self, name: str) -> Path:
+        """Write root/sessions/<name>.vos-session.zip (module docstring), atomically."""
+        state = self._need_video()
+        d = self.root / "sessions"
+        d.mkdir(exist_ok=True)
+        path = d / (_safe_name(name or Path(self.video_name).stem or "session") + SESSION_SUFFIX)
+        notes = []
+        with tempfile.TemporaryDirectory(dir=d, prefix=".save-") as tmp:
+            for a in state.annotations:
+                for o, m in state.annotations[a].given.items():
+                    rel = f"masks/{a:05d}_{o:03d}.png"
+                    (Path(tmp) / "masks").mkdir(exist_ok=True)
+                    save_object_png(Path(tmp) / rel, m)
+                    notes.append({"frame": a, "object": o, "mask": rel})
+            doc = {"format": SESSION_FORMAT, "version": 1, "video": self.video.relative_to(self.root).as_posix(),
+                   "fps": self.fps, "objects": [{"id": o.obj_id, "name": o.name} for o in self.objects.values()],
+                   "annotations": notes, "settings": self.settings}
+            (Path(tmp) / "session.json").write_text(json.dumps(doc, indent=1) + "\n")
+            zip_folder(tmp, path)
+        return path
+
+    def open_session(self, name_or_path: str | Path) -> str:
+        """Open a session file from root/sessions (or anywhere under root): the video, objects and masks."""
+        p = Path(name_or_path)
+        p = self.inside(p if p.is_absolute() or len(p.parts) > 1 else Path("sessions") / p)
+        try:
+            with zipfile.ZipFile(p) as z:
+                doc = json.loads(z.read("session.json"))
+                if doc.get("format") != SESSION_FORMAT:
+                    raise EditorError(f"{p.name}: not a session file")
+                self.open(doc["video"], fps=doc.get("fps"))
+                for o in doc["objects"]:
+                    self.add_object(o["name"], int(o["id"]))
+                for note in doc["annotations"]:
+                    with z.open(note["mask"]) as f:
+                        mask = np.array(Image.open(f)) > 127
+                    self.set_mask(int(note["frame"]), int(note["object"]), mask)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            if isinstance(e, EditorError):
+                raise
+            raise EditorError(f"{p.name}: cannot read the session ({e})") from None
+        saved = doc.get("settings", {}).get("weights")
+        other = f" (saved with weights {saved}, running {self.settings.get('weights')})" \
+            if saved and saved != self.settings.get("weights") else ""
+        return f"opened session {p.name}: {self.video_name}, {len(self.objects)} object(s), " \
+               f"{len(doc['annotations'])} mask(s); propagate to see the results{other}"
+
+
+def _safe_name(name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "file"
+    return name[:120]
+
+
+__all__ = ["Editor", "EditorError", "EditorObject", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]

@@ -1,0 +1,202 @@
+"""A SAM 2 drop-in: SAM 2's video predictor verbs, names, arguments and outputs, on SegGPT.
+
+Code written for SAM 2's mask prompts runs with two lines changed::
+
+    from vos.sam2 import build_sam2_video_predictor          # was: from sam2.build_sam import ...
+    predictor = build_sam2_video_predictor(weights="small", device="cpu")   # was: (model_cfg, checkpoint)
+
+    inference_state = predictor.init_state(video_path="frames/")      # a JPEG folder or a video file
+    _, obj_ids, masks = predictor.add_new_mask(inference_state, frame_idx=0, obj_id=1, mask=mask)
+    for frame_idx, obj_ids, masks in predictor.propagate_in_video(inference_state):
+        segments[frame_idx] = {o: (masks[i] > 0.0).cpu().numpy() for i, o in enumerate(obj_ids)}
+
+What is SAM 2's here:
+* `init_state(video_path, ...)` returns a dict with SAM 2's "num_frames", "video_height",
+  "video_width", "device", "obj_ids", "obj_id_to_idx" and "obj_idx_to_id" (the rest of SAM 2's
+  internals do not exist);
+* object ids are any integers (0 too), as in SAM 2; masks may be numpy or torch, bool or 0/1, of
+  any size with the video's aspect ratio (resized like SAM 2 does: bilinear, >= 0.5);
+* masks come back as float32 torch tensors of shape (N, 1, H, W) at the video's resolution, one
+  per object of `inference_state["obj_ids"]`, where ``> 0.0`` is the object (SegGPT gives no
+  logits: +1.0 inside, -1.0 outside; for soft edges see `vos.exports.soft_alpha`);
+* `propagate_in_video(inference_state, start_frame_idx=None, max_frame_num_to_track=None,
+  reverse=False)`: start at the earliest frame with a mask unless told, track
+  `max_frame_num_to_track` frames after the start (so one more is yielded), and a reverse pass from
+  frame 0 yields nothing, all as SAM 2 does;
+* `remove_object(inference_state, obj_id, strict=False, need_output=True)` returns
+  ``(obj_ids, updated_frames)``; `reset_state(inference_state)`.
+
+Point and box prompts (`add_new_points_or_box`, `add_new_points`) raise `PromptNotSupported`:
+SegGPT is prompted with masks only.
+
+Our own API (`vos.VideoSegmenter`) stays as it is: boolean masks, numpy arrays, ids >= 1.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+
+from .engine import EngineError, VideoSegmenter
+from .state import InferenceState
+
+
+class PromptNotSupported(NotImplementedError):
+    """SegGPT takes mask prompts only."""
+
+
+_POINTS_MESSAGE = ("SegGPT is prompted with masks only: {verb} (points or boxes) is not available. Give a mask with "
+                   "add_new_mask(inference_state, frame_idx, obj_id, mask); draw one in `python -m vos.app`.")
+
+
+class SegGPTVideoPredictor:
+    """SAM 2's `SAM2VideoPredictor` verbs on a `VideoSegmenter` (module docstring)."""
+
+    def __init__(self, segmenter: VideoSegmenter):
+        self.segmenter = segmenter
+        self.device = segmenter.device
+
+    # ------------------------------------------------------------------ state
+    @torch.inference_mode()
+    def init_state(self, video_path: Union[str, os.PathLike], offload_video_to_cpu: bool = False,
+                   offload_state_to_cpu: bool = False, async_loading_frames: bool = False) -> Dict[str, Any]:
+        """Open a video file or a folder of frames (the offload/async flags are accepted: frames stream anyway)."""
+        src = os.fspath(video_path) if isinstance(video_path, (str, os.PathLike)) else video_path
+        state = self.segmenter.init_state(src)
+        h, w = state.size
+        return {"vos_state": state, "num_frames": state.num_frames, "video_height": int(h), "video_width": int(w),
+                "device": self.device, "obj_ids": [], "obj_id_to_idx": {}, "obj_idx_to_id": {},
+                "_engine_ids": {}, "_next_engine_id": 1}
+
+    def reset_state(self, inference_state: Dict[str, Any]) -> None:
+        """Drop every mask and object; the video stays open."""
+        self.segmenter.reset_state(self._state(inference_state))
+        inference_state["obj_ids"].clear()
+        inference_state["_engine_ids"].clear()
+        self._reindex(inference_state)
+
+    # ------------------------------------------------------------------ prompts
+    @torch.inference_mode()
+    def add_new_mask(self, inference_state: Dict[str, Any], frame_idx: int, obj_id: int, mask: Any
+                     ) -> Tuple[int, List[int], torch.Tensor]:
+        """Give (or correct) object `obj_id` on `frame_idx`; returns (frame_idx, obj_ids, video_res_masks)."""
+        state = self._state(inference_state)
+        m = self._mask(mask, state.size, obj_id)
+        new = obj_id not in inference_state["_engine_ids"]
+        engine_id = inference_state["_next_engine_id"] if new else inference_state["_engine_ids"][obj_id]
+        self.segmenter.add_new_mask(state, frame_idx, engine_id, m)
+        if new:
+            inference_state["_engine_ids"][obj_id] = engine_id
+            inference_state["_next_engine_id"] += 1
+            inference_state["obj_ids"].append(obj_id)
+            self._reindex(inference_state)
+        return frame_idx, list(inference_state["obj_ids"]), self._given_masks(inference_state, frame_idx)
+
+    def add_new_points_or_box(self, *args: Any, **kwargs: Any):
+        raise PromptNotSupported(_POINTS_MESSAGE.format(verb="add_new_points_or_box"))
+
+    def add_new_points(self, *args: Any, **kwargs: Any):
+        raise PromptNotSupported(_POINTS_MESSAGE.format(verb="add_new_points"))
+
+    def remove_object(self, inference_state: Dict[str, Any], obj_id: int, strict: bool = False,
+                      need_output: bool = True) -> Tuple[List[int], List[Tuple[int, torch.Tensor]]]:
+        """Remove an object and its masks; returns (obj_ids, [(frame_idx, video_res_masks) of the frames with masks])."""
+        if obj_id not in inference_state["_engine_ids"]:
+            if strict:
+                raise RuntimeError(f"Cannot remove object id {obj_id} as it doesn't exist. "
+                                   f"All existing object ids: {inference_state['obj_ids']}.")
+            return list(inference_state["obj_ids"]), []
+        state = self._state(inference_state)
+        self.segmenter.remove_object(state, inference_state["_engine_ids"].pop(obj_id))
+        inference_state["obj_ids"].remove(obj_id)
+        self._reindex(inference_state)
+        updated = [(f, self._given_masks(inference_state, f)) for f in state.annotations] if need_output else []
+        return list(inference_state["obj_ids"]), updated
+
+    # ------------------------------------------------------------------ propagation
+    @torch.inference_mode()
+    def propagate_in_video(self, inference_state: Dict[str, Any], start_frame_idx: Optional[int] = None,
+                           max_frame_num_to_track: Optional[int] = None, reverse: bool = False
+                           ) -> Iterator[Tuple[int, List[int], torch.Tensor]]:
+        """Yield (frame_idx, obj_ids, video_res_masks (N, 1, H, W) float32) frame by frame, SAM 2's way."""
+        state = self._state(inference_state)
+        if not len(state.annotations):
+            raise EngineError("No input masks are provided for any object; please add inputs first "
+                              "(add_new_mask).")
+        num_frames = state.num_frames
+        if start_frame_idx is None:
+            start_frame_idx = min(state.annotations)  # SAM 2: the earliest frame with inputs, also in reverse
+        if max_frame_num_to_track is None:
+            max_frame_num_to_track = num_frames if num_frames is not None else 2 ** 62
+        if reverse:
+            if start_frame_idx == 0:
+                return  # SAM 2 skips reverse tracking from frame 0
+            end = max(start_frame_idx - max_frame_num_to_track, 0)
+            count = start_frame_idx - end + 1
+        else:
+            end = start_frame_idx + max_frame_num_to_track
+            if num_frames is not None:
+                end = min(end, num_frames - 1)
+            count = end - start_frame_idx + 1
+        for r in self.segmenter.propagate(state, start_frame_idx, count, reverse):
+            yield r.frame_idx, list(inference_state["obj_ids"]), self._to_tensor(inference_state, r.labels)
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _state(inference_state: Dict[str, Any]) -> InferenceState:
+        try:
+            return inference_state["vos_state"]
+        except (KeyError, TypeError):
+            raise EngineError("inference_state must come from this predictor's init_state") from None
+
+    @staticmethod
+    def _reindex(inference_state: Dict[str, Any]) -> None:
+        ids = inference_state["obj_ids"]
+        inference_state["obj_id_to_idx"] = {o: i for i, o in enumerate(ids)}
+        inference_state["obj_idx_to_id"] = {i: o for i, o in enumerate(ids)}
+
+    @staticmethod
+    def _mask(mask: Any, size: Tuple[int, int], obj_id: Any) -> np.ndarray:
+        m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        m = np.squeeze(m) if m.ndim > 2 else m
+        if m.ndim != 2:
+            raise EngineError(f"object {obj_id}: a mask must be 2-D (H, W), got shape {np.shape(mask)}")
+        if m.dtype != bool:
+            m = m.astype(np.float32) > 0
+        h, w = size
+        if m.shape != (h, w):  # SAM 2 resizes a mask of another size (bilinear, >= 0.5)
+            if abs(m.shape[0] / m.shape[1] - h / w) > 0.01:
+                raise EngineError(f"object {obj_id}: the mask is {m.shape[1]}x{m.shape[0]}, the video {w}x{h} "
+                                  "(a different aspect ratio)")
+            m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
+        return m
+
+    def _to_tensor(self, inference_state: Dict[str, Any], labels: np.ndarray) -> torch.Tensor:
+        engine = [inference_state["_engine_ids"][o] for o in inference_state["obj_ids"]]
+        masks = labels[None] == np.asarray(engine, dtype=labels.dtype).reshape(-1, 1, 1)
+        out = torch.from_numpy(np.where(masks, 1.0, -1.0).astype(np.float32))[:, None]
+        return out.to(self.device)
+
+    def _given_masks(self, inference_state: Dict[str, Any], frame_idx: int) -> torch.Tensor:
+        """The masks given on a frame, for every object (one not given there: all -1, as SAM 2's placeholder)."""
+        state = self._state(inference_state)
+        h, w = state.size
+        labels = np.zeros((h, w), np.int64)
+        if frame_idx in state.annotations:
+            for engine_id, m in state.annotations[frame_idx].given.items():
+                labels[m] = engine_id
+        return self._to_tensor(inference_state, labels)
+
+
+def build_sam2_video_predictor(weights: str = "small", device: Optional[str] = "auto",
+                               config: Union[None, str, dict] = None, dtype: Optional[str] = None
+                               ) -> SegGPTVideoPredictor:
+    """SAM 2's constructor, on SegGPT: `weights` is anything `--weights` takes (default: our small packaged
+    model); `config` the engine settings (a dict or a YAML file's `engine:` section)."""
+    return SegGPTVideoPredictor(VideoSegmenter(weights, config=config, device=device, dtype=dtype))
+
+
+__all__ = ["build_sam2_video_predictor", "SegGPTVideoPredictor", "PromptNotSupported"]
