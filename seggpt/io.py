@@ -211,6 +211,14 @@ def save_index_png(path: str | os.PathLike, labels: np.ndarray, palette: np.ndar
     lab = _check_labels(labels, 256, str(path))
     image = Image.fromarray(lab)  # mode L ...
     image.putpalette(pal.reshape(-1).tolist())  # ... becomes mode P with the palette attached
+    save_png(path, image)
+
+
+def save_png(path: str | os.PathLike, image: Image.Image) -> None:
+    """Write a PIL image as a PNG, atomically; OutputError (one line naming the file) when it cannot.
+
+    Compression level 1: masks and mattes compress well at any level, and writing speed matters more.
+    """
     try:
         with atomic_path(path) as tmp:
             image.save(tmp, format="PNG", compress_level=1)
@@ -295,25 +303,18 @@ def _av() -> Any:
     return av
 
 
-class Mp4Writer:
-    """Write RGB frames to an H.264 mp4 (MPEG-4 Part 2 where libx264 is missing), atomically.
+class VideoFileWriter:
+    """An encoded video written atomically: the one way this project writes a video file.
 
-    Frames go to a hidden temporary file in the destination folder, renamed onto
-    ``path`` by ``close()``; ``abort()`` (or an exception inside ``with``) removes it.
-
-    Odd sizes are padded, never refused or cropped: yuv420p (the pixel format every player
-    decodes) needs even width and height, so an odd size gets one more row/column that
-    replicates the edge; no pixel of the source is lost. ``output_size`` is the (H, W) written.
+    Frames go to a hidden temporary file in the destination folder, renamed onto ``path`` by
+    ``close()``; ``abort()`` (or an exception inside ``with``) removes it, and ``path`` is left as it
+    was. Subclasses choose the codec (``_add_stream``) and turn an array into a frame (``_to_frame``):
+    :class:`Mp4Writer` here, the matte writer of ``vos.exports``.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        fps: float,
-        size: tuple[int, int],
-        codec: str = "libx264",
-        crf: int = 23,
-    ) -> None:
+    what = "video"
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
         av = _av()
         self.path = Path(path)
         h, w = (int(v) for v in size)
@@ -322,54 +323,39 @@ class Mp4Writer:
         if not fps or fps <= 0:
             raise ValueError(f"{self.path}: fps must be positive, got {fps}")
         self.size = (h, w)
-        self.output_size = (h + h % 2, w + w % 2)
         self.rate = Fraction(fps).limit_denominator(1001)
         self.frames_written = 0
+        self._closed = True  # until the stream exists: abort() has nothing to close
         self._tmp = _temporary_sibling(self.path)
         try:
             self._container = av.open(str(self._tmp), mode="w")
         except (av.error.FFmpegError, ValueError) as exc:
             _discard(self._tmp)
-            raise OutputError(f"{self.path}: cannot create the video ({getattr(exc, 'strerror', None) or exc})") from exc
+            raise OutputError(f"{self.path}: cannot create the {self.what} ({getattr(exc, 'strerror', None) or exc})") from exc
         try:
-            self._stream, self.codec = self._add_stream(av, codec, crf)
-        except BaseException:
+            self._stream = self._add_stream(av)
+        except BaseException as exc:
             self._container.close()
             _discard(self._tmp)
+            if isinstance(exc, (av.error.FFmpegError, ValueError)) and not isinstance(exc, OutputError):
+                raise OutputError(f"{self.path}: cannot create the {self.what} ({exc})") from exc
             raise
         self._closed = False
 
-    def _add_stream(self, av: Any, codec: str, crf: int) -> tuple[Any, str]:
-        try:
-            options = {"crf": str(int(crf))} if codec == "libx264" else {}
-            stream = self._container.add_stream(codec, rate=self.rate, options=options)
-        except (av.codec.codec.UnknownCodecError, ValueError, av.error.FFmpegError) as exc:
-            if codec == "mpeg4":
-                raise OutputError(f"{self.path}: no usable video encoder ({exc})") from exc
-            logger.warning("%s: encoder %s unavailable (%s), writing MPEG-4 Part 2 instead", self.path, codec, exc)
-            codec = "mpeg4"
-            stream = self._container.add_stream(codec, rate=self.rate)
-        if codec == "mpeg4":  # fixed quantizer: mpeg4 has no CRF, and its default bit rate is tiny
-            q = _mpeg4_quantizer(crf)
-            stream.codec_context.qmin = q
-            stream.codec_context.qmax = q
-        stream.height, stream.width = self.output_size
-        stream.pix_fmt = "yuv420p"
-        return stream, codec
+    def _add_stream(self, av: Any) -> Any:
+        """Add and configure the video stream of ``self._container``; return it."""
+        raise NotImplementedError
+
+    def _to_frame(self, av: Any, frame: np.ndarray) -> Any:
+        """One array, checked, as an ``av.VideoFrame`` of the stream's size."""
+        raise NotImplementedError
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one H x W x 3 uint8 RGB frame (H, W as given at construction)."""
+        """Append one frame (what the subclass takes, at the size given at construction)."""
         av = _av()
         if self._closed:
             raise ValueError(f"{self.path}: the writer is closed")
-        frame = np.asarray(frame)
-        if frame.shape != (*self.size, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"{self.path}: expected a {self.size[0]}x{self.size[1]}x3 uint8 frame, "
-                             f"got {frame.shape} {frame.dtype}")
-        pad_h, pad_w = self.output_size[0] - self.size[0], self.output_size[1] - self.size[1]
-        if pad_h or pad_w:
-            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame = self._to_frame(av, np.asarray(frame))
         try:
             for packet in self._stream.encode(video_frame):
                 self._container.mux(packet)
@@ -389,7 +375,8 @@ class Mp4Writer:
             self._container.close()
         except (av.error.FFmpegError, OSError) as exc:
             self.abort()
-            raise OutputError(f"{self.path}: finishing the video failed ({getattr(exc, 'strerror', None) or exc})") from exc
+            raise OutputError(f"{self.path}: finishing the {self.what} failed "
+                              f"({getattr(exc, 'strerror', None) or exc})") from exc
         self._closed = True
         try:
             _commit(self._tmp, self.path, fsync=False)
@@ -409,7 +396,7 @@ class Mp4Writer:
             logger.debug("closing aborted container %s failed", self._tmp, exc_info=True)
         _discard(self._tmp)
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> "VideoFileWriter":
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
@@ -417,6 +404,57 @@ class Mp4Writer:
             self.close()
         else:
             self.abort()
+
+
+class Mp4Writer(VideoFileWriter):
+    """Write RGB frames to an H.264 mp4 (MPEG-4 Part 2 where libx264 is missing), atomically.
+
+    Odd sizes are padded, never refused or cropped: yuv420p (the pixel format every player
+    decodes) needs even width and height, so an odd size gets one more row/column that
+    replicates the edge; no pixel of the source is lost. ``output_size`` is the (H, W) written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        size: tuple[int, int],
+        codec: str = "libx264",
+        crf: int = 23,
+    ) -> None:
+        h, w = (int(v) for v in size)
+        self.output_size = (h + h % 2, w + w % 2)
+        self.codec, self.crf = codec, int(crf)
+        super().__init__(path, fps, size)
+
+    def _add_stream(self, av: Any) -> Any:
+        codec = self.codec
+        try:
+            options = {"crf": str(self.crf)} if codec == "libx264" else {}
+            stream = self._container.add_stream(codec, rate=self.rate, options=options)
+        except (av.codec.codec.UnknownCodecError, ValueError, av.error.FFmpegError) as exc:
+            if codec == "mpeg4":
+                raise OutputError(f"{self.path}: no usable video encoder ({exc})") from exc
+            logger.warning("%s: encoder %s unavailable (%s), writing MPEG-4 Part 2 instead", self.path, codec, exc)
+            codec = "mpeg4"
+            stream = self._container.add_stream(codec, rate=self.rate)
+        if codec == "mpeg4":  # fixed quantizer: mpeg4 has no CRF, and its default bit rate is tiny
+            q = _mpeg4_quantizer(self.crf)
+            stream.codec_context.qmin = q
+            stream.codec_context.qmax = q
+        stream.height, stream.width = self.output_size
+        stream.pix_fmt = "yuv420p"
+        self.codec = codec
+        return stream
+
+    def _to_frame(self, av: Any, frame: np.ndarray) -> Any:
+        if frame.shape != (*self.size, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected a {self.size[0]}x{self.size[1]}x3 uint8 frame, "
+                             f"got {frame.shape} {frame.dtype}")
+        pad_h, pad_w = self.output_size[0] - self.size[0], self.output_size[1] - self.size[1]
+        if pad_h or pad_w:
+            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
 
 
 def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 24, crf: int = 18) -> Path:

@@ -22,11 +22,11 @@ from vos.video import (
     IteratorSource,
     PyAVSource,
     VideoError,
-    _Prefetcher,
     chunk_plan,
     natural_key,
     open_source,
 )
+from vos.sources import _Prefetcher
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BACKENDS = ["decord", "pyav"]

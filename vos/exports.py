@@ -50,13 +50,12 @@ import os
 import shutil
 import zlib
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
+from seggpt.io import OutputError, VideoFileWriter, atomic_path, ensure_output_dir, overlay, save_index_png, save_png
 from vos.writers import BackgroundWriter, OverlayVideoWriter
 
 logger = logging.getLogger(__name__)
@@ -99,16 +98,6 @@ def result_alpha(result, soft: bool, width: float = DEFAULT_SOFT_WIDTH) -> np.nd
 # --------------------------------------------------------------------------- PNGs
 
 
-def _save_png(path: str | os.PathLike, image) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            image.save(tmp, format="PNG", compress_level=1)
-    except OutputError:
-        raise
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write the PNG ({exc.strerror or exc})") from exc
-
-
 def save_object_png(path: str | os.PathLike, mask: np.ndarray) -> None:
     """One object's mask as an 8-bit grey PNG holding 0 and 255 (every tool reads 255 as 'in')."""
     from PIL import Image
@@ -116,7 +105,7 @@ def save_object_png(path: str | os.PathLike, mask: np.ndarray) -> None:
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"{path}: a mask must be (H, W), got {m.shape}")
-    _save_png(path, Image.fromarray(np.where(m.astype(bool), 255, 0).astype(np.uint8), mode="L"))
+    save_png(path, Image.fromarray(np.where(m.astype(bool), 255, 0).astype(np.uint8), mode="L"))
 
 
 def save_rgba_png(path: str | os.PathLike, frame: np.ndarray, alpha: np.ndarray) -> None:
@@ -126,7 +115,7 @@ def save_rgba_png(path: str | os.PathLike, frame: np.ndarray, alpha: np.ndarray)
     f, a = np.asarray(frame), np.asarray(alpha)
     if f.ndim != 3 or f.shape[2] != 3 or a.shape != f.shape[:2]:
         raise ValueError(f"{path}: frame {f.shape} and alpha {a.shape} do not match")
-    _save_png(path, Image.fromarray(np.dstack([f.astype(np.uint8), a.astype(np.uint8)]), mode="RGBA"))
+    save_png(path, Image.fromarray(np.dstack([f.astype(np.uint8), a.astype(np.uint8)]), mode="RGBA"))
 
 
 def alpha_path(folder: Path, obj_id: int, frame_name: str, several: bool) -> Path:
@@ -137,84 +126,37 @@ def alpha_path(folder: Path, obj_id: int, frame_name: str, several: bool) -> Pat
 # --------------------------------------------------------------------------- matte video
 
 
-class MatteVideoWriter:
+class MatteVideoWriter(VideoFileWriter):
     """Grey mattes (H, W) uint8 -> a lossless FFV1 .mkv or a ProRes 4444 .mov, atomically (module docstring)."""
 
+    what = "matte video"
+
     def __init__(self, path: str | os.PathLike, fps: float, size: Tuple[int, int]) -> None:
-        import av
-
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
+        suffix = Path(path).suffix.lower()
         if suffix not in MATTE_SUFFIXES:
-            raise ExportError(f"{self.path}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
+            raise ExportError(f"{path}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
         if not fps or fps <= 0:
-            raise ExportError(f"{self.path}: fps must be positive, got {fps}")
-        self.size = (int(size[0]), int(size[1]))
+            raise ExportError(f"{path}: fps must be positive, got {fps}")
         self.prores = suffix == ".mov"
-        self.frames_written = 0
-        self._atomic = atomic_path(self.path)  # entered now, left by close() (rename) or abort() (remove)
-        tmp = self._atomic.__enter__()
-        try:
-            self._container = av.open(str(tmp), mode="w")
-            rate = Fraction(fps).limit_denominator(1001)
-            if self.prores:
-                self._stream = self._container.add_stream("prores_ks", rate=rate, options={"profile": "4"})
-                self._stream.pix_fmt = "yuva444p10le"
-            else:
-                self._stream = self._container.add_stream("ffv1", rate=rate, options={"level": "3"})
-                self._stream.pix_fmt = "gray"
-            self._stream.height, self._stream.width = self.size
-        except BaseException as exc:
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, (av.error.FFmpegError, ValueError)):
-                raise OutputError(f"{self.path}: cannot create the matte video ({exc})") from exc
-            raise
-        self._closed = False
+        super().__init__(path, fps, size)
 
-    def write(self, matte: np.ndarray) -> None:
-        import av
-
-        m = np.asarray(matte)
-        if m.shape != self.size or m.dtype != np.uint8:
-            raise ValueError(f"{self.path}: expected a {self.size[0]}x{self.size[1]} uint8 matte, got {m.shape} {m.dtype}")
+    def _add_stream(self, av: Any) -> Any:
         if self.prores:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.dstack([m, m, m, m])), format="rgba")
+            stream = self._container.add_stream("prores_ks", rate=self.rate, options={"profile": "4"})
+            stream.pix_fmt = "yuva444p10le"
         else:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(m), format="gray")
-        try:
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-        except av.error.FFmpegError as exc:
-            self.abort()
-            raise OutputError(f"{self.path}: encoding failed ({exc})") from exc
-        self.frames_written += 1
+            stream = self._container.add_stream("ffv1", rate=self.rate, options={"level": "3"})
+            stream.pix_fmt = "gray"
+        stream.height, stream.width = self.size
+        return stream
 
-    def close(self) -> Path:
-        import av
-
-        if self._closed:
-            return self.path
-        try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-        except (av.error.FFmpegError, OSError) as exc:
-            self.abort()
-            raise OutputError(f"{self.path}: finishing the matte video failed ({exc})") from exc
-        self._closed = True
-        self._atomic.__exit__(None, None, None)
-        return self.path
-
-    def abort(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._container.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away
-            pass
-        stop = OutputError(f"{self.path}: aborted")
-        self._atomic.__exit__(OutputError, stop, None)  # removes the temporary file
+    def _to_frame(self, av: Any, matte: np.ndarray) -> Any:
+        if matte.shape != self.size or matte.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected a {self.size[0]}x{self.size[1]} uint8 matte, "
+                             f"got {matte.shape} {matte.dtype}")
+        if self.prores:
+            return av.VideoFrame.from_ndarray(np.ascontiguousarray(np.dstack([matte] * 4)), format="rgba")
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(matte), format="gray")
 
 
 def read_matte(path: str | os.PathLike) -> np.ndarray:

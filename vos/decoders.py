@@ -1,0 +1,438 @@
+"""Frame sources that read files: video files (decord, PyAV) and folders of frame images.
+
+Backends: decord is preferred for video files (fast accurate random access with
+``get_batch``); PyAV is the fallback where decord is not installed or cannot open a
+file. Both are imported lazily so that the other one (and folders, arrays) keep working
+when one is missing.
+
+Damaged inputs (issue 13): a video that ends early or cannot be decoded at some frame, a truncated or
+unreadable image, a frame of another size in a folder: every frame before it is yielded, then one
+``VideoError`` names the frame (the CLIs: one line, exit code 2). The decoders' own C-level logging
+never reaches the terminal: PyAV's FFmpeg logging is off by default, and decord (which has no switch)
+runs with file descriptor 2 captured, its lines dropped (the first one goes into our message).
+
+Rotation: frames come out as a player shows them. A video whose display matrix rotates it (phones)
+is decoded with PyAV and each frame turned by the stream's rotation; decord ignores or mangles that
+matrix, so ``backend="auto"`` never picks it for such a file and ``backend="decord"`` refuses one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+
+from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, VideoError, ChunkedSource, natural_key, to_rgb
+
+# --------------------------------------------------------------------------- decoder logging
+
+_FD2_LOCK = threading.Lock()
+#: lines of decord's and its FFmpeg's C-level logging ("[12:00:00] /src/...cc:83: ...", "[mov,mp4 @ 0x...] ...")
+_DECODER_LINE = re.compile(r"^\s*\[(\d\d:\d\d:\d\d|[\w,-]+ @ 0x[0-9a-f]+)\]")
+
+
+@contextlib.contextmanager
+def quiet_fd2(captured: list[str] | None = None) -> Iterator[None]:
+    """Run C code with file descriptor 2 captured: decoder log lines are dropped (kept in ``captured``),
+    anything else written meanwhile (another thread's progress bar) is passed on afterwards."""
+    with _FD2_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2 (embedded interpreters)
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+        kept = []
+        for line in text.splitlines(keepends=True):
+            if _DECODER_LINE.match(line):
+                if captured is not None:
+                    captured.append(line.strip())
+            else:
+                kept.append(line)
+        if kept:
+            try:
+                os.write(2, "".join(kept).encode())
+            except OSError:
+                pass
+
+
+def display_rotation(path: str | os.PathLike) -> int:
+    """Degrees counter-clockwise the player turns a video's frames (its display matrix): 0, 90, 180 or 270.
+
+    Read by PyAV from the first decoded frame; 0 where PyAV is missing or cannot tell.
+    """
+    try:
+        import av
+    except ImportError:
+        return 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return 0
+            for frame in container.decode(video=0):
+                return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) * 90 % 360
+    except Exception:  # noqa: BLE001 - unreadable: the decoder that opens it reports why
+        return 0
+    return 0
+
+
+def _rotate(frame: np.ndarray, degrees: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(frame, degrees // 90)) if degrees else frame
+
+
+
+# --------------------------------------------------------------------------- video files
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"{p}: no such file")
+    if not p.is_file():
+        raise VideoError(f"{p}: not a file")
+    return p
+
+
+class DecordSource(ChunkedSource):
+    """A video file decoded by decord: one ``get_batch`` per chunk, in the prefetch thread.
+
+    One ``VideoReader`` per source, guarded by a lock: decord readers are not thread-safe,
+    and two concurrent iterations of the same source would otherwise share one decoder.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        chunk_size: int = 16,
+        prefetch_chunks: int = 2,
+        num_threads: int = 0,
+    ) -> None:
+        p = _check_file(path)
+        super().__init__(str(p), chunk_size, prefetch_chunks)
+        try:
+            import decord
+        except ImportError as exc:
+            raise VideoError(f"{p}: decord is not installed (use backend='pyav')") from exc
+        rotation = display_rotation(p)
+        if rotation:
+            raise VideoError(f"{p}: the video carries a display rotation ({rotation} degrees counter-clockwise), "
+                             "which decord does not honour; decode it with PyAV (backend='pyav' or 'auto')")
+        try:
+            with quiet_fd2():
+                reader = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=int(num_threads))
+                n = len(reader)
+                h, w = reader[0].shape[:2] if n else (0, 0)
+                fps = float(reader.get_avg_fps())
+        except Exception as exc:  # decord raises RuntimeError or DECORDError, with C++ log text
+            raise VideoError(f"{p}: cannot open as a video with decord ({_first_line(exc)})") from exc
+        if n == 0:
+            raise VideoError(f"{p}: the video has no frames")
+        self._reader = reader
+        self._lock = threading.Lock()
+        self._num_frames = n
+        self._size = (int(h), int(w))
+        self._fps = fps if fps > 0 else DEFAULT_FPS
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
+        for rng in plan:
+            with self._lock:
+                if self._reader is None:
+                    raise VideoError(f"{self.name}: the source is closed")
+                try:
+                    with quiet_fd2():
+                        batch = self._reader.get_batch(list(rng))
+                    # decord returns torch tensors where someone set decord.bridge to torch
+                    batch = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
+                except Exception as exc:
+                    batch = None
+                    error = exc
+            if batch is None:  # frame by frame: every frame before the bad one is yielded, then it is named
+                good: list[Frame] = []
+                for i in rng:
+                    try:
+                        with self._lock, quiet_fd2():
+                            if self._reader is None:
+                                raise VideoError(f"{self.name}: the source is closed")
+                            frame = self._reader[i]
+                        frame = frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
+                    except VideoError:
+                        raise
+                    except Exception as exc:
+                        if good and not reverse:
+                            yield good
+                        raise VideoError(f"{self.name}: frame {i} cannot be decoded ({_first_line(exc)}); "
+                                         f"the video is damaged or ends early ({self._num_frames} frames expected)"
+                                         ) from exc
+                    good.append((i, to_rgb(frame, self.name)))
+                raise VideoError(f"{self.name}: decoding frames {rng.start}-{rng.stop - 1} failed "
+                                 f"({_first_line(error)})") from error
+            yield [(i, to_rgb(batch[k], self.name)) for k, i in enumerate(rng)]
+
+    def _release(self) -> None:
+        with self._lock:
+            self._reader = None
+
+
+class PyAVSource(ChunkedSource):
+    """A video file decoded by PyAV (FFmpeg), with the same chunked prefetch as decord.
+
+    Each iteration opens its own container inside its prefetch thread: PyAV containers
+    are not thread-safe, and a private container lets two iterations run side by side.
+    Seeking goes to the keyframe at or before the first wanted frame, then decodes
+    forwards and drops frames before it. Frame indices come from the first decoded
+    frame's pts after a seek and are counted from there on (exact for constant frame
+    rate, the norm for the videos this engine reads).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        chunk_size: int = 16,
+        prefetch_chunks: int = 2,
+        num_threads: int = 0,
+    ) -> None:
+        p = _check_file(path)
+        super().__init__(str(p), chunk_size, prefetch_chunks)
+        self._num_threads = int(num_threads)
+        av = _import_av(p)
+        try:
+            container = av.open(str(p))
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{p}: not a readable video ({_first_line(exc)})") from exc
+        try:
+            if not container.streams.video:
+                raise VideoError(f"{p}: the file has no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            self._rate = Fraction(rate) if rate else Fraction(DEFAULT_FPS)
+            self._fps = float(self._rate)
+            self._time_base = stream.time_base
+            self._start_pts = stream.start_time or 0
+            self._size = (int(stream.codec_context.height), int(stream.codec_context.width))
+            self._rotation = display_rotation(p)
+            if self._rotation in (90, 270):  # frames as a player shows them
+                self._size = self._size[::-1]
+            n = int(stream.frames or 0)
+            if n <= 0:  # the container does not say (mkv, webm, raw streams): count packets
+                n = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{p}: not a readable video ({_first_line(exc)})") from exc
+        finally:
+            container.close()
+        if n == 0:
+            raise VideoError(f"{p}: the video has no frames")
+        self._num_frames = n
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    def _pts_to_index(self, pts: int) -> int:
+        return round((pts - self._start_pts) * self._time_base * self._rate)
+
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
+        av = _import_av(self.name)
+        try:
+            container = av.open(self.name)
+        except av.error.FFmpegError as exc:  # e.g. the file was replaced or removed since opening
+            raise VideoError(f"{self.name}: cannot reopen the video ({_first_line(exc)})") from exc
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.thread_count = self._num_threads
+            frames: Iterator | None = None
+            next_index = 0  # index of the next frame ``frames`` yields
+            for rng in plan:
+                if frames is None or next_index != rng.start:
+                    frames, next_index = self._seek(container, stream, rng.start, fresh=frames is None)
+                chunk: list[Frame] = []
+                try:
+                    while next_index < rng.stop:
+                        frame = next(frames, None)
+                        if frame is None:
+                            break
+                        if next_index >= rng.start:
+                            chunk.append((next_index, to_rgb(_rotate(frame.to_ndarray(format="rgb24"),
+                                                                     self._rotation), self.name)))
+                        next_index += 1
+                    reason = "the video ends there"
+                except av.error.FFmpegError as exc:
+                    reason = _first_line(exc)
+                if len(chunk) != len(rng):
+                    if chunk and not reverse:  # every frame before the bad one, then one error naming it
+                        yield chunk
+                    raise VideoError(f"{self.name}: frame {max(next_index, rng.start)} cannot be decoded ({reason}); "
+                                     f"the video is damaged or ends early ({self._num_frames} frames expected)")
+                yield chunk
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{self.name}: decoding failed ({_first_line(exc)})") from exc
+        finally:
+            container.close()
+
+    def _seek(self, container: Any, stream: Any, start: int, fresh: bool) -> tuple[Iterator, int]:
+        """Position the decoder at or before frame ``start``; return (frames, index of the first).
+
+        ``fresh``: nothing was decoded from this container yet, so frame 0 needs no seek.
+        """
+        if start == 0:
+            if not fresh:
+                self._rewind(container, stream)
+            return iter(container.decode(stream)), 0
+        target = self._start_pts + round(start / self._rate / self._time_base)
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        frames = iter(container.decode(stream))
+        first = next(frames, None)
+        if first is None or first.pts is None or self._pts_to_index(first.pts) > start:
+            # No timestamps, or the demuxer overshot: decode from the beginning instead.
+            self._rewind(container, stream)
+            return iter(container.decode(stream)), 0
+        return _chain_first(first, frames), self._pts_to_index(first.pts)
+
+    def _rewind(self, container: Any, stream: Any) -> None:
+        container.seek(self._start_pts, stream=stream, backward=True, any_frame=False)
+
+
+def _chain_first(first: Any, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def _import_av(where: str | os.PathLike) -> Any:
+    try:
+        import av
+    except ImportError as exc:
+        raise VideoError(f"{where}: PyAV (av) is not installed") from exc
+    return av
+
+
+def _first_line(exc: BaseException) -> str:
+    """A one-line reason from a decoder exception.
+
+    FFmpeg errors carry ``strerror``; decord prefixes a C++ log header
+    ("[12:00:00] /src/video_reader.cc:151: ") and appends stack traces.
+    """
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return str(strerror)
+    for line in str(exc).splitlines():
+        line = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", line.strip())
+        if line:
+            return line
+    return type(exc).__name__
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _read_image_file(f: Path, cv2: Any) -> np.ndarray:
+    """A frame file as BGR, or VideoError naming it: unreadable, or cut short (a truncated JPEG decodes
+    with grey at the bottom and a libjpeg warning on the terminal, so its end marker is checked first)."""
+    try:
+        data = f.read_bytes()
+    except OSError as exc:
+        raise VideoError(f"{f}: cannot read the frame ({exc.strerror or exc})") from None
+    suffix = f.suffix.lower()
+    if suffix in (".jpg", ".jpeg") and not data.startswith(b"\xff\xd8"):
+        raise VideoError(f"{f}: cannot read the image (not a JPEG)")
+    if suffix in (".jpg", ".jpeg") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise VideoError(f"{f}: the JPEG is cut short or damaged (no end-of-image marker)")
+    if suffix == ".png" and not data.startswith(b"\x89PNG"):
+        raise VideoError(f"{f}: cannot read the image (not a PNG)")
+    if suffix == ".png" and b"IEND" not in data[-16:]:
+        raise VideoError(f"{f}: the PNG is cut short or damaged (no IEND chunk)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise VideoError(f"{f}: cannot read the image")
+    return image
+
+
+
+class FolderSource(ChunkedSource):
+    """A folder of JPEG/PNG frames, in natural order of the numbers in their names.
+
+    DAVIS and YouTube-VOS store frames as ``00000.jpg``; exported frames are often
+    ``1.png, 2.png, ..., 10.png``, which a plain sort would misorder. Images are decoded
+    with OpenCV in the prefetch thread. ``fps`` is ``DEFAULT_FPS`` unless given.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        chunk_size: int = 16,
+        prefetch_chunks: int = 2,
+        fps: float | None = None,
+    ) -> None:
+        p = Path(path)
+        if not p.exists():
+            raise VideoError(f"{p}: no such folder")
+        if not p.is_dir():
+            raise VideoError(f"{p}: not a folder")
+        super().__init__(str(p), chunk_size, prefetch_chunks)
+        files = [f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()]
+        if not files:
+            raise VideoError(f"{p}: the folder has no .jpg/.jpeg/.png frames")
+        self._files = sorted(files, key=lambda f: natural_key(f.name))
+        self._fps = float(fps) if fps else DEFAULT_FPS
+        self._size: tuple[int, int] = self._read(0, None).shape[:2]  # type: ignore[assignment]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._files)
+
+    @property
+    def files(self) -> list[Path]:
+        """Frame files in frame order."""
+        return list(self._files)
+
+    @property
+    def frame_names(self) -> list[str]:
+        """File stems in frame order ("00000", ...): the names outputs should reuse."""
+        return [f.stem for f in self._files]
+
+    def _read(self, index: int, expected_size: tuple[int, int] | None) -> np.ndarray:
+        import cv2
+
+        f = self._files[index]
+        image = _read_image_file(f, cv2)
+        if expected_size is not None and image.shape[:2] != expected_size:
+            raise VideoError(f"{f}: frame size {image.shape[1]}x{image.shape[0]} differs from the first "
+                             f"frame's {expected_size[1]}x{expected_size[0]} (WxH)")
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
+        for rng in plan:
+            chunk: list[Frame] = []
+            for i in rng:
+                try:
+                    chunk.append((i, self._read(i, self._size)))
+                except VideoError:
+                    if chunk and not reverse:  # every frame before the bad one, then the error naming it
+                        yield chunk
+                    raise
+            yield chunk
