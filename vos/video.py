@@ -1,31 +1,13 @@
 """Frame sources: stream RGB frames from video files, frame folders, arrays and iterators.
 
-Why this module exists: long videos must not be held in memory (the most frequent
-complaint about peer tools is that they load every frame up front). Every source here
-yields frames one at a time, and seekable sources decode fixed-size chunks in a
-background thread that fills a *bounded* queue, so decoding overlaps with inference
-while memory stays at ``(prefetch_chunks + 2) * chunk_size`` frames at most.
+``open_source`` opens any input as a :class:`FrameSource`; the sources live in ``vos.sources`` (the
+interface, bounded prefetching, arrays, iterators) and ``vos.decoders`` (video files, frame folders),
+and are re-exported here, the one place callers import them from.
 
-All sources yield ``(frame_index, frame)`` where ``frame_index`` is the absolute index of
-the frame in the video (also when iterating a sub-range or backwards) and ``frame`` is a
-C-contiguous ``H x W x 3`` ``uint8`` RGB array. Grayscale frames are replicated to three
-channels; the alpha channel of RGBA frames is dropped (not blended: a frame source has no
-background to blend with).
-
-Backends: decord is preferred for video files (fast accurate random access with
-``get_batch``); PyAV is the fallback where decord is not installed or cannot open a
-file. Both are imported lazily so that the other one (and folders, arrays) keep working
-when one is missing.
-
-Damaged inputs (issue 13): a video that ends early or cannot be decoded at some frame, a truncated or
-unreadable image, a frame of another size in a folder: every frame before it is yielded, then one
-``VideoError`` names the frame (the CLIs: one line, exit code 2). The decoders' own C-level logging
-never reaches the terminal: PyAV's FFmpeg logging is off by default, and decord (which has no switch)
-runs with file descriptor 2 captured, its lines dropped (the first one goes into our message).
-
-Rotation: frames come out as a player shows them. A video whose display matrix rotates it (phones)
-is decoded with PyAV and each frame turned by the stream's rotation; decord ignores or mangles that
-matrix, so ``backend="auto"`` never picks it for such a file and ``backend="decord"`` refuses one.
+Every source yields ``(frame_index, frame)``, frame an ``H x W x 3`` uint8 RGB array, one at a time:
+long videos are never held in memory. Backends for video files: decord first (fast random access),
+PyAV where decord is not installed, cannot open the file, or the file is rotated (a phone's display
+matrix, which decord ignores).
 """
 
 from __future__ import annotations
