@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -56,6 +56,12 @@ __all__ = [
 # A pixel is a blend when it lies on the segment between its two opposite neighbours within
 # this distance (0..255 units): rounding of the three channels alone moves it by about 1.
 _BLEND_TOL = 4.0
+# A colour mask, even anti-aliased, blurred, resized or JPEG-compressed, is mostly flat regions (>= 0.72 of
+# the pixels in every DAVIS and Cutie mask so treated, down to 1/4 size and blurred); a photo is not
+# (0.02 to 0.43 on DAVIS, Cutie and SegGPT example frames). Below this share a colour image is refused.
+_MIN_FLAT_SHARE = 0.55
+_MIN_PIXELS_FOR_PHOTO_CHECK = 128 * 128  # smaller: too few pixels to tell (a heavily blurred 72x96 mask is 30% flat)
+
 # When cleaning, region colours closer than this are one object (compression noise and the
 # near-saturated plateau of a blurred edge, e.g. 254 next to 255). Palettes in use are farther
 # apart: DAVIS colours >= 64, the SegGPT palette for 255 labels 36.
@@ -166,14 +172,14 @@ def _parse_image(im: Image.Image, name: str) -> ParsedMask:
         return ParsedMask(np.asarray(im).astype(np.int32))
     if mode == "LA":
         la = np.asarray(im).astype(np.float32)
-        return _parse_gray(_over_black(la[..., 0], la[..., 1]), 255, "LA")
+        return _parse_gray(_over_black(la[..., 0], la[..., 1]), 255, "LA", name)
     if mode in ("L", "I", "F") or mode.startswith("I;"):
         values = np.asarray(im)
         if values.dtype.kind == "f":
             values = _integral(values, name)
         values = values.astype(np.int64)
         white = 255 if mode == "L" or values.max(initial=0) <= 255 else 65535
-        return _parse_gray(values, white, mode)
+        return _parse_gray(values, white, mode, name)
     if mode == "RGBA":
         rgba = np.asarray(im).astype(np.float32)
         return _parse_color(_over_black(rgba[..., :3], rgba[..., 3:]), "RGBA", name)
@@ -234,11 +240,15 @@ def _over_black(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------- grayscale
 
 
-def _parse_gray(values: np.ndarray, white: int, mode: str) -> ParsedMask:
-    """Grayscale rules: 0/white is one object, anti-aliased is thresholded, else ids as given."""
+def _parse_gray(values: np.ndarray, white: int, mode: str, name: Optional[str] = None) -> ParsedMask:
+    """Grayscale rules: 0/white is one object, anti-aliased is thresholded, else ids as given.
+
+    With `name` (an image file, not a label array) a grey photo is refused (`_refuse_photo`)."""
     present = np.unique(values)
     if np.all(np.isin(present, (0, white))):
         return ParsedMask((values == white).astype(np.int32))
+    if name is not None:
+        _refuse_photo(_flat(values[..., None]), name)
     if present[-1] > white // 2 and _needs_cleaning(values[..., None].astype(np.float32)):
         labels = (values > white // 2).astype(np.int32)  # 8 bit: >= 128, i.e. mean channel > 127
         n = int(labels.any())
@@ -254,7 +264,7 @@ def _parse_gray(values: np.ndarray, white: int, mode: str) -> ParsedMask:
 def _parse_color(rgb: np.ndarray, mode: str, name: str) -> ParsedMask:
     """Colour rules: distinct colours are objects (cleaned when anti-aliased), black is background."""
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-        parsed = _parse_gray(rgb[..., 0].astype(np.int64), 255, f"{mode} (grey)")
+        parsed = _parse_gray(rgb[..., 0].astype(np.int64), 255, f"{mode} (grey)", name)
         if not parsed.warnings and parsed.labels.max(initial=0) > 0:  # keep the user's colours
             parsed.palette = np.zeros((256, 3), dtype=np.uint8)
             for i in object_ids(parsed.labels):
@@ -264,7 +274,7 @@ def _parse_color(rgb: np.ndarray, mode: str, name: str) -> ParsedMask:
     colors, inverse = np.unique(keys.ravel(), return_inverse=True)
     inverse = inverse.reshape(keys.shape)
     warnings: list[str] = []
-    if len(colors) > MAX_OBJECTS + 1 or _needs_cleaning(rgb.astype(np.float32), keys):
+    if _needs_cleaning(rgb.astype(np.float32), keys):
         group_colors, group_of_pixel = _clean_colors(rgb, keys, name)
         n_obj = int(np.count_nonzero(np.any(group_colors != 0, axis=1)))
         warnings.append(
@@ -383,6 +393,13 @@ def _needs_cleaning(img: np.ndarray, keys: np.ndarray | None = None) -> bool:
     return bool(np.any(~has_interior & (2 * blends >= total)))
 
 
+def _refuse_photo(flat: np.ndarray, name: str) -> None:
+    """MaskError when too few pixels are flat (`_flat`) for the image to be a mask (``_MIN_FLAT_SHARE``)."""
+    if flat.size >= _MIN_PIXELS_FOR_PHOTO_CHECK and flat.mean() < _MIN_FLAT_SHARE:
+        raise MaskError(f"{name}: does not look like a mask: only {flat.mean():.0%} of its pixels lie in regions of "
+                        "one colour (a photo?); give a mask image (palette, grey, or flat colours on black)")
+
+
 def _flat(rgb: np.ndarray) -> np.ndarray:
     """Pixels whose 3x3 neighbours all differ from them by at most ``_FLAT_TOL`` per channel.
 
@@ -390,7 +407,7 @@ def _flat(rgb: np.ndarray) -> np.ndarray:
     values by a level or two); an anti-aliased band changes much faster than that across it.
     """
     h, w = rgb.shape[:2]
-    a = rgb.astype(np.int16)
+    a = rgb.astype(np.int32)  # int32: 16-bit grey images too
     padded = np.pad(a, ((1, 1), (1, 1), (0, 0)), mode="edge")
     flat = np.ones((h, w), dtype=bool)
     for dy in (0, 1, 2):
@@ -520,6 +537,7 @@ def _clean_colors(rgb: np.ndarray, keys: np.ndarray, name: str) -> tuple[np.ndar
     thresholded. Returns group colours ``(G, 3)`` uint8 and the group of each pixel ``(H, W)``.
     """
     flat = _flat(rgb)
+    _refuse_photo(flat, name)
     if not flat.any():  # degenerate (tiny or noise-only image): the commonest colour seeds
         values, counts = np.unique(keys, return_counts=True)
         flat = keys == values[np.argmax(counts)]

@@ -354,3 +354,33 @@ def test_bad_arrays():
         parse_mask(np.zeros((2, 3, 3), np.float32), name="x")
     with pytest.raises(MaskError, match="PIL image or numpy array"):
         parse_mask([[0, 1]], name="list")  # type: ignore[arg-type]
+
+
+def _grid_of_colours(n: int, cell: int = 12) -> np.ndarray:
+    """n distinct, well separated flat colours (none black), one square each."""
+    rng = np.random.default_rng(0)
+    side = int(np.ceil(np.sqrt(n)))
+    img = np.zeros((side * cell, side * cell, 3), np.uint8)
+    keys = rng.choice(np.arange(1, 256 ** 3), n, replace=False)
+    for i, k in enumerate(keys):
+        y, x = divmod(i, side)
+        img[y * cell:(y + 1) * cell, x * cell:(x + 1) * cell] = [(k >> 16) & 255, (k >> 8) & 255, k & 255]
+    return img
+
+
+def test_a_clean_mask_of_more_colours_than_objects_is_refused_not_merged():
+    """Issue 13: 256 distinct colours were 'cleaned to 128 objects' and the run went on."""
+    with pytest.raises(MaskError, match="256 colours, at most 255 objects"):
+        parse_mask(_grid_of_colours(256), name="many.png")
+    assert len(parse_mask(_grid_of_colours(255), name="ok.png").object_ids) == 255
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_a_photo_given_as_the_mask_is_refused(grey):
+    """Issue 13: a photo given as the mask became 22 objects. A frame of our generator (textured, like a photo)."""
+    from vos.synthetic import make_clip
+
+    frames, _ = make_clip(3, 1, size=(120, 160), num_objects=2)
+    image = Image.fromarray(frames[0])
+    with pytest.raises(MaskError, match="photo.png: does not look like a mask"):
+        parse_mask(image.convert("L") if grey else image, name="photo.png")

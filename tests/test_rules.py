@@ -193,3 +193,24 @@ def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
     seg.add_new_mask(st, 8, 3, box(12, 16))
     with pytest.raises(EngineError, match="iterator"):
         list(seg.propagate(st, start_frame_idx=9))
+
+
+def test_an_empty_mask_gives_no_new_object_but_marks_a_known_one_absent(seg):
+    """Issue 13: an empty mask was accepted by add_new_mask and refused by the CLI, add_mask and step().
+    One rule now: refused for an object not given before (nothing to track), taken for a known one."""
+    empty = np.zeros((H, W), bool)
+    st = seg.init_state(flat_frames())
+    with pytest.raises(EngineError, match="object 1's mask is empty and it has no mask on another frame"):
+        seg.add_new_mask(st, 0, 1, empty)
+    with pytest.raises(EngineError, match="the mask holds no object"):
+        seg.add_mask(st, 0, np.zeros((H, W), np.int32))
+    assert list(st.objects) == []
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    seg.add_new_mask(st, 4, 1, empty)  # the object is out of view on frame 4: a correction
+    res = {r.frame_idx: r for r in seg.propagate(st)}
+    assert (res[3].labels == 1).any() and not (res[4].labels == 1).any() and not (res[6].labels == 1).any()
+    live = seg.stream()
+    with pytest.raises(EngineError, match="object 1's mask is empty"):
+        live.step(flat_frames()[0], mask=empty)
+    live.step(flat_frames()[0], mask=box(2, 10))
+    assert not (live.step(flat_frames()[1], mask=empty).labels == 1).any()  # known object: absent from here

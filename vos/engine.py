@@ -28,7 +28,8 @@ from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue
-from .objects import EngineError, as_array, check_frame_index, check_object_id, describe_shape, label_dtype, masks_from
+from .objects import (EngineError, as_array, check_frame_index, check_object_id, describe_shape, known_or_nonempty,
+                      label_dtype, masks_from)
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
@@ -95,15 +96,16 @@ class VideoSegmenter:
             raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
         if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
             raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean or numeric, got {m.dtype}")
+        m = m.astype(bool) if m.dtype != bool else m.copy()
+        known_or_nonempty({obj_id: m}, state.objects, f"frame {frame_idx}")
         state.objects.add([obj_id])
-        state.annotations.add(frame_idx, obj_id, m.astype(bool) if m.dtype != bool else m.copy())
+        state.annotations.add(frame_idx, obj_id, m)
 
     def add_mask(self, state: InferenceState, frame_idx: int, labels: np.ndarray) -> List[int]:
         """Give several objects at once with a label map (ids as given; 0 asserts nothing about others)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
-        given = masks_from(labels, None, tuple(state.size), f"frame {frame_idx}")
-        if not given:
-            raise EngineError(f"frame {frame_idx}: the mask holds no object")
+        given = known_or_nonempty(masks_from(labels, None, tuple(state.size), f"frame {frame_idx}"),
+                                  state.objects, f"frame {frame_idx}")
         state.objects.add(list(given))
         for o, m in given.items():
             state.annotations.add(frame_idx, o, m)

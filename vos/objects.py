@@ -4,7 +4,9 @@ The rules (README, "Rules of the engine"), in one place for the session API, liv
 * ids are positive integers (Python or numpy ints; not bools, not 1.5); index PNGs can hold only
   1..255, and the writer refuses more, not the engine;
 * a label map gives the objects whose ids it holds; its 0 asserts nothing about other objects;
-* a binary mask (bool, or a map holding only 0 and 255 with no id given) is object 1.
+* a binary mask (bool, or a map holding only 0 and 255 with no id given) is object 1;
+* an empty mask gives no object: refused for an object not given before (there is nothing to track),
+  taken for one already given (the object is absent on that frame, as in DAVIS and SAM 2).
 """
 from __future__ import annotations
 
@@ -93,6 +95,21 @@ def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[in
     if ids is not None:
         present = [i for i in present if i in set(ids)]
     return {i: m == i for i in present}
+
+
+def known_or_nonempty(given: Dict[int, np.ndarray], known: "Objects", where: str) -> Dict[int, np.ndarray]:
+    """`given` without the empty masks of objects not given before; EngineError when nothing is left.
+
+    The one rule for empty masks (module docstring), for the session API, live streams and the CLI.
+    """
+    kept = {o: m for o, m in given.items() if o in known or m.any()}
+    if not kept:
+        new = [o for o in given if o not in known]
+        if len(new) == 1:
+            raise EngineError(f"{where}: object {new[0]}'s mask is empty and it has no mask on another frame: "
+                              "nothing to track")
+        raise EngineError(f"{where}: the mask holds no object")
+    return kept
 
 
 def _is_0_255(m: np.ndarray) -> bool:

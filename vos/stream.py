@@ -12,7 +12,7 @@ import numpy as np
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
-from .objects import EngineError, Objects, check_frame, check_object_id, masks_from
+from .objects import EngineError, Objects, check_frame, check_object_id, known_or_nonempty, masks_from
 from .state import Annotations
 from .tracker import FrameResult, Tracker
 
@@ -37,9 +37,8 @@ class LiveStream:
             raise EngineError(f"frame {self.frame_idx} is {frame.shape[1]}x{frame.shape[0]}, the stream's frames "
                               f"are {self._size[1]}x{self._size[0]}")
         idx = self.frame_idx
-        given = {} if mask is None else masks_from(mask, object_ids, frame.shape[:2], f"frame {idx}")
-        if mask is not None and not given:
-            raise EngineError(f"frame {idx}: the mask holds no object")
+        given = {} if mask is None else known_or_nonempty(
+            masks_from(mask, object_ids, frame.shape[:2], f"frame {idx}"), self.objects, f"frame {idx}")
         self._size = frame.shape[:2]
         self.frame_idx += 1
         if not given:
