@@ -100,3 +100,33 @@ def test_edit_propagate_correct_export_and_session(editor, tmp_path):
     assert "2 object(s), 4 mask(s)" in ed.open_session(session.name)  # 1 on 0, 1 and 2 on 3, 1 on 4
     assert ed.objects[1].name == "runner" and ed.annotated_frames() == [0, 3, 4]
     assert np.array_equal(ed.given(4)[1], drawn)
+
+
+def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_path):
+    """Issue 14: the app exported hard edges only. Soft: the RGBA alpha and the matte come from the model's
+    scores (the CLI's --soft mapping) on propagated frames; a mask the user drew stays 0/255. The packaged
+    small model (random weights may paint nothing), no adaptation."""
+    from seggpt import SegGPT
+
+    _, labels = editor
+    ed = Editor(VideoSegmenter(SegGPT.from_pretrained("small"), config={"adapt": {"steps": 0}}, device="cpu"),
+                tmp_path)
+    ed.open("clip.mp4")
+    runner = ed.add_object("runner")
+    ed.set_mask(0, runner, labels[0] == 1)
+    list(ed.propagate(0))
+    drawn = np.zeros(labels[0].shape, bool)
+    drawn[10:30, 10:40] = True
+    ed.set_mask(3, runner, drawn)
+    soft_zip, _ = ed.export(["alpha", "matte"], soft=True)
+    hard_zip, _ = ed.export(["alpha"], soft=False)
+    for name, z in (("soft", soft_zip), ("hard", hard_zip)):
+        zipfile.ZipFile(z).extractall(tmp_path / name)
+    alpha = {(k, t): np.array(Image.open(tmp_path / k / "alpha" / f"{t:05d}.png"))[..., 3]
+             for k in ("soft", "hard") for t in range(6)}
+    assert all(set(np.unique(alpha["hard", t])) <= {0, 255} for t in range(6))
+    assert any(len(set(np.unique(alpha["soft", t])) - {0, 255}) for t in (1, 2, 4, 5))  # soft edges somewhere
+    for t in (1, 2, 4, 5):  # the soft alpha is the hard mask again at 128 (the documented mapping)
+        assert np.mean((alpha["soft", t] >= 128) == (alpha["hard", t] == 255)) > 0.99
+    assert np.array_equal(alpha["soft", 3], np.where(drawn, 255, 0))  # drawn: hard, exactly
+    assert np.array_equal(read_matte(tmp_path / "soft" / "matte.mkv")[3], np.where(drawn, 255, 0))

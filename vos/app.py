@@ -200,9 +200,10 @@ def build_app(editor: Editor):
     def on_cancel():
         editor.cancel()  # the propagation says "cancelled" itself once the frame in progress is done
 
-    def on_export(kinds, frame_idx, progress=gr.Progress()):
+    def on_export(kinds, soft, frame_idx, progress=gr.Progress()):
         try:
-            path, msg = editor.export(kinds, progress=lambda d, t: progress((d, t), desc="exporting", unit="frames"))
+            path, msg = editor.export(kinds, progress=lambda d, t: progress((d, t), desc="exporting", unit="frames"),
+                                      soft=bool(soft))
         except EditorError as e:
             return f"error: {e}", None, None
         return msg, str(path), _overlay_frame(path, int(frame_idx or 0))
@@ -263,6 +264,8 @@ def build_app(editor: Editor):
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 kinds = gr.CheckboxGroup(choices=[(EXPORT_LABELS[k], k) for k in EXPORT_KINDS],
                                          value=list(EXPORT_KINDS), label="Export", elem_id="kinds")
+                soft = gr.Checkbox(label="Soft edges (RGBA PNGs and matte, from the model's scores)", value=False,
+                                   elem_id="soft")
                 export = gr.Button("Export zip", elem_id="export")
                 with gr.Row():
                     exported = gr.File(label="Exported zip", interactive=False, elem_id="exported", height=110)
@@ -288,7 +291,7 @@ def build_app(editor: Editor):
         fwd.click(on_forward, [frame, obj], [status, preview, info])
         bwd.click(on_backward, [frame, obj], [status, preview, info])
         cancel.click(on_cancel, None, None, queue=False)
-        export.click(on_export, [kinds, frame], [status, exported, exported_view])
+        export.click(on_export, [kinds, soft, frame], [status, exported, exported_view])
         save.click(on_save, [session_name], [status, sessions])
         load.click(on_open_session, [sessions], [status, frame, obj] + shown)
     return app

@@ -16,6 +16,7 @@ saved: open the session and propagate again.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import re
@@ -37,7 +38,8 @@ from seggpt.colors import davis_palette
 from seggpt.io import OutputError, atomic_path, overlay
 
 from .engine import EngineError, VideoSegmenter
-from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, save_object_png, write_json, zip_folder)
+from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, save_object_png, soft_alpha, write_json,
+                      zip_folder)
 from .prompts import PromptError, read_mask
 from .state import InferenceState
 from .video import FrameSource, VideoError, open_source
@@ -80,6 +82,10 @@ class EditorObject:
 class _Result:
     labels: bytes  # zlib of the (H, W) uint8 label map
     scores: Dict[int, Optional[float]]  # per object: mean confidence over its pixels (None where empty)
+    object_ids: List[int]  # the session's objects when the frame was segmented, in `alpha` order
+    #: zlib of the (N, H, W) uint8 soft alpha (`vos.exports.soft_alpha`, default width) of `object_ids`:
+    #: 0 or 255 away from the edges, so it packs small; the soft exports are made from it
+    alpha: bytes
 
 
 class Editor:
@@ -248,7 +254,8 @@ class Editor:
                 labels = self._unpack(r)
                 if (labels == obj_id).any():
                     labels[labels == obj_id] = 0
-                    self.results[idx] = _Result(self._pack(labels), {o: s for o, s in r.scores.items() if o != obj_id})
+                    self.results[idx] = dataclasses.replace(  # its alpha row is never asked for again
+                        r, labels=self._pack(labels), scores={o: s for o, s in r.scores.items() if o != obj_id})
 
     def _object(self, obj_id) -> EditorObject:
         try:
@@ -277,7 +284,7 @@ class Editor:
             old = self.results.get(frame_idx)
             scores = dict(old.scores) if old else {}
             scores[obj_id] = 1.0 if m.any() else None
-            self.results[frame_idx] = _Result(self._pack(labels), scores)
+            self.results[frame_idx] = self._drawn(old, labels, scores, obj_id, m)
         return int(m.sum())
 
     def load_mask(self, frame_idx: int, path: str | Path, obj_id: Optional[int] = None) -> List[int]:
@@ -375,7 +382,9 @@ class Editor:
         present = set(np.unique(labels).tolist())
         conf = r.confidence
         scores = {o: (round(float(conf[labels == o].mean()), 4) if o in present else None) for o in r.object_ids}
-        self.results[r.frame_idx] = _Result(self._pack(labels.astype(np.uint8)), scores)
+        alpha = soft_alpha(r.margins, DEFAULT_SOFT_WIDTH)
+        self.results[r.frame_idx] = _Result(self._pack(labels.astype(np.uint8)), scores, list(r.object_ids),
+                                            self._pack(alpha))
 
     def _busy_or_error(self):
         editor = self
@@ -397,11 +406,39 @@ class Editor:
     def _unpack(self, r: _Result) -> np.ndarray:
         return np.frombuffer(zlib.decompress(r.labels), np.uint8).reshape(self.size).copy()
 
+    def _drawn(self, old: Optional[_Result], labels: np.ndarray, scores: Dict[int, Optional[float]], obj_id: int,
+               m: np.ndarray) -> _Result:
+        """A frame's result after the user drew `m` for `obj_id`: hard there (alpha 255 on it, 0 for the others
+        under it), the model's soft edges elsewhere kept."""
+        ids = list(old.object_ids) if old else []
+        alpha = (np.frombuffer(zlib.decompress(old.alpha), np.uint8).reshape(len(ids), *self.size).copy()
+                 if old else np.zeros((0, *self.size), np.uint8))
+        if obj_id not in ids:
+            ids.append(obj_id)
+            alpha = np.concatenate([alpha, np.zeros((1, *self.size), np.uint8)])
+        alpha[:, m] = 0
+        alpha[ids.index(obj_id)] = np.where(m, 255, 0).astype(np.uint8)
+        return _Result(self._pack(labels), scores, ids, self._pack(alpha))
+
+    def _margins(self, r: Optional[_Result], ids: List[int]) -> np.ndarray:
+        """(len(ids), H, W) margins that `soft_alpha` at the default width maps back to the kept alpha
+        exactly (its inverse at the centres of the uint8 steps); -1 (absent) for objects not segmented."""
+        out = np.full((len(ids), *self.size), -1.0, np.float32)
+        if r is None:
+            return out
+        alpha = np.frombuffer(zlib.decompress(r.alpha), np.uint8).reshape(len(r.object_ids), *self.size)
+        for k, o in enumerate(ids):
+            if o in r.object_ids:
+                out[k] = (alpha[r.object_ids.index(o)].astype(np.float32) / 255.0 - 0.5) * 2.0 * DEFAULT_SOFT_WIDTH
+        return out
+
     # ================================================================== export
-    def export(self, kinds: Sequence[str] = EXPORT_KINDS, progress: Optional[Callable[[int, int], None]] = None
-               ) -> Tuple[Path, str]:
+    def export(self, kinds: Sequence[str] = EXPORT_KINDS, progress: Optional[Callable[[int, int], None]] = None,
+               soft: bool = False) -> Tuple[Path, str]:
         """Write the chosen outputs for every frame into one zip under root/exports (atomically).
-        Frames no propagation reached are exported empty; the message says how many."""
+        Frames no propagation reached are exported empty; the message says how many. `soft`: the RGBA
+        PNGs and the matte get soft edges from the model's scores (the CLI's `--soft`, default width);
+        masks the user drew stay hard."""
         self._need_video()
         kinds = [k for k in kinds if k in EXPORT_KINDS]
         if not kinds:
@@ -409,9 +446,10 @@ class Editor:
         if not self.objects:
             raise EditorError("nothing to export: add an object and give it a mask")
         with self._busy_or_error():
-            return self._export(kinds, progress)
+            return self._export(kinds, progress, bool(soft))
 
-    def _export(self, kinds: List[str], progress: Optional[Callable[[int, int], None]]) -> Tuple[Path, str]:
+    def _export(self, kinds: List[str], progress: Optional[Callable[[int, int], None]], soft: bool
+                ) -> Tuple[Path, str]:
         out = self.root / "exports"
         out.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -424,7 +462,7 @@ class Editor:
                               matte=work / "matte.mkv" if "matte" in kinds else None,
                               overlay=work / "overlay.mp4" if "overlay" in kinds else None,
                               rle=work / "rle.json" if "rle" in kinds else None,
-                              report=work / "report.json", soft_width=DEFAULT_SOFT_WIDTH)
+                              report=work / "report.json", soft=soft, soft_width=DEFAULT_SOFT_WIDTH)
             names = {o: obj.name for o, obj in sorted(self.objects.items())}
             state = self.state
             prompt_frames: Dict[int, List[int]] = {}
@@ -441,7 +479,7 @@ class Editor:
                     r = self.results.get(idx)
                     labels = self._unpack(r) if r else np.zeros(self.size, np.uint8)
                     result = SimpleNamespace(frame_idx=idx, labels=labels, object_ids=ids, frame=frame,
-                                             confidence=None, margins=None)
+                                             confidence=None, margins=self._margins(r, ids) if soft else None)
                     existing = [o for o in ids if prompt_frames.get(o) and prompt_frames[o][0] <= idx]
                     exporter.add(result, existing=existing, scores=r.scores if r else {})
                     if progress:
