@@ -109,7 +109,8 @@ def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_
     from seggpt import SegGPT
 
     _, labels = editor
-    ed = Editor(VideoSegmenter(SegGPT.from_pretrained("small"), config={"adapt": {"steps": 0}}, device="cpu"),
+    ed = Editor(VideoSegmenter(SegGPT.from_pretrained("small"), config={"adapt": {"steps": 0}, "objects": "joint"},
+                               device="cpu"),
                 tmp_path)
     ed.open("clip.mp4")
     runner = ed.add_object("runner")
@@ -120,6 +121,7 @@ def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_
     ed.set_mask(3, runner, drawn)
     soft_zip, _ = ed.export(["alpha", "matte"], soft=True)
     hard_zip, _ = ed.export(["alpha"], soft=False)
+    assert hard_zip != soft_zip  # two exports in one second: both kept (the second replaced the first)
     for name, z in (("soft", soft_zip), ("hard", hard_zip)):
         zipfile.ZipFile(z).extractall(tmp_path / name)
     alpha = {(k, t): np.array(Image.open(tmp_path / k / "alpha" / f"{t:05d}.png"))[..., 3]

@@ -490,7 +490,7 @@ class Editor:
                 raise
             write_json(work / "objects.json", [{"id": o, "name": n, "color": self.objects[o].hex}
                                                for o, n in names.items()])
-            zip_path = zip_folder(work, out / f"{base}.zip")
+            zip_path = zip_folder(work, _unused(out / f"{base}.zip"))
         except OutputError as e:
             raise EditorError(str(e)) from None
         finally:
@@ -550,6 +550,16 @@ class Editor:
             if saved and saved != self.settings.get("weights") else ""
         return f"opened session {p.name}: {self.video_name}, {len(self.objects)} object(s), " \
                f"{len(doc['annotations'])} mask(s); propagate to see the results{other}"
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `stem-2.zip`, `stem-3.zip`, ...: two exports within one second never replace each other."""
+    n = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
 
 
 def _safe_name(name: str) -> str:
