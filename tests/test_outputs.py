@@ -68,6 +68,15 @@ CLASHES = [  # (name, extra argv with placeholders, words the message holds)
     ("overlay .png", ["--overlay", "{tmp}/overlay.png"], ".png"),
     ("out holds the weights", ["--out", "{weights_dir}"], "holds the weights"),
     ("out is the mask file", ["--out", "{root}/GT/00001.png"], ""),
+    # a fresh adversarial pass: the other named output files follow --overlay's rules
+    ("rle is a user's file", ["--rle", "{tmp}/mine.json"], "exists and was not written by a run of ours"),
+    ("report is a user's file", ["--report", "{tmp}/mine.json"], "exists and was not written by a run of ours"),
+    ("matte is a user's file", ["--matte", "{tmp}/mine.mkv"], "exists and was not written by a run of ours"),
+    ("rle and report share a file", ["--rle", "{tmp}/both.json", "--report", "{tmp}/both.json"],
+     "one file cannot hold two outputs"),
+    ("overlay and matte share a file", ["--overlay", "{tmp}/both.mkv", "--matte", "{tmp}/both.mkv"],
+     "one file cannot hold two outputs"),
+    ("rle is a folder", ["--rle", "{tmp}/afolder"], "is a folder"),
 ]
 
 
@@ -75,6 +84,9 @@ CLASHES = [  # (name, extra argv with placeholders, words the message holds)
 def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, capsys, name, extra, words):
     os.symlink(clip / "GT", tmp_path / "link")
     os.symlink(clip / "clip.mp4", tmp_path / "video.mp4")
+    (tmp_path / "mine.json").write_text("mine")
+    (tmp_path / "mine.mkv").write_text("mine")
+    (tmp_path / "afolder").mkdir()
     fill = dict(root=clip, tmp=tmp_path, weights_dir=Path(tiny_weights).parent)
     extra = [e.format(**fill) for e in extra]
     argv = extra if not extra[0].startswith("--") else [str(clip / "clip.mp4"), *extra]
@@ -87,6 +99,7 @@ def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, capsys
     assert words in _one_line_error(capsys)
     assert _snapshot(clip) == before  # nothing of the inputs changed
     assert not list((clip / "GT").glob(".*"))  # not even a manifest
+    assert (tmp_path / "mine.json").read_text() == "mine" and (tmp_path / "mine.mkv").read_text() == "mine"
 
 
 def test_check_not_inputs_reports_the_clash(tmp_path):

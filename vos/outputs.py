@@ -257,10 +257,16 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
                             f"write over it (even with --overwrite); move it away or choose another folder")
     external_old = set(old["external"]) if old else set()
     named_inside: List[str] = []
+    seen: Dict[Path, str] = {}
     for option_name, file in dict(files).items():
         if file is None:
             continue
         r = real(file)
+        if r in seen:
+            raise OutputRefused(f"{option_name} {file} is also {seen[r]}: one file cannot hold two outputs")
+        seen[r] = option_name
+        if r.is_dir():
+            raise OutputRefused(f"{option_name} {file} is a folder; name the file to write")
         if _within(r, real(path)) and r != real(path):
             rel = r.relative_to(real(path)).as_posix()
             named_inside.append(rel)
@@ -390,8 +396,9 @@ def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> Pendin
     outputs = {"--out": out_dir, "--overlay": overlay}
     outputs.update({f"--{name}": getattr(args, name, None) for name in ("alpha", "matte", "rle", "report")})
     check_not_inputs(outputs, inputs, folders=("--out", "--alpha"))
+    named = {f"--{name}": getattr(args, name, None) for name in ("overlay", "matte", "rle", "report")}
     options: Dict[str, object] = dict(overwrite=bool(getattr(args, "overwrite", False)), patterns=["*.png", "objects/"],
-                                      files={"--overlay": overlay} if overlay else {})
+                                      files={k: v for k, v in named.items() if v})
     claim_folder(out_dir, "vos.run", dry_run=True, **options)  # type: ignore[arg-type]
     return PendingClaim(out_dir, "vos.run", options)
 
