@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from .device import autocast
+from .io import atomic_path
 from .model import SegGPT
 from .pairs import RawPair, build_sample
 
@@ -76,9 +79,10 @@ class TunedPrompt:
         meta = {"format": FORMAT_TAG, "weights_sha256": self.weights_sha256,
                 "colours": json.dumps(np.asarray(self.colours).tolist()), "object_ids": json.dumps(self.object_ids),
                 "meta": json.dumps(self.meta)}
-        save_file({"image": self.image.detach().float().cpu().contiguous(),
-                   "mask": self.mask.detach().float().cpu().contiguous(),
-                   "labels": self.labels.detach().long().cpu().contiguous()}, str(path), metadata=meta)
+        with atomic_path(path) as tmp:
+            save_file({"image": self.image.detach().float().cpu().contiguous(),
+                       "mask": self.mask.detach().float().cpu().contiguous(),
+                       "labels": self.labels.detach().long().cpu().contiguous()}, str(tmp), metadata=meta)
         return path
 
     @classmethod
@@ -223,6 +227,39 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _is_tuned_prompt(path: Path) -> bool:
+    """Whether `path` is a file this tool wrote (its safetensors header names our format)."""
+    try:
+        with open(path, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(min(n, 1 << 20)))
+        return header.get("__metadata__", {}).get("format") == FORMAT_TAG
+    except (OSError, ValueError, struct.error, AttributeError):
+        return False
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The options, checked before any image is read or a model loaded (UserError, one line)."""
+    from .run import UserError
+
+    for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1)):
+        if value < low:
+            raise UserError(f"{name} must be >= {low}, got {value}")
+    if not (args.lr > 0 and np.isfinite(args.lr)):
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
+    out = Path(args.out)
+    inputs = [p for pair in args.example for p in pair] + [args.weights]
+    for p in inputs:
+        if os.path.lexists(p) and os.path.realpath(p) == os.path.realpath(out):
+            raise UserError(f"--out {args.out} is the input {p}: outputs never replace inputs")
+    if out.is_dir():
+        raise UserError(f"--out {args.out} is a folder; name the .safetensors file to write")
+    if out.suffix != ".safetensors":
+        raise UserError(f"--out {args.out}: a tuned prompt is a .safetensors file")
+    if out.exists() and not _is_tuned_prompt(out):
+        raise UserError(f"--out {args.out} exists and is not a prompt tuned by this tool; choose another name")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .masks import MaskError, load_mask
@@ -230,6 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .weights import WeightsError
 
     try:
+        check_arguments(args)
         images, labels = [], []
         for image_path, mask_path in args.example:
             image = _read_image(image_path)

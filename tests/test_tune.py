@@ -87,6 +87,32 @@ def test_cli(tiny_weights, tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+BAD_OPTIONS = [  # a fresh adversarial pass: --out replaced its own example image; bad numbers gave tracebacks
+    (["--out", "{a}"], "is the input"),
+    (["--out", "{mine}"], "exists and is not a prompt tuned by this tool"),
+    (["--out", "{tmp}"], "is a folder"),
+    (["--out", "{tmp}/x.pt"], "a .safetensors file"),
+    (["--out", "{tmp}/x.safetensors", "--steps", "-3"], "--steps must be >= 1"),
+    (["--out", "{tmp}/x.safetensors", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--out", "{tmp}/x.safetensors", "--lr", "nan"], "--lr must be a positive number"),
+]
+
+
+@pytest.mark.parametrize("extra, words", BAD_OPTIONS)
+def test_cli_refuses_bad_options_before_any_work(tiny_weights, tmp_path, capsys, extra, words):
+    image, labels = _example(0)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+    (tmp_path / "mine.safetensors").write_text("mine")
+    before = (tmp_path / "a.png").read_bytes()
+    fill = dict(a=tmp_path / "a.png", mine=tmp_path / "mine.safetensors", tmp=tmp_path)
+    code = main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
+                 *[e.format(**fill) for e in extra]])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.count("\n") == 1
+    assert (tmp_path / "a.png").read_bytes() == before and (tmp_path / "mine.safetensors").read_text() == "mine"
+
+
 def test_run_takes_a_prompt_file_for_its_weights_only(tiny_weights, tmp_path, capsys):
     from seggpt.run import main as run_main
 
