@@ -15,7 +15,6 @@ one of them. Extra ``--set`` options go to ``vos.run`` unchanged.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from seggpt.io import read_label_png
 from vos.demo import write_example
 from vos.metrics import evaluate_sequence
 from vos.synthetic import iter_clip
+from seggpt.cli import ArgumentParser
 
 DEMO_SIZE = (240, 432)  # vos.demo.write_example's frame size
 
@@ -51,7 +51,7 @@ def score(pred_dir: Path, seed: int, frames: int, objects: int) -> Dict[str, obj
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.demo_check", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m benchmarks.demo_check", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="working folder (the clip, the masks, result.json)")
     p.add_argument("--seed", type=int, default=7, help="generator seed (7: the README demo)")
     p.add_argument("--frames", type=int, default=48)

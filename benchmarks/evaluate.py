@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from seggpt.cli import run_cli
+from seggpt.cli import ArgumentParser, run_cli
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
 from vos.outputs import check_not_inputs, record_files
@@ -46,7 +46,7 @@ def choose_processes(requested: int, frames: int, sequences: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=("davis2016", "davis2017"))
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--results", required=True, help="results folder (<seq>/<frame>.png)")

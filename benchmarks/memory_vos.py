@@ -24,6 +24,7 @@ from seggpt.io import save_index_png, write_mp4
 from vos import VideoSegmenter
 from vos.synthetic import iter_clip, make_clip
 from vos.writers import BackgroundWriter
+from seggpt.cli import ArgumentParser
 
 
 def rss_mib(field: str = "VmHWM") -> float:
@@ -35,7 +36,7 @@ def rss_mib(field: str = "VmHWM") -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=10000)
     ap.add_argument("--checkpoints", type=int, nargs="+", default=[1000, 5000])
     ap.add_argument("--preset", default="test-tiny")

@@ -34,6 +34,7 @@ import torch
 from seggpt import SegGPT
 from seggpt.adapt import AdaptProgress, adapt, merge_lora
 from seggpt.refine import auto_params, refine_argmax
+from seggpt.cli import ArgumentParser
 
 __all__ = ["RefineSetting", "run_engine", "score", "main"]
 
@@ -235,7 +236,7 @@ def time_video(model: SegGPT, args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.offline_levers", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.offline_levers", description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=("davis", "synthetic", "time", "summary"))
     p.add_argument("--weights", default="small")
     p.add_argument("--root")

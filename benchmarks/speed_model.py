@@ -23,6 +23,7 @@ import torch
 from seggpt import SegGPT, get_config
 
 from .reference import official_ensemble, transformers_loop, transformers_twin
+from seggpt.cli import ArgumentParser
 
 
 def _sync() -> None:
@@ -77,7 +78,7 @@ def run(preset: str, ks: List[int], reps: int, device: str, threads: int | None)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="vit-large")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--reps", type=int, default=1)

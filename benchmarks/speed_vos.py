@@ -35,6 +35,7 @@ from vos.video import open_source
 from vos.writers import BackgroundWriter
 
 from .reference import transformers_twin
+from seggpt.cli import ArgumentParser
 
 
 def _sync(device: torch.device) -> None:
@@ -162,7 +163,7 @@ def transformers_loop(hf, video: Path, mask: np.ndarray, k: int, frames: int, de
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="small")
     ap.add_argument("--weights", default=None, help="a checkpoint (default: random weights of --preset)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 8])

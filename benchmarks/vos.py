@@ -29,7 +29,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from seggpt.cli import run_cli
+from seggpt.cli import ArgumentParser, run_cli
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
 from vos.config import RunConfig, load_run_config
@@ -60,7 +60,7 @@ class BenchmarkConfig(RunConfig):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.vos", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m benchmarks.vos", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", required=True, help="dataset root folder")

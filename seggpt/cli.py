@@ -14,11 +14,23 @@ Torch-free: `--help` and input errors stay fast.
 """
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
-from typing import Callable, List, Optional, Tuple, Type
+from typing import Callable, List, NoReturn, Optional, Tuple, Type
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``error: <prog>: <message> (see --help)``, exit code 2.
+
+    argparse's own error prints the whole usage block first (6-15 lines); every CLI of the project
+    builds its parser from this class instead, so a mistyped option reads like every other bad input.
+    """
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 class UserError(Exception):
@@ -87,5 +99,5 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-__all__ = ["run_cli", "on_exit", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+__all__ = ["ArgumentParser", "run_cli", "on_exit", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED"]

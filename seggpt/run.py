@@ -19,7 +19,7 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from seggpt.cli import EXIT_OK, UserError, run_cli
+from seggpt.cli import ArgumentParser, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
 from seggpt.device import DEVICE_HELP, DeviceError, resolve_device, resolve_dtype
 from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
@@ -31,7 +31,7 @@ from seggpt.weights import WeightsError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m seggpt.run", description=__doc__.split("\n\n")[1],
+    ap = ArgumentParser(prog="python -m seggpt.run", description=__doc__.split("\n\n")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompt", nargs=2, action="append", metavar=("IMAGE", "MASK"),
                     help="an example image and its mask (repeat for several prompts: feature ensemble)")

@@ -38,6 +38,7 @@ from .device import autocast
 from .io import atomic_path
 from .model import SegGPT
 from .pairs import RawPair, build_sample
+from .cli import ArgumentParser
 
 __all__ = ["TunedPrompt", "TuneError", "tune_prompt", "predict_tuned", "weights_sha256", "main"]
 
@@ -212,7 +213,7 @@ def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m seggpt.tune", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m seggpt.tune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", required=True, help="the weights to tune for: small, a Hub id or a file")
     ap.add_argument("--example", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"),
                     help="an example image and its mask (repeat; the first initialises the prompt)")

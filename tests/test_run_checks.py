@@ -62,3 +62,22 @@ def test_decompression_bomb_is_one_line(images, tiny_weights, capsys, monkeypatc
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 2,400 pixels: PIL only warns; we refuse all the same
     assert main(_argv(images, ["{t}/a.png"], tiny_weights)) == 2
     assert "limit of 2,000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("vos.run", ["clip.mp4", "--memory", "2.5"]),
+    ("vos.run", ["--bogus"]),
+    ("seggpt.run", ["--weights"]),
+    ("seggpt.tune", ["--steps", "x"]),
+    ("benchmarks.vos", ["--dataset", "davis2016"]),
+    ("benchmarks.evaluate", []),
+    ("training", ["--nope"]),
+])
+def test_a_mistyped_option_is_one_line_and_exit_2(module, argv):
+    """A fresh adversarial pass: argparse printed its whole usage block (6-15 lines) before the error."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: python -m {module}: "), lines

@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from seggpt.cli import run_cli
+from seggpt.cli import ArgumentParser, run_cli
 
 from .config import load_config
 from .trainer import USER_ERRORS, Trainer
@@ -37,7 +37,7 @@ class _Outcome:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML file of training settings (see TrainConfig), or a packaged config's name")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", nargs="?", const="auto", default=None,

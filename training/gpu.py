@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from seggpt.cli import run_cli
+from seggpt.cli import ArgumentParser, run_cli
 from seggpt.config import get_config
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from seggpt.weights import save_state
@@ -74,7 +74,7 @@ def _workers_for_shared_memory(cfg, image_size) -> Optional[int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.gpu", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m training.gpu", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder for the weights, log and summary (default: $OUT)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help=f"DAVIS 2016 train 240p root (default: {DEFAULT_DATA})")
     p.add_argument("--budget-s", type=float, default=480.0, help="wall time for the whole command (default 480)")

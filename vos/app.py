@@ -30,6 +30,7 @@ from typing import List, Optional
 import numpy as np
 
 from .editor import EXPORT_KINDS, EXPORT_LABELS, Editor, EditorError
+from seggpt.cli import ArgumentParser
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
 
@@ -329,7 +330,7 @@ def _overlay_frame(zip_path, frame_idx: int) -> Optional[np.ndarray]:
 def build_parser() -> argparse.ArgumentParser:
     from seggpt.device import DEVICE_HELP
 
-    ap = argparse.ArgumentParser(prog="python -m vos.app",
+    ap = ArgumentParser(prog="python -m vos.app",
                                  description="A local web app to make, correct and export video masks (SegGPT).")
     ap.add_argument("--root", default=".", metavar="DIR",
                     help="the folder the app may read files from and writes uploads, exports and sessions to "

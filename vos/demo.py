@@ -5,7 +5,6 @@ The README's first command runs the engine on it, so a fresh machine needs no do
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -13,6 +12,7 @@ from typing import List, Optional
 from seggpt.io import save_index_png, write_mp4
 
 from .synthetic import iter_clip, make_clip
+from seggpt.cli import ArgumentParser
 
 
 def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int = 2, seed: int = 7,
@@ -27,7 +27,7 @@ def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vos.demo", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="python -m vos.demo", description=__doc__.splitlines()[0])
     ap.add_argument("folder", nargs="?", default="example")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--objects", type=int, default=2)

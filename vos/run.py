@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from seggpt.cli import EXIT_FAILED, EXIT_OK, UserError, run_cli
+from seggpt.cli import ArgumentParser, EXIT_FAILED, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
 from seggpt.device import DEVICE_HELP
 from seggpt.io import OutputError
@@ -52,7 +52,7 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     run, eng = RunConfig(), EngineConfig()
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="python -m vos.run",
         description="Segment the objects of one or more masks in every frame of a video (SegGPT).",
         epilog="Settings: the defaults (vos/config.py) < the weights' recommended settings < --config < "
