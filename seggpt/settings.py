@@ -55,6 +55,9 @@ _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
 
 
+#: the largest integer any setting takes (counts, sizes, steps); larger is a typo, never a request
+MAX_INT_SETTING = 2 ** 31 - 1
+
 def parse_value(text: str) -> Any:
     """A command-line value as YAML 1.2 reads it: numbers, true/false, null, [lists], else the text."""
     try:
@@ -297,6 +300,8 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
     elif tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
+        if abs(value) > MAX_INT_SETTING:  # beyond any count we use, and past what C sizes hold (OverflowError)
+            raise bad(f"an integer of at most {MAX_INT_SETTING}")
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")

@@ -104,3 +104,12 @@ def test_any_mapping_gives_settings_or_one_config_error(layer):
         assert str(e).startswith("gen.yaml: ") and "\n" not in str(e)
     else:
         assert isinstance(cfg, EngineConfig)
+
+
+def test_a_huge_integer_is_refused_where_it_is_read():
+    """A fresh adversarial pass: memory 10**23 passed the loader and crashed in the memory (OverflowError)."""
+    from vos.config import EngineConfig
+
+    with pytest.raises(ConfigError, match="memory must be an integer of at most 2147483647"):
+        EngineConfig.load({"memory": 10 ** 23})
+    assert EngineConfig.load({"memory": 2 ** 31 - 1}).memory == 2 ** 31 - 1
