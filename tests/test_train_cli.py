@@ -58,13 +58,19 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
         (_tiny(tmp_path / "r", f"init_from={tmp_path / 'missing.safetensors'}"), "init_from: "),
         (_tiny(tmp_path / "r", f"davis_roots=[{tmp_path / 'no_davis'}]", "steps=1"), "no_davis"),
         (_tiny(tmp_path / "r", f"init_from={config}"), "init_from: "),
+        # a fresh adversarial pass: a run wrote 35 MB into a dataset's Annotations/240p
+        ([*TINY, f"davis_roots=[{tmp_path / 'ds'}]", f"out_dir={tmp_path / 'ds' / 'Annotations' / 'run'}"],
+         "is inside the data root"),
+        ([*TINY, f"folder_roots=[{tmp_path / 'ds'}]", f"out_dir={tmp_path}"], "holds the data root"),
     ]
     if not torch.cuda.is_available():
         cases.append((_tiny(tmp_path / "r", "device=cuda"), "device: device cuda was asked for, but no CUDA GPU"))
+    (tmp_path / "ds" / "Annotations").mkdir(parents=True)
     for argv, message in cases:
         code, err = _run(capsys, *argv)
         assert code == 2, (argv, err)
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (argv, err)
+    assert [p.name for p in (tmp_path / "ds" / "Annotations").iterdir()] == []  # nothing created in the data
 
 
 # ----------------------------------------------------------------------------- out_dir: one run

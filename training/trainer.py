@@ -159,13 +159,23 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(held[0])  # now, through the handler the block had held back
 
 
-def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence[Optional[str]] = ()) -> None:
+def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence[Optional[str]] = (),
+                  data_roots: Sequence[str] = ()) -> None:
     """Make sure `out_dir` can take this run: a usable folder that holds no other run's files.
 
     A folder holding RUN_FILES is another run (or this one, interrupted): it is continued with
     `resume`, or emptied of those files with `overwrite` (a user's other files are never touched);
-    otherwise refused. An input (`init_from`) that `overwrite` would remove is refused too.
+    otherwise refused. An input (`init_from`) that `overwrite` would remove is refused too, and so is
+    an out_dir that is, lies inside, or holds a data root (checked before anything is created).
     """
+    out_real = os.path.realpath(out_dir)
+    for root in data_roots:
+        r = os.path.realpath(root)
+        if out_real == r or out_real.startswith(r.rstrip(os.sep) + os.sep):
+            raise TrainError(f"out_dir {out_dir} is inside the data root {root}: a run never writes into its data; "
+                             "choose another out_dir")
+        if r.startswith(out_real.rstrip(os.sep) + os.sep):
+            raise TrainError(f"out_dir {out_dir} holds the data root {root}; choose another out_dir")
     try:
         ensure_output_dir(out_dir)
     except OutputError as err:
@@ -268,7 +278,8 @@ class Trainer:
             raise TrainError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
         resume_path = self._resume_path(resume) if resume else None
         if self.rank == 0:  # before anything slow: a refused folder costs nothing
-            claim_out_dir(self.out_dir, bool(resume), overwrite, [cfg.init_from])
+            claim_out_dir(self.out_dir, bool(resume), overwrite, [cfg.init_from],
+                          [*cfg.davis_roots, *cfg.ytvos_roots, *cfg.folder_roots])
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         self.device = self._device()
