@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="SegGPT's task token: instance (objects) or semantic (stuff, classes)")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace output files (<stem>_mask.png, <stem>_overlay.png) already in --out")
     return ap
 
 

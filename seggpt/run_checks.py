@@ -4,7 +4,8 @@
 * every image is smaller than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``; read
   from the header only), or one line says which is not;
 * no two queries write the same output (``a/x.jpg`` and ``b/x.jpg`` both wrote ``x_mask.png``);
-* no output (``<stem>_mask.png``, ``<stem>_overlay.png``) is an input, and ``--out`` is not an input
+* no output (``<stem>_mask.png``, ``<stem>_overlay.png``) is an input or, without ``--overwrite``, an
+  existing file, and ``--out`` is not an input
   file or inside the weights (real paths: symlinks and ``..`` do not hide a clash).
 
 `preflight(args)` raises `RunArgumentError` (a ValueError, one line); `seggpt.run.run` turns it into
@@ -88,6 +89,11 @@ def preflight(args) -> None:
             if target in inputs:
                 raise RunArgumentError(f"--out {args.out}: {name} would replace the input {inputs[target]}; "
                                        "choose another --out")
+            if target.is_dir():
+                raise RunArgumentError(f"--out {args.out}: {name} is a folder where this run writes a file")
+            if target.exists() and not getattr(args, "overwrite", False):
+                raise RunArgumentError(f"--out {args.out}: {name} exists; pass --overwrite to replace it, or choose "
+                                       "another --out")
 
 
 __all__ = ["RunArgumentError", "preflight", "check_batch_size", "check_image_size", "output_names"]

@@ -132,7 +132,7 @@ def test_run_takes_a_prompt_file_for_its_weights_only(tiny_weights, tmp_path, ca
     SegGPT("test-tiny").save_pretrained(str(other))
     capsys.readouterr()
     assert run_main(["--prompt-file", str(prompt), str(tmp_path / "q.png"), "--weights", str(other),
-                     "--out", str(out), "--device", "cpu"]) == 2
+                     "--out", str(out), "--device", "cpu", "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "tuned for weights sha256" in err and err.count("\n") == 1
-    assert run_main([str(tmp_path / "q.png"), "--weights", tiny_weights, "--out", str(out)]) == 2
+    assert run_main([str(tmp_path / "q.png"), "--weights", tiny_weights, "--out", str(out), "--overwrite"]) == 2
