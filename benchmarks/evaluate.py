@@ -19,8 +19,8 @@ import numpy as np
 
 from seggpt.cli import ArgumentParser, run_cli
 from vos.datasets import DatasetError
-from vos.metrics import MetricsError
-from vos.outputs import check_not_inputs, record_files
+from vos.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, MetricsError
+from vos.outputs import OutputRefused, check_not_inputs, record_files, written_by_us
 
 from .errors import HarnessError
 from .harness import open_benchmark
@@ -45,6 +45,17 @@ def choose_processes(requested: int, frames: int, sequences: int) -> int:
     return max(1, min(os.cpu_count() or 1, sequences))
 
 
+def _scores_csv(path: str, columns) -> bool:
+    """Whether `path` holds scores in the official layout (ours or the DAVIS tool's: replaced on a rerun,
+    as the DAVIS tool does), not a user's file that happens to have the name."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return [c.strip() for c in first] == list(columns)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=("davis2016", "davis2017"))
@@ -55,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequences", nargs="+", metavar="NAME", help="score only these sequences")
     p.add_argument("--processes", type=int, default=0,
                    help="parallel scoring processes; 0 = auto (one per CPU from %d frames on, else 1)" % PARALLEL_FROM_FRAMES)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace result CSVs in --results that no run of ours wrote")
     return p
 
 
@@ -68,6 +81,13 @@ def evaluate(args: argparse.Namespace) -> int:
         raise HarnessError(f"{args.results}: results folder not found")
     check_not_inputs({"--results": args.results}, validate.benchmark_inputs(bench), folders=("--results",))
     validate.refuse_problems(validate.problems(bench, names), args.root)  # issue 13: the dataset's own rules
+    for name, columns in ((f"global_results-{bench.split}.csv", GLOBAL_COLUMNS),
+                          (f"per-sequence_results-{bench.split}.csv", PER_SEQUENCE_COLUMNS)):
+        path = os.path.join(args.results, name)
+        if os.path.lexists(path) and not args.overwrite and not written_by_us(args.results, name) \
+                and not _scores_csv(path, columns):
+            raise OutputRefused(f"--results {args.results}: {name} exists and no run of ours wrote it; move it away "
+                                "or pass --overwrite to replace it")
     layout = ResultLayout(args.results, "davis")
     frames = sum(len(bench.reader[n].frame_names) for n in names)
     processes = choose_processes(args.processes, frames, len(names))

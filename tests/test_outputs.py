@@ -281,6 +281,22 @@ def test_evaluate_refuses_the_ground_truth_as_results(davis, capsys):
     assert _snapshot(davis) == before  # no CSV written into the ground truth
 
 
+def test_evaluate_never_replaces_a_users_csv(davis, tmp_path, capsys):
+    """A fresh adversarial pass: a user's global_results-val.csv in --results was replaced (exit 0)."""
+    import shutil
+
+    results = tmp_path / "res"
+    shutil.copytree(davis / "Annotations" / "480p", results)
+    (results / "global_results-val.csv").write_text("my notes")
+    argv = ["--dataset", "davis2017", "--root", str(davis), "--results", str(results)]
+    assert evaluate_cli.main(argv) == 2
+    assert "global_results-val.csv exists and no run of ours wrote it" in _one_line_error(capsys)
+    assert (results / "global_results-val.csv").read_text() == "my notes"
+    assert evaluate_cli.main([*argv, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert evaluate_cli.main(argv) == 0  # our own CSVs are replaced on a rerun
+
+
 def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_refused(clip, tiny_weights, tmp_path,
                                                                                         capsys):
     out = tmp_path / "masks"

@@ -178,6 +178,11 @@ def _is_ours(rel: str, manifest: Optional[dict]) -> bool:
     return manifest.get("status") == "running" and _matches(rel, manifest["patterns"])
 
 
+def written_by_us(folder: PathLike, rel: str) -> bool:
+    """Whether `folder/rel` is a file an earlier run of ours wrote (the folder's manifest lists it)."""
+    return _is_ours(rel, read_manifest(folder))
+
+
 @dataclass
 class OutputFolder:
     """A claimed output folder (see the module docstring); `finish(code)` rewrites its manifest."""
@@ -403,4 +408,4 @@ def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> Pendin
     return PendingClaim(out_dir, "vos.run", options)
 
 
-__all__ += ["claim_run_outputs", "weights_input", "PendingClaim"]
+__all__ += ["claim_run_outputs", "weights_input", "PendingClaim", "written_by_us"]
