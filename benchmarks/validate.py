@@ -210,6 +210,9 @@ def benchmark_inputs(bench: Any) -> dict[str, Any]:
         inputs["all-frames folder"] = reader.all_frames_root
     if getattr(reader, "ground_truth_root", None) is not None:
         inputs["ground truth"] = reader.ground_truth_root
+    root = getattr(reader, "root", None)
+    if root is not None and (Path(root) / "ImageSets").is_dir():  # DAVIS: the split lists it reads
+        inputs["dataset split lists"] = Path(root) / "ImageSets"
     return inputs
 
 

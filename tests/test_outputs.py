@@ -234,7 +234,8 @@ def _bench(capsys, root, out, *extra):
 
 
 @pytest.mark.parametrize("out", ["{root}/Annotations/480p", "{root}/Annotations", "{root}",
-                                 "{root}/JPEGImages/480p/synth-000", "{link}", "{root}/ImageSets/../Annotations/480p"])
+                                 "{root}/JPEGImages/480p/synth-000", "{link}", "{root}/ImageSets/../Annotations/480p",
+                                 "{root}/ImageSets"])
 def test_benchmark_out_is_never_the_ground_truth(davis, tmp_path, capsys, out):
     os.symlink(davis / "Annotations" / "480p", tmp_path / "gt")
     before = _snapshot(davis)
