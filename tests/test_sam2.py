@@ -106,3 +106,20 @@ def test_sam2_vos_inference_shape(video_dir, tiny_weights):
     assert state["obj_ids"] == []
     with pytest.raises(ValueError, match="add_new_mask"):
         next(predictor.propagate_in_video(state))
+
+
+def test_object_ids_are_integers_as_sam2_takes_them(tiny_weights):
+    """A fresh adversarial pass: obj_id=True was kept as another object beside 1; np.uint8(7) came back as is."""
+    import numpy as np
+
+    from vos import EngineError
+    from vos.sam2 import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
+    state = predictor.init_state(video_path=np.zeros((3, 16, 16, 3), np.uint8))
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    with pytest.raises(EngineError, match="obj_id must be an integer, got True"):
+        predictor.add_new_mask(state, frame_idx=0, obj_id=True, mask=mask)
+    _, ids, _ = predictor.add_new_mask(state, frame_idx=0, obj_id=np.uint8(7), mask=mask)
+    assert ids == [7] and type(ids[0]) is int

@@ -33,6 +33,7 @@ Our own API (`vos.VideoSegmenter`) stays as it is: boolean masks, numpy arrays, 
 """
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -43,6 +44,14 @@ import torch
 from .engine import EngineError, VideoSegmenter
 from .state import InferenceState
 
+
+
+def _client_id(obj_id: object) -> int:
+    """SAM 2's object ids are any integers, kept as the caller's (mapped to engine ids inside); a bool or
+    a float is refused (True was kept beside 1 as another object), a numpy integer becomes an int."""
+    if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, numbers.Integral):
+        raise EngineError(f"obj_id must be an integer, got {obj_id!r}")
+    return int(obj_id)
 
 class PromptNotSupported(NotImplementedError):
     """SegGPT takes mask prompts only."""
@@ -84,6 +93,7 @@ class SegGPTVideoPredictor:
                      ) -> Tuple[int, List[int], torch.Tensor]:
         """Give (or correct) object `obj_id` on `frame_idx`; returns (frame_idx, obj_ids, video_res_masks)."""
         state = self._state(inference_state)
+        obj_id = _client_id(obj_id)
         m = self._mask(mask, state.size, obj_id)
         new = obj_id not in inference_state["_engine_ids"]
         engine_id = inference_state["_next_engine_id"] if new else inference_state["_engine_ids"][obj_id]
@@ -104,6 +114,7 @@ class SegGPTVideoPredictor:
     def remove_object(self, inference_state: Dict[str, Any], obj_id: int, strict: bool = False,
                       need_output: bool = True) -> Tuple[List[int], List[Tuple[int, torch.Tensor]]]:
         """Remove an object and its masks; returns (obj_ids, [(frame_idx, video_res_masks) of the frames with masks])."""
+        obj_id = _client_id(obj_id)
         if obj_id not in inference_state["_engine_ids"]:
             if strict:
                 raise RuntimeError(f"Cannot remove object id {obj_id} as it doesn't exist. "
