@@ -10,6 +10,11 @@ server from the zip that ``benchmarks.vos`` writes. Exit codes: 0 ok, 2 bad inpu
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from seggpt.cli import quiet_start
+
+    quiet_start()
+
 import argparse
 import os
 import sys

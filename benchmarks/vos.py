@@ -18,6 +18,11 @@ packaged name such as ``davis2017``) < flags and ``--set key=value``.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from seggpt.cli import quiet_start
+
+    quiet_start()
+
 import argparse
 import dataclasses
 import json

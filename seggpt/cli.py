@@ -15,6 +15,7 @@ Torch-free: `--help` and input errors stay fast.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import Callable, List, NoReturn, Optional, Tuple, Type
@@ -65,9 +66,23 @@ def _run_hooks(hooks: List[Callable[[Optional[int]], None]], code: Optional[int]
             print(f"warning: {str(e).strip() or type(e).__name__}", file=sys.stderr)
 
 
+def _stop_while_starting(signum: int, frame: object) -> None:
+    os.write(2, b"interrupted while starting: nothing was written\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
+def quiet_start() -> None:
+    """Ctrl-C while a CLI is still importing (torch takes seconds) ends with one line and exit 130, not a
+    traceback through the import machinery. Called first by each CLI module run as ``__main__``;
+    `run_cli` gives Ctrl-C back to Python (KeyboardInterrupt) when the work starts."""
+    signal.signal(signal.SIGINT, _stop_while_starting)
+
+
 def run_cli(work: Callable[[], int], user_errors: Tuple[Type[BaseException], ...] = (),
             interrupted: str = "only complete files were written") -> int:
     """Run a CLI's work and turn the ways it can end into exit codes (see the module docstring)."""
+    if signal.getsignal(signal.SIGINT) is _stop_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     hooks: List[Callable[[Optional[int]], None]] = []
     _EXIT_HOOKS.append(hooks)
@@ -99,5 +114,5 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-__all__ = ["ArgumentParser", "run_cli", "on_exit", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+__all__ = ["ArgumentParser", "quiet_start", "run_cli", "on_exit", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED"]

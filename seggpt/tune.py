@@ -20,6 +20,11 @@ prompt.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from seggpt.cli import quiet_start
+
+    quiet_start()
+
 import argparse
 import hashlib
 import json

@@ -81,3 +81,20 @@ def test_a_mistyped_option_is_one_line_and_exit_2(module, argv):
     done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=120)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: python -m {module}: "), lines
+
+
+def test_ctrl_c_while_starting_is_one_line_and_130(tmp_path):
+    """A fresh adversarial pass: Ctrl-C during the first seconds (imports) printed a 12-53 line traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "v.mp4"), "--first-mask",
+                             str(tmp_path / "m.png"), "--out", str(tmp_path / "o")],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert proc.returncode in (130, 2) and len(lines) == 1 and "Traceback" not in err, lines

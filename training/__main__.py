@@ -11,6 +11,11 @@ Exit codes (``seggpt.cli``): 0 done; 2 a bad setting, data folder, checkpoint or
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from seggpt.cli import quiet_start
+
+    quiet_start()
+
 import argparse
 import json
 import os
