@@ -38,8 +38,8 @@ from seggpt.colors import davis_palette
 from seggpt.io import OutputError, atomic_path, overlay
 
 from .engine import EngineError, VideoSegmenter
-from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, save_object_png, soft_alpha, write_json,
-                      zip_folder)
+from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, margins_of_alpha, remove_tree, save_object_png,
+                      soft_alpha, write_json, zip_folder)
 from .prompts import PromptError, read_mask
 from .state import InferenceState
 from .video import FrameSource, VideoError, open_source
@@ -406,13 +406,15 @@ class Editor:
     def _unpack(self, r: _Result) -> np.ndarray:
         return np.frombuffer(zlib.decompress(r.labels), np.uint8).reshape(self.size).copy()
 
+    def _unpack_alpha(self, r: _Result) -> np.ndarray:
+        return np.frombuffer(zlib.decompress(r.alpha), np.uint8).reshape(len(r.object_ids), *self.size).copy()
+
     def _drawn(self, old: Optional[_Result], labels: np.ndarray, scores: Dict[int, Optional[float]], obj_id: int,
                m: np.ndarray) -> _Result:
         """A frame's result after the user drew `m` for `obj_id`: hard there (alpha 255 on it, 0 for the others
         under it), the model's soft edges elsewhere kept."""
         ids = list(old.object_ids) if old else []
-        alpha = (np.frombuffer(zlib.decompress(old.alpha), np.uint8).reshape(len(ids), *self.size).copy()
-                 if old else np.zeros((0, *self.size), np.uint8))
+        alpha = self._unpack_alpha(old) if old else np.zeros((0, *self.size), np.uint8)
         if obj_id not in ids:
             ids.append(obj_id)
             alpha = np.concatenate([alpha, np.zeros((1, *self.size), np.uint8)])
@@ -421,15 +423,15 @@ class Editor:
         return _Result(self._pack(labels), scores, ids, self._pack(alpha))
 
     def _margins(self, r: Optional[_Result], ids: List[int]) -> np.ndarray:
-        """(len(ids), H, W) margins that `soft_alpha` at the default width maps back to the kept alpha
-        exactly (its inverse at the centres of the uint8 steps); -1 (absent) for objects not segmented."""
+        """(len(ids), H, W) margins giving back the kept alpha (`margins_of_alpha`); -1 (absent) for objects
+        not segmented on the frame."""
         out = np.full((len(ids), *self.size), -1.0, np.float32)
         if r is None:
             return out
-        alpha = np.frombuffer(zlib.decompress(r.alpha), np.uint8).reshape(len(r.object_ids), *self.size)
+        margins = margins_of_alpha(self._unpack_alpha(r), DEFAULT_SOFT_WIDTH)
         for k, o in enumerate(ids):
             if o in r.object_ids:
-                out[k] = (alpha[r.object_ids.index(o)].astype(np.float32) / 255.0 - 0.5) * 2.0 * DEFAULT_SOFT_WIDTH
+                out[k] = margins[r.object_ids.index(o)]
         return out
 
     # ================================================================== export

@@ -88,6 +88,12 @@ def soft_alpha(margins: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np.nda
     return np.rint(a * 255.0).astype(np.uint8)
 
 
+def margins_of_alpha(alpha: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
+    """The inverse of `soft_alpha`: margins that it maps back to `alpha` exactly (the centres of its uint8
+    steps), for results kept as alpha only (the web app's session)."""
+    return (np.asarray(alpha, np.float32) / 255.0 - 0.5) * 2.0 * width
+
+
 def result_alpha(result, soft: bool, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
     """(N, H, W) uint8 alpha of every object of a FrameResult, hard or soft (module docstring)."""
     if soft:
@@ -542,6 +548,6 @@ def remove_tree(path: str | os.PathLike) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["ExportError", "ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha",
+__all__ = ["ExportError", "ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha", "margins_of_alpha",
            "result_alpha", "save_object_png", "save_rgba_png", "alpha_path", "read_matte", "rle_encode", "rle_decode",
            "require_rle", "frame_objects_rle", "write_json", "zip_folder", "DEFAULT_SOFT_WIDTH", "DEFAULT_LOST_AFTER"]

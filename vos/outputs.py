@@ -401,9 +401,9 @@ def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> Pendin
     outputs = {"--out": out_dir, "--overlay": overlay}
     outputs.update({f"--{name}": getattr(args, name, None) for name in ("alpha", "matte", "rle", "report")})
     check_not_inputs(outputs, inputs, folders=("--out", "--alpha"))
-    named = {f"--{name}": getattr(args, name, None) for name in ("overlay", "matte", "rle", "report")}
+    files = {k: v for k, v in outputs.items() if v and k in ("--overlay", "--matte", "--rle", "--report")}
     options: Dict[str, object] = dict(overwrite=bool(getattr(args, "overwrite", False)), patterns=["*.png", "objects/"],
-                                      files={k: v for k, v in named.items() if v})
+                                      files=files)
     claim_folder(out_dir, "vos.run", dry_run=True, **options)  # type: ignore[arg-type]
     return PendingClaim(out_dir, "vos.run", options)
 
