@@ -115,22 +115,28 @@ def _check_file(path: str | os.PathLike) -> Path:
     return p
 
 
-class DecordSource(ChunkedSource):
+class VideoFileSource(ChunkedSource):
+    """A video file, checked to exist, then opened by its decoder (`_open`: decord or PyAV)."""
+
+    def __init__(self, path: str | os.PathLike, chunk_size: int = 16, prefetch_chunks: int = 2,
+                 num_threads: int = 0) -> None:
+        p = _check_file(path)
+        super().__init__(str(p), chunk_size, prefetch_chunks)
+        self._open(p, int(num_threads))
+
+    def _open(self, p: Path, num_threads: int) -> None:
+        """Open the file: its frame count, size and rate (VideoError, naming the file, when it cannot)."""
+        raise NotImplementedError
+
+
+class DecordSource(VideoFileSource):
     """A video file decoded by decord: one ``get_batch`` per chunk, in the prefetch thread.
 
     One ``VideoReader`` per source, guarded by a lock: decord readers are not thread-safe,
     and two concurrent iterations of the same source would otherwise share one decoder.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        chunk_size: int = 16,
-        prefetch_chunks: int = 2,
-        num_threads: int = 0,
-    ) -> None:
-        p = _check_file(path)
-        super().__init__(str(p), chunk_size, prefetch_chunks)
+    def _open(self, p: Path, num_threads: int) -> None:
         try:
             import decord
         except ImportError as exc:
@@ -141,7 +147,7 @@ class DecordSource(ChunkedSource):
                              "which decord does not honour; decode it with PyAV (backend='pyav' or 'auto')")
         try:
             with quiet_fd2():
-                reader = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=int(num_threads))
+                reader = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads)
                 n = len(reader)
                 h, w = reader[0].shape[:2] if n else (0, 0)
                 fps = float(reader.get_avg_fps())
@@ -199,7 +205,7 @@ class DecordSource(ChunkedSource):
             self._reader = None
 
 
-class PyAVSource(ChunkedSource):
+class PyAVSource(VideoFileSource):
     """A video file decoded by PyAV (FFmpeg), with the same chunked prefetch as decord.
 
     Each iteration opens its own container inside its prefetch thread: PyAV containers
@@ -210,16 +216,8 @@ class PyAVSource(ChunkedSource):
     rate, the norm for the videos this engine reads).
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        chunk_size: int = 16,
-        prefetch_chunks: int = 2,
-        num_threads: int = 0,
-    ) -> None:
-        p = _check_file(path)
-        super().__init__(str(p), chunk_size, prefetch_chunks)
-        self._num_threads = int(num_threads)
+    def _open(self, p: Path, num_threads: int) -> None:
+        self._num_threads = num_threads
         av = _import_av(p)
         try:
             container = av.open(str(p))
