@@ -29,7 +29,6 @@ import argparse
 import hashlib
 import json
 import os
-import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -235,12 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _is_tuned_prompt(path: Path) -> bool:
     """Whether `path` is a file this tool wrote (its safetensors header names our format)."""
+    from .weights_check import WeightsFileError, read_safetensors_header
+
     try:
-        with open(path, "rb") as f:
-            n = struct.unpack("<Q", f.read(8))[0]
-            header = json.loads(f.read(min(n, 1 << 20)))
-        return header.get("__metadata__", {}).get("format") == FORMAT_TAG
-    except (OSError, ValueError, struct.error, AttributeError):
+        return read_safetensors_header(path)[1].get("format") == FORMAT_TAG
+    except WeightsFileError:
         return False
 
 
