@@ -91,6 +91,11 @@ class Augment:
     resized to the model size; prompt and query get the same crop with `same_crop_prob` (video
     tracking: objects stay near where they were) and independent crops otherwise (the model must
     match appearance, not position). Flips are shared, so the pair stays one consistent scene.
+
+    With `object_crop_prob` the crop is instead a box around the prompt's objects (their bounding box
+    grown 1.3-3x, the frame's aspect ratio jittered by `crop_ratio`), so that objects cover a real share
+    of the pixels: at 64x64 a whole-frame crop leaves small objects a few pixels, and a loss that is
+    mostly background rewards painting everything black.
     """
 
     size: Tuple[int, int]
@@ -100,6 +105,25 @@ class Augment:
     hflip_prob: float = 0.5
     vflip_prob: float = 0.0
     jitter: float = 0.3
+    object_crop_prob: float = 0.0
+
+    def _object_box(self, rng: np.random.Generator, labels: np.ndarray) -> Optional[Tuple[int, int, int, int]]:
+        """A box around the objects of `labels` (None if there are none): see the class docstring."""
+        ys, xs = np.nonzero((labels > 0) & (labels != VOID))
+        if not len(ys):
+            return None
+        h, w = labels.shape
+        bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        grow = rng.uniform(1.3, 3.0)
+        ratio = math.exp(rng.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]))) * w / h
+        cw = max((bx1 - bx0) * grow, (by1 - by0) * grow * ratio, 8.0)
+        ch = cw / ratio
+        cw, ch = int(round(min(cw, w))), int(round(min(ch, h)))
+        cx = (bx0 + bx1) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, cw - (bx1 - bx0))
+        cy = (by0 + by1) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, ch - (by1 - by0))
+        x0 = int(np.clip(round(cx - cw / 2), 0, w - cw))
+        y0 = int(np.clip(round(cy - ch / 2), 0, h - ch))
+        return x0, y0, x0 + cw, y0 + ch
 
     def _crop_box(self, rng: np.random.Generator, h: int, w: int) -> Tuple[int, int, int, int]:
         scale = rng.uniform(*self.crop_scale)
@@ -119,9 +143,13 @@ class Augment:
     def __call__(self, pair: RawPair, rng: np.random.Generator, size: Optional[Tuple[int, int]] = None) -> RawPair:
         size = size or self.size
         h, w = pair.prompt.shape[:2]
-        box_p = self._crop_box(rng, h, w)
         qh, qw = pair.query.shape[:2]
-        box_q = box_p if (rng.random() < self.same_crop_prob and (qh, qw) == (h, w)) else self._crop_box(rng, qh, qw)
+        around = self.object_crop_prob > 0 and rng.random() < self.object_crop_prob
+        box_p = (around and self._object_box(rng, pair.prompt_labels)) or self._crop_box(rng, h, w)
+        if rng.random() < self.same_crop_prob and (qh, qw) == (h, w):
+            box_q = box_p
+        else:
+            box_q = (around and self._object_box(rng, pair.query_labels)) or self._crop_box(rng, qh, qw)
         p, pl = self._resize(pair.prompt, pair.prompt_labels, box_p, size)
         q, ql = self._resize(pair.query, pair.query_labels, box_q, size)
         p, q = self._jitter(rng, p), self._jitter(rng, q)

@@ -20,8 +20,8 @@ from seggpt.settings import ConfigError
 from training.__main__ import main
 from training.config import TrainConfig, load_config
 from training.data import (
-    Augment, CurriculumStream, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample, colour_mapping,
-    TrainDataError, object_weights,
+    Augment, CurriculumStream, FlowPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
+    colour_mapping, TrainDataError, object_weights,
 )
 from training.trainer import Trainer
 
@@ -220,6 +220,98 @@ def test_video_pairs_from_davis_train():
         assert pair.prompt.shape == (240, 427, 3) and pair.query_labels.shape == (240, 427)
         assert pair.prompt_labels.max() == 1  # a visible object in every prompt
         assert set(np.unique(pair.query_labels)) <= {0, 1}
+
+
+def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) -> list:
+    """PNG frames of one smooth random texture moving by `shift` (dy, dx) pixels per frame."""
+    import cv2
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    h, w = size
+    big = rng.integers(0, 256, (h // 8 + 8, w // 8 + 8, 3)).astype(np.uint8)
+    texture = cv2.resize(big, ((w // 8 + 8) * 8, (h // 8 + 8) * 8), interpolation=cv2.INTER_CUBIC)
+    folder.mkdir(parents=True)
+    paths = []
+    for t in range(frames):
+        y, x = 20 - shift[0] * t, 20 - shift[1] * t  # the scene moves by +shift
+        path = folder / f"{t:05d}.png"
+        Image.fromarray(np.ascontiguousarray(texture[y:y + h, x:x + w])).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_flow_pairs_carry_pseudo_objects_with_the_motion(tmp_path):
+    """Regions of frame i, carried to frame j by DIS flow, sit where the texture moved (by hand: a pure
+    translation of 3 rows and 5 columns per frame), and untrusted pixels are void, never mislabelled."""
+    from PIL import Image
+
+    paths = _textured_clip(tmp_path / "clip")
+    source = FlowPairs([paths], max_gap=1, objects=(2, 2))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        pair = source.draw(rng)
+        assert pair.prompt.shape == (96, 160, 3) and pair.query_labels.shape == (96, 160)
+        objects = set(np.unique(pair.prompt_labels)) - {0}
+        assert objects == {1, 2}  # two pseudo-objects, as asked
+        frames = [np.asarray(Image.open(path)) for path in paths]
+        i = next(k for k, f in enumerate(frames) if np.array_equal(f, pair.prompt))
+        j = next(k for k, f in enumerate(frames) if np.array_equal(f, pair.query))
+        dy, dx = 3 * (j - i), 5 * (j - i)  # the scene moved by +shift per frame from prompt to query
+        assert (dy, dx) in ((3, 5), (-3, -5))
+        expected = np.full_like(pair.prompt_labels, 254)  # 254: came from outside the prompt frame
+        expected[max(dy, 0):96 + min(dy, 0), max(dx, 0):160 + min(dx, 0)] = \
+            pair.prompt_labels[max(-dy, 0):96 + min(-dy, 0), max(-dx, 0):160 + min(-dx, 0)]
+        trusted = pair.query_labels != 255
+        assert trusted.mean() > 0.5
+        agree = np.mean(pair.query_labels[trusted] == expected[trusted])
+        assert agree > 0.97, agree
+    with pytest.raises(TrainDataError, match="max_gap must be >= 1"):
+        source.with_max_gap(0)
+    with pytest.raises(TrainDataError, match="two frames"):
+        FlowPairs([paths[:1]])
+
+
+def test_object_crops_make_objects_cover_a_share_of_the_pixels():
+    """A 6x6 object in a 240x400 frame covers 0.04% of a random crop's pixels; cropped around it, it
+    covers a real share (the box grows its bounding box 1.3-3x), in both halves with a shared crop."""
+    labels = np.zeros((240, 400), np.uint8)
+    labels[100:106, 300:306] = 1
+    image = np.random.default_rng(0).integers(0, 256, (240, 400, 3)).astype(np.uint8)
+    pair = RawPair(image, labels, image, labels)
+    around = Augment(size=(64, 64), object_crop_prob=1.0, same_crop_prob=1.0, jitter=0.0)
+    plain = Augment(size=(64, 64), crop_scale=(0.9, 1.0), same_crop_prob=1.0, jitter=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        out = around(pair, rng)
+        share = np.mean(out.prompt_labels == 1)
+        assert 0.02 < share < 0.7, share
+        assert np.array_equal(out.prompt_labels, out.query_labels)
+        assert np.mean(plain(pair, rng).prompt_labels == 1) < 0.002
+    empty = RawPair(image, np.zeros_like(labels), image, np.zeros_like(labels))
+    assert around(empty, rng).prompt.shape == (64, 64, 3)  # no object: a random crop
+
+
+def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
+    from training.trainer import build_stream
+    from vos.synthetic import write_davis2017
+
+    write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
+    cfg = load_config(None, _tiny_overrides(
+        tmp_path / "run", synthetic_weight=0, video_weight=0, flow_weight=1, flow_max_gap=2,
+        davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017, davis_resolution="480p", object_crop_prob=0.5))
+    stream = build_stream(cfg, get_config("test-tiny"))
+    (flow,) = stream.sources
+    assert isinstance(flow, FlowPairs) and len(flow.videos) == 2 and flow.max_gap == 2
+    assert stream.augment.object_crop_prob == 0.5
+    batch = stream.batch(0)
+    assert batch["imgs"].shape[0] == 2 and torch.isfinite(batch["tgts"]).all()
+    with pytest.raises(ConfigError, match="flow_weight"):
+        load_config(None, _tiny_overrides(tmp_path / "run", flow_weight=-1))
+    from training.config import TrainError
+
+    with pytest.raises(TrainError, match="davis_roots or ytvos_roots"):
+        build_stream(load_config(None, _tiny_overrides(tmp_path / "run", flow_weight=1)), get_config("test-tiny"))
 
 
 def test_folder_pairs_share_a_class(tmp_path):

@@ -125,6 +125,11 @@ class TrainConfig:
     ytvos_split: str = "train"
     video_weight: float = setting(1.0, min=0)
     video_max_gap: int = setting(10, min=1)
+    #: pseudo-objects (colour regions) of the davis/ytvos videos' frames carried by optical flow
+    #: (``training.data.FlowPairs``; their annotations are not used): real motion without labels
+    flow_weight: float = setting(0.0, min=0)
+    flow_max_gap: int = setting(3, min=1)
+    flow_objects: Tuple[int, int] = setting((1, 3), min=1, max=8, check=_low_high)
     folder_roots: List[str] = setting(default_factory=list)
     folder_weight: float = setting(1.0, min=0)
     # augmentation and colours
@@ -134,6 +139,8 @@ class TrainConfig:
     hflip_prob: float = setting(0.5, min=0, max=1)
     vflip_prob: float = setting(0.0, min=0, max=1)
     jitter: float = setting(0.3, min=0, max=1)
+    #: share of pairs cropped around the prompt's objects (grown 1.3-3x) instead of at random
+    object_crop_prob: float = setting(0.0, min=0, max=1)
     min_color_distance: float = setting(80.0, min=0, max=441)  # 441: black to white
     palette_prob: float = setting(0.0, min=0, max=1)
     mix_context_prob: float = setting(0.0, min=0, max=1)
@@ -179,13 +186,13 @@ class TrainConfig:
     def augment(self, size: Tuple[int, int]) -> Augment:
         return Augment(size=tuple(size), crop_scale=self.crop_scale, crop_ratio=self.crop_ratio,
                        same_crop_prob=self.same_crop_prob, hflip_prob=self.hflip_prob,
-                       vflip_prob=self.vflip_prob, jitter=self.jitter)
+                       vflip_prob=self.vflip_prob, jitter=self.jitter, object_crop_prob=self.object_crop_prob)
 
 
 #: the settings a curriculum stage may change: what the pairs are, never the model or the optimiser
 CURRICULUM_KEYS = frozenset({
     "synthetic_weight", "synthetic_objects", "synthetic_max_gap", "video_weight", "video_max_gap",
-    "folder_weight", "crop_scale", "crop_ratio", "same_crop_prob", "hflip_prob", "vflip_prob", "jitter",
+    "flow_weight", "flow_max_gap", "folder_weight", "crop_scale", "object_crop_prob", "crop_ratio", "same_crop_prob", "hflip_prob", "vflip_prob", "jitter",
     "min_color_distance", "palette_prob", "mix_context_prob", "random_mask_prob", "object_weight_max",
 })
 

@@ -13,6 +13,8 @@ Sources of (prompt image, prompt labels, query image, query labels) pairs:
 
 * :class:`SyntheticPairs` -- the project's one synthetic generator (``vos.synthetic``), infinite;
 * :class:`VideoPairs` -- two frames of one video (DAVIS / YouTube-VOS layouts) at a random gap;
+* :class:`FlowPairs` -- pseudo-objects (colour regions) of unlabelled video frames carried to another
+  frame by optical flow: real motion without labels;
 * :class:`FolderPairs` -- image + mask folders whose images share classes (few-shot segmentation).
 
 :class:`PairStream` mixes them and yields ready batches. Every batch is drawn from a generator
@@ -48,6 +50,7 @@ __all__ = [
     "RawPair",
     "SyntheticPairs",
     "VideoPairs",
+    "FlowPairs",
     "FolderPairs",
     "Augment",
     "colour_mapping",
@@ -126,6 +129,8 @@ class VideoPairs:
         #: per video: (frame paths, mask paths) of the frames that have a mask, in order
         self.videos: List[Tuple[List[Path], List[Path]]] = []
         self.binary: List[bool] = []
+        #: per video: every frame's path, annotated or not (the unlabelled frames `FlowPairs` uses)
+        self.all_frames: List[List[Path]] = []
         for root in roots:
             try:
                 if kind == "davis":
@@ -135,6 +140,8 @@ class VideoPairs:
                 for seq in reader:
                     masks = seq.ground_truth or pngs_by_stem(reader.masks_root / seq.name)
                     frames = [(p, masks[n]) for p, n in zip(seq.frame_paths, seq.frame_names) if n in masks]
+                    if len(seq.frame_paths) >= 2:
+                        self.all_frames.append(list(seq.frame_paths))
                     if len(frames) >= 2:
                         self.videos.append(([f for f, _ in frames], [m for _, m in frames]))
                         self.binary.append(seq.binary_masks)
@@ -169,6 +176,116 @@ class VideoPairs:
             return RawPair(_read_rgb(frames[i]), prompt_labels, _read_rgb(frames[j]),
                            read_label_png(masks[j], binary=self.binary[v]))
         raise TrainDataError(f"{self.videos[0][1][0].parent.parent}: could not find a frame with a visible object")
+
+
+class FlowPairs:
+    """Pseudo-objects in unlabelled real video, carried to another frame by optical flow.
+
+    Lever 4 of the tracking issue: real motion (deformation, occlusion, camera moves, lighting) in
+    unlimited pairs without labels. On a random frame, regions of similar colour and place (k-means
+    on Lab colour + position at a quarter of the size, split into connected parts) become 1 to
+    `objects[1]` objects; OpenCV's DIS flow from a frame `1..max_gap` away back to that frame carries
+    their labels there (backward warping, nearest). Where the flow cannot be trusted the query's labels
+    are void (255, left out of the loss): pixels whose forward-backward flows disagree, pixels that came
+    from outside the frame, and a 2-pixel band on every carried boundary (flow edges are blurred).
+
+    The frames are any videos' (`videos`: per video its frame paths in order); their annotations, if
+    any, are not read. Flow is computed on the fly (DIS "fast" preset, ~10 ms for 427x240).
+    """
+
+    #: region size, as a share of the frame, that may become an object
+    AREA = (0.02, 0.35)
+
+    def __init__(self, videos: Sequence[Sequence[Path]], max_gap: int = 3, objects: Tuple[int, int] = (1, 3)):
+        if max_gap < 1:
+            raise TrainDataError(f"flow max_gap must be >= 1, got {max_gap}")
+        self.videos = [list(v) for v in videos if len(v) >= 2]
+        if not self.videos:
+            raise TrainDataError("flow pairs need at least one video with two frames")
+        self.max_gap = int(max_gap)
+        self.objects = (int(objects[0]), int(objects[1]))
+
+    def with_max_gap(self, max_gap: int) -> "FlowPairs":
+        if max_gap < 1:
+            raise TrainDataError(f"flow max_gap must be >= 1, got {max_gap}")
+        other = copy.copy(self)
+        other.max_gap = int(max_gap)
+        return other
+
+    @staticmethod
+    def regions(image: np.ndarray, rng: np.random.Generator, clusters: int = 10) -> np.ndarray:
+        """(H, W) int32 region ids (0..n-1): connected parts of k-means colour+position clusters."""
+        h, w = image.shape[:2]
+        sh, sw = max(8, h // 4), max(8, w // 4)
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+        yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+        spatial = 255.0 / max(sh, sw)  # position weighs about as much as colour
+        features = np.concatenate([lab.reshape(-1, 3), (xx * spatial).reshape(-1, 1),
+                                   (yy * spatial).reshape(-1, 1)], axis=1)
+        cv2.setRNGSeed(int(rng.integers(2**31 - 1)))
+        criteria = (cv2.TERM_CRITERIA_MAX_ITER + cv2.TERM_CRITERIA_EPS, 10, 1.0)
+        _, assign, _ = cv2.kmeans(features, clusters, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+        clustered = cv2.resize(assign.reshape(sh, sw).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        out = np.zeros((h, w), np.int32)
+        next_id = 0
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        for c in range(clusters):
+            part = cv2.morphologyEx((clustered == c).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+            n, comp = cv2.connectedComponents(part, connectivity=4)
+            for k in range(1, n):
+                out[comp == k] = next_id + 1
+                next_id += 1
+        return out - 1  # -1: pixels opened away (thin bits), never an object
+
+    @staticmethod
+    def carry(labels: np.ndarray, source: np.ndarray, target: np.ndarray, dis: "cv2.DISOpticalFlow") -> np.ndarray:
+        """`labels` of frame `source` carried to frame `target` (uint8, 255 where the flow is not trusted)."""
+        gs, gt = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (source, target))
+        back = dis.calc(gt, gs, None)  # target pixel -> where it was in the source
+        fwd = dis.calc(gs, gt, None)
+        h, w = labels.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        map_x, map_y = xx + back[..., 0], yy + back[..., 1]
+        carried = cv2.remap(labels, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=VOID)
+        fwd_at = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        error = np.linalg.norm(back + fwd_at, axis=2)
+        scale = np.linalg.norm(back, axis=2) + np.linalg.norm(fwd_at, axis=2)
+        carried[error > 1.0 + 0.05 * scale] = VOID
+        kernel = np.ones((5, 5), np.uint8)  # a 2-pixel band on each side of every carried boundary
+        for obj in np.unique(carried):
+            if obj in (0, VOID):
+                continue
+            m = (carried == obj).astype(np.uint8)
+            carried[(cv2.dilate(m, kernel) > 0) & (cv2.erode(m, kernel) == 0)] = VOID
+        return carried
+
+    def draw(self, rng: np.random.Generator) -> RawPair:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        for _ in range(20):
+            frames = self.videos[int(rng.integers(len(self.videos)))]
+            i = int(rng.integers(len(frames)))
+            gap = int(rng.integers(1, self.max_gap + 1)) * (1 if rng.random() < 0.5 else -1)
+            j = int(np.clip(i + gap, 0, len(frames) - 1))
+            if j == i:
+                j = i + 1 if i + 1 < len(frames) else i - 1
+            prompt, query = _read_rgb(frames[i]), _read_rgb(frames[j])
+            if prompt.shape != query.shape:
+                continue
+            regions = self.regions(prompt, rng)
+            ids, areas = np.unique(regions[regions >= 0], return_counts=True)
+            share = areas / regions.size
+            candidates = ids[(share >= self.AREA[0]) & (share <= self.AREA[1])]
+            if not len(candidates):
+                continue
+            count = min(len(candidates), int(rng.integers(self.objects[0], self.objects[1] + 1)))
+            chosen = rng.choice(candidates, size=count, replace=False)
+            labels = np.zeros(regions.shape, np.uint8)
+            for k, region in enumerate(chosen):
+                labels[regions == region] = k + 1
+            return RawPair(prompt, labels, query, self.carry(labels, prompt, query, dis))
+        raise TrainDataError(f"{self.videos[0][0].parent}: no frame with a region the size of an object")
 
 
 class FolderPairs:

@@ -46,7 +46,7 @@ from vos.metrics import evaluate_sequence
 from vos.synthetic import make_clip, make_pair
 
 from .config import TrainConfig, TrainError, data_config
-from .data import CurriculumStream, FolderPairs, PairStream, SyntheticPairs, TrainDataError, VideoPairs, worker_init
+from .data import CurriculumStream, FlowPairs, FolderPairs, PairStream, SyntheticPairs, TrainDataError, VideoPairs, worker_init
 
 __all__ = ["Trainer", "build_model", "build_stream", "lr_factor", "evaluate", "claim_out_dir", "signals_held",
            "RUN_FILES", "USER_ERRORS"]
@@ -108,6 +108,19 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
         if cfg.ytvos_roots and cfg.video_weight > 0:
             sources.append(videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split)))
             weights.append(cfg.video_weight)
+        if cfg.flow_weight > 0:
+            if not (cfg.davis_roots or cfg.ytvos_roots):
+                raise TrainError("flow_weight > 0 needs videos: give davis_roots or ytvos_roots")
+            if "flow" not in scanned:
+                frames = []
+                if cfg.davis_roots:
+                    frames += videos("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split,
+                                                                 cfg.davis_year, cfg.davis_resolution)).all_frames
+                if cfg.ytvos_roots:
+                    frames += videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split)).all_frames
+                scanned["flow"] = FlowPairs(frames, cfg.flow_max_gap, cfg.flow_objects)
+            sources.append(scanned["flow"].with_max_gap(cfg.flow_max_gap))
+            weights.append(cfg.flow_weight)
         if cfg.folder_roots and cfg.folder_weight > 0:
             if "folders" not in scanned:
                 scanned["folders"] = FolderPairs(cfg.folder_roots)
