@@ -8,8 +8,11 @@ when one is missing.
 Damaged inputs (issue 13): a video that ends early or cannot be decoded at some frame, a truncated or
 unreadable image, a frame of another size in a folder: every frame before it is yielded, then one
 ``VideoError`` names the frame (the CLIs: one line, exit code 2). The decoders' own C-level logging
-never reaches the terminal: PyAV's FFmpeg logging is off by default, and decord (which has no switch)
-runs with file descriptor 2 captured, its lines dropped (the first one goes into our message).
+never reaches the terminal: every FFmpeg the process has loaded (decord and PyAV each bundle their
+own) is set to its quiet log level once it is imported (:func:`silence_ffmpeg`), and decord's calls run
+with file descriptor 2 captured, its own lines dropped (the first one goes into our message). The
+level matters because decord decodes in its own threads, which write whenever they meet damage,
+not only while we call it.
 
 Rotation: frames come out as a player shows them. A video whose display matrix rotates it (phones)
 is decoded with PyAV and each frame turned by the stream's rotation; decord ignores or mangles that
@@ -78,6 +81,28 @@ def quiet_fd2(captured: list[str] | None = None) -> Iterator[None]:
                 pass
 
 
+_SILENCED: set[str] = set()
+_AV_LOG_QUIET = -8  # libavutil/log.h: AV_LOG_QUIET
+
+
+def silence_ffmpeg() -> None:
+    """Set FFmpeg's log level to quiet in every copy of libavutil this process has loaded (Linux: read from
+    /proc/self/maps; elsewhere nothing is done and `quiet_fd2` alone applies). Safe to call often."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if "libavutil" in line and "/" in line}
+    except OSError:
+        return
+    import ctypes
+
+    for path in paths - _SILENCED:
+        try:
+            ctypes.CDLL(path).av_log_set_level(_AV_LOG_QUIET)
+        except (OSError, AttributeError):
+            pass
+        _SILENCED.add(path)
+
+
 def display_rotation(path: str | os.PathLike) -> int:
     """Degrees counter-clockwise the player turns a video's frames (its display matrix): 0, 90, 180 or 270.
 
@@ -87,8 +112,9 @@ def display_rotation(path: str | os.PathLike) -> int:
         import av
     except ImportError:
         return 0
+    silence_ffmpeg()
     try:
-        with av.open(str(path)) as container:
+        with quiet_fd2(), av.open(str(path)) as container:  # a damaged file's FFmpeg lines are not ours to print
             if not container.streams.video:
                 return 0
             for frame in container.decode(video=0):
@@ -141,6 +167,7 @@ class DecordSource(VideoFileSource):
             import decord
         except ImportError as exc:
             raise VideoError(f"{p}: decord is not installed (use backend='pyav')") from exc
+        silence_ffmpeg()
         rotation = display_rotation(p)
         if rotation:
             raise VideoError(f"{p}: the video carries a display rotation ({rotation} degrees counter-clockwise), "
@@ -326,6 +353,7 @@ def _import_av(where: str | os.PathLike) -> Any:
         import av
     except ImportError as exc:
         raise VideoError(f"{where}: PyAV (av) is not installed") from exc
+    silence_ffmpeg()
     return av
 
 
@@ -339,7 +367,8 @@ def _first_line(exc: BaseException) -> str:
     if strerror:
         return str(strerror)
     for line in str(exc).splitlines():
-        line = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", line.strip())
+        line = re.sub(r"^(\[[\d:]+\] \S+:\d+: )+", "", line.strip())  # decord nests its headers
+        line = re.sub(r"^Check failed: .*?\(-?\d+ vs\. -?\d+\)\s*", "", line) or line  # the C++ assertion, then decord's own words
         if line:
             return line
     return type(exc).__name__
