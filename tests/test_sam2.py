@@ -123,3 +123,29 @@ def test_object_ids_are_integers_as_sam2_takes_them(tiny_weights):
         predictor.add_new_mask(state, frame_idx=0, obj_id=True, mask=mask)
     _, ids, _ = predictor.add_new_mask(state, frame_idx=0, obj_id=np.uint8(7), mask=mask)
     assert ids == [7] and type(ids[0]) is int
+
+
+def test_masks_that_are_not_numbers_are_refused_in_one_line(tiny_weights):
+    """NaN, strings and ragged lists are no mask (a fresh adversarial pass: NaN became an empty mask, a
+    ragged list a numpy traceback); a float 0/1 mask and a nested list of ints are, as SAM 2 takes them."""
+    import numpy as np
+
+    from vos import EngineError
+    from vos.sam2 import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
+    state = predictor.init_state(video_path=np.zeros((3, 16, 16, 3), np.uint8))
+    nan = np.zeros((16, 16), np.float32)
+    nan[2, 2] = np.nan
+    for bad, words in [(nan, "NaN"), (np.full((16, 16), "x"), "booleans or numbers"),
+                       ([[1, 0], [1]], "not an array")]:
+        with pytest.raises(EngineError, match=words):
+            predictor.add_new_mask(state, frame_idx=0, obj_id=1, mask=bad)
+    floats = np.zeros((16, 16), np.float32)
+    floats[4:8, 4:8] = 1.0
+    _, ids, masks = predictor.add_new_mask(state, frame_idx=0, obj_id=1, mask=floats)
+    assert ids == [1] and int((masks[0, 0] > 0).sum()) == 16
+    nested = np.zeros((16, 16), int)
+    nested[0:3, 0:3] = 1
+    _, ids, masks = predictor.add_new_mask(state, frame_idx=1, obj_id=2, mask=nested.tolist())
+    assert ids == [1, 2] and int((masks[1, 0] > 0).sum()) == 9

@@ -41,7 +41,8 @@ import cv2
 import numpy as np
 import torch
 
-from .engine import EngineError, VideoSegmenter
+from .engine import VideoSegmenter
+from .objects import EngineError, as_array
 from .state import InferenceState
 
 
@@ -171,12 +172,17 @@ class SegGPTVideoPredictor:
 
     @staticmethod
     def _mask(mask: Any, size: Tuple[int, int], obj_id: Any) -> np.ndarray:
-        m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        where = f"object {obj_id}"
+        m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else as_array(mask, where)
         m = np.squeeze(m) if m.ndim > 2 else m
         if m.ndim != 2:
-            raise EngineError(f"object {obj_id}: a mask must be 2-D (H, W), got shape {np.shape(mask)}")
+            raise EngineError(f"{where}: a mask must be 2-D (H, W), got shape {m.shape}")
         if m.dtype != bool:
-            m = m.astype(np.float32) > 0
+            if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+                raise EngineError(f"{where}: a mask must hold booleans or numbers (> 0 is the object), got {m.dtype}")
+            if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
+                raise EngineError(f"{where}: the mask holds NaN or infinite values")
+            m = m > 0
         h, w = size
         if m.shape != (h, w):  # SAM 2 resizes a mask of another size (bilinear, >= 0.5)
             if abs(m.shape[0] / m.shape[1] - h / w) > 0.01:
