@@ -237,31 +237,37 @@ def time_video(model: SegGPT, args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks.offline_levers", description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=("davis", "synthetic", "time", "summary"))
-    p.add_argument("--weights", default="small")
-    p.add_argument("--root")
-    p.add_argument("--split", default="train")
-    p.add_argument("--resolution", default="240p")
-    p.add_argument("--sequences", nargs="+")
-    p.add_argument("--seeds", nargs="+", type=int)
-    p.add_argument("--steps", nargs="+", type=int, default=[0])
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--params", default="all")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prompt-dream-prob", type=float, default=0.25)
-    p.add_argument("--memory", nargs="+", type=int, default=[8])
-    p.add_argument("--refine", nargs="+", default=["off"])
-    p.add_argument("--objects", default="joint", choices=("joint", "separate"))
-    p.add_argument("--tag", default="")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="/tmp/offline_levers.jsonl")
+    p.add_argument("mode", choices=("davis", "synthetic", "time", "summary"),
+                   help="davis: DAVIS sequences; synthetic: fresh generated clips; time: one video end to end; "
+                        "summary: tables from earlier JSONL results")
+    p.add_argument("--weights", default="small", help="weights to measure (default: %(default)s)")
+    p.add_argument("--root", help="davis: the DAVIS root")
+    p.add_argument("--split", default="train", help="davis: the split (default: %(default)s; never choose settings on val)")
+    p.add_argument("--resolution", default="240p", help="davis: the resolution folder (default: %(default)s)")
+    p.add_argument("--sequences", nargs="+", help="davis: these sequences only (default: the whole split)")
+    p.add_argument("--seeds", nargs="+", type=int, help="synthetic: one clip per scene seed")
+    p.add_argument("--steps", nargs="+", type=int, default=[0],
+                   help="adaptation steps to measure, e.g. 0 25 50 (snapshots of one run; default: 0)")
+    p.add_argument("--lr", type=float, default=1e-4, help="adaptation learning rate (default: %(default)s)")
+    p.add_argument("--params", default="all", help="adapted parameters, as engine.adapt.params (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="adaptation batch size (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="adaptation seed (default: %(default)s)")
+    p.add_argument("--prompt-dream-prob", type=float, default=0.25,
+                   help="share of adaptation pairs whose prompt is a dreamed view too (default: %(default)s)")
+    p.add_argument("--memory", nargs="+", type=int, default=[8], help="recent-frame memory sizes to measure (default: 8)")
+    p.add_argument("--refine", nargs="+", default=["off"], help="refinement settings: off or M:EPS[:colour] (default: off)")
+    p.add_argument("--objects", default="joint", choices=("joint", "separate"),
+                   help="one joint colouring or one pass per object (default: %(default)s)")
+    p.add_argument("--tag", default="", help="a label stored with each result line")
+    p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default: %(default)s)")
+    p.add_argument("--out", default="offline_levers.jsonl", help="JSONL file results are appended to (default: %(default)s)")
     p.add_argument("--folder", help="time: frame folder")
     p.add_argument("--mask", help="time: first-frame mask PNG")
     p.add_argument("--save", help="time: write overlay PNGs here")
-    p.add_argument("--save-every", type=int, default=10)
+    p.add_argument("--save-every", type=int, default=10, help="time: every N-th frame's overlay (default: %(default)s)")
     p.add_argument("--inputs", nargs="+", help="summary: JSONL files")
-    p.add_argument("--group", nargs="+", default=["steps", "memory", "refine"])
+    p.add_argument("--group", nargs="+", default=["steps", "memory", "refine"],
+                   help="summary: the result fields a table row groups by (default: steps memory refine)")
     return p
 
 
