@@ -12,7 +12,7 @@ themselves come from the torch-free ``seggpt.colors``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -242,6 +242,7 @@ class SegGPTPredictor:
         mode: str = "joint",
         colors: str = "distinct",
         embedding_type: str = "instance",
+        absent_prompts: str = "keep",
     ) -> torch.Tensor:
         """Per-object scores of B queries against K shared prompts: (B, 1+N, h, w), higher = more likely.
 
@@ -255,9 +256,16 @@ class SegGPTPredictor:
         white on black (the official demo's setting, N passes); an object's score is how much closer
         to white than to black a pixel is, and the background's score is 1 - the best object's, so a
         pixel goes to an object only past half-way.
+
+        absent_prompts (separate mode): "keep" shows every prompt to every object's pass; "drop" shows an
+        object only the prompts in which it appears (all of them where none does), so that frames on
+        which it was lost (empty masks: "nothing here") do not outvote the ones that show it when it
+        comes back. Objects that see the same prompts share one model call.
         """
         if mode not in ("joint", "separate"):
             raise ValueError(f"mode must be 'joint' or 'separate', got {mode!r}")
+        if absent_prompts not in ("keep", "drop"):
+            raise ValueError(f"absent_prompts must be 'keep' or 'drop', got {absent_prompts!r}")
         n, b, k = len(object_ids), queries.shape[0], prompt_images.shape[0]
         if n == 0:
             raise ValueError("scores needs at least one object id")
@@ -271,14 +279,27 @@ class SegGPTPredictor:
         black_white = palette(1)
         per_object = torch.stack([(index == i + 1).long() for i in range(n)])  # (N,K,h,w)
         masks = self._paint(per_object.flatten(0, 1), black_white).reshape(n, k, 3, *index.shape[-2:])
-        out = self.infer(
-            queries.repeat_interleave(n, dim=0),
-            prompt_images[None].expand(b * n, -1, -1, -1, -1),
-            masks[None].expand(b, -1, -1, -1, -1, -1).reshape(b * n, k, *masks.shape[2:]),
-            embedding_type=embedding_type,
-        )
-        d = self.colour_distances(out, black_white)  # (B*N, 2, h, w)
-        fg = (d[:, 0] / (d[:, 0] + d[:, 1]).clamp_min(1e-6)).reshape(b, n, *d.shape[-2:])  # 1 = white
+        shown = torch.ones(n, k, dtype=torch.bool)
+        if absent_prompts == "drop":
+            shown = per_object.flatten(2).any(dim=2).cpu()
+            shown[~shown.any(dim=1)] = True  # an object no prompt shows sees them all
+        groups: Dict[Tuple[bool, ...], List[int]] = {}
+        for i in range(n):
+            groups.setdefault(tuple(shown[i].tolist()), []).append(i)
+        parts: Dict[int, torch.Tensor] = {}
+        for key, objs in groups.items():
+            use = torch.tensor(key).nonzero()[:, 0].to(prompt_images.device)
+            m, kk = len(objs), len(use)
+            out = self.infer(
+                queries.repeat_interleave(m, dim=0),
+                prompt_images[use][None].expand(b * m, -1, -1, -1, -1),
+                masks[objs][:, use][None].expand(b, -1, -1, -1, -1, -1).reshape(b * m, kk, *masks.shape[2:]),
+                embedding_type=embedding_type,
+            )
+            d = self.colour_distances(out, black_white)  # (B*m, 2, h, w)
+            white = (d[:, 0] / (d[:, 0] + d[:, 1]).clamp_min(1e-6)).reshape(b, m, *d.shape[-2:])  # 1 = white
+            parts.update({i: white[:, j] for j, i in enumerate(objs)})
+        fg = torch.stack([parts[i] for i in range(n)], dim=1)
         return torch.cat([1.0 - fg.max(dim=1, keepdim=True).values, fg], dim=1)
 
     @staticmethod

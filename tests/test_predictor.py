@@ -145,3 +145,35 @@ def test_label_resize_is_nearest_exact_for_ids_of_any_size():
         ref = F.interpolate(torch.from_numpy(labels).float()[None, None], size=pred.image_size, mode="nearest-exact")
         assert np.array_equal(pred.resize_labels(labels), ref[0, 0].long().numpy()), shape
         assert np.array_equal(pred.resize_labels(labels * 2 ** 40) // 2 ** 40, ref[0, 0].long().numpy())
+
+
+def test_separate_mode_drops_the_prompts_an_object_is_absent_from():
+    """absent_prompts="drop": each object's pass sees only the prompts that show it (checked against a call
+    with those prompts alone); "keep" is every prompt for every object; an object no prompt shows sees all."""
+    torch.manual_seed(0)
+    pred = SegGPTPredictor(SegGPT("test-tiny"))
+    h, w = pred.image_size
+    rng = np.random.default_rng(0)
+    queries = pred.preprocess_images([rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)])
+    prompts = pred.preprocess_images([rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(3)])
+    labels = torch.zeros(3, h, w, dtype=torch.long)
+    labels[0, :8, :8] = 1  # object 1 on prompts 0 and 1, object 2 on prompt 0 only, object 3 on none
+    labels[1, 8:16, :8] = 1
+    labels[0, 16:, 16:] = 2
+    ids = [1, 2, 3]
+
+    def alone(use, obj):
+        return pred.scores(queries, prompts[use], labels[use], [obj], mode="separate")[:, 1]
+
+    drop = pred.scores(queries, prompts, labels, ids, mode="separate", absent_prompts="drop")
+    keep = pred.scores(queries, prompts, labels, ids, mode="separate")
+    assert drop.shape == keep.shape == (2, 4, h, w)
+    assert torch.allclose(drop[:, 1], alone([0, 1], 1), atol=1e-5)
+    assert torch.allclose(drop[:, 2], alone([0], 2), atol=1e-5)
+    assert torch.allclose(drop[:, 3], alone([0, 1, 2], 3), atol=1e-5)
+    for i, obj in enumerate(ids):
+        assert torch.allclose(keep[:, i + 1], alone([0, 1, 2], obj), atol=1e-5)
+    assert not torch.allclose(drop[:, 2], keep[:, 2], atol=1e-3)
+    assert torch.allclose(drop[:, 0], 1 - drop[:, 1:].max(dim=1).values)
+    with pytest.raises(ValueError, match="absent_prompts"):
+        pred.scores(queries, prompts, labels, ids, mode="separate", absent_prompts="maybe")

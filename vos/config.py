@@ -70,6 +70,9 @@ class EngineConfig:
     batch_frames: frames per forward against the same memory (1 = exact frame-by-frame semantics).
     objects: "joint" segments all objects in one pass, each in its own colour; "separate" runs each
         object on its own as a binary task (like the official demo), N times the cost.
+    absent_prompts: in separate mode, "keep" shows every prompt to every object; "drop" shows an object
+        only the prompts in which it appears (all where none does): recent frames on which it was lost
+        then no longer outvote the user's mask when it comes back into view.
     embedding_type: SegGPT's type token, "instance" (the official video setting) or "semantic".
     colors: how objects are painted in joint mode: "distinct" (white, red, green, blue, yellow,
         magenta, cyan, then the palette: as far apart as possible) or "palette" (transformers'
@@ -87,6 +90,7 @@ class EngineConfig:
     confidence_gate: Optional[float] = setting(None, min=0.0, max=1.0)
     batch_frames: int = setting(1, min=1)
     objects: str = setting("joint", choices=("joint", "separate"))
+    absent_prompts: str = setting("keep", choices=("keep", "drop"))
     embedding_type: str = setting("instance", choices=("instance", "semantic"))
     colors: str = setting("distinct", choices=("distinct", "palette"))
     resize: str = setting("smooth", choices=("smooth", "nearest"))

@@ -181,7 +181,8 @@ class Tracker:
         cfg = self.config
         scores = self.predictor.scores(queries, torch.stack([p.image for p in prompts]),
                                        torch.stack([p.labels for p in prompts]), active,
-                                       mode=cfg.objects, colors=cfg.colors, embedding_type=cfg.embedding_type)
+                                       mode=cfg.objects, colors=cfg.colors, embedding_type=cfg.embedding_type,
+                                       absent_prompts=cfg.absent_prompts)
         small_conf, small_idx = self.predictor.confidence(scores)
         ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
         return Predicted(queries, list(ids[small_idx]), small_conf.flatten(1).mean(dim=1).tolist(),
