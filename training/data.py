@@ -111,7 +111,30 @@ def _read_rgb(path: Path) -> np.ndarray:
         raise TrainDataError(f"{path}: cannot read image ({err})") from None
 
 
-class VideoPairs:
+class _GapPairs:
+    """What the video sources share: a largest frame gap (`with_max_gap`) and the other frame of a pair."""
+
+    max_gap: int
+    kind = "video"
+
+    def with_max_gap(self, max_gap: int):
+        """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
+        if max_gap < 1:
+            raise TrainDataError(f"{self.kind} max_gap must be >= 1, got {max_gap}")
+        other = copy.copy(self)
+        other.max_gap = int(max_gap)
+        return other
+
+    def other_frame(self, rng: np.random.Generator, i: int, count: int) -> int:
+        """A frame 1..max_gap before or after frame i of `count` (clipped to the video, never i itself)."""
+        gap = int(rng.integers(1, self.max_gap + 1)) * (1 if rng.random() < 0.5 else -1)
+        j = int(np.clip(i + gap, 0, count - 1))
+        if j == i:
+            j = i + 1 if i + 1 < count else i - 1
+        return j
+
+
+class VideoPairs(_GapPairs):
     """Prompt = one annotated frame of a video, query = another annotated frame at a random gap.
 
     `roots` are DAVIS roots (``kind="davis"``, split/year/resolution as in ``vos.datasets.DAVIS``)
@@ -150,14 +173,6 @@ class VideoPairs:
         if not self.videos:
             raise TrainDataError(f"{', '.join(map(str, roots))}: no video with two annotated frames")
 
-    def with_max_gap(self, max_gap: int) -> "VideoPairs":
-        """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
-        if max_gap < 1:
-            raise TrainDataError(f"video max_gap must be >= 1, got {max_gap}")
-        other = copy.copy(self)
-        other.max_gap = int(max_gap)
-        return other
-
     def __len__(self) -> int:
         return len(self.videos)
 
@@ -169,16 +184,13 @@ class VideoPairs:
             prompt_labels = read_label_png(masks[i], binary=self.binary[v])
             if not np.any((prompt_labels > 0) & (prompt_labels != VOID)):
                 continue  # the object is out of view: nothing to show in the prompt
-            gap = int(rng.integers(1, self.max_gap + 1)) * (1 if rng.random() < 0.5 else -1)
-            j = int(np.clip(i + gap, 0, len(frames) - 1))
-            if j == i:
-                j = i + 1 if i + 1 < len(frames) else i - 1
+            j = self.other_frame(rng, i, len(frames))
             return RawPair(_read_rgb(frames[i]), prompt_labels, _read_rgb(frames[j]),
                            read_label_png(masks[j], binary=self.binary[v]))
         raise TrainDataError(f"{self.videos[0][1][0].parent.parent}: could not find a frame with a visible object")
 
 
-class FlowPairs:
+class FlowPairs(_GapPairs):
     """Pseudo-objects in unlabelled real video, carried to another frame by optical flow.
 
     Lever 4 of the tracking issue: real motion (deformation, occlusion, camera moves, lighting) in
@@ -195,6 +207,7 @@ class FlowPairs:
 
     #: region size, as a share of the frame, that may become an object
     AREA = (0.02, 0.35)
+    kind = "flow"
 
     def __init__(self, videos: Sequence[Sequence[Path]], max_gap: int = 3, objects: Tuple[int, int] = (1, 3)):
         if max_gap < 1:
@@ -204,13 +217,6 @@ class FlowPairs:
             raise TrainDataError("flow pairs need at least one video with two frames")
         self.max_gap = int(max_gap)
         self.objects = (int(objects[0]), int(objects[1]))
-
-    def with_max_gap(self, max_gap: int) -> "FlowPairs":
-        if max_gap < 1:
-            raise TrainDataError(f"flow max_gap must be >= 1, got {max_gap}")
-        other = copy.copy(self)
-        other.max_gap = int(max_gap)
-        return other
 
     @staticmethod
     def regions(image: np.ndarray, rng: np.random.Generator, clusters: int = 10) -> np.ndarray:
@@ -266,10 +272,7 @@ class FlowPairs:
         for _ in range(20):
             frames = self.videos[int(rng.integers(len(self.videos)))]
             i = int(rng.integers(len(frames)))
-            gap = int(rng.integers(1, self.max_gap + 1)) * (1 if rng.random() < 0.5 else -1)
-            j = int(np.clip(i + gap, 0, len(frames) - 1))
-            if j == i:
-                j = i + 1 if i + 1 < len(frames) else i - 1
+            j = self.other_frame(rng, i, len(frames))
             prompt, query = _read_rgb(frames[i]), _read_rgb(frames[j])
             if prompt.shape != query.shape:
                 continue
