@@ -310,3 +310,64 @@ def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_r
     (out / "00004.png").mkdir()  # a folder where a frame's PNG goes
     assert _run(clip, tiny_weights, out, "--overwrite") == 2
     assert "00004.png" in _one_line_error(capsys)
+
+
+# ----------------------------------------------------------------------------- a fresh adversarial pass
+
+
+def test_a_link_inside_the_output_folder_is_refused_even_with_overwrite(tmp_path):
+    """`--overwrite` wrote through a symlinked sub-folder into a dataset's annotations (and scored them as
+    perfect) and through a linked objects/ into a user's folder: we never write through links."""
+    victim = tmp_path / "annotations" / "aa"
+    victim.mkdir(parents=True)
+    (victim / "00000.png").write_bytes(b"user data")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(victim, out / "aa")
+    os.symlink(victim, out / "objects")
+    for overwrite in (False, True):
+        with pytest.raises(OutputRefused, match="symbolic link; we never write through links"):
+            claim_folder(out, "vos.run", overwrite=overwrite, patterns=["*.png", "objects/"], register=False)
+    assert (victim / "00000.png").read_bytes() == b"user data"
+
+
+def test_named_outputs_never_land_on_the_folders_own_files(tmp_path):
+    """--rle OUT/00003.png replaced a frame's index PNG with JSON; --alpha OUT replaced the index PNGs."""
+    out = tmp_path / "out"
+    with pytest.raises(OutputRefused, match="writes its own files"):
+        claim_folder(out, "vos.run", patterns=["*.png", "objects/"], files={"--rle": out / "00003.png"},
+                     register=False, dry_run=True)
+    claim_folder(out, "vos.run", patterns=["*.png", "objects/"], files={"--rle": out / "lost.json"},
+                 register=False, dry_run=True)  # a name of its own inside the folder is fine
+
+    from types import SimpleNamespace
+
+    from vos.outputs import claim_run_outputs
+
+    video = tmp_path / "frames"
+    video.mkdir()
+    args = SimpleNamespace(video=str(video), first_mask=None, masks=None, config=None, overlay=None, matte=None,
+                           rle=None, report=None, overwrite=False)
+    for alpha in (out, out / "rgba"):
+        args.alpha = str(alpha)
+        with pytest.raises(OutputRefused, match="one folder cannot hold two outputs"):
+            claim_run_outputs(args, None, out)
+    args.alpha = str(tmp_path / "rgba")
+    claim_run_outputs(args, None, out)
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--fps", "nan", "--fps: must be a number > 0"), ("--fps", "0", "--fps: must be a number > 0"),
+    ("--fps", "1e9", "--fps: must be a number > 0"), ("--fps=-5", None, "--fps: must be a number > 0"),
+    ("--set", "engine.adapt.seed=-1", "seed"), ("--set", "engine.refine.model_pixels=1e308", "model_pixels"),
+])
+def test_values_the_adversarial_pass_found_unchecked_are_one_line(tmp_path, capsys, option, value, words):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    try:  # argparse ends a bad option itself (one line, exit 2); settings are checked by main
+        code = main([str(frames), "--first-mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "o"), option,
+                 *([value] if value else [])])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err

@@ -32,7 +32,7 @@ class AdaptConfig:
     params: str = "all"
     batch_size: int = setting(8, min=1)
     object_weight_max: float = setting(1.0, min=1.0)
-    seed: int = 0
+    seed: int = setting(0, min=0)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -52,7 +52,7 @@ class RefineConfig:
     """
 
     enabled: bool = False
-    model_pixels: float = setting(1.0, gt=0.0)
+    model_pixels: float = setting(1.0, gt=0.0, max=64.0)
     eps: float = setting(1e-2, gt=0.0)
     guide: str = setting("grey", choices=("grey", "colour"))
 

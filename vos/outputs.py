@@ -248,6 +248,10 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     if old is not None and old.get("status") == "running" and _alive(old):
         raise OutputRefused(f"{option} {folder}: another run ({old.get('tool')}, process {old.get('pid')}) is writing "
                             f"into this folder now; wait for it or choose another folder")
+    links = [f for f in existing if (path / f).is_symlink()]
+    if links:  # a file written "into" a link lands wherever it points: a dataset, a user's folder
+        raise OutputRefused(f"{option} {folder}: {links[0]} is a symbolic link; we never write through links "
+                            f"(even with --overwrite): remove it or choose another folder")
     if (path / MANIFEST).is_dir():
         raise OutputRefused(f"{path / MANIFEST} is a folder; the manifest of our runs is a file: remove or rename it")
     if foreign and not overwrite:
@@ -274,6 +278,9 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
             raise OutputRefused(f"{option_name} {file} is a folder; name the file to write")
         if _within(r, real(path)) and r != real(path):
             rel = r.relative_to(real(path)).as_posix()
+            if _matches(rel, patterns):
+                raise OutputRefused(f"{option_name} {file} lies where {option} {folder} writes its own files "
+                                    f"({', '.join(patterns)}): choose another name")
             named_inside.append(rel)
             if rel in foreign:
                 raise OutputRefused(f"{option_name} {file}: not written by a run of ours; move it away or choose "
@@ -401,6 +408,10 @@ def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> Pendin
     outputs = {"--out": out_dir, "--overlay": overlay}
     outputs.update({f"--{name}": getattr(args, name, None) for name in ("alpha", "matte", "rle", "report")})
     check_not_inputs(outputs, inputs, folders=("--out", "--alpha"))
+    alpha = getattr(args, "alpha", None)
+    if alpha and (_within(real(alpha), real(out_dir)) or _within(real(out_dir), real(alpha))):
+        raise OutputRefused(f"--alpha {alpha}: is, or lies inside or around, --out {out_dir}: the RGBA PNGs would "
+                            f"replace the index PNGs; one folder cannot hold two outputs")
     files = {k: v for k, v in outputs.items() if v and k in ("--overlay", "--matte", "--rle", "--report")}
     options: Dict[str, object] = dict(overwrite=bool(getattr(args, "overwrite", False)), patterns=["*.png", "objects/"],
                                       files=files)

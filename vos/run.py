@@ -25,6 +25,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,20 @@ from vos.exports import DEFAULT_LOST_AFTER, DEFAULT_SOFT_WIDTH, Exporter, Export
 from vos.outputs import claim_run_outputs
 from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
 from vos.video import VideoError, open_source
+
+
+MAX_FPS = 1000.0  # frame rates players and encoders take
+
+
+def frame_rate(text: str) -> float:
+    """--fps: a finite number in (0, MAX_FPS] (argparse type: a bad value is one line, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of frames per second, got {text!r}") from None
+    if not math.isfinite(value) or not 0.0 < value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 and <= {MAX_FPS:g} frames per second, got {text}")
+    return value
 
 def version() -> str:
     try:
@@ -105,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--names", default=None, metavar="ID=NAME,...",
                     help="object names for the RLE JSON and the report, e.g. 1=judoka,2=referee "
                          "(default: 'object <id>')")
-    ap.add_argument("--fps", type=float, default=None, metavar="FPS",
+    ap.add_argument("--fps", type=frame_rate, default=None, metavar="FPS",
                     help="frame rate of a folder of frames, for the videos (default: 24; a video file has its own)")
     ap.add_argument("--weights", default=None, metavar="ID|PATH",
                     help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a "
