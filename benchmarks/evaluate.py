@@ -61,6 +61,17 @@ def _scores_csv(path: str, columns) -> bool:
     return [c.strip() for c in first] == list(columns)
 
 
+
+def _processes(text: str) -> int:
+    """--processes: 0 (auto) or a positive count (argparse type: a bad value is one line, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"must be 0 (auto) or a count of processes up to 1024, got {value}")
+    return value
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=("davis2016", "davis2017"))
@@ -69,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val")
     p.add_argument("--resolution", default="480p")
     p.add_argument("--sequences", nargs="+", metavar="NAME", help="score only these sequences")
-    p.add_argument("--processes", type=int, default=0,
+    p.add_argument("--processes", type=_processes, default=0,
                    help="parallel scoring processes; 0 = auto (one per CPU from %d frames on, else 1)" % PARALLEL_FROM_FRAMES)
     p.add_argument("--overwrite", action="store_true",
                    help="replace result CSVs in --results that no run of ours wrote")

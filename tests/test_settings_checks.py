@@ -72,3 +72,30 @@ def test_list_items_required_fields_and_their_source():
     with pytest.raises(ConfigError, match=r"^g.yaml: items\[0\].width must be >= 1"):
         build(Demo, [({"items": [{"at": 1}]}, "f.yaml"), ({"items": [{"at": 2, "width": 0}]}, "g.yaml")])
     assert build(Demo, [({"items": [{"at": 2, "width": 5}]}, "f.yaml")]).items == [Item(at=2, width=5)]
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
+    """PyYAML kept the last of two `memory:` keys (or two `engine:` sections) silently."""
+    from seggpt.settings import ConfigError, read_yaml
+
+    for text in ("engine:\n  memory: 2\n  memory: 3\n", "engine: {memory: 2}\nengine: {objects: separate}\n"):
+        path = tmp_path / "dup.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="given twice"):
+            read_yaml(path)
+    path.write_text("engine:\n  memory: 2\n  adapt: {steps: 1}\n")
+    assert read_yaml(path) == {"engine": {"memory": 2, "adapt": {"steps": 1}}}
+
+
+def test_names_twice_and_negative_processes_are_one_line(tmp_path, capsys):
+    from benchmarks.evaluate import main as evaluate_main
+    from seggpt.cli import UserError
+    from vos.run import _names
+
+    with pytest.raises(UserError, match="named twice"):
+        _names("1=a,1=b", [1, 2])
+    assert _names("1=a,2=b", [1, 2]) == {1: "a", 2: "b"}
+    with pytest.raises(SystemExit) as info:
+        evaluate_main(["--dataset", "davis2016", "--root", str(tmp_path), "--results", str(tmp_path / "r"),
+                       "--processes", "-1"])
+    assert info.value.code == 2 and "--processes" in capsys.readouterr().err

@@ -175,6 +175,7 @@ def _settings(args: argparse.Namespace) -> RunConfig:
 
 def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
     names = {o: f"object {o}" for o in ids}
+    named: Dict[int, str] = {}
     for item in (spec or "").split(","):
         if not item.strip():
             continue
@@ -183,7 +184,9 @@ def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
             raise UserError(f"--names: '{item}' is not ID=NAME")
         if int(key) not in names:
             raise UserError(f"--names: no object {int(key)} (objects: {ids})")
-        names[int(key)] = value.strip()
+        if int(key) in named:
+            raise UserError(f"--names: object {int(key)} is named twice ({named[int(key)]!r} and {value.strip()!r})")
+        names[int(key)] = named[int(key)] = value.strip()
     return names
 
 
