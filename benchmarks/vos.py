@@ -13,7 +13,7 @@ the figures and CSVs are marked PARTIAL, see ``benchmarks.validate``), 2 bad inp
 ``--out`` is never an input and never a mix of runs (``vos.outputs``: an earlier run of ours is
 emptied first or, with ``--resume``, kept; another folder needs ``--overwrite``).
 Settings: the dataclass defaults < the weights' recommended settings < ``--config`` (a file, or a
-packaged name such as ``davis2017``) < flags and ``--set key=value``.
+packaged name such as ``benchmark_davis``) < flags and ``--set key=value``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--method", choices=METHODS, help="default: seggpt")
     p.add_argument("--weights", help="SegGPT weights: Hub id, small (packaged) or a file (default BAAI/seggpt-vit-large)")
-    p.add_argument("--config", help="benchmark YAML: a file, or a packaged name (davis2017, ytvos); flags override it")
+    p.add_argument("--config", help="benchmark YAML: a file, or a packaged name (benchmark_davis, benchmark_ytvos); flags override it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set engine.objects=separate (repeatable)")
     p.add_argument("--memory", type=int, help="recent predicted frames kept as prompts (engine.memory)")

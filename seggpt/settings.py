@@ -81,7 +81,7 @@ def parse_value(text: str) -> Any:
 
 # ---------------------------------------------------------------------------- reading layers
 def config_path(spec: Union[str, Path]) -> Path:
-    """A config file: an existing path, or the name of a packaged config (`davis2017`, `train_small`)."""
+    """A config file: an existing path, or the name of a packaged config (`benchmark_davis`, `train_small`)."""
     path = Path(spec)
     if path.is_dir():
         raise ConfigError(f"{spec}: is a folder, not a config file")
