@@ -246,7 +246,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """The options, checked before any image is read or a model loaded (UserError, one line)."""
     from .run import UserError
 
-    for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1)):
+    for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value < low:
             raise UserError(f"{name} must be >= {low}, got {value}")
     if not (args.lr > 0 and np.isfinite(args.lr)):

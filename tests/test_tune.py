@@ -95,6 +95,7 @@ BAD_OPTIONS = [  # a fresh adversarial pass: --out replaced its own example imag
     (["--out", "{tmp}/x.safetensors", "--steps", "-3"], "--steps must be >= 1"),
     (["--out", "{tmp}/x.safetensors", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["--out", "{tmp}/x.safetensors", "--lr", "nan"], "--lr must be a positive number"),
+    (["--out", "{tmp}/x.safetensors", "--seed", "-1"], "--seed must be >= 0"),
 ]
 
 
