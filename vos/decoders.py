@@ -114,7 +114,7 @@ def display_rotation(path: str | os.PathLike) -> int:
         return 0
     silence_ffmpeg()
     try:
-        with quiet_fd2(), av.open(str(path)) as container:  # a damaged file's FFmpeg lines are not ours to print
+        with av.open(str(path)) as container:  # silence_ffmpeg: no FFmpeg lines (no fd-2 lock: a stuck decoder holds it)
             if not container.streams.video:
                 return 0
             for frame in container.decode(video=0):
