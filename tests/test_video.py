@@ -500,3 +500,18 @@ def test_index_out_of_range(video40, backend):
             source.iter_frames(-1)
         with pytest.raises(VideoError, match=r"stop frame 3 is out of range \(start 5"):
             source.iter_frames(5, 3)
+
+
+def test_a_given_frame_rate_is_checked_where_sources_read_it(tmp_path):
+    """fps=0 (or NaN) became 24 fps silently in every source that carries no rate; one rule now (given_fps)."""
+    import numpy as np
+
+    from vos.video import VideoError, open_source
+
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    assert open_source(frames).fps == 24.0 and open_source(frames, fps=12.5).fps == 12.5
+    for bad in (0, -1, float("nan"), float("inf"), 1e9):
+        with pytest.raises(VideoError, match="fps must be a number > 0"):
+            open_source(frames, fps=bad)
+        with pytest.raises(VideoError, match="fps must be a number > 0"):
+            open_source(iter(frames), fps=bad)

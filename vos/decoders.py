@@ -34,7 +34,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 
-from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, VideoError, ChunkedSource, natural_key, to_rgb
+from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, VideoError, ChunkedSource, given_fps, natural_key, to_rgb
 
 # --------------------------------------------------------------------------- decoder logging
 
@@ -114,7 +114,7 @@ def display_rotation(path: str | os.PathLike) -> int:
         return 0
     silence_ffmpeg()
     try:
-        with av.open(str(path)) as container:  # silence_ffmpeg: no FFmpeg lines (no fd-2 lock: a stuck decoder holds it)
+        with av.open(str(path)) as container:  # quiet by silence_ffmpeg, not quiet_fd2: a stuck decoder could hold its lock
             if not container.streams.video:
                 return 0
             for frame in container.decode(video=0):
@@ -425,7 +425,7 @@ class FolderSource(ChunkedSource):
         if not files:
             raise VideoError(f"{p}: the folder has no .jpg/.jpeg/.png frames")
         self._files = sorted(files, key=lambda f: natural_key(f.name))
-        self._fps = float(fps) if fps else DEFAULT_FPS
+        self._fps = given_fps(fps)
         self._size: tuple[int, int] = self._read(0, None).shape[:2]  # type: ignore[assignment]
 
     @property

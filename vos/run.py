@@ -25,7 +25,6 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -45,21 +44,21 @@ from vos.engine import EngineError, VideoSegmenter
 from vos.exports import DEFAULT_LOST_AFTER, DEFAULT_SOFT_WIDTH, Exporter, ExportError, ExportSpec
 from vos.outputs import claim_run_outputs
 from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
+from vos.sources import given_fps
 from vos.video import VideoError, open_source
 
 
-MAX_FPS = 1000.0  # frame rates players and encoders take
-
-
 def frame_rate(text: str) -> float:
-    """--fps: a finite number in (0, MAX_FPS] (argparse type: a bad value is one line, exit 2)."""
+    """--fps as argparse reads it (a bad value is one line, exit 2), by the sources' own rule (`given_fps`)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of frames per second, got {text!r}") from None
-    if not math.isfinite(value) or not 0.0 < value <= MAX_FPS:
-        raise argparse.ArgumentTypeError(f"must be a number > 0 and <= {MAX_FPS:g} frames per second, got {text}")
-    return value
+    try:
+        return given_fps(value)
+    except VideoError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("fps ")) from None  # argparse names --fps
+
 
 def version() -> str:
     try:

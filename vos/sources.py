@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import queue
 import re
 import threading
@@ -33,6 +34,24 @@ logger = logging.getLogger(__name__)
 #: Frame rate reported by sources that carry none (folders, arrays, iterators). 24 fps is
 #: the film default and what most tools assume; pass ``fps=`` to override it.
 DEFAULT_FPS = 24.0
+
+#: The highest frame rate a source may be given (players and encoders take no more).
+MAX_FPS = 1000.0
+
+
+def given_fps(fps: float | None) -> float:
+    """The rate of a source that carries none: ``DEFAULT_FPS`` for None, else a finite number in
+    (0, MAX_FPS] (VideoError otherwise: 0 or NaN used to become 24 fps silently)."""
+    if fps is None:
+        return DEFAULT_FPS
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise VideoError(f"fps must be a number, got {fps!r}") from None
+    if not math.isfinite(value) or not 0.0 < value <= MAX_FPS:
+        raise VideoError(f"fps must be a number > 0 and <= {MAX_FPS:g} frames per second, got {fps}")
+    return value
+
 
 #: Image extensions a frame folder may contain (case-insensitive).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -315,7 +334,7 @@ class ArraySource(FrameSource):
         self._frames = frames
         self._size = tuple(int(v) for v in shapes.pop())
         to_rgb(frames[0], f"{name} frame 0")  # validate dtype and channels up front
-        self._fps = float(fps) if fps else DEFAULT_FPS
+        self._fps = given_fps(fps)
 
     @property
     def num_frames(self) -> int:
@@ -343,7 +362,7 @@ class IteratorSource(FrameSource):
         except TypeError:
             self._len = None
         self._it = iter(iterable)
-        self._fps = float(fps) if fps else DEFAULT_FPS
+        self._fps = given_fps(fps)
         self._position = 0  # index of the next frame the iterator yields
         self._peeked: np.ndarray | None = None
         self._size: tuple[int, int] | None = None
