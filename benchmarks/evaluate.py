@@ -61,7 +61,6 @@ def _scores_csv(path: str, columns) -> bool:
     return [c.strip() for c in first] == list(columns)
 
 
-
 def _processes(text: str) -> int:
     """--processes: 0 (auto) or a positive count (argparse type: a bad value is one line, exit 2)."""
     try:
@@ -71,6 +70,7 @@ def _processes(text: str) -> int:
     if not 0 <= value <= 1024:
         raise argparse.ArgumentTypeError(f"must be 0 (auto) or a count of processes up to 1024, got {value}")
     return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__.split("\n\n")[0])

@@ -96,28 +96,29 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
             scanned[key] = make()
         return scanned[key].with_max_gap(cfg.video_max_gap)
 
+    def davis() -> VideoPairs:
+        return videos("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split, cfg.davis_year,
+                                                  cfg.davis_resolution))
+
+    def ytvos() -> VideoPairs:
+        return videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split))
+
     sources, weights = [], []
     try:
         if cfg.synthetic_weight > 0:
             sources.append(SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects, cfg.synthetic_max_gap))
             weights.append(cfg.synthetic_weight)
         if cfg.davis_roots and cfg.video_weight > 0:
-            sources.append(videos("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split,
-                                                              cfg.davis_year, cfg.davis_resolution)))
+            sources.append(davis())
             weights.append(cfg.video_weight)
         if cfg.ytvos_roots and cfg.video_weight > 0:
-            sources.append(videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split)))
+            sources.append(ytvos())
             weights.append(cfg.video_weight)
         if cfg.flow_weight > 0:
             if not (cfg.davis_roots or cfg.ytvos_roots):
                 raise TrainError("flow_weight > 0 needs videos: give davis_roots or ytvos_roots")
-            if "flow" not in scanned:
-                frames = []
-                if cfg.davis_roots:
-                    frames += videos("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split,
-                                                                 cfg.davis_year, cfg.davis_resolution)).all_frames
-                if cfg.ytvos_roots:
-                    frames += videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split)).all_frames
+            if "flow" not in scanned:  # the frames of the videos scanned above, read once for all stages
+                frames = (davis().all_frames if cfg.davis_roots else []) + (ytvos().all_frames if cfg.ytvos_roots else [])
                 scanned["flow"] = FlowPairs(frames, cfg.flow_max_gap, cfg.flow_objects)
             sources.append(scanned["flow"].with_max_gap(cfg.flow_max_gap))
             weights.append(cfg.flow_weight)
