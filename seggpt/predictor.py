@@ -288,12 +288,16 @@ class SegGPTPredictor:
             groups.setdefault(tuple(shown[i].tolist()), []).append(i)
         parts: Dict[int, torch.Tensor] = {}
         for key, objs in groups.items():
-            use = torch.tensor(key).nonzero()[:, 0].to(prompt_images.device)
-            m, kk = len(objs), len(use)
+            m = len(objs)
+            # the usual case, every object sees every prompt: the tensors as they are (no copies per frame)
+            images, object_masks = prompt_images, masks if m == n else masks[objs]
+            if not all(key):
+                use = torch.tensor(key).nonzero()[:, 0].to(prompt_images.device)
+                images, object_masks = images[use], object_masks[:, use]
             out = self.infer(
                 queries.repeat_interleave(m, dim=0),
-                prompt_images[use][None].expand(b * m, -1, -1, -1, -1),
-                masks[objs][:, use][None].expand(b, -1, -1, -1, -1, -1).reshape(b * m, kk, *masks.shape[2:]),
+                images[None].expand(b * m, -1, -1, -1, -1),
+                object_masks[None].expand(b, -1, -1, -1, -1, -1).reshape(b * m, *object_masks.shape[1:]),
                 embedding_type=embedding_type,
             )
             d = self.colour_distances(out, black_white)  # (B*m, 2, h, w)
