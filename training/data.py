@@ -31,6 +31,8 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -454,10 +456,33 @@ def _quiet_exit(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the loader's worker loop ends quietly on it
 
 
+def _passes_through_fd_sharing(tb: object) -> bool:
+    return any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
+               for frame, _ in traceback.walk_tb(tb))  # type: ignore[arg-type]
+
+
+def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
+    """A worker hands each batch's tensors to the main process by passing file descriptors, served by
+    multiprocessing's resource-sharer thread, which prints any failure through ``sys.excepthook``. When
+    Ctrl-C or SIGTERM interrupts the main process in the middle of receiving one, that handshake breaks
+    and the worker would print a traceback under the main process's one-line message. Such a failure
+    only ever means the receiver went away (the main process reports its own errors), so it is quiet;
+    everything else still goes to the previous hook."""
+
+    def hook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
+        if issubclass(exc_type, Exception) and _passes_through_fd_sharing(tb):
+            return
+        previous(exc_type, exc, tb)
+
+    return hook
+
+
 def worker_init(_: int) -> None:
     """Loader workers use one thread each (the cores belong to the training step), and a SIGTERM sent to
-    the whole process group ends them quietly, as Ctrl-C does, while the main process saves its checkpoint."""
+    the whole process group ends them quietly, as Ctrl-C does, while the main process saves its checkpoint
+    (a batch handed over at that moment fails quietly too: :func:`_quiet_fd_sharing_failures`)."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     signal.signal(signal.SIGTERM, _quiet_exit)
+    sys.excepthook = _quiet_fd_sharing_failures(sys.excepthook)
