@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_filter", "guided_filter", "frames_to_guide", "refine_scores", "refine_argmax", "auto_params"]
+__all__ = ["box_filter", "guided_filter", "frames_to_guide", "refine_scores", "refine_argmax", "refine_margins",
+           "auto_params"]
 
 Frames = Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]]
 
@@ -161,6 +162,15 @@ def refine_scores(scores: torch.Tensor, frames: Frames, radius: int = 8, eps: fl
     return guided_filter(g, scores, radius, eps, subsample)
 
 
+def _refined_differences(scores: torch.Tensor, g: torch.Tensor, radius: int, eps: float, subsample: int
+                         ) -> torch.Tensor:
+    """(B, L-1, H, W): each label's refined score minus label 0's, the one map `refine_argmax` decides from
+    and `refine_margins` measures (the filter is linear: one map fewer than refining every score)."""
+    if g.shape[0] != scores.shape[0]:
+        raise ValueError(f"{g.shape[0]} frames for {scores.shape[0]} score maps")
+    return guided_filter(g, scores[:, 1:].float() - scores[:, :1].float(), radius, eps, subsample)
+
+
 def refine_argmax(scores: torch.Tensor, frames: Frames, radius: int = 8, eps: float = 1e-2, subsample: int = 4,
                   guide: str = "grey", values: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The best label (B, H, W) of the refined scores; with `values` (L,), ``values[best]`` (object ids).
@@ -170,12 +180,39 @@ def refine_argmax(scores: torch.Tensor, frames: Frames, radius: int = 8, eps: fl
     """
     b, n = scores.shape[:2]
     g = frames_to_guide(frames, guide, scores.device)
-    if g.shape[0] != b:
-        raise ValueError(f"{g.shape[0]} frames for {b} score maps")
     if n == 1:
+        if g.shape[0] != b:
+            raise ValueError(f"{g.shape[0]} frames for {b} score maps")
         idx = torch.zeros((b,) + tuple(g.shape[-2:]), dtype=torch.long, device=scores.device)
     else:
-        diff = guided_filter(g, scores[:, 1:].float() - scores[:, :1].float(), radius, eps, subsample)
-        best_val, best = diff.max(dim=1)
+        best_val, best = _refined_differences(scores, g, radius, eps, subsample).max(dim=1)
         idx = torch.where(best_val > 0, best + 1, torch.zeros_like(best))
     return idx if values is None else values[idx]
+
+
+def refine_margins(scores: torch.Tensor, frames: Frames, radius: int = 8, eps: float = 1e-2, subsample: int = 4,
+                   guide: str = "grey") -> torch.Tensor:
+    """(B, L-1, H, W) in [-1, 1], per label k >= 1: its refined score minus the best other label's, normalised
+    like `SegGPTPredictor.confidence` ((a - b) / (|a| + |b|)).
+
+    Why not the margins of `refine_scores`: labels are decided by `refine_argmax` from the refined
+    differences to label 0, and the difference of two refined scores is not bitwise that refined
+    difference, so near an edge the two disagree on the sign. Here the sign comes from the very
+    differences `refine_argmax` decides from (the same call on the same inputs gives the same bits):
+    positive exactly where it picks k (ties aside); only the scale |a| + |b| needs label 0's refined score.
+    """
+    b, n = scores.shape[:2]
+    g = frames_to_guide(frames, guide, scores.device)
+    if n == 1:
+        return torch.zeros((b, 0) + tuple(g.shape[-2:]), device=scores.device)
+    diff = _refined_differences(scores, g, radius, eps, subsample)  # (B, L-1, H, W)
+    base = guided_filter(g, scores[:, :1].float(), radius, eps, subsample)  # label 0's refined score
+    # the best other label of k: label 0 (difference 0) or the best other object
+    others = torch.cat([torch.zeros_like(diff[:, :1]), diff], dim=1)  # (B, L, H, W), label 0 first
+    top2 = others.topk(2, dim=1)
+    out = torch.empty_like(diff)
+    for k in range(n - 1):
+        other = torch.where(top2.indices[:, 0] == k + 1, top2.values[:, 1], top2.values[:, 0])
+        scale = (base[:, 0] + diff[:, k]).abs() + (base[:, 0] + other).abs()
+        out[:, k] = ((diff[:, k] - other) / scale.clamp_min(1e-6)).clamp(-1, 1)
+    return out

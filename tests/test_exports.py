@@ -189,6 +189,27 @@ def test_soft_alpha_and_backward_frames(clip, tiny_weights, tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 6
 
 
+
+@pytest.mark.parametrize("guide", ["grey", "colour"])
+def test_soft_alpha_is_the_hard_mask_with_edge_aware_refinement(clip, tiny_weights, tmp_path, guide):
+    """With engine.refine on (the small weights' default) the labels come from the refined scores: the soft
+    alpha must come from the same ones, so that alpha >= 128 is the index PNGs exactly on every frame."""
+    root, frames, labels = clip
+    save_index_png(tmp_path / "m.png", labels[0])
+    rc = main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "m.png"), "--weights", tiny_weights,
+               "--out", str(tmp_path / "o"), "--alpha", str(tmp_path / "rgba"), "--soft", "--end", "6", "--quiet",
+               "--set", "engine.refine.enabled=true", "--set", f"engine.refine.guide={guide}",
+               "--set", "engine.refine.model_pixels=2.5"])
+    assert rc == 0
+    soft = 0
+    for t in range(6):
+        index = read_index_png(tmp_path / "o" / f"{t:05d}.png")
+        for o in (1, 2):
+            a = np.array(Image.open(tmp_path / "rgba" / f"{o:03d}" / f"{t:05d}.png"))[..., 3]
+            assert np.array_equal(a >= 128, index == o), (t, o)
+            soft += int(((a > 0) & (a < 255)).sum())
+    assert soft  # there are soft edges to get wrong
+
 def test_judo_masks_on_several_frames(shared_data, tiny_weights, tmp_path, caplog):
     """Cutie's judo: one new object per mask (0 = not given); 00005.png is 853 wide against 854: padded with
     'not given' at the right, never rescaled."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from seggpt.predictor import SegGPTPredictor
-from seggpt.refine import auto_params, refine_argmax
+from seggpt.refine import auto_params, refine_argmax, refine_margins
 
 from .config import EngineConfig
 from .memory import Prompt, PromptMemory
@@ -51,8 +51,9 @@ class FrameResult:
     @property
     def margins(self) -> np.ndarray:
         """(N, H, W) float32 in [-1, 1], one per object in `object_ids` order: the object's score minus the
-        best other label's score, normalised like `confidence` ((a - b) / (|a| + |b|)), from the model's
-        per-object scores resized to the frame (bilinearly, as the labels are decided).
+        best other label's score, normalised like `confidence` ((a - b) / (|a| + |b|)), from the very
+        frame-size scores the labels are decided from (resized bilinearly or nearest, or refined against
+        the frame when the engine's `refine` is on: `seggpt.refine.refine_margins`).
 
         Positive exactly where the pixel's label is that object (ties aside), and there it equals
         `confidence`; -1 for an object that does not exist on this frame. For an annotated frame the
@@ -187,7 +188,7 @@ class Tracker:
         ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
         return Predicted(queries, list(ids[small_idx]), small_conf.flatten(1).mean(dim=1).tolist(),
                          functools.partial(self._finish, scores, small_idx, small_conf, ids, size, frames),
-                         functools.partial(self._full_margins, scores, active, size))
+                         functools.partial(self._full_margins, scores, active, size, frames))
 
     def _finish(self, scores: torch.Tensor, small_idx: torch.Tensor, small_conf: torch.Tensor, ids: torch.Tensor,
                 size: Tuple[int, int], frames: Optional[Sequence[np.ndarray]]) -> List[Tuple[np.ndarray, LazyMap]]:
@@ -195,9 +196,11 @@ class Tracker:
         values_type = torch.int32 if label_dtype(ids.tolist()) == np.int32 else torch.int64
         refine = self.config.refine
         if refine.enabled and frames is not None:  # edge-aware: the scores follow the frame's edges
+            # frame by frame: `_full_margins` repeats exactly this call, so margins and labels share every bit
             radius, subsample = auto_params(size, scores.shape[-2:], refine.model_pixels)
-            full_labels = refine_argmax(scores, frames, radius, refine.eps, subsample, refine.guide,
-                                        values=ids.to(values_type)).cpu().numpy()
+            full_labels = torch.cat([refine_argmax(scores[i:i + 1], frames[i:i + 1], radius, refine.eps, subsample,
+                                                   refine.guide, values=ids.to(values_type))
+                                     for i in range(scores.shape[0])]).cpu().numpy()
         elif self.config.resize == "nearest":  # the official way: decide at model size, then upsample
             full_idx = F.interpolate(small_idx[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
             full_labels = ids.to(values_type)[full_idx].cpu().numpy()
@@ -206,27 +209,34 @@ class Tracker:
         return [(full_labels[i], functools.partial(self._full_confidence, small_conf[i], size))
                 for i in range(len(full_labels))]
 
-    def _full_margins(self, scores: torch.Tensor, active: List[int], size: Tuple[int, int], i: int,
-                      object_ids: List[int]) -> np.ndarray:
-        """FrameResult.margins of frame i of a batch: every label's score at frame size, then per object
-        its score minus the best other one, normalised (computed only if a caller asks)."""
-        s = scores[i:i + 1].float()
-        if self.config.resize == "nearest":
-            s = F.interpolate(s, size=size, mode="nearest-exact")
-        else:
-            s = SegGPTPredictor.resize_scores(s, size)
-        s = s[0]  # (1+n, H, W)
+    def _full_margins(self, scores: torch.Tensor, active: List[int], size: Tuple[int, int],
+                      frames: Optional[Sequence[np.ndarray]], i: int, object_ids: List[int]) -> np.ndarray:
+        """FrameResult.margins of frame i of a batch (computed only if a caller asks): per object its score
+        minus the best other one, normalised, from the frame-size scores `_finish` decided the labels from,
+        so that a margin is positive exactly where the label is the object."""
         out = np.full((len(object_ids),) + tuple(size), -1.0, np.float32)
-        if s.shape[0] < 2:
+        if scores.shape[1] < 2:
             return out
-        top2 = s.topk(2, dim=0)
+        refine = self.config.refine
+        if refine.enabled and frames is not None:  # the same refinement, frame by frame, as in `_finish`
+            radius, subsample = auto_params(size, scores.shape[-2:], refine.model_pixels)
+            margins = refine_margins(scores[i:i + 1], frames[i:i + 1], radius, refine.eps, subsample, refine.guide)[0]
+        else:
+            s = scores[i:i + 1].float()
+            if self.config.resize == "nearest":
+                s = F.interpolate(s, size=size, mode="nearest-exact")
+            else:
+                s = SegGPTPredictor.resize_scores(s, size)
+            s = s[0]  # (1+n, H, W)
+            top2 = s.topk(2, dim=0)
+            rows = []
+            for j in range(len(active)):
+                other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
+                rows.append((s[j + 1] - other) / (s[j + 1].abs() + other.abs()).clamp_min(1e-6))
+            margins = torch.stack(rows).clamp(-1, 1)
         for j, obj in enumerate(active):
-            if obj not in object_ids:
-                continue
-            own = s[j + 1]
-            other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
-            margin = (own - other) / (own.abs() + other.abs()).clamp_min(1e-6)
-            out[object_ids.index(obj)] = margin.clamp(-1, 1).cpu().numpy()
+            if obj in object_ids:
+                out[object_ids.index(obj)] = margins[j].cpu().numpy()
         return out
 
     def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
