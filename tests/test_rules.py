@@ -214,3 +214,35 @@ def test_an_empty_mask_gives_no_new_object_but_marks_a_known_one_absent(seg):
         live.step(flat_frames()[0], mask=empty)
     live.step(flat_frames()[0], mask=box(2, 10))
     assert not (live.step(flat_frames()[1], mask=empty).labels == 1).any()  # known object: absent from here
+
+
+def test_the_objects_and_masks_cannot_change_while_a_propagation_runs():
+    """Adversarial: remove_object during a propagation still showed the object on the next frame (finished one
+    batch behind), and add_new_mask of a later frame made the pass fail with 'never read' on an array source.
+    A pass keeps the objects it started with: every change is refused at the call, from `propagate` until the
+    generator ends, is closed or is dropped, and the session is left as it was."""
+    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 0, "batch_frames": 2})
+    st = seg.init_state(flat_frames())
+    seg.add_new_mask(st, 0, 1, box(2, 10))
+    seg.add_new_mask(st, 0, 2, box(30, 40))
+    changes = [lambda: seg.remove_object(st, 2), lambda: seg.add_new_mask(st, 3, 3, box(12, 16)),
+               lambda: seg.add_mask(st, 3, np.where(box(12, 16), 3, 0)), lambda: seg.reset_state(st)]
+    seen = []
+    for r in seg.propagate(st):
+        seen.append((r.frame_idx, sorted(set(np.unique(r.labels)) - {0}), r.masks.shape[0]))
+        if r.frame_idx == 4:
+            for change in changes:
+                with pytest.raises(EngineError, match=r"a propagation of this session is in progress.*close\(\) it"):
+                    change()
+    assert seen == [(t, [1, 2], 2) for t in range(N)]  # every frame: the objects it started with
+    assert st.object_ids == [1, 2] and list(st.annotations) == [0]
+    run = seg.propagate(st)  # refused from the call on, before the first frame (it read the masks already)
+    with pytest.raises(EngineError, match="remove_object\\(2\\): a propagation"):
+        seg.remove_object(st, 2)
+    next(run)
+    run.close()
+    seg.add_new_mask(st, 3, 3, box(12, 16))  # closed: the next pass has the new object on its every frame
+    assert all(r.object_ids == [1, 2, 3] for r in seg.propagate(st, start_frame_idx=3))
+    next(seg.propagate(st))  # a pass dropped unfinished ends with it
+    seg.remove_object(st, 2)
+    assert st.object_ids == [1, 3]

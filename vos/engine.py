@@ -87,9 +87,11 @@ class VideoSegmenter:
         return InferenceState(source if isinstance(source, FrameSource) else open_source(source, **source_kw))
 
     def add_new_mask(self, state: InferenceState, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
-        """Give (or correct) object `obj_id` on frame `frame_idx` with a (H, W) mask (bool, or 0/nonzero)."""
+        """Give (or correct) object `obj_id` on frame `frame_idx` with a (H, W) mask (bool, or 0/nonzero).
+        Not while a propagation of the session is in progress (`InferenceState.check_no_pass`)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         obj_id = check_object_id(obj_id)
+        state.check_no_pass(f"add_new_mask(object {obj_id} on frame {frame_idx})")
         m = as_array(mask, f"object {obj_id} on frame {frame_idx}") if mask is not None else None
         if m is None or m.shape != tuple(state.size):
             got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
@@ -102,8 +104,10 @@ class VideoSegmenter:
         state.annotations.add(frame_idx, obj_id, m)
 
     def add_mask(self, state: InferenceState, frame_idx: int, labels: np.ndarray) -> List[int]:
-        """Give several objects at once with a label map (ids as given; 0 asserts nothing about others)."""
+        """Give several objects at once with a label map (ids as given; 0 asserts nothing about others).
+        Not while a propagation of the session is in progress (`InferenceState.check_no_pass`)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
+        state.check_no_pass(f"add_mask(frame {frame_idx})")
         given = known_or_nonempty(masks_from(labels, None, tuple(state.size), f"frame {frame_idx}"),
                                   state.objects, f"frame {frame_idx}")
         state.objects.add(list(given))
@@ -112,19 +116,25 @@ class VideoSegmenter:
         return sorted(given)
 
     def remove_object(self, state: InferenceState, obj_id: int) -> None:
-        """Remove an object and all its masks from the session."""
-        state.objects.remove(check_object_id(obj_id))
+        """Remove an object and all its masks from the session (not while a propagation of it is in progress)."""
+        obj_id = check_object_id(obj_id)
+        state.check_no_pass(f"remove_object({obj_id})")
+        state.objects.remove(obj_id)
         state.annotations.remove_object(obj_id)
 
     def reset_state(self, state: InferenceState) -> None:
-        """Drop every mask and object; the video stays open."""
+        """Drop every mask and object; the video stays open (not while a propagation of the session is in progress)."""
+        state.check_no_pass("reset_state")
         state.annotations.clear()
         state.objects.clear()
 
     def propagate(self, state: InferenceState, start_frame_idx: Optional[int] = None,
                   max_frames: Optional[int] = None, reverse: bool = False) -> Iterator[FrameResult]:
         """Segment frames from `start_frame_idx` (default: the first annotated frame, or the last one when
-        reverse) onwards, or backwards; yields a FrameResult per frame, in processing order."""
+        reverse) onwards, or backwards; yields a FrameResult per frame, in processing order.
+
+        Until the generator is exhausted, closed or dropped, the session's objects and masks cannot change
+        (`InferenceState.check_no_pass`): every frame it yields has the objects it started with."""
         if not len(state.annotations):
             raise EngineError("add a mask first: no object is given on any frame")
         given = list(state.annotations)
@@ -135,7 +145,7 @@ class VideoSegmenter:
         self._read_annotated_frames(state, start, reverse)
         self.adapt(state)
         tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
-        return self._run(tracker, state.frames(start, max_frames, reverse))
+        return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse)))
 
     def adapt(self, state: InferenceState, progress: Optional[Callable[[AdaptProgress], None]] = None) -> float:
         """Test-time adaptation (`config.adapt`): learn the session's annotated frames; returns the seconds.

@@ -11,6 +11,8 @@ frames condition a frame. The rules (the README's table), written here once:
   predictions (the tracker's memory).
 * a correction: a new mask of an object already given, at frame c, retires the annotated frames
   before c (in that direction) where that object existed; the recent predictions are forgotten.
+* changes during a propagation: none; objects and masks are fixed from the `propagate` call until
+  its generator ends (`InferenceState.check_no_pass`).
 
 An annotated frame conditions others as its *annotated prompt*: the user's masks painted over a
 prediction of the objects they do not mention (from the annotated frames before it only), so an
@@ -20,13 +22,14 @@ per direction until an annotation changes.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, Generator, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
-from .objects import Objects
+from .objects import EngineError, Objects
 from .video import FrameSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,6 +167,23 @@ class InferenceState:
     #: the session's adapted model (test-time adaptation), kept so that a correction adds to it
     adapted: Optional["SegGPTPredictor"] = field(default=None, repr=False)
     adapted_version: int = -1  # the annotations' version it has learnt
+    #: the propagations made on this session (generators, weakly: one dropped unfinished goes with it)
+    _passes: "weakref.WeakSet[Generator]" = field(default_factory=weakref.WeakSet, init=False, repr=False,
+                                                  compare=False)
+
+    def start_pass(self, run: Generator) -> Generator:
+        """Note a propagation of this session (`check_no_pass` refuses changes until it ends); returns it."""
+        self._passes.add(run)
+        return run
+
+    def check_no_pass(self, verb: str) -> None:
+        """EngineError if a propagation of this session is in progress: from the `propagate` call until the
+        generator is exhausted, closed or dropped. Why: a pass has read and adapted to the masks it started
+        with and finishes frames one batch behind the model, so a change in the middle would reach some
+        frames and not others; SAM 2 refuses it too."""
+        if any(run.gi_frame is not None for run in self._passes):  # gi_frame is None once a generator ended
+            raise EngineError(f"{verb}: a propagation of this session is in progress; the objects and masks cannot "
+                              "change while it runs: finish it or close() it first, then propagate again")
 
     @property
     def object_ids(self) -> List[int]:
