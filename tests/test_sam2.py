@@ -149,3 +149,36 @@ def test_masks_that_are_not_numbers_are_refused_in_one_line(tiny_weights):
     nested[0:3, 0:3] = 1
     _, ids, masks = predictor.add_new_mask(state, frame_idx=1, obj_id=2, mask=nested.tolist())
     assert ids == [1, 2] and int((masks[1, 0] > 0).sum()) == 9
+
+
+def test_messages_name_the_callers_ids_and_arguments(tiny_weights):
+    """Adversarial: after objects 7 and 0 were added and 7 removed, an empty mask for new object 5 was
+    refused as 'object 3's mask is empty' (our engine id); max_frame_num_to_track=-1 as 'max_frames ... got 0';
+    a change during a propagation names the caller's id too, and leaves the predictor's ids as they were."""
+    from vos import EngineError
+    from vos.sam2 import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
+    state = predictor.init_state(video_path=np.zeros((4, 16, 16, 3), np.uint8))
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    predictor.add_new_mask(state, frame_idx=0, obj_id=7, mask=mask)
+    predictor.add_new_mask(state, frame_idx=0, obj_id=0, mask=~mask)
+    predictor.remove_object(state, 7)
+    with pytest.raises(EngineError, match=r"^frame 0: object 5's mask is empty and it has no mask on another frame"):
+        predictor.add_new_mask(state, frame_idx=0, obj_id=5, mask=np.zeros((16, 16), bool))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(EngineError, match=rf"^max_frame_num_to_track must be an integer >= 0 .*"
+                                              rf"got max_frame_num_to_track={bad!r}$"):
+            list(predictor.propagate_in_video(state, max_frame_num_to_track=bad))
+    assert [f for f, _, _ in predictor.propagate_in_video(state, max_frame_num_to_track=0)] == [0]  # SAM 2: the start
+    predictor.add_new_mask(state, frame_idx=0, obj_id=5, mask=mask)
+    for frame_idx, ids, _ in predictor.propagate_in_video(state):
+        if frame_idx == 1:
+            with pytest.raises(EngineError, match=r"^remove_object\(obj_id=5\): a propagation"):
+                predictor.remove_object(state, 5)
+            with pytest.raises(EngineError, match=r"^add_new_mask\(obj_id=9, frame_idx=2\): a propagation"):
+                predictor.add_new_mask(state, frame_idx=2, obj_id=9, mask=mask)
+        assert ids == [0, 5]
+    assert state["obj_ids"] == [0, 5] and state["obj_id_to_idx"] == {0: 0, 5: 1}
+    assert predictor.remove_object(state, 5)[0] == [0]

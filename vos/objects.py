@@ -11,7 +11,7 @@ The rules (README, "Rules of the engine"), in one place for the session API, liv
 from __future__ import annotations
 
 import numbers
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -97,10 +97,11 @@ def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[in
     return {i: m == i for i in present}
 
 
-def known_or_nonempty(given: Dict[int, np.ndarray], known: "Objects", where: str) -> Dict[int, np.ndarray]:
+def known_or_nonempty(given: Dict[int, np.ndarray], known: Container[int], where: str) -> Dict[int, np.ndarray]:
     """`given` without the empty masks of objects not given before; EngineError when nothing is left.
 
-    The one rule for empty masks (module docstring), for the session API, live streams and the CLI.
+    The one rule for empty masks (module docstring), for the session API, live streams and the CLI;
+    `known` holds the ids given before (a session's `Objects`; the SAM 2 shim's own ids, named as its caller does).
     """
     kept = {o: m for o, m in given.items() if o in known or m.any()}
     if not kept:

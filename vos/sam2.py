@@ -21,8 +21,10 @@ What is SAM 2's here:
   logits: +1.0 inside, -1.0 outside; for soft edges see `vos.exports.soft_alpha`);
 * `propagate_in_video(inference_state, start_frame_idx=None, max_frame_num_to_track=None,
   reverse=False)`: start at the earliest frame with a mask unless told, track
-  `max_frame_num_to_track` frames after the start (so one more is yielded), and a reverse pass from
-  frame 0 yields nothing, all as SAM 2 does;
+  `max_frame_num_to_track` frames after the start (so one more is yielded; an integer >= 0), and a
+  reverse pass from frame 0 yields nothing, all as SAM 2 does;
+* errors name the caller's object ids and arguments, never the engine ids behind them; objects and
+  masks cannot change while a propagation runs (`InferenceState.check_no_pass`), as in SAM 2;
 * `remove_object(inference_state, obj_id, strict=False, need_output=True)` returns
   ``(obj_ids, updated_frames)``; `reset_state(inference_state)`.
 
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 
 from .engine import VideoSegmenter
-from .objects import EngineError, as_array
+from .objects import EngineError, as_array, check_frame_index, known_or_nonempty
 from .state import InferenceState
 
 
@@ -96,6 +98,10 @@ class SegGPTVideoPredictor:
         state = self._state(inference_state)
         obj_id = _client_id(obj_id)
         m = self._mask(mask, state.size, obj_id)
+        # the engine's rules in the caller's ids first, so that a message names obj_id, not our engine id
+        frame_idx = check_frame_index(frame_idx, state.num_frames)
+        state.check_no_pass(f"add_new_mask(obj_id={obj_id}, frame_idx={frame_idx})")
+        known_or_nonempty({obj_id: m}, inference_state["_engine_ids"], f"frame {frame_idx}")
         new = obj_id not in inference_state["_engine_ids"]
         engine_id = inference_state["_next_engine_id"] if new else inference_state["_engine_ids"][obj_id]
         self.segmenter.add_new_mask(state, frame_idx, engine_id, m)
@@ -122,6 +128,7 @@ class SegGPTVideoPredictor:
                                    f"All existing object ids: {inference_state['obj_ids']}.")
             return list(inference_state["obj_ids"]), []
         state = self._state(inference_state)
+        state.check_no_pass(f"remove_object(obj_id={obj_id})")  # in the caller's id, before anything changes
         self.segmenter.remove_object(state, inference_state["_engine_ids"].pop(obj_id))
         inference_state["obj_ids"].remove(obj_id)
         self._reindex(inference_state)
@@ -135,6 +142,12 @@ class SegGPTVideoPredictor:
                            ) -> Iterator[Tuple[int, List[int], torch.Tensor]]:
         """Yield (frame_idx, obj_ids, video_res_masks (N, 1, H, W) float32) frame by frame, SAM 2's way."""
         state = self._state(inference_state)
+        if max_frame_num_to_track is not None and (isinstance(max_frame_num_to_track, (bool, np.bool_))
+                                                   or not isinstance(max_frame_num_to_track, numbers.Integral)
+                                                   or max_frame_num_to_track < 0):
+            # checked here, in SAM 2's terms: the engine's own check would name the frame count made from it
+            raise EngineError(f"max_frame_num_to_track must be an integer >= 0 (the frames tracked after the start), "
+                              f"got max_frame_num_to_track={max_frame_num_to_track!r}")
         if not len(state.annotations):
             raise EngineError("No input masks are provided for any object; please add inputs first "
                               "(add_new_mask).")
