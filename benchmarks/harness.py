@@ -33,6 +33,7 @@ from .errors import HarnessError
 from .layout import ResultLayout
 from .methods import Method, MethodSpec
 from .report import cuda_peak_mb, peak_rss_mb, reset_cuda_peak
+from . import validate
 
 __all__ = ["DATASETS", "Benchmark", "open_benchmark", "SequenceResult", "run_sequence", "process_sequence",
            "score_sequence", "has_ground_truth"]
@@ -52,7 +53,8 @@ class Benchmark:
 
     @property
     def names(self) -> list[str]:
-        return list(self.reader.names)
+        """Every sequence of the split, those with a problem too (`validate.split_names`)."""
+        return validate.split_names(self)
 
 
 def open_benchmark(name: str, root: str | os.PathLike, split: str | None = None, resolution: str = "480p",

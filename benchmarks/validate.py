@@ -10,7 +10,9 @@ The rules, true to each dataset:
   empty mask on a later frame is real (the object is out of view) and is scored as such.
 * **YouTube-VOS** annotates only the frame where each object first appears: every frame meta.json
   lists has a JPEG, each object's first listed frame has an annotation that holds that object, every
-  annotation PNG has its JPEG and the frames' size.
+  annotation PNG has its JPEG and the frames' size. meta.json lists every video of its split, so a
+  video folder in JPEGImages or Annotations that it does not list is a sequence of the split with a
+  problem (`split_names`), never dropped.
 
 `problems(bench, names)` gives {sequence: one-line reason}; `benchmarks.vos` runs the others and
 reports these as failed (exit code 1, figures marked partial), `benchmarks.evaluate` refuses (exit
@@ -36,7 +38,7 @@ from vos.video import natural_key
 
 from .errors import HarnessError
 
-__all__ = ["problems", "sequence_loaders", "refuse_problems", "write_scores", "partial_note", "benchmark_inputs"]
+__all__ = ["split_names", "problems", "sequence_loaders", "refuse_problems", "write_scores", "partial_note", "benchmark_inputs"]
 
 _JPEG = (".jpg", ".jpeg")
 
@@ -109,8 +111,26 @@ def davis_problem(reader: Any, name: str) -> str | None:
     return None
 
 
+def ytvos_unlisted(reader: Any) -> list[str]:
+    """The videos with a folder in JPEGImages or Annotations that meta.json does not list."""
+    folders = {p.name for root in (Path(reader.images_root), Path(reader.masks_root)) if root.is_dir()
+               for p in root.iterdir() if p.is_dir()}
+    return sorted(folders - set(reader.names))
+
+
+def split_names(bench: Any) -> list[str]:
+    """Every sequence of the split, what a benchmark is asked for when no names are given: the reader's
+    (DAVIS: ImageSets; YouTube-VOS: meta.json), and for YouTube-VOS the unlisted video folders too, so
+    that `problems` reports them instead of a run that silently scores fewer (module docstring)."""
+    names = list(bench.reader.names)
+    return names if bench.kind == "davis" else sorted({*names, *ytvos_unlisted(bench.reader)})
+
+
 def ytvos_problem(reader: Any, name: str) -> str | None:
     """Why a YouTube-VOS video cannot be run, or None."""
+    if name not in reader.names:
+        return (f"{Path(reader.split_dir) / 'meta.json'}: video {name!r} has frames or annotations but is not "
+                f"listed (meta.json lists every video of the split)")
     try:
         sequence = reader[name]  # the listed frames exist, each object's first annotation file exists
     except (DatasetError, MaskError) as err:

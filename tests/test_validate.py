@@ -147,3 +147,28 @@ def test_ytvos_rules(ytvos, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1 and f"{name}: FAILED" in captured.err and "1/2 sequences ok" in captured.out
     assert not (tmp_path / "res" / "submission.zip").exists()  # never a submission with a video missing
+
+
+def test_a_ytvos_video_that_meta_json_does_not_list_is_a_problem_not_dropped(ytvos, tmp_path, capsys):
+    """Adversarial: a video with frames and annotations but no meta.json entry was dropped silently
+    ("1/1 sequences ok", exit 0). meta.json lists every video of its split: the video is one of the split
+    with a problem, listed by the shared validator (benchmarks.vos fails it: exit 1, no submission zip)."""
+    root = tmp_path / "copy"
+    shutil.copytree(ytvos, root)
+    meta_path = root / "valid" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    name = sorted(meta["videos"])[1]
+    del meta["videos"][name]
+    meta_path.write_text(json.dumps(meta))
+    bench = open_benchmark("ytvos", root, all_frames="none")
+    assert name in bench.names and name not in bench.reader.names
+    assert problems(bench, bench.names) == {name: f"{meta_path}: video {name!r} has frames or annotations but is not "
+                                                  "listed (meta.json lists every video of the split)"}
+    code = bench_cli.main(["--dataset", "ytvos", "--root", str(root), "--out", str(tmp_path / "res"), "--method",
+                           "copy-first", "--all-frames", "none", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1 and f"{name}: FAILED: {meta_path}: video {name!r}" in captured.err
+    assert "1/2 sequences ok" in captured.out and not (tmp_path / "res" / "submission.zip").exists()
+    (root / "valid" / "JPEGImages" / name).rename(root / "valid" / "elsewhere")  # annotations alone: the same
+    bench = open_benchmark("ytvos", root, all_frames="none")
+    assert list(problems(bench, bench.names)) == [name]
