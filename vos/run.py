@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write into a folder holding other files; only the files of our earlier runs are removed, "
                          "never others (default: off)")
     ap.add_argument("--object-masks", action="store_true",
-                    help="also write one 0/255 grey PNG per object and frame, in DIR/objects/<id>/ (default: off)")
+                    help="also write one 0/255 grey PNG per object and frame, in --out's objects/<id:03d>/<frame>.png, "
+                         "e.g. objects/001/00000.png (default: off)")
     ap.add_argument("--alpha", default=None, metavar="DIR",
                     help="also write RGBA PNGs (the frame with the object's alpha): DIR/<frame>.png with one "
                          "object, DIR/<id>/<frame>.png with several (default: none)")
