@@ -22,6 +22,7 @@ paper: https://arxiv.org/abs/2304.03284.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -360,6 +361,33 @@ class SegGPT(nn.Module):
         """Save in our own format (one safetensors file, the config and, optionally, the engine settings
         recommended for these weights, e.g. {"engine": {"memory": 2}}, in its metadata); returns the file."""
         return save_state(self.state_dict(), self.config, path, recommended)
+
+    def at_image_size(self, image_size: Union[int, Sequence[int]]) -> "SegGPT":
+        """The same weights (shared, not copied) run at another input size per half, (H, W) or a side.
+
+        Both position encodings already adapt to the grid they meet: the absolute table is resized
+        bicubically to the canvas (as in the official code, whose table is for 224 pixels) and the
+        relative tables linearly (``get_rel_pos``, as in ViTDet). A larger size shows small objects in
+        more detail at about (size / trained size)^2 the cost: a small model trained at 64x64 loses a
+        car a few pixels wide. Raises ValueError for a size that is not a multiple of the patch size.
+        Training or adapting the returned model trains these very parameters (adaptation works on a copy).
+        """
+        size = (int(image_size), int(image_size)) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        if size == self.config.image_size:
+            return self
+        if len(size) != 2 or min(size) < self.config.patch_size:
+            raise ValueError(f"image_size must be a side or (H, W) of at least the patch size "
+                             f"{self.config.patch_size}, got {image_size!r}")
+        config = dataclasses.replace(self.config, image_size=size)  # checks the patch multiple
+        with torch.device("meta"):  # the structure only: every tensor is this model's own
+            view = SegGPT(config)
+        for (name, mine), (_, theirs) in zip(self.named_modules(), view.named_modules()):
+            if type(mine) is not type(theirs):
+                raise RuntimeError(f"module {name!r} differs between sizes")  # cannot happen: one structure
+            theirs._parameters = dict(mine._parameters)
+            theirs._buffers = dict(mine._buffers)
+        view.recommended_settings = getattr(self, "recommended_settings", {})
+        return view.train(self.training)
 
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:

@@ -289,3 +289,24 @@ def test_refinement_follows_the_frame(model, clip):
     assert np.array_equal(refined[0].labels, labels[0])
     assert all(r.labels.shape == (48, 64) and set(np.unique(r.labels)) <= {0, 1, 2} for r in refined)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(refined[1:], smooth[1:]))
+
+
+def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_alone(model, clip):
+    """engine.image_size: the predictor (and adaptation) run the model's own weights at that size; the
+    given model keeps its size and its weights; a size the patch does not divide is one EngineError."""
+    frames, labels = clip
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = {"memory": 1, "image_size": 96, "adapt": {"steps": 1, "batch_size": 2}}
+    seg = VideoSegmenter(model, config=cfg)
+    assert seg.predictor.image_size == (96, 96) and model.config.image_size == (64, 64)
+    assert seg.model.pos_embed is model.pos_embed  # shared, not copied
+    st, res = _run(seg, frames, 0, labels[0], max_frames=4)
+    assert st.adapted.model.config.image_size == (96, 96)
+    assert all(r.labels.shape == (48, 64) for r in res) and np.array_equal(res[0].labels, labels[0])
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    _, own = _run(VideoSegmenter(model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
+    assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res[1:], own[1:]))
+    with pytest.raises(EngineError, match=r"^engine.image_size: image_size \(100, 100\) is not a multiple"):
+        VideoSegmenter(model, config={"image_size": 100})
+    with pytest.raises(ConfigError, match="image_size"):
+        EngineConfig(image_size=4)

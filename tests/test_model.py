@@ -217,3 +217,36 @@ def test_cached_position_tables_follow_the_weights():
     fresh = SegGPT("test-tiny").eval()
     fresh.load_state_dict(model.state_dict())
     assert torch.equal(model.infer(imgs, pimgs, pmasks), fresh.infer(imgs, pimgs, pmasks))
+
+
+def test_another_input_size_equals_transformers_at_that_size():
+    """`at_image_size`: the same parameters (shared, not copied) at another input size, equal to transformers
+    built for that size with these weights (its position tables interpolated by its own code), with the
+    official ensemble semantics."""
+    from transformers import SegGptConfig, SegGptForImageSegmentation
+
+    from seggpt.weights import config_to_transformers, to_transformers_keys
+
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny").eval()
+    view = model.at_image_size(96)
+    assert view.config.image_size == (96, 96) and model.config.image_size == (64, 64)
+    assert model.at_image_size((64, 64)) is model
+    shared = dict(model.named_parameters())
+    assert all(p is shared[name] for name, p in view.named_parameters())  # no copy: one set of weights
+    hf = SegGptForImageSegmentation(SegGptConfig(**config_to_transformers(view.config))).eval()
+    state = to_transformers_keys(model.state_dict())
+    for name, module in hf.named_modules():  # the trained relative tables, as a checkpoint brings them
+        for table in ("rel_pos_h", "rel_pos_w"):
+            if hasattr(module, table):
+                setattr(module, table, torch.nn.Parameter(state[f"{name}.{table}"].clone()))
+    hf.load_state_dict(state, strict=True)
+    imgs, pimgs, pmasks = _inputs(2, 3, view.config, seed=5)
+    ours = view.infer(imgs, pimgs, pmasks)
+    assert ours.shape == (2, 3, 96, 96)
+    official = torch.stack([official_ensemble(hf, imgs[b], pimgs[b], pmasks[b]) for b in range(2)])
+    torch.testing.assert_close(ours, official, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        model.at_image_size(100)
+    with pytest.raises(ValueError, match="at least the patch size"):
+        model.at_image_size(0)

@@ -81,6 +81,10 @@ class EngineConfig:
     exact_resize: PIL-identical input resizing (slower; for benchmarks that must match the official code).
     compile: torch.compile the model for its fixed canvas shape: null (off), "default",
         "reduce-overhead" (CUDA graphs on a GPU) or "max-autotune". Pays off on long videos.
+    image_size: the side in pixels of the square each image is resized to for the model; null: the
+        size the weights were trained at. Larger shows small objects in more detail, at about
+        (size / trained size)^2 the cost (position tables are interpolated, as SegGPT's own code does);
+        a multiple of the model's patch size.
     adapt: test-time adaptation (AdaptConfig). refine: edge-aware upsampling (RefineConfig).
     """
 
@@ -96,6 +100,7 @@ class EngineConfig:
     resize: str = setting("smooth", choices=("smooth", "nearest"))
     exact_resize: bool = False
     compile: Optional[str] = setting(None, choices=("default", "reduce-overhead", "max-autotune"))
+    image_size: Optional[int] = setting(None, min=8, max=2048)
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
     refine: RefineConfig = dataclasses.field(default_factory=RefineConfig)
 

@@ -57,9 +57,14 @@ class VideoSegmenter:
             from seggpt.weights_check import load_checked  # packaged names first; checked before it is built
 
             model = load_checked(str(model_or_weights), device=self.device)
-        self.model = model.eval()
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
+        if self.config.image_size is not None:  # the same weights at another input size (shared, not copied)
+            try:
+                model = model.at_image_size(self.config.image_size)
+            except ValueError as e:
+                raise EngineError(f"engine.image_size: {e}") from None
+        self.model = model.eval()
         self.predictor = SegGPTPredictor(model, dtype=amp, exact_resize=self.config.exact_resize)
         if self.config.compile:
             self.predictor.compile(self.config.compile)
