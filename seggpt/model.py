@@ -375,10 +375,13 @@ class SegGPT(nn.Module):
         size = (int(image_size), int(image_size)) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
         if size == self.config.image_size:
             return self
-        if len(size) != 2 or min(size) < self.config.patch_size:
-            raise ValueError(f"image_size must be a side or (H, W) of at least the patch size "
-                             f"{self.config.patch_size}, got {image_size!r}")
-        config = dataclasses.replace(self.config, image_size=size)  # checks the patch multiple
+        patch = self.config.patch_size
+        if len(size) != 2 or min(size) < patch:
+            raise ValueError(f"image_size must be a side or (H, W) of at least the patch size {patch}, "
+                             f"got {image_size!r}")
+        if size[0] % patch or size[1] % patch:
+            raise ValueError(f"{image_size!r} is not a multiple of this model's patch size {patch}")
+        config = dataclasses.replace(self.config, image_size=size)
         with torch.device("meta"):  # the structure only: every tensor is this model's own
             view = SegGPT(config)
         for (name, mine), (_, theirs) in zip(self.named_modules(), view.named_modules()):

@@ -306,7 +306,7 @@ def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_al
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     _, own = _run(VideoSegmenter(model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res[1:], own[1:]))
-    with pytest.raises(EngineError, match=r"^engine.image_size: image_size \(100, 100\) is not a multiple"):
+    with pytest.raises(EngineError, match=r"^engine.image_size: 100 is not a multiple of this model's patch size 8$"):
         VideoSegmenter(model, config={"image_size": 100})
     with pytest.raises(ConfigError, match="image_size"):
         EngineConfig(image_size=4)

@@ -246,7 +246,7 @@ def test_another_input_size_equals_transformers_at_that_size():
     assert ours.shape == (2, 3, 96, 96)
     official = torch.stack([official_ensemble(hf, imgs[b], pimgs[b], pmasks[b]) for b in range(2)])
     torch.testing.assert_close(ours, official, atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="multiple of patch_size"):
+    with pytest.raises(ValueError, match="100 is not a multiple of this model's patch size 8"):
         model.at_image_size(100)
     with pytest.raises(ValueError, match="at least the patch size"):
         model.at_image_size(0)
