@@ -25,9 +25,14 @@ class EngineError(ValueError):
 MAX_OBJECT_ID = 2 ** 63 - 1  # label maps are int64 at most
 
 
+def is_integer(value: object) -> bool:
+    """An integer (numpy's too) and not a bool: True would otherwise pass as 1 (an id, an index, a count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_object_id(obj_id: object, where: str = "object id") -> int:
     """A positive integer id, or EngineError."""
-    if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, numbers.Integral):
+    if not is_integer(obj_id):
         raise EngineError(f"{where}: object ids must be positive integers, got {obj_id!r}")
     if not 1 <= int(obj_id) <= MAX_OBJECT_ID:
         raise EngineError(f"{where}: object ids must be positive integers below 2**63, got {int(obj_id)}")
@@ -41,7 +46,7 @@ def label_dtype(ids: Sequence[int]) -> type:
 
 def check_frame_index(frame_idx: object, num_frames: Optional[int]) -> int:
     """A frame index inside the video (num_frames None: any index >= 0), or EngineError."""
-    if isinstance(frame_idx, (bool, np.bool_)) or not isinstance(frame_idx, numbers.Integral):
+    if not is_integer(frame_idx):
         raise EngineError(f"frame index must be an integer, got {frame_idx!r}")
     idx = int(frame_idx)
     if idx < 0 or (num_frames is not None and idx >= num_frames):
@@ -160,5 +165,5 @@ class Objects:
         return f"Objects({self._ids})"
 
 
-__all__ = ["EngineError", "Objects", "as_array", "describe_shape", "check_object_id", "label_dtype", "check_frame_index", "check_frame", "masks_from",
+__all__ = ["EngineError", "Objects", "as_array", "describe_shape", "check_object_id", "is_integer", "label_dtype", "check_frame_index", "check_frame", "masks_from",
            "MAX_SESSION_OBJECTS"]

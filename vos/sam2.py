@@ -35,7 +35,6 @@ Our own API (`vos.VideoSegmenter`) stays as it is: boolean masks, numpy arrays, 
 """
 from __future__ import annotations
 
-import numbers
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 
 from .engine import VideoSegmenter
-from .objects import EngineError, as_array, check_frame_index, known_or_nonempty
+from .objects import EngineError, as_array, check_frame_index, is_integer, known_or_nonempty
 from .state import InferenceState
 
 
@@ -52,7 +51,7 @@ from .state import InferenceState
 def _client_id(obj_id: object) -> int:
     """SAM 2's object ids are any integers, kept as the caller's (mapped to engine ids inside); a bool or
     a float is refused (True was kept beside 1 as another object), a numpy integer becomes an int."""
-    if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, numbers.Integral):
+    if not is_integer(obj_id):
         raise EngineError(f"obj_id must be an integer, got {obj_id!r}")
     return int(obj_id)
 
@@ -142,8 +141,7 @@ class SegGPTVideoPredictor:
                            ) -> Iterator[Tuple[int, List[int], torch.Tensor]]:
         """Yield (frame_idx, obj_ids, video_res_masks (N, 1, H, W) float32) frame by frame, SAM 2's way."""
         state = self._state(inference_state)
-        if max_frame_num_to_track is not None and (isinstance(max_frame_num_to_track, (bool, np.bool_))
-                                                   or not isinstance(max_frame_num_to_track, numbers.Integral)
+        if max_frame_num_to_track is not None and (not is_integer(max_frame_num_to_track)
                                                    or max_frame_num_to_track < 0):
             # checked here, in SAM 2's terms: the engine's own check would name the frame count made from it
             raise EngineError(f"max_frame_num_to_track must be an integer >= 0 (the frames tracked after the start), "
