@@ -57,8 +57,9 @@ def attention_with_lse(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T * scale + bias) v and the log-sum-exp of each row, (..., L, d) and (..., L).
 
-    On the CPU PyTorch's fused flash kernel returns both; elsewhere (CUDA included) the same is
-    computed with matmuls, in fp32 for the softmax statistics.
+    On the CPU PyTorch's fused flash kernel returns both (it takes a float32 bias beside bf16 queries:
+    it accumulates in float32 anyway); elsewhere (CUDA included) the same is computed with matmuls, in
+    fp32 for the softmax statistics.
     """
     if q.device.type == "cpu" and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
@@ -72,6 +73,68 @@ def _attention_with_lse_math(q, k, v, bias, scale):
     scores = torch.matmul(q, k.transpose(-2, -1)).float() * scale + bias.float()
     lse = torch.logsumexp(scores, dim=-1)
     out = torch.matmul(torch.exp(scores - lse.unsqueeze(-1)).to(v.dtype), v)
+    return out, lse
+
+
+def _attend(q, k, v, bias, scale, with_lse):
+    """The attention output, and the log-sum-exp too when with_lse (else None)."""
+    if with_lse:
+        return attention_with_lse(q, k, v, bias, scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale), None
+
+
+#: bytes of float32 bias built at once by the chunked CPU attention: the chunk stays in the caches
+#: between being written and being read by the attention kernel, where a whole heads x L x L bias
+#: (L = 1,568) cost as much as the attention itself. 32 MB measured best of 4-64 MB (2-core AMD EPYC,
+#: 32 MB L3; larger chunks also keep the attention kernel's query blocks long).
+BIAS_CHUNK_BYTES = 32 << 20
+
+
+def rel_pos_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+    grid_w: int, scale: float, with_lse: bool = False,
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """softmax(q k^T * scale + bias) v with ViTDet's decomposed relative-position bias, and optionally
+    the log-sum-exp of each row, (M, heads, L, d) and (M, heads, L).
+
+    The bias of query i (token row r_i, column c_i) for key j (row r_j, column c_j) is
+    q_i . rel_h[r_i, r_j] + q_i . rel_w[c_i, c_j] with the UNscaled q; rel_h (rows, Hk, d) holds the
+    tables of exactly q's L / grid_w token rows, rel_w (grid_w, Wk, d). The two small factors are
+    computed in float32 and expanded to the full bias a few query rows at a time (inference on the
+    CPU) into one reused buffer, so that the heads x L x L bias is never materialised: writing it to
+    fresh memory and reading it back cost as much as the attention. With autograd (training) or on
+    an accelerator the bias is built whole, as autograd and the GPU kernels want it.
+    """
+    m, h, length, d = q.shape
+    rows = length // grid_w
+    hk, wk = rel_h.shape[1], rel_w.shape[1]
+    chunked = q.device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    qr = q.reshape(m, h, rows, grid_w, d)
+    if chunked:
+        qr, rel_h, rel_w = qr.float(), rel_h.float(), rel_w.float()
+    else:
+        rel_h, rel_w = rel_h.to(q.dtype), rel_w.to(q.dtype)
+    bias_h = torch.einsum("mhrwc,rkc->mhrwk", qr, rel_h)  # (M, heads, rows, grid_w, Hk)
+    bias_w = torch.einsum("mhrwc,wkc->mhrwk", qr, rel_w)  # (M, heads, rows, grid_w, Wk)
+    if not chunked:
+        return _attend(q, k, v, (bias_h[..., :, None] + bias_w[..., None, :]).reshape(m, h, length, hk * wk),
+                       scale, with_lse)
+    k, v = k.contiguous(), v.contiguous()  # once, not once per chunk
+    per_row = m * h * grid_w * hk * wk * 4
+    step = max(1, min(rows, BIAS_CHUNK_BYTES // per_row))
+    buffer = torch.empty(step * per_row // 4, dtype=torch.float32, device=q.device)
+    out = torch.empty(m, h, length, v.shape[-1], dtype=v.dtype, device=q.device)
+    lse = torch.empty(m, h, length, dtype=torch.float32, device=q.device) if with_lse else None
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        n = r1 - r0
+        bias = buffer[: n * per_row // 4].view(m, h, n, grid_w, hk, wk)
+        torch.add(bias_h[:, :, r0:r1, :, :, None], bias_w[:, :, r0:r1, :, None, :], out=bias)
+        span = slice(r0 * grid_w, r1 * grid_w)
+        o, l = _attend(q[:, :, span], k, v, bias.view(m, h, n * grid_w, hk * wk), scale, with_lse)
+        out[:, :, span] = o
+        if with_lse:
+            lse[:, :, span] = l
     return out, lse
 
 
@@ -117,31 +180,16 @@ class Attention(nn.Module):
     def _split_heads(self, tokens: torch.Tensor, groups: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(groups*k, n, C) tokens -> q, k, v as (groups, k, heads, n, d) views (no copy)."""
         m, n, _ = tokens.shape
-        qkv = self.qkv(tokens).view(groups, m // groups, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
+        qkv = self.qkv(tokens.to(self.qkv.weight.dtype)).view(groups, m // groups, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
         return qkv[0], qkv[1], qkv[2]
 
-    def _rel_tables(self, grid: Tuple[int, int], dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _rel_tables(self, grid: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """The relative-position tables for this grid (kept between inference calls: building them
         costs ~10% of a small model's forward)."""
         grid_h, grid_w = grid
         return _cached_on_weights(
-            self, "_rel_cache", (self.rel_pos_h, self.rel_pos_w), (grid, dtype),
-            lambda: (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h).to(dtype),
-                     get_rel_pos(grid_w, grid_w, self.rel_pos_w).to(dtype)))
-
-    @staticmethod
-    def _rel_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, grid_w: int) -> torch.Tensor:
-        """Bias (M, heads, L, Hk*Wk) from the UNscaled queries q (M, heads, L, d) of L/grid_w rows.
-
-        rel_h (rows, Hk, d) and rel_w (grid_w, Wk, d) are the tables for exactly these query rows.
-        """
-        m, h, length, d = q.shape
-        rows = length // grid_w
-        qr = q.reshape(m, h, rows, grid_w, d)
-        bias_h = torch.einsum("mhrwc,rkc->mhrwk", qr, rel_h)
-        bias_w = torch.einsum("mhrwc,wkc->mhrwk", qr, rel_w)
-        bias = bias_h[..., :, None] + bias_w[..., None, :]
-        return bias.reshape(m, h, length, -1)
+            self, "_rel_cache", (self.rel_pos_h, self.rel_pos_w), grid,
+            lambda: (get_rel_pos(2 * grid_h, 2 * grid_h, self.rel_pos_h), get_rel_pos(grid_w, grid_w, self.rel_pos_w)))
 
     def forward(
         self, prompt: torch.Tensor, query: torch.Tensor, num_prompts: int, grid: Tuple[int, int]
@@ -153,7 +201,7 @@ class Attention(nn.Module):
         qq, kq, vq = (t[:, 0] for t in self._split_heads(query, groups))  # (G, h, Nq, d)
         n_p = qp.shape[3]
 
-        table_h, table_w = self._rel_tables(grid, qq.dtype)
+        table_h, table_w = self._rel_tables(grid)
         if k > 1 and self.merge_query_blocks and not torch.is_grad_enabled():
             return self._forward_merged(qp, kp, vp, qq, kq, vq, table_h, table_w, grid)
 
@@ -161,14 +209,9 @@ class Attention(nn.Module):
         query_sum = None
         for i in range(k):
             # canvas i: prompt i on top, the shared query below; one attention over all its rows
-            queries = torch.cat([qp[:, i], qq], dim=2)
-            out = F.scaled_dot_product_attention(
-                queries,
-                torch.cat([kp[:, i], kq], dim=2),
-                torch.cat([vp[:, i], vq], dim=2),
-                attn_mask=self._rel_bias(queries, table_h, table_w, grid_w),
-                scale=self.scale,
-            )
+            out, _ = rel_pos_attention(
+                torch.cat([qp[:, i], qq], dim=2), torch.cat([kp[:, i], kq], dim=2), torch.cat([vp[:, i], vq], dim=2),
+                table_h, table_w, grid_w, self.scale)
             prompt_out.append(out[:, :, :n_p])
             query_sum = out[:, :, n_p:] if query_sum is None else query_sum + out[:, :, n_p:]
         return self._project(prompt_out, query_sum / k if k > 1 else query_sum)
@@ -177,25 +220,20 @@ class Attention(nn.Module):
         """K > 1: the query rows' attention over the query keys is the same for every prompt.
 
         It is computed once, with its log-sum-exp, and merged with each prompt's block the way flash
-        attention merges key blocks: out = (e^lse1 o1 + e^lse2 o2) / (e^lse1 + e^lse2). The query rows'
-        bias does not depend on the prompt either, so it is built once too.
+        attention merges key blocks: out = (e^lse1 o1 + e^lse2 o2) / (e^lse1 + e^lse2).
         """
         grid_h, grid_w = grid
         k = qp.shape[1]
-        bias_to_prompt = self._rel_bias(qq, table_h[grid_h:, :grid_h], table_w, grid_w)
-        bias_to_query = self._rel_bias(qq, table_h[grid_h:, grid_h:], table_w, grid_w)
-        out_qq, lse_qq = attention_with_lse(qq, kq, vq, bias_to_query, self.scale)
+        out_qq, lse_qq = rel_pos_attention(qq, kq, vq, table_h[grid_h:, grid_h:], table_w, grid_w, self.scale,
+                                           with_lse=True)
         prompt_out = []
         query_sum = None
         for i in range(k):
-            keys = torch.cat([kp[:, i], kq], dim=2)
-            values = torch.cat([vp[:, i], vq], dim=2)
-            rows = qp[:, i]
-            out_p = F.scaled_dot_product_attention(
-                rows, keys, values, attn_mask=self._rel_bias(rows, table_h[:grid_h], table_w, grid_w), scale=self.scale
-            )
+            out_p, _ = rel_pos_attention(qp[:, i], torch.cat([kp[:, i], kq], dim=2), torch.cat([vp[:, i], vq], dim=2),
+                                         table_h[:grid_h], table_w, grid_w, self.scale)
             prompt_out.append(out_p)
-            out_qp, lse_qp = attention_with_lse(qq, kp[:, i], vp[:, i], bias_to_prompt, self.scale)
+            out_qp, lse_qp = rel_pos_attention(qq, kp[:, i], vp[:, i], table_h[grid_h:, :grid_h], table_w, grid_w,
+                                               self.scale, with_lse=True)
             top = torch.maximum(lse_qp, lse_qq)
             w_p, w_q = (lse_qp - top).exp_().unsqueeze(-1), (lse_qq - top).exp_().unsqueeze(-1)
             merged = (out_qp * w_p + out_qq * w_q) / (w_p + w_q)
@@ -208,7 +246,8 @@ class Attention(nn.Module):
         prompt_heads = torch.stack(prompt_out, dim=1).reshape(groups * k, heads, n_p, d)
         prompt_out_t = prompt_heads.transpose(1, 2).reshape(groups * k, n_p, heads * d)
         query_out_t = query_heads.transpose(1, 2).reshape(groups, -1, heads * d)
-        return self.proj(prompt_out_t), self.proj(query_out_t)
+        dtype = self.proj.weight.dtype
+        return self.proj(prompt_out_t.to(dtype)), self.proj(query_out_t.to(dtype))
 
 
 class Mlp(nn.Module):
@@ -219,7 +258,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.act(self.fc1(x.to(self.fc1.weight.dtype))))
 
 
 class Block(nn.Module):
@@ -276,7 +315,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(M, 3, H, W) -> (M, H/p, W/p, C)."""
-        return self.proj(x).permute(0, 2, 3, 1)
+        return self.proj(x.to(self.proj.weight.dtype)).permute(0, 2, 3, 1)
 
 
 class SegGPT(nn.Module):
@@ -392,6 +431,30 @@ class SegGPT(nn.Module):
         view.recommended_settings = getattr(self, "recommended_settings", {})
         return view.train(self.training)
 
+    def reduced_precision_copy(self, dtype: torch.dtype) -> "SegGPT":
+        """A copy for inference whose matrix weights are cast once to `dtype` (bf16, fp16).
+
+        The weights of every Linear and Conv2d except the 64->3 output head are stored in `dtype`
+        (for ViT-L 0.74 GB in bf16 beside the fp32 model's 1.48 GB); the norms, tokens, position
+        tables and the output head are this model's own fp32 tensors, shared, not copied. Each matmul
+        casts its input to its weight's dtype, so the residual stream, the norms, the softmax statistics
+        and the prediction stay float32. Compared with autocast, which casts every fp32 weight again on
+        every call (about a third of a ViT-L bf16 forward on a CPU), nothing is cast per call. This
+        model is untouched: adaptation, tuning and training keep working on it in fp32; a copy made
+        before they change the weights is stale (`SegGPTPredictor` re-makes its copy when they change).
+        """
+        head = self.decoder_pred[3]
+        with torch.device("meta"):  # the structure only: every tensor is set below
+            copy = SegGPT(self.config)
+        for (name, mine), (_, theirs) in zip(self.named_modules(), copy.named_modules()):
+            cast = isinstance(mine, (nn.Linear, nn.Conv2d)) and mine is not head
+            theirs._parameters = {
+                key: None if p is None else (nn.Parameter(p.detach().to(dtype), requires_grad=False) if cast else p)
+                for key, p in mine._parameters.items()}
+            theirs._buffers = dict(mine._buffers)
+        copy.recommended_settings = getattr(self, "recommended_settings", {})
+        return copy.eval()
+
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:
         """Absolute position embedding for the whole canvas, (1, 2*Hp, Wp, C) (kept between inference calls)."""
@@ -449,17 +512,17 @@ class SegGPT(nn.Module):
         """Decoder over `rows` token rows: (M, rows*Wp, C*F) -> (M, 3, rows*p, Wp*p)."""
         p, dd = self.config.patch_size, self.config.decoder_dim
         grid_w = self.config.grid_size[1]
-        x = self.decoder_embed(tokens)
+        x = self.decoder_embed(tokens.to(self.decoder_embed.weight.dtype))
         m = x.shape[0]
         x = x.reshape(m, rows, grid_w, p, p, dd).permute(0, 5, 1, 3, 2, 4).reshape(m, dd, rows * p, grid_w * p)
         return x
 
     def _head(self, x: torch.Tensor, crop_top: int = 0) -> torch.Tensor:
         conv3, norm, act, conv1 = self.decoder_pred
-        x = conv3(x)
+        x = conv3(x.to(conv3.weight.dtype))
         if crop_top:
             x = x[:, :, crop_top:]
-        return conv1(act(norm(x)))
+        return conv1(act(norm(x)).to(conv1.weight.dtype))
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .colors import IMAGENET_MEAN, IMAGENET_STD, distinct_colors, palette
-from .device import autocast
 from .model import SegGPT
 
 ArrayLike = Union[np.ndarray, Image.Image]
@@ -141,11 +140,15 @@ class SegGPTPredictor:
         elif device is not None:
             model = model.to(device)
         self.model = model.eval()
-        #: autocast dtype for the model call (None: the weights' own precision). It belongs to this
-        #: predictor, not to the shared nn.Module: two predictors on one model never interfere.
+        #: the dtype of the model call (None: the weights' own precision, fp32). It belongs to this
+        #: predictor, not to the shared nn.Module: two predictors on one model never interfere. A reduced
+        #: dtype runs a copy of the model with its matrix weights cast once (`SegGPT.reduced_precision_copy`),
+        #: re-made whenever the shared model's weights change (adaptation, tuning, loading).
         self.dtype = None if dtype == torch.float32 else dtype
         self.exact_resize = exact_resize
-        self._infer = model.infer
+        self._cast: Optional[Tuple[tuple, SegGPT]] = None
+        self._compile_options: Optional[dict] = None
+        self._compiled: Optional[Tuple[SegGPT, object]] = None
 
     def compile(self, mode: str = "default", backend: str = "inductor") -> "SegGPTPredictor":
         """torch.compile this predictor's model call for its fixed canvas shape (the shared model is untouched).
@@ -153,15 +156,29 @@ class SegGPTPredictor:
         mode "reduce-overhead" also captures CUDA graphs on a GPU. The first call of each
         (batch, prompts) shape compiles (minutes on a CPU); later calls reuse it.
         """
-        self._infer = torch.compile(self.model.infer, mode=None if mode == "default" else mode, backend=backend,
-                                    dynamic=False)
+        self._compile_options = dict(mode=None if mode == "default" else mode, backend=backend, dynamic=False)
+        self._compiled = None
         return self
+
+    def call_model(self) -> SegGPT:
+        """The module the model call runs: the shared model in fp32, else its reduced-precision copy."""
+        if self.dtype is None:
+            return self.model
+        key = tuple((p._version, p.data_ptr(), p.device) for p in self.model.parameters())
+        if self._cast is None or self._cast[0] != key:
+            self._cast = None  # the stale copy's memory goes before the new one is made
+            self._cast = (key, self.model.reduced_precision_copy(self.dtype))
+        return self._cast[1]
 
     def infer(self, images: torch.Tensor, prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
               embedding_type: str = "instance") -> torch.Tensor:
-        """`SegGPT.infer` under this predictor's autocast dtype (and compiled, after `compile`)."""
-        with autocast(images.device, self.dtype):
-            return self._infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)
+        """`SegGPT.infer` in this predictor's dtype (and compiled, after `compile`)."""
+        model = self.call_model()
+        if self._compile_options is None:
+            return model.infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)
+        if self._compiled is None or self._compiled[0] is not model:
+            self._compiled = (model, torch.compile(model.infer, **self._compile_options))
+        return self._compiled[1](images, prompt_images, prompt_masks, embedding_type=embedding_type)
 
     @property
     def device(self) -> torch.device:

@@ -167,19 +167,73 @@ def test_compiled_inference_equals_eager():
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_bf16_autocast_inference_follows_fp32(k):
-    """The GPU default (bf16 autocast) runs the same code; on the CPU, autocast checks its wiring:
-    K = 3 goes through the log-sum-exp merge with bf16 queries/keys/values."""
+def test_bf16_inference_follows_fp32_on_a_copy_cast_once(k):
+    """A bf16 predictor runs a copy whose matrix weights are cast once (no autocast, no cast per call);
+    the shared model stays fp32 and bit-exact. K = 3 goes through the log-sum-exp merge in bf16."""
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()
     imgs, pimgs, pmasks = _inputs(2, k, model.config, seed=11)
     fp32 = model.infer(imgs, pimgs, pmasks)
-    bf16 = SegGPTPredictor(model, dtype=torch.bfloat16).infer(imgs, pimgs, pmasks)
+    predictor = SegGPTPredictor(model, dtype=torch.bfloat16)
+    bf16 = predictor.infer(imgs, pimgs, pmasks)
     assert torch.equal(model.infer(imgs, pimgs, pmasks), fp32)  # the shared model is left in fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
     assert bf16.shape == fp32.shape and torch.isfinite(bf16).all()
     rel = (bf16.float() - fp32).norm() / fp32.norm()
-    assert rel.item() < 0.05  # bf16 keeps ~3 significant digits per op
-    assert rel.item() > 0.0  # autocast really ran in bf16
+    assert 0.0 < rel.item() < 0.02  # it really ran in bf16, and bf16 keeps ~3 significant digits per op
+    copy = predictor.call_model()
+    assert copy is predictor.call_model()  # made once, not per call
+    assert copy.blocks[0].attn.qkv.weight.dtype == torch.bfloat16 and copy.decoder_embed.weight.dtype == torch.bfloat16
+    # norms, tokens and the 64->3 head are the shared model's own fp32 tensors, not copies
+    assert copy.blocks[0].norm1.weight is model.blocks[0].norm1.weight and copy.mask_token is model.mask_token
+    assert copy.decoder_pred[3].weight is model.decoder_pred[3].weight
+
+
+def test_bf16_copy_is_remade_when_the_shared_weights_change():
+    """Adaptation or loading changes the shared model in place: the predictor's bf16 copy follows."""
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny").eval()
+    imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=12)
+    predictor = SegGPTPredictor(model, dtype=torch.bfloat16)
+    before, old_copy = predictor.infer(imgs, pimgs, pmasks), predictor.call_model()
+    with torch.no_grad():
+        model.blocks[1].mlp.fc2.weight.mul_(3.0)
+    after = predictor.infer(imgs, pimgs, pmasks)
+    assert predictor.call_model() is not old_copy
+    fp32 = model.infer(imgs, pimgs, pmasks)
+    assert (after.float() - fp32).norm() / fp32.norm() < 0.02 < (before.float() - fp32).norm() / fp32.norm()
+
+
+# one query row of float32 bias below is groups * heads * grid_w * key_rows * grid_w * 4 bytes
+@pytest.mark.parametrize("chunk_bytes", [1, 2 * (2 * 3 * 4 * 7 * 4 * 4) + 1, 1 << 30])
+@pytest.mark.parametrize("with_lse", [False, True])
+def test_chunked_rel_pos_attention_equals_the_whole_bias(chunk_bytes, with_lse, monkeypatch):
+    """The CPU inference path builds the decomposed bias a few query rows at a time (one row, a chunk that
+    leaves a ragged last chunk (2, 2, 1 of 5 rows), everything at once): the same as softmax(q k^T s + bias) v with the whole
+    bias built as the official code builds it (q . R_h + q . R_w, broadcast over the key grid)."""
+    import seggpt.model as m
+
+    g = torch.Generator().manual_seed(3)
+    groups, heads, rows, grid_w, d, key_rows = 2, 3, 5, 4, 8, 7
+    q = torch.randn(groups, heads, rows * grid_w, d, generator=g)
+    k, v = (torch.randn(groups, heads, key_rows * grid_w, d, generator=g) for _ in range(2))
+    rel_h = torch.randn(rows, key_rows, d, generator=g)
+    rel_w = torch.randn(grid_w, grid_w, d, generator=g)
+    qr = q.reshape(groups, heads, rows, grid_w, d)
+    bias = (torch.einsum("mhrwc,rkc->mhrwk", qr, rel_h)[..., :, None]
+            + torch.einsum("mhrwc,wkc->mhrwk", qr, rel_w)[..., None, :]).reshape(groups, heads, rows * grid_w, -1)
+    ref, ref_lse = m._attention_with_lse_math(q, k, v, bias, 0.3)
+    monkeypatch.setattr(m, "BIAS_CHUNK_BYTES", chunk_bytes)
+    with torch.no_grad():
+        out, lse = m.rel_pos_attention(q, k, v, rel_h, rel_w, grid_w, 0.3, with_lse=with_lse)
+    assert (out - ref).abs().max().item() <= 1e-5
+    if with_lse:
+        assert (lse - ref_lse).abs().max().item() <= 1e-4
+    else:
+        assert lse is None
+    with torch.enable_grad():  # training builds the whole bias (autograd): the same numbers
+        whole, _ = m.rel_pos_attention(q, k, v, rel_h, rel_w, grid_w, 0.3, with_lse=with_lse)
+    assert (whole - ref).abs().max().item() <= 1e-5
 
 
 def test_attention_with_lse_math_path_in_bf16():
