@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import platform
 import re
-from typing import Optional, Union
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple, Union
 
 import torch
 
@@ -41,15 +45,89 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
     return dev
 
 
-def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype (None: fp32). auto: bf16 on CUDA, fp16 on MPS, fp32 on the CPU."""
+#: ISA features that decide CPU matmul speed, as /proc/cpuinfo names them (x86) and what they give
+CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+#: --dtype auto picks bf16 on a CPU with native bf16 only for models at least this wide: measured on a
+#: 2-core AMD EPYC (AVX-512 BF16), one query, bf16 / fp32 time: the 128-wide `small` model 0.89 (K=1) and
+#: 1.02 (K=9), no gain; the 256-wide `medium` 0.52 and 0.90; ViT-L (1024) 0.50 (benchmarks/RESULTS.md)
+BF16_MIN_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """What the CPU is and which of `CPU_FEATURES` it has (empty where the OS does not say)."""
+
+    model: str
+    machine: str
+    features: Tuple[str, ...]
+
+    @property
+    def native_bf16(self) -> bool:
+        """bf16 matmuls in hardware: Intel AMX or AVX-512 BF16 (x86). Elsewhere (ARM included, not measured
+        here) bf16 is left to the user's choice."""
+        return "amx_bf16" in self.features or "avx512_bf16" in self.features
+
+    def describe(self) -> str:
+        return f"{self.model} ({self.machine}; {', '.join(self.features) or 'no AVX2/AVX-512/AMX'})"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """The CPU's model name and ISA features, from /proc/cpuinfo on Linux (platform's names elsewhere)."""
+    model, flags = "", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return CpuInfo(model or platform.processor() or "unknown CPU", platform.machine(),
+                   tuple(f for f in CPU_FEATURES if f in flags))
+
+
+def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device,
+                  width: Optional[int] = None) -> Optional[torch.dtype]:
+    """The model call's dtype (None: fp32). auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it
+    computes bf16 natively and the model is at least `BF16_MIN_WIDTH` wide (`width`: its embed_dim), else
+    fp32. `dtype_reason` says why in words."""
     if isinstance(dtype, torch.dtype):
         return None if dtype == torch.float32 else dtype
     if dtype is None or dtype == "auto":
+        if device.type == "cpu":
+            fast = cpu_info().native_bf16 and width is not None and width >= BF16_MIN_WIDTH
+            return torch.bfloat16 if fast else None
         return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type)
     if dtype not in DTYPES:
         raise DeviceError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
     return DTYPES[dtype]
+
+
+def dtype_reason(asked: Optional[Union[str, torch.dtype]], device: torch.device, width: Optional[int]) -> str:
+    """Why `resolve_dtype` chose what it did, for the summary line of the CLIs."""
+    if not (asked is None or asked == "auto"):
+        return "as asked"
+    if device.type != "cpu":
+        return f"auto on {device.type}"
+    cpu = cpu_info()
+    if not cpu.native_bf16:
+        return "auto: this CPU has no native bf16 (AMX or AVX-512 BF16)"
+    if width is None or width < BF16_MIN_WIDTH:
+        return f"auto: native bf16, but a {width}-wide model gains nothing from it (bf16 from width {BF16_MIN_WIDTH})"
+    return "auto: this CPU computes bf16 natively (" + ", ".join(f for f in cpu.features if "bf16" in f) + ")"
+
+
+def set_threads(threads: Optional[int]) -> int:
+    """Use `threads` CPU threads for torch (None: the machine's cores); returns the number in use."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise DeviceError(f"threads must be a whole number >= 1, got {threads!r}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
@@ -59,4 +137,5 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-__all__ = ["autocast", "resolve_device", "resolve_dtype", "DeviceError", "DTYPES", "DEVICE_HELP"]
+__all__ = ["autocast", "resolve_device", "resolve_dtype", "dtype_reason", "cpu_info", "CpuInfo", "set_threads",
+           "DeviceError", "DTYPES", "DEVICE_HELP", "BF16_MIN_WIDTH"]

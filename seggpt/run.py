@@ -22,17 +22,19 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from seggpt.cli import ArgumentParser, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
-from seggpt.device import DEVICE_HELP, DeviceError, resolve_device, resolve_dtype
+from seggpt.device import DEVICE_HELP, DeviceError, dtype_reason, resolve_device, resolve_dtype, set_threads
 from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
 from seggpt.masks import MaskError, load_mask
 from seggpt.predictor import SegGPTPredictor
 from seggpt.run_checks import RunArgumentError, preflight
 from seggpt.tune import TunedPrompt, TuneError, predict_tuned
 from seggpt.weights import WeightsError
+from seggpt.weights_check import load_checked
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--type", default="instance", choices=["instance", "semantic"], dest="embedding_type",
                     help="SegGPT's task token: instance (objects) or semantic (stuff, classes)")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
+    ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                    help="the model's precision; auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it computes "
+                         "bf16 natively (AMX, AVX-512 BF16) and the model is wide enough to gain (ViT-L, not the "
+                         "small model), else fp32 (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: the machine's cores)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--overwrite", action="store_true",
                     help="replace output files (<stem>_mask.png, <stem>_overlay.png) already in --out")
@@ -72,6 +79,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         raise UserError(str(e)) from None
     if bool(args.prompt) == bool(args.prompt_file):
         raise UserError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
+    try:
+        threads = set_threads(args.threads)
+    except DeviceError as e:
+        raise UserError(f"--threads: {e}") from None
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt or []:
         image = _read_image(image_path)
@@ -94,9 +105,14 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         raise UserError(str(e)) from None
     try:
         device = resolve_device(args.device)
-        predictor = SegGPTPredictor(args.weights, device=device, dtype=resolve_dtype("auto", device))
+        model = load_checked(args.weights, device=device)
+        width = model.config.embed_dim
+        predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
     except (WeightsError, DeviceError) as e:
         raise UserError(str(e)) from None
+    dtype = str(predictor.dtype or torch.float32).replace("torch.", "")
+    log.info("weights %s on %s%s, %s (%s)", args.weights, device, f", {threads} threads" if device.type == "cpu" else "",
+             dtype, dtype_reason(args.dtype, device, width))
     if args.prompt_file:
         try:
             tuned = TunedPrompt.load(args.prompt_file, predictor.model)

@@ -128,6 +128,8 @@ class RunConfig:
     weights: str = "BAAI/seggpt-vit-large"
     device: str = "auto"
     dtype: str = setting("auto", choices=("auto", "fp32", "bf16", "fp16"))
+    #: CPU threads for torch (null: the machine's cores, torch's own default)
+    threads: Optional[int] = setting(None, min=1, max=4096)
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from seggpt.adapt import AdaptProgress
 from seggpt.adapt import adapt as adapt_model
-from seggpt.device import DeviceError, resolve_device, resolve_dtype
+from seggpt.device import DeviceError, dtype_reason, resolve_device, resolve_dtype
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 
@@ -48,7 +48,7 @@ class VideoSegmenter:
     ):
         try:
             self.device = resolve_device(device)
-            amp = resolve_dtype(dtype, self.device)
+            resolve_dtype(dtype, self.device)  # a wrong name fails before any weights are read
         except DeviceError as e:
             raise EngineError(str(e)) from None
         if isinstance(model_or_weights, SegGPT):
@@ -65,7 +65,11 @@ class VideoSegmenter:
             except ValueError as e:
                 raise EngineError(f"engine.image_size: {e}") from None
         self.model = model.eval()
-        self.predictor = SegGPTPredictor(model, dtype=amp, exact_resize=self.config.exact_resize)
+        width = model.config.embed_dim
+        #: why the model call runs in its dtype (auto follows the CPU and the model's width), for summaries
+        self.dtype_reason = dtype_reason(dtype, self.device, width)
+        self.predictor = SegGPTPredictor(model, dtype=resolve_dtype(dtype, self.device, width),
+                                         exact_resize=self.config.exact_resize)
         if self.config.compile:
             self.predictor.compile(self.config.compile)
         self._default_stream: Optional[LiveStream] = None

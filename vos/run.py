@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from seggpt.cli import ArgumentParser, EXIT_FAILED, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
-from seggpt.device import DEVICE_HELP
+from seggpt.device import DEVICE_HELP, DeviceError, set_threads
 from seggpt.io import OutputError
 from seggpt.settings import ConfigError, option_layers, parse_assignments
 from seggpt.weights import WeightsError
@@ -132,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override any setting, e.g. --set engine.max_annotated=2 (repeatable) (default: none)")
     ap.add_argument("--device", default=None, metavar="DEV", help=f"{DEVICE_HELP} (default: {run.device})")
     ap.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16", "fp16"],
-                    help=f"autocast dtype; auto: bf16 on CUDA, fp16 on MPS, fp32 on the CPU (default: {run.dtype})")
+                    help="the model's precision; auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it computes "
+                         "bf16 natively (AMX, AVX-512 BF16) and the model is wide enough to gain (ViT-L, not the small "
+                         f"model), else fp32 (default: {run.dtype})")
+    ap.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads (default: the machine's cores)")
     ap.add_argument("--memory", type=int, default=None, metavar="K",
                     help=f"recent predicted frames kept as prompts (default: {eng.memory}, or what the weights "
                          "recommend)")
@@ -162,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> RunConfig:
     """Defaults < the weights' recommended settings < --config < flags and --set."""
-    flags = option_layers(args, {"weights": "weights", "device": "device", "dtype": "dtype",
+    flags = option_layers(args, {"weights": "weights", "device": "device", "dtype": "dtype", "threads": "threads",
                                  "memory": "engine.memory", "memory_stride": "engine.memory_stride",
                                  "batch_frames": "engine.batch_frames", "objects": "engine.objects",
                                  "compile": "engine.compile", "adapt_steps": "engine.adapt.steps",
@@ -190,14 +194,15 @@ def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
     return names
 
 
-def describe_device(asked: Optional[str], seg: VideoSegmenter) -> str:
-    """The device and dtype a run uses, and why (the `--device auto` choice is printed)."""
+def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: Optional[int] = None) -> str:
+    """The device, dtype and threads a run uses, and why (the `auto` choices are explained)."""
     dev = seg.device
     dtype = {None: "fp32"}.get(seg.predictor.dtype, str(seg.predictor.dtype).replace("torch.", ""))
+    threads = f", {threads} threads" if threads and dev.type == "cpu" else ""
     if asked in (None, "auto"):
         why = {"cuda": "auto: CUDA", "mps": "auto: Apple MPS, no CUDA", "cpu": "auto: no CUDA GPU, no Apple MPS"}
-        return f"{dev} ({why.get(dev.type, 'auto')}), {dtype}"
-    return f"{dev}, {dtype}"
+        return f"{dev} ({why.get(dev.type, 'auto')}){threads}, {dtype} ({seg.dtype_reason})"
+    return f"{dev}{threads}, {dtype} ({seg.dtype_reason})"
 
 
 def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
@@ -257,10 +262,14 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         return frame_names[idx] if frame_names else f"{idx:05d}"
 
     try:
+        threads = set_threads(settings.threads)
+    except DeviceError as e:
+        raise UserError(f"--threads: {e}") from None
+    try:
         seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     except (WeightsError, EngineError) as e:
         raise UserError(str(e)) from None
-    device = describe_device(settings.device, seg)
+    device = describe_device(settings.device, seg, threads)
     state = seg.init_state(source)
     where = args.masks or args.first_mask
     for f, labels in masks.items():
