@@ -1,6 +1,7 @@
 #!/bin/bash
 # One prepared run for a lent GPU machine (the device tool): the CUDA tests, then vit-large speed
-# (random weights) in bf16 and fp32 against transformers, everything saved under $OUT.
+# (random weights) in bf16 and fp32 against transformers, as fractions of the GPU's measured matmul
+# peak, everything saved under $OUT.
 #
 # The GPU image has torch, transformers, opencv, PyYAML, safetensors, tqdm; it lacks decord and PyAV,
 # which travel as wheels. Once, here (this machine), in the repository root:
@@ -33,9 +34,10 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 # CUDA paths against the CPU, and the engine tests on this machine
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_engine.py 2>&1 | tail -15 | tee "$OUT/tests.txt"
 
-# model only: ours vs transformers, per query, fp32 (equal outputs) and bf16
-timeout 120 python3 -m benchmarks.speed_model --preset vit-large --device cuda --ks 1 8 --reps 3 \
-  --json "$OUT/speed_model_fp32.json" 2>&1 | tee "$OUT/speed_model.txt"
+# model only: the GPU's own torch.mm peak per dtype, then ours vs transformers per query, fp32 (equal
+# outputs) and bf16, each as a fraction of that peak
+timeout 150 python3 -m benchmarks.speed_model --preset vit-large --device cuda --ks 1 3 8 9 --dtypes fp32 bf16 \
+  --reps 3 --json "$OUT/speed_model.json" 2>&1 | tee "$OUT/speed_model.txt"
 
 # end to end on a 854x480 clip: bf16 (the GPU default), then fp32, transformers loop beside each
 timeout 200 python3 -m benchmarks.speed_vos --preset vit-large --device cuda --dtype bf16 --ks 1 2 8 \

@@ -1,96 +1,137 @@
-"""Model-only speed: our SegGPT against transformers' SegGPT on identical random weights.
+"""Model-only speed as a fraction of the machine's own peak, ours beside transformers' SegGPT.
 
-Both run in this process, interleaved (ours, theirs, ours, ...) so that machine noise hits both alike.
-For each K (prompts per query) it prints seconds per query, the ratio ours/transformers and the max
-abs difference of the outputs. Reference semantics: with K = 1 transformers' own forward; with K > 1
-transformers' layers driven with the official ensemble flags (benchmarks/reference.py), since transformers'
-own ensemble differs from the official code at the merge block.
+For each dtype (fp32, bf16) it measures the machine's matmul peak (`benchmarks.machine`), then for each
+K (prompts per query) the seconds per query of our SegGPT and of transformers' SegGPT on identical
+random weights, interleaved (ours, theirs, ours, ...) so that machine noise hits both alike. transformers
+gets its weights in the same dtype, as its users load it (``torch_dtype=torch.bfloat16``); ours runs as
+`SegGPTPredictor(dtype=...)` does (fp32, or a copy with its matrix weights cast once).
 
-    python -m benchmarks.speed_model --preset vit-large --ks 1 4 8 --reps 1
+The score is FLOPs per second of the FLOPs `SegGPTConfig.flops_per_query(K)` counts (fixed per
+configuration, so moving work between kernels cannot change it), as a fraction of the peak in that
+dtype; transformers' row uses the same FLOPs (the useful work, not what it spends). Reference
+semantics: with K = 1 transformers' own forward; with K > 1 transformers' layers driven with the
+official ensemble flags (benchmarks/reference.py), since transformers' own ensemble differs from the
+official code at the merge block. The relative output error is against our fp32 output.
+
+    python -m benchmarks.speed_model --preset vit-large --ks 1 3 9 --dtypes fp32 bf16 --json speed.json
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from seggpt import SegGPT, get_config
-
-from .reference import official_ensemble, transformers_loop, transformers_twin
 from seggpt.cli import ArgumentParser
+from seggpt.device import DTYPES, set_threads
+from seggpt.predictor import SegGPTPredictor
+
+from .machine import describe, machine_facts, peak_gflops
+from .reference import official_ensemble, transformers_loop, transformers_twin
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()  # GPU kernels run asynchronously: time them to completion
+def _timed(fn, device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t, out
 
 
-def _time(fn, reps: int) -> tuple:
-    best, out = float("inf"), None
-    for _ in range(reps):
-        _sync()
-        t = time.perf_counter()
-        out = fn()
-        _sync()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+def _relative(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-12)).item()
 
 
-def run(preset: str, ks: List[int], reps: int, device: str, threads: int | None) -> list:
-    if threads:
-        torch.set_num_threads(threads)
+def run(preset: str, ks: List[int], dtypes: List[str], reps: int, device: str, image_size: Optional[int] = None,
+        reference: bool = True) -> Dict[str, Any]:
+    """Every (dtype, K) row, the peaks and the machine; printed as it goes."""
+    dev = torch.device(device)
     torch.manual_seed(0)
     cfg = get_config(preset)
-    model = SegGPT(cfg).eval().to(device)
-    hf = transformers_twin(model).to(device)
+    if image_size:
+        cfg = cfg.replace(image_size=(image_size, image_size))
+    model = SegGPT(cfg).eval().to(dev)
+    facts = machine_facts(dev)
+    peaks = {name: peak_gflops(DTYPES[name] or torch.float32, dev) for name in dtypes}
+    print(describe(facts, peaks), flush=True)
     h, w = cfg.image_size
     rows = []
-    for k in ks:
-        g = torch.Generator().manual_seed(k)
-        img = torch.randn(1, 3, h, w, generator=g).to(device)
-        pimg = torch.randn(1, k, 3, h, w, generator=g).to(device)
-        pmask = torch.randn(1, k, 3, h, w, generator=g).to(device)
-        if k == 1:
-            ref_fn = lambda: transformers_loop(hf, img, pimg, pmask)[0]  # noqa: E731
-        else:
-            ref_fn = lambda: official_ensemble(hf, img[0], pimg[0], pmask[0])  # noqa: E731
-        ours_fn = lambda: model.infer(img, pimg, pmask)[0]  # noqa: E731
-        t_ours, t_ref = float("inf"), float("inf")
-        if torch.device(device).type == "cuda":  # first calls pay for kernel selection and allocation
-            ours_fn(), ref_fn()
-        for _ in range(reps):  # interleaved
-            t, out = _time(ours_fn, 1)
-            t_ours = min(t_ours, t)
-            t, ref = _time(ref_fn, 1)
-            t_ref = min(t_ref, t)
-        diff = (out - ref).abs().max().item()
-        row = dict(preset=preset, k=k, ours_s=t_ours, transformers_s=t_ref, ratio=t_ours / t_ref, max_abs_diff=diff)
-        rows.append(row)
-        print(f"K={k:2d}  ours {t_ours:8.2f} s/query  transformers {t_ref:8.2f} s/query  "
-              f"ratio {t_ours / t_ref:.3f}  max|diff| {diff:.2e}", flush=True)
-    return rows
+    fp32_out: Dict[int, torch.Tensor] = {}
+    for name in dtypes:
+        dtype = DTYPES[name]
+        predictor = SegGPTPredictor(model, dtype=dtype)
+        hf = transformers_twin(model).to(device=dev, dtype=dtype or torch.float32) if reference else None
+        for k in ks:
+            g = torch.Generator().manual_seed(k)
+            img, pimg, pmask = (torch.randn(1, *shape, generator=g).to(dev)
+                                for shape in ((3, h, w), (k, 3, h, w), (k, 3, h, w)))
+            ours_fn = lambda: predictor.infer(img, pimg, pmask)[0]  # noqa: E731
+            theirs = [t.to(dtype or torch.float32) for t in (img, pimg, pmask)]
+            if k == 1:
+                ref_fn = lambda: transformers_loop(hf, *theirs)[0]  # noqa: E731
+            else:
+                ref_fn = lambda: official_ensemble(hf, theirs[0][0], theirs[1][0], theirs[2][0])  # noqa: E731
+            if k == ks[0]:  # first calls pay for allocation, the bf16 copy and kernel selection
+                ours_fn()
+                if reference:
+                    ref_fn()
+            t_ours = t_ref = float("inf")
+            out = ref = None
+            for _ in range(reps):  # interleaved
+                t, out = _timed(ours_fn, dev)
+                t_ours = min(t_ours, t)
+                if reference:
+                    t, ref = _timed(ref_fn, dev)
+                    t_ref = min(t_ref, t)
+            if dtype is None:
+                fp32_out[k] = out.float()
+            flops = cfg.flops_per_query(k)
+            row: Dict[str, Any] = dict(preset=preset, image_size=h, dtype=name, k=k, flops=flops, ours_s=t_ours,
+                                       ours_fraction_of_peak=flops / t_ours / 1e9 / peaks[name])
+            if k in fp32_out and dtype is not None:
+                row["ours_relative_error_vs_fp32"] = _relative(out, fp32_out[k])
+            text = (f"{name:5s} K={k:2d}  ours {t_ours:8.2f} s/query ({row['ours_fraction_of_peak']:6.1%} of the "
+                    f"{name} peak)")
+            if reference:
+                row.update(transformers_s=t_ref, transformers_fraction_of_peak=flops / t_ref / 1e9 / peaks[name],
+                           ratio=t_ours / t_ref, relative_diff_vs_transformers=_relative(out, ref))
+                text += (f"  transformers {t_ref:8.2f} s/query ({row['transformers_fraction_of_peak']:6.1%})  "
+                         f"ours/transformers {row['ratio']:.3f}  rel. diff {row['relative_diff_vs_transformers']:.1e}")
+            if "ours_relative_error_vs_fp32" in row:
+                text += f"  vs our fp32 {row['ours_relative_error_vs_fp32']:.2%}"
+            print(text, flush=True)
+            rows.append(row)
+        del hf, predictor
+    return dict(machine=facts, peak_gflops=peaks, rows=rows)
 
 
 def main(argv=None) -> int:
     ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="vit-large")
-    ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8])
-    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--image-size", type=int, default=None, metavar="S",
+                    help="input size per half (default: the preset's, 448 for vit-large)")
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 3, 9], help="prompts per query (default: 1 3 9)")
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"],
+                    help="default: fp32 bf16 (fp32 first: the bf16 rows report their error against it)")
+    ap.add_argument("--reps", type=int, default=1, help="timed calls per side, best kept (default: 1)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", help="also write the rows to this JSON file")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: the machine's cores)")
+    ap.add_argument("--no-reference", action="store_true", help="ours only (no transformers beside it)")
+    ap.add_argument("--json", help="also write the machine, the peaks and the rows to this JSON file")
     args = ap.parse_args(argv)
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {args.device}", flush=True)
-    rows = run(args.preset, args.ks, args.reps, args.device, args.threads)
+    if any(k < 1 for k in args.ks) or args.reps < 1:
+        ap.error("--ks and --reps must be >= 1")
+    set_threads(args.threads)
+    result = run(args.preset, args.ks, args.dtypes, args.reps, args.device, args.image_size, not args.no_reference)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
 
 

@@ -339,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="small (packaged, offline), BAAI/seggpt-vit-large, BAAI/SegGPT or a file (default: %(default)s)")
     ap.add_argument("--device", default="auto", metavar="DEV", help=f"{DEVICE_HELP} (default: %(default)s)")
     ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                    help="autocast dtype (default: %(default)s)")
+                    help="the model's precision; auto: bf16 on CUDA, fp16 on MPS, on a CPU bf16 where it computes bf16 "
+                         "natively and the model is wide enough to gain (not the small model) (default: %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="engine settings, e.g. --set engine.memory=4 (repeatable) (default: none)")
     ap.add_argument("--host", default="127.0.0.1",

@@ -15,7 +15,9 @@ The engine knows nothing of files: frames come from a FrameSource, results go ba
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
-from .finishing import FinishQueue
+from .finishing import FinishQueue, one_thread_worker
 from .objects import (EngineError, as_array, check_frame_index, check_object_id, describe_shape, known_or_nonempty,
                       label_dtype, masks_from)
 from .state import InferenceState
@@ -196,31 +198,37 @@ class VideoSegmenter:
     def _run(self, tracker: Tracker, frames) -> Iterator[FrameResult]:
         """Frames through the tracker in batches; annotated frames end a batch and answer with their masks."""
         annotations = tracker.annotations
-        pending: List[Tuple[int, np.ndarray]] = []
+        pending: List[Tuple[int, np.ndarray, Future]] = []
         finishing: FinishQueue[FrameResult] = FinishQueue(self.device)
+        preparing = one_thread_worker(self.device, "vos-prepare")
+
+        def run_pending() -> None:
+            queries = [q.result() for _, _, q in pending]
+            finishing.submit(tracker.run_batch([(i, f) for i, f, _ in pending],
+                                               torch.cat(queries) if queries else None))
+            pending.clear()
+
         try:
-            for idx, frame in _until_error(frames):
+            for idx, frame, queries in _ahead(_until_error(frames), preparing, self.predictor, self.config.batch_frames):
                 if idx is None:  # the source failed at a frame: finish the frames before it, then raise
-                    finishing.submit(tracker.run_batch(pending))
-                    pending = []
+                    run_pending()
                     yield from finishing.results(keep=0)
                     raise frame
                 if idx in annotations:
-                    finishing.submit(tracker.run_batch(pending))
-                    pending = []
+                    run_pending()
                     yield from finishing.results(keep=0)
                     yield tracker.annotate(idx, frame)
                     continue
-                pending.append((idx, frame))
+                pending.append((idx, frame, queries))
                 if len(pending) >= self.config.batch_frames:
-                    finishing.submit(tracker.run_batch(pending))
-                    pending = []
+                    run_pending()
                     # the previous batch's results, finished while this batch went through the model
                     yield from finishing.results(keep=1)
-            finishing.submit(tracker.run_batch(pending))
+            run_pending()
             yield from finishing.results(keep=0)
         finally:
             finishing.close()
+            preparing.shutdown(wait=True, cancel_futures=True)
 
     def _read_annotated_frames(self, state: InferenceState, start: Optional[int] = None, reverse: bool = False) -> None:
         """Keep every annotated frame at model size before a pass needs it as a prompt.
@@ -238,6 +246,19 @@ class VideoSegmenter:
                 continue
             for _, frame in state.source.iter_frames(a, a + 1):
                 state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0], frame)
+
+
+def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecutor, predictor: SegGPTPredictor,
+           depth: int) -> Iterator[Tuple[Optional[int], object, Optional[Future]]]:
+    """The items with each frame's model-size tensor being made on `pool`, `depth` frames ahead of the
+    consumer: the next batch is resized and normalised while the current one is in the model."""
+    window: Deque[Tuple[Optional[int], object, Optional[Future]]] = deque()
+    for idx, frame in items:
+        window.append((idx, frame, None if idx is None else pool.submit(predictor.preprocess_images, [frame])))
+        if len(window) > depth:
+            yield window.popleft()
+    while window:
+        yield window.popleft()
 
 
 def _until_error(frames) -> Iterator[Tuple[Optional[int], object]]:

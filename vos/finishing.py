@@ -21,11 +21,7 @@ class FinishQueue(Generic[T]):
     """Runs `submit`ted functions on one worker thread; `results` yields their outputs in order."""
 
     def __init__(self, device: torch.device):
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vos-finish")
-        if device.type == "cpu":
-            threads = torch.get_num_threads()
-            self._pool.submit(_use_one_thread).result()
-            torch.set_num_threads(threads)  # the setting is also a process-wide default: put it back
+        self._pool = one_thread_worker(device, "vos-finish")
         self._queue: Deque[Future] = deque()
 
     def submit(self, make_results: Callable[[], List[T]]) -> None:
@@ -43,9 +39,19 @@ class FinishQueue(Generic[T]):
         self._pool.shutdown(wait=True)
 
 
+def one_thread_worker(device: torch.device, name: str) -> ThreadPoolExecutor:
+    """One worker thread whose torch ops use one intra-op thread on a CPU (see the module docstring)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        pool.submit(_use_one_thread).result()
+        torch.set_num_threads(threads)  # the setting is also a process-wide default: put it back
+    return pool
+
+
 def _use_one_thread() -> None:
     torch.get_num_threads()  # torch sets a thread's count on first use: do it now, then override it
     torch.set_num_threads(1)
 
 
-__all__ = ["FinishQueue"]
+__all__ = ["FinishQueue", "one_thread_worker"]

@@ -101,17 +101,22 @@ class Tracker:
         self.memory = PromptMemory(config.memory, config.memory_stride, config.confidence_gate)
 
     # ------------------------------------------------------------------ frames without masks
-    def run_batch(self, batch: Sequence[Tuple[int, np.ndarray]]) -> Callable[[], List[FrameResult]]:
+    def run_batch(self, batch: Sequence[Tuple[int, np.ndarray]], queries: Optional[torch.Tensor] = None
+                  ) -> Callable[[], List[FrameResult]]:
         """Predict and memorise frames (same size, no annotations among them, none annotated in between)
-        now; return the function that makes their frame-size results (a worker thread may call it)."""
+        now; return the function that makes their frame-size results (a worker thread may call it).
+
+        `queries`: the frames already at model size (`SegGPTPredictor.preprocess_images`), made ahead by
+        the caller while the previous batch was in the model; None makes them here."""
         if not batch:
             return list
         frames = [f for _, f in batch]
         first = batch[0][0]
         active = self.objects.ordered(self.annotations.objects_at(first, self.reverse))
         prompts = [*self._annotated_prompts(first, include_t=True), *self.memory.prompts()]
-        predicted = self._predict(self.predictor.preprocess_images(frames), prompts, active, frames[0].shape[:2],
-                                  frames)
+        if queries is None:
+            queries = self.predictor.preprocess_images(frames)
+        predicted = self._predict(queries, prompts, active, frames[0].shape[:2], frames)
         if active:
             for i, (idx, _) in enumerate(batch):
                 self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i]),
