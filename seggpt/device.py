@@ -49,7 +49,7 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
 CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
 #: --dtype auto picks bf16 on a CPU with native bf16 only for models at least this wide: measured on a
 #: 2-core AMD EPYC (AVX-512 BF16), one query, bf16 / fp32 time: the 128-wide `small` model 0.89 (K=1) and
-#: 1.02 (K=9), no gain; the 256-wide `medium` 0.52 and 0.90; ViT-L (1024) 0.50 (benchmarks/RESULTS.md)
+#: 1.02 (K=9), no gain; the 256-wide `medium` 0.52 and 0.90; ViT-L (1024) 0.62 and 0.56 (benchmarks/RESULTS.md)
 BF16_MIN_WIDTH = 256
 
 

@@ -138,6 +138,13 @@ def rel_pos_attention(
     return out, lse
 
 
+def _as_input_of(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x in the dtype of `layer`'s weights (its first parameter, so a LoRA wrapper's too): the matmuls of a
+    `reduced_precision_copy` take bf16 inputs while the residual stream stays float32."""
+    weight = layer._parameters.get("weight")  # Linear, Conv2d: no generator on the hot path
+    return x.to((weight if weight is not None else next(layer.parameters())).dtype)
+
+
 def _cached_on_weights(owner: nn.Module, name: str, params: Sequence[torch.Tensor], extra_key: Any,
                        build: Callable[[], Any]) -> Any:
     """`build()`, kept on `owner` between inference calls for as long as `params` are unchanged.
@@ -180,7 +187,8 @@ class Attention(nn.Module):
     def _split_heads(self, tokens: torch.Tensor, groups: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(groups*k, n, C) tokens -> q, k, v as (groups, k, heads, n, d) views (no copy)."""
         m, n, _ = tokens.shape
-        qkv = self.qkv(tokens.to(self.qkv.weight.dtype)).view(groups, m // groups, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
+        qkv = self.qkv(_as_input_of(self.qkv, tokens))
+        qkv = qkv.view(groups, m // groups, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
         return qkv[0], qkv[1], qkv[2]
 
     def _rel_tables(self, grid: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -246,8 +254,7 @@ class Attention(nn.Module):
         prompt_heads = torch.stack(prompt_out, dim=1).reshape(groups * k, heads, n_p, d)
         prompt_out_t = prompt_heads.transpose(1, 2).reshape(groups * k, n_p, heads * d)
         query_out_t = query_heads.transpose(1, 2).reshape(groups, -1, heads * d)
-        dtype = self.proj.weight.dtype
-        return self.proj(prompt_out_t.to(dtype)), self.proj(query_out_t.to(dtype))
+        return self.proj(_as_input_of(self.proj, prompt_out_t)), self.proj(_as_input_of(self.proj, query_out_t))
 
 
 class Mlp(nn.Module):
@@ -258,7 +265,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x.to(self.fc1.weight.dtype))))
+        return self.fc2(self.act(self.fc1(_as_input_of(self.fc1, x))))
 
 
 class Block(nn.Module):
@@ -315,7 +322,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(M, 3, H, W) -> (M, H/p, W/p, C)."""
-        return self.proj(x.to(self.proj.weight.dtype)).permute(0, 2, 3, 1)
+        return self.proj(_as_input_of(self.proj, x)).permute(0, 2, 3, 1)
 
 
 class SegGPT(nn.Module):
@@ -512,17 +519,17 @@ class SegGPT(nn.Module):
         """Decoder over `rows` token rows: (M, rows*Wp, C*F) -> (M, 3, rows*p, Wp*p)."""
         p, dd = self.config.patch_size, self.config.decoder_dim
         grid_w = self.config.grid_size[1]
-        x = self.decoder_embed(tokens.to(self.decoder_embed.weight.dtype))
+        x = self.decoder_embed(_as_input_of(self.decoder_embed, tokens))
         m = x.shape[0]
         x = x.reshape(m, rows, grid_w, p, p, dd).permute(0, 5, 1, 3, 2, 4).reshape(m, dd, rows * p, grid_w * p)
         return x
 
     def _head(self, x: torch.Tensor, crop_top: int = 0) -> torch.Tensor:
         conv3, norm, act, conv1 = self.decoder_pred
-        x = conv3(x.to(conv3.weight.dtype))
+        x = conv3(_as_input_of(conv3, x))
         if crop_top:
             x = x[:, :, crop_top:]
-        return conv1(act(norm(x)).to(conv1.weight.dtype))
+        return conv1(_as_input_of(conv1, act(norm(x))))
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

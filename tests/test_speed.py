@@ -1,0 +1,162 @@
+"""The speed work's wiring: the CPU facts behind `--dtype auto`, `--threads`, the machine-aware model
+benchmark, and frames made ready for the model ahead of it (the same results as made on the spot)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import seggpt.device as device
+from benchmarks import speed_model
+from benchmarks.machine import machine_facts, peak_gflops
+from seggpt import SegGPT
+from vos import VideoSegmenter
+from vos.synthetic import make_clip
+
+CPU = torch.device("cpu")
+
+
+def _cpu(monkeypatch, *features):
+    monkeypatch.setattr(device, "cpu_info", lambda: device.CpuInfo("test CPU", "x86_64", tuple(features)))
+
+
+def test_cpu_info_reads_this_machine():
+    info = device.cpu_info()
+    assert info.model and info.machine
+    assert set(info.features) <= set(device.CPU_FEATURES)
+    assert info.native_bf16 == bool({"amx_bf16", "avx512_bf16"} & set(info.features))
+
+
+@pytest.mark.parametrize("features, width, expected", [
+    (("amx_bf16", "avx512f"), 1024, torch.bfloat16),  # Intel with AMX, ViT-L
+    (("avx512_bf16", "avx512f"), 1024, torch.bfloat16),  # AMD EPYC (Zen 4), ViT-L
+    (("avx512_bf16",), 128, None),  # the small model gains nothing from bf16
+    (("avx512_bf16",), None, None),  # width unknown: the safe choice
+    (("avx512f", "avx2"), 1024, None),  # no native bf16: emulated bf16 is slower than fp32
+    ((), 1024, None),  # ARM or an old x86
+])
+def test_dtype_auto_on_a_cpu_follows_native_bf16_and_the_model_width(monkeypatch, features, width, expected):
+    _cpu(monkeypatch, *features)
+    assert device.resolve_dtype("auto", CPU, width) == expected
+    reason = device.dtype_reason("auto", CPU, width)
+    assert reason.startswith("auto")
+    assert ("natively" in reason) == (expected is not None)
+    # an explicit dtype is taken as it is, whatever the CPU
+    assert device.resolve_dtype("fp32", CPU, width) is None and device.resolve_dtype("bf16", CPU, 8) == torch.bfloat16
+    assert device.dtype_reason("bf16", CPU, width) == "as asked"
+
+
+def test_the_engine_runs_auto_as_resolved_and_says_why(monkeypatch):
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny")  # 32 wide: fp32 even where bf16 is native
+    _cpu(monkeypatch, "avx512_bf16")
+    seg = VideoSegmenter(model, device="cpu")
+    assert seg.predictor.dtype is None and "gains nothing" in seg.dtype_reason
+    monkeypatch.setattr(device, "BF16_MIN_WIDTH", 32)
+    seg = VideoSegmenter(model, device="cpu")
+    assert seg.predictor.dtype == torch.bfloat16 and "natively" in seg.dtype_reason
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the shared model stays fp32
+
+
+def test_set_threads_checks_its_value():
+    before = torch.get_num_threads()
+    try:
+        assert device.set_threads(None) == before
+        assert device.set_threads(1) == 1 == torch.get_num_threads()
+        for bad in (0, -2, True, 1.5, "2"):
+            with pytest.raises(device.DeviceError, match="threads must be"):
+                device.set_threads(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_on_the_clis(tiny_weights, tmp_path, capsys):
+    """--threads reaches torch and the summary line; a bad value is one line, exit 2."""
+    from vos import run as vos_run
+
+    frames, labels = make_clip(1, 3, size=(48, 64), num_objects=1)
+    for i, frame in enumerate(frames):  # a folder of frames
+        (tmp_path / "frames").mkdir(exist_ok=True)
+        Image.fromarray(frame).save(tmp_path / "frames" / f"{i:05d}.png")
+    Image.fromarray((labels[0] > 0).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    before = torch.get_num_threads()
+    try:
+        code = vos_run.main([str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights",
+                             str(tiny_weights), "--out", str(tmp_path / "out"), "--threads", "1", "--quiet"])
+        out = capsys.readouterr().out
+        assert code == 0 and "1 threads" in out and "fp32 (" in out
+    finally:
+        torch.set_num_threads(before)
+    assert vos_run.main([str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights",
+                         str(tiny_weights), "--out", str(tmp_path / "out2"), "--threads", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "threads" in err[0]
+
+
+def test_peak_and_machine_facts():
+    assert peak_gflops(torch.float32, CPU, reps=1, size=256) > 0.1
+    facts = machine_facts(CPU)
+    assert facts["threads"] == torch.get_num_threads() and facts["cpu"] and "isa" in facts
+
+
+def test_speed_model_writes_fractions_of_the_peak_and_the_reference_beside_them(tmp_path, monkeypatch, capsys):
+    """The benchmark's rows on a tiny model: fp32 equal to transformers, bf16 within bf16 rounding."""
+    monkeypatch.setattr(speed_model, "peak_gflops", lambda dtype, dev: 10.0)  # the 4096 matmul is slow for a test
+    out = tmp_path / "speed.json"
+    assert speed_model.main(["--preset", "test-canvas", "--ks", "1", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["peak_gflops"] == {"fp32": 10.0, "bf16": 10.0} and result["machine"]["cpu"]
+    rows = {(r["dtype"], r["k"]): r for r in result["rows"]}
+    assert set(rows) == {("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)}
+    for (dtype, k), row in rows.items():
+        assert row["flops"] == SegGPT("test-canvas").config.flops_per_query(k)
+        assert row["ours_fraction_of_peak"] == pytest.approx(row["flops"] / row["ours_s"] / 1e9 / 10.0)
+        assert row["ratio"] == pytest.approx(row["ours_s"] / row["transformers_s"])
+        if dtype == "fp32":
+            assert row["relative_diff_vs_transformers"] < 1e-5  # the same model
+        else:
+            assert 0 < row["ours_relative_error_vs_fp32"] < 0.02 and row["relative_diff_vs_transformers"] < 0.05
+    assert "of the bf16 peak" in capsys.readouterr().out
+
+
+def test_frames_prepared_ahead_give_the_results_made_on_the_spot():
+    """The engine resizes the next batch on a worker thread while the model runs; a tracker fed the
+    same frames without that (queries made in run_batch) gives identical labels."""
+    from vos.objects import Objects
+    from vos.state import Annotations
+    from vos.tracker import Tracker
+
+    torch.manual_seed(0)
+    seg = VideoSegmenter(SegGPT("test-tiny"), config={"memory": 2, "batch_frames": 2}, device="cpu", dtype="fp32")
+    frames, labels = make_clip(3, 7, size=(40, 56), num_objects=1)
+    state = seg.init_state(frames)
+    seg.add_new_mask(state, 0, 1, labels[0] == 1)
+    engine = [r.labels for r in seg.propagate(state, 0)]
+    tracker = Tracker(seg.predictor, seg.config, state.annotations, state.objects)
+    spot = [tracker.annotate(0, frames[0]).labels]
+    for start in range(1, 7, 2):
+        batch = [(i, frames[i]) for i in range(start, min(start + 2, 7))]
+        spot.extend(r.labels for r in tracker.run_batch(batch)())
+    assert len(engine) == len(spot) == 7
+    assert all(np.array_equal(a, b) for a, b in zip(engine, spot))
+    assert isinstance(state.annotations, Annotations) and isinstance(state.objects, Objects)
+
+
+def test_the_cpu_fast_config_is_packaged_and_runs_the_official_shape():
+    """`--config cpu-fast`: 320x320, memory 2, dtype auto, read by the one loader; an official-shape model
+    (narrow, for the test) runs at that size."""
+    from vos.config import RunConfig, load_run_config
+
+    settings = load_run_config(RunConfig, "cpu-fast", [])
+    assert (settings.engine.image_size, settings.engine.memory, settings.dtype) == (320, 2, "auto")
+    assert settings.weights == "BAAI/seggpt-vit-large"  # the file changes speed settings only
+    torch.manual_seed(0)
+    seg = VideoSegmenter(SegGPT("test-canvas"), config=settings.engine, device="cpu")
+    assert seg.predictor.image_size == (320, 320)
+    frames, labels = make_clip(4, 4, size=(60, 80), num_objects=1)
+    state = seg.init_state(frames)
+    seg.add_new_mask(state, 0, 1, labels[0] == 1)
+    assert len(list(seg.propagate(state, 0))) == 4
