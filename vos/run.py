@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="edge-aware upsampling: boundaries follow the frame's edges (default: "
                          f"{'on' if eng.refine.enabled else 'off'}, or what the weights recommend)")
     ap.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
-                    help="torch.compile the model (reduce-overhead: CUDA graphs); pays off on long videos "
-                         "(default: off)")
+                    help="torch.compile the model (reduce-overhead: CUDA graphs), for a GPU: on a CPU the eager "
+                         "model call measured faster (benchmarks/RESULTS.md) (default: off)")
     ap.add_argument("--start", type=int, default=0, metavar="N", help="first frame to segment (default: %(default)s)")
     ap.add_argument("--end", type=int, default=None, metavar="N",
                     help="stop before this frame (default: the end of the video)")
