@@ -28,7 +28,7 @@ import torch
 
 from seggpt import SegGPT, get_config
 from seggpt.cli import ArgumentParser
-from seggpt.device import DTYPES, set_threads
+from seggpt.device import DTYPES, DeviceError, resolve_device, set_threads
 from seggpt.predictor import SegGPTPredictor
 
 from .machine import describe, machine_facts, peak_gflops
@@ -128,7 +128,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if any(k < 1 for k in args.ks) or args.reps < 1:
         ap.error("--ks and --reps must be >= 1")
-    set_threads(args.threads)
+    try:
+        set_threads(args.threads)
+        dev = resolve_device(args.device)
+        cfg = get_config(args.preset)
+        if args.image_size is not None:
+            cfg.replace(image_size=(args.image_size, args.image_size))
+    except (DeviceError, ValueError) as e:
+        ap.error(str(e))
+    if dev.type == "cpu" and "fp16" in args.dtypes:
+        ap.error("--dtypes fp16 is for a GPU (CPUs have no fast fp16 matmul)")
     result = run(args.preset, args.ks, args.dtypes, args.reps, args.device, args.image_size, not args.no_reference)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -181,7 +181,7 @@ def main(argv=None) -> int:
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    dtype = resolve_dtype(args.dtype, device)
+    dtype = resolve_dtype(args.dtype, device, get_config(args.preset).embed_dim)
     torch.manual_seed(0)
     model = SegGPT.from_pretrained(args.weights) if args.weights else SegGPT(get_config(args.preset))
     model = model.eval().to(device)

@@ -57,6 +57,9 @@ class LoRALinear(nn.Module):
     the original speed and saves as the original format.
     """
 
+    #: `SegGPT.reduced_precision_copy` casts the LoRA factors with the matrix weights
+    matmul_weights = True
+
     def __init__(self, base: nn.Linear, rank: int, alpha: Optional[float] = None):
         super().__init__()
         if rank < 1:

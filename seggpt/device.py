@@ -121,11 +121,15 @@ def dtype_reason(asked: Optional[Union[str, torch.dtype]], device: torch.device,
     return "auto: this CPU computes bf16 natively (" + ", ".join(f for f in cpu.features if "bf16" in f) + ")"
 
 
+#: more threads than any machine has cores: OpenMP fails beyond (a crash, not an error, at 100,000)
+MAX_THREADS = 4096
+
+
 def set_threads(threads: Optional[int]) -> int:
     """Use `threads` CPU threads for torch (None: the machine's cores); returns the number in use."""
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise DeviceError(f"threads must be a whole number >= 1, got {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            raise DeviceError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
@@ -138,4 +142,4 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
 
 
 __all__ = ["autocast", "resolve_device", "resolve_dtype", "dtype_reason", "cpu_info", "CpuInfo", "set_threads",
-           "DeviceError", "DTYPES", "DEVICE_HELP", "BF16_MIN_WIDTH"]
+           "DeviceError", "DTYPES", "DEVICE_HELP", "BF16_MIN_WIDTH", "MAX_THREADS"]

@@ -22,6 +22,7 @@ paper: https://arxiv.org/abs/2304.03284.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -136,6 +137,10 @@ def rel_pos_attention(
         if with_lse:
             lse[:, :, span] = l
     return out, lse
+
+
+#: what `_cached_on_weights` keeps on a module: never carried into a copy with other weights
+_WEIGHT_CACHES = ("_rel_cache", "_pos_cache")
 
 
 def _as_input_of(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -441,7 +446,8 @@ class SegGPT(nn.Module):
     def reduced_precision_copy(self, dtype: torch.dtype) -> "SegGPT":
         """A copy for inference whose matrix weights are cast once to `dtype` (bf16, fp16).
 
-        The weights of every Linear and Conv2d except the 64->3 output head are stored in `dtype`
+        The weights of every Linear and Conv2d except the 64->3 output head (and of any module that sets
+        `matmul_weights = True`, such as `seggpt.adapt.LoRALinear`) are stored in `dtype`
         (for ViT-L 0.74 GB in bf16 beside the fp32 model's 1.48 GB); the norms, tokens, position
         tables and the output head are this model's own fp32 tensors, shared, not copied. Each matmul
         casts its input to its weight's dtype, so the residual stream, the norms, the softmax statistics
@@ -451,16 +457,21 @@ class SegGPT(nn.Module):
         before they change the weights is stale (`SegGPTPredictor` re-makes its copy when they change).
         """
         head = self.decoder_pred[3]
-        with torch.device("meta"):  # the structure only: every tensor is set below
-            copy = SegGPT(self.config)
-        for (name, mine), (_, theirs) in zip(self.named_modules(), copy.named_modules()):
-            cast = isinstance(mine, (nn.Linear, nn.Conv2d)) and mine is not head
-            theirs._parameters = {
+
+        def clone(module: nn.Module) -> nn.Module:
+            twin = copy.copy(module)  # the module's own attributes (flags, sizes); containers made anew below
+            twin.__dict__ = {k: copy.copy(v) if isinstance(v, dict) else v  # hooks: the copy's own
+                             for k, v in module.__dict__.items() if k not in _WEIGHT_CACHES}
+            cast = (isinstance(module, (nn.Linear, nn.Conv2d)) or getattr(module, "matmul_weights", False)) \
+                and module is not head
+            twin._parameters = {
                 key: None if p is None else (nn.Parameter(p.detach().to(dtype), requires_grad=False) if cast else p)
-                for key, p in mine._parameters.items()}
-            theirs._buffers = dict(mine._buffers)
-        copy.recommended_settings = getattr(self, "recommended_settings", {})
-        return copy.eval()
+                for key, p in module._parameters.items()}
+            twin._buffers = dict(module._buffers)
+            twin._modules = {key: None if m is None else clone(m) for key, m in module._modules.items()}
+            return twin
+
+        return clone(self).eval()
 
     # ------------------------------------------------------------------ embeddings
     def _pos_embed(self) -> torch.Tensor:

@@ -162,13 +162,17 @@ class SegGPTPredictor:
 
     def call_model(self) -> SegGPT:
         """The module the model call runs: the shared model in fp32, else its reduced-precision copy."""
-        if self.dtype is None:
+        dtype = self.dtype
+        if dtype is None or dtype == torch.float32:
             return self.model
-        key = tuple((p._version, p.data_ptr(), p.device) for p in self.model.parameters())
-        if self._cast is None or self._cast[0] != key:
-            self._cast = None  # the stale copy's memory goes before the new one is made
-            self._cast = (key, self.model.reduced_precision_copy(self.dtype))
-        return self._cast[1]
+        key = (dtype,) + tuple((p._version, p.data_ptr(), p.device) for p in self.model.parameters())
+        cast = self._cast
+        if cast is None or cast[0] != key:
+            self._cast = cast = None  # the stale copy's memory goes before the new one is made
+            self._compiled = None
+            cast = (key, self.model.reduced_precision_copy(dtype))
+            self._cast = cast
+        return cast[1]
 
     def infer(self, images: torch.Tensor, prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
               embedding_type: str = "instance") -> torch.Tensor:

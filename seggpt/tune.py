@@ -199,7 +199,6 @@ def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, 
     prompt's object ids (colour index i -> object_ids[i-1]) at each image's size."""
     from .predictor import Prediction
 
-    model = predictor.model
     device = predictor.device
     p_img, p_mask = prompt.image.to(device), prompt.mask.to(device)
     ids = np.asarray([0] + list(prompt.object_ids), dtype=np.int32)
@@ -208,8 +207,8 @@ def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, 
         chunk = [np.asarray(im) for im in images[start:start + batch_size]]
         q = predictor.preprocess_images(chunk)
         b = q.shape[0]
-        pred = model.infer(q, p_img[None, None].expand(b, 1, -1, -1, -1), p_mask[None, None].expand(b, 1, -1, -1, -1),
-                           embedding_type=embedding_type)
+        pred = predictor.infer(q, p_img[None, None].expand(b, 1, -1, -1, -1),
+                               p_mask[None, None].expand(b, 1, -1, -1, -1), embedding_type=embedding_type)
         for i, im in enumerate(chunk):
             labels, dist = predictor.decode(pred[i:i + 1], prompt.colours, im.shape[:2])
             results.append(Prediction(ids[labels[0].cpu().numpy()], dist[0].float().cpu().numpy()))

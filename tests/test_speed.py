@@ -62,11 +62,15 @@ def test_the_engine_runs_auto_as_resolved_and_says_why(monkeypatch):
 
 
 def test_set_threads_checks_its_value():
+    from vos.config import RunConfig
+
+    limit = next(f for f in __import__("dataclasses").fields(RunConfig) if f.name == "threads").metadata["max"]
+    assert limit == device.MAX_THREADS  # the settings file's bound is the library's
     before = torch.get_num_threads()
     try:
         assert device.set_threads(None) == before
         assert device.set_threads(1) == 1 == torch.get_num_threads()
-        for bad in (0, -2, True, 1.5, "2"):
+        for bad in (0, -2, True, 1.5, "2", device.MAX_THREADS + 1, 100_000):
             with pytest.raises(device.DeviceError, match="threads must be"):
                 device.set_threads(bad)
     finally:
@@ -160,3 +164,56 @@ def test_the_cpu_fast_config_is_packaged_and_runs_the_official_shape():
     state = seg.init_state(frames)
     seg.add_new_mask(state, 0, 1, labels[0] == 1)
     assert len(list(seg.propagate(state, 0))) == 4
+
+
+def test_bf16_copy_of_a_lora_wrapped_model_and_a_changed_dtype():
+    """A model with LoRA wrappers (adaptation with params lora:R) gets a bf16 copy of the same structure,
+    its LoRA factors cast too; setting the predictor's dtype back to fp32 runs the shared model."""
+    from seggpt.adapt import add_lora
+    from seggpt.predictor import SegGPTPredictor
+
+    torch.manual_seed(0)
+    model = SegGPT("test-tiny").eval()
+    add_lora(model, rank=2)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_b" in name:
+                p.normal_(0, 0.05)  # a learnt update, so that the wrappers matter
+    g = torch.Generator().manual_seed(2)
+    h, w = model.config.image_size
+    x, pi, pm = torch.randn(1, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g)
+    fp32 = model.infer(x, pi, pm)
+    predictor = SegGPTPredictor(model, dtype=torch.bfloat16)
+    bf16 = predictor.infer(x, pi, pm)
+    assert 0 < ((bf16.float() - fp32).norm() / fp32.norm()).item() < 0.02
+    copy = predictor.call_model()
+    assert type(copy.blocks[0].attn.qkv) is type(model.blocks[0].attn.qkv)
+    assert copy.blocks[0].attn.qkv.lora_a.dtype == torch.bfloat16
+    assert model.blocks[0].attn.qkv.lora_a.dtype == torch.float32
+    predictor.dtype = None
+    assert predictor.call_model() is model and torch.equal(predictor.infer(x, pi, pm), fp32)
+
+
+def test_look_ahead_delivers_every_frame_read_before_a_source_error():
+    """An iterator that fails with an error of its own: the frames before it come out first, as without
+    look-ahead, then the error."""
+    from vos.engine import _ahead
+    from vos.finishing import one_thread_worker
+
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 3
+
+    def failing():
+        for i, f in enumerate(frames):
+            yield i, f
+        raise RuntimeError("camera unplugged")
+
+    seg = VideoSegmenter(SegGPT("test-tiny"), device="cpu", dtype="fp32")
+    pool = one_thread_worker(CPU, "test")
+    got = []
+    try:
+        with pytest.raises(RuntimeError, match="unplugged"):
+            for idx, frame, queries in _ahead(failing(), pool, seg.predictor, depth=2, annotated={1}):
+                got.append((idx, queries is None))
+    finally:
+        pool.shutdown()
+    assert got == [(0, False), (1, True), (2, False)]  # the annotated frame 1: at once, not resized

@@ -129,7 +129,7 @@ class RunConfig:
     device: str = "auto"
     dtype: str = setting("auto", choices=("auto", "fp32", "bf16", "fp16"))
     #: CPU threads for torch (null: the machine's cores, torch's own default)
-    threads: Optional[int] = setting(None, min=1, max=4096)
+    threads: Optional[int] = setting(None, min=1, max=4096)  # seggpt.device.MAX_THREADS (this module is torch-free)
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:

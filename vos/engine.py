@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Container, Deque, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -156,7 +156,9 @@ class VideoSegmenter:
         self._read_annotated_frames(state, start, reverse)
         self.adapt(state)
         tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
-        return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse)))
+        # a file, folder or array is read one batch ahead; an iterator's (a live feed's) frames are not held back
+        ahead = 0 if isinstance(state.source, IteratorSource) else self.config.batch_frames
+        return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse), ahead))
 
     def adapt(self, state: InferenceState, progress: Optional[Callable[[AdaptProgress], None]] = None) -> float:
         """Test-time adaptation (`config.adapt`): learn the session's annotated frames; returns the seconds.
@@ -195,8 +197,9 @@ class VideoSegmenter:
             yield r.frame_idx, list(r.object_ids), r.masks
 
     # ================================================================== internals
-    def _run(self, tracker: Tracker, frames) -> Iterator[FrameResult]:
-        """Frames through the tracker in batches; annotated frames end a batch and answer with their masks."""
+    def _run(self, tracker: Tracker, frames, ahead: int) -> Iterator[FrameResult]:
+        """Frames through the tracker in batches; annotated frames end a batch and answer with their masks.
+        `ahead`: frames made ready for the model ahead of the one it runs (`_ahead`)."""
         annotations = tracker.annotations
         pending: List[Tuple[int, np.ndarray, Future]] = []
         finishing: FinishQueue[FrameResult] = FinishQueue(self.device)
@@ -209,7 +212,7 @@ class VideoSegmenter:
             pending.clear()
 
         try:
-            for idx, frame, queries in _ahead(_until_error(frames), preparing, self.predictor, self.config.batch_frames):
+            for idx, frame, queries in _ahead(_until_error(frames), preparing, self.predictor, ahead, annotations):
                 if idx is None:  # the source failed at a frame: finish the frames before it, then raise
                     run_pending()
                     yield from finishing.results(keep=0)
@@ -249,12 +252,32 @@ class VideoSegmenter:
 
 
 def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecutor, predictor: SegGPTPredictor,
-           depth: int) -> Iterator[Tuple[Optional[int], object, Optional[Future]]]:
+           depth: int, annotated: Container[int]) -> Iterator[Tuple[Optional[int], object, Optional[Future]]]:
     """The items with each frame's model-size tensor being made on `pool`, `depth` frames ahead of the
-    consumer: the next batch is resized and normalised while the current one is in the model."""
+    consumer: the next batch is resized and normalised while the current one is in the model.
+
+    An annotated frame or the source's error (idx None) is never waited on: what is held goes out first,
+    then it, at once (an annotated frame's result is its mask, with no model call to overlap). An error
+    the source raises (other than `VideoError`, which `_until_error` makes an item) comes after the
+    frames read before it, as it would without look-ahead."""
     window: Deque[Tuple[Optional[int], object, Optional[Future]]] = deque()
-    for idx, frame in items:
-        window.append((idx, frame, None if idx is None else pool.submit(predictor.preprocess_images, [frame])))
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            break
+        except Exception:
+            while window:
+                yield window.popleft()
+            raise
+        idx, frame = item
+        if idx is None or idx in annotated:
+            while window:
+                yield window.popleft()
+            yield idx, frame, None
+            continue
+        window.append((idx, frame, pool.submit(predictor.preprocess_images, [frame])))
         if len(window) > depth:
             yield window.popleft()
     while window:
