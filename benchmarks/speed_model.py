@@ -55,7 +55,7 @@ def run(preset: str, ks: List[int], dtypes: List[str], reps: int, device: str, i
     dev = torch.device(device)
     torch.manual_seed(0)
     cfg = get_config(preset)
-    if image_size:
+    if image_size is not None:
         cfg = cfg.replace(image_size=(image_size, image_size))
     model = SegGPT(cfg).eval().to(dev)
     facts = machine_facts(dev)
@@ -133,7 +133,11 @@ def main(argv=None) -> int:
         dev = resolve_device(args.device)
         cfg = get_config(args.preset)
         if args.image_size is not None:
+            if args.image_size < cfg.patch_size:
+                raise ValueError(f"--image-size must be at least the patch size {cfg.patch_size}, got {args.image_size}")
             cfg.replace(image_size=(args.image_size, args.image_size))
+        if args.json and (Path(args.json).is_dir() or not Path(args.json).parent.is_dir()):
+            raise ValueError(f"--json {args.json}: not a file in an existing folder")
     except (DeviceError, ValueError) as e:
         ap.error(str(e))
     if dev.type == "cpu" and "fp16" in args.dtypes:

@@ -95,8 +95,13 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
     """The model call's dtype (None: fp32). auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it
     computes bf16 natively and the model is at least `BF16_MIN_WIDTH` wide (`width`: its embed_dim), else
     fp32. `dtype_reason` says why in words."""
+    device = torch.device(device)
     if isinstance(dtype, torch.dtype):
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise DeviceError(f"dtype {dtype} cannot run the model; use torch.float32, torch.bfloat16 or torch.float16")
         return None if dtype == torch.float32 else dtype
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int)):
+        raise DeviceError(f"width must be the model's embed_dim (an integer), got {width!r}")
     if dtype is None or dtype == "auto":
         if device.type == "cpu":
             fast = cpu_info().native_bf16 and width is not None and width >= BF16_MIN_WIDTH

@@ -144,6 +144,8 @@ class SegGPTPredictor:
         #: predictor, not to the shared nn.Module: two predictors on one model never interfere. A reduced
         #: dtype runs a copy of the model with its matrix weights cast once (`SegGPT.reduced_precision_copy`),
         #: re-made whenever the shared model's weights change (adaptation, tuning, loading).
+        if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
         self.dtype = None if dtype == torch.float32 else dtype
         self.exact_resize = exact_resize
         self._cast: Optional[Tuple[tuple, SegGPT]] = None

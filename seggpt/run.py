@@ -110,8 +110,9 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
     except (WeightsError, DeviceError) as e:
         raise UserError(str(e)) from None
-    dtype = str(predictor.dtype or torch.float32).replace("torch.", "")
-    log.info("weights %s on %s%s, %s (%s)", args.weights, device, f", {threads} threads" if device.type == "cpu" else "",
+    dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[predictor.dtype]
+    log.info("weights %s on %s%s, %s (%s)", args.weights, device,
+             f", {threads} thread{'' if threads == 1 else 's'}" if device.type == "cpu" else "",
              dtype, dtype_reason(args.dtype, device, width))
     if args.prompt_file:
         try:

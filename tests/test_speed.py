@@ -91,7 +91,7 @@ def test_threads_on_the_clis(tiny_weights, tmp_path, capsys):
         code = vos_run.main([str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights",
                              str(tiny_weights), "--out", str(tmp_path / "out"), "--threads", "1", "--quiet"])
         out = capsys.readouterr().out
-        assert code == 0 and "1 threads" in out and "fp32 (" in out
+        assert code == 0 and "1 thread," in out and "fp32 (" in out
     finally:
         torch.set_num_threads(before)
     assert vos_run.main([str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights",

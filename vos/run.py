@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from seggpt.cli import ArgumentParser, EXIT_FAILED, EXIT_OK, UserError, run_cli
@@ -197,8 +198,8 @@ def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
 def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: Optional[int] = None) -> str:
     """The device, dtype and threads a run uses, and why (the `auto` choices are explained)."""
     dev = seg.device
-    dtype = {None: "fp32"}.get(seg.predictor.dtype, str(seg.predictor.dtype).replace("torch.", ""))
-    threads = f", {threads} threads" if threads and dev.type == "cpu" else ""
+    dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(seg.predictor.dtype, str(seg.predictor.dtype))
+    threads = f", {threads} thread{'' if threads == 1 else 's'}" if threads and dev.type == "cpu" else ""
     if asked in (None, "auto"):
         why = {"cuda": "auto: CUDA", "mps": "auto: Apple MPS, no CUDA", "cpu": "auto: no CUDA GPU, no Apple MPS"}
         return f"{dev} ({why.get(dev.type, 'auto')}){threads}, {dtype} ({seg.dtype_reason})"
