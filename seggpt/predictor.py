@@ -163,7 +163,11 @@ class SegGPTPredictor:
         return self
 
     def call_model(self) -> SegGPT:
-        """The module the model call runs: the shared model in fp32, else its reduced-precision copy."""
+        """The module the model call runs: the shared model in fp32, else its reduced-precision copy.
+
+        The copy is re-made when a parameter of the shared model is replaced, moved or changed in place
+        (load_state_dict, an optimizer step, `p.mul_()` under no_grad): its key is the parameters' version
+        counters. A write through `p.data` bypasses the counter and is not seen."""
         dtype = self.dtype
         if dtype is None or dtype == torch.float32:
             return self.model
