@@ -18,7 +18,7 @@ from seggpt.device import cpu_info
 PEAK_SIZE = 4096
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # kernels run asynchronously: time them to completion
 
@@ -30,12 +30,12 @@ def peak_gflops(dtype: torch.dtype, device: torch.device, reps: int = 5, size: i
     b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b)
-    _sync(device)
+    sync(device)
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         torch.mm(a, b)
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2.0 * size**3 / best / 1e9
 
@@ -61,4 +61,4 @@ def describe(facts: Dict[str, Any], peaks: Optional[Dict[str, float]] = None) ->
     return line
 
 
-__all__ = ["peak_gflops", "machine_facts", "describe", "PEAK_SIZE"]
+__all__ = ["peak_gflops", "machine_facts", "describe", "sync", "PEAK_SIZE"]

@@ -31,17 +31,15 @@ from seggpt.cli import ArgumentParser
 from seggpt.device import DTYPES, DeviceError, resolve_device, set_threads
 from seggpt.predictor import SegGPTPredictor
 
-from .machine import describe, machine_facts, peak_gflops
+from .machine import describe, machine_facts, peak_gflops, sync
 from .reference import official_ensemble, transformers_loop, transformers_twin
 
 
 def _timed(fn, device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     t = time.perf_counter()
     out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return time.perf_counter() - t, out
 
 

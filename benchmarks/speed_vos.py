@@ -34,13 +34,9 @@ from vos.synthetic import iter_clip, make_clip
 from vos.video import open_source
 from vos.writers import BackgroundWriter
 
+from .machine import sync
 from .reference import transformers_twin
 from seggpt.cli import ArgumentParser
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def matmul_peak(device: torch.device, dtype: Optional[torch.dtype]) -> float:
@@ -50,11 +46,11 @@ def matmul_peak(device: torch.device, dtype: Optional[torch.dtype]) -> float:
     a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
     best = float("inf")
     for _ in range(5):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         for _ in range(4):
             a @ b
-        _sync(device)
+        sync(device)
         best = min(best, (time.perf_counter() - t) / 4)
     return 2 * n**3 / best / 1e12
 
@@ -110,10 +106,10 @@ def model_only(model: SegGPT, k: int, batch: int, device, dtype, reps: int = 3) 
     predictor.infer(x, p, m)
     best = float("inf")
     for _ in range(reps):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         predictor.infer(x, p, m)
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return batch / best
 
@@ -142,11 +138,11 @@ def transformers_loop(hf, video: Path, mask: np.ndarray, k: int, frames: int, de
                       prompt_images=[Image.fromarray(p) for p, _ in prompts],
                       prompt_masks=[m for _, m in prompts], num_labels=num_labels, return_tensors="pt")
         inputs = {kk: v.to(device) for kk, v in inputs.items()}
-        _sync(device)
+        sync(device)
         tm = time.perf_counter()
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             outputs = hf(**inputs, feature_ensemble=len(prompts) > 1)
-        _sync(device)
+        sync(device)
         model_time += time.perf_counter() - tm
         outputs.pred_masks = outputs.pred_masks[:1].float()
         result = proc.post_process_semantic_segmentation(outputs, target_sizes=[frame.shape[:2]],

@@ -67,9 +67,6 @@ class CpuInfo:
         here) bf16 is left to the user's choice."""
         return "amx_bf16" in self.features or "avx512_bf16" in self.features
 
-    def describe(self) -> str:
-        return f"{self.model} ({self.machine}; {', '.join(self.features) or 'no AVX2/AVX-512/AMX'})"
-
 
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
@@ -104,8 +101,7 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
         raise DeviceError(f"width must be the model's embed_dim (an integer), got {width!r}")
     if dtype is None or dtype == "auto":
         if device.type == "cpu":
-            fast = cpu_info().native_bf16 and width is not None and width >= BF16_MIN_WIDTH
-            return torch.bfloat16 if fast else None
+            return _cpu_auto(width)[0]
         return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type)
     if dtype not in DTYPES:
         raise DeviceError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
@@ -118,12 +114,24 @@ def dtype_reason(asked: Optional[Union[str, torch.dtype]], device: torch.device,
         return "as asked"
     if device.type != "cpu":
         return f"auto on {device.type}"
+    return _cpu_auto(width)[1]
+
+
+def _cpu_auto(width: Optional[int]) -> Tuple[Optional[torch.dtype], str]:
+    """`--dtype auto` on a CPU: bf16 with native bf16 and a model at least `BF16_MIN_WIDTH` wide, and why."""
     cpu = cpu_info()
     if not cpu.native_bf16:
-        return "auto: this CPU has no native bf16 (AMX or AVX-512 BF16)"
+        return None, "auto: this CPU has no native bf16 (AMX or AVX-512 BF16)"
     if width is None or width < BF16_MIN_WIDTH:
-        return f"auto: native bf16, but a {width}-wide model gains nothing from it (bf16 from width {BF16_MIN_WIDTH})"
-    return "auto: this CPU computes bf16 natively (" + ", ".join(f for f in cpu.features if "bf16" in f) + ")"
+        return None, f"auto: native bf16, but a {width}-wide model gains nothing from it (bf16 from width {BF16_MIN_WIDTH})"
+    return torch.bfloat16, "auto: this CPU computes bf16 natively (" + ", ".join(f for f in cpu.features if "bf16" in f) + ")"
+
+
+def describe_precision(device: torch.device, dtype: Optional[torch.dtype], threads: int, reason: str) -> str:
+    """How the model call runs, for the CLIs' summaries: ', 2 threads, bf16 (why)' (threads on a CPU only)."""
+    name = {None: "fp32", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))
+    count = f", {threads} thread{'' if threads == 1 else 's'}" if device.type == "cpu" else ""
+    return f"{count}, {name} ({reason})"
 
 
 #: more threads than any machine has cores: OpenMP fails beyond (a crash, not an error, at 100,000)
@@ -146,5 +154,6 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-__all__ = ["autocast", "resolve_device", "resolve_dtype", "dtype_reason", "cpu_info", "CpuInfo", "set_threads",
+__all__ = ["autocast", "resolve_device", "resolve_dtype", "dtype_reason", "describe_precision", "cpu_info", "CpuInfo",
+           "set_threads",
            "DeviceError", "DTYPES", "DEVICE_HELP", "BF16_MIN_WIDTH", "MAX_THREADS"]

@@ -395,8 +395,9 @@ class SegGPT(nn.Module):
         See `seggpt.weights` for every accepted form; `config` overrides the config stored in or
         inferred from the file. The keys are checked one by one (a wrong file names what is missing).
         The weights stay fp32; reduced precision is chosen per `SegGPTPredictor` (its `dtype`: a copy
-        made by `reduced_precision_copy`), never on the shared model. `recommended_settings` holds the engine settings the
-        file recommends for itself (its metadata), which `vos.VideoSegmenter` puts under its config.
+        made by `reduced_precision_copy`), never on the shared model. `recommended_settings` holds the
+        engine settings the file recommends for itself (its metadata), which `vos.VideoSegmenter` puts
+        under its config.
         """
         state, cfg, source = load_state(name_or_path, config)
         model = cls(cfg)

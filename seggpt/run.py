@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from seggpt.cli import ArgumentParser, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
-from seggpt.device import DEVICE_HELP, DeviceError, dtype_reason, resolve_device, resolve_dtype, set_threads
+from seggpt.device import (DEVICE_HELP, DeviceError, describe_precision, dtype_reason, resolve_device, resolve_dtype,
+                           set_threads)
 from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
 from seggpt.masks import MaskError, load_mask
 from seggpt.predictor import SegGPTPredictor
@@ -110,10 +110,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
     except (WeightsError, DeviceError) as e:
         raise UserError(str(e)) from None
-    dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[predictor.dtype]
-    log.info("weights %s on %s%s, %s (%s)", args.weights, device,
-             f", {threads} thread{'' if threads == 1 else 's'}" if device.type == "cpu" else "",
-             dtype, dtype_reason(args.dtype, device, width))
+    log.info("weights %s on %s%s", args.weights, device,
+             describe_precision(device, predictor.dtype, threads, dtype_reason(args.dtype, device, width)))
     if args.prompt_file:
         try:
             tuned = TunedPrompt.load(args.prompt_file, predictor.model)

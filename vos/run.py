@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from seggpt.cli import ArgumentParser, EXIT_FAILED, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
-from seggpt.device import DEVICE_HELP, DeviceError, set_threads
+from seggpt.device import DEVICE_HELP, DeviceError, describe_precision, set_threads
 from seggpt.io import OutputError
 from seggpt.settings import ConfigError, option_layers, parse_assignments
 from seggpt.weights import WeightsError
@@ -195,15 +194,14 @@ def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
     return names
 
 
-def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: Optional[int] = None) -> str:
+def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: int) -> str:
     """The device, dtype and threads a run uses, and why (the `auto` choices are explained)."""
     dev = seg.device
-    dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(seg.predictor.dtype, str(seg.predictor.dtype))
-    threads = f", {threads} thread{'' if threads == 1 else 's'}" if threads and dev.type == "cpu" else ""
+    precision = describe_precision(dev, seg.predictor.dtype, threads, seg.dtype_reason)
     if asked in (None, "auto"):
         why = {"cuda": "auto: CUDA", "mps": "auto: Apple MPS, no CUDA", "cpu": "auto: no CUDA GPU, no Apple MPS"}
-        return f"{dev} ({why.get(dev.type, 'auto')}){threads}, {dtype} ({seg.dtype_reason})"
-    return f"{dev}{threads}, {dtype} ({seg.dtype_reason})"
+        return f"{dev} ({why.get(dev.type, 'auto')}){precision}"
+    return f"{dev}{precision}"
 
 
 def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
