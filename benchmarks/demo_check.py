@@ -29,6 +29,8 @@ from vos.demo import write_example
 from vos.metrics import evaluate_sequence
 from vos.synthetic import iter_clip
 from seggpt.cli import ArgumentParser
+from seggpt.io import atomic_write_text
+from seggpt.outputs import OutputRefused, claim_folder
 
 DEMO_SIZE = (240, 432)  # vos.demo.write_example's frame size
 
@@ -60,6 +62,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed on to vos.run")
     args = p.parse_args(argv)
     out = Path(args.out)
+    try:  # the working folder holds this check's files alone (seggpt.outputs)
+        claimed = claim_folder(out, "benchmarks.demo_check", patterns=["clip.mp4", "clip_mask.png", "masks/",
+                                                                      "result.json"], register=False)
+    except OutputRefused as e:
+        p.error(str(e))
     video, mask = write_example(out, args.frames, objects=args.objects, seed=args.seed)
     masks = out / "masks"
     cmd = [sys.executable, "-m", "vos.run", str(video), "--first-mask", str(mask), "--weights", args.weights,
@@ -68,7 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     subprocess.run(cmd, check=True)
     result = score(masks, args.seed, args.frames, args.objects)
     result.update(seconds=round(time.perf_counter() - started, 1), command=" ".join(cmd[1:]))
-    (out / "result.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out / "result.json", json.dumps(result, indent=1))
+    claimed.finish(0)
     missed = ", ".join(f"object {o}: {len(m)} of {result['visible_frames'][o]} visible frames empty"
                        for o, m in result["missed_frames"].items())
     print(f"seed {args.seed}: J&F {result['J&F']:.3f} (J {result['J']:.3f}, F {result['F']:.3f}); {missed}; "

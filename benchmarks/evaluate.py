@@ -24,8 +24,8 @@ import numpy as np
 
 from seggpt.cli import ArgumentParser, run_cli
 from vos.datasets import DatasetError
-from vos.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, MetricsError
-from vos.outputs import OutputRefused, check_not_inputs, record_files, written_by_us
+from vos.metrics import MetricsError
+from seggpt.outputs import check_not_inputs, claim_files
 
 from .errors import HarnessError
 from .harness import open_benchmark
@@ -50,17 +50,6 @@ def choose_processes(requested: int, frames: int, sequences: int) -> int:
     return max(1, min(os.cpu_count() or 1, sequences))
 
 
-def _scores_csv(path: str, columns) -> bool:
-    """Whether `path` holds scores in the official layout (ours or the DAVIS tool's: replaced on a rerun,
-    as the DAVIS tool does), not a user's file that happens to have the name."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            first = f.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return [c.strip() for c in first] == list(columns)
-
-
 def _processes(text: str) -> int:
     """--processes: 0 (auto) or a positive count (argparse type: a bad value is one line, exit 2)."""
     try:
@@ -83,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=_processes, default=0,
                    help="parallel scoring processes; 0 = auto (one per CPU from %d frames on, else 1)" % PARALLEL_FROM_FRAMES)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace result CSVs in --results that no run of ours wrote")
+                   help="also replace result CSVs that an earlier version or an unfinished run of ours listed without "
+                        "a content hash (never a file we did not write)")
     return p
 
 
@@ -97,20 +87,16 @@ def evaluate(args: argparse.Namespace) -> int:
         raise HarnessError(f"{args.results}: results folder not found")
     check_not_inputs({"--results": args.results}, validate.benchmark_inputs(bench), folders=("--results",))
     validate.refuse_problems(validate.problems(bench, names), args.root)  # issue 13: the dataset's own rules
-    for name, columns in ((f"global_results-{bench.split}.csv", GLOBAL_COLUMNS),
-                          (f"per-sequence_results-{bench.split}.csv", PER_SEQUENCE_COLUMNS)):
-        path = os.path.join(args.results, name)
-        if os.path.lexists(path) and not args.overwrite and not written_by_us(args.results, name) \
-                and not _scores_csv(path, columns):
-            raise OutputRefused(f"--results {args.results}: {name} exists and no run of ours wrote it; move it away "
-                                "or pass --overwrite to replace it")
+    # the CSVs it may write: each new, or one a run of ours wrote and nobody changed since (seggpt.outputs)
+    csvs = {f"the {kind} CSV{tag}": os.path.join(args.results, f"{kind}_results-{bench.split}{tag}.csv")
+            for kind in ("global", "per-sequence") for tag in ("", "-PARTIAL")}
+    claim_files(csvs, "benchmarks.evaluate", overwrite=args.overwrite)  # recorded in the folder's manifest at the end
     layout = ResultLayout(args.results, "davis")
     frames = sum(len(bench.reader[n].frame_names) for n in names)
     processes = choose_processes(args.processes, frames, len(names))
     start = time.perf_counter()
     scores = evaluate_folder(bench, layout, names, processes=processes)
     global_results, paths = validate.write_scores(layout.out, bench.split, scores, names, {})
-    record_files(layout.out, [p.name for p in paths])  # a results folder of ours: its manifest lists the CSVs
     seconds = time.perf_counter() - start
     records = [{"name": n, "status": "scored", "frames": len(bench.reader[n].frame_names), "fps": None,
                 "objects": {str(o): {"J-Mean": float(np.nanmean(s["J"])), "F-Mean": float(np.nanmean(s["F"]))}

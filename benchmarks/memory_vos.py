@@ -25,6 +25,8 @@ from vos import VideoSegmenter
 from vos.synthetic import iter_clip, make_clip
 from vos.writers import BackgroundWriter
 from seggpt.cli import ArgumentParser
+from seggpt.io import atomic_write_text
+from seggpt.outputs import OutputRefused, claim_files
 
 
 def rss_mib(field: str = "VmHWM") -> float:
@@ -45,6 +47,10 @@ def main(argv=None) -> int:
     ap.add_argument("--memory", type=int, default=8)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    try:
+        claimed = claim_files({"--json": args.json}, "benchmarks.memory_vos", register=False)  # new, or ours
+    except OutputRefused as e:
+        ap.error(str(e))
     torch.manual_seed(0)
     model = SegGPT.from_pretrained(args.weights) if args.weights else SegGPT(get_config(args.preset)).eval()
     h, w = args.size
@@ -73,8 +79,9 @@ def main(argv=None) -> int:
     first_mark, last_mark = marks[0], marks[-1]
     growth = readings[last_mark]["peak_rss_mib"] / readings[first_mark]["peak_rss_mib"] - 1
     print(f"peak RSS growth from frame {first_mark} to frame {last_mark}: {100 * growth:+.2f}%")
-    if args.json:
-        Path(args.json).write_text(json.dumps(dict(args=vars(args), readings=readings, growth=growth), indent=2))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(dict(args=vars(args), readings=readings, growth=growth), indent=2))
+        claimed.finish(0)
     return 0
 
 

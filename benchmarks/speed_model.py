@@ -28,6 +28,8 @@ import torch
 
 from seggpt import SegGPT, get_config
 from seggpt.cli import ArgumentParser
+from seggpt.io import atomic_write_text
+from seggpt.outputs import claim_files
 from seggpt.device import DTYPES, DeviceError, resolve_device, set_threads
 from seggpt.predictor import SegGPTPredictor
 
@@ -134,15 +136,17 @@ def main(argv=None) -> int:
             if args.image_size < cfg.patch_size:
                 raise ValueError(f"--image-size must be at least the patch size {cfg.patch_size}, got {args.image_size}")
             cfg.replace(image_size=(args.image_size, args.image_size))
-        if args.json and (Path(args.json).is_dir() or not Path(args.json).parent.is_dir()):
+        if args.json is not None and (Path(args.json).is_dir() or not Path(args.json).parent.is_dir()):
             raise ValueError(f"--json {args.json}: not a file in an existing folder")
+        claimed = claim_files({"--json": args.json}, "benchmarks.speed_model", register=False)  # new, or ours
     except (DeviceError, ValueError) as e:
         ap.error(str(e))
     if dev.type == "cpu" and "fp16" in args.dtypes:
         ap.error("--dtypes fp16 is for a GPU (CPUs have no fast fp16 matmul)")
     result = run(args.preset, args.ks, args.dtypes, args.reps, args.device, args.image_size, not args.no_reference)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(result, indent=2))
+        claimed.finish(0)
     return 0
 
 

@@ -37,6 +37,8 @@ from vos.writers import BackgroundWriter
 from .machine import sync
 from .reference import transformers_twin
 from seggpt.cli import ArgumentParser
+from seggpt.io import atomic_write_text
+from seggpt.outputs import OutputRefused, claim_files
 
 
 def matmul_peak(device: torch.device, dtype: Optional[torch.dtype]) -> float:
@@ -178,6 +180,10 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     dtype = resolve_dtype(args.dtype, device, get_config(args.preset).embed_dim)
+    try:
+        claimed = claim_files({"--json": args.json}, "benchmarks.speed_vos", register=False)  # new, or ours
+    except OutputRefused as e:
+        ap.error(str(e))
     torch.manual_seed(0)
     model = SegGPT.from_pretrained(args.weights) if args.weights else SegGPT(get_config(args.preset))
     model = model.eval().to(device)
@@ -222,8 +228,9 @@ def main(argv=None) -> int:
             rows.append(row)
             print(" ".join(f"{key}={val:.4g}" if isinstance(val, float) else f"{key}={val}" for key, val in row.items()),
                   flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(dict(info=info, matmul_peak_tflops=peak, decode=dec, rows=rows), indent=2))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(dict(info=info, matmul_peak_tflops=peak, decode=dec, rows=rows), indent=2))
+        claimed.finish(0)
     return 0
 
 

@@ -198,8 +198,10 @@ def write_scores(folder: str | os.PathLike, split: str, scores: dict, names: Seq
                  not_scored: Mapping[str, str]) -> tuple[dict | None, list[Path]]:
     """Official CSVs when every sequence of `names` was scored, ``-PARTIAL`` ones otherwise (module docstring).
 
-    Removes the other kind's files of an earlier run, so a folder never holds both.
+    Removes the other kind's files of an earlier run of ours (unchanged since), so a folder of ours never
+    holds both.
     """
+    from seggpt.outputs import written_by_us
     from vos.metrics import GLOBAL_COLUMNS, summarize, write_official_csvs
 
     folder = Path(folder)
@@ -207,7 +209,8 @@ def write_scores(folder: str | os.PathLike, split: str, scores: dict, names: Seq
     official = [folder / f"global_results-{split}.csv", folder / f"per-sequence_results-{split}.csv"]
     marked = [folder / f"global_results-{split}-PARTIAL.csv", folder / f"per-sequence_results-{split}-PARTIAL.csv"]
     for stale in (official if partial else marked):
-        stale.unlink(missing_ok=True)
+        if written_by_us(folder, stale.name):  # ours, unchanged: never a user's file of that name
+            stale.unlink(missing_ok=True)
     if not scores:
         return None, []
     global_results, rows = summarize(scores)
@@ -244,10 +247,12 @@ _RUN_FILES = [".progress/", ".progress", ".progress.jsonl", "global_results-*.cs
 def claim_output(args: Any, bench: Any, weights: str | None, names: Seq[str]):
     """benchmarks.vos's --out: never an input (dataset images/annotations, weights, config), never a mix of runs.
 
-    An earlier run of ours is emptied first, or kept with --resume; another folder needs --overwrite.
+    An earlier run of ours is emptied first, or kept with --resume; a folder holding any other file is refused.
     Checked now; `.claim()` of the result empties and writes the manifest (once the method is ready).
     """
-    from vos.outputs import PendingClaim, check_not_inputs, claim_folder, weights_input
+    from seggpt.outputs import check_not_inputs, claim_folder
+    from seggpt.weights_check import weights_input
+    from vos.outputs import PendingClaim
 
     inputs = {**benchmark_inputs(bench), "weights": weights_input(weights), "config": getattr(args, "config", None)}
     check_not_inputs({"--out": args.out}, inputs, folders=("--out",))
@@ -255,7 +260,7 @@ def claim_output(args: Any, bench: Any, weights: str | None, names: Seq[str]):
     options = dict(overwrite=bool(getattr(args, "overwrite", False)), resume=bool(getattr(args, "resume", False)),
                    patterns=[*seqs, *_RUN_FILES])
     claim_folder(args.out, "benchmarks.vos", dry_run=True, **options)
-    return PendingClaim(args.out, "benchmarks.vos", options)
+    return PendingClaim([(args.out, "benchmarks.vos", options)])
 
 
 __all__ += ["claim_output"]

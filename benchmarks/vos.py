@@ -10,8 +10,8 @@ and ``per-sequence_results-<split>.csv`` where ground truth exists (DAVIS), and
 ``benchmark-<split>.json`` (config, weights, code version, per-sequence frames/s, time, memory).
 Exit codes: 0 all sequences done, 1 some sequence failed or could not be scored (the others still ran;
 the figures and CSVs are marked PARTIAL, see ``benchmarks.validate``), 2 bad input, 130 interrupted.
-``--out`` is never an input and never a mix of runs (``vos.outputs``: an earlier run of ours is
-emptied first or, with ``--resume``, kept; another folder needs ``--overwrite``).
+``--out`` is never an input and never a mix of runs (``seggpt.outputs``: an earlier run of ours is
+emptied first or, with ``--resume``, kept; a folder holding any file that is not ours is refused).
 Settings: the dataclass defaults < the weights' recommended settings < ``--config`` (a file, or a
 packaged name such as ``benchmark_davis``) < flags and ``--set key=value``.
 """
@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
+from seggpt.outputs import OVERWRITE_HELP
 from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
 from vos.config import RunConfig, load_run_config
 from vos.datasets import DatasetError
@@ -84,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="auto | fp32 | bf16 | fp16")
     p.add_argument("--sequences", nargs="+", metavar="NAME", help="run only these sequences")
     p.add_argument("--resume", action="store_true", help="skip sequences already finished in --out")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a folder holding other files (only files of our earlier runs are removed)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--engine", choices=ENGINES, default="local")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a new local instance)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -28,10 +28,11 @@ from seggpt.cli import ArgumentParser, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
 from seggpt.device import (DEVICE_HELP, DeviceError, describe_precision, dtype_reason, resolve_device, resolve_dtype,
                            set_threads)
-from seggpt.io import OutputError, atomic_path, ensure_output_dir, overlay, save_index_png
+from seggpt.io import atomic_path, overlay, save_index_png
 from seggpt.masks import MaskError, load_mask
 from seggpt.predictor import SegGPTPredictor
-from seggpt.run_checks import RunArgumentError, preflight
+from seggpt.outputs import OVERWRITE_HELP
+from seggpt.run_checks import RunArgumentError, claim_output, preflight
 from seggpt.tune import TunedPrompt, TuneError, predict_tuned
 from seggpt.weights import WeightsError
 from seggpt.weights_check import load_checked
@@ -57,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "small model), else fp32 (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: the machine's cores)")
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace output files (<stem>_mask.png, <stem>_overlay.png) already in --out")
+    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return ap
 
 
@@ -100,10 +100,6 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         pal = parsed.palette if pal is None else pal
     queries = [_read_image(p) for p in args.inputs]
     try:
-        out = ensure_output_dir(args.out)
-    except OutputError as e:
-        raise UserError(str(e)) from None
-    try:
         device = resolve_device(args.device)
         model = load_checked(args.weights, device=device)
         width = model.config.embed_dim
@@ -123,6 +119,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         results = predictor.predict(queries, prompt_images, prompt_labels, num_labels=num_labels,
                                     embedding_type=args.embedding_type, batch_size=args.batch_size)
     pal = pal if pal is not None else davis_palette()
+    out = claim_output(args).folder  # checked again; our earlier run there emptied, the manifest written
     written = []
     for path, image, res in zip(args.inputs, queries, results):
         stem = Path(path).stem

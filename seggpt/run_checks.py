@@ -4,9 +4,9 @@
 * every image is smaller than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``; read
   from the header only), or one line says which is not;
 * no two queries write the same output (``a/x.jpg`` and ``b/x.jpg`` both wrote ``x_mask.png``);
-* no output (``<stem>_mask.png``, ``<stem>_overlay.png``) is an input or, without ``--overwrite``, an
-  existing file, and ``--out`` is not an input
-  file or inside the weights (real paths: symlinks and ``..`` do not hide a clash).
+* ``--out`` is not an input, does not lie inside one (the weights) nor hold one (the queries' folder),
+  and holds no file that is not ours (`seggpt.outputs`; real paths: symlinks and ``..`` do not hide a
+  clash).
 
 `preflight(args)` raises `RunArgumentError` (a ValueError, one line); `seggpt.run.run` turns it into
 its one-line error, exit code 2. Torch-free.
@@ -72,28 +72,29 @@ def preflight(args) -> None:
             raise RunArgumentError(f"{seen[mask_name]} and {query} would both be written as {mask_name}: "
                                    "give the queries distinct file names (or run them in two calls)")
         seen[mask_name] = query
-    out = _real(args.out)
-    inputs = {_real(p): p for p in [*prompts, *args.inputs]}
-    if out in inputs:
-        raise RunArgumentError(f"--out {args.out} is the input {inputs[out]}: outputs never replace inputs")
-    weights = getattr(args, "weights", None)
-    from .weights_check import packaged_weights
-
-    if weights and packaged_weights(weights) is None and os.path.lexists(os.path.expanduser(str(weights))):
-        w = _real(weights)
-        if out == w or w in out.parents:
-            raise RunArgumentError(f"--out {args.out} is inside the weights {weights}: choose another --out")
-    for query, mask_name, overlay_name in output_names(args.inputs):
-        for name in (mask_name, overlay_name):
-            target = out / name
-            if target in inputs:
-                raise RunArgumentError(f"--out {args.out}: {name} would replace the input {inputs[target]}; "
-                                       "choose another --out")
-            if target.is_dir():
-                raise RunArgumentError(f"--out {args.out}: {name} is a folder where this run writes a file")
-            if target.exists() and not getattr(args, "overwrite", False):
-                raise RunArgumentError(f"--out {args.out}: {name} exists; pass --overwrite to replace it, or choose "
-                                       "another --out")
+    claim_output(args, dry_run=True)
 
 
-__all__ = ["RunArgumentError", "preflight", "check_batch_size", "check_image_size", "output_names"]
+#: what seggpt.run writes into --out
+OUT_PATTERNS = ["*_mask.png", "*_overlay.png"]
+
+
+def claim_output(args, dry_run: bool = False):
+    """--out: never an input nor a folder holding one, never a folder holding files not ours (`seggpt.outputs`).
+
+    dry_run: the checks only (before the model loads); else our earlier run there is emptied and the
+    manifest written (an `OutputFolder`, finished when the CLI run ends).
+    """
+    from .outputs import check_not_inputs, claim_folder
+    from .weights_check import weights_input
+
+    inputs = {f"input {p}": p for p in args.inputs}
+    for image, mask in args.prompt or []:
+        inputs.update({f"prompt image {image}": image, f"prompt mask {mask}": mask})
+    inputs.update({"prompt file": getattr(args, "prompt_file", None),
+                   "weights": weights_input(getattr(args, "weights", None))})
+    check_not_inputs({"--out": args.out}, inputs, folders=("--out",))
+    return claim_folder(args.out, "seggpt.run", overwrite=bool(getattr(args, "overwrite", False)),
+                        patterns=OUT_PATTERNS, dry_run=dry_run)
+
+__all__ = ["RunArgumentError", "preflight", "claim_output", "OUT_PATTERNS", "check_batch_size", "check_image_size", "output_names"]

@@ -28,7 +28,6 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -231,36 +230,29 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _is_tuned_prompt(path: Path) -> bool:
-    """Whether `path` is a file this tool wrote (its safetensors header names our format)."""
-    from .weights_check import WeightsFileError, read_safetensors_header
+def check_arguments(args: argparse.Namespace):
+    """The options, checked before any image is read or a model loaded (UserError, one line).
 
-    try:
-        return read_safetensors_header(path)[1].get("format") == FORMAT_TAG
-    except WeightsFileError:
-        return False
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    """The options, checked before any image is read or a model loaded (UserError, one line)."""
+    Returns the claimed --out (`seggpt.outputs.OutputFiles`): an existing file there is replaced only
+    when the manifest of its folder proves that a run of ours wrote it, unchanged since.
+    """
+    from .outputs import check_not_inputs, claim_files
     from .run import UserError
+    from .weights_check import weights_input
 
     for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value < low:
             raise UserError(f"{name} must be >= {low}, got {value}")
     if not (args.lr > 0 and np.isfinite(args.lr)):
         raise UserError(f"--lr must be a positive number, got {args.lr}")
-    out = Path(args.out)
-    inputs = [p for pair in args.example for p in pair] + [args.weights]
-    for p in inputs:
-        if os.path.lexists(p) and os.path.realpath(p) == os.path.realpath(out):
-            raise UserError(f"--out {args.out} is the input {p}: outputs never replace inputs")
-    if out.is_dir():
+    inputs = {f"example {p}": p for pair in args.example for p in pair}
+    inputs["weights"] = weights_input(args.weights)
+    check_not_inputs({"--out": args.out}, inputs)
+    if Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a folder; name the .safetensors file to write")
-    if out.suffix != ".safetensors":
+    if Path(args.out).suffix != ".safetensors":
         raise UserError(f"--out {args.out}: a tuned prompt is a .safetensors file")
-    if out.exists() and not _is_tuned_prompt(out):
-        raise UserError(f"--out {args.out} exists and is not a prompt tuned by this tool; choose another name")
+    return claim_files({"--out": args.out}, "seggpt.tune", register=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -270,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .weights import WeightsError
 
     try:
-        check_arguments(args)
+        claimed = check_arguments(args)
         images, labels = [], []
         for image_path, mask_path in args.example:
             image = _read_image(image_path)
@@ -293,6 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              embedding_type=args.embedding_type, batch_size=args.batch_size, seed=args.seed)
         prompt.meta["weights"] = args.weights
         path = prompt.save(args.out)
+        claimed.finish(0)  # recorded as ours in the folder's manifest
     except (UserError, TuneError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

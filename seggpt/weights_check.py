@@ -75,6 +75,14 @@ def packaged_weights(name: object) -> Optional[Path]:
     return path if path.is_file() else None
 
 
+def weights_input(weights: Optional[str]) -> Optional[str]:
+    """The local file or folder a --weights value reads (an input no output may touch), or None
+    (a packaged name or a Hub id)."""
+    if not weights or packaged_weights(weights) is not None:
+        return None
+    return weights if os.path.lexists(os.path.expanduser(weights)) else None
+
+
 def resolve_weights_name(name: object) -> str:
     """What to load for a --weights value: a packaged name wins over a local file or folder of that name."""
     packaged = packaged_weights(name)
@@ -398,6 +406,6 @@ def load_checked(name_or_path: str, device=None):
     return model
 
 
-__all__ = ["WeightsFileError", "packaged_weights", "resolve_weights_name", "read_safetensors_header",
+__all__ = ["WeightsFileError", "packaged_weights", "weights_input", "resolve_weights_name", "read_safetensors_header",
            "check_config_dict", "check_weights_file", "check_config_json", "expected_shapes", "check_against_header",
            "pickle_globals", "code_globals", "integer_only", "refusal_message", "check_state", "load_checked"]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vos.outputs import read_manifest
+from seggpt.outputs import read_manifest
 from vos.run import main
 from vos.synthetic import make_clip
 from vos.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2

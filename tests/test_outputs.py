@@ -5,6 +5,7 @@ Tables of the issue's cases against `vos.run`, `benchmarks.vos` and `benchmarks.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from benchmarks import evaluate as evaluate_cli
 from benchmarks import vos as bench_cli
-from vos.outputs import MANIFEST, OutputRefused, check_not_inputs, claim_folder, read_manifest
+from seggpt.outputs import MANIFEST, OutputRefused, check_not_inputs, claim_folder, file_record, read_manifest
 from vos.run import main
 from seggpt.io import read_label_png as read_index_png
 from seggpt.io import save_index_png, write_mp4
@@ -125,7 +126,10 @@ def test_rerun_replaces_our_earlier_run_and_nothing_else(clip, tiny_weights, tmp
     first = read_manifest(out)
     assert first["complete"] is True and first["status"] == "complete"
     assert sorted(f for f in first["files"] if "/" not in f) == [f"{t:05d}.png" for t in range(6)]
-    assert any(f.startswith("objects/") for f in first["files"]) and first["external"] == [str(overlay.resolve())]
+    assert any(f.startswith("objects/") for f in first["files"])
+    # the overlay outside --out: recorded, with its hash, in the manifest of its own folder
+    assert read_manifest(tmp_path)["files"]["overlay.mp4"]["sha256"] == file_record(overlay)["sha256"]
+    assert read_manifest(tmp_path)["claimed"] is False
     assert (out / MANIFEST).is_file()  # a file: evaluation tools take every sub-folder for a sequence
     # the README's job, run again: our earlier run is emptied first, a shorter run leaves no old frame behind
     assert _run(clip, tiny_weights, out, "--overlay", str(overlay), "--end", "3") == 0
@@ -133,31 +137,27 @@ def test_rerun_replaces_our_earlier_run_and_nothing_else(clip, tiny_weights, tmp
     assert overlay.is_file()
     capsys.readouterr()
 
-    # a file of the user's: refused, untouched; --overwrite keeps it and replaces only our files
+    # a file of the user's: refused, untouched, with or without --overwrite
     (out / "notes.txt").write_text("mine")
-    assert _run(clip, tiny_weights, out, "--end", "2") == 2
-    assert "notes.txt" in _one_line_error(capsys) and (out / "00002.png").exists()
-    assert _run(clip, tiny_weights, out, "--end", "2", "--overwrite") == 0
-    assert (out / "notes.txt").read_text() == "mine" and not (out / "00002.png").exists()
-    assert "notes.txt" not in read_manifest(out)["files"]
-    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert _run(clip, tiny_weights, out, "--end", "2", *extra) == 2
+        assert "notes.txt" in _one_line_error(capsys) and (out / "00002.png").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
 
-    # a PNG of the user's where ours would go: refused even with --overwrite
+    # a mask a person corrected after our run: no longer ours, never replaced nor deleted
     save_index_png(out / "00001.png", np.ones((48, 64), np.uint8))
-    manifest = read_manifest(out)
-    manifest["files"].remove("00001.png")
-    (out / MANIFEST).write_text(json.dumps(manifest))
-    assert _run(clip, tiny_weights, out, "--overwrite") == 2
-    assert "00001.png" in _one_line_error(capsys)
-    assert read_index_png(out / "00001.png").max() == 1
+    for extra in ([], ["--overwrite"]):
+        assert _run(clip, tiny_weights, out, *extra) == 2
+        assert "00001.png" in _one_line_error(capsys)
+    assert read_index_png(out / "00001.png").max() == 1 and (out / "00002.png").exists()
 
-    # an overlay file that no run of ours wrote: refused, or replaced with --overwrite
+    # an overlay file that no run of ours wrote: refused, with or without --overwrite
     other = tmp_path / "theirs.mp4"
     other.write_bytes(b"precious")
-    assert _run(clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2") == 2
-    assert "theirs.mp4" in _one_line_error(capsys) and other.read_bytes() == b"precious"
-    assert _run(clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2", "--overwrite") == 0
-    assert other.read_bytes() != b"precious"
+    for extra in ([], ["--overwrite"]):
+        assert _run(clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2", *extra) == 2
+        assert "theirs.mp4" in _one_line_error(capsys) and other.read_bytes() == b"precious"
 
 
 def test_a_folder_without_manifest_is_refused(clip, tiny_weights, tmp_path, capsys):
@@ -165,29 +165,33 @@ def test_a_folder_without_manifest_is_refused(clip, tiny_weights, tmp_path, caps
     out.mkdir()
     save_index_png(out / "00000.png", np.ones((48, 64), np.uint8))  # e.g. a run of an older version: not ours
     assert _run(clip, tiny_weights, out, "--end", "2") == 2
-    assert "no run of ours wrote" in _one_line_error(capsys)
+    assert "not ours" in _one_line_error(capsys)
 
 
-def test_a_killed_run_is_ours_and_a_rerun_cleans_it(clip, tiny_weights, tmp_path, capsys):
+def test_a_killed_run_is_ours_with_overwrite_and_a_rerun_cleans_it(clip, tiny_weights, tmp_path, capsys):
     out = tmp_path / "masks"
     # a killed run: its first manifest (incomplete, with the patterns it would write) and some frames
     claim_folder(out, "vos.run", patterns=["*.png", "objects/"], register=False)
     save_index_png(out / "00000.png", np.ones((48, 64), np.uint8))
     (out / ".00001.a1b2c3d4.tmp.png").write_bytes(b"half")  # a temporary file a kill left behind
     assert read_manifest(out)["complete"] is False
-    assert _run(clip, tiny_weights, out, "--end", "2") == 0  # ours: emptied and redone
+    # its frames carry no hash (a person may have edited one since): ours only with --overwrite
+    assert _run(clip, tiny_weights, out, "--end", "2") == 2
+    assert "--overwrite" in _one_line_error(capsys) and read_index_png(out / "00000.png").max() == 1
+    assert _run(clip, tiny_weights, out, "--end", "2", "--overwrite") == 0  # emptied and redone
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "00000.png", "00001.png"]
 
 
 def test_claim_folder_rules(tmp_path):
     out = tmp_path / "o"
-    run = claim_folder(out, "t", patterns=["*.png"], register=False)
+    run = claim_folder(out, "t", patterns=["*.png", "sub/"], register=False)
     (out / "sub").mkdir()
     (out / "sub" / "a.png").write_bytes(b"1")
     (out / "b.png").write_bytes(b"2")
     run.finish(130)
     m = read_manifest(out)
-    assert m["complete"] is False and m["status"] == "interrupted" and m["files"] == ["b.png", "sub/a.png"]
+    assert m["complete"] is False and m["status"] == "interrupted" and sorted(m["files"]) == ["b.png", "sub/a.png"]
+    assert m["files"]["b.png"] == {"size": 1, "sha256": hashlib.sha256(b"2").hexdigest()}
     assert m["dirs"] == ["sub"]
     # resume keeps an incomplete run of ours
     claim_folder(out, "t", resume=True, register=False)
@@ -291,11 +295,14 @@ def test_evaluate_never_replaces_a_users_csv(davis, tmp_path, capsys):
     (results / "global_results-val.csv").write_text("my notes")
     argv = ["--dataset", "davis2017", "--root", str(davis), "--results", str(results)]
     assert evaluate_cli.main(argv) == 2
-    assert "global_results-val.csv exists and no run of ours wrote it" in _one_line_error(capsys)
+    assert "global_results-val.csv exists and was not written by a run of ours" in _one_line_error(capsys)
+    assert evaluate_cli.main([*argv, "--overwrite"]) == 2  # whatever --overwrite says
     assert (results / "global_results-val.csv").read_text() == "my notes"
-    assert evaluate_cli.main([*argv, "--overwrite"]) == 0
+    (results / "global_results-val.csv").unlink()
+    assert evaluate_cli.main(argv) == 0
     capsys.readouterr()
     assert evaluate_cli.main(argv) == 0  # our own CSVs are replaced on a rerun
+    assert sorted(read_manifest(results)["files"]) == ["global_results-val.csv", "per-sequence_results-val.csv"]
 
 
 def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_refused(clip, tiny_weights, tmp_path,

@@ -35,6 +35,7 @@ import torch
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.config import get_config
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
+from seggpt.outputs import OVERWRITE_HELP, claim_folder
 from seggpt.weights import save_state
 
 from .config import TrainError, load_config
@@ -76,6 +77,7 @@ def _workers_for_shared_memory(cfg, image_size) -> Optional[int]:
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m training.gpu", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder for the weights, log and summary (default: $OUT)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--data", default=str(DEFAULT_DATA), help=f"DAVIS 2016 train 240p root (default: {DEFAULT_DATA})")
     p.add_argument("--budget-s", type=float, default=480.0, help="wall time for the whole command (default 480)")
     p.add_argument("--work", help="the run's own folder (checkpoint); default: a fresh temporary folder")
@@ -102,6 +104,9 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
         raise TrainError("--out: give the output folder (or set OUT)")
     if not args.smoke and args.budget_s - (time.time() - started) - RESERVE_S < 30:
         raise TrainError(f"--budget-s {args.budget_s:g}: leaves under half a minute to train")
+    # --out holds this run's files alone (seggpt.outputs: nothing that is not ours is touched)
+    claim_folder(args.out, "training.gpu", patterns=["model.safetensors", "log.jsonl", "summary.json"],
+                 overwrite=bool(getattr(args, "overwrite", False)))
     try:
         out = ensure_output_dir(args.out)
     except OutputError as err:

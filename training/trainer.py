@@ -11,8 +11,9 @@ decoded pairs; J&F of short clips segmented by the shipped engine, ``vos.VideoSe
 reads. The command line: ``python -m training``.
 
 The output folder holds one run: `last.pt` (the checkpoint), `final.safetensors`, `best.safetensors`
-and `log.jsonl` (:data:`RUN_FILES`). A folder that already holds a run's files is refused unless the
-run resumes it or `overwrite` removes those files (only those). Ctrl-C or SIGTERM (raised as
+and `log.jsonl` (:data:`RUN_FILES`), with the manifest of `seggpt.outputs`. A folder that already
+holds a run's files is refused unless the run resumes it or `overwrite` removes those files (only
+those); a folder holding anything else is refused. Ctrl-C or SIGTERM (raised as
 KeyboardInterrupt by ``seggpt.cli.run_cli``) ends a run after a whole checkpoint is written; the
 optimizer update itself is never cut in half (signals wait until it is done).
 """
@@ -178,8 +179,9 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
     """Make sure `out_dir` can take this run: a usable folder that holds no other run's files.
 
     A folder holding RUN_FILES is another run (or this one, interrupted): it is continued with
-    `resume`, or emptied of those files with `overwrite` (a user's other files are never touched);
-    otherwise refused. An input (`init_from`) that `overwrite` would remove is refused too, and so is
+    `resume`, or emptied of those files with `overwrite`; otherwise refused. A folder holding any file
+    that is not ours (`seggpt.outputs`: a user's, or one of ours changed since) is refused whatever
+    the flags say. An input (`init_from`) that `overwrite` would remove is refused too, and so is
     an out_dir that is, lies inside, or holds a data root (checked before anything is created).
     """
     out_real = os.path.realpath(out_dir)
@@ -190,26 +192,27 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
                              "choose another out_dir")
         if r.startswith(out_real.rstrip(os.sep) + os.sep):
             raise TrainError(f"out_dir {out_dir} holds the data root {root}; choose another out_dir")
+    from seggpt.outputs import claim_folder
+
+    found = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if found and not resume and not overwrite:
+        raise TrainError(f"out_dir {out_dir}: holds another run ({', '.join(found)}); continue it with "
+                         f"--resume, or replace it with --overwrite")
+    if overwrite and found:
+        doomed = {os.path.realpath(out_dir / name) for name in found}
+        for item in inputs:
+            if item and os.path.realpath(item) in doomed:
+                raise TrainError(f"init_from {item}: --overwrite would remove it (it is this out_dir's run); "
+                                 f"copy it elsewhere first")
+    # the folder holds nothing but this run (seggpt.outputs): a user's file there is never touched,
+    # the run is refused instead; the manifest is finished when the command ends
+    run = claim_folder(out_dir, "training", overwrite=overwrite, resume=resume, patterns=list(RUN_FILES),
+                       option="out_dir", legacy_names=RUN_FILES)
     try:
         ensure_output_dir(out_dir)
     except OutputError as err:
         raise TrainError(f"out_dir {err}") from None
-    found = [name for name in RUN_FILES if (out_dir / name).exists()]
-    if resume or not found:
-        return
-    if not overwrite:
-        raise TrainError(f"out_dir {out_dir}: holds another run ({', '.join(found)}); continue it with "
-                         f"--resume, or replace it with --overwrite")
-    doomed = {os.path.realpath(out_dir / name) for name in found}
-    for item in inputs:
-        if item and os.path.realpath(item) in doomed:
-            raise TrainError(f"init_from {item}: --overwrite would remove it (it is this out_dir's run); "
-                             f"copy it elsewhere first")
-    for name in found:
-        try:
-            (out_dir / name).unlink()
-        except OSError as err:
-            raise TrainError(f"out_dir {out_dir}: cannot remove the earlier run's {name} ({err.strerror or err})") from None
+    return run
 
 
 # ----------------------------------------------------------------------------- evaluation

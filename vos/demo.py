@@ -9,20 +9,28 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from seggpt.cli import ArgumentParser, run_cli
 from seggpt.io import save_index_png, write_mp4
+from seggpt.outputs import check_path_given, claim_files
 
 from .synthetic import iter_clip, make_clip
-from seggpt.cli import ArgumentParser
 
 
 def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int = 2, seed: int = 7,
                   fps: float = 12.0) -> tuple:
-    """Write `clip.mp4` (streamed, any length) and `clip_mask.png` (frame 0's objects) into folder."""
+    """Write `clip.mp4` (streamed, any length) and `clip_mask.png` (frame 0's objects) into folder.
+
+    Either file, where it exists, is replaced only when an earlier run of ours wrote it, unchanged
+    since (`seggpt.outputs`); the folder's other files are never touched.
+    """
+    claimed = claim_files({"the clip": folder / "clip.mp4", "the mask": folder / "clip_mask.png"}, "vos.demo",
+                          register=False)
     folder.mkdir(parents=True, exist_ok=True)
     _, first_labels = make_clip(seed, 1, size=size, num_objects=objects)
     video = write_mp4(folder / "clip.mp4", (f for f, _ in iter_clip(seed, frames, size, objects)), fps=fps)
     mask = folder / "clip_mask.png"
     save_index_png(mask, first_labels[0])
+    claimed.finish(0)
     return video, mask
 
 
@@ -33,10 +41,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--objects", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
-    video, mask = write_example(Path(args.folder), args.frames, objects=args.objects, seed=args.seed)
-    print(f"wrote {video} and {mask}; now run:\n  python -m vos.run {video} --first-mask {mask} --weights small "
-          f"--overlay {Path(args.folder) / 'overlay.mp4'}")
-    return 0
+
+    def work() -> int:
+        check_path_given("the folder", args.folder)
+        video, mask = write_example(Path(args.folder), args.frames, objects=args.objects, seed=args.seed)
+        print(f"wrote {video} and {mask}; now run:\n  python -m vos.run {video} --first-mask {mask} --weights small "
+              f"--overlay {Path(args.folder) / 'overlay.mp4'}")
+        return 0
+
+    return run_cli(work)
 
 
 if __name__ == "__main__":

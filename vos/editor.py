@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ from PIL import Image
 
 from seggpt.colors import davis_palette
 from seggpt.io import OutputError, atomic_path, overlay
+from seggpt.outputs import OutputFiles, OutputRefused, claim_files, is_within, real, written_by_us
 
 from .engine import EngineError, VideoSegmenter
 from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, margins_of_alpha, remove_tree, save_object_png,
@@ -116,6 +118,28 @@ class Editor:
             raise EditorError(f"{path}: outside the folder this app may read ({self.root})")
         return p
 
+    def _own_folder(self, name: str) -> Path:
+        """root/<name> (uploads, exports, sessions), made when missing; never a link (it could point anywhere)."""
+        d = self.root / name
+        if d.is_symlink() or (d.exists() and not d.is_dir()):
+            raise EditorError(f"{d}: is a link or not a folder; the app writes its {name} only into a folder of "
+                              f"its own there: move it away")
+        try:
+            d.mkdir(exist_ok=True)
+        except OSError as e:
+            raise EditorError(f"{d}: cannot create the folder ({e.strerror or e})") from None
+        return d
+
+    @staticmethod
+    def _claim(files: Dict[str, Path]) -> OutputFiles:
+        """The app's single files (`seggpt.outputs`): new, or ours unchanged; recorded once written."""
+        try:
+            claimed = claim_files(files, "vos.app", register=False)
+        except OutputRefused as e:
+            raise EditorError(str(e)) from None
+        assert claimed is not None
+        return claimed
+
     def media(self, max_depth: int = 3, limit: int = 500) -> List[str]:
         """Videos and folders of frames under root (relative paths), for the file picker."""
         found: List[str] = []
@@ -131,6 +155,8 @@ class Editor:
             for e in entries:
                 if len(found) >= limit or e.name.startswith("."):
                     continue
+                if e.is_symlink() and not is_within(real(e), self.root):
+                    continue  # a link under root to elsewhere: never listed (opening it is refused too)
                 if e.is_file() and e.suffix.lower() in VIDEO_SUFFIXES:
                     found.append(e.relative_to(self.root).as_posix())
                 elif e.is_dir() and depth < max_depth and e not in skip:
@@ -148,11 +174,14 @@ class Editor:
         """Open a video or frame folder under root; an uploaded file is copied to root/uploads first."""
         if uploaded:
             src = Path(path)
-            dest_dir = self.root / "uploads"
-            dest_dir.mkdir(exist_ok=True)
+            dest_dir = self._own_folder("uploads")
             dest = dest_dir / _safe_name(src.name)
+            if os.path.lexists(dest) and not written_by_us(dest_dir, dest.name):
+                dest = _unused(dest)  # a file of that name that is not ours: kept, the upload gets another name
+            claimed = self._claim({"the upload": dest})
             with atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
+            claimed.finish(0)
             p = dest
         else:
             p = self.inside(path)
@@ -452,8 +481,7 @@ class Editor:
 
     def _export(self, kinds: List[str], progress: Optional[Callable[[int, int], None]], soft: bool
                 ) -> Tuple[Path, str]:
-        out = self.root / "exports"
-        out.mkdir(exist_ok=True)
+        out = self._own_folder("exports")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = f"{Path(self.video_name).stem or 'video'}-{stamp}"
         work = Path(tempfile.mkdtemp(prefix=f".{base}-", dir=out))
@@ -492,7 +520,10 @@ class Editor:
                 raise
             write_json(work / "objects.json", [{"id": o, "name": n, "color": self.objects[o].hex}
                                                for o, n in names.items()])
-            zip_path = zip_folder(work, _unused(out / f"{base}.zip"))
+            zip_path = _unused(out / f"{base}.zip")
+            claimed = self._claim({"the export": zip_path})
+            zip_folder(work, zip_path)
+            claimed.finish(0)
         except OutputError as e:
             raise EditorError(str(e)) from None
         finally:
@@ -509,9 +540,9 @@ class Editor:
     def save_session(self, name: str) -> Path:
         """Write root/sessions/<name>.vos-session.zip (module docstring), atomically."""
         state = self._need_video()
-        d = self.root / "sessions"
-        d.mkdir(exist_ok=True)
+        d = self._own_folder("sessions")
         path = d / (_safe_name(name or Path(self.video_name).stem or "session") + SESSION_SUFFIX)
+        claimed = self._claim({"the session file": path})  # an earlier save of ours is replaced, nothing else
         notes = []
         with tempfile.TemporaryDirectory(dir=d, prefix=".save-") as tmp:
             for a in state.annotations:
@@ -525,6 +556,7 @@ class Editor:
                    "annotations": notes, "settings": self.settings}
             (Path(tmp) / "session.json").write_text(json.dumps(doc, indent=1) + "\n")
             zip_folder(tmp, path)
+        claimed.finish(0)
         return path
 
     def open_session(self, name_or_path: str | Path) -> str:
@@ -558,7 +590,7 @@ def _unused(path: Path) -> Path:
     """`path`, or `stem-2.zip`, `stem-3.zip`, ...: two exports within one second never replace each other."""
     n = 2
     candidate = path
-    while candidate.exists():
+    while os.path.lexists(candidate):
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
         n += 1
     return candidate

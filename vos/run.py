@@ -42,6 +42,7 @@ from seggpt.weights import WeightsError
 from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
 from vos.exports import DEFAULT_LOST_AFTER, DEFAULT_SOFT_WIDTH, Exporter, ExportError, ExportSpec
+from seggpt.outputs import OVERWRITE_HELP, check_path_given
 from vos.outputs import claim_run_outputs
 from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
 from vos.sources import given_fps
@@ -92,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="folder for the index PNGs (default: <video name>_masks)")
     ap.add_argument("--overlay", default=None, metavar="OUT.mp4", help="also write an overlay video (default: none)")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="write into a folder holding other files; only the files of our earlier runs are removed, "
-                         "never others (default: off)")
+    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ap.add_argument("--object-masks", action="store_true",
                     help="also write one 0/255 grey PNG per object and frame, in --out's objects/<id:03d>/<frame>.png, "
                          "e.g. objects/001/00000.png (default: off)")
@@ -219,6 +218,9 @@ def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
+    for option, value in (("the video", args.video), ("--first-mask", args.first_mask), ("--masks", args.masks),
+                          ("--out", args.out)):
+        check_path_given(option, value)  # '' is never the current folder nor "the default"
     settings = _settings(args)
     try:
         source = open_source(args.video, fps=args.fps)
@@ -242,14 +244,15 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         raise UserError(f"{args.masks}: masks on frames {outside} are outside the frames to segment "
                         f"({start}..{(end or 0) - 1})")
     pal = mask_palette if mask_palette is not None else davis_palette()
-    out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_masks")
+    out_dir = Path(args.out) if args.out is not None else Path(f"{Path(args.video).stem}_masks")
     # never an input, never a mix of runs (checked before the model loads; nothing removed yet)
     outputs = claim_run_outputs(args, settings.weights, out_dir)
     spec = ExportSpec(index_dir=out_dir, object_dir=out_dir / "objects" if args.object_masks else None,
-                      alpha_dir=Path(args.alpha) if args.alpha else None,
-                      matte=Path(args.matte) if args.matte else None,
-                      overlay=Path(args.overlay) if args.overlay else None,
-                      rle=Path(args.rle) if args.rle else None, report=Path(args.report) if args.report else None,
+                      alpha_dir=Path(args.alpha) if args.alpha is not None else None,
+                      matte=Path(args.matte) if args.matte is not None else None,
+                      overlay=Path(args.overlay) if args.overlay is not None else None,
+                      rle=Path(args.rle) if args.rle is not None else None,
+                      report=Path(args.report) if args.report is not None else None,
                       soft=args.soft, soft_width=args.soft_width, lost_after=args.lost_after)
     try:
         spec.check()  # every folder writable, pycocotools there: before any inference
