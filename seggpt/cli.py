@@ -34,8 +34,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit code 2."""
+from seggpt.errors import InputError, UserError  # noqa: E402 - the one home of the user-input errors
 
 
 class Terminated(KeyboardInterrupt):
@@ -114,5 +113,5 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-__all__ = ["ArgumentParser", "quiet_start", "run_cli", "on_exit", "UserError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+__all__ = ["ArgumentParser", "quiet_start", "run_cli", "on_exit", "UserError", "InputError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED"]

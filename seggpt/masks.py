@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from .colors import MAX_OBJECTS, davis_palette
+from .errors import InputError, check_input_file
 
 __all__ = [
     "MaskError",
@@ -85,7 +86,7 @@ _CANDIDATES = 3
 PathLike = Union[str, os.PathLike]
 
 
-class MaskError(ValueError):
+class MaskError(InputError):
     """A mask file or array that cannot be read as objects (message names the file)."""
 
 
@@ -124,11 +125,10 @@ def object_ids(labels: np.ndarray) -> list[int]:
 def load_mask(path: PathLike, *, allow_empty: bool = False) -> ParsedMask:
     """Read a mask file (any format Pillow reads; PNG in practice). See the module docstring."""
     name = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise MaskError(f"{name}: no such file")
-    if p.is_dir():
-        raise MaskError(f"{name}: is a directory, not a mask image")
+    try:
+        p = check_input_file(path, "mask image")  # never opens a FIFO or a device (it would block)
+    except InputError as e:
+        raise MaskError(str(e)) from None
     try:
         with Image.open(p) as im:
             im.load()  # decode now: a truncated file fails here, not later

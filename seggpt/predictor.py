@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .colors import IMAGENET_MEAN, IMAGENET_STD, distinct_colors, palette
+from .errors import InputError
 from .model import SegGPT
 
 ArrayLike = Union[np.ndarray, Image.Image]
@@ -117,6 +118,41 @@ def _as_rgb_array(image: ArrayLike) -> np.ndarray:
     return image if image.flags.writeable else image.copy()  # torch wants writable memory
 
 
+def check_infer_inputs(images: object, prompt_images: object, prompt_masks: object, embedding_type: object,
+                       image_size: Tuple[int, int]) -> None:
+    """The inputs of `SegGPTPredictor.infer`, checked before the model sees them (InputError, one line).
+
+    A numpy array, a missing prompt axis, uint8 pixels or a NaN would otherwise reach torch's internals
+    (a traceback far from the cause) or come back as a NaN mask.
+    """
+    h, w = image_size
+    expected = {"images": 4, "prompt_images": 5, "prompt_masks": 5}
+    for name, x in (("images", images), ("prompt_images", prompt_images), ("prompt_masks", prompt_masks)):
+        layout = "(B,3,H,W)" if expected[name] == 4 else "(B,K,3,H,W)"
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{name}: a float torch.Tensor {layout} is expected, got {type(x).__name__}; frames "
+                             f"and masks as arrays go through predict() or preprocess_images()/preprocess_masks()")
+        if x.ndim != expected[name]:
+            hint = " (the prompt axis K is missing: x.unsqueeze(1))" if expected[name] == 5 and x.ndim == 4 else ""
+            raise InputError(f"{name}: {layout} is expected, got {x.ndim}-D shape {tuple(x.shape)}{hint}")
+        if not x.is_floating_point():
+            raise InputError(f"{name}: ImageNet-normalised floats are expected (preprocess_images / "
+                             f"preprocess_masks), got {str(x.dtype).replace('torch.', '')}")
+        if x.shape[-3] != 3 or tuple(x.shape[-2:]) != (h, w):
+            raise InputError(f"{name}: {layout} with 3 channels at the model's image size {h}x{w} is expected, "
+                             f"got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise InputError(f"{name}: holds NaN or infinite values")
+    b, k = prompt_images.shape[:2]  # type: ignore[union-attr]
+    if images.shape[0] != b or tuple(prompt_masks.shape[:2]) != (b, k):  # type: ignore[union-attr]
+        raise InputError(f"images {tuple(images.shape)}, prompt_images {tuple(prompt_images.shape)} and prompt_masks "  # type: ignore[union-attr]
+                         f"{tuple(prompt_masks.shape)} disagree on the batch B or the prompts K")  # type: ignore[union-attr]
+    if k < 1:
+        raise InputError("prompt_images: at least one prompt (K >= 1) is needed")
+    if embedding_type not in ("instance", "semantic"):
+        raise InputError(f"embedding_type: 'instance' or 'semantic', got {embedding_type!r}")
+
+
 class SegGPTPredictor:
     """Pre- and post-processing around a `SegGPT` (see the module docstring).
 
@@ -145,7 +181,7 @@ class SegGPTPredictor:
         #: dtype runs a copy of the model with its matrix weights cast once (`SegGPT.reduced_precision_copy`),
         #: re-made whenever the shared model's weights change (adaptation, tuning, loading).
         if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
+            raise InputError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
         self.dtype = None if dtype == torch.float32 else dtype
         self.exact_resize = exact_resize
         self._cast: Optional[Tuple[tuple, SegGPT]] = None
@@ -182,7 +218,13 @@ class SegGPTPredictor:
 
     def infer(self, images: torch.Tensor, prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
               embedding_type: str = "instance") -> torch.Tensor:
-        """`SegGPT.infer` in this predictor's dtype (and compiled, after `compile`)."""
+        """`SegGPT.infer` in this predictor's dtype (and compiled, after `compile`).
+
+        images (B,3,H,W) and prompt_images, prompt_masks (B,K,3,H,W): float tensors, ImageNet-normalised
+        at the model's image size (`preprocess_images`, `preprocess_masks`); anything else is an
+        `InputError` naming the argument (`check_infer_inputs`).
+        """
+        check_infer_inputs(images, prompt_images, prompt_masks, embedding_type, self.image_size)
         model = self.call_model()
         if self._compile_options is None:
             return model.infer(images, prompt_images, prompt_masks, embedding_type=embedding_type)

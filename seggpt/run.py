@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from seggpt.cli import ArgumentParser, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
+from seggpt.errors import check_input_file
 from seggpt.device import (DEVICE_HELP, DeviceError, describe_precision, dtype_reason, resolve_device, resolve_dtype,
                            set_threads)
 from seggpt.io import atomic_path, overlay, save_index_png
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_image(path: str) -> np.ndarray:
+    check_input_file(path, "image")  # a FIFO or a device would block the reader: refused first
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))

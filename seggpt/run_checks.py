@@ -33,7 +33,13 @@ def check_image_size(path: "str | os.PathLike") -> Tuple[int, int]:
     """(width, height) from the header; RunArgumentError for a missing file, a non-image or a decompression bomb."""
     from PIL import Image, UnidentifiedImageError
 
+    from .errors import InputError, check_input_file
+
     limit = Image.MAX_IMAGE_PIXELS
+    try:
+        check_input_file(path, "image")  # a FIFO or a device would block Pillow: refused first
+    except InputError as e:
+        raise RunArgumentError(str(e)) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -88,9 +94,9 @@ def claim_output(args, dry_run: bool = False):
     from .outputs import check_not_inputs, claim_folder
     from .weights_check import weights_input
 
-    inputs = {f"input {p}": p for p in args.inputs}
-    for image, mask in args.prompt or []:
-        inputs.update({f"prompt image {image}": image, f"prompt mask {mask}": mask})
+    inputs = {f"query image {n}": p for n, p in enumerate(args.inputs, 1)}
+    for n, (image, mask) in enumerate(args.prompt or [], 1):
+        inputs.update({f"prompt image {n}": image, f"prompt mask {n}": mask})
     inputs.update({"prompt file": getattr(args, "prompt_file", None),
                    "weights": weights_input(getattr(args, "weights", None))})
     check_not_inputs({"--out": args.out}, inputs, folders=("--out",))

@@ -245,7 +245,8 @@ def check_arguments(args: argparse.Namespace):
             raise UserError(f"{name} must be >= {low}, got {value}")
     if not (args.lr > 0 and np.isfinite(args.lr)):
         raise UserError(f"--lr must be a positive number, got {args.lr}")
-    inputs = {f"example {p}": p for pair in args.example for p in pair}
+    inputs = {f"example {kind} {n}": path for n, pair in enumerate(args.example, 1)
+              for kind, path in zip(("image", "mask"), pair)}
     inputs["weights"] = weights_input(args.weights)
     check_not_inputs({"--out": args.out}, inputs)
     if Path(args.out).is_dir():

@@ -24,7 +24,7 @@ CASES = [  # (extra argv, words of the one-line error)
     (["{t}/a.png", "--batch-size", "0"], "--batch-size 0: expected a positive integer"),
     (["{t}/a.png", "--batch-size", "-1"], "--batch-size -1"),
     (["{t}/a.png", "{t}/b/a.png"], "would both be written as a_mask.png"),
-    (["{t}/a.png", "--out", "{t}/a.png"], "is the input"),
+    (["{t}/a.png", "--out", "{t}/a.png"], "is the query image 1"),
     (["{t}/b", "--out", "{t}/o"], "is a folder"),
 ]
 
@@ -50,7 +50,7 @@ def test_an_output_never_replaces_a_prompt_mask(images, tiny_weights, capsys):
             tiny_weights, "--out", str(images / "b" / "..")]
     before = (images / "a_mask.png").read_bytes()
     assert main(argv) == 2
-    assert "a_mask.png would replace the input" in capsys.readouterr().err
+    assert "holds the query image 1" in capsys.readouterr().err
     assert (images / "a_mask.png").read_bytes() == before
 
 

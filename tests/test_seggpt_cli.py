@@ -35,11 +35,16 @@ def test_semantic_type_and_bad_files(tiny_weights, tmp_path, capsys):
     assert main(["--prompt", str(tmp_path / "a.png"), str(tmp_path / "small_mask.png"), "--weights", tiny_weights,
                  str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--overwrite"]) == 2
     assert "small_mask.png: mask is 60x20" in capsys.readouterr().err
-    # a fresh adversarial pass: a user's a_mask.png in --out was replaced without a word
+    # our own earlier run, unchanged: a rerun replaces it
+    assert main(ok + [str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 0
+    # a fresh adversarial pass: a user's a_mask.png in --out was replaced without a word; now a mask a
+    # person edited after our run is never replaced, whatever --overwrite says
+    Image.fromarray(mask).save(tmp_path / "o" / "a_mask.png")
     before = (tmp_path / "o" / "a_mask.png").read_bytes()
-    assert main(ok + [str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
-    assert "a_mask.png exists; pass --overwrite" in capsys.readouterr().err
+    for extra in ([], ["--overwrite"]):
+        assert main(ok + [str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *extra]) == 2
+        assert "a_mask.png" in capsys.readouterr().err
     assert (tmp_path / "o" / "a_mask.png").read_bytes() == before
-    assert main(ok + [str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--overwrite"]) == 0
+    (tmp_path / "o" / "a_mask.png").unlink()
     assert main(ok + [str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.png: no such file" in capsys.readouterr().err

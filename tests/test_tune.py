@@ -88,8 +88,8 @@ def test_cli(tiny_weights, tmp_path, capsys):
 
 
 BAD_OPTIONS = [  # a fresh adversarial pass: --out replaced its own example image; bad numbers gave tracebacks
-    (["--out", "{a}"], "is the input"),
-    (["--out", "{mine}"], "exists and is not a prompt tuned by this tool"),
+    (["--out", "{a}"], "is the example image 1"),
+    (["--out", "{mine}"], "exists and was not written by a run of ours"),
     (["--out", "{tmp}"], "is a folder"),
     (["--out", "{tmp}/x.pt"], "a .safetensors file"),
     (["--out", "{tmp}/x.safetensors", "--steps", "-3"], "--steps must be >= 1"),

@@ -33,6 +33,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from seggpt.errors import InputError, check_input_file
+
 
 from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, VideoError, ChunkedSource, given_fps, natural_key, to_rgb
 
@@ -131,13 +133,19 @@ def _rotate(frame: np.ndarray, degrees: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- video files
 
+#: still-image formats: given as "the video", they are refused with a pointer to seggpt.run
+STILL_IMAGE_SUFFIXES = (*IMAGE_EXTENSIONS, ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
-def _check_file(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise VideoError(f"{p}: no such file")
-    if not p.is_file():
-        raise VideoError(f"{p}: not a file")
+
+def check_video_file(path: str | os.PathLike) -> Path:
+    """A regular file (a FIFO or a device is refused before any decoder opens it: it would block)."""
+    try:
+        p = check_input_file(path, "video file")
+    except InputError as e:
+        raise VideoError(str(e)) from None
+    if p.suffix.lower() in STILL_IMAGE_SUFFIXES:
+        raise VideoError(f"{p}: an image, not a video; segment images with python -m seggpt.run, or give a "
+                         f"folder of frames (a one-frame video is a folder holding one image)")
     return p
 
 
@@ -146,7 +154,7 @@ class VideoFileSource(ChunkedSource):
 
     def __init__(self, path: str | os.PathLike, chunk_size: int = 16, prefetch_chunks: int = 2,
                  num_threads: int = 0) -> None:
-        p = _check_file(path)
+        p = check_video_file(path)
         super().__init__(str(p), chunk_size, prefetch_chunks)
         self._open(p, int(num_threads))
 

@@ -107,8 +107,11 @@ class VideoSegmenter:
         if m is None or m.shape != tuple(state.size):
             got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
             raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
-        if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean or numeric, got {m.dtype}")
+        if not (m.dtype == bool or np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+            raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean, integer or float, "
+                              f"got {m.dtype}")
+        if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():  # NaN != 0 would mark every pixel
+            raise EngineError(f"object {obj_id} on frame {frame_idx}: the mask holds NaN or infinite values")
         m = m.astype(bool) if m.dtype != bool else m.copy()
         known_or_nonempty({obj_id: m}, state.objects, f"frame {frame_idx}")
         state.objects.add([obj_id])

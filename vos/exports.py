@@ -9,7 +9,7 @@ Alpha, hard and soft (`--soft`):
 * soft: from the model's per-object scores at frame resolution (`FrameResult.margins`: the object's
   score minus the best other label's, normalised to [-1, 1], positive exactly on the object), mapped
   linearly around the decision boundary: ``alpha = clip(0.5 + margin / (2 * width), 0, 1)``, width
-  0.2 by default (`--soft-width`). So alpha is 0.5 on the boundary, 1 where the margin is >= width,
+  0.2 by default (`--soft-width`, at least 0.001). So alpha is 0.5 on the boundary, 1 where the margin is >= width,
   0 where it is <= -width, and ``alpha >= 128`` gives back the hard mask (ties aside). Masks given by
   the user are hard (margin 1). The model works at a low resolution (448x448, or 64x64 for our small
   model) and its scores are resized bilinearly, so the edge is as soft as one model pixel is wide.
@@ -55,19 +55,22 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import numpy as np
 
+from seggpt.errors import InputError
 from seggpt.io import OutputError, VideoFileWriter, atomic_path, ensure_output_dir, overlay, save_index_png, save_png
 from vos.writers import BackgroundWriter, OverlayVideoWriter
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOFT_WIDTH = 0.2
+#: the narrowest soft edge (a score margin): narrower is a hard edge, and 1 / (2 width) overflows near 0
+MIN_SOFT_WIDTH = 1e-3
 DEFAULT_LOST_AFTER = 10
 RLE_FORMAT = "seggpt-vos-rle"
 RLE_VERSION = 1
 MATTE_SUFFIXES = (".mkv", ".mov")
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """An output that cannot be made (one line: a missing extra, an unknown suffix)."""
 
 
@@ -82,8 +85,8 @@ def hard_alpha(labels: np.ndarray, object_ids: Sequence[int]) -> np.ndarray:
 
 def soft_alpha(margins: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
     """Margins in [-1, 1] (`FrameResult.margins`) -> uint8 alpha: ``clip(0.5 + margin / (2 width), 0, 1)``."""
-    if not 0 < width <= 1:
-        raise ExportError(f"soft width must be in (0, 1], got {width}")
+    if not MIN_SOFT_WIDTH <= width <= 1:
+        raise ExportError(f"soft width must be in [{MIN_SOFT_WIDTH:g}, 1], got {width}")
     a = np.clip(0.5 + np.asarray(margins, np.float32) / (2.0 * width), 0.0, 1.0)
     return np.rint(a * 255.0).astype(np.uint8)
 
@@ -341,8 +344,9 @@ class ExportSpec:
         """Fail before any inference: folders writable, suffixes known, pycocotools there, widths valid."""
         if self.matte is not None and Path(self.matte).suffix.lower() not in MATTE_SUFFIXES:
             raise ExportError(f"{self.matte}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
-        if not 0 < self.soft_width <= 1:
-            raise ExportError(f"--soft-width must be in (0, 1], got {self.soft_width}")
+        if not MIN_SOFT_WIDTH <= self.soft_width <= 1:  # NaN fails too
+            raise ExportError(f"--soft-width must be in [{MIN_SOFT_WIDTH:g}, 1] (a margin; below {MIN_SOFT_WIDTH:g} "
+                              f"the edge is hard: leave out --soft), got {self.soft_width}")
         if self.lost_after < 0:
             raise ExportError(f"--lost-after must be >= 0, got {self.lost_after}")
         if self.rle is not None:

@@ -15,10 +15,12 @@ from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from seggpt.errors import InputError
+
 MAX_SESSION_OBJECTS = 255  # objects one session tracks at once (colours, and the cost of separate mode)
 
 
-class EngineError(ValueError):
+class EngineError(InputError):
     """Bad use of the engine (one-line message): unknown object, frame out of range, bad mask."""
 
 

@@ -24,12 +24,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from seggpt.errors import InputError
 from seggpt.masks import MaskError, load_mask
 
 MAX_PAD = 2  # pixels a mask may be short or long per axis and be padded or cut instead of resized
 
 
-class PromptError(ValueError):
+class PromptError(InputError):
     """A mask that cannot be used (one line, naming the file)."""
 
 

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "hard 0/255)")
     ap.add_argument("--soft-width", type=float, default=DEFAULT_SOFT_WIDTH, metavar="W",
                     help="score margin over which a soft edge goes from alpha 0.5 to 1: alpha = clip(0.5 + "
-                         "margin / 2W) (default: %(default)s)")
+                         "margin / 2W), W from 0.001 to 1 (default: %(default)s)")
     ap.add_argument("--rle", default=None, metavar="OUT.json",
                     help="also write COCO RLE JSON per object per frame with names, area and score "
                          "(needs the 'coco' extra) (default: none)")

@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from seggpt.errors import InputError, check_input_file
+
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +61,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 Frame = tuple[int, np.ndarray]
 
 
-try:  # torch-free and tiny: the CLIs turn a UserError into one line and exit code 2
-    from seggpt.cli import UserError as _UserError
-except ImportError:  # pragma: no cover - vos without seggpt
-    _UserError = Exception  # type: ignore[misc,assignment]
-
-
-class VideoError(ValueError, _UserError):
+class VideoError(InputError):
     """A frame source cannot be opened or read; the message names the file (or input) and the frame."""
 
 
@@ -324,6 +320,12 @@ class ArraySource(FrameSource):
         if isinstance(frames, np.ndarray):
             if frames.ndim not in (3, 4):
                 raise VideoError(f"{name}: expected a (T,H,W) or (T,H,W,C) array, got shape {frames.shape}")
+            if frames.ndim == 4 and frames.shape[1] in (1, 3, 4) and frames.shape[3] not in (1, 3, 4):
+                raise VideoError(f"{name}: shape {frames.shape} is channels-first (T,C,H,W); frames are "
+                                 f"(T,H,W,C): pass frames.transpose(0, 2, 3, 1) (a tensor: .permute(0, 2, 3, 1))")
+            if frames.ndim == 3 and frames.shape[2] in (3, 4) and min(frames.shape[:2]) > 4:
+                raise VideoError(f"{name}: shape {frames.shape} is one colour image (H,W,C), not a video of "
+                                 f"grey frames (T,H,W); a one-frame video is frames[None]")
         else:
             frames = list(frames)
         if len(frames) == 0:

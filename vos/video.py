@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vos.decoders import DecordSource, FolderSource, PyAVSource, display_rotation, quiet_fd2
+from vos.decoders import DecordSource, FolderSource, PyAVSource, check_video_file, display_rotation, quiet_fd2
 from vos.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource,
                          VideoError, chunk_plan, natural_key, to_rgb)
 
@@ -57,15 +57,20 @@ def open_source(
     if isinstance(spec, FrameSource):
         return spec
     if isinstance(spec, (str, os.PathLike)):
+        if not str(os.fspath(spec)).strip():
+            raise VideoError("the video: an empty path; name a video file or a folder of frames")
         path = Path(spec)
         if not path.exists():
             raise VideoError(f"{path}: no such file or folder")
         if path.is_dir():
             return FolderSource(path, chunk_size=chunk_size, prefetch_chunks=prefetch_chunks, fps=fps)
+        check_video_file(path)  # a regular file, not an image: before any decoder or probe opens it
         if fps is not None:
             raise ValueError(f"{path}: fps cannot be overridden for a video file (it has its own rate)")
         return _open_video(path, backend, chunk_size=chunk_size, prefetch_chunks=prefetch_chunks,
                            num_threads=num_threads)
+    if type(spec).__module__.split(".")[0] == "torch" and hasattr(spec, "numpy"):  # a tensor: on the host
+        spec = spec.detach().cpu().numpy()
     if isinstance(spec, (np.ndarray, list, tuple)):
         return ArraySource(spec, fps=fps)
     if isinstance(spec, (bytes, bytearray, dict, set)) or not hasattr(spec, "__iter__"):
