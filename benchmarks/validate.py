@@ -225,7 +225,7 @@ def write_scores(folder: str | os.PathLike, split: str, scores: dict, names: Seq
 
 
 def benchmark_inputs(bench: Any) -> dict[str, Any]:
-    """The folders a benchmark reads (label -> path), for `vos.outputs.check_not_inputs`."""
+    """The folders a benchmark reads (label -> path), for `seggpt.outputs.check_not_inputs`."""
     reader = bench.reader
     inputs: dict[str, Any] = {"dataset images": getattr(reader, "images_root", None),
                               "dataset annotations": getattr(reader, "masks_root", None)}

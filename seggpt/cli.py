@@ -7,7 +7,7 @@ removed and every file already written is whole). An OSError nobody turned into 
 filling up, a folder where a file goes) is one line and exit code 1: the work failed, no traceback.
 
 Exit hooks (`on_exit`): what must be recorded however a run ends (the output folders' manifests,
-`vos.outputs`) registers a callable while the run is in progress; `run_cli` calls it with the exit
+`seggpt.outputs`) registers a callable while the run is in progress; `run_cli` calls it with the exit
 code (None for an unexpected exception) after the work, whichever way the work ended.
 
 Torch-free: `--help` and input errors stay fast.

@@ -283,15 +283,17 @@ def _ownership(folder: Path, rel: str, manifest: Optional[dict]) -> str:
         return "ours"
     if manifest is None:
         return "foreign"
+    killed = manifest.get("status") == "running" and manifest["claimed"] and _matches(rel, manifest["patterns"])
     if rel in manifest["files"]:
         record = manifest["files"][rel]
         if record is None:
             return "unhashed"
-        return "ours" if _unchanged(folder / rel, record) else "foreign"
+        if _unchanged(folder / rel, record):
+            return "ours"
+        # changed since: by a person, or by the run that was killed before it could say so
+        return "unhashed" if killed else "foreign"
     # a run killed outright: what it was about to write is known by its patterns only
-    if manifest.get("status") == "running" and manifest["claimed"] and _matches(rel, manifest["patterns"]):
-        return "unhashed"
-    return "foreign"
+    return "unhashed" if killed else "foreign"
 
 
 def written_by_us(folder: PathLike, rel: str, accept_unhashed: bool = False) -> bool:
@@ -350,8 +352,12 @@ class OutputFiles:
             _record_in_folder(folder, records, self.tool)
 
 
-def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_external: Set[str]) -> Tuple[Path, Record]:
-    """One single output path: not a folder, not a link, and (when it exists) a file of ours."""
+def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_external: Set[str],
+                  ownership: bool = True) -> Tuple[Path, Record]:
+    """One single output path: not a folder, not a link, and (when it exists) a file of ours.
+
+    ownership=False: only the kind of path (a file inside a claimed folder: the folder's claim judged it).
+    """
     check_path_given(option, file)
     given = Path(os.path.expanduser(str(file)))
     if given.is_symlink():
@@ -364,6 +370,8 @@ def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_ext
         return r, None
     if not stat.S_ISREG(os.lstat(r).st_mode):
         raise OutputRefused(f"{option} {file} exists and is not a regular file; choose another name")
+    if not ownership:
+        return r, None
     state = _ownership(r.parent, r.name, read_manifest(r.parent))
     if state == "unhashed" or (state == "foreign" and str(r) in legacy_external):
         if not accept_unhashed:
@@ -514,7 +522,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
                                     f"({', '.join(patterns)}): choose another name")
             if rel in inside.values():
                 raise OutputRefused(f"{option_name} {file}: one file cannot hold two outputs")
-            _check_single(option_name, file, True, set())  # folder, link; its ownership: the folder's, above
+            _check_single(option_name, file, True, set(), ownership=False)  # its ownership: the folder's, above
             inside[option_name] = rel
         else:
             outside[option_name] = file

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seggpt.outputs import MANIFEST, file_record, read_manifest
 from benchmarks import evaluate as evaluate_cli
 from benchmarks import vos as vos_cli
 from benchmarks.layout import ResultLayout
@@ -169,9 +171,18 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
     sentinel = np.zeros((48, 64), np.uint8)
     sentinel[0, 0] = 7
     Image.fromarray(sentinel, mode="L").convert("P").save(out / a / "00003.png")  # would be overwritten if redone
-    layout.begin(b)  # b started again and was killed before its marker: unfinished
+    # a result changed after our run is not ours any more: even --resume refuses the folder, untouched
+    assert run(capsys, *args, "--resume")[0] == 2 and np.array_equal(read_png(out / a / "00003.png"), sentinel)
+    manifest = read_manifest(out)  # as if our run had written the sentinel: ours again
+    manifest["files"][f"{a}/00003.png"] = file_record(out / a / "00003.png")
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    layout.begin(b)  # b started again and was killed outright before its marker: unfinished
     (out / b / "00004.png").unlink()
     (out / c / "00005.png").unlink()  # c has a marker but lost a frame: unfinished too
+    manifest = read_manifest(out)  # the killed run's manifest: still "running", its process gone
+    manifest.update(status="running", complete=False, pid=-1)
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert run(capsys, *args)[0] == 2  # what the killed run rewrote carries no hash: --resume or --overwrite
     code, _, _ = run(capsys, *args, "--resume")
     assert code == 0
     report = json.loads((out / "benchmark-val.json").read_text())
@@ -204,9 +215,13 @@ def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, capsys):
     root = _broken_copy(davis17, tmp_path)
     out = tmp_path / "res"
     out.mkdir()
-    (out / "synth-002").write_text("a file where the sequence folder goes")  # fails while running
-    code, stdout, stderr = run(capsys, "--dataset", "davis2017", "--root", str(root), "--out", str(out),
-                               "--method", "copy-first", "--overwrite")  # the folder holds a file of the user's
+    (out / "synth-002").write_text("a file where the sequence folder goes")  # a file of the user's: refused
+    argv = ["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method", "copy-first"]
+    code, stdout, stderr = run(capsys, *argv, "--overwrite")
+    assert code == 2 and "synth-002" in stderr and (out / "synth-002").read_text().startswith("a file")
+    (out / "synth-002").unlink()
+    (out / "synth-002" / "00003.png").mkdir(parents=True)  # an (empty) folder where a PNG goes: fails while running
+    code, stdout, stderr = run(capsys, *argv)
     assert code == 1
     assert "synth-001: FAILED" in stderr and "synth-002: FAILED" in stderr and "Traceback" not in stderr
     report = json.loads((out / "benchmark-val.json").read_text())

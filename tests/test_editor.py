@@ -1,12 +1,14 @@
 """vos.editor: the web app's session logic without a browser (open, objects, masks, propagate, cancel, export,
 session files, files only under the root folder)."""
 import json
+
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from seggpt.outputs import MANIFEST, read_manifest
 from vos import VideoSegmenter
 from vos.editor import SESSION_SUFFIX, Editor, EditorError
 from vos.exports import read_matte, rle_decode
@@ -74,7 +76,9 @@ def test_edit_propagate_correct_export_and_session(editor, tmp_path):
 
     zip_path, message = ed.export()
     assert zip_path.parent == tmp_path / "exports" and "exported" in message
-    assert not [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")]  # no work folder left
+    leftovers = [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".") and p.name != MANIFEST]
+    assert not leftovers  # no work folder left; the manifest records the export as ours
+    assert zip_path.name in read_manifest(tmp_path / "exports")["files"]
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
         assert {f"masks/{t:05d}.png" for t in range(6)} <= names

@@ -5,6 +5,7 @@ shipped engine, and the GPU script's entry run for a few CPU steps (training/gpu
 from __future__ import annotations
 
 import json
+
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from seggpt.outputs import MANIFEST
 from seggpt.cli import Terminated
 from seggpt.model import SegGPT
 from training.__main__ import main
@@ -79,7 +81,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
 def test_an_out_dir_holding_a_run_needs_resume_or_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
     assert _run(capsys, *_tiny(out, "steps=2", "ckpt_every=1"))[0] == 0
-    assert {p.name for p in out.iterdir()} == {"last.pt", "final.safetensors", "log.jsonl"}
+    assert {p.name for p in out.iterdir()} == {"last.pt", "final.safetensors", "log.jsonl", MANIFEST}
     (out / "notes.txt").write_text("mine")  # a user's file beside the run
 
     code, err = _run(capsys, *_tiny(out, "steps=2"))
@@ -91,9 +93,12 @@ def test_an_out_dir_holding_a_run_needs_resume_or_overwrite(tmp_path, capsys):
     code, err = _run(capsys, *_tiny(out, "steps=2", f"init_from={out / 'final.safetensors'}"), "--overwrite")
     assert code == 2 and "--overwrite would remove it" in err[0] and (out / "final.safetensors").is_file()
 
+    # a file of the user's beside the run: refused whatever --overwrite says, untouched
+    code, err = _run(capsys, *_tiny(out, "steps=1"), "--overwrite")
+    assert code == 2 and "notes.txt" in err[0] and (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
     code, _ = _run(capsys, *_tiny(out, "steps=1"), "--overwrite")
     assert code == 0
-    assert (out / "notes.txt").read_text() == "mine"  # only our files were removed
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert sum("start" in r for r in log) == 1 and log[-1]["end"]["step"] == 1  # the new run's log alone
     assert not (out / "last.pt").exists()  # that run wrote no checkpoint (ckpt_every=0), the old one is gone
@@ -266,7 +271,7 @@ def test_ctrl_c_and_sigterm_in_a_real_process(tmp_path):
         assert len(lines) == 1 and lines[0].startswith(f"{word}: checkpoint {out / 'last.pt'} is whole (step "), stderr
         step = torch.load(out / "last.pt", weights_only=True)["step"]
         assert step > before and f"(step {step})" in lines[0]
-        assert not [p for p in out.iterdir() if p.name not in RUN_FILES]  # no temporary file left
+        assert not [p for p in out.iterdir() if p.name not in (*RUN_FILES, MANIFEST)]  # no temporary file left
 
 
 # ----------------------------------------------------------------------------- the GPU script, on the CPU
@@ -283,7 +288,7 @@ def test_gpu_script_entry_runs_a_few_cpu_steps_and_writes_its_files(tmp_path, ca
     out, work = tmp_path / "out", tmp_path / "work"
     assert gpu.main(["--out", str(out), "--data", str(data), "--work", str(work)]) == 0
     captured = capsys.readouterr()
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "log.jsonl", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "log.jsonl", "summary.json", MANIFEST}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["interrupted"] is False and summary["model"] == "test-tiny"
     assert set(summary["scores"]) == {"miou", "J", "F", "JF"}
