@@ -85,9 +85,9 @@ def test_ray_matches_local_davis2017(ray_session, davis17, tmp_path, capsys):
 def test_ray_failed_task_is_retried_once_and_others_go_on(ray_session, davis17, tmp_path, capsys):
     out = tmp_path / "res"
     out.mkdir()
-    (out / "synth-001").write_text("a file where the sequence folder goes")  # fails inside the task, every time
+    (out / "synth-001" / "00003.png").mkdir(parents=True)  # a folder where a PNG goes: fails inside the task
     code, err = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--method", "copy-first",
-                    "--out", str(out), "--engine", "ray", "--overwrite")  # the folder holds a file of the user's
+                    "--out", str(out), "--engine", "ray")
     assert code == 1 and "synth-001: FAILED" in err and "Traceback" not in err
     report = json.loads((out / "benchmark-val.json").read_text())
     by_name = {r["name"]: r for r in report["sequences"]}
