@@ -14,9 +14,12 @@ One guard for every path a tool of the project writes (`vos.run`, `seggpt.run`, 
   never wrote, and a symbolic link are never replaced or deleted: the run is refused before any work
   starts, in one line naming those files, whatever ``--overwrite`` says. Links inside an output
   folder are never followed. A manifest that does not parse, has an unknown format or lists a path
-  outside its folder counts as none. Files listed without a hash (the manifests of format 1, written
-  by earlier versions; the files a run killed outright was about to write, known only by the patterns
-  its first manifest names) count as ours only with ``--overwrite``.
+  outside its folder counts as none. Files listed without a hash by an earlier version (manifests of
+  format 1) count as ours only with ``--overwrite``. The files a run killed outright may have written
+  (known only by the patterns its first manifest names: no hash, so they cannot be told from a file a
+  person put there) count as ours only to ``resume`` that run (``benchmarks.vos --resume``,
+  ``python -m training --resume``); anything else refuses them, ``--overwrite`` included. Ctrl-C
+  and SIGTERM are not "killed outright": the manifest is finished with every hash.
 * **Output folders are one run's alone** (`claim_folder`: ``--out``, ``--alpha``, a training
   ``out_dir``). A folder holding only an earlier run of ours is emptied of that run's files first
   (re-running a command just works), or kept with ``resume=True`` (``benchmarks.vos --resume``,
@@ -55,14 +58,15 @@ FORMAT = "seggpt-vos-manifest/2"
 LEGACY_FORMATS = ("seggpt-vos-manifest/1",)
 #: containers the overlay writer (H.264 or MPEG-4 Part 2) can write
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
-#: hidden temporary names our atomic writers use (".<name>.<random>.tmp[.suffix]", ".vos-write-test-*"):
-#: one left behind by a killed run is ours
-_TEMPORARY = re.compile(r"^\..+\.[0-9A-Za-z_]{6,}\.tmp(\.[0-9A-Za-z]+)?$|^\.vos-write-test-")
+#: the hidden temporary names our writers use (`seggpt.io.atomic_path`: ".<stem>.<8 hex>.tmp[.suffix]";
+#: the write probe ".vos-write-test-<8>"; the manifest's ".<manifest>.<pid><8 digits>.tmp"): one a killed
+#: run left behind carries no hash, so it counts as ours only in a folder of ours, with --overwrite
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[0-9A-Za-z]+)?$|^\.vos-write-test-[0-9A-Za-z_]{8}$"
+                        r"|^\.\.seggpt-vos-manifest\.json\.[0-9]+\.tmp$")
 #: the one help text of every tool's --overwrite
-OVERWRITE_HELP = ("also replace the files that an earlier version or an unfinished (killed) run of ours listed "
-                  "without a content hash; a file we did not write, or one changed since we wrote it, is never "
-                  "replaced or deleted (default: off; files an earlier run of ours wrote, unchanged, are replaced "
-                  "without it)")
+OVERWRITE_HELP = ("also replace the files that an earlier version of ours listed without a content hash; a file "
+                  "we did not write, or one changed since we wrote it, is never replaced or deleted (default: "
+                  "off; files an earlier run of ours wrote, unchanged, are replaced without it)")
 #: how many names a refusal lists before "and N more"
 _NAMED = 3
 
@@ -204,7 +208,7 @@ def read_manifest(folder: PathLike) -> Optional[dict]:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: a hostile nesting of brackets
         return None
     if not isinstance(data, dict) or data.get("format") not in (FORMAT, *LEGACY_FORMATS):
         return None
@@ -224,6 +228,7 @@ def read_manifest(folder: PathLike) -> Optional[dict]:
         return None
     data["files"] = files
     data["claimed"] = bool(data.get("claimed", True))
+    data["legacy"] = data["format"] != FORMAT
     return data
 
 
@@ -275,25 +280,31 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
 
 
 def _ownership(folder: Path, rel: str, manifest: Optional[dict]) -> str:
-    """"ours" (proven by its hash, or our bookkeeping), "unhashed" (listed without a hash) or "foreign"."""
+    """"ours" (proven by its hash, or our bookkeeping), "unhashed" (listed without a hash by an earlier
+    version), "unfinished" (left by a run killed outright: no hash, known by its patterns) or "foreign"."""
     name = rel.rsplit("/", 1)[-1]
     if os.path.islink(folder / rel):
         return "foreign"
-    if rel == MANIFEST or _TEMPORARY.match(name):
+    if rel == MANIFEST:
         return "ours"
     if manifest is None:
         return "foreign"
-    killed = manifest.get("status") == "running" and manifest["claimed"] and _matches(rel, manifest["patterns"])
+    running = manifest.get("status") == "running"  # a run killed outright (a live one is refused first)
+    if _TEMPORARY.match(name):  # what a killed run's writer left: no hash to tell it from a user's file
+        if not manifest["claimed"]:
+            return "foreign"
+        return "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
+    killed = running and manifest["claimed"] and _matches(rel, manifest["patterns"])
     if rel in manifest["files"]:
         record = manifest["files"][rel]
-        if record is None:
-            return "unhashed"
+        if record is None:  # no hash: format 1, or kept by a resumed run that was killed
+            return "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
         if _unchanged(folder / rel, record):
             return "ours"
         # changed since: by a person, or by the run that was killed before it could say so
-        return "unhashed" if killed else "foreign"
+        return "unfinished" if killed else "foreign"
     # a run killed outright: what it was about to write is known by its patterns only
-    return "unhashed" if killed else "foreign"
+    return "unfinished" if killed else "foreign"
 
 
 def written_by_us(folder: PathLike, rel: str, accept_unhashed: bool = False) -> bool:
@@ -302,7 +313,8 @@ def written_by_us(folder: PathLike, rel: str, accept_unhashed: bool = False) -> 
     return state == "ours" or (accept_unhashed and state == "unhashed")
 
 
-def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str]) -> None:
+def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str],
+                     unfinished: Sequence[str] = ()) -> None:
     if foreign:
         raise OutputRefused(
             f"{where} holds {len(foreign)} file(s) that are not ours ({_names(foreign)}): no run of ours wrote them, "
@@ -312,6 +324,11 @@ def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str]
         raise OutputRefused(
             f"{where} holds {len(unhashed)} file(s) that an earlier version or an unfinished run of ours listed "
             f"without a content hash ({_names(unhashed)}); pass --overwrite to replace them, or choose another path")
+    if unfinished:
+        raise OutputRefused(
+            f"{where} holds {len(unfinished)} file(s) that a run of ours killed outright may have written "
+            f"({_names(unfinished)}); they carry no content hash, so they cannot be told from yours: continue that "
+            f"run with --resume where the tool has one, or remove them yourself (even --overwrite never does)")
 
 
 # ---------------------------------------------------------------------------------------------- single files
@@ -377,7 +394,7 @@ def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_ext
         if not accept_unhashed:
             raise OutputRefused(f"{option} {file} exists and an earlier version or an unfinished run of ours listed "
                                 f"it without a content hash; pass --overwrite to replace it, or choose another name")
-    elif state == "foreign":
+    elif state in ("foreign", "unfinished"):
         raise OutputRefused(f"{option} {file} exists and was not written by a run of ours, or changed since (we keep "
                             f"what we wrote in {r.parent / MANIFEST}); we never replace such a file, even with "
                             f"--overwrite: move it away or choose another name")
@@ -476,7 +493,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     patterns: what the run will write (`*.png`, `objects/`): the files of the run at its end, and, for
     a run killed outright, the names the next run may take as ours with --overwrite.
     files: named single output files (option -> path) inside or outside the folder (see `claim_files`).
-    resume: keep an earlier run's files (and take those a killed run left, unhashed, as ours).
+    resume: keep an earlier run's files (and take those a run killed outright left, unhashed, as ours).
     register: finish the manifest when the CLI run in progress ends (`seggpt.cli.on_exit`).
     dry_run: only the checks (every refusal), nothing removed or written; returns None.
     legacy_names: in a folder with no manifest, the names a version of the tool from before manifests
@@ -503,7 +520,9 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
                       and not (path / f).is_symlink()})
     foreign = [f for f, s in state.items() if s == "foreign"]
     unhashed = [f for f, s in state.items() if s == "unhashed"]
-    _refuse_not_ours(f"{option} {folder}", foreign, [] if (overwrite or resume) else unhashed)
+    unfinished = [f for f, s in state.items() if s == "unfinished"]
+    _refuse_not_ours(f"{option} {folder}", foreign, [] if (overwrite or resume) else unhashed,
+                     [] if resume else unfinished)
     clash = [d for d in dirs if not (old and d in old["dirs"]) and _matches(d, [p for p in patterns if not p.endswith("/")])]
     if clash:
         raise OutputRefused(f"{option} {folder}: {clash[0]} is a folder that no run of ours made, where this run "
@@ -515,7 +534,9 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
             continue
         check_path_given(option_name, file)
         r = real(file)
-        if is_within(r, real(path)) and r != real(path):
+        if r == real(path):
+            raise OutputRefused(f"{option_name} {file} is also {option} {folder}: one path cannot hold two outputs")
+        if is_within(r, real(path)):
             rel = r.relative_to(real(path)).as_posix()
             if _matches(rel, patterns):
                 raise OutputRefused(f"{option_name} {file} lies where {option} {folder} writes its own files "
@@ -532,7 +553,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
         return None
     run = OutputFolder(path, tool, patterns=[*patterns, *inside.values()], files=singles,
                        command=[Path(sys.argv[0]).name, *sys.argv[1:]], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    ours = [f for f, s in state.items() if s in ("ours", "unhashed") and f != MANIFEST]
+    ours = [f for f, s in state.items() if s in ("ours", "unhashed", "unfinished") and f != MANIFEST]
     if resume:
         run.kept = {f: (old["files"].get(f) if old else None) for f in ours if not _TEMPORARY.match(f.rsplit("/", 1)[-1])}
         run.kept_dirs = set(old["dirs"]) if old else set()

@@ -147,8 +147,9 @@ def check_infer_inputs(images: object, prompt_images: object, prompt_masks: obje
     if images.shape[0] != b or tuple(prompt_masks.shape[:2]) != (b, k):  # type: ignore[union-attr]
         raise InputError(f"images {tuple(images.shape)}, prompt_images {tuple(prompt_images.shape)} and prompt_masks "  # type: ignore[union-attr]
                          f"{tuple(prompt_masks.shape)} disagree on the batch B or the prompts K")  # type: ignore[union-attr]
-    if k < 1:
-        raise InputError("prompt_images: at least one prompt (K >= 1) is needed")
+    if k < 1 or b < 1:
+        raise InputError(f"prompt_images: at least one query (B >= 1) and one prompt (K >= 1) are needed, got "
+                         f"B={b}, K={k}")
     if embedding_type not in ("instance", "semantic"):
         raise InputError(f"embedding_type: 'instance' or 'semantic', got {embedding_type!r}")
 

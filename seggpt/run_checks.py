@@ -78,6 +78,13 @@ def preflight(args) -> None:
             raise RunArgumentError(f"{seen[mask_name]} and {query} would both be written as {mask_name}: "
                                    "give the queries distinct file names (or run them in two calls)")
         seen[mask_name] = query
+    if getattr(args, "prompt_file", None) is not None:
+        from .errors import InputError, check_input_file
+
+        try:
+            check_input_file(args.prompt_file, "tuned prompt")  # before the model loads; a FIFO would block
+        except InputError as e:
+            raise RunArgumentError(f"--prompt-file {e}") from None
     claim_output(args, dry_run=True)
 
 

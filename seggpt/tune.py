@@ -94,6 +94,12 @@ class TunedPrompt:
         """Read a saved prompt; with `model`, refuse it unless it was tuned for exactly these weights."""
         from safetensors import safe_open
 
+        from .errors import InputError, check_input_file
+
+        try:
+            check_input_file(path, "tuned prompt")  # a FIFO would block the reader
+        except InputError as e:
+            raise TuneError(str(e)) from None
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}

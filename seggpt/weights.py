@@ -32,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import PRESETS, SegGPTConfig, get_config
+from .errors import InputError
 from .io import atomic_path
 
 FORMAT_TAG = "seggpt-vos/1"
@@ -43,7 +44,7 @@ HUB_FILES = {
 }
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """A checkpoint that cannot be found, read or matched to the model (one-line message)."""
 
 
@@ -270,9 +271,13 @@ def _find_in_folder(folder: Path) -> Tuple[Path, Optional[SegGPTConfig]]:
 
 def resolve(name_or_path: str) -> Tuple[Path, Optional[SegGPTConfig]]:
     """Turn a preset, Hub id, file or folder into a local weights file (+ a config where one is stored)."""
+    if not str(name_or_path).strip():
+        raise WeightsError("weights: an empty name; give a packaged name (small), a Hub id or a checkpoint file")
     path = Path(os.path.expanduser(str(name_or_path)))
     if path.is_dir():
         return _find_in_folder(path)
+    if path.exists() and not path.is_file():
+        raise WeightsError(f"{name_or_path}: not a regular file (a FIFO or a device): weights are read from files")
     if path.is_file():
         return path, None
     packaged = PACKAGED_DIR / f"{name_or_path}.safetensors"

@@ -31,6 +31,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .errors import InputError
+
 PACKAGED_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT_TAG = "seggpt-vos/1"  # as seggpt.weights.FORMAT_TAG (torch-free copy)
 MAX_HEADER_BYTES = 100 * 2 ** 20
@@ -59,7 +61,7 @@ _FIELDS: Dict[str, Tuple[str, float, float]] = {
 }
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(InputError):
     """A weights file that cannot be used (one line naming the file); `load_checked` raises WeightsError."""
 
 
@@ -369,6 +371,8 @@ def load_checked(name_or_path: str, device=None):
     from .model import SegGPT
     from .weights import WeightsError, resolve
 
+    if not str(name_or_path).strip():  # never "the current folder"
+        raise WeightsError("weights: an empty name; give a packaged name (small), a Hub id or a checkpoint file")
     name = resolve_weights_name(name_or_path)
     local = Path(os.path.expanduser(name))
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -393,3 +394,89 @@ def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, t
             assert call() == 2, (n, flag)
             capsys.readouterr()
     assert _bytes(users) == before
+
+
+# ------------------------------------------------------------------------------------------- a second adversarial pass
+
+
+@pytest.mark.parametrize("name", [".holiday.backup1.tmp", ".vos-write-test-mine", ".notes.0123abcd.tmp.png"])
+def test_a_users_file_named_like_our_temporary_files_is_never_deleted(tmp_path, name):
+    out = tmp_path / "o"
+    claim_folder(out, "t", patterns=["*.png"], register=False).finish(0)
+    (out / name).write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(OutputRefused, match=re.escape(name)):
+            claim_folder(out, "t", patterns=["*.png"], overwrite=overwrite, register=False)
+    assert (out / name).read_text() == "mine"
+
+
+@pytest.mark.parametrize("manifest", [
+    lambda m: m["files"].update({"notes.txt": None}),  # format 2 lists every file with its hash
+    lambda m: m.update(files="[" * 5000 + "]" * 5000),  # replaced below by a hostile nesting
+], ids=["null record in format 2", "deep nesting"])
+def test_names_slipped_into_a_complete_manifest_and_hostile_json_never_count(tmp_path, manifest):
+    out = tmp_path / "o"
+    claim_folder(out, "t", patterns=["*.txt"], register=False).finish(0)
+    (out / "notes.txt").write_text("mine")
+    data = json.loads((out / MANIFEST).read_text())
+    manifest(data)
+    text = json.dumps(data) if isinstance(data["files"], dict) else "[" * 5000 + "]" * 5000
+    (out / MANIFEST).write_text(text)
+    for overwrite in (False, True):
+        with pytest.raises(OutputRefused, match="notes.txt"):
+            claim_folder(out, "t", patterns=["*.txt"], overwrite=overwrite, register=False)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--config", ""], "--config: an empty path"),
+    (["--weights", ""], "weights: an empty name"),
+    (["--device", "bogus"], "bogus"),
+    (["--names", "1="], "--names"),
+], ids=["config", "weights", "device", "names"])
+def test_a_refused_run_creates_nothing(clip, tiny_weights, tmp_path, capsys, extra, words):
+    from vos.run import main
+
+    weights = [] if "--weights" in extra else ["--weights", tiny_weights]
+    assert main([str(clip / "clip.mp4"), "--first-mask", str(clip / "mask.png"), *weights, "--quiet",
+                 "--out", str(tmp_path / "o"), "--report", str(tmp_path / "r.json"), *extra]) == 2
+    assert words in _error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_naming_the_out_folder_is_one_path_for_two_outputs(clip, tiny_weights, tmp_path, capsys):
+    assert _vos_run(clip, tiny_weights, "--out", str(tmp_path / "o"), "--report", str(tmp_path / "o")) == 2
+    assert "one path cannot hold two outputs" in _error(capsys) and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--frames", "0"], "--frames"), (["--objects", "0"], "num_objects"), (["--objects", "1000"], "num_objects"),
+])
+def test_demo_bad_counts_are_one_line_and_create_nothing(tmp_path, capsys, argv, words):
+    from vos.demo import main
+
+    assert main([str(tmp_path / "d"), *argv]) == 2
+    assert words in _error(capsys) and not (tmp_path / "d").exists()
+    (tmp_path / "file").write_text("mine")
+    assert main([str(tmp_path / "file")]) == 2
+    assert "not a folder" in _error(capsys) and (tmp_path / "file").read_text() == "mine"
+
+
+def test_weights_errors_are_input_errors_and_a_fifo_prompt_file_never_blocks(clip, tiny_weights, tmp_path, capsys):
+    from seggpt import SegGPT, SegGPTPredictor
+    from seggpt.run import main as seggpt_run
+    from vos import VideoSegmenter
+
+    for bad in ("", str(tmp_path / "missing.safetensors")):
+        with pytest.raises(InputError):
+            VideoSegmenter(bad)
+    fifo = tmp_path / "prompt.safetensors"
+    os.mkfifo(fifo)
+    with _Unblocker(fifo) as watch:
+        code = seggpt_run(["--prompt-file", str(fifo), str(clip / "frame.jpg"), "--out", str(tmp_path / "o"),
+                           "--weights", tiny_weights])
+    assert not watch.blocked and code == 2 and "FIFO" in _error(capsys)
+    predictor = SegGPTPredictor(SegGPT.from_pretrained(tiny_weights))
+    h, w = predictor.image_size
+    with pytest.raises(InputError, match="B >= 1"):
+        predictor.infer(torch.zeros(0, 3, h, w), torch.zeros(0, 1, 3, h, w), torch.zeros(0, 1, 3, h, w))

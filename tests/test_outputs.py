@@ -168,17 +168,21 @@ def test_a_folder_without_manifest_is_refused(clip, tiny_weights, tmp_path, caps
     assert "not ours" in _one_line_error(capsys)
 
 
-def test_a_killed_run_is_ours_with_overwrite_and_a_rerun_cleans_it(clip, tiny_weights, tmp_path, capsys):
+def test_a_killed_runs_files_are_never_replaced_and_a_clean_rerun_works(clip, tiny_weights, tmp_path, capsys):
     out = tmp_path / "masks"
     # a killed run: its first manifest (incomplete, with the patterns it would write) and some frames
     claim_folder(out, "vos.run", patterns=["*.png", "objects/"], register=False)
     save_index_png(out / "00000.png", np.ones((48, 64), np.uint8))
     (out / ".00001.a1b2c3d4.tmp.png").write_bytes(b"half")  # a temporary file a kill left behind
     assert read_manifest(out)["complete"] is False
-    # its frames carry no hash (a person may have edited one since): ours only with --overwrite
-    assert _run(clip, tiny_weights, out, "--end", "2") == 2
-    assert "--overwrite" in _one_line_error(capsys) and read_index_png(out / "00000.png").max() == 1
-    assert _run(clip, tiny_weights, out, "--end", "2", "--overwrite") == 0  # emptied and redone
+    # its frames carry no hash (a person may have put or edited one since): never ours to replace, even
+    # with --overwrite (a tool with --resume continues such a run); the user removes them
+    for extra in ([], ["--overwrite"]):
+        assert _run(clip, tiny_weights, out, "--end", "2", *extra) == 2
+        assert "killed outright" in _one_line_error(capsys) and read_index_png(out / "00000.png").max() == 1
+    (out / "00000.png").unlink()
+    (out / ".00001.a1b2c3d4.tmp.png").unlink()
+    assert _run(clip, tiny_weights, out, "--end", "2") == 0
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "00000.png", "00001.png"]
 
 

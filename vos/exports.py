@@ -340,8 +340,8 @@ class ExportSpec:
     soft_width: float = DEFAULT_SOFT_WIDTH
     lost_after: int = DEFAULT_LOST_AFTER
 
-    def check(self) -> "ExportSpec":
-        """Fail before any inference: folders writable, suffixes known, pycocotools there, widths valid."""
+    def check_values(self) -> "ExportSpec":
+        """The values alone (suffixes known, pycocotools there, widths valid): nothing is created."""
         if self.matte is not None and Path(self.matte).suffix.lower() not in MATTE_SUFFIXES:
             raise ExportError(f"{self.matte}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
         if not MIN_SOFT_WIDTH <= self.soft_width <= 1:  # NaN fails too
@@ -351,6 +351,11 @@ class ExportSpec:
             raise ExportError(f"--lost-after must be >= 0, got {self.lost_after}")
         if self.rle is not None:
             require_rle()
+        return self
+
+    def check(self) -> "ExportSpec":
+        """Fail before any inference: the values (`check_values`), then every folder made and writable."""
+        self.check_values()
         for d in (self.index_dir, self.object_dir, self.alpha_dir):
             if d is not None:
                 ensure_output_dir(d)

@@ -219,7 +219,7 @@ def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
 
 def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     for option, value in (("the video", args.video), ("--first-mask", args.first_mask), ("--masks", args.masks),
-                          ("--out", args.out)):
+                          ("--out", args.out), ("--config", getattr(args, "config", None))):
         check_path_given(option, value)  # '' is never the current folder nor "the default"
     settings = _settings(args)
     try:
@@ -255,8 +255,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
                       report=Path(args.report) if args.report is not None else None,
                       soft=args.soft, soft_width=args.soft_width, lost_after=args.lost_after)
     try:
-        spec.check()  # every folder writable, pycocotools there: before any inference
-    except (OutputError, ExportError) as e:
+        spec.check_values()  # before the model loads; the folders are made once every check has passed
+    except ExportError as e:
         raise UserError(str(e)) from None
     frame_names = getattr(source, "frame_names", None)
 
@@ -288,6 +288,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     log.info("%d object(s) %s on frame(s) %s; weights %s on %s", len(ids), ids, sorted(masks), settings.weights,
              device)
     outputs.claim()  # our earlier run emptied, the manifest written, right before the first frame
+    try:
+        spec.check()  # every folder writable, pycocotools there: before any inference, after every refusal
+    except (OutputError, ExportError) as e:
+        raise UserError(str(e)) from None
 
     adapt_seconds = _adapt(seg, state, args)
     total = (end - start) if end is not None else None
