@@ -456,7 +456,8 @@ def folder_cases(opt: str) -> None:
     c("v1 manifest (no hashes)", "ok", lambda S, f: _v1(f), "--overwrite")
     c("v1 manifest + user file", "refuse", lambda S, f: (_v1(f), S.mark(S.user(f"{F}/notes.txt"))), "--overwrite")
     c("killed run (running, dead pid)", "refuse", lambda S, f: _killed(f))
-    c("killed run (running, dead pid)", "ok", lambda S, f: _killed(f), "--overwrite")
+    # a killed run's files carry no hash: not even --overwrite takes them (only a tool's --resume)
+    c("killed run (running, dead pid)", "refuse", lambda S, f: _killed(f), "--overwrite")
     c("running manifest, pid alive", "refuse", lambda S, f: _alive(f), "--overwrite")
     c("hard link of our output kept by the user elsewhere", "ok", lambda S, f: _hardlink(S, f, first_png))
 
