@@ -307,10 +307,9 @@ def _ownership(folder: Path, rel: str, manifest: Optional[dict]) -> str:
     return "unfinished" if killed else "foreign"
 
 
-def written_by_us(folder: PathLike, rel: str, accept_unhashed: bool = False) -> bool:
+def written_by_us(folder: PathLike, rel: str) -> bool:
     """Whether `folder/rel` still holds what a run of ours wrote there (see the module docstring)."""
-    state = _ownership(Path(os.path.expanduser(str(folder))), rel, read_manifest(folder))
-    return state == "ours" or (accept_unhashed and state == "unhashed")
+    return _ownership(Path(os.path.expanduser(str(folder))), rel, read_manifest(folder)) == "ours"
 
 
 def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str],

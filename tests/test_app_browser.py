@@ -25,6 +25,7 @@ from PIL import Image
 from vos.exports import read_matte, rle_decode
 from vos.synthetic import make_clip
 from seggpt.io import save_index_png, write_mp4
+from seggpt.outputs import written_by_us
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -195,7 +196,11 @@ def test_app_in_a_real_browser(app_server):
     assert outside == [], f"requests left the machine: {outside[:5]}"
     assert (root / "sessions" / "browser_test.vos-session.zip").is_file()
     zips = list((root / "exports").glob("*.zip"))
-    assert len(zips) == 1 and not [p for p in (root / "exports").iterdir() if p.name.startswith(".")]
+    # one zip and the folder's manifest (what the output guard needs to know the zip is ours); no
+    # temporary file left behind
+    hidden = sorted(p.name for p in (root / "exports").iterdir() if p.name.startswith("."))
+    assert len(zips) == 1 and hidden == [".seggpt-vos-manifest.json"], hidden
+    assert written_by_us(root / "exports", zips[0].name)
     out = tmp / "exported"
     with zipfile.ZipFile(zips[0]) as z:
         z.extractall(out)

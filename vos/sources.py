@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from seggpt.errors import InputError, check_input_file
+from seggpt.errors import InputError
 
 
 logger = logging.getLogger(__name__)
