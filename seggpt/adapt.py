@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -42,7 +43,7 @@ from .device import autocast
 from .model import SegGPT
 from .pairs import DreamAugment, DreamPairs, build_sample
 
-__all__ = ["adapt", "AdaptProgress", "LoRALinear", "add_lora", "merge_lora", "select_parameters", "parse_params",
+__all__ = ["adapt", "AdaptCancelled", "AdaptProgress", "LoRALinear", "add_lora", "merge_lora", "select_parameters", "parse_params",
            "AdaptSampler", "object_colours"]
 
 
@@ -233,6 +234,14 @@ class AdaptProgress:
     model: SegGPT = field(repr=False)
 
 
+class AdaptCancelled(Exception):
+    """`adapt` stopped because its `cancel` event was set; the model passed in is untouched and no copy is kept."""
+
+    def __init__(self, step: int, steps: int):
+        super().__init__(f"adaptation cancelled after {step} of {steps} steps")
+        self.step, self.steps = step, steps
+
+
 def _lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -265,6 +274,7 @@ def adapt(
     object_weight_max: float = 1.0,
     progress: Optional[Callable[[AdaptProgress], None]] = None,
     amp_dtype: Optional[torch.dtype] = None,
+    cancel: Optional[threading.Event] = None,
 ) -> SegGPT:
     """A copy of `model` fine-tuned on pairs made from `frames` (H, W, 3) uint8 and their `label_maps`
     (H, W) object ids; `model` itself is left exactly as it was (see the module docstring).
@@ -272,6 +282,8 @@ def adapt(
     steps 0 returns a plain copy. lr is AdamW's (constant after `warmup` steps, or "cosine" to 10%).
     The copy comes back in eval mode with every parameter's requires_grad as in `model`; its
     `adapt_history` lists each adaptation it went through (settings, seconds, losses).
+    `cancel` (a threading.Event, set from another thread: an app's cancel button) is read before
+    every step; once set, AdaptCancelled is raised and nothing is kept.
     """
     if steps < 0:
         raise ValueError(f"adapt steps must be >= 0, got {steps}")
@@ -299,6 +311,8 @@ def adapt(
             opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
             work.train()
             for step in range(steps):
+                if cancel is not None and cancel.is_set():
+                    raise AdaptCancelled(step, steps)
                 for group in opt.param_groups:
                     group["lr"] = lr * _lr_factor(step, steps, warmup, schedule)
                 imgs, tgts, valid = (t.to(device, non_blocking=True) for t in sampler.batch(rng, batch_size))

@@ -20,16 +20,24 @@ browser. One editing session per app process: it is a local tool for one person.
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
+import inspect
+import json
 import logging
 import os
+import queue
 import sys
+import threading
 import time
+import zlib
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
+import cv2
 import numpy as np
 
-from .editor import EXPORT_KINDS, EXPORT_LABELS, Editor, EditorError
+from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError
 from seggpt.cli import ArgumentParser
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
@@ -51,9 +59,110 @@ def _import_gradio():
 # ====================================================================== the UI
 
 
+class Activity:
+    """What the app is doing now, for the stuck-action watch of the page (`vos.canvas.ACTIVITY_JS`) and the
+    log: every action says when it starts and ends, so a press that starts nothing is visible."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = 0  # actions started since the app began
+        self.busy: Optional[str] = None
+        self.since = 0.0
+
+    def run(self, name: str, fn):
+        """`fn` (a handler, plain or generator) wrapped: its start, end and time logged and shown."""
+        def begin() -> float:
+            with self._lock:
+                self.started += 1
+                self.busy, self.since = name, time.monotonic()
+            log.info("action %r started", name)
+            return self.since
+
+        def end(t0: float) -> None:
+            with self._lock:
+                self.busy = None
+            log.info("action %r ended after %.2f s", name, time.monotonic() - t0)
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args, **kwargs):
+                t0 = begin()
+                try:
+                    yield from fn(*args, **kwargs)
+                finally:
+                    end(t0)
+            return gen
+
+        @functools.wraps(fn)
+        def plain(*args, **kwargs):
+            t0 = begin()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end(t0)
+        return plain
+
+    def state(self) -> dict:
+        with self._lock:
+            busy = self.busy
+            return {"started": self.started, "busy": busy,
+                    "seconds": round(time.monotonic() - self.since) if busy else 0,
+                    "cancellable": bool(busy and busy.startswith("Propagate"))}
+
+
+def _data_url(image: np.ndarray, kind: str) -> str:
+    """An RGB frame as a JPEG, or a (H, W) bool mask as a grey PNG, in a data: URL (no file, no request)."""
+    if kind == "jpeg":
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    else:
+        ok, buf = cv2.imencode(".png", image.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise EditorError(f"could not encode the {kind} image for the page")
+    return f"data:image/{kind};base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def mask_key(editor: Editor, frame_idx: int, obj_id: Optional[int]) -> str:
+    """Names what a canvas shows: the frame, the object and the mask it starts from (a checksum). A commit
+    carries it back, so strokes land where they were drawn, over what the user saw, or are refused."""
+    if obj_id not in editor.objects:
+        return f"{frame_idx}:none:0"
+    mask = editor.mask_of(frame_idx, obj_id)
+    return f"{frame_idx}:{obj_id}:{zlib.crc32(np.packbits(mask).tobytes()) ^ mask.size:08x}"
+
+
+def parse_key(editor: Editor, key) -> Tuple[int, int]:
+    """The frame and object of a canvas key, checked against what the editor has now (`mask_key`)."""
+    try:
+        frame_s, obj_s, _ = str(key).split(":")
+        frame_idx, obj_id = int(frame_s), int(obj_s)
+    except (ValueError, TypeError):
+        raise EditorError("add an object and pick a frame first") from None
+    if obj_id not in editor.objects:
+        raise EditorError(f"object {obj_id} no longer exists")
+    if mask_key(editor, frame_idx, obj_id) != key:
+        raise EditorError(f"the mask of {editor.objects[obj_id].label} on frame {frame_idx} changed since you drew "
+                          f"on it; draw again on what the canvas shows now")
+    return frame_idx, obj_id
+
+
+def _gesture(payload: str, field: str):
+    try:
+        doc = json.loads(payload or "{}")
+    except ValueError:
+        raise EditorError("the canvas sent something unreadable; reload the page") from None
+    if not isinstance(doc, dict):
+        raise EditorError("the canvas sent something unreadable; reload the page")
+    return doc.get("key"), doc.get(field)
+
+
 def build_app(editor: Editor):
     """The Gradio Blocks of the app around one Editor."""
     gr = _import_gradio()
+    from .canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS,
+                         WATCHED_BUTTONS)
+
+    activity = Activity()
+    serial = [0]  # every canvas view has its own number: the page says which one it shows
 
     def object_choices():
         return [(o.label, o.obj_id) for o in editor.objects.values()]
@@ -64,39 +173,61 @@ def build_app(editor: Editor):
         value = selected if selected in ids else (ids[-1] if ids else None)
         return gr.update(choices=choices, value=value)
 
-    def brush_for(obj_id):
-        obj = editor.objects.get(obj_id) if obj_id is not None else None
-        color = obj.hex if obj else "#ffffff"
-        return gr.Brush(colors=[color], default_color=color, color_mode="fixed", default_size=8)
+    def shown_update():
+        """Every object shown (a new video, a new or removed object)."""
+        return gr.update(choices=object_choices(), value=list(editor.objects))
 
-    def editor_value(frame_idx, obj_id):
-        """The drawing canvas: the frame with the other objects as background, the object's mask as the layer."""
+    def hidden_of(shown) -> List[int]:
+        shown = set(int(o) for o in (shown or []))
+        return [o for o in editor.objects if o not in shown]
+
+    def canvas_value(frame_idx: int, obj_id, shown, clear: bool = False) -> str:
+        """The canvas's view (`vos.canvas`): the frame with the other shown objects as background, the selected
+        object's mask, its colour and key."""
+        serial[0] += 1
         if not editor.is_open:
-            return None
-        background = editor.preview(frame_idx, hide=obj_id)
-        layer = np.zeros(background.shape[:2] + (4,), np.uint8)
-        if obj_id in editor.objects:
-            m = editor.mask_of(frame_idx, obj_id)
-            layer[m] = (*editor.objects[obj_id].color, 255)
-        return {"background": background, "layers": [layer], "composite": None}
-
-    def canvas(frame_idx, obj_id):
-        return gr.update(value=editor_value(frame_idx, obj_id), brush=brush_for(obj_id))
+            return json.dumps({"serial": serial[0], "note": "no video open"})
+        h, w = editor.size
+        if obj_id not in editor.objects:
+            obj_id = None
+        hide = hidden_of(shown) + ([obj_id] if obj_id is not None else [])
+        background = editor.preview(frame_idx, hide=hide)
+        mask = editor.mask_of(frame_idx, obj_id) if obj_id is not None else np.zeros((h, w), bool)
+        if obj_id is None:
+            note = f"frame {frame_idx}: add an object to draw its mask"
+        else:
+            origin = editor.origin(frame_idx, obj_id)
+            what = {"none": "no mask yet: paint it, or draw a box and press \"Mask from box\"",
+                    "prediction": "the prediction (translucent): the brush adds to it, the eraser removes"}.get(
+                origin, f"mask given here, made by: {origin}")
+            note = f"{editor.objects[obj_id].label} on frame {frame_idx}: {what}"
+        return json.dumps({"serial": serial[0], "key": mask_key(editor, frame_idx, obj_id), "width": w, "height": h,
+                           "color": editor.objects[obj_id].hex if obj_id is not None else "#ffffff",
+                           "background": _data_url(background, "jpeg"), "mask": _data_url(mask, "png"),
+                           "note": note, "clear": clear})
 
     def frame_info(frame_idx):
         if not editor.is_open:
             return "no video open"
         given = editor.given(frame_idx)
-        mark = f"; masks given here: {', '.join(editor.objects[o].name for o in given if o in editor.objects)}" \
-            if given else ""
-        return f"frame {frame_idx} of {editor.num_frames - 1}{mark}; {editor.done_frames()} frame(s) segmented"
+        mark = "; masks given here: " + ", ".join(f"{editor.objects[o].name} ({editor.origin(frame_idx, o)})"
+                                                  for o in given if o in editor.objects) if given else ""
+        undo = f"; {editor.can_undo} change(s) to undo" if editor.can_undo else ""
+        return f"frame {frame_idx} of {editor.num_frames - 1}{mark}; {editor.done_frames()} frame(s) segmented{undo}"
 
-    def view(frame_idx, obj_id):
+    def result_image(frame_idx, shown):
+        return editor.preview(frame_idx, hide=hidden_of(shown))
+
+    def view(frame_idx, obj_id, shown, clear=False):
         """Everything that shows one frame: canvas, preview, info."""
         if not editor.is_open:
-            return gr.update(), None, "no video open"
-        frame_idx = int(frame_idx or 0)
-        return canvas(frame_idx, obj_id), editor.preview(frame_idx), frame_info(frame_idx)
+            return canvas_value(0, None, shown), None, "no video open"
+        try:
+            frame_idx = editor._check_frame(frame_idx or 0)
+        except EditorError:
+            frame_idx = 0
+        return (canvas_value(frame_idx, obj_id, shown, clear), result_image(frame_idx, shown),
+                frame_info(frame_idx))
 
     # ------------------------------------------------------------------ handlers
     def on_open(upload, picked):
@@ -108,98 +239,186 @@ def build_app(editor: Editor):
             else:
                 raise EditorError("upload a video, or pick a video or frame folder")
         except EditorError as e:
-            return (f"error: {e}", gr.update(), gr.update(), gr.update(), None, gr.update(), gr.update())
+            return (f"error: {e}", gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
+                    gr.update())
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
-        c, p, info = view(0, None)
-        return msg, slider, objects_update(), c, p, info, gr.update(choices=editor.media())
+        return (msg, slider, objects_update(), shown_update()) + view(0, None, []) + (gr.update(choices=editor.media()),)
 
-    def on_add(name, frame_idx, obj_id):
+    def on_add(name, frame_idx, obj_id, shown):
         try:
             new = editor.add_object(name)
         except EditorError as e:
-            return f"error: {e}", gr.update(), gr.update(), ""
-        return f"added object {editor.objects[new].label}", objects_update(new), canvas(int(frame_idx), new), ""
+            return (f"error: {e}", gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
+        shown = list(shown or []) + [new]
+        return ((f"added object {editor.objects[new].label}", objects_update(new),
+                 gr.update(choices=object_choices(), value=shown))
+                + view(frame_idx, new, shown) + ("",))
 
-    def on_rename(name, obj_id):
+    def on_rename(name, obj_id, shown):
         try:
             editor.rename_object(obj_id, name)
         except EditorError as e:
-            return f"error: {e}", gr.update(), name
-        return f"renamed to {editor.objects[obj_id].label}", objects_update(obj_id), ""
+            return f"error: {e}", gr.update(), gr.update(), name
+        return (f"renamed to {editor.objects[obj_id].label}", objects_update(obj_id),
+                gr.update(choices=object_choices(), value=shown), "")
 
-    def on_remove(frame_idx, obj_id):
+    def on_remove(frame_idx, obj_id, shown):
         try:
             name = editor.objects[obj_id].label if obj_id in editor.objects else obj_id
             editor.remove_object(obj_id)
         except EditorError as e:
-            return (f"error: {e}", gr.update()) + view(frame_idx, obj_id)
+            return (f"error: {e}", gr.update(), gr.update()) + view(frame_idx, obj_id, shown)
         upd = objects_update()
-        return (f"removed object {name}", upd) + view(frame_idx, upd["value"])
+        shown = [o for o in (shown or []) if o in editor.objects]
+        return ((f"removed object {name}", upd, gr.update(choices=object_choices(), value=shown))
+                + view(frame_idx, upd["value"], shown))
 
-    def on_use_drawing(value, frame_idx, obj_id):
+    def mask_change(change, frame_idx, obj_id, shown):
+        """Run one mask change on the frame and object the canvas shows; the status says what it made."""
         try:
+            msg, where, obj = change()
+        except EditorError as e:
+            return (f"error: {e}", gr.update(), gr.update()) + view(frame_idx, obj_id, shown)
+        moved = gr.update(value=where) if where != int(frame_idx or 0) else gr.update()  # the slider follows
+        picked = gr.update(value=obj) if obj != obj_id else gr.update()
+        return (msg, moved, picked) + view(where, obj, shown, clear=True)
+
+    def area_message(frame_idx, obj_id, area, how):
+        msg = f"mask of {editor.objects[obj_id].label} on frame {frame_idx}: {area} pixels ({how})"
+        return msg + (" (empty: the object is not on this frame)" if area == 0 else "")
+
+    def on_use_drawing(payload, frame_idx, obj_id, shown):
+        def change():
+            key, strokes = _gesture(payload, "strokes")
+            where, obj = parse_key(editor, key)
+            area = editor.draw(where, obj, strokes)
+            return area_message(where, obj, area, editor.origin(where, obj)), where, obj
+        return mask_change(change, frame_idx, obj_id, shown)
+
+    def on_box(payload, frame_idx, obj_id, shown):
+        def change():
+            key, box = _gesture(payload, "box")
+            where, obj = parse_key(editor, key)
+            if box is None:
+                raise EditorError("choose Box on the canvas and drag a box around the object first")
+            area = editor.box_to_mask(where, obj, box)
+            return (area_message(where, obj, area, "box (GrabCut)") + "; refine it with the brush, then propagate",
+                    where, obj)
+        return mask_change(change, frame_idx, obj_id, shown)
+
+    def on_accept(frame_idx, obj_id, shown):
+        def change():
             if obj_id not in editor.objects:
                 raise EditorError("add an object first")
-            if not value or not value.get("layers"):
-                raise EditorError("draw on the frame first")
-            mask = np.zeros(editor.size, bool)
-            for layer in value["layers"]:
-                a = np.asarray(layer)
-                if a.shape[:2] != editor.size:
-                    raise EditorError(f"the drawing is {a.shape[1]}x{a.shape[0]}, the frame "
-                                      f"{editor.size[1]}x{editor.size[0]}")
-                mask |= (a[..., 3] > 0) if a.ndim == 3 and a.shape[2] == 4 else (a.reshape(a.shape[:2] + (-1,)).max(-1) > 0)
-            area = editor.set_mask(int(frame_idx), obj_id, mask)
-        except EditorError as e:
-            return (f"error: {e}",) + view(frame_idx, obj_id)
-        msg = f"mask of {editor.objects[obj_id].label} on frame {int(frame_idx)}: {area} pixels"
-        if area == 0:
-            msg += " (empty: the object is not on this frame)"
-        return (msg,) + view(frame_idx, obj_id)
+            where = int(frame_idx or 0)
+            area = editor.accept_prediction(where, obj_id)
+            return area_message(where, obj_id, area, "accepted prediction"), where, obj_id
+        return mask_change(change, frame_idx, obj_id, shown)
 
-    def on_upload_mask(path, frame_idx, obj_id):
+    def on_undo(frame_idx, obj_id, shown):
+        def change():
+            return editor.undo()
+        return mask_change(change, frame_idx, obj_id, shown)
+
+    def on_upload_mask(path, frame_idx, obj_id, shown):
         try:
             if not path:
                 raise EditorError("choose a mask PNG first")
             ids = editor.load_mask(int(frame_idx), path, obj_id if obj_id in editor.objects else None)
         except EditorError as e:
-            return (f"error: {e}", gr.update()) + view(frame_idx, obj_id)
+            return (f"error: {e}", gr.update(), gr.update()) + view(frame_idx, obj_id, shown)
         sel = obj_id if obj_id in ids else ids[0]
-        return ((f"mask PNG on frame {int(frame_idx)}: object(s) {ids}", objects_update(sel))
-                + view(frame_idx, sel))
+        shown = sorted(set(shown or []) | set(ids))
+        return ((f"mask PNG on frame {int(frame_idx)}: object(s) {ids}", objects_update(sel),
+                 gr.update(choices=object_choices(), value=shown)) + view(frame_idx, sel, shown))
+
+    def on_adapt_steps(steps):
+        try:
+            editor.set_adapt_steps(steps)
+        except EditorError as e:
+            return f"error: {e}", gr.update(value=editor.adapt_steps)
+        state = f"{editor.adapt_steps} steps before the next propagation" if editor.adapt_steps else "off"
+        return f"test-time adaptation: {state}", gr.update()
 
     runs = [0]  # propagations finished: the status names each one
 
-    def on_propagate(frame_idx, obj_id, reverse, progress):
+    def on_propagate(frame_idx, obj_id, shown, reverse, progress):
+        """The propagation runs in a thread of its own; this generator relays its adaptation steps and frames
+        (a wait that yields nothing, as adaptation, still shows progress and can be cancelled)."""
         direction = "backward" if reverse else "forward"
         frame_idx = int(frame_idx or 0)
-        last = 0.0
+        events: "queue.Queue[tuple]" = queue.Queue()
+
+        def work() -> None:
+            try:
+                for item in editor.propagate(frame_idx, reverse=reverse, on_adapt=lambda p: events.put(("adapt", p))):
+                    events.put(("frame", item))
+            except EditorError as e:
+                events.put(("error", str(e)))
+            except Exception as e:  # noqa: BLE001 - said in the status, the traceback in the log
+                log.exception("the propagation failed")
+                events.put(("error", f"the propagation failed: {type(e).__name__}: {e} (the log has the details)"))
+            finally:
+                events.put(("end", None))
+
+        threading.Thread(target=work, name="vos-propagate", daemon=True).start()
         done = total = 0
         idx = frame_idx
+        adapt = None
+        last = 0.0
+        finished = False
         try:
-            for done, total, idx in editor.propagate(frame_idx, reverse=reverse):
-                progress((done, total), desc=f"propagating {direction}", unit="frames")
+            while True:
+                try:
+                    kind, item = events.get(timeout=PREVIEW_EVERY_S)
+                except queue.Empty:
+                    kind, item = "wait", None
+                if kind == "end":
+                    finished = True
+                    break
+                if kind == "error":
+                    finished = True
+                    yield f"error: {item}", gr.update(), gr.update()
+                    return
+                if kind == "adapt":
+                    adapt = item
+                    progress((item.step, item.steps), desc="adapting", unit="steps")
+                elif kind == "frame":
+                    done, total, idx = item
+                    progress((done, total), desc=f"propagating {direction}", unit="frames")
                 now = time.monotonic()
-                if now - last >= PREVIEW_EVERY_S:
-                    last = now
+                if now - last < PREVIEW_EVERY_S and kind != "wait":
+                    continue
+                last = now
+                if done or total:
                     yield (f"propagating {direction} from frame {frame_idx}: {done}/{total} frames (frame {idx})",
-                           editor.preview(idx), gr.update())
-        except EditorError as e:
-            yield f"error: {e}", gr.update(), gr.update()
-            return
-        state = "cancelled" if editor.cancelled and done < total else "done"
+                           result_image(idx, shown), gr.update())
+                elif adapt is not None:
+                    yield (f"adapting to the masks before propagating {direction}: step {adapt.step}/{adapt.steps}, "
+                           f"loss {adapt.loss:.4f}, {adapt.seconds:.1f} s (Cancel stops it; nothing learnt is kept)",
+                           gr.update(), gr.update())
+                else:
+                    yield f"propagating {direction} from frame {frame_idx}: starting", gr.update(), gr.update()
+        finally:
+            if not finished:  # the page went away: stop the work it started
+                editor.cancel()
+        cancelled = editor.cancelled and done < total or (editor.cancelled and not done)
+        state = "cancelled" if cancelled else "done"
+        if cancelled and not done and adapt is not None and adapt.step < adapt.steps:
+            state += f" during adaptation (step {adapt.step}/{adapt.steps}; nothing learnt is kept)"
         runs[0] += 1
+        total = total or (frame_idx + 1 if reverse else editor.num_frames - frame_idx)
         yield (f"propagation {direction} {state}: {done}/{total} frames (last: frame {idx}; run {runs[0]})",
-               editor.preview(frame_idx), frame_info(frame_idx))  # back to the frame the slider shows
+               result_image(frame_idx, shown), frame_info(frame_idx))  # back to the frame the slider shows
 
-    def on_forward(frame_idx, obj_id, progress=gr.Progress()):
-        yield from on_propagate(frame_idx, obj_id, False, progress)
+    def on_forward(frame_idx, obj_id, shown, progress=gr.Progress()):
+        yield from on_propagate(frame_idx, obj_id, shown, False, progress)
 
-    def on_backward(frame_idx, obj_id, progress=gr.Progress()):
-        yield from on_propagate(frame_idx, obj_id, True, progress)
+    def on_backward(frame_idx, obj_id, shown, progress=gr.Progress()):
+        yield from on_propagate(frame_idx, obj_id, shown, True, progress)
 
     def on_cancel():
-        editor.cancel()  # the propagation says "cancelled" itself once the frame in progress is done
+        editor.cancel()  # the propagation says "cancelled" itself once the step or frame in progress is done
 
     def on_export(kinds, soft, frame_idx, progress=gr.Progress()):
         try:
@@ -220,17 +439,25 @@ def build_app(editor: Editor):
         try:
             msg = editor.open_session(name)
         except EditorError as e:
-            return (f"error: {e}", gr.update(), gr.update()) + (gr.update(), None, gr.update())
+            return (f"error: {e}", gr.update(), gr.update(), gr.update()) + (gr.update(), None, gr.update())
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         upd = objects_update()
-        return (msg, slider, upd) + view(0, upd["value"])
+        return (msg, slider, upd, shown_update()) + view(0, upd["value"], list(editor.objects))
+
+    def activity_state(*_):
+        return activity.state()
+
+    activity_state.__name__ = "activity"
 
     # ------------------------------------------------------------------ layout
     with gr.Blocks(title="seggpt-vos editor", analytics_enabled=False) as app:
-        gr.Markdown("## seggpt-vos editor\nOpen a video, draw a mask for each object on any frame, propagate, "
-                    "correct, export.")
+        gr.Markdown("## seggpt-vos editor\nOpen a video, give each object a mask on any frame (paint it, or draw a "
+                    "box), propagate, correct on top of the prediction, export.")
         status = gr.Textbox(label="Status", value=f"files under {editor.root}", interactive=False,
                             elem_id="status")
+        gr.HTML(value="", html_template=ACTIVITY_HTML, css_template=ACTIVITY_CSS, js_on_load=ACTIVITY_JS,
+                server_functions=[activity_state], watched=json.dumps(WATCHED_BUTTONS), elem_id="activity",
+                container=False)
         with gr.Row():
             upload = gr.File(label="Upload a video", file_types=list(_video_types()), type="filepath",
                              elem_id="upload-video")
@@ -248,21 +475,28 @@ def build_app(editor: Editor):
                     add = gr.Button("Add object", elem_id="add-object", scale=1)
                     rename = gr.Button("Rename", elem_id="rename-object", scale=1)
                     remove = gr.Button("Remove object", variant="stop", elem_id="remove-object", scale=1)
-                draw = gr.ImageEditor(label="Draw the selected object (brush; the eraser removes)", type="numpy",
-                                      image_mode="RGBA", sources=(), transforms=(), layers=False, height=420,
-                                      brush=brush_for(None), eraser=gr.Eraser(default_size=8), elem_id="draw")
-                use_drawing = gr.Button("Use drawing as the object's mask on this frame", variant="primary",
-                                        elem_id="use-drawing")
+                draw = gr.HTML(value=canvas_value(0, None, []), html_template=CANVAS_HTML, css_template=CANVAS_CSS,
+                               js_on_load=CANVAS_JS, elem_id="draw", container=False)
+                gesture = gr.Textbox(visible=False, elem_id="gesture")
+                with gr.Row():
+                    use_drawing = gr.Button("Use drawing", variant="primary", elem_id="use-drawing")
+                    box_btn = gr.Button("Mask from box", elem_id="box-to-mask")
+                    accept = gr.Button("Accept prediction", elem_id="accept")
+                    undo = gr.Button("Undo last change", elem_id="undo")
+                shown = gr.CheckboxGroup(label="Show objects", choices=[], value=[], elem_id="shown")
                 mask_file = gr.File(label="Upload a mask PNG (binary: the selected object; a label map: its ids)",
                                     file_types=[".png"], type="filepath", elem_id="upload-mask", height=110)
                 use_mask = gr.Button("Use uploaded mask on this frame", elem_id="use-mask")
             with gr.Column(scale=1):
                 preview = gr.Image(label="Result (overlay)", type="numpy", interactive=False, height=420,
-                                   elem_id="preview")
+                                   format="jpeg", elem_id="preview")
                 with gr.Row():
                     bwd = gr.Button("◀ Propagate backward", elem_id="backward")
                     fwd = gr.Button("Propagate forward ▶", variant="primary", elem_id="forward")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                adapt_steps = gr.Number(label="Test-time adaptation steps before propagating (0: off; minutes on "
+                                              "a CPU, Cancel stops them)", value=editor.adapt_steps, precision=0,
+                                        minimum=0, maximum=MAX_ADAPT_STEPS, elem_id="adapt-steps")
                 kinds = gr.CheckboxGroup(choices=[(EXPORT_LABELS[k], k) for k in EXPORT_KINDS],
                                          value=list(EXPORT_KINDS), label="Export", elem_id="kinds")
                 soft = gr.Checkbox(label="Soft edges (RGBA PNGs and matte, from the model's scores)", value=False,
@@ -279,22 +513,38 @@ def build_app(editor: Editor):
                     sessions = gr.Dropdown(label="Sessions", choices=editor.sessions(), elem_id="sessions")
                     load = gr.Button("Open session", elem_id="open-session")
 
-        shown = [draw, preview, info]
-        upload.upload(on_open, [upload, picked], [status, frame, obj] + shown + [picked])
-        open_btn.click(on_open, [upload, picked], [status, frame, obj] + shown + [picked])
-        frame.change(view, [frame, obj], shown)
-        obj.change(view, [frame, obj], shown)
-        add.click(on_add, [name, frame, obj], [status, obj, draw, name])
-        rename.click(on_rename, [name, obj], [status, obj, name])
-        remove.click(on_remove, [frame, obj], [status, obj] + shown)
-        use_drawing.click(on_use_drawing, [draw, frame, obj], [status] + shown)
-        use_mask.click(on_upload_mask, [mask_file, frame, obj], [status, obj] + shown)
-        fwd.click(on_forward, [frame, obj], [status, preview, info])
-        bwd.click(on_backward, [frame, obj], [status, preview, info])
+        shows = [draw, preview, info]
+        quiet = dict(show_progress="hidden")
+        light = dict(show_progress="hidden", queue=False)  # views never wait behind a propagation
+        act = activity.run
+        upload.upload(act("Open", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
+        open_btn.click(act("Open", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
+        frame.change(view, [frame, obj, shown], shows, trigger_mode="always_last", **light)
+        obj.change(view, [frame, obj, shown], shows, **light)
+        shown.change(view, [frame, obj, shown], shows, **light)
+        add.click(act("Add object", on_add), [name, frame, obj, shown], [status, obj, shown] + shows + [name], **quiet)
+        rename.click(act("Rename", on_rename), [name, obj, shown], [status, obj, shown, name], **quiet)
+        remove.click(act("Remove object", on_remove), [frame, obj, shown], [status, obj, shown] + shows, **quiet)
+        edited = [status, frame, obj] + shows
+        use_drawing.click(act("Use drawing", on_use_drawing), [gesture, frame, obj, shown], edited,
+                          js="(g, f, o, s) => [window.vosCanvas ? window.vosCanvas.strokes() : '', f, o, s]", **quiet)
+        box_btn.click(act("Mask from box", on_box), [gesture, frame, obj, shown], edited,
+                      js="(g, f, o, s) => [window.vosCanvas ? window.vosCanvas.box() : '', f, o, s]", **quiet)
+        accept.click(act("Accept prediction", on_accept), [frame, obj, shown], edited, **quiet)
+        undo.click(act("Undo last change", on_undo), [frame, obj, shown], edited, **quiet)
+        use_mask.click(act("Use uploaded mask", on_upload_mask), [mask_file, frame, obj, shown],
+                       [status, obj, shown] + shows, **quiet)
+        adapt_steps.change(on_adapt_steps, [adapt_steps], [status, adapt_steps], **quiet)
+        # progress shows in the status line only: the preview stays visible (it shows the frames as they come)
+        fwd.click(act("Propagate forward", on_forward), [frame, obj, shown], [status, preview, info],
+                  show_progress="minimal", show_progress_on=[status])
+        bwd.click(act("Propagate backward", on_backward), [frame, obj, shown], [status, preview, info],
+                  show_progress="minimal", show_progress_on=[status])
         cancel.click(on_cancel, None, None, queue=False)
-        export.click(on_export, [kinds, soft, frame], [status, exported, exported_view])
-        save.click(on_save, [session_name], [status, sessions])
-        load.click(on_open_session, [sessions], [status, frame, obj] + shown)
+        export.click(act("Export zip", on_export), [kinds, soft, frame], [status, exported, exported_view],
+                     show_progress="full", show_progress_on=[status])
+        save.click(act("Save session", on_save), [session_name], [status, sessions], **quiet)
+        load.click(act("Open session", on_open_session), [sessions], [status, frame, obj, shown] + shows, **quiet)
     return app
 
 

@@ -5,6 +5,11 @@ propagations so far. The engine's rules apply unchanged (`vos.state`): every mas
 every propagation, forwards and backwards; a mask drawn on a frame that already has a result is a
 correction, and propagating again from there uses it.
 
+A mask is made by strokes over what the frame shows for the object (its given mask, else the
+prediction: a correction is the prediction plus the brush minus the eraser, `apply_strokes`), from a
+box (GrabCut, `mask_from_box`), from a mask PNG, or by accepting the prediction as it is; each given
+mask remembers what made it (`origin`), and `undo` takes the last mask change back.
+
 Files: the editor reads server-side files only under `root` (the folder named when the app starts);
 uploads are copied to `root/uploads/`, exports go to `root/exports/`, session files to
 `root/sessions/`. Every file is written atomically.
@@ -35,11 +40,15 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from seggpt.adapt import AdaptProgress
 from seggpt.colors import davis_palette
+from seggpt.errors import InputError
 from seggpt.io import OutputError, atomic_path, overlay
 from seggpt.outputs import OutputFiles, OutputRefused, claim_files, is_within, real, written_by_us
 
+from .drawing import apply_strokes, mask_from_box, parse_box, parse_strokes
 from .engine import EngineError, VideoSegmenter
+from .objects import describe_shape
 from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, margins_of_alpha, remove_tree, save_object_png,
                       soft_alpha, write_json, zip_folder)
 from .prompts import PromptError, read_mask
@@ -56,6 +65,8 @@ EXPORT_KINDS = ("index", "objects", "alpha", "matte", "overlay", "rle")
 EXPORT_LABELS = {"index": "index PNGs", "objects": "per-object 0/255 PNGs", "alpha": "RGBA PNGs",
                  "matte": "matte video (FFV1 .mkv)", "overlay": "overlay mp4", "rle": "RLE JSON"}
 MAX_OBJECTS = 255  # index PNGs hold ids 1..255
+UNDO_DEPTH = 100  # mask changes `undo` can take back
+MAX_ADAPT_STEPS = 10_000
 
 
 class EditorError(ValueError):
@@ -90,8 +101,22 @@ class _Result:
     alpha: bytes
 
 
+@dataclass
+class _Change:
+    """One mask change, as `undo` needs it: what the frame had for the object before."""
+
+    frame_idx: int
+    obj_id: int
+    given: Optional[np.ndarray]  # the mask given before (None: none was given)
+    origin: Optional[str]
+    result: Optional[_Result]  # the frame's result before
+    what: str  # the change, for the status line
+
+
 class Editor:
-    """One video being edited (module docstring). Not thread-safe except `cancel()`; the app serialises calls."""
+    """One video being edited (module docstring). Not thread-safe except `cancel()` and the read-only views
+    (`frame`, `preview`, `mask_of`), which a page may ask for while a propagation runs; the app serialises
+    the rest."""
 
     def __init__(self, segmenter: VideoSegmenter, root: str | Path, settings: Optional[dict] = None):
         self.segmenter = segmenter
@@ -106,8 +131,12 @@ class Editor:
         self.results: Dict[int, _Result] = {}
         self._viewer: Optional[FrameSource] = None
         self._frames: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
+        self.origins: Dict[Tuple[int, int], str] = {}  # (frame, object) -> what made its given mask
+        self.version = 0  # changes with every mask change: a canvas showing an older one starts afresh
+        self._history: List[_Change] = []
         self._cancel = threading.Event()
         self._busy = threading.Lock()
+        self._viewing = threading.Lock()  # the viewer's decoder and cache serve one request at a time
 
     # ================================================================== files under root
     def inside(self, path: str | Path) -> Path:
@@ -202,7 +231,11 @@ class Editor:
             self.state = self.segmenter.init_state(source)
             self.objects.clear()
             self.results.clear()
-            self._frames.clear()
+            self.origins.clear()
+            self._history.clear()
+            self.version += 1
+            with self._viewing:
+                self._frames.clear()
         return f"opened {self.video_name}: {self.num_frames} frames, {self.size[1]}x{self.size[0]}, {self.fps:g} fps"
 
     @property
@@ -234,14 +267,15 @@ class Editor:
         """The RGB frame (a small cache keeps the recently viewed ones)."""
         self._need_video()
         idx = self._check_frame(idx)
-        if idx in self._frames:
-            self._frames.move_to_end(idx)
+        with self._viewing:
+            if idx in self._frames:
+                self._frames.move_to_end(idx)
+                return self._frames[idx]
+            for _, f in self._viewer.iter_frames(idx, idx + 1):
+                self._frames[idx] = f
+            while len(self._frames) > 48:
+                self._frames.popitem(last=False)
             return self._frames[idx]
-        for _, f in self._viewer.iter_frames(idx, idx + 1):
-            self._frames[idx] = f
-        while len(self._frames) > 48:
-            self._frames.popitem(last=False)
-        return self._frames[idx]
 
     def _check_frame(self, idx) -> int:
         try:
@@ -279,6 +313,9 @@ class Editor:
             del self.objects[obj_id]
             if obj_id in state.objects:
                 self.segmenter.remove_object(state, obj_id)
+            self._history = [c for c in self._history if c.obj_id != obj_id]
+            self.origins = {k: v for k, v in self.origins.items() if k[1] != obj_id}
+            self.version += 1
             for idx, r in self.results.items():
                 labels = self._unpack(r)
                 if (labels == obj_id).any():
@@ -293,20 +330,27 @@ class Editor:
             raise EditorError(f"no object {obj_id} (objects: {sorted(self.objects)})") from None
 
     # ================================================================== masks
-    def set_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> int:
+    def set_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray, origin: str = "drawn") -> int:
         """Give (or correct) an object on a frame; an empty mask says the object is not on this frame.
-        Returns the mask's area."""
+        `origin` says what made it (shown beside it). Returns the mask's area."""
         state = self._need_video()
         frame_idx = self._check_frame(frame_idx)
-        self._object(obj_id)
-        m = np.asarray(mask).astype(bool)
+        obj_id = self._object(obj_id).obj_id
+        m = np.asarray(mask)
         if m.shape != self.size:
-            raise EditorError(f"the mask is {m.shape[1]}x{m.shape[0]}, the frames {self.size[1]}x{self.size[0]}")
+            raise EditorError(f"the mask is {describe_shape(m)}, the frames {self.size[1]}x{self.size[0]}")
+        m = m.astype(bool)
         with self._busy_or_error():
+            before = _Change(frame_idx, obj_id, self.given(frame_idx).get(obj_id), self.origins.get((frame_idx, obj_id)),
+                             self.results.get(frame_idx), f"{origin} mask of {self.objects[obj_id].label} on frame "
+                             f"{frame_idx}")
             try:
                 self.segmenter.add_new_mask(state, frame_idx, obj_id, m)
             except EngineError as e:
                 raise EditorError(str(e)) from None
+            self._history = (self._history + [before])[-UNDO_DEPTH:]
+            self.origins[(frame_idx, obj_id)] = origin
+            self.version += 1
             labels = self.labels(frame_idx)
             labels[labels == obj_id] = 0
             labels[m] = obj_id
@@ -326,15 +370,93 @@ class Editor:
             raise EditorError(str(e)) from None
         ids = [int(v) for v in np.unique(labels) if v > 0]
         if ids == [1] and obj_id is not None:  # a binary mask: the selected object
-            self.set_mask(frame_idx, obj_id, labels == 1)
+            self.set_mask(frame_idx, obj_id, labels == 1, origin="mask PNG")
             return [int(obj_id)]
         for o in ids:
             if o > MAX_OBJECTS:
                 raise EditorError(f"{Path(path).name}: object id {o}; the app keeps ids 1..{MAX_OBJECTS}")
             if o not in self.objects:
                 self.add_object(None, o)
-            self.set_mask(frame_idx, o, labels == o)
+            self.set_mask(frame_idx, o, labels == o, origin="mask PNG")
         return ids
+
+    def draw(self, frame_idx: int, obj_id: int, strokes: list) -> int:
+        """Brush and eraser strokes (`vos.drawing.parse_strokes`, frame pixels) over what the frame shows for
+        the object (`mask_of`: its given mask, else the prediction): the result becomes its given mask.
+        Returns the area."""
+        self._need_video()
+        frame_idx = self._check_frame(frame_idx)
+        obj_id = self._object(obj_id).obj_id
+        try:
+            checked = parse_strokes(strokes, self.size)
+        except InputError as e:
+            raise EditorError(str(e)) from None
+        if not checked:
+            raise EditorError("draw on the frame first (the brush adds, the eraser removes)")
+        before = self.origin(frame_idx, obj_id)
+        origin = "painted" if before in ("none", "painted") else before if before.endswith(", corrected") \
+            else f"{before}, corrected"
+        return self.set_mask(frame_idx, obj_id, apply_strokes(self.mask_of(frame_idx, obj_id), checked), origin)
+
+    def box_to_mask(self, frame_idx: int, obj_id: int, box: Sequence[float]) -> int:
+        """The object inside a box [x0, y0, x1, y1] (frame pixels) by GrabCut (`vos.drawing.mask_from_box`) as
+        its given mask on the frame; returns the area (0: GrabCut found nothing: paint it instead)."""
+        self._need_video()
+        frame_idx = self._check_frame(frame_idx)
+        obj_id = self._object(obj_id).obj_id
+        try:
+            mask = mask_from_box(self.frame(frame_idx), parse_box(box, self.size))
+        except InputError as e:
+            raise EditorError(str(e)) from None
+        if not mask.any():
+            raise EditorError("box: GrabCut found no object in the box; draw a tighter box or paint the mask")
+        return self.set_mask(frame_idx, obj_id, mask, origin="box (GrabCut)")
+
+    def accept_prediction(self, frame_idx: int, obj_id: int) -> int:
+        """The prediction of the object on the frame, as it is, becomes its given mask; returns the area."""
+        self._need_video()
+        frame_idx = self._check_frame(frame_idx)
+        obj_id = self._object(obj_id).obj_id
+        if frame_idx not in self.results:
+            raise EditorError(f"frame {frame_idx} has no prediction yet: propagate first")
+        return self.set_mask(frame_idx, obj_id, self.labels(frame_idx) == obj_id, origin="accepted prediction")
+
+    def origin(self, frame_idx: int, obj_id: int) -> str:
+        """What the frame shows for the object comes from: the origin of its given mask, "prediction", or "none"."""
+        if obj_id in self.given(frame_idx):
+            return self.origins.get((frame_idx, obj_id), "given")
+        r = self.results.get(frame_idx)
+        return "prediction" if r is not None and obj_id in r.object_ids else "none"
+
+    def undo(self) -> Tuple[str, int, int]:
+        """Take back the last mask change (drawn, box, PNG or accepted); returns what was undone, with the frame
+        and object it was on."""
+        state = self._need_video()
+        if not self._history:
+            raise EditorError("nothing to undo")
+        with self._busy_or_error():
+            c = self._history.pop()
+            try:
+                if c.given is None:
+                    self.segmenter.remove_mask(state, c.frame_idx, c.obj_id)
+                else:
+                    self.segmenter.add_new_mask(state, c.frame_idx, c.obj_id, c.given)
+            except EngineError as e:
+                raise EditorError(f"cannot undo the {c.what}: {e}") from None
+            if c.origin is None:
+                self.origins.pop((c.frame_idx, c.obj_id), None)
+            else:
+                self.origins[(c.frame_idx, c.obj_id)] = c.origin
+            if c.result is None:
+                self.results.pop(c.frame_idx, None)
+            else:
+                self.results[c.frame_idx] = c.result
+            self.version += 1
+        return f"undid the {c.what}", c.frame_idx, c.obj_id
+
+    @property
+    def can_undo(self) -> int:
+        return len(self._history)
 
     def given(self, frame_idx: int) -> Dict[int, np.ndarray]:
         """The masks given on a frame {obj_id: mask}."""
@@ -357,11 +479,12 @@ class Editor:
         r = self.results.get(frame_idx)
         return self._unpack(r) if r else np.zeros(self.size, np.uint8)
 
-    def preview(self, frame_idx: int, hide: Optional[int] = None) -> np.ndarray:
-        """The frame with every object's overlay (without object `hide`)."""
+    def preview(self, frame_idx: int, hide: Sequence[int] = ()) -> np.ndarray:
+        """The frame with every object's overlay but the objects in `hide` (an id or ids)."""
         labels = self.labels(frame_idx)
-        if hide is not None:
-            labels = np.where(labels == hide, 0, labels).astype(np.uint8)
+        hidden = [hide] if isinstance(hide, (int, np.integer)) else [int(h) for h in hide if h is not None]
+        if hidden:
+            labels = np.where(np.isin(labels, hidden), 0, labels).astype(np.uint8)
         return overlay(self.frame(frame_idx), labels, davis_palette())
 
     def done_frames(self) -> int:
@@ -369,12 +492,37 @@ class Editor:
 
     # ================================================================== propagation
     def cancel(self) -> None:
-        """Stop a running propagation after the frame in progress (the frames done are kept)."""
+        """Stop a running propagation: during its adaptation before the next step (nothing learnt is kept),
+        else after the frame in progress (the frames done are kept)."""
         self._cancel.set()
 
-    def propagate(self, frame_idx: int, reverse: bool = False) -> Iterator[Tuple[int, int, int]]:
+    @property
+    def adapt_steps(self) -> int:
+        return int(self.segmenter.config.adapt.steps)
+
+    def set_adapt_steps(self, steps) -> None:
+        """Test-time adaptation steps before the next propagation (0: off; `engine.adapt.steps`). A change
+        forgets what was learnt, so the next propagation adapts afresh with the new count."""
+        try:
+            n = int(steps)
+        except (TypeError, ValueError):
+            raise EditorError(f"adaptation steps: expected a whole number, got {steps!r}") from None
+        if n != steps or not 0 <= n <= MAX_ADAPT_STEPS:
+            raise EditorError(f"adaptation steps: 0..{MAX_ADAPT_STEPS} (0: off), got {steps!r}")
+        if n == self.adapt_steps:
+            return
+        with self._busy_or_error():
+            cfg = self.segmenter.config
+            cfg.adapt = dataclasses.replace(cfg.adapt, steps=n)
+            if self.state is not None:
+                self.state.adapted = None
+                self.state.adapted_version = -1
+
+    def propagate(self, frame_idx: int, reverse: bool = False,
+                  on_adapt: Optional[Callable[[AdaptProgress], None]] = None) -> Iterator[Tuple[int, int, int]]:
         """Propagate from `frame_idx` to the end (or, reverse, to frame 0); yields (done, total, frame) per frame.
-        `cancel()` stops it; the frames done stay."""
+        Test-time adaptation, when set, runs first and reports each step to `on_adapt`. `cancel()` stops
+        either; the frames done stay."""
         state = self._need_video()
         frame_idx = self._check_frame(frame_idx)
         if not len(state.annotations):
@@ -385,7 +533,7 @@ class Editor:
         total = frame_idx + 1 if reverse else self.num_frames - frame_idx
         done = 0
         try:
-            run = self.segmenter.propagate(state, frame_idx, reverse=reverse)
+            run = self.segmenter.propagate(state, frame_idx, reverse=reverse, progress=on_adapt, cancel=self._cancel)
             try:
                 for r in run:
                     self._keep(r)
@@ -550,7 +698,8 @@ class Editor:
                     rel = f"masks/{a:05d}_{o:03d}.png"
                     (Path(tmp) / "masks").mkdir(exist_ok=True)
                     save_object_png(Path(tmp) / rel, m)
-                    notes.append({"frame": a, "object": o, "mask": rel})
+                    notes.append({"frame": a, "object": o, "mask": rel,
+                                  "origin": self.origins.get((a, o), "given")})
             doc = {"format": SESSION_FORMAT, "version": 1, "video": self.video.relative_to(self.root).as_posix(),
                    "fps": self.fps, "objects": [{"id": o.obj_id, "name": o.name} for o in self.objects.values()],
                    "annotations": notes, "settings": self.settings}
@@ -574,7 +723,8 @@ class Editor:
                 for note in doc["annotations"]:
                     with z.open(note["mask"]) as f:
                         mask = np.array(Image.open(f)) > 127
-                    self.set_mask(int(note["frame"]), int(note["object"]), mask)
+                    self.set_mask(int(note["frame"]), int(note["object"]), mask, origin=str(note.get("origin", "given")))
+                self._history.clear()  # opening a session is not a change to undo
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
             if isinstance(e, EditorError):
                 raise

@@ -14,6 +14,7 @@ The engine knows nothing of files: frames come from a FrameSource, results go ba
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,7 @@ from typing import Callable, Container, Deque, Iterator, List, Optional, Sequenc
 import numpy as np
 import torch
 
-from seggpt.adapt import AdaptProgress
+from seggpt.adapt import AdaptCancelled, AdaptProgress
 from seggpt.adapt import adapt as adapt_model
 from seggpt.device import DeviceError, dtype_reason, resolve_device, resolve_dtype
 from seggpt.model import SegGPT
@@ -129,6 +130,17 @@ class VideoSegmenter:
             state.annotations.add(frame_idx, o, m)
         return sorted(given)
 
+    def remove_mask(self, state: InferenceState, frame_idx: int, obj_id: int) -> None:
+        """Take back the mask given for `obj_id` on `frame_idx` (an editor's undo; SAM 2's
+        `clear_all_prompts_in_frame` for one object). An object left with no mask on any frame is removed
+        from the session. Not while a propagation of the session is in progress."""
+        frame_idx = check_frame_index(frame_idx, state.num_frames)
+        obj_id = check_object_id(obj_id)
+        state.check_no_pass(f"remove_mask(object {obj_id} on frame {frame_idx})")
+        state.annotations.remove(frame_idx, obj_id)
+        if obj_id in state.objects and not any(obj_id in state.annotations.given(a) for a in state.annotations):
+            state.objects.remove(obj_id)
+
     def remove_object(self, state: InferenceState, obj_id: int) -> None:
         """Remove an object and all its masks from the session (not while a propagation of it is in progress)."""
         obj_id = check_object_id(obj_id)
@@ -143,9 +155,17 @@ class VideoSegmenter:
         state.objects.clear()
 
     def propagate(self, state: InferenceState, start_frame_idx: Optional[int] = None,
-                  max_frames: Optional[int] = None, reverse: bool = False) -> Iterator[FrameResult]:
+                  max_frames: Optional[int] = None, reverse: bool = False,
+                  progress: Optional[Callable[[AdaptProgress], None]] = None,
+                  cancel: Optional[threading.Event] = None) -> Iterator[FrameResult]:
         """Segment frames from `start_frame_idx` (default: the first annotated frame, or the last one when
         reverse) onwards, or backwards; yields a FrameResult per frame, in processing order.
+
+        Test-time adaptation, when the settings ask for it and the masks changed, runs first, inside this
+        call, before the generator is returned: `progress` gets every adaptation step (`adapt`), the only
+        wait that yields nothing. `cancel` (a threading.Event, set from another thread) stops the work: during
+        adaptation the pass yields nothing (and nothing is learnt), during the frames it ends after the frame
+        in progress; the frames already yielded stay valid.
 
         Until the generator is exhausted, closed or dropped, the session's objects and masks cannot change
         (`InferenceState.check_no_pass`): every frame it yields has the objects it started with."""
@@ -157,19 +177,24 @@ class VideoSegmenter:
         if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1):
             raise EngineError(f"max_frames must be a positive integer, got {max_frames!r}")
         self._read_annotated_frames(state, start, reverse)
-        self.adapt(state)
+        try:
+            self.adapt(state, progress, cancel)
+        except AdaptCancelled:
+            return state.start_pass(_nothing())
         tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
         # a file, folder or array is read one batch ahead; an iterator's (a live feed's) frames are not held back
         ahead = 0 if isinstance(state.source, IteratorSource) else self.config.batch_frames
-        return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse), ahead))
+        return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse), ahead, cancel))
 
-    def adapt(self, state: InferenceState, progress: Optional[Callable[[AdaptProgress], None]] = None) -> float:
+    def adapt(self, state: InferenceState, progress: Optional[Callable[[AdaptProgress], None]] = None,
+              cancel: Optional[threading.Event] = None) -> float:
         """Test-time adaptation (`config.adapt`): learn the session's annotated frames; returns the seconds.
 
         A copy of the model is fine-tuned (the shared model is never modified) and kept in the state;
         after a correction it goes on from what it learnt. Called by `propagate` when masks changed
-        since the last adaptation; call it first to show progress. Frames an iterator has not reached
-        yet are learnt at the next call.
+        since the last adaptation. `progress` gets every step; `cancel` set (from another thread) raises
+        `seggpt.adapt.AdaptCancelled` before the next step and the state keeps what it had. Frames an
+        iterator has not reached yet are learnt at the next call.
         """
         cfg = self.config.adapt
         if cfg.steps == 0 or state.adapted_version == state.annotations.version:
@@ -186,23 +211,38 @@ class VideoSegmenter:
                                   object_ids=list(state.objects), objects=self.config.objects, colors=self.config.colors,
                                   embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
                                   object_weight_max=cfg.object_weight_max,
-                                  progress=progress, amp_dtype=self.predictor.dtype)
+                                  progress=progress, amp_dtype=self.predictor.dtype, cancel=cancel)
         state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
         state.adapted_version = state.annotations.version
         state.annotations.forget_prompts()  # made by the model before adaptation
         return time.perf_counter() - start
 
     def propagate_in_video(self, state: InferenceState, start_frame_idx: Optional[int] = None,
-                           max_frames: Optional[int] = None, reverse: bool = False
+                           max_frames: Optional[int] = None, reverse: bool = False,
+                           progress: Optional[Callable[[AdaptProgress], None]] = None,
+                           cancel: Optional[threading.Event] = None
                            ) -> Iterator[Tuple[int, List[int], np.ndarray]]:
-        """SAM 2's generator: (frame_idx, obj_ids, masks (N, H, W) bool) for every object of the session."""
-        for r in self.propagate(state, start_frame_idx, max_frames, reverse):
+        """SAM 2's generator: (frame_idx, obj_ids, masks (N, H, W) bool) for every object of the session
+        (`progress` and `cancel` as in `propagate`)."""
+        for r in self.propagate(state, start_frame_idx, max_frames, reverse, progress, cancel):
             yield r.frame_idx, list(r.object_ids), r.masks
 
     # ================================================================== internals
-    def _run(self, tracker: Tracker, frames, ahead: int) -> Iterator[FrameResult]:
+    def _run(self, tracker: Tracker, frames, ahead: int, cancel: Optional[threading.Event] = None
+             ) -> Iterator[FrameResult]:
         """Frames through the tracker in batches; annotated frames end a batch and answer with their masks.
-        `ahead`: frames made ready for the model ahead of the one it runs (`_ahead`)."""
+        `ahead`: frames made ready for the model ahead of the one it runs (`_ahead`); `cancel` set: the
+        pass ends after the frame it has just yielded (results still being finished are dropped)."""
+        batches = self._batches(tracker, frames, ahead)
+        try:
+            for result in batches:
+                yield result
+                if cancel is not None and cancel.is_set():
+                    return
+        finally:
+            batches.close()  # its threads end now, not when the garbage collector finds it
+
+    def _batches(self, tracker: Tracker, frames, ahead: int) -> Iterator[FrameResult]:
         annotations = tracker.annotations
         pending: List[Tuple[int, np.ndarray, Future]] = []
         finishing: FinishQueue[FrameResult] = FinishQueue(self.device)
@@ -285,6 +325,12 @@ def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecut
             yield window.popleft()
     while window:
         yield window.popleft()
+
+
+def _nothing() -> Iterator[FrameResult]:
+    """The pass of a propagation cancelled during its adaptation: no frames."""
+    return
+    yield
 
 
 def _until_error(frames) -> Iterator[Tuple[Optional[int], object]]:

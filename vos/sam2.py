@@ -36,11 +36,13 @@ Our own API (`vos.VideoSegmenter`) stays as it is: boolean masks, numpy arrays, 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .engine import VideoSegmenter
 from .objects import EngineError, as_array, check_frame_index, is_integer, known_or_nonempty
@@ -137,9 +139,15 @@ class SegGPTVideoPredictor:
     # ------------------------------------------------------------------ propagation
     @torch.inference_mode()
     def propagate_in_video(self, inference_state: Dict[str, Any], start_frame_idx: Optional[int] = None,
-                           max_frame_num_to_track: Optional[int] = None, reverse: bool = False
+                           max_frame_num_to_track: Optional[int] = None, reverse: bool = False, *,
+                           progress: bool = True, cancel: Optional[threading.Event] = None
                            ) -> Iterator[Tuple[int, List[int], torch.Tensor]]:
-        """Yield (frame_idx, obj_ids, video_res_masks (N, 1, H, W) float32) frame by frame, SAM 2's way."""
+        """Yield (frame_idx, obj_ids, video_res_masks (N, 1, H, W) float32) frame by frame, SAM 2's way.
+
+        Beyond SAM 2 (keyword-only): `progress` shows progress bars on stderr, as SAM 2's "propagate in
+        video" bar, and one for test-time adaptation when the settings ask for it (minutes on a CPU before
+        the first frame); `cancel`, a threading.Event set from another thread, stops the work (during
+        adaptation: nothing is yielded; during the frames: after the frame in progress)."""
         state = self._state(inference_state)
         if max_frame_num_to_track is not None and (not is_integer(max_frame_num_to_track)
                                                    or max_frame_num_to_track < 0):
@@ -164,8 +172,23 @@ class SegGPTVideoPredictor:
             if num_frames is not None:
                 end = min(end, num_frames - 1)
             count = end - start_frame_idx + 1
-        for r in self.segmenter.propagate(state, start_frame_idx, count, reverse):
-            yield r.frame_idx, list(inference_state["obj_ids"]), self._to_tensor(inference_state, r.labels)
+        bars: List[tqdm] = []  # the adaptation's bar, made at its first step (it often has nothing to learn)
+
+        def adapted(p) -> None:
+            if not bars:
+                bars.append(tqdm(total=p.steps, unit="step", desc="adapting", disable=not progress))
+            bars[0].update(p.step - bars[0].n)
+
+        try:
+            run = self.segmenter.propagate(state, start_frame_idx, count, reverse, progress=adapted, cancel=cancel)
+        finally:
+            for bar in bars:
+                bar.close()
+        try:
+            for r in tqdm(run, total=count, desc="propagate in video", disable=not progress):
+                yield r.frame_idx, list(inference_state["obj_ids"]), self._to_tensor(inference_state, r.labels)
+        finally:
+            run.close()
 
     # ------------------------------------------------------------------ internals
     @staticmethod

@@ -79,6 +79,16 @@ class Annotations:
         self._frames[frame_idx].image = image
         self._frames[frame_idx].frame = frame
 
+    def remove(self, frame_idx: int, obj_id: int) -> None:
+        """Forget the mask given for one object on one frame (nothing if there is none)."""
+        note = self._frames.get(frame_idx)
+        if note is None or obj_id not in note.given:
+            return
+        del note.given[obj_id]
+        if not note.given:
+            del self._frames[frame_idx]
+        self._changed()
+
     def remove_object(self, obj_id: int) -> None:
         for idx in list(self._frames):
             self._frames[idx].given.pop(obj_id, None)

@@ -1,0 +1,162 @@
+"""What a user draws becomes a mask: brush and eraser strokes over a mask, and a box through GrabCut.
+
+The app's canvas sends its gestures in the frame's own pixel coordinates (the browser maps the
+pointer through the canvas's displayed box, so the frame's shape and the zoom of the page do not
+matter); they are rasterised here, on the server, so what is saved is exactly what these rules
+say, whatever the browser drew on screen:
+
+* a stroke is a polyline with a radius: every pixel within about `radius` of the path is set (the
+  brush) or cleared (the eraser), applied in order over the mask the user started from (the given
+  mask or the prediction): a correction is the prediction plus the strokes;
+* a box is turned into a mask by GrabCut (Rother et al., "GrabCut: interactive foreground extraction
+  using iterated graph cuts", SIGGRAPH 2004; OpenCV's implementation), the classical interactive
+  segmentation from a rectangle: colour models of the box and of a band around it, refined by graph
+  cuts. It needs no model, runs in well under a second on a crop around the box, and its result is
+  refined with the brush like any other mask.
+
+Everything from the browser is checked here (one line naming what is wrong: `InputError`).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from seggpt.errors import InputError
+
+TOOLS = ("brush", "eraser")
+MAX_RADIUS = 1000  # pixels of the frame
+MAX_POINTS = 200_000  # in one commit: a long session of strokes, far below what would take seconds
+GRABCUT_ITERATIONS = 5
+GRABCUT_MAX_PIXELS = 300_000  # the crop around a box is shrunk to this many pixels first: GrabCut stays fast
+BOX_MIN_SIDE = 3
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InputError(f"{what}: expected a finite number, got {value!r:.40}")
+    return float(value)
+
+
+def parse_strokes(strokes: Any, size: Tuple[int, int]) -> List[Dict[str, Any]]:
+    """The canvas's strokes, checked: a list of {"tool": "brush"|"eraser", "radius": r, "points": [[x, y], ...]}
+    in pixels of a frame of `size` (H, W). Points may lie outside the frame (a stroke that leaves it)."""
+    if not isinstance(strokes, list):
+        raise InputError(f"strokes: expected a list, got {type(strokes).__name__}")
+    h, w = size
+    out, total = [], 0
+    for i, s in enumerate(strokes):
+        what = f"stroke {i + 1}"
+        if not isinstance(s, dict) or s.get("tool") not in TOOLS:
+            raise InputError(f"{what}: expected a tool of {', '.join(TOOLS)}")
+        radius = _number(s.get("radius"), f"{what} radius")
+        if not 0.5 <= radius <= MAX_RADIUS:
+            raise InputError(f"{what}: the radius must be 0.5..{MAX_RADIUS} pixels, got {radius:g}")
+        points = s.get("points")
+        if not isinstance(points, list) or not points:
+            raise InputError(f"{what}: no points")
+        total += len(points)
+        if total > MAX_POINTS:
+            raise InputError(f"strokes: more than {MAX_POINTS} points in one commit; commit more often")
+        xy = []
+        for p in points:
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                raise InputError(f"{what}: a point must be [x, y]")
+            x, y = (_number(v, f"{what} point") for v in p)
+            if not (-w <= x <= 2 * w and -h <= y <= 2 * h):
+                raise InputError(f"{what}: point ({x:g}, {y:g}) is far outside the {w}x{h} frame")
+            xy.append((x, y))
+        out.append({"tool": s["tool"], "radius": radius, "points": xy})
+    return out
+
+
+def stroke_band(size: Tuple[int, int], points: Sequence[Tuple[float, float]], radius: float) -> np.ndarray:
+    """The (H, W) bool pixels a stroke covers: those whose centre (x + 0.5, y + 0.5) lies within `radius` of the
+    polyline through `points` (canvas coordinates), exactly what a browser's round-capped line of width
+    2 * radius covers. Computed segment by segment on each segment's bounding box only."""
+    h, w = size
+    band = np.zeros((h, w), bool)
+    pts = [(float(x), float(y)) for x, y in points]
+    segments = list(zip(pts, pts[1:])) if len(pts) > 1 else [(pts[0], pts[0])]
+    r2 = radius * radius
+    for (x0, y0), (x1, y1) in segments:
+        left, right = max(0, int(math.floor(min(x0, x1) - radius))), min(w, int(math.ceil(max(x0, x1) + radius)) + 1)
+        top, bottom = max(0, int(math.floor(min(y0, y1) - radius))), min(h, int(math.ceil(max(y0, y1) + radius)) + 1)
+        if left >= right or top >= bottom:
+            continue  # a segment outside the frame
+        ys = np.arange(top, bottom, dtype=np.float64)[:, None] + 0.5
+        xs = np.arange(left, right, dtype=np.float64)[None, :] + 0.5
+        dx, dy = x1 - x0, y1 - y0
+        length2 = dx * dx + dy * dy
+        t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0.0, 1.0) if length2 > 0 else 0.0
+        band[top:bottom, left:right] |= (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2 <= r2
+    return band
+
+
+def apply_strokes(mask: np.ndarray, strokes: Sequence[Dict[str, Any]]) -> np.ndarray:
+    """`mask` (H, W) bool with the checked `strokes` applied in order (brush sets, eraser clears); a new array."""
+    out = np.asarray(mask, bool).copy()
+    for s in strokes:
+        out[stroke_band(out.shape, s["points"], s["radius"])] = s["tool"] == "brush"
+    return out
+
+
+def parse_box(box: Any, size: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """[x0, y0, x1, y1] in frame pixels (any corner order), clipped to the frame; at least BOX_MIN_SIDE wide."""
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        raise InputError("box: draw a box on the frame first (expected [x0, y0, x1, y1])")
+    x0, y0, x1, y1 = (_number(v, "box") for v in box)
+    h, w = size
+    left, right = sorted((x0, x1))
+    top, bottom = sorted((y0, y1))
+    left, top = max(0, int(math.floor(left))), max(0, int(math.floor(top)))
+    right, bottom = min(w, int(math.ceil(right))), min(h, int(math.ceil(bottom)))
+    if right - left < BOX_MIN_SIDE or bottom - top < BOX_MIN_SIDE:
+        raise InputError(f"box: {max(0, right - left)}x{max(0, bottom - top)} pixels inside the frame; draw a box "
+                         f"at least {BOX_MIN_SIDE} pixels on each side over the object")
+    return left, top, right, bottom
+
+
+def mask_from_box(frame: np.ndarray, box: Tuple[int, int, int, int],
+                  iterations: int = GRABCUT_ITERATIONS) -> np.ndarray:
+    """The object inside `box` (left, top, right, bottom; `parse_box`) of an (H, W, 3) uint8 RGB frame, by
+    GrabCut: a (H, W) bool mask, empty outside the box. Deterministic (OpenCV's RNG is seeded)."""
+    h, w = frame.shape[:2]
+    left, top, right, bottom = box
+    bw, bh = right - left, bottom - top
+    # GrabCut learns the background from outside the box: a band around it, enough to model the colours
+    margin = max(8, int(round(0.25 * max(bw, bh))))
+    cx0, cy0 = max(0, left - margin), max(0, top - margin)
+    cx1, cy1 = min(w, right + margin), min(h, bottom + margin)
+    crop = np.ascontiguousarray(frame[cy0:cy1, cx0:cx1, ::-1])  # OpenCV's BGR
+    scale = min(1.0, math.sqrt(GRABCUT_MAX_PIXELS / float(crop.shape[0] * crop.shape[1])))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    ch, cw = crop.shape[:2]
+    rx0, ry0 = int((left - cx0) * scale), int((top - cy0) * scale)
+    rx1, ry1 = min(cw, int(math.ceil((right - cx0) * scale))), min(ch, int(math.ceil((bottom - cy0) * scale)))
+    if rx0 == 0 and ry0 == 0 and rx1 == cw and ry1 == ch:  # the box is the whole frame: leave GrabCut a border
+        rx0, ry0, rx1, ry1 = 1, 1, cw - 1, ch - 1
+    labels = np.zeros((ch, cw), np.uint8)
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(crop, labels, (rx0, ry0, max(1, rx1 - rx0), max(1, ry1 - ry0)), np.zeros((1, 65), np.float64),
+                    np.zeros((1, 65), np.float64), int(iterations), cv2.GC_INIT_WITH_RECT)
+    except cv2.error as e:
+        raise InputError(f"box: GrabCut could not separate the object from its surroundings "
+                         f"({str(e).strip().splitlines()[-1][:80]}); paint the mask with the brush") from None
+    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
+    if scale < 1.0:
+        fg = cv2.resize(fg, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((h, w), bool)
+    out[cy0:cy1, cx0:cx1] = fg >= 0.5
+    inside = np.zeros((h, w), bool)
+    inside[top:bottom, left:right] = True
+    return out & inside
+
+
+__all__ = ["apply_strokes", "mask_from_box", "parse_box", "parse_strokes", "stroke_band", "TOOLS"]
