@@ -182,12 +182,21 @@ class App:
     def time(self, what, seconds):
         self.timings.setdefault(what, []).append(round(seconds, 3))
 
+    def watch_status(self):
+        """Keep every value the status line takes (one action's status can follow another's within a poll)."""
+        self.seen = 0
+        self.page.evaluate("""() => { window.vosStatuses = []; let last = null;
+            setInterval(() => { const t = document.querySelector('#status textarea');
+                if (t && t.value !== last) { last = t.value; window.vosStatuses.push(last); } }, 5); }""")
+
     def status(self, prefix, contains="", timeout=180000):
-        """The status once it starts with `prefix` (and holds `contains`), read in the same poll."""
-        return self.page.wait_for_function(
-            "([p, c]) => { const v = document.querySelector('#status textarea').value;"
-            " return v.startsWith(p) && v.includes(c) ? v : false; }",
-            arg=[prefix, contains], timeout=timeout).json_value()
+        """The next status, in order, that starts with `prefix` and holds `contains`."""
+        found = self.page.wait_for_function(
+            "([p, c, from]) => { const all = window.vosStatuses;"
+            " for (let i = from; i < all.length; i++) if (all[i].startsWith(p) && all[i].includes(c)) return [i, all[i]];"
+            " return false; }", arg=[prefix, contains, self.seen], timeout=timeout).json_value()
+        self.seen = found[0] + 1
+        return found[1]
 
     def serial(self):
         return self.page.evaluate("() => document.querySelector('.vos-canvas').dataset.serial || ''")
@@ -371,6 +380,7 @@ def test_app_in_a_real_browser(app_server, capsys):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url, wait_until="networkidle")
             app = App(page, root, shots)
+            app.watch_status()
 
             for name, (size, _) in SHAPES.items():
                 clip = next(tmp.glob(f"{name}.m*"))
@@ -392,6 +402,12 @@ def test_app_in_a_real_browser(app_server, capsys):
             text = app.status("adapting to the masks", contains="step ")
             assert re.search(r"step \d+/10000", text)
             app.shot("adaptation-progress.png")
+            # a second press of a running action starts nothing: said in the activity line, never silence
+            page.click("#forward")
+            page.wait_for_function("() => document.querySelector('.vos-activity').dataset.state === 'stuck'",
+                                   timeout=30000)
+            assert "is running already" in page.inner_text(".vos-activity")
+            app.shot("stuck-action.png")
             page.click("#cancel")
             text = app.status("propagation forward cancelled during adaptation", contains="run 1)")
             assert f"0/{FRAMES} frames" in text

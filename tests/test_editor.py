@@ -136,3 +136,87 @@ def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_
         assert np.mean((alpha["soft", t] >= 128) == (alpha["hard", t] == 255)) > 0.99
     assert np.array_equal(alpha["soft", 3], np.where(drawn, 255, 0))  # drawn: hard, exactly
     assert np.array_equal(read_matte(tmp_path / "soft" / "matte.mkv")[3], np.where(drawn, 255, 0))
+
+
+def test_strokes_box_accept_and_undo_over_the_prediction(editor):
+    """A correction is the prediction plus the brush minus the eraser; a box makes a mask by GrabCut; the
+    prediction can be accepted as it is; undo takes each change back, the last first; the session file keeps
+    what made each mask."""
+    from vos.drawing import stroke_band
+
+    ed, labels = editor
+    ed.open("clip.mp4")
+    o = ed.add_object("a")
+    ed.set_mask(0, o, labels[0] == 1, origin="mask PNG")
+    assert ed.origin(0, o) == "mask PNG" and ed.origin(2, o) == "none"
+    for _ in ed.propagate(0):
+        pass
+    predicted = ed.labels(2) == o
+    assert ed.origin(2, o) == "prediction"
+    brush = {"tool": "brush", "radius": 2.0, "points": [[3.0, 3.0], [20.0, 10.0]]}
+    eraser = {"tool": "eraser", "radius": 3.0, "points": [[40.0, 20.0]]}
+    area = ed.draw(2, o, [brush, eraser])
+    expected = (predicted | stroke_band(predicted.shape, brush["points"], 2.0)) \
+        & ~stroke_band(predicted.shape, eraser["points"], 3.0)
+    assert np.array_equal(ed.given(2)[o], expected) and area == int(expected.sum())
+    assert ed.origin(2, o) == "prediction, corrected"
+    assert np.array_equal(ed.labels(2) == o, expected)  # what the frame shows now
+    with pytest.raises(EditorError, match="draw on the frame first"):
+        ed.draw(2, o, [])
+    with pytest.raises(EditorError, match="stroke 1: expected a tool"):
+        ed.draw(2, o, [{"tool": "knife"}])
+    accepted = ed.labels(4) == o
+    ed.accept_prediction(4, o)
+    assert np.array_equal(ed.given(4)[o], accepted) and ed.origin(4, o) == "accepted prediction"
+    box_area = ed.box_to_mask(5, o, [0, 0, 64, 48])
+    assert box_area == int(ed.given(5)[o].sum()) > 0 and ed.origin(5, o) == "box (GrabCut)"
+    with pytest.raises(EditorError, match="box: .*at least 3 pixels"):
+        ed.box_to_mask(5, o, [1, 1, 2, 2])
+
+    session = ed.save_session("origins")
+    with zipfile.ZipFile(session) as z:
+        doc = json.loads(z.read("session.json"))
+    assert {(n["frame"], n["origin"]) for n in doc["annotations"]} == {
+        (0, "mask PNG"), (2, "prediction, corrected"), (4, "accepted prediction"), (5, "box (GrabCut)")}
+
+    msg, frame_idx, obj_id = ed.undo()  # the box
+    assert (frame_idx, obj_id) == (5, o) and "box (GrabCut)" in msg and o not in ed.given(5)
+    assert ed.origin(5, o) == "prediction"
+    ed.undo()  # the accepted prediction
+    ed.undo()  # the correction: frame 2 shows the prediction again
+    assert o not in ed.given(2) and np.array_equal(ed.labels(2) == o, predicted)
+    ed.undo()  # the first mask: the object has no mask left anywhere
+    assert not ed.annotated_frames() and o in ed.objects and o not in ed.state.objects
+    with pytest.raises(EditorError, match="nothing to undo"):
+        ed.undo()
+    ed.open_session(session.name)  # opening a session is not a change to undo
+    assert ed.origin(2, o) == "prediction, corrected" and ed.can_undo == 0
+
+
+def test_adaptation_steps_progress_and_cancel(editor):
+    """The app's adaptation control: steps reported as they run; a cancel during adaptation keeps nothing
+    learnt and yields no frame; a bad count is one line."""
+    ed, labels = editor
+    ed.open("clip.mp4")
+    o = ed.add_object("a")
+    ed.set_mask(0, o, labels[0] == 1)
+    for bad in (-1, 2.5, "x", 10 ** 6):
+        with pytest.raises(EditorError, match="adaptation steps"):
+            ed.set_adapt_steps(bad)
+    before = ed.adapt_steps
+    try:
+        ed.set_adapt_steps(3)
+        steps = []
+        frames = [f for _, _, f in ed.propagate(0, on_adapt=lambda p: steps.append((p.step, p.steps)))]
+        assert steps == [(1, 3), (2, 3), (3, 3)] and len(frames) == 6 and ed.state.adapted is not None
+        ed.set_adapt_steps(50)  # a new count forgets what was learnt
+        assert ed.state.adapted is None
+
+        def stop_at_two(p):
+            if p.step == 2:
+                ed.cancel()
+
+        assert list(ed.propagate(0, on_adapt=stop_at_two)) == []
+        assert ed.cancelled and ed.state.adapted is None
+    finally:
+        ed.set_adapt_steps(before)

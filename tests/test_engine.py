@@ -310,3 +310,49 @@ def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_al
         VideoSegmenter(model, config={"image_size": 100})
     with pytest.raises(ConfigError, match="image_size"):
         EngineConfig(image_size=4)
+
+
+def test_progress_and_cancel_reach_adaptation_and_the_frames(model, clip):
+    """propagate(progress=, cancel=): every adaptation step reported; a cancel during adaptation yields no frame
+    and keeps nothing learnt; a cancel during the frames ends the pass after the frame just yielded."""
+    import threading
+
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 1, "batch_frames": 2, "adapt": {"steps": 6, "batch_size": 1}})
+    st = seg.init_state(frames)
+    seg.add_mask(st, 0, labels[0])
+    cancel = threading.Event()
+
+    def stop_at_three(p):
+        if p.step == 3:
+            cancel.set()
+
+    assert list(seg.propagate(st, progress=stop_at_three, cancel=cancel)) == []
+    assert st.adapted is None and st.adapted_version == -1
+    st.check_no_pass("a new mask")  # the empty pass holds nothing
+    cancel.clear()
+    steps = []
+    run = seg.propagate(st, progress=lambda p: steps.append(p.step), cancel=cancel)
+    assert steps == [1, 2, 3, 4, 5, 6] and st.adapted is not None
+    got = []
+    for r in run:
+        got.append(r.frame_idx)
+        if len(got) == 3:
+            cancel.set()
+    assert got == [0, 1, 2]
+    assert len(list(seg.propagate(st, max_frames=4))) == 4  # nothing left behind: the next pass runs
+
+
+def test_remove_mask_takes_one_mask_back(model, clip):
+    frames, labels = clip
+    seg = VideoSegmenter(model, config={"memory": 1})
+    st = seg.init_state(frames)
+    seg.add_mask(st, 0, labels[0])
+    seg.add_new_mask(st, 5, 1, labels[5] == 1)
+    seg.remove_mask(st, 5, 1)
+    assert 5 not in st.annotations and 1 in st.objects  # object 1 still has its mask on frame 0
+    seg.remove_mask(st, 5, 1)  # nothing there: nothing happens
+    seg.remove_mask(st, 0, 1)
+    assert 1 not in st.objects and 2 in st.objects and st.annotations.given(0) == {2}
+    with pytest.raises(EngineError):
+        seg.remove_mask(st, 99, 1)

@@ -182,3 +182,26 @@ def test_messages_name_the_callers_ids_and_arguments(tiny_weights):
         assert ids == [0, 5]
     assert state["obj_ids"] == [0, 5] and state["obj_id_to_idx"] == {0: 0, 5: 1}
     assert predictor.remove_object(state, 5)[0] == [0]
+
+
+def test_propagate_in_video_shows_progress_and_cancels(video_dir, tiny_weights, capsys):
+    """SAM 2's progress bar on stderr ("propagate in video"), one for adaptation when it runs, none with
+    progress=False; a cancel during adaptation yields nothing."""
+    import threading
+
+    from vos.sam2 import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
+    predictor.segmenter.config.adapt = type(predictor.segmenter.config.adapt)(steps=3, batch_size=1)
+    state = predictor.init_state(video_path=str(video_dir[0]))
+    mask = np.zeros((state["video_height"], state["video_width"]), bool)
+    mask[10:20, 10:30] = True
+    predictor.add_new_mask(state, frame_idx=0, obj_id=1, mask=mask)
+    assert len(list(predictor.propagate_in_video(state, max_frame_num_to_track=2))) == 3
+    err = capsys.readouterr().err
+    assert "adapting" in err and "3/3" in err and "propagate in video" in err
+    predictor.add_new_mask(state, frame_idx=1, obj_id=1, mask=mask)  # new masks: it adapts again
+    cancel = threading.Event()
+    cancel.set()
+    assert list(predictor.propagate_in_video(state, progress=False, cancel=cancel)) == []
+    assert capsys.readouterr().err == ""

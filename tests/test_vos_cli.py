@@ -1,4 +1,5 @@
 """`python -m vos.run` end to end, and every bad input with its one-line message and exit code."""
+import re
 import subprocess
 import sys
 
@@ -210,3 +211,29 @@ def test_adaptation_and_refinement_from_the_command_line(clip, tiny_weights, tmp
                "--out", str(tmp_path / "p"), "--adapt-steps", "-1", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "--adapt-steps: engine.adapt.steps must be >= 0" in err
+
+
+def test_ctrl_c_during_adaptation_is_one_line_and_130(tiny_weights, tmp_path):
+    """Adaptation shows its steps (a progress bar on stderr) and Ctrl-C stops it: exit 130, one line after the
+    bar, no frame written (adaptation comes first), the output folder left for --resume or --overwrite."""
+    import signal
+    import time
+
+    frames, labels = make_clip(5, 4, size=(64, 96), num_objects=1)
+    write_mp4(tmp_path / "v.mp4", frames, fps=8)
+    save_index_png(tmp_path / "mask.png", labels[0])
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "v.mp4"), "--first-mask",
+                             str(tmp_path / "mask.png"), "--weights", tiny_weights, "--out", str(out),
+                             "--adapt-steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.time() + 120
+    while time.time() < deadline and not re.search(rb"adapting: +\d+%.*\| *\d+/100000", seen):
+        seen += proc.stderr.read1(4096)
+    assert re.search(rb"adapting: +\d+%.*\| *\d+/100000", seen), seen[-500:]
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    lines = [ln for ln in (seen + rest).decode().replace("\r", "\n").splitlines() if ln.strip()
+             and not ln.startswith(("adapting", "INFO:"))]  # the bar and the run's summary line before it
+    assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("interrupted"), lines
+    assert not list(out.glob("*.png"))

@@ -32,7 +32,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -61,53 +61,59 @@ def _import_gradio():
 
 class Activity:
     """What the app is doing now, for the stuck-action watch of the page (`vos.canvas.ACTIVITY_JS`) and the
-    log: every action says when it starts and ends, so a press that starts nothing is visible."""
+    log: every action says when it starts and ends, so a press that starts nothing is visible. Gradio runs
+    each kind of action one at a time (a second press of the same button waits for the first) while different
+    actions may overlap (the editor refuses changes while a propagation runs), so several can be running."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.started = 0  # actions started since the app began
-        self.busy: Optional[str] = None
-        self.since = 0.0
+        self._running: Dict[int, Tuple[str, str, float]] = {}  # start number -> (name, button, since)
 
-    def run(self, name: str, fn):
-        """`fn` (a handler, plain or generator) wrapped: its start, end and time logged and shown."""
-        def begin() -> float:
+    def run(self, name: str, button: str, fn):
+        """`fn` (the handler of the button with elem_id `button`, plain or generator) wrapped: its start, end and
+        time logged and shown."""
+        def begin() -> int:
             with self._lock:
                 self.started += 1
-                self.busy, self.since = name, time.monotonic()
+                self._running[self.started] = (name, button, time.monotonic())
+                number = self.started
             log.info("action %r started", name)
-            return self.since
+            return number
 
-        def end(t0: float) -> None:
+        def end(number: int) -> None:
             with self._lock:
-                self.busy = None
-            log.info("action %r ended after %.2f s", name, time.monotonic() - t0)
+                _, _, since = self._running.pop(number)
+            log.info("action %r ended after %.2f s", name, time.monotonic() - since)
 
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def gen(*args, **kwargs):
-                t0 = begin()
+                number = begin()
                 try:
                     yield from fn(*args, **kwargs)
                 finally:
-                    end(t0)
+                    end(number)
             return gen
 
         @functools.wraps(fn)
         def plain(*args, **kwargs):
-            t0 = begin()
+            number = begin()
             try:
                 return fn(*args, **kwargs)
             finally:
-                end(t0)
+                end(number)
         return plain
 
     def state(self) -> dict:
+        """The actions running (the oldest first: what a waiting press most likely waits for) and their buttons."""
         with self._lock:
-            busy = self.busy
-            return {"started": self.started, "busy": busy,
-                    "seconds": round(time.monotonic() - self.since) if busy else 0,
-                    "cancellable": bool(busy and busy.startswith("Propagate"))}
+            running = [self._running[k] for k in sorted(self._running)]
+        if not running:
+            return {"started": self.started, "busy": None, "buttons": [], "seconds": 0, "cancellable": False}
+        name, _, since = running[0]
+        return {"started": self.started, "busy": name, "buttons": [b for _, b, _ in running],
+                "seconds": round(time.monotonic() - since), "cancellable": name.startswith("Propagate")}
 
 
 def _data_url(image: np.ndarray, kind: str) -> str:
@@ -342,7 +348,7 @@ def build_app(editor: Editor):
 
     runs = [0]  # propagations finished: the status names each one
 
-    def on_propagate(frame_idx, obj_id, shown, reverse, progress):
+    def on_propagate(frame_idx, obj_id, shown, reverse):
         """The propagation runs in a thread of its own; this generator relays its adaptation steps and frames
         (a wait that yields nothing, as adaptation, still shows progress and can be cancelled)."""
         direction = "backward" if reverse else "forward"
@@ -382,10 +388,8 @@ def build_app(editor: Editor):
                     return
                 if kind == "adapt":
                     adapt = item
-                    progress((item.step, item.steps), desc="adapting", unit="steps")
                 elif kind == "frame":
                     done, total, idx = item
-                    progress((done, total), desc=f"propagating {direction}", unit="frames")
                 now = time.monotonic()
                 if now - last < PREVIEW_EVERY_S and kind != "wait":
                     continue
@@ -411,11 +415,11 @@ def build_app(editor: Editor):
         yield (f"propagation {direction} {state}: {done}/{total} frames (last: frame {idx}; run {runs[0]})",
                result_image(frame_idx, shown), frame_info(frame_idx))  # back to the frame the slider shows
 
-    def on_forward(frame_idx, obj_id, shown, progress=gr.Progress()):
-        yield from on_propagate(frame_idx, obj_id, shown, False, progress)
+    def on_forward(frame_idx, obj_id, shown):
+        yield from on_propagate(frame_idx, obj_id, shown, False)
 
-    def on_backward(frame_idx, obj_id, shown, progress=gr.Progress()):
-        yield from on_propagate(frame_idx, obj_id, shown, True, progress)
+    def on_backward(frame_idx, obj_id, shown):
+        yield from on_propagate(frame_idx, obj_id, shown, True)
 
     def on_cancel():
         editor.cancel()  # the propagation says "cancelled" itself once the step or frame in progress is done
@@ -517,34 +521,35 @@ def build_app(editor: Editor):
         quiet = dict(show_progress="hidden")
         light = dict(show_progress="hidden", queue=False)  # views never wait behind a propagation
         act = activity.run
-        upload.upload(act("Open", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
-        open_btn.click(act("Open", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
+        upload.upload(act("Open", "upload-video", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
+        open_btn.click(act("Open", "open", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
         frame.change(view, [frame, obj, shown], shows, trigger_mode="always_last", **light)
         obj.change(view, [frame, obj, shown], shows, **light)
         shown.change(view, [frame, obj, shown], shows, **light)
-        add.click(act("Add object", on_add), [name, frame, obj, shown], [status, obj, shown] + shows + [name], **quiet)
-        rename.click(act("Rename", on_rename), [name, obj, shown], [status, obj, shown, name], **quiet)
-        remove.click(act("Remove object", on_remove), [frame, obj, shown], [status, obj, shown] + shows, **quiet)
+        add.click(act("Add object", "add-object", on_add), [name, frame, obj, shown], [status, obj, shown] + shows + [name], **quiet)
+        rename.click(act("Rename", "rename-object", on_rename), [name, obj, shown], [status, obj, shown, name], **quiet)
+        remove.click(act("Remove object", "remove-object", on_remove), [frame, obj, shown], [status, obj, shown] + shows, **quiet)
         edited = [status, frame, obj] + shows
-        use_drawing.click(act("Use drawing", on_use_drawing), [gesture, frame, obj, shown], edited,
+        use_drawing.click(act("Use drawing", "use-drawing", on_use_drawing), [gesture, frame, obj, shown], edited,
                           js="(g, f, o, s) => [window.vosCanvas ? window.vosCanvas.strokes() : '', f, o, s]", **quiet)
-        box_btn.click(act("Mask from box", on_box), [gesture, frame, obj, shown], edited,
+        box_btn.click(act("Mask from box", "box-to-mask", on_box), [gesture, frame, obj, shown], edited,
                       js="(g, f, o, s) => [window.vosCanvas ? window.vosCanvas.box() : '', f, o, s]", **quiet)
-        accept.click(act("Accept prediction", on_accept), [frame, obj, shown], edited, **quiet)
-        undo.click(act("Undo last change", on_undo), [frame, obj, shown], edited, **quiet)
-        use_mask.click(act("Use uploaded mask", on_upload_mask), [mask_file, frame, obj, shown],
+        accept.click(act("Accept prediction", "accept", on_accept), [frame, obj, shown], edited, **quiet)
+        undo.click(act("Undo last change", "undo", on_undo), [frame, obj, shown], edited, **quiet)
+        use_mask.click(act("Use uploaded mask", "use-mask", on_upload_mask), [mask_file, frame, obj, shown],
                        [status, obj, shown] + shows, **quiet)
         adapt_steps.change(on_adapt_steps, [adapt_steps], [status, adapt_steps], **quiet)
-        # progress shows in the status line only: the preview stays visible (it shows the frames as they come)
-        fwd.click(act("Propagate forward", on_forward), [frame, obj, shown], [status, preview, info],
-                  show_progress="minimal", show_progress_on=[status])
-        bwd.click(act("Propagate backward", on_backward), [frame, obj, shown], [status, preview, info],
-                  show_progress="minimal", show_progress_on=[status])
+        # a propagation's progress is its status line (steps, frames, what Cancel does); the preview shows the
+        # frames as they come, never covered
+        fwd.click(act("Propagate forward", "forward", on_forward), [frame, obj, shown], [status, preview, info],
+                  **quiet)
+        bwd.click(act("Propagate backward", "backward", on_backward), [frame, obj, shown], [status, preview, info],
+                  **quiet)
         cancel.click(on_cancel, None, None, queue=False)
-        export.click(act("Export zip", on_export), [kinds, soft, frame], [status, exported, exported_view],
+        export.click(act("Export zip", "export", on_export), [kinds, soft, frame], [status, exported, exported_view],
                      show_progress="full", show_progress_on=[status])
-        save.click(act("Save session", on_save), [session_name], [status, sessions], **quiet)
-        load.click(act("Open session", on_open_session), [sessions], [status, frame, obj, shown] + shows, **quiet)
+        save.click(act("Save session", "save-session", on_save), [session_name], [status, sessions], **quiet)
+        load.click(act("Open session", "open-session", on_open_session), [sessions], [status, frame, obj, shown] + shows, **quiet)
     return app
 
 

@@ -201,7 +201,7 @@ const watched = new Set(JSON.parse(props.watched));
 let pending = null, started = 0;
 document.addEventListener('click', e => {
   const b = e.target.closest ? e.target.closest('button[id]') : null;
-  if (b && watched.has(b.id)) pending = {label: b.innerText.trim(), at: Date.now(), started};
+  if (b && watched.has(b.id)) pending = {id: b.id, label: b.innerText.trim(), at: Date.now(), started};
 }, true);
 async function poll() {
   let a = null;
@@ -210,8 +210,10 @@ async function poll() {
   if (pending && a && a.started > pending.started) pending = null;
   const waited = pending ? Math.round((Date.now() - pending.at) / 1000) : 0;
   if (pending && waited >= 3) {
+    const stop = a && a.cancellable ? '; Cancel stops it' : '';
     line.textContent = !a ? `"${pending.label}" pressed ${waited} s ago: the app does not answer; is it still running? (its log says)`
-      : a.busy ? `"${pending.label}" pressed ${waited} s ago waits: the app is busy with "${a.busy}" for ${a.seconds} s (one action at a time${a.cancellable ? '; Cancel stops it' : ''})`
+      : a.buttons.includes(pending.id) ? `"${pending.label}" is running already (${a.seconds} s): a second press does nothing until it ends${stop}`
+      : a.busy ? `"${pending.label}" pressed ${waited} s ago waits: the app is busy with "${a.busy}" for ${a.seconds} s${stop}`
       : `"${pending.label}" pressed ${waited} s ago has not started: the app got no request; reload the page (the app's log lists every action it received)`;
     line.dataset.state = 'stuck';
   } else {

@@ -106,6 +106,8 @@ def apply_strokes(mask: np.ndarray, strokes: Sequence[Dict[str, Any]]) -> np.nda
 
 def parse_box(box: Any, size: Tuple[int, int]) -> Tuple[int, int, int, int]:
     """[x0, y0, x1, y1] in frame pixels (any corner order), clipped to the frame; at least BOX_MIN_SIDE wide."""
+    if isinstance(box, np.ndarray):
+        box = box.tolist()
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         raise InputError("box: draw a box on the frame first (expected [x0, y0, x1, y1])")
     x0, y0, x1, y1 = (_number(v, "box") for v in box)
