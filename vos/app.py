@@ -8,11 +8,19 @@ says otherwise, and reads server-side files only under `--root` (uploads are cop
 `<root>/uploads/`, exports go to `<root>/exports/`, sessions to `<root>/sessions/`).
 
 The work: open a video (upload, or a video or frame folder under the root); pick a frame with the
-slider; add named objects; draw an object's mask with the brush (the eraser removes) and press
-"Use drawing", or upload a mask PNG; propagate forwards or backwards (a progress bar, a live
-preview and a cancel button); correct any frame by drawing again and propagate again from there;
-export a zip (index PNGs, per-object 0/255 PNGs, RGBA PNGs, a matte video, the overlay mp4, RLE
-JSON); save the session and open it later.
+slider; add named objects; give an object a mask by painting it (brush, eraser: "Use drawing"), by a
+box (GrabCut: "Mask from box") or a mask PNG; propagate forwards or backwards (the adaptation's steps
+and the frames counted in the status, a live preview, Cancel for both); correct any frame on top of
+its prediction (the strokes add to or remove from it), accept a good prediction as it is, undo;
+propagate again from there; export a zip (index PNGs, per-object 0/255 PNGs, RGBA PNGs, a matte
+video, the overlay mp4, RLE JSON); save the session and open it later.
+
+Responsiveness: views (slider, object, show/hide) bypass Gradio's queue and show no progress overlay,
+so they never wait behind a propagation nor blank the images; the canvas swaps its images only once
+the new ones have loaded (`vos.canvas`). A propagation runs in a thread of its own and its handler
+relays what it does, so a wait that yields nothing (adaptation) still shows progress and can be
+cancelled. Every action is logged at start and end (`Activity`), and the page's activity line says
+when a press starts nothing.
 
 This module is the UI only; everything it does is `vos.editor.Editor`, usable and tested without a
 browser. One editing session per app process: it is a local tool for one person.

@@ -25,6 +25,9 @@ What is SAM 2's here:
   reverse pass from frame 0 yields nothing, all as SAM 2 does;
 * errors name the caller's object ids and arguments, never the engine ids behind them; objects and
   masks cannot change while a propagation runs (`InferenceState.check_no_pass`), as in SAM 2;
+* `propagate_in_video` shows SAM 2's "propagate in video" progress bar on stderr, and an "adapting" one
+  when test-time adaptation runs; the keywords `progress=False` and `cancel=` (a threading.Event) are
+  ours;
 * `remove_object(inference_state, obj_id, strict=False, need_output=True)` returns
   ``(obj_ids, updated_frames)``; `reset_state(inference_state)`.
 
