@@ -220,3 +220,20 @@ def test_adaptation_steps_progress_and_cancel(editor):
         assert ed.cancelled and ed.state.adapted is None
     finally:
         ed.set_adapt_steps(before)
+
+
+def test_export_cancels_before_the_next_frame_and_writes_nothing(editor, tmp_path):
+    ed, labels = editor
+    ed.open("clip.mp4")
+    o = ed.add_object("a")
+    ed.set_mask(0, o, labels[0] == 1)
+
+    def stop_at_two(done, total):
+        if done == 2:
+            ed.cancel()
+
+    with pytest.raises(EditorError, match="export cancelled after 2 of 6 frames: nothing was written"):
+        ed.export(progress=stop_at_two)
+    assert not [p for p in (tmp_path / "exports").iterdir() if p.name != MANIFEST]
+    path, _ = ed.export()  # the next export is not cancelled by the last cancel
+    assert path.is_file()

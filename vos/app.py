@@ -437,7 +437,7 @@ def build_app(editor: Editor):
             path, msg = editor.export(kinds, progress=lambda d, t: progress((d, t), desc="exporting", unit="frames"),
                                       soft=bool(soft))
         except EditorError as e:
-            return f"error: {e}", None, None
+            return (str(e) if str(e).startswith("export cancelled") else f"error: {e}"), None, None
         return msg, str(path), _overlay_frame(path, int(frame_idx or 0))
 
     def on_save(name):

@@ -617,7 +617,7 @@ class Editor:
         """Write the chosen outputs for every frame into one zip under root/exports (atomically).
         Frames no propagation reached are exported empty; the message says how many. `soft`: the RGBA
         PNGs and the matte get soft edges from the model's scores (the CLI's `--soft`, default width);
-        masks the user drew stay hard."""
+        masks the user drew stay hard. `cancel()` stops it before the next frame: nothing is written."""
         self._need_video()
         kinds = [k for k in kinds if k in EXPORT_KINDS]
         if not kinds:
@@ -625,6 +625,7 @@ class Editor:
         if not self.objects:
             raise EditorError("nothing to export: add an object and give it a mask")
         with self._busy_or_error():
+            self._cancel.clear()
             return self._export(kinds, progress, bool(soft))
 
     def _export(self, kinds: List[str], progress: Optional[Callable[[int, int], None]], soft: bool
@@ -662,6 +663,9 @@ class Editor:
                     exporter.add(result, existing=existing, scores=r.scores if r else {})
                     if progress:
                         progress(idx + 1, self.num_frames)
+                    if self._cancel.is_set():
+                        raise EditorError(f"export cancelled after {idx + 1} of {self.num_frames} frames: "
+                                          f"nothing was written")
                 exporter.close()
             except BaseException:
                 exporter.abort()

@@ -14,6 +14,7 @@ The engine knows nothing of files: frames come from a FrameSource, results go ba
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -37,6 +38,8 @@ from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
 from .video import FrameSource, IteratorSource, VideoError, open_source
+
+logger = logging.getLogger(__name__)
 
 
 class VideoSegmenter:
@@ -204,6 +207,8 @@ class VideoSegmenter:
         if not notes:
             return 0.0
         labels = [state.annotations.label_map(n.frame_idx, label_dtype(list(state.objects))) for n in notes]
+        logger.info("test-time adaptation: %d steps on %d annotated frame(s) before the first frame", cfg.steps,
+                    len(notes))
         start = time.perf_counter()
         base = state.adapted.model if state.adapted is not None else self.model
         with torch.inference_mode(False), torch.enable_grad():  # callers may hold inference mode (SAM 2's usage)
@@ -215,7 +220,9 @@ class VideoSegmenter:
         state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
         state.adapted_version = state.annotations.version
         state.annotations.forget_prompts()  # made by the model before adaptation
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        logger.info("test-time adaptation done in %.1f s", seconds)
+        return seconds
 
     def propagate_in_video(self, state: InferenceState, start_frame_idx: Optional[int] = None,
                            max_frames: Optional[int] = None, reverse: bool = False,
