@@ -64,7 +64,7 @@ def test_strokes_apply_in_order_over_the_mask_they_start_from():
     ([{"tool": "brush", "radius": 2, "points": [[1, 2, 3]]}], r"a point must be \[x, y\]"),
     ([{"tool": "brush", "radius": 2, "points": [[1, "2"]]}], "finite number"),
     ([{"tool": "brush", "radius": 2, "points": [[1e9, 2]]}], "far outside"),
-    ([{"tool": "brush", "radius": 2, "points": [[1, 1]] * 200_001}], "more than 200000 points"),
+    ([{"tool": "brush", "radius": 2, "points": [[1, 1]] * 50_001}], "more than 50000 points"),
 ])
 def test_bad_strokes_are_one_line(strokes, message):
     with pytest.raises(InputError, match=message) as e:
@@ -116,3 +116,31 @@ def test_grabcut_on_a_flat_frame_is_one_line_or_a_mask():
         assert "GrabCut" in str(e) and "\n" not in str(e)
     else:
         assert got.shape == (40, 50) and not got[:, :10].any()
+
+
+@pytest.mark.parametrize("points", [[(50.2, 50.7)], [(10.3, 20.7), (80.2, 60.1), (30.0, 90.0)],
+                                    [(-40.0, 10.0), (150.0, 110.0)]])
+def test_a_wide_brush_is_within_a_pixel_of_the_exact_band(points):
+    """Above EXACT_RADIUS, OpenCV draws the band: every pixel within radius - 1.5 is in it, none beyond radius + 1.5."""
+    from vos.drawing import EXACT_RADIUS
+
+    radius = EXACT_RADIUS + 4.5
+    size = (120, 120)
+    band = stroke_band(size, points, radius)
+    h, w = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    c = np.stack([xs + 0.5, ys + 0.5], -1).astype(float)
+    pts = np.asarray(points, float)
+    d = np.full(size, np.inf)
+    for a, b in (list(zip(pts, pts[1:])) or [(pts[0], pts[0])]):
+        seg = b - a
+        t = np.clip(((c - a) @ seg) / max(seg @ seg, 1e-9), 0, 1)
+        d = np.minimum(d, np.linalg.norm(c - (a + t[..., None] * seg), axis=-1))
+    assert band[d <= radius - 1.5].all() and not band[d >= radius + 1.5].any()
+
+
+def test_huge_numbers_are_one_line():
+    with pytest.raises(InputError, match="finite number"):
+        parse_strokes([{"tool": "brush", "radius": 10 ** 400, "points": [[1, 1]]}], (10, 10))
+    with pytest.raises(InputError, match="finite number"):
+        parse_box([0, 0, 10 ** 400, 5], (10, 10))

@@ -237,3 +237,32 @@ def test_export_cancels_before_the_next_frame_and_writes_nothing(editor, tmp_pat
     assert not [p for p in (tmp_path / "exports").iterdir() if p.name != MANIFEST]
     path, _ = ed.export()  # the next export is not cancelled by the last cancel
     assert path.is_file()
+
+
+def test_undo_takes_back_one_object_only(editor):
+    """Undo restores the object it concerns: a removed object never comes back with it, other objects'
+    masks drawn on the frame since stay."""
+    ed, _ = editor
+    ed.open("clip.mp4")
+    a, b = ed.add_object("a"), ed.add_object("b")
+    left = np.zeros((48, 64), bool)
+    left[10:30, 5:25] = True
+    right = np.zeros((48, 64), bool)
+    right[10:30, 30:50] = True
+    ed.set_mask(0, a, left)
+    ed.set_mask(0, b, right)
+    ed.remove_object(a)
+    ed.undo()  # b's mask: frame 0 shows nothing of a, the removed object
+    assert not (ed.labels(0) == a).any() and not (ed.labels(0) == b).any()
+    ed.set_mask(0, b, right)
+    c = ed.add_object("c")
+    ed.set_mask(2, c, left)
+    ed.set_mask(2, b, right)
+    ed.undo()  # b on frame 2 goes; c drawn there stays
+    assert np.array_equal(ed.labels(2) == c, left) and not (ed.labels(2) == b).any()
+    assert set(ed.given(2)) == {c}
+    for bad in (float("inf"), 2.5, "x", True):
+        with pytest.raises(EditorError, match="frame: expected a whole number"):
+            ed.set_mask(bad, c, left)
+    with pytest.raises(EditorError, match="object id: expected a whole number"):
+        ed.add_object("d", obj_id="x")

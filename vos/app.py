@@ -121,7 +121,7 @@ class Activity:
             return {"started": self.started, "busy": None, "buttons": [], "seconds": 0, "cancellable": False}
         name, _, since = running[0]
         return {"started": self.started, "busy": name, "buttons": [b for _, b, _ in running],
-                "seconds": round(time.monotonic() - since), "cancellable": name.startswith("Propagate")}
+                "seconds": round(time.monotonic() - since), "cancellable": name.startswith("Propagate") or name == "Export zip"}
 
 
 def _data_url(image: np.ndarray, kind: str) -> str:

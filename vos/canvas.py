@@ -135,9 +135,11 @@ async function show(v) {
   render(); describe();
   root.dataset.serial = String(v.serial);
 }
-function at(e) {
+function at(e) {  // frame pixels; a drag that leaves the canvas is held within a frame's size of it (the
+  // server refuses points farther out)
   const r = cv.getBoundingClientRect();
-  return [(e.clientX - r.left) * cv.width / r.width, (e.clientY - r.top) * cv.height / r.height];
+  const x = (e.clientX - r.left) * cv.width / r.width, y = (e.clientY - r.top) * cv.height / r.height;
+  return [Math.min(Math.max(x, -cv.width), 2 * cv.width), Math.min(Math.max(y, -cv.height), 2 * cv.height)];
 }
 function radius() {  // the size slider is in screen pixels: a brush looks the same on any frame size
   const r = cv.getBoundingClientRect();

@@ -29,15 +29,20 @@ from seggpt.errors import InputError
 
 TOOLS = ("brush", "eraser")
 MAX_RADIUS = 1000  # pixels of the frame
-MAX_POINTS = 200_000  # in one commit: a long session of strokes, far below what would take seconds
+EXACT_RADIUS = 8.0  # up to this radius a stroke's band is computed exactly (stroke_band)
+MAX_POINTS = 50_000  # in one commit: minutes of drawing (the pointer reports about 60 points a second)
 GRABCUT_ITERATIONS = 5
 GRABCUT_MAX_PIXELS = 300_000  # the crop around a box is shrunk to this many pixels first: GrabCut stays fast
 BOX_MIN_SIDE = 3
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InputError(f"{what}: expected a finite number, got {value!r:.40}")
+    try:
+        ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        ok = False
+    if not ok:
+        raise InputError(f"{what}: expected a finite number, got {str(value)[:40]}")
     return float(value)
 
 
@@ -75,11 +80,15 @@ def parse_strokes(strokes: Any, size: Tuple[int, int]) -> List[Dict[str, Any]]:
 
 def stroke_band(size: Tuple[int, int], points: Sequence[Tuple[float, float]], radius: float) -> np.ndarray:
     """The (H, W) bool pixels a stroke covers: those whose centre (x + 0.5, y + 0.5) lies within `radius` of the
-    polyline through `points` (canvas coordinates), exactly what a browser's round-capped line of width
-    2 * radius covers. Computed segment by segment on each segment's bounding box only."""
+    polyline through `points` (canvas coordinates), what a browser's round-capped line of width 2 * radius
+    covers. Exact up to EXACT_RADIUS (computed segment by segment on each segment's bounding box); a wider
+    brush is drawn by OpenCV with sub-pixel coordinates (within about a pixel of the exact band, a small
+    fraction of such a radius), so a long stroke of a wide brush costs milliseconds, not minutes."""
     h, w = size
     band = np.zeros((h, w), bool)
     pts = [(float(x), float(y)) for x, y in points]
+    if radius > EXACT_RADIUS:
+        return _wide_band(band, pts, radius)
     segments = list(zip(pts, pts[1:])) if len(pts) > 1 else [(pts[0], pts[0])]
     r2 = radius * radius
     for (x0, y0), (x1, y1) in segments:
@@ -93,6 +102,21 @@ def stroke_band(size: Tuple[int, int], points: Sequence[Tuple[float, float]], ra
         length2 = dx * dx + dy * dy
         t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0.0, 1.0) if length2 > 0 else 0.0
         band[top:bottom, left:right] |= (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2 <= r2
+    return band
+
+
+def _wide_band(band: np.ndarray, pts: List[Tuple[float, float]], radius: float) -> np.ndarray:
+    shift = 4  # fixed-point bits of OpenCV's coordinates; its integer coordinate i is pixel i's centre
+    fixed = np.round((np.asarray(pts) - 0.5) * (1 << shift)).astype(np.int64)
+    fixed = np.clip(fixed, -(1 << 28), 1 << 28).astype(np.int32)  # inside OpenCV's range; far points stay far
+    canvas = band.view(np.uint8)
+    thickness = max(1, int(round(2 * radius)))
+    if len(fixed) > 1:
+        cv2.polylines(canvas, [fixed.reshape(-1, 1, 2)], False, 1, thickness=thickness, lineType=cv2.LINE_8,
+                      shift=shift)
+    else:  # a dot (OpenCV's thick lines have round ends and joins of their own)
+        cv2.circle(canvas, (int(fixed[0][0]), int(fixed[0][1])), int(round(radius * (1 << shift))), 1, thickness=-1,
+                   lineType=cv2.LINE_8, shift=shift)
     return band
 
 

@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -103,13 +104,16 @@ class _Result:
 
 @dataclass
 class _Change:
-    """One mask change, as `undo` needs it: what the frame had for the object before."""
+    """One mask change, as `undo` needs it: what the frame had for this object before (only this object:
+    the other objects' pixels, and results that came later, are not taken back with it)."""
 
     frame_idx: int
     obj_id: int
     given: Optional[np.ndarray]  # the mask given before (None: none was given)
     origin: Optional[str]
-    result: Optional[_Result]  # the frame's result before
+    shown: np.ndarray  # (H, W) bool: the object's pixels in the frame's result before
+    score: Tuple[bool, Optional[float]]  # (whether the result had a score for the object, the score)
+    had_result: bool  # whether the frame had a result at all
     what: str  # the change, for the status line
 
 
@@ -132,7 +136,6 @@ class Editor:
         self._viewer: Optional[FrameSource] = None
         self._frames: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
         self.origins: Dict[Tuple[int, int], str] = {}  # (frame, object) -> what made its given mask
-        self.version = 0  # changes with every mask change: a canvas showing an older one starts afresh
         self._history: List[_Change] = []
         self._cancel = threading.Event()
         self._busy = threading.Lock()
@@ -233,7 +236,6 @@ class Editor:
             self.results.clear()
             self.origins.clear()
             self._history.clear()
-            self.version += 1
             with self._viewing:
                 self._frames.clear()
         return f"opened {self.video_name}: {self.num_frames} frames, {self.size[1]}x{self.size[0]}, {self.fps:g} fps"
@@ -278,10 +280,7 @@ class Editor:
             return self._frames[idx]
 
     def _check_frame(self, idx) -> int:
-        try:
-            i = int(idx)
-        except (TypeError, ValueError):
-            raise EditorError(f"frame {idx!r} is not a frame index") from None
+        i = _whole_number(idx, "frame")
         if not 0 <= i < self.num_frames:
             raise EditorError(f"frame {i} is out of range (0..{self.num_frames - 1})")
         return i
@@ -293,9 +292,9 @@ class Editor:
             obj_id = next((i for i in range(1, MAX_OBJECTS + 1) if i not in self.objects), None)
             if obj_id is None:
                 raise EditorError(f"at most {MAX_OBJECTS} objects")
-        if not 1 <= int(obj_id) <= MAX_OBJECTS:
+        obj_id = _whole_number(obj_id, "object id")
+        if not 1 <= obj_id <= MAX_OBJECTS:
             raise EditorError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
-        obj_id = int(obj_id)
         name = (name or "").strip() or f"object {obj_id}"
         if obj_id in self.objects:
             self.objects[obj_id].name = name
@@ -315,7 +314,6 @@ class Editor:
                 self.segmenter.remove_object(state, obj_id)
             self._history = [c for c in self._history if c.obj_id != obj_id]
             self.origins = {k: v for k, v in self.origins.items() if k[1] != obj_id}
-            self.version += 1
             for idx, r in self.results.items():
                 labels = self._unpack(r)
                 if (labels == obj_id).any():
@@ -326,7 +324,7 @@ class Editor:
     def _object(self, obj_id) -> EditorObject:
         try:
             return self.objects[int(obj_id)]
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise EditorError(f"no object {obj_id} (objects: {sorted(self.objects)})") from None
 
     # ================================================================== masks
@@ -341,20 +339,20 @@ class Editor:
             raise EditorError(f"the mask is {describe_shape(m)}, the frames {self.size[1]}x{self.size[0]}")
         m = m.astype(bool)
         with self._busy_or_error():
+            old = self.results.get(frame_idx)
             before = _Change(frame_idx, obj_id, self.given(frame_idx).get(obj_id), self.origins.get((frame_idx, obj_id)),
-                             self.results.get(frame_idx), f"{origin} mask of {self.objects[obj_id].label} on frame "
-                             f"{frame_idx}")
+                             self.labels(frame_idx) == obj_id,
+                             (bool(old and obj_id in old.scores), old.scores.get(obj_id) if old else None),
+                             old is not None, f"{origin} mask of {self.objects[obj_id].label} on frame {frame_idx}")
             try:
                 self.segmenter.add_new_mask(state, frame_idx, obj_id, m)
             except EngineError as e:
                 raise EditorError(str(e)) from None
             self._history = (self._history + [before])[-UNDO_DEPTH:]
             self.origins[(frame_idx, obj_id)] = origin
-            self.version += 1
             labels = self.labels(frame_idx)
             labels[labels == obj_id] = 0
             labels[m] = obj_id
-            old = self.results.get(frame_idx)
             scores = dict(old.scores) if old else {}
             scores[obj_id] = 1.0 if m.any() else None
             self.results[frame_idx] = self._drawn(old, labels, scores, obj_id, m)
@@ -429,13 +427,15 @@ class Editor:
         return "prediction" if r is not None and obj_id in r.object_ids else "none"
 
     def undo(self) -> Tuple[str, int, int]:
-        """Take back the last mask change (drawn, box, PNG or accepted); returns what was undone, with the frame
-        and object it was on."""
+        """Take back the last mask change (drawn, box, PNG or accepted: a label-map PNG is one change per
+        object); returns what was undone, with the frame and object it was on. Only that object on that
+        frame goes back (its given mask, and the pixels the frame showed for it, with hard edges until the
+        next propagation); other objects and later results stay."""
         state = self._need_video()
         if not self._history:
             raise EditorError("nothing to undo")
         with self._busy_or_error():
-            c = self._history.pop()
+            c = self._history[-1]
             try:
                 if c.given is None:
                     self.segmenter.remove_mask(state, c.frame_idx, c.obj_id)
@@ -443,15 +443,24 @@ class Editor:
                     self.segmenter.add_new_mask(state, c.frame_idx, c.obj_id, c.given)
             except EngineError as e:
                 raise EditorError(f"cannot undo the {c.what}: {e}") from None
+            self._history.pop()
             if c.origin is None:
                 self.origins.pop((c.frame_idx, c.obj_id), None)
             else:
                 self.origins[(c.frame_idx, c.obj_id)] = c.origin
-            if c.result is None:
-                self.results.pop(c.frame_idx, None)
+            current = self.results.get(c.frame_idx)
+            if not c.had_result and (current is None or set(current.object_ids) <= {c.obj_id}):
+                self.results.pop(c.frame_idx, None)  # the change made this frame's only result
             else:
-                self.results[c.frame_idx] = c.result
-            self.version += 1
+                labels = self.labels(c.frame_idx)
+                labels[labels == c.obj_id] = 0
+                restored = c.shown & (labels == 0)  # never over an object drawn there since
+                labels[restored] = c.obj_id
+                scores = dict(current.scores) if current else {}
+                scores.pop(c.obj_id, None)
+                if c.score[0]:
+                    scores[c.obj_id] = c.score[1]
+                self.results[c.frame_idx] = self._drawn(current, labels, scores, c.obj_id, restored)
         return f"undid the {c.what}", c.frame_idx, c.obj_id
 
     @property
@@ -503,11 +512,8 @@ class Editor:
     def set_adapt_steps(self, steps) -> None:
         """Test-time adaptation steps before the next propagation (0: off; `engine.adapt.steps`). A change
         forgets what was learnt, so the next propagation adapts afresh with the new count."""
-        try:
-            n = int(steps)
-        except (TypeError, ValueError):
-            raise EditorError(f"adaptation steps: expected a whole number, got {steps!r}") from None
-        if n != steps or not 0 <= n <= MAX_ADAPT_STEPS:
+        n = _whole_number(steps, "adaptation steps")
+        if not 0 <= n <= MAX_ADAPT_STEPS:
             raise EditorError(f"adaptation steps: 0..{MAX_ADAPT_STEPS} (0: off), got {steps!r}")
         if n == self.adapt_steps:
             return
@@ -729,7 +735,7 @@ class Editor:
                         mask = np.array(Image.open(f)) > 127
                     self.set_mask(int(note["frame"]), int(note["object"]), mask, origin=str(note.get("origin", "given")))
                 self._history.clear()  # opening a session is not a change to undo
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as e:
             if isinstance(e, EditorError):
                 raise
             raise EditorError(f"{p.name}: cannot read the session ({e})") from None
@@ -738,6 +744,18 @@ class Editor:
             if saved and saved != self.settings.get("weights") else ""
         return f"opened session {p.name}: {self.video_name}, {len(self.objects)} object(s), " \
                f"{len(doc['annotations'])} mask(s); propagate to see the results{other}"
+
+
+def _whole_number(value, what: str) -> int:
+    """`value` as an int when it is a whole number (7, 7.0, "7", numpy's), else one line naming `what`."""
+    try:
+        f = float(value) if not isinstance(value, (bool, np.bool_)) else math.nan
+        whole = math.isfinite(f) and f == int(f)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise EditorError(f"{what}: expected a whole number, got {value!r:.40}")
+    return int(f)
 
 
 def _unused(path: Path) -> Path:
