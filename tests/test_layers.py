@@ -136,6 +136,7 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("statement", [
     "import seggpt, seggpt.colors, seggpt.config, seggpt.masks, seggpt.io",
     "import vos.metrics, vos.datasets",
+    "import vos.drawing, vos.canvas",  # the app's gestures and canvas: no model needed to draw
     "import runpy; sys.argv = ['benchmarks.evaluate', '--help']\n"
     "try:\n    runpy.run_module('benchmarks.evaluate', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0",
 ])

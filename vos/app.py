@@ -31,6 +31,7 @@ import argparse
 import base64
 import functools
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError
+from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError, ExportCancelled
 from seggpt.cli import ArgumentParser
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
@@ -176,7 +177,7 @@ def build_app(editor: Editor):
                          WATCHED_BUTTONS)
 
     activity = Activity()
-    serial = [0]  # every canvas view has its own number: the page says which one it shows
+    serials = itertools.count(1)  # every canvas view has its own number (views run in parallel threads)
 
     def object_choices():
         return [(o.label, o.obj_id) for o in editor.objects.values()]
@@ -198,9 +199,9 @@ def build_app(editor: Editor):
     def canvas_value(frame_idx: int, obj_id, shown, clear: bool = False) -> str:
         """The canvas's view (`vos.canvas`): the frame with the other shown objects as background, the selected
         object's mask, its colour and key."""
-        serial[0] += 1
+        serial = next(serials)
         if not editor.is_open:
-            return json.dumps({"serial": serial[0], "note": "no video open"})
+            return json.dumps({"serial": serial, "note": "no video open"})
         h, w = editor.size
         if obj_id not in editor.objects:
             obj_id = None
@@ -215,7 +216,7 @@ def build_app(editor: Editor):
                     "prediction": "the prediction (translucent): the brush adds to it, the eraser removes"}.get(
                 origin, f"mask given here, made by: {origin}")
             note = f"{editor.objects[obj_id].label} on frame {frame_idx}: {what}"
-        return json.dumps({"serial": serial[0], "key": mask_key(editor, frame_idx, obj_id), "width": w, "height": h,
+        return json.dumps({"serial": serial, "key": mask_key(editor, frame_idx, obj_id), "width": w, "height": h,
                            "color": editor.objects[obj_id].hex if obj_id is not None else "#ffffff",
                            "background": _data_url(background, "jpeg"), "mask": _data_url(mask, "png"),
                            "note": note, "clear": clear})
@@ -237,7 +238,7 @@ def build_app(editor: Editor):
         if not editor.is_open:
             return canvas_value(0, None, shown), None, "no video open"
         try:
-            frame_idx = editor._check_frame(frame_idx or 0)
+            frame_idx = editor.check_frame(frame_idx or 0)
         except EditorError:
             frame_idx = 0
         return (canvas_value(frame_idx, obj_id, shown, clear), result_image(frame_idx, shown),
@@ -373,14 +374,14 @@ def build_app(editor: Editor):
                 log.exception("the propagation failed")
                 events.put(("error", f"the propagation failed: {type(e).__name__}: {e} (the log has the details)"))
             finally:
-                events.put(("end", None))
+                events.put(("end", editor.last_run_cancelled))
 
         threading.Thread(target=work, name="vos-propagate", daemon=True).start()
         done = total = 0
         idx = frame_idx
         adapt = None
         last = 0.0
-        finished = False
+        finished = cancelled = False
         try:
             while True:
                 try:
@@ -388,11 +389,12 @@ def build_app(editor: Editor):
                 except queue.Empty:
                     kind, item = "wait", None
                 if kind == "end":
-                    finished = True
+                    finished, cancelled = True, item
                     break
                 if kind == "error":
                     finished = True
-                    yield f"error: {item}", gr.update(), gr.update()
+                    yield (f"error: {item}", gr.update(), gr.update(),
+                           canvas_value(frame_idx, obj_id, shown))
                     return
                 if kind == "adapt":
                     adapt = item
@@ -404,24 +406,28 @@ def build_app(editor: Editor):
                 last = now
                 if done or total:
                     yield (f"propagating {direction} from frame {frame_idx}: {done}/{total} frames (frame {idx})",
-                           result_image(idx, shown), gr.update())
+                           result_image(idx, shown), gr.update(), gr.update())
                 elif adapt is not None:
                     yield (f"adapting to the masks before propagating {direction}: step {adapt.step}/{adapt.steps}, "
                            f"loss {adapt.loss:.4f}, {adapt.seconds:.1f} s (Cancel stops it; nothing learnt is kept)",
-                           gr.update(), gr.update())
+                           gr.update(), gr.update(), gr.update())
                 else:
-                    yield f"propagating {direction} from frame {frame_idx}: starting", gr.update(), gr.update()
+                    yield (f"propagating {direction} from frame {frame_idx}: starting", gr.update(), gr.update(),
+                           gr.update())
         finally:
-            if not finished:  # the page went away: stop the work it started
-                editor.cancel()
-        cancelled = editor.cancelled and done < total or (editor.cancelled and not done)
+            if not finished:  # the page went away: stop the work it started, and end with it (the activity line
+                editor.cancel()  # and the next action see the propagation until it has really stopped)
+                while events.get()[0] != "end":
+                    pass
+        cancelled = cancelled and (not done or done < total)
         state = "cancelled" if cancelled else "done"
         if cancelled and not done and adapt is not None and adapt.step < adapt.steps:
             state += f" during adaptation (step {adapt.step}/{adapt.steps}; nothing learnt is kept)"
         runs[0] += 1
         total = total or (frame_idx + 1 if reverse else editor.num_frames - frame_idx)
         yield (f"propagation {direction} {state}: {done}/{total} frames (last: frame {idx}; run {runs[0]})",
-               result_image(frame_idx, shown), frame_info(frame_idx))  # back to the frame the slider shows
+               result_image(frame_idx, shown), frame_info(frame_idx),
+               canvas_value(frame_idx, obj_id, shown))  # back to the frame the slider shows, the canvas on it
 
     def on_forward(frame_idx, obj_id, shown):
         yield from on_propagate(frame_idx, obj_id, shown, False)
@@ -436,8 +442,10 @@ def build_app(editor: Editor):
         try:
             path, msg = editor.export(kinds, progress=lambda d, t: progress((d, t), desc="exporting", unit="frames"),
                                       soft=bool(soft))
+        except ExportCancelled as e:
+            return str(e), None, None
         except EditorError as e:
-            return (str(e) if str(e).startswith("export cancelled") else f"error: {e}"), None, None
+            return f"error: {e}", None, None
         return msg, str(path), _overlay_frame(path, int(frame_idx or 0))
 
     def on_save(name):
@@ -451,10 +459,12 @@ def build_app(editor: Editor):
         try:
             msg = editor.open_session(name)
         except EditorError as e:
-            return (f"error: {e}", gr.update(), gr.update(), gr.update()) + (gr.update(), None, gr.update())
+            return (f"error: {e}", gr.update(), gr.update(), gr.update()) + (gr.update(), None, gr.update(),
+                                                                             gr.update())
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         upd = objects_update()
-        return (msg, slider, upd, shown_update()) + view(0, upd["value"], list(editor.objects))
+        return ((msg, slider, upd, shown_update()) + view(0, upd["value"], list(editor.objects))
+                + (gr.update(value=editor.adapt_steps),))
 
     def activity_state(*_):
         return activity.state()
@@ -546,18 +556,18 @@ def build_app(editor: Editor):
         undo.click(act("Undo last change", "undo", on_undo), [frame, obj, shown], edited, **quiet)
         use_mask.click(act("Use uploaded mask", "use-mask", on_upload_mask), [mask_file, frame, obj, shown],
                        [status, obj, shown] + shows, **quiet)
-        adapt_steps.change(on_adapt_steps, [adapt_steps], [status, adapt_steps], **quiet)
+        adapt_steps.input(on_adapt_steps, [adapt_steps], [status, adapt_steps], **quiet)
         # a propagation's progress is its status line (steps, frames, what Cancel does); the preview shows the
         # frames as they come, never covered
-        fwd.click(act("Propagate forward", "forward", on_forward), [frame, obj, shown], [status, preview, info],
-                  **quiet)
-        bwd.click(act("Propagate backward", "backward", on_backward), [frame, obj, shown], [status, preview, info],
-                  **quiet)
+        propagated = [status, preview, info, draw]
+        fwd.click(act("Propagate forward", "forward", on_forward), [frame, obj, shown], propagated, **quiet)
+        bwd.click(act("Propagate backward", "backward", on_backward), [frame, obj, shown], propagated, **quiet)
         cancel.click(on_cancel, None, None, queue=False)
         export.click(act("Export zip", "export", on_export), [kinds, soft, frame], [status, exported, exported_view],
                      show_progress="full", show_progress_on=[status])
         save.click(act("Save session", "save-session", on_save), [session_name], [status, sessions], **quiet)
-        load.click(act("Open session", "open-session", on_open_session), [sessions], [status, frame, obj, shown] + shows, **quiet)
+        load.click(act("Open session", "open-session", on_open_session), [sessions],
+                   [status, frame, obj, shown] + shows + [adapt_steps], **quiet)
     return app
 
 

@@ -80,8 +80,8 @@ def parse_strokes(strokes: Any, size: Tuple[int, int]) -> List[Dict[str, Any]]:
 
 def stroke_band(size: Tuple[int, int], points: Sequence[Tuple[float, float]], radius: float) -> np.ndarray:
     """The (H, W) bool pixels a stroke covers: those whose centre (x + 0.5, y + 0.5) lies within `radius` of the
-    polyline through `points` (canvas coordinates), what a browser's round-capped line of width 2 * radius
-    covers. Exact up to EXACT_RADIUS (computed segment by segment on each segment's bounding box); a wider
+    polyline through `points` (canvas coordinates): the rule the saved mask follows, whatever the browser's
+    antialiased round-capped line of width 2 * radius showed on screen. Exact up to EXACT_RADIUS (computed segment by segment on each segment's bounding box); a wider
     brush is drawn by OpenCV with sub-pixel coordinates (within about a pixel of the exact band, a small
     fraction of such a radius), so a long stroke of a wide brush costs milliseconds, not minutes."""
     h, w = size

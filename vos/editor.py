@@ -74,6 +74,10 @@ class EditorError(ValueError):
     """Something the user can fix (one line for the status bar)."""
 
 
+class ExportCancelled(EditorError):
+    """The user cancelled an export; nothing was written."""
+
+
 @dataclass
 class EditorObject:
     obj_id: int
@@ -138,6 +142,7 @@ class Editor:
         self.origins: Dict[Tuple[int, int], str] = {}  # (frame, object) -> what made its given mask
         self._history: List[_Change] = []
         self._cancel = threading.Event()
+        self.last_run_cancelled = False  # whether the last propagation was cancelled (read once it has ended)
         self._busy = threading.Lock()
         self._viewing = threading.Lock()  # the viewer's decoder and cache serve one request at a time
 
@@ -268,7 +273,7 @@ class Editor:
     def frame(self, idx: int) -> np.ndarray:
         """The RGB frame (a small cache keeps the recently viewed ones)."""
         self._need_video()
-        idx = self._check_frame(idx)
+        idx = self.check_frame(idx)
         with self._viewing:
             if idx in self._frames:
                 self._frames.move_to_end(idx)
@@ -279,7 +284,8 @@ class Editor:
                 self._frames.popitem(last=False)
             return self._frames[idx]
 
-    def _check_frame(self, idx) -> int:
+    def check_frame(self, idx) -> int:
+        """`idx` as a frame index of the open video, or one line saying why not."""
         i = _whole_number(idx, "frame")
         if not 0 <= i < self.num_frames:
             raise EditorError(f"frame {i} is out of range (0..{self.num_frames - 1})")
@@ -332,7 +338,7 @@ class Editor:
         """Give (or correct) an object on a frame; an empty mask says the object is not on this frame.
         `origin` says what made it (shown beside it). Returns the mask's area."""
         state = self._need_video()
-        frame_idx = self._check_frame(frame_idx)
+        frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
         m = np.asarray(mask)
         if m.shape != self.size:
@@ -383,7 +389,7 @@ class Editor:
         the object (`mask_of`: its given mask, else the prediction): the result becomes its given mask.
         Returns the area."""
         self._need_video()
-        frame_idx = self._check_frame(frame_idx)
+        frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
         try:
             checked = parse_strokes(strokes, self.size)
@@ -400,7 +406,7 @@ class Editor:
         """The object inside a box [x0, y0, x1, y1] (frame pixels) by GrabCut (`vos.drawing.mask_from_box`) as
         its given mask on the frame; returns the area (0: GrabCut found nothing: paint it instead)."""
         self._need_video()
-        frame_idx = self._check_frame(frame_idx)
+        frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
         try:
             mask = mask_from_box(self.frame(frame_idx), parse_box(box, self.size))
@@ -413,7 +419,7 @@ class Editor:
     def accept_prediction(self, frame_idx: int, obj_id: int) -> int:
         """The prediction of the object on the frame, as it is, becomes its given mask; returns the area."""
         self._need_video()
-        frame_idx = self._check_frame(frame_idx)
+        frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
         if frame_idx not in self.results:
             raise EditorError(f"frame {frame_idx} has no prediction yet: propagate first")
@@ -530,7 +536,7 @@ class Editor:
         Test-time adaptation, when set, runs first and reports each step to `on_adapt`. `cancel()` stops
         either; the frames done stay."""
         state = self._need_video()
-        frame_idx = self._check_frame(frame_idx)
+        frame_idx = self.check_frame(frame_idx)
         if not len(state.annotations):
             raise EditorError("give a mask first: draw one, or upload a mask PNG")
         if not self._busy.acquire(blocking=False):
@@ -544,14 +550,13 @@ class Editor:
                 for r in run:
                     self._keep(r)
                     done += 1
-                    yield done, total, r.frame_idx
-                    if self._cancel.is_set():
-                        break
+                    yield done, total, r.frame_idx  # the engine ends the pass itself once cancel is set
             finally:
                 run.close()
         except EngineError as e:
             raise EditorError(str(e)) from None
         finally:
+            self.last_run_cancelled = self._cancel.is_set()  # before another action may clear the flag
             self._busy.release()
 
     @property
@@ -670,7 +675,7 @@ class Editor:
                     if progress:
                         progress(idx + 1, self.num_frames)
                     if self._cancel.is_set():
-                        raise EditorError(f"export cancelled after {idx + 1} of {self.num_frames} frames: "
+                        raise ExportCancelled(f"export cancelled after {idx + 1} of {self.num_frames} frames: "
                                           f"nothing was written")
                 exporter.close()
             except BaseException:
@@ -712,7 +717,7 @@ class Editor:
                                   "origin": self.origins.get((a, o), "given")})
             doc = {"format": SESSION_FORMAT, "version": 1, "video": self.video.relative_to(self.root).as_posix(),
                    "fps": self.fps, "objects": [{"id": o.obj_id, "name": o.name} for o in self.objects.values()],
-                   "annotations": notes, "settings": self.settings}
+                   "annotations": notes, "settings": {**self.settings, "adapt_steps": self.adapt_steps}}
             (Path(tmp) / "session.json").write_text(json.dumps(doc, indent=1) + "\n")
             zip_folder(tmp, path)
         claimed.finish(0)
@@ -739,6 +744,9 @@ class Editor:
             if isinstance(e, EditorError):
                 raise
             raise EditorError(f"{p.name}: cannot read the session ({e})") from None
+        steps = doc.get("settings", {}).get("adapt_steps")
+        if steps is not None:
+            self.set_adapt_steps(steps)
         saved = doc.get("settings", {}).get("weights")
         other = f" (saved with weights {saved}, running {self.settings.get('weights')})" \
             if saved and saved != self.settings.get("weights") else ""
@@ -773,4 +781,4 @@ def _safe_name(name: str) -> str:
     return name[:120]
 
 
-__all__ = ["Editor", "EditorError", "EditorObject", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]
+__all__ = ["Editor", "EditorError", "ExportCancelled", "EditorObject", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]
