@@ -266,3 +266,46 @@ def test_undo_takes_back_one_object_only(editor):
             ed.set_mask(bad, c, left)
     with pytest.raises(EditorError, match="object id: expected a whole number"):
         ed.add_object("d", obj_id="x")
+
+
+def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):
+    """Under a mask taken back (undo, a removed object) another object's given mask shows again; an id used
+    again after its object was removed has none of the old object's pixels or soft edges; a damaged session
+    file leaves the open video as it was."""
+    ed, _ = editor
+    ed.open("clip.mp4")
+    a, b = ed.add_object("a"), ed.add_object("b")
+    left = np.zeros((48, 64), bool)
+    left[10:30, 5:30] = True
+    right = np.zeros((48, 64), bool)
+    right[10:30, 20:50] = True  # overlaps a on columns 20..29
+    ed.set_mask(0, a, left)
+    ed.set_mask(0, b, right)
+    ed.undo()
+    assert np.array_equal(ed.labels(0) == a, left)
+    ed.set_mask(0, b, right)
+    ed.remove_object(b)
+    assert np.array_equal(ed.labels(0) == a, left)
+    for _ in ed.propagate(0):
+        pass
+    ed.remove_object(a)
+    again = ed.add_object("new")
+    assert again == a and ed.origin(3, again) == "none"
+    with pytest.raises(EditorError, match="outputs to export"):
+        ed.export(None)
+
+    ed.add_object("x")
+    ed.set_mask(0, again, left)
+    good = ed.save_session("good")
+    with zipfile.ZipFile(good) as z:
+        doc = json.loads(z.read("session.json"))
+        masks = {n: z.read(n) for n in z.namelist() if n.endswith(".png")}
+    doc["annotations"][0]["frame"] = 99
+    bad = tmp_path / "sessions" / ("bad" + SESSION_SUFFIX)
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("session.json", json.dumps(doc))
+        for n, data in masks.items():
+            z.writestr(n, data)
+    with pytest.raises(EditorError, match="does not fit the video"):
+        ed.open_session(bad.name)
+    assert np.array_equal(ed.given(0)[again], left)  # the work in progress is untouched

@@ -163,7 +163,7 @@ def parse_key(editor: Editor, key) -> Tuple[int, int]:
 def _gesture(payload: str, field: str):
     try:
         doc = json.loads(payload or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a forged payload nested beyond Python's limit counts as unreadable
         raise EditorError("the canvas sent something unreadable; reload the page") from None
     if not isinstance(doc, dict):
         raise EditorError("the canvas sent something unreadable; reload the page")

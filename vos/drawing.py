@@ -42,7 +42,8 @@ def _number(value: Any, what: str) -> float:
     except OverflowError:  # an int too large for a float
         ok = False
     if not ok:
-        raise InputError(f"{what}: expected a finite number, got {str(value)[:40]}")
+        shown = type(value).__name__ if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        raise InputError(f"{what}: expected a finite number, got {shown[:40]}")
     return float(value)
 
 
@@ -150,6 +151,8 @@ def mask_from_box(frame: np.ndarray, box: Tuple[int, int, int, int],
                   iterations: int = GRABCUT_ITERATIONS) -> np.ndarray:
     """The object inside `box` (left, top, right, bottom; `parse_box`) of an (H, W, 3) uint8 RGB frame, by
     GrabCut: a (H, W) bool mask, empty outside the box. Deterministic (OpenCV's RNG is seeded)."""
+    if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
+        raise InputError(f"box: GrabCut needs an (H, W, 3) uint8 RGB frame, got {getattr(frame, 'shape', type(frame))}")
     h, w = frame.shape[:2]
     left, top, right, bottom = box
     bw, bh = right - left, bottom - top

@@ -278,8 +278,13 @@ class Editor:
             if idx in self._frames:
                 self._frames.move_to_end(idx)
                 return self._frames[idx]
-            for _, f in self._viewer.iter_frames(idx, idx + 1):
-                self._frames[idx] = f
+            try:
+                for _, f in self._viewer.iter_frames(idx, idx + 1):
+                    self._frames[idx] = f
+            except VideoError as e:
+                raise EditorError(str(e)) from None
+            if idx not in self._frames:
+                raise EditorError(f"{self.video_name}: frame {idx} could not be decoded")
             while len(self._frames) > 48:
                 self._frames.popitem(last=False)
             return self._frames[idx]
@@ -301,7 +306,7 @@ class Editor:
         obj_id = _whole_number(obj_id, "object id")
         if not 1 <= obj_id <= MAX_OBJECTS:
             raise EditorError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
-        name = (name or "").strip() or f"object {obj_id}"
+        name = ("" if name is None else str(name)).strip() or f"object {obj_id}"
         if obj_id in self.objects:
             self.objects[obj_id].name = name
         else:
@@ -309,7 +314,7 @@ class Editor:
         return obj_id
 
     def rename_object(self, obj_id: int, name: str) -> None:
-        self._object(obj_id).name = (name or "").strip() or f"object {obj_id}"
+        self._object(obj_id).name = ("" if name is None else str(name)).strip() or f"object {obj_id}"
 
     def remove_object(self, obj_id: int) -> None:
         state = self._need_video()
@@ -320,12 +325,28 @@ class Editor:
                 self.segmenter.remove_object(state, obj_id)
             self._history = [c for c in self._history if c.obj_id != obj_id]
             self.origins = {k: v for k, v in self.origins.items() if k[1] != obj_id}
-            for idx, r in self.results.items():
+            for idx, r in list(self.results.items()):
+                if obj_id not in r.object_ids:
+                    continue
                 labels = self._unpack(r)
-                if (labels == obj_id).any():
-                    labels[labels == obj_id] = 0
-                    self.results[idx] = dataclasses.replace(  # its alpha row is never asked for again
-                        r, labels=self._pack(labels), scores={o: s for o, s in r.scores.items() if o != obj_id})
+                labels[labels == obj_id] = 0
+                keep = [k for k, o in enumerate(r.object_ids) if o != obj_id]  # an id used again starts clean
+                kept = _Result(self._pack(labels), {o: v for o, v in r.scores.items() if o != obj_id},
+                               [r.object_ids[k] for k in keep], self._pack(self._unpack_alpha(r)[keep]))
+                self.results[idx] = self._show_given(idx, kept)
+
+    def _show_given(self, frame_idx: int, r: _Result) -> _Result:
+        """`r` with the frame's given masks shown where no object is (after an object's pixels were taken
+        away: a mask given for another object under them shows again, hard)."""
+        labels, alpha = self._unpack(r), self._unpack_alpha(r)
+        ids = list(r.object_ids)
+        for o, m in self.given(frame_idx).items():
+            fill = m & (labels == 0)
+            if o in ids and fill.any():
+                labels[fill] = o
+                alpha[:, fill] = 0
+                alpha[ids.index(o)][fill] = 255
+        return _Result(self._pack(labels), r.scores, ids, self._pack(alpha))
 
     def _object(self, obj_id) -> EditorObject:
         try:
@@ -466,7 +487,8 @@ class Editor:
                 scores.pop(c.obj_id, None)
                 if c.score[0]:
                     scores[c.obj_id] = c.score[1]
-                self.results[c.frame_idx] = self._drawn(current, labels, scores, c.obj_id, restored)
+                self.results[c.frame_idx] = self._show_given(
+                    c.frame_idx, self._drawn(current, labels, scores, c.obj_id, restored))
         return f"undid the {c.what}", c.frame_idx, c.obj_id
 
     @property
@@ -553,7 +575,7 @@ class Editor:
                     yield done, total, r.frame_idx  # the engine ends the pass itself once cancel is set
             finally:
                 run.close()
-        except EngineError as e:
+        except (EngineError, VideoError) as e:  # a frame the decoder cannot read: one line
             raise EditorError(str(e)) from None
         finally:
             self.last_run_cancelled = self._cancel.is_set()  # before another action may clear the flag
@@ -630,6 +652,8 @@ class Editor:
         PNGs and the matte get soft edges from the model's scores (the CLI's `--soft`, default width);
         masks the user drew stay hard. `cancel()` stops it before the next frame: nothing is written."""
         self._need_video()
+        if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)):
+            raise EditorError(f"the outputs to export: a list of {', '.join(EXPORT_KINDS)}")
         kinds = [k for k in kinds if k in EXPORT_KINDS]
         if not kinds:
             raise EditorError("choose at least one output to export")
@@ -727,31 +751,61 @@ class Editor:
         """Open a session file from root/sessions (or anywhere under root): the video, objects and masks."""
         p = Path(name_or_path)
         p = self.inside(p if p.is_absolute() or len(p.parts) > 1 else Path("sessions") / p)
-        try:
+        try:  # everything read and checked first: a bad session file leaves the open video as it was
             with zipfile.ZipFile(p) as z:
                 doc = json.loads(z.read("session.json"))
-                if doc.get("format") != SESSION_FORMAT:
+                if not isinstance(doc, dict) or doc.get("format") != SESSION_FORMAT:
                     raise EditorError(f"{p.name}: not a session file")
-                self.open(doc["video"], fps=doc.get("fps"))
-                for o in doc["objects"]:
-                    self.add_object(o["name"], int(o["id"]))
+                settings = doc.get("settings") or {}
+                if not isinstance(settings, dict):
+                    raise EditorError(f"{p.name}: its settings are not a table")
+                objects = [(_whole_number(o["id"], "object id"), o.get("name")) for o in doc["objects"]]
+                notes = []
                 for note in doc["annotations"]:
                     with z.open(note["mask"]) as f:
                         mask = np.array(Image.open(f)) > 127
-                    self.set_mask(int(note["frame"]), int(note["object"]), mask, origin=str(note.get("origin", "given")))
-                self._history.clear()  # opening a session is not a change to undo
-        except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as e:
+                    notes.append((_whole_number(note["frame"], "frame"), _whole_number(note["object"], "object"),
+                                  mask, str(note.get("origin", "given"))))
+            video = self.inside(doc["video"])
+            fps = doc.get("fps")
+            probe = open_source(str(video), fps=fps) if video.is_dir() else open_source(str(video))
+            num_frames, size = probe.num_frames, tuple(probe.size)
+            probe.close()
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError, zipfile.BadZipFile,
+                VideoError) as e:
             if isinstance(e, EditorError):
                 raise
-            raise EditorError(f"{p.name}: cannot read the session ({e})") from None
-        steps = doc.get("settings", {}).get("adapt_steps")
+            raise EditorError(f"{p.name}: cannot read the session ({_short(e)})") from None
+        ids = {o for o, _ in objects}
+        for frame_idx, obj_id, mask, _ in notes:
+            if obj_id not in ids or not 0 <= frame_idx < (num_frames or 0) or mask.shape != size:
+                raise EditorError(f"{p.name}: its mask of object {obj_id} on frame {frame_idx} does not fit the video "
+                                  f"({num_frames} frames of {size[1]}x{size[0]})")
+        steps = settings.get("adapt_steps")
+        if steps is not None and not 0 <= _whole_number(steps, "adaptation steps") <= MAX_ADAPT_STEPS:
+            raise EditorError(f"{p.name}: adaptation steps {steps} out of range")
+        self.open(video, fps=fps)
+        for obj_id, name in objects:
+            self.add_object(name, obj_id)
+        for frame_idx, obj_id, mask, origin in notes:
+            self.set_mask(frame_idx, obj_id, mask, origin=origin)
+        self._history.clear()  # opening a session is not a change to undo
         if steps is not None:
             self.set_adapt_steps(steps)
-        saved = doc.get("settings", {}).get("weights")
+        saved = settings.get("weights")
         other = f" (saved with weights {saved}, running {self.settings.get('weights')})" \
             if saved and saved != self.settings.get("weights") else ""
         return f"opened session {p.name}: {self.video_name}, {len(self.objects)} object(s), " \
-               f"{len(doc['annotations'])} mask(s); propagate to see the results{other}"
+               f"{len(notes)} mask(s); propagate to see the results{other}"
+
+
+def _short(value) -> str:
+    """At most 40 characters of `value` for a message (repr can fail: an int of 5,000 digits)."""
+    try:
+        text = repr(value) if not isinstance(value, BaseException) else str(value)
+    except Exception:  # noqa: BLE001 - only a message
+        text = type(value).__name__
+    return text[:40]
 
 
 def _whole_number(value, what: str) -> int:
@@ -762,7 +816,7 @@ def _whole_number(value, what: str) -> int:
     except (TypeError, ValueError, OverflowError):
         whole = False
     if not whole:
-        raise EditorError(f"{what}: expected a whole number, got {value!r:.40}")
+        raise EditorError(f"{what}: expected a whole number, got {_short(value)}")
     return int(f)
 
 
