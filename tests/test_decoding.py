@@ -220,3 +220,25 @@ def test_rotated_video_comes_out_as_a_player_shows_it(tmp_path, degrees):
     with pytest.raises(VideoError, match="display rotation"):
         DecordSource(rotated)
     assert open_source(plain).size == (H, W)
+
+
+@pytest.mark.parametrize("width,height", [(8, 8), (16, 16), (24, 10), (48, 48), (31, 20)])
+def test_sizes_decord_mangles_are_read_by_pyav(tmp_path, width, height):
+    """decord returns (8, 8, 12) arrays for an 8x8 video and fails on 24x10 or 48x48: `auto` checks its first
+    frame at open and reads such a file with PyAV."""
+    import av
+
+    from vos.video import open_source
+
+    path = tmp_path / "tiny.mkv"
+    frames = [np.full((height, width, 3), 60 * i, np.uint8) for i in range(3)]
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("ffv1", rate=8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    got = [f for _, f in open_source(str(path)).iter_frames(0, 3)]
+    assert len(got) == 3 and all(np.abs(g.astype(int) - f).max() <= 2 for g, f in zip(got, frames))

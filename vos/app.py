@@ -241,8 +241,12 @@ def build_app(editor: Editor):
             frame_idx = editor.check_frame(frame_idx or 0)
         except EditorError:
             frame_idx = 0
-        return (canvas_value(frame_idx, obj_id, shown, clear), result_image(frame_idx, shown),
-                frame_info(frame_idx))
+        try:
+            return (canvas_value(frame_idx, obj_id, shown, clear), result_image(frame_idx, shown),
+                    frame_info(frame_idx))
+        except EditorError as e:  # a frame the decoder cannot read: said where the frame would be
+            log.warning("frame %d cannot be shown: %s", frame_idx, e)
+            return (json.dumps({"serial": next(serials), "note": f"error: {e}"}), None, f"error: {e}")
 
     # ------------------------------------------------------------------ handlers
     def on_open(upload, picked):

@@ -711,7 +711,7 @@ class Editor:
             claimed = self._claim({"the export": zip_path})
             zip_folder(work, zip_path)
             claimed.finish(0)
-        except OutputError as e:
+        except (OutputError, VideoError) as e:  # a full disk, a frame the decoder cannot read: one line
             raise EditorError(str(e)) from None
         finally:
             remove_tree(work)
@@ -728,6 +728,7 @@ class Editor:
         """Write root/sessions/<name>.vos-session.zip (module docstring), atomically."""
         state = self._need_video()
         d = self._own_folder("sessions")
+        name = "" if name is None else str(name)
         path = d / (_safe_name(name or Path(self.video_name).stem or "session") + SESSION_SUFFIX)
         claimed = self._claim({"the session file": path})  # an earlier save of ours is replaced, nothing else
         notes = []

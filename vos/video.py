@@ -79,6 +79,15 @@ def open_source(
     return IteratorSource(spec, fps=fps)
 
 
+def _decord_reads_right(source: FrameSource) -> bool:
+    """Whether decord gives the first frame at the size it reports (one frame decoded at open)."""
+    h, w = source.size
+    try:
+        return all(frame.shape == (h, w, 3) for _, frame in source.iter_frames(0, 1))
+    except VideoError:
+        return False
+
+
 def _open_video(path: Path, backend: str, **kw: int) -> FrameSource:
     if backend == "pyav":
         return PyAVSource(path, **kw)
@@ -96,6 +105,12 @@ def _open_video(path: Path, backend: str, **kw: int) -> FrameSource:
         source: FrameSource = DecordSource(path, **kw)
     except VideoError as exc:
         logger.debug("%s: decord failed (%s), decoding with PyAV", path, exc)
+        return PyAVSource(path, **kw)
+    if not _decord_reads_right(source):
+        # decord mangles some frame sizes (8x8 comes back as (8, 8, 12) arrays, 24x10 and 48x48 fail); PyAV
+        # reads them right
+        source.close()
+        logger.debug("%s: decord cannot decode frames of this size, decoding with PyAV", path)
         return PyAVSource(path, **kw)
     logger.debug("%s: decoding with decord", path)
     return source
