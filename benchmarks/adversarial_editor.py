@@ -6,7 +6,6 @@ Prints PASS/FAIL per case and a summary; exits 1 if any case fails.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -42,7 +41,6 @@ def expect_error(fn, etype, what="", limit=5.0):
     """fn() must raise etype (one line) or return; never another exception, never slow."""
     signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
-    t = time.time()
     try:
         fn()
     except Timeout:
@@ -141,8 +139,6 @@ def draw_apply_cost_bounded_max_points():
 def brute_band(size, pts, r):
     h, w = size
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    band = np.zeros((h, w), bool)
-    near = np.zeros((h, w), bool)
     segs = list(zip(pts, pts[1:])) if len(pts) > 1 else [(pts[0], pts[0])]
     dmin = np.full((h, w), np.inf)
     for (x0, y0), (x1, y1) in segs:
