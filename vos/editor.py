@@ -207,8 +207,10 @@ class Editor:
         return sorted(p.name for p in d.glob(f"*{SESSION_SUFFIX}")) if d.is_dir() else []
 
     # ================================================================== the video
-    def open(self, path: str | Path, uploaded: bool = False, fps: Optional[float] = None) -> str:
-        """Open a video or frame folder under root; an uploaded file is copied to root/uploads first."""
+    def open(self, path: str | Path, uploaded: bool = False, fps: Optional[float] = None,
+             accept: Optional[Callable[[FrameSource], None]] = None) -> str:
+        """Open a video or frame folder under root; an uploaded file is copied to root/uploads first.
+        `accept(source)` may refuse the video (EditorError) before the open one is replaced."""
         if uploaded:
             src = Path(path)
             dest_dir = self._own_folder("uploads")
@@ -222,20 +224,25 @@ class Editor:
             p = dest
         else:
             p = self.inside(path)
+        readers: List[FrameSource] = []
         try:
-            source = open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p))
-            viewer = open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p))
-        except (VideoError, ValueError) as e:
-            raise EditorError(str(e)) from None
-        if source.num_frames is None:
-            raise EditorError(f"{p.name}: the number of frames is unknown")
+            for _ in range(2):  # a second reader: showing frames while a propagation decodes its own
+                readers.append(open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p)))
+            source, viewer = readers
+            if source.num_frames is None:
+                raise EditorError(f"{p.name}: the number of frames is unknown")
+            if accept is not None:
+                accept(source)
+        except (VideoError, ValueError) as e:  # EditorError too (a ValueError): the readers are closed
+            for reader in readers:
+                reader.close()
+            raise e if isinstance(e, EditorError) else EditorError(str(e)) from None
         self.cancel()
         with self._busy:
             for old in (self.source, self._viewer):
                 if old is not None:
                     old.close()
-            self.video, self.source = p, source
-            self._viewer = viewer  # a second reader: showing frames while a propagation decodes its own
+            self.video, self.source, self._viewer = p, source, viewer
             self.state = self.segmenter.init_state(source)
             self.objects.clear()
             self.results.clear()
@@ -768,24 +775,23 @@ class Editor:
                     notes.append((_whole_number(note["frame"], "frame"), _whole_number(note["object"], "object"),
                                   mask, str(note.get("origin", "given"))))
             video = self.inside(doc["video"])
-            fps = doc.get("fps")
-            probe = open_source(str(video), fps=fps) if video.is_dir() else open_source(str(video))
-            num_frames, size = probe.num_frames, tuple(probe.size)
-            probe.close()
-        except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError, zipfile.BadZipFile,
-                VideoError) as e:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError, zipfile.BadZipFile) as e:
             if isinstance(e, EditorError):
                 raise
             raise EditorError(f"{p.name}: cannot read the session ({_short(e)})") from None
-        ids = {o for o, _ in objects}
-        for frame_idx, obj_id, mask, _ in notes:
-            if obj_id not in ids or not 0 <= frame_idx < (num_frames or 0) or mask.shape != size:
-                raise EditorError(f"{p.name}: its mask of object {obj_id} on frame {frame_idx} does not fit the video "
-                                  f"({num_frames} frames of {size[1]}x{size[0]})")
         steps = settings.get("adapt_steps")
         if steps is not None and not 0 <= _whole_number(steps, "adaptation steps") <= MAX_ADAPT_STEPS:
             raise EditorError(f"{p.name}: adaptation steps {steps} out of range")
-        self.open(video, fps=fps)
+        ids = {o for o, _ in objects}
+
+        def fits(source: FrameSource) -> None:
+            num_frames, size = source.num_frames, tuple(source.size)
+            for frame_idx, obj_id, mask, _ in notes:
+                if obj_id not in ids or not 0 <= frame_idx < num_frames or mask.shape != size:
+                    raise EditorError(f"{p.name}: its mask of object {obj_id} on frame {frame_idx} does not fit the "
+                                      f"video ({num_frames} frames of {size[1]}x{size[0]})")
+
+        self.open(video, fps=doc.get("fps"), accept=fits)
         for obj_id, name in objects:
             self.add_object(name, obj_id)
         for frame_idx, obj_id, mask, origin in notes:
