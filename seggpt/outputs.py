@@ -290,15 +290,15 @@ def _ownership(folder: Path, rel: str, manifest: Optional[dict]) -> str:
     if manifest is None:
         return "foreign"
     running = manifest.get("status") == "running"  # a run killed outright (a live one is refused first)
+    # a file we listed with no hash: a killed run's, an earlier version's (format 1), else none of ours
+    without_hash = "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
     if _TEMPORARY.match(name):  # what a killed run's writer left: no hash to tell it from a user's file
-        if not manifest["claimed"]:
-            return "foreign"
-        return "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
+        return without_hash if manifest["claimed"] else "foreign"
     killed = running and manifest["claimed"] and _matches(rel, manifest["patterns"])
     if rel in manifest["files"]:
         record = manifest["files"][rel]
         if record is None:  # no hash: format 1, or kept by a resumed run that was killed
-            return "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
+            return without_hash
         if _unchanged(folder / rel, record):
             return "ours"
         # changed since: by a person, or by the run that was killed before it could say so
