@@ -269,10 +269,15 @@ def _find_in_folder(folder: Path) -> Tuple[Path, Optional[SegGPTConfig]]:
     raise WeightsError(f"{folder}: several weights files, pass one of them: {', '.join(p.name for p in candidates)}")
 
 
-def resolve(name_or_path: str) -> Tuple[Path, Optional[SegGPTConfig]]:
-    """Turn a preset, Hub id, file or folder into a local weights file (+ a config where one is stored)."""
+def check_name_given(name_or_path: object) -> None:
+    """An empty weights name is refused: never "the current folder"."""
     if not str(name_or_path).strip():
         raise WeightsError("weights: an empty name; give a packaged name (small), a Hub id or a checkpoint file")
+
+
+def resolve(name_or_path: str) -> Tuple[Path, Optional[SegGPTConfig]]:
+    """Turn a preset, Hub id, file or folder into a local weights file (+ a config where one is stored)."""
+    check_name_given(name_or_path)
     path = Path(os.path.expanduser(str(name_or_path)))
     if path.is_dir():
         return _find_in_folder(path)

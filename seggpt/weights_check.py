@@ -369,10 +369,9 @@ def load_checked(name_or_path: str, device=None):
     `refusal_message` in `_torch_load`'s except clause; `packaged_weights` first in `resolve`.
     """
     from .model import SegGPT
-    from .weights import WeightsError, resolve
+    from .weights import WeightsError, check_name_given, resolve
 
-    if not str(name_or_path).strip():  # never "the current folder"
-        raise WeightsError("weights: an empty name; give a packaged name (small), a Hub id or a checkpoint file")
+    check_name_given(name_or_path)  # before a config.json of the current folder could be read for it
     name = resolve_weights_name(name_or_path)
     local = Path(os.path.expanduser(name))
     try:
