@@ -136,12 +136,12 @@ def _data_url(image: np.ndarray, kind: str) -> str:
     return f"data:image/{kind};base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def mask_key(editor: Editor, frame_idx: int, obj_id: Optional[int]) -> str:
-    """Names what a canvas shows: the frame, the object and the mask it starts from (a checksum). A commit
-    carries it back, so strokes land where they were drawn, over what the user saw, or are refused."""
-    if obj_id not in editor.objects:
+def mask_key(frame_idx: int, obj_id: Optional[int], mask: Optional[np.ndarray]) -> str:
+    """Names what a canvas shows: the frame, the object and the mask it starts from (`Editor.mask_of`, a
+    checksum). A commit carries it back, so strokes land where they were drawn, over what the user saw, or
+    are refused."""
+    if obj_id is None or mask is None:
         return f"{frame_idx}:none:0"
-    mask = editor.mask_of(frame_idx, obj_id)
     return f"{frame_idx}:{obj_id}:{zlib.crc32(np.packbits(mask).tobytes()) ^ mask.size:08x}"
 
 
@@ -154,7 +154,7 @@ def parse_key(editor: Editor, key) -> Tuple[int, int]:
         raise EditorError("add an object and pick a frame first") from None
     if obj_id not in editor.objects:
         raise EditorError(f"object {obj_id} no longer exists")
-    if mask_key(editor, frame_idx, obj_id) != key:
+    if mask_key(frame_idx, obj_id, editor.mask_of(frame_idx, obj_id)) != key:
         raise EditorError(f"the mask of {editor.objects[obj_id].label} on frame {frame_idx} changed since you drew "
                           f"on it; draw again on what the canvas shows now")
     return frame_idx, obj_id
@@ -207,7 +207,7 @@ def build_app(editor: Editor):
             obj_id = None
         hide = hidden_of(shown) + ([obj_id] if obj_id is not None else [])
         background = editor.preview(frame_idx, hide=hide)
-        mask = editor.mask_of(frame_idx, obj_id) if obj_id is not None else np.zeros((h, w), bool)
+        mask = editor.mask_of(frame_idx, obj_id) if obj_id is not None else None
         if obj_id is None:
             note = f"frame {frame_idx}: add an object to draw its mask"
         else:
@@ -216,9 +216,10 @@ def build_app(editor: Editor):
                     "prediction": "the prediction (translucent): the brush adds to it, the eraser removes"}.get(
                 origin, f"mask given here, made by: {origin}")
             note = f"{editor.objects[obj_id].label} on frame {frame_idx}: {what}"
-        return json.dumps({"serial": serial, "key": mask_key(editor, frame_idx, obj_id), "width": w, "height": h,
+        return json.dumps({"serial": serial, "key": mask_key(frame_idx, obj_id, mask), "width": w, "height": h,
                            "color": editor.objects[obj_id].hex if obj_id is not None else "#ffffff",
-                           "background": _data_url(background, "jpeg"), "mask": _data_url(mask, "png"),
+                           "background": _data_url(background, "jpeg"),
+                           "mask": _data_url(mask if mask is not None else np.zeros((h, w), bool), "png"),
                            "note": note, "clear": clear})
 
     def frame_info(frame_idx):
