@@ -168,6 +168,30 @@ def test_quiet_fd2_drops_decoder_lines_and_passes_the_rest(capfd):
     assert len(captured) == 2 and "moov atom" in captured[1]
 
 
+@pytest.mark.parametrize("decode_s, exit_wait_s", [(1.5, 10.0), (60.0, 0.5)], ids=["decoder-ends", "decoder-stuck"])
+def test_a_line_written_while_a_decoder_thread_captures_fd2_survives_the_exit(decode_s, exit_wait_s):
+    """fd 2 belongs to the process: while the prefetch thread decodes (fd 2 captured), the main thread's
+    last line ('interrupted: ...' after Ctrl-C) goes into the capture. The process used to exit first and
+    lose it (a CI run: exit 130, no line); the exit now waits for the capture and passes it on, or takes
+    fd 2 back from a decoder stuck past EXIT_WAIT_S."""
+    code = ("import os, sys, threading, time\n"
+            "import vos.decoders\n"
+            "from vos.decoders import quiet_fd2\n"
+            f"vos.decoders.EXIT_WAIT_S = {exit_wait_s}\n"
+            "started = threading.Event()\n"
+            "def decode():\n"
+            "    with quiet_fd2():\n"
+            "        started.set()\n"
+            "        os.write(2, b'[mov,mp4 @ 0x55e80a55af40] decoder noise\\n')\n"
+            f"        time.sleep({decode_s})\n"
+            "threading.Thread(target=decode, daemon=True).start()\n"
+            "started.wait()\n"
+            "print('interrupted: only complete files were written', file=sys.stderr)\n"
+            "sys.exit(130)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 130 and p.stderr == "interrupted: only complete files were written\n", p.stderr
+
+
 def _frames_folder(tmp_path: Path, frames, damage) -> Path:
     folder = tmp_path / "frames"
     folder.mkdir()

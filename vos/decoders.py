@@ -12,7 +12,8 @@ never reaches the terminal: every FFmpeg the process has loaded (decord and PyAV
 own) is set to its quiet log level once it is imported (:func:`silence_ffmpeg`), and decord's calls run
 with file descriptor 2 captured, its own lines dropped (the first one goes into our message). The
 level matters because decord decodes in its own threads, which write whenever they meet damage,
-not only while we call it.
+not only while we call it. fd 2 belongs to the process, so what other threads write during a capture is
+held and passed on when it ends; the interpreter's exit waits for a capture in progress first.
 
 Rotation: frames come out as a player shows them. A video whose display matrix rotates it (phones)
 is decoded with PyAV and each frame turned by the stream's rotation; decord ignores or mangles that
@@ -21,6 +22,7 @@ matrix, so ``backend="auto"`` never picks it for such a file and ``backend="deco
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -45,10 +47,22 @@ _FD2_LOCK = threading.Lock()
 _DECODER_LINE = re.compile(r"^\s*\[(\d\d:\d\d:\d\d|[\w,-]+ @ 0x[0-9a-f]+)\]")
 
 
+#: the capture in progress: (fd 2 as it was, the file fd 2 points at meanwhile); None when none is.
+#: Taken (set to None) under _CAPTURE_LOCK by whoever ends it: the capturing thread or the exit.
+_CAPTURE: tuple[int, Any] | None = None
+_CAPTURE_LOCK = threading.Lock()
+#: how long the interpreter's exit waits for a decoder thread's capture to end before taking fd 2 back
+EXIT_WAIT_S = 10.0
+
+
 @contextlib.contextmanager
 def quiet_fd2(captured: list[str] | None = None) -> Iterator[None]:
     """Run C code with file descriptor 2 captured: decoder log lines are dropped (kept in ``captured``),
-    anything else written meanwhile (another thread's progress bar) is passed on afterwards."""
+    anything else written meanwhile (another thread's progress bar, a CLI's last line) is passed on
+    when the capture ends, however it ends. fd 2 belongs to the whole process, so a capture in a
+    decoder thread also holds what the main thread writes; `_end_captures_at_exit` makes sure the
+    interpreter does not exit with that text still held."""
+    global _CAPTURE
     with _FD2_LOCK:
         try:
             sys.stderr.flush()
@@ -58,29 +72,59 @@ def quiet_fd2(captured: list[str] | None = None) -> Iterator[None]:
             return
         with tempfile.TemporaryFile() as sink:
             os.dup2(sink.fileno(), 2)
+            with _CAPTURE_LOCK:
+                _CAPTURE = (saved, sink)
             try:
                 yield
             finally:
-                try:
-                    sys.stderr.flush()
-                except (OSError, ValueError):
-                    pass
-                os.dup2(saved, 2)
-                os.close(saved)
-                sink.seek(0)
-                text = sink.read().decode("utf-8", "replace")
-        kept = []
-        for line in text.splitlines(keepends=True):
-            if _DECODER_LINE.match(line):
-                if captured is not None:
-                    captured.append(line.strip())
-            else:
-                kept.append(line)
-        if kept:
-            try:
-                os.write(2, "".join(kept).encode())
-            except OSError:
-                pass
+                if _take_capture() is not None:  # else the exit took fd 2 back (a decoder stuck past EXIT_WAIT_S)
+                    _release(saved, sink, captured)
+
+
+def _take_capture() -> tuple[int, Any] | None:
+    global _CAPTURE
+    with _CAPTURE_LOCK:
+        capture, _CAPTURE = _CAPTURE, None
+    return capture
+
+
+def _release(saved: int, sink: Any, captured: list[str] | None) -> None:
+    """Point fd 2 back where it was, then write there what the capture held, less the decoder lines."""
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os.dup2(saved, 2)
+    os.close(saved)
+    sink.seek(0)
+    text = sink.read().decode("utf-8", "replace")
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if _DECODER_LINE.match(line):
+            if captured is not None:
+                captured.append(line.strip())
+        else:
+            kept.append(line)
+    if kept:
+        try:
+            os.write(2, "".join(kept).encode())
+        except OSError:
+            pass
+
+
+def _end_captures_at_exit() -> None:
+    """At interpreter exit (atexit runs while daemon threads still run): wait for a decoder thread's
+    capture to end and pass on what it held (a CLI's 'interrupted: ...' line, written while the
+    prefetch thread decoded, was lost when the process ended first), then hold the lock so that no
+    capture starts again. A decoder stuck past EXIT_WAIT_S: fd 2 is taken back from it here."""
+    if _FD2_LOCK.acquire(timeout=EXIT_WAIT_S):
+        return
+    capture = _take_capture()
+    if capture is not None:
+        _release(*capture, None)
+
+
+atexit.register(_end_captures_at_exit)
 
 
 _SILENCED: set[str] = set()
