@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vos.exports import (ExportError, LostObjectReport, MatteVideoWriter, hard_alpha, read_matte, rle_decode,
-                         rle_encode, save_object_png, save_rgba_png, soft_alpha)
+                         rle_encode, save_object_png, save_rgba_png, soft_alpha, lost_after_for)
 from vos.prompts import PromptError, fit_mask
 from vos.run import build_parser, main
 from vos.synthetic import make_clip
@@ -85,6 +85,16 @@ def test_missing_pycocotools_is_one_line(monkeypatch, tmp_path, capsys):
         rle_encode(np.zeros((2, 2), bool))
 
 
+def test_the_lost_threshold_fits_the_clip():
+    """min(10, max(2, frames // 8)): a fixed 10 never flagged an object gone for the last 7 of 16 frames."""
+    assert [lost_after_for(n) for n in (None, 0, 1, 8, 16, 24, 79, 80, 500)] == [10, 10, 2, 2, 2, 3, 9, 10, 10]
+    for after, lost in ((lost_after_for(16), [1]), (10, [])):  # 10: the old fixed default missed it
+        gone = LostObjectReport({1: "a"}, {1: [0]}, after=after)
+        for t in range(16):
+            gone.add(t, np.full((2, 2), 1 if t < 9 else 0), [1])  # present on 0-8, gone on 9-15
+        assert [t.obj_id for t in gone.lost()] == lost
+
+
 def test_lost_object_report():
     r = LostObjectReport({1: "a", 2: "b", 3: "c"}, {1: [0], 2: [0], 3: [2]}, after=3)
     for t in range(10):
@@ -155,7 +165,9 @@ def test_masks_dir_and_every_output(clip, tiny_weights, tmp_path, capsys):
             m = rle_decode(o["segmentation"])
             assert np.array_equal(m, index[t] == o["id"]) and o["area"] == m.sum()  # exactly the index PNGs
             assert (o["score"] is None) == (o["area"] == 0)
-    assert json.loads((tmp_path / "report.json").read_text())["objects"][1]["prompt_frames"] == [3]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["objects"][1]["prompt_frames"] == [3]
+    assert report["lost_after"] == 2  # 8 frames segmented, no --lost-after: the threshold fits the clip
 
     for o in (1, 2):
         png = np.array(Image.open(out / "objects" / f"{o:03d}" / "00004.png"))

@@ -39,8 +39,9 @@ the mean of `FrameResult.confidence` over the object's pixels (1 on masks the us
 ``empty_frames`` are inclusive [first, last] ranges.
 
 Lost-object report: an object whose mask on its prompt frame is not empty, but is empty on more than
-`lost_after` consecutive frames (10 by default, `--lost-after`), is reported lost: a warning, the
-summary line, and ``lost: true`` in the JSON.
+`lost_after` consecutive frames, is reported lost: a warning, the summary line, and ``lost: true`` in
+the JSON. The threshold fits the clip unless given (`--lost-after`): `lost_after_for` (the app's
+timeline uses the same rule).
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SOFT_WIDTH = 0.2
 #: the narrowest soft edge (a score margin): narrower is a hard edge, and 1 / (2 width) overflows near 0
 MIN_SOFT_WIDTH = 1e-3
-DEFAULT_LOST_AFTER = 10
+#: the lost-object threshold of a long (or unknown-length) video: more than this many empty frames in a row
+MAX_LOST_AFTER = 10
 RLE_FORMAT = "seggpt-vos-rle"
 RLE_VERSION = 1
 MATTE_SUFFIXES = (".mkv", ".mov")
@@ -242,6 +244,20 @@ def frame_objects_rle(labels: np.ndarray, confidence: Optional[np.ndarray], obje
 # --------------------------------------------------------------------------- lost objects
 
 
+def lost_after_for(num_frames: Optional[int]) -> int:
+    """The lost-object threshold that fits a clip of `num_frames`: min(10, max(2, frames // 8)).
+
+    A fixed 10 never flagged anything on a short clip (an object gone for the last 7 of 16 frames);
+    a clip of 16 frames flags 3 empty frames in a row, one of 80 frames or more 11. At least 2, so one
+    or two frames of a missed thin part do not count as lost. Unknown length: 10. One rule for the
+    CLI (`--lost-after`, its default) and the app's timeline.
+    """
+    if num_frames is None or num_frames <= 0:
+        return MAX_LOST_AFTER
+    return min(MAX_LOST_AFTER, max(2, int(num_frames) // 8))
+
+
+
 def _ranges(frames: Sequence[int]) -> List[List[int]]:
     out: List[List[int]] = []
     for f in sorted(frames):
@@ -279,7 +295,7 @@ class LostObjectReport:
     """Per object, the frames where it exists but is empty; lost = empty on more than `after` frames in a row."""
 
     def __init__(self, names: Mapping[int, str], prompt_frames: Mapping[int, Sequence[int]],
-                 after: int = DEFAULT_LOST_AFTER):
+                 after: int = MAX_LOST_AFTER):
         if after < 0:
             raise ExportError(f"lost-after must be >= 0, got {after}")
         self.after = after
@@ -338,7 +354,7 @@ class ExportSpec:
     report: Optional[Path] = None  # lost-object report JSON
     soft: bool = False
     soft_width: float = DEFAULT_SOFT_WIDTH
-    lost_after: int = DEFAULT_LOST_AFTER
+    lost_after: Optional[int] = None  # None: fits the clip (`lost_after_for` the exporter's num_frames)
 
     def check_values(self) -> "ExportSpec":
         """The values alone (suffixes known, pycocotools there, widths valid): nothing is created."""
@@ -347,7 +363,7 @@ class ExportSpec:
         if not MIN_SOFT_WIDTH <= self.soft_width <= 1:  # NaN fails too
             raise ExportError(f"--soft-width must be in [{MIN_SOFT_WIDTH:g}, 1] (a margin; below {MIN_SOFT_WIDTH:g} "
                               f"the edge is hard: leave out --soft), got {self.soft_width}")
-        if self.lost_after < 0:
+        if self.lost_after is not None and self.lost_after < 0:
             raise ExportError(f"--lost-after must be >= 0, got {self.lost_after}")
         if self.rle is not None:
             require_rle()
@@ -395,7 +411,8 @@ class Exporter:
         self.video_name = video_name
         self.num_frames = num_frames
         self.several = len(self.names) > 1
-        self.report = LostObjectReport(self.names, prompt_frames, spec.lost_after)
+        self.report = LostObjectReport(self.names, prompt_frames, spec.lost_after if spec.lost_after is not None
+                                       else lost_after_for(num_frames))
         self._rle_frames: Dict[int, dict] = {}
         self._next_video = first_frame
         self._pending: Dict[int, Tuple[bytes, Optional[bytes]]] = {}
@@ -559,4 +576,5 @@ def remove_tree(path: str | os.PathLike) -> None:
 
 __all__ = ["ExportError", "ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha", "margins_of_alpha",
            "result_alpha", "save_object_png", "save_rgba_png", "alpha_path", "read_matte", "rle_encode", "rle_decode",
-           "require_rle", "frame_objects_rle", "write_json", "zip_folder", "DEFAULT_SOFT_WIDTH", "DEFAULT_LOST_AFTER"]
+           "require_rle", "frame_objects_rle", "write_json", "zip_folder", "DEFAULT_SOFT_WIDTH", "MAX_LOST_AFTER",
+           "lost_after_for"]

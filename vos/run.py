@@ -41,7 +41,7 @@ from seggpt.settings import ConfigError, option_layers, parse_assignments
 from seggpt.weights import WeightsError
 from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
-from vos.exports import DEFAULT_LOST_AFTER, DEFAULT_SOFT_WIDTH, Exporter, ExportError, ExportSpec
+from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportError, ExportSpec
 from seggpt.outputs import OVERWRITE_HELP, check_path_given
 from vos.outputs import claim_run_outputs
 from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(needs the 'coco' extra) (default: none)")
     ap.add_argument("--report", default=None, metavar="OUT.json",
                     help="also write the lost-object report as JSON (default: none)")
-    ap.add_argument("--lost-after", type=int, default=DEFAULT_LOST_AFTER, metavar="N",
-                    help="warn when an object is empty on more than N frames in a row (default: %(default)s)")
+    ap.add_argument("--lost-after", type=int, default=None, metavar="N",
+                    help="warn when an object is empty on more than N frames in a row (default: fits the clip, "
+                         "min(10, max(2, frames / 8)): 2 on a 16-frame clip, 10 from 80 frames on)")
     ap.add_argument("--names", default=None, metavar="ID=NAME,...",
                     help="object names for the RLE JSON and the report, e.g. 1=judoka,2=referee "
                          "(default: 'object <id>')")
@@ -253,7 +254,9 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
                       overlay=Path(args.overlay) if args.overlay is not None else None,
                       rle=Path(args.rle) if args.rle is not None else None,
                       report=Path(args.report) if args.report is not None else None,
-                      soft=args.soft, soft_width=args.soft_width, lost_after=args.lost_after)
+                      soft=args.soft, soft_width=args.soft_width,
+                      lost_after=args.lost_after if args.lost_after is not None  # else fits the frames segmented
+                      else lost_after_for(None if end is None else end - start))
     try:
         spec.check_values()  # before the model loads; the folders are made once every check has passed
     except ExportError as e:
