@@ -205,3 +205,75 @@ def test_propagate_in_video_shows_progress_and_cancels(video_dir, tiny_weights, 
     cancel.set()
     assert list(predictor.propagate_in_video(state, progress=False, cancel=cancel)) == []
     assert capsys.readouterr().err == ""
+
+
+SAM2_CFG, SAM2_CKPT = "configs/sam2.1/sam2.1_hiera_l.yaml", "./checkpoints/sam2.1_hiera_large.pt"
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: b(SAM2_CFG, SAM2_CKPT),                   # SAM 2's README
+    lambda b: b(SAM2_CFG, SAM2_CKPT, device="cuda"),    # SAM 2's notebook: a TypeError with a positional device
+    lambda b: b("sam2.1_hiera_t.yaml", device="cpu"),   # a config alone
+    lambda b: b("small", SAM2_CKPT),                    # a checkpoint where the device was read
+    lambda b: b("small", ckpt_path=SAM2_CKPT),          # SAM 2's keyword
+])
+def test_sam2s_own_call_is_one_line_naming_what_to_pass(call):
+    """Issue 21: SAM 2's positional (model_cfg, checkpoint) was read as weights=cfg, device=checkpoint and
+    failed with "unknown device './checkpoints/sam2.1_hiera_large.pt'"."""
+    from vos import EngineError
+    from vos.sam2 import build_sam2_video_predictor
+
+    with pytest.raises(EngineError) as err:
+        call(build_sam2_video_predictor)
+    message = str(err.value)
+    assert "\n" not in message and "not SAM 2" in message and 'weights="small"' in message
+    assert "BAAI/seggpt-vit-large" in message and "device=" in message
+    assert "unknown device" not in message and "no such file" not in message
+
+
+def test_a_device_name_is_still_taken_positionally_and_a_typo_is_not_sam2(tiny_weights):
+    from vos import EngineError
+    from vos.sam2 import build_sam2_video_predictor
+
+    assert build_sam2_video_predictor(tiny_weights, "cpu").device.type == "cpu"
+    with pytest.raises(EngineError, match="^unknown device 'gpu'"):  # a device name, only a wrong one
+        build_sam2_video_predictor(tiny_weights, "gpu")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'devcie'"):
+        build_sam2_video_predictor(tiny_weights, devcie="cpu")
+
+
+def test_from_pretrained_small_end_to_end(video_dir):
+    """SAM 2's SAM2VideoPredictor.from_pretrained(model_id) form: the packaged small model through the same
+    checked loader (VideoSegmenter), the same masks as our own API."""
+    from vos.sam2 import SegGPTVideoPredictor
+
+    root, labels = video_dir
+    predictor = SegGPTVideoPredictor.from_pretrained("small", device="cpu")
+    assert isinstance(predictor, SegGPTVideoPredictor) and predictor.device.type == "cpu"
+    state = predictor.init_state(video_path=str(root))
+    mask = labels[0] == 1
+    _, ids, first = predictor.add_new_mask(state, frame_idx=0, obj_id=3, mask=mask)
+    assert ids == [3] and np.array_equal((first[0, 0] > 0).numpy(), mask)
+    out = {t: (m[0, 0] > 0).numpy() for t, _, m in predictor.propagate_in_video(state, progress=False)}
+    assert sorted(out) == list(range(6))
+    seg = VideoSegmenter("small", device="cpu")
+    ours = seg.init_state(str(root))
+    seg.add_new_mask(ours, 0, 1, mask)
+    for t, _, masks in seg.propagate_in_video(ours):
+        assert np.array_equal(out[t], masks[0]), t
+
+
+@pytest.mark.parametrize("model_id", ["facebook/sam2.1-hiera-large", "facebook/sam2-hiera-tiny"])
+def test_from_pretrained_refuses_a_sam2_hub_id_in_one_line(model_id, monkeypatch):
+    from vos import EngineError
+    from vos.sam2 import SegGPTVideoPredictor
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a SAM 2 Hub id must be refused before anything is downloaded")
+
+    monkeypatch.setattr("vos.sam2.VideoSegmenter", no_download)
+    with pytest.raises(EngineError) as err:
+        SegGPTVideoPredictor.from_pretrained(model_id)
+    message = str(err.value)
+    assert message.startswith(f"SegGPTVideoPredictor.from_pretrained({model_id!r}): this is SegGPT, not SAM 2")
+    assert "\n" not in message and 'weights="small"' in message

@@ -4,11 +4,19 @@ Code written for SAM 2's mask prompts runs with two lines changed::
 
     from vos.sam2 import build_sam2_video_predictor          # was: from sam2.build_sam import ...
     predictor = build_sam2_video_predictor(weights="small", device="cpu")   # was: (model_cfg, checkpoint)
+    # or SAM 2's other form: SegGPTVideoPredictor.from_pretrained("small")  # was: SAM2VideoPredictor.from_pretrained(model_id)
 
     inference_state = predictor.init_state(video_path="frames/")      # a JPEG folder or a video file
     _, obj_ids, masks = predictor.add_new_mask(inference_state, frame_idx=0, obj_id=1, mask=mask)
     for frame_idx, obj_ids, masks in predictor.propagate_in_video(inference_state):
         segments[frame_idx] = {o: (masks[i] > 0.0).cpu().numpy() for i, o in enumerate(obj_ids)}
+
+The constructors take SegGPT weights (``"small"``, the packaged model, the default; ``"BAAI/seggpt-vit-large"``,
+the official one; a file), loaded through the engine's checked loader (`VideoSegmenter`). SAM 2's own
+arguments, ``build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_l.yaml", "./checkpoints/...pt")``, a
+SAM 2 Hub id (``from_pretrained("facebook/sam2.1-hiera-large")``) or SAM 2's keywords (``ckpt_path=``,
+``mode=``), are answered with one line (`EngineError`) saying this is SegGPT and what to pass instead,
+never read as weights and a device. ``device`` is taken by keyword as in SAM 2 (``device="cuda"``).
 
 What is SAM 2's here:
 * `init_state(video_path, ...)` returns a dict with SAM 2's "num_frames", "video_height",
@@ -39,6 +47,7 @@ Our own API (`vos.VideoSegmenter`) stays as it is: boolean masks, numpy arrays, 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -74,6 +83,17 @@ class SegGPTVideoPredictor:
     def __init__(self, segmenter: VideoSegmenter):
         self.segmenter = segmenter
         self.device = segmenter.device
+
+    @classmethod
+    def from_pretrained(cls, weights: str = "small", *positional: Any,
+                        device: Optional[Union[str, torch.device]] = "auto",
+                        config: Union[None, str, dict] = None, dtype: Optional[str] = None,
+                        **sam2_keywords: Any) -> "SegGPTVideoPredictor":
+        """SAM 2's ``SAM2VideoPredictor.from_pretrained(model_id)``, on SegGPT: `weights` as
+        `build_sam2_video_predictor` takes them, loaded the same way (`VideoSegmenter`, the checked loader).
+        A SAM 2 Hub id (``facebook/sam2.1-hiera-large``) is answered with one line (EngineError)."""
+        device = _device_of_call("SegGPTVideoPredictor.from_pretrained", weights, positional, device, sam2_keywords)
+        return cls(VideoSegmenter(weights, config=config, device=device, dtype=dtype))
 
     # ------------------------------------------------------------------ state
     @torch.inference_mode()
@@ -245,11 +265,72 @@ class SegGPTVideoPredictor:
         return self._to_tensor(inference_state, labels)
 
 
-def build_sam2_video_predictor(weights: str = "small", device: Optional[str] = "auto",
-                               config: Union[None, str, dict] = None, dtype: Optional[str] = None
-                               ) -> SegGPTVideoPredictor:
+#: SAM 2's own keywords of build_sam2_video_predictor / from_pretrained, which mean nothing to SegGPT
+_SAM2_KEYWORDS = ("config_file", "ckpt_path", "model_id", "mode", "hydra_overrides_extra", "apply_postprocessing",
+                  "vos_optimized")
+_DEVICE_LIKE = re.compile(r"[A-Za-z]+(:\d+)?")  # cpu, cuda:1, mps, auto (resolve_device judges the name)
+
+
+def _sam2_model_name(value: object) -> bool:
+    """A SAM 2 model config (a .yaml/.yml, a 'sam2'/'hiera' config path) or a SAM 2 Hub id
+    (facebook/sam2.1-hiera-large): never SegGPT weights. A local file or folder that exists is the
+    user's own (their SegGPT weights may be named anything), unless it is a YAML file."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    text = os.fspath(value)
+    if text.lower().endswith((".yaml", ".yml")):
+        return True
+    return bool(re.search(r"sam2|hiera", text, re.IGNORECASE)) and not os.path.exists(os.path.expanduser(text))
+
+
+def _checkpoint_not_device(value: object) -> bool:
+    """SAM 2's second argument, a checkpoint path (.pt/.pth, ./checkpoints/...), where a device is read."""
+    if value is None or isinstance(value, torch.device):
+        return False
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else str(value)
+    return text.lower().endswith((".pt", ".pth")) or not _DEVICE_LIKE.fullmatch(text)
+
+
+def _not_sam2(call: str, shown: List[str]) -> EngineError:
+    """The one line for a SAM 2 call form: this is SegGPT, and what to pass instead (never a device error
+    about a checkpoint path, nor a 'no such weights' about a YAML)."""
+    return EngineError(f"{call}({', '.join(shown)}): this is SegGPT, not SAM 2: it takes no SAM 2 model config, "
+                       f"checkpoint or Hub id; call {call}(weights=\"small\" | \"BAAI/seggpt-vit-large\" | a SegGPT "
+                       f"weights file, device=\"auto\" | \"cpu\" | \"cuda\" ...)")
+
+
+def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], device: object,
+                    extra: Dict[str, Any]) -> object:
+    """The device to use, once SAM 2's call forms are refused (`_not_sam2`) before anything loads.
+
+    SAM 2 calls ``(model_cfg, ckpt_path, device="cuda")``: a second positional argument is SAM 2's
+    checkpoint unless it is a device name (``("small", "cpu")`` still works), and the SAM 2 form is
+    recognised with `device` given by keyword too (a signature with a positional `device` would make that
+    call a TypeError, "multiple values for argument 'device'")."""
+    sam2 = [k for k in extra if k in _SAM2_KEYWORDS]
+    positional_device = positional[0] if len(positional) == 1 and device == "auto" else None
+    checkpoint = bool(positional) and (positional_device is None or _checkpoint_not_device(positional_device))
+    if sam2 or checkpoint or _sam2_model_name(weights) or _checkpoint_not_device(device):
+        shown = [repr(weights), *(repr(a) for a in positional), *(f"{k}={extra[k]!r}" for k in sam2)]
+        if _checkpoint_not_device(device):
+            shown.append(f"device={device!r}")
+        raise _not_sam2(call, shown)
+    if extra:  # neither SAM 2's nor ours: as Python says it
+        raise TypeError(f"{call}() got an unexpected keyword argument {next(iter(extra))!r}")
+    return device if positional_device is None else positional_device
+
+
+def build_sam2_video_predictor(weights: str = "small", *positional: Any,
+                               device: Optional[Union[str, torch.device]] = "auto",
+                               config: Union[None, str, dict] = None, dtype: Optional[str] = None,
+                               **sam2_keywords: Any) -> SegGPTVideoPredictor:
     """SAM 2's constructor, on SegGPT: `weights` is anything `--weights` takes (default: our small packaged
-    model); `config` the engine settings (a dict or a YAML file's `engine:` section)."""
+    model); `config` the engine settings (a dict or a YAML file's `engine:` section).
+
+    SAM 2's own call, ``build_sam2_video_predictor(model_cfg, checkpoint, device=...)``, would read the
+    model config as weights and the checkpoint as a device; it is answered with one line (EngineError)
+    saying what to pass instead, as are SAM 2's keywords (``ckpt_path=``, ``mode=``, ...)."""
+    device = _device_of_call("build_sam2_video_predictor", weights, positional, device, sam2_keywords)
     return SegGPTVideoPredictor(VideoSegmenter(weights, config=config, device=device, dtype=dtype))
 
 
