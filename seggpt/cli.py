@@ -77,11 +77,34 @@ def quiet_start() -> None:
     signal.signal(signal.SIGINT, _stop_while_starting)
 
 
+def _ctrl_c_to_python() -> None:
+    """End the quiet start: Ctrl-C raises KeyboardInterrupt again, for the work to unwind and report."""
+    if signal.getsignal(signal.SIGINT) is _stop_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_module(name: str) -> int:
+    """A console script's body (setup.cfg's entry points, e.g. ``vos-run``): the CLI module `name` run as
+    ``python -m name`` runs it.
+
+    A console script imports its module normally, so the module's own ``if __name__ == "__main__":
+    quiet_start()`` never runs: here `quiet_start` comes first, then the import (torch: seconds), then
+    ``main()`` with Ctrl-C given back to Python (as `run_cli` does for the work; a CLI whose main does not
+    go through `run_cli`, such as the app, gets Python's own Ctrl-C as under ``python -m``). Nothing else:
+    the weights load where ``main()`` loads them, through the same checked loader.
+    """
+    import importlib
+
+    quiet_start()
+    module = importlib.import_module(name)
+    _ctrl_c_to_python()
+    return module.main()
+
+
 def run_cli(work: Callable[[], int], user_errors: Tuple[Type[BaseException], ...] = (),
             interrupted: str = "only complete files were written") -> int:
     """Run a CLI's work and turn the ways it can end into exit codes (see the module docstring)."""
-    if signal.getsignal(signal.SIGINT) is _stop_while_starting:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _ctrl_c_to_python()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     hooks: List[Callable[[Optional[int]], None]] = []
     _EXIT_HOOKS.append(hooks)
@@ -113,5 +136,5 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-__all__ = ["ArgumentParser", "quiet_start", "run_cli", "on_exit", "UserError", "InputError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+__all__ = ["ArgumentParser", "quiet_start", "run_module", "run_cli", "on_exit", "UserError", "InputError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED"]

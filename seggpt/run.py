@@ -35,7 +35,7 @@ from seggpt.predictor import SegGPTPredictor
 from seggpt.outputs import OVERWRITE_HELP
 from seggpt.run_checks import RunArgumentError, claim_output, preflight
 from seggpt.tune import TunedPrompt, TuneError, predict_tuned
-from seggpt.weights import WeightsError
+from seggpt.weights import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS, WeightsError, default_weights_note
 from seggpt.weights_check import load_checked
 
 
@@ -48,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a tuned prompt (python -m seggpt.tune) instead of --prompt; only for the weights it was tuned for")
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="images to segment")
     ap.add_argument("--out", required=True, metavar="DIR")
-    ap.add_argument("--weights", default="BAAI/seggpt-vit-large", metavar="ID|PATH",
-                    help="BAAI/seggpt-vit-large (default, from the Hub), BAAI/SegGPT, small, or a checkpoint file")
+    ap.add_argument("--weights", default=None, metavar="ID|PATH",
+                    help=f"{OFFICIAL_WEIGHTS}, BAAI/SegGPT (official, from the Hub), {PACKAGED_WEIGHTS} (packaged, "
+                         f"offline), or a checkpoint file (default: {OFFICIAL_WEIGHTS}: the best masks; a 1.5 GB "
+                         "download the first time)")
     ap.add_argument("--type", default="instance", choices=["instance", "semantic"], dest="embedding_type",
                     help="SegGPT's task token: instance (objects) or semantic (stuff, classes)")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -101,14 +103,17 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         prompt_labels.append(parsed.labels)
         pal = parsed.palette if pal is None else pal
     queries = [_read_image(p) for p in args.inputs]
+    weights = OFFICIAL_WEIGHTS if args.weights is None else args.weights
     try:
         device = resolve_device(args.device)
-        model = load_checked(args.weights, device=device)
+        # which weights and why, before a first run downloads them
+        log.info("%s", default_weights_note(weights, None if args.weights is None else "--weights"))
+        model = load_checked(weights, device=device)
         width = model.config.embed_dim
         predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
     except (WeightsError, DeviceError) as e:
         raise UserError(str(e)) from None
-    log.info("weights %s on %s%s", args.weights, device,
+    log.info("weights %s on %s%s", weights, device,
              describe_precision(device, predictor.dtype, threads, dtype_reason(args.dtype, device, width)))
     if args.prompt_file:
         try:

@@ -222,7 +222,9 @@ def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="python -m seggpt.tune", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", required=True, help="the weights to tune for: small, a Hub id or a file")
+    ap.add_argument("--weights", required=True, metavar="ID|PATH",
+                    help="the weights to tune for: small (packaged, offline), BAAI/seggpt-vit-large (official, from "
+                         "the Hub), or a file; no default: a tuned prompt only works with the weights it was tuned for")
     ap.add_argument("--example", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"),
                     help="an example image and its mask (repeat; the first initialises the prompt)")
     ap.add_argument("--out", required=True, help="the tuned prompt, .safetensors")
@@ -264,9 +266,17 @@ def check_arguments(args: argparse.Namespace):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .cli import run_cli
+
+    return run_cli(lambda: _tune(args))  # Ctrl-C and SIGTERM: one line, 130 / 143, as every CLI
+
+
+def _tune(args: argparse.Namespace) -> int:
+    """The command's work: tune, save, report (bad input: one line, exit 2)."""
     from .masks import MaskError, load_mask
     from .run import UserError, _read_image
     from .weights import WeightsError
+    from .weights_check import load_checked
 
     try:
         claimed = check_arguments(args)
@@ -285,7 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not any(m.any() for m in labels):
             raise UserError("the example masks are all empty: nothing to tune for")
         try:
-            model = SegGPT.from_pretrained(args.weights, device=args.device)
+            model = load_checked(args.weights, device=args.device)  # the one checked loader of every CLI
         except (WeightsError, OSError) as err:
             raise UserError(str(err).splitlines()[0]) from None
         prompt = tune_prompt(model, images, labels, args.steps, args.lr, learn=args.learn,

@@ -44,6 +44,19 @@ HUB_FILES = {
 }
 
 
+#: the official weights: the default of the CLIs (seggpt.run, vos.run), for the best masks
+OFFICIAL_WEIGHTS = "BAAI/seggpt-vit-large"
+#: the packaged model: the app's default, so that it starts offline
+PACKAGED_WEIGHTS = "small"
+#: why each default is the default, and how to choose the other (`default_weights_note`)
+_DEFAULT_REASONS = {
+    OFFICIAL_WEIGHTS: ("the official model, the best masks; downloaded once from the Hugging Face Hub, about 1.5 GB; "
+                       f"--weights {PACKAGED_WEIGHTS} runs the packaged small model offline"),
+    PACKAGED_WEIGHTS: ("the packaged small model, so {it} starts offline and answers fast on a CPU; "
+                       f"--weights {OFFICIAL_WEIGHTS} for the official model"),
+}
+
+
 class WeightsError(InputError):
     """A checkpoint that cannot be found, read or matched to the model (one-line message)."""
 
@@ -275,6 +288,27 @@ def check_name_given(name_or_path: object) -> None:
         raise WeightsError("weights: an empty name; give a packaged name (small), a Hub id or a checkpoint file")
 
 
+def default_weights_note(weights: str, chosen_by: Optional[str] = None, default_of: str = "this command") -> str:
+    """The words of a command's INFO line about its weights: which weights, and why.
+
+    The same weights are the best choice for one command and a slow start for another (the official model
+    is a 1.5 GB download; the app should start offline), so a user who did not choose should learn, at
+    start, what they got, why, and how to choose the other. `chosen_by` names the option or file that set
+    the weights (``"--weights"``, ``"--config run.yaml"``): then the note only says so. `default_of` names
+    who defaults to them otherwise: ``"this command"`` (a CLI), ``"the app"``.
+
+    >>> default_weights_note("small", "--weights")
+    'weights small (--weights)'
+    """
+    if chosen_by:
+        return f"weights {weights} ({chosen_by})"
+    reason = _DEFAULT_REASONS.get(weights)
+    if reason is None:  # a default of another kind (a caller's own): no reason to give but that it is one
+        return f"weights {weights} (the default of {default_of})"
+    it = "the app" if default_of == "the app" else "it"
+    return f"weights {weights} (the default of {default_of}: {reason.format(it=it)})"
+
+
 def resolve(name_or_path: str) -> Tuple[Path, Optional[SegGPTConfig]]:
     """Turn a preset, Hub id, file or folder into a local weights file (+ a config where one is stored)."""
     check_name_given(name_or_path)
@@ -402,7 +436,7 @@ def save_state(state: Dict[str, torch.Tensor], config: SegGPTConfig, path: "str 
 
 
 __all__ = [
-    "WeightsError", "load_state", "save_state", "check_state", "recommended_settings", "read_checkpoint",
+    "WeightsError", "OFFICIAL_WEIGHTS", "PACKAGED_WEIGHTS", "default_weights_note", "load_state", "save_state", "check_state", "recommended_settings", "read_checkpoint",
     "infer_config", "resolve",
     "from_transformers_keys", "to_transformers_keys", "config_from_transformers", "config_to_transformers",
 ]

@@ -48,3 +48,73 @@ def test_semantic_type_and_bad_files(tiny_weights, tmp_path, capsys):
     (tmp_path / "o" / "a_mask.png").unlink()
     assert main(ok + [str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.png: no such file" in capsys.readouterr().err
+
+
+def test_the_weights_note_says_which_why_and_the_other_choice():
+    """Issue 21: one wording for every command: a default is named with its reason and how to choose the
+    other; weights a user chose are named with who chose them, nothing more."""
+    from seggpt.weights import OFFICIAL_WEIGHTS, default_weights_note
+
+    cli = default_weights_note(OFFICIAL_WEIGHTS)
+    assert cli.startswith("weights BAAI/seggpt-vit-large (the default of this command: the official model")
+    assert "about 1.5 GB" in cli and "--weights small runs the packaged small model offline" in cli
+    app = default_weights_note("small", None, "the app")
+    assert app == ("weights small (the default of the app: the packaged small model, so the app starts offline and "
+                   "answers fast on a CPU; --weights BAAI/seggpt-vit-large for the official model)")
+    assert default_weights_note(OFFICIAL_WEIGHTS, "--weights") == "weights BAAI/seggpt-vit-large (--weights)"
+    assert default_weights_note("x.pt", "--config run.yaml") == "weights x.pt (--config run.yaml)"
+    assert default_weights_note("x.pt") == "weights x.pt (the default of this command)"
+
+
+def test_seggpt_run_names_its_weights_and_why(tiny_weights, tmp_path, caplog, capsys, monkeypatch):
+    """The default (official) weights with the reason, before they load (no download here: the loader is
+    stopped); --weights named as chosen; --help says the default and why."""
+    import logging
+
+    from seggpt.run import build_parser
+    from seggpt.weights import WeightsError
+
+    img = (np.random.default_rng(1).random((32, 48, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    mask = np.zeros((32, 48), np.uint8)
+    mask[4:16, 8:24] = 255
+    Image.fromarray(mask).save(tmp_path / "a_mask.png")
+    args = ["--prompt", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"), str(tmp_path / "a.png")]
+    caplog.set_level(logging.INFO, logger="seggpt.run")
+
+    def offline(name, device=None):
+        raise WeightsError(f"{name}: offline in this test")
+
+    monkeypatch.setattr("seggpt.run.load_checked", offline)
+    assert main(args + ["--out", str(tmp_path / "o")]) == 2
+    assert "BAAI/seggpt-vit-large: offline in this test" in capsys.readouterr().err  # the default was loaded
+    assert "weights BAAI/seggpt-vit-large (the default of this command: the official model" in caplog.text
+    monkeypatch.undo()
+    caplog.clear()
+    assert main(args + ["--weights", tiny_weights, "--out", str(tmp_path / "o2")]) == 0
+    assert f"weights {tiny_weights} (--weights)" in caplog.text and "the default" not in caplog.text
+    help_text = " ".join(build_parser().format_help().split())
+    assert "(default: BAAI/seggpt-vit-large: the best masks; a 1.5 GB download the first time)" in help_text
+
+
+def test_a_console_script_starts_quiet_then_gives_ctrl_c_back(tmp_path, monkeypatch):
+    """A console script imports its CLI module normally (its `if __name__ == "__main__": quiet_start()`
+    never runs): `run_module` quiet-starts before the import (Ctrl-C there: one line, exit 130), then
+    main() gets Python's own Ctrl-C back."""
+    import signal
+    import sys
+
+    from seggpt import cli
+
+    (tmp_path / "fake_cli_for_run_module.py").write_text(
+        "import signal\nfrom seggpt import cli\n"
+        "AT_IMPORT = signal.getsignal(signal.SIGINT) is cli._stop_while_starting\n"
+        "def main():\n    return 7 if signal.getsignal(signal.SIGINT) is signal.default_int_handler else 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.run_module("fake_cli_for_run_module") == 7
+        assert sys.modules["fake_cli_for_run_module"].AT_IMPORT
+    finally:
+        signal.signal(signal.SIGINT, before)
+        sys.modules.pop("fake_cli_for_run_module", None)

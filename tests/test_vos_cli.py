@@ -240,3 +240,41 @@ def test_ctrl_c_during_adaptation_is_one_line_and_130(tiny_weights, tmp_path):
     after = text[text.rfind("interrupted: "):].strip().splitlines() if said else []
     assert proc.returncode == 130 and len(said) == 1 and len(after) == 1 and "Traceback" not in text, text[-600:]
     assert not list(out.glob("*.png"))
+
+
+def test_the_weights_line_says_which_weights_and_why(clip, tiny_weights, tmp_path, caplog, capsys, monkeypatch):
+    """Issue 21: the default (the official Hub weights) is named with its reason and the other choice, before
+    the model loads (a first run downloads 1.5 GB); weights the user chose are only named with who chose them."""
+    import logging
+
+    from vos.engine import EngineError
+    from vos.run import build_parser
+
+    root, _, _ = clip
+    run = [str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--out", str(tmp_path / "o"), "--quiet"]
+    caplog.set_level(logging.INFO, logger="vos.run")
+
+    def offline(*args, **kwargs):  # no download in tests: the note must come before the model loads
+        raise EngineError("offline in this test")
+
+    monkeypatch.setattr("vos.run.VideoSegmenter", offline)
+    assert main(run) == 2 and "offline in this test" in capsys.readouterr().err
+    assert ("weights BAAI/seggpt-vit-large (the default of this command: the official model, the best masks; "
+            "downloaded once from the Hugging Face Hub") in caplog.text
+    assert "--weights small runs the packaged small model offline" in caplog.text
+    monkeypatch.undo()
+
+    caplog.clear()
+    assert main(run + ["--weights", tiny_weights, "--overwrite"]) == 0
+    assert f"weights {tiny_weights} (--weights)" in caplog.text and "the default" not in caplog.text
+    config = tmp_path / "run.yaml"
+    config.write_text(f"weights: {tiny_weights}\n")
+    caplog.clear()
+    assert main(run + ["--config", str(config), "--overwrite"]) == 0
+    assert f"weights {tiny_weights} (--config {config})" in caplog.text and "the default" not in caplog.text
+    caplog.clear()
+    assert main(run + ["--config", str(config), "--set", f"weights={tiny_weights}", "--overwrite"]) == 0
+    assert f"(--set weights={tiny_weights})" in caplog.text
+
+    help_text = " ".join(build_parser().format_help().split())
+    assert "(default: BAAI/seggpt-vit-large: the best masks; a 1.5 GB download the first time)" in help_text

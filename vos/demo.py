@@ -5,6 +5,11 @@ The README's first command runs the engine on it, so a fresh machine needs no do
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below (cv2, av): one line, exit 130
+    from seggpt.cli import quiet_start
+
+    quiet_start()
+
 import sys
 from pathlib import Path
 from typing import List, Optional

@@ -37,8 +37,8 @@ from seggpt.cli import ArgumentParser, EXIT_FAILED, EXIT_OK, UserError, run_cli
 from seggpt.colors import davis_palette
 from seggpt.device import DEVICE_HELP, DeviceError, describe_precision, set_threads
 from seggpt.io import OutputError
-from seggpt.settings import ConfigError, option_layers, parse_assignments
-from seggpt.weights import WeightsError
+from seggpt.settings import ConfigError, option_layers, parse_assignments, read_yaml
+from seggpt.weights import WeightsError, default_weights_note
 from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
 from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportError, ExportSpec
@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fps", type=frame_rate, default=None, metavar="FPS",
                     help="frame rate of a folder of frames, for the videos (default: 24; a video file has its own)")
     ap.add_argument("--weights", default=None, metavar="ID|PATH",
-                    help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged), or a "
-                         f"file (default: {run.weights})")
+                    help="BAAI/seggpt-vit-large (official, from the Hub), BAAI/SegGPT, small (packaged, offline), or "
+                         f"a file (default: {run.weights}: the best masks; a 1.5 GB download the first time)")
     ap.add_argument("--config", default=None, metavar="YAML",
                     help="settings file (weights, device, dtype, engine:) or a packaged config's name "
                          "(default: none)")
@@ -175,6 +175,19 @@ def _settings(args: argparse.Namespace) -> RunConfig:
         return load_run_config(RunConfig, args.config, [*flags, *parse_assignments(args.set)])
     except (ConfigError, WeightsError) as e:
         raise UserError(str(e)) from None
+
+
+def weights_chosen_by(args: argparse.Namespace) -> Optional[str]:
+    """Who set the weights, by the settings' precedence (--set, then --weights, then --config), or None:
+    the default's note then says why it is the default (`seggpt.weights.default_weights_note`)."""
+    for item in reversed(args.set):
+        if item.partition("=")[0].strip() == "weights":
+            return f"--set {item}"
+    if args.weights is not None:
+        return "--weights"
+    if args.config and "weights" in read_yaml(args.config):  # read before, by _settings: no new error here
+        return f"--config {args.config}"
+    return None
 
 
 def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
@@ -270,6 +283,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         threads = set_threads(settings.threads)
     except DeviceError as e:
         raise UserError(f"--threads: {e}") from None
+    # which weights and why, before a first run downloads them
+    log.info("%s", default_weights_note(settings.weights, weights_chosen_by(args)))
     try:
         seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     except (WeightsError, EngineError) as e:
