@@ -41,6 +41,7 @@ from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 from seggpt.settings import ConfigError
 from seggpt.weights import WeightsError
+from seggpt.weights_check import load_checked
 from vos.config import EngineConfig
 from vos.engine import VideoSegmenter
 from vos.metrics import evaluate_sequence
@@ -65,7 +66,8 @@ def build_model(cfg: TrainConfig) -> SegGPT:
     """A fresh model of the configured size, or the checkpoint named by `init_from` (fine-tuning)."""
     if cfg.init_from:
         try:
-            return SegGPT.from_pretrained(str(cfg.init_from)).train()  # a last.pt's stored config included
+            # the one checked loader of every CLI (a last.pt's stored config included)
+            return load_checked(str(cfg.init_from)).train()
         except WeightsError as err:
             raise TrainError(f"init_from: {err}") from None
     try:
