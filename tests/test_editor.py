@@ -309,3 +309,80 @@ def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):
     with pytest.raises(EditorError, match="does not fit the video"):
         ed.open_session(bad.name)
     assert np.array_equal(ed.given(0)[again], left)  # the work in progress is untouched
+
+
+def _predicted(ed, frame_idx, labels):
+    """A frame's result as the engine hands it over (`FrameResult`'s fields the editor keeps)."""
+    from types import SimpleNamespace
+
+    labels = np.asarray(labels, np.uint8)
+    ids = sorted(ed.objects)
+    margins = np.stack([np.where(labels == o, 1.0, -1.0) for o in ids]).astype(np.float32)
+    ed._keep(SimpleNamespace(frame_idx=frame_idx, labels=labels, object_ids=ids,
+                             confidence=np.ones(labels.shape, np.float32), margins=margins))
+
+
+@pytest.fixture
+def long_clip(tmp_path):
+    frames, _ = make_clip(5, 16, size=(32, 48), num_objects=1)
+    write_mp4(tmp_path / "long.mp4", frames, fps=8)
+    return "long.mp4"
+
+
+def test_timeline_marks_given_present_empty_lost_and_not_segmented(segmenter, tmp_path, long_clip):
+    """The rows the app's timeline draws: the CLI's lost rule for this length (16 frames: more than 2 empty in a
+    row), an object's first mask given, frames without a result not segmented; the names escaped in the page."""
+    from vos.app import timeline_html
+
+    ed = Editor(segmenter, tmp_path)
+    ed.open(long_clip)
+    a, b = ed.add_object("runner <b>"), ed.add_object("ball")
+    square = np.zeros((32, 48), bool)
+    square[4:12, 4:12] = True
+    ed.set_mask(0, a, square)
+    ed.set_mask(0, b, np.roll(square, 20, axis=1))
+    for t in range(1, 14):  # 14, 15: not segmented yet
+        labels = np.zeros((32, 48), np.uint8)
+        if t <= 8:
+            labels[square] = a  # the runner leaves after frame 8
+        if t not in (5, 6):
+            labels[np.roll(square, 20, axis=1)] = b  # the ball is missed on two frames only
+        _predicted(ed, t, labels)
+    assert ed.lost_after == 2
+    rows = {r.obj_id: r for r in ed.timeline()}
+    assert rows[a].runs == [(0, 1, "given"), (1, 9, "present"), (9, 14, "lost"), (14, 16, "none")]
+    assert rows[a].lost == [(9, 13)] and rows[a].empty == 5
+    assert rows[b].runs == [(0, 1, "given"), (1, 5, "present"), (5, 7, "empty"), (7, 14, "present"), (14, 16, "none")]
+    assert rows[b].lost == []
+    page = timeline_html(ed, 3)
+    assert "runner &lt;b&gt; LOST on 9-13" in page and "<b>" not in page.split("</b>", 1)[1]
+    assert page.count('class="vos-tl-bar" data-frames="16"') == 2 and 'data-lost="9-13"' in page
+
+
+def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_path, long_clip):
+    """The playback: the encoding the page said its browser plays (never MPEG-4 Part 2), every frame, the
+    results blended in; a browser that plays none of the encodings is told so in one line."""
+    import av
+
+    from vos.writers import PLAYABLE_ENCODINGS
+
+    ed = Editor(segmenter, tmp_path)
+    ed.open(long_clip)
+    a = ed.add_object("runner")
+    square = np.zeros((32, 48), bool)
+    square[20:28, 36:44] = True  # away from the frame number in the top-left corner
+    ed.set_mask(0, a, square)
+    plain = next(iter(ed.source.iter_frames(0, 1)))[1]
+    playable = {e.name: e for e in PLAYABLE_ENCODINGS}
+    for plays, codec in ((["vp9", "h264"], "h264"), (["vp9"], "vp9"), (["vp8"], "vp8")):
+        path, msg = ed.playback(tmp_path, plays=plays)
+        assert path.suffix == playable[codec].suffix and codec in msg and "15 frame(s) not segmented yet" in msg
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            assert stream.codec_context.name == codec
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert len(frames) == 16 and frames[0].shape == (32, 48, 3)
+        diff = np.abs(frames[0].astype(int) - plain.astype(int)).mean(axis=2)
+        assert diff[22:26, 38:42].mean() > 20 > diff[20:, :30].mean()  # the mask blended in where it is only
+    with pytest.raises(EditorError, match="no encoding both this browser and this FFmpeg play"):
+        ed.playback(tmp_path, plays=[])

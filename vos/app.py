@@ -28,15 +28,19 @@ browser. One editing session per app process: it is a local tool for one person.
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import functools
+import html
 import inspect
 import itertools
 import json
 import logging
 import os
 import queue
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -47,6 +51,7 @@ import cv2
 import numpy as np
 
 from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError, ExportCancelled
+from .writers import PLAYABLE_ENCODINGS
 from seggpt.cli import ArgumentParser
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
@@ -170,14 +175,77 @@ def _gesture(payload: str, field: str):
     return doc.get("key"), doc.get(field)
 
 
+_STATE_WORDS = {"given": "mask given", "present": "present", "empty": "empty", "lost": "lost", "none": "not segmented"}
+
+
+def timeline_html(editor: Editor, current: int) -> str:
+    """The timeline (`vos.canvas.TIMELINE_CSS`): per object a bar of its frames by state (`Editor.timeline`),
+    a marker on frame `current`, and the objects lost named in red with their frames."""
+    if not editor.is_open:
+        return '<div class="vos-timeline"></div>'
+    n = editor.num_frames
+    legend = "".join(f'<span><i class="vos-{k}"></i>{w}</span>' for k, w in _STATE_WORDS.items())
+    rows = []
+    for row in editor.timeline():
+        cells = "".join(f'<div class="vos-tl-run vos-{state}" style="flex-grow: {b - a}" data-start="{a}" '
+                        f'data-stop="{b}" title="{html.escape(_STATE_WORDS[state])}: frame'
+                        f'{f" {a}" if b - a == 1 else f"s {a}-{b - 1}"}"></div>' for a, b, state in row.runs)
+        cursor = f'<div class="vos-tl-cursor" style="left: calc({100 * (min(current, n - 1) + 0.5) / n:.3f}% - 1px)"></div>'
+        lost = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in row.lost)
+        label = html.escape(row.label) + (f" LOST on {lost}" if lost else "")
+        rows.append(f'<div class="vos-tl-row" data-obj="{row.obj_id}" data-lost="{html.escape(lost)}">'
+                    f'<span class="vos-tl-label{" vos-tl-warn" if lost else ""}" title="{label}">{label}</span>'
+                    f'<div class="vos-tl-bar" data-frames="{n}">{cells}{cursor}</div></div>')
+    head = (f'<div class="vos-tl-legend"><b>Timeline</b> (click a frame to go there){legend}'
+            f'<span>lost: empty on more than {editor.lost_after} frames in a row</span></div>')
+    return f'<div class="vos-timeline">{head}{"".join(rows)}</div>'
+
+
+def _playable_names(payload: str) -> List[str]:
+    """The encodings the page says its browser plays (`PLAYABLE_JS`), known ones only."""
+    try:
+        names = json.loads(payload or "[]")
+    except (ValueError, RecursionError):
+        raise EditorError("the page sent something unreadable; reload the page") from None
+    known = {e.name for e in PLAYABLE_ENCODINGS}
+    return [str(n) for n in names if isinstance(n, str) and n in known] if isinstance(names, list) else []
+
+
+#: asks the browser which playback encodings its <video> plays (`vos.writers.PLAYABLE_ENCODINGS`)
+PLAYABLE_JS = ("(p, s) => { const v = document.createElement('video'); const kinds = "
+               + json.dumps({e.name: e.mime for e in PLAYABLE_ENCODINGS})
+               + "; return [JSON.stringify(Object.keys(kinds).filter(k => v.canPlayType(kinds[k]) !== '')), s]; }")
+
+
+class _QuietDisconnects(logging.Filter):
+    """uvicorn logs "Exception in ASGI application" with a traceback (h11's LocalProtocolError "Too little data
+    for declared Content-Length") when a browser drops a connection before a file response ends (a reload, a
+    video element reading ahead, then seeking): nothing failed in the app. One line without the traceback
+    instead; every other error keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if type(exc).__name__ == "LocalProtocolError" and "Content-Length" in str(exc):
+                record.msg, record.args, record.exc_info, record.exc_text = (
+                    "a browser closed a connection before the response ended (%s); harmless", (exc,), None, None)
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                return True
+            exc = exc.__cause__ or exc.__context__ or (exc.exceptions[0] if getattr(exc, "exceptions", None) else None)
+        return True
+
+
 def build_app(editor: Editor):
     """The Gradio Blocks of the app around one Editor."""
     gr = _import_gradio()
-    from .canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS,
-                         WATCHED_BUTTONS)
+    from .canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS, TIMELINE_CSS,
+                         TIMELINE_JS, WATCHED_BUTTONS)
 
     activity = Activity()
     serials = itertools.count(1)  # every canvas view has its own number (views run in parallel threads)
+    viewed = {"frame": 0}  # the frame the page shows last: a reloaded page comes back to it
+    playback_dir = Path(tempfile.mkdtemp(prefix="vos-app-playback-"))  # Gradio serves its files from its cache
+    atexit.register(shutil.rmtree, playback_dir, ignore_errors=True)
 
     def object_choices():
         return [(o.label, o.obj_id) for o in editor.objects.values()]
@@ -235,19 +303,25 @@ def build_app(editor: Editor):
         return editor.preview(frame_idx, hide=hidden_of(shown))
 
     def view(frame_idx, obj_id, shown, clear=False):
-        """Everything that shows one frame: canvas, preview, info."""
+        """Everything that shows one frame: canvas, preview, info, timeline (`shows`)."""
         if not editor.is_open:
-            return canvas_value(0, None, shown), None, "no video open"
+            return canvas_value(0, None, shown), None, "no video open", timeline_html(editor, 0)
         try:
             frame_idx = editor.check_frame(frame_idx or 0)
         except EditorError:
             frame_idx = 0
+        viewed["frame"] = frame_idx
         try:
             return (canvas_value(frame_idx, obj_id, shown, clear), result_image(frame_idx, shown),
-                    frame_info(frame_idx))
+                    frame_info(frame_idx), timeline_html(editor, frame_idx))
         except EditorError as e:  # a frame the decoder cannot read: said where the frame would be
             log.warning("frame %d cannot be shown: %s", frame_idx, e)
-            return (json.dumps({"serial": next(serials), "note": f"error: {e}"}), None, f"error: {e}")
+            return (json.dumps({"serial": next(serials), "note": f"error: {e}"}), None, f"error: {e}",
+                    timeline_html(editor, frame_idx))
+
+    def keep(n: int) -> tuple:
+        """`n` outputs left as they are (an error's answer)."""
+        return tuple(gr.update() for _ in range(n))
 
     # ------------------------------------------------------------------ handlers
     def on_open(upload, picked):
@@ -259,16 +333,16 @@ def build_app(editor: Editor):
             else:
                 raise EditorError("upload a video, or pick a video or frame folder")
         except EditorError as e:
-            return (f"error: {e}", gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
-                    gr.update())
+            return (f"error: {e}",) + keep(8) + (gr.update(choices=editor.media()),)
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
-        return (msg, slider, objects_update(), shown_update()) + view(0, None, []) + (gr.update(choices=editor.media()),)
+        return ((msg, slider, objects_update(), shown_update()) + view(0, None, [])
+                + (gr.update(choices=editor.media()), None))
 
     def on_add(name, frame_idx, obj_id, shown):
         try:
             new = editor.add_object(name)
         except EditorError as e:
-            return (f"error: {e}", gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
+            return (f"error: {e}",) + keep(7)
         shown = list(shown or []) + [new]
         return ((f"added object {editor.objects[new].label}", objects_update(new),
                  gr.update(choices=object_choices(), value=shown))
@@ -398,8 +472,8 @@ def build_app(editor: Editor):
                     break
                 if kind == "error":
                     finished = True
-                    yield (f"error: {item}", gr.update(), gr.update(),
-                           canvas_value(frame_idx, obj_id, shown))
+                    yield (f"error: {item}", gr.update(), gr.update(), canvas_value(frame_idx, obj_id, shown),
+                           gr.update(value=frame_idx), timeline_html(editor, frame_idx))
                     return
                 if kind == "adapt":
                     adapt = item
@@ -409,16 +483,18 @@ def build_app(editor: Editor):
                 if now - last < PREVIEW_EVERY_S and kind != "wait":
                     continue
                 last = now
-                if done or total:
+                if done or total:  # the slider, the preview, the info and the timeline follow the frames
+                    viewed["frame"] = idx
                     yield (f"propagating {direction} from frame {frame_idx}: {done}/{total} frames (frame {idx})",
-                           result_image(idx, shown), gr.update(), gr.update())
+                           result_image(idx, shown), frame_info(idx), gr.update(), gr.update(value=idx),
+                           timeline_html(editor, idx))
                 elif adapt is not None:
                     yield (f"adapting to the masks before propagating {direction}: step {adapt.step}/{adapt.steps}, "
                            f"loss {adapt.loss:.4f}, {adapt.seconds:.1f} s (Cancel stops it; nothing learnt is kept)",
-                           gr.update(), gr.update(), gr.update())
+                           gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
                 else:
                     yield (f"propagating {direction} from frame {frame_idx}: starting", gr.update(), gr.update(),
-                           gr.update())
+                           gr.update(), gr.update(), gr.update())
         finally:
             if not finished:  # the page went away: stop the work it started, and end with it (the activity line
                 editor.cancel()  # and the next action see the propagation until it has really stopped)
@@ -430,9 +506,13 @@ def build_app(editor: Editor):
             state += f" during adaptation (step {adapt.step}/{adapt.steps}; nothing learnt is kept)"
         runs[0] += 1
         total = total or (frame_idx + 1 if reverse else editor.num_frames - frame_idx)
-        yield (f"propagation {direction} {state}: {done}/{total} frames (last: frame {idx}; run {runs[0]})",
-               result_image(frame_idx, shown), frame_info(frame_idx),
-               canvas_value(frame_idx, obj_id, shown))  # back to the frame the slider shows, the canvas on it
+        lost = [f"{r.label} on {', '.join(f'{a}-{b}' if a != b else str(a) for a, b in r.lost)}"
+                for r in editor.timeline() if r.lost]
+        warn = f"; LOST (empty on more than {editor.lost_after} frames in a row): {'; '.join(lost)}" if lost else ""
+        viewed["frame"] = idx
+        yield (f"propagation {direction} {state}: {done}/{total} frames (last: frame {idx}; run {runs[0]}){warn}",
+               result_image(idx, shown), frame_info(idx), canvas_value(idx, obj_id, shown), gr.update(value=idx),
+               timeline_html(editor, idx))  # everything on the last frame done, where the slider is
 
     def on_forward(frame_idx, obj_id, shown):
         yield from on_propagate(frame_idx, obj_id, shown, False)
@@ -464,12 +544,43 @@ def build_app(editor: Editor):
         try:
             msg = editor.open_session(name)
         except EditorError as e:
-            return (f"error: {e}", gr.update(), gr.update(), gr.update()) + (gr.update(), None, gr.update(),
-                                                                             gr.update())
+            return (f"error: {e}",) + keep(8)
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         upd = objects_update()
         return ((msg, slider, upd, shown_update()) + view(0, upd["value"], list(editor.objects))
                 + (gr.update(value=editor.adapt_steps),))
+
+    def on_jump(obj_id, shown, evt: gr.EventData):
+        """A click on the timeline: the slider and the views go to that frame."""
+        data = evt._data if isinstance(getattr(evt, "_data", None), dict) else {}
+        try:
+            frame_idx = editor.check_frame(data.get("frame"))
+        except EditorError as e:
+            return (f"error: {e}", gr.update()) + view(viewed["frame"], obj_id, shown)
+        return (gr.update(), gr.update(value=frame_idx)) + view(frame_idx, obj_id, shown)
+
+    def on_play(plays, shown):
+        """The results as a video the page plays (`Editor.playback`), in the encoding its browser reported."""
+        try:
+            path, msg = editor.playback(playback_dir, hide=hidden_of(shown), plays=_playable_names(plays))
+        except EditorError as e:
+            return f"error: {e}", gr.update()
+        return msg + "; the player's time is the frame number over the fps (each frame shows its number)", str(path)
+
+    def on_load():
+        """A page (re)loaded: everything the server holds comes back (the video, objects, masks, results, the
+        frame last shown), the file and session pickers listed afresh."""
+        pickers = (gr.update(choices=editor.media()), gr.update(choices=editor.sessions()),
+                   gr.update(value=editor.adapt_steps))
+        if not editor.is_open:
+            return ((f"files under {editor.root}", gr.update(), objects_update(), shown_update()) + view(0, None, [])
+                    + pickers)
+        frame_idx = min(viewed["frame"], editor.num_frames - 1)
+        upd = objects_update()
+        slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=frame_idx, step=1)
+        what = (f"{editor.video_name} is open: {len(editor.objects)} object(s), {len(editor.annotated_frames())} "
+                f"frame(s) with masks, {editor.done_frames()} frame(s) segmented")
+        return (what, slider, upd, shown_update()) + view(frame_idx, upd["value"], list(editor.objects)) + pickers
 
     def activity_state(*_):
         return activity.state()
@@ -494,6 +605,8 @@ def build_app(editor: Editor):
                 open_btn = gr.Button("Open", elem_id="open")
         frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame")
         info = gr.Markdown("no video open", elem_id="frame-info")
+        timeline = gr.HTML(value=timeline_html(editor, 0), css_template=TIMELINE_CSS, js_on_load=TIMELINE_JS,
+                           elem_id="timeline", container=False)
         with gr.Row():
             with gr.Column(scale=1):
                 obj = gr.Dropdown(label="Object", choices=[], value=None, elem_id="object")
@@ -521,6 +634,9 @@ def build_app(editor: Editor):
                     bwd = gr.Button("◀ Propagate backward", elem_id="backward")
                     fwd = gr.Button("Propagate forward ▶", variant="primary", elem_id="forward")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                play = gr.Button("Play the result as a video", elem_id="play")
+                playback = gr.Video(label="Playback (the shown objects; each frame shows its number)", format=None,
+                                    interactive=False, height=320, elem_id="playback")
                 adapt_steps = gr.Number(label="Test-time adaptation steps before propagating (0: off; minutes on "
                                               "a CPU, Cancel stops them)", value=editor.adapt_steps, precision=0,
                                         minimum=0, maximum=MAX_ADAPT_STEPS, elem_id="adapt-steps")
@@ -540,15 +656,17 @@ def build_app(editor: Editor):
                     sessions = gr.Dropdown(label="Sessions", choices=editor.sessions(), elem_id="sessions")
                     load = gr.Button("Open session", elem_id="open-session")
 
-        shows = [draw, preview, info]
+        shows = [draw, preview, info, timeline]
         quiet = dict(show_progress="hidden")
         light = dict(show_progress="hidden", queue=False)  # views never wait behind a propagation
         act = activity.run
-        upload.upload(act("Open", "upload-video", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
-        open_btn.click(act("Open", "open", on_open), [upload, picked], [status, frame, obj, shown] + shows + [picked], **quiet)
+        opened = [status, frame, obj, shown] + shows + [picked, playback]
+        upload.upload(act("Open", "upload-video", on_open), [upload, picked], opened, **quiet)
+        open_btn.click(act("Open", "open", on_open), [upload, picked], opened, **quiet)
         frame.change(view, [frame, obj, shown], shows, trigger_mode="always_last", **light)
         obj.change(view, [frame, obj, shown], shows, **light)
         shown.change(view, [frame, obj, shown], shows, **light)
+        timeline.jump(on_jump, [obj, shown], [status, frame] + shows, **light)
         add.click(act("Add object", "add-object", on_add), [name, frame, obj, shown], [status, obj, shown] + shows + [name], **quiet)
         rename.click(act("Rename", "rename-object", on_rename), [name, obj, shown], [status, obj, shown, name], **quiet)
         remove.click(act("Remove object", "remove-object", on_remove), [frame, obj, shown], [status, obj, shown] + shows, **quiet)
@@ -564,15 +682,18 @@ def build_app(editor: Editor):
         adapt_steps.input(on_adapt_steps, [adapt_steps], [status, adapt_steps], **quiet)
         # a propagation's progress is its status line (steps, frames, what Cancel does); the preview shows the
         # frames as they come, never covered
-        propagated = [status, preview, info, draw]
+        propagated = [status, preview, info, draw, frame, timeline]
         fwd.click(act("Propagate forward", "forward", on_forward), [frame, obj, shown], propagated, **quiet)
         bwd.click(act("Propagate backward", "backward", on_backward), [frame, obj, shown], propagated, **quiet)
         cancel.click(on_cancel, None, None, queue=False)
         export.click(act("Export zip", "export", on_export), [kinds, soft, frame], [status, exported, exported_view],
                      show_progress="full", show_progress_on=[status])
+        play.click(act("Play the result", "play", on_play), [gesture, shown], [status, playback], js=PLAYABLE_JS,
+                   **quiet)
         save.click(act("Save session", "save-session", on_save), [session_name], [status, sessions], **quiet)
         load.click(act("Open session", "open-session", on_open_session), [sessions],
                    [status, frame, obj, shown] + shows + [adapt_steps], **quiet)
+        app.load(on_load, None, [status, frame, obj, shown] + shows + [picked, sessions, adapt_steps], **quiet)
     return app
 
 
@@ -652,6 +773,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     editor = make_editor(args)
+    logging.getLogger("uvicorn.error").addFilter(_QuietDisconnects())
     app = build_app(editor)
     print(f"seggpt-vos editor on http://{args.host}:{args.port} (files under {editor.root})", flush=True)
     app.queue(default_concurrency_limit=1).launch(

@@ -1,4 +1,5 @@
-"""The app's drawing canvas and its activity line: HTML, CSS and the JavaScript behind them (no Python logic).
+"""The app's drawing canvas, its timeline and its activity line: HTML, CSS and the JavaScript behind them (no
+Python logic; the timeline's rows are made by `vos.app.timeline_html`).
 
 Why our own canvas rather than Gradio's ImageEditor: the ImageEditor fits the frame into a canvas of
 its own size and offsets the layer on frames whose shape differs from it (a 640x480 mask came back
@@ -195,7 +196,7 @@ ACTIVITY_CSS = ".vos-activity { font-size: 0.9em; min-height: 1.2em; }"
 #: the stuck-action watch: a press of one of these buttons that starts no work on the server within a few
 #: seconds is said in the activity line, with what the app is busy with (`Activity` in `vos.app`)
 WATCHED_BUTTONS = ("open", "add-object", "rename-object", "remove-object", "use-drawing", "box-to-mask", "accept",
-                   "undo", "use-mask", "forward", "backward", "export", "save-session", "open-session")
+                   "undo", "use-mask", "forward", "backward", "export", "save-session", "open-session", "play")
 
 ACTIVITY_JS = r"""
 const line = element.querySelector('.vos-activity');
@@ -224,4 +225,32 @@ async function poll() {
   }
 }
 setInterval(() => { if (!document.hidden) poll(); }, 1000);
+"""
+
+#: the timeline: one bar per object, its runs of frames coloured by state; a click on a bar jumps to the frame
+#: under the pointer (the server's `jump` event with {frame}); a marker shows the frame on screen
+TIMELINE_CSS = """
+.vos-timeline { font-size: 0.85em; display: flex; flex-direction: column; gap: 3px; }
+.vos-tl-legend { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; opacity: 0.9; }
+.vos-tl-legend i { display: inline-block; width: 12px; height: 10px; margin-right: 4px; vertical-align: middle; }
+.vos-tl-row { display: flex; align-items: center; gap: 8px; }
+.vos-tl-label { flex: 0 0 16em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.vos-tl-label.vos-tl-warn { color: #d62728; font-weight: 600; }
+.vos-tl-bar { position: relative; flex: 1 1 auto; display: flex; height: 16px; cursor: pointer; background: #444; }
+.vos-tl-run { height: 100%; }
+.vos-tl-cursor { position: absolute; top: -2px; bottom: -2px; width: 2px; background: #fff; outline: 1px solid #000;
+  pointer-events: none; }
+.vos-given { background: #ffffff; } .vos-present { background: #2ca02c; } .vos-empty { background: #ff9f1a; }
+.vos-lost { background: #d62728; } .vos-none { background: #555; }
+"""
+
+TIMELINE_JS = r"""
+element.addEventListener('click', e => {
+  const bar = e.target.closest ? e.target.closest('.vos-tl-bar') : null;
+  if (!bar) return;
+  const box = bar.getBoundingClientRect(), n = Number(bar.dataset.frames);
+  if (!n || box.width <= 0) return;
+  const frame = Math.min(n - 1, Math.max(0, Math.floor((e.clientX - box.left) / box.width * n)));
+  trigger('jump', {frame});
+});
 """

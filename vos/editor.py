@@ -38,6 +38,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -50,11 +51,12 @@ from seggpt.outputs import OutputFiles, OutputRefused, claim_files, is_within, r
 from .drawing import apply_strokes, mask_from_box, parse_box, parse_strokes
 from .engine import EngineError, VideoSegmenter
 from .objects import describe_shape
-from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, margins_of_alpha, remove_tree, save_object_png,
-                      soft_alpha, write_json, zip_folder)
+from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, LostObjectReport, lost_after_for, margins_of_alpha,
+                      remove_tree, save_object_png, soft_alpha, write_json, zip_folder)
 from .prompts import PromptError, read_mask
 from .state import InferenceState
 from .video import FrameSource, VideoError, open_source
+from .writers import PlaybackWriter, playable_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,22 @@ class _Result:
     #: zlib of the (N, H, W) uint8 soft alpha (`vos.exports.soft_alpha`, default width) of `object_ids`:
     #: 0 or 255 away from the edges, so it packs small; the soft exports are made from it
     alpha: bytes
+    #: the ids its label map holds, worked out once when the timeline first asks (`Editor._present`)
+    present: Optional[frozenset] = None
+
+
+@dataclass
+class TimelineRow:
+    """One object over the video, for the app's timeline: runs of frames in one state each."""
+
+    obj_id: int
+    label: str
+    color: str  # the object's overlay colour (#rrggbb)
+    #: [start, stop) frame ranges with their state: "given" (a mask given there), "present", "empty",
+    #: "lost" (in an empty run longer than the threshold) or "none" (not segmented yet, or absent there)
+    runs: List[Tuple[int, int, str]]
+    lost: List[Tuple[int, int]]  # inclusive [first, last] frames of its lost runs
+    empty: int  # frames segmented where it is empty
 
 
 @dataclass
@@ -227,7 +245,7 @@ class Editor:
         readers: List[FrameSource] = []
         try:
             for _ in range(2):  # a second reader: showing frames while a propagation decodes its own
-                readers.append(open_source(str(p), fps=fps) if p.is_dir() else open_source(str(p)))
+                readers.append(_open_reader(p, fps))
             source, viewer = readers
             if source.num_frames is None:
                 raise EditorError(f"{p.name}: the number of frames is unknown")
@@ -534,6 +552,97 @@ class Editor:
     def done_frames(self) -> int:
         return len(self.results)
 
+    def _present(self, r: _Result) -> frozenset:
+        if r.present is None:
+            r.present = frozenset(int(v) for v in np.unique(self._unpack(r)) if v)
+        return r.present
+
+    @property
+    def lost_after(self) -> int:
+        """More empty frames in a row than this and an object is lost: the rule of `vos.run --lost-after`
+        (`vos.exports.lost_after_for`), for this video's length."""
+        return lost_after_for(self.num_frames)
+
+    def timeline(self) -> List[TimelineRow]:
+        """Per object, where it is given, present, empty, lost or not segmented (`TimelineRow`), so an editor
+        sees where to correct. An object exists on the frames whose result has it (from its first mask on,
+        and before it where a backward pass reached); lost is the CLI's rule (`lost_after`)."""
+        n = self.num_frames
+        results = dict(self.results)  # a propagation may add frames meanwhile
+        given = {a: set(self.given(a)) for a in self.annotated_frames()}
+        prompts = {o: sorted(a for a in given if o in given[a]) for o in self.objects}
+        report = LostObjectReport({o: obj.name for o, obj in self.objects.items()}, prompts, self.lost_after)
+        for t in sorted(results):
+            r = results[t]
+            report.add_present(t, set(self._present(r)), [o for o in r.object_ids if o in self.objects])
+        rows = []
+        for o, obj in self.objects.items():
+            track = report.tracks[o]
+            lost = track.lost_frames(report.after)
+            states = []
+            for t in range(n):
+                if o in given.get(t, ()):
+                    states.append("given")
+                elif t in lost:
+                    states.append("lost")
+                elif t in track.empty:
+                    states.append("empty")
+                elif t in track.frames:
+                    states.append("present")
+                else:
+                    states.append("none")
+            runs: List[Tuple[int, int, str]] = []
+            for t, state in enumerate(states):
+                if runs and runs[-1][2] == state:
+                    runs[-1] = (runs[-1][0], t + 1, state)
+                else:
+                    runs.append((t, t + 1, state))
+            lost_runs = [(a, b - 1) for a, b, state in runs if state == "lost"]
+            rows.append(TimelineRow(o, obj.label, obj.hex, runs, lost_runs, len(track.empty)))
+        return rows
+
+    def playback(self, folder: str | Path, hide: Sequence[int] = (), plays: Optional[Sequence[str]] = None,
+                 max_side: int = 1280) -> Tuple[Path, str]:
+        """The video with the results blended in (the objects not in `hide`) and each frame's number in its
+        corner, in an encoding the page's browser plays (`plays`: the names it reported,
+        `vos.writers.playable_encoding`), written to `folder`; frames not segmented yet show plain. At most
+        `max_side` pixels on the long side (a preview; the export keeps the full size). Returns the file
+        and a line for the status. Frames are read by a reader of its own, one at a time."""
+        self._need_video()
+        try:
+            encoding = playable_encoding(plays)
+        except OutputError as e:
+            raise EditorError(str(e)) from None
+        h, w = self.size
+        scale = min(1.0, max_side / max(h, w))
+        size = (max(2, round(h * scale)), max(2, round(w * scale)))
+        path = Path(folder) / f"{Path(self.video_name).stem or 'video'}-playback{encoding.suffix}"
+        palette = davis_palette()
+        hidden = {int(o) for o in hide}
+        try:
+            reader = _open_reader(self.video, self.fps)
+        except (VideoError, ValueError) as e:
+            raise EditorError(str(e)) from None
+        try:
+            with PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
+                for idx, frame in reader.iter_frames(0, self.num_frames):
+                    labels = self.labels(idx)
+                    if hidden:
+                        labels = np.where(np.isin(labels, list(hidden)), 0, labels).astype(np.uint8)
+                    shown = overlay(frame, labels, palette)
+                    if size != (h, w):
+                        shown = cv2.resize(shown, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                    writer.write(_frame_number(shown, idx))
+        except (OutputError, VideoError) as e:
+            raise EditorError(str(e)) from None
+        finally:
+            reader.close()
+        segmented = len(self.results)
+        note = f"; {self.num_frames - segmented} frame(s) not segmented yet show plain" \
+            if segmented < self.num_frames else ""
+        return path, (f"playback of {self.video_name}: {self.num_frames} frames at {self.fps:g} fps, "
+                      f"{encoding.name}{note}")
+
     # ================================================================== propagation
     def cancel(self) -> None:
         """Stop a running propagation: during its adaptation before the next step (nothing learnt is kept),
@@ -806,6 +915,24 @@ class Editor:
                f"{len(notes)} mask(s); propagate to see the results{other}"
 
 
+def _open_reader(path: Path, fps: Optional[float]) -> FrameSource:
+    return open_source(str(path), fps=fps) if path.is_dir() else open_source(str(path))
+
+
+def _frame_number(image: np.ndarray, idx: int) -> np.ndarray:
+    """`image` with "frame <idx>" in its top-left corner, white on a dark box: the playback's time is frames."""
+    out = np.ascontiguousarray(image).copy()
+    h = out.shape[0]
+    scale = max(0.35, h / 720)
+    thick = max(1, round(scale * 2))
+    text = f"frame {idx}"
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(2, round(4 * scale))
+    cv2.rectangle(out, (0, 0), (tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), -1)
+    cv2.putText(out, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
 def _short(value) -> str:
     """At most 40 characters of `value` for a message (repr can fail: an int of 5,000 digits)."""
     try:
@@ -842,4 +969,4 @@ def _safe_name(name: str) -> str:
     return name[:120]
 
 
-__all__ = ["Editor", "EditorError", "ExportCancelled", "EditorObject", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]
+__all__ = ["Editor", "EditorError", "ExportCancelled", "EditorObject", "TimelineRow", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]

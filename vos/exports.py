@@ -285,6 +285,12 @@ class ObjectTrack:
     def lost(self, after: int) -> bool:
         return not self.prompt_empty and self.longest_empty_run() > after
 
+    def lost_frames(self, after: int) -> Set[int]:
+        """The frames of every empty run longer than `after` (none when its prompt mask is empty)."""
+        if self.prompt_empty:
+            return set()
+        return {f for a, b in _ranges(list(self.empty)) if b - a + 1 > after for f in range(a, b + 1)}
+
     def as_json(self, after: int) -> dict:
         return {"id": self.obj_id, "name": self.name, "prompt_frames": sorted(self.prompt_frames),
                 "frames": len(self.frames), "empty_frames": _ranges(list(self.empty)), "empty": len(self.empty),
@@ -303,7 +309,11 @@ class LostObjectReport:
             o: ObjectTrack(o, names.get(o, f"object {o}"), sorted(prompt_frames.get(o, []))) for o in names}
 
     def add(self, frame_idx: int, labels: np.ndarray, existing: Iterable[int]) -> None:
-        present = set(np.unique(labels).tolist())
+        """One frame's label map; `existing`: the objects that exist there (absent ones are not empty)."""
+        self.add_present(frame_idx, set(np.unique(labels).tolist()), existing)
+
+    def add_present(self, frame_idx: int, present: Set[int], existing: Iterable[int]) -> None:
+        """One frame, as the ids its label map holds (`add` without the map: the app keeps them per frame)."""
         for o in existing:
             t = self.tracks.get(o)
             if t is None:
