@@ -15,6 +15,7 @@ saves screenshots there (each frame shape with its mask, mid-adaptation, mid-pro
 exported overlay) with the timings as timings.json. Where the environment variable CI is set this test never
 skips: a missing browser or package fails it.
 """
+import contextlib
 import json
 import os
 import re
@@ -86,31 +87,24 @@ def _write_video(path, frames):
             c.mux(packet)
 
 
-@pytest.fixture
-def app_server(tiny_weights, tmp_path):
+def _need_browser():
     for module in ("gradio", "playwright"):
         try:
             __import__(module)
         except ImportError:
             _need(f"the python package {module} (pip install -e '.[test]')", False)
     _need("Chromium (apt-get install chromium)", _chromium())
-    root = tmp_path / "root"
-    root.mkdir()
-    clips = {}
-    for name, (size, seed) in SHAPES.items():
-        frames, labels = make_clip(seed, 3, size=size, num_objects=1)
-        _write_video(tmp_path / (name + (".mkv" if size[0] % 2 or size[1] % 2 else ".mp4")), frames)
-        save_index_png(tmp_path / f"{name}-mask0.png", labels[0])
-        clips[name] = labels
-    frames, labels = make_clip(31, FRAMES, size=MAIN, num_objects=1)
-    write_mp4(tmp_path / "clip.mp4", frames, fps=8)
-    save_index_png(tmp_path / "mask0.png", labels[0])
-    clips["main"] = labels
+
+
+@contextlib.contextmanager
+def _serve(weights, root, tmp_path):
+    """`python -m vos.app` on a free port until the block ends; its log must hold no traceback."""
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                GRADIO_TEMP_DIR=str(tmp_path / "gradio"), OMP_NUM_THREADS="1")
-    log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "vos.app", "--root", str(root), "--weights", tiny_weights,
+    log_path = tmp_path / "app.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "vos.app", "--root", str(root), "--weights", weights,
                              "--device", "cpu", "--port", str(port), "--set", "engine.memory=1"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
     url = f"http://127.0.0.1:{port}/"
@@ -123,9 +117,9 @@ def app_server(tiny_weights, tmp_path):
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
                     log.flush()
-                    pytest.fail(f"the app did not start:\n{(tmp_path / 'app.log').read_text()[-3000:]}")
+                    pytest.fail(f"the app did not start:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
-        yield url, root, tmp_path, clips
+        yield url
     finally:
         proc.terminate()
         try:
@@ -133,6 +127,48 @@ def app_server(tiny_weights, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+    text = log_path.read_text()
+    assert "Traceback" not in text, f"the app's log holds a traceback:\n{text[-3000:]}"
+
+
+@contextlib.contextmanager
+def _browser(tmp_path, url):
+    """Chromium on `url`: (page, requests that left 127.0.0.1, errors the page raised)."""
+    from playwright.sync_api import sync_playwright
+
+    outside, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=_chromium(), args=CHROMIUM_FLAGS, headless=True,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            page = browser.new_page()
+            page.on("request", lambda r: outside.append(r.url)
+                    if not r.url.startswith((url.rstrip("/"), "data:", "blob:")) else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url, wait_until="networkidle")
+            yield page, outside, errors
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def app_server(tiny_weights, tmp_path):
+    _need_browser()
+    root = tmp_path / "root"
+    root.mkdir()
+    clips = {}
+    for name, (size, seed) in SHAPES.items():
+        frames, labels = make_clip(seed, 3, size=size, num_objects=1)
+        _write_video(tmp_path / (name + (".mkv" if size[0] % 2 or size[1] % 2 else ".mp4")), frames)
+        save_index_png(tmp_path / f"{name}-mask0.png", labels[0])
+        clips[name] = labels
+    frames, labels = make_clip(31, FRAMES, size=MAIN, num_objects=1)
+    write_mp4(tmp_path / "clip.mp4", frames, fps=8)
+    save_index_png(tmp_path / "mask0.png", labels[0])
+    clips["main"] = labels
+    with _serve(tiny_weights, root, tmp_path) as url:
+        yield url, root, tmp_path, clips
 
 
 # ---------------------------------------------------------------------- geometry the checks use
@@ -188,6 +224,15 @@ class App:
         self.page.evaluate("""() => { window.vosStatuses = []; let last = null;
             setInterval(() => { const t = document.querySelector('#status textarea');
                 if (t && t.value !== last) { last = t.value; window.vosStatuses.push(last); } }, 5); }""")
+
+    def watch_views(self):
+        """Keep every (status, slider, frame info) the page shows, as they change together or not."""
+        self.page.evaluate("""() => { window.vosViews = []; let last = null;
+            setInterval(() => { const s = document.querySelector('#status textarea'),
+                    f = document.querySelector('#frame input[type=number]'), i = document.querySelector('#frame-info');
+                if (!s || !f || !i) return;
+                const now = JSON.stringify([s.value, f.value, i.innerText]);
+                if (now !== last) { last = now; window.vosViews.push([s.value, f.value, i.innerText]); } }, 5); }""")
 
     def status(self, prefix, contains="", timeout=180000):
         """The next status, in order, that starts with `prefix` and holds `contains`."""
@@ -358,125 +403,166 @@ def _shape_checks(app, clip, labels, size, name):
     return iou
 
 
-def test_app_in_a_real_browser(app_server, capsys):
-    from playwright.sync_api import sync_playwright
+def _check_slider_follows(page, frames):
+    """During the propagation the slider, the frame info and the preview (sent with the info) show the frame
+    the status line names (the slider stayed on frame 0 while the preview showed frame 92)."""
+    views = page.evaluate("() => window.vosViews")
+    live = [(int(m.group(1)), int(f), i) for s, f, i in views
+            if (m := re.search(r"^propagating forward .* \(frame (\d+)\)$", s))]
+    # the info may hold Gradio's pending timer ("0.3s") above the line while a view is on its way
+    settled = [(x, f, i) for x, f, i in live if f == x and re.search(rf"(^|\n)frame {x} of", i)]
+    assert len({x for x, _, _ in settled if x > 0}) >= 2, f"the slider did not follow the propagation: {live}"
+    assert len(settled) >= 0.8 * len(live), f"the slider and the status disagree: {live}"
+    final = views[-1]
+    assert final[1] == str(frames - 1) and final[2].startswith(f"frame {frames - 1} of"), final
 
-    url, root, tmp, clips = app_server
+
+def _check_playback(app, page, seconds):
+    """The result as a video in the page: the <video> loads (a duration), plays (its time moves)."""
+    page.click("#play")
+    text = app.status("playback of clip.mp4", contains=f"{FRAMES} frames")
+    page.wait_for_function("() => { const v = document.querySelector('#playback video');"
+                           " return v && v.readyState >= 1 && v.duration > 0; }", timeout=60000)
+    duration = page.evaluate("() => document.querySelector('#playback video').duration")
+    assert abs(duration - seconds) < 0.3, (duration, text)
+    page.evaluate("() => { const v = document.querySelector('#playback video'); v.muted = true; v.play(); }")
+    page.wait_for_function("() => document.querySelector('#playback video').currentTime > 0.3", timeout=30000)
+    app.shot("playback.png")
+
+
+def _check_reload(app, page, frames):
+    """A reload brings back what the server holds: the video, the object, the frame last shown, its masks and
+    results on the canvas and the timeline; the picker lists the uploaded video."""
+    before = page.evaluate("() => [document.querySelector('#frame input[type=number]').value, window.vosCanvas.key()]")
+    page.reload(wait_until="networkidle")
+    app.watch_status()
+    app.status("clip.mp4 is open", contains="1 object(s)")
+    page.wait_for_function("k => window.vosCanvas && window.vosCanvas.key() === k", arg=before[1], timeout=60000)
+    assert page.evaluate("() => document.querySelector('#frame input[type=number]').value") == before[0]
+    assert page.inner_text("#frame-info").startswith(f"frame {before[0]} of {frames - 1}")
+    assert page.locator('#timeline .vos-tl-row[data-obj="1"]').count() == 1
+    page.click("#pick-video input")
+    page.wait_for_selector("text=uploads/clip.mp4", timeout=30000)  # uploaded since the page first loaded
+    page.keyboard.press("Escape")
+    app.shot("after-reload.png")
+
+
+def _screenshots():
     shots = os.environ.get("VOS_APP_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
-    outside = []  # every request that leaves 127.0.0.1: the app must work offline
-    errors = []  # errors the page's scripts raise
+    return shots
+
+
+def test_app_in_a_real_browser(app_server, capsys):
+    url, root, tmp, clips = app_server
+    shots = _screenshots()
     ious = {}
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp / "profile"), executable_path=_chromium(), args=CHROMIUM_FLAGS, headless=True,
-            viewport={"width": 1400, "height": 1000})
-        try:
-            page = browser.new_page()
-            page.on("request", lambda r: outside.append(r.url)
-                    if not r.url.startswith((url.rstrip("/"), "data:", "blob:")) else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url, wait_until="networkidle")
-            app = App(page, root, shots)
-            app.watch_status()
+    # outside: every request that leaves 127.0.0.1 (the app must work offline); errors: the page's scripts'
+    with _browser(tmp, url) as (page, outside, errors):
+        app = App(page, root, shots)
+        app.watch_status()
 
-            for name, (size, _) in SHAPES.items():
-                clip = next(tmp.glob(f"{name}.m*"))
-                ious[name] = _shape_checks(app, clip, clips[name], size, name)
+        for name, (size, _) in SHAPES.items():
+            clip = next(tmp.glob(f"{name}.m*"))
+            ious[name] = _shape_checks(app, clip, clips[name], size, name)
 
-            # ------------------------------------------------------------ the propagated clip
-            labels = clips["main"]
-            h, w = MAIN
-            app.open(tmp / "clip.mp4", f"{FRAMES} frames, {w}x{h}")
-            app.add_object("runner")
-            app.upload_mask(tmp / "mask0.png", 0)
+        # ------------------------------------------------------------ the propagated clip
+        labels = clips["main"]
+        h, w = MAIN
+        app.open(tmp / "clip.mp4", f"{FRAMES} frames, {w}x{h}")
+        app.add_object("runner")
+        app.upload_mask(tmp / "mask0.png", 0)
 
-            # test-time adaptation: its steps in the status, then cancelled
-            steps = page.locator("#adapt-steps input")
-            steps.fill("10000")
-            steps.press("Enter")
-            app.status("test-time adaptation: 10000 steps")
-            page.click("#forward")
-            text = app.status("adapting to the masks", contains="step ")
-            assert re.search(r"step \d+/10000", text)
-            app.shot("adaptation-progress.png")
-            # a second press of a running action starts nothing: said in the activity line, never silence
-            page.click("#forward")
-            page.wait_for_function("() => document.querySelector('.vos-activity').dataset.state === 'stuck'",
-                                   timeout=30000)
-            assert "is running already" in page.inner_text(".vos-activity")
-            app.shot("stuck-action.png")
-            page.click("#cancel")
-            text = app.status("propagation forward cancelled during adaptation", contains="run 1)")
-            assert f"0/{FRAMES} frames" in text
-            steps.fill("0")
-            steps.press("Enter")
-            app.status("test-time adaptation: off")
+        # test-time adaptation: its steps in the status, then cancelled
+        steps = page.locator("#adapt-steps input")
+        steps.fill("10000")
+        steps.press("Enter")
+        app.status("test-time adaptation: 10000 steps")
+        page.click("#forward")
+        text = app.status("adapting to the masks", contains="step ")
+        assert re.search(r"step \d+/10000", text)
+        app.shot("adaptation-progress.png")
+        # a second press of a running action starts nothing: said in the activity line, never silence
+        page.click("#forward")
+        page.wait_for_function("() => document.querySelector('.vos-activity').dataset.state === 'stuck'",
+                               timeout=30000)
+        assert "is running already" in page.inner_text(".vos-activity")
+        app.shot("stuck-action.png")
+        page.click("#cancel")
+        text = app.status("propagation forward cancelled during adaptation", contains="run 1)")
+        assert f"0/{FRAMES} frames" in text
+        steps.fill("0")
+        steps.press("Enter")
+        app.status("test-time adaptation: off")
 
-            # propagate forward: a live progress line, then cancel; again to the end
-            t0 = time.perf_counter()
-            page.click("#forward")
-            text = app.status("propagating forward", contains="frames (frame")
-            app.time("propagate start to first frame", time.perf_counter() - t0)
-            assert re.search(r"\d+/%d frames" % FRAMES, text)
-            app.shot("mid-propagation.png")
-            page.click("#cancel")
-            text = app.status("propagation forward", contains="run 2)")
-            done = int(re.search(r"(\d+)/%d frames" % FRAMES, text).group(1))
-            assert ("cancelled" in text and done < FRAMES) or ("done" in text and done == FRAMES)
-            page.click("#forward")
-            assert f"{FRAMES}/{FRAMES} frames" in app.status("propagation forward done", contains="run 3)")
+        # propagate forward: a live progress line, then cancel; again to the end
+        t0 = time.perf_counter()
+        page.click("#forward")
+        text = app.status("propagating forward", contains="frames (frame")
+        app.time("propagate start to first frame", time.perf_counter() - t0)
+        assert re.search(r"\d+/%d frames" % FRAMES, text)
+        app.shot("mid-propagation.png")
+        page.click("#cancel")
+        text = app.status("propagation forward", contains="run 2)")
+        done = int(re.search(r"(\d+)/%d frames" % FRAMES, text).group(1))
+        assert ("cancelled" in text and done < FRAMES) or ("done" in text and done == FRAMES)
+        app.goto(0)  # the slider followed the propagation to the frame it stopped at
+        page.click("#forward")
+        assert f"{FRAMES}/{FRAMES} frames" in app.status("propagation forward done", contains="run 3)")
+        page.wait_for_function("f => document.querySelector('#frame input[type=number]').value === String(f)"
+                               " && document.querySelector('#frame-info').innerText.startsWith(`frame ${f} of`)",
+                               arg=FRAMES - 1, timeout=30000)  # on the last frame done
+        _check_playback(app, page, FRAMES / 8)
 
-            # the prediction, as exported
-            t0 = time.perf_counter()
-            page.click("#export")
-            first_zip = Path(app.status("exported").split(" to ", 1)[1].split("; ")[0])
-            app.time("export", time.perf_counter() - t0)
-            with zipfile.ZipFile(first_zip) as z:
-                predicted = {t: np.array(Image.open(z.open(f"masks/{t:05d}.png"))) == 1 for t in (4, 5, 6)}
+        # the prediction, as exported
+        t0 = time.perf_counter()
+        page.click("#export")
+        first_zip = Path(app.status("exported").split(" to ", 1)[1].split("; ")[0])
+        app.time("export", time.perf_counter() - t0)
+        with zipfile.ZipFile(first_zip) as z:
+            predicted = {t: np.array(Image.open(z.open(f"masks/{t:05d}.png"))) == 1 for t in (4, 5, 6)}
 
-            # a correction on top of the prediction on frame 4: prediction + stroke
-            app.goto(4)
-            assert "prediction" in page.inner_text(".vos-note")
-            ys, xs = np.nonzero(predicted[4]) if predicted[4].any() else np.nonzero(labels[4] == 1)
-            cx, cy = float(xs.mean()), float(ys.mean())
-            brush = app.stroke("brush", [(cx, cy), (cx + 0.3 * w, cy + 0.2 * h)], size=6)
-            app.commit("#use-drawing", "mask of 1: runner on frame 4", "use drawing")
-            app.shot("correction.png")
-            masks, origins = app.saved()
-            _check_stroke(predicted[4], masks[(4, 1)], brush, True)
-            assert origins[(4, 1)] == "prediction, corrected"
-            # erased from the prediction on frame 5: prediction - stroke
-            app.goto(5)
-            eraser = app.stroke("eraser", [(cx - 0.15 * w, cy), (cx + 0.15 * w, cy)], size=10)
-            app.commit("#use-drawing", "mask of 1: runner on frame 5", "use drawing")
-            masks, _ = app.saved()
-            _check_stroke(predicted[5], masks[(5, 1)], eraser, False)
-            # frame 6's prediction accepted as it is
-            app.goto(6)
-            app.commit("#accept", "mask of 1: runner on frame 6", "accept prediction")
-            masks, origins = app.saved()
-            assert np.array_equal(masks[(6, 1)], predicted[6]) and origins[(6, 1)] == "accepted prediction"
-            for t in (10, 4, 10, 4, 10):  # jumps between frames decoded already
-                app.goto(t)
+        # a correction on top of the prediction on frame 4: prediction + stroke
+        app.goto(4)
+        assert "prediction" in page.inner_text(".vos-note")
+        ys, xs = np.nonzero(predicted[4]) if predicted[4].any() else np.nonzero(labels[4] == 1)
+        cx, cy = float(xs.mean()), float(ys.mean())
+        brush = app.stroke("brush", [(cx, cy), (cx + 0.3 * w, cy + 0.2 * h)], size=6)
+        app.commit("#use-drawing", "mask of 1: runner on frame 4", "use drawing")
+        app.shot("correction.png")
+        masks, origins = app.saved()
+        _check_stroke(predicted[4], masks[(4, 1)], brush, True)
+        assert origins[(4, 1)] == "prediction, corrected"
+        # erased from the prediction on frame 5: prediction - stroke
+        app.goto(5)
+        eraser = app.stroke("eraser", [(cx - 0.15 * w, cy), (cx + 0.15 * w, cy)], size=10)
+        app.commit("#use-drawing", "mask of 1: runner on frame 5", "use drawing")
+        masks, _ = app.saved()
+        _check_stroke(predicted[5], masks[(5, 1)], eraser, False)
+        # frame 6's prediction accepted as it is
+        app.goto(6)
+        app.commit("#accept", "mask of 1: runner on frame 6", "accept prediction")
+        masks, origins = app.saved()
+        assert np.array_equal(masks[(6, 1)], predicted[6]) and origins[(6, 1)] == "accepted prediction"
+        for t in (10, 4, 10, 4, 10):  # jumps between frames decoded already
+            app.goto(t)
 
-            page.click("#forward")
-            app.status("propagation forward done", contains="run 4)")
-            t0 = time.perf_counter()
-            page.click("#export")
-            page.wait_for_function("first => { const v = document.querySelector('#status textarea').value;"
-                                   " return v.startsWith('exported') && !v.includes(first); }", arg=first_zip.name,
-                                   timeout=180000)
-            app.time("export", time.perf_counter() - t0)
-            page.wait_for_selector("#exported-view img", timeout=60000)
-            app.shot("exported-overlay.png")
-            # once the work is done the activity line says so (it polls every second)
-            page.wait_for_function("() => document.querySelector('.vos-activity').dataset.state === 'idle'"
-                                   " && document.querySelector('.vos-activity').innerText === ''", timeout=15000)
-        finally:
-            browser.close()
+        page.click("#forward")
+        app.status("propagation forward done", contains="run 4)")
+        t0 = time.perf_counter()
+        page.click("#export")
+        page.wait_for_function("first => { const v = document.querySelector('#status textarea').value;"
+                               " return v.startsWith('exported') && !v.includes(first); }", arg=first_zip.name,
+                               timeout=180000)
+        app.time("export", time.perf_counter() - t0)
+        page.wait_for_selector("#exported-view img", timeout=60000)
+        app.shot("exported-overlay.png")
+        # once the work is done the activity line says so (it polls every second)
+        page.wait_for_function("() => document.querySelector('.vos-activity').dataset.state === 'idle'"
+                               " && document.querySelector('.vos-activity').innerText === ''", timeout=15000)
+        _check_reload(app, page, FRAMES)
 
     assert outside == [], f"requests left the machine: {outside[:5]}"
     assert errors == [], f"the page raised: {errors[:3]}"
@@ -514,3 +600,58 @@ def test_app_in_a_real_browser(app_server, capsys):
     assert matte.shape == (FRAMES, h, w) and np.array_equal(matte[4] == 255, index[4] == 1)
     with av.open(str(out / "overlay.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == FRAMES
+
+
+def _leaving_clip(seed=31, frames=10, size=(144, 256), gone_from=5):
+    """A clip where the camera pans away from the object: in view on frames 0..gone_from-1, then gone (a
+    window panning right over a wider synthetic scene)."""
+    h, w = size
+    wide, labels = make_clip(seed, frames, size=(h, 4 * w), num_objects=1)
+    xs = [np.nonzero((lab == 1).any(axis=0))[0] for lab in labels]
+    left = max(0, int(xs[0].mean()) - w // 2)
+    speed = (xs[gone_from].max() + 1 - left) / gone_from + 1  # the left edge passes the object by gone_from
+    starts = [min(int(round(left + speed * t)), 3 * w) for t in range(frames)]
+    assert speed > 0 and all(0 <= a <= 3 * w for a in starts)
+    clip = np.stack([wide[t][:, a:a + w] for t, a in enumerate(starts)])
+    truth = np.stack([labels[t][:, a:a + w] for t, a in enumerate(starts)])
+    assert all((truth[t] == 1).any() for t in range(gone_from - 1)) and not (truth[gone_from:] == 1).any()
+    return clip, truth
+
+
+def test_the_timeline_flags_an_object_that_leaves_the_frame(tmp_path):
+    """With our small model (what the app runs by default): an object the camera pans away from is lost on the
+    timeline and in the status, by the CLI's rule (10 frames: more than 2 empty in a row); a click on its lost
+    frames takes the slider, the canvas and the frame info there."""
+    _need_browser()
+    root = tmp_path / "root"
+    root.mkdir()
+    frames, truth = _leaving_clip()
+    write_mp4(tmp_path / "leaving.mp4", frames, fps=8)
+    save_index_png(tmp_path / "leaving-mask0.png", truth[0])
+    shots = _screenshots()
+    with _serve("small", root, tmp_path) as url, _browser(tmp_path, url) as (page, outside, errors):
+        app = App(page, root, shots)
+        app.watch_status()
+        app.open(tmp_path / "leaving.mp4", f"{len(frames)} frames, 256x144")
+        app.add_object("walker")
+        app.upload_mask(tmp_path / "leaving-mask0.png", 0)
+        app.watch_views()
+        page.click("#forward")
+        text = app.status("propagation forward done", contains=f"{len(frames)}/{len(frames)} frames", timeout=300000)
+        _check_slider_follows(page, len(frames))
+        assert "LOST (empty on more than 2 frames in a row): 1: walker on " in text, text
+        row = page.locator('#timeline .vos-tl-row[data-obj="1"]')
+        lost = row.get_attribute("data-lost")
+        first, last = (int(v) for v in lost.split("-"))
+        assert 4 <= first <= 6 and last == len(frames) - 1, lost  # gone from frame 5 (its last pixels on 4)
+        app.shot("timeline-lost.png")
+        old = app.serial()
+        row.locator(".vos-tl-run.vos-lost").first.click()
+        key = app.canvas_after(old)
+        jumped = int(key.split(":")[0])
+        assert first <= jumped <= last, (key, lost)
+        page.wait_for_function("f => document.querySelector('#frame input[type=number]').value === String(f)"
+                               " && document.querySelector('#frame-info').innerText.startsWith(`frame ${f} of`)",
+                               arg=jumped, timeout=30000)
+        app.shot("timeline-jumped.png")
+    assert outside == [] and errors == [], (outside[:5], errors[:3])

@@ -386,3 +386,4 @@ def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_pat
         assert diff[22:26, 38:42].mean() > 20 > diff[20:, :30].mean()  # the mask blended in where it is only
     with pytest.raises(EditorError, match="no encoding both this browser and this FFmpeg play"):
         ed.playback(tmp_path, plays=[])
+

@@ -27,6 +27,11 @@ browser. One editing session per app process: it is a local tool for one person.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 130
+    from seggpt.cli import quiet_start
+
+    quiet_start()
+
 import argparse
 import atexit
 import base64
@@ -52,7 +57,7 @@ import numpy as np
 
 from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError, ExportCancelled
 from .writers import PLAYABLE_ENCODINGS
-from seggpt.cli import ArgumentParser
+from seggpt.cli import ArgumentParser, UserError, run_cli
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
 
@@ -728,14 +733,17 @@ def _overlay_frame(zip_path, frame_idx: int) -> Optional[np.ndarray]:
 
 def build_parser() -> argparse.ArgumentParser:
     from seggpt.device import DEVICE_HELP
+    from seggpt.weights import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS
 
     ap = ArgumentParser(prog="python -m vos.app",
                                  description="A local web app to make, correct and export video masks (SegGPT).")
     ap.add_argument("--root", default=".", metavar="DIR",
                     help="the folder the app may read files from and writes uploads, exports and sessions to "
                          "(default: the current folder)")
-    ap.add_argument("--weights", default="small", metavar="ID|PATH",
-                    help="small (packaged, offline), BAAI/seggpt-vit-large, BAAI/SegGPT or a file (default: %(default)s)")
+    ap.add_argument("--weights", default=None, metavar="ID|PATH",
+                    help=f"{PACKAGED_WEIGHTS} (packaged, offline), {OFFICIAL_WEIGHTS}, BAAI/SegGPT or a file (default: "
+                         f"{PACKAGED_WEIGHTS}, so the app starts offline and answers fast on a CPU; the command-line "
+                         f"tools default to the official {OFFICIAL_WEIGHTS})")
     ap.add_argument("--device", default="auto", metavar="DEV", help=f"{DEVICE_HELP} (default: %(default)s)")
     ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                     help="the model's precision; auto: bf16 on CUDA, fp16 on MPS, on a CPU bf16 where it computes bf16 "
@@ -749,38 +757,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_editor(args: argparse.Namespace) -> Editor:
+    """The editor the command line asks for; a bad option is a `UserError` (one line, exit code 2)."""
     from seggpt.settings import ConfigError, parse_assignments
-    from seggpt.weights import WeightsError
+    from seggpt.weights import PACKAGED_WEIGHTS, WeightsError, default_weights_note
 
     from .config import RunConfig, load_run_config
     from .engine import EngineError, VideoSegmenter
 
+    root = Path(args.root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"--root {root}: not a folder")
     try:
-        settings = load_run_config(RunConfig, None, [({"weights": args.weights, "device": args.device,
+        settings = load_run_config(RunConfig, None, [({"weights": args.weights or PACKAGED_WEIGHTS, "device": args.device,
                                                        "dtype": args.dtype}, "the command line"),
                                                      *parse_assignments(args.set)])
         seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     except (ConfigError, WeightsError, EngineError) as e:
-        raise SystemExit(f"error: {e}") from None
-    root = Path(args.root).expanduser()
-    if not root.is_dir():
-        raise SystemExit(f"error: --root {root}: not a folder")
-    log.info("weights %s on %s; files under %s", settings.weights, seg.device, root.resolve())
+        raise UserError(str(e)) from None
+    chosen = "--weights" if args.weights else "--set" if settings.weights != PACKAGED_WEIGHTS else None
+    log.info("%s on %s; files under %s", default_weights_note(settings.weights, chosen, "the app"), seg.device,
+             root.resolve())
     return Editor(seg, root, settings={"weights": settings.weights})
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    editor = make_editor(args)
-    logging.getLogger("uvicorn.error").addFilter(_QuietDisconnects())
-    app = build_app(editor)
-    print(f"seggpt-vos editor on http://{args.host}:{args.port} (files under {editor.root})", flush=True)
-    app.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=False, inbrowser=False, show_error=True,
-        allowed_paths=[str(editor.root / "exports")], footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
-        quiet=True, css=CSS)
-    return 0
+
+    def work() -> int:
+        editor = make_editor(args)
+        logging.getLogger("uvicorn.error").addFilter(_QuietDisconnects())
+        app = build_app(editor)
+        print(f"seggpt-vos editor on http://{args.host}:{args.port} (files under {editor.root})", flush=True)
+        app.queue(default_concurrency_limit=1).launch(
+            server_name=args.host, server_port=args.port, share=False, inbrowser=False, show_error=True,
+            allowed_paths=[str(editor.root / "exports")], footer_links=[], ssr_mode=False, pwa=False,
+            mcp_server=False, quiet=True, css=CSS)
+        return 0
+
+    return run_cli(work, interrupted="the app stopped; sessions and exports on disk are complete")
 
 
 if __name__ == "__main__":
