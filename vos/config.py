@@ -58,6 +58,27 @@ class RefineConfig:
 
 
 @dataclass
+class ZoomConfig:
+    """Object-centred zoom (separate mode only): each object is segmented in a crop around where it is
+    expected, its prompts cropped around it in their own frames at the same size, so a small object is
+    seen at a size the model can segment (`vos.zoom`).
+
+    margin: the crop is the object's box grown by this many times its larger side on each side (the
+        largest box among the query's expected one and the prompts'). min_size: the crop's side is at
+        least this fraction of the frame's shorter side. motion: the crop moves by the object's last
+        displacement (frame to frame) times this, and grows by twice it. max_cover: a crop covering at
+        least this fraction of the frame is the whole frame (nothing to gain). A lost object (empty on
+        the last frame) is looked for on the whole frame.
+    """
+
+    enabled: bool = False
+    margin: float = setting(1.0, min=0.0, max=10.0)
+    min_size: float = setting(0.15, gt=0.0, max=1.0)
+    motion: float = setting(1.0, min=0.0, max=10.0)
+    max_cover: float = setting(0.5, gt=0.0, max=1.0)
+
+
+@dataclass
 class EngineConfig:
     """How the video engine runs.
 
@@ -85,7 +106,8 @@ class EngineConfig:
         size the weights were trained at. Larger shows small objects in more detail, at about
         (size / trained size)^2 the cost (position tables are interpolated, as SegGPT's own code does);
         a multiple of the model's patch size.
-    adapt: test-time adaptation (AdaptConfig). refine: edge-aware upsampling (RefineConfig).
+    adapt: test-time adaptation (AdaptConfig). refine: edge-aware upsampling (RefineConfig). zoom:
+        object-centred crops in separate mode (ZoomConfig).
     """
 
     memory: int = setting(8, min=0)
@@ -103,9 +125,13 @@ class EngineConfig:
     image_size: Optional[int] = setting(None, min=8, max=2048)
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
     refine: RefineConfig = dataclasses.field(default_factory=RefineConfig)
+    zoom: ZoomConfig = dataclasses.field(default_factory=ZoomConfig)
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.zoom.enabled and self.objects != "separate":
+            raise ConfigError("engine.zoom.enabled needs engine.objects=separate (each object has a crop of its "
+                              "own; in joint mode one pass sees every object on the whole frame)")
 
     @classmethod
     def load(cls, spec: Union[None, str, Path, Mapping[str, Any], "EngineConfig"] = None,
@@ -164,4 +190,4 @@ def recommended_for(weights: str) -> Dict[str, Any]:
     return recommended_settings(path)
 
 
-__all__ = ["EngineConfig", "AdaptConfig", "RefineConfig", "RunConfig", "ConfigError", "load_run_config", "recommended_for"]
+__all__ = ["EngineConfig", "AdaptConfig", "RefineConfig", "ZoomConfig", "RunConfig", "ConfigError", "load_run_config", "recommended_for"]

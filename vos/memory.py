@@ -5,7 +5,8 @@ the session, `vos.annotations`) plus a FIFO of the K most recent predictions, me
 stride and a confidence gate (an unsure prediction used as a prompt spreads its errors).
 
 Prompts are stored at model resolution (a normalised image and a label map of object ids), so memory
-is bounded by K whatever the video length. Object ids are stored, not colours: colours are assigned
+is bounded by K whatever the video length; with the engine's zoom on, each also keeps its frame and
+frame-size labels (the crops around each object are cut from them): K frames. Object ids are stored, not colours: colours are assigned
 when the prompts are used, so objects can come and go.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, List, Optional
 
+import numpy as np
 import torch
 
 
@@ -24,6 +26,8 @@ class Prompt:
     frame_idx: int
     image: torch.Tensor  # (3, h, w) ImageNet-normalised
     labels: torch.Tensor  # (h, w) long, object ids, 0 = background
+    frame: Optional[np.ndarray] = None  # (H, W, 3) uint8 RGB: kept for the zoom's crops only
+    full_labels: Optional[np.ndarray] = None  # (H, W) object ids at frame size: the zoom's crops only
 
 
 class PromptMemory:
@@ -60,6 +64,8 @@ class PromptMemory:
         """Forget an object: its pixels become background in every memorised prediction."""
         for p in self.recent:
             p.labels = torch.where(p.labels == obj_id, torch.zeros_like(p.labels), p.labels)
+            if p.full_labels is not None:
+                p.full_labels = np.where(p.full_labels == obj_id, 0, p.full_labels).astype(p.full_labels.dtype)
 
     def clear(self) -> None:
         """Forget every prediction (after a correction: they were made with the mistake)."""

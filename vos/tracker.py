@@ -1,7 +1,10 @@
 """Tracker: one pass over a video in one direction (Cutie's inference core, reduced to SegGPT's needs).
 
 It holds the recent-prediction memory of the pass and asks the session's `Annotations` which
-annotated frames condition each frame; the predictor does the one model call. It knows nothing of
+annotated frames condition each frame; the predictor does the one model call. With the engine's
+zoom on (separate mode), it also follows where each object is (`vos.zoom`) and segments each one in
+a crop around it, its prompts cropped around it the same way, the crop's scores pasted back at frame
+size: one model call per object per frame, as separate mode costs anyway. It knows nothing of
 files or of the segmenter that made it (no back-references): a live stream and a propagation each
 own one.
 """
@@ -9,19 +12,20 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from seggpt.predictor import SegGPTPredictor
-from seggpt.refine import auto_params, refine_argmax, refine_margins
+from seggpt.refine import auto_params, refine_argmax, refine_margins, refine_scores
 
 from .config import EngineConfig
 from .memory import Prompt, PromptMemory
 from .objects import EngineError, Objects, label_dtype
 from .state import AnnotatedPrompt, Annotations
+from .zoom import Box, Whereabouts, follow, mask_box, place, query_crop
 
 LazyMap = Union[np.ndarray, Callable[[], np.ndarray]]
 
@@ -86,6 +90,8 @@ class Predicted:
     finish: Callable[[], List[Tuple[np.ndarray, LazyMap]]]  # per frame: labels, confidence
     #: (batch index, object ids) -> (N, H, W) margins at frame size (FrameResult.margins); None: no scores
     margins: Optional[Callable[[int, List[int]], np.ndarray]] = None
+    #: per frame, the labels at frame size, made at once (the zoom: where each object is next depends on them)
+    full_labels: Optional[List[np.ndarray]] = None
 
 
 class Tracker:
@@ -99,6 +105,8 @@ class Tracker:
         self.objects = objects
         self.reverse = reverse
         self.memory = PromptMemory(config.memory, config.memory_stride, config.confidence_gate)
+        self.zoom = config.zoom if config.zoom.enabled and config.objects == "separate" else None
+        self.whereabouts: Dict[int, Optional[Whereabouts]] = {}  # the zoom's: per object, where it was last
 
     # ------------------------------------------------------------------ frames without masks
     def run_batch(self, batch: Sequence[Tuple[int, np.ndarray]], queries: Optional[torch.Tensor] = None
@@ -116,11 +124,16 @@ class Tracker:
         prompts = [*self._annotated_prompts(first, include_t=True), *self.memory.prompts()]
         if queries is None:
             queries = self.predictor.preprocess_images(frames)
-        predicted = self._predict(queries, prompts, active, frames[0].shape[:2], frames)
+        if self.zoom is not None and active and prompts:
+            predicted = self._predict_zoomed(queries, frames, prompts, active)
+            self._follow(predicted.full_labels[-1], active)
+        else:
+            predicted = self._predict(queries, prompts, active, frames[0].shape[:2], frames)
         if active:
-            for i, (idx, _) in enumerate(batch):
-                self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i]),
-                                  predicted.mean_confidence[i])
+            for i, (idx, frame) in enumerate(batch):
+                full = None if predicted.full_labels is None else predicted.full_labels[i]
+                self.memory.offer(Prompt(idx, predicted.queries[i], predicted.small_labels[i],
+                                         frame if full is not None else None, full), predicted.mean_confidence[i])
         ids = list(self.objects)
         return lambda: [FrameResult(idx, labels, ids, conf, frame,
                                     None if predicted.margins is None else functools.partial(predicted.margins, i, ids))
@@ -135,6 +148,8 @@ class Tracker:
         if self.annotations.corrects(frame_idx, self.reverse):
             self.memory.clear()  # predictions made with the mistake the user just corrected
         prompt = self.annotated_prompt(frame_idx)
+        if self.zoom is not None:
+            self._follow(prompt.full_labels, list(self.objects))
         return FrameResult(frame_idx, prompt.full_labels.copy(), list(self.objects), prompt.confidence.copy(), frame)
 
     def annotated_prompt(self, frame_idx: int) -> AnnotatedPrompt:
@@ -242,6 +257,104 @@ class Tracker:
         for j, obj in enumerate(active):
             if obj in object_ids:
                 out[object_ids.index(obj)] = margins[j].cpu().numpy()
+        return out
+
+    # ------------------------------------------------------------------ the zoom
+    def _follow(self, labels: np.ndarray, objects: Sequence[int]) -> None:
+        """Where each object is after a frame with these labels (lost: looked for on the whole frame next)."""
+        for o in objects:
+            self.whereabouts[o] = follow(self.whereabouts.get(o), labels == o)
+
+    def _prompt_view(self, p: Union[Prompt, AnnotatedPrompt]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """A prompt's frame and frame-size labels, the zoom's crops are cut from; None where not kept."""
+        if isinstance(p, AnnotatedPrompt):
+            frame = self.annotations[p.frame_idx].frame if p.frame_idx in self.annotations else None
+            return None if frame is None else (frame, p.full_labels)
+        return None if p.frame is None or p.full_labels is None else (p.frame, p.full_labels)
+
+    def _to_size(self, scores: torch.Tensor, size: Tuple[int, int], frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Scores (B, L, h, w) at `size`: refined against `frames` when the engine's `refine` is on, else resized."""
+        refine = self.config.refine
+        if refine.enabled:
+            radius, subsample = auto_params(size, scores.shape[-2:], refine.model_pixels)
+            return refine_scores(scores, list(frames), radius, refine.eps, subsample, refine.guide)
+        if self.config.resize == "nearest":
+            return F.interpolate(scores.float(), size=tuple(size), mode="nearest-exact")
+        return SegGPTPredictor.resize_scores(scores.float(), size)
+
+    def _zoomed_scores(self, o: int, queries: torch.Tensor, frames: Sequence[np.ndarray],
+                       prompts: Sequence[Union[Prompt, AnnotatedPrompt]]) -> Tuple[Optional[Box], torch.Tensor]:
+        """Object `o`'s foreground score in [0, 1] over its crop of each frame (B, ch, cw), and the crop
+        (None: the whole frame, (B, H, W))."""
+        cfg, zoom, predictor = self.config, self.zoom, self.predictor
+        size = frames[0].shape[:2]
+        views = [self._prompt_view(p) for p in prompts]
+        boxes = [mask_box(v[1] == o) if v is not None else None for v in views]
+        plan = query_crop(self.whereabouts.get(o), [b for b in boxes if b is not None], size, zoom.margin,
+                          zoom.min_size, zoom.motion, zoom.max_cover)
+
+        def model_scores(q: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return predictor.scores(q, images, labels, [o], mode="separate", colors=cfg.colors,
+                                    embedding_type=cfg.embedding_type, absent_prompts=cfg.absent_prompts)
+
+        if plan is None:  # the whole frame, as without zoom
+            s = model_scores(queries, torch.stack([p.image for p in prompts]), torch.stack([p.labels for p in prompts]))
+            return None, self._to_size(s, size, frames)[:, 1]
+        crop, side = plan
+        y0, y1, x0, x1 = crop
+        cut = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames]
+        images, labels = [], []
+        for p, view, box in zip(prompts, views, boxes):
+            if view is None:  # a prompt without its frame: as the model sees it whole
+                images.append(p.image)
+                labels.append(p.labels)
+                continue
+            frame, full = view
+            # around the object in its own frame; where it is absent, the query's region ("not here")
+            py0, py1, px0, px1 = crop if box is None else place(((box[0] + box[1]) / 2, (box[2] + box[3]) / 2),
+                                                               side, size)
+            images.append(predictor.preprocess_images([np.ascontiguousarray(frame[py0:py1, px0:px1])])[0])
+            small = predictor.resize_labels(np.ascontiguousarray(full[py0:py1, px0:px1]))
+            labels.append(torch.from_numpy(np.asarray(small, np.int64)).to(p.labels.device))
+        s = model_scores(predictor.preprocess_images(cut), torch.stack(images), torch.stack(labels))
+        return crop, self._to_size(s, (y1 - y0, x1 - x0), cut)[:, 1]
+
+    def _predict_zoomed(self, queries: torch.Tensor, frames: Sequence[np.ndarray],
+                        prompts: Sequence[Union[Prompt, AnnotatedPrompt]], active: List[int]) -> Predicted:
+        """`_predict` with each object segmented in its crop (module docstring): frame-size labels at once."""
+        size = frames[0].shape[:2]
+        b = len(frames)
+        fg = torch.zeros((b, len(active)) + tuple(size), device=queries.device)  # outside a crop: not the object
+        for j, o in enumerate(active):
+            crop, s = self._zoomed_scores(o, queries, frames, prompts)
+            if crop is None:
+                fg[:, j] = s
+            else:
+                y0, y1, x0, x1 = crop
+                fg[:, j, y0:y1, x0:x1] = s
+        scores = torch.cat([1.0 - fg.max(dim=1, keepdim=True).values, fg], dim=1)  # as separate mode combines
+        conf, best = self.predictor.confidence(scores)
+        ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
+        dtype = label_dtype(list(self.objects))
+        full = [ids[best[i]].cpu().numpy().astype(dtype) for i in range(b)]
+        small = [torch.from_numpy(np.asarray(self.predictor.resize_labels(f), np.int64)).to(queries.device)
+                 for f in full]
+        confs = [conf[i].cpu().numpy() for i in range(b)]
+        return Predicted(queries, small, conf.flatten(1).mean(dim=1).tolist(),
+                         lambda: list(zip(full, confs)), functools.partial(self._zoomed_margins, scores, active),
+                         full)
+
+    @staticmethod
+    def _zoomed_margins(scores: torch.Tensor, active: List[int], i: int, object_ids: List[int]) -> np.ndarray:
+        """FrameResult.margins from the zoom's frame-size scores (the formula of `_full_margins`)."""
+        s = scores[i].float()
+        out = np.full((len(object_ids),) + tuple(s.shape[-2:]), -1.0, np.float32)
+        top2 = s.topk(2, dim=0)
+        for j, obj in enumerate(active):
+            if obj in object_ids:
+                other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
+                m = ((s[j + 1] - other) / (s[j + 1].abs() + other.abs()).clamp_min(1e-6)).clamp(-1, 1)
+                out[object_ids.index(obj)] = m.cpu().numpy()
         return out
 
     def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""Object-centred zoom: where to crop a frame so that one object fills enough of the model's input.
+
+SegGPT sees every image squeezed to its input size (448x448 per half for the official weights, 64x64
+for our small model): a car 40 pixels wide in an 854x480 frame is 3 pixels at 64. Trackers have long
+cropped around the target; here each object (separate mode) gets a square crop around where it is
+expected, grown by a margin and its recent motion, and its prompts are cropped around it in their
+own frames at the same size, so prompt and query show it at the same scale. The tracker pastes the
+crop's scores back at frame size (outside the crop: background). Pure geometry, torch-free.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+#: (y0, y1, x0, x1), ends exclusive, in frame pixels
+Box = Tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where an object was on the last frame it was segmented on, and how far it moved to get there."""
+
+    box: Box
+    step: Tuple[float, float]  # (dy, dx) of its box centre since the frame before (0, 0) when unknown
+
+    @property
+    def centre(self) -> Tuple[float, float]:
+        y0, y1, x0, x1 = self.box
+        return (y0 + y1) / 2, (x0 + x1) / 2
+
+
+def mask_box(mask: np.ndarray) -> Optional[Box]:
+    """The bounding box of a boolean mask; None when it is empty."""
+    rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
+    if not rows.any():
+        return None
+    y = np.nonzero(rows)[0]
+    x = np.nonzero(cols)[0]
+    return int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
+
+
+def follow(previous: Optional[Whereabouts], mask: np.ndarray) -> Optional[Whereabouts]:
+    """The object's whereabouts after a frame where its mask is `mask` (None: lost there)."""
+    box = mask_box(mask)
+    if box is None:
+        return None
+    now = Whereabouts(box, (0.0, 0.0))
+    if previous is None:
+        return now
+    (py, px), (cy, cx) = previous.centre, now.centre
+    return Whereabouts(box, (cy - py, cx - px))
+
+
+def crop_side(boxes: Sequence[Box], step: Tuple[float, float], frame_size: Tuple[int, int], margin: float,
+              min_size: float, motion: float) -> int:
+    """The side of the square crop that holds every box of `boxes` with `margin` around it, and room for
+    the object to move `motion` times its last `step` either way; at least `min_size` of the shorter side."""
+    h, w = frame_size
+    extent = max(max(b[1] - b[0], b[3] - b[2]) for b in boxes)
+    side = extent * (1 + 2 * margin) + 2 * motion * max(abs(step[0]), abs(step[1]))
+    return int(np.ceil(max(side, min_size * min(h, w), 1)))
+
+
+def place(centre: Tuple[float, float], side: int, frame_size: Tuple[int, int]) -> Box:
+    """A square of `side` (clipped to the frame's sides) centred on `centre`, moved to lie inside the frame."""
+    h, w = frame_size
+    sh, sw = min(side, h), min(side, w)
+    y0 = int(round(centre[0] - sh / 2))
+    x0 = int(round(centre[1] - sw / 2))
+    y0, x0 = min(max(y0, 0), h - sh), min(max(x0, 0), w - sw)
+    return y0, y0 + sh, x0, x0 + sw
+
+
+def query_crop(where: Optional[Whereabouts], prompt_boxes: Sequence[Box], frame_size: Tuple[int, int],
+               margin: float, min_size: float, motion: float, max_cover: float) -> Optional[Tuple[Box, int]]:
+    """The crop of the next frame for an object last seen at `where`, with the side its prompts' crops take
+    too; None for the whole frame (the object is lost or unknown, or the crop would cover `max_cover` of
+    the frame or more)."""
+    if where is None:
+        return None
+    side = crop_side([where.box, *prompt_boxes], where.step, frame_size, margin, min_size, motion)
+    h, w = frame_size
+    if min(side, h) * min(side, w) >= max_cover * h * w:
+        return None
+    cy, cx = where.centre
+    return place((cy + motion * where.step[0], cx + motion * where.step[1]), side, frame_size), side
+
+
+__all__ = ["Box", "Whereabouts", "mask_box", "follow", "crop_side", "place", "query_crop"]
