@@ -54,6 +54,7 @@ class LiveStream:
         self.objects.remove(obj_id)
         self.annotations.remove_object(obj_id)
         self._tracker.memory.remove_object(obj_id)
+        self._tracker.whereabouts.pop(obj_id, None)
 
 
 __all__ = ["LiveStream"]
