@@ -27,8 +27,18 @@ def test_crop_geometry():
     assert side == 30 and box == (0, 30, 145, 175)  # a prompt's larger box sets the side
     assert query_crop(None, [], (100, 200), 1.0, 0.1, 1.0, 0.5) is None
     assert place((0, 0), 30, (100, 200)) == (0, 30, 0, 30) and place((99, 199), 300, (100, 200)) == (0, 100, 0, 200)
-    with pytest.raises(ConfigError, match="engine.objects=separate"):
-        EngineConfig.load({"zoom": {"enabled": True}, "objects": "joint"})
+    with pytest.raises(ConfigError, match="zoom.margin"):
+        EngineConfig.load({"zoom": {"margin": -1}})
+
+
+def test_joint_mode_says_the_zoom_does_not_apply(tiny_weights, caplog):
+    with caplog.at_level("WARNING", logger="vos.engine"):
+        seg = VideoSegmenter(tiny_weights, config={"zoom": {"enabled": True}, "objects": "joint"}, device="cpu")
+    assert "applies in separate mode only" in caplog.text
+    frames = np.random.default_rng(1).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8)
+    state = seg.init_state(frames)
+    seg.add_new_mask(state, 0, 1, np.pad(np.ones((8, 8), bool), ((10, 22), (20, 32))))
+    assert len(list(seg.propagate(state, 0))) == 3  # joint mode runs as without the zoom
 
 
 def _copying(predictor, where):

@@ -59,7 +59,8 @@ class RefineConfig:
 
 @dataclass
 class ZoomConfig:
-    """Object-centred zoom (separate mode only): each object is segmented in a crop around where it is
+    """Object-centred zoom, in separate mode only (joint mode's one pass sees every object on the whole
+    frame; the engine says so when both are set): each object is segmented in a crop around where it is
     expected, its prompts cropped around it in their own frames at the same size, so a small object is
     seen at a size the model can segment (`vos.zoom`).
 
@@ -129,9 +130,6 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        if self.zoom.enabled and self.objects != "separate":
-            raise ConfigError("engine.zoom.enabled needs engine.objects=separate (each object has a crop of its "
-                              "own; in joint mode one pass sees every object on the whole frame)")
 
     @classmethod
     def load(cls, spec: Union[None, str, Path, Mapping[str, Any], "EngineConfig"] = None,

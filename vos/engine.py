@@ -65,6 +65,9 @@ class VideoSegmenter:
             model = load_checked(str(model_or_weights), device=self.device)
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
+        if self.config.zoom.enabled and self.config.objects != "separate":
+            logger.warning("engine.zoom is on but engine.objects is joint: the zoom crops one object at a time, "
+                           "so it applies in separate mode only (--set engine.objects=separate)")
         if self.config.image_size is not None:  # the same weights at another input size (shared, not copied)
             try:
                 model = model.at_image_size(self.config.image_size)
