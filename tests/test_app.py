@@ -57,3 +57,54 @@ def test_the_playback_reads_only_known_encodings_from_the_page():
     assert _playable_names("{}") == [] and _playable_names("") == []
     with pytest.raises(EditorError, match="unreadable"):
         _playable_names("[[[" * 2)
+
+
+@pytest.fixture
+def app_and_editor(tiny_weights, tmp_path):
+    pytest.importorskip("gradio")
+    from seggpt.io import write_mp4
+    from vos import VideoSegmenter
+    from vos.app import build_app
+    from vos.editor import Editor
+    from vos.synthetic import make_clip
+
+    frames, _ = make_clip(5, 12, size=(32, 48), num_objects=1)
+    write_mp4(tmp_path / "c.mp4", frames, fps=8)
+    editor = Editor(VideoSegmenter(tiny_weights, config={"memory": 1}, device="cpu"), tmp_path)
+    return build_app(editor), editor
+
+
+def _call(app, fn, inputs, data=None):
+    import asyncio
+
+    from gradio.helpers import EventData
+
+    return asyncio.run(app.process_api(block_fn=fn, inputs=inputs, state=None, event_data=EventData(None, data or {})))
+
+
+@pytest.mark.parametrize("opened", [False, True])
+def test_every_handler_answers_with_one_value_per_output_on_empty_input(app_and_editor, opened):
+    """Every event of the page, called as a page with nothing chosen would (each input as the page starts),
+    before and after a video is open: no exception (a handler's error path once returned one value too few, and Gradio failed
+    with a traceback instead of the status line) and exactly one value per output."""
+    app, editor = app_and_editor
+    if opened:
+        editor.open("c.mp4")
+    checked = 0
+    for fn in app.fns.values():
+        if fn.fn is None:
+            continue
+        out = _call(app, fn, [getattr(block, "value", None) for block in fn.inputs])  # as the page starts
+        assert len(out["data"]) == len(fn.outputs), (fn.name, len(out["data"]), len(fn.outputs))
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_timeline_click_moves_the_slider_there(app_and_editor):
+    app, editor = app_and_editor
+    editor.open("c.mp4")
+    jump = next(fn for fn in app.fns.values() if fn.name == "on_jump")
+    out = _call(app, jump, [None, []], {"frame": 7})
+    assert out["data"][1]["value"] == 7 and not str(out["data"][0]).startswith("error"), out["data"][:2]
+    out = _call(app, jump, [None, []], {"frame": 99})
+    assert out["data"][0].startswith("error: frame")  # a frame the video does not have: one line

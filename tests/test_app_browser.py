@@ -645,11 +645,14 @@ def test_the_timeline_flags_an_object_that_leaves_the_frame(tmp_path):
         first, last = (int(v) for v in lost.split("-"))
         assert 4 <= first <= 6 and last == len(frames) - 1, lost  # gone from frame 5 (its last pixels on 4)
         app.shot("timeline-lost.png")
+        app.goto(1)  # away from the lost frames, so that landing there is the click's doing
         old = app.serial()
         row.locator(".vos-tl-run.vos-lost").first.click()
         key = app.canvas_after(old)
         jumped = int(key.split(":")[0])
         assert first <= jumped <= last, (key, lost)
+        said = page.evaluate("() => window.vosStatuses")
+        assert not [t for t in said if t.startswith("error")], said[-3:]
         page.wait_for_function("f => document.querySelector('#frame input[type=number]').value === String(f)"
                                " && document.querySelector('#frame-info').innerText.startsWith(`frame ${f} of`)",
                                arg=jumped, timeout=30000)

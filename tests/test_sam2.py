@@ -236,6 +236,10 @@ def test_a_device_name_is_still_taken_positionally_and_a_typo_is_not_sam2(tiny_w
     from vos.sam2 import build_sam2_video_predictor
 
     assert build_sam2_video_predictor(tiny_weights, "cpu").device.type == "cpu"
+    # the signature's old positional form, (weights, device, config, dtype), device None too
+    assert build_sam2_video_predictor(tiny_weights, None).device.type == "cpu"
+    p = build_sam2_video_predictor(tiny_weights, "cpu", {"memory": 1}, "fp32")
+    assert p.segmenter.config.memory == 1
     with pytest.raises(EngineError, match="^unknown device 'gpu'"):  # a device name, only a wrong one
         build_sam2_video_predictor(tiny_weights, "gpu")
     with pytest.raises(TypeError, match="unexpected keyword argument 'devcie'"):

@@ -338,7 +338,7 @@ def build_app(editor: Editor):
             else:
                 raise EditorError("upload a video, or pick a video or frame folder")
         except EditorError as e:
-            return (f"error: {e}",) + keep(8) + (gr.update(choices=editor.media()),)
+            return (f"error: {e}",) + keep(7) + (gr.update(choices=editor.media()), gr.update())
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         return ((msg, slider, objects_update(), shown_update()) + view(0, None, [])
                 + (gr.update(choices=editor.media()), None))
@@ -547,13 +547,15 @@ def build_app(editor: Editor):
 
     def on_open_session(name):
         try:
+            if not name:
+                raise EditorError("pick a session first (save one with \"Save session\")")
             msg = editor.open_session(name)
         except EditorError as e:
-            return (f"error: {e}",) + keep(8)
+            return (f"error: {e}",) + keep(9)
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         upd = objects_update()
         return ((msg, slider, upd, shown_update()) + view(0, upd["value"], list(editor.objects))
-                + (gr.update(value=editor.adapt_steps),))
+                + (gr.update(value=editor.adapt_steps), None))
 
     def on_jump(obj_id, shown, evt: gr.EventData):
         """A click on the timeline: the slider and the views go to that frame."""
@@ -563,6 +565,10 @@ def build_app(editor: Editor):
         except EditorError as e:
             return (f"error: {e}", gr.update()) + view(viewed["frame"], obj_id, shown)
         return (gr.update(), gr.update(value=frame_idx)) + view(frame_idx, obj_id, shown)
+
+    # this module's annotations are strings (`from __future__ import annotations`) and `gr` is not a module
+    # global, so Gradio could not resolve the hint and passed None: the event's data never arrived
+    on_jump.__annotations__["evt"] = gr.EventData
 
     def on_play(plays, shown):
         """The results as a video the page plays (`Editor.playback`), in the encoding its browser reported."""
@@ -697,7 +703,7 @@ def build_app(editor: Editor):
                    **quiet)
         save.click(act("Save session", "save-session", on_save), [session_name], [status, sessions], **quiet)
         load.click(act("Open session", "open-session", on_open_session), [sessions],
-                   [status, frame, obj, shown] + shows + [adapt_steps], **quiet)
+                   [status, frame, obj, shown] + shows + [adapt_steps, playback], **quiet)
         app.load(on_load, None, [status, frame, obj, shown] + shows + [picked, sessions, adapt_steps], **quiet)
     return app
 
@@ -768,13 +774,15 @@ def make_editor(args: argparse.Namespace) -> Editor:
     if not root.is_dir():
         raise UserError(f"--root {root}: not a folder")
     try:
-        settings = load_run_config(RunConfig, None, [({"weights": args.weights or PACKAGED_WEIGHTS, "device": args.device,
+        settings = load_run_config(RunConfig, None, [({"weights": PACKAGED_WEIGHTS if args.weights is None else args.weights,
+                                                       "device": args.device,
                                                        "dtype": args.dtype}, "the command line"),
                                                      *parse_assignments(args.set)])
         seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     except (ConfigError, WeightsError, EngineError) as e:
         raise UserError(str(e)) from None
-    chosen = "--weights" if args.weights else "--set" if settings.weights != PACKAGED_WEIGHTS else None
+    chosen = ("--set" if any(a.partition("=")[0].strip() == "weights" for a in args.set)
+              else "--weights" if args.weights is not None else None)
     log.info("%s on %s; files under %s", default_weights_note(settings.weights, chosen, "the app"), seg.device,
              root.resolve())
     return Editor(seg, root, settings={"weights": settings.weights})
@@ -792,7 +800,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         app.queue(default_concurrency_limit=1).launch(
             server_name=args.host, server_port=args.port, share=False, inbrowser=False, show_error=True,
             allowed_paths=[str(editor.root / "exports")], footer_links=[], ssr_mode=False, pwa=False,
-            mcp_server=False, quiet=True, css=CSS)
+            mcp_server=False, quiet=True, css=CSS, prevent_thread_lock=True)
+        try:  # Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0): here they reach run_cli (130, 143)
+            while app.is_running:
+                time.sleep(0.2)
+        finally:
+            app.close()
         return 0
 
     return run_cli(work, interrupted="the app stopped; sessions and exports on disk are complete")

@@ -568,15 +568,16 @@ class Editor:
         sees where to correct. An object exists on the frames whose result has it (from its first mask on,
         and before it where a backward pass reached); lost is the CLI's rule (`lost_after`)."""
         n = self.num_frames
-        results = dict(self.results)  # a propagation may add frames meanwhile
-        given = {a: set(self.given(a)) for a in self.annotated_frames()}
-        prompts = {o: sorted(a for a in given if o in given[a]) for o in self.objects}
-        report = LostObjectReport({o: obj.name for o, obj in self.objects.items()}, prompts, self.lost_after)
+        # snapshots: a propagation adds results meanwhile, and objects may be added from another view
+        results, objects = dict(self.results), dict(self.objects)
+        given = {a: set(self.given(a)) for a in list(self.annotated_frames())}
+        prompts = {o: sorted(a for a in given if o in given[a]) for o in objects}
+        report = LostObjectReport({o: obj.name for o, obj in objects.items()}, prompts, self.lost_after)
         for t in sorted(results):
             r = results[t]
-            report.add_present(t, set(self._present(r)), [o for o in r.object_ids if o in self.objects])
+            report.add_present(t, set(self._present(r)), [o for o in r.object_ids if o in objects])
         rows = []
-        for o, obj in self.objects.items():
+        for o, obj in objects.items():
             track = report.tracks[o]
             lost = track.lost_frames(report.after)
             states = []
@@ -640,7 +641,9 @@ class Editor:
         segmented = len(self.results)
         note = f"; {self.num_frames - segmented} frame(s) not segmented yet show plain" \
             if segmented < self.num_frames else ""
-        return path, (f"playback of {self.video_name}: {self.num_frames} frames at {self.fps:g} fps, "
+        short = f" (the video ends after {writer.frames_written} of {self.num_frames})" \
+            if writer.frames_written < self.num_frames else ""
+        return path, (f"playback of {self.video_name}: {writer.frames_written} frames{short} at {self.fps:g} fps, "
                       f"{encoding.name}{note}")
 
     # ================================================================== propagation
@@ -710,7 +713,7 @@ class Editor:
         scores = {o: (round(float(conf[labels == o].mean()), 4) if o in present else None) for o in r.object_ids}
         alpha = soft_alpha(r.margins, DEFAULT_SOFT_WIDTH)
         self.results[r.frame_idx] = _Result(self._pack(labels.astype(np.uint8)), scores, list(r.object_ids),
-                                            self._pack(alpha))
+                                            self._pack(alpha), frozenset(int(o) for o in present if o))
 
     def _busy_or_error(self):
         editor = self

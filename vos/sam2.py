@@ -92,7 +92,8 @@ class SegGPTVideoPredictor:
         """SAM 2's ``SAM2VideoPredictor.from_pretrained(model_id)``, on SegGPT: `weights` as
         `build_sam2_video_predictor` takes them, loaded the same way (`VideoSegmenter`, the checked loader).
         A SAM 2 Hub id (``facebook/sam2.1-hiera-large``) is answered with one line (EngineError)."""
-        device = _device_of_call("SegGPTVideoPredictor.from_pretrained", weights, positional, device, sam2_keywords)
+        device, config, dtype = _device_of_call("SegGPTVideoPredictor.from_pretrained", weights, positional, device,
+                                                sam2_keywords, config, dtype)
         return cls(VideoSegmenter(weights, config=config, device=device, dtype=dtype))
 
     # ------------------------------------------------------------------ state
@@ -299,8 +300,21 @@ def _not_sam2(call: str, shown: List[str]) -> EngineError:
                        f"weights file, device=\"auto\" | \"cpu\" | \"cuda\" ...)")
 
 
+def _ours_positional(positional: Tuple[Any, ...], device: object, config: object, dtype: object
+                     ) -> Optional[Tuple[object, object, object]]:
+    """Our own positional form, ``(weights, device[, config[, dtype]])`` as the signature once was (device None
+    included), as (device, config, dtype); None where the arguments are not that (SAM 2's checkpoint)."""
+    if not 0 < len(positional) <= 3 or device != "auto" or _checkpoint_not_device(positional[0]):
+        return None
+    if (len(positional) > 1 and config is not None) or (len(positional) > 2 and dtype is not None):
+        return None
+    rest = list(positional[1:]) + [None] * (3 - len(positional))
+    return positional[0], rest[0] if len(positional) > 1 else config, rest[1] if len(positional) > 2 else dtype
+
+
 def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], device: object,
-                    extra: Dict[str, Any]) -> object:
+                    extra: Dict[str, Any], config: object = None, dtype: object = None
+                    ) -> Tuple[object, object, object]:
     """The device to use, once SAM 2's call forms are refused (`_not_sam2`) before anything loads.
 
     SAM 2 calls ``(model_cfg, ckpt_path, device="cuda")``: a second positional argument is SAM 2's
@@ -308,8 +322,8 @@ def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], dev
     recognised with `device` given by keyword too (a signature with a positional `device` would make that
     call a TypeError, "multiple values for argument 'device'")."""
     sam2 = [k for k in extra if k in _SAM2_KEYWORDS]
-    positional_device = positional[0] if len(positional) == 1 and device == "auto" else None
-    checkpoint = bool(positional) and (positional_device is None or _checkpoint_not_device(positional_device))
+    ours = _ours_positional(positional, device, config, dtype)
+    checkpoint = bool(positional) and ours is None
     if sam2 or checkpoint or _sam2_model_name(weights) or _checkpoint_not_device(device):
         shown = [repr(weights), *(repr(a) for a in positional), *(f"{k}={extra[k]!r}" for k in sam2)]
         if _checkpoint_not_device(device):
@@ -317,7 +331,7 @@ def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], dev
         raise _not_sam2(call, shown)
     if extra:  # neither SAM 2's nor ours: as Python says it
         raise TypeError(f"{call}() got an unexpected keyword argument {next(iter(extra))!r}")
-    return device if positional_device is None else positional_device
+    return (device, config, dtype) if ours is None else ours
 
 
 def build_sam2_video_predictor(weights: str = "small", *positional: Any,
@@ -330,7 +344,8 @@ def build_sam2_video_predictor(weights: str = "small", *positional: Any,
     SAM 2's own call, ``build_sam2_video_predictor(model_cfg, checkpoint, device=...)``, would read the
     model config as weights and the checkpoint as a device; it is answered with one line (EngineError)
     saying what to pass instead, as are SAM 2's keywords (``ckpt_path=``, ``mode=``, ...)."""
-    device = _device_of_call("build_sam2_video_predictor", weights, positional, device, sam2_keywords)
+    device, config, dtype = _device_of_call("build_sam2_video_predictor", weights, positional, device, sam2_keywords,
+                                            config, dtype)
     return SegGPTVideoPredictor(VideoSegmenter(weights, config=config, device=device, dtype=dtype))
 
 
