@@ -25,7 +25,7 @@ from .config import EngineConfig
 from .memory import Prompt, PromptMemory
 from .objects import EngineError, Objects, label_dtype
 from .state import AnnotatedPrompt, Annotations
-from .zoom import Box, Whereabouts, follow, mask_box, place, query_crop
+from .zoom import Whereabouts, follow, mask_box, place, query_crop
 
 LazyMap = Union[np.ndarray, Callable[[], np.ndarray]]
 
@@ -283,9 +283,10 @@ class Tracker:
         return SegGPTPredictor.resize_scores(scores.float(), size)
 
     def _zoomed_scores(self, o: int, queries: torch.Tensor, frames: Sequence[np.ndarray],
-                       prompts: Sequence[Union[Prompt, AnnotatedPrompt]]) -> Tuple[Optional[Box], torch.Tensor]:
-        """Object `o`'s foreground score in [0, 1] over its crop of each frame (B, ch, cw), and the crop
-        (None: the whole frame, (B, H, W))."""
+                       prompts: Sequence[Union[Prompt, AnnotatedPrompt]]) -> torch.Tensor:
+        """Object `o`'s foreground score in [0, 1] on each frame (B, H, W): from its crop, pasted back (0
+        outside it), or from the whole frame where it is lost or the crop holds none of it (it moved out:
+        looked for on the whole frame at once, one more model pass on such frames only)."""
         cfg, zoom, predictor = self.config, self.zoom, self.predictor
         size = frames[0].shape[:2]
         views = [self._prompt_view(p) for p in prompts]
@@ -297,9 +298,12 @@ class Tracker:
             return predictor.scores(q, images, labels, [o], mode="separate", colors=cfg.colors,
                                     embedding_type=cfg.embedding_type, absent_prompts=cfg.absent_prompts)
 
-        if plan is None:  # the whole frame, as without zoom
+        def whole() -> torch.Tensor:  # the whole frame, as without zoom
             s = model_scores(queries, torch.stack([p.image for p in prompts]), torch.stack([p.labels for p in prompts]))
-            return None, self._to_size(s, size, frames)[:, 1]
+            return self._to_size(s, size, frames)[:, 1]
+
+        if plan is None:
+            return whole()
         crop, side = plan
         y0, y1, x0, x1 = crop
         cut = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames]
@@ -317,7 +321,12 @@ class Tracker:
             small = predictor.resize_labels(np.ascontiguousarray(full[py0:py1, px0:px1]))
             labels.append(torch.from_numpy(np.asarray(small, np.int64)).to(p.labels.device))
         s = model_scores(predictor.preprocess_images(cut), torch.stack(images), torch.stack(labels))
-        return crop, self._to_size(s, (y1 - y0, x1 - x0), cut)[:, 1]
+        fg = torch.zeros((len(frames),) + tuple(size), device=queries.device)
+        fg[:, y0:y1, x0:x1] = self._to_size(s, (y1 - y0, x1 - x0), cut)[:, 1]
+        missed = ~(fg > 0.5).flatten(1).any(dim=1)  # not the object anywhere in the crop
+        if missed.any():
+            fg[missed] = whole()[missed]
+        return fg
 
     def _predict_zoomed(self, queries: torch.Tensor, frames: Sequence[np.ndarray],
                         prompts: Sequence[Union[Prompt, AnnotatedPrompt]], active: List[int]) -> Predicted:
@@ -326,12 +335,7 @@ class Tracker:
         b = len(frames)
         fg = torch.zeros((b, len(active)) + tuple(size), device=queries.device)  # outside a crop: not the object
         for j, o in enumerate(active):
-            crop, s = self._zoomed_scores(o, queries, frames, prompts)
-            if crop is None:
-                fg[:, j] = s
-            else:
-                y0, y1, x0, x1 = crop
-                fg[:, j, y0:y1, x0:x1] = s
+            fg[:, j] = self._zoomed_scores(o, queries, frames, prompts)
         scores = torch.cat([1.0 - fg.max(dim=1, keepdim=True).values, fg], dim=1)  # as separate mode combines
         conf, best = self.predictor.confidence(scores)
         ids = torch.tensor([0] + active, dtype=torch.long, device=queries.device)
