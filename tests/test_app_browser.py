@@ -419,10 +419,12 @@ def _check_slider_follows(page, frames):
 
 def _check_playback(app, page, seconds):
     """The result as a video in the page: the <video> loads (a duration), plays (its time moves)."""
+    t0 = time.perf_counter()
     page.click("#play")
     text = app.status("playback of clip.mp4", contains=f"{FRAMES} frames")
     page.wait_for_function("() => { const v = document.querySelector('#playback video');"
                            " return v && v.readyState >= 1 && v.duration > 0; }", timeout=60000)
+    app.time("playback loaded", time.perf_counter() - t0)
     duration = page.evaluate("() => document.querySelector('#playback video').duration")
     assert abs(duration - seconds) < 0.3, (duration, text)
     page.evaluate("() => { const v = document.querySelector('#playback video'); v.muted = true; v.play(); }")
