@@ -12,8 +12,11 @@ slider; add named objects; give an object a mask by painting it (brush, eraser: 
 box (GrabCut: "Mask from box") or a mask PNG; propagate forwards or backwards (the adaptation's steps
 and the frames counted in the status, a live preview, Cancel for both); correct any frame on top of
 its prediction (the strokes add to or remove from it), accept a good prediction as it is, undo;
-propagate again from there; export a zip (index PNGs, per-object 0/255 PNGs, RGBA PNGs, a matte
-video, the overlay mp4, RLE JSON); save the session and open it later.
+propagate again from there; see where to correct on the timeline (per object: given, present, empty,
+lost by the CLI's rule, not segmented; a click goes there) and in the playback (the result as a video
+the browser plays); export a zip (index PNGs, per-object 0/255 PNGs, RGBA PNGs, a matte video, the
+overlay mp4, RLE JSON); save the session and open it later. A reloaded page gets the session back
+(the server holds it).
 
 Responsiveness: views (slider, object, show/hide) bypass Gradio's queue and show no progress overlay,
 so they never wait behind a propagation nor blank the images; the canvas swaps its images only once
@@ -195,7 +198,8 @@ def timeline_html(editor: Editor, current: int) -> str:
         cells = "".join(f'<div class="vos-tl-run vos-{state}" style="flex-grow: {b - a}" data-start="{a}" '
                         f'data-stop="{b}" title="{html.escape(_STATE_WORDS[state])}: frame'
                         f'{f" {a}" if b - a == 1 else f"s {a}-{b - 1}"}"></div>' for a, b, state in row.runs)
-        cursor = f'<div class="vos-tl-cursor" style="left: calc({100 * (min(current, n - 1) + 0.5) / n:.3f}% - 1px)"></div>'
+        at = min(max(int(current), 0), n - 1)
+        cursor = f'<div class="vos-tl-cursor" style="left: calc({100 * (at + 0.5) / n:.3f}% - 1px)"></div>'
         lost = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in row.lost)
         label = html.escape(row.label) + (f" LOST on {lost}" if lost else "")
         rows.append(f'<div class="vos-tl-row" data-obj="{row.obj_id}" data-lost="{html.escape(lost)}">'
