@@ -266,3 +266,20 @@ def test_sizes_decord_mangles_are_read_by_pyav(tmp_path, width, height):
             c.mux(packet)
     got = [f for _, f in open_source(str(path)).iter_frames(0, 3)]
     assert len(got) == 3 and all(np.abs(g.astype(int) - f).max() <= 2 for g, f in zip(got, frames))
+
+
+def test_no_capture_starts_once_the_exit_has_begun_and_nothing_waits_for_one():
+    """After the exit hook (run here in a child process), a decoder thread's next `quiet_fd2` neither blocks
+    (a finaliser joining that thread would hang the exit) nor captures (nothing would pass its text on)."""
+    code = ("import os, threading\n"
+            "import vos.decoders as d\n"
+            "d._end_captures_at_exit()\n"
+            "def decode():\n"
+            "    with d.quiet_fd2():\n"
+            "        os.write(2, b'written after the exit began\\n')\n"
+            "t = threading.Thread(target=decode)\n"
+            "t.start()\n"
+            "t.join(timeout=10)\n"
+            "print('joined' if not t.is_alive() else 'blocked')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stdout.strip() == "joined" and p.stderr == "written after the exit began\n", (p.stdout, p.stderr)

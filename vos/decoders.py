@@ -53,6 +53,8 @@ _CAPTURE: tuple[int, Any] | None = None
 _CAPTURE_LOCK = threading.Lock()
 #: how long the interpreter's exit waits for a decoder thread's capture to end before taking fd 2 back
 EXIT_WAIT_S = 10.0
+#: set at the interpreter's exit: no capture starts any more (a decoder thread still running decodes uncaptured)
+_EXITING = False
 
 
 @contextlib.contextmanager
@@ -64,6 +66,9 @@ def quiet_fd2(captured: list[str] | None = None) -> Iterator[None]:
     interpreter does not exit with that text still held."""
     global _CAPTURE
     with _FD2_LOCK:
+        if _EXITING:
+            yield
+            return
         try:
             sys.stderr.flush()
             saved = os.dup(2)
@@ -115,10 +120,15 @@ def _release(saved: int, sink: Any, captured: list[str] | None) -> None:
 def _end_captures_at_exit() -> None:
     """At interpreter exit (atexit runs while daemon threads still run): wait for a decoder thread's
     capture to end and pass on what it held (a CLI's 'interrupted: ...' line, written while the
-    prefetch thread decoded, was lost when the process ended first), then hold the lock so that no
-    capture starts again. A decoder stuck past EXIT_WAIT_S: fd 2 is taken back from it here."""
+    prefetch thread decoded, was lost when the process ended first); no capture starts after it
+    (`_EXITING`; the lock is released again: a decoder thread waiting for it, joined by a finaliser,
+    must not hang the exit). A decoder stuck past EXIT_WAIT_S: fd 2 is taken back from it here."""
+    global _EXITING
     if _FD2_LOCK.acquire(timeout=EXIT_WAIT_S):
+        _EXITING = True
+        _FD2_LOCK.release()
         return
+    _EXITING = True
     capture = _take_capture()
     if capture is not None:
         _release(*capture, None)
