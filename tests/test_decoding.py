@@ -17,7 +17,7 @@ from vos.run import main
 from vos.synthetic import make_clip
 from vos.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
 from seggpt.io import read_label_png as read_index_png
-from seggpt.io import save_index_png
+from seggpt.io import save_index_png, write_mp4
 
 H, W = 48, 64
 
@@ -283,3 +283,23 @@ def test_no_capture_starts_once_the_exit_has_begun_and_nothing_waits_for_one():
             "print('joined' if not t.is_alive() else 'blocked')\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.stdout.strip() == "joined" and p.stderr == "written after the exit began\n", (p.stdout, p.stderr)
+
+
+def test_webm_playback_encodes_after_decord_opened_a_video(tmp_path):
+    """decord bundles its own FFmpeg: loaded before PyAV, it broke PyAV's VP8 / VP9 encoders (the app's WebM
+    playback failed with "Invalid argument" once a video had been opened). In a fresh process, as the app."""
+    frames, _ = make_clip(1, 4, size=(48, 64), num_objects=1)
+    write_mp4(tmp_path / "clip.mp4", frames, fps=10)
+    code = ("import sys, numpy as np\n"
+            "from vos.video import open_source\n"
+            "source = open_source(sys.argv[1])\n"
+            "from vos.writers import PLAYABLE_ENCODINGS, PlaybackWriter\n"
+            "for enc in PLAYABLE_ENCODINGS:\n"
+            "    w = PlaybackWriter(sys.argv[2] + enc.name + enc.suffix, source.fps, source.size, enc)\n"
+            "    for _, f in source.iter_frames(0, source.num_frames):\n"
+            "        w.write(f)\n"
+            "    w.close()\n"
+            "print('ok', type(source).__name__)\n")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "clip.mp4"), str(tmp_path / "play-")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "ok DecordSource", p.stderr[-500:]

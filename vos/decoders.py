@@ -226,7 +226,7 @@ class DecordSource(VideoFileSource):
 
     def _open(self, p: Path, num_threads: int) -> None:
         try:
-            import decord
+            decord = import_decord()
         except ImportError as exc:
             raise VideoError(f"{p}: decord is not installed (use backend='pyav')") from exc
         silence_ffmpeg()
@@ -408,6 +408,21 @@ class PyAVSource(VideoFileSource):
 def _chain_first(first: Any, rest: Iterator) -> Iterator:
     yield first
     yield from rest
+
+
+def import_decord() -> Any:
+    """decord, with PyAV's FFmpeg loaded before it where PyAV is installed (ImportError without decord).
+
+    decord bundles its own FFmpeg libraries; loaded first, they broke PyAV's VP8 and VP9 encoders in the
+    same process ("encoding failed (Invalid argument)": the app's WebM playback), while PyAV loaded first
+    and decord after both work."""
+    try:
+        import av  # noqa: F401 - the load order is the point
+    except ImportError:
+        pass
+    import decord
+
+    return decord
 
 
 def _import_av(where: str | os.PathLike) -> Any:

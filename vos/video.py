@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from vos.decoders import DecordSource, FolderSource, PyAVSource, check_video_file, display_rotation, quiet_fd2
+from vos.decoders import (DecordSource, FolderSource, PyAVSource, check_video_file, display_rotation, import_decord,
+                          quiet_fd2)
 from vos.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource,
                          VideoError, chunk_plan, natural_key, to_rgb)
 
@@ -94,7 +95,7 @@ def _open_video(path: Path, backend: str, **kw: int) -> FrameSource:
     if backend == "decord":
         return DecordSource(path, **kw)
     try:
-        import decord  # noqa: F401
+        import_decord()
     except ImportError:
         logger.debug("%s: decord not installed, decoding with PyAV", path)
         return PyAVSource(path, **kw)
