@@ -386,4 +386,13 @@ def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_pat
         assert diff[22:26, 38:42].mean() > 20 > diff[20:, :30].mean()  # the mask blended in where it is only
     with pytest.raises(EditorError, match="no encoding both this browser and this FFmpeg play"):
         ed.playback(tmp_path, plays=[])
+    for bad, match in ((dict(hide="12"), "hide is a list"), (dict(hide=[1.7]), "object id to hide"),
+                       (dict(hide=None), "hide is a list"), (dict(plays="h264"), "plays is a list"),
+                       (dict(plays=[5]), "plays is a list"), (dict(max_side=0), "at least 16"),
+                       (dict(max_side="a"), "max_side")):
+        with pytest.raises(EditorError, match=match):  # one line each, never a bare TypeError or a guess
+            ed.playback(tmp_path, **bad)
+    for folder in ("", None, tmp_path / "missing"):
+        with pytest.raises(EditorError, match="is not a folder"):
+            ed.playback(folder)
 

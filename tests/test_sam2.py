@@ -240,6 +240,8 @@ def test_a_device_name_is_still_taken_positionally_and_a_typo_is_not_sam2(tiny_w
     assert build_sam2_video_predictor(tiny_weights, None).device.type == "cpu"
     p = build_sam2_video_predictor(tiny_weights, "cpu", {"memory": 1}, "fp32")
     assert p.segmenter.config.memory == 1
+    with pytest.raises(EngineError, match="^unknown device 'gpu7'"):  # a typo by keyword: not blamed on SAM 2
+        build_sam2_video_predictor(tiny_weights, device="gpu7")
     with pytest.raises(EngineError, match="^unknown device 'gpu'"):  # a device name, only a wrong one
         build_sam2_video_predictor(tiny_weights, "gpu")
     with pytest.raises(TypeError, match="unexpected keyword argument 'devcie'"):

@@ -198,7 +198,7 @@ def timeline_html(editor: Editor, current: int) -> str:
         cells = "".join(f'<div class="vos-tl-run vos-{state}" style="flex-grow: {b - a}" data-start="{a}" '
                         f'data-stop="{b}" title="{html.escape(_STATE_WORDS[state])}: frame'
                         f'{f" {a}" if b - a == 1 else f"s {a}-{b - 1}"}"></div>' for a, b, state in row.runs)
-        at = min(max(int(current), 0), n - 1)
+        at = min(max(int(current), 0), n - 1) if isinstance(current, (int, np.integer)) else 0
         cursor = f'<div class="vos-tl-cursor" style="left: calc({100 * (at + 0.5) / n:.3f}% - 1px)"></div>'
         lost = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in row.lost)
         label = html.escape(row.label) + (f" LOST on {lost}" if lost else "")
@@ -797,6 +797,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
 
     def work() -> int:
+        if not 0 <= args.port <= 65535:  # before the model loads; the server would fail with a traceback
+            raise UserError(f"--port: a port is 0..65535, got {args.port}")
         editor = make_editor(args)
         logging.getLogger("uvicorn.error").addFilter(_QuietDisconnects())
         app = build_app(editor)

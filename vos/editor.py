@@ -610,6 +610,17 @@ class Editor:
         `max_side` pixels on the long side (a preview; the export keeps the full size). Returns the file
         and a line for the status. Frames are read by a reader of its own, one at a time."""
         self._need_video()
+        if not folder or not Path(folder).is_dir():
+            raise EditorError(f"playback: {folder!r} is not a folder")
+        if isinstance(hide, (str, bytes)) or not isinstance(hide, (list, tuple, set, frozenset)):
+            raise EditorError(f"playback: hide is a list of object ids, got {_short(hide)}")
+        hidden = {_whole_number(o, "playback: an object id to hide") for o in hide}
+        if plays is not None and (isinstance(plays, (str, bytes)) or not isinstance(plays, (list, tuple))
+                                  or not all(isinstance(p, str) for p in plays)):
+            raise EditorError(f"playback: plays is a list of encoding names, got {_short(plays)}")
+        max_side = _whole_number(max_side, "playback: max_side")
+        if max_side < 16:
+            raise EditorError(f"playback: max_side is at least 16 pixels, got {max_side}")
         try:
             encoding = playable_encoding(plays)
         except OutputError as e:
@@ -619,7 +630,6 @@ class Editor:
         size = (max(2, round(h * scale)), max(2, round(w * scale)))
         path = Path(folder) / f"{Path(self.video_name).stem or 'video'}-playback{encoding.suffix}"
         palette = davis_palette()
-        hidden = {int(o) for o in hide}
         try:
             reader = _open_reader(self.video, self.fps)
         except (VideoError, ValueError) as e:

@@ -292,6 +292,15 @@ def _checkpoint_not_device(value: object) -> bool:
     return text.lower().endswith((".pt", ".pth")) or not _DEVICE_LIKE.fullmatch(text)
 
 
+def _checkpoint_path(value: object) -> bool:
+    """A `device=` that is a file path (SAM 2's checkpoint moved there), not a mistyped device name ("gpu7"
+    gets the engine's own "unknown device" line)."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    text = os.fspath(value)
+    return text.lower().endswith((".pt", ".pth")) or "/" in text or "\\" in text
+
+
 def _not_sam2(call: str, shown: List[str]) -> EngineError:
     """The one line for a SAM 2 call form: this is SegGPT, and what to pass instead (never a device error
     about a checkpoint path, nor a 'no such weights' about a YAML)."""
@@ -324,9 +333,9 @@ def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], dev
     sam2 = [k for k in extra if k in _SAM2_KEYWORDS]
     ours = _ours_positional(positional, device, config, dtype)
     checkpoint = bool(positional) and ours is None
-    if sam2 or checkpoint or _sam2_model_name(weights) or _checkpoint_not_device(device):
+    if sam2 or checkpoint or _sam2_model_name(weights) or _checkpoint_path(device):
         shown = [repr(weights), *(repr(a) for a in positional), *(f"{k}={extra[k]!r}" for k in sam2)]
-        if _checkpoint_not_device(device):
+        if _checkpoint_path(device):
             shown.append(f"device={device!r}")
         raise _not_sam2(call, shown)
     if extra:  # neither SAM 2's nor ours: as Python says it
