@@ -247,13 +247,7 @@ class Tracker:
                 s = F.interpolate(s, size=size, mode="nearest-exact")
             else:
                 s = SegGPTPredictor.resize_scores(s, size)
-            s = s[0]  # (1+n, H, W)
-            top2 = s.topk(2, dim=0)
-            rows = []
-            for j in range(len(active)):
-                other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
-                rows.append((s[j + 1] - other) / (s[j + 1].abs() + other.abs()).clamp_min(1e-6))
-            margins = torch.stack(rows).clamp(-1, 1)
+            margins = _score_margins(s[0])
         for j, obj in enumerate(active):
             if obj in object_ids:
                 out[object_ids.index(obj)] = margins[j].cpu().numpy()
@@ -351,14 +345,11 @@ class Tracker:
     @staticmethod
     def _zoomed_margins(scores: torch.Tensor, active: List[int], i: int, object_ids: List[int]) -> np.ndarray:
         """FrameResult.margins from the zoom's frame-size scores (the formula of `_full_margins`)."""
-        s = scores[i].float()
-        out = np.full((len(object_ids),) + tuple(s.shape[-2:]), -1.0, np.float32)
-        top2 = s.topk(2, dim=0)
+        margins = _score_margins(scores[i].float())
+        out = np.full((len(object_ids),) + tuple(margins.shape[-2:]), -1.0, np.float32)
         for j, obj in enumerate(active):
             if obj in object_ids:
-                other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
-                m = ((s[j + 1] - other) / (s[j + 1].abs() + other.abs()).clamp_min(1e-6)).clamp(-1, 1)
-                out[object_ids.index(obj)] = m.cpu().numpy()
+                out[object_ids.index(obj)] = margins[j].cpu().numpy()
         return out
 
     def _full_confidence(self, small_conf: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
@@ -369,6 +360,17 @@ class Tracker:
         else:
             full = SegGPTPredictor.resize_scores(conf, size)
         return full[0, 0].cpu().numpy()
+
+
+def _score_margins(s: torch.Tensor) -> torch.Tensor:
+    """(n, H, W) in [-1, 1] from per-label scores (1+n, H, W), label 0 the background: each object's score
+    minus the best other label's, normalised like `SegGPTPredictor.confidence`."""
+    top2 = s.topk(2, dim=0)
+    rows = []
+    for j in range(s.shape[0] - 1):
+        other = torch.where(top2.indices[0] == j + 1, top2.values[1], top2.values[0])
+        rows.append((s[j + 1] - other) / (s[j + 1].abs() + other.abs()).clamp_min(1e-6))
+    return torch.stack(rows).clamp(-1, 1)
 
 
 __all__ = ["Tracker", "FrameResult", "Predicted"]
