@@ -9,7 +9,8 @@ from seggpt.settings import ConfigError
 from vos import VideoSegmenter
 from vos.config import EngineConfig
 from vos.synthetic import make_clip
-from vos.zoom import Whereabouts, follow, mask_box, place, query_crop
+import vos.engine
+from vos.zoom import Whereabouts, follow, mask_box, object_crops, place, query_crop
 
 
 def test_crop_geometry():
@@ -29,6 +30,46 @@ def test_crop_geometry():
     assert place((0, 0), 30, (100, 200)) == (0, 30, 0, 30) and place((99, 199), 300, (100, 200)) == (0, 100, 0, 200)
     with pytest.raises(ConfigError, match="zoom.margin"):
         EngineConfig.load({"zoom": {"margin": -1}})
+
+
+def test_object_crops_are_the_zooms_crops_of_each_present_object():
+    frame = np.random.default_rng(2).integers(0, 255, (100, 200, 3), dtype=np.uint8)
+    labels = np.zeros((100, 200), np.int32)
+    labels[10:20, 150:170] = 1  # side 20 x 3 = 60: a crop at (0, 60, 130, 190)
+    labels[40:100, 0:50] = 2  # side 60 x 3 = 180, clipped to the frame's 100 rows: (0, 100, 0, 180)
+    crops = object_crops([frame], [labels], [1, 2, 3], margin=1.0, min_size=0.1)
+    assert len(crops) == 2  # object 3 absent
+    for (cut, lab), (y0, y1, x0, x1) in zip(crops, [(0, 60, 130, 190), (0, 100, 0, 180)]):
+        assert np.array_equal(cut, frame[y0:y1, x0:x1]) and np.array_equal(lab, labels[y0:y1, x0:x1])
+
+
+@pytest.mark.parametrize("config, crops", [({"objects": "separate"}, True),
+                                           ({"objects": "separate", "zoom": {"adapt_crops": False}}, False),
+                                           ({"objects": "joint"}, False)])
+def test_adaptation_learns_the_zooms_crops_too(tiny_weights, monkeypatch, config, crops):
+    """With the zoom on (separate mode), test-time adaptation gets each object's crop besides the frame."""
+    seen = {}
+
+    def fake_adapt(model, frames, label_maps, *args, **kwargs):
+        seen["frames"], seen["labels"] = frames, label_maps
+        return model
+
+    monkeypatch.setattr(vos.engine, "adapt_model", fake_adapt)
+    zoom = {"enabled": True, "margin": 1.0, "min_size": 0.1, **config.get("zoom", {})}
+    seg = VideoSegmenter(tiny_weights, config={**config, "adapt": {"steps": 1}, "zoom": zoom}, device="cpu")
+    frames = np.random.default_rng(3).integers(0, 255, (2, 100, 200, 3), dtype=np.uint8)
+    state = seg.init_state(frames)
+    mask = np.zeros((100, 200), bool)
+    mask[10:20, 150:170] = True
+    seg.add_new_mask(state, 0, 1, mask)
+    seg.adapt(state)
+    assert np.array_equal(seen["frames"][0], frames[0]) and np.array_equal(seen["labels"][0] == 1, mask)
+    if crops:
+        assert len(seen["frames"]) == 2
+        assert np.array_equal(seen["frames"][1], frames[0, 0:60, 130:190])
+        assert np.array_equal(seen["labels"][1] == 1, mask[0:60, 130:190])
+    else:
+        assert len(seen["frames"]) == 1
 
 
 def test_joint_mode_says_the_zoom_does_not_apply(tiny_weights, caplog):

@@ -69,7 +69,10 @@ class ZoomConfig:
         least this fraction of the frame's shorter side. motion: the crop moves by the object's last
         displacement (frame to frame) times this, and grows by twice it. max_cover: a crop covering at
         least this fraction of the frame is the whole frame (nothing to gain). A lost object (empty on
-        the last frame) is looked for on the whole frame.
+        the last frame) is looked for on the whole frame. adapt_crops: test-time adaptation learns, besides
+        the annotated frames, each object in the crop the zoom takes around it there (no motion), so the
+        model is tuned at the scale it then segments the object at (`vos.zoom.object_crops`; the
+        selection set 0.512 -> 0.536).
     """
 
     enabled: bool = False
@@ -77,6 +80,7 @@ class ZoomConfig:
     min_size: float = setting(0.15, gt=0.0, max=1.0)
     motion: float = setting(1.0, min=0.0, max=10.0)
     max_cover: float = setting(0.5, gt=0.0, max=1.0)
+    adapt_crops: bool = True
 
 
 @dataclass
@@ -130,6 +134,11 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+
+    @property
+    def zooms(self) -> bool:
+        """Whether the zoom applies: it is on and objects are segmented one at a time (separate mode)."""
+        return self.zoom.enabled and self.objects == "separate"
 
     @classmethod
     def load(cls, spec: Union[None, str, Path, Mapping[str, Any], "EngineConfig"] = None,

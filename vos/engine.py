@@ -38,6 +38,7 @@ from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
 from .video import FrameSource, IteratorSource, VideoError, open_source
+from .zoom import object_crops
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class VideoSegmenter:
             model = load_checked(str(model_or_weights), device=self.device)
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
-        if self.config.zoom.enabled and self.config.objects != "separate":
+        if self.config.zoom.enabled and not self.config.zooms:
             logger.warning("engine.zoom is on but engine.objects is joint: the zoom crops one object at a time, "
                            "so it applies in separate mode only (--set engine.objects=separate)")
         if self.config.image_size is not None:  # the same weights at another input size (shared, not copied)
@@ -214,8 +215,13 @@ class VideoSegmenter:
                     len(notes))
         start = time.perf_counter()
         base = state.adapted.model if state.adapted is not None else self.model
+        frames = [n.frame for n in notes]
+        zoom = self.config.zoom
+        if self.config.zooms and zoom.adapt_crops:  # the scale the zoom segments each object at, too
+            crops = object_crops(frames, labels, list(state.objects), zoom.margin, zoom.min_size)
+            frames, labels = frames + [c[0] for c in crops], labels + [c[1] for c in crops]
         with torch.inference_mode(False), torch.enable_grad():  # callers may hold inference mode (SAM 2's usage)
-            adapted = adapt_model(base, [n.frame for n in notes], labels, cfg.steps, cfg.lr, cfg.params,
+            adapted = adapt_model(base, frames, labels, cfg.steps, cfg.lr, cfg.params,
                                   object_ids=list(state.objects), objects=self.config.objects, colors=self.config.colors,
                                   embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
                                   object_weight_max=cfg.object_weight_max,

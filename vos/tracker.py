@@ -105,7 +105,7 @@ class Tracker:
         self.objects = objects
         self.reverse = reverse
         self.memory = PromptMemory(config.memory, config.memory_stride, config.confidence_gate)
-        self.zoom = config.zoom if config.zoom.enabled and config.objects == "separate" else None
+        self.zoom = config.zoom if config.zooms else None
         self.whereabouts: Dict[int, Optional[Whereabouts]] = {}  # the zoom's: per object, where it was last
 
     # ------------------------------------------------------------------ frames without masks

@@ -10,7 +10,7 @@ crop's scores back at frame size (outside the crop: background). Pure geometry, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -88,4 +88,23 @@ def query_crop(where: Optional[Whereabouts], prompt_boxes: Sequence[Box], frame_
     return place((cy + motion * where.step[0], cx + motion * where.step[1]), side, frame_size), side
 
 
-__all__ = ["Box", "Whereabouts", "mask_box", "follow", "crop_side", "place", "query_crop"]
+def object_crops(frames: Sequence[np.ndarray], label_maps: Sequence[np.ndarray], objects: Sequence[int],
+                 margin: float, min_size: float) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """(frame crop, labels crop) around each object of each annotated frame, as the zoom crops a frame where
+    the object stands still: what test-time adaptation learns besides the whole frames, so the model is
+    tuned at the scale it segments the object at. Objects absent from a frame are left out; a large
+    object's crop is kept even where the zoom would take the whole frame (a square view of it: measured
+    slightly better on the selection set, 0.536 against 0.528)."""
+    out = []
+    for frame, labels in zip(frames, label_maps):
+        size = labels.shape[:2]
+        for o in objects:
+            box = mask_box(labels == o)
+            if box is not None:
+                side = crop_side([box], (0.0, 0.0), size, margin, min_size, 0.0)
+                y0, y1, x0, x1 = place(((box[0] + box[1]) / 2, (box[2] + box[3]) / 2), side, size)
+                out.append((np.ascontiguousarray(frame[y0:y1, x0:x1]), np.ascontiguousarray(labels[y0:y1, x0:x1])))
+    return out
+
+
+__all__ = ["Box", "Whereabouts", "mask_box", "follow", "crop_side", "place", "query_crop", "object_crops"]
