@@ -10,7 +10,7 @@ from vos import VideoSegmenter
 from vos.config import EngineConfig
 from vos.synthetic import make_clip
 import vos.engine
-from vos.zoom import Whereabouts, follow, mask_box, object_crops, place, query_crop
+from vos.zoom import Whereabouts, follow, main_parts, mask_box, object_crops, place, query_crop
 
 
 def test_crop_geometry():
@@ -119,6 +119,46 @@ def test_crops_and_paste_back_are_exact(tiny_weights):
     labels = {r.frame_idx: r.labels for r in seg.propagate(state, 0)}[1]
     y0, y1, x0, x1 = place((93.5, 143.5), 64, (h, w))
     assert np.argwhere(labels == 1).tolist() == [[y0, x0]]  # the crop's first pixel, nothing outside it
+
+
+def test_main_parts_drops_stray_parts():
+    mask = np.zeros((40, 60), bool)
+    mask[0:10, 0:10] = True  # 100 pixels: the largest part
+    mask[20:24, 30:35] = True  # 20: below 0.3 x 100, dropped
+    mask[30:38, 50:55] = True  # 40: kept
+    mask[10, 10] = True  # touches the first part diagonally: the same part (8-connected)
+    kept = main_parts(mask, 0.3)
+    expected = mask.copy()
+    expected[20:24, 30:35] = False
+    assert np.array_equal(kept, expected)
+    assert np.array_equal(main_parts(mask, 0.1), mask) and not main_parts(np.zeros((3, 3), bool), 0.3).any()
+
+
+@pytest.mark.parametrize("min_part", [0.3, 0.0])
+def test_the_zoom_drops_a_stray_speck(tiny_weights, min_part):
+    """A stub that copies the given 7x7 mask and adds a one-pixel speck at the crop's corner: the speck is
+    dropped at min_part 0.3 (1 / 49 of the object), kept at 0."""
+    h, w = 200, 300
+    frames = np.random.default_rng(0).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
+    cfg = {"objects": "separate", "refine": {"enabled": False}, "memory": 0,
+           "zoom": {"enabled": True, "margin": 0.0, "min_size": 64 / 200, "motion": 0.0, "min_part": min_part}}
+    seg = VideoSegmenter(tiny_weights, config=cfg, device="cpu")
+
+    def with_speck(labels, o):
+        out = (labels[0] == o).clone()
+        out[0, 0] = True
+        return out
+
+    _copying(seg.predictor, with_speck)
+    given = np.zeros((h, w), bool)
+    given[90:97, 140:147] = True
+    state = seg.init_state(frames)
+    seg.add_new_mask(state, 0, 1, given)
+    labels = {r.frame_idx: r.labels for r in seg.propagate(state, 0)}[1]
+    y0, _, x0, _ = place((93.5, 143.5), 64, (h, w))
+    speck = np.zeros((h, w), bool)
+    speck[y0, x0] = True
+    assert np.array_equal(labels == 1, given | speck if min_part == 0 else given)
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,9 @@ class ZoomConfig:
         the last frame) is looked for on the whole frame. adapt_crops: test-time adaptation learns, besides
         the annotated frames, each object in the crop the zoom takes around it there (no motion), so the
         model is tuned at the scale it then segments the object at (`vos.zoom.object_crops`; the
-        selection set 0.512 -> 0.536).
+        selection set 0.512 -> 0.536). min_part: an object's mask loses its 8-connected parts smaller
+        than this fraction of its largest part, on every frame the zoom segments (stray specks would grow
+        the box the next crop follows, and spread through the memory); 0 keeps every part.
     """
 
     enabled: bool = False
@@ -81,6 +83,7 @@ class ZoomConfig:
     motion: float = setting(1.0, min=0.0, max=10.0)
     max_cover: float = setting(0.5, gt=0.0, max=1.0)
     adapt_crops: bool = True
+    min_part: float = setting(0.3, min=0.0, max=1.0)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from .config import EngineConfig
 from .memory import Prompt, PromptMemory
 from .objects import EngineError, Objects, label_dtype
 from .state import AnnotatedPrompt, Annotations
-from .zoom import Whereabouts, follow, mask_box, place, query_crop
+from .zoom import Whereabouts, follow, main_parts, mask_box, place, query_crop
 
 LazyMap = Union[np.ndarray, Callable[[], np.ndarray]]
 
@@ -297,7 +297,7 @@ class Tracker:
             return self._to_size(s, size, frames)[:, 1]
 
         if plan is None:
-            return whole()
+            return self._main_parts(whole())
         crop, side = plan
         y0, y1, x0, x1 = crop
         cut = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames]
@@ -320,6 +320,16 @@ class Tracker:
         missed = ~(fg > 0.5).flatten(1).any(dim=1)  # not the object anywhere in the crop
         if missed.any():
             fg[missed] = whole()[missed]
+        return self._main_parts(fg)
+
+    def _main_parts(self, fg: torch.Tensor) -> torch.Tensor:
+        """`fg` (B, H, W) with the object's small stray parts set to 0 (`vos.zoom.main_parts`)."""
+        if not self.zoom.min_part:
+            return fg
+        for b in range(fg.shape[0]):
+            mask = (fg[b] > 0.5).cpu().numpy()  # where the object wins (separate mode combines at 0.5)
+            stray = torch.from_numpy(mask & ~main_parts(mask, self.zoom.min_part)).to(fg.device)
+            fg[b][stray] = 0.0
         return fg
 
     def _predict_zoomed(self, queries: torch.Tensor, frames: Sequence[np.ndarray],

@@ -5,13 +5,14 @@ for our small model): a car 40 pixels wide in an 854x480 frame is 3 pixels at 64
 cropped around the target; here each object (separate mode) gets a square crop around where it is
 expected, grown by a margin and its recent motion, and its prompts are cropped around it in their
 own frames at the same size, so prompt and query show it at the same scale. The tracker pastes the
-crop's scores back at frame size (outside the crop: background). Pure geometry, torch-free.
+crop's scores back at frame size (outside the crop: background). Geometry and masks, torch-free.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 #: (y0, y1, x0, x1), ends exclusive, in frame pixels
@@ -88,6 +89,19 @@ def query_crop(where: Optional[Whereabouts], prompt_boxes: Sequence[Box], frame_
     return place((cy + motion * where.step[0], cx + motion * where.step[1]), side, frame_size), side
 
 
+def main_parts(mask: np.ndarray, min_part: float) -> np.ndarray:
+    """`mask` without its 8-connected parts smaller than `min_part` times its largest part. The small model
+    scatters specks and blobs around an object; each one grows the object's box, so the next crop, and
+    spreads through the memory of predictions (selection set 0.536 -> 0.546 at 0.3, up on 7 of 8)."""
+    count, parts, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:  # empty, or one part
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, bool)
+    keep[1:] = areas >= min_part * areas.max()
+    return keep[parts]
+
+
 def object_crops(frames: Sequence[np.ndarray], label_maps: Sequence[np.ndarray], objects: Sequence[int],
                  margin: float, min_size: float) -> List[Tuple[np.ndarray, np.ndarray]]:
     """(frame crop, labels crop) around each object of each annotated frame, as the zoom crops a frame where
@@ -107,4 +121,4 @@ def object_crops(frames: Sequence[np.ndarray], label_maps: Sequence[np.ndarray],
     return out
 
 
-__all__ = ["Box", "Whereabouts", "mask_box", "follow", "crop_side", "place", "query_crop", "object_crops"]
+__all__ = ["Box", "Whereabouts", "mask_box", "follow", "crop_side", "place", "query_crop", "main_parts", "object_crops"]
