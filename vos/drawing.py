@@ -27,6 +27,8 @@ import numpy as np
 
 from seggpt.errors import InputError
 
+from .objects import object_mask
+
 TOOLS = ("brush", "eraser")
 MAX_RADIUS = 1000  # pixels of the frame
 EXACT_RADIUS = 8.0  # up to this radius a stroke's band is computed exactly (stroke_band)
@@ -123,7 +125,7 @@ def _wide_band(band: np.ndarray, pts: List[Tuple[float, float]], radius: float) 
 
 def apply_strokes(mask: np.ndarray, strokes: Sequence[Dict[str, Any]]) -> np.ndarray:
     """`mask` (H, W) bool with the checked `strokes` applied in order (brush sets, eraser clears); a new array."""
-    out = np.asarray(mask, bool).copy()
+    out = object_mask(mask, "the mask to draw on")
     for s in strokes:
         out[stroke_band(out.shape, s["points"], s["radius"])] = s["tool"] == "brush"
     return out

@@ -32,8 +32,7 @@ from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue, one_thread_worker
-from .objects import (EngineError, as_array, check_frame_index, check_object_id, describe_shape, known_or_nonempty,
-                      label_dtype, masks_from)
+from .objects import EngineError, check_frame_index, check_object_id, give, label_dtype, masks_from, object_mask
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
@@ -111,31 +110,16 @@ class VideoSegmenter:
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         obj_id = check_object_id(obj_id)
         state.check_no_pass(f"add_new_mask(object {obj_id} on frame {frame_idx})")
-        m = as_array(mask, f"object {obj_id} on frame {frame_idx}") if mask is not None else None
-        if m is None or m.shape != tuple(state.size):
-            got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
-        if not (m.dtype == bool or np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean, integer or float, "
-                              f"got {m.dtype}")
-        if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():  # NaN != 0 would mark every pixel
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: the mask holds NaN or infinite values")
-        m = m.astype(bool) if m.dtype != bool else m.copy()
-        known_or_nonempty({obj_id: m}, state.objects, f"frame {frame_idx}")
-        state.objects.add([obj_id])
-        state.annotations.add(frame_idx, obj_id, m)
+        give({obj_id: object_mask(mask, f"object {obj_id} on frame {frame_idx}", state.size)}, frame_idx,
+             state.objects, state.annotations)
 
     def add_mask(self, state: InferenceState, frame_idx: int, labels: np.ndarray) -> List[int]:
         """Give several objects at once with a label map (ids as given; 0 asserts nothing about others).
         Not while a propagation of the session is in progress (`InferenceState.check_no_pass`)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         state.check_no_pass(f"add_mask(frame {frame_idx})")
-        given = known_or_nonempty(masks_from(labels, None, tuple(state.size), f"frame {frame_idx}"),
-                                  state.objects, f"frame {frame_idx}")
-        state.objects.add(list(given))
-        for o, m in given.items():
-            state.annotations.add(frame_idx, o, m)
-        return sorted(given)
+        return sorted(give(masks_from(labels, None, state.size, f"frame {frame_idx}"), frame_idx, state.objects,
+                           state.annotations))
 
     def remove_mask(self, state: InferenceState, frame_idx: int, obj_id: int) -> None:
         """Take back the mask given for `obj_id` on `frame_idx` (an editor's undo; SAM 2's
