@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from seggpt.errors import InputError
+from seggpt.errors import InputError, is_integer
 
 from .objects import object_mask
 
@@ -44,7 +44,7 @@ def _number(value: Any, what: str) -> float:
     except OverflowError:  # an int too large for a float
         ok = False
     if not ok:
-        shown = type(value).__name__ if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        shown = type(value).__name__ if is_integer(value) else repr(value)
         raise InputError(f"{what}: expected a finite number, got {shown[:40]}")
     return float(value)
 

@@ -50,7 +50,7 @@ from seggpt.outputs import OutputFiles, OutputRefused, claim_files, is_within, r
 
 from .drawing import apply_strokes, mask_from_box, parse_box, parse_strokes
 from .engine import EngineError, VideoSegmenter
-from .objects import object_mask
+from .objects import is_integer, object_mask
 from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, LostObjectReport, lost_after_for, margins_of_alpha,
                       remove_tree, save_object_png, soft_alpha, write_json, zip_folder)
 from .prompts import PromptError, read_mask
@@ -544,7 +544,7 @@ class Editor:
     def preview(self, frame_idx: int, hide: Sequence[int] = ()) -> np.ndarray:
         """The frame with every object's overlay but the objects in `hide` (an id or ids)."""
         labels = self.labels(frame_idx)
-        hidden = [hide] if isinstance(hide, (int, np.integer)) else [int(h) for h in hide if h is not None]
+        hidden = [hide] if is_integer(hide) else [int(h) for h in hide if h is not None]
         if hidden:
             labels = np.where(np.isin(labels, hidden), 0, labels).astype(np.uint8)
         return overlay(self.frame(frame_idx), labels, davis_palette())

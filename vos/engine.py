@@ -32,7 +32,8 @@ from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue, one_thread_worker
-from .objects import EngineError, check_frame_index, check_object_id, give, label_dtype, masks_from, object_mask
+from .objects import (EngineError, check_frame_index, check_object_id, give, is_integer, label_dtype, masks_from,
+                      object_mask)
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
@@ -165,7 +166,7 @@ class VideoSegmenter:
         given = list(state.annotations)
         start = given[-1] if reverse else given[0]
         start = check_frame_index(start if start_frame_idx is None else start_frame_idx, state.num_frames)
-        if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1):
+        if max_frames is not None and (not is_integer(max_frames) or max_frames < 1):
             raise EngineError(f"max_frames must be a positive integer, got {max_frames!r}")
         self._read_annotated_frames(state, start, reverse)
         try:
