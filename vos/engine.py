@@ -1,9 +1,11 @@
 """VideoSegmenter: masks of objects on some frames in, the objects on every frame out.
 
 The verbs, shaped like what editing tools already call:
-* a session over a whole video (SAM 2's shape): `init_state`, `add_new_mask` / `add_mask`,
-  `propagate` / `propagate_in_video` (forward or backward, from any frame), `remove_object`,
-  `reset_state`; the state (`vos.state.InferenceState`) is the caller's;
+* a session over a whole video (SAM 2's shape): `init_state`, `add_new_mask` (one object) /
+  `add_mask` (a label map), `propagate` (forward or backward, from any frame), `remove_object`,
+  `reset_state`; the state (`vos.state.InferenceState`) is the caller's. `propagate_in_video` is
+  `propagate` as (frame_idx, obj_ids, masks) tuples; SAM 2's own API, its arguments and tensors, is
+  the one SAM 2 surface, `vos.sam2`;
 * live streams (Cutie's shape): `stream()` gives a `LiveStream` with `step(frame, mask=None)`;
   `VideoSegmenter.step` is a thin alias on one default stream;
 * `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), kept
@@ -223,8 +225,9 @@ class VideoSegmenter:
                            progress: Optional[Callable[[AdaptProgress], None]] = None,
                            cancel: Optional[threading.Event] = None
                            ) -> Iterator[Tuple[int, List[int], np.ndarray]]:
-        """SAM 2's generator: (frame_idx, obj_ids, masks (N, H, W) bool) for every object of the session
-        (`progress` and `cancel` as in `propagate`)."""
+        """`propagate` as tuples, SAM 2's generator shape: (frame_idx, obj_ids, masks (N, H, W) bool) for every
+        object of the session (`progress` and `cancel` as in `propagate`). A thin alias: SAM 2's own arguments
+        and outputs (float tensors, any integer ids) are `vos.sam2`'s."""
         for r in self.propagate(state, start_frame_idx, max_frames, reverse, progress, cancel):
             yield r.frame_idx, list(r.object_ids), r.masks
 
