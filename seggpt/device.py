@@ -11,6 +11,8 @@ from typing import Optional, Tuple, Union
 
 import torch
 
+from .errors import is_integer
+
 DTYPES = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps"
@@ -97,7 +99,7 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise DeviceError(f"dtype {dtype} cannot run the model; use torch.float32, torch.bfloat16 or torch.float16")
         return None if dtype == torch.float32 else dtype
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int)):
+    if width is not None and not is_integer(width):
         raise DeviceError(f"width must be the model's embed_dim (an integer), got {width!r}")
     if dtype is None or dtype == "auto":
         if device.type == "cpu":
@@ -141,7 +143,7 @@ MAX_THREADS = 4096
 def set_threads(threads: Optional[int]) -> int:
     """Use `threads` CPU threads for torch (None: the machine's cores); returns the number in use."""
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        if not is_integer(threads) or not 1 <= threads <= MAX_THREADS:
             raise DeviceError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()

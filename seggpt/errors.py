@@ -7,9 +7,13 @@
   (the CLIs report it as one line) and a `ValueError` (what Python code expects of a bad value).
   The errors of the layers above (`vos.objects.EngineError`, `seggpt.masks.MaskError`, ...) derive
   from it, so ``except InputError`` catches every bad input of a library call.
+
+`is_integer` is the one test for an integer argument or setting, here at the bottom so every layer
+uses it.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import stat
 from pathlib import Path
@@ -50,4 +54,10 @@ def check_input_file(path: Union[str, "os.PathLike[str]"], what: str = "file") -
     return p
 
 
-__all__ = ["UserError", "InputError", "check_input_file"]
+def is_integer(value: object) -> bool:
+    """An integer (numpy's too) and not a bool: True would otherwise pass as 1 (an id, an index, a count).
+    numpy's bool is no `numbers.Integral`; Python's is, hence the second test."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+__all__ = ["UserError", "InputError", "check_input_file", "is_integer"]

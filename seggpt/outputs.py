@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from seggpt.cli import UserError, on_exit
+from seggpt.errors import is_integer
 
 MANIFEST = ".seggpt-vos-manifest.json"
 FORMAT = "seggpt-vos-manifest/2"
@@ -193,8 +194,7 @@ def _safe_rel(rel: object) -> bool:
 
 
 def _valid_record(record: object) -> bool:
-    return record is None or (isinstance(record, dict) and isinstance(record.get("size"), int)
-                              and not isinstance(record.get("size"), bool)
+    return record is None or (isinstance(record, dict) and is_integer(record.get("size"))
                               and isinstance(record.get("sha256"), str) and len(record["sha256"]) == 64)
 
 
@@ -572,7 +572,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
 def _alive(manifest: dict) -> bool:
     """Whether the process that wrote a "running" manifest still runs (on this machine; elsewhere: unknown, no)."""
     pid = manifest.get("pid")
-    if manifest.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid() or pid <= 0:
+    if manifest.get("host") != socket.gethostname() or not is_integer(pid) or pid == os.getpid() or pid <= 0:
         return False
     try:
         os.kill(pid, 0)

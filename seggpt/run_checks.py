@@ -18,15 +18,17 @@ import warnings
 from pathlib import Path
 from typing import Iterable, List, Tuple
 
+from .errors import is_integer
+
 
 class RunArgumentError(ValueError):
     """A bad argument of seggpt.run (one line naming it)."""
 
 
 def check_batch_size(value: object, option: str = "--batch-size") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_integer(value) or value < 1:
         raise RunArgumentError(f"{option} {value}: expected a positive integer (images per forward)")
-    return value
+    return int(value)
 
 
 def check_image_size(path: "str | os.PathLike") -> Tuple[int, int]:

@@ -27,6 +27,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Ty
 
 import yaml
 
+from .errors import is_integer
+
 T = TypeVar("T")
 Layer = Tuple[Mapping[str, Any], str]  # (settings, where they came from)
 
@@ -311,8 +313,9 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         if not isinstance(value, bool):
             raise bad("true or false")
     elif tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_integer(value):
             raise bad("an integer")
+        value = int(value)
         if abs(value) > MAX_INT_SETTING:  # beyond any count we use, and past what C sizes hold (OverflowError)
             raise bad(f"an integer of at most {MAX_INT_SETTING}")
     elif tp is float:

@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .errors import InputError
+from .errors import InputError, is_integer
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT_TAG = "seggpt-vos/1"  # as seggpt.weights.FORMAT_TAG (torch-free copy)
@@ -134,9 +134,9 @@ def read_safetensors_header(path: "str | os.PathLike") -> Tuple[Dict[str, Dict[s
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if dtype not in _DTYPE_BYTES:
             raise WeightsFileError(f"{where}: unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        if not isinstance(shape, list) or not all(is_integer(s) and s >= 0 for s in shape):
             raise WeightsFileError(f"{where}: shape {shape!r} is not a list of sizes >= 0")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(is_integer(o) for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= data_size):
             raise WeightsFileError(f"{where}: data offsets {offsets!r} lie outside the file (truncated?)")
         if offsets[1] - offsets[0] != math.prod(shape) * _DTYPE_BYTES[dtype]:
@@ -168,7 +168,7 @@ def check_config_dict(cfg: object, where: str) -> Dict[str, Any]:
         else:
             if not isinstance(ints, list) or (kind == "pair" and len(ints) != 2) or (kind == "list" and not ints):
                 raise bad("a list of 2 integers" if kind == "pair" else "a non-empty list of integers")
-            if not all(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi for v in ints):
+            if not all(is_integer(v) and lo <= v <= hi for v in ints):
                 raise bad(f"{'integers' if kind != 'int' else 'an integer'} from {lo:g} to {hi:g}")
     return cfg
 
@@ -258,17 +258,17 @@ def check_config_json(path: "str | os.PathLike") -> Dict[str, Any]:
         value = cfg.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        if not is_integer(value) or not lo <= value <= hi:
             raise WeightsFileError(f"{path}: {key} = {value!r}: expected an integer from {lo} to {hi}")
     size = cfg.get("image_size")
     if size is not None:
-        sizes = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
+        sizes = [size, size] if is_integer(size) else size
         if (not isinstance(sizes, list) or len(sizes) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16384 for v in sizes)):
+                or not all(is_integer(v) and 1 <= v <= 16384 for v in sizes)):
             raise WeightsFileError(f"{path}: image_size = {size!r}: expected an integer or 2 integers from 1 to 16384")
     layers = cfg.get("intermediate_hidden_state_indices")
     if layers is not None and (not isinstance(layers, list) or not layers
-                               or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in layers)):
+                               or not all(is_integer(v) and v >= 0 for v in layers)):
         raise WeightsFileError(f"{path}: intermediate_hidden_state_indices = {layers!r}: expected block indices")
     return cfg
 

@@ -266,6 +266,12 @@ def test_undo_takes_back_one_object_only(editor):
             ed.set_mask(bad, c, left)
     with pytest.raises(EditorError, match="object id: expected a whole number"):
         ed.add_object("d", obj_id="x")
+    nan = left.astype(np.float32)
+    nan[0, 0] = np.nan  # a NaN marked every pixel before the editor used the engine's one mask converter
+    for bad, words in [(nan, "NaN or infinite"), (left[:10], "the mask is 64x10, the frame 64x48")]:
+        with pytest.raises(EditorError, match=f"^object {c} on frame 3: .*{words}"):
+            ed.set_mask(3, c, bad)
+    assert c not in ed.given(3)
 
 
 def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):

@@ -180,6 +180,33 @@ def test_stream_refuses_frames_of_another_size_and_empty_masks(seg):
         s.step(np.zeros((0, 0, 3), np.uint8))
 
 
+def test_one_mask_converter_for_every_entry(seg):
+    """add_new_mask, add_mask and a stream take a mask through one converter (vos.objects.object_mask):
+    the same messages, torch tensors too, and a refused mask changes nothing (a stream does not advance)."""
+    from seggpt.errors import is_integer
+    from vos import objects
+
+    assert objects.is_integer is is_integer  # the one integer test, under its documented name
+    st = seg.init_state(flat_frames())
+    nan = box(2, 10).astype(np.float32)
+    nan[0, 0] = np.nan
+    for bad, words in [(nan, "NaN or infinite"), (np.zeros((10, 10), bool), "the mask is 10x10, the frame 48x32"),
+                       (None, "no mask given"), ([[1], [1, 2]], "not an array"),
+                       (np.full((H, W), "x"), "booleans or numbers")]:
+        with pytest.raises(EngineError, match=f"^object 1 on frame 0: .*{words}"):
+            seg.add_new_mask(st, 0, 1, bad)
+    with pytest.raises(EngineError, match="^frame 0: the mask is 10x10, the frame 48x32"):
+        seg.add_mask(st, 0, np.zeros((10, 10), np.int64))
+    seg.add_new_mask(st, 0, 1, torch.from_numpy(box(2, 10)).float())  # nonzero is the object
+    assert st.object_ids == [1] and np.array_equal(st.annotations[0].given[1], box(2, 10))
+    with pytest.raises(EngineError, match="max_frames must be a positive integer, got 3.0"):
+        seg.propagate(st, max_frames=3.0)
+    s = seg.stream()
+    with pytest.raises(EngineError, match="at most 255"):
+        s.step(flat_frames()[0], np.arange(H * W).reshape(H, W) % 300)
+    assert s.frame_idx == 0 and len(s.objects) == 0
+
+
 def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
     """A read-once source: the annotated frame is kept at model size when it is read, and a second
     propagation over the same annotations is refused with one line instead of silently dropping it."""

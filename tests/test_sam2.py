@@ -149,6 +149,11 @@ def test_masks_that_are_not_numbers_are_refused_in_one_line(tiny_weights):
     nested[0:3, 0:3] = 1
     _, ids, masks = predictor.add_new_mask(state, frame_idx=1, obj_id=2, mask=nested.tolist())
     assert ids == [1, 2] and int((masks[1, 0] > 0).sum()) == 9
+    with pytest.raises(EngineError, match="object 3: the mask is 0x16, the video 16x16"):  # was a ZeroDivisionError
+        predictor.add_new_mask(state, frame_idx=0, obj_id=3, mask=np.zeros((16, 0)))
+    logits = torch.where(torch.from_numpy(nested) > 0, 4.0, -4.0).requires_grad_()  # SAM 2's rule: > 0 is the object
+    _, _, masks = predictor.add_new_mask(state, frame_idx=2, obj_id=1, mask=logits)
+    assert int((masks[0, 0] > 0).sum()) == 9
 
 
 def test_messages_name_the_callers_ids_and_arguments(tiny_weights):

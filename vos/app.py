@@ -61,6 +61,7 @@ import numpy as np
 from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError, ExportCancelled
 from .writers import PLAYABLE_ENCODINGS
 from seggpt.cli import ArgumentParser, UserError, run_cli
+from seggpt.errors import is_integer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
 
@@ -198,7 +199,7 @@ def timeline_html(editor: Editor, current: int) -> str:
         cells = "".join(f'<div class="vos-tl-run vos-{state}" style="flex-grow: {b - a}" data-start="{a}" '
                         f'data-stop="{b}" title="{html.escape(_STATE_WORDS[state])}: frame'
                         f'{f" {a}" if b - a == 1 else f"s {a}-{b - 1}"}"></div>' for a, b, state in row.runs)
-        at = min(max(int(current), 0), n - 1) if isinstance(current, (int, np.integer)) else 0
+        at = min(max(int(current), 0), n - 1) if is_integer(current) else 0
         cursor = f'<div class="vos-tl-cursor" style="left: calc({100 * (at + 0.5) / n:.3f}% - 1px)"></div>'
         lost = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in row.lost)
         label = html.escape(row.label) + (f" LOST on {lost}" if lost else "")

@@ -29,6 +29,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from seggpt.errors import is_integer
 from seggpt.io import read_label_png
 from seggpt.masks import MaskError
 
@@ -374,7 +375,7 @@ class FolderDataset(_Sequences):
             raise DatasetError(f"{self.frames_folder}: only sequence {self.names[0]!r} exists")
         frame_paths = list_frames(self.frames_folder)
         frame_names = [p.stem for p in frame_paths]
-        if isinstance(self.mask_frame, int):
+        if is_integer(self.mask_frame):
             if not -len(frame_names) <= self.mask_frame < len(frame_names):
                 raise DatasetError(f"{self.frames_folder}: mask frame index {self.mask_frame} out of range ({len(frame_names)} frames)")
             first = frame_names[self.mask_frame]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from seggpt.cli import ArgumentParser, run_cli
+from seggpt.errors import is_integer
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import OutputRefused, check_path_given, claim_files
 
@@ -28,7 +29,7 @@ def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int 
     Either file, where it exists, is replaced only when an earlier run of ours wrote it, unchanged
     since (`seggpt.outputs`); the folder's other files are never touched.
     """
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+    if not is_integer(frames) or frames < 1:
         raise SyntheticError(f"--frames: at least 1 frame, got {frames}")
     _, first_labels = make_clip(seed, 1, size=size, num_objects=objects)  # checks the object count first
     if folder.exists() and not folder.is_dir():

@@ -25,7 +25,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from seggpt.errors import InputError
+from seggpt.errors import InputError, is_integer
+
+from .objects import object_mask
 
 TOOLS = ("brush", "eraser")
 MAX_RADIUS = 1000  # pixels of the frame
@@ -42,7 +44,7 @@ def _number(value: Any, what: str) -> float:
     except OverflowError:  # an int too large for a float
         ok = False
     if not ok:
-        shown = type(value).__name__ if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        shown = type(value).__name__ if is_integer(value) else repr(value)
         raise InputError(f"{what}: expected a finite number, got {shown[:40]}")
     return float(value)
 
@@ -123,7 +125,7 @@ def _wide_band(band: np.ndarray, pts: List[Tuple[float, float]], radius: float) 
 
 def apply_strokes(mask: np.ndarray, strokes: Sequence[Dict[str, Any]]) -> np.ndarray:
     """`mask` (H, W) bool with the checked `strokes` applied in order (brush sets, eraser clears); a new array."""
-    out = np.asarray(mask, bool).copy()
+    out = object_mask(mask, "the mask to draw on")
     for s in strokes:
         out[stroke_band(out.shape, s["points"], s["radius"])] = s["tool"] == "brush"
     return out

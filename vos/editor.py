@@ -50,7 +50,7 @@ from seggpt.outputs import OutputFiles, OutputRefused, claim_files, is_within, r
 
 from .drawing import apply_strokes, mask_from_box, parse_box, parse_strokes
 from .engine import EngineError, VideoSegmenter
-from .objects import describe_shape
+from .objects import is_integer, object_mask
 from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, LostObjectReport, lost_after_for, margins_of_alpha,
                       remove_tree, save_object_png, soft_alpha, write_json, zip_folder)
 from .prompts import PromptError, read_mask
@@ -386,10 +386,10 @@ class Editor:
         state = self._need_video()
         frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
-        m = np.asarray(mask)
-        if m.shape != self.size:
-            raise EditorError(f"the mask is {describe_shape(m)}, the frames {self.size[1]}x{self.size[0]}")
-        m = m.astype(bool)
+        try:
+            m = object_mask(mask, f"object {obj_id} on frame {frame_idx}", self.size)
+        except EngineError as e:
+            raise EditorError(str(e)) from None
         with self._busy_or_error():
             old = self.results.get(frame_idx)
             before = _Change(frame_idx, obj_id, self.given(frame_idx).get(obj_id), self.origins.get((frame_idx, obj_id)),
@@ -544,7 +544,7 @@ class Editor:
     def preview(self, frame_idx: int, hide: Sequence[int] = ()) -> np.ndarray:
         """The frame with every object's overlay but the objects in `hide` (an id or ids)."""
         labels = self.labels(frame_idx)
-        hidden = [hide] if isinstance(hide, (int, np.integer)) else [int(h) for h in hide if h is not None]
+        hidden = [hide] if is_integer(hide) else [int(h) for h in hide if h is not None]
         if hidden:
             labels = np.where(np.isin(labels, hidden), 0, labels).astype(np.uint8)
         return overlay(self.frame(frame_idx), labels, davis_palette())

@@ -1,9 +1,11 @@
 """VideoSegmenter: masks of objects on some frames in, the objects on every frame out.
 
 The verbs, shaped like what editing tools already call:
-* a session over a whole video (SAM 2's shape): `init_state`, `add_new_mask` / `add_mask`,
-  `propagate` / `propagate_in_video` (forward or backward, from any frame), `remove_object`,
-  `reset_state`; the state (`vos.state.InferenceState`) is the caller's;
+* a session over a whole video (SAM 2's shape): `init_state`, `add_new_mask` (one object) /
+  `add_mask` (a label map), `propagate` (forward or backward, from any frame), `remove_object`,
+  `reset_state`; the state (`vos.state.InferenceState`) is the caller's. `propagate_in_video` is
+  `propagate` as (frame_idx, obj_ids, masks) tuples; SAM 2's own API, its arguments and tensors, is
+  the one SAM 2 surface, `vos.sam2`;
 * live streams (Cutie's shape): `stream()` gives a `LiveStream` with `step(frame, mask=None)`;
   `VideoSegmenter.step` is a thin alias on one default stream;
 * `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), kept
@@ -32,8 +34,8 @@ from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue, one_thread_worker
-from .objects import (EngineError, as_array, check_frame_index, check_object_id, describe_shape, known_or_nonempty,
-                      label_dtype, masks_from)
+from .objects import (EngineError, check_frame_index, check_object_id, give, is_integer, label_dtype, masks_from,
+                      object_mask)
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
@@ -111,31 +113,16 @@ class VideoSegmenter:
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         obj_id = check_object_id(obj_id)
         state.check_no_pass(f"add_new_mask(object {obj_id} on frame {frame_idx})")
-        m = as_array(mask, f"object {obj_id} on frame {frame_idx}") if mask is not None else None
-        if m is None or m.shape != tuple(state.size):
-            got = "no mask" if m is None else f"a mask of {describe_shape(m)}"
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: {got}, frames are {state.size[1]}x{state.size[0]}")
-        if not (m.dtype == bool or np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: a mask must be boolean, integer or float, "
-                              f"got {m.dtype}")
-        if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():  # NaN != 0 would mark every pixel
-            raise EngineError(f"object {obj_id} on frame {frame_idx}: the mask holds NaN or infinite values")
-        m = m.astype(bool) if m.dtype != bool else m.copy()
-        known_or_nonempty({obj_id: m}, state.objects, f"frame {frame_idx}")
-        state.objects.add([obj_id])
-        state.annotations.add(frame_idx, obj_id, m)
+        give({obj_id: object_mask(mask, f"object {obj_id} on frame {frame_idx}", state.size)}, frame_idx,
+             state.objects, state.annotations)
 
     def add_mask(self, state: InferenceState, frame_idx: int, labels: np.ndarray) -> List[int]:
         """Give several objects at once with a label map (ids as given; 0 asserts nothing about others).
         Not while a propagation of the session is in progress (`InferenceState.check_no_pass`)."""
         frame_idx = check_frame_index(frame_idx, state.num_frames)
         state.check_no_pass(f"add_mask(frame {frame_idx})")
-        given = known_or_nonempty(masks_from(labels, None, tuple(state.size), f"frame {frame_idx}"),
-                                  state.objects, f"frame {frame_idx}")
-        state.objects.add(list(given))
-        for o, m in given.items():
-            state.annotations.add(frame_idx, o, m)
-        return sorted(given)
+        return sorted(give(masks_from(labels, None, state.size, f"frame {frame_idx}"), frame_idx, state.objects,
+                           state.annotations))
 
     def remove_mask(self, state: InferenceState, frame_idx: int, obj_id: int) -> None:
         """Take back the mask given for `obj_id` on `frame_idx` (an editor's undo; SAM 2's
@@ -181,7 +168,7 @@ class VideoSegmenter:
         given = list(state.annotations)
         start = given[-1] if reverse else given[0]
         start = check_frame_index(start if start_frame_idx is None else start_frame_idx, state.num_frames)
-        if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1):
+        if max_frames is not None and (not is_integer(max_frames) or max_frames < 1):
             raise EngineError(f"max_frames must be a positive integer, got {max_frames!r}")
         self._read_annotated_frames(state, start, reverse)
         try:
@@ -238,8 +225,9 @@ class VideoSegmenter:
                            progress: Optional[Callable[[AdaptProgress], None]] = None,
                            cancel: Optional[threading.Event] = None
                            ) -> Iterator[Tuple[int, List[int], np.ndarray]]:
-        """SAM 2's generator: (frame_idx, obj_ids, masks (N, H, W) bool) for every object of the session
-        (`progress` and `cancel` as in `propagate`)."""
+        """`propagate` as tuples, SAM 2's generator shape: (frame_idx, obj_ids, masks (N, H, W) bool) for every
+        object of the session (`progress` and `cancel` as in `propagate`). A thin alias: SAM 2's own arguments
+        and outputs (float tensors, any integer ids) are `vos.sam2`'s."""
         for r in self.propagate(state, start_frame_idx, max_frames, reverse, progress, cancel):
             yield r.frame_idx, list(r.object_ids), r.masks
 

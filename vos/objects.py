@@ -10,12 +10,15 @@ The rules (README, "Rules of the engine"), in one place for the session API, liv
 """
 from __future__ import annotations
 
-import numbers
-from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
+import sys
+from typing import TYPE_CHECKING, Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from seggpt.errors import InputError
+from seggpt.errors import InputError, is_integer  # is_integer: the one integer test, kept here by its name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import Annotations
 
 MAX_SESSION_OBJECTS = 255  # objects one session tracks at once (colours, and the cost of separate mode)
 
@@ -25,11 +28,6 @@ class EngineError(InputError):
 
 
 MAX_OBJECT_ID = 2 ** 63 - 1  # label maps are int64 at most
-
-
-def is_integer(value: object) -> bool:
-    """An integer (numpy's too) and not a bool: True would otherwise pass as 1 (an id, an index, a count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def check_object_id(obj_id: object, where: str = "object id") -> int:
@@ -65,17 +63,43 @@ def check_frame(frame: object) -> np.ndarray:
     return f
 
 
-def as_array(mask: object, where: str) -> np.ndarray:
-    """`np.asarray(mask)`, or EngineError for what is no array (a ragged list, an object numpy cannot hold)."""
+def as_array(mask: object, where: str, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """The mask as a numpy array (a torch tensor's too, on any device), or EngineError: no mask, what is no
+    array (a ragged list, an object numpy cannot hold) or, with `size` (H, W), an array of another shape."""
+    if mask is None:
+        raise EngineError(f"{where}: no mask given")
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported: never imported here
     try:
-        return np.asarray(mask)
+        m = np.asarray(mask.detach().cpu() if torch is not None and isinstance(mask, torch.Tensor) else mask)
     except (ValueError, TypeError) as e:
         raise EngineError(f"{where}: the mask is not an array ({str(e).splitlines()[0][:80]})") from None
+    if size is not None and m.shape != tuple(size):
+        raise EngineError(f"{where}: the mask is {describe_shape(m)}, the frame {size[1]}x{size[0]}")
+    return m
 
 
 def describe_shape(m: np.ndarray) -> str:
     """'16x12' (W x H first) for a message; 'a scalar' for 0-d."""
     return "x".join(str(s) for s in m.shape[::-1]) if m.ndim else "a scalar"
+
+
+def object_mask(mask: object, where: str, size: Optional[Tuple[int, int]] = None,
+                above_zero: bool = False) -> np.ndarray:
+    """One object's mask as a new bool array: the one converter of what callers give as a mask.
+
+    Booleans, or numbers where nonzero is the object (`above_zero`: > 0 is, SAM 2's rule, whose masks and
+    logits are negative outside); numpy or torch, any device; `size` (H, W) checked when given. Anything
+    else is EngineError naming `where`: a NaN would otherwise be nonzero, and mark the pixel.
+    """
+    m = as_array(mask, where, size)
+    if m.dtype == bool:
+        return m.copy()
+    if m.dtype.kind not in "iuf":
+        rule = "> 0" if above_zero else "nonzero"
+        raise EngineError(f"{where}: a mask must hold booleans or numbers ({rule} is the object), got {m.dtype}")
+    if m.dtype.kind == "f" and not np.isfinite(m).all():
+        raise EngineError(f"{where}: the mask holds NaN or infinite values")
+    return m > 0 if above_zero else m != 0
 
 
 def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[int, int],
@@ -84,16 +108,12 @@ def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[in
 
     `object_ids` names the id of a binary mask (one id), or restricts a label map to those ids.
     """
-    if mask is None:
-        raise EngineError(f"{where}: no mask given")
-    m = as_array(mask, where)
-    if m.shape != tuple(size):
-        raise EngineError(f"{where}: the mask is {describe_shape(m)}, the frame {size[1]}x{size[0]}")
+    m = as_array(mask, where, size)
     ids = None if object_ids is None else [check_object_id(o, where) for o in object_ids]
     if m.dtype == bool or (np.issubdtype(m.dtype, np.integer) and not ids and _is_0_255(m)):
         if ids is not None and len(ids) != 1:
             raise EngineError(f"{where}: a binary mask is one object: give one object id, not {len(ids)}")
-        return {ids[0] if ids else 1: m.astype(bool)}
+        return {ids[0] if ids else 1: object_mask(m, where)}
     if not np.issubdtype(m.dtype, np.integer):
         raise EngineError(f"{where}: a mask must be a label map of integer ids or a boolean mask, got {m.dtype}")
     if m.size and int(m.min()) < 0:
@@ -117,6 +137,18 @@ def known_or_nonempty(given: Dict[int, np.ndarray], known: Container[int], where
             raise EngineError(f"{where}: object {new[0]}'s mask is empty and it has no mask on another frame: "
                               "nothing to track")
         raise EngineError(f"{where}: the mask holds no object")
+    return kept
+
+
+def give(given: Dict[int, np.ndarray], frame_idx: int, objects: "Objects", annotations: "Annotations"
+         ) -> Dict[int, np.ndarray]:
+    """Masks given on a frame into a session or stream: the rule for empty masks (`known_or_nonempty`), then
+    the new objects and every mask kept; returns what was kept. The one way masks enter, for `add_new_mask`,
+    `add_mask` and `LiveStream.step`: nothing changes when a mask is refused."""
+    kept = known_or_nonempty(given, objects, f"frame {frame_idx}")
+    objects.add(list(kept))
+    for o, m in kept.items():
+        annotations.add(frame_idx, o, m)
     return kept
 
 
@@ -167,5 +199,5 @@ class Objects:
         return f"Objects({self._ids})"
 
 
-__all__ = ["EngineError", "Objects", "as_array", "describe_shape", "check_object_id", "is_integer", "label_dtype", "check_frame_index", "check_frame", "masks_from",
-           "MAX_SESSION_OBJECTS"]
+__all__ = ["EngineError", "Objects", "as_array", "describe_shape", "check_object_id", "is_integer", "label_dtype",
+           "check_frame_index", "check_frame", "give", "masks_from", "object_mask", "MAX_SESSION_OBJECTS"]

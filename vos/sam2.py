@@ -57,7 +57,7 @@ import torch
 from tqdm import tqdm
 
 from .engine import VideoSegmenter
-from .objects import EngineError, as_array, check_frame_index, is_integer, known_or_nonempty
+from .objects import EngineError, check_frame_index, is_integer, known_or_nonempty, object_mask
 from .state import InferenceState
 
 
@@ -230,20 +230,13 @@ class SegGPTVideoPredictor:
 
     @staticmethod
     def _mask(mask: Any, size: Tuple[int, int], obj_id: Any) -> np.ndarray:
-        where = f"object {obj_id}"
-        m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else as_array(mask, where)
+        m = object_mask(mask, f"object {obj_id}", above_zero=True)
         m = np.squeeze(m) if m.ndim > 2 else m
         if m.ndim != 2:
-            raise EngineError(f"{where}: a mask must be 2-D (H, W), got shape {m.shape}")
-        if m.dtype != bool:
-            if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
-                raise EngineError(f"{where}: a mask must hold booleans or numbers (> 0 is the object), got {m.dtype}")
-            if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
-                raise EngineError(f"{where}: the mask holds NaN or infinite values")
-            m = m > 0
+            raise EngineError(f"object {obj_id}: a mask must be 2-D (H, W), got shape {m.shape}")
         h, w = size
         if m.shape != (h, w):  # SAM 2 resizes a mask of another size (bilinear, >= 0.5)
-            if abs(m.shape[0] / m.shape[1] - h / w) > 0.01:
+            if 0 in m.shape or abs(m.shape[0] / m.shape[1] - h / w) > 0.01:
                 raise EngineError(f"object {obj_id}: the mask is {m.shape[1]}x{m.shape[0]}, the video {w}x{h} "
                                   "(a different aspect ratio)")
             m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5

@@ -12,7 +12,7 @@ import numpy as np
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
-from .objects import EngineError, Objects, check_frame, check_object_id, known_or_nonempty, masks_from
+from .objects import EngineError, Objects, check_frame, check_object_id, give, masks_from
 from .state import Annotations
 from .tracker import FrameResult, Tracker
 
@@ -37,16 +37,11 @@ class LiveStream:
             raise EngineError(f"frame {self.frame_idx} is {frame.shape[1]}x{frame.shape[0]}, the stream's frames "
                               f"are {self._size[1]}x{self._size[0]}")
         idx = self.frame_idx
-        given = {} if mask is None else known_or_nonempty(
-            masks_from(mask, object_ids, frame.shape[:2], f"frame {idx}"), self.objects, f"frame {idx}")
+        if mask is not None:
+            give(masks_from(mask, object_ids, frame.shape[:2], f"frame {idx}"), idx, self.objects, self.annotations)
         self._size = frame.shape[:2]
         self.frame_idx += 1
-        if not given:
-            return self._tracker.run_batch([(idx, frame)])()[0]
-        self.objects.add(list(given))
-        for o, m in given.items():
-            self.annotations.add(idx, o, m)
-        return self._tracker.annotate(idx, frame)
+        return self._tracker.run_batch([(idx, frame)])()[0] if mask is None else self._tracker.annotate(idx, frame)
 
     def remove_object(self, obj_id: int) -> None:
         """Stop tracking an object from the next frame on."""

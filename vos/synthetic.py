@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from seggpt.errors import is_integer
 from seggpt.io import atomic_path, atomic_write_text, save_index_png
 
 __all__ = [
@@ -402,8 +403,8 @@ def sequence_seed(seed: int, index: int) -> int:
 
 
 def _object_count(rng: np.random.Generator, num_objects: int | tuple[int, int]) -> int:
-    if isinstance(num_objects, int):
-        return num_objects
+    if is_integer(num_objects):
+        return int(num_objects)
     low, high = num_objects
     return int(rng.integers(low, high + 1))
 
