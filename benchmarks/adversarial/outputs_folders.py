@@ -18,6 +18,7 @@ from seggpt.outputs import MANIFEST
 
 from .outputs import C1, C2, G, VR, Outcome, Sandbox, add, mf, mf_write, outside, quiet, readonly, v1
 
+
 # ---------------------------------------------------------------------------- 1. --out / --alpha folders
 
 

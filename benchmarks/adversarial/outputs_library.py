@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from .outputs import C7, G, B, add, seg
 
+
 # ---------------------------------------------------------------------------- 7. library inputs
 
 
@@ -212,5 +213,3 @@ L("sam2 propagate max_frame_num_to_track -1", "inputerror", _s_prop(max_frame_nu
 L("sam2 propagate max_frame_num_to_track 'x'", "inputerror", _s_prop(max_frame_num_to_track="x"))
 L("sam2 propagate ok", "returned", _s_prop())
 L("sam2 propagate on a non-state dict", "inputerror", lambda: list(sam().propagate_in_video({})))
-
-# ============================================================================ judging

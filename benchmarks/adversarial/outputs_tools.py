@@ -17,6 +17,7 @@ from seggpt.outputs import MANIFEST
 from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
                       outside, seg, v1)
 
+
 # ---------------------------------------------------------------------------- 3. outputs that are inputs
 
 

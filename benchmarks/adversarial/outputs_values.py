@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 
 from .outputs import C5, C6, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local
 
+
 # ---------------------------------------------------------------------------- 5. bad values
 
 def bad(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect: str = "refuse",

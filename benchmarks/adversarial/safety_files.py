@@ -16,6 +16,7 @@ from seggpt.outputs import MANIFEST
 
 from .safety import case, run_vos, sha
 
+
 # --------------------------------------------------------------------------- (2) single files
 
 

@@ -14,6 +14,7 @@ from seggpt.outputs import MANIFEST
 
 from .safety import case, sha
 
+
 # --------------------------------------------------------------------------- (1) out folders
 
 

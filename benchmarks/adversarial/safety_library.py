@@ -13,7 +13,8 @@ import numpy as np
 
 from .safety import case
 
-# (7) library
+
+# --------------------------------------------------------------------------- (7) library
 def _lib(fn, expect="InputError"):
     return lambda c: dict(kind="lib", fn=lambda: fn(c), expect=expect)
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from .safety import case, run_vos
 
-# (4) other tools
+
+# --------------------------------------------------------------------------- (4) other tools
 def _sg(c, *extra, out=None, query=None):
     return ["--prompt", c.frames + "/00000.png", c.m, query or c.frames + "/00001.png",
             "--out", out or c.p("sg"), "--weights", "small", *extra]
