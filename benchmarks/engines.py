@@ -18,9 +18,9 @@ from typing import Callable, Sequence as Seq
 
 from tqdm import tqdm
 
+from seggpt.errors import InputError
 from vos.datasets import Sequence
 
-from .errors import HarnessError
 from .harness import SequenceResult, describe_sequence_error, process_sequence
 from .layout import ResultLayout
 from .methods import MethodSpec
@@ -74,7 +74,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise HarnessError("--engine ray needs Ray: pip install 'seggpt-vos[distributed]'") from None
+        raise InputError("--engine ray needs Ray: pip install 'seggpt-vos[distributed]'") from None
     return ray
 
 
@@ -88,11 +88,11 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise HarnessError(f"--address {address!r}: expected host:port (or ray://host:port, auto)")
+        raise InputError(f"--address {address!r}: expected host:port (or ray://host:port, auto)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
-        raise HarnessError(f"--address {address}: no Ray cluster reachable there ({err.strerror or err})") from None
+        raise InputError(f"--address {address}: no Ray cluster reachable there ({err.strerror or err})") from None
 
 
 def _ray_error_text(err: BaseException) -> str:
@@ -114,7 +114,7 @@ def run_ray(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayo
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except Exception as err:  # a wrong address is user input: one line, not Ray's traceback
-            raise HarnessError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+            raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
                                f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
     try:
         use_gpu = ray.cluster_resources().get("GPU", 0) >= 1

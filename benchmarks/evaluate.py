@@ -23,18 +23,18 @@ import time
 import numpy as np
 
 from seggpt.cli import ArgumentParser, run_cli
+from seggpt.errors import InputError
 from vos.datasets import DatasetError
 from vos.metrics import MetricsError
 from seggpt.outputs import check_not_inputs, claim_files
 
-from .errors import HarnessError
 from .harness import open_benchmark
-from .layout import LayoutError, ResultLayout
+from .layout import ResultLayout
 from .report import format_table
 from . import validate
 from .scoring import evaluate_folder
 
-USER_ERRORS = (HarnessError, DatasetError, LayoutError, MetricsError, OSError)
+USER_ERRORS = (DatasetError, MetricsError, OSError)  # besides seggpt.errors.UserError (run_cli)
 
 #: Below this many frames one process is faster: a spawned worker spends ~3 s importing torch (through
 #: the vos package) before it scores anything, while one process scores ~100 frames/s (DAVIS 480p, 2-core CPU).
@@ -82,11 +82,11 @@ def evaluate(args: argparse.Namespace) -> int:
     names = args.sequences or bench.names
     unknown = [n for n in names if n not in bench.names]
     if unknown:
-        raise HarnessError(f"{args.root}: unknown sequence(s) {', '.join(unknown)}")
+        raise InputError(f"{args.root}: unknown sequence(s) {', '.join(unknown)}")
     if not os.path.isdir(args.results):
-        raise HarnessError(f"{args.results}: results folder not found")
+        raise InputError(f"{args.results}: results folder not found")
     check_not_inputs({"--results": args.results}, validate.benchmark_inputs(bench), folders=("--results",))
-    validate.refuse_problems(validate.problems(bench, names), args.root)  # issue 13: the dataset's own rules
+    validate.refuse_problems(validate.problems(bench, names), args.root)  # the dataset's own rules
     # the CSVs it may write: each new, or one a run of ours wrote and nobody changed since (seggpt.outputs)
     csvs = {f"the {kind} CSV{tag}": os.path.join(args.results, f"{kind}_results-{bench.split}{tag}.csv")
             for kind in ("global", "per-sequence") for tag in ("", "-PARTIAL")}

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from seggpt.errors import InputError, UserError
 from seggpt.io import save_index_png
-from vos.datasets import DAVIS, DatasetError, Sequence, YouTubeVOS
+from vos.datasets import DAVIS, Sequence, YouTubeVOS
 from vos.metrics import evaluate_sequence
 from vos.writers import BackgroundWriter
 
-from .errors import HarnessError
 from .layout import ResultLayout
 from .methods import Method, MethodSpec
 from .report import cuda_peak_mb, peak_rss_mb, reset_cuda_peak
@@ -67,7 +67,7 @@ def open_benchmark(name: str, root: str | os.PathLike, split: str | None = None,
     """
     root = Path(root)
     if name not in DATASETS:
-        raise HarnessError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     if name.startswith("davis"):
         split = split or "val"
         reader = DAVIS(root, year=int(name[-4:]), split=split, resolution=resolution)
@@ -138,7 +138,7 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     to_save = set(sequence.frames_to_save)
     unknown = [f for f in sequence.annotations if f not in sequence.frame_names]
     if unknown or not sequence.annotations:
-        raise HarnessError(f"{sequence.frames_dir}: no frame for the annotation(s) {unknown or 'at all'}")
+        raise InputError(f"{sequence.frames_dir}: no frame for the annotation(s) {unknown or 'at all'}")
     first_given = min(sequence.frame_names.index(f) for f in sequence.annotations)
     written: set[str] = set()
     frames = 0
@@ -158,7 +158,7 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
                 if name not in to_save:
                     continue
                 if labels.shape != tuple(sequence.size):
-                    raise HarnessError(f"{sequence.name}/{name}: the method returned {labels.shape[1]}x{labels.shape[0]} "
+                    raise InputError(f"{sequence.name}/{name}: the method returned {labels.shape[1]}x{labels.shape[0]} "
                                        f"labels for {sequence.size[1]}x{sequence.size[0]} frames")
                 writer.submit(save_index_png, layout.frame_path(sequence.name, name), labels)
                 written.add(name)
@@ -167,7 +167,7 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     seconds = time.perf_counter() - start
     missing = [f for f in sequence.frames_to_save if f not in written]
     if missing:
-        raise HarnessError(f"{sequence.name}: the method gave no mask for frames {missing[:5]}")
+        raise InputError(f"{sequence.name}: the method gave no mask for frames {missing[:5]}")
     result = SequenceResult(sequence.name, "done", frames=frames, saved=len(written), seconds=seconds,
                             peak_rss_mb=peak_rss_mb(), cuda_max_allocated_mb=cuda_peak_mb(),
                             attempts=attempt, worker=_worker_name())
@@ -212,7 +212,7 @@ def process_sequence(spec: MethodSpec, sequence: Sequence, layout: ResultLayout,
 
 def describe_sequence_error(err: BaseException) -> str:
     """One line for the report: dataset and harness errors are already worded for users."""
-    if isinstance(err, (HarnessError, DatasetError, ValueError, OSError)):
+    if isinstance(err, (UserError, ValueError, OSError)):
         text = str(err)
     else:
         text = f"{type(err).__name__}: {err}"

@@ -29,19 +29,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from seggpt.errors import InputError
 from seggpt.io import atomic_path, read_label_png
-from seggpt.masks import MaskError
 from vos.datasets import Sequence
 
-__all__ = ["LayoutError", "ResultLayout", "load_prediction", "PROGRESS_FILE"]
+__all__ = ["ResultLayout", "load_prediction", "PROGRESS_FILE"]
 
 KINDS = ("davis", "ytvos")
 #: the run's bookkeeping log, in the results folder (a file: the sequence listing has folders only)
 PROGRESS_FILE = ".progress.jsonl"
-
-
-class LayoutError(ValueError):
-    """A results folder that cannot be used (missing frames, wrong sizes); the message names the path."""
 
 
 def load_prediction(folder: str | os.PathLike, frame_names: list[str], size: tuple[int, int], binary: bool = False) -> np.ndarray:
@@ -54,12 +50,9 @@ def load_prediction(folder: str | os.PathLike, frame_names: list[str], size: tup
     labels = np.zeros((len(frame_names), *size), dtype=np.uint8)
     for i, name in enumerate(frame_names):
         path = folder / f"{name}.png"
-        try:
-            mask = read_label_png(path, binary=binary)
-        except MaskError as err:
-            raise LayoutError(str(err)) from None
+        mask = read_label_png(path, binary=binary)  # an unreadable file: seggpt.masks.MaskError, an InputError
         if mask.shape != tuple(size):
-            raise LayoutError(f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]}, the sequence is {size[1]}x{size[0]} (results must be at the original resolution)")
+            raise InputError(f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]}, the sequence is {size[1]}x{size[0]} (results must be at the original resolution)")
         labels[i] = mask
     return labels
 
@@ -69,7 +62,7 @@ class ResultLayout:
 
     def __init__(self, out: str | os.PathLike, kind: str):
         if kind not in KINDS:
-            raise LayoutError(f"unknown layout kind {kind!r}; expected one of {KINDS}")
+            raise InputError(f"unknown layout kind {kind!r}; expected one of {KINDS}")
         self.out = Path(out)
         self.kind = kind
         self.annotations_root = self.out / "Annotations" if kind == "ytvos" else self.out
@@ -169,7 +162,7 @@ class ResultLayout:
         for seq in sequences:
             missing = self.missing_frames(seq)
             if missing:
-                raise LayoutError(f"{self.sequence_dir(seq.name)}: frames missing for the zip: {missing[:5]}")
+                raise InputError(f"{self.sequence_dir(seq.name)}: frames missing for the zip: {missing[:5]}")
             entries += [(self.frame_path(seq.name, f), f"Annotations/{seq.name}/{f}.png") for f in seq.frames_to_save]
         # PNGs are compressed already: storing them is as small and several times faster.
         with atomic_path(target) as tmp:

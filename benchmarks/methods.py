@@ -21,11 +21,11 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from seggpt.errors import InputError
 from vos.config import EngineConfig
 from vos.datasets import Sequence
 from vos.video import FolderSource
 
-from .errors import HarnessError
 
 __all__ = ["Method", "CopyFirst", "SegGPTMethod", "MethodSpec", "METHODS", "prompt_labels"]
 
@@ -46,7 +46,7 @@ def prompt_labels(sequence: Sequence, frame_name: str) -> np.ndarray:
     """
     labels = sequence.read_annotation(frame_name)
     if labels.shape != tuple(sequence.size):
-        raise HarnessError(f"{sequence.annotations[frame_name]}: mask is {labels.shape[1]}x{labels.shape[0]}, "
+        raise InputError(f"{sequence.annotations[frame_name]}: mask is {labels.shape[1]}x{labels.shape[0]}, "
                            f"the sequence is {sequence.size[1]}x{sequence.size[0]}")
     new = sequence.objects_first_given_at(frame_name)
     return np.where(np.isin(labels, new), labels, 0).astype(np.uint8)
@@ -87,10 +87,10 @@ class SegGPTMethod:
         source = FolderSource(sequence.frames_dir)
         try:
             if source.frame_names != sequence.frame_names:
-                raise HarnessError(f"{sequence.frames_dir}: the folder holds other images than the sequence's "
+                raise InputError(f"{sequence.frames_dir}: the folder holds other images than the sequence's "
                                    f"{len(sequence.frame_names)} frames ({source.num_frames} found)")
             if tuple(source.size) != tuple(sequence.size):
-                raise HarnessError(f"{sequence.frames_dir}: frames are {source.size[1]}x{source.size[0]}, "
+                raise InputError(f"{sequence.frames_dir}: frames are {source.size[1]}x{source.size[0]}, "
                                    f"masks {sequence.size[1]}x{sequence.size[0]}")
             state = self.segmenter.init_state(source)
             index = {name: i for i, name in enumerate(sequence.frame_names)}
@@ -123,7 +123,7 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         if self.name not in METHODS:
-            raise HarnessError(f"unknown method {self.name!r}; expected one of {', '.join(METHODS)}")
+            raise InputError(f"unknown method {self.name!r}; expected one of {', '.join(METHODS)}")
 
     def describe(self) -> dict[str, Any]:
         """What the JSON report and the resume fingerprint record about the method."""

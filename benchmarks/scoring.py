@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from seggpt.errors import InputError
 from vos.metrics import EvalJob, evaluate_many, summarize, write_official_csvs
 
-from .errors import HarnessError
 from .harness import Benchmark, has_ground_truth
 from .layout import ResultLayout, load_prediction
 
@@ -47,7 +47,7 @@ def evaluate_folder(benchmark: Benchmark, layout: ResultLayout, names: list[str]
         gt = functools.partial(sequence.load_ground_truth, sequence.frame_names)
         jobs.append(EvalJob(name, gt, pred, object_ids=tuple(sequence.object_ids)))
     if problems:
-        raise HarnessError(f"{layout.out}: cannot evaluate {len(problems)} sequence(s): {'; '.join(problems[:5])}"
+        raise InputError(f"{layout.out}: cannot evaluate {len(problems)} sequence(s): {'; '.join(problems[:5])}"
                            f"{' ...' if len(problems) > 5 else ''}")
     return evaluate_many(jobs, processes=processes)
 

@@ -1,7 +1,7 @@
 """One validator per dataset, shared by ``benchmarks.vos`` and ``benchmarks.evaluate``; partial scores said so.
 
-A benchmark scores every sequence it was asked for, or says which it did not (issue 13: a DAVIS copy
-with one annotation missing printed "2/2 sequences ok" while its global J&F was one sequence alone).
+A benchmark scores every sequence it was asked for, or says which it did not (a DAVIS copy with
+one annotation missing once printed "2/2 sequences ok" while its global J&F was one sequence alone).
 The rules, true to each dataset:
 
 * **DAVIS** annotates every frame: each JPEG has its annotation PNG and each PNG its JPEG (an extra
@@ -31,12 +31,12 @@ from typing import Any, Callable, Mapping, Sequence as Seq
 
 import numpy as np
 
+from seggpt.errors import InputError
 from seggpt.io import atomic_write_text, read_label_png
 from seggpt.masks import MaskError
 from vos.datasets import DatasetError
 from vos.video import natural_key
 
-from .errors import HarnessError
 
 __all__ = ["split_names", "problems", "sequence_loaders", "refuse_problems", "write_scores", "partial_note", "benchmark_inputs"]
 
@@ -172,7 +172,7 @@ def problems(bench: Any, names: Seq[str]) -> dict[str, str]:
 
 
 def _refuse(reason: str):
-    raise HarnessError(reason)
+    raise InputError(reason)
 
 
 def sequence_loaders(bench: Any, names: Seq[str], found: Mapping[str, str]) -> list[tuple[str, Callable[[], Any]]]:
@@ -182,11 +182,11 @@ def sequence_loaders(bench: Any, names: Seq[str], found: Mapping[str, str]) -> l
 
 
 def refuse_problems(found: Mapping[str, str], root: str | os.PathLike) -> None:
-    """benchmarks.evaluate: one line listing the sequences that cannot be scored (HarnessError, exit 2)."""
+    """benchmarks.evaluate: one line listing the sequences that cannot be scored (InputError, exit 2)."""
     if found:
         items = [f"{name} ({reason})" for name, reason in list(found.items())[:3]]
         more = f" (+{len(found) - 3} more)" if len(found) > 3 else ""
-        raise HarnessError(f"{root}: cannot score {len(found)} sequence(s): {'; '.join(items)}{more}")
+        raise InputError(f"{root}: cannot score {len(found)} sequence(s): {'; '.join(items)}{more}")
 
 
 def partial_note(total: int, not_scored: Mapping[str, str]) -> str:

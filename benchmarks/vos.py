@@ -35,6 +35,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from seggpt.cli import ArgumentParser, run_cli
+from seggpt.errors import InputError
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from seggpt.outputs import OVERWRITE_HELP
 from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
@@ -43,14 +44,13 @@ from vos.datasets import DatasetError
 from vos.metrics import MetricsError
 
 from .engines import ENGINES, run_local, run_ray
-from .errors import HarnessError
 from .harness import DATASETS, SequenceResult, open_benchmark
-from .layout import LayoutError, ResultLayout
+from .layout import ResultLayout
 from .methods import METHODS, MethodSpec
 from .report import code_version, format_table, peak_rss_mb
 from . import validate
 
-USER_ERRORS = (HarnessError, DatasetError, ConfigError, LayoutError, OutputError, MetricsError)
+USER_ERRORS = (DatasetError, ConfigError, OutputError, MetricsError)  # besides seggpt.errors.UserError (run_cli)
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
         return names
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise HarnessError(f"{root}: unknown sequence(s) {', '.join(unknown)} (the split has {len(names)}: "
+        raise InputError(f"{root}: unknown sequence(s) {', '.join(unknown)} (the split has {len(names)}: "
                            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
     return list(dict.fromkeys(wanted))
 
@@ -132,8 +132,8 @@ def benchmark(args: argparse.Namespace) -> int:
     bench = open_benchmark(args.dataset, args.root, config.split, config.resolution, args.all_frames)
     names = _select(bench.names, args.sequences, args.root)
     spec_weights = config.weights if config.method == "seggpt" else None
-    outputs = validate.claim_output(args, bench, spec_weights, names)  # issue 13: never an input, never a mix of runs
-    found = validate.problems(bench, names)  # issue 13: sequences that cannot be run or scored, with the reason
+    outputs = validate.claim_output(args, bench, spec_weights, names)  # never an input, never a mix of runs
+    found = validate.problems(bench, names)  # sequences that cannot be run or scored, with the reason
     layout = ResultLayout(ensure_output_dir(args.out), bench.kind)
     spec = make_spec(config)
     if args.engine == "local" and spec.name == "seggpt":
@@ -142,8 +142,8 @@ def benchmark(args: argparse.Namespace) -> int:
         except USER_ERRORS:
             raise
         except Exception as err:
-            raise HarnessError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
-    outputs.claim()  # issue 13: our earlier run emptied (or kept: --resume), the manifest written
+            raise InputError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+    outputs.claim()  # our earlier run emptied (or kept: --resume), the manifest written
     loaders = validate.sequence_loaders(bench, names, found)
     common = dict(resume=args.resume, progress=not args.quiet, report=_print_failure)
     if args.engine == "ray":

@@ -1,0 +1,376 @@
+"""Cases 3 and 4 of the output pass (`outputs`): outputs that are inputs, and the other tools' outputs.
+
+3: an output option naming the video, the mask, a frames or masks folder, the weights, the config or
+a dataset (directly, through `..` or a symlink), for vos.run, seggpt.run, seggpt.tune, benchmarks.vos,
+benchmarks.evaluate and training. 4: the same rules for each other tool's own outputs (reruns, user
+files, edits, links, crafted manifests) and for the web app's Editor (sessions, exports, uploads).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+from seggpt.outputs import MANIFEST
+
+from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
+                      outside, seg, v1)
+
+
+# ---------------------------------------------------------------------------- 3. outputs that are inputs
+
+
+def inp(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
+    add(C3, title, expect, fn)
+
+
+def _local(S: Sandbox) -> None:
+    S.copy(G["base"] / "clip.mp4", "in/clip.mp4")
+    S.copy(G["base"] / "clip_mask.png", "in/mask.png")
+    S.copy(G["base"] / "frames", "in/frames")
+    S.copy(G["base"] / "small.safetensors", "in/w.safetensors")
+    S.copy(G["base"] / "masks", "in/masks")
+    S.copy(G["base"] / "config.yaml", "in/config.yaml")
+    S.mark(S.p("in"))
+
+
+def LV(S: Sandbox, out: Optional[str], *extra: str, frames: bool = False) -> List[str]:
+    a = VR(out, *extra, video=S.p("in/frames" if frames else "in/clip.mp4"), mask=S.p("in/mask.png"))
+    return a
+
+
+for _title, _args in [
+    ("--overlay is the video", lambda S: LV(S, S.p("o"), "--overlay", S.p("in/clip.mp4"))),
+    ("--overlay is the video through ..", lambda S: LV(S, S.p("o"), "--overlay", S.p("in/frames/../clip.mp4"))),
+    ("--overlay is the video through a symlinked folder",
+     lambda S: LV(S, S.p("o"), "--overlay", S.link("lnk", S.p("in")) + "/clip.mp4")),
+    ("--report is the mask", lambda S: LV(S, S.p("o"), "--report", S.p("in/mask.png"))),
+    ("--rle is the mask through ..", lambda S: LV(S, S.p("o"), "--rle", S.p("in/masks/../mask.png"))),
+    ("--matte is the weights", lambda S: LV(S, S.p("o"), "--weights", S.p("in/w.safetensors"), "--matte",
+                                             S.p("in/w.safetensors"))),
+    ("--report is the weights", lambda S: LV(S, S.p("o"), "--weights", S.p("in/w.safetensors"), "--report",
+                                              S.p("in/w.safetensors"))),
+    ("--report is the config", lambda S: LV(S, S.p("o"), "--config", S.p("in/config.yaml"), "--report",
+                                             S.p("in/config.yaml"))),
+    ("--out holds the video", lambda S: LV(S, S.p("in"))),
+    ("--out holds the mask (parent of in/)", lambda S: LV(S, S.p("."))),
+    ("--out holds the weights", lambda S: LV(S, S.p("o"), "--weights", S.p("in/w.safetensors"), "--out",
+                                             S.p("in"))),
+    ("--out is the frames folder", lambda S: LV(S, S.p("in/frames"), frames=True)),
+    ("--out is the frames folder through ..", lambda S: LV(S, S.p("in/masks/../frames"), frames=True)),
+    ("--out is the frames folder through a symlink", lambda S: LV(S, S.link("fl", S.p("in/frames")), frames=True)),
+    ("--out inside the frames folder", lambda S: LV(S, S.p("in/frames/out"), frames=True)),
+    ("--alpha is the frames folder", lambda S: LV(S, S.p("o"), "--alpha", S.p("in/frames"), frames=True)),
+    ("--alpha inside the frames folder", lambda S: LV(S, S.p("o"), "--alpha", S.p("in/frames/a"), frames=True)),
+    ("--out is the masks folder", lambda S: [S.p("in/clip.mp4"), "--masks", S.p("in/masks"), "--weights", "small",
+                                            "--end", "2", "--quiet", "--adapt-steps", "0", "--out", S.p("in/masks")]),
+    ("--alpha is the masks folder via symlink", lambda S: [S.p("in/clip.mp4"), "--masks", S.p("in/masks"),
+                                                          "--weights", "small", "--end", "2", "--quiet",
+                                                          "--adapt-steps", "0", "--out", S.p("o"), "--alpha",
+                                                          S.link("ml", S.p("in/masks"))]),
+    ("--out is the video file itself", lambda S: LV(S, S.p("in/clip.mp4"))),
+    ("--overlay is a frame of the frames folder", lambda S: LV(S, S.p("o"), "--overlay",
+                                                              S.p("in/frames/00000.png"), frames=True)),
+    ("--report inside the frames folder", lambda S: LV(S, S.p("o"), "--report", S.p("in/frames/r.json"),
+                                                      frames=True)),
+]:
+    inp(_title, "refuse", (lambda a: lambda S: (_local(S), S.call("vos.run", a(S)))[-1])(_args))
+
+
+def default_out_ok(S: Sandbox) -> Outcome:
+    _local(S)
+    return S.call("vos.run", LV(S, None))
+
+
+inp("no --out: default <video>_masks next to the video", "ok", default_out_ok)
+
+
+def default_out_user(S: Sandbox) -> Outcome:
+    _local(S)
+    S.mark(S.user("clip_masks/00000.png", b"user's own"))
+    return S.call("vos.run", LV(S, None, "--overwrite"))
+
+
+inp("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "refuse", default_out_user)
+
+
+def sr_in(title: str, fn: Callable[[Sandbox], List[str]], module: str = "seggpt.run") -> None:
+    inp(title, "refuse", lambda S: (_local(S), S.call(module, fn(S)))[-1])
+
+
+sr_in("seggpt.run --out holds the query", lambda S: ["--prompt", S.p("in/frames/00000.png"), S.p("in/mask.png"),
+                                                      S.p("in/frames/00001.png"), "--out", S.p("in/frames"),
+                                                      "--weights", "small"])
+sr_in("seggpt.run --out holds the prompt mask", lambda S: ["--prompt", B("img.png"), S.p("in/mask.png"),
+                                                            B("frames/00001.png"), "--out", S.p("in"), "--weights",
+                                                            "small"])
+sr_in("seggpt.run --out is the weights file", lambda S: SR(S.p("in/w.safetensors")) + ["--weights",
+                                                                                       S.p("in/w.safetensors")])
+sr_in("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")])
+sr_in("seggpt.run --out holds the query via ..", lambda S: ["--prompt", B("img.png"), B("clip_mask.png"),
+                                                             S.p("in/frames/00001.png"), "--out",
+                                                             S.p("in/masks/../frames"), "--weights", "small"])
+sr_in("seggpt.tune --out is the example image", lambda S: ["--weights", "small", "--example", S.p("in/mask.png"),
+                                                            S.p("in/mask.png"), "--steps", "1", "--out",
+                                                            S.p("in/mask.png")], "seggpt.tune")
+sr_in("seggpt.tune --out is the weights", lambda S: ["--weights", S.p("in/w.safetensors"), "--example",
+                                                      B("small_img.png"), B("small_mask.png"), "--steps", "1",
+                                                      "--out", S.p("in/w.safetensors")], "seggpt.tune")
+sr_in("seggpt.tune --out is the example mask via symlink", lambda S: ["--weights", "small", "--example",
+                                                                       B("small_img.png"), S.p("in/mask.png"),
+                                                                       "--steps", "1", "--out",
+                                                                       S.link("p.safetensors", S.p("in/mask.png"))],
+      "seggpt.tune")
+
+
+for _title, _fn, _mod in [
+    ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis")), "benchmarks.vos"),
+    ("benchmarks.vos --out inside JPEGImages", lambda S: BV(S.p("davis/JPEGImages/480p"), root=S.p("davis")),
+     "benchmarks.vos"),
+    ("benchmarks.vos --out holds the dataset", lambda S: BV(S.p("."), root=S.p("davis")), "benchmarks.vos"),
+    ("benchmarks.vos --out is Annotations via symlink", lambda S: BV(S.link("ann", S.p("davis/Annotations/480p")),
+                                                                     root=S.p("davis")), "benchmarks.vos"),
+    ("benchmarks.evaluate --results is the Annotations folder",
+     lambda S: EV(S.p("davis/Annotations/480p"), root=S.p("davis")), "benchmarks.evaluate"),
+    ("benchmarks.evaluate --results is the root", lambda S: EV(S.p("davis"), root=S.p("davis")),
+     "benchmarks.evaluate"),
+    ("training out_dir is the davis root", lambda S: TRAIN(S.p("davis"), f"davis_roots=[{S.p('davis')}]",
+                                                           "davis_year=2017", "davis_split=val",
+                                                           "davis_resolution=480p"), "training"),
+]:
+    inp(_title, "refuse", (lambda f, m: lambda S: (davis_local(S), S.call("training.__main__" if m == "training" else m, f(S)))[-1])(_fn, _mod))
+
+# ---------------------------------------------------------------------------- 4. the other tools
+
+
+def tool(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
+    add(C4, title, expect, fn)
+
+
+# seggpt.run
+def _sr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G["t_sr"])
+        prep(S)
+        return S.call("seggpt.run", SR(S.p("sr"), *extra))
+    return fn
+
+
+tool("seggpt.run rerun over our outputs", "ok", _sr(lambda S: None))
+for _ex in [(), ("--overwrite",)]:
+    _t = " --overwrite" if _ex else ""
+    tool("seggpt.run user file in --out" + _t, "refuse", _sr(lambda S: S.mark(S.user("sr/notes.txt")), *_ex))
+    tool("seggpt.run our mask edited" + _t, "refuse", _sr(lambda S: S.mark(S.user("sr/00001_mask.png", b"e")), *_ex))
+    tool("seggpt.run garbage manifest" + _t, "refuse", _sr(lambda S: mf_write(S.p("sr"), "nope"), *_ex))
+    tool("seggpt.run symlink mask -> user file" + _t, "refuse",
+         _sr(lambda S: (os.unlink(S.p("sr/00001_mask.png")), S.mark(S.user("u.png", b"u")),
+                        S.mark(S.link("sr/00001_mask.png", S.p("u.png")))), *_ex))
+tool("seggpt.run v1 manifest", "refuse", _sr(lambda S: v1(S.p("sr"))))
+tool("seggpt.run v1 manifest --overwrite", "ok", _sr(lambda S: v1(S.p("sr")), "--overwrite"))
+tool("seggpt.run user png named like our output, fresh folder", "refuse",
+     lambda S: (S.mark(S.user("sr/00001_overlay.png", b"mine")), S.call("seggpt.run", SR(S.p("sr"))))[-1])
+tool("seggpt.run --out is a user file", "refuse",
+     lambda S: (S.mark(S.user("sr", b"file")), S.call("seggpt.run", SR(S.p("sr"))))[-1])
+tool("seggpt.run --out is a symlink to a user folder", "refuse",
+     lambda S: (S.mark(S.user("mine/a.txt")), S.link("sr", S.p("mine")), S.call("seggpt.run", SR(S.p("sr"))))[-1])
+tool("seggpt.run manifest with ../victim", "refuse", _sr(lambda S: outside(S, S.p("sr"), "../victim.txt")))
+
+
+# seggpt.tune
+def _tu(prep: Callable[[Sandbox], Optional[str]]) -> Callable[[Sandbox], Outcome]:
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G["t_tu"])
+        out = prep(S) or S.p("p.safetensors")
+        return S.call("seggpt.tune", TUNE(out))
+    return fn
+
+
+tool("seggpt.tune rerun over our prompt", "ok", _tu(lambda S: None))
+tool("seggpt.tune over a user file", "refuse", _tu(lambda S: S.mark(S.user("u.safetensors", b"mine")) or
+                                                 S.p("u.safetensors")))
+tool("seggpt.tune our prompt edited", "refuse", _tu(lambda S: S.mark(S.user("p.safetensors", b"edited"))))
+tool("seggpt.tune symlink -> user file", "refuse",
+     _tu(lambda S: S.mark(S.user("u.bin", b"u")) or S.mark(S.link("l.safetensors", S.p("u.bin"))) or
+         S.p("l.safetensors")))
+tool("seggpt.tune --out is a folder", "refuse", _tu(lambda S: S.mark(S.user("dir.safetensors/k.txt")) or
+                                                   S.p("dir.safetensors")))
+tool("seggpt.tune parent manifest garbage", "refuse", _tu(lambda S: mf_write(str(S.d), "garbage")))
+
+
+# vos.demo
+def _demo(prep: Callable[[Sandbox], Any], argv: Optional[List[str]] = None) -> Callable[[Sandbox], Outcome]:
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G["t_demo"])
+        prep(S)
+        return S.call("vos.demo", argv or ["--frames", "2", S.p("d")])
+    return fn
+
+
+tool("vos.demo rerun", "ok", _demo(lambda S: None))
+tool("vos.demo user clip.mp4 in a fresh folder", "refuse",
+     lambda S: (S.mark(S.user("x/clip.mp4", b"my holiday")), S.call("vos.demo", [S.p("x")]))[-1])
+tool("vos.demo user clip_mask.png in a fresh folder", "refuse",
+     lambda S: (S.mark(S.user("x/clip_mask.png", b"m")), S.call("vos.demo", [S.p("x")]))[-1])
+tool("vos.demo our mask edited", "refuse", _demo(lambda S: S.mark(S.user("d/clip_mask.png", b"edited"))))
+tool("vos.demo clip.mp4 symlink -> user video", "refuse",
+     _demo(lambda S: (os.unlink(S.p("d/clip.mp4")), S.mark(S.user("v.mp4", b"video")),
+                      S.mark(S.link("d/clip.mp4", S.p("v.mp4"))))))
+tool("vos.demo DIR is a user file", "refuse", lambda S: (S.mark(S.user("x", b"f")), S.call("vos.demo", [S.p("x")]))[-1])
+tool("vos.demo folder with other user files", "ok",
+     lambda S: (S.mark(S.user("x/holiday.mp4", b"mine"), S.user("x/" + MANIFEST + ".bak", b"b")),
+                S.call("vos.demo", ["--frames", "2", S.p("x")]))[-1])
+
+
+# training
+def _tr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G["t_tr"])
+        prep(S)
+        return S.call("training.__main__", TRAIN(S.p("tr"), *extra))
+    return fn
+
+
+tool("training rerun over our run (no flag)", "ok_or_refuse_keep", _tr(lambda S: S.mark(S.user("keep.txt"))))
+tool("training user notes --overwrite", "refuse", _tr(lambda S: S.mark(S.user("tr/notes.txt")), "--overwrite"))
+tool("training log.jsonl edited --overwrite", "refuse",
+     _tr(lambda S: S.mark(S.user("tr/log.jsonl", b'{"my": "notes"}\n')), "--overwrite"))
+tool("training best.safetensors edited --resume", "refuse",
+     _tr(lambda S: S.mark(S.user("tr/best.safetensors", b"x")), "--resume"))
+tool("training symlink last.pt -> user file --overwrite", "refuse",
+     _tr(lambda S: (os.unlink(S.p("tr/last.pt")), S.mark(S.user("u.pt", b"u")), S.mark(S.link("tr/last.pt",
+                                                                                              S.p("u.pt")))),
+         "--overwrite"))
+tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", _tr(lambda S: mf_write(S.p("tr"), "?"), "--overwrite"))
+tool("training out_dir is a user file", "refuse",
+     lambda S: (S.mark(S.user("tr", b"f")), S.call("training.__main__", TRAIN(S.p("tr"))))[-1])
+tool("training --overwrite over our run", "ok", _tr(lambda S: None, "--overwrite"))
+
+
+# benchmarks.vos / evaluate
+def _bv(prep: Callable[[Sandbox], Any], *extra: str, module: str = "benchmarks.vos") -> Callable[[Sandbox], Outcome]:
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G["t_bv"])
+        prep(S)
+        return S.call(module, (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
+    return fn
+
+
+tool("benchmarks.vos rerun", "ok", _bv(lambda S: None))
+tool("benchmarks.vos --resume", "ok", _bv(lambda S: None, "--resume"))
+for _ex in [(), ("--overwrite",)]:
+    _t = " --overwrite" if _ex else ""
+    tool("benchmarks.vos user file in --out" + _t, "refuse", _bv(lambda S: S.mark(S.user("bv/notes.txt")), *_ex))
+    tool("benchmarks.vos result png edited" + _t, "refuse",
+         _bv(lambda S: S.mark(S.user("bv/synth-000/00001.png", b"e")), *_ex))
+    tool("benchmarks.evaluate user CSV in results (no manifest)" + _t, "refuse",
+         lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
+                            S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
+                            S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
+    tool("benchmarks.evaluate our CSV edited" + _t, "refuse",
+         _bv(lambda S: S.mark(S.user("bv/global_results-val.csv", b"edited")), *_ex, module="benchmarks.evaluate"))
+tool("benchmarks.vos symlink in --out --resume", "refuse",
+     _bv(lambda S: S.mark(S.link("bv/synth-000/00003.png", str(G["victim"] / "photo.png"))), "--resume"))
+tool("benchmarks.evaluate rerun", "ok", _bv(lambda S: None, module="benchmarks.evaluate"))
+tool("benchmarks.evaluate CSV is a symlink to a user file", "refuse",
+     _bv(lambda S: (os.unlink(S.p("bv/per-sequence_results-val.csv")), S.mark(S.user("u.csv", b"u")),
+                    S.mark(S.link("bv/per-sequence_results-val.csv", S.p("u.csv")))), module="benchmarks.evaluate"))
+tool("benchmarks.evaluate CSV is a folder", "refuse",
+     _bv(lambda S: (os.unlink(S.p("bv/global_results-val.csv")), S.mark(S.user("bv/global_results-val.csv/k"))),
+         module="benchmarks.evaluate"))
+tool("benchmarks.evaluate fresh results (no CSVs)", "ok",
+     lambda S: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"), S.mark(S.user("res/keep.txt")),
+                S.call("benchmarks.evaluate", EV(S.p("res"))))[-1])
+
+
+# the Editor
+def editor(S: Sandbox):
+    from vos.editor import Editor
+
+    S.copy(G["base"] / "clip.mp4", "root/clip.mp4")
+    S.mark(S.p("root/clip.mp4"))
+    return Editor(seg(), S.p("root"))
+
+
+def _ed(prep: Callable[[Sandbox, Any], Any], act: Callable[[Sandbox, Any], Any], desc: str):
+    def fn(S: Sandbox) -> Outcome:
+        e = editor(S)
+        prep(S, e)
+        return S.lib(desc, lambda: act(S, e))
+    return fn
+
+
+def _opened(S: Sandbox, e) -> None:
+    import numpy as np
+
+    e.open("clip.mp4")
+    o = e.add_object("thing")
+    m = np.zeros(e.size, bool)
+    m[5:20, 5:20] = True
+    e.set_mask(0, o, m)
+
+
+tool("Editor.save_session over a user file", "raise:EditorError",
+     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/sessions/clip.vos-session.zip", b"mine"))),
+         lambda S, e: e.save_session("clip"), "Editor.save_session('clip')"))
+tool("Editor.save_session twice (our own)", "returned",
+     _ed(lambda S, e: (_opened(S, e), e.save_session("s")), lambda S, e: e.save_session("s"),
+         "Editor.save_session('s') x2"))
+tool("Editor.save_session name ../../escape", "returned_inside",
+     _ed(lambda S, e: _opened(S, e), lambda S, e: _check_inside(S, e.save_session("../../escape")),
+         "Editor.save_session('../../escape')"))
+tool("Editor.save_session sessions/ is a symlink", "raise:EditorError",
+     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/sessions",
+                                                                                     S.p("elsewhere")))),
+         lambda S, e: e.save_session("s"), "Editor.save_session with sessions -> link"))
+tool("Editor.save_session session file is a symlink", "raise:EditorError",
+     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("u.zip", b"u")),
+                       S.mark(S.link("root/sessions/s.vos-session.zip", S.p("u.zip")))),
+         lambda S, e: e.save_session("s"), "Editor.save_session over a link"))
+tool("Editor.export exports/ is a symlink", "raise:EditorError",
+     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/exports",
+                                                                                     S.p("elsewhere")))),
+         lambda S, e: e.export(["index"]), "Editor.export(['index']) with exports -> link"))
+tool("Editor.export with user files in exports/", "returned",
+     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/exports/clip-mine.zip", b"z"),
+                                             S.user("root/exports/notes.txt"))),
+         lambda S, e: e.export(["index", "rle"]), "Editor.export(['index','rle'])"))
+tool("Editor upload over a user file of that name", "returned",
+     _ed(lambda S, e: S.mark(S.user("root/uploads/clip.mp4", b"user video"), S.copy(G["base"] / "clip.mp4",
+                                                                                     "src/clip.mp4").as_posix()),
+         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(src, uploaded=True)"))
+tool("Editor upload uploads/ is a symlink", "raise:EditorError",
+     _ed(lambda S, e: (S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/uploads", S.p("elsewhere"))),
+                       S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4")))),
+         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) uploads -> link"))
+tool("Editor upload twice (ours replaced or renamed)", "returned",
+     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4"))),
+                       e.open(S.p("src/clip.mp4"), uploaded=True)),
+         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) x2"))
+tool("Editor upload symlink named like ours", "returned",
+     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4"))),
+                       S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))),
+         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) over a link"))
+tool("Editor.open ../outside", "raise:EditorError",
+     _ed(lambda S, e: S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), lambda S, e: e.open("../out.mp4"),
+         "Editor.open('../out.mp4')"))
+tool("Editor.open symlink leaving root", "raise:EditorError",
+     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), S.link("root/l.mp4", S.p("out.mp4"))),
+         lambda S, e: e.open("l.mp4"), "Editor.open('l.mp4' -> outside)"))
+tool("Editor.media hides links leaving root", "media_no_link",
+     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), S.link("root/l.mp4", S.p("out.mp4"))),
+         lambda S, e: e.media(), "Editor.media()"))
+tool("Editor.open a text file", "raise:EditorError",
+     _ed(lambda S, e: S.mark(S.user("root/notes.mp4", b"not a video")), lambda S, e: e.open("notes.mp4"),
+         "Editor.open('notes.mp4' text)"))
+tool("Editor.open_session garbage zip", "raise:EditorError",
+     _ed(lambda S, e: S.mark(S.user("root/sessions/x.vos-session.zip", b"PK garbage")),
+         lambda S, e: e.open_session("x.vos-session.zip"), "Editor.open_session(garbage)"))
+tool("Editor root is a file", "raise:EditorError",
+     lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
+         "vos.editor").Editor(seg(), S.p("rootfile"))))[-1])
+
+
+def _check_inside(S: Sandbox, path: Path) -> None:
+    if not str(Path(path).resolve()).startswith(S.p("root/sessions")):
+        S.extra.append(f"session written outside root/sessions: {path}")

@@ -1,0 +1,128 @@
+"""The library cases of the second output pass (`safety`): hostile arguments to the public calls.
+
+VideoSegmenter.init_state (missing, empty, wrong-shape, NaN, FIFO and device sources),
+add_new_mask (frames, object ids and masks out of range, of the wrong type, NaN, inf) and
+SegGPTPredictor.infer (sizes, channels, dtypes, batch and prompt counts, NaN): each raises a
+one-line seggpt.errors.InputError; the good calls return.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .safety import case
+
+
+# --------------------------------------------------------------------------- (7) library
+def _lib(fn, expect="InputError"):
+    return lambda c: dict(kind="lib", fn=lambda: fn(c), expect=expect)
+
+
+_SEG = {}
+
+
+def _segmenter():
+    if "s" not in _SEG:
+        import vos
+        _SEG["s"] = vos.VideoSegmenter("small")
+    return _SEG["s"]
+
+
+def _state(c):
+    return _segmenter().init_state(c.v)
+
+
+def _mask(c, dtype=np.uint8, fill=1):
+    st = _state(c)
+    return st, np.full(tuple(st.size), fill, dtype)
+
+
+for _k, _src in {"missing": lambda c: c.p("nope.mp4"), "empty": lambda c: "", "none": lambda c: None,
+                 "int": lambda c: 3, "array_2d": lambda c: np.zeros((8, 8), np.uint8),
+                 "array_empty": lambda c: np.zeros((0, 8, 8, 3), np.uint8), "empty_list": lambda c: [],
+                 "text_file": lambda c: c.user(c.p("v.mp4"), b"nope"), "image": lambda c: c.m,
+                 "nan_frames": lambda c: np.full((2, 8, 8, 3), np.nan, np.float32),
+                 "fifo": lambda c: (os.mkfifo(c.p("f.mp4")), c.p("f.mp4"))[1],
+                 "dev_zero": lambda c: "/dev/zero"}.items():
+    case("library", f"init_state_{_k}")(_lib(lambda c, _src=_src: _segmenter().init_state(_src(c))) if _k not in ("fifo", "dev_zero")
+                                       else (lambda c, _src=_src: dict(kind="lib", fn=lambda: _segmenter().init_state(_src(c)),
+                                                                       timeout=20)))
+
+
+def _add(c, frame=0, obj=1, mask=None, dtype=np.uint8, fill=1):
+    st, m = _mask(c, dtype, fill)
+    _segmenter().add_new_mask(st, frame, obj, m if mask is None else mask(m))
+
+
+_ADD = {
+    "frame_negative": dict(frame=-1), "frame_out_of_range": dict(frame=10 ** 6), "frame_float": dict(frame=0.5),
+    "frame_bool": dict(frame=True), "obj_zero": dict(obj=0), "obj_negative": dict(obj=-1), "obj_float": dict(obj=1.5),
+    "obj_str": dict(obj="a"), "mask_nan": dict(dtype=np.float32, fill=np.nan), "mask_inf": dict(dtype=np.float32, fill=np.inf),
+    "mask_neginf": dict(dtype=np.float32, fill=-np.inf), "mask_wrong_shape": dict(mask=lambda m: m[:-1]),
+    "mask_3d": dict(mask=lambda m: m[None]), "mask_none": dict(mask=lambda m: None),
+    "mask_str": dict(mask=lambda m: "mask"), "mask_complex": dict(mask=lambda m: m.astype(np.complex64)),
+    "mask_one_nan": dict(mask=lambda m: np.where(np.arange(m.size).reshape(m.shape) == 0, np.nan, 1.0)),
+    "mask_object": dict(mask=lambda m: m.astype(object)),
+}
+for _k, _kw in _ADD.items():
+    if _k == "mask_none":
+        _f = _lib(lambda c, _kw=_kw: (lambda st: _segmenter().add_new_mask(st, 0, 1, None))(_state(c)))
+    else:
+        _f = _lib(lambda c, _kw=_kw: _add(c, **_kw))
+    case("library", f"add_new_mask_{_k}")(_f)
+
+case("library", "add_new_mask_bool_ok")(_lib(lambda c: _add(c, dtype=bool, fill=True), expect="ok"))
+case("library", "add_new_mask_float_ok")(_lib(lambda c: _add(c, dtype=np.float32, fill=1.0), expect="ok"))
+
+_PRED = {}
+
+
+def _pred():
+    if "p" not in _PRED:
+        import seggpt
+        _PRED["p"] = seggpt.SegGPTPredictor(seggpt.SegGPT.from_pretrained("small"))
+    return _PRED["p"]
+
+
+def _infer(B=1, K=1, size=None, ch=3, dtype=None, bad=None, pb=None, pk=None):
+    import torch
+    p = _pred()
+    h, w = size or p.image_size
+    dt = dtype or torch.float32
+    im = torch.zeros(B, ch, h, w, dtype=dt)
+    pi = torch.zeros(pb or B, pk or K, ch, h, w, dtype=dt)
+    pm = torch.zeros(pb or B, pk or K, ch, h, w, dtype=dt)
+    if bad:
+        im, pi, pm = bad(im, pi, pm)
+    return p.infer(im, pi, pm)
+
+
+def _nan(t, v=float("nan")):
+    t = t.clone()
+    t.view(-1)[0] = v
+    return t
+
+
+_INF = {
+    "wrong_size": dict(size=(32, 32)), "wrong_channels": dict(ch=1), "int_dtype": dict(dtype="int"),
+    "batch_mismatch": dict(pb=2), "k_mismatch": dict(bad=lambda a, b, m: (a, b, m[:, :0])),
+    "k_zero": dict(K=0), "nan_image": dict(bad=lambda a, b, m: (_nan(a), b, m)),
+    "nan_prompt": dict(bad=lambda a, b, m: (a, _nan(b), m)), "inf_mask": dict(bad=lambda a, b, m: (a, b, _nan(m, float("inf")))),
+    "images_5d": dict(bad=lambda a, b, m: (a[None], b, m)), "prompts_4d": dict(bad=lambda a, b, m: (a, b[:, 0], m[:, 0])),
+    "numpy_images": dict(bad=lambda a, b, m: (a.numpy(), b, m)), "none_mask": dict(bad=lambda a, b, m: (a, b, None)),
+    "batch_zero": dict(B=0),
+}
+for _k, _kw in _INF.items():
+    def _f(c, _kw=_kw):
+        import torch
+        kw = dict(_kw)
+        if kw.get("dtype") == "int":
+            kw["dtype"] = torch.int64
+        return _infer(**kw)
+    case("library", f"infer_{_k}")(_lib(_f))
+case("library", "infer_ok")(_lib(lambda c: _infer(), expect="ok"))
+case("library", "infer_bad_embedding")(_lib(lambda c: _pred().infer(*[__import__("torch").zeros(1, 3, *_pred().image_size),
+                                                                      __import__("torch").zeros(1, 1, 3, *_pred().image_size),
+                                                                      __import__("torch").zeros(1, 1, 3, *_pred().image_size)],
+                                                                    embedding_type="bogus")))
