@@ -15,14 +15,9 @@ from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from seggpt.errors import InputError
+from seggpt.errors import EngineError
 
 MAX_SESSION_OBJECTS = 255  # objects one session tracks at once (colours, and the cost of separate mode)
-
-
-class EngineError(InputError):
-    """Bad use of the engine (one-line message): unknown object, frame out of range, bad mask."""
-
 
 MAX_OBJECT_ID = 2 ** 63 - 1  # label maps are int64 at most
 
