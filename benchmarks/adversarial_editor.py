@@ -264,6 +264,7 @@ def draw_grabcut_box_outside_returns_empty_outside():
 
 # ====================================================================== editor
 from vos.editor import Editor, EditorError  # noqa: E402
+from seggpt.errors import Cancelled  # noqa: E402 - a cancelled export is not an error of the user
 
 _SEG = {}
 
@@ -657,7 +658,7 @@ def ed_export_cancel_then_again():
     def prog(i, n):
         if i == 2:
             ed.cancel()
-    must_raise(lambda: ed.export(progress=prog), EditorError, "cancelled export", limit=60)
+    must_raise(lambda: ed.export(progress=prog), Cancelled, "cancelled export", limit=60)
     exp = os.path.join(root, "exports")
     left = os.listdir(exp)
     if left:
