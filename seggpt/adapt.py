@@ -40,10 +40,11 @@ from torch import nn
 
 from .colors import distinct_colors, palette
 from .device import autocast
+from .errors import Cancelled
 from .model import SegGPT
 from .pairs import DreamAugment, DreamPairs, build_sample
 
-__all__ = ["adapt", "AdaptCancelled", "AdaptProgress", "LoRALinear", "add_lora", "merge_lora", "select_parameters", "parse_params",
+__all__ = ["adapt", "AdaptProgress", "LoRALinear", "add_lora", "merge_lora", "select_parameters", "parse_params",
            "AdaptSampler", "object_colours"]
 
 
@@ -234,14 +235,6 @@ class AdaptProgress:
     model: SegGPT = field(repr=False)
 
 
-class AdaptCancelled(Exception):
-    """`adapt` stopped because its `cancel` event was set; the model passed in is untouched and no copy is kept."""
-
-    def __init__(self, step: int, steps: int):
-        super().__init__(f"adaptation cancelled after {step} of {steps} steps")
-        self.step, self.steps = step, steps
-
-
 def _lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -283,7 +276,7 @@ def adapt(
     The copy comes back in eval mode with every parameter's requires_grad as in `model`; its
     `adapt_history` lists each adaptation it went through (settings, seconds, losses).
     `cancel` (a threading.Event, set from another thread: an app's cancel button) is read before
-    every step; once set, AdaptCancelled is raised and nothing is kept.
+    every step; once set, `seggpt.errors.Cancelled` is raised: `model` is untouched and no copy is kept.
     """
     if steps < 0:
         raise ValueError(f"adapt steps must be >= 0, got {steps}")
@@ -312,7 +305,7 @@ def adapt(
             work.train()
             for step in range(steps):
                 if cancel is not None and cancel.is_set():
-                    raise AdaptCancelled(step, steps)
+                    raise Cancelled(f"adaptation cancelled after {step} of {steps} steps")
                 for group in opt.param_groups:
                     group["lr"] = lr * _lr_factor(step, steps, warmup, schedule)
                 imgs, tgts, valid = (t.to(device, non_blocking=True) for t in sampler.batch(rng, batch_size))

@@ -34,11 +34,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
-from seggpt.errors import InputError, UserError  # noqa: E402 - the one home of the user-input errors
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that the work unwinds as it does on Ctrl-C."""
+from seggpt.errors import InputError, Terminated  # noqa: E402 - the one home of the exceptions
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -103,7 +99,8 @@ def run_module(name: str) -> int:
 
 def run_cli(work: Callable[[], int], user_errors: Tuple[Type[BaseException], ...] = (),
             interrupted: str = "only complete files were written") -> int:
-    """Run a CLI's work and turn the ways it can end into exit codes (see the module docstring)."""
+    """Run a CLI's work and turn the ways it can end into exit codes (see the module docstring): the one
+    place where an exception becomes an exit code (`seggpt.errors` lists the classes)."""
     _ctrl_c_to_python()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     hooks: List[Callable[[Optional[int]], None]] = []
@@ -111,7 +108,7 @@ def run_cli(work: Callable[[], int], user_errors: Tuple[Type[BaseException], ...
     code: Optional[int] = None
     try:
         code = work()
-    except (UserError, *user_errors) as e:
+    except (InputError, *user_errors) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         code = EXIT_USAGE
     except Terminated:
@@ -136,5 +133,5 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-__all__ = ["ArgumentParser", "quiet_start", "run_module", "run_cli", "on_exit", "UserError", "InputError", "Terminated", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
-           "EXIT_TERMINATED"]
+__all__ = ["ArgumentParser", "quiet_start", "run_module", "run_cli", "on_exit", "InputError", "Terminated", "EXIT_OK",
+           "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]

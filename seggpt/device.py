@@ -11,15 +11,15 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from .errors import is_integer
+from .errors import InputError, is_integer
 
 DTYPES = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps"
 
 
-class DeviceError(ValueError):
-    """A device or dtype that cannot be used here (one-line message)."""
+#: the name of this module's errors (a device or dtype that cannot be used here): an alias of InputError
+DeviceError = InputError
 
 
 def _mps_available() -> bool:
@@ -35,15 +35,15 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
         return torch.device("mps" if _mps_available() else "cpu")
     text = str(device)
     if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
-        raise DeviceError(f"unknown device {text!r}; use {DEVICE_HELP}")
+        raise InputError(f"unknown device {text!r}; use {DEVICE_HELP}")
     dev = torch.device(text)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {text} was asked for, but no CUDA GPU is available (use cpu)")
+            raise InputError(f"device {text} was asked for, but no CUDA GPU is available (use cpu)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {text}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+            raise InputError(f"device {text}: only {torch.cuda.device_count()} CUDA GPU(s) here")
     if dev.type == "mps" and not _mps_available():
-        raise DeviceError("device mps was asked for, but Apple's MPS is not available here (use cpu)")
+        raise InputError("device mps was asked for, but Apple's MPS is not available here (use cpu)")
     return dev
 
 
@@ -97,16 +97,16 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
     device = torch.device(device)
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            raise DeviceError(f"dtype {dtype} cannot run the model; use torch.float32, torch.bfloat16 or torch.float16")
+            raise InputError(f"dtype {dtype} cannot run the model; use torch.float32, torch.bfloat16 or torch.float16")
         return None if dtype == torch.float32 else dtype
     if width is not None and not is_integer(width):
-        raise DeviceError(f"width must be the model's embed_dim (an integer), got {width!r}")
+        raise InputError(f"width must be the model's embed_dim (an integer), got {width!r}")
     if dtype is None or dtype == "auto":
         if device.type == "cpu":
             return _cpu_auto(width)[0]
         return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type)
     if dtype not in DTYPES:
-        raise DeviceError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
+        raise InputError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
     return DTYPES[dtype]
 
 
@@ -144,7 +144,7 @@ def set_threads(threads: Optional[int]) -> int:
     """Use `threads` CPU threads for torch (None: the machine's cores); returns the number in use."""
     if threads is not None:
         if not is_integer(threads) or not 1 <= threads <= MAX_THREADS:
-            raise DeviceError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
+            raise InputError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 

@@ -1,12 +1,24 @@
-"""The two errors every layer may raise for what a user gave: torch-free, importable from anywhere.
+"""Every exception class of the project, each mapped once to how a command-line tool ends (torch-free).
 
-* `UserError`: a problem with the user's input, reported by every command-line tool as one line and
-  exit code 2 (`seggpt.cli.run_cli`).
-* `InputError`: a bad argument to a library call or a bad input file (a NaN mask, a channels-first
-  tensor, a FIFO given as a video); its message names the argument or the file. It is a `UserError`
-  (the CLIs report it as one line) and a `ValueError` (what Python code expects of a bad value).
-  The errors of the layers above (`vos.objects.EngineError`, `seggpt.masks.MaskError`, ...) derive
-  from it, so ``except InputError`` catches every bad input of a library call.
+| class | raised for | a CLI ends (`seggpt.cli.run_cli`) |
+|---|---|---|
+| `InputError` (a `ValueError`) | what the user gave cannot be used: an option, an argument of a library call, an input file (a NaN mask, a channels-first tensor, a FIFO given as a video); the message names it | one line, exit 2 |
+| `ConfigError` | a setting, config file or override (its message names the source) | as InputError |
+| `WeightsError` | a checkpoint that cannot be found, read or matched to the model | as InputError |
+| `VideoError` | a frame source that cannot be opened or read (names the file and the frame) | as InputError |
+| `EngineError` | bad use of the engine: an unknown object, a frame out of range, a change during a propagation | as InputError |
+| `OutputError` (an `OSError`) | a destination that cannot be written (a full disk, a missing folder) | one line, exit 1: the work failed, the input may be fine |
+| `Terminated` (a `KeyboardInterrupt`) | SIGTERM, raised in the main thread so the work unwinds as on Ctrl-C | exit 143 (Ctrl-C: 130) |
+| `Cancelled` | the user stopped an adaptation or an export (the app's Cancel); nothing of it is kept | never reaches a CLI: its caller reports it |
+
+ConfigError, WeightsError, VideoError and EngineError derive from InputError, so ``except InputError``
+catches every bad input of a library call (and ``except ValueError`` does, for code that knows nothing of
+this module); they are classes of their own only where a caller tells them apart (the settings loader
+names the source of a ConfigError, a propagation ends at a VideoError after the frames before it, ...).
+A destination that cannot be written before any work starts is the user's to fix: the CLIs check their
+folders first and say it as an InputError (exit 2); mid-run it is failed work (exit 1). The names the
+modules used before (`seggpt.masks.MaskError`, `vos.prompts.PromptError`, `seggpt.outputs.OutputRefused`,
+...) are aliases of InputError kept where they were, so a caller that imports them still works.
 
 `is_integer` is the one test for an integer argument or setting, here at the bottom so every layer
 uses it.
@@ -20,12 +32,36 @@ from pathlib import Path
 from typing import Union
 
 
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit code 2."""
+class InputError(ValueError):
+    """What the user gave cannot be used (an option, an argument, an input file); the message names it."""
 
 
-class InputError(UserError, ValueError):
-    """A bad argument or input file of a library call; the message names it."""
+#: the name the command-line tools used for InputError: an alias, not another class
+UserError = InputError
+
+
+class ConfigError(InputError):
+    """A setting, config file or override that cannot be used (one-line message naming its source)."""
+
+
+class VideoError(InputError):
+    """A frame source cannot be opened or read; the message names the file (or input) and the frame."""
+
+
+class EngineError(InputError):
+    """Bad use of the engine (one-line message): unknown object, frame out of range, bad mask."""
+
+
+class OutputError(OSError):
+    """A destination cannot be written; the message names the path."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that the work unwinds as it does on Ctrl-C."""
+
+
+class Cancelled(Exception):
+    """The user stopped the work (an adaptation, an export); what it made is dropped, the message says how far it got."""
 
 
 def check_input_file(path: Union[str, "os.PathLike[str]"], what: str = "file") -> Path:
@@ -60,4 +96,5 @@ def is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-__all__ = ["UserError", "InputError", "check_input_file", "is_integer"]
+__all__ = ["InputError", "UserError", "ConfigError", "VideoError", "EngineError", "OutputError", "Terminated", "Cancelled",
+           "check_input_file", "is_integer"]

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from .colors import davis_palette
-from .masks import MaskError
+from .errors import InputError, OutputError
 
 __all__ = [
     "OutputError",
@@ -49,10 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class OutputError(OSError):
-    """A destination cannot be written; the message names the path."""
 
 
 # --------------------------------------------------------------------------- atomic files
@@ -154,22 +150,22 @@ def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
     """Read an index PNG (palette P, grayscale L/1, 16-bit I) as an ``(H, W)`` uint8 map of ids.
 
     The palette is ignored: the pixel value is the id. ``binary=True`` gives the DAVIS 2016
-    convention: every non-zero pixel is object 1. :class:`~seggpt.masks.MaskError` (one line,
+    convention: every non-zero pixel is object 1. :class:`~seggpt.errors.InputError` (one line,
     naming the file) for a missing or unreadable file, for colour images (their colours need the
     decisions of the mask parser, :func:`seggpt.masks.load_mask`) and for ids above 255.
     """
     path = Path(path)
     if not path.is_file():
-        raise MaskError(f"{path}: annotation file not found")
+        raise InputError(f"{path}: annotation file not found")
     try:
         with Image.open(path) as image:
             if image.mode not in ("P", "L", "1", "I", "I;16"):
-                raise MaskError(f"{path}: not an index PNG (mode {image.mode}, expected P, L or I)")
+                raise InputError(f"{path}: not an index PNG (mode {image.mode}, expected P, L or I)")
             labels = np.array(image)
     except OSError as err:  # UnidentifiedImageError and truncated files are OSErrors
-        raise MaskError(f"{path}: cannot read image ({err})") from None
+        raise InputError(f"{path}: cannot read image ({err})") from None
     if labels.max(initial=0) > 255:
-        raise MaskError(f"{path}: label {int(labels.max())} does not fit in 0..255")
+        raise InputError(f"{path}: label {int(labels.max())} does not fit in 0..255")
     labels = labels.astype(np.uint8)
     return (labels > 0).astype(np.uint8) if binary else labels
 

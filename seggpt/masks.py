@@ -26,9 +26,9 @@ knows them, so the engine, the CLIs and the benchmarks all agree on what a file 
   guessing: a ``0/255`` uint8 array is object 255); boolean arrays are object 1; ``(H, W, 3)``
   and ``(H, W, 4)`` uint8 arrays follow the colour rules.
 
-Errors are :class:`MaskError` with a one-line message naming the file. An empty mask is the
-distinct :class:`EmptyMaskError` unless ``allow_empty=True`` (a YouTube-VOS annotation of a
-later frame may legitimately hold no object).
+Errors are :class:`~seggpt.errors.InputError` with a one-line message naming the file. An empty mask
+is one too ("holds no object") unless ``allow_empty=True`` (a YouTube-VOS annotation of a later frame
+may legitimately hold no object): a caller that accepts empty masks says so, it does not catch them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from .errors import InputError, check_input_file
 
 __all__ = [
     "MaskError",
-    "EmptyMaskError",
     "ParsedMask",
     "load_mask",
     "parse_mask",
@@ -85,12 +84,8 @@ _CANDIDATES = 3
 PathLike = Union[str, os.PathLike]
 
 
-class MaskError(InputError):
-    """A mask file or array that cannot be read as objects (message names the file)."""
-
-
-class EmptyMaskError(MaskError):
-    """The mask holds no object. Separate class because some callers accept it (YouTube-VOS)."""
+#: the name this module's errors had: an alias of InputError (the README names it), not another class
+MaskError = InputError
 
 
 @dataclass
@@ -124,19 +119,16 @@ def object_ids(labels: np.ndarray) -> list[int]:
 def load_mask(path: PathLike, *, allow_empty: bool = False) -> ParsedMask:
     """Read a mask file (any format Pillow reads; PNG in practice). See the module docstring."""
     name = str(path)
-    try:
-        p = check_input_file(path, "mask image")  # never opens a FIFO or a device (it would block)
-    except InputError as e:
-        raise MaskError(str(e)) from None
+    p = check_input_file(path, "mask image")  # never opens a FIFO or a device (it would block)
     try:
         with Image.open(p) as im:
             im.load()  # decode now: a truncated file fails here, not later
             image = im.copy()
     except Image.DecompressionBombError as e:
-        raise MaskError(f"{name}: image too large ({e})") from None
+        raise InputError(f"{name}: image too large ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:  # UnidentifiedImageError is an OSError
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MaskError(f"{name}: not a readable image ({reason})") from None
+        raise InputError(f"{name}: not a readable image ({reason})") from None
     return parse_mask(image, name=name, allow_empty=allow_empty)
 
 
@@ -149,7 +141,7 @@ def parse_mask(
     elif isinstance(mask, np.ndarray):
         parsed = _parse_array(mask, name)
     else:
-        raise MaskError(f"{name}: expected a PIL image or numpy array, got {type(mask).__name__}")
+        raise InputError(f"{name}: expected a PIL image or numpy array, got {type(mask).__name__}")
     return _finish(parsed, name, allow_empty)
 
 
@@ -194,40 +186,40 @@ def _parse_array(a: np.ndarray, name: str) -> ParsedMask:
         if a.dtype.kind == "f":
             a = _integral(a, name)
         if a.dtype.kind not in "iu":
-            raise MaskError(f"{name}: unsupported mask dtype {a.dtype}")
+            raise InputError(f"{name}: unsupported mask dtype {a.dtype}")
         if a.size and a.min() < 0:
-            raise MaskError(f"{name}: negative label {int(a.min())}")
+            raise InputError(f"{name}: negative label {int(a.min())}")
         if a.size and a.max() > np.iinfo(np.int32).max:
-            raise MaskError(f"{name}: label {int(a.max())} out of range")
+            raise InputError(f"{name}: label {int(a.max())} out of range")
         return ParsedMask(a.astype(np.int32))
     if a.ndim == 3 and a.shape[2] in (3, 4):
         if a.dtype != np.uint8:
-            raise MaskError(f"{name}: colour masks must be uint8, got {a.dtype}")
+            raise InputError(f"{name}: colour masks must be uint8, got {a.dtype}")
         if a.shape[2] == 4:
             f = a.astype(np.float32)
             return _parse_color(_over_black(f[..., :3], f[..., 3:]), "RGBA", name)
         return _parse_color(a, "RGB", name)
-    raise MaskError(f"{name}: expected an (H, W) label map or (H, W, 3|4) colour mask, got shape {a.shape}")
+    raise InputError(f"{name}: expected an (H, W) label map or (H, W, 3|4) colour mask, got shape {a.shape}")
 
 
 def _finish(parsed: ParsedMask, name: str, allow_empty: bool) -> ParsedMask:
     labels = parsed.labels
     if labels.ndim != 2 or labels.size == 0:
-        raise MaskError(f"{name}: mask has no pixels (shape {labels.shape})")
+        raise InputError(f"{name}: mask has no pixels (shape {labels.shape})")
     ids = object_ids(labels)
     if len(ids) > MAX_OBJECTS:
-        raise MaskError(f"{name}: {len(ids)} objects, at most {MAX_OBJECTS} are supported")
+        raise InputError(f"{name}: {len(ids)} objects, at most {MAX_OBJECTS} are supported")
     if ids and ids[-1] > 255:
-        raise MaskError(f"{name}: object id {ids[-1]} > 255 cannot be stored in an index PNG")
+        raise InputError(f"{name}: object id {ids[-1]} > 255 cannot be stored in an index PNG")
     if not ids and not allow_empty:
-        raise EmptyMaskError(f"{name}: mask holds no object (all pixels are background)")
+        raise InputError(f"{name}: mask holds no object (all pixels are background)")
     parsed.labels = np.ascontiguousarray(labels, dtype=np.int32)
     return parsed
 
 
 def _integral(values: np.ndarray, name: str) -> np.ndarray:
     if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
-        raise MaskError(f"{name}: float mask with non-integer values (threshold it into labels first)")
+        raise InputError(f"{name}: float mask with non-integer values (threshold it into labels first)")
     return values.astype(np.int64)
 
 
@@ -296,7 +288,7 @@ def _assign_ids(
     is_bg = ~np.any(group_colors != 0, axis=1)
     obj = np.flatnonzero(~is_bg)
     if len(obj) > MAX_OBJECTS:
-        raise MaskError(f"{name}: {len(obj)} colours, at most {MAX_OBJECTS} objects are supported")
+        raise InputError(f"{name}: {len(obj)} colours, at most {MAX_OBJECTS} objects are supported")
     cols = group_colors[obj].astype(np.float32)
     davis = davis_palette().astype(np.float32)
     ids = np.zeros(len(obj), dtype=np.int64)
@@ -393,10 +385,10 @@ def _needs_cleaning(img: np.ndarray, keys: np.ndarray | None = None) -> bool:
 
 
 def _refuse_photo(flat: np.ndarray, name: str) -> None:
-    """MaskError when too few pixels are flat (`_flat`) for the image to be a mask (``_MIN_FLAT_SHARE``)."""
+    """InputError when too few pixels are flat (`_flat`) for the image to be a mask (``_MIN_FLAT_SHARE``)."""
     if flat.size >= _MIN_PIXELS_FOR_PHOTO_CHECK and flat.mean() < _MIN_FLAT_SHARE:
-        raise MaskError(f"{name}: does not look like a mask: only {flat.mean():.0%} of its pixels lie in regions of "
-                        "one colour (a photo?); give a mask image (palette, grey, or flat colours on black)")
+        raise InputError(f"{name}: does not look like a mask: only {flat.mean():.0%} of its pixels lie in regions of "
+                         "one colour (a photo?); give a mask image (palette, grey, or flat colours on black)")
 
 
 def _flat(rgb: np.ndarray) -> np.ndarray:
@@ -554,7 +546,7 @@ def _clean_colors(rgb: np.ndarray, keys: np.ndarray, name: str) -> tuple[np.ndar
                 group_of_seed[si] = j
                 continue
         if len(reps) > MAX_OBJECTS:  # e.g. a photo: stop before the costly part
-            raise MaskError(f"{name}: more than {MAX_OBJECTS} distinct regions (is this a mask?)")
+            raise InputError(f"{name}: more than {MAX_OBJECTS} distinct regions (is this a mask?)")
         group_of_seed[si] = len(reps)
         reps.append(int(si))
     group_colors = _unpack(seed_colors[reps])

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from seggpt.cli import UserError, on_exit
-from seggpt.errors import is_integer
+from seggpt.cli import on_exit
+from seggpt.errors import InputError, is_integer
 
 MANIFEST = ".seggpt-vos-manifest.json"
 FORMAT = "seggpt-vos-manifest/2"
@@ -76,8 +76,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 Record = Optional[Dict[str, object]]
 
 
-class OutputRefused(UserError, ValueError):
-    """An output that would replace an input, or a file that is not ours (see the module docstring)."""
+#: the name of this module's refusals (an output that would replace an input, a file that is not ours):
+#: an alias of InputError, not another class
+OutputRefused = InputError
 
 
 def real(path: PathLike) -> Path:
@@ -92,7 +93,7 @@ def is_within(path: Path, folder: Path) -> bool:
 def check_path_given(option: str, path: Optional[PathLike]) -> None:
     """An empty or blank path is an error (never "the current folder", never "use the default")."""
     if path is not None and not str(path).strip():
-        raise OutputRefused(f"{option}: an empty path; name a file or folder (or leave the option out)")
+        raise InputError(f"{option}: an empty path; name a file or folder (or leave the option out)")
 
 
 def _names(items: Sequence[str]) -> str:
@@ -107,7 +108,7 @@ def _names(items: Sequence[str]) -> str:
 
 def check_not_inputs(outputs: Mapping[str, Optional[PathLike]], inputs: Mapping[str, Optional[PathLike]],
                      folders: Iterable[str] = ()) -> None:
-    """Refuse (OutputRefused, one line) any output that is, or is inside, an input.
+    """Refuse (InputError, one line) any output that is, or is inside, an input.
 
     outputs / inputs: a label (the option that named it, e.g. "--out", "the mask") -> a path; None is
     skipped, and inputs that do not exist are skipped (a Hub id is not a path). `folders`: the labels of
@@ -124,14 +125,14 @@ def check_not_inputs(outputs: Mapping[str, Optional[PathLike]], inputs: Mapping[
         out_real = real(out_path)
         for in_label, in_path, in_real in resolved:
             if out_real == in_real:
-                raise OutputRefused(f"{out_label} {out_path} is the {in_label} ({in_path}): outputs never replace "
-                                    f"inputs; choose another {out_label}")
+                raise InputError(f"{out_label} {out_path} is the {in_label} ({in_path}): outputs never replace "
+                                 f"inputs; choose another {out_label}")
             if is_within(out_real, in_real):
-                raise OutputRefused(f"{out_label} {out_path} is inside the {in_label} ({in_path}): outputs never go "
-                                    f"into an input; choose another {out_label}")
+                raise InputError(f"{out_label} {out_path} is inside the {in_label} ({in_path}): outputs never go "
+                                 f"into an input; choose another {out_label}")
             if out_label in folders and is_within(in_real, out_real):
-                raise OutputRefused(f"{out_label} {out_path} holds the {in_label} ({in_path}): a written file could "
-                                    f"replace it; choose another {out_label}")
+                raise InputError(f"{out_label} {out_path} holds the {in_label} ({in_path}): a written file could "
+                                 f"replace it; choose another {out_label}")
 
 
 def check_video_output(label: str, path: PathLike) -> None:
@@ -139,10 +140,10 @@ def check_video_output(label: str, path: PathLike) -> None:
     check_path_given(label, path)
     p = Path(os.path.expanduser(str(path)))
     if p.is_dir():
-        raise OutputRefused(f"{label} {path} is a folder; name the video file to write (e.g. {p / 'overlay.mp4'})")
+        raise InputError(f"{label} {path} is a folder; name the video file to write (e.g. {p / 'overlay.mp4'})")
     if p.suffix.lower() not in VIDEO_SUFFIXES:
-        raise OutputRefused(f"{label} {path}: the overlay is a video, its name must end in "
-                            f"{', '.join(VIDEO_SUFFIXES)} (got {p.suffix or 'no extension'})")
+        raise InputError(f"{label} {path}: the overlay is a video, its name must end in "
+                         f"{', '.join(VIDEO_SUFFIXES)} (got {p.suffix or 'no extension'})")
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -235,7 +236,7 @@ def read_manifest(folder: PathLike) -> Optional[dict]:
 def _write_manifest(folder: Path, data: dict) -> None:
     path = folder / MANIFEST
     if path.is_dir() or path.is_symlink():  # never ours: the claim refuses such a folder
-        raise OutputRefused(f"{path} is a folder or a link; the manifest of our runs is a file: remove or rename it")
+        raise InputError(f"{path} is a folder or a link; the manifest of our runs is a file: remove or rename it")
     tmp = folder / f".{MANIFEST}.{os.getpid()}{int(time.time() * 1e6) % 10 ** 8:08d}.tmp"
     try:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
@@ -315,16 +316,16 @@ def written_by_us(folder: PathLike, rel: str) -> bool:
 def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str],
                      unfinished: Sequence[str] = ()) -> None:
     if foreign:
-        raise OutputRefused(
+        raise InputError(
             f"{where} holds {len(foreign)} file(s) that are not ours ({_names(foreign)}): no run of ours wrote them, "
             f"or they changed after it; we never replace or delete such files, even with --overwrite: move them "
             f"away or choose another path")
     if unhashed:
-        raise OutputRefused(
+        raise InputError(
             f"{where} holds {len(unhashed)} file(s) that an earlier version or an unfinished run of ours listed "
             f"without a content hash ({_names(unhashed)}); pass --overwrite to replace them, or choose another path")
     if unfinished:
-        raise OutputRefused(
+        raise InputError(
             f"{where} holds {len(unfinished)} file(s) that a run of ours killed outright may have written "
             f"({_names(unfinished)}); they carry no content hash, so they cannot be told from yours: continue that "
             f"run with --resume where the tool has one, or remove them yourself (even --overwrite never does)")
@@ -377,26 +378,26 @@ def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_ext
     check_path_given(option, file)
     given = Path(os.path.expanduser(str(file)))
     if given.is_symlink():
-        raise OutputRefused(f"{option} {file} is a symbolic link; we never write over links (even with "
-                            f"--overwrite): remove it or choose another name")
+        raise InputError(f"{option} {file} is a symbolic link; we never write over links (even with "
+                         f"--overwrite): remove it or choose another name")
     r = real(file)
     if r.is_dir():
-        raise OutputRefused(f"{option} {file} is a folder; name the file to write")
+        raise InputError(f"{option} {file} is a folder; name the file to write")
     if not os.path.lexists(r):
         return r, None
     if not stat.S_ISREG(os.lstat(r).st_mode):
-        raise OutputRefused(f"{option} {file} exists and is not a regular file; choose another name")
+        raise InputError(f"{option} {file} exists and is not a regular file; choose another name")
     if not ownership:
         return r, None
     state = _ownership(r.parent, r.name, read_manifest(r.parent))
     if state == "unhashed" or (state == "foreign" and str(r) in legacy_external):
         if not accept_unhashed:
-            raise OutputRefused(f"{option} {file} exists and an earlier version or an unfinished run of ours listed "
-                                f"it without a content hash; pass --overwrite to replace it, or choose another name")
+            raise InputError(f"{option} {file} exists and an earlier version or an unfinished run of ours listed "
+                             f"it without a content hash; pass --overwrite to replace it, or choose another name")
     elif state in ("foreign", "unfinished"):
-        raise OutputRefused(f"{option} {file} exists and was not written by a run of ours, or changed since (we keep "
-                            f"what we wrote in {r.parent / MANIFEST}); we never replace such a file, even with "
-                            f"--overwrite: move it away or choose another name")
+        raise InputError(f"{option} {file} exists and was not written by a run of ours, or changed since (we keep "
+                         f"what we wrote in {r.parent / MANIFEST}); we never replace such a file, even with "
+                         f"--overwrite: move it away or choose another name")
     return r, file_record(r)
 
 
@@ -416,7 +417,7 @@ def claim_files(files: Mapping[str, Optional[PathLike]], tool: str, *, overwrite
             continue
         r, before = _check_single(option, file, overwrite, set(_legacy_external))
         if r in seen:
-            raise OutputRefused(f"{option} {file} is also {seen[r]}: one file cannot hold two outputs")
+            raise InputError(f"{option} {file} is also {seen[r]}: one file cannot hold two outputs")
         seen[r] = option
         run.paths[option] = r
         if before is not None:
@@ -501,18 +502,18 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     check_path_given(option, folder)
     path = Path(os.path.expanduser(str(folder)))
     if path.exists() and not path.is_dir():
-        raise OutputRefused(f"{option} {folder}: exists and is not a folder")
+        raise InputError(f"{option} {folder}: exists and is not a folder")
     old = read_manifest(path) if path.is_dir() else None
     existing, dirs = _scan(path) if path.is_dir() else ([], [])
     if old is not None and old.get("status") == "running" and _alive(old):
-        raise OutputRefused(f"{option} {folder}: another run ({old.get('tool')}, process {old.get('pid')}) is writing "
-                            f"into this folder now; wait for it or choose another folder")
+        raise InputError(f"{option} {folder}: another run ({old.get('tool')}, process {old.get('pid')}) is writing "
+                         f"into this folder now; wait for it or choose another folder")
     links = [f for f in existing if (path / f).is_symlink()]
     if links:  # a file written "into" a link lands wherever it points: a dataset, a user's folder
-        raise OutputRefused(f"{option} {folder}: {links[0]} is a symbolic link; we never write through links "
-                            f"(even with --overwrite): remove it or choose another folder")
+        raise InputError(f"{option} {folder}: {links[0]} is a symbolic link; we never write through links "
+                         f"(even with --overwrite): remove it or choose another folder")
     if (path / MANIFEST).is_dir():
-        raise OutputRefused(f"{path / MANIFEST} is a folder; the manifest of our runs is a file: remove or rename it")
+        raise InputError(f"{path / MANIFEST} is a folder; the manifest of our runs is a file: remove or rename it")
     state = {f: _ownership(path, f, old) for f in existing}
     if old is None and legacy_names:
         state.update({f: "unhashed" for f in existing if f in legacy_names and state[f] == "foreign"
@@ -524,8 +525,8 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
                      [] if resume else unfinished)
     clash = [d for d in dirs if not (old and d in old["dirs"]) and _matches(d, [p for p in patterns if not p.endswith("/")])]
     if clash:
-        raise OutputRefused(f"{option} {folder}: {clash[0]} is a folder that no run of ours made, where this run "
-                            f"writes a file; move it away or choose another folder")
+        raise InputError(f"{option} {folder}: {clash[0]} is a folder that no run of ours made, where this run "
+                         f"writes a file; move it away or choose another folder")
     inside: Dict[str, str] = {}
     outside: Dict[str, Optional[PathLike]] = {}
     for option_name, file in files.items():
@@ -534,14 +535,14 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
         check_path_given(option_name, file)
         r = real(file)
         if r == real(path):
-            raise OutputRefused(f"{option_name} {file} is also {option} {folder}: one path cannot hold two outputs")
+            raise InputError(f"{option_name} {file} is also {option} {folder}: one path cannot hold two outputs")
         if is_within(r, real(path)):
             rel = r.relative_to(real(path)).as_posix()
             if _matches(rel, patterns):
-                raise OutputRefused(f"{option_name} {file} lies where {option} {folder} writes its own files "
-                                    f"({', '.join(patterns)}): choose another name")
+                raise InputError(f"{option_name} {file} lies where {option} {folder} writes its own files "
+                                 f"({', '.join(patterns)}): choose another name")
             if rel in inside.values():
-                raise OutputRefused(f"{option_name} {file}: one file cannot hold two outputs")
+                raise InputError(f"{option_name} {file}: one file cannot hold two outputs")
             _check_single(option_name, file, True, set(), ownership=False)  # its ownership: the folder's, above
             inside[option_name] = rel
         else:
@@ -561,7 +562,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputRefused(f"{option} {folder}: cannot create the folder ({e.strerror or e})") from None
+        raise InputError(f"{option} {folder}: cannot create the folder ({e.strerror or e})") from None
     run.dirs_before = set(_scan(path)[1]) - run.kept_dirs
     _write_manifest(path, run.manifest(False, "running"))
     if register:
@@ -594,7 +595,7 @@ def _remove(folder: Path, ours: Sequence[str], old: Optional[dict]) -> None:
         except FileNotFoundError:
             pass
         except OSError as e:
-            raise OutputRefused(f"{target}: cannot remove this file of an earlier run ({e.strerror or e})") from None
+            raise InputError(f"{target}: cannot remove this file of an earlier run ({e.strerror or e})") from None
     made = set(old["dirs"]) if old else set()
     made |= {rel.rsplit("/", 1)[0] for rel in ours if "/" in rel}
     for rel in sorted(made, key=lambda d: d.count("/"), reverse=True):

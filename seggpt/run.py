@@ -24,18 +24,17 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from seggpt.cli import ArgumentParser, EXIT_OK, UserError, run_cli
+from seggpt.cli import ArgumentParser, EXIT_OK, run_cli
 from seggpt.colors import davis_palette
-from seggpt.errors import check_input_file
-from seggpt.device import (DEVICE_HELP, DeviceError, describe_precision, dtype_reason, resolve_device, resolve_dtype,
-                           set_threads)
+from seggpt.errors import InputError, check_input_file
+from seggpt.device import DEVICE_HELP, describe_precision, dtype_reason, resolve_device, resolve_dtype, set_threads
 from seggpt.io import atomic_path, overlay, save_index_png
-from seggpt.masks import MaskError, load_mask
+from seggpt.masks import load_mask
 from seggpt.predictor import SegGPTPredictor
 from seggpt.outputs import OVERWRITE_HELP
-from seggpt.run_checks import RunArgumentError, claim_output, preflight
-from seggpt.tune import TunedPrompt, TuneError, predict_tuned
-from seggpt.weights import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS, WeightsError, default_weights_note
+from seggpt.run_checks import claim_output, preflight
+from seggpt.tune import TunedPrompt, predict_tuned
+from seggpt.weights import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS, default_weights_note
 from seggpt.weights_check import load_checked
 
 
@@ -71,55 +70,43 @@ def _read_image(path: str) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{path}: not a readable image ({e.__class__.__name__})") from None
+        raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from None
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
-    try:
-        preflight(args)  # every argument checked before any work
-    except RunArgumentError as e:
-        raise UserError(str(e)) from None
+    preflight(args)  # every argument checked before any work
     if bool(args.prompt) == bool(args.prompt_file):
-        raise UserError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
+        raise InputError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
     try:
         threads = set_threads(args.threads)
-    except DeviceError as e:
-        raise UserError(f"--threads: {e}") from None
+    except InputError as e:
+        raise InputError(f"--threads: {e}") from None
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt or []:
         image = _read_image(image_path)
-        try:
-            parsed = load_mask(mask_path)
-        except MaskError as e:
-            raise UserError(str(e)) from None
+        parsed = load_mask(mask_path)
         for w in parsed.warnings:
             log.warning("%s: %s", mask_path, w)
         if parsed.labels.shape != image.shape[:2]:
-            raise UserError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
-                            f"its image {image_path} is {image.shape[1]}x{image.shape[0]}")
+            raise InputError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
+                             f"its image {image_path} is {image.shape[1]}x{image.shape[0]}")
         prompt_images.append(image)
         prompt_labels.append(parsed.labels)
         pal = parsed.palette if pal is None else pal
     queries = [_read_image(p) for p in args.inputs]
     weights = OFFICIAL_WEIGHTS if args.weights is None else args.weights
-    try:
-        device = resolve_device(args.device)
-        # which weights and why, before a first run downloads them
-        log.info("%s", default_weights_note(weights, None if args.weights is None else "--weights"))
-        model = load_checked(weights, device=device)
-        width = model.config.embed_dim
-        predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
-    except (WeightsError, DeviceError) as e:
-        raise UserError(str(e)) from None
+    device = resolve_device(args.device)
+    # which weights and why, before a first run downloads them
+    log.info("%s", default_weights_note(weights, None if args.weights is None else "--weights"))
+    model = load_checked(weights, device=device)
+    width = model.config.embed_dim
+    predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
     log.info("weights %s on %s%s", weights, device,
              describe_precision(device, predictor.dtype, threads, dtype_reason(args.dtype, device, width)))
     if args.prompt_file:
-        try:
-            tuned = TunedPrompt.load(args.prompt_file, predictor.model)
-        except TuneError as e:
-            raise UserError(str(e)) from None
+        tuned = TunedPrompt.load(args.prompt_file, predictor.model)
         results = predict_tuned(predictor, queries, tuned, args.embedding_type, args.batch_size)
     else:
         num_labels = max(int(m.max()) for m in prompt_labels)

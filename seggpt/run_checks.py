@@ -8,8 +8,8 @@
   and holds no file that is not ours (`seggpt.outputs`; real paths: symlinks and ``..`` do not hide a
   clash).
 
-`preflight(args)` raises `RunArgumentError` (a ValueError, one line); `seggpt.run.run` turns it into
-its one-line error, exit code 2. Torch-free.
+`preflight(args)` raises `seggpt.errors.InputError` (one line): the CLI's one-line error, exit code 2.
+Torch-free.
 """
 from __future__ import annotations
 
@@ -18,44 +18,35 @@ import warnings
 from pathlib import Path
 from typing import Iterable, List, Tuple
 
-from .errors import is_integer
-
-
-class RunArgumentError(ValueError):
-    """A bad argument of seggpt.run (one line naming it)."""
+from .errors import InputError, check_input_file, is_integer
 
 
 def check_batch_size(value: object, option: str = "--batch-size") -> int:
     if not is_integer(value) or value < 1:
-        raise RunArgumentError(f"{option} {value}: expected a positive integer (images per forward)")
+        raise InputError(f"{option} {value}: expected a positive integer (images per forward)")
     return int(value)
 
 
 def check_image_size(path: "str | os.PathLike") -> Tuple[int, int]:
-    """(width, height) from the header; RunArgumentError for a missing file, a non-image or a decompression bomb."""
+    """(width, height) from the header; InputError for a missing file, a non-image or a decompression bomb."""
     from PIL import Image, UnidentifiedImageError
 
-    from .errors import InputError, check_input_file
-
     limit = Image.MAX_IMAGE_PIXELS
-    try:
-        check_input_file(path, "image")  # a FIFO or a device would block Pillow: refused first
-    except InputError as e:
-        raise RunArgumentError(str(e)) from None
+    check_input_file(path, "image")  # a FIFO or a device would block Pillow: refused first
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 size = im.size
     except FileNotFoundError:
-        raise RunArgumentError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise RunArgumentError(f"{path}: is a folder, not an image") from None
+        raise InputError(f"{path}: is a folder, not an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise RunArgumentError(f"{path}: the image has more pixels than the limit of {limit:,} "
-                               "(PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)") from None
+        raise InputError(f"{path}: the image has more pixels than the limit of {limit:,} "
+                         "(PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise RunArgumentError(f"{path}: not a readable image ({type(e).__name__})") from None
+        raise InputError(f"{path}: not a readable image ({type(e).__name__})") from None
     return size
 
 
@@ -77,16 +68,14 @@ def preflight(args) -> None:
     seen = {}
     for query, mask_name, _ in output_names(args.inputs):
         if mask_name in seen and _real(seen[mask_name]) != _real(query):
-            raise RunArgumentError(f"{seen[mask_name]} and {query} would both be written as {mask_name}: "
-                                   "give the queries distinct file names (or run them in two calls)")
+            raise InputError(f"{seen[mask_name]} and {query} would both be written as {mask_name}: "
+                             "give the queries distinct file names (or run them in two calls)")
         seen[mask_name] = query
     if getattr(args, "prompt_file", None) is not None:
-        from .errors import InputError, check_input_file
-
         try:
             check_input_file(args.prompt_file, "tuned prompt")  # before the model loads; a FIFO would block
         except InputError as e:
-            raise RunArgumentError(f"--prompt-file {e}") from None
+            raise InputError(f"--prompt-file {e}") from None
     claim_output(args, dry_run=True)
 
 
@@ -112,4 +101,4 @@ def claim_output(args, dry_run: bool = False):
     return claim_folder(args.out, "seggpt.run", overwrite=bool(getattr(args, "overwrite", False)),
                         patterns=OUT_PATTERNS, dry_run=dry_run)
 
-__all__ = ["RunArgumentError", "preflight", "claim_output", "OUT_PATTERNS", "check_batch_size", "check_image_size", "output_names"]
+__all__ = ["preflight", "claim_output", "OUT_PATTERNS", "check_batch_size", "check_image_size", "output_names"]

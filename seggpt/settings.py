@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Ty
 
 import yaml
 
-from .errors import is_integer
+from .errors import ConfigError, is_integer
 
 T = TypeVar("T")
 Layer = Tuple[Mapping[str, Any], str]  # (settings, where they came from)
@@ -35,10 +35,6 @@ Layer = Tuple[Mapping[str, Any], str]  # (settings, where they came from)
 #: packaged configs, resolved by name (`--config davis2017`): the repository's `configs/` folder,
 #: installed as the package `seggpt_vos_configs`
 CONFIG_PACKAGE = "seggpt_vos_configs"
-
-
-class ConfigError(ValueError):
-    """A setting, config file or override that cannot be used (one-line message naming its source)."""
 
 
 class _Yaml12Loader(yaml.SafeLoader):

@@ -38,18 +38,15 @@ import numpy as np
 import torch
 
 from .device import autocast
+from .errors import InputError, check_input_file
 from .io import atomic_path
 from .model import SegGPT
 from .pairs import RawPair, build_sample
 from .cli import ArgumentParser
 
-__all__ = ["TunedPrompt", "TuneError", "tune_prompt", "predict_tuned", "weights_sha256", "main"]
+__all__ = ["TunedPrompt", "tune_prompt", "predict_tuned", "weights_sha256", "main"]
 
 FORMAT_TAG = "seggpt-tuned-prompt-v1"
-
-
-class TuneError(ValueError):
-    """A tuned prompt that cannot be used (other weights, bad file); one-line message."""
 
 
 def weights_sha256(model: SegGPT) -> str:
@@ -94,32 +91,27 @@ class TunedPrompt:
         """Read a saved prompt; with `model`, refuse it unless it was tuned for exactly these weights."""
         from safetensors import safe_open
 
-        from .errors import InputError, check_input_file
-
-        try:
-            check_input_file(path, "tuned prompt")  # a FIFO would block the reader
-        except InputError as e:
-            raise TuneError(str(e)) from None
+        check_input_file(path, "tuned prompt")  # a FIFO would block the reader
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except FileNotFoundError:
-            raise TuneError(f"{path}: no such file") from None
+            raise InputError(f"{path}: no such file") from None
         except Exception as err:  # safetensors raises its own types for a bad header
-            raise TuneError(f"{path}: not a tuned-prompt safetensors file ({type(err).__name__})") from None
+            raise InputError(f"{path}: not a tuned-prompt safetensors file ({type(err).__name__})") from None
         if meta.get("format") != FORMAT_TAG or not {"image", "mask", "labels"} <= set(tensors):
-            raise TuneError(f"{path}: not a tuned prompt (format {meta.get('format')!r})")
+            raise InputError(f"{path}: not a tuned prompt (format {meta.get('format')!r})")
         prompt = cls(tensors["image"], tensors["mask"], tensors["labels"], np.asarray(json.loads(meta["colours"]), np.uint8),
                      json.loads(meta["object_ids"]), meta["weights_sha256"], json.loads(meta.get("meta", "{}")))
         if model is not None:
             have = weights_sha256(model)
             if have != prompt.weights_sha256:
-                raise TuneError(f"{path}: tuned for weights sha256 {prompt.weights_sha256[:12]}..., these weights are "
-                                f"{have[:12]}...: tune a prompt for them (python -m seggpt.tune)")
+                raise InputError(f"{path}: tuned for weights sha256 {prompt.weights_sha256[:12]}..., these weights are "
+                                 f"{have[:12]}...: tune a prompt for them (python -m seggpt.tune)")
             if tuple(prompt.image.shape[-2:]) != tuple(model.config.image_size):
-                raise TuneError(f"{path}: prompt is {tuple(prompt.image.shape[-2:])}, the model's images "
-                                f"{tuple(model.config.image_size)}")
+                raise InputError(f"{path}: prompt is {tuple(prompt.image.shape[-2:])}, the model's images "
+                                 f"{tuple(model.config.image_size)}")
         return prompt
 
 
@@ -239,28 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_arguments(args: argparse.Namespace):
-    """The options, checked before any image is read or a model loaded (UserError, one line).
+    """The options, checked before any image is read or a model loaded (InputError, one line).
 
     Returns the claimed --out (`seggpt.outputs.OutputFiles`): an existing file there is replaced only
     when the manifest of its folder proves that a run of ours wrote it, unchanged since.
     """
     from .outputs import check_not_inputs, claim_files
-    from .run import UserError
     from .weights_check import weights_input
 
     for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value < low:
-            raise UserError(f"{name} must be >= {low}, got {value}")
+            raise InputError(f"{name} must be >= {low}, got {value}")
     if not (args.lr > 0 and np.isfinite(args.lr)):
-        raise UserError(f"--lr must be a positive number, got {args.lr}")
+        raise InputError(f"--lr must be a positive number, got {args.lr}")
     inputs = {f"example {kind} {n}": path for n, pair in enumerate(args.example, 1)
               for kind, path in zip(("image", "mask"), pair)}
     inputs["weights"] = weights_input(args.weights)
     check_not_inputs({"--out": args.out}, inputs)
     if Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a folder; name the .safetensors file to write")
+        raise InputError(f"--out {args.out} is a folder; name the .safetensors file to write")
     if Path(args.out).suffix != ".safetensors":
-        raise UserError(f"--out {args.out}: a tuned prompt is a .safetensors file")
+        raise InputError(f"--out {args.out}: a tuned prompt is a .safetensors file")
     return claim_files({"--out": args.out}, "seggpt.tune", register=False)
 
 
@@ -272,40 +263,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    """The command's work: tune, save, report (bad input: one line, exit 2)."""
-    from .masks import MaskError, load_mask
-    from .run import UserError, _read_image
-    from .weights import WeightsError
+    """The command's work: tune, save, report (bad input: an InputError, which run_cli reports: one line, exit 2)."""
+    from .masks import load_mask
+    from .run import _read_image
     from .weights_check import load_checked
 
+    claimed = check_arguments(args)
+    images, labels = [], []
+    for image_path, mask_path in args.example:
+        image = _read_image(image_path)
+        parsed = load_mask(mask_path)
+        if parsed.labels.shape != image.shape[:2]:
+            raise InputError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
+                             f"its image {image.shape[1]}x{image.shape[0]}")
+        images.append(image)
+        labels.append(parsed.labels)
+    if not any(m.any() for m in labels):
+        raise InputError("the example masks are all empty: nothing to tune for")
     try:
-        claimed = check_arguments(args)
-        images, labels = [], []
-        for image_path, mask_path in args.example:
-            image = _read_image(image_path)
-            try:
-                parsed = load_mask(mask_path)
-            except MaskError as err:
-                raise UserError(str(err)) from None
-            if parsed.labels.shape != image.shape[:2]:
-                raise UserError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
-                                f"its image {image.shape[1]}x{image.shape[0]}")
-            images.append(image)
-            labels.append(parsed.labels)
-        if not any(m.any() for m in labels):
-            raise UserError("the example masks are all empty: nothing to tune for")
-        try:
-            model = load_checked(args.weights, device=args.device)  # the one checked loader of every CLI
-        except (WeightsError, OSError) as err:
-            raise UserError(str(err).splitlines()[0]) from None
+        model = load_checked(args.weights, device=args.device)  # the one checked loader of every CLI
+    except OSError as err:
+        raise InputError(str(err).splitlines()[0]) from None
+    try:
         prompt = tune_prompt(model, images, labels, args.steps, args.lr, learn=args.learn,
                              embedding_type=args.embedding_type, batch_size=args.batch_size, seed=args.seed)
-        prompt.meta["weights"] = args.weights
-        path = prompt.save(args.out)
-        claimed.finish(0)  # recorded as ours in the folder's manifest
-    except (UserError, TuneError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # the examples' own checks (more objects than the prompt has colours, ...)
+        raise InputError(str(err)) from None
+    prompt.meta["weights"] = args.weights
+    path = prompt.save(args.out)
+    claimed.finish(0)  # recorded as ours in the folder's manifest
     print(f"tuned prompt for weights sha256 {prompt.weights_sha256[:12]}... ({args.steps} steps, "
           f"loss {prompt.meta['loss_first']:.4f} -> {prompt.meta['loss_last']:.4f}, {prompt.meta['seconds']} s): {path}")
     return 0

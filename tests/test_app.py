@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from vos.app import _QuietDisconnects, _playable_names, build_parser, make_editor
-from vos.editor import EditorError
+from seggpt.errors import InputError
 
 
 def test_the_app_says_which_weights_it_runs_and_why(tmp_path, caplog, tiny_weights):
@@ -57,7 +57,7 @@ def test_a_dropped_connection_is_one_line_and_other_errors_keep_their_traceback(
 def test_the_playback_reads_only_known_encodings_from_the_page():
     assert _playable_names('["vp9", "h264", "mpeg4", 3]') == ["vp9", "h264"]
     assert _playable_names("{}") == [] and _playable_names("") == []
-    with pytest.raises(EditorError, match="unreadable"):
+    with pytest.raises(InputError, match="unreadable"):
         _playable_names("[[[" * 2)
 
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from seggpt.io import read_label_png
-from seggpt.masks import MaskError
-from vos.datasets import DAVIS, DatasetError, FolderDataset, YouTubeVOS
+from seggpt.errors import InputError
+from vos.datasets import DAVIS, FolderDataset, YouTubeVOS
 from vos.synthetic import make_clip, sequence_seed, write_davis2017, write_ytvos
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -61,19 +61,19 @@ def test_davis2016_train_240p_resolution_fallback_and_empty_masks():
 
 
 def test_davis_errors_name_the_path(tmp_path):
-    with pytest.raises(DatasetError, match="DAVIS root folder not found"):
+    with pytest.raises(InputError, match="DAVIS root folder not found"):
         DAVIS(tmp_path / "nowhere")
     root = tmp_path / "d"
     write_davis2017(root, 1, seed=0, num_frames=3, size=SIZE, num_objects=1)
-    with pytest.raises(DatasetError, match=r"ImageSets/2017/train\.txt"):
+    with pytest.raises(InputError, match=r"ImageSets/2017/train\.txt"):
         DAVIS(root, split="train")
-    with pytest.raises(DatasetError, match="not in the 2017 val split"):
+    with pytest.raises(InputError, match="not in the 2017 val split"):
         DAVIS(root)["dog"]
     shutil.copytree(root / "JPEGImages" / "480p", root / "JPEGImages" / "Full-Resolution")
-    with pytest.raises(DatasetError, match=r"1080p.*available: \['480p', 'Full-Resolution'\]"):
+    with pytest.raises(InputError, match=r"1080p.*available: \['480p', 'Full-Resolution'\]"):
         DAVIS(root, resolution="1080p")
     (root / "Annotations" / "480p" / "synth-000" / "00000.png").unlink()
-    with pytest.raises(DatasetError, match=r"synth-000/00000\.png: first-frame annotation not found"):
+    with pytest.raises(InputError, match=r"synth-000/00000\.png: first-frame annotation not found"):
         DAVIS(root)["synth-000"]
 
 
@@ -149,16 +149,16 @@ def test_ytvos_all_frames_and_frames_to_save(tmp_path):
 
 
 def test_ytvos_errors(tmp_path):
-    with pytest.raises(DatasetError, match="split folder not found"):
+    with pytest.raises(InputError, match="split folder not found"):
         YouTubeVOS(tmp_path)
     _ytvos(tmp_path)
-    with pytest.raises(DatasetError, match="no ground truth"):
+    with pytest.raises(InputError, match="no ground truth"):
         next(iter(YouTubeVOS(tmp_path))).load_ground_truth()
     (tmp_path / "valid" / "meta.json").write_text('{"videos": {"a": {"objects": {"1": {}}}}}')
-    with pytest.raises(DatasetError, match=r"meta\.json: not a YouTube-VOS meta\.json"):
+    with pytest.raises(InputError, match=r"meta\.json: not a YouTube-VOS meta\.json"):
         YouTubeVOS(tmp_path)
     (tmp_path / "valid" / "meta.json").unlink()
-    with pytest.raises(DatasetError, match=r"meta\.json not found"):
+    with pytest.raises(InputError, match=r"meta\.json not found"):
         YouTubeVOS(tmp_path)
 
 
@@ -181,13 +181,13 @@ def test_folder_dataset(tmp_path):
     Image.fromarray(np.repeat(labels[0][..., None] * 100, 3, axis=2)).save(tmp_path / "rgb.png")
     rgb = next(iter(FolderDataset(folder, tmp_path / "rgb.png", mask_frame="frame2")))
     assert rgb.object_ids == [] and list(rgb.annotations) == ["frame2"]  # left to the mask parser
-    with pytest.raises(DatasetError, match="mask file not found"):
+    with pytest.raises(InputError, match="mask file not found"):
         FolderDataset(folder, tmp_path / "missing.png")
-    with pytest.raises(DatasetError, match="frame folder not found"):
+    with pytest.raises(InputError, match="frame folder not found"):
         next(iter(FolderDataset(tmp_path / "none", tmp_path / "mask.png")))
-    with pytest.raises(MaskError, match="not an index PNG"):
+    with pytest.raises(InputError, match="not an index PNG"):
         read_label_png(tmp_path / "rgb.png")
-    with pytest.raises(DatasetError, match="not an index PNG"):  # the readers say it as a DatasetError
+    with pytest.raises(InputError, match="not an index PNG"):  # the readers say it as the reader does
         rgb.read_annotation("frame2")
 
 

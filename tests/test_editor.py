@@ -10,7 +10,8 @@ from PIL import Image
 
 from seggpt.outputs import MANIFEST, read_manifest
 from vos import VideoSegmenter
-from vos.editor import SESSION_SUFFIX, Editor, EditorError
+from seggpt.errors import Cancelled, InputError
+from vos.editor import SESSION_SUFFIX, Editor
 from vos.exports import read_matte, rle_decode
 from vos.synthetic import make_clip
 from seggpt.io import save_index_png, write_mp4
@@ -32,7 +33,7 @@ def editor(segmenter, tmp_path):
 
 def test_files_only_under_root(editor, tmp_path):
     ed, _ = editor
-    with pytest.raises(EditorError, match="open a video first"):
+    with pytest.raises(InputError, match="open a video first"):
         ed.add_object("x")
     frames = tmp_path / "shots" / "a"
     frames.mkdir(parents=True)
@@ -40,9 +41,9 @@ def test_files_only_under_root(editor, tmp_path):
         Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)).save(frames / f"{i:05d}.jpg")
     assert ed.media() == ["clip.mp4", "shots/a/"]  # videos and frame folders (the PNG masks' folder is root)
     assert "3 frames, 12x8, 24 fps" in ed.open("shots/a/")
-    with pytest.raises(EditorError, match="outside the folder"):
+    with pytest.raises(InputError, match="outside the folder"):
         ed.open("../../etc")
-    with pytest.raises(EditorError, match="outside the folder"):
+    with pytest.raises(InputError, match="outside the folder"):
         ed.open("/etc/passwd")
 
 
@@ -51,7 +52,7 @@ def test_edit_propagate_correct_export_and_session(editor, tmp_path):
     ed, labels = editor
     assert "6 frames, 64x48" in ed.open("clip.mp4")
     runner = ed.add_object("runner")
-    with pytest.raises(EditorError, match="give a mask first"):
+    with pytest.raises(InputError, match="give a mask first"):
         list(ed.propagate(0))
     ed.set_mask(0, runner, labels[0] == 1)
     assert ed.load_mask(3, tmp_path / "labels3.png") == [1, 2]  # a label map: its ids, new ones become objects
@@ -161,16 +162,16 @@ def test_strokes_box_accept_and_undo_over_the_prediction(editor):
     assert np.array_equal(ed.given(2)[o], expected) and area == int(expected.sum())
     assert ed.origin(2, o) == "prediction, corrected"
     assert np.array_equal(ed.labels(2) == o, expected)  # what the frame shows now
-    with pytest.raises(EditorError, match="draw on the frame first"):
+    with pytest.raises(InputError, match="draw on the frame first"):
         ed.draw(2, o, [])
-    with pytest.raises(EditorError, match="stroke 1: expected a tool"):
+    with pytest.raises(InputError, match="stroke 1: expected a tool"):
         ed.draw(2, o, [{"tool": "knife"}])
     accepted = ed.labels(4) == o
     ed.accept_prediction(4, o)
     assert np.array_equal(ed.given(4)[o], accepted) and ed.origin(4, o) == "accepted prediction"
     box_area = ed.box_to_mask(5, o, [0, 0, 64, 48])
     assert box_area == int(ed.given(5)[o].sum()) > 0 and ed.origin(5, o) == "box (GrabCut)"
-    with pytest.raises(EditorError, match="box: .*at least 3 pixels"):
+    with pytest.raises(InputError, match="box: .*at least 3 pixels"):
         ed.box_to_mask(5, o, [1, 1, 2, 2])
 
     session = ed.save_session("origins")
@@ -187,7 +188,7 @@ def test_strokes_box_accept_and_undo_over_the_prediction(editor):
     assert o not in ed.given(2) and np.array_equal(ed.labels(2) == o, predicted)
     ed.undo()  # the first mask: the object has no mask left anywhere
     assert not ed.annotated_frames() and o in ed.objects and o not in ed.state.objects
-    with pytest.raises(EditorError, match="nothing to undo"):
+    with pytest.raises(InputError, match="nothing to undo"):
         ed.undo()
     ed.open_session(session.name)  # opening a session is not a change to undo
     assert ed.origin(2, o) == "prediction, corrected" and ed.can_undo == 0
@@ -201,7 +202,7 @@ def test_adaptation_steps_progress_and_cancel(editor):
     o = ed.add_object("a")
     ed.set_mask(0, o, labels[0] == 1)
     for bad in (-1, 2.5, "x", 10 ** 6):
-        with pytest.raises(EditorError, match="adaptation steps"):
+        with pytest.raises(InputError, match="adaptation steps"):
             ed.set_adapt_steps(bad)
     before = ed.adapt_steps
     try:
@@ -232,7 +233,7 @@ def test_export_cancels_before_the_next_frame_and_writes_nothing(editor, tmp_pat
         if done == 2:
             ed.cancel()
 
-    with pytest.raises(EditorError, match="export cancelled after 2 of 6 frames: nothing was written"):
+    with pytest.raises(Cancelled, match="export cancelled after 2 of 6 frames: nothing was written"):
         ed.export(progress=stop_at_two)
     assert not [p for p in (tmp_path / "exports").iterdir() if p.name != MANIFEST]
     path, _ = ed.export()  # the next export is not cancelled by the last cancel
@@ -262,14 +263,14 @@ def test_undo_takes_back_one_object_only(editor):
     assert np.array_equal(ed.labels(2) == c, left) and not (ed.labels(2) == b).any()
     assert set(ed.given(2)) == {c}
     for bad in (float("inf"), 2.5, "x", True):
-        with pytest.raises(EditorError, match="frame: expected a whole number"):
+        with pytest.raises(InputError, match="frame: expected a whole number"):
             ed.set_mask(bad, c, left)
-    with pytest.raises(EditorError, match="object id: expected a whole number"):
+    with pytest.raises(InputError, match="object id: expected a whole number"):
         ed.add_object("d", obj_id="x")
     nan = left.astype(np.float32)
     nan[0, 0] = np.nan  # a NaN marked every pixel before the editor used the engine's one mask converter
     for bad, words in [(nan, "NaN or infinite"), (left[:10], "the mask is 64x10, the frame 64x48")]:
-        with pytest.raises(EditorError, match=f"^object {c} on frame 3: .*{words}"):
+        with pytest.raises(InputError, match=f"^object {c} on frame 3: .*{words}"):
             ed.set_mask(3, c, bad)
     assert c not in ed.given(3)
 
@@ -297,7 +298,7 @@ def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):
     ed.remove_object(a)
     again = ed.add_object("new")
     assert again == a and ed.origin(3, again) == "none"
-    with pytest.raises(EditorError, match="outputs to export"):
+    with pytest.raises(InputError, match="outputs to export"):
         ed.export(None)
 
     ed.add_object("x")
@@ -312,7 +313,7 @@ def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):
         z.writestr("session.json", json.dumps(doc))
         for n, data in masks.items():
             z.writestr(n, data)
-    with pytest.raises(EditorError, match="does not fit the video"):
+    with pytest.raises(InputError, match="does not fit the video"):
         ed.open_session(bad.name)
     assert np.array_equal(ed.given(0)[again], left)  # the work in progress is untouched
 
@@ -390,15 +391,15 @@ def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_pat
         assert len(frames) == 16 and frames[0].shape == (32, 48, 3)
         diff = np.abs(frames[0].astype(int) - plain.astype(int)).mean(axis=2)
         assert diff[22:26, 38:42].mean() > 20 > diff[20:, :30].mean()  # the mask blended in where it is only
-    with pytest.raises(EditorError, match="no encoding both this browser and this FFmpeg play"):
+    with pytest.raises(InputError, match="no encoding both this browser and this FFmpeg play"):
         ed.playback(tmp_path, plays=[])
     for bad, match in ((dict(hide="12"), "hide is a list"), (dict(hide=[1.7]), "object id to hide"),
                        (dict(hide=None), "hide is a list"), (dict(plays="h264"), "plays is a list"),
                        (dict(plays=[5]), "plays is a list"), (dict(max_side=0), "at least 16"),
                        (dict(max_side="a"), "max_side")):
-        with pytest.raises(EditorError, match=match):  # one line each, never a bare TypeError or a guess
+        with pytest.raises(InputError, match=match):  # one line each, never a bare TypeError or a guess
             ed.playback(tmp_path, **bad)
     for folder in ("", None, tmp_path / "missing"):
-        with pytest.raises(EditorError, match="is not a folder"):
+        with pytest.raises(InputError, match="is not a folder"):
             ed.playback(folder)
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vos.exports import (ExportError, LostObjectReport, MatteVideoWriter, hard_alpha, read_matte, rle_decode,
+from seggpt.errors import InputError
+from vos.exports import (LostObjectReport, MatteVideoWriter, hard_alpha, read_matte, rle_decode,
                          rle_encode, save_object_png, save_rgba_png, soft_alpha, lost_after_for)
-from vos.prompts import PromptError, fit_mask
+from vos.prompts import fit_mask
 from vos.run import build_parser, main
 from vos.synthetic import make_clip
 from seggpt.io import read_label_png as read_index_png
@@ -27,7 +28,7 @@ def test_alpha_mappings():
     m = np.array([-1.0, -0.2, -0.1, -1e-4, 0.0, 1e-4, 0.1, 0.2, 1.0])
     assert soft_alpha(m, 0.2).tolist() == [0, 0, 64, 127, 128, 128, 191, 255, 255]
     assert ((soft_alpha(m, 0.2) >= 128) == (m >= 0)).all()  # thresholding the soft alpha gives the hard mask
-    with pytest.raises(ExportError):
+    with pytest.raises(InputError, match="soft width must be in"):
         soft_alpha(m, 0.0)
 
 
@@ -62,7 +63,7 @@ def test_matte_video_reads_back(tmp_path, suffix, tolerance):
     back = read_matte(tmp_path / f"m{suffix}")
     assert back.shape == (4, 48, 80)
     assert np.abs(back.astype(int) - np.stack(mattes).astype(int)).max() <= tolerance
-    with pytest.raises(ExportError, match=".mkv"):
+    with pytest.raises(InputError, match=".mkv"):
         MatteVideoWriter(tmp_path / "m.mp4", 12, (48, 80))
 
 
@@ -81,7 +82,7 @@ def test_rle_round_trip_with_pycocotools():
 
 def test_missing_pycocotools_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "pycocotools", None)
-    with pytest.raises(ExportError, match=r"pip install 'seggpt-vos\[coco\]'"):
+    with pytest.raises(InputError, match=r"pip install 'seggpt-vos\[coco\]'"):
         rle_encode(np.zeros((2, 2), bool))
 
 
@@ -122,7 +123,7 @@ def test_fit_mask_rules(caplog):
     assert "padded" in caplog.text
     big = cv2.resize(m, (158, 96), interpolation=cv2.INTER_NEAREST)
     assert fit_mask(big, (48, 79), "big.png").shape == (48, 79)  # same aspect ratio: resized
-    with pytest.raises(PromptError, match="aspect ratio"):
+    with pytest.raises(InputError, match="aspect ratio"):
         fit_mask(np.ones((10, 10), np.int32), (48, 80), "sq.png")
 
 

@@ -26,7 +26,7 @@ from seggpt.io import (
     save_object_pngs,
     write_mp4,
 )
-from seggpt.masks import MaskError
+from seggpt.errors import InputError
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -85,7 +85,7 @@ def test_index_png_rejects_bad_labels(tmp_path):
 
 def test_read_label_png_rejects_rgb(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "rgb.png")
-    with pytest.raises(MaskError, match=r"rgb\.png: not an index PNG \(mode RGB"):
+    with pytest.raises(InputError, match=r"rgb\.png: not an index PNG \(mode RGB"):
         read_label_png(tmp_path / "rgb.png")
 
 
@@ -95,13 +95,13 @@ def test_read_label_png_binary_missing_and_wide_ids(tmp_path):
     np.testing.assert_array_equal(read_label_png(tmp_path / "a.png", binary=True), (lab > 0).astype(np.uint8))
     Image.fromarray(np.array([[0, 3], [7, 0]], np.uint8), mode="L").save(tmp_path / "gray.png")
     np.testing.assert_array_equal(read_label_png(tmp_path / "gray.png"), [[0, 3], [7, 0]])
-    with pytest.raises(MaskError, match=r"missing\.png: annotation file not found"):
+    with pytest.raises(InputError, match=r"missing\.png: annotation file not found"):
         read_label_png(tmp_path / "missing.png")
     Image.fromarray(np.array([[0, 300]], np.uint16)).save(tmp_path / "wide.png")
-    with pytest.raises(MaskError, match=r"wide\.png: label 300 does not fit in 0\.\.255"):
+    with pytest.raises(InputError, match=r"wide\.png: label 300 does not fit in 0\.\.255"):
         read_label_png(tmp_path / "wide.png")
     (tmp_path / "junk.png").write_bytes(b"not a png")
-    with pytest.raises(MaskError, match=r"junk\.png: cannot read image"):
+    with pytest.raises(InputError, match=r"junk\.png: cannot read image"):
         read_label_png(tmp_path / "junk.png")
 
 

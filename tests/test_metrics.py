@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from seggpt.errors import InputError
 from vos.metrics import (
     EvalJob,
-    MetricsError,
     boundary_map,
     db_eval_boundary,
     db_eval_iou,
@@ -257,9 +257,9 @@ def test_evaluate_sequence_rules():
     gt_later = gt.copy()
     gt_later[0][gt_later[0] == 2] = 0  # objects come from frame 0 only
     assert sorted(evaluate_sequence(gt_later, pred)) == [1]
-    with pytest.raises(MetricsError, match="shapes differ"):
+    with pytest.raises(InputError, match="shapes differ"):
         evaluate_sequence(gt, pred[:, :10])
-    with pytest.raises(MetricsError, match="at least 3 frames"):
+    with pytest.raises(InputError, match="at least 3 frames"):
         evaluate_sequence(gt[:2], pred[:2])
 
 
@@ -280,7 +280,7 @@ def test_summarize_averages_objects_like_the_official_tool():
     assert glob["F-Decay"] == pytest.approx((0.0 + 0.0 + (1.0 - 0.5)) / 3)
     assert [r["Sequence"] for r in rows] == ["a_1", "a_2", "b_1"]
     assert rows[2]["J-Mean"] == pytest.approx(0.6)
-    with pytest.raises(MetricsError):
+    with pytest.raises(InputError, match="no objects to summarize"):
         summarize({"a": {}})
 
 
@@ -302,7 +302,7 @@ def test_evaluate_many_in_processes_equals_sequential():
     for name in parallel:
         np.testing.assert_array_equal(parallel[name][1]["J"], sequential[name][1]["J"])
         np.testing.assert_array_equal(parallel[name][1]["F"], sequential[name][1]["F"])
-    with pytest.raises(MetricsError, match="duplicate"):
+    with pytest.raises(InputError, match="duplicate"):
         evaluate_many([jobs[0], jobs[0]])
 
 
@@ -317,7 +317,7 @@ def test_write_official_csvs(tmp_path):
     )
     assert seq_path.read_text() == "Sequence,J-Mean,F-Mean\nbike-packing_1,0.700,\ndog_2,1.000,0.000\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["global_results-val.csv", "per-sequence_results-val.csv"]
-    with pytest.raises(MetricsError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         write_official_csvs(tmp_path / "missing", "val", glob, rows)
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from seggpt.errors import InputError, check_input_file
 from seggpt.io import save_index_png, write_mp4
-from seggpt.outputs import MANIFEST, OutputRefused, claim_files, claim_folder, file_record, read_manifest
+from seggpt.outputs import MANIFEST, claim_files, claim_folder, file_record, read_manifest
 from vos.synthetic import make_clip
 
 
@@ -112,7 +112,7 @@ def test_a_manifest_we_cannot_trust_counts_as_none(tmp_path, manifest):
     (tmp_path / "victim.txt").write_text("mine too")
     assert read_manifest(out) is None
     for overwrite in (False, True):
-        with pytest.raises(OutputRefused, match="victim.txt"):
+        with pytest.raises(InputError, match="victim.txt"):
             claim_folder(out, "t", overwrite=overwrite, register=False)
     assert (out / "victim.txt").read_text() == "mine" and (tmp_path / "victim.txt").read_text() == "mine too"
 
@@ -123,7 +123,7 @@ def test_a_manifest_of_format_1_lists_ours_only_with_overwrite(tmp_path):
     (out / "00000.png").write_bytes(b"old run")
     (out / MANIFEST).write_text(json.dumps({"format": "seggpt-vos-manifest/1", "files": ["00000.png"], "dirs": [],
                                             "patterns": ["*.png"], "external": [], "status": "complete"}))
-    with pytest.raises(OutputRefused, match="--overwrite"):
+    with pytest.raises(InputError, match="--overwrite"):
         claim_folder(out, "t", patterns=["*.png"], register=False)
     assert (out / "00000.png").exists()
     claim_folder(out, "t", patterns=["*.png"], overwrite=True, register=False)
@@ -135,7 +135,7 @@ def test_links_are_never_written_through_nor_over(tmp_path):
     target.write_text("mine")
     (tmp_path / "link.json").symlink_to(target)
     for overwrite in (False, True):
-        with pytest.raises(OutputRefused, match="symbolic link"):
+        with pytest.raises(InputError, match="symbolic link"):
             claim_files({"--report": tmp_path / "link.json"}, "t", overwrite=overwrite, register=False)
     assert target.read_text() == "mine"
 
@@ -150,7 +150,7 @@ def test_single_files_are_recorded_in_their_folder_and_replaced_while_unchanged(
     assert manifest["files"]["report.json"] == {"size": 4, "sha256": hashlib.sha256(b"ours").hexdigest()}
     claim_files({"--report": path}, "t", register=False)  # ours, unchanged: a rerun may replace it
     path.write_text("edited by a person")
-    with pytest.raises(OutputRefused, match="changed since"):
+    with pytest.raises(InputError, match="changed since"):
         claim_files({"--report": path}, "t", overwrite=True, register=False)
 
 
@@ -405,7 +405,7 @@ def test_a_users_file_named_like_our_temporary_files_is_never_deleted(tmp_path, 
     claim_folder(out, "t", patterns=["*.png"], register=False).finish(0)
     (out / name).write_text("mine")
     for overwrite in (False, True):
-        with pytest.raises(OutputRefused, match=re.escape(name)):
+        with pytest.raises(InputError, match=re.escape(name)):
             claim_folder(out, "t", patterns=["*.png"], overwrite=overwrite, register=False)
     assert (out / name).read_text() == "mine"
 
@@ -423,7 +423,7 @@ def test_names_slipped_into_a_complete_manifest_and_hostile_json_never_count(tmp
     text = json.dumps(data) if isinstance(data["files"], dict) else "[" * 5000 + "]" * 5000
     (out / MANIFEST).write_text(text)
     for overwrite in (False, True):
-        with pytest.raises(OutputRefused, match="notes.txt"):
+        with pytest.raises(InputError, match="notes.txt"):
             claim_folder(out, "t", patterns=["*.txt"], overwrite=overwrite, register=False)
     assert (out / "notes.txt").read_text() == "mine"
 

@@ -18,7 +18,8 @@ import pytest
 
 from benchmarks import evaluate as evaluate_cli
 from benchmarks import vos as bench_cli
-from seggpt.outputs import MANIFEST, OutputRefused, check_not_inputs, claim_folder, file_record, read_manifest
+from seggpt.errors import InputError
+from seggpt.outputs import MANIFEST, check_not_inputs, claim_folder, file_record, read_manifest
 from vos.run import main
 from seggpt.io import read_label_png as read_index_png
 from seggpt.io import save_index_png, write_mp4
@@ -106,7 +107,7 @@ def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, capsys
 def test_check_not_inputs_reports_the_clash(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "w.pth").write_bytes(b"x")
-    with pytest.raises(OutputRefused, match="inside the weights"):
+    with pytest.raises(InputError, match="inside the weights"):
         check_not_inputs({"--out": tmp_path / "data" / "w.pth" / "x"}, {"weights": tmp_path / "data" / "w.pth"})
     check_not_inputs({"--out": tmp_path / "out"}, {"weights": tmp_path / "data" / "w.pth", "hub": "BAAI/SegGPT"},
                      folders=["--out"])  # no clash, a Hub id is no path
@@ -209,7 +210,7 @@ def test_claim_folder_rules(tmp_path):
         m = read_manifest(out)
         m.update(status="running", complete=False, pid=other.pid)
         (out / MANIFEST).write_text(json.dumps(m))
-        with pytest.raises(OutputRefused, match=f"process {other.pid}"):
+        with pytest.raises(InputError, match=f"process {other.pid}"):
             claim_folder(out, "t", register=False)
     finally:
         other.kill()
@@ -217,11 +218,11 @@ def test_claim_folder_rules(tmp_path):
     claim_folder(out, "t", register=False)  # once it is gone, its files are ours to replace
     # a manifest that is a folder, or not ours, never counts
     (out / "x").write_text("x")
-    with pytest.raises(OutputRefused):
+    with pytest.raises(InputError, match="not ours"):
         claim_folder(out, "t", register=False)
     shutil.rmtree(out)
     (out / MANIFEST).mkdir(parents=True)
-    with pytest.raises(OutputRefused, match="is a folder"):
+    with pytest.raises(InputError, match="is a folder"):
         claim_folder(out, "t", overwrite=True, register=False)
 
 
@@ -337,7 +338,7 @@ def test_a_link_inside_the_output_folder_is_refused_even_with_overwrite(tmp_path
     os.symlink(victim, out / "aa")
     os.symlink(victim, out / "objects")
     for overwrite in (False, True):
-        with pytest.raises(OutputRefused, match="symbolic link; we never write through links"):
+        with pytest.raises(InputError, match="symbolic link; we never write through links"):
             claim_folder(out, "vos.run", overwrite=overwrite, patterns=["*.png", "objects/"], register=False)
     assert (victim / "00000.png").read_bytes() == b"user data"
 
@@ -345,7 +346,7 @@ def test_a_link_inside_the_output_folder_is_refused_even_with_overwrite(tmp_path
 def test_named_outputs_never_land_on_the_folders_own_files(tmp_path):
     """--rle OUT/00003.png replaced a frame's index PNG with JSON; --alpha OUT replaced the index PNGs."""
     out = tmp_path / "out"
-    with pytest.raises(OutputRefused, match="writes its own files"):
+    with pytest.raises(InputError, match="writes its own files"):
         claim_folder(out, "vos.run", patterns=["*.png", "objects/"], files={"--rle": out / "00003.png"},
                      register=False, dry_run=True)
     claim_folder(out, "vos.run", patterns=["*.png", "objects/"], files={"--rle": out / "lost.json"},
@@ -361,7 +362,7 @@ def test_named_outputs_never_land_on_the_folders_own_files(tmp_path):
                            rle=None, report=None, overwrite=False)
     for alpha in (out, out / "rgba"):
         args.alpha = str(alpha)
-        with pytest.raises(OutputRefused, match="one folder cannot hold two outputs"):
+        with pytest.raises(InputError, match="one folder cannot hold two outputs"):
             claim_run_outputs(args, None, out)
     args.alpha = str(tmp_path / "rgba")
     claim_run_outputs(args, None, out)

@@ -1,6 +1,6 @@
 """Issue 13, property-based: no input ends in anything but a result or our documented error.
 
-* `seggpt.masks.parse_mask`: any array or PIL image -> a ParsedMask (2-D int32 ids 0..255) or MaskError;
+* `seggpt.masks.parse_mask`: any array or PIL image -> a ParsedMask (2-D int32 ids 0..255) or InputError;
 * `VideoSegmenter.add_new_mask` / `add_mask` (any frame index, object id, mask) -> accepted or EngineError;
 * `LiveStream.step` (any frame, mask, object ids) -> a FrameResult or EngineError.
 
@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from seggpt.masks import MaskError, parse_mask
+from seggpt.errors import InputError
+from seggpt.masks import parse_mask
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -60,7 +61,7 @@ def _check_parsed(parsed) -> None:
 def test_parse_mask_gives_labels_or_mask_error(mask, allow_empty):
     try:
         parsed = parse_mask(mask, allow_empty=allow_empty)
-    except MaskError as e:
+    except InputError as e:
         assert str(e) and "\n" not in str(e)
         return
     _check_parsed(parsed)
@@ -69,7 +70,7 @@ def test_parse_mask_gives_labels_or_mask_error(mask, allow_empty):
 @SETTINGS
 @given(st.one_of(st.none(), st.integers(), st.text(max_size=3), st.lists(st.integers(0, 3), max_size=3)))
 def test_parse_mask_refuses_what_is_no_mask(thing):
-    with pytest.raises(MaskError):
+    with pytest.raises(InputError):
         parse_mask(thing)
 
 

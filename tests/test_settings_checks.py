@@ -89,10 +89,10 @@ def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
 
 def test_names_twice_and_negative_processes_are_one_line(tmp_path, capsys):
     from benchmarks.evaluate import main as evaluate_main
-    from seggpt.cli import UserError
+    from seggpt.errors import InputError
     from vos.run import _names
 
-    with pytest.raises(UserError, match="named twice"):
+    with pytest.raises(InputError, match="named twice"):
         _names("1=a,1=b", [1, 2])
     assert _names("1=a,2=b", [1, 2]) == {1: "a", 2: "b"}
     with pytest.raises(SystemExit) as info:

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from seggpt.colors import davis_palette
+from seggpt.errors import InputError
 from seggpt.io import write_mp4
 from vos.synthetic import (
     Scene,
-    SyntheticError,
     iter_clip,
     make_clip,
     make_pair,
@@ -125,11 +125,11 @@ def test_make_pair():
 
 
 def test_invalid_arguments():
-    with pytest.raises(SyntheticError, match="size"):
+    with pytest.raises(InputError, match="size"):
         Scene(0, (8, 8))
-    with pytest.raises(SyntheticError, match="num_objects"):
+    with pytest.raises(InputError, match="num_objects"):
         Scene(0, SIZE, 0)
-    with pytest.raises(SyntheticError, match="start_frames"):
+    with pytest.raises(InputError, match="start_frames"):
         Scene(0, SIZE, 2, start_frames=[0])
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from seggpt.config import get_config
+from seggpt.errors import InputError
 from seggpt.model import SegGPT
 from seggpt.predictor import denormalize
 from seggpt.settings import ConfigError
@@ -21,7 +22,7 @@ from training.__main__ import main
 from training.config import TrainConfig, load_config
 from training.data import (
     Augment, CurriculumStream, FlowPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
-    colour_mapping, TrainDataError, object_weights,
+    colour_mapping, object_weights,
 )
 from training.trainer import Trainer
 
@@ -266,9 +267,9 @@ def test_flow_pairs_carry_pseudo_objects_with_the_motion(tmp_path):
         assert trusted.mean() > 0.5
         agree = np.mean(pair.query_labels[trusted] == expected[trusted])
         assert agree > 0.97, agree
-    with pytest.raises(TrainDataError, match="max_gap must be >= 1"):
+    with pytest.raises(InputError, match="max_gap must be >= 1"):
         source.with_max_gap(0)
-    with pytest.raises(TrainDataError, match="two frames"):
+    with pytest.raises(InputError, match="two frames"):
         FlowPairs([paths[:1]])
 
 
@@ -308,9 +309,8 @@ def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
     assert batch["imgs"].shape[0] == 2 and torch.isfinite(batch["tgts"]).all()
     with pytest.raises(ConfigError, match="flow_weight"):
         load_config(None, _tiny_overrides(tmp_path / "run", flow_weight=-1))
-    from training.config import TrainError
 
-    with pytest.raises(TrainError, match="davis_roots or ytvos_roots"):
+    with pytest.raises(InputError, match="davis_roots or ytvos_roots"):
         build_stream(load_config(None, _tiny_overrides(tmp_path / "run", flow_weight=1)), get_config("test-tiny"))
 
 
@@ -493,7 +493,7 @@ def test_curriculum_stages_share_the_video_index(tmp_path):
     early_videos, late_videos = early.sources[0], late.sources[0]
     assert (early_videos.max_gap, late_videos.max_gap) == (2, 5)
     assert late_videos.videos is early_videos.videos and len(early_videos) == 2
-    with pytest.raises(TrainDataError, match="max_gap must be >= 1"):
+    with pytest.raises(InputError, match="max_gap must be >= 1"):
         early_videos.with_max_gap(0)
 
 

@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from seggpt.outputs import MANIFEST
-from seggpt.cli import Terminated
+from seggpt.errors import InputError, Terminated
 from seggpt.model import SegGPT
 from training.__main__ import main
-from training.config import TrainError, load_config
+from training.config import load_config
 from training.trainer import RUN_FILES, Trainer, evaluate, signals_held
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,7 +332,7 @@ def test_gpu_preset_fits_the_file_and_config_budget(tmp_path):
     assert cfg.model == "medium" and cfg.amp == "bf16" and cfg.time_schedule and cfg.max_minutes <= 8
     params = SegGPT(get_config("medium")).num_parameters()
     assert 2 * params <= 20e6 and params > 2 * SegGPT(get_config("small")).num_parameters()
-    with pytest.raises(TrainError, match="leaves under half a minute"):
+    with pytest.raises(InputError, match="leaves under half a minute"):
         from training import gpu
         gpu.train(gpu.parser().parse_args(["--out", str(tmp_path / "x"), "--budget-s", "60"]), time.time())
     assert not (tmp_path / "x").exists()  # refused before anything was made

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from seggpt import SegGPT
-from seggpt.tune import TunedPrompt, TuneError, main, tune_prompt, weights_sha256
+from seggpt.errors import InputError
+from seggpt.tune import TunedPrompt, main, tune_prompt, weights_sha256
 
 
 def _example(seed=0, h=40, w=56):
@@ -64,10 +65,10 @@ def test_save_load_and_refusal_for_other_weights(tiny, tmp_path):
     assert torch.equal(back.image, prompt.image) and torch.equal(back.mask, prompt.mask)
     assert np.array_equal(back.colours, prompt.colours) and back.meta["steps"] == 1
     other = SegGPT("test-tiny")  # same shapes, other random weights
-    with pytest.raises(TuneError, match="tuned for weights sha256") as err:
+    with pytest.raises(InputError, match="tuned for weights sha256") as err:
         TunedPrompt.load(path, other)
     assert "\n" not in str(err.value)
-    with pytest.raises(TuneError):
+    with pytest.raises(InputError, match="missing.safetensors: no such file"):
         TunedPrompt.load(tmp_path / "missing.safetensors")
 
 

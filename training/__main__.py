@@ -28,7 +28,7 @@ import torch
 from seggpt.cli import ArgumentParser, run_cli
 
 from .config import load_config
-from .trainer import USER_ERRORS, Trainer
+from .trainer import Trainer
 
 
 class _Outcome:
@@ -86,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(json.dumps(summary))
         return 0
 
-    return run_cli(work, user_errors=USER_ERRORS, interrupted=outcome)  # type: ignore[arg-type]
+    return run_cli(work, interrupted=outcome)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

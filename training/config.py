@@ -25,15 +25,11 @@ from seggpt.settings import ConfigError, Layer, as_dict, build, parse_assignment
 
 from .data import PairSettings
 
-__all__ = ["TrainError", "ConfigError", "TrainConfig", "CurriculumStage", "load_config", "data_config",
+__all__ = ["ConfigError", "TrainConfig", "CurriculumStage", "load_config", "data_config",
            "CURRICULUM_KEYS", "OVERRIDE_SOURCE"]
 
 #: how a command-line override is named in an error ("command line steps=2.5: steps must be ...")
 OVERRIDE_SOURCE = "command line"
-
-
-class TrainError(ValueError):
-    """A training run that cannot go on as asked (checkpoint, data, output folder; one-line message)."""
 
 
 # ----------------------------------------------------------------------------- field checks

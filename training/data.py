@@ -44,11 +44,11 @@ from PIL import Image
 
 from seggpt.io import read_label_png
 from seggpt.pairs import VOID, Augment, RawPair, build_sample, colour_mapping, object_weights
-from vos.datasets import DAVIS, DatasetError, YouTubeVOS, pngs_by_stem
-from vos.synthetic import SyntheticError, make_pair
+from seggpt.errors import InputError
+from vos.datasets import DAVIS, YouTubeVOS, pngs_by_stem
+from vos.synthetic import make_pair
 
 __all__ = [
-    "TrainDataError",
     "RawPair",
     "SyntheticPairs",
     "VideoPairs",
@@ -63,10 +63,6 @@ __all__ = [
     "PairStream",
     "batch_rng",
 ]
-
-
-class TrainDataError(ValueError):
-    """A training data source cannot be used; the message names the path and the problem."""
 
 
 def batch_rng(seed: int, rank: int, micro_step: int) -> np.random.Generator:
@@ -86,9 +82,9 @@ class SyntheticPairs:
 
     def __init__(self, size: Tuple[int, int] = (80, 144), objects: Tuple[int, int] = (1, 3), max_gap: int = 16):
         if objects[0] < 1 or objects[1] < objects[0]:
-            raise TrainDataError(f"synthetic objects range must be 1 <= low <= high, got {objects}")
+            raise InputError(f"synthetic objects range must be 1 <= low <= high, got {objects}")
         if max_gap < 1:
-            raise TrainDataError(f"synthetic max_gap must be >= 1, got {max_gap}")
+            raise InputError(f"synthetic max_gap must be >= 1, got {max_gap}")
         self.size = (int(size[0]), int(size[1]))
         self.objects = (int(objects[0]), int(objects[1]))
         self.max_gap = int(max_gap)
@@ -99,9 +95,9 @@ class SyntheticPairs:
             try:
                 p, pl, q, ql = make_pair(rng, self.size, num_objects=count, max_gap=self.max_gap)
                 return RawPair(p, pl, q, ql)
-            except SyntheticError:  # that many objects do not fit a small scene: fewer (still deterministic)
+            except InputError:  # that many objects do not fit a small scene: fewer (still deterministic)
                 if count <= 1:
-                    raise TrainDataError(f"synthetic scenes of size {self.size}: no scene with one visible object") from None
+                    raise InputError(f"synthetic scenes of size {self.size}: no scene with one visible object") from None
                 count -= 1
 
 
@@ -110,7 +106,7 @@ def _read_rgb(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
     except OSError as err:
-        raise TrainDataError(f"{path}: cannot read image ({err})") from None
+        raise InputError(f"{path}: cannot read image ({err})") from None
 
 
 class _GapPairs:
@@ -122,7 +118,7 @@ class _GapPairs:
     def with_max_gap(self, max_gap: int):
         """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
         if max_gap < 1:
-            raise TrainDataError(f"{self.kind} max_gap must be >= 1, got {max_gap}")
+            raise InputError(f"{self.kind} max_gap must be >= 1, got {max_gap}")
         other = copy.copy(self)
         other.max_gap = int(max_gap)
         return other
@@ -147,9 +143,9 @@ class VideoPairs(_GapPairs):
     def __init__(self, roots: Sequence[str], kind: str = "davis", split: str = "train", year: int = 2016,
                  resolution: str = "480p", max_gap: int = 10):
         if kind not in ("davis", "ytvos"):
-            raise TrainDataError(f"video source kind must be 'davis' or 'ytvos', got {kind!r}")
+            raise InputError(f"video source kind must be 'davis' or 'ytvos', got {kind!r}")
         if max_gap < 1:
-            raise TrainDataError(f"video max_gap must be >= 1, got {max_gap}")
+            raise InputError(f"video max_gap must be >= 1, got {max_gap}")
         self.max_gap = int(max_gap)
         #: per video: (frame paths, mask paths) of the frames that have a mask, in order
         self.videos: List[Tuple[List[Path], List[Path]]] = []
@@ -157,23 +153,20 @@ class VideoPairs(_GapPairs):
         #: per video: every frame's path, annotated or not (the unlabelled frames `FlowPairs` uses)
         self.all_frames: List[List[Path]] = []
         for root in roots:
-            try:
-                if kind == "davis":
-                    reader = DAVIS(root, year=year, split=split, resolution=resolution)
-                else:
-                    reader = YouTubeVOS(root, split=split)
-                for seq in reader:
-                    masks = seq.ground_truth or pngs_by_stem(reader.masks_root / seq.name)
-                    frames = [(p, masks[n]) for p, n in zip(seq.frame_paths, seq.frame_names) if n in masks]
-                    if len(seq.frame_paths) >= 2:
-                        self.all_frames.append(list(seq.frame_paths))
-                    if len(frames) >= 2:
-                        self.videos.append(([f for f, _ in frames], [m for _, m in frames]))
-                        self.binary.append(seq.binary_masks)
-            except DatasetError as err:
-                raise TrainDataError(str(err)) from None
+            if kind == "davis":
+                reader = DAVIS(root, year=year, split=split, resolution=resolution)
+            else:
+                reader = YouTubeVOS(root, split=split)
+            for seq in reader:
+                masks = seq.ground_truth or pngs_by_stem(reader.masks_root / seq.name)
+                frames = [(p, masks[n]) for p, n in zip(seq.frame_paths, seq.frame_names) if n in masks]
+                if len(seq.frame_paths) >= 2:
+                    self.all_frames.append(list(seq.frame_paths))
+                if len(frames) >= 2:
+                    self.videos.append(([f for f, _ in frames], [m for _, m in frames]))
+                    self.binary.append(seq.binary_masks)
         if not self.videos:
-            raise TrainDataError(f"{', '.join(map(str, roots))}: no video with two annotated frames")
+            raise InputError(f"{', '.join(map(str, roots))}: no video with two annotated frames")
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -189,7 +182,7 @@ class VideoPairs(_GapPairs):
             j = self.other_frame(rng, i, len(frames))
             return RawPair(_read_rgb(frames[i]), prompt_labels, _read_rgb(frames[j]),
                            read_label_png(masks[j], binary=self.binary[v]))
-        raise TrainDataError(f"{self.videos[0][1][0].parent.parent}: could not find a frame with a visible object")
+        raise InputError(f"{self.videos[0][1][0].parent.parent}: could not find a frame with a visible object")
 
 
 class FlowPairs(_GapPairs):
@@ -213,10 +206,10 @@ class FlowPairs(_GapPairs):
 
     def __init__(self, videos: Sequence[Sequence[Path]], max_gap: int = 3, objects: Tuple[int, int] = (1, 3)):
         if max_gap < 1:
-            raise TrainDataError(f"flow max_gap must be >= 1, got {max_gap}")
+            raise InputError(f"flow max_gap must be >= 1, got {max_gap}")
         self.videos = [list(v) for v in videos if len(v) >= 2]
         if not self.videos:
-            raise TrainDataError("flow pairs need at least one video with two frames")
+            raise InputError("flow pairs need at least one video with two frames")
         self.max_gap = int(max_gap)
         self.objects = (int(objects[0]), int(objects[1]))
 
@@ -290,7 +283,7 @@ class FlowPairs(_GapPairs):
             for k, region in enumerate(chosen):
                 labels[regions == region] = k + 1
             return RawPair(prompt, labels, query, self.carry(labels, prompt, query, dis))
-        raise TrainDataError(f"{self.videos[0][0].parent}: no frame with a region the size of an object")
+        raise InputError(f"{self.videos[0][0].parent}: no frame with a region the size of an object")
 
 
 class FolderPairs:
@@ -307,20 +300,20 @@ class FolderPairs:
             base = Path(root)
             images, masks = base / "images", base / "masks"
             if not images.is_dir() or not masks.is_dir():
-                raise TrainDataError(f"{base}: an image+mask folder needs images/ and masks/ sub-folders")
+                raise InputError(f"{base}: an image+mask folder needs images/ and masks/ sub-folders")
             found = 0
             for img in sorted(images.iterdir()):
                 if img.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                     continue
                 mask = masks / f"{img.stem}.png"
                 if not mask.is_file():
-                    raise TrainDataError(f"{mask}: mask of {img.name} not found")
+                    raise InputError(f"{mask}: mask of {img.name} not found")
                 ids = np.unique(read_label_png(mask))
                 self.items.append((img, mask))
                 self.classes.append(frozenset(int(i) for i in ids if i not in (0, VOID)))
                 found += 1
             if found < 2:
-                raise TrainDataError(f"{images}: at least two images are needed")
+                raise InputError(f"{images}: at least two images are needed")
 
     def draw(self, rng: np.random.Generator) -> RawPair:
         for _ in range(50):
@@ -328,7 +321,7 @@ class FolderPairs:
             if self.classes[i] & self.classes[j]:
                 (pi, pm), (qi, qm) = self.items[i], self.items[j]
                 return RawPair(_read_rgb(pi), read_label_png(pm), _read_rgb(qi), read_label_png(qm))
-        raise TrainDataError(f"{self.items[0][0].parent}: no two images share a class")
+        raise InputError(f"{self.items[0][0].parent}: no two images share a class")
 
 
 # ----------------------------------------------------------------------------- the stream
@@ -368,14 +361,14 @@ class PairStream(torch.utils.data.IterableDataset):
                  settings: PairSettings, seed: int = 0, rank: int = 0, start: int = 0, patch_size: int = 8):
         super().__init__()
         if not sources or len(sources) != len(weights):
-            raise TrainDataError("give at least one data source, with one weight per source")
+            raise InputError("give at least one data source, with one weight per source")
         w = np.asarray(weights, dtype=np.float64)
         if np.any(w < 0) or w.sum() <= 0:
-            raise TrainDataError(f"source weights must be >= 0 and not all zero, got {list(weights)}")
+            raise InputError(f"source weights must be >= 0 and not all zero, got {list(weights)}")
         if settings.mix_context_n < 1 or augment.size[1] % settings.mix_context_n:
-            raise TrainDataError(f"mix_context_n must be >= 1 and divide the image width {augment.size[1]}")
+            raise InputError(f"mix_context_n must be >= 1 and divide the image width {augment.size[1]}")
         if not 0.0 < settings.random_mask_ratio < 1.0:
-            raise TrainDataError(f"random_mask_ratio must be in (0, 1), got {settings.random_mask_ratio}")
+            raise InputError(f"random_mask_ratio must be in (0, 1), got {settings.random_mask_ratio}")
         self.sources = list(sources)
         self.probs = w / w.sum()
         self.augment = augment
@@ -384,7 +377,7 @@ class PairStream(torch.utils.data.IterableDataset):
         self.seed, self.rank, self.start = int(seed), int(rank), int(start)
         h, w = augment.size
         if h % patch_size or w % patch_size:
-            raise TrainDataError(f"image size {augment.size} is not a multiple of the patch size {patch_size}")
+            raise InputError(f"image size {augment.size} is not a multiple of the patch size {patch_size}")
         self.grid = (2 * h // patch_size, w // patch_size)
 
     def token_mask(self, rng: np.random.Generator) -> np.ndarray:
@@ -441,7 +434,7 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         super().__init__()
         firsts = [first for first, _ in stages]
         if not stages or firsts[0] != 0 or firsts != sorted(set(firsts)):
-            raise TrainDataError("curriculum stages must start at micro-step 0 and increase")
+            raise InputError("curriculum stages must start at micro-step 0 and increase")
         self.stages = list(stages)
         self.start = int(start)
 

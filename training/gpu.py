@@ -34,12 +34,13 @@ import torch
 
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.config import get_config
-from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
+from seggpt.errors import InputError, OutputError
+from seggpt.io import atomic_write_text, ensure_output_dir
 from seggpt.outputs import OVERWRITE_HELP, claim_folder
 from seggpt.weights import save_state
 
-from .config import TrainError, load_config
-from .trainer import USER_ERRORS, Trainer
+from .config import load_config
+from .trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path("data") / "davis2016-train-240p"
@@ -101,16 +102,16 @@ def _export(trainer: Trainer, out: Path, summary: Dict[str, Any]) -> None:
 
 def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
     if not args.out:
-        raise TrainError("--out: give the output folder (or set OUT)")
+        raise InputError("--out: give the output folder (or set OUT)")
     if not args.smoke and args.budget_s - (time.time() - started) - RESERVE_S < 30:
-        raise TrainError(f"--budget-s {args.budget_s:g}: leaves under half a minute to train")
+        raise InputError(f"--budget-s {args.budget_s:g}: leaves under half a minute to train")
     # --out holds this run's files alone (seggpt.outputs: nothing that is not ours is touched)
     claim_folder(args.out, "training.gpu", patterns=["model.safetensors", "log.jsonl", "summary.json"],
                  overwrite=bool(getattr(args, "overwrite", False)))
     try:
         out = ensure_output_dir(args.out)
     except OutputError as err:
-        raise TrainError(f"--out {err}") from None
+        raise InputError(f"--out {err}") from None
     data = Path(args.data)
     overrides: List[str] = list(SMOKE) if args.smoke else []
     sources = ["synthetic"]
@@ -167,8 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps({k: summary[k] for k in ("model", "steps", "train_minutes", "pairs_per_s", "scores", "files")}))
         return 0
 
-    return run_cli(work, user_errors=USER_ERRORS,
-                   interrupted="the weights of the last whole step, the log and the summary were written")
+    return run_cli(work, interrupted="the weights of the last whole step, the log and the summary were written")
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ import torch
 from tqdm import tqdm
 
 from seggpt.config import SegGPTConfig, get_config
-from seggpt.device import DeviceError, autocast, resolve_device
-from seggpt.io import OutputError, atomic_path, ensure_output_dir
+from seggpt.device import autocast, resolve_device
+from seggpt.errors import InputError, OutputError
+from seggpt.io import atomic_path, ensure_output_dir
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
-from seggpt.settings import ConfigError
 from seggpt.weights import WeightsError
 from seggpt.weights_check import load_checked
 from vos.config import EngineConfig
@@ -47,16 +47,14 @@ from vos.engine import VideoSegmenter
 from vos.metrics import evaluate_sequence
 from vos.synthetic import make_clip, make_pair
 
-from .config import TrainConfig, TrainError, data_config
-from .data import CurriculumStream, FlowPairs, FolderPairs, PairStream, SyntheticPairs, TrainDataError, VideoPairs, worker_init
+from .config import TrainConfig, data_config
+from .data import CurriculumStream, FlowPairs, FolderPairs, PairStream, SyntheticPairs, VideoPairs, worker_init
 
 __all__ = ["Trainer", "build_model", "build_stream", "lr_factor", "evaluate", "claim_out_dir", "signals_held",
-           "RUN_FILES", "USER_ERRORS"]
+           "RUN_FILES"]
 
 #: the files a run writes in its out_dir; `overwrite` removes these and nothing else
 RUN_FILES = ("last.pt", "best.safetensors", "final.safetensors", "log.jsonl")
-#: what a command line reports as bad input (one line, exit 2): settings, data folders, checkpoints, out_dir
-USER_ERRORS = (TrainError, TrainDataError, ConfigError)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -69,11 +67,11 @@ def build_model(cfg: TrainConfig) -> SegGPT:
             # the one checked loader of every CLI (a last.pt's stored config included)
             return load_checked(str(cfg.init_from)).train()
         except WeightsError as err:
-            raise TrainError(f"init_from: {err}") from None
+            raise InputError(f"init_from: {err}") from None
     try:
         model_cfg = get_config(dict(cfg.model) if isinstance(cfg.model, dict) else cfg.model)
     except (ValueError, TypeError) as err:
-        raise TrainError(f"model: {err}") from None
+        raise InputError(f"model: {err}") from None
     model = SegGPT(model_cfg)
     model.reset_parameters(seed=cfg.seed)
     return model
@@ -107,34 +105,31 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
         return videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split))
 
     sources, weights = [], []
-    try:
-        if cfg.synthetic_weight > 0:
-            sources.append(SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects, cfg.synthetic_max_gap))
-            weights.append(cfg.synthetic_weight)
-        if cfg.davis_roots and cfg.video_weight > 0:
-            sources.append(davis())
-            weights.append(cfg.video_weight)
-        if cfg.ytvos_roots and cfg.video_weight > 0:
-            sources.append(ytvos())
-            weights.append(cfg.video_weight)
-        if cfg.flow_weight > 0:
-            if not (cfg.davis_roots or cfg.ytvos_roots):
-                raise TrainError("flow_weight > 0 needs videos: give davis_roots or ytvos_roots")
-            if "flow" not in scanned:  # the frames of the videos scanned above, read once for all stages
-                frames = (davis().all_frames if cfg.davis_roots else []) + (ytvos().all_frames if cfg.ytvos_roots else [])
-                scanned["flow"] = FlowPairs(frames, cfg.flow_max_gap, cfg.flow_objects)
-            sources.append(scanned["flow"].with_max_gap(cfg.flow_max_gap))
-            weights.append(cfg.flow_weight)
-        if cfg.folder_roots and cfg.folder_weight > 0:
-            if "folders" not in scanned:
-                scanned["folders"] = FolderPairs(cfg.folder_roots)
-            sources.append(scanned["folders"])
-            weights.append(cfg.folder_weight)
-        return PairStream(sources, weights, cfg.augment(model_cfg.image_size), cfg.batch_size,
-                          settings=cfg.pair_settings(), seed=cfg.seed, rank=rank, start=start,
-                          patch_size=model_cfg.patch_size)
-    except TrainDataError as err:
-        raise TrainError(str(err)) from None
+    if cfg.synthetic_weight > 0:
+        sources.append(SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects, cfg.synthetic_max_gap))
+        weights.append(cfg.synthetic_weight)
+    if cfg.davis_roots and cfg.video_weight > 0:
+        sources.append(davis())
+        weights.append(cfg.video_weight)
+    if cfg.ytvos_roots and cfg.video_weight > 0:
+        sources.append(ytvos())
+        weights.append(cfg.video_weight)
+    if cfg.flow_weight > 0:
+        if not (cfg.davis_roots or cfg.ytvos_roots):
+            raise InputError("flow_weight > 0 needs videos: give davis_roots or ytvos_roots")
+        if "flow" not in scanned:  # the frames of the videos scanned above, read once for all stages
+            frames = (davis().all_frames if cfg.davis_roots else []) + (ytvos().all_frames if cfg.ytvos_roots else [])
+            scanned["flow"] = FlowPairs(frames, cfg.flow_max_gap, cfg.flow_objects)
+        sources.append(scanned["flow"].with_max_gap(cfg.flow_max_gap))
+        weights.append(cfg.flow_weight)
+    if cfg.folder_roots and cfg.folder_weight > 0:
+        if "folders" not in scanned:
+            scanned["folders"] = FolderPairs(cfg.folder_roots)
+        sources.append(scanned["folders"])
+        weights.append(cfg.folder_weight)
+    return PairStream(sources, weights, cfg.augment(model_cfg.image_size), cfg.batch_size,
+                      settings=cfg.pair_settings(), seed=cfg.seed, rank=rank, start=start,
+                      patch_size=model_cfg.patch_size)
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
@@ -190,21 +185,21 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
     for root in data_roots:
         r = os.path.realpath(root)
         if out_real == r or out_real.startswith(r.rstrip(os.sep) + os.sep):
-            raise TrainError(f"out_dir {out_dir} is inside the data root {root}: a run never writes into its data; "
+            raise InputError(f"out_dir {out_dir} is inside the data root {root}: a run never writes into its data; "
                              "choose another out_dir")
         if r.startswith(out_real.rstrip(os.sep) + os.sep):
-            raise TrainError(f"out_dir {out_dir} holds the data root {root}; choose another out_dir")
+            raise InputError(f"out_dir {out_dir} holds the data root {root}; choose another out_dir")
     from seggpt.outputs import claim_folder
 
     found = [name for name in RUN_FILES if (out_dir / name).exists()]
     if found and not resume and not overwrite:
-        raise TrainError(f"out_dir {out_dir}: holds another run ({', '.join(found)}); continue it with "
+        raise InputError(f"out_dir {out_dir}: holds another run ({', '.join(found)}); continue it with "
                          f"--resume, or replace it with --overwrite")
     if overwrite and found:
         doomed = {os.path.realpath(out_dir / name) for name in found}
         for item in inputs:
             if item and os.path.realpath(item) in doomed:
-                raise TrainError(f"init_from {item}: --overwrite would remove it (it is this out_dir's run); "
+                raise InputError(f"init_from {item}: --overwrite would remove it (it is this out_dir's run); "
                                  f"copy it elsewhere first")
     # the folder holds nothing but this run (seggpt.outputs): a user's file there is never touched,
     # the run is refused instead; the manifest is finished when the command ends
@@ -213,7 +208,7 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
     try:
         ensure_output_dir(out_dir)
     except OutputError as err:
-        raise TrainError(f"out_dir {err}") from None
+        raise InputError(f"out_dir {err}") from None
     return run
 
 
@@ -294,7 +289,7 @@ class Trainer:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.out_dir = Path(cfg.out_dir)
         if resume and overwrite:
-            raise TrainError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
+            raise InputError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
         resume_path = self._resume_path(resume) if resume else None
         if self.rank == 0:  # before anything slow: a refused folder costs nothing
             claim_out_dir(self.out_dir, bool(resume), overwrite, [cfg.init_from],
@@ -336,8 +331,8 @@ class Trainer:
         """The one resolver's device; `auto` or `cuda` under torchrun: this rank's GPU."""
         try:
             device = resolve_device(self.cfg.device)
-        except DeviceError as err:
-            raise TrainError(f"device: {err}") from None
+        except InputError as err:
+            raise InputError(f"device: {err}") from None
         if device.type == "cuda":
             if device.index is None:
                 device = torch.device("cuda", self.local_rank)
@@ -358,7 +353,7 @@ class Trainer:
     def _resume_path(self, resume: str) -> Path:
         path = self.out_dir / "last.pt" if resume == "auto" else Path(resume)
         if not path.is_file():
-            raise TrainError(f"{path}: checkpoint to resume from not found")
+            raise InputError(f"{path}: checkpoint to resume from not found")
         return path
 
     def _elapsed(self) -> float:
@@ -405,9 +400,9 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
             model_cfg = SegGPTConfig.from_dict(state["model_config"])
         except Exception as err:  # unreadable file, foreign pickle, missing keys
-            raise TrainError(f"{path}: not a training checkpoint ({type(err).__name__}: {str(err)[:150]})") from None
+            raise InputError(f"{path}: not a training checkpoint ({type(err).__name__}: {str(err)[:150]})") from None
         if model_cfg != self.model.config:
-            raise TrainError(f"{path}: checkpoint model config differs from this run's model")
+            raise InputError(f"{path}: checkpoint model config differs from this run's model")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -524,7 +519,7 @@ class Trainer:
             loss = self.train_step(batches)
             self.losses.append(loss)
             if not math.isfinite(loss):
-                raise TrainError(f"step {self.step}: loss is {loss}; lower lr or check the data")
+                raise InputError(f"step {self.step}: loss is {loss}; lower lr or check the data")
             if self.is_main and (self.step % cfg.log_every == 0 or self.step == 1):
                 self._log({"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
                            "elapsed": self._elapsed()})

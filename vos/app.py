@@ -58,10 +58,10 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor, EditorError, ExportCancelled
+from .editor import EXPORT_KINDS, EXPORT_LABELS, MAX_ADAPT_STEPS, Editor
 from .writers import PLAYABLE_ENCODINGS
-from seggpt.cli import ArgumentParser, UserError, run_cli
-from seggpt.errors import is_integer
+from seggpt.cli import ArgumentParser, run_cli
+from seggpt.errors import Cancelled, InputError, is_integer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry, no version check
 
@@ -146,7 +146,7 @@ def _data_url(image: np.ndarray, kind: str) -> str:
     else:
         ok, buf = cv2.imencode(".png", image.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
-        raise EditorError(f"could not encode the {kind} image for the page")
+        raise InputError(f"could not encode the {kind} image for the page")
     return f"data:image/{kind};base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
@@ -165,12 +165,12 @@ def parse_key(editor: Editor, key) -> Tuple[int, int]:
         frame_s, obj_s, _ = str(key).split(":")
         frame_idx, obj_id = int(frame_s), int(obj_s)
     except (ValueError, TypeError):
-        raise EditorError("add an object and pick a frame first") from None
+        raise InputError("add an object and pick a frame first") from None
     if obj_id not in editor.objects:
-        raise EditorError(f"object {obj_id} no longer exists")
+        raise InputError(f"object {obj_id} no longer exists")
     if mask_key(frame_idx, obj_id, editor.mask_of(frame_idx, obj_id)) != key:
-        raise EditorError(f"the mask of {editor.objects[obj_id].label} on frame {frame_idx} changed since you drew "
-                          f"on it; draw again on what the canvas shows now")
+        raise InputError(f"the mask of {editor.objects[obj_id].label} on frame {frame_idx} changed since you drew "
+                         f"on it; draw again on what the canvas shows now")
     return frame_idx, obj_id
 
 
@@ -178,9 +178,9 @@ def _gesture(payload: str, field: str):
     try:
         doc = json.loads(payload or "{}")
     except (ValueError, RecursionError):  # a forged payload nested beyond Python's limit counts as unreadable
-        raise EditorError("the canvas sent something unreadable; reload the page") from None
+        raise InputError("the canvas sent something unreadable; reload the page") from None
     if not isinstance(doc, dict):
-        raise EditorError("the canvas sent something unreadable; reload the page")
+        raise InputError("the canvas sent something unreadable; reload the page")
     return doc.get("key"), doc.get(field)
 
 
@@ -216,7 +216,7 @@ def _playable_names(payload: str) -> List[str]:
     try:
         names = json.loads(payload or "[]")
     except (ValueError, RecursionError):
-        raise EditorError("the page sent something unreadable; reload the page") from None
+        raise InputError("the page sent something unreadable; reload the page") from None
     known = {e.name for e in PLAYABLE_ENCODINGS}
     return [str(n) for n in names if isinstance(n, str) and n in known] if isinstance(names, list) else []
 
@@ -318,13 +318,13 @@ def build_app(editor: Editor):
             return canvas_value(0, None, shown), None, "no video open", timeline_html(editor, 0)
         try:
             frame_idx = editor.check_frame(frame_idx or 0)
-        except EditorError:
+        except InputError:
             frame_idx = 0
         viewed["frame"] = frame_idx
         try:
             return (canvas_value(frame_idx, obj_id, shown, clear), result_image(frame_idx, shown),
                     frame_info(frame_idx), timeline_html(editor, frame_idx))
-        except EditorError as e:  # a frame the decoder cannot read: said where the frame would be
+        except InputError as e:  # a frame the decoder cannot read: said where the frame would be
             log.warning("frame %d cannot be shown: %s", frame_idx, e)
             return (json.dumps({"serial": next(serials), "note": f"error: {e}"}), None, f"error: {e}",
                     timeline_html(editor, frame_idx))
@@ -341,8 +341,8 @@ def build_app(editor: Editor):
             elif picked:
                 msg = editor.open(picked)
             else:
-                raise EditorError("upload a video, or pick a video or frame folder")
-        except EditorError as e:
+                raise InputError("upload a video, or pick a video or frame folder")
+        except InputError as e:
             return (f"error: {e}",) + keep(7) + (gr.update(choices=editor.media()), gr.update())
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         return ((msg, slider, objects_update(), shown_update()) + view(0, None, [])
@@ -351,7 +351,7 @@ def build_app(editor: Editor):
     def on_add(name, frame_idx, obj_id, shown):
         try:
             new = editor.add_object(name)
-        except EditorError as e:
+        except InputError as e:
             return (f"error: {e}",) + keep(7)
         shown = list(shown or []) + [new]
         return ((f"added object {editor.objects[new].label}", objects_update(new),
@@ -361,7 +361,7 @@ def build_app(editor: Editor):
     def on_rename(name, obj_id, shown):
         try:
             editor.rename_object(obj_id, name)
-        except EditorError as e:
+        except InputError as e:
             return f"error: {e}", gr.update(), gr.update(), name
         return (f"renamed to {editor.objects[obj_id].label}", objects_update(obj_id),
                 gr.update(choices=object_choices(), value=shown), "")
@@ -370,7 +370,7 @@ def build_app(editor: Editor):
         try:
             name = editor.objects[obj_id].label if obj_id in editor.objects else obj_id
             editor.remove_object(obj_id)
-        except EditorError as e:
+        except InputError as e:
             return (f"error: {e}", gr.update(), gr.update()) + view(frame_idx, obj_id, shown)
         upd = objects_update()
         shown = [o for o in (shown or []) if o in editor.objects]
@@ -381,7 +381,7 @@ def build_app(editor: Editor):
         """Run one mask change on the frame and object the canvas shows; the status says what it made."""
         try:
             msg, where, obj = change()
-        except EditorError as e:
+        except InputError as e:
             return (f"error: {e}", gr.update(), gr.update()) + view(frame_idx, obj_id, shown)
         moved = gr.update(value=where) if where != int(frame_idx or 0) else gr.update()  # the slider follows
         picked = gr.update(value=obj) if obj != obj_id else gr.update()
@@ -404,7 +404,7 @@ def build_app(editor: Editor):
             key, box = _gesture(payload, "box")
             where, obj = parse_key(editor, key)
             if box is None:
-                raise EditorError("choose Box on the canvas and drag a box around the object first")
+                raise InputError("choose Box on the canvas and drag a box around the object first")
             area = editor.box_to_mask(where, obj, box)
             return (area_message(where, obj, area, "box (GrabCut)") + "; refine it with the brush, then propagate",
                     where, obj)
@@ -413,7 +413,7 @@ def build_app(editor: Editor):
     def on_accept(frame_idx, obj_id, shown):
         def change():
             if obj_id not in editor.objects:
-                raise EditorError("add an object first")
+                raise InputError("add an object first")
             where = int(frame_idx or 0)
             area = editor.accept_prediction(where, obj_id)
             return area_message(where, obj_id, area, "accepted prediction"), where, obj_id
@@ -427,9 +427,9 @@ def build_app(editor: Editor):
     def on_upload_mask(path, frame_idx, obj_id, shown):
         try:
             if not path:
-                raise EditorError("choose a mask PNG first")
+                raise InputError("choose a mask PNG first")
             ids = editor.load_mask(int(frame_idx), path, obj_id if obj_id in editor.objects else None)
-        except EditorError as e:
+        except InputError as e:
             return (f"error: {e}", gr.update(), gr.update()) + view(frame_idx, obj_id, shown)
         sel = obj_id if obj_id in ids else ids[0]
         shown = sorted(set(shown or []) | set(ids))
@@ -439,7 +439,7 @@ def build_app(editor: Editor):
     def on_adapt_steps(steps):
         try:
             editor.set_adapt_steps(steps)
-        except EditorError as e:
+        except InputError as e:
             return f"error: {e}", gr.update(value=editor.adapt_steps)
         state = f"{editor.adapt_steps} steps before the next propagation" if editor.adapt_steps else "off"
         return f"test-time adaptation: {state}", gr.update()
@@ -457,7 +457,7 @@ def build_app(editor: Editor):
             try:
                 for item in editor.propagate(frame_idx, reverse=reverse, on_adapt=lambda p: events.put(("adapt", p))):
                     events.put(("frame", item))
-            except EditorError as e:
+            except InputError as e:
                 events.put(("error", str(e)))
             except Exception as e:  # noqa: BLE001 - said in the status, the traceback in the log
                 log.exception("the propagation failed")
@@ -537,25 +537,25 @@ def build_app(editor: Editor):
         try:
             path, msg = editor.export(kinds, progress=lambda d, t: progress((d, t), desc="exporting", unit="frames"),
                                       soft=bool(soft))
-        except ExportCancelled as e:
+        except Cancelled as e:
             return str(e), None, None
-        except EditorError as e:
+        except InputError as e:
             return f"error: {e}", None, None
         return msg, str(path), _overlay_frame(path, int(frame_idx or 0))
 
     def on_save(name):
         try:
             path = editor.save_session(name)
-        except (EditorError, OSError) as e:
+        except (InputError, OSError) as e:
             return f"error: {e}", gr.update()
         return f"saved session {path}", gr.update(choices=editor.sessions(), value=path.name)
 
     def on_open_session(name):
         try:
             if not name:
-                raise EditorError("pick a session first (save one with \"Save session\")")
+                raise InputError("pick a session first (save one with \"Save session\")")
             msg = editor.open_session(name)
-        except EditorError as e:
+        except InputError as e:
             return (f"error: {e}",) + keep(9)
         slider = gr.update(minimum=0, maximum=max(editor.num_frames - 1, 1), value=0, step=1)
         upd = objects_update()
@@ -567,7 +567,7 @@ def build_app(editor: Editor):
         data = evt._data if isinstance(getattr(evt, "_data", None), dict) else {}
         try:
             frame_idx = editor.check_frame(data.get("frame"))
-        except EditorError as e:
+        except InputError as e:
             return (f"error: {e}", gr.update()) + view(viewed["frame"], obj_id, shown)
         return (gr.update(), gr.update(value=frame_idx)) + view(frame_idx, obj_id, shown)
 
@@ -579,7 +579,7 @@ def build_app(editor: Editor):
         """The results as a video the page plays (`Editor.playback`), in the encoding its browser reported."""
         try:
             path, msg = editor.playback(playback_dir, hide=hidden_of(shown), plays=_playable_names(plays))
-        except EditorError as e:
+        except InputError as e:
             return f"error: {e}", gr.update()
         return msg + "; the player's time is the frame number over the fps (each frame shows its number)", str(path)
 
@@ -768,24 +768,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_editor(args: argparse.Namespace) -> Editor:
-    """The editor the command line asks for; a bad option is a `UserError` (one line, exit code 2)."""
-    from seggpt.settings import ConfigError, parse_assignments
-    from seggpt.weights import PACKAGED_WEIGHTS, WeightsError, default_weights_note
+    """The editor the command line asks for; a bad option is an `InputError` (one line, exit code 2)."""
+    from seggpt.settings import parse_assignments
+    from seggpt.weights import PACKAGED_WEIGHTS, default_weights_note
 
     from .config import RunConfig, load_run_config
-    from .engine import EngineError, VideoSegmenter
+    from .engine import VideoSegmenter
 
     root = Path(args.root).expanduser()
     if not root.is_dir():
-        raise UserError(f"--root {root}: not a folder")
-    try:
-        settings = load_run_config(RunConfig, None, [({"weights": PACKAGED_WEIGHTS if args.weights is None else args.weights,
-                                                       "device": args.device,
-                                                       "dtype": args.dtype}, "the command line"),
-                                                     *parse_assignments(args.set)])
-        seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
-    except (ConfigError, WeightsError, EngineError) as e:
-        raise UserError(str(e)) from None
+        raise InputError(f"--root {root}: not a folder")
+    settings = load_run_config(RunConfig, None, [({"weights": PACKAGED_WEIGHTS if args.weights is None else args.weights,
+                                                   "device": args.device,
+                                                   "dtype": args.dtype}, "the command line"),
+                                                 *parse_assignments(args.set)])
+    seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     chosen = ("--set" if any(a.partition("=")[0].strip() == "weights" for a in args.set)
               else "--weights" if args.weights is not None else None)
     log.info("%s on %s; files under %s", default_weights_note(settings.weights, chosen, "the app"), seg.device,
@@ -799,7 +796,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     def work() -> int:
         if not 0 <= args.port <= 65535:  # before the model loads; the server would fail with a traceback
-            raise UserError(f"--port: a port is 0..65535, got {args.port}")
+            raise InputError(f"--port: a port is 0..65535, got {args.port}")
         editor = make_editor(args)
         logging.getLogger("uvicorn.error").addFilter(_QuietDisconnects())
         app = build_app(editor)

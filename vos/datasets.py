@@ -29,9 +29,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from seggpt.errors import is_integer
+from seggpt.errors import InputError, is_integer
 from seggpt.io import read_label_png
-from seggpt.masks import MaskError
 
 from .video import IMAGE_EXTENSIONS, natural_key
 
@@ -46,18 +45,19 @@ __all__ = [
 ]
 
 
-class DatasetError(ValueError):
-    """A dataset folder or file is missing or malformed; the message names the path."""
+#: the name of this module's errors (a dataset folder or file is missing or malformed; the message names
+#: the path): an alias of InputError, not another class
+DatasetError = InputError
 
 
 def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files of a folder in natural order; DatasetError if the folder is missing or empty."""
+    """Image files of a folder in natural order; InputError if the folder is missing or empty."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: frame folder not found")
+        raise InputError(f"{folder}: frame folder not found")
     frames = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions]
     if not frames:
-        raise DatasetError(f"{folder}: no image files ({', '.join(extensions)})")
+        raise InputError(f"{folder}: no image files ({', '.join(extensions)})")
     return sorted(frames, key=lambda p: natural_key(p.name))
 
 
@@ -73,21 +73,13 @@ def pngs_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name))}
 
 
-def _read_labels(path: Path, binary: bool = False) -> np.ndarray:
-    """``seggpt.io.read_label_png`` with its error as a DatasetError (what this module's callers catch)."""
-    try:
-        return read_label_png(path, binary=binary)
-    except MaskError as err:
-        raise DatasetError(str(err)) from None
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     """(H, W) from the file header only."""
     try:
         with Image.open(path) as image:
             width, height = image.size
     except OSError as err:
-        raise DatasetError(f"{path}: cannot read image ({err})") from None
+        raise InputError(f"{path}: cannot read image ({err})") from None
     return height, width
 
 
@@ -124,8 +116,8 @@ class Sequence:
     def read_annotation(self, frame_name: str) -> np.ndarray:
         """Prompt mask of ``frame_name`` as (H, W) uint8 ids (YouTube-VOS: 0 = not given)."""
         if frame_name not in self.annotations:
-            raise DatasetError(f"{self.name}: no annotation for frame {frame_name}")
-        return _read_labels(self.annotations[frame_name], binary=self.binary_masks)
+            raise InputError(f"{self.name}: no annotation for frame {frame_name}")
+        return read_label_png(self.annotations[frame_name], binary=self.binary_masks)
 
     def objects_first_given_at(self, frame_name: str) -> list[int]:
         """Object ids whose prompt mask is given at ``frame_name`` (new objects there)."""
@@ -135,15 +127,15 @@ class Sequence:
         """(T, H, W) uint8 ground truth for ``frame_names`` (default: frames_to_save)."""
         names = self.frames_to_save if frame_names is None else frame_names
         if not self.ground_truth:
-            raise DatasetError(f"{self.name}: this dataset has no ground truth for scoring")
+            raise InputError(f"{self.name}: this dataset has no ground truth for scoring")
         missing = [n for n in names if n not in self.ground_truth]
         if missing:
-            raise DatasetError(f"{self.name}: ground truth missing for frames {missing[:5]}{'...' if len(missing) > 5 else ''}")
+            raise InputError(f"{self.name}: ground truth missing for frames {missing[:5]}{'...' if len(missing) > 5 else ''}")
         labels = np.zeros((len(names), *self.size), dtype=np.uint8)
         for i, frame in enumerate(names):
-            mask = _read_labels(self.ground_truth[frame], binary=self.binary_masks)
+            mask = read_label_png(self.ground_truth[frame], binary=self.binary_masks)
             if mask.shape != self.size:
-                raise DatasetError(f"{self.ground_truth[frame]}: size {mask.shape} differs from the sequence size {self.size}")
+                raise InputError(f"{self.ground_truth[frame]}: size {mask.shape} differs from the sequence size {self.size}")
             labels[i] = mask
         return labels
 
@@ -181,26 +173,26 @@ class DAVIS(_Sequences):
         self.year = int(year)
         self.split = split
         if self.year not in (2016, 2017):
-            raise DatasetError(f"{self.root}: DAVIS year must be 2016 or 2017, got {year}")
+            raise InputError(f"{self.root}: DAVIS year must be 2016 or 2017, got {year}")
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: DAVIS root folder not found")
+            raise InputError(f"{self.root}: DAVIS root folder not found")
         self.resolution = self._resolve_resolution(resolution)
         self.images_root = self.root / "JPEGImages" / self.resolution
         self.masks_root = self.root / "Annotations" / self.resolution
         if not self.masks_root.is_dir():
-            raise DatasetError(f"{self.masks_root}: annotation folder not found")
+            raise InputError(f"{self.masks_root}: annotation folder not found")
         self.names = self._read_split()
 
     def _resolve_resolution(self, resolution: str) -> str:
         images = self.root / "JPEGImages"
         if not images.is_dir():
-            raise DatasetError(f"{images}: folder not found (is {self.root} a DAVIS root?)")
+            raise InputError(f"{images}: folder not found (is {self.root} a DAVIS root?)")
         if (images / resolution).is_dir():
             return resolution
         available = sorted(p.name for p in images.iterdir() if p.is_dir())
         if len(available) == 1:
             return available[0]
-        raise DatasetError(f"{images / resolution}: resolution folder not found; available: {available or 'none'}")
+        raise InputError(f"{images / resolution}: resolution folder not found; available: {available or 'none'}")
 
     def _read_split(self) -> list[str]:
         candidates = [self.root / "ImageSets" / str(self.year) / f"{self.split}.txt"]
@@ -210,7 +202,7 @@ class DAVIS(_Sequences):
             if path.is_file():
                 break
         else:
-            raise DatasetError(f"{candidates[0]}: split file not found")
+            raise InputError(f"{candidates[0]}: split file not found")
         names: list[str] = []
         for line in path.read_text().splitlines():
             token = line.strip().split()[0] if line.strip() else ""
@@ -221,20 +213,20 @@ class DAVIS(_Sequences):
             if name not in names:
                 names.append(name)
         if not names:
-            raise DatasetError(f"{path}: no sequences listed")
+            raise InputError(f"{path}: no sequences listed")
         return names
 
     def __getitem__(self, name: str) -> Sequence:
         if name not in self.names:
-            raise DatasetError(f"{self.root}: sequence {name!r} is not in the {self.year} {self.split} split")
+            raise InputError(f"{self.root}: sequence {name!r} is not in the {self.year} {self.split} split")
         frame_paths = list_frames(self.images_root / name, (".jpg", ".jpeg"))
         frame_names = [p.stem for p in frame_paths]
         gt = pngs_by_stem(self.masks_root / name)
         first = frame_names[0]
         if first not in gt:
-            raise DatasetError(f"{self.masks_root / name / (first + '.png')}: first-frame annotation not found")
+            raise InputError(f"{self.masks_root / name / (first + '.png')}: first-frame annotation not found")
         binary = self.year == 2016
-        first_mask = _read_labels(gt[first], binary=binary)
+        first_mask = read_label_png(gt[first], binary=binary)
         first_mask[first_mask == 255] = 0  # void is not an object
         object_ids = list(range(1, int(first_mask.max()) + 1))
         return Sequence(
@@ -280,21 +272,21 @@ class YouTubeVOS(_Sequences):
         self.root = Path(root)
         self.split_dir = self.root / split
         if not self.split_dir.is_dir():
-            raise DatasetError(f"{self.split_dir}: YouTube-VOS split folder not found")
+            raise InputError(f"{self.split_dir}: YouTube-VOS split folder not found")
         self.images_root = self.split_dir / "JPEGImages"
         self.masks_root = self.split_dir / "Annotations"
         for folder in (self.images_root, self.masks_root):
             if not folder.is_dir():
-                raise DatasetError(f"{folder}: folder not found")
+                raise InputError(f"{folder}: folder not found")
         self.all_frames_root = None
         if all_frames_root is not None:
             base = Path(all_frames_root)
             self.all_frames_root = base / "JPEGImages" if (base / "JPEGImages").is_dir() else base
             if not self.all_frames_root.is_dir():
-                raise DatasetError(f"{base}: all-frames folder not found")
+                raise InputError(f"{base}: all-frames folder not found")
         self.ground_truth_root = Path(ground_truth_root) if ground_truth_root is not None else None
         if self.ground_truth_root is not None and not self.ground_truth_root.is_dir():
-            raise DatasetError(f"{self.ground_truth_root}: ground-truth folder not found")
+            raise InputError(f"{self.ground_truth_root}: ground-truth folder not found")
         self.meta = self._read_meta(self.split_dir / "meta.json")
         self.names = sorted(self.meta)
 
@@ -302,7 +294,7 @@ class YouTubeVOS(_Sequences):
     def _read_meta(path: Path) -> dict[str, dict[int, list[str]]]:
         """meta.json -> {video: {object id: [frame names]}}, validated."""
         if not path.is_file():
-            raise DatasetError(f"{path}: meta.json not found")
+            raise InputError(f"{path}: meta.json not found")
         try:
             raw = json.loads(path.read_text())
             videos = raw["videos"]
@@ -311,12 +303,12 @@ class YouTubeVOS(_Sequences):
                 objects = {int(k): [str(f) for f in v["frames"]] for k, v in info["objects"].items()}
                 meta[vid] = objects
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
-            raise DatasetError(f"{path}: not a YouTube-VOS meta.json ({type(err).__name__}: {err})") from None
+            raise InputError(f"{path}: not a YouTube-VOS meta.json ({type(err).__name__}: {err})") from None
         return meta
 
     def __getitem__(self, name: str) -> Sequence:
         if name not in self.meta:
-            raise DatasetError(f"{self.split_dir / 'meta.json'}: video {name!r} not listed")
+            raise InputError(f"{self.split_dir / 'meta.json'}: video {name!r} not listed")
         objects = {obj: frames for obj, frames in self.meta[name].items() if frames}
         frames_dir = (self.all_frames_root or self.images_root) / name
         frame_paths = list_frames(frames_dir, (".jpg", ".jpeg"))
@@ -325,15 +317,15 @@ class YouTubeVOS(_Sequences):
         to_save = sorted({f for frames in objects.values() for f in frames}, key=natural_key)
         missing = [f for f in to_save if f not in known]
         if missing:
-            raise DatasetError(f"{frames_dir}: frames listed in meta.json are missing: {missing[:5]}")
+            raise InputError(f"{frames_dir}: frames listed in meta.json are missing: {missing[:5]}")
         masks = pngs_by_stem(self.masks_root / name)
         if not masks:
-            raise DatasetError(f"{self.masks_root / name}: no annotation PNGs")
+            raise InputError(f"{self.masks_root / name}: no annotation PNGs")
         first_frame = {}
         for obj, frames in sorted(objects.items()):
             first = min(frames, key=natural_key)
             if first not in masks:
-                raise DatasetError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
+                raise InputError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
             first_frame[obj] = first
         annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=natural_key)}
         gt = pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
@@ -367,27 +359,27 @@ class FolderDataset(_Sequences):
         self.mask_path = Path(mask_path)
         self.mask_frame = mask_frame
         if not self.mask_path.is_file():
-            raise DatasetError(f"{self.mask_path}: mask file not found")
+            raise InputError(f"{self.mask_path}: mask file not found")
         self.names = [self.frames_folder.name]
 
     def __getitem__(self, name: str) -> Sequence:
         if name != self.names[0]:
-            raise DatasetError(f"{self.frames_folder}: only sequence {self.names[0]!r} exists")
+            raise InputError(f"{self.frames_folder}: only sequence {self.names[0]!r} exists")
         frame_paths = list_frames(self.frames_folder)
         frame_names = [p.stem for p in frame_paths]
         if is_integer(self.mask_frame):
             if not -len(frame_names) <= self.mask_frame < len(frame_names):
-                raise DatasetError(f"{self.frames_folder}: mask frame index {self.mask_frame} out of range ({len(frame_names)} frames)")
+                raise InputError(f"{self.frames_folder}: mask frame index {self.mask_frame} out of range ({len(frame_names)} frames)")
             first = frame_names[self.mask_frame]
         else:
             first = str(self.mask_frame)
             if first not in frame_names:
-                raise DatasetError(f"{self.frames_folder}: no frame named {first!r} for the mask")
+                raise InputError(f"{self.frames_folder}: no frame named {first!r} for the mask")
         with Image.open(self.mask_path) as image:
             mode = image.mode
         object_ids: list[int] = []
         if mode == "P":  # grayscale/RGB masks may be anti-aliased: the engine's mask parser decides
-            labels = _read_labels(self.mask_path)
+            labels = read_label_png(self.mask_path)
             object_ids = [int(v) for v in np.unique(labels) if v not in (0, 255)]
         return Sequence(
             name=name,

@@ -35,10 +35,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from seggpt.errors import InputError, check_input_file
+from seggpt.errors import InputError, VideoError, check_input_file
 
 
-from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, VideoError, ChunkedSource, given_fps, natural_key, to_rgb
+from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, ChunkedSource, given_fps, natural_key, to_rgb
 
 # --------------------------------------------------------------------------- decoder logging
 

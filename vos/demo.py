@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import List, Optional
 
 from seggpt.cli import ArgumentParser, run_cli
-from seggpt.errors import is_integer
+from seggpt.errors import InputError, is_integer
 from seggpt.io import save_index_png, write_mp4
-from seggpt.outputs import OutputRefused, check_path_given, claim_files
+from seggpt.outputs import check_path_given, claim_files
 
-from .synthetic import SyntheticError, iter_clip, make_clip
+from .synthetic import iter_clip, make_clip
 
 
 def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int = 2, seed: int = 7,
@@ -30,10 +30,10 @@ def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int 
     since (`seggpt.outputs`); the folder's other files are never touched.
     """
     if not is_integer(frames) or frames < 1:
-        raise SyntheticError(f"--frames: at least 1 frame, got {frames}")
+        raise InputError(f"--frames: at least 1 frame, got {frames}")
     _, first_labels = make_clip(seed, 1, size=size, num_objects=objects)  # checks the object count first
     if folder.exists() and not folder.is_dir():
-        raise OutputRefused(f"{folder}: exists and is not a folder; name a folder for the example")
+        raise InputError(f"{folder}: exists and is not a folder; name a folder for the example")
     claimed = claim_files({"the clip": folder / "clip.mp4", "the mask": folder / "clip_mask.png"}, "vos.demo",
                           register=False)
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"--overlay {Path(args.folder) / 'overlay.mp4'}")
         return 0
 
-    return run_cli(work, (SyntheticError,))
+    return run_cli(work)
 
 
 if __name__ == "__main__":

@@ -44,18 +44,18 @@ from PIL import Image
 
 from seggpt.adapt import AdaptProgress
 from seggpt.colors import davis_palette
-from seggpt.errors import InputError
-from seggpt.io import OutputError, atomic_path, overlay
-from seggpt.outputs import OutputFiles, OutputRefused, claim_files, is_within, real, written_by_us
+from seggpt.errors import Cancelled, EngineError, InputError, OutputError
+from seggpt.io import atomic_path, overlay
+from seggpt.outputs import OutputFiles, claim_files, is_within, real, written_by_us
 
 from .drawing import apply_strokes, mask_from_box, parse_box, parse_strokes
-from .engine import EngineError, VideoSegmenter
+from .engine import VideoSegmenter
 from .objects import is_integer, object_mask
 from .exports import (DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, LostObjectReport, lost_after_for, margins_of_alpha,
                       remove_tree, save_object_png, soft_alpha, write_json, zip_folder)
-from .prompts import PromptError, read_mask
+from .prompts import read_mask
 from .state import InferenceState
-from .video import FrameSource, VideoError, open_source
+from .video import FrameSource, open_source
 from .writers import PlaybackWriter, playable_encoding
 
 logger = logging.getLogger(__name__)
@@ -72,12 +72,9 @@ UNDO_DEPTH = 100  # mask changes `undo` can take back
 MAX_ADAPT_STEPS = 10_000
 
 
-class EditorError(ValueError):
-    """Something the user can fix (one line for the status bar)."""
-
-
-class ExportCancelled(EditorError):
-    """The user cancelled an export; nothing was written."""
+#: the name of the errors the app shows in its status bar (something the user can fix, one line): an alias
+#: of InputError, not another class
+EditorError = InputError
 
 
 @dataclass
@@ -148,7 +145,7 @@ class Editor:
         self.segmenter = segmenter
         self.root = Path(root).resolve()
         if not self.root.is_dir():
-            raise EditorError(f"{root}: not a folder")
+            raise InputError(f"{root}: not a folder")
         self.settings = dict(settings or {})
         self.video: Optional[Path] = None
         self.source: Optional[FrameSource] = None
@@ -166,32 +163,29 @@ class Editor:
 
     # ================================================================== files under root
     def inside(self, path: str | Path) -> Path:
-        """`path` (relative to root, or absolute) if it lies under root, else EditorError."""
+        """`path` (relative to root, or absolute) if it lies under root, else InputError."""
         p = Path(path)
         p = (p if p.is_absolute() else self.root / p).resolve()
         if p != self.root and self.root not in p.parents:
-            raise EditorError(f"{path}: outside the folder this app may read ({self.root})")
+            raise InputError(f"{path}: outside the folder this app may read ({self.root})")
         return p
 
     def _own_folder(self, name: str) -> Path:
         """root/<name> (uploads, exports, sessions), made when missing; never a link (it could point anywhere)."""
         d = self.root / name
         if d.is_symlink() or (d.exists() and not d.is_dir()):
-            raise EditorError(f"{d}: is a link or not a folder; the app writes its {name} only into a folder of "
-                              f"its own there: move it away")
+            raise InputError(f"{d}: is a link or not a folder; the app writes its {name} only into a folder of "
+                             f"its own there: move it away")
         try:
             d.mkdir(exist_ok=True)
         except OSError as e:
-            raise EditorError(f"{d}: cannot create the folder ({e.strerror or e})") from None
+            raise InputError(f"{d}: cannot create the folder ({e.strerror or e})") from None
         return d
 
     @staticmethod
     def _claim(files: Dict[str, Path]) -> OutputFiles:
         """The app's single files (`seggpt.outputs`): new, or ours unchanged; recorded once written."""
-        try:
-            claimed = claim_files(files, "vos.app", register=False)
-        except OutputRefused as e:
-            raise EditorError(str(e)) from None
+        claimed = claim_files(files, "vos.app", register=False)
         assert claimed is not None
         return claimed
 
@@ -228,7 +222,7 @@ class Editor:
     def open(self, path: str | Path, uploaded: bool = False, fps: Optional[float] = None,
              accept: Optional[Callable[[FrameSource], None]] = None) -> str:
         """Open a video or frame folder under root; an uploaded file is copied to root/uploads first.
-        `accept(source)` may refuse the video (EditorError) before the open one is replaced."""
+        `accept(source)` may refuse the video (InputError) before the open one is replaced."""
         if uploaded:
             src = Path(path)
             dest_dir = self._own_folder("uploads")
@@ -248,13 +242,13 @@ class Editor:
                 readers.append(_open_reader(p, fps))
             source, viewer = readers
             if source.num_frames is None:
-                raise EditorError(f"{p.name}: the number of frames is unknown")
+                raise InputError(f"{p.name}: the number of frames is unknown")
             if accept is not None:
                 accept(source)
-        except (VideoError, ValueError) as e:  # EditorError too (a ValueError): the readers are closed
+        except ValueError as e:  # InputError too (a ValueError): the readers are closed
             for reader in readers:
                 reader.close()
-            raise e if isinstance(e, EditorError) else EditorError(str(e)) from None
+            raise e if isinstance(e, InputError) else InputError(str(e)) from None
         self.cancel()
         with self._busy:
             for old in (self.source, self._viewer):
@@ -276,7 +270,7 @@ class Editor:
 
     def _need_video(self) -> InferenceState:
         if self.state is None:
-            raise EditorError("open a video first")
+            raise InputError("open a video first")
         return self.state
 
     @property
@@ -303,13 +297,10 @@ class Editor:
             if idx in self._frames:
                 self._frames.move_to_end(idx)
                 return self._frames[idx]
-            try:
-                for _, f in self._viewer.iter_frames(idx, idx + 1):
-                    self._frames[idx] = f
-            except VideoError as e:
-                raise EditorError(str(e)) from None
+            for _, f in self._viewer.iter_frames(idx, idx + 1):
+                self._frames[idx] = f
             if idx not in self._frames:
-                raise EditorError(f"{self.video_name}: frame {idx} could not be decoded")
+                raise InputError(f"{self.video_name}: frame {idx} could not be decoded")
             while len(self._frames) > 48:
                 self._frames.popitem(last=False)
             return self._frames[idx]
@@ -318,7 +309,7 @@ class Editor:
         """`idx` as a frame index of the open video, or one line saying why not."""
         i = _whole_number(idx, "frame")
         if not 0 <= i < self.num_frames:
-            raise EditorError(f"frame {i} is out of range (0..{self.num_frames - 1})")
+            raise InputError(f"frame {i} is out of range (0..{self.num_frames - 1})")
         return i
 
     # ================================================================== objects
@@ -327,10 +318,10 @@ class Editor:
         if obj_id is None:
             obj_id = next((i for i in range(1, MAX_OBJECTS + 1) if i not in self.objects), None)
             if obj_id is None:
-                raise EditorError(f"at most {MAX_OBJECTS} objects")
+                raise InputError(f"at most {MAX_OBJECTS} objects")
         obj_id = _whole_number(obj_id, "object id")
         if not 1 <= obj_id <= MAX_OBJECTS:
-            raise EditorError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
+            raise InputError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
         name = ("" if name is None else str(name)).strip() or f"object {obj_id}"
         if obj_id in self.objects:
             self.objects[obj_id].name = name
@@ -377,7 +368,7 @@ class Editor:
         try:
             return self.objects[int(obj_id)]
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise EditorError(f"no object {obj_id} (objects: {sorted(self.objects)})") from None
+            raise InputError(f"no object {obj_id} (objects: {sorted(self.objects)})") from None
 
     # ================================================================== masks
     def set_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray, origin: str = "drawn") -> int:
@@ -386,20 +377,14 @@ class Editor:
         state = self._need_video()
         frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
-        try:
-            m = object_mask(mask, f"object {obj_id} on frame {frame_idx}", self.size)
-        except EngineError as e:
-            raise EditorError(str(e)) from None
+        m = object_mask(mask, f"object {obj_id} on frame {frame_idx}", self.size)
         with self._busy_or_error():
             old = self.results.get(frame_idx)
             before = _Change(frame_idx, obj_id, self.given(frame_idx).get(obj_id), self.origins.get((frame_idx, obj_id)),
                              self.labels(frame_idx) == obj_id,
                              (bool(old and obj_id in old.scores), old.scores.get(obj_id) if old else None),
                              old is not None, f"{origin} mask of {self.objects[obj_id].label} on frame {frame_idx}")
-            try:
-                self.segmenter.add_new_mask(state, frame_idx, obj_id, m)
-            except EngineError as e:
-                raise EditorError(str(e)) from None
+            self.segmenter.add_new_mask(state, frame_idx, obj_id, m)
             self._history = (self._history + [before])[-UNDO_DEPTH:]
             self.origins[(frame_idx, obj_id)] = origin
             labels = self.labels(frame_idx)
@@ -414,17 +399,14 @@ class Editor:
         """A mask image (palette, 0/255 grey or RGB colours) on a frame. A binary mask is `obj_id` (or a new
         object); a label map gives its ids as they are (new ones become objects). Returns the ids set."""
         self._need_video()
-        try:
-            labels, _ = read_mask(path, self.size)
-        except PromptError as e:
-            raise EditorError(str(e)) from None
+        labels, _ = read_mask(path, self.size)
         ids = [int(v) for v in np.unique(labels) if v > 0]
         if ids == [1] and obj_id is not None:  # a binary mask: the selected object
             self.set_mask(frame_idx, obj_id, labels == 1, origin="mask PNG")
             return [int(obj_id)]
         for o in ids:
             if o > MAX_OBJECTS:
-                raise EditorError(f"{Path(path).name}: object id {o}; the app keeps ids 1..{MAX_OBJECTS}")
+                raise InputError(f"{Path(path).name}: object id {o}; the app keeps ids 1..{MAX_OBJECTS}")
             if o not in self.objects:
                 self.add_object(None, o)
             self.set_mask(frame_idx, o, labels == o, origin="mask PNG")
@@ -437,12 +419,9 @@ class Editor:
         self._need_video()
         frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
-        try:
-            checked = parse_strokes(strokes, self.size)
-        except InputError as e:
-            raise EditorError(str(e)) from None
+        checked = parse_strokes(strokes, self.size)
         if not checked:
-            raise EditorError("draw on the frame first (the brush adds, the eraser removes)")
+            raise InputError("draw on the frame first (the brush adds, the eraser removes)")
         before = self.origin(frame_idx, obj_id)
         origin = "painted" if before in ("none", "painted") else before if before.endswith(", corrected") \
             else f"{before}, corrected"
@@ -454,12 +433,9 @@ class Editor:
         self._need_video()
         frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
-        try:
-            mask = mask_from_box(self.frame(frame_idx), parse_box(box, self.size))
-        except InputError as e:
-            raise EditorError(str(e)) from None
+        mask = mask_from_box(self.frame(frame_idx), parse_box(box, self.size))
         if not mask.any():
-            raise EditorError("box: GrabCut found no object in the box; draw a tighter box or paint the mask")
+            raise InputError("box: GrabCut found no object in the box; draw a tighter box or paint the mask")
         return self.set_mask(frame_idx, obj_id, mask, origin="box (GrabCut)")
 
     def accept_prediction(self, frame_idx: int, obj_id: int) -> int:
@@ -468,7 +444,7 @@ class Editor:
         frame_idx = self.check_frame(frame_idx)
         obj_id = self._object(obj_id).obj_id
         if frame_idx not in self.results:
-            raise EditorError(f"frame {frame_idx} has no prediction yet: propagate first")
+            raise InputError(f"frame {frame_idx} has no prediction yet: propagate first")
         return self.set_mask(frame_idx, obj_id, self.labels(frame_idx) == obj_id, origin="accepted prediction")
 
     def origin(self, frame_idx: int, obj_id: int) -> str:
@@ -485,7 +461,7 @@ class Editor:
         next propagation); other objects and later results stay."""
         state = self._need_video()
         if not self._history:
-            raise EditorError("nothing to undo")
+            raise InputError("nothing to undo")
         with self._busy_or_error():
             c = self._history[-1]
             try:
@@ -494,7 +470,7 @@ class Editor:
                 else:
                     self.segmenter.add_new_mask(state, c.frame_idx, c.obj_id, c.given)
             except EngineError as e:
-                raise EditorError(f"cannot undo the {c.what}: {e}") from None
+                raise InputError(f"cannot undo the {c.what}: {e}") from None
             self._history.pop()
             if c.origin is None:
                 self.origins.pop((c.frame_idx, c.obj_id), None)
@@ -611,20 +587,20 @@ class Editor:
         and a line for the status. Frames are read by a reader of its own, one at a time."""
         self._need_video()
         if not folder or not Path(folder).is_dir():
-            raise EditorError(f"playback: {folder!r} is not a folder")
+            raise InputError(f"playback: {folder!r} is not a folder")
         if isinstance(hide, (str, bytes)) or not isinstance(hide, (list, tuple, set, frozenset)):
-            raise EditorError(f"playback: hide is a list of object ids, got {_short(hide)}")
+            raise InputError(f"playback: hide is a list of object ids, got {_short(hide)}")
         hidden = {_whole_number(o, "playback: an object id to hide") for o in hide}
         if plays is not None and (isinstance(plays, (str, bytes)) or not isinstance(plays, (list, tuple))
                                   or not all(isinstance(p, str) for p in plays)):
-            raise EditorError(f"playback: plays is a list of encoding names, got {_short(plays)}")
+            raise InputError(f"playback: plays is a list of encoding names, got {_short(plays)}")
         max_side = _whole_number(max_side, "playback: max_side")
         if max_side < 16:
-            raise EditorError(f"playback: max_side is at least 16 pixels, got {max_side}")
+            raise InputError(f"playback: max_side is at least 16 pixels, got {max_side}")
         try:
             encoding = playable_encoding(plays)
         except OutputError as e:
-            raise EditorError(str(e)) from None
+            raise InputError(str(e)) from None
         h, w = self.size
         scale = min(1.0, max_side / max(h, w))
         size = (max(2, round(h * scale)), max(2, round(w * scale)))
@@ -632,8 +608,8 @@ class Editor:
         palette = davis_palette()
         try:
             reader = _open_reader(self.video, self.fps)
-        except (VideoError, ValueError) as e:
-            raise EditorError(str(e)) from None
+        except ValueError as e:  # a VideoError, or fps given for a video file
+            raise InputError(str(e)) from None
         try:
             with PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
                 for idx, frame in reader.iter_frames(0, self.num_frames):
@@ -644,8 +620,8 @@ class Editor:
                     if size != (h, w):
                         shown = cv2.resize(shown, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                     writer.write(_frame_number(shown, idx))
-        except (OutputError, VideoError) as e:
-            raise EditorError(str(e)) from None
+        except OutputError as e:
+            raise InputError(str(e)) from None
         finally:
             reader.close()
         segmented = len(self.results)
@@ -671,7 +647,7 @@ class Editor:
         forgets what was learnt, so the next propagation adapts afresh with the new count."""
         n = _whole_number(steps, "adaptation steps")
         if not 0 <= n <= MAX_ADAPT_STEPS:
-            raise EditorError(f"adaptation steps: 0..{MAX_ADAPT_STEPS} (0: off), got {steps!r}")
+            raise InputError(f"adaptation steps: 0..{MAX_ADAPT_STEPS} (0: off), got {steps!r}")
         if n == self.adapt_steps:
             return
         with self._busy_or_error():
@@ -689,9 +665,9 @@ class Editor:
         state = self._need_video()
         frame_idx = self.check_frame(frame_idx)
         if not len(state.annotations):
-            raise EditorError("give a mask first: draw one, or upload a mask PNG")
+            raise InputError("give a mask first: draw one, or upload a mask PNG")
         if not self._busy.acquire(blocking=False):
-            raise EditorError("a propagation is already running")
+            raise InputError("a propagation is already running")
         self._cancel.clear()
         total = frame_idx + 1 if reverse else self.num_frames - frame_idx
         done = 0
@@ -704,8 +680,6 @@ class Editor:
                     yield done, total, r.frame_idx  # the engine ends the pass itself once cancel is set
             finally:
                 run.close()
-        except (EngineError, VideoError) as e:  # a frame the decoder cannot read: one line
-            raise EditorError(str(e)) from None
         finally:
             self.last_run_cancelled = self._cancel.is_set()  # before another action may clear the flag
             self._busy.release()
@@ -717,7 +691,7 @@ class Editor:
     def _keep(self, r) -> None:
         labels = r.labels
         if labels.size and int(labels.max()) > 255:
-            raise EditorError("object ids above 255 cannot be kept")
+            raise InputError("object ids above 255 cannot be kept")
         present = set(np.unique(labels).tolist())
         conf = r.confidence
         scores = {o: (round(float(conf[labels == o].mean()), 4) if o in present else None) for o in r.object_ids}
@@ -731,7 +705,7 @@ class Editor:
         class _Guard:
             def __enter__(self):
                 if not editor._busy.acquire(blocking=False):
-                    raise EditorError("a propagation is running: cancel it or wait")
+                    raise InputError("a propagation is running: cancel it or wait")
 
             def __exit__(self, *exc):
                 editor._busy.release()
@@ -782,12 +756,12 @@ class Editor:
         masks the user drew stay hard. `cancel()` stops it before the next frame: nothing is written."""
         self._need_video()
         if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)):
-            raise EditorError(f"the outputs to export: a list of {', '.join(EXPORT_KINDS)}")
+            raise InputError(f"the outputs to export: a list of {', '.join(EXPORT_KINDS)}")
         kinds = [k for k in kinds if k in EXPORT_KINDS]
         if not kinds:
-            raise EditorError("choose at least one output to export")
+            raise InputError("choose at least one output to export")
         if not self.objects:
-            raise EditorError("nothing to export: add an object and give it a mask")
+            raise InputError("nothing to export: add an object and give it a mask")
         with self._busy_or_error():
             self._cancel.clear()
             return self._export(kinds, progress, bool(soft))
@@ -828,8 +802,8 @@ class Editor:
                     if progress:
                         progress(idx + 1, self.num_frames)
                     if self._cancel.is_set():
-                        raise ExportCancelled(f"export cancelled after {idx + 1} of {self.num_frames} frames: "
-                                          f"nothing was written")
+                        raise Cancelled(f"export cancelled after {idx + 1} of {self.num_frames} frames: "
+                                        f"nothing was written")
                 exporter.close()
             except BaseException:
                 exporter.abort()
@@ -840,8 +814,8 @@ class Editor:
             claimed = self._claim({"the export": zip_path})
             zip_folder(work, zip_path)
             claimed.finish(0)
-        except (OutputError, VideoError) as e:  # a full disk, a frame the decoder cannot read: one line
-            raise EditorError(str(e)) from None
+        except OutputError as e:  # a full disk: one line
+            raise InputError(str(e)) from None
         finally:
             remove_tree(work)
         missing = self.num_frames - len(self.results)
@@ -885,10 +859,10 @@ class Editor:
             with zipfile.ZipFile(p) as z:
                 doc = json.loads(z.read("session.json"))
                 if not isinstance(doc, dict) or doc.get("format") != SESSION_FORMAT:
-                    raise EditorError(f"{p.name}: not a session file")
+                    raise InputError(f"{p.name}: not a session file")
                 settings = doc.get("settings") or {}
                 if not isinstance(settings, dict):
-                    raise EditorError(f"{p.name}: its settings are not a table")
+                    raise InputError(f"{p.name}: its settings are not a table")
                 objects = [(_whole_number(o["id"], "object id"), o.get("name")) for o in doc["objects"]]
                 notes = []
                 for note in doc["annotations"]:
@@ -898,20 +872,20 @@ class Editor:
                                   mask, str(note.get("origin", "given"))))
             video = self.inside(doc["video"])
         except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError, zipfile.BadZipFile) as e:
-            if isinstance(e, EditorError):
+            if isinstance(e, InputError):
                 raise
-            raise EditorError(f"{p.name}: cannot read the session ({_short(e)})") from None
+            raise InputError(f"{p.name}: cannot read the session ({_short(e)})") from None
         steps = settings.get("adapt_steps")
         if steps is not None and not 0 <= _whole_number(steps, "adaptation steps") <= MAX_ADAPT_STEPS:
-            raise EditorError(f"{p.name}: adaptation steps {steps} out of range")
+            raise InputError(f"{p.name}: adaptation steps {steps} out of range")
         ids = {o for o, _ in objects}
 
         def fits(source: FrameSource) -> None:
             num_frames, size = source.num_frames, tuple(source.size)
             for frame_idx, obj_id, mask, _ in notes:
                 if obj_id not in ids or not 0 <= frame_idx < num_frames or mask.shape != size:
-                    raise EditorError(f"{p.name}: its mask of object {obj_id} on frame {frame_idx} does not fit the "
-                                      f"video ({num_frames} frames of {size[1]}x{size[0]})")
+                    raise InputError(f"{p.name}: its mask of object {obj_id} on frame {frame_idx} does not fit the "
+                                     f"video ({num_frames} frames of {size[1]}x{size[0]})")
 
         self.open(video, fps=doc.get("fps"), accept=fits)
         for obj_id, name in objects:
@@ -963,7 +937,7 @@ def _whole_number(value, what: str) -> int:
     except (TypeError, ValueError, OverflowError):
         whole = False
     if not whole:
-        raise EditorError(f"{what}: expected a whole number, got {_short(value)}")
+        raise InputError(f"{what}: expected a whole number, got {_short(value)}")
     return int(f)
 
 
@@ -982,4 +956,4 @@ def _safe_name(name: str) -> str:
     return name[:120]
 
 
-__all__ = ["Editor", "EditorError", "ExportCancelled", "EditorObject", "TimelineRow", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]
+__all__ = ["Editor", "EditorError", "EditorObject", "TimelineRow", "EXPORT_KINDS", "EXPORT_LABELS", "SESSION_SUFFIX"]

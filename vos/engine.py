@@ -26,20 +26,20 @@ from typing import Callable, Container, Deque, Iterator, List, Optional, Sequenc
 import numpy as np
 import torch
 
-from seggpt.adapt import AdaptCancelled, AdaptProgress
+from seggpt.adapt import AdaptProgress
 from seggpt.adapt import adapt as adapt_model
-from seggpt.device import DeviceError, dtype_reason, resolve_device, resolve_dtype
+from seggpt.device import dtype_reason, resolve_device, resolve_dtype
+from seggpt.errors import Cancelled, EngineError, InputError, VideoError
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
 from .finishing import FinishQueue, one_thread_worker
-from .objects import (EngineError, check_frame_index, check_object_id, give, is_integer, label_dtype, masks_from,
-                      object_mask)
+from .objects import (check_frame_index, check_object_id, give, is_integer, label_dtype, masks_from, object_mask)
 from .state import InferenceState
 from .stream import LiveStream
 from .tracker import FrameResult, Tracker
-from .video import FrameSource, IteratorSource, VideoError, open_source
+from .video import FrameSource, IteratorSource, open_source
 from .zoom import object_crops
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class VideoSegmenter:
         try:
             self.device = resolve_device(device)
             resolve_dtype(dtype, self.device)  # a wrong name fails before any weights are read
-        except DeviceError as e:
+        except InputError as e:  # a device or dtype that cannot be used here
             raise EngineError(str(e)) from None
         if isinstance(model_or_weights, SegGPT):
             model = model_or_weights.to(self.device)
@@ -173,7 +173,7 @@ class VideoSegmenter:
         self._read_annotated_frames(state, start, reverse)
         try:
             self.adapt(state, progress, cancel)
-        except AdaptCancelled:
+        except Cancelled:
             return state.start_pass(_nothing())
         tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
         # a file, folder or array is read one batch ahead; an iterator's (a live feed's) frames are not held back
@@ -187,7 +187,7 @@ class VideoSegmenter:
         A copy of the model is fine-tuned (the shared model is never modified) and kept in the state;
         after a correction it goes on from what it learnt. Called by `propagate` when masks changed
         since the last adaptation. `progress` gets every step; `cancel` set (from another thread) raises
-        `seggpt.adapt.AdaptCancelled` before the next step and the state keeps what it had. Frames an
+        `seggpt.errors.Cancelled` before the next step and the state keeps what it had. Frames an
         iterator has not reached yet are learnt at the next call.
         """
         cfg = self.config.adapt

@@ -72,10 +72,6 @@ RLE_VERSION = 1
 MATTE_SUFFIXES = (".mkv", ".mov")
 
 
-class ExportError(InputError):
-    """An output that cannot be made (one line: a missing extra, an unknown suffix)."""
-
-
 # --------------------------------------------------------------------------- alpha
 
 
@@ -88,7 +84,7 @@ def hard_alpha(labels: np.ndarray, object_ids: Sequence[int]) -> np.ndarray:
 def soft_alpha(margins: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
     """Margins in [-1, 1] (`FrameResult.margins`) -> uint8 alpha: ``clip(0.5 + margin / (2 width), 0, 1)``."""
     if not MIN_SOFT_WIDTH <= width <= 1:
-        raise ExportError(f"soft width must be in [{MIN_SOFT_WIDTH:g}, 1], got {width}")
+        raise InputError(f"soft width must be in [{MIN_SOFT_WIDTH:g}, 1], got {width}")
     a = np.clip(0.5 + np.asarray(margins, np.float32) / (2.0 * width), 0.0, 1.0)
     return np.rint(a * 255.0).astype(np.uint8)
 
@@ -145,9 +141,9 @@ class MatteVideoWriter(VideoFileWriter):
     def __init__(self, path: str | os.PathLike, fps: float, size: Tuple[int, int]) -> None:
         suffix = Path(path).suffix.lower()
         if suffix not in MATTE_SUFFIXES:
-            raise ExportError(f"{path}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
+            raise InputError(f"{path}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
         if not fps or fps <= 0:
-            raise ExportError(f"{path}: fps must be positive, got {fps}")
+            raise InputError(f"{path}: fps must be positive, got {fps}")
         self.prores = suffix == ".mov"
         super().__init__(path, fps, size)
 
@@ -191,12 +187,12 @@ def _mask_utils():
     try:
         from pycocotools import mask as mask_utils
     except ImportError:
-        raise ExportError("RLE output needs pycocotools: pip install 'seggpt-vos[coco]'") from None
+        raise InputError("RLE output needs pycocotools: pip install 'seggpt-vos[coco]'") from None
     return mask_utils
 
 
 def require_rle() -> None:
-    """ExportError (one line naming the extra) where pycocotools is missing: check before any inference."""
+    """InputError (one line naming the extra) where pycocotools is missing: check before any inference."""
     _mask_utils()
 
 
@@ -303,7 +299,7 @@ class LostObjectReport:
     def __init__(self, names: Mapping[int, str], prompt_frames: Mapping[int, Sequence[int]],
                  after: int = MAX_LOST_AFTER):
         if after < 0:
-            raise ExportError(f"lost-after must be >= 0, got {after}")
+            raise InputError(f"lost-after must be >= 0, got {after}")
         self.after = after
         self.tracks: Dict[int, ObjectTrack] = {
             o: ObjectTrack(o, names.get(o, f"object {o}"), sorted(prompt_frames.get(o, []))) for o in names}
@@ -369,12 +365,12 @@ class ExportSpec:
     def check_values(self) -> "ExportSpec":
         """The values alone (suffixes known, pycocotools there, widths valid): nothing is created."""
         if self.matte is not None and Path(self.matte).suffix.lower() not in MATTE_SUFFIXES:
-            raise ExportError(f"{self.matte}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
+            raise InputError(f"{self.matte}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
         if not MIN_SOFT_WIDTH <= self.soft_width <= 1:  # NaN fails too
-            raise ExportError(f"--soft-width must be in [{MIN_SOFT_WIDTH:g}, 1] (a margin; below {MIN_SOFT_WIDTH:g} "
-                              f"the edge is hard: leave out --soft), got {self.soft_width}")
+            raise InputError(f"--soft-width must be in [{MIN_SOFT_WIDTH:g}, 1] (a margin; below {MIN_SOFT_WIDTH:g} "
+                             f"the edge is hard: leave out --soft), got {self.soft_width}")
         if self.lost_after is not None and self.lost_after < 0:
-            raise ExportError(f"--lost-after must be >= 0, got {self.lost_after}")
+            raise InputError(f"--lost-after must be >= 0, got {self.lost_after}")
         if self.rle is not None:
             require_rle()
         return self
@@ -465,7 +461,7 @@ class Exporter:
                 alpha = hard_alpha(labels, ids)
         if spec.alpha_dir is not None:
             if result.frame is None:
-                raise ExportError(f"frame {idx}: the RGBA PNGs need the frame itself")
+                raise InputError(f"frame {idx}: the RGBA PNGs need the frame itself")
             for k, o in enumerate(ids):
                 path = alpha_path(spec.alpha_dir, o, name, self.several)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -489,7 +485,7 @@ class Exporter:
             self._flush_pending()
             return
         if idx < self._next_video:
-            raise ExportError(f"frame {idx} came after frame {self._next_video - 1} was written to the videos")
+            raise InputError(f"frame {idx} came after frame {self._next_video - 1} was written to the videos")
         self._pending[idx] = (zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1),
                               None if matte is None else zlib.compress(matte.tobytes(), 1))
         self._flush_pending()
@@ -501,7 +497,7 @@ class Exporter:
         while stop in self._pending:
             stop += 1
         if self.read_frames is None:
-            raise ExportError("frames came out of order and cannot be read again for the videos")
+            raise InputError("frames came out of order and cannot be read again for the videos")
         for idx, frame in self.read_frames(self._next_video, stop):
             lab_bytes, matte_bytes = self._pending.pop(idx)
             labels = np.frombuffer(zlib.decompress(lab_bytes), np.uint8).reshape(self.size)
@@ -522,8 +518,8 @@ class Exporter:
             self._writer.close()
             if self._pending:
                 missing = sorted(self._pending)[0]
-                raise ExportError(f"the videos stop at frame {self._next_video - 1}: frame {self._next_video} has no "
-                                  f"result (frames up to {missing} wait for it)")
+                raise InputError(f"the videos stop at frame {self._next_video - 1}: frame {self._next_video} has no "
+                                 f"result (frames up to {missing} wait for it)")
             if self._overlay is not None:
                 self._overlay.close()
             if self._matte is not None:
@@ -584,7 +580,7 @@ def remove_tree(path: str | os.PathLike) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["ExportError", "ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha", "margins_of_alpha",
+__all__ = ["ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha", "margins_of_alpha",
            "result_alpha", "save_object_png", "save_rgba_png", "alpha_path", "read_matte", "rle_encode", "rle_decode",
            "require_rle", "frame_objects_rle", "write_json", "zip_folder", "DEFAULT_SOFT_WIDTH", "MAX_LOST_AFTER",
            "lost_after_for"]

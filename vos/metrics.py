@@ -40,6 +40,7 @@ from typing import Callable, Iterable, Union
 import cv2
 import numpy as np
 
+from seggpt.errors import InputError
 from seggpt.io import atomic_write_text
 
 __all__ = [
@@ -68,8 +69,9 @@ ArrayOrLoader = Union[np.ndarray, Callable[[], np.ndarray]]
 _CHUNK_FRAMES = 64
 
 
-class MetricsError(ValueError):
-    """Inputs that cannot be scored (shape mismatch, too few frames, bad labels)."""
+#: the name of this module's errors (inputs that cannot be scored: shape mismatch, too few frames, bad
+#: labels): an alias of InputError, not another class
+MetricsError = InputError
 
 
 # ----------------------------------------------------------------------------- low level
@@ -115,7 +117,7 @@ def _as_frames(name: str, array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
-        raise MetricsError(f"{name} must be (T, H, W) or (H, W), got shape {array.shape}")
+        raise InputError(f"{name} must be (T, H, W) or (H, W), got shape {array.shape}")
     return array.astype(bool, copy=False)
 
 
@@ -123,12 +125,12 @@ def _check_inputs(annotation, segmentation, void):
     gt = _as_frames("annotation", annotation)
     seg = _as_frames("segmentation", segmentation)
     if gt.shape != seg.shape:
-        raise MetricsError(f"annotation {gt.shape} and segmentation {seg.shape} shapes differ")
+        raise InputError(f"annotation {gt.shape} and segmentation {seg.shape} shapes differ")
     if void is None:
         return gt, seg, None
     void = _as_frames("void", void)
     if void.shape != gt.shape:
-        raise MetricsError(f"void mask {void.shape} and annotation {gt.shape} shapes differ")
+        raise InputError(f"void mask {void.shape} and annotation {gt.shape} shapes differ")
     return gt, seg, void
 
 
@@ -241,14 +243,14 @@ def evaluate_sequence(
     gt = np.asarray(gt_labels)
     pred = np.asarray(pred_labels)
     if gt.ndim != 3 or pred.ndim != 3:
-        raise MetricsError(f"label maps must be (T, H, W): got GT {gt.shape}, prediction {pred.shape}")
+        raise InputError(f"label maps must be (T, H, W): got GT {gt.shape}, prediction {pred.shape}")
     if gt.shape != pred.shape:
-        raise MetricsError(f"GT {gt.shape} and prediction {pred.shape} shapes differ (predictions must be at GT size)")
+        raise InputError(f"GT {gt.shape} and prediction {pred.shape} shapes differ (predictions must be at GT size)")
     for name, arr in (("GT", gt), ("prediction", pred)):
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-            raise MetricsError(f"{name} labels must be integers, got dtype {arr.dtype}")
+            raise InputError(f"{name} labels must be integers, got dtype {arr.dtype}")
     if skip_first_last and gt.shape[0] < 3:
-        raise MetricsError(f"need at least 3 frames to skip the first and last, got {gt.shape[0]}")
+        raise InputError(f"need at least 3 frames to skip the first and last, got {gt.shape[0]}")
     first_frame = gt[0] if void_label is None else np.where(gt[0] == void_label, 0, gt[0])
     if object_ids is None:
         object_ids = list(range(1, int(first_frame.max()) + 1))
@@ -294,7 +296,7 @@ def summarize(
                 stats[key].append(value)
             rows.append({"Sequence": f"{seq_name}_{obj}", "J-Mean": j_m, "F-Mean": f_m})
     if not rows:
-        raise MetricsError("no objects to summarize (every sequence had an empty object list)")
+        raise InputError("no objects to summarize (every sequence had an empty object list)")
     glob = {key: float(np.mean(values)) for key, values in stats.items()}
     glob = {"J&F-Mean": (glob["J-Mean"] + glob["F-Mean"]) / 2.0, **glob}
     return glob, rows
@@ -335,8 +337,8 @@ def _run_job(job: EvalJob) -> tuple[str, dict[int, dict[str, np.ndarray]]]:
             void_label=job.void_label,
             bound_th=job.bound_th,
         )
-    except MetricsError as err:
-        raise MetricsError(f"sequence {job.name}: {err}") from None
+    except InputError as err:
+        raise InputError(f"sequence {job.name}: {err}") from None
     return job.name, result
 
 
@@ -350,7 +352,7 @@ def evaluate_many(jobs: Iterable[EvalJob], processes: int = 1) -> dict[str, dict
     jobs = list(jobs)
     names = [job.name for job in jobs]
     if len(set(names)) != len(names):
-        raise MetricsError(f"duplicate sequence names in evaluate_many: {sorted({n for n in names if names.count(n) > 1})}")
+        raise InputError(f"duplicate sequence names in evaluate_many: {sorted({n for n in names if names.count(n) > 1})}")
     if processes <= 1 or len(jobs) <= 1:
         return dict(_run_job(job) for job in jobs)
     with ProcessPoolExecutor(max_workers=min(processes, len(jobs)), mp_context=get_context("spawn")) as pool:
@@ -389,10 +391,10 @@ def write_official_csvs(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise MetricsError(f"{folder}: output folder does not exist")
+        raise InputError(f"{folder}: output folder does not exist")
     missing = [key for key in GLOBAL_COLUMNS if key not in global_results]
     if missing:
-        raise MetricsError(f"global results lack {missing}")
+        raise InputError(f"global results lack {missing}")
     global_path = folder / f"global_results-{split}.csv"
     seq_path = folder / f"per-sequence_results-{split}.csv"
     atomic_write_text(global_path, _csv_text(GLOBAL_COLUMNS, [[float(global_results[k]) for k in GLOBAL_COLUMNS]]))

@@ -15,17 +15,12 @@ from typing import TYPE_CHECKING, Container, Dict, Iterator, List, Optional, Seq
 
 import numpy as np
 
-from seggpt.errors import InputError, is_integer  # is_integer: the one integer test, kept here by its name
+from seggpt.errors import EngineError, is_integer  # is_integer: the one integer test, kept here by its name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import Annotations
 
 MAX_SESSION_OBJECTS = 255  # objects one session tracks at once (colours, and the cost of separate mode)
-
-
-class EngineError(InputError):
-    """Bad use of the engine (one-line message): unknown object, frame out of range, bad mask."""
-
 
 MAX_OBJECT_ID = 2 ** 63 - 1  # label maps are int64 at most
 

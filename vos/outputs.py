@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
-from seggpt.outputs import (OutputFolder, OutputRefused, PathLike, is_within, check_not_inputs, check_video_output,
-                            claim_folder, real)
+from seggpt.errors import InputError
+from seggpt.outputs import (OutputFolder, PathLike, is_within, check_not_inputs, check_video_output, claim_folder,
+                            real)
 from seggpt.weights_check import weights_input
 
 # ---------------------------------------------------------------------------------------------- the CLIs
@@ -58,13 +59,13 @@ def claim_run_outputs(args, weights: Optional[str], out_dir: PathLike) -> Pendin
     check_not_inputs(outputs, inputs, folders=("--out", "--alpha"))
     alpha = getattr(args, "alpha", None)
     if alpha is not None and (is_within(real(alpha), real(out_dir)) or is_within(real(out_dir), real(alpha))):
-        raise OutputRefused(f"--alpha {alpha}: is, or lies inside or around, --out {out_dir}: the RGBA PNGs would "
-                            f"replace the index PNGs; one folder cannot hold two outputs")
+        raise InputError(f"--alpha {alpha}: is, or lies inside or around, --out {out_dir}: the RGBA PNGs would "
+                         f"replace the index PNGs; one folder cannot hold two outputs")
     files = {k: v for k, v in outputs.items() if v is not None and k in ("--overlay", "--matte", "--rle", "--report")}
     for option, file in files.items():
         if alpha is not None and is_within(real(file), real(alpha)):
-            raise OutputRefused(f"{option} {file} lies inside --alpha {alpha}, where the RGBA PNGs go; choose another "
-                                f"name")
+            raise InputError(f"{option} {file} lies inside --alpha {alpha}, where the RGBA PNGs go; choose another "
+                             f"name")
     overwrite = bool(getattr(args, "overwrite", False))
     folders = [(out_dir, "vos.run", dict(overwrite=overwrite, patterns=OUT_PATTERNS, files=files))]
     if alpha is not None:

@@ -25,13 +25,13 @@ import cv2
 import numpy as np
 
 from seggpt.errors import InputError
-from seggpt.masks import MaskError, load_mask
+from seggpt.masks import load_mask
 
 MAX_PAD = 2  # pixels a mask may be short or long per axis and be padded or cut instead of resized
 
 
-class PromptError(InputError):
-    """A mask that cannot be used (one line, naming the file)."""
+#: the name of this module's errors (a mask that cannot be used): an alias of InputError (the README names it)
+PromptError = InputError
 
 
 def fit_mask(labels: np.ndarray, size: Tuple[int, int], where: str,
@@ -44,8 +44,8 @@ def fit_mask(labels: np.ndarray, size: Tuple[int, int], where: str,
         return labels
     if abs(mh - h) <= MAX_PAD and abs(mw - w) <= MAX_PAD:
         if labels[h:, :].any() or labels[:, w:].any():
-            raise PromptError(f"{where}: mask is {mw}x{mh}, frames are {w}x{h}, and the extra rows or columns "
-                              "hold an object")
+            raise InputError(f"{where}: mask is {mw}x{mh}, frames are {w}x{h}, and the extra rows or columns "
+                             "hold an object")
         out = np.zeros((h, w), labels.dtype)
         ch, cw = min(h, mh), min(w, mw)
         out[:ch, :cw] = labels[:ch, :cw]
@@ -53,11 +53,11 @@ def fit_mask(labels: np.ndarray, size: Tuple[int, int], where: str,
                     "resized", where, mw, mh, w, h, "padded" if mh <= h and mw <= w else "cut or padded")
         return out
     if abs(mh / mw - h / w) > 0.01:
-        raise PromptError(f"{where}: mask is {mw}x{mh} but the frames are {w}x{h} (a different aspect ratio)")
+        raise InputError(f"{where}: mask is {mw}x{mh} but the frames are {w}x{h} (a different aspect ratio)")
     log.warning("%s: mask is %dx%d, frames are %dx%d: resized with nearest neighbour", where, mw, mh, w, h)
     out = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
     if not out.any():
-        raise PromptError(f"{where}: the mask is empty after resizing to the frame size")
+        raise InputError(f"{where}: the mask is empty after resizing to the frame size")
     return out
 
 
@@ -65,10 +65,7 @@ def read_mask(path: str | Path, size: Tuple[int, int], log: Optional[logging.Log
               allow_empty: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """One mask file -> (label map at frame size, its palette or None)."""
     log = log or logging.getLogger(__name__)
-    try:
-        parsed = load_mask(path, allow_empty=allow_empty)
-    except MaskError as e:
-        raise PromptError(str(e)) from None
+    parsed = load_mask(path, allow_empty=allow_empty)
     for warning in parsed.warnings:
         log.warning("%s: %s", path, warning)
     if not parsed.labels.any():
@@ -86,9 +83,9 @@ def frame_of(stem: str, frame_names: Optional[Sequence[str]], num_frames: Option
     if stem.isdigit():
         idx = int(stem)
         if num_frames is not None and idx >= num_frames:
-            raise PromptError(f"{where}: frame {idx} is out of range (the video has {num_frames} frames)")
+            raise InputError(f"{where}: frame {idx} is out of range (the video has {num_frames} frames)")
         return idx
-    raise PromptError(f"{where}: '{stem}' is neither a frame's file name nor a frame index")
+    raise InputError(f"{where}: '{stem}' is neither a frame's file name nor a frame index")
 
 
 def read_mask_folder(folder: str | Path, size: Tuple[int, int], frame_names: Optional[Sequence[str]],
@@ -98,17 +95,17 @@ def read_mask_folder(folder: str | Path, size: Tuple[int, int], frame_names: Opt
     log = log or logging.getLogger(__name__)
     folder = Path(folder)
     if not folder.is_dir():
-        raise PromptError(f"{folder}: not a folder of masks")
+        raise InputError(f"{folder}: not a folder of masks")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
     if not files:
-        raise PromptError(f"{folder}: no .png masks in the folder")
+        raise InputError(f"{folder}: no .png masks in the folder")
     masks: Dict[int, np.ndarray] = {}
     palette = None
     names: Dict[int, str] = {}
     for p in files:
         idx = frame_of(p.stem, frame_names, num_frames, str(p))
         if idx in masks:
-            raise PromptError(f"{p}: frame {idx} has a second mask ({names[idx]})")
+            raise InputError(f"{p}: frame {idx} has a second mask ({names[idx]})")
         labels, pal = read_mask(p, size, log, allow_empty=True)
         if not labels.any():
             log.warning("%s: the mask holds no object: skipped", p)
@@ -117,7 +114,7 @@ def read_mask_folder(folder: str | Path, size: Tuple[int, int], frame_names: Opt
         if palette is None and pal is not None:
             palette = pal
     if not masks:
-        raise PromptError(f"{folder}: every mask is empty")
+        raise InputError(f"{folder}: every mask is empty")
     return dict(sorted(masks.items())), palette
 
 

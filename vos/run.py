@@ -33,20 +33,20 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from seggpt.cli import ArgumentParser, EXIT_FAILED, EXIT_OK, UserError, run_cli
+from seggpt.cli import ArgumentParser, EXIT_OK, run_cli
 from seggpt.colors import davis_palette
-from seggpt.device import DEVICE_HELP, DeviceError, describe_precision, set_threads
-from seggpt.io import OutputError
-from seggpt.settings import ConfigError, option_layers, parse_assignments, read_yaml
-from seggpt.weights import WeightsError, default_weights_note
+from seggpt.device import DEVICE_HELP, describe_precision, set_threads
+from seggpt.errors import EngineError, InputError, OutputError, VideoError
+from seggpt.settings import option_layers, parse_assignments, read_yaml
+from seggpt.weights import default_weights_note
 from vos.config import EngineConfig, RunConfig, load_run_config
-from vos.engine import EngineError, VideoSegmenter
-from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportError, ExportSpec
+from vos.engine import VideoSegmenter
+from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportSpec
 from seggpt.outputs import OVERWRITE_HELP, check_path_given
 from vos.outputs import claim_run_outputs
-from vos.prompts import PromptError, prompt_frames, read_mask, read_mask_folder
+from vos.prompts import prompt_frames, read_mask, read_mask_folder
 from vos.sources import given_fps
-from vos.video import VideoError, open_source
+from vos.video import open_source
 
 
 def frame_rate(text: str) -> float:
@@ -171,10 +171,7 @@ def _settings(args: argparse.Namespace) -> RunConfig:
                                  "batch_frames": "engine.batch_frames", "objects": "engine.objects",
                                  "compile": "engine.compile", "adapt_steps": "engine.adapt.steps",
                                  "refine": "engine.refine.enabled"})
-    try:
-        return load_run_config(RunConfig, args.config, [*flags, *parse_assignments(args.set)])
-    except (ConfigError, WeightsError) as e:
-        raise UserError(str(e)) from None
+    return load_run_config(RunConfig, args.config, [*flags, *parse_assignments(args.set)])
 
 
 def weights_chosen_by(args: argparse.Namespace) -> Optional[str]:
@@ -198,11 +195,11 @@ def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isdigit() or not value.strip():
-            raise UserError(f"--names: '{item}' is not ID=NAME")
+            raise InputError(f"--names: '{item}' is not ID=NAME")
         if int(key) not in names:
-            raise UserError(f"--names: no object {int(key)} (objects: {ids})")
+            raise InputError(f"--names: no object {int(key)} (objects: {ids})")
         if int(key) in named:
-            raise UserError(f"--names: object {int(key)} is named twice ({named[int(key)]!r} and {value.strip()!r})")
+            raise InputError(f"--names: object {int(key)} is named twice ({named[int(key)]!r} and {value.strip()!r})")
         names[int(key)] = named[int(key)] = value.strip()
     return names
 
@@ -220,14 +217,11 @@ def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: int) -> 
 def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
     """{frame: label map} and the palette to write with, from --first-mask/--mask-frame or --masks."""
     names = getattr(source, "frame_names", None)
-    try:
-        if args.masks is not None:
-            if args.mask_frame is not None:
-                raise UserError("--mask-frame goes with --first-mask; --masks names the frames by file name")
-            return read_mask_folder(args.masks, source.size, names, source.num_frames, log)
-        labels, palette = read_mask(args.first_mask, source.size, log)
-    except PromptError as e:
-        raise UserError(str(e)) from None
+    if args.masks is not None:
+        if args.mask_frame is not None:
+            raise InputError("--mask-frame goes with --first-mask; --masks names the frames by file name")
+        return read_mask_folder(args.masks, source.size, names, source.num_frames, log)
+    labels, palette = read_mask(args.first_mask, source.size, log)
     return {start if args.mask_frame is None else args.mask_frame: labels}, palette
 
 
@@ -238,25 +232,25 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     settings = _settings(args)
     try:
         source = open_source(args.video, fps=args.fps)
-    except VideoError as e:
-        raise UserError(str(e)) from None
+    except VideoError:
+        raise
     except ValueError as e:  # --fps for a video file
-        raise UserError(f"--fps: {e}") from None
+        raise InputError(f"--fps: {e}") from None
     n = source.num_frames
     start = args.start
     end = n if args.end is None else (min(args.end, n) if n is not None else args.end)
     if start < 0 or (n is not None and start >= n):
-        raise UserError(f"{args.video}: --start {start} is out of range (the video has {n} frames)")
+        raise InputError(f"{args.video}: --start {start} is out of range (the video has {n} frames)")
     if end is not None and end <= start:
-        raise UserError(f"--end {args.end} must be after --start {start}")
+        raise InputError(f"--end {args.end} must be after --start {start}")
     if args.mask_frame is not None and (args.mask_frame < start or (end is not None and args.mask_frame >= end)):
-        raise UserError(f"--mask-frame {args.mask_frame} is outside the frames to segment ({start}..{(end or 0) - 1})")
+        raise InputError(f"--mask-frame {args.mask_frame} is outside the frames to segment ({start}..{(end or 0) - 1})")
 
     masks, mask_palette = _masks(args, source, start, log)
     outside = [f for f in masks if f < start or (end is not None and f >= end)]
     if outside:
-        raise UserError(f"{args.masks}: masks on frames {outside} are outside the frames to segment "
-                        f"({start}..{(end or 0) - 1})")
+        raise InputError(f"{args.masks}: masks on frames {outside} are outside the frames to segment "
+                         f"({start}..{(end or 0) - 1})")
     pal = mask_palette if mask_palette is not None else davis_palette()
     out_dir = Path(args.out) if args.out is not None else Path(f"{Path(args.video).stem}_masks")
     # never an input, never a mix of runs (checked before the model loads; nothing removed yet)
@@ -270,10 +264,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
                       soft=args.soft, soft_width=args.soft_width,
                       lost_after=args.lost_after if args.lost_after is not None  # else fits the frames segmented
                       else lost_after_for(None if end is None else end - start))
-    try:
-        spec.check_values()  # before the model loads; the folders are made once every check has passed
-    except ExportError as e:
-        raise UserError(str(e)) from None
+    spec.check_values()  # before the model loads; the folders are made once every check has passed
     frame_names = getattr(source, "frame_names", None)
 
     def name(idx: int) -> str:
@@ -281,14 +272,11 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
 
     try:
         threads = set_threads(settings.threads)
-    except DeviceError as e:
-        raise UserError(f"--threads: {e}") from None
+    except InputError as e:
+        raise InputError(f"--threads: {e}") from None
     # which weights and why, before a first run downloads them
     log.info("%s", default_weights_note(settings.weights, weights_chosen_by(args)))
-    try:
-        seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
-    except (WeightsError, EngineError) as e:
-        raise UserError(str(e)) from None
+    seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
     device = describe_device(settings.device, seg, threads)
     state = seg.init_state(source)
     where = args.masks or args.first_mask
@@ -296,10 +284,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         try:
             seg.add_mask(state, f, labels)
         except EngineError as e:
-            raise UserError(f"{where}: {e}") from None
+            raise InputError(f"{where}: {e}") from None
     ids = state.object_ids
     if max(ids) > 255:
-        raise UserError(f"{where}: object id {max(ids)}: the index PNGs hold ids 1..255")
+        raise InputError(f"{where}: object id {max(ids)}: the index PNGs hold ids 1..255")
     given = prompt_frames(masks)
     names = _names(args.names, ids)
     first = min(masks)
@@ -308,8 +296,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     outputs.claim()  # our earlier run emptied, the manifest written, right before the first frame
     try:
         spec.check()  # every folder writable, pycocotools there: before any inference, after every refusal
-    except (OutputError, ExportError) as e:
-        raise UserError(str(e)) from None
+    except OutputError as e:  # before any work a folder we cannot write is bad input (exit 2), not failed work
+        raise InputError(str(e)) from None
 
     adapt_seconds = _adapt(seg, state, args)
     total = (end - start) if end is not None else None
@@ -319,8 +307,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
         exporter = Exporter(spec, size=source.size, fps=source.fps, first_frame=start, frame_name=name, names=names,
                             prompt_frames=given, palette=pal, read_frames=source.iter_frames,
                             video_name=Path(args.video).stem, num_frames=n)
-    except (OutputError, ExportError) as e:
-        raise UserError(str(e)) from None
+    except OutputError as e:
+        raise InputError(str(e)) from None
     try:
         if first > start:  # backwards first: the frames before the first mask, with the objects it holds
             back = seg.init_state(source)
@@ -369,11 +357,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
 
     def work() -> int:
-        try:
-            summary = run(args, logging.getLogger("vos.run"))
-        except (OutputError, ExportError) as e:  # a disk that fills up mid-run: one line, the work failed
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_FAILED
+        summary = run(args, logging.getLogger("vos.run"))  # a disk that fills up mid-run: run_cli says exit 1
         adapted = f"adaptation {summary['adapt_seconds']:.1f} s, then " if summary["adapt_seconds"] else ""
         print(f"{adapted}{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']:.2f} frames/s) on "
               f"{summary['device']}; objects {summary['objects']}; {summary['lost']}; masks in {summary['out']}"

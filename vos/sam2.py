@@ -39,8 +39,8 @@ What is SAM 2's here:
 * `remove_object(inference_state, obj_id, strict=False, need_output=True)` returns
   ``(obj_ids, updated_frames)``; `reset_state(inference_state)`.
 
-Point and box prompts (`add_new_points_or_box`, `add_new_points`) raise `PromptNotSupported`:
-SegGPT is prompted with masks only.
+Point and box prompts (`add_new_points_or_box`, `add_new_points`) raise `PromptNotSupported` (an
+alias of NotImplementedError): SegGPT is prompted with masks only.
 
 Our own API (`vos.VideoSegmenter`) stays as it is: boolean masks, numpy arrays, ids >= 1.
 """
@@ -69,8 +69,10 @@ def _client_id(obj_id: object) -> int:
         raise EngineError(f"obj_id must be an integer, got {obj_id!r}")
     return int(obj_id)
 
-class PromptNotSupported(NotImplementedError):
-    """SegGPT takes mask prompts only."""
+
+#: what point and box prompts raise (SegGPT takes mask prompts only): an alias of Python's
+#: NotImplementedError, the README's name for it, not another class
+PromptNotSupported = NotImplementedError
 
 
 _POINTS_MESSAGE = ("SegGPT is prompted with masks only: {verb} (points or boxes) is not available. Give a mask with "
@@ -138,10 +140,10 @@ class SegGPTVideoPredictor:
         return frame_idx, list(inference_state["obj_ids"]), self._given_masks(inference_state, frame_idx)
 
     def add_new_points_or_box(self, *args: Any, **kwargs: Any):
-        raise PromptNotSupported(_POINTS_MESSAGE.format(verb="add_new_points_or_box"))
+        raise NotImplementedError(_POINTS_MESSAGE.format(verb="add_new_points_or_box"))
 
     def add_new_points(self, *args: Any, **kwargs: Any):
-        raise PromptNotSupported(_POINTS_MESSAGE.format(verb="add_new_points"))
+        raise NotImplementedError(_POINTS_MESSAGE.format(verb="add_new_points"))
 
     def remove_object(self, inference_state: Dict[str, Any], obj_id: int, strict: bool = False,
                       need_output: bool = True) -> Tuple[List[int], List[Tuple[int, torch.Tensor]]]:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from seggpt.errors import InputError
+from seggpt.errors import VideoError
 
 
 logger = logging.getLogger(__name__)
@@ -59,12 +59,6 @@ def given_fps(fps: float | None) -> float:
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 Frame = tuple[int, np.ndarray]
-
-
-class VideoError(InputError):
-    """A frame source cannot be opened or read; the message names the file (or input) and the frame."""
-
-
 
 
 # --------------------------------------------------------------------------- helpers

@@ -34,11 +34,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seggpt.errors import is_integer
+from seggpt.errors import InputError, is_integer
 from seggpt.io import atomic_path, atomic_write_text, save_index_png
 
 __all__ = [
-    "SyntheticError",
     "Scene",
     "make_scene",
     "make_clip",
@@ -50,10 +49,6 @@ __all__ = [
 ]
 
 TEXTURES = ("noise", "stripes", "checker")
-
-
-class SyntheticError(ValueError):
-    """Invalid generator or writer arguments."""
 
 
 # ----------------------------------------------------------------------------- file output
@@ -193,12 +188,12 @@ class Scene:
     ):
         height, width = (int(v) for v in size)
         if height < 16 or width < 16:
-            raise SyntheticError(f"size must be at least 16x16, got {size}")
+            raise InputError(f"size must be at least 16x16, got {size}")
         if not 1 <= num_objects <= 254:
-            raise SyntheticError(f"num_objects must be in 1..254, got {num_objects}")
+            raise InputError(f"num_objects must be in 1..254, got {num_objects}")
         starts = [0] * num_objects if start_frames is None else [int(s) for s in start_frames]
         if len(starts) != num_objects or min(starts) < 0:
-            raise SyntheticError(f"start_frames must give {num_objects} non-negative frames, got {start_frames}")
+            raise InputError(f"start_frames must give {num_objects} non-negative frames, got {start_frames}")
         self.size = (height, width)
         self.num_objects = num_objects
         rng = np.random.default_rng(seed)
@@ -338,7 +333,7 @@ def make_scene(
             np.count_nonzero(scene.render(obj.start)[1] == obj.obj_id) >= need for obj in scene.objects
         ):
             return scene
-    raise SyntheticError(f"no scene with {num_objects} visible objects at {size} after {attempts} attempts (seed {seed})")
+    raise InputError(f"no scene with {num_objects} visible objects at {size} after {attempts} attempts (seed {seed})")
 
 
 def iter_clip(
@@ -349,7 +344,7 @@ def iter_clip(
     Same arguments as ``make_clip``; the frames are identical to ``make_clip``'s.
     """
     if num_frames < 0:
-        raise SyntheticError(f"num_frames must be >= 0, got {num_frames}")
+        raise InputError(f"num_frames must be >= 0, got {num_frames}")
     scene = make_scene(seed, size, num_objects, **options)
     for t in range(num_frames):
         yield scene.render(t)
@@ -472,7 +467,7 @@ def write_ytvos(
       (``ground_truth=True``), for scoring locally (the real valid set has none).
     """
     if step < 1:
-        raise SyntheticError(f"step must be >= 1, got {step}")
+        raise InputError(f"step must be >= 1, got {step}")
     root = Path(root)
     split_dir = root / split
     rng = np.random.default_rng(seed)

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from seggpt.errors import VideoError
 from vos.decoders import (DecordSource, FolderSource, PyAVSource, check_video_file, display_rotation, import_decord,
                           quiet_fd2)
-from vos.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource,
-                         VideoError, chunk_plan, natural_key, to_rgb)
+from vos.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource, chunk_plan,
+                         natural_key, to_rgb)
 
 __all__ = ["BACKENDS", "DEFAULT_FPS", "IMAGE_EXTENSIONS", "ArraySource", "DecordSource", "FolderSource", "Frame",
            "FrameSource", "IteratorSource", "PyAVSource", "VideoError", "chunk_plan", "display_rotation",

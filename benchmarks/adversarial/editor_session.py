@@ -13,6 +13,7 @@ import zipfile
 import numpy as np
 
 from vos import drawing
+from seggpt.errors import Cancelled  # a cancelled export is not an error of the user
 from vos.editor import EditorError
 
 from .editor import BR, case, check_invariants, expect_error, make_editor, must_raise, run_all
@@ -197,7 +198,7 @@ def ed_export_cancel_then_again():
     def prog(i, n):
         if i == 2:
             ed.cancel()
-    must_raise(lambda: ed.export(progress=prog), EditorError, "cancelled export", limit=60)
+    must_raise(lambda: ed.export(progress=prog), Cancelled, "cancelled export", limit=60)
     exp = os.path.join(root, "exports")
     left = os.listdir(exp)
     if left:
