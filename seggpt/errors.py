@@ -51,3 +51,7 @@ def check_input_file(path: Union[str, "os.PathLike[str]"], what: str = "file") -
 
 
 __all__ = ["UserError", "InputError", "check_input_file"]
+
+
+class WeightsError(InputError):
+    """A weights file that cannot be found, read or matched to the model; the message names the file."""

@@ -246,7 +246,7 @@ def check_arguments(args: argparse.Namespace):
     """
     from .outputs import check_not_inputs, claim_files
     from .run import UserError
-    from .weights_check import weights_input
+    from .weights_file import weights_input
 
     for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value < low:
@@ -275,8 +275,8 @@ def _tune(args: argparse.Namespace) -> int:
     """The command's work: tune, save, report (bad input: one line, exit 2)."""
     from .masks import MaskError, load_mask
     from .run import UserError, _read_image
-    from .weights import WeightsError
-    from .weights_check import load_checked
+    from .errors import WeightsError
+    from .model import SegGPT
 
     try:
         claimed = check_arguments(args)
@@ -295,7 +295,7 @@ def _tune(args: argparse.Namespace) -> int:
         if not any(m.any() for m in labels):
             raise UserError("the example masks are all empty: nothing to tune for")
         try:
-            model = load_checked(args.weights, device=args.device)  # the one checked loader of every CLI
+            model = SegGPT.from_pretrained(args.weights, device=args.device)  # the one checked loader
         except (WeightsError, OSError) as err:
             raise UserError(str(err).splitlines()[0]) from None
         prompt = tune_prompt(model, images, labels, args.steps, args.lr, learn=args.learn,

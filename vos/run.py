@@ -38,7 +38,8 @@ from seggpt.colors import davis_palette
 from seggpt.device import DEVICE_HELP, DeviceError, describe_precision, set_threads
 from seggpt.io import OutputError
 from seggpt.settings import ConfigError, option_layers, parse_assignments, read_yaml
-from seggpt.weights import WeightsError, default_weights_note
+from seggpt.errors import WeightsError
+from seggpt.weights_file import default_weights_note
 from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import EngineError, VideoSegmenter
 from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportError, ExportSpec
@@ -179,7 +180,7 @@ def _settings(args: argparse.Namespace) -> RunConfig:
 
 def weights_chosen_by(args: argparse.Namespace) -> Optional[str]:
     """Who set the weights, by the settings' precedence (--set, then --weights, then --config), or None:
-    the default's note then says why it is the default (`seggpt.weights.default_weights_note`)."""
+    the default's note then says why it is the default (`seggpt.weights_file.default_weights_note`)."""
     for item in reversed(args.set):
         if item.partition("=")[0].strip() == "weights":
             return f"--set {item}"
