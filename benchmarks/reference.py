@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from seggpt.model import SegGPT
-from seggpt.weights import config_to_transformers, to_transformers_keys
+from seggpt.weights import to_transformers_keys
+from seggpt.weights_file import config_to_transformers
 
 
 def transformers_twin(model: SegGPT):

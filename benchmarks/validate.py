@@ -251,7 +251,7 @@ def claim_output(args: Any, bench: Any, weights: str | None, names: Seq[str]):
     Checked now; `.claim()` of the result empties and writes the manifest (once the method is ready).
     """
     from seggpt.outputs import check_not_inputs, claim_folder
-    from seggpt.weights_check import weights_input
+    from seggpt.weights_file import weights_input
     from vos.outputs import PendingClaim
 
     inputs = {**benchmark_inputs(bench), "weights": weights_input(weights), "config": getattr(args, "config", None)}

@@ -1,14 +1,61 @@
 """SegGPT model configuration and presets.
 
 Every size the architecture depends on is a field here, so that a small model for tests or for
-CPU training is the same code as the official ViT-L with other numbers.
+CPU training is the same code as the official ViT-L with other numbers. A config checks its own
+fields when it is made (`FIELDS`, then how the sizes fit together), so every place that reads one
+(a weights file, a transformers config.json, a training setting) refuses the same values with the
+same words, before a model is built from it.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+#: each field's kind and bounds: generous (no real model comes near them), so that a damaged or hostile
+#: config (``depth: 999`` built a 999-block model for a minute before failing) is refused before any model
+FIELDS: Dict[str, Tuple[str, float, float]] = {
+    "image_size": ("pair", 1, 8192),
+    "patch_size": ("int", 1, 256),
+    "embed_dim": ("int", 1, 16384),
+    "depth": ("int", 1, 512),
+    "num_heads": ("int", 1, 1024),
+    "mlp_ratio": ("float", 0.01, 64),
+    "qkv_bias": ("bool", 0, 1),
+    "layer_norm_eps": ("float", 0.0, 1.0),
+    "merge_index": ("int", 0, 511),
+    "feature_layers": ("list", 0, 511),
+    "decoder_dim": ("int", 1, 8192),
+    "pretrain_image_size": ("int", 1, 8192),
+    "loss_beta": ("float", 0.0, 1e6),
+    "drop_path_rate": ("float", 0.0, 1.0),
+}
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def field_problem(name: str, value: object) -> Optional[str]:
+    """What `value` should have been for the field `name` ("an integer from 1 to 512"), or None if it is fine.
+
+    Shared by the config itself and by readers of other formats (a transformers config.json), which
+    name the value by their own key.
+    """
+    kind, lo, hi = FIELDS[name]
+    if kind == "bool":
+        return None if isinstance(value, bool) else "true or false"
+    if kind == "float":
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return None if number and math.isfinite(value) and lo <= value <= hi else f"a number from {lo:g} to {hi:g}"
+    if kind == "int":
+        return None if _integer(value) and lo <= value <= hi else f"an integer from {lo:g} to {hi:g}"
+    if not isinstance(value, (list, tuple)) or (kind == "pair" and len(value) != 2) or not value:
+        return "a list of 2 integers" if kind == "pair" else "a non-empty list of integers"
+    return None if all(_integer(v) and lo <= v <= hi for v in value) else f"integers from {lo:g} to {hi:g}"
 
 
 @dataclass(frozen=True)
@@ -38,18 +85,26 @@ class SegGPTConfig:
     drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        """ValueError, one line starting "model config", unless every field and how they fit is right."""
+        for name in FIELDS:
+            value = getattr(self, name)
+            problem = field_problem(name, value)
+            if problem:
+                raise ValueError(f"model config {name} = {value!r}: expected {problem}")
         object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
         object.__setattr__(self, "feature_layers", tuple(int(i) for i in self.feature_layers))
         h, w = self.image_size
         if h % self.patch_size or w % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ValueError(f"model config image_size {self.image_size} is not a multiple of patch_size "
+                             f"{self.patch_size}")
         if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        if not self.feature_layers or max(self.feature_layers) >= self.depth:
-            raise ValueError(f"feature_layers {self.feature_layers} must be non-empty block indices < depth {self.depth}")
-        if not 0 <= self.merge_index < min(self.feature_layers):
+            raise ValueError(f"model config embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if max(self.feature_layers) >= self.depth:
+            raise ValueError(f"model config feature_layers {self.feature_layers} must be block indices < depth "
+                             f"{self.depth}")
+        if not self.merge_index < min(self.feature_layers):
             raise ValueError(
-                f"merge_index {self.merge_index} must be >= 0 and below the first feature layer "
+                f"model config merge_index {self.merge_index} must be below the first feature layer "
                 f"{min(self.feature_layers)} (decoder features are read after the streams are merged)"
             )
 
@@ -78,11 +133,11 @@ class SegGPTConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "SegGPTConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+    def from_dict(cls, d: Mapping[str, Any]) -> "SegGPTConfig":
+        """A config from its fields (a file's JSON, a YAML mapping); ValueError naming an unknown key."""
+        unknown = sorted(set(d) - set(FIELDS))
         if unknown:
-            raise ValueError(f"unknown SegGPT config keys: {', '.join(unknown)}")
+            raise ValueError(f"unknown model config key(s) {', '.join(map(repr, unknown))} (known: {', '.join(FIELDS)})")
         return cls(**d)
 
     def to_json(self) -> str:
@@ -160,4 +215,4 @@ def get_config(name_or_config: "str | SegGPTConfig | Dict[str, Any]") -> SegGPTC
         ) from None
 
 
-__all__ = ["SegGPTConfig", "PRESETS", "get_config"]
+__all__ = ["SegGPTConfig", "PRESETS", "get_config", "FIELDS", "field_problem"]

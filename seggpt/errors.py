@@ -44,6 +44,10 @@ class ConfigError(InputError):
     """A setting, config file or override that cannot be used (one-line message naming its source)."""
 
 
+class WeightsError(InputError):
+    """A weights file that cannot be found, read or matched to the model; the message names the file."""
+
+
 class VideoError(InputError):
     """A frame source cannot be opened or read; the message names the file (or input) and the frame."""
 
@@ -96,5 +100,5 @@ def is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-__all__ = ["InputError", "UserError", "ConfigError", "VideoError", "EngineError", "OutputError", "Terminated", "Cancelled",
+__all__ = ["InputError", "UserError", "ConfigError", "WeightsError", "VideoError", "EngineError", "OutputError", "Terminated", "Cancelled",
            "check_input_file", "is_integer"]

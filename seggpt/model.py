@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SegGPTConfig, get_config
-from .weights import check_state, load_state, recommended_settings, save_state
 
 
 def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -393,25 +392,23 @@ class SegGPT(nn.Module):
         """Load a checkpoint: a preset of ours ("small"), a Hub id, a local file or folder.
 
         See `seggpt.weights` for every accepted form; `config` overrides the config stored in or
-        inferred from the file. The keys are checked one by one (a wrong file names what is missing).
-        The weights stay fp32; reduced precision is chosen per `SegGPTPredictor` (its `dtype`: a copy
-        made by `reduced_precision_copy`), never on the shared model. `recommended_settings` holds the
-        engine settings the file recommends for itself (its metadata), which `vos.VideoSegmenter` puts
-        under its config.
+        inferred from the file. Every file is checked before the model is built (its header and stored
+        config), then key by key, shape by shape and value by value: a wrong file fails with one
+        `WeightsError` line naming it and what is missing or wrong. The weights stay fp32; reduced
+        precision is chosen per `SegGPTPredictor` (its `dtype`: a copy made by `reduced_precision_copy`),
+        never on the shared model. `recommended_settings` holds the engine settings the file recommends
+        for itself (its metadata), which `vos.VideoSegmenter` puts under its config. The work is
+        `seggpt.weights.load_model`'s, so that this file stays the network.
         """
-        state, cfg, source = load_state(name_or_path, config)
-        model = cls(cfg)
-        check_state(model.state_dict(), state, source)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        model.recommended_settings = recommended_settings(source)
-        model.eval()
-        if device is not None:
-            model.to(device)
-        return model
+        from .weights import load_model  # the loader imports this model: imported here, the import goes one way
+
+        return load_model(name_or_path, device=device, config=config, model_class=cls)
 
     def save_pretrained(self, path: "str | os.PathLike", recommended: Optional[Dict[str, Any]] = None) -> Path:
         """Save in our own format (one safetensors file, the config and, optionally, the engine settings
         recommended for these weights, e.g. {"engine": {"memory": 2}}, in its metadata); returns the file."""
+        from .weights import save_state
+
         return save_state(self.state_dict(), self.config, path, recommended)
 
     def at_image_size(self, image_size: Union[int, Sequence[int]]) -> "SegGPT":

@@ -171,9 +171,7 @@ class SegGPTPredictor:
         exact_resize: bool = False,
     ):
         if isinstance(model, str):  # packaged names first; the file checked before the model is built
-            from .weights_check import load_checked
-
-            model = load_checked(model, device=device)
+            model = SegGPT.from_pretrained(model, device=device)
         elif device is not None:
             model = model.to(device)
         self.model = model.eval()

@@ -30,12 +30,12 @@ from seggpt.errors import InputError, check_input_file
 from seggpt.device import DEVICE_HELP, describe_precision, dtype_reason, resolve_device, resolve_dtype, set_threads
 from seggpt.io import atomic_path, overlay, save_index_png
 from seggpt.masks import load_mask
+from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 from seggpt.outputs import OVERWRITE_HELP
 from seggpt.run_checks import claim_output, preflight
 from seggpt.tune import TunedPrompt, predict_tuned
-from seggpt.weights import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS, default_weights_note
-from seggpt.weights_check import load_checked
+from seggpt.weights_file import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS, default_weights_note
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
     device = resolve_device(args.device)
     # which weights and why, before a first run downloads them
     log.info("%s", default_weights_note(weights, None if args.weights is None else "--weights"))
-    model = load_checked(weights, device=device)
+    model = SegGPT.from_pretrained(weights, device=device)
     width = model.config.embed_dim
     predictor = SegGPTPredictor(model, dtype=resolve_dtype(args.dtype, device, width))
     log.info("weights %s on %s%s", weights, device,

@@ -90,7 +90,7 @@ def claim_output(args, dry_run: bool = False):
     manifest written (an `OutputFolder`, finished when the CLI run ends).
     """
     from .outputs import check_not_inputs, claim_folder
-    from .weights_check import weights_input
+    from .weights_file import weights_input
 
     inputs = {f"query image {n}": p for n, p in enumerate(args.inputs, 1)}
     for n, (image, mask) in enumerate(args.prompt or [], 1):

@@ -237,7 +237,7 @@ def check_arguments(args: argparse.Namespace):
     when the manifest of its folder proves that a run of ours wrote it, unchanged since.
     """
     from .outputs import check_not_inputs, claim_files
-    from .weights_check import weights_input
+    from .weights_file import weights_input
 
     for name, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value < low:
@@ -265,8 +265,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _tune(args: argparse.Namespace) -> int:
     """The command's work: tune, save, report (bad input: an InputError, which run_cli reports: one line, exit 2)."""
     from .masks import load_mask
+    from .model import SegGPT
     from .run import _read_image
-    from .weights_check import load_checked
 
     claimed = check_arguments(args)
     images, labels = [], []
@@ -281,7 +281,7 @@ def _tune(args: argparse.Namespace) -> int:
     if not any(m.any() for m in labels):
         raise InputError("the example masks are all empty: nothing to tune for")
     try:
-        model = load_checked(args.weights, device=args.device)  # the one checked loader of every CLI
+        model = SegGPT.from_pretrained(args.weights, device=args.device)  # the one checked loader
     except OSError as err:
         raise InputError(str(err).splitlines()[0]) from None
     try:

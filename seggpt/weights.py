@@ -1,10 +1,6 @@
-"""SegGPT checkpoint files in every form users have them: find, read, check, write state dicts.
+"""The one way to load SegGPT weights (`load_model`, which ``SegGPT.from_pretrained`` runs) and to save them.
 
-This module knows files, not the model class: ``SegGPT.from_pretrained`` (seggpt.model) builds the
-model from what :func:`load_state` returns, and ``SegGPT.save_pretrained`` writes through
-:func:`save_state`, so the import goes one way (model -> weights).
-
-Accepted sources (:func:`load_state`):
+Accepted sources (`seggpt.weights_file.resolve` finds the file):
 * a preset with packaged weights of ours, e.g. ``"small"``;
 * a Hub id: ``"BAAI/seggpt-vit-large"`` (transformers layout: config.json + safetensors) or
   ``"BAAI/SegGPT"`` (the official ``seggpt_vit_large.pth``), fetched through huggingface_hub and its cache;
@@ -14,9 +10,12 @@ Accepted sources (:func:`load_state`):
   training checkpoints (``last.pt``, its model config stored beside the weights);
 * a local folder holding any of those (a transformers ``save_pretrained`` folder included).
 
-The config is read from the file where it is stored (ours, transformers' config.json) and otherwise
-inferred from tensor shapes; the state dict is then checked key by key, so that a wrong or truncated
-file fails with a message naming what is missing or unexpected, never with a shape error deep inside.
+Every check that needs no tensor runs first and torch-free (`seggpt.weights_file`: the name, the
+safetensors header, a stored config against the tensor shapes); the config is the one stored with the
+file (ours, transformers' config.json) or else inferred from tensor shapes; the state dict is then
+checked key by key, shape by shape and value by value (`check_state`), so that a wrong, truncated or
+damaged file fails with one line naming the file and what is wrong, never deep inside the model.
+This module knows tensors; the model class knows nothing of files.
 """
 from __future__ import annotations
 
@@ -25,40 +24,17 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import PRESETS, SegGPTConfig, get_config
-from .errors import InputError
+from .config import SegGPTConfig, get_config
+from .errors import WeightsError
 from .io import atomic_path
-
-FORMAT_TAG = "seggpt-vos/1"
-PACKAGED_DIR = Path(__file__).resolve().parent / "weights"
-#: Hub repositories we know, with the file that holds the weights
-HUB_FILES = {
-    "BAAI/SegGPT": "seggpt_vit_large.pth",
-    "BAAI/seggpt-vit-large": "model.safetensors",
-}
-
-
-#: the official weights: the default of the CLIs (seggpt.run, vos.run), for the best masks
-OFFICIAL_WEIGHTS = "BAAI/seggpt-vit-large"
-#: the packaged model: the app's default, so that it starts offline
-PACKAGED_WEIGHTS = "small"
-#: why each default is the default, and how to choose the other (`default_weights_note`)
-_DEFAULT_REASONS = {
-    OFFICIAL_WEIGHTS: ("the official model, the best masks; downloaded once from the Hugging Face Hub, about 1.5 GB; "
-                       f"--weights {PACKAGED_WEIGHTS} runs the packaged small model offline"),
-    PACKAGED_WEIGHTS: ("the packaged small model, so {it} starts offline and answers fast on a CPU; "
-                       f"--weights {OFFICIAL_WEIGHTS} for the official model"),
-}
-
-
-class WeightsError(InputError):
-    """A checkpoint that cannot be found, read or matched to the model (one-line message)."""
+from .model import SegGPT
+from .weights_file import (FORMAT_TAG, check_weights_file, code_globals, config_from_mapping, pickle_globals,
+                           recommended_settings, refusal_message, resolve)
 
 
 # ---------------------------------------------------------------------------- key conventions
@@ -130,51 +106,6 @@ def to_transformers_keys(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tens
     return _rename(state, _TO_HF)
 
 
-# ---------------------------------------------------------------------------- configs
-def config_from_transformers(cfg: Dict[str, Any]) -> SegGPTConfig:
-    """Our config from a transformers SegGptConfig dict (config.json)."""
-    image_size = cfg.get("image_size", [896, 448])
-    if isinstance(image_size, int):
-        image_size = [image_size, image_size]
-    hidden = int(cfg.get("hidden_size", 1024))
-    mlp_dim = cfg.get("mlp_dim") or hidden * 4
-    return SegGPTConfig(
-        image_size=(int(image_size[0]) // 2, int(image_size[1])),
-        patch_size=int(cfg.get("patch_size", 16)),
-        embed_dim=hidden,
-        depth=int(cfg.get("num_hidden_layers", 24)),
-        num_heads=int(cfg.get("num_attention_heads", 16)),
-        mlp_ratio=float(mlp_dim) / hidden,
-        qkv_bias=bool(cfg.get("qkv_bias", True)),
-        layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-6)),
-        merge_index=int(cfg.get("merge_index", 2)),
-        feature_layers=tuple(cfg.get("intermediate_hidden_state_indices", (5, 11, 17, 23))),
-        decoder_dim=int(cfg.get("decoder_hidden_size", 64)),
-        pretrain_image_size=int(cfg.get("pretrain_image_size", 224)),
-        loss_beta=float(cfg.get("beta", 0.01)),
-    )
-
-
-def config_to_transformers(cfg: SegGPTConfig) -> Dict[str, Any]:
-    """A transformers SegGptConfig kwargs dict for our config (tests and benchmarks build the oracle with it)."""
-    return dict(
-        hidden_size=cfg.embed_dim,
-        num_hidden_layers=cfg.depth,
-        num_attention_heads=cfg.num_heads,
-        mlp_dim=cfg.mlp_dim,
-        image_size=list(cfg.canvas_size),
-        patch_size=cfg.patch_size,
-        qkv_bias=cfg.qkv_bias,
-        layer_norm_eps=cfg.layer_norm_eps,
-        merge_index=cfg.merge_index,
-        intermediate_hidden_state_indices=list(cfg.feature_layers),
-        decoder_hidden_size=cfg.decoder_dim,
-        pretrain_image_size=cfg.pretrain_image_size,
-        beta=cfg.loss_beta,
-        drop_path_rate=0.0,
-        hidden_act="gelu",
-    )
-
 
 def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> SegGPTConfig:
     """Infer the sizes from tensor shapes (for files that carry no config, like the official .pth).
@@ -218,39 +149,49 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
         raise WeightsError(f"{source}: cannot infer a SegGPT config from its tensors ({e})") from None
 
 
-# ---------------------------------------------------------------------------- files
+# ---------------------------------------------------------------------------- reading
+
+
 def _torch_load(path: Path) -> Any:
-    """torch.load without running pickled code; allow the argparse Namespace MAE-style checkpoints carry."""
+    """torch.load without running pickled code; allow the argparse Namespace MAE-style checkpoints carry.
+
+    A refusal says why (the file holds code, or other Python objects) and never how to load it anyway:
+    torch's own message suggests ``weights_only=False``, which would run whatever the file holds.
+    """
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: file not found") from None
-    except Exception as e:  # pickle errors, truncated zip archives, foreign globals
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: cannot read the checkpoint ({msg})") from None
+    except Exception as e:  # noqa: BLE001 - pickle errors, truncated zip archives, foreign globals
+        code = code_globals(path)
+        if code:
+            raise WeightsError(refusal_message(path, code)) from None
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        if lines and lines[0].startswith("Weights only load failed") and pickle_globals(path):
+            raise WeightsError(f"{path}: refused: the file holds Python objects besides tensors, and weights are "
+                               f"only ever read as plain tensors") from None
+        detail = next((line for line in lines if "weights_only" not in line and not line.startswith(
+            ("Weights only load failed", "Check the documentation"))), type(e).__name__)
+        raise WeightsError(f"{path}: cannot read the checkpoint ({detail})") from None
 
 
 def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor], Optional[SegGPTConfig]]:
-    """State dict (official key names) and the config if the file stores one."""
+    """State dict (official key names) and the config if the file stores one, header checks first."""
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"{path}: file not found")
-    config = None
+    config = check_weights_file(path)  # a safetensors header and its stored config, before any tensor is read
     if path.suffix == ".safetensors":
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
             state = load_file(str(path))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever safetensors raises for a damaged file
             raise WeightsError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
-        if meta.get("format") == FORMAT_TAG and "config" in meta:
-            config = SegGPTConfig.from_dict(json.loads(meta["config"]))
     else:
         obj = _torch_load(path)
         if isinstance(obj, dict) and isinstance(obj.get("model_config"), dict):  # our training checkpoints
             # tensors alone cannot tell which blocks feed the decoder: never guess for our own files
-            config = SegGPTConfig.from_dict(obj["model_config"])
+            config = config_from_mapping(obj["model_config"], str(path))
         if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
             obj = obj["model"]
         elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -263,98 +204,10 @@ def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor],
     return state, config
 
 
-def _find_in_folder(folder: Path) -> Tuple[Path, Optional[SegGPTConfig]]:
-    config = None
-    cfg_file = folder / "config.json"
-    if cfg_file.exists():
-        try:
-            config = config_from_transformers(json.loads(cfg_file.read_text()))
-        except (ValueError, TypeError) as e:
-            raise WeightsError(f"{cfg_file}: invalid config ({e})") from None
-    for name in ("model.safetensors", "pytorch_model.bin", "seggpt_vit_large.pth"):
-        if (folder / name).exists():
-            return folder / name, config
-    candidates = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".pth", ".pt", ".bin"))
-    if len(candidates) == 1:
-        return candidates[0], config
-    if not candidates:
-        raise WeightsError(f"{folder}: no weights file (.safetensors, .pth, .pt or .bin) in this folder")
-    raise WeightsError(f"{folder}: several weights files, pass one of them: {', '.join(p.name for p in candidates)}")
-
-
-def check_name_given(name_or_path: object) -> None:
-    """An empty weights name is refused: never "the current folder"."""
-    if not str(name_or_path).strip():
-        raise WeightsError("weights: an empty name; give a packaged name (small), a Hub id or a checkpoint file")
-
-
-def default_weights_note(weights: str, chosen_by: Optional[str] = None, default_of: str = "this command") -> str:
-    """The words of a command's INFO line about its weights: which weights, and why.
-
-    The same weights are the best choice for one command and a slow start for another (the official model
-    is a 1.5 GB download; the app should start offline), so a user who did not choose should learn, at
-    start, what they got, why, and how to choose the other. `chosen_by` names the option or file that set
-    the weights (``"--weights"``, ``"--config run.yaml"``): then the note only says so. `default_of` names
-    who defaults to them otherwise: ``"this command"`` (a CLI), ``"the app"``.
-
-    >>> default_weights_note("small", "--weights")
-    'weights small (--weights)'
-    """
-    if chosen_by:
-        return f"weights {weights} ({chosen_by})"
-    reason = _DEFAULT_REASONS.get(weights)
-    if reason is None:  # a default of another kind (a caller's own): no reason to give but that it is one
-        return f"weights {weights} (the default of {default_of})"
-    it = "the app" if default_of == "the app" else "it"
-    return f"weights {weights} (the default of {default_of}: {reason.format(it=it)})"
-
-
-def resolve(name_or_path: str) -> Tuple[Path, Optional[SegGPTConfig]]:
-    """Turn a preset, Hub id, file or folder into a local weights file (+ a config where one is stored)."""
-    check_name_given(name_or_path)
-    path = Path(os.path.expanduser(str(name_or_path)))
-    if path.is_dir():
-        return _find_in_folder(path)
-    if path.exists() and not path.is_file():
-        raise WeightsError(f"{name_or_path}: not a regular file (a FIFO or a device): weights are read from files")
-    if path.is_file():
-        return path, None
-    packaged = PACKAGED_DIR / f"{name_or_path}.safetensors"
-    if packaged.is_file():
-        return packaged, None
-    if str(name_or_path) in PRESETS:
-        raise WeightsError(
-            f"{name_or_path}: this preset has no packaged weights; pass a checkpoint file or a Hub id "
-            f"(e.g. BAAI/seggpt-vit-large)"
-        )
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(name_or_path)) and not str(name_or_path).startswith((".", "/")):
-        return _download(str(name_or_path))
-    raise WeightsError(f"{name_or_path}: no such file or folder, and not a Hub id like BAAI/seggpt-vit-large")
-
-
-def _download(repo_id: str) -> Tuple[Path, Optional[SegGPTConfig]]:
-    # imported here: huggingface_hub pulls in an HTTP stack that only a Hub download needs
-    from huggingface_hub import hf_hub_download
-
-    filename = HUB_FILES.get(repo_id, "model.safetensors")
-    try:
-        file = Path(hf_hub_download(repo_id, filename))
-        config = None
-        if filename == "model.safetensors":
-            cfg = Path(hf_hub_download(repo_id, "config.json"))
-            config = config_from_transformers(json.loads(cfg.read_text()))
-        return file, config
-    except Exception as e:
-        kind = type(e).__name__
-        raise WeightsError(
-            f"{repo_id}: cannot fetch {filename} from the Hugging Face Hub ({kind}). Offline? Download it once "
-            f"where there is a network (huggingface-cli download {repo_id} {filename}) so that it is in the cache, "
-            f"or pass --weights /path/to/{filename}"
-        ) from None
-
-
 def check_state(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor], source: str) -> None:
-    """WeightsError (one line) unless `state` has exactly the keys and shapes of `expected` (a model's state dict)."""
+    """WeightsError (one line naming `source`) unless `state` fits the model whose state dict is `expected`:
+    exactly its keys and shapes, every tensor floating point and finite (integer or NaN weights would load
+    and run, giving masks of nothing)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
 
@@ -375,44 +228,44 @@ def check_state(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor
             f"{source}: shape mismatch for {k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
             + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
         )
+    for key, value in state.items():
+        if not value.is_floating_point():
+            raise WeightsError(f"{source}: tensor {key!r} is {str(value.dtype).replace('torch.', '')}: "
+                               f"weights must be floating point")
+        if value.numel() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            raise WeightsError(f"{source}: tensor {key!r} holds {count} NaN or infinite value(s) of {value.numel()}")
 
 
-def load_state(
-    name_or_path: str, config: "str | SegGPTConfig | None" = None
-) -> Tuple[Dict[str, torch.Tensor], SegGPTConfig, str]:
-    """The state dict (official key names), its config and the file it came from, for any source.
-
-    `config` (a preset name or a config) overrides the config stored in or inferred from the file.
-    """
-    file, stored = resolve(str(name_or_path))
-    state, in_file = read_checkpoint(file)
-    cfg = get_config(config) if config is not None else (in_file or stored or infer_config(state, str(file)))
-    return state, cfg, str(file)
+# ---------------------------------------------------------------------------- the loader
 
 
-def recommended_settings(path: "str | os.PathLike") -> Dict[str, Any]:
-    """The settings a weights file of ours recommends (metadata "recommended": {"engine": {...}}).
-
-    They sit between the dataclass defaults and a config file in the precedence; the engine's
-    loader checks them like any other layer. Files of other formats recommend nothing.
-    """
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.is_file():
-        return {}
+def load_model(
+    name_or_path: str,
+    device: Optional[Union[str, torch.device]] = None,
+    config: Optional[Union[str, SegGPTConfig]] = None,
+    model_class: Type[SegGPT] = SegGPT,
+) -> SegGPT:
+    """What ``SegGPT.from_pretrained`` runs (its docstring says what it accepts and gives); every failure
+    is one WeightsError line naming the file. `model_class` is the class built (a subclass's
+    from_pretrained builds the subclass)."""
+    override = get_config(config) if config is not None else None  # the caller's argument: its own error
+    file, beside = resolve(name_or_path)
+    state, stored = read_checkpoint(file)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            text = (f.metadata() or {}).get("recommended")
-    except Exception as e:
-        raise WeightsError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
-    if text is None:
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise WeightsError(f"{path}: its recommended settings are not JSON") from None
-    if not isinstance(data, dict):
-        raise WeightsError(f"{path}: its recommended settings must be a mapping, got {type(data).__name__}")
-    return data
+        model = model_class(override or stored or beside or infer_config(state, str(file)))
+    except WeightsError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:  # tensors of unexpected form
+        raise WeightsError(f"{file}: cannot build the model from this file ({str(e).strip() or type(e).__name__})"
+                           ) from None
+    check_state(model.state_dict(), state, str(file))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.recommended_settings = recommended_settings(file)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
 
 
 def save_state(state: Dict[str, torch.Tensor], config: SegGPTConfig, path: "str | os.PathLike",
@@ -435,8 +288,5 @@ def save_state(state: Dict[str, torch.Tensor], config: SegGPTConfig, path: "str 
     return path
 
 
-__all__ = [
-    "WeightsError", "OFFICIAL_WEIGHTS", "PACKAGED_WEIGHTS", "default_weights_note", "load_state", "save_state", "check_state", "recommended_settings", "read_checkpoint",
-    "infer_config", "resolve",
-    "from_transformers_keys", "to_transformers_keys", "config_from_transformers", "config_to_transformers",
-]
+__all__ = ["WeightsError", "load_model", "save_state", "read_checkpoint", "check_state", "infer_config",
+           "from_transformers_keys", "to_transformers_keys"]

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("seggpt", "vos", "training", "benchmarks")
 
 #: the bottom layer: no torch, importable by everything
-TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.errors", "seggpt.masks", "seggpt.io")
+TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.errors", "seggpt.masks", "seggpt.io",
+              "seggpt.weights_file")
 #: third-party packages the torch-free layer must not import (they load torch)
 TORCH_PACKAGES = ("torch", "torchvision", "transformers", "safetensors", "einops")
 
@@ -164,14 +165,18 @@ def test_package_exports_load_on_first_use():
         seggpt.Nope  # noqa: B018
 
 
-def test_model_and_weights_import_one_way():
-    """weights knows checkpoint files, the model knows weights: no cycle, no import inside a function."""
-    weights = {name for _, name in imports_of("seggpt.weights", MODULES["seggpt.weights"])}
-    assert "seggpt.model" not in weights
-    model_tree = ast.parse(MODULES["seggpt.model"].read_text())
-    local = [n for f in ast.walk(model_tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-             for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert not local, [ast.dump(n) for n in local]
+def test_the_loader_imports_the_model_and_the_model_file_is_the_network():
+    """seggpt.weights (the one loader) builds the model, so it imports seggpt.model; the model file imports
+    only its config at the top, and reaches the loader inside from_pretrained / save_pretrained alone."""
+    assert "seggpt.model" in {name for _, name in imports_of("seggpt.weights", MODULES["seggpt.weights"])}
+    tree = ast.parse(MODULES["seggpt.model"].read_text())
+    top = {name for line, name in imports_of("seggpt.model", MODULES["seggpt.model"])
+           if layer(name) is not None and any(node.lineno == line for node in tree.body)}
+    assert top == {"seggpt.config"}
+    local = {f.name: {n.module for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+             for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    assert {name: modules for name, modules in local.items() if modules} == {
+        "from_pretrained": {"weights"}, "save_pretrained": {"weights"}}
 
 
 def test_install_requires_are_all_used_and_cv2_comes_from_one_package():

@@ -279,7 +279,8 @@ def test_another_input_size_equals_transformers_at_that_size():
     official ensemble semantics."""
     from transformers import SegGptConfig, SegGptForImageSegmentation
 
-    from seggpt.weights import config_to_transformers, to_transformers_keys
+    from seggpt.weights import to_transformers_keys
+    from seggpt.weights_file import config_to_transformers
 
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()

@@ -51,9 +51,9 @@ def test_semantic_type_and_bad_files(tiny_weights, tmp_path, capsys):
 
 
 def test_the_weights_note_says_which_why_and_the_other_choice():
-    """Issue 21: one wording for every command: a default is named with its reason and how to choose the
+    """One wording for every command: a default is named with its reason and how to choose the
     other; weights a user chose are named with who chose them, nothing more."""
-    from seggpt.weights import OFFICIAL_WEIGHTS, default_weights_note
+    from seggpt.weights_file import OFFICIAL_WEIGHTS, default_weights_note
 
     cli = default_weights_note(OFFICIAL_WEIGHTS)
     assert cli.startswith("weights BAAI/seggpt-vit-large (the default of this command: the official model")
@@ -72,7 +72,7 @@ def test_seggpt_run_names_its_weights_and_why(tiny_weights, tmp_path, caplog, ca
     import logging
 
     from seggpt.run import build_parser
-    from seggpt.weights import WeightsError
+    from seggpt.errors import WeightsError
 
     img = (np.random.default_rng(1).random((32, 48, 3)) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "a.png")
@@ -82,10 +82,10 @@ def test_seggpt_run_names_its_weights_and_why(tiny_weights, tmp_path, caplog, ca
     args = ["--prompt", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"), str(tmp_path / "a.png")]
     caplog.set_level(logging.INFO, logger="seggpt.run")
 
-    def offline(name, device=None):
+    def offline(name, **kwargs):
         raise WeightsError(f"{name}: offline in this test")
 
-    monkeypatch.setattr("seggpt.run.load_checked", offline)
+    monkeypatch.setattr("seggpt.weights.load_model", offline)
     assert main(args + ["--out", str(tmp_path / "o")]) == 2
     assert "BAAI/seggpt-vit-large: offline in this test" in capsys.readouterr().err  # the default was loaded
     assert "weights BAAI/seggpt-vit-large (the default of this command: the official model" in caplog.text

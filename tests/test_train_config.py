@@ -35,6 +35,7 @@ from training.data import PairSettings
     ("device=cuda:x", "device must be auto, cpu, cuda, cuda:N or mps"),
     ("model=smal", "model must be a preset name .*unknown SegGPT preset 'smal'"),
     ("model={depth: 2}", "model must be a preset name .*feature_layers"),
+    ("model={depth: 999}", "model must be a preset name .*model config depth = 999: expected an integer from 1 to 512"),
     ("model=[1, 2]", "model must be a preset name"),
     ("embedding_type=panoptic", "embedding_type must be one of 'instance', 'semantic'"),
     ("same_crop_prob=1.5", "same_crop_prob must be <= 1"),

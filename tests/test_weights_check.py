@@ -1,6 +1,6 @@
-"""Issue 13, weights: every file is checked before a model is built from it, with one line naming it.
+"""Weights: every file is checked before a model is built from it, with one line naming it.
 
-The cases the issue found: a metadata config that is not JSON or names an unknown key, negative or
+The cases found in review: a metadata config that is not JSON or names an unknown key, negative or
 absurd sizes (``depth: 999`` built the model for 77 s before failing), a config.json holding a list,
 all-NaN or integer weights that loaded and ran, ``--weights small`` taken over by a local ``small``,
 and a refused pickle that pointed at ``weights_only=False``.
@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import save_file
 
 from seggpt import SegGPT
-from seggpt.weights import FORMAT_TAG, WeightsError
-from seggpt.weights_check import (WeightsFileError, check_weights_file, load_checked, packaged_weights,
-                                  read_safetensors_header, resolve_weights_name)
+from seggpt.config import FIELDS, SegGPTConfig
+from seggpt.errors import WeightsError
+from seggpt.weights_file import FORMAT_TAG, check_weights_file, packaged_weights, read_safetensors_header, resolve
 from vos.run import main as vos_run
 from seggpt.io import save_index_png, write_mp4
 from vos.synthetic import make_clip
@@ -66,7 +66,7 @@ def test_metadata_config_is_checked_against_the_header_before_any_model(state, t
     path = _save(tmp_path / "w.safetensors", tensors, raw_config=raw)
     start = time.perf_counter()
     with pytest.raises(WeightsError, match="w.safetensors") as info:
-        load_checked(str(path))
+        SegGPT.from_pretrained(str(path))
     assert words in str(info.value) and "\n" not in str(info.value)
     assert time.perf_counter() - start < 10  # refused from the header, not after building 999 blocks
 
@@ -74,8 +74,8 @@ def test_metadata_config_is_checked_against_the_header_before_any_model(state, t
 def test_the_right_config_loads(state, tmp_path):
     tensors, config = state
     path = _save(tmp_path / "w.safetensors", tensors, config.to_dict())
-    check_weights_file(path)
-    assert load_checked(str(path)).config == config
+    assert check_weights_file(path) == config
+    assert SegGPT.from_pretrained(str(path)).config == config
 
 
 @pytest.mark.parametrize("change, words", [
@@ -87,17 +87,17 @@ def test_nan_and_integer_weights_are_refused(state, tmp_path, change, words):
     tensors, config = state
     path = _save(tmp_path / "w.safetensors", change(tensors), config.to_dict())
     with pytest.raises(WeightsError, match=words):
-        load_checked(str(path))
+        SegGPT.from_pretrained(str(path))
 
 
 def test_integer_pickle_and_code_pickle(state, tmp_path):
     tensors, _ = state
     torch.save({"model": {k: v.long() for k, v in tensors.items()}}, tmp_path / "int.pth")
     with pytest.raises(WeightsError, match="must be floating point"):
-        load_checked(str(tmp_path / "int.pth"))
+        SegGPT.from_pretrained(str(tmp_path / "int.pth"))
     torch.save({"model": tensors, "hook": _Evil()}, tmp_path / "code.pth")
     with pytest.raises(WeightsError) as info:
-        load_checked(str(tmp_path / "code.pth"))
+        SegGPT.from_pretrained(str(tmp_path / "code.pth"))
     text = str(info.value)
     assert "Python code" in text and "getpid" in text and "weights_only" not in text and "\n" not in text
 
@@ -116,10 +116,10 @@ def test_config_json_holding_a_list(state, tmp_path):
     save_file(tensors, str(folder / "model.safetensors"))
     (folder / "config.json").write_text("[1, 2]")
     with pytest.raises(WeightsError, match="config.json: a model config must be a JSON object, got a list"):
-        load_checked(str(folder))
+        SegGPT.from_pretrained(str(folder))
     (folder / "config.json").write_text('{"num_hidden_layers": -3}')
     with pytest.raises(WeightsError, match="num_hidden_layers = -3"):
-        load_checked(str(folder))
+        SegGPT.from_pretrained(str(folder))
 
 
 def test_safetensors_header_is_checked(tmp_path, state):
@@ -129,13 +129,13 @@ def test_safetensors_header_is_checked(tmp_path, state):
     assert header["norm.weight"]["shape"] == [32] and meta["format"] == FORMAT_TAG
     data = path.read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(WeightsFileError, match="outside the file"):
+    with pytest.raises(WeightsError, match="outside the file"):
         read_safetensors_header(tmp_path / "cut.safetensors")
     (tmp_path / "huge.safetensors").write_bytes(struct.pack("<Q", 10 ** 15) + b"{}")
-    with pytest.raises(WeightsFileError, match="header of"):
+    with pytest.raises(WeightsError, match="header of"):
         read_safetensors_header(tmp_path / "huge.safetensors")
     (tmp_path / "short.safetensors").write_bytes(b"abc")
-    with pytest.raises(WeightsFileError, match="shorter"):
+    with pytest.raises(WeightsError, match="shorter"):
         read_safetensors_header(tmp_path / "short.safetensors")
 
 
@@ -143,13 +143,13 @@ def test_packaged_name_wins_over_a_local_file(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "small").write_text("not weights")
     assert packaged_weights("small") is not None and packaged_weights("./small") is None
-    assert resolve_weights_name("small") == str(packaged_weights("small"))
+    assert resolve("small") == (packaged_weights("small"), None)
     assert "pass ./small" in caplog.text
-    assert resolve_weights_name("./small") == "./small"
-    assert load_checked("small").config.embed_dim == 128
+    assert resolve("./small") == (Path("small"), None)  # the local file
+    assert SegGPT.from_pretrained("small").config.embed_dim == 128
     (tmp_path / "small").unlink()
     (tmp_path / "small").mkdir()  # a folder of that name too
-    assert load_checked("small").config.embed_dim == 128
+    assert SegGPT.from_pretrained("small").config.embed_dim == 128
 
 
 def test_vos_run_refuses_absurd_weights_in_one_line(state, tmp_path, capsys):
@@ -163,3 +163,29 @@ def test_vos_run_refuses_absurd_weights_in_one_line(state, tmp_path, capsys):
                     "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "depth = 999" in err[0] and time.perf_counter() - start < 20
+
+
+def test_every_config_field_has_bounds_and_a_config_checks_them_itself():
+    """One validation of the model config, where it is defined: a weights file, a transformers config.json
+    and a training setting all meet the same bounds through SegGPTConfig."""
+    import dataclasses
+
+    assert list(FIELDS) == [f.name for f in dataclasses.fields(SegGPTConfig)]
+    with pytest.raises(ValueError, match=r"^model config depth = 999: expected an integer from 1 to 512$"):
+        SegGPTConfig(depth=999)
+    with pytest.raises(ValueError, match=r"model config qkv_bias = 1: expected true or false"):
+        SegGPTConfig.from_dict({"qkv_bias": 1})
+    with pytest.raises(ValueError, match="unknown model config key"):
+        SegGPTConfig.from_dict({"depht": 4})
+
+
+def test_the_old_checked_loader_still_works_with_a_warning(tiny_weights):
+    """seggpt.weights_check (load_checked, WeightsFileError) stays for one release, with a DeprecationWarning."""
+    import importlib
+    import sys
+
+    sys.modules.pop("seggpt.weights_check", None)
+    with pytest.warns(DeprecationWarning, match="SegGPT.from_pretrained"):
+        old = importlib.import_module("seggpt.weights_check")
+    assert old.WeightsFileError is WeightsError
+    assert old.load_checked(tiny_weights).config == SegGPT.from_pretrained(tiny_weights).config

@@ -40,8 +40,7 @@ from seggpt.errors import InputError, OutputError
 from seggpt.io import atomic_path, ensure_output_dir
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
-from seggpt.weights import WeightsError
-from seggpt.weights_check import load_checked
+from seggpt.errors import WeightsError
 from vos.config import EngineConfig
 from vos.engine import VideoSegmenter
 from vos.metrics import evaluate_sequence
@@ -64,8 +63,8 @@ def build_model(cfg: TrainConfig) -> SegGPT:
     """A fresh model of the configured size, or the checkpoint named by `init_from` (fine-tuning)."""
     if cfg.init_from:
         try:
-            # the one checked loader of every CLI (a last.pt's stored config included)
-            return load_checked(str(cfg.init_from)).train()
+            # the one checked loader (a last.pt's stored config included)
+            return SegGPT.from_pretrained(str(cfg.init_from)).train()
         except WeightsError as err:
             raise InputError(f"init_from: {err}") from None
     try:

@@ -744,7 +744,7 @@ def _overlay_frame(zip_path, frame_idx: int) -> Optional[np.ndarray]:
 
 def build_parser() -> argparse.ArgumentParser:
     from seggpt.device import DEVICE_HELP
-    from seggpt.weights import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS
+    from seggpt.weights_file import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS
 
     ap = ArgumentParser(prog="python -m vos.app",
                                  description="A local web app to make, correct and export video masks (SegGPT).")
@@ -770,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make_editor(args: argparse.Namespace) -> Editor:
     """The editor the command line asks for; a bad option is an `InputError` (one line, exit code 2)."""
     from seggpt.settings import parse_assignments
-    from seggpt.weights import PACKAGED_WEIGHTS, default_weights_note
+    from seggpt.weights_file import PACKAGED_WEIGHTS, default_weights_note
 
     from .config import RunConfig, load_run_config
     from .engine import VideoSegmenter

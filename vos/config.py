@@ -191,8 +191,7 @@ def load_run_config(cls: Type[S], config_file: Optional[str], command_line: Sequ
 
 def recommended_for(weights: str) -> Dict[str, Any]:
     """The settings a weights file recommends; {} for files that carry none (and for Hub ids, unfetched)."""
-    from seggpt.weights import recommended_settings  # torch: only when a run resolves weights
-    from seggpt.weights_check import packaged_weights
+    from seggpt.weights_file import packaged_weights, recommended_settings
 
     path = packaged_weights(weights) or Path(weights).expanduser()  # a packaged name wins over a local file
     if not path.is_file():

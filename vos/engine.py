@@ -63,9 +63,8 @@ class VideoSegmenter:
         if isinstance(model_or_weights, SegGPT):
             model = model_or_weights.to(self.device)
         else:
-            from seggpt.weights_check import load_checked  # packaged names first; checked before it is built
-
-            model = load_checked(str(model_or_weights), device=self.device)
+            # packaged names first; the file checked before the model is built
+            model = SegGPT.from_pretrained(str(model_or_weights), device=self.device)
         # defaults < the weights' recommended settings < `config` (an EngineConfig is taken as it is)
         self.config = EngineConfig.load(config, getattr(model, "recommended_settings", None))
         if self.config.zoom.enabled and not self.config.zooms:

@@ -14,7 +14,7 @@ from typing import List, Optional
 from seggpt.errors import InputError
 from seggpt.outputs import (OutputFolder, PathLike, is_within, check_not_inputs, check_video_output, claim_folder,
                             real)
-from seggpt.weights_check import weights_input
+from seggpt.weights_file import weights_input
 
 # ---------------------------------------------------------------------------------------------- the CLIs
 

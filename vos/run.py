@@ -38,7 +38,7 @@ from seggpt.colors import davis_palette
 from seggpt.device import DEVICE_HELP, describe_precision, set_threads
 from seggpt.errors import EngineError, InputError, OutputError, VideoError
 from seggpt.settings import option_layers, parse_assignments, read_yaml
-from seggpt.weights import default_weights_note
+from seggpt.weights_file import default_weights_note
 from vos.config import EngineConfig, RunConfig, load_run_config
 from vos.engine import VideoSegmenter
 from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportSpec
@@ -176,7 +176,7 @@ def _settings(args: argparse.Namespace) -> RunConfig:
 
 def weights_chosen_by(args: argparse.Namespace) -> Optional[str]:
     """Who set the weights, by the settings' precedence (--set, then --weights, then --config), or None:
-    the default's note then says why it is the default (`seggpt.weights.default_weights_note`)."""
+    the default's note then says why it is the default (`seggpt.weights_file.default_weights_note`)."""
     for item in reversed(args.set):
         if item.partition("=")[0].strip() == "weights":
             return f"--set {item}"
