@@ -1,4 +1,4 @@
-"""Checks of `python -m seggpt.run`'s arguments before any image is decoded or a model is loaded (issue 13).
+"""Checks of `python -m seggpt.run`'s arguments before any image is decoded or a model is loaded.
 
 * ``--batch-size`` is a positive integer (0 crashed in ``range``, -1 segmented nothing and exited 0);
 * every image is smaller than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``; read

@@ -1,4 +1,4 @@
-"""Issue 13, decoding: a damaged input ends with one line naming the frame, after every earlier PNG is
+"""Decoding: a damaged input ends with one line naming the frame, after every earlier PNG is
 whole; decoders print nothing of their own; rotated videos come out as a player shows them."""
 from __future__ import annotations
 

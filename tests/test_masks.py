@@ -367,7 +367,7 @@ def _grid_of_colours(n: int, cell: int = 12) -> np.ndarray:
 
 
 def test_a_clean_mask_of_more_colours_than_objects_is_refused_not_merged():
-    """Issue 13: 256 distinct colours were 'cleaned to 128 objects' and the run went on."""
+    """256 distinct colours were 'cleaned to 128 objects' and the run went on."""
     with pytest.raises(InputError, match="256 colours, at most 255 objects"):
         parse_mask(_grid_of_colours(256), name="many.png")
     assert len(parse_mask(_grid_of_colours(255), name="ok.png").object_ids) == 255
@@ -375,7 +375,7 @@ def test_a_clean_mask_of_more_colours_than_objects_is_refused_not_merged():
 
 @pytest.mark.parametrize("grey", [False, True])
 def test_a_photo_given_as_the_mask_is_refused(grey):
-    """Issue 13: a photo given as the mask became 22 objects. A frame of our generator (textured, like a photo)."""
+    """A photo given as the mask became 22 objects. A frame of our generator (textured, like a photo)."""
     from vos.synthetic import make_clip
 
     frames, _ = make_clip(3, 1, size=(120, 160), num_objects=2)

@@ -1,4 +1,4 @@
-"""Issue 13, outputs: an output is never an input, and an output folder never mixes two runs.
+"""Outputs: an output is never an input, and an output folder never mixes two runs.
 
 Tables of the issue's cases against `vos.run`, `benchmarks.vos` and `benchmarks.evaluate`, in process
 (`main([...])`): the refusals come before any model is built, so they are fast.

@@ -1,4 +1,4 @@
-"""Issue 13, property-based: no input ends in anything but a result or our documented error.
+"""Property-based: no input ends in anything but a result or our documented error.
 
 * `seggpt.masks.parse_mask`: any array or PIL image -> a ParsedMask (2-D int32 ids 0..255) or InputError;
 * `VideoSegmenter.add_new_mask` / `add_mask` (any frame index, object id, mask) -> accepted or EngineError;

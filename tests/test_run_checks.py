@@ -1,4 +1,4 @@
-"""Issue 13, `python -m seggpt.run`: every argument checked before any work, one line and exit code 2."""
+"""`python -m seggpt.run`: every argument checked before any work, one line and exit code 2."""
 from __future__ import annotations
 
 import numpy as np

@@ -223,7 +223,7 @@ SAM2_CFG, SAM2_CKPT = "configs/sam2.1/sam2.1_hiera_l.yaml", "./checkpoints/sam2.
     lambda b: b("small", ckpt_path=SAM2_CKPT),          # SAM 2's keyword
 ])
 def test_sam2s_own_call_is_one_line_naming_what_to_pass(call):
-    """Issue 21: SAM 2's positional (model_cfg, checkpoint) was read as weights=cfg, device=checkpoint and
+    """SAM 2's positional (model_cfg, checkpoint) was read as weights=cfg, device=checkpoint and
     failed with "unknown device './checkpoints/sam2.1_hiera_large.pt'"."""
     from vos import EngineError
     from vos.sam2 import build_sam2_video_predictor

@@ -1,4 +1,4 @@
-"""`python -m training` as a user meets it (issue 13): one line and exit 2 for bad input, an out_dir holding
+"""`python -m training` as a user meets it: one line and exit 2 for bad input, an out_dir holding
 another run refused unless --resume or --overwrite, Ctrl-C / SIGTERM ending with one line after a whole
 checkpoint (130 / 143), the final files written before the final evaluation, the clips scored by the
 shipped engine, and the GPU script's entry run for a few CPU steps (training/gpu.py)."""

@@ -1,4 +1,4 @@
-"""Issue 13, benchmarks: every sequence asked for is scored, or the run says which and why (exit code 1).
+"""Benchmarks: every sequence asked for is scored, or the run says which and why (exit code 1).
 
 The issue's example: a DAVIS copy with one annotation missing printed "2/2 sequences ok" and a global
 J&F of one sequence alone. Each damaged copy below goes through `benchmarks.vos` (the other sequence

@@ -335,7 +335,7 @@ def test_folder_mismatched_size_error_names_file_in_consumer(tmp_path):
     with pytest.raises(VideoError, match=r"6\.png: frame size 30x21 differs from the first frame's 30x20"):
         for i, _ in source.iter_frames():
             got.append(i)
-    assert got == [0, 1, 2, 3, 4]  # every frame before the bad one was delivered (issue 13)
+    assert got == [0, 1, 2, 3, 4]  # every frame before the bad one was delivered
     source.close()
 
 

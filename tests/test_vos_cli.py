@@ -243,7 +243,7 @@ def test_ctrl_c_during_adaptation_is_one_line_and_130(tiny_weights, tmp_path):
 
 
 def test_the_weights_line_says_which_weights_and_why(clip, tiny_weights, tmp_path, caplog, capsys, monkeypatch):
-    """Issue 21: the default (the official Hub weights) is named with its reason and the other choice, before
+    """The default (the official Hub weights) is named with its reason and the other choice, before
     the model loads (a first run downloads 1.5 GB); weights the user chose are only named with who chose them."""
     import logging
 

@@ -68,7 +68,7 @@ CONSOLE_SCRIPTS = {"seggpt-run": "python -m seggpt.run", "seggpt-tune": "python 
 
 
 def test_console_scripts_are_installed_and_answer_help(installed_python, tmp_path):
-    """Issue 21: each console script of the wheel is in the venv's bin/, runs `--help` (exit 0) and prints
+    """Each console script of the wheel is in the venv's bin/, runs `--help` (exit 0) and prints
     its CLI's usage; setup.cfg lists exactly these (a new CLI gets a script and a line here)."""
     import configparser
 

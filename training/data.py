@@ -188,7 +188,7 @@ class VideoPairs(_GapPairs):
 class FlowPairs(_GapPairs):
     """Pseudo-objects in unlabelled real video, carried to another frame by optical flow.
 
-    Lever 4 of the tracking issue: real motion (deformation, occlusion, camera moves, lighting) in
+    Real motion (deformation, occlusion, camera moves, lighting) in
     unlimited pairs without labels. On a random frame, regions of similar colour and place (k-means
     on Lab colour + position at a quarter of the size, split into connected parts) become 1 to
     `objects[1]` objects; OpenCV's DIS flow from a frame `1..max_gap` away back to that frame carries

@@ -1,4 +1,4 @@
-"""``python -m training.gpu --out DIR``: the GPU training run (issue 12, lever 6) as one command.
+"""``python -m training.gpu --out DIR``: the GPU training run as one command.
 
 Trains ``configs/train_gpu.yaml`` (preset ``medium``, bf16) with the same trainer as every run, within
 a wall-time budget for the whole command (``--budget-s``, default 480: start to files written), on the

@@ -5,7 +5,7 @@ Backends: decord is preferred for video files (fast accurate random access with
 file. Both are imported lazily so that the other one (and folders, arrays) keep working
 when one is missing.
 
-Damaged inputs (issue 13): a video that ends early or cannot be decoded at some frame, a truncated or
+Damaged inputs: a video that ends early or cannot be decoded at some frame, a truncated or
 unreadable image, a frame of another size in a folder: every frame before it is yielded, then one
 ``VideoError`` names the frame (the CLIs: one line, exit code 2). The decoders' own C-level logging
 never reaches the terminal: every FFmpeg the process has loaded (decord and PyAV each bundle their
