@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .config import FIELDS, PRESETS, SegGPTConfig, field_problem
-from .errors import WeightsError
+from .errors import WeightsError, is_integer
 
 logger = logging.getLogger("seggpt.weights")
 
@@ -208,10 +208,10 @@ def read_config_json(path: "str | os.PathLike") -> SegGPTConfig:
             fields[name] = cfg[key]
     size = cfg.get("image_size")
     if size is not None:
-        canvas = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
+        canvas = [size, size] if is_integer(size) else size
         largest = 2 * int(FIELDS["image_size"][2])
         if (not isinstance(canvas, list) or len(canvas) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= largest for v in canvas)):
+                or not all(is_integer(v) and 2 <= v <= largest for v in canvas)):
             raise WeightsError(f"{path}: image_size = {size!r}: expected an integer or 2 integers from 2 to {largest}")
         fields["image_size"] = (canvas[0] // 2, canvas[1])
     mlp_dim = cfg.get("mlp_dim")
@@ -219,7 +219,7 @@ def read_config_json(path: "str | os.PathLike") -> SegGPTConfig:
         hidden = fields.get("embed_dim", SegGPTConfig.embed_dim)
         _, low, high = FIELDS["mlp_ratio"]  # mlp_dim = mlp_ratio x hidden_size
         low, high = max(1, math.ceil(low * hidden)), math.floor(high * hidden)
-        if isinstance(mlp_dim, bool) or not isinstance(mlp_dim, int) or not low <= mlp_dim <= high:
+        if not is_integer(mlp_dim) or not low <= mlp_dim <= high:
             raise WeightsError(f"{path}: mlp_dim = {mlp_dim!r}: expected an integer from {low} to {high}")
         fields["mlp_ratio"] = mlp_dim / hidden
     try:
@@ -288,7 +288,7 @@ def read_safetensors_header(path: "str | os.PathLike") -> Tuple[Dict[str, Dict[s
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if dtype not in _DTYPE_BYTES:
             raise WeightsError(f"{where}: unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        if not isinstance(shape, list) or not all(is_integer(s) and s >= 0 for s in shape):
             raise WeightsError(f"{where}: shape {shape!r} is not a list of sizes >= 0")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= data_size):
