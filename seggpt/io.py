@@ -30,16 +30,17 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .colors import davis_palette
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, check_input_file
 
 __all__ = [
     "OutputError",
     "atomic_path",
     "atomic_write_text",
     "ensure_output_dir",
+    "read_image",
     "read_label_png",
     "save_index_png",
     "save_object_pngs",
@@ -144,6 +145,19 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- label PNGs
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB, or InputError naming it. A FIFO or a device would block the
+    reader: refused before it is opened (`check_input_file`)."""
+    check_input_file(path, "image")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from None
 
 
 def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:

@@ -21,14 +21,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from seggpt.cli import ArgumentParser, EXIT_OK, run_cli
 from seggpt.colors import davis_palette
-from seggpt.errors import InputError, check_input_file
+from seggpt.errors import InputError
 from seggpt.device import DEVICE_HELP, describe_precision, dtype_reason, resolve_device, resolve_dtype, set_threads
-from seggpt.io import atomic_path, overlay, save_index_png
+from seggpt.io import atomic_path, overlay, read_image, save_index_png
 from seggpt.masks import load_mask
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
@@ -64,17 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _read_image(path: str) -> np.ndarray:
-    check_input_file(path, "image")  # a FIFO or a device would block the reader: refused first
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from None
-
-
 def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
     preflight(args)  # every argument checked before any work
     if bool(args.prompt) == bool(args.prompt_file):
@@ -85,7 +73,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         raise InputError(f"--threads: {e}") from None
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt or []:
-        image = _read_image(image_path)
+        image = read_image(image_path)
         parsed = load_mask(mask_path)
         for w in parsed.warnings:
             log.warning("%s: %s", mask_path, w)
@@ -95,7 +83,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
         prompt_images.append(image)
         prompt_labels.append(parsed.labels)
         pal = parsed.palette if pal is None else pal
-    queries = [_read_image(p) for p in args.inputs]
+    queries = [read_image(p) for p in args.inputs]
     weights = OFFICIAL_WEIGHTS if args.weights is None else args.weights
     device = resolve_device(args.device)
     # which weights and why, before a first run downloads them

@@ -266,12 +266,12 @@ def _tune(args: argparse.Namespace) -> int:
     """The command's work: tune, save, report (bad input: an InputError, which run_cli reports: one line, exit 2)."""
     from .masks import load_mask
     from .model import SegGPT
-    from .run import _read_image
+    from .io import read_image
 
     claimed = check_arguments(args)
     images, labels = [], []
     for image_path, mask_path in args.example:
-        image = _read_image(image_path)
+        image = read_image(image_path)
         parsed = load_mask(mask_path)
         if parsed.labels.shape != image.shape[:2]:
             raise InputError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "

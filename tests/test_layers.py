@@ -198,3 +198,38 @@ def test_install_requires_are_all_used_and_cv2_comes_from_one_package():
     used = {target.split(".")[0] for module, path in MODULES.items() for _, target in imports_of(module, path)}
     unused = [n for n in names if module_of[n] not in used]
     assert not unused, f"install_requires lists packages nothing imports: {unused}"
+
+
+def test_no_import_circle():
+    """No two modules import each other, directly or through others (imports inside functions count too).
+    One edge is left out on purpose: `SegGPT.from_pretrained` / `save_pretrained` reach the one loader,
+    `seggpt.weights`, which builds the model (the test above pins that edge to those two methods)."""
+    graph = {m: {t for _, t in imports_of(m, p) if t in MODULES and t != m} for m, p in MODULES.items()}
+    graph["seggpt.model"].discard("seggpt.weights")
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(m: str) -> None:  # Tarjan's strongly connected components
+        index[m] = low[m] = len(index)
+        stack.append(m)
+        on_stack.add(m)
+        for t in graph[m]:
+            if t not in index:
+                visit(t)
+                low[m] = min(low[m], low[t])
+            elif t in on_stack:
+                low[m] = min(low[m], index[t])
+        if low[m] == index[m]:
+            part = []
+            while True:
+                t = stack.pop()
+                on_stack.discard(t)
+                part.append(t)
+                if t == m:
+                    break
+            if len(part) > 1:
+                circles.append(sorted(part))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+    assert not circles, "modules that import each other: " + "; ".join(" <-> ".join(c) for c in circles)

@@ -23,7 +23,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from .runner import Case, Result, run_pass
+from .runner import Case, Result, run_pass, write_ffv1  # noqa: F401 - write_ffv1: for the case modules
 
 CASE_MODULES = ("editor_drawing", "editor_inputs", "editor_session")
 CASES: List[Case] = []
@@ -89,21 +89,6 @@ def make_editor(n=6, size=(48, 64), name="clip.mp4", steps=0, root=None, seed=0)
     ed.set_adapt_steps(steps)
     ed.open(name)
     return ed, root, lab
-
-
-def write_ffv1(path: str, frames: Sequence[np.ndarray]) -> None:
-    """A lossless FFV1 video of RGB frames of any size (the mp4 writer needs even sizes)."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    with av.open(path, "w") as c:
-        s = c.add_stream("ffv1", rate=8)
-        s.width, s.height, s.pix_fmt = w, h, "bgr0"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 def run_all(gen):

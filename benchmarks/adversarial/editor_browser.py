@@ -19,8 +19,7 @@ from typing import List
 
 import numpy as np
 
-from .editor import write_ffv1
-from .runner import ROOT
+from .runner import ROOT, write_ffv1
 
 
 def browser_checks() -> List[str]:
