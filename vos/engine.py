@@ -183,7 +183,7 @@ class VideoSegmenter:
         start = check_frame_index(start if start_frame_idx is None else start_frame_idx, state.num_frames)
         if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1):
             raise EngineError(f"max_frames must be a positive integer, got {max_frames!r}")
-        self._read_annotated_frames(state, start, reverse)
+        state.read_annotated_frames(start, reverse)
         try:
             self.adapt(state, progress, cancel)
         except AdaptCancelled:
@@ -206,7 +206,7 @@ class VideoSegmenter:
         cfg = self.config.adapt
         if cfg.steps == 0 or state.adapted_version == state.annotations.version:
             return 0.0
-        self._read_annotated_frames(state)
+        state.read_annotated_frames()
         notes = [state.annotations[a] for a in state.annotations if state.annotations[a].frame is not None]
         if not notes:
             return 0.0
@@ -228,7 +228,6 @@ class VideoSegmenter:
                                   progress=progress, amp_dtype=self.predictor.dtype, cancel=cancel)
         state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
         state.adapted_version = state.annotations.version
-        state.annotations.forget_prompts()  # made by the model before adaptation
         seconds = time.perf_counter() - start
         logger.info("test-time adaptation done in %.1f s", seconds)
         return seconds
@@ -291,23 +290,6 @@ class VideoSegmenter:
         finally:
             finishing.close()
             preparing.shutdown(wait=True, cancel_futures=True)
-
-    def _read_annotated_frames(self, state: InferenceState, start: Optional[int] = None, reverse: bool = False) -> None:
-        """Keep every annotated frame at model size before a pass needs it as a prompt.
-
-        A file, folder or array is read at those frames now; an iterator (read once) keeps the frames
-        it passes, and must not be asked for an annotated frame behind it.
-        """
-        for a in state.annotations:
-            if state.annotations[a].image is not None:
-                continue
-            if isinstance(state.source, IteratorSource):
-                if start is not None and ((a > start) if reverse else (a < start)):
-                    raise EngineError(f"frame {a} is annotated but an iterator source is past it: start the "
-                                      f"propagation at frame {a} or earlier, or give a file, folder or array")
-                continue
-            for _, frame in state.source.iter_frames(a, a + 1):
-                state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0], frame)
 
 
 def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecutor, predictor: SegGPTPredictor,

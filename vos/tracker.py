@@ -1,8 +1,8 @@
 """Tracker: one pass over a video in one direction (Cutie's inference core, reduced to SegGPT's needs).
 
-It holds the recent-prediction memory of the pass and asks the session's `Annotations` which
-annotated frames condition each frame; the predictor does the one model call, `seggpt.decode` brings
-its scores to frame size. With the engine's
+It holds the recent-prediction memory of the pass and the annotated prompts it made (until an
+annotation changes), and asks the session's `Annotations` which annotated frames condition each frame;
+the predictor does the one model call, `seggpt.decode` brings its scores to frame size. With the engine's
 zoom on (separate mode), it also follows where each object is (`vos.zoom`) and segments each one in
 a crop around it, its prompts cropped around it the same way, the crop's scores pasted back at frame
 size: one model call per object per frame, as separate mode costs anyway. It knows nothing of
@@ -103,6 +103,9 @@ class Tracker:
                                  if refine.enabled else None)
         self.zoom = config.zoom if config.zooms else None
         self.whereabouts: Dict[int, Optional[Whereabouts]] = {}  # the zoom's: per object, where it was last
+        #: the annotated prompts made, by frame, for the annotations' version they were made from
+        self._prompts: Dict[int, AnnotatedPrompt] = {}
+        self._prompts_version = -1
 
     # ------------------------------------------------------------------ frames without masks
     def run_batch(self, batch: Sequence[Tuple[int, np.ndarray]], queries: Optional[torch.Tensor] = None
@@ -136,9 +139,8 @@ class Tracker:
     # ------------------------------------------------------------------ annotated frames
     def annotate(self, frame_idx: int, frame: np.ndarray) -> FrameResult:
         """An annotated frame reached by this pass: its annotated prompt is its result."""
-        note = self.annotations[frame_idx]
-        if note.image is None:
-            self.annotations.set_image(frame_idx, self.predictor.preprocess_images([frame])[0], frame)
+        if self.annotations[frame_idx].frame is None:  # a source read once (an iterator, a live stream)
+            self.annotations.keep_frame(frame_idx, frame)
         if self.annotations.corrects(frame_idx, self.reverse):
             self.memory.clear()  # predictions made with the mistake the user just corrected
         prompt = self.annotated_prompt(frame_idx)
@@ -148,28 +150,33 @@ class Tracker:
         return FrameResult(frame_idx, labels, list(self.objects), Decoded(labels, prompt.confidence.copy()), frame)
 
     def annotated_prompt(self, frame_idx: int) -> AnnotatedPrompt:
-        """The annotated prompt of `frame_idx` in this direction, made (with those before it) if not cached."""
+        """The annotated prompt of `frame_idx` in this direction, made (with those before it) if not made since
+        the annotations last changed."""
+        if self._prompts_version != self.annotations.version:
+            self._prompts.clear()
+            self._prompts_version = self.annotations.version
         for a in self.annotations.side(frame_idx, self.reverse, include_t=True):
-            if self.annotations.prompt(a, self.reverse) is None:
-                self.annotations.keep_prompt(self._make_annotated_prompt(a), self.reverse)
-        return self.annotations.prompt(frame_idx, self.reverse)
+            if a not in self._prompts:
+                self._prompts[a] = self._make_annotated_prompt(a)
+        return self._prompts[frame_idx]
 
     def _annotated_prompts(self, t: int, include_t: bool) -> List[AnnotatedPrompt]:
         frames = self.annotations.conditioning(t, self.reverse, self.config.max_annotated, include_t)
         return [self.annotated_prompt(a) for a in frames]
 
     def _make_annotated_prompt(self, a: int) -> AnnotatedPrompt:
-        """The user's masks on frame a over a prediction of the objects they do not mention."""
+        """The user's masks on frame a over a prediction of the objects they do not mention; the one place an
+        annotated frame is made ready for the model."""
         note = self.annotations[a]
-        if note.image is None:
+        if note.frame is None:
             raise EngineError(f"frame {a} is annotated but was never read (an iterator source reads each frame "
                               "once: start the propagation at or before it)")
+        image = self.predictor.preprocess_images([note.frame])[0]
         size = note.size
         before = self.objects.ordered(self.annotations.objects_at(a, self.reverse, include_t=False))
         prior = self._annotated_prompts(a, include_t=False)
         if before and prior:
-            frames = None if note.frame is None else [note.frame]
-            decoded, = self._predict(note.image[None], prior, before, size, frames).finish()
+            decoded, = self._predict(image[None], prior, before, size, [note.frame]).finish()
             labels, conf = decoded.labels, decoded.confidence
         else:
             labels, conf = np.zeros(size, np.int32), np.ones(size, np.float32)
@@ -179,8 +186,8 @@ class Tracker:
         for o, m in note.given.items():
             labels[m] = o
             conf[m] = 1.0
-        small = torch.from_numpy(self.predictor.resize_labels(labels)).to(note.image.device).long()
-        return AnnotatedPrompt(a, note.image, small, labels, conf)
+        small = torch.from_numpy(self.predictor.resize_labels(labels)).to(image.device).long()
+        return AnnotatedPrompt(a, image, small, labels, conf)
 
     # ------------------------------------------------------------------ the model
     def _predict(self, queries: torch.Tensor, prompts: Sequence[Union[Prompt, AnnotatedPrompt]],
