@@ -6,8 +6,9 @@ The verbs, shaped like what editing tools already call:
   `reset_state`; the state (`vos.state.InferenceState`) is the caller's;
 * live streams (Cutie's shape): `stream()` gives a `LiveStream` with `step(frame, mask=None)`;
   `VideoSegmenter.step` is a thin alias on one default stream;
-* `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), kept
-  in the state; `propagate` calls it when the masks changed.
+* `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), the
+  adapted model kept here for the session (`adapted(state)`); `propagate` calls it when the masks
+  changed.
 
 Every annotation conditions every propagation, in both directions, by the rules in `vos.state`.
 The engine knows nothing of files: frames come from a FrameSource, results go back to the caller.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Container, Deque, Iterator, List, Optional, Sequence, Tuple, Union
@@ -83,6 +85,10 @@ class VideoSegmenter:
         if self.config.compile:
             self.predictor.compile(self.config.compile)
         self._default_stream: Optional[LiveStream] = None
+        #: per session, its adapted model and the annotations' version it learnt (kept so that a correction adds
+        #: to it): the engine holds the models a session runs, the session's state holds data
+        self._adapted: "weakref.WeakKeyDictionary[InferenceState, Tuple[int, SegGPTPredictor]]" = \
+            weakref.WeakKeyDictionary()
 
     # ================================================================== live streams
     def stream(self) -> LiveStream:
@@ -188,7 +194,7 @@ class VideoSegmenter:
             self.adapt(state, progress, cancel)
         except AdaptCancelled:
             return state.start_pass(_nothing())
-        tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
+        tracker = Tracker(self.adapted(state) or self.predictor, self.config, state.annotations, state.objects, reverse)
         # a file, folder or array is read one batch ahead; an iterator's (a live feed's) frames are not held back
         ahead = 0 if isinstance(state.source, IteratorSource) else self.config.batch_frames
         return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse), ahead, cancel))
@@ -197,14 +203,15 @@ class VideoSegmenter:
               cancel: Optional[threading.Event] = None) -> float:
         """Test-time adaptation (`config.adapt`): learn the session's annotated frames; returns the seconds.
 
-        A copy of the model is fine-tuned (the shared model is never modified) and kept in the state;
-        after a correction it goes on from what it learnt. Called by `propagate` when masks changed
-        since the last adaptation. `progress` gets every step; `cancel` set (from another thread) raises
-        `seggpt.adapt.AdaptCancelled` before the next step and the state keeps what it had. Frames an
+        A copy of the model is fine-tuned (the shared model is never modified) and kept for the session
+        (`adapted`); after a correction it goes on from what it learnt. Called by `propagate` when masks
+        changed since the last adaptation. `progress` gets every step; `cancel` set (from another thread)
+        raises `seggpt.adapt.AdaptCancelled` before the next step and the session keeps what it had. Frames an
         iterator has not reached yet are learnt at the next call.
         """
         cfg = self.config.adapt
-        if cfg.steps == 0 or state.adapted_version == state.annotations.version:
+        learnt = self._adapted.get(state)
+        if cfg.steps == 0 or (learnt is not None and learnt[0] == state.annotations.version):
             return 0.0
         state.read_annotated_frames()
         notes = [state.annotations[a] for a in state.annotations if state.annotations[a].frame is not None]
@@ -214,7 +221,7 @@ class VideoSegmenter:
         logger.info("test-time adaptation: %d steps on %d annotated frame(s) before the first frame", cfg.steps,
                     len(notes))
         start = time.perf_counter()
-        base = state.adapted.model if state.adapted is not None else self.model
+        base = learnt[1].model if learnt is not None else self.model
         frames = [n.frame for n in notes]
         zoom = self.config.zoom
         if self.config.zooms and zoom.adapt_crops:  # the scale the zoom segments each object at, too
@@ -226,11 +233,20 @@ class VideoSegmenter:
                                   embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
                                   object_weight_max=cfg.object_weight_max,
                                   progress=progress, amp_dtype=self.predictor.dtype, cancel=cancel)
-        state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
-        state.adapted_version = state.annotations.version
+        self._adapted[state] = (state.annotations.version, SegGPTPredictor(adapted, dtype=self.predictor.dtype,
+                                                                           exact_resize=self.config.exact_resize))
         seconds = time.perf_counter() - start
         logger.info("test-time adaptation done in %.1f s", seconds)
         return seconds
+
+    def adapted(self, state: InferenceState) -> Optional[SegGPTPredictor]:
+        """The session's adapted model (`adapt`): None before adaptation, or once forgotten."""
+        learnt = self._adapted.get(state)
+        return None if learnt is None else learnt[1]
+
+    def forget_adaptation(self, state: InferenceState) -> None:
+        """Forget what the session learnt: its next propagation adapts afresh (the app's new step count)."""
+        self._adapted.pop(state, None)
 
     def propagate_in_video(self, state: InferenceState, start_frame_idx: Optional[int] = None,
                            max_frames: Optional[int] = None, reverse: bool = False,

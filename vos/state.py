@@ -19,21 +19,20 @@ prediction of the objects they do not mention (from the annotated frames before 
 annotation that holds only a new object does not teach that the others are background. Annotated
 prompts depend on the annotations alone (and the model), so every propagation sees the same ones; the
 tracker that makes them keeps them until an annotation changes (`Annotations.version`).
+
+The state holds data only: the models a session runs (an adapted one too) are the engine's.
 """
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Generator, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
 from .objects import EngineError, Objects
 from .video import FrameSource, IteratorSource
-
-if TYPE_CHECKING:  # pragma: no cover
-    from seggpt.predictor import SegGPTPredictor
 
 
 @dataclass
@@ -155,16 +154,13 @@ class Annotations:
         return kept
 
 
-@dataclass
+@dataclass(eq=False)  # a session equals itself only: the engine keys what it holds for a session on it
 class InferenceState:
     """A session over one video: the frame source, its objects and annotations (nothing that grows with length)."""
 
     source: FrameSource
     annotations: Annotations = field(default_factory=Annotations)
     objects: Objects = field(default_factory=Objects)
-    #: the session's adapted model (test-time adaptation), kept so that a correction adds to it
-    adapted: Optional["SegGPTPredictor"] = field(default=None, repr=False)
-    adapted_version: int = -1  # the annotations' version it has learnt
     #: the propagations made on this session (generators, weakly: one dropped unfinished goes with it)
     _passes: "weakref.WeakSet[Generator]" = field(default_factory=weakref.WeakSet, init=False, repr=False,
                                                   compare=False)
