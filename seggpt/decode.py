@@ -22,7 +22,7 @@ batch alive (on a GPU, device memory) for as long as any one frame's result is k
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -130,22 +130,22 @@ def host(t: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Refinement:
-    """Edge-aware refinement against the frame (`seggpt.refine`): the guided filter's radius in model pixels
-    (converted to frame pixels for each frame size), its regularisation, its guide ("grey" or "colour")."""
-
-    model_pixels: float = 1.0
-    eps: float = 1e-2
-    guide: str = "grey"
-
-
-@dataclass(frozen=True)
 class Decoding:
     """How scores reach a frame's size: resized ("smooth": bilinear; "nearest": decided at model size, then
-    upsampled), or refined against the frame when `refine` is set and the frames are given."""
+    upsampled), or, with `refine_pixels` set and the frames given, refined against the frame (`seggpt.refine`:
+    the guided filter's radius in model pixels, converted to frame pixels for each frame size, its
+    regularisation `refine_eps` and its guide, the frame in "grey" or "colour")."""
 
     resize: str = "smooth"
-    refine: Optional[Refinement] = None
+    refine_pixels: Optional[float] = None
+    refine_eps: float = 1e-2
+    refine_guide: str = "grey"
+
+    def _refined(self, fn: Callable[..., torch.Tensor], scores: torch.Tensor, frames: Sequence[np.ndarray],
+                 size: Sequence[int], **kw) -> torch.Tensor:
+        """`fn` (refine_scores, refine_argmax or refine_margins) with this refinement's parameters at `size`."""
+        radius, subsample = auto_params(size, scores.shape[-2:], self.refine_pixels)
+        return fn(scores, frames, radius, self.refine_eps, subsample, self.refine_guide, **kw)
 
     def resized(self, maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         """Maps (B, C, h, w) at `size` in float32, by the resize alone (confidence, unrefined scores)."""
@@ -154,23 +154,19 @@ class Decoding:
         return resize_scores(maps.float(), size)
 
     def scores_at(self, scores: torch.Tensor, size: Sequence[int], frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """Scores (B, L, h, w) at `size`: refined against `frames` (B of them) when `refine` is set, else resized."""
-        r = self.refine
-        if r is None:
+        """Scores (B, L, h, w) at `size`: refined against `frames` (B of them) when set to, else resized."""
+        if self.refine_pixels is None:
             return self.resized(scores, size)
-        radius, subsample = auto_params(size, scores.shape[-2:], r.model_pixels)
-        return refine_scores(scores, list(frames), radius, r.eps, subsample, r.guide)
+        return self._refined(refine_scores, scores, list(frames), size)
 
     def labels_at(self, scores: torch.Tensor, best: torch.Tensor, values: torch.Tensor, size: Sequence[int],
                   frames: Frames = None) -> torch.Tensor:
         """``values[best label]`` (B, H, W) at `size` of scores (B, L, h, w) whose best labels at model size are
         `best` (B, h, w) (`confidence`)."""
-        r = self.refine
-        if r is not None and frames is not None:  # edge-aware: the scores follow the frame's edges
+        if self.refine_pixels is not None and frames is not None:  # edge-aware: the scores follow the frame's edges
             # frame by frame: `margins_at` repeats exactly this call, so margins and labels share every bit
-            radius, subsample = auto_params(size, scores.shape[-2:], r.model_pixels)
-            return torch.cat([refine_argmax(scores[i:i + 1], frames[i:i + 1], radius, r.eps, subsample, r.guide,
-                                            values=values) for i in range(scores.shape[0])])
+            return torch.cat([self._refined(refine_argmax, scores[i:i + 1], frames[i:i + 1], size, values=values)
+                              for i in range(scores.shape[0])])
         if self.resize == "nearest":  # the official way: decide at model size, then upsample
             return values[F.interpolate(best[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()]
         return resize_argmax(scores, size, values=values)  # bilinear, only where the resize can change the label
@@ -179,10 +175,8 @@ class Decoding:
                    ) -> torch.Tensor:
         """One frame's margins (L-1, H, W) at `size` from its scores (1, L, h, w), from the frame-size scores
         `labels_at` decides its labels from."""
-        r = self.refine
-        if r is not None and frame is not None:
-            radius, subsample = auto_params(size, scores.shape[-2:], r.model_pixels)
-            return refine_margins(scores, [frame], radius, r.eps, subsample, r.guide)[0]
+        if self.refine_pixels is not None and frame is not None:
+            return self._refined(refine_margins, scores, [frame], size)[0]
         return score_margins(self.resized(scores, size)[0])
 
     def finish(self, scores: torch.Tensor, conf: torch.Tensor, best: torch.Tensor, values: torch.Tensor,
@@ -241,4 +235,4 @@ class Decoded:
         return out
 
 
-__all__ = ["confidence", "score_margins", "resize_scores", "resize_argmax", "host", "Refinement", "Decoding", "Decoded"]
+__all__ = ["confidence", "score_margins", "resize_scores", "resize_argmax", "host", "Decoding", "Decoded"]

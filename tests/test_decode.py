@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seggpt.decode import Decoded, Decoding, Refinement, confidence, host, resize_argmax, resize_scores
+from seggpt.decode import Decoded, Decoding, confidence, host, resize_argmax, resize_scores
 from seggpt.predictor import SegGPTPredictor
 
 
@@ -76,7 +76,7 @@ def test_host_copies_a_slice_of_a_batch_and_keeps_a_frame_of_its_own():
     assert host(alone[0]).data_ptr() == alone.data_ptr()  # a batch of one frame: nothing to copy
 
 
-@pytest.mark.parametrize("decoding", [Decoding("smooth"), Decoding("nearest"), Decoding("smooth", Refinement(1.0))])
+@pytest.mark.parametrize("decoding", [Decoding("smooth"), Decoding("nearest"), Decoding("smooth", refine_pixels=1.0)])
 def test_decoded_frames_hold_none_of_the_batch_and_agree_with_their_labels(decoding):
     """`finish`: labels now; confidence and margins later from this frame's own host copies (the batch's
     tensors can go), and a margin is positive exactly where the labels say that label (ties aside)."""

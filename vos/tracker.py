@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from seggpt.decode import Decoded, Decoding, Refinement, confidence, host
+from seggpt.decode import Decoded, Decoding, confidence, host
 from seggpt.predictor import SegGPTPredictor
 
 from .config import EngineConfig
@@ -98,9 +98,9 @@ class Tracker:
         self.objects = objects
         self.reverse = reverse
         self.memory = PromptMemory(config.memory, config.memory_stride, config.confidence_gate)
-        refine = config.refine
-        self.decoding = Decoding(config.resize, Refinement(refine.model_pixels, refine.eps, refine.guide)
-                                 if refine.enabled else None)
+        refine = config.refine  # how scores reach frame size (`seggpt.decode`)
+        self.decoding = Decoding(config.resize, refine.model_pixels if refine.enabled else None, refine.eps,
+                                 refine.guide)
         self.zoom = config.zoom if config.zooms else None
         self.whereabouts: Dict[int, Optional[Whereabouts]] = {}  # the zoom's: per object, where it was last
         #: the annotated prompts made, by frame, for the annotations' version they were made from
