@@ -3,7 +3,8 @@
 The one place where pixels meet the model: resizing to the model's image size (bicubic, antialiased,
 as PIL does for the official code; masks nearest with PIL's pixel-centre rule), ImageNet
 normalisation, colour coding of label maps, batching, and the way back (denormalise, nearest colour,
-resize to the query's original size). The video engine and the image CLI both use it.
+resize to the query's original size as ``seggpt.decode`` resizes scores). The video engine and the
+image CLI both use it.
 
 The colour decoding of the model's output (:func:`denormalize`, :func:`decode_colors`) works on torch
 tensors on any device and in batches, because it runs before anything leaves the GPU; the colours
@@ -11,6 +12,8 @@ themselves come from the torch-free ``seggpt.colors``.
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -19,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from . import decode as _decode
 from .colors import IMAGENET_MEAN, IMAGENET_STD, distinct_colors, palette
+from .decode import Decoding, resize_scores
 from .errors import InputError
 from .model import SegGPT
 
@@ -82,21 +87,26 @@ def denormalize(pred: torch.Tensor) -> torch.Tensor:
     return ((p * std + mean) * 255.0).clamp_(0.0, 255.0)
 
 
-def _bilinear_taps(size_in: int, size_out: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices (i0, i1) and weight of i1 for each output index, as F.interpolate bilinear
-    (align_corners=False) computes them: src = (dst + 0.5) * in/out - 0.5, clamped at 0."""
-    src = ((torch.arange(size_out, device=device, dtype=torch.float32) + 0.5) * (size_in / size_out) - 0.5).clamp_min(0.0)
-    i0 = src.floor().long().clamp_max(size_in - 1)
-    i1 = (i0 + 1).clamp_max(size_in - 1)
-    return i0, i1, src - i0
-
-
 def _colour_index(labels: torch.Tensor, object_ids: Sequence[int]) -> torch.Tensor:
     """Object ids -> 1 + their position in `object_ids` (0 for any other id), for ids of any size."""
     ids = torch.as_tensor(list(object_ids), dtype=torch.long, device=labels.device)
     sorted_ids, order = ids.sort()
     pos = torch.searchsorted(sorted_ids, labels).clamp_max(len(ids) - 1)
     return torch.where(sorted_ids[pos] == labels, order[pos] + 1, torch.zeros_like(labels))
+
+
+def _moved(name: str):
+    """`seggpt.decode`'s function `name` as a static method of SegGPTPredictor, where it used to be: it works,
+    with a DeprecationWarning, for one release."""
+    fn = getattr(_decode, name)
+
+    @functools.wraps(fn)
+    def alias(*args, **kwargs):
+        warnings.warn(f"SegGPTPredictor.{name} is seggpt.decode.{name} now; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return fn(*args, **kwargs)
+
+    return staticmethod(alias)
 
 
 @dataclass
@@ -374,21 +384,6 @@ class SegGPTPredictor:
         fg = torch.stack([parts[i] for i in range(n)], dim=1)
         return torch.cat([1.0 - fg.max(dim=1, keepdim=True).values, fg], dim=1)
 
-    @staticmethod
-    def confidence(scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Best label (B, H, W) and a confidence in [0, 1] from per-label scores (B, L, H, W).
-
-        Confidence is the normalised gap between the best and the second-best score: 0 where two labels
-        tie (an edge, or a colour half-way between two objects), 1 where one label is unambiguous.
-        Returns (confidence, best label index).
-        """
-        if scores.shape[1] == 1:
-            return torch.ones_like(scores[:, 0]), torch.zeros_like(scores[:, 0], dtype=torch.long)
-        top2 = scores.topk(2, dim=1)
-        gap = top2.values[:, 0] - top2.values[:, 1]
-        scale = top2.values[:, 0].abs() + top2.values[:, 1].abs()
-        return (gap / scale.clamp_min(1e-6)).clamp(0, 1), top2.indices[:, 0]
-
     # ------------------------------------------------------------------ outputs
     def decode(
         self, pred: torch.Tensor, colors: np.ndarray, out_size: Optional[Tuple[int, int]] = None,
@@ -404,10 +399,9 @@ class SegGPTPredictor:
         colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=rgb.device)
         if out_size is None or tuple(out_size) == tuple(rgb.shape[-2:]):
             return decode_colors(rgb, colors_t)
-        if resize == "nearest" or len(colors_t) > 32:
+        if resize == "nearest" or len(colors_t) > 32:  # decided at model size: one map, not one per colour
             labels, dist = decode_colors(rgb, colors_t)
-            stacked = torch.stack([labels.float(), dist], dim=1)
-            up = F.interpolate(stacked, size=tuple(out_size), mode="nearest-exact")
+            up = Decoding("nearest").resized(torch.stack([labels.float(), dist], dim=1), out_size)
             return up[:, 0].long(), up[:, 1]
         if resize != "smooth":
             raise ValueError(f"resize must be 'smooth' or 'nearest', got {resize!r}")
@@ -425,60 +419,12 @@ class SegGPTPredictor:
         rgb = denormalize(pred)
         colors_t = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=rgb.device)
         dists = (rgb[:, None] - colors_t[None, :, :, None, None]).pow(2).sum(2).sqrt()
-        return self.resize_scores(dists, out_size)
+        return resize_scores(dists, out_size)
 
-    @staticmethod
-    def resize_scores(maps: torch.Tensor, out_size: Optional[Tuple[int, int]]) -> torch.Tensor:
-        """Per-label score or distance maps (B, L, h, w) to out_size, bilinearly (the one policy for them)."""
-        if out_size is None or tuple(out_size) == tuple(maps.shape[-2:]):
-            return maps
-        return F.interpolate(maps, size=tuple(out_size), mode="bilinear", align_corners=False)
-
-    @staticmethod
-    def resize_argmax(scores: torch.Tensor, out_size: Tuple[int, int], values: Optional[torch.Tensor] = None
-                      ) -> torch.Tensor:
-        """The best label (B, H, W) of `scores` (B, L, h, w) resized bilinearly to out_size, computed cheaply.
-
-        With `values` (L,), returns ``values[best label]`` in their dtype (object ids straight away,
-        without another pass over the frame-size map).
-
-        Equal to ``resize_scores(scores, out_size).max(dim=1).indices`` but interpolates only where it
-        can change the answer: a bilinear value is a convex combination of four neighbouring source
-        values, so where those four share their best label, that label stays best. Everywhere else
-        (object edges, a few percent of a frame) the four are interpolated exactly as F.interpolate
-        does (align_corners=False). Frame-size score maps are never built: at 854x480 this is ~3x
-        cheaper than resizing every map, which matters next to a small model's forward. Where more
-        than 15% of the cells are mixed (ragged labels), it resizes every map instead.
-        """
-        b, n, h, w = scores.shape
-        H, W = int(out_size[0]), int(out_size[1])
-        best = scores.max(dim=1).indices  # (B, h, w)
-        small = best if values is None else values[best]
-        if (H, W) == (h, w) or n == 1:
-            return small if (H, W) == (h, w) else small[:, :1, :1].expand(b, H, W).clone()
-        # a source cell = the 2x2 block starting at (i, j), clamped at the last row/column
-        down = torch.cat([best[:, 1:], best[:, -1:]], dim=1)
-        right = torch.cat([best[:, :, 1:], best[:, :, -1:]], dim=2)
-        diag = torch.cat([down[:, :, 1:], down[:, :, -1:]], dim=2)
-        mixed_cell = (best != down) | (best != right) | (best != diag)
-        if mixed_cell.float().mean().item() > 0.15:  # ragged labels (an untrained model): resizing all maps is cheaper
-            idx = SegGPTPredictor.resize_scores(scores, (H, W)).max(dim=1).indices
-            return idx if values is None else values[idx]
-        y0, y1, ly = _bilinear_taps(h, H, scores.device)
-        x0, x1, lx = _bilinear_taps(w, W, scores.device)
-        labels = small.index_select(1, y0).index_select(2, x0)  # (B, H, W): right wherever the cell is uniform
-        flat = mixed_cell.index_select(1, y0).index_select(2, x0).reshape(-1).nonzero().squeeze(1)
-        if flat.numel():
-            xi, yi, bi = flat % W, (flat // W) % H, flat // (H * W)
-            rows0, rows1 = bi * (h * w) + y0[yi] * w, bi * (h * w) + y1[yi] * w
-            cols0, cols1 = x0[xi], x1[xi]
-            table = scores.permute(0, 2, 3, 1).reshape(-1, n)  # (B*h*w, L)
-            wx, wy = lx[xi, None], ly[yi, None]
-            top = table[rows0 + cols0] * (1 - wx) + table[rows0 + cols1] * wx
-            bottom = table[rows1 + cols0] * (1 - wx) + table[rows1 + cols1] * wx
-            idx = (top * (1 - wy) + bottom * wy).max(dim=1).indices
-            labels.view(-1)[flat] = idx if values is None else values[idx]
-        return labels
+    # moved to seggpt.decode, the one post-processing path
+    confidence = _moved("confidence")
+    resize_scores = _moved("resize_scores")
+    resize_argmax = _moved("resize_argmax")
 
     # ------------------------------------------------------------------ one call
     @torch.no_grad()

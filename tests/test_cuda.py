@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from seggpt import SegGPT
+from seggpt.decode import resize_argmax
 from seggpt.predictor import SegGPTPredictor
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -69,8 +70,7 @@ def test_preprocessing_and_resize_on_cuda_follow_the_cpu():
     grey = (gpu - cpu).abs() * 0.229 * 255
     assert grey.max().item() <= 1.5  # uint8 kernel on the CPU, float on the GPU: within one grey level
     scores = torch.nn.functional.interpolate(torch.randn(2, 4, 8, 8), size=(64, 64), mode="bilinear")
-    assert torch.equal(SegGPTPredictor.resize_argmax(scores.cuda(), (480, 854)).cpu(),
-                       SegGPTPredictor.resize_argmax(scores, (480, 854)))
+    assert torch.equal(resize_argmax(scores.cuda(), (480, 854)).cpu(), resize_argmax(scores, (480, 854)))
 
 
 def test_engine_on_cuda_bf16_by_default_agrees_with_cpu():

@@ -209,16 +209,17 @@ def test_adaptation_steps_progress_and_cancel(editor):
         ed.set_adapt_steps(3)
         steps = []
         frames = [f for _, _, f in ed.propagate(0, on_adapt=lambda p: steps.append((p.step, p.steps)))]
-        assert steps == [(1, 3), (2, 3), (3, 3)] and len(frames) == 6 and ed.state.adapted is not None
+        assert steps == [(1, 3), (2, 3), (3, 3)] and len(frames) == 6
+        assert ed.segmenter.adapted(ed.state) is not None
         ed.set_adapt_steps(50)  # a new count forgets what was learnt
-        assert ed.state.adapted is None
+        assert ed.segmenter.adapted(ed.state) is None
 
         def stop_at_two(p):
             if p.step == 2:
                 ed.cancel()
 
         assert list(ed.propagate(0, on_adapt=stop_at_two)) == []
-        assert ed.cancelled and ed.state.adapted is None
+        assert ed.cancelled and ed.segmenter.adapted(ed.state) is None
     finally:
         ed.set_adapt_steps(before)
 

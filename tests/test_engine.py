@@ -1,9 +1,13 @@
 """VideoSegmenter on small random-weight models: sources, ids, objects added/corrected, reverse, batching."""
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
 
 from seggpt import SegGPT
+from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.config import ConfigError
 from seggpt.io import write_mp4
@@ -260,20 +264,26 @@ def test_nearest_resize_decides_at_model_size(model, clip):
 
 
 def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(model, clip):
-    """engine.adapt: a copy is fine-tuned on the annotated frames, kept in the state; a correction goes on
-    from it; the shared model's weights stay bit-identical; the same seed gives the same labels."""
+    """engine.adapt: a copy is fine-tuned on the annotated frames, kept by the engine for the session (not in
+    its state, and not past it); a correction goes on from it; the shared model's weights stay bit-identical;
+    the same seed gives the same labels."""
     frames, labels = clip
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = {"memory": 1, "adapt": {"steps": 2, "batch_size": 2, "lr": 1e-3}}
     seg = VideoSegmenter(model, config=cfg)
     st, res = _run(seg, frames, 0, labels[0], max_frames=4)
-    assert st.adapted is not None and st.adapted.model is not model
-    assert len(st.adapted.model.adapt_history) == 1
+    assert seg.adapted(st) is not None and seg.adapted(st).model is not model
+    assert len(seg.adapted(st).model.adapt_history) == 1
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert seg.adapt(st) == 0.0  # nothing new to learn
     seg.add_mask(st, 5, labels[5])  # a correction: adaptation goes on from the adapted copy
     list(seg.propagate(st, max_frames=2))
-    assert len(st.adapted.model.adapt_history) == 2
+    assert len(seg.adapted(st).model.adapt_history) == 2
+    assert not any(isinstance(v, SegGPTPredictor) for v in vars(st).values())  # the state holds data only
+    gone = weakref.ref(st)
+    del st
+    gc.collect()
+    assert gone() is None and not seg._adapted  # the engine does not keep a session alive, nor its model after it
     _, again = _run(VideoSegmenter(model, config=cfg), frames, 0, labels[0], max_frames=4)
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(res, again))
     _, plain = _run(VideoSegmenter(model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
@@ -301,7 +311,7 @@ def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_al
     assert seg.predictor.image_size == (96, 96) and model.config.image_size == (64, 64)
     assert seg.model.pos_embed is model.pos_embed  # shared, not copied
     st, res = _run(seg, frames, 0, labels[0], max_frames=4)
-    assert st.adapted.model.config.image_size == (96, 96)
+    assert seg.adapted(st).model.config.image_size == (96, 96)
     assert all(r.labels.shape == (48, 64) for r in res) and np.array_equal(res[0].labels, labels[0])
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     _, own = _run(VideoSegmenter(model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
@@ -328,12 +338,12 @@ def test_progress_and_cancel_reach_adaptation_and_the_frames(model, clip):
             cancel.set()
 
     assert list(seg.propagate(st, progress=stop_at_three, cancel=cancel)) == []
-    assert st.adapted is None and st.adapted_version == -1
+    assert seg.adapted(st) is None
     st.check_no_pass("a new mask")  # the empty pass holds nothing
     cancel.clear()
     steps = []
     run = seg.propagate(st, progress=lambda p: steps.append(p.step), cancel=cancel)
-    assert steps == [1, 2, 3, 4, 5, 6] and st.adapted is not None
+    assert steps == [1, 2, 3, 4, 5, 6] and seg.adapted(st) is not None
     got = []
     for r in run:
         got.append(r.frame_idx)

@@ -89,53 +89,6 @@ def test_predict_batches_equal_single_and_keep_sizes(sample):
         assert set(np.unique(a.labels)) <= {0, 1, 2}
 
 
-def _objects_scores(b, n, h, w, g):
-    """Scores of label maps made of a few rectangles (what a trained model paints) plus noise."""
-    labels = torch.zeros(b, h, w, dtype=torch.long)
-    for i in range(b):
-        for obj in range(1, n):
-            y, x = torch.randint(0, max(h - 2, 1), (2,), generator=g).tolist()
-            dy, dx = torch.randint(2, max(h // 2, 3), (2,), generator=g).tolist()
-            labels[i, y:y + dy, x:x + dx] = obj
-    onehot = torch.nn.functional.one_hot(labels, n).permute(0, 3, 1, 2).float()
-    return onehot + 0.2 * torch.randn(b, n, h, w, generator=g)
-
-
-def _mixed_fraction(scores):
-    best = scores.max(dim=1).indices
-    down = torch.cat([best[:, 1:], best[:, -1:]], dim=1)
-    right = torch.cat([best[:, :, 1:], best[:, :, -1:]], dim=2)
-    diag = torch.cat([down[:, :, 1:], down[:, :, -1:]], dim=2)
-    return ((best != down) | (best != right) | (best != diag)).float().mean().item()
-
-
-@pytest.mark.parametrize("shape,out", [((2, 4, 32, 32), (240, 427)), ((1, 3, 16, 20), (37, 23)),
-                                       ((1, 2, 8, 8), (8, 16)), ((1, 5, 16, 16), (16, 16)), ((3, 1, 8, 8), (20, 20))])
-@pytest.mark.parametrize("kind", ["objects", "smooth", "ragged"])
-def test_resize_argmax_equals_argmax_of_resized_scores(shape, out, kind):
-    g = torch.Generator().manual_seed(sum(shape))
-    b, n, h, w = shape
-    if kind == "objects":  # few mixed cells: the shortcut path
-        scores = _objects_scores(b, n, h, w, g)
-    elif kind == "smooth":
-        coarse = torch.randn(b, n, max(h // 4, 2), max(w // 4, 2), generator=g)
-        scores = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")
-    else:  # noise: most cells mixed, the resize-everything path
-        scores = torch.randn(b, n, h, w, generator=g)
-    ref = SegGPTPredictor.resize_scores(scores, out).max(dim=1).indices
-    got = SegGPTPredictor.resize_argmax(scores, out)
-    assert got.shape == ref.shape
-    assert torch.equal(got, ref)
-    ids = torch.arange(n, dtype=torch.int32) * 3 + 7  # values: object ids looked up on the way
-    assert torch.equal(SegGPTPredictor.resize_argmax(scores, out, values=ids), ids[ref])
-
-
-def test_resize_argmax_test_cases_reach_both_paths():
-    g = torch.Generator().manual_seed(0)
-    assert _mixed_fraction(_objects_scores(2, 4, 64, 64, g)) < 0.15
-    assert _mixed_fraction(torch.randn(2, 4, 64, 64, generator=g)) > 0.15
-
-
 def test_label_resize_is_nearest_exact_for_ids_of_any_size():
     """resize_labels indexes (PIL's pixel-centre rule) instead of interpolating floats: ids above 2**24 survive."""
     pred = SegGPTPredictor(SegGPT("test-tiny"))

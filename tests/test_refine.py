@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from seggpt.predictor import SegGPTPredictor
+from seggpt.decode import resize_argmax
 from seggpt.refine import auto_params, box_filter, guided_filter, refine_argmax, refine_scores
 
 
@@ -91,7 +91,7 @@ def test_refinement_snaps_the_boundary_to_the_image_edge(guide, subsample):
     frame, scores = _step_frame()
     gt = np.zeros(frame.shape[:2], np.int64)
     gt[:, 90:] = 1
-    plain = SegGPTPredictor.resize_argmax(scores, frame.shape[:2])[0].numpy()
+    plain = resize_argmax(scores, frame.shape[:2])[0].numpy()
     refined = refine_argmax(scores, frame[None], radius=32, eps=1e-3, subsample=subsample, guide=guide)[0].numpy()
     # the window must reach past the misplacement (radius ~2-3x it): 16 px moves a 12 px error only halfway
     err_plain, err_refined = (plain != gt).mean(), (refined != gt).mean()

@@ -208,7 +208,7 @@ def test_one_mask_converter_for_every_entry(seg):
 
 
 def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
-    """A read-once source: the annotated frame is kept at model size when it is read, and a second
+    """A read-once source: the annotated frame is kept when it is read, and a second
     propagation over the same annotations is refused with one line instead of silently dropping it."""
     frames = flat_frames()
     st = seg.init_state(iter(list(frames)))
@@ -216,7 +216,7 @@ def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
     seg.add_new_mask(st, 4, 2, box(30, 40))
     res = {r.frame_idx: r for r in seg.propagate(st, start_frame_idx=0, max_frames=6)}
     assert np.array_equal(res[5].labels == 1, box(2, 10)) and np.array_equal(res[5].labels == 2, box(30, 40))
-    assert st.annotations[0].image is not None and st.annotations[4].image is not None
+    assert st.annotations[0].frame is not None and st.annotations[4].frame is not None
     seg.add_new_mask(st, 8, 3, box(12, 16))
     with pytest.raises(EngineError, match="iterator"):
         list(seg.propagate(st, start_frame_idx=9))

@@ -654,8 +654,7 @@ class Editor:
             cfg = self.segmenter.config
             cfg.adapt = dataclasses.replace(cfg.adapt, steps=n)
             if self.state is not None:
-                self.state.adapted = None
-                self.state.adapted_version = -1
+                self.segmenter.forget_adaptation(self.state)
 
     def propagate(self, frame_idx: int, reverse: bool = False,
                   on_adapt: Optional[Callable[[AdaptProgress], None]] = None) -> Iterator[Tuple[int, int, int]]:

@@ -8,8 +8,9 @@ The verbs, shaped like what editing tools already call:
   the one SAM 2 surface, `vos.sam2`;
 * live streams (Cutie's shape): `stream()` gives a `LiveStream` with `step(frame, mask=None)`;
   `VideoSegmenter.step` is a thin alias on one default stream;
-* `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), kept
-  in the state; `propagate` calls it when the masks changed.
+* `adapt(state)`: test-time adaptation on the session's annotated frames (`config.adapt`), the
+  adapted model kept here for the session (`adapted(state)`); `propagate` calls it when the masks
+  changed.
 
 Every annotation conditions every propagation, in both directions, by the rules in `vos.state`.
 The engine knows nothing of files: frames come from a FrameSource, results go back to the caller.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Container, Deque, Iterator, List, Optional, Sequence, Tuple, Union
@@ -84,6 +86,10 @@ class VideoSegmenter:
         if self.config.compile:
             self.predictor.compile(self.config.compile)
         self._default_stream: Optional[LiveStream] = None
+        #: per session, its adapted model and the annotations' version it learnt (kept so that a correction adds
+        #: to it): the engine holds the models a session runs, the session's state holds data
+        self._adapted: "weakref.WeakKeyDictionary[InferenceState, Tuple[int, SegGPTPredictor]]" = \
+            weakref.WeakKeyDictionary()
 
     # ================================================================== live streams
     def stream(self) -> LiveStream:
@@ -169,12 +175,12 @@ class VideoSegmenter:
         start = check_frame_index(start if start_frame_idx is None else start_frame_idx, state.num_frames)
         if max_frames is not None and (not is_integer(max_frames) or max_frames < 1):
             raise EngineError(f"max_frames must be a positive integer, got {max_frames!r}")
-        self._read_annotated_frames(state, start, reverse)
+        state.read_annotated_frames(start, reverse)
         try:
             self.adapt(state, progress, cancel)
         except Cancelled:
             return state.start_pass(_nothing())
-        tracker = Tracker(state.adapted or self.predictor, self.config, state.annotations, state.objects, reverse)
+        tracker = Tracker(self.adapted(state) or self.predictor, self.config, state.annotations, state.objects, reverse)
         # a file, folder or array is read one batch ahead; an iterator's (a live feed's) frames are not held back
         ahead = 0 if isinstance(state.source, IteratorSource) else self.config.batch_frames
         return state.start_pass(self._run(tracker, state.frames(start, max_frames, reverse), ahead, cancel))
@@ -183,16 +189,17 @@ class VideoSegmenter:
               cancel: Optional[threading.Event] = None) -> float:
         """Test-time adaptation (`config.adapt`): learn the session's annotated frames; returns the seconds.
 
-        A copy of the model is fine-tuned (the shared model is never modified) and kept in the state;
-        after a correction it goes on from what it learnt. Called by `propagate` when masks changed
-        since the last adaptation. `progress` gets every step; `cancel` set (from another thread) raises
-        `seggpt.errors.Cancelled` before the next step and the state keeps what it had. Frames an
+        A copy of the model is fine-tuned (the shared model is never modified) and kept for the session
+        (`adapted`); after a correction it goes on from what it learnt. Called by `propagate` when masks
+        changed since the last adaptation. `progress` gets every step; `cancel` set (from another thread)
+        raises `seggpt.errors.Cancelled` before the next step and the session keeps what it had. Frames an
         iterator has not reached yet are learnt at the next call.
         """
         cfg = self.config.adapt
-        if cfg.steps == 0 or state.adapted_version == state.annotations.version:
+        learnt = self._adapted.get(state)
+        if cfg.steps == 0 or (learnt is not None and learnt[0] == state.annotations.version):
             return 0.0
-        self._read_annotated_frames(state)
+        state.read_annotated_frames()
         notes = [state.annotations[a] for a in state.annotations if state.annotations[a].frame is not None]
         if not notes:
             return 0.0
@@ -200,7 +207,7 @@ class VideoSegmenter:
         logger.info("test-time adaptation: %d steps on %d annotated frame(s) before the first frame", cfg.steps,
                     len(notes))
         start = time.perf_counter()
-        base = state.adapted.model if state.adapted is not None else self.model
+        base = learnt[1].model if learnt is not None else self.model
         frames = [n.frame for n in notes]
         zoom = self.config.zoom
         if self.config.zooms and zoom.adapt_crops:  # the scale the zoom segments each object at, too
@@ -212,12 +219,20 @@ class VideoSegmenter:
                                   embedding_type=self.config.embedding_type, batch_size=cfg.batch_size, seed=cfg.seed,
                                   object_weight_max=cfg.object_weight_max,
                                   progress=progress, amp_dtype=self.predictor.dtype, cancel=cancel)
-        state.adapted = SegGPTPredictor(adapted, dtype=self.predictor.dtype, exact_resize=self.config.exact_resize)
-        state.adapted_version = state.annotations.version
-        state.annotations.forget_prompts()  # made by the model before adaptation
+        self._adapted[state] = (state.annotations.version, SegGPTPredictor(adapted, dtype=self.predictor.dtype,
+                                                                           exact_resize=self.config.exact_resize))
         seconds = time.perf_counter() - start
         logger.info("test-time adaptation done in %.1f s", seconds)
         return seconds
+
+    def adapted(self, state: InferenceState) -> Optional[SegGPTPredictor]:
+        """The session's adapted model (`adapt`): None before adaptation, or once forgotten."""
+        learnt = self._adapted.get(state)
+        return None if learnt is None else learnt[1]
+
+    def forget_adaptation(self, state: InferenceState) -> None:
+        """Forget what the session learnt: its next propagation adapts afresh (the app's new step count)."""
+        self._adapted.pop(state, None)
 
     def propagate_in_video(self, state: InferenceState, start_frame_idx: Optional[int] = None,
                            max_frames: Optional[int] = None, reverse: bool = False,
@@ -278,23 +293,6 @@ class VideoSegmenter:
         finally:
             finishing.close()
             preparing.shutdown(wait=True, cancel_futures=True)
-
-    def _read_annotated_frames(self, state: InferenceState, start: Optional[int] = None, reverse: bool = False) -> None:
-        """Keep every annotated frame at model size before a pass needs it as a prompt.
-
-        A file, folder or array is read at those frames now; an iterator (read once) keeps the frames
-        it passes, and must not be asked for an annotated frame behind it.
-        """
-        for a in state.annotations:
-            if state.annotations[a].image is not None:
-                continue
-            if isinstance(state.source, IteratorSource):
-                if start is not None and ((a > start) if reverse else (a < start)):
-                    raise EngineError(f"frame {a} is annotated but an iterator source is past it: start the "
-                                      f"propagation at frame {a} or earlier, or give a file, folder or array")
-                continue
-            for _, frame in state.source.iter_frames(a, a + 1):
-                state.annotations.set_image(a, self.predictor.preprocess_images([frame])[0], frame)
 
 
 def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecutor, predictor: SegGPTPredictor,

@@ -1,8 +1,8 @@
 """Session state the caller holds (SAM 2's inference state): the video, its objects, every annotation.
 
-`Annotations` keeps every mask the user gave, the annotated frames themselves at model size (so
-sources that read once, iterators and live streams, still have them), and decides which annotated
-frames condition a frame. The rules (the README's table), written here once:
+`Annotations` keeps every mask the user gave, the annotated frames themselves as read (so sources
+that read once, iterators and live streams, still have them), and decides which annotated frames
+condition a frame. The rules (the README's table), written here once:
 
 * when an object exists: forward, object k is segmented on frame t once one of its masks lies at a
   frame <= t; backward, >= t. Before that it is absent.
@@ -17,33 +17,32 @@ frames condition a frame. The rules (the README's table), written here once:
 An annotated frame conditions others as its *annotated prompt*: the user's masks painted over a
 prediction of the objects they do not mention (from the annotated frames before it only), so an
 annotation that holds only a new object does not teach that the others are background. Annotated
-prompts depend on the annotations alone, so every propagation sees the same ones; they are cached
-per direction until an annotation changes.
+prompts depend on the annotations alone (and the model), so every propagation sees the same ones; the
+tracker that makes them keeps them until an annotation changes (`Annotations.version`).
+
+The state holds data only: the models a session runs (an adapted one too) are the engine's.
 """
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Generator, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
 from .objects import EngineError, Objects
-from .video import FrameSource
-
-if TYPE_CHECKING:  # pragma: no cover
-    from seggpt.predictor import SegGPTPredictor
+from .video import FrameSource, IteratorSource
 
 
 @dataclass
 class AnnotatedFrame:
-    """The masks given on one frame, and the frame at model size once it has been read."""
+    """The masks given on one frame, and the frame itself once it has been read."""
 
     frame_idx: int
     given: Dict[int, np.ndarray] = field(default_factory=dict)  # obj_id -> (H, W) bool at frame size
-    image: Optional[torch.Tensor] = None  # (3, h, w) ImageNet-normalised, model size
-    frame: Optional[np.ndarray] = field(default=None, repr=False)  # (H, W, 3) uint8: what adaptation learns
+    #: (H, W, 3) uint8: what the tracker's prompt and adaptation are made from
+    frame: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -66,17 +65,17 @@ class Annotations:
 
     def __init__(self) -> None:
         self._frames: Dict[int, AnnotatedFrame] = {}
-        self._prompts: Dict[Tuple[int, bool], AnnotatedPrompt] = {}
-        self.version = 0  # changes with every mask given or removed (what adaptation has learnt is keyed on it)
+        #: changes with every mask given or removed: what was made from the annotations (annotated prompts,
+        #: an adapted model) is keyed on it
+        self.version = 0
 
     # ------------------------------------------------------------------ what the user gave
     def add(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
         self._frames.setdefault(frame_idx, AnnotatedFrame(frame_idx)).given[obj_id] = mask
         self._changed()
 
-    def set_image(self, frame_idx: int, image: torch.Tensor, frame: np.ndarray) -> None:
-        """Keep the annotated frame (at model size, and as given for adaptation); cached prompts stay valid."""
-        self._frames[frame_idx].image = image
+    def keep_frame(self, frame_idx: int, frame: np.ndarray) -> None:
+        """Keep the annotated frame as read (not a change: what was made from the annotations stays valid)."""
         self._frames[frame_idx].frame = frame
 
     def remove(self, frame_idx: int, obj_id: int) -> None:
@@ -100,12 +99,7 @@ class Annotations:
         self._frames.clear()
         self._changed()
 
-    def forget_prompts(self) -> None:
-        """Drop the cached annotated prompts (the model that made them changed: adaptation)."""
-        self._prompts.clear()
-
     def _changed(self) -> None:
-        self._prompts.clear()
         self.version += 1
 
     def __len__(self) -> int:
@@ -159,24 +153,14 @@ class Annotations:
             kept = kept[:1] + (kept[len(kept) - limit + 1:] if limit > 1 else [])
         return kept
 
-    # ------------------------------------------------------------------ annotated prompts (made by the tracker)
-    def prompt(self, frame_idx: int, reverse: bool) -> Optional[AnnotatedPrompt]:
-        return self._prompts.get((frame_idx, reverse))
 
-    def keep_prompt(self, prompt: AnnotatedPrompt, reverse: bool) -> None:
-        self._prompts[(prompt.frame_idx, reverse)] = prompt
-
-
-@dataclass
+@dataclass(eq=False)  # a session equals itself only: the engine keys what it holds for a session on it
 class InferenceState:
     """A session over one video: the frame source, its objects and annotations (nothing that grows with length)."""
 
     source: FrameSource
     annotations: Annotations = field(default_factory=Annotations)
     objects: Objects = field(default_factory=Objects)
-    #: the session's adapted model (test-time adaptation), kept so that a correction adds to it
-    adapted: Optional["SegGPTPredictor"] = field(default=None, repr=False)
-    adapted_version: int = -1  # the annotations' version it has learnt
     #: the propagations made on this session (generators, weakly: one dropped unfinished goes with it)
     _passes: "weakref.WeakSet[Generator]" = field(default_factory=weakref.WeakSet, init=False, repr=False,
                                                   compare=False)
@@ -198,6 +182,23 @@ class InferenceState:
     @property
     def object_ids(self) -> List[int]:
         return list(self.objects)
+
+    def read_annotated_frames(self, start: Optional[int] = None, reverse: bool = False) -> None:
+        """Keep every annotated frame before a pass needs it as a prompt (or adaptation learns it).
+
+        A file, folder or array is read at those frames now; an iterator (read once) keeps the frames
+        it passes (`vos.tracker.Tracker.annotate`), and must not be asked for an annotated frame behind it.
+        """
+        for a in self.annotations:
+            if self.annotations[a].frame is not None:
+                continue
+            if isinstance(self.source, IteratorSource):
+                if start is not None and ((a > start) if reverse else (a < start)):
+                    raise EngineError(f"frame {a} is annotated but an iterator source is past it: start the "
+                                      f"propagation at frame {a} or earlier, or give a file, folder or array")
+                continue
+            for _, frame in self.source.iter_frames(a, a + 1):
+                self.annotations.keep_frame(a, frame)
 
     def frames(self, start: int, max_frames: Optional[int], reverse: bool):
         """The source's frames of a pass: from `start`, at most `max_frames`, forwards or backwards."""
