@@ -108,7 +108,7 @@ def test_edit_propagate_correct_export_and_session(editor, tmp_path):
 
 
 def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_path):
-    """Issue 14: the app exported hard edges only. Soft: the RGBA alpha and the matte come from the model's
+    """The app exported hard edges only. Soft: the RGBA alpha and the matte come from the model's
     scores (the CLI's --soft mapping) on propagated frames; a mask the user drew stays 0/255. The packaged
     small model (random weights may paint nothing), no adaptation."""
     from seggpt import SegGPT

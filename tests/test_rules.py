@@ -223,7 +223,7 @@ def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
 
 
 def test_an_empty_mask_gives_no_new_object_but_marks_a_known_one_absent(seg):
-    """Issue 13: an empty mask was accepted by add_new_mask and refused by the CLI, add_mask and step().
+    """An empty mask was accepted by add_new_mask and refused by the CLI, add_mask and step().
     One rule now: refused for an object not given before (nothing to track), taken for a known one."""
     empty = np.zeros((H, W), bool)
     st = seg.init_state(flat_frames())
