@@ -5,6 +5,9 @@ The rules (README, "Rules of the engine"), in one place for the session API, liv
   1..255, and the writer refuses more, not the engine;
 * a label map gives the objects whose ids it holds; its 0 asserts nothing about other objects;
 * a binary mask (bool, or a map holding only 0 and 255 with no id given) is object 1;
+* one object's mask (`add_new_mask`, the editor, the SAM 2 shim) is booleans or numbers, nonzero
+  being the object (> 0 in the SAM 2 shim, as SAM 2's logits are negative outside), numpy or torch:
+  `object_mask` is the one converter, with one message for each thing it refuses;
 * an empty mask gives no object: refused for an object not given before (there is nothing to track),
   taken for one already given (the object is absent on that frame, as in DAVIS and SAM 2).
 """
@@ -135,7 +138,7 @@ def known_or_nonempty(given: Dict[int, np.ndarray], known: Container[int], where
     return kept
 
 
-def give(given: Dict[int, np.ndarray], frame_idx: int, objects: "Objects", annotations: "Annotations"
+def give(given: Dict[int, np.ndarray], frame_idx: int, objects: Objects, annotations: Annotations
          ) -> Dict[int, np.ndarray]:
     """Masks given on a frame into a session or stream: the rule for empty masks (`known_or_nonempty`), then
     the new objects and every mask kept; returns what was kept. The one way masks enter, for `add_new_mask`,
