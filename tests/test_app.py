@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from vos.app import _QuietDisconnects, _playable_names, build_parser, make_editor
+from vos.app import _QuietDisconnects, build_parser, make_editor
+from vos.app_views import playable_names
 from seggpt.errors import InputError
 
 
@@ -55,10 +56,10 @@ def test_a_dropped_connection_is_one_line_and_other_errors_keep_their_traceback(
 
 
 def test_the_playback_reads_only_known_encodings_from_the_page():
-    assert _playable_names('["vp9", "h264", "mpeg4", 3]') == ["vp9", "h264"]
-    assert _playable_names("{}") == [] and _playable_names("") == []
+    assert playable_names('["vp9", "h264", "mpeg4", 3]') == ["vp9", "h264"]
+    assert playable_names("{}") == [] and playable_names("") == []
     with pytest.raises(InputError, match="unreadable"):
-        _playable_names("[[[" * 2)
+        playable_names("[[[" * 2)
 
 
 @pytest.fixture

@@ -15,17 +15,10 @@ saves screenshots there (each frame shape with its mask, mid-adaptation, mid-pro
 exported overlay) with the timings as timings.json. Where the environment variable CI is set this test never
 skips: a missing browser or package fails it.
 """
-import contextlib
 import json
-import os
 import re
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -34,14 +27,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app_browser_page import (App, check_stroke, iou, need_browser, open_browser, screenshots, serve,
+                              write_video)
 from vos.exports import read_matte, rle_decode
 from vos.synthetic import make_clip
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import written_by_us
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FRAMES = 16
 MAIN = (144, 256)  # the propagated clip: 16:9
 #: the frame shapes the drawing checks run on: name -> (H, W), with the synthetic clip's seed. GrabCut is a
@@ -50,306 +42,25 @@ MAIN = (144, 256)  # the propagated clip: 16:9
 SHAPES = {"16x9": ((144, 256), 2), "4x3": ((240, 320), 3), "9x16": ((320, 180), 9), "odd": ((479, 853), 2)}
 
 
-def _chromium():
-    for name in (os.environ.get("VOS_CHROMIUM"), "chromium", "chromium-browser"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _need(what, ok):
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"the browser test needs {what} (CI is set: it must not skip; .ci/run installs it)")
-    pytest.skip(f"{what} is not installed")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_video(path, frames):
-    """An mp4 (H.264 pads odd sizes to even), or for an odd size a lossless FFV1 .mkv that keeps it."""
-    if path.suffix == ".mp4":
-        write_mp4(path, frames, fps=8)
-        return
-    with av.open(str(path), "w") as c:
-        stream = c.add_stream("ffv1", rate=8)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv444p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
-
-
-def _need_browser():
-    for module in ("gradio", "playwright"):
-        try:
-            __import__(module)
-        except ImportError:
-            _need(f"the python package {module} (pip install -e '.[test]')", False)
-    _need("Chromium (apt-get install chromium)", _chromium())
-
-
-@contextlib.contextmanager
-def _serve(weights, root, tmp_path):
-    """`python -m vos.app` on a free port until the block ends; its log must hold no traceback."""
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               GRADIO_TEMP_DIR=str(tmp_path / "gradio"), OMP_NUM_THREADS="1")
-    log_path = tmp_path / "app.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "vos.app", "--root", str(root), "--weights", weights,
-                             "--device", "cpu", "--port", str(port), "--set", "engine.memory=1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    log.flush()
-                    pytest.fail(f"the app did not start:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    text = log_path.read_text()
-    assert "Traceback" not in text, f"the app's log holds a traceback:\n{text[-3000:]}"
-
-
-@contextlib.contextmanager
-def _browser(tmp_path, url):
-    """Chromium on `url`: (page, requests that left 127.0.0.1, errors the page raised)."""
-    from playwright.sync_api import sync_playwright
-
-    outside, errors = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=_chromium(), args=CHROMIUM_FLAGS, headless=True,
-            viewport={"width": 1400, "height": 1000})
-        try:
-            page = browser.new_page()
-            page.on("request", lambda r: outside.append(r.url)
-                    if not r.url.startswith((url.rstrip("/"), "data:", "blob:")) else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url, wait_until="networkidle")
-            yield page, outside, errors
-        finally:
-            browser.close()
-
 
 @pytest.fixture
 def app_server(tiny_weights, tmp_path):
-    _need_browser()
+    need_browser()
     root = tmp_path / "root"
     root.mkdir()
     clips = {}
     for name, (size, seed) in SHAPES.items():
         frames, labels = make_clip(seed, 3, size=size, num_objects=1)
-        _write_video(tmp_path / (name + (".mkv" if size[0] % 2 or size[1] % 2 else ".mp4")), frames)
+        write_video(tmp_path / (name + (".mkv" if size[0] % 2 or size[1] % 2 else ".mp4")), frames)
         save_index_png(tmp_path / f"{name}-mask0.png", labels[0])
         clips[name] = labels
     frames, labels = make_clip(31, FRAMES, size=MAIN, num_objects=1)
     write_mp4(tmp_path / "clip.mp4", frames, fps=8)
     save_index_png(tmp_path / "mask0.png", labels[0])
     clips["main"] = labels
-    with _serve(tiny_weights, root, tmp_path) as url:
+    with serve(tiny_weights, root, tmp_path) as url:
         yield url, root, tmp_path, clips
 
-
-# ---------------------------------------------------------------------- geometry the checks use
-
-
-def _distance_to_path(size, points):
-    """Each pixel centre's distance (frame pixels) to a polyline of canvas coordinates."""
-    h, w = size
-    ys, xs = np.mgrid[0:h, 0:w]
-    px, py = xs + 0.5, ys + 0.5
-    best = np.full((h, w), np.inf)
-    pts = np.asarray(points, float)
-    segments = zip(pts, pts[1:]) if len(pts) > 1 else [(pts[0], pts[0])]
-    for (x0, y0), (x1, y1) in segments:
-        dx, dy = x1 - x0, y1 - y0
-        t = np.clip(((px - x0) * dx + (py - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
-        best = np.minimum(best, np.hypot(px - (x0 + t * dx), py - (y0 + t * dy)))
-    return best
-
-
-def _check_stroke(before, after, stroke, brush):
-    """A stroke changed what lies within its radius (brush: set; eraser: cleared) and nothing farther away."""
-    d = _distance_to_path(before.shape, stroke["points"])
-    r = stroke["radius"]
-    core, far = d <= r - 1.5, d >= r + 1.5
-    assert core.any(), "the stroke covers no pixel of the frame"
-    assert (after[core] == brush).all(), f"{int((after[core] != brush).sum())} pixels under the stroke unchanged"
-    assert np.array_equal(after[far], before[far]), \
-        f"{int((after[far] != before[far]).sum())} pixels away from the stroke changed"
-
-
-def _iou(a, b):
-    return (a & b).sum() / max(1, (a | b).sum())
-
-
-# ---------------------------------------------------------------------- the page
-
-
-class App:
-    """The page, as the checks use it; every wait named, every timing kept."""
-
-    def __init__(self, page, root, shots):
-        self.page, self.root, self.shots = page, root, shots
-        self.timings = {}
-        self.saves = 0
-
-    def time(self, what, seconds):
-        self.timings.setdefault(what, []).append(round(seconds, 3))
-
-    def watch_status(self):
-        """Keep every value the status line takes (one action's status can follow another's within a poll)."""
-        self.seen = 0
-        self.page.evaluate("""() => { window.vosStatuses = []; let last = null;
-            setInterval(() => { const t = document.querySelector('#status textarea');
-                if (t && t.value !== last) { last = t.value; window.vosStatuses.push(last); } }, 5); }""")
-
-    def watch_views(self):
-        """Keep every (status, slider, frame info) the page shows, as they change together or not."""
-        self.page.evaluate("""() => { window.vosViews = []; let last = null;
-            setInterval(() => { const s = document.querySelector('#status textarea'),
-                    f = document.querySelector('#frame input[type=number]'), i = document.querySelector('#frame-info');
-                if (!s || !f || !i) return;
-                const now = JSON.stringify([s.value, f.value, i.innerText]);
-                if (now !== last) { last = now; window.vosViews.push([s.value, f.value, i.innerText]); } }, 5); }""")
-
-    def status(self, prefix, contains="", timeout=180000):
-        """The next status, in order, that starts with `prefix` and holds `contains`."""
-        found = self.page.wait_for_function(
-            "([p, c, from]) => { const all = window.vosStatuses;"
-            " for (let i = from; i < all.length; i++) if (all[i].startsWith(p) && all[i].includes(c)) return [i, all[i]];"
-            " return false; }", arg=[prefix, contains, self.seen], timeout=timeout).json_value()
-        self.seen = found[0] + 1
-        return found[1]
-
-    def serial(self):
-        return self.page.evaluate("() => document.querySelector('.vos-canvas').dataset.serial || ''")
-
-    def canvas_after(self, old, timeout=60000):
-        """Wait for the canvas to show a view newer than `old` with a frame in it; returns its key."""
-        self.page.wait_for_function(
-            "old => { const s = document.querySelector('.vos-canvas').dataset.serial;"
-            " return s && s !== old && window.vosCanvas && window.vosCanvas.key(); }", arg=old, timeout=timeout)
-        return self.page.evaluate("() => window.vosCanvas.key()")
-
-    def click_until_canvas(self, selector, what):
-        old, t0 = self.serial(), time.perf_counter()
-        self.page.click(selector)
-        key = self.canvas_after(old)
-        self.time(what, time.perf_counter() - t0)
-        return key
-
-    def shot(self, name):
-        if self.shots:
-            self.page.wait_for_timeout(300)
-            self.page.screenshot(path=str(Path(self.shots) / name), full_page=True)
-
-    def upload(self, component, path):
-        clear = self.page.locator(f"{component} button[aria-label='Clear']")
-        if clear.count():  # the last file is still shown: the drop zone comes back once it is cleared
-            clear.first.click()
-        self.page.locator(f"{component} input[type=file]").set_input_files(str(path))
-
-    def open(self, clip, expect):
-        old, t0 = self.serial(), time.perf_counter()
-        self.upload("#upload-video", clip)
-        assert expect in self.status("opened", contains=clip.name)
-        self.canvas_after(old)
-        self.time("open", time.perf_counter() - t0)
-
-    def add_object(self, name):
-        self.page.fill("#object-name textarea, #object-name input", name)
-        old, t0 = self.serial(), time.perf_counter()
-        self.page.click("#add-object")
-        self.status("added object", contains=name)
-        self.canvas_after(old)
-        self.time("add object", time.perf_counter() - t0)
-
-    def upload_mask(self, path, frame_idx):
-        self.upload("#upload-mask", path)
-        self.page.wait_for_timeout(1000)  # the file reaches the server before the button reads it
-        old = self.serial()
-        self.page.click("#use-mask")
-        self.status(f"mask PNG on frame {frame_idx}: object(s)")
-        self.canvas_after(old)
-
-    def goto(self, frame_idx):
-        old, t0 = self.serial(), time.perf_counter()
-        number = self.page.locator("#frame input[type=number]")
-        number.fill(str(frame_idx))
-        number.press("Enter")
-        key = self.canvas_after(old)
-        while not key.startswith(f"{frame_idx}:"):  # a view of the old frame can come first
-            old = self.serial()
-            key = self.canvas_after(old)
-        self.time("slider jump", time.perf_counter() - t0)
-        self.page.wait_for_function("f => document.querySelector('#frame-info').innerText.includes(`frame ${f} of`)",
-                                    arg=frame_idx)
-
-    def stroke(self, tool, points, size=None):
-        """Drag with `tool` through frame-pixel `points`; returns the stroke as the canvas recorded it."""
-        self.page.evaluate("t => window.vosCanvas.tool(t)", tool)
-        if size is not None:
-            self.page.evaluate("v => { const s = document.querySelector('.vos-size'); s.value = v; }", size)
-        view = self.page.locator(".vos-view")
-        view.scroll_into_view_if_needed()  # the mouse reaches what the viewport shows only
-        box = view.bounding_box()
-        w, h = self.page.evaluate("() => { const c = document.querySelector('.vos-view'); return [c.width, c.height]; }")
-
-        def at(p):
-            return box["x"] + p[0] * box["width"] / w, box["y"] + p[1] * box["height"] / h
-
-        self.page.mouse.move(*at(points[0]))
-        self.page.mouse.down()
-        for p in points[1:]:
-            self.page.mouse.move(*at(p), steps=4)
-        self.page.mouse.up()
-        if tool == "box":
-            return json.loads(self.page.evaluate("() => window.vosCanvas.box()"))["box"]
-        recorded = json.loads(self.page.evaluate("() => window.vosCanvas.strokes()"))["strokes"][-1]
-        for (x, y), (rx, ry) in zip((points[0], points[-1]), (recorded["points"][0], recorded["points"][-1])):
-            assert abs(x - rx) <= 1.0 and abs(y - ry) <= 1.0, "the canvas put the pointer somewhere else"
-        return recorded
-
-    def commit(self, selector, status_prefix, what):
-        key = self.click_until_canvas(selector, what)
-        return self.status(status_prefix), key
-
-    def saved(self):
-        """The masks the app holds now, read back from a saved session: {(frame, object): bool mask}."""
-        self.saves += 1
-        name = f"check {self.saves}"
-        self.page.fill("#session-name textarea, #session-name input", name)
-        self.page.click("#save-session")
-        self.status("saved session", contains=f"check_{self.saves}.vos-session.zip")
-        masks = {}
-        with zipfile.ZipFile(self.root / "sessions" / f"check_{self.saves}.vos-session.zip") as z:
-            doc = json.loads(z.read("session.json"))
-            for note in doc["annotations"]:
-                with z.open(note["mask"]) as f:
-                    masks[(note["frame"], note["object"])] = np.array(Image.open(f)) > 127
-        return masks, {(n["frame"], n["object"]): n["origin"] for n in doc["annotations"]}
 
 
 def _shape_checks(app, clip, labels, size, name):
@@ -370,7 +81,7 @@ def _shape_checks(app, clip, labels, size, name):
     brush = app.stroke("brush", [(0.15 * w, 0.2 * h), (cx, cy), (0.8 * w, 0.75 * h)])
     app.commit("#use-drawing", "mask of 1: thing on frame 0", "use drawing")
     masks, origins = app.saved()
-    _check_stroke(truth, masks[(0, 1)], brush, True)
+    check_stroke(truth, masks[(0, 1)], brush, True)
     assert origins[(0, 1)] == "mask PNG, corrected"
     app.shot(f"shape-{name}-brush.png")
 
@@ -379,7 +90,7 @@ def _shape_checks(app, clip, labels, size, name):
     eraser = app.stroke("eraser", [(cx - 0.1 * w, cy), (cx + 0.1 * w, cy + 0.05 * h)], size=12)
     app.commit("#use-drawing", "mask of 1: thing on frame 0", "use drawing")
     masks, _ = app.saved()
-    _check_stroke(before, masks[(0, 1)], eraser, False)
+    check_stroke(before, masks[(0, 1)], eraser, False)
 
     # undo: the eraser's change is taken back
     app.commit("#undo", "undid the", "undo")
@@ -396,11 +107,11 @@ def _shape_checks(app, clip, labels, size, name):
     text, _ = app.commit("#box-to-mask", "mask of 1: thing on frame 1", "mask from box")
     assert "box (GrabCut)" in text
     masks, origins = app.saved()
-    iou = _iou(masks[(1, 1)], truth1)
-    assert iou >= 0.8, f"{name}: the box's mask has IoU {iou:.3f} with the object"
+    overlap = iou(masks[(1, 1)], truth1)
+    assert overlap >= 0.8, f"{name}: the box's mask has IoU {overlap:.3f} with the object"
     assert origins[(1, 1)] == "box (GrabCut)"
     app.shot(f"shape-{name}-box.png")
-    return iou
+    return overlap
 
 
 def _check_slider_follows(page, frames):
@@ -451,20 +162,15 @@ def _check_reload(app, page, frames):
     app.shot("after-reload.png")
 
 
-def _screenshots():
-    shots = os.environ.get("VOS_APP_SCREENSHOTS")
-    if shots:
-        Path(shots).mkdir(parents=True, exist_ok=True)
-    return shots
 
 
 def test_app_in_a_real_browser(app_server, capsys):
     url, root, tmp, clips = app_server
-    shots = _screenshots()
+    shots = screenshots()
     ious = {}
 
     # outside: every request that leaves 127.0.0.1 (the app must work offline); errors: the page's scripts'
-    with _browser(tmp, url) as (page, outside, errors):
+    with open_browser(tmp, url) as (page, outside, errors):
         app = App(page, root, shots)
         app.watch_status()
 
@@ -515,9 +221,7 @@ def test_app_in_a_real_browser(app_server, capsys):
         app.goto(0)  # the slider followed the propagation to the frame it stopped at
         page.click("#forward")
         assert f"{FRAMES}/{FRAMES} frames" in app.status("propagation forward done", contains="run 3)")
-        page.wait_for_function("f => document.querySelector('#frame input[type=number]').value === String(f)"
-                               " && document.querySelector('#frame-info').innerText.startsWith(`frame ${f} of`)",
-                               arg=FRAMES - 1, timeout=30000)  # on the last frame done
+        app.wait_on_frame(FRAMES - 1)  # on the last frame done
         _check_playback(app, page, FRAMES / 8)
 
         # the prediction, as exported
@@ -537,14 +241,14 @@ def test_app_in_a_real_browser(app_server, capsys):
         app.commit("#use-drawing", "mask of 1: runner on frame 4", "use drawing")
         app.shot("correction.png")
         masks, origins = app.saved()
-        _check_stroke(predicted[4], masks[(4, 1)], brush, True)
+        check_stroke(predicted[4], masks[(4, 1)], brush, True)
         assert origins[(4, 1)] == "prediction, corrected"
         # erased from the prediction on frame 5: prediction - stroke
         app.goto(5)
         eraser = app.stroke("eraser", [(cx - 0.15 * w, cy), (cx + 0.15 * w, cy)], size=10)
         app.commit("#use-drawing", "mask of 1: runner on frame 5", "use drawing")
         masks, _ = app.saved()
-        _check_stroke(predicted[5], masks[(5, 1)], eraser, False)
+        check_stroke(predicted[5], masks[(5, 1)], eraser, False)
         # frame 6's prediction accepted as it is
         app.goto(6)
         app.commit("#accept", "mask of 1: runner on frame 6", "accept prediction")
@@ -626,14 +330,14 @@ def test_the_timeline_flags_an_object_that_leaves_the_frame(tmp_path):
     """With our small model (what the app runs by default): an object the camera pans away from is lost on the
     timeline and in the status, by the CLI's rule (10 frames: more than 2 empty in a row); a click on its lost
     frames takes the slider, the canvas and the frame info there."""
-    _need_browser()
+    need_browser()
     root = tmp_path / "root"
     root.mkdir()
     frames, truth = _leaving_clip()
     write_mp4(tmp_path / "leaving.mp4", frames, fps=8)
     save_index_png(tmp_path / "leaving-mask0.png", truth[0])
-    shots = _screenshots()
-    with _serve("small", root, tmp_path) as url, _browser(tmp_path, url) as (page, outside, errors):
+    shots = screenshots()
+    with serve("small", root, tmp_path) as url, open_browser(tmp_path, url) as (page, outside, errors):
         app = App(page, root, shots)
         app.watch_status()
         app.open(tmp_path / "leaving.mp4", f"{len(frames)} frames, 256x144")
@@ -657,8 +361,6 @@ def test_the_timeline_flags_an_object_that_leaves_the_frame(tmp_path):
         assert first <= jumped <= last, (key, lost)
         said = page.evaluate("() => window.vosStatuses")
         assert not [t for t in said if t.startswith("error")], said[-3:]
-        page.wait_for_function("f => document.querySelector('#frame input[type=number]').value === String(f)"
-                               " && document.querySelector('#frame-info').innerText.startsWith(`frame ${f} of`)",
-                               arg=jumped, timeout=30000)
+        app.wait_on_frame(jumped)
         app.shot("timeline-jumped.png")
     assert outside == [] and errors == [], (outside[:5], errors[:3])

@@ -22,6 +22,21 @@ def segmenter(tiny_weights):
     return VideoSegmenter(tiny_weights, config={"memory": 1}, device="cpu")
 
 
+def _rect(rows: slice, cols: slice, size=(48, 64)) -> np.ndarray:
+    """A (H, W) bool mask set on `rows` x `cols`."""
+    mask = np.zeros(size, bool)
+    mask[rows, cols] = True
+    return mask
+
+
+def _one_mask(ed, labels, origin="drawn"):
+    """The clip open with one object "a" given its true mask on frame 0; returns its id."""
+    ed.open("clip.mp4")
+    o = ed.add_object("a")
+    ed.set_mask(0, o, labels[0] == 1, origin=origin)
+    return o
+
+
 @pytest.fixture
 def editor(segmenter, tmp_path):
     frames, labels = make_clip(21, 6, size=(48, 64), num_objects=2)
@@ -121,8 +136,7 @@ def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_
     runner = ed.add_object("runner")
     ed.set_mask(0, runner, labels[0] == 1)
     list(ed.propagate(0))
-    drawn = np.zeros(labels[0].shape, bool)
-    drawn[10:30, 10:40] = True
+    drawn = _rect(slice(10, 30), slice(10, 40))
     ed.set_mask(3, runner, drawn)
     soft_zip, _ = ed.export(["alpha", "matte"], soft=True)
     hard_zip, _ = ed.export(["alpha"], soft=False)
@@ -146,9 +160,7 @@ def test_strokes_box_accept_and_undo_over_the_prediction(editor):
     from vos.drawing import stroke_band
 
     ed, labels = editor
-    ed.open("clip.mp4")
-    o = ed.add_object("a")
-    ed.set_mask(0, o, labels[0] == 1, origin="mask PNG")
+    o = _one_mask(ed, labels, origin="mask PNG")
     assert ed.origin(0, o) == "mask PNG" and ed.origin(2, o) == "none"
     for _ in ed.propagate(0):
         pass
@@ -198,9 +210,7 @@ def test_adaptation_steps_progress_and_cancel(editor):
     """The app's adaptation control: steps reported as they run; a cancel during adaptation keeps nothing
     learnt and yields no frame; a bad count is one line."""
     ed, labels = editor
-    ed.open("clip.mp4")
-    o = ed.add_object("a")
-    ed.set_mask(0, o, labels[0] == 1)
+    _one_mask(ed, labels)
     for bad in (-1, 2.5, "x", 10 ** 6):
         with pytest.raises(InputError, match="adaptation steps"):
             ed.set_adapt_steps(bad)
@@ -226,9 +236,7 @@ def test_adaptation_steps_progress_and_cancel(editor):
 
 def test_export_cancels_before_the_next_frame_and_writes_nothing(editor, tmp_path):
     ed, labels = editor
-    ed.open("clip.mp4")
-    o = ed.add_object("a")
-    ed.set_mask(0, o, labels[0] == 1)
+    _one_mask(ed, labels)
 
     def stop_at_two(done, total):
         if done == 2:
@@ -247,10 +255,7 @@ def test_undo_takes_back_one_object_only(editor):
     ed, _ = editor
     ed.open("clip.mp4")
     a, b = ed.add_object("a"), ed.add_object("b")
-    left = np.zeros((48, 64), bool)
-    left[10:30, 5:25] = True
-    right = np.zeros((48, 64), bool)
-    right[10:30, 30:50] = True
+    left, right = _rect(slice(10, 30), slice(5, 25)), _rect(slice(10, 30), slice(30, 50))
     ed.set_mask(0, a, left)
     ed.set_mask(0, b, right)
     ed.remove_object(a)
@@ -283,10 +288,7 @@ def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):
     ed, _ = editor
     ed.open("clip.mp4")
     a, b = ed.add_object("a"), ed.add_object("b")
-    left = np.zeros((48, 64), bool)
-    left[10:30, 5:30] = True
-    right = np.zeros((48, 64), bool)
-    right[10:30, 20:50] = True  # overlaps a on columns 20..29
+    left, right = _rect(slice(10, 30), slice(5, 30)), _rect(slice(10, 30), slice(20, 50))  # overlap: columns 20..29
     ed.set_mask(0, a, left)
     ed.set_mask(0, b, right)
     ed.undo()
@@ -340,13 +342,12 @@ def long_clip(tmp_path):
 def test_timeline_marks_given_present_empty_lost_and_not_segmented(segmenter, tmp_path, long_clip):
     """The rows the app's timeline draws: the CLI's lost rule for this length (16 frames: more than 2 empty in a
     row), an object's first mask given, frames without a result not segmented; the names escaped in the page."""
-    from vos.app import timeline_html
+    from vos.app_views import timeline_html
 
     ed = Editor(segmenter, tmp_path)
     ed.open(long_clip)
     a, b = ed.add_object("runner <b>"), ed.add_object("ball")
-    square = np.zeros((32, 48), bool)
-    square[4:12, 4:12] = True
+    square = _rect(slice(4, 12), slice(4, 12), (32, 48))
     ed.set_mask(0, a, square)
     ed.set_mask(0, b, np.roll(square, 20, axis=1))
     for t in range(1, 14):  # 14, 15: not segmented yet
@@ -377,8 +378,7 @@ def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_pat
     ed = Editor(segmenter, tmp_path)
     ed.open(long_clip)
     a = ed.add_object("runner")
-    square = np.zeros((32, 48), bool)
-    square[20:28, 36:44] = True  # away from the frame number in the top-left corner
+    square = _rect(slice(20, 28), slice(36, 44), (32, 48))  # away from the frame number in the top-left corner
     ed.set_mask(0, a, square)
     plain = next(iter(ed.source.iter_frames(0, 1)))[1]
     playable = {e.name: e for e in PLAYABLE_ENCODINGS}

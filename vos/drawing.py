@@ -14,7 +14,8 @@ say, whatever the browser drew on screen:
   cuts. It needs no model, runs in well under a second on a crop around the box, and its result is
   refined with the brush like any other mask.
 
-Everything from the browser is checked here (one line naming what is wrong: `InputError`).
+Everything from the browser is checked here (one line naming what is wrong: `InputError`), the editor's
+numbers too (`whole_number`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,27 @@ def _number(value: Any, what: str) -> float:
         shown = type(value).__name__ if is_integer(value) else repr(value)
         raise InputError(f"{what}: expected a finite number, got {shown[:40]}")
     return float(value)
+
+
+def short(value: Any) -> str:
+    """At most 40 characters of `value` for a message (repr can fail: an int of 5,000 digits)."""
+    try:
+        text = repr(value) if not isinstance(value, BaseException) else str(value)
+    except Exception:  # noqa: BLE001 - only a message
+        text = type(value).__name__
+    return text[:40]
+
+
+def whole_number(value: Any, what: str) -> int:
+    """`value` as an int when it is a whole number (7, 7.0, "7", numpy's), else one line naming `what`."""
+    try:
+        f = float(value) if not isinstance(value, (bool, np.bool_)) else math.nan
+        whole = math.isfinite(f) and f == int(f)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise InputError(f"{what}: expected a whole number, got {short(value)}")
+    return int(f)
 
 
 def parse_strokes(strokes: Any, size: Tuple[int, int]) -> List[Dict[str, Any]]:
@@ -190,4 +212,4 @@ def mask_from_box(frame: np.ndarray, box: Tuple[int, int, int, int],
     return out & inside
 
 
-__all__ = ["apply_strokes", "mask_from_box", "parse_box", "parse_strokes", "stroke_band", "TOOLS"]
+__all__ = ["apply_strokes", "mask_from_box", "parse_box", "parse_strokes", "short", "stroke_band", "TOOLS", "whole_number"]

@@ -91,6 +91,14 @@ def make_editor(n=6, size=(48, 64), name="clip.mp4", steps=0, root=None, seed=0)
     return ed, root, lab
 
 
+def drawn_editor(**kwargs):
+    """`make_editor` with an object "a" drawn on frame 0 (`BR(10, 10)`): (editor, root, a)."""
+    ed, root, _ = make_editor(**kwargs)
+    a = ed.add_object("a")
+    ed.draw(0, a, BR(10, 10))
+    return ed, root, a
+
+
 def run_all(gen):
     return list(gen)
 
@@ -107,20 +115,16 @@ def check_invariants(ed, where=""):
             with z.open(n["mask"]) as f:
                 saved[(n["frame"], n["object"])] = np.array(Image.open(f)) > 127
     given = {(f, o): m for f in ed.annotated_frames() for o, m in ed.given(f).items()}
-    if set(saved) != set(given):
-        raise AssertionError(f"{where}: session holds {sorted(saved)} but given is {sorted(given)}")
+    assert set(saved) == set(given), f"{where}: session holds {sorted(saved)} but given is {sorted(given)}"
     for k in given:
-        if not np.array_equal(saved[k], given[k]):
-            raise AssertionError(f"{where}: session mask {k} differs from given")
+        assert np.array_equal(saved[k], given[k]), f"{where}: session mask {k} differs from given"
     ids = set(ed.objects)
     for (f, o) in given:
-        if o not in ids:
-            raise AssertionError(f"{where}: given mask of removed object {o} on frame {f}")
+        assert o in ids, f"{where}: given mask of removed object {o} on frame {f}"
     for f in range(ed.num_frames):
         lab = ed.labels(f)
         extra = set(np.unique(lab).tolist()) - ids - {0}
-        if extra:
-            raise AssertionError(f"{where}: labels({f}) shows removed/unknown object ids {sorted(extra)}")
+        assert not extra, f"{where}: labels({f}) shows removed/unknown object ids {sorted(extra)}"
         g = ed.given(f)
         for o, m in g.items():
             others = [mm for oo, mm in g.items() if oo != o]

@@ -16,7 +16,8 @@ import numpy as np
 
 from vos.editor import Editor, EditorError
 
-from .editor import BR, case, check_invariants, expect_error, make_editor, must_raise, run_all, segmenter, write_ffv1
+from .editor import (BR, case, check_invariants, drawn_editor, expect_error, make_editor, must_raise, run_all, segmenter,
+                     write_ffv1)
 from .editor_drawing import S
 
 
@@ -107,9 +108,7 @@ def ed_box_flat_video():
 
 @case
 def ed_session_hostile_docs():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     good = ed.save_session("good")
     with zipfile.ZipFile(good) as z:
         base = json.loads(z.read("session.json"))
@@ -145,9 +144,7 @@ def ed_session_hostile_docs():
 @case
 def ed_session_failed_open_keeps_state():
     """A session that fails half-way must not leave the editor half-loaded."""
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     good = ed.save_session("good")
     with zipfile.ZipFile(good) as z:
         base = json.loads(z.read("session.json"))
@@ -161,15 +158,12 @@ def ed_session_failed_open_keeps_state():
     before = sorted(ed.annotated_frames()), ed.can_undo
     must_raise(lambda: ed.open_session("half.vos-session.zip"), EditorError, "half-bad session")
     after = sorted(ed.annotated_frames()), ed.can_undo
-    if after != before:
-        raise AssertionError(f"failed open_session changed the editor: (frames, undo) {before} -> {after}")
+    assert after == before, f"failed open_session changed the editor: (frames, undo) {before} -> {after}"
 
 
 @case
 def ed_export_hostile_kinds():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     for k in [[], ["bogus"], "index", None, [None], [["index"]]]:
         expect_error(lambda: ed.export(k), EditorError, f"export({k!r})", limit=30)
 
@@ -183,8 +177,7 @@ def ed_tiny_and_odd_frames():
         ed = Editor(segmenter(), root)
         ed.set_adapt_steps(0)
         ed.open(name)
-        if ed.size != (h, w):
-            raise AssertionError(f"{name}: size {ed.size} != {(h, w)}")
+        assert ed.size == (h, w), f"{name}: size {ed.size} != {(h, w)}"
         a = ed.add_object("a")
         ed.draw(0, a, [{"tool": "brush", "radius": 2, "points": [[w / 2, h / 2]]}])
         expect_error(lambda: ed.box_to_mask(1, a, [0, 0, w, h]), EditorError, f"{name} box")
@@ -205,14 +198,11 @@ def ed_open_8x8_ffv1_frames_readable():
 
 @case
 def ed_save_session_hostile_names():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     for n in ["../../evil", "/etc/passwd", "a\x00b", "x" * 5000, None, "", "...", 5, "sessions/../../x"]:
         expect_error(lambda: ed.save_session(n), EditorError, f"save_session({n!r:.30})")
     outside = [f for f in os.listdir(root) if f not in ("clip.mp4", "sessions")]
-    if outside:
-        raise AssertionError(f"save_session wrote outside sessions/: {outside}")
+    assert not outside, f"save_session wrote outside sessions/: {outside}"
 
 
 @case

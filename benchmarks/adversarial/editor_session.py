@@ -16,7 +16,7 @@ from vos import drawing
 from seggpt.errors import Cancelled  # a cancelled export is not an error of the user
 from vos.editor import EditorError
 
-from .editor import BR, case, check_invariants, expect_error, make_editor, must_raise, run_all
+from .editor import BR, case, check_invariants, drawn_editor, expect_error, make_editor, must_raise, run_all
 
 
 @case
@@ -51,14 +51,12 @@ def ed_undo_after_remove_object():
 
 @case
 def ed_undo_after_remove_then_readd_same_id():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     run_all(ed.propagate(0))
     ed.remove_object(a)
     c = ed.add_object("c")  # reuses id 1
-    if ed.origin(3, c) != "none":
-        raise AssertionError(f"new object {c} (id reused) reports origin {ed.origin(3, c)!r} on frame 3: the removed object's")
+    assert ed.origin(3, c) == "none", \
+        f"new object {c} (id reused) reports origin {ed.origin(3, c)!r} on frame 3: the removed object's"
 
 
 @case
@@ -78,15 +76,12 @@ def ed_soft_export_after_remove_readd():
             with z.open(n) as f:
                 im = np.array(Image.open(f))
             tot += int((im[..., 3] > 0).sum()) if im.ndim == 3 and im.shape[-1] == 4 else 0
-    if tot:
-        raise AssertionError(f"soft alpha export of new object {c} (never drawn) has {tot} opaque px: removed object's alpha")
+    assert not tot, f"soft alpha export of new object {c} (never drawn) has {tot} opaque px: removed object's alpha"
 
 
 @case
 def ed_undo_after_propagation():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     run_all(ed.propagate(0))
     ed.draw(3, a, BR(30, 20))
     run_all(ed.propagate(0))
@@ -101,9 +96,7 @@ def ed_undo_after_propagation():
 
 @case
 def ed_undo_across_open_and_session():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     ed.save_session("s1")
     ed.open("clip.mp4")
     must_raise(lambda: ed.undo(), EditorError, "undo after opening a video")
@@ -115,9 +108,7 @@ def ed_undo_across_open_and_session():
 
 @case
 def ed_cancel_during_adapt_then_propagate():
-    ed, root, _ = make_editor(steps=3)
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor(steps=3)
     seen = []
 
     def on_adapt(p):
@@ -126,24 +117,19 @@ def ed_cancel_during_adapt_then_propagate():
     expect_error(lambda: seen.append(run_all(ed.propagate(0, on_adapt=on_adapt))), EditorError,
                        "cancel during adaptation", limit=60)
     res = run_all(ed.propagate(0))
-    if len(res) != ed.num_frames:
-        raise AssertionError(f"propagate after cancelled adaptation did {len(res)} of {ed.num_frames} frames")
-    if ed.cancelled:
-        raise AssertionError("still 'cancelled' after a complete propagation")
+    assert len(res) == ed.num_frames, f"propagate after cancelled adaptation did {len(res)} of {ed.num_frames} frames"
+    assert not ed.cancelled, "still 'cancelled' after a complete propagation"
 
 
 @case
 def ed_cancel_mid_propagation_keeps_done():
-    ed, root, _ = make_editor(n=8)
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor(n=8)
     done = []
     for d, t, f in ed.propagate(0):
         done.append(f)
         if d == 3:
             ed.cancel()
-    if len(done) != 3:
-        raise AssertionError(f"cancel after 3 frames: {len(done)} done")
+    assert len(done) == 3, f"cancel after 3 frames: {len(done)} done"
     ed.set_adapt_steps(1)
     res = run_all(ed.propagate(0))
     assert len(res) == 8
@@ -152,9 +138,7 @@ def ed_cancel_mid_propagation_keeps_done():
 
 @case
 def ed_mutations_during_propagation():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     g = ed.propagate(0)
     next(g)
     for name, fn in [("set_adapt_steps", lambda: ed.set_adapt_steps(5)), ("draw", lambda: ed.draw(1, a, BR(5, 5))),
@@ -162,8 +146,7 @@ def ed_mutations_during_propagation():
                      ("export", lambda: ed.export()), ("propagate", lambda: next(ed.propagate(0))),
                      ("accept", lambda: ed.accept_prediction(0, a))]:
         must_raise(fn, EditorError, f"{name} during propagation")
-    if a not in ed.objects:
-        raise AssertionError("remove_object during propagation removed the object anyway")
+    assert a in ed.objects, "remove_object during propagation removed the object anyway"
     rest = list(g)
     check_invariants(ed, "after propagation with refused mutations")
     ed.set_adapt_steps(2)
@@ -184,15 +167,12 @@ def ed_remove_object_while_adapting_refused():
         except EditorError as e:
             errs.append(str(e))
     run_all(ed.propagate(0, on_adapt=on_adapt))
-    if not errs or b not in ed.objects:
-        raise AssertionError("remove_object from within adaptation callback was not refused")
+    assert errs and b in ed.objects, "remove_object from within adaptation callback was not refused"
 
 
 @case
 def ed_export_cancel_then_again():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     run_all(ed.propagate(0))
 
     def prog(i, n):
@@ -201,13 +181,11 @@ def ed_export_cancel_then_again():
     must_raise(lambda: ed.export(progress=prog), Cancelled, "cancelled export", limit=60)
     exp = os.path.join(root, "exports")
     left = os.listdir(exp)
-    if left:
-        raise AssertionError(f"cancelled export left {left}")
+    assert not left, f"cancelled export left {left}"
     zp, msg = ed.export()
     assert os.path.exists(zp), msg
     left = [n for n in os.listdir(exp) if n.startswith(".") and not n.startswith(".seggpt-vos-manifest")]
-    if left:
-        raise AssertionError(f"export left temp entries {left}")
+    assert not left, f"export left temp entries {left}"
     zp2, _ = ed.export(["index"])
     assert zp2 != zp
 
@@ -222,10 +200,8 @@ def ed_draw_correction_is_prediction_plus_strokes():
     st = [{"tool": "eraser", "radius": 3, "points": [[5, 5]]}, {"tool": "brush", "radius": 2, "points": [[50, 40]]}]
     ed.draw(3, a, st)
     want = drawing.apply_strokes(pred, drawing.parse_strokes(st, ed.size))
-    if not np.array_equal(ed.given(3)[a], want):
-        raise AssertionError("correction != prediction + strokes")
-    if "corrected" not in ed.origin(3, a):
-        raise AssertionError(f"origin of correction is {ed.origin(3, a)!r}")
+    assert np.array_equal(ed.given(3)[a], want), "correction != prediction + strokes"
+    assert "corrected" in ed.origin(3, a), f"origin of correction is {ed.origin(3, a)!r}"
 
 
 @case
@@ -301,9 +277,7 @@ def ed_remove_object_restores_other_given():
 
 @case
 def ed_progress_callback_raises():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     run_all(ed.propagate(0))
 
     def boom(i, n):
@@ -314,15 +288,12 @@ def ed_progress_callback_raises():
         pass
     zp, _ = ed.export(["index"])  # the editor must not stay busy
     left = [n for n in os.listdir(os.path.join(root, "exports")) if n.startswith(".") and "manifest" not in n]
-    if left:
-        raise AssertionError(f"export aborted by its callback left {left}")
+    assert not left, f"export aborted by its callback left {left}"
 
 
 @case
 def ed_generator_abandoned_releases_busy():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed, root, a = drawn_editor()
     g = ed.propagate(0)
     next(g)
     g.close()
