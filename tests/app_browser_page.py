@@ -195,12 +195,20 @@ class App:
             " return s && s !== old && window.vosCanvas && window.vosCanvas.key(); }", arg=old, timeout=timeout)
         return self.page.evaluate("() => window.vosCanvas.key()")
 
-    def click_until_canvas(self, selector, what):
+    @contextlib.contextmanager
+    def new_view(self, what=None):
+        """The block's action ends once the canvas shows a newer view (its key then in `self.key`); the time it
+        took is kept as `what`."""
         old, t0 = self.serial(), time.perf_counter()
-        self.page.click(selector)
-        key = self.canvas_after(old)
-        self.time(what, time.perf_counter() - t0)
-        return key
+        yield
+        self.key = self.canvas_after(old)
+        if what:
+            self.time(what, time.perf_counter() - t0)
+
+    def click_until_canvas(self, selector, what):
+        with self.new_view(what):
+            self.page.click(selector)
+        return self.key
 
     def shot(self, name):
         if self.shots:
@@ -214,27 +222,28 @@ class App:
         self.page.locator(f"{component} input[type=file]").set_input_files(str(path))
 
     def open(self, clip, expect):
-        old, t0 = self.serial(), time.perf_counter()
-        self.upload("#upload-video", clip)
-        assert expect in self.status("opened", contains=clip.name)
-        self.canvas_after(old)
-        self.time("open", time.perf_counter() - t0)
+        with self.new_view("open"):
+            self.upload("#upload-video", clip)
+            assert expect in self.status("opened", contains=clip.name)
 
     def add_object(self, name):
         self.page.fill("#object-name textarea, #object-name input", name)
-        old, t0 = self.serial(), time.perf_counter()
-        self.page.click("#add-object")
-        self.status("added object", contains=name)
-        self.canvas_after(old)
-        self.time("add object", time.perf_counter() - t0)
+        with self.new_view("add object"):
+            self.page.click("#add-object")
+            self.status("added object", contains=name)
 
     def upload_mask(self, path, frame_idx):
         self.upload("#upload-mask", path)
         self.page.wait_for_timeout(1000)  # the file reaches the server before the button reads it
-        old = self.serial()
-        self.page.click("#use-mask")
-        self.status(f"mask PNG on frame {frame_idx}: object(s)")
-        self.canvas_after(old)
+        with self.new_view():
+            self.page.click("#use-mask")
+            self.status(f"mask PNG on frame {frame_idx}: object(s)")
+
+    def start(self, clip, expect, name, mask):
+        """Open `clip` (its status holds `expect`), add the object `name`, give it `mask` on frame 0."""
+        self.open(clip, expect)
+        self.add_object(name)
+        self.upload_mask(mask, 0)
 
     def goto(self, frame_idx):
         old, t0 = self.serial(), time.perf_counter()

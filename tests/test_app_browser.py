@@ -66,10 +66,8 @@ def app_server(tiny_weights, tmp_path):
 def _shape_checks(app, clip, labels, size, name):
     """On one frame shape: upload, brush, eraser, undo, box; each saved mask checked against what was done."""
     h, w = size
-    app.open(clip, f"3 frames, {w}x{h}")
-    app.add_object("thing")
+    app.start(clip, f"3 frames, {w}x{h}", "thing", clip.with_name(f"{name}-mask0.png"))
     truth = labels[0] == 1
-    app.upload_mask(clip.with_name(f"{name}-mask0.png"), 0)
     masks, origins = app.saved()
     assert np.array_equal(masks[(0, 1)], truth), f"{name}: the saved mask is not the uploaded one"
     assert origins[(0, 1)] == "mask PNG"
@@ -181,9 +179,7 @@ def test_app_in_a_real_browser(app_server, capsys):
         # ------------------------------------------------------------ the propagated clip
         labels = clips["main"]
         h, w = MAIN
-        app.open(tmp / "clip.mp4", f"{FRAMES} frames, {w}x{h}")
-        app.add_object("runner")
-        app.upload_mask(tmp / "mask0.png", 0)
+        app.start(tmp / "clip.mp4", f"{FRAMES} frames, {w}x{h}", "runner", tmp / "mask0.png")
 
         # test-time adaptation: its steps in the status, then cancelled
         steps = page.locator("#adapt-steps input")
@@ -340,9 +336,7 @@ def test_the_timeline_flags_an_object_that_leaves_the_frame(tmp_path):
     with serve("small", root, tmp_path) as url, open_browser(tmp_path, url) as (page, outside, errors):
         app = App(page, root, shots)
         app.watch_status()
-        app.open(tmp_path / "leaving.mp4", f"{len(frames)} frames, 256x144")
-        app.add_object("walker")
-        app.upload_mask(tmp_path / "leaving-mask0.png", 0)
+        app.start(tmp_path / "leaving.mp4", f"{len(frames)} frames, 256x144", "walker", tmp_path / "leaving-mask0.png")
         app.watch_views()
         page.click("#forward")
         text = app.status("propagation forward done", contains=f"{len(frames)}/{len(frames)} frames", timeout=300000)
