@@ -111,3 +111,11 @@ def test_a_timeline_click_moves_the_slider_there(app_and_editor):
     assert out["data"][1]["value"] == 7 and not str(out["data"][0]).startswith("error"), out["data"][:2]
     out = _call(app, jump, [None, []], {"frame": 99})
     assert out["data"][0].startswith("error: frame")  # a frame the video does not have: one line
+
+
+def test_the_names_that_moved_to_the_views_still_import_with_a_warning():
+    import vos.app
+    from vos.app_views import mask_key
+
+    with pytest.warns(DeprecationWarning, match="vos.app.mask_key moved to vos.app_views.mask_key"):
+        assert vos.app.mask_key is mask_key

@@ -38,6 +38,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import atexit
+import importlib
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -60,6 +62,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 log = logging.getLogger("vos.app")
 # small videos fill the preview instead of sitting at their pixel size in a corner
 CSS = "#preview img, #exported-view img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
+
+
+#: names that moved from here to the module beside it that does their job: still importable, with a warning
+_MOVED = {"mask_key": "vos.app_views", "parse_key": "vos.app_views", "PREVIEW_EVERY_S": "vos.app_handlers"}
+
+
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module 'vos.app' has no attribute {name!r}")
+    warnings.warn(f"vos.app.{name} moved to {_MOVED[name]}.{name}; vos.app.{name} goes in the next release",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(_MOVED[name]), name)
 
 
 def _import_gradio():
