@@ -81,53 +81,33 @@ def _err(capsys):
 def test_bad_inputs(clip, tiny_weights, tmp_path, capsys):
     root, frames, labels = clip
     video, mask = str(root / "clip.mp4"), str(root / "mask0.png")
-    base = ["--weights", tiny_weights, "--quiet", "--out", str(tmp_path / "o")]
-
-    assert main([str(tmp_path / "nope.mp4"), "--first-mask", mask] + base) == 2
-    assert "nope.mp4" in _err(capsys)
-
-    bogus = tmp_path / "bogus.mp4"
-    bogus.write_text("not a video")
-    assert main([str(bogus), "--first-mask", mask] + base) == 2
-    assert "bogus.mp4" in _err(capsys)
-
-    empty_dir = tmp_path / "empty"
-    empty_dir.mkdir()
-    assert main([str(empty_dir), "--first-mask", mask] + base) == 2
-    assert "empty" in _err(capsys)
-
-    assert main([video, "--first-mask", str(tmp_path / "missing.png")] + base) == 2
-    assert "missing.png" in _err(capsys)
-
+    (tmp_path / "bogus.mp4").write_text("not a video")
+    (tmp_path / "empty").mkdir()
     Image.fromarray(np.zeros((64, 96), np.uint8)).save(tmp_path / "blank.png")
-    assert main([video, "--first-mask", str(tmp_path / "blank.png")] + base) == 2
-    err = _err(capsys)
-    assert "blank.png" in err and "no object" in err
-
     wrong = np.zeros((50, 50), np.uint8)
     wrong[10:20, 10:20] = 1
     save_index_png(tmp_path / "square.png", wrong)
-    assert main([video, "--first-mask", str(tmp_path / "square.png")] + base) == 2
-    assert "aspect ratio" in _err(capsys)
-
-    assert main([video, "--first-mask", mask, "--mask-frame", "40"] + base) == 2
-    assert "--mask-frame 40" in _err(capsys)
-    assert main([video, "--first-mask", mask, "--start", "99"] + base) == 2
-    assert "--start 99 is out of range" in _err(capsys)
-
     many = (np.arange(64 * 96).reshape(64, 96) % 300).astype(np.int32)
     Image.fromarray(many.astype(np.uint16)).save(tmp_path / "many.png")  # 16-bit grey: 299 ids
-    assert main([video, "--first-mask", str(tmp_path / "many.png")] + base) == 2
-    assert "many.png" in _err(capsys)
-
     (tmp_path / "afile").write_text("x")
-    assert main([video, "--first-mask", mask, "--weights", tiny_weights, "--quiet", "--out",
-                 str(tmp_path / "afile" / "sub")]) == 2
-    assert "afile" in _err(capsys)
-
-    assert main([video, "--first-mask", mask, "--weights", str(tmp_path / "none.pth"), "--quiet",
-                 "--out", str(tmp_path / "o")]) == 2
-    assert "none.pth" in _err(capsys)
+    cases = [  # (video, mask, options after the common ones (the last of an option wins), words of the error)
+        (str(tmp_path / "nope.mp4"), mask, [], ["nope.mp4"]),
+        (str(tmp_path / "bogus.mp4"), mask, [], ["bogus.mp4"]),
+        (str(tmp_path / "empty"), mask, [], ["empty"]),
+        (video, str(tmp_path / "missing.png"), [], ["missing.png"]),
+        (video, str(tmp_path / "blank.png"), [], ["blank.png", "no object"]),
+        (video, str(tmp_path / "square.png"), [], ["aspect ratio"]),
+        (video, mask, ["--mask-frame", "40"], ["--mask-frame 40"]),
+        (video, mask, ["--start", "99"], ["--start 99 is out of range"]),
+        (video, str(tmp_path / "many.png"), [], ["many.png"]),
+        (video, mask, ["--out", str(tmp_path / "afile" / "sub")], ["afile"]),
+        (video, mask, ["--weights", str(tmp_path / "none.pth")], ["none.pth"]),
+    ]
+    for source, first_mask, options, words in cases:
+        argv = [source, "--first-mask", first_mask, "--weights", tiny_weights, "--quiet", "--out", str(tmp_path / "o")]
+        assert main(argv + options) == 2, options
+        err = _err(capsys)
+        assert all(w in err for w in words), (words, err)
 
 
 def test_resized_mask_with_same_aspect_and_antialiased_rgb(clip, tiny_weights, tmp_path, caplog):
