@@ -1,15 +1,17 @@
 """VideoSegmenter on small random-weight models: sources, ids, objects added/corrected, reverse, batching."""
 import gc
+import threading
 import weakref
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from seggpt.io import write_mp4
 from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.config import ConfigError
-from seggpt.io import write_mp4
 from vos.synthetic import make_clip
 
 
@@ -36,7 +38,6 @@ def test_every_source_gives_the_same_result(tiny_model, clip, tmp_path):
     _, from_iter = _run(seg, iter(list(frames)), 0, labels[0])
     folder = tmp_path / "frames"
     folder.mkdir()
-    import cv2
 
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:05d}.png"), f[:, :, ::-1])
@@ -147,8 +148,6 @@ def test_step_api_streams_and_resets(tiny_model, clip):
 @pytest.mark.parametrize("batch_frames", [1, 3])
 def test_pipelined_propagation_equals_the_streaming_core(tiny_model, clip, batch_frames):
     """propagate finishes each batch on a worker thread one batch late; results must not change."""
-    import threading
-
     frames, labels = clip
     threads_before = torch.get_num_threads()
     session = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": batch_frames})
@@ -318,8 +317,6 @@ def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_al
 def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, clip):
     """propagate(progress=, cancel=): every adaptation step reported; a cancel during adaptation yields no frame
     and keeps nothing learnt; a cancel during the frames ends the pass after the frame just yielded."""
-    import threading
-
     frames, labels = clip
     seg = VideoSegmenter(tiny_model, config={"memory": 1, "batch_frames": 2, "adapt": {"steps": 6, "batch_size": 1}})
     st = seg.init_state(frames)
