@@ -10,7 +10,6 @@ frames is within a few percent of its peak at 1,000.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,8 +24,8 @@ from vos import VideoSegmenter
 from vos.synthetic import iter_clip, make_clip
 from vos.writers import BackgroundWriter
 from seggpt.cli import ArgumentParser
-from seggpt.io import atomic_write_text
-from seggpt.outputs import OutputRefused, claim_files
+
+from .report import claim_json, write_json
 
 
 def rss_mib(field: str = "VmHWM") -> float:
@@ -47,10 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--memory", type=int, default=8)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    try:
-        claimed = claim_files({"--json": args.json}, "benchmarks.memory_vos", register=False)  # new, or ours
-    except OutputRefused as e:
-        ap.error(str(e))
+    claimed = claim_json(ap, args.json, "benchmarks.memory_vos")
     torch.manual_seed(0)
     model = SegGPT.from_pretrained(args.weights) if args.weights else SegGPT(get_config(args.preset)).eval()
     h, w = args.size
@@ -79,9 +75,7 @@ def main(argv=None) -> int:
     first_mark, last_mark = marks[0], marks[-1]
     growth = readings[last_mark]["peak_rss_mib"] / readings[first_mark]["peak_rss_mib"] - 1
     print(f"peak RSS growth from frame {first_mark} to frame {last_mark}: {100 * growth:+.2f}%")
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(dict(args=vars(args), readings=readings, growth=growth), indent=2))
-        claimed.finish(0)
+    write_json(claimed, args.json, dict(args=vars(args), readings=readings, growth=growth))
     return 0
 
 

@@ -24,14 +24,6 @@ def transformers_twin(model: SegGPT):
     return hf
 
 
-def canvases(images, prompt_images, prompt_masks):
-    """The official K-item batch for ONE query: (K,3,2H,W) image and mask canvases."""
-    k = prompt_images.shape[0]
-    imgs = torch.cat([prompt_images, images.expand(k, -1, -1, -1)], dim=2)
-    tgts = torch.cat([prompt_masks, prompt_masks], dim=2)
-    return imgs, tgts
-
-
 @torch.no_grad()
 def official_ensemble(hf, image, prompt_images, prompt_masks, embedding_type="instance"):
     """Official SegGPT output for one query (3,H,W): item 0's bottom half, official ensemble flags."""

@@ -6,6 +6,7 @@ carries all of them next to the timings; the table is for the person watching th
 
 from __future__ import annotations
 
+import json
 import math
 import resource
 import subprocess
@@ -14,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["code_version", "peak_rss_mb", "reset_cuda_peak", "cuda_peak_mb", "format_table"]
+__all__ = ["code_version", "peak_rss_mb", "reset_cuda_peak", "cuda_peak_mb", "format_table", "claim_json", "write_json"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,3 +86,24 @@ def format_table(sequences: Iterable[dict[str, Any]], global_results: dict[str, 
         lines.append("")
         lines.append("  ".join(f"{k} {global_results[k]:.3f}" for k in global_results))
     return "\n".join(lines)
+
+
+def claim_json(parser: Any, path: str | None, tool: str) -> Any:
+    """A measurement's ``--json``: a new file or one of ours (`seggpt.outputs`), else the parser's one-line error.
+
+    Claimed before the measurement, so that minutes of timing never end in a refusal to write them."""
+    from seggpt.outputs import OutputRefused, claim_files
+
+    try:
+        return claim_files({"--json": path}, tool, register=False)
+    except OutputRefused as e:
+        parser.error(str(e))
+
+
+def write_json(claimed: Any, path: str | None, record: dict[str, Any]) -> None:
+    """The measurement's record into ``--json`` (when given), written whole, then recorded as ours."""
+    if path is not None:
+        from seggpt.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(record, indent=2))
+        claimed.finish(0)

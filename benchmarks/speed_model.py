@@ -18,7 +18,6 @@ official code at the merge block. The relative output error is against our fp32 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,11 +27,10 @@ import torch
 
 from seggpt import SegGPT, get_config
 from seggpt.cli import ArgumentParser
-from seggpt.io import atomic_write_text
-from seggpt.outputs import claim_files
 from seggpt.device import DTYPES, DeviceError, resolve_device, set_threads
 from seggpt.predictor import SegGPTPredictor
 
+from .report import claim_json, write_json
 from .machine import describe, machine_facts, peak_gflops, sync
 from .reference import official_ensemble, transformers_loop, transformers_twin
 
@@ -138,15 +136,13 @@ def main(argv=None) -> int:
             cfg.replace(image_size=(args.image_size, args.image_size))
         if args.json is not None and (Path(args.json).is_dir() or not Path(args.json).parent.is_dir()):
             raise ValueError(f"--json {args.json}: not a file in an existing folder")
-        claimed = claim_files({"--json": args.json}, "benchmarks.speed_model", register=False)  # new, or ours
     except (DeviceError, ValueError) as e:
         ap.error(str(e))
+    claimed = claim_json(ap, args.json, "benchmarks.speed_model")
     if dev.type == "cpu" and "fp16" in args.dtypes:
         ap.error("--dtypes fp16 is for a GPU (CPUs have no fast fp16 matmul)")
     result = run(args.preset, args.ks, args.dtypes, args.reps, args.device, args.image_size, not args.no_reference)
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(result, indent=2))
-        claimed.finish(0)
+    write_json(claimed, args.json, result)
     return 0
 
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from seggpt import SegGPT, get_config
-from seggpt.device import resolve_dtype
+from seggpt.device import DTYPE_CHOICES, resolve_dtype
 from seggpt.io import save_index_png, write_mp4
 from seggpt.predictor import SegGPTPredictor
 from vos import VideoSegmenter
@@ -36,9 +36,8 @@ from vos.writers import BackgroundWriter
 
 from .machine import sync
 from .reference import transformers_twin
+from .report import claim_json, write_json
 from seggpt.cli import ArgumentParser
-from seggpt.io import atomic_write_text
-from seggpt.outputs import OutputRefused, claim_files
 
 
 def matmul_peak(device: torch.device, dtype: Optional[torch.dtype]) -> float:
@@ -171,7 +170,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resize", default="smooth", choices=["smooth", "nearest"],
                     help="how our labels go back to frame size (engine setting)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    ap.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
     ap.add_argument("--reference-frames", type=int, default=None,
                     help="frames for the transformers loop (default: same as --frames; 0 skips it)")
     ap.add_argument("--json", default=None)
@@ -180,10 +179,7 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     dtype = resolve_dtype(args.dtype, device, get_config(args.preset).embed_dim)
-    try:
-        claimed = claim_files({"--json": args.json}, "benchmarks.speed_vos", register=False)  # new, or ours
-    except OutputRefused as e:
-        ap.error(str(e))
+    claimed = claim_json(ap, args.json, "benchmarks.speed_vos")
     torch.manual_seed(0)
     model = SegGPT.from_pretrained(args.weights) if args.weights else SegGPT(get_config(args.preset))
     model = model.eval().to(device)
@@ -228,9 +224,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(" ".join(f"{key}={val:.4g}" if isinstance(val, float) else f"{key}={val}" for key, val in row.items()),
                   flush=True)
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(dict(info=info, matmul_peak_tflops=peak, decode=dec, rows=rows), indent=2))
-        claimed.finish(0)
+    write_json(claimed, args.json, dict(info=info, matmul_peak_tflops=peak, decode=dec, rows=rows))
     return 0
 
 

@@ -16,6 +16,10 @@ from .errors import InputError, is_integer
 DTYPES = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps"
+#: the CLIs' --dtype: its choices and what auto picks (`resolve_dtype`)
+DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
+DTYPE_HELP = ("the model's precision; auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it computes bf16 natively "
+              "(AMX, AVX-512 BF16) and the model is wide enough to gain (ViT-L, not the small model), else fp32")
 
 
 #: the name of this module's errors (a device or dtype that cannot be used here): an alias of InputError
@@ -140,11 +144,13 @@ def describe_precision(device: torch.device, dtype: Optional[torch.dtype], threa
 MAX_THREADS = 4096
 
 
-def set_threads(threads: Optional[int]) -> int:
-    """Use `threads` CPU threads for torch (None: the machine's cores); returns the number in use."""
+def set_threads(threads: Optional[int], option: Optional[str] = None) -> int:
+    """Use `threads` CPU threads for torch (None: the machine's cores); returns the number in use.
+    `option` (a CLI's ``--threads``) starts the error's line, naming what the user typed."""
     if threads is not None:
         if not is_integer(threads) or not 1 <= threads <= MAX_THREADS:
-            raise InputError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
+            named = f"{option}: " if option else ""
+            raise InputError(f"{named}threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
@@ -158,4 +164,4 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
 
 __all__ = ["autocast", "resolve_device", "resolve_dtype", "dtype_reason", "describe_precision", "cpu_info", "CpuInfo",
            "set_threads",
-           "DeviceError", "DTYPES", "DEVICE_HELP", "BF16_MIN_WIDTH", "MAX_THREADS"]
+           "DeviceError", "DTYPES", "DEVICE_HELP", "DTYPE_CHOICES", "DTYPE_HELP", "BF16_MIN_WIDTH", "MAX_THREADS"]

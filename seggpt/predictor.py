@@ -449,14 +449,21 @@ class SegGPTPredictor:
             n = num_labels if num_labels is not None else max(int(np.max(m)) for m in prompt_labels)
             colors = palette(max(n, 1))
         p_img = self.preprocess_images([_as_rgb_array(np.asarray(im)) for im in prompt_images])
-        p_mask = self.encode_masks(prompt_labels, colors)
+        return self.predict_encoded(images, p_img, self.encode_masks(prompt_labels, colors), colors, embedding_type,
+                                    batch_size)
+
+    @torch.no_grad()
+    def predict_encoded(self, images: Sequence[ArrayLike], prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
+                        colors: np.ndarray, embedding_type: str = "instance", batch_size: int = 4) -> List[Prediction]:
+        """`predict` with the K prompts already at model size, (K,3,h,w) each (`preprocess_images`,
+        `encode_masks`, or a tuned prompt): labels are indices into `colors`, at each image's size."""
         results: List[Prediction] = []
         for start in range(0, len(images), batch_size):
             chunk = [_as_rgb_array(np.asarray(im)) for im in images[start:start + batch_size]]
             q = self.preprocess_images(chunk)
             b = q.shape[0]
-            pred = self.infer(q, p_img[None].expand(b, -1, -1, -1, -1), p_mask[None].expand(b, -1, -1, -1, -1),
-                                    embedding_type=embedding_type)
+            pred = self.infer(q, prompt_images[None].expand(b, -1, -1, -1, -1),
+                              prompt_masks[None].expand(b, -1, -1, -1, -1), embedding_type=embedding_type)
             for i, im in enumerate(chunk):
                 labels, dist = self.decode(pred[i:i + 1], colors, im.shape[:2])
                 results.append(Prediction(labels[0].cpu().numpy().astype(np.int32), dist[0].float().cpu().numpy()))

@@ -26,7 +26,8 @@ from PIL import Image
 from seggpt.cli import ArgumentParser, EXIT_OK, run_cli
 from seggpt.colors import davis_palette
 from seggpt.errors import InputError
-from seggpt.device import DEVICE_HELP, describe_precision, dtype_reason, resolve_device, resolve_dtype, set_threads
+from seggpt.device import (DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, describe_precision, dtype_reason, resolve_device,
+                           resolve_dtype, set_threads)
 from seggpt.io import atomic_path, overlay, read_image, save_index_png
 from seggpt.masks import load_mask
 from seggpt.model import SegGPT
@@ -53,10 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--type", default="instance", choices=["instance", "semantic"], dest="embedding_type",
                     help="SegGPT's task token: instance (objects) or semantic (stuff, classes)")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
-    ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                    help="the model's precision; auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it computes "
-                         "bf16 natively (AMX, AVX-512 BF16) and the model is wide enough to gain (ViT-L, not the "
-                         "small model), else fp32 (default: %(default)s)")
+    ap.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=f"{DTYPE_HELP} (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: the machine's cores)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -67,10 +65,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
     preflight(args)  # every argument checked before any work
     if bool(args.prompt) == bool(args.prompt_file):
         raise InputError("give either --prompt IMAGE MASK (one or more) or --prompt-file FILE")
-    try:
-        threads = set_threads(args.threads)
-    except InputError as e:
-        raise InputError(f"--threads: {e}") from None
+    threads = set_threads(args.threads, "--threads")
     prompt_images, prompt_labels, pal = [], [], None
     for image_path, mask_path in args.prompt or []:
         image = read_image(image_path)

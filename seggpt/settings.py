@@ -133,14 +133,14 @@ def parse_assignments(items: Sequence[str], option: str = "--set") -> List[Layer
         key = key.strip()
         if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
             raise ConfigError(f"{option} {item}: expected key=value (e.g. memory=4, engine.memory=4)")
-        nested: Dict[str, Any] = {}
-        node = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = parse_value(text)
-        layers.append((nested, f"{option} {item}"))
+        layers.append((_nested(key, parse_value(text)), f"{option} {item}"))
     return layers
+
+
+def _nested(key: str, value: Any) -> Dict[str, Any]:
+    """`{"engine": {"memory": 4}}` for ``("engine.memory", 4)``: a dotted key as the mapping a file would hold."""
+    head, _, rest = key.partition(".")
+    return {head: _nested(rest, value) if rest else value}
 
 
 def option_layers(args: Any, options: Mapping[str, str]) -> List[Layer]:
@@ -148,15 +148,8 @@ def option_layers(args: Any, options: Mapping[str, str]) -> List[Layer]:
     layers: List[Layer] = []
     for attr, key in options.items():
         value = getattr(args, attr, None)
-        if value is None:
-            continue
-        nested: Dict[str, Any] = {}
-        node = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-        layers.append((nested, "--" + attr.replace("_", "-")))
+        if value is not None:
+            layers.append((_nested(key, value), "--" + attr.replace("_", "-")))
     return layers
 
 

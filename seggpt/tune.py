@@ -197,19 +197,10 @@ def predict_tuned(predictor, images: Sequence[np.ndarray], prompt: TunedPrompt, 
     from .predictor import Prediction
 
     device = predictor.device
-    p_img, p_mask = prompt.image.to(device), prompt.mask.to(device)
     ids = np.asarray([0] + list(prompt.object_ids), dtype=np.int32)
-    results = []
-    for start in range(0, len(images), batch_size):
-        chunk = [np.asarray(im) for im in images[start:start + batch_size]]
-        q = predictor.preprocess_images(chunk)
-        b = q.shape[0]
-        pred = predictor.infer(q, p_img[None, None].expand(b, 1, -1, -1, -1),
-                               p_mask[None, None].expand(b, 1, -1, -1, -1), embedding_type=embedding_type)
-        for i, im in enumerate(chunk):
-            labels, dist = predictor.decode(pred[i:i + 1], prompt.colours, im.shape[:2])
-            results.append(Prediction(ids[labels[0].cpu().numpy()], dist[0].float().cpu().numpy()))
-    return results
+    found = predictor.predict_encoded(images, prompt.image[None].to(device), prompt.mask[None].to(device),
+                                      prompt.colours, embedding_type, batch_size)
+    return [Prediction(ids[p.labels], p.distance) for p in found]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A random-weight test-tiny SegGPT in eval mode (seed 0), one per test module: tests that change a
+    model's weights never reach another module's."""
+    from seggpt import SegGPT
+
+    torch.manual_seed(0)
+    return SegGPT("test-tiny").eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> str:
     """A random-weight test-tiny SegGPT saved in our format: what CLI tests pass to --weights."""

@@ -25,12 +25,6 @@ def _scene(h=48, w=80, seed=0):
     return frame, labels
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return SegGPT("test-tiny").eval()
-
-
 def _state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -91,16 +85,16 @@ def test_sampler_paints_engine_colours():
 # ----------------------------------------------------------------------------- adapt
 
 
-def test_adapt_returns_a_copy_and_leaves_the_model_untouched(tiny):
+def test_adapt_returns_a_copy_and_leaves_the_model_untouched(tiny_model):
     frame, labels = _scene()
-    before = _state(tiny)
-    flags = [p.requires_grad for p in tiny.parameters()]
-    adapted = adapt(tiny, [frame], [labels], steps=3, lr=1e-3, batch_size=2)
-    assert _same(before, _state(tiny))  # bit-identical
-    assert [p.requires_grad for p in tiny.parameters()] == flags and not tiny.training
-    assert adapted is not tiny and not adapted.training
+    before = _state(tiny_model)
+    flags = [p.requires_grad for p in tiny_model.parameters()]
+    adapted = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2)
+    assert _same(before, _state(tiny_model))  # bit-identical
+    assert [p.requires_grad for p in tiny_model.parameters()] == flags and not tiny_model.training
+    assert adapted is not tiny_model and not adapted.training
     assert not _same(before, _state(adapted))
-    assert adapted.state_dict().keys() == tiny.state_dict().keys()
+    assert adapted.state_dict().keys() == tiny_model.state_dict().keys()
     assert [p.requires_grad for p in adapted.parameters()] == flags
     h = adapted.adapt_history[-1]
     assert h["steps"] == 3 and h["seconds"] > 0 and h["seconds_per_step"] > 0
@@ -110,18 +104,18 @@ def test_adapt_returns_a_copy_and_leaves_the_model_untouched(tiny):
     assert adapted.infer(q, p, p).shape == (2, 3, 64, 64)
 
 
-def test_adapt_is_deterministic_with_a_seed(tiny):
+def test_adapt_is_deterministic_with_a_seed(tiny_model):
     frame, labels = _scene()
-    a = adapt(tiny, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=5)
-    b = adapt(tiny, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=5)
-    c = adapt(tiny, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=6)
+    a = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=5)
+    b = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=5)
+    c = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=6)
     assert _same(_state(a), _state(b))
     assert not _same(_state(a), _state(c))
 
 
-def test_adapt_continues_from_an_adapted_copy(tiny):
+def test_adapt_continues_from_an_adapted_copy(tiny_model):
     frame, labels = _scene()
-    first = adapt(tiny, [frame], [labels], steps=2, lr=1e-3, batch_size=2)
+    first = adapt(tiny_model, [frame], [labels], steps=2, lr=1e-3, batch_size=2)
     snapshot = _state(first)
     second = adapt(first, [frame, _scene(seed=1)[0]], [labels, labels], steps=2, lr=1e-3, batch_size=2)
     assert _same(snapshot, _state(first))  # the first copy is untouched too
@@ -129,25 +123,25 @@ def test_adapt_continues_from_an_adapted_copy(tiny):
     # it starts from the first copy's weights: closer to them than to the shared model's
     def dist(x, y):
         return sum((x[k] - y[k]).pow(2).sum().item() for k in x)
-    assert dist(_state(second), snapshot) < dist(_state(second), _state(tiny))
+    assert dist(_state(second), snapshot) < dist(_state(second), _state(tiny_model))
     assert adapt(first, [frame], [labels], steps=0).adapt_history[-1]["steps"] == 0
     assert _same(_state(adapt(first, [frame], [labels], steps=0)), snapshot)
 
 
-def test_adapt_loss_decreases_on_a_toy_pair(tiny):
+def test_adapt_loss_decreases_on_a_toy_pair(tiny_model):
     frame, labels = _scene()
     losses = []
-    adapt(tiny, [frame], [labels], steps=40, lr=3e-3, batch_size=4, seed=0, warmup=2,
+    adapt(tiny_model, [frame], [labels], steps=40, lr=3e-3, batch_size=4, seed=0, warmup=2,
           progress=lambda p: losses.append(p.loss))
     assert len(losses) == 40
     assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:4])
 
 
 @pytest.mark.parametrize("params", ["decoder", "last:1", "lora:2", "lora:2+decoder"])
-def test_adapt_param_choices_train_only_those(tiny, params):
+def test_adapt_param_choices_train_only_those(tiny_model, params):
     frame, labels = _scene()
-    before = _state(tiny)
-    adapted = adapt(tiny, [frame], [labels], steps=2, lr=1e-2, batch_size=2, params=params)
+    before = _state(tiny_model)
+    adapted = adapt(tiny_model, [frame], [labels], steps=2, lr=1e-2, batch_size=2, params=params)
     after = _state(adapted)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed
@@ -155,7 +149,7 @@ def test_adapt_param_choices_train_only_those(tiny, params):
     if params == "decoder":
         assert all(k.startswith(("decoder_", "norm.")) for k in changed)
     elif params == "last:1":
-        last = f"blocks.{len(tiny.blocks) - 1}."
+        last = f"blocks.{len(tiny_model.blocks) - 1}."
         assert all(k.startswith((last, "decoder_", "norm.")) for k in changed)
     elif params == "lora:2":
         assert all(".attn.qkv.weight" in k or ".attn.proj.weight" in k for k in changed)

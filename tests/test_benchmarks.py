@@ -8,8 +8,9 @@ predictions, the official CSV names and columns, the zip's member names.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -17,11 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seggpt.outputs import MANIFEST, file_record, read_manifest
 from benchmarks import evaluate as evaluate_cli
 from benchmarks import vos as vos_cli
 from benchmarks.layout import ResultLayout
 from benchmarks.methods import CopyFirst, MethodSpec
+from seggpt.outputs import MANIFEST, file_record, read_manifest
+from vos.config import EngineConfig
 from vos.datasets import YouTubeVOS
 from vos.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, evaluate_sequence, summarize
 from vos.synthetic import write_davis2017, write_ytvos
@@ -203,8 +205,6 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
 
 def _broken_copy(davis17: Path, tmp_path: Path) -> Path:
     """A copy of the synthetic set whose synth-001 first-frame annotation is not a PNG."""
-    import shutil
-
     root = tmp_path / "broken"
     shutil.copytree(davis17, root)
     (root / "Annotations" / "480p" / "synth-001" / "00000.png").write_bytes(b"not a png")
@@ -317,10 +317,6 @@ def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path,
 
 def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys):
     """Precedence: defaults < the config file < flags and --set (the weights' layer: test_settings.py)."""
-    import dataclasses
-
-    from vos.config import EngineConfig
-
     config_path = tmp_path / "bench.yaml"
     config_path.write_text("weights: BAAI/SegGPT\nsplit: val\nengine:\n  memory: 3\n  objects: separate\n")
     out = tmp_path / "res"

@@ -2,6 +2,7 @@
 whole; decoders print nothing of their own; rotated videos come out as a player shows them."""
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -12,12 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
+from seggpt.io import read_label_png as read_index_png
+from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import read_manifest
+from vos.decoders import _first_line
 from vos.run import main
 from vos.synthetic import make_clip
 from vos.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
-from seggpt.io import read_label_png as read_index_png
-from seggpt.io import save_index_png, write_mp4
 
 H, W = 48, 64
 
@@ -137,8 +139,6 @@ def test_video_damaged_in_the_middle_prints_one_line_and_no_ffmpeg_logging(media
 
 
 def test_decord_messages_lose_their_nested_cpp_headers():
-    from vos.decoders import _first_line
-
     nested = RuntimeError("[14:03:36] /src/threaded_decoder.cc:292: [14:03:36] /src/threaded_decoder.cc:218: "
                           "Check failed: avcodec_send_packet(ctx, pkt) >= 0 (-1094995529 vs. 0) Thread worker: "
                           "Error sending packet.")
@@ -157,8 +157,6 @@ def test_unreadable_video_prints_no_decoder_logging(tmp_path):
 
 
 def test_quiet_fd2_drops_decoder_lines_and_passes_the_rest(capfd):
-    import os
-
     captured = []
     with quiet_fd2(captured):
         os.write(2, b"[12:00:00] /github/workspace/src/video/video_reader.cc:83: ERROR opening\n")
@@ -250,10 +248,6 @@ def test_rotated_video_comes_out_as_a_player_shows_it(tmp_path, degrees):
 def test_sizes_decord_mangles_are_read_by_pyav(tmp_path, width, height):
     """decord returns (8, 8, 12) arrays for an 8x8 video and fails on 24x10 or 48x48: `auto` checks its first
     frame at open and reads such a file with PyAV."""
-    import av
-
-    from vos.video import open_source
-
     path = tmp_path / "tiny.mkv"
     frames = [np.full((height, width, 3), 60 * i, np.uint8) for i in range(3)]
     with av.open(str(path), "w") as c:

@@ -1,23 +1,18 @@
 """VideoSegmenter on small random-weight models: sources, ids, objects added/corrected, reverse, batching."""
 import gc
+import threading
 import weakref
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from seggpt import SegGPT
+from seggpt.io import write_mp4
 from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.config import ConfigError
-from seggpt.io import write_mp4
 from vos.synthetic import make_clip
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return SegGPT("test-tiny").eval()
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +31,13 @@ def _run(seg, source, frame_idx, labels, **kw):
     return st, list(seg.propagate(st, **kw))
 
 
-def test_every_source_gives_the_same_result(model, clip, tmp_path):
+def test_every_source_gives_the_same_result(tiny_model, clip, tmp_path):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 2})
+    seg = VideoSegmenter(tiny_model, config={"memory": 2})
     _, from_array = _run(seg, frames, 0, labels[0])
     _, from_iter = _run(seg, iter(list(frames)), 0, labels[0])
     folder = tmp_path / "frames"
     folder.mkdir()
-    import cv2
 
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:05d}.png"), f[:, :, ::-1])
@@ -58,10 +52,10 @@ def test_every_source_gives_the_same_result(model, clip, tmp_path):
     assert len(from_mp4) == 10 and from_mp4[3].labels.shape == (48, 64)
 
 
-def test_caller_ids_are_kept(model, clip):
+def test_caller_ids_are_kept(tiny_model, clip):
     frames, labels = clip
     relabelled = np.where(labels[0] == 1, 7, np.where(labels[0] == 2, 42, 0))
-    seg = VideoSegmenter(model, config={"memory": 2})
+    seg = VideoSegmenter(tiny_model, config={"memory": 2})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, relabelled)
     for idx, ids, masks in seg.propagate_in_video(st):
@@ -72,9 +66,9 @@ def test_caller_ids_are_kept(model, clip):
     assert np.array_equal(res[0].labels, relabelled)  # the annotated frame returns the user's mask
 
 
-def test_object_added_mid_video(model, clip):
+def test_object_added_mid_video(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 2})
+    seg = VideoSegmenter(tiny_model, config={"memory": 2})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, np.where(labels[0] == 1, 1, 0))
     later = np.where(labels[4] == 2, 2, 0)  # YouTube-VOS style: only the new object, 0 = not given
@@ -88,9 +82,9 @@ def test_object_added_mid_video(model, clip):
     assert res[4].confidence[later == 2].min() == 1.0
 
 
-def test_correction_replaces_the_prompt_from_that_frame_on(model, clip):
+def test_correction_replaces_the_prompt_from_that_frame_on(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 3})
+    seg = VideoSegmenter(tiny_model, config={"memory": 3})
     stream = seg.stream()
     first = np.where(labels[0] == 1, 1, 0)
     stream.step(frames[0], first)
@@ -109,9 +103,9 @@ def test_correction_replaces_the_prompt_from_that_frame_on(model, clip):
     assert [p.frame_idx for p in mem.prompts()] == [5]
 
 
-def test_reverse_propagation_from_a_later_mask(model, clip):
+def test_reverse_propagation_from_a_later_mask(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 2})
+    seg = VideoSegmenter(tiny_model, config={"memory": 2})
     st = seg.init_state(frames)
     seg.add_mask(st, 6, labels[6])
     back = list(seg.propagate(st, reverse=True))
@@ -128,10 +122,10 @@ def test_reverse_propagation_from_a_later_mask(model, clip):
 
 
 @pytest.mark.parametrize("objects", ["joint", "separate"])
-def test_batching_equals_frame_by_frame_when_memory_cannot_differ(model, clip, objects):
+def test_batching_equals_frame_by_frame_when_memory_cannot_differ(tiny_model, clip, objects):
     frames, labels = clip
-    one = VideoSegmenter(model, config={"memory": 0, "batch_frames": 1, "objects": objects})
-    four = VideoSegmenter(model, config={"memory": 0, "batch_frames": 4, "objects": objects})
+    one = VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": 1, "objects": objects})
+    four = VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": 4, "objects": objects})
     _, a = _run(one, frames, 0, labels[0])
     _, b = _run(four, frames, 0, labels[0])
     for x, y in zip(a, b):
@@ -139,9 +133,9 @@ def test_batching_equals_frame_by_frame_when_memory_cannot_differ(model, clip, o
         assert np.allclose(x.confidence, y.confidence, atol=1e-3)
 
 
-def test_step_api_streams_and_resets(model, clip):
+def test_step_api_streams_and_resets(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 2})
+    seg = VideoSegmenter(tiny_model, config={"memory": 2})
     r0 = seg.step(frames[0], labels[0] == 1, object_ids=[5])
     assert r0.object_ids == [5] and np.array_equal(r0.masks[0], labels[0] == 1)
     r1 = seg.step(frames[1])
@@ -152,17 +146,15 @@ def test_step_api_streams_and_resets(model, clip):
 
 
 @pytest.mark.parametrize("batch_frames", [1, 3])
-def test_pipelined_propagation_equals_the_streaming_core(model, clip, batch_frames):
+def test_pipelined_propagation_equals_the_streaming_core(tiny_model, clip, batch_frames):
     """propagate finishes each batch on a worker thread one batch late; results must not change."""
-    import threading
-
     frames, labels = clip
     threads_before = torch.get_num_threads()
-    session = VideoSegmenter(model, config={"memory": 2, "batch_frames": batch_frames})
+    session = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": batch_frames})
     _, piped = _run(session, frames, 0, labels[0])
     assert torch.get_num_threads() == threads_before  # the worker's one-thread setting stays on the worker
     assert not [t for t in threading.enumerate() if t.name.startswith("vos-finish")]
-    live = VideoSegmenter(model, config={"memory": 2, "batch_frames": 1})
+    live = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": 1})
     streamed = [live.step(frames[0], labels[0])] + [live.step(f) for f in frames[1:]]
     assert [r.frame_idx for r in piped] == list(range(len(frames)))
     for a, b in zip(piped, streamed):
@@ -180,26 +172,26 @@ def test_pipelined_propagation_equals_the_streaming_core(model, clip, batch_fram
     assert not [t for t in threading.enumerate() if t.name.startswith("vos-finish")]
 
 
-def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(model, clip):
+def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(tiny_model, clip):
     """bf16 autocast (the CUDA default) through the whole engine, here on the CPU."""
     frames, labels = clip
-    _, fp32 = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu", dtype="fp32"), frames, 0, labels[0])
-    _, bf16 = _run(VideoSegmenter(model, config={"memory": 2}, device="cpu", dtype="bf16"), frames, 0, labels[0])
-    assert not hasattr(model, "autocast_dtype")  # the dtype is the engine's (its predictor's), not the model's
+    _, fp32 = _run(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype="fp32"), frames, 0, labels[0])
+    _, bf16 = _run(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype="bf16"), frames, 0, labels[0])
+    assert not hasattr(tiny_model, "autocast_dtype")  # the dtype is the engine's (its predictor's), not the model's
     agree = np.mean([(a.labels == b.labels).mean() for a, b in zip(fp32, bf16)])
     assert 0.97 < agree  # bf16 rounding flips only near-tie pixels
-    again_seg = VideoSegmenter(model, config={"memory": 2}, device="cpu")
+    again_seg = VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu")
     _, again = _run(again_seg, frames, 0, labels[0])
     assert again_seg.predictor.dtype is None
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(fp32, again))
 
 
-def test_joint_colours_distinct_or_palette(model, clip):
+def test_joint_colours_distinct_or_palette(tiny_model, clip):
     """Two objects are painted in other colours by the two settings; one object is white in both."""
     frames, labels = clip
     runs = {}
     for colors in ("distinct", "palette"):
-        seg = VideoSegmenter(model, config={"memory": 2, "colors": colors})
+        seg = VideoSegmenter(tiny_model, config={"memory": 2, "colors": colors})
         _, runs[colors] = _run(seg, frames, 0, labels[0])
         _, runs[colors + "-one"] = _run(seg, frames, 0, (labels[0] == 1).astype(np.int64))
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(runs["distinct-one"], runs["palette-one"]))
@@ -208,16 +200,16 @@ def test_joint_colours_distinct_or_palette(model, clip):
         EngineConfig(colors="rainbow")
 
 
-def test_separate_mode_runs_each_object(model, clip):
+def test_separate_mode_runs_each_object(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 1, "objects": "separate"})
+    seg = VideoSegmenter(tiny_model, config={"memory": 1, "objects": "separate"})
     _, res = _run(seg, frames, 0, labels[0])
     assert len(res) == 10 and set(_ids_of(np.stack([r.labels for r in res]))) <= {1, 2}
 
 
-def test_bad_use_gives_clear_errors(model, clip):
+def test_bad_use_gives_clear_errors(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model)
+    seg = VideoSegmenter(tiny_model)
     st = seg.init_state(frames)
     with pytest.raises(EngineError, match="add a mask first"):
         list(seg.propagate(st))
@@ -235,9 +227,9 @@ def test_bad_use_gives_clear_errors(model, clip):
         EngineConfig.load({"objects": "both"})
 
 
-def test_remove_and_reset(model, clip):
+def test_remove_and_reset(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 1})
+    seg = VideoSegmenter(tiny_model, config={"memory": 1})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, labels[0])
     seg.remove_object(st, 2)
@@ -247,13 +239,13 @@ def test_remove_and_reset(model, clip):
     assert st.object_ids == [] and len(st.annotations) == 0
 
 
-def test_nearest_resize_decides_at_model_size(model, clip):
+def test_nearest_resize_decides_at_model_size(tiny_model, clip):
     frames, labels = clip
-    smooth = VideoSegmenter(model, config={"memory": 1, "resize": "smooth"})
-    nearest = VideoSegmenter(model, config={"memory": 1, "resize": "nearest"})
+    smooth = VideoSegmenter(tiny_model, config={"memory": 1, "resize": "smooth"})
+    nearest = VideoSegmenter(tiny_model, config={"memory": 1, "resize": "nearest"})
     _, a = _run(smooth, frames, 0, labels[0], max_frames=3)
     _, b = _run(nearest, frames, 0, labels[0], max_frames=3)
-    h, w = model.config.image_size
+    h, w = tiny_model.config.image_size
     # nearest: every output pixel repeats a model-size decision, so the map has at most h*w distinct cells
     for r in b:
         small = torch.nn.functional.interpolate(torch.from_numpy(r.labels)[None, None].float(), size=(h, w),
@@ -263,18 +255,18 @@ def test_nearest_resize_decides_at_model_size(model, clip):
     assert np.mean([(x.labels == y.labels).mean() for x, y in zip(a, b)]) > 0.8
 
 
-def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(model, clip):
+def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(tiny_model, clip):
     """engine.adapt: a copy is fine-tuned on the annotated frames, kept by the engine for the session (not in
     its state, and not past it); a correction goes on from it; the shared model's weights stay bit-identical;
     the same seed gives the same labels."""
     frames, labels = clip
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     cfg = {"memory": 1, "adapt": {"steps": 2, "batch_size": 2, "lr": 1e-3}}
-    seg = VideoSegmenter(model, config=cfg)
+    seg = VideoSegmenter(tiny_model, config=cfg)
     st, res = _run(seg, frames, 0, labels[0], max_frames=4)
-    assert seg.adapted(st) is not None and seg.adapted(st).model is not model
+    assert seg.adapted(st) is not None and seg.adapted(st).model is not tiny_model
     assert len(seg.adapted(st).model.adapt_history) == 1
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
     assert seg.adapt(st) == 0.0  # nothing new to learn
     seg.add_mask(st, 5, labels[5])  # a correction: adaptation goes on from the adapted copy
     list(seg.propagate(st, max_frames=2))
@@ -284,51 +276,49 @@ def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(model, 
     del st
     gc.collect()
     assert gone() is None and not seg._adapted  # the engine does not keep a session alive, nor its model after it
-    _, again = _run(VideoSegmenter(model, config=cfg), frames, 0, labels[0], max_frames=4)
+    _, again = _run(VideoSegmenter(tiny_model, config=cfg), frames, 0, labels[0], max_frames=4)
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(res, again))
-    _, plain = _run(VideoSegmenter(model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
+    _, plain = _run(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res, plain))
 
 
-def test_refinement_follows_the_frame(model, clip):
+def test_refinement_follows_the_frame(tiny_model, clip):
     """engine.refine: labels from the guided-filtered scores, at frame size; the annotated frame stays the mask."""
     frames, labels = clip
-    _, refined = _run(VideoSegmenter(model, config={"memory": 1, "refine": {"enabled": True}}), frames, 0,
+    _, refined = _run(VideoSegmenter(tiny_model, config={"memory": 1, "refine": {"enabled": True}}), frames, 0,
                       labels[0], max_frames=4)
-    _, smooth = _run(VideoSegmenter(model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
+    _, smooth = _run(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
     assert np.array_equal(refined[0].labels, labels[0])
     assert all(r.labels.shape == (48, 64) and set(np.unique(r.labels)) <= {0, 1, 2} for r in refined)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(refined[1:], smooth[1:]))
 
 
-def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_alone(model, clip):
+def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_alone(tiny_model, clip):
     """engine.image_size: the predictor (and adaptation) run the model's own weights at that size; the
     given model keeps its size and its weights; a size the patch does not divide is one EngineError."""
     frames, labels = clip
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     cfg = {"memory": 1, "image_size": 96, "adapt": {"steps": 1, "batch_size": 2}}
-    seg = VideoSegmenter(model, config=cfg)
-    assert seg.predictor.image_size == (96, 96) and model.config.image_size == (64, 64)
-    assert seg.model.pos_embed is model.pos_embed  # shared, not copied
+    seg = VideoSegmenter(tiny_model, config=cfg)
+    assert seg.predictor.image_size == (96, 96) and tiny_model.config.image_size == (64, 64)
+    assert seg.model.pos_embed is tiny_model.pos_embed  # shared, not copied
     st, res = _run(seg, frames, 0, labels[0], max_frames=4)
     assert seg.adapted(st).model.config.image_size == (96, 96)
     assert all(r.labels.shape == (48, 64) for r in res) and np.array_equal(res[0].labels, labels[0])
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    _, own = _run(VideoSegmenter(model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
+    assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
+    _, own = _run(VideoSegmenter(tiny_model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res[1:], own[1:]))
     with pytest.raises(EngineError, match=r"^engine.image_size: 100 is not a multiple of this model's patch size 8$"):
-        VideoSegmenter(model, config={"image_size": 100})
+        VideoSegmenter(tiny_model, config={"image_size": 100})
     with pytest.raises(ConfigError, match="image_size"):
         EngineConfig(image_size=4)
 
 
-def test_progress_and_cancel_reach_adaptation_and_the_frames(model, clip):
+def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, clip):
     """propagate(progress=, cancel=): every adaptation step reported; a cancel during adaptation yields no frame
     and keeps nothing learnt; a cancel during the frames ends the pass after the frame just yielded."""
-    import threading
-
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 1, "batch_frames": 2, "adapt": {"steps": 6, "batch_size": 1}})
+    seg = VideoSegmenter(tiny_model, config={"memory": 1, "batch_frames": 2, "adapt": {"steps": 6, "batch_size": 1}})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, labels[0])
     cancel = threading.Event()
@@ -353,9 +343,9 @@ def test_progress_and_cancel_reach_adaptation_and_the_frames(model, clip):
     assert len(list(seg.propagate(st, max_frames=4))) == 4  # nothing left behind: the next pass runs
 
 
-def test_remove_mask_takes_one_mask_back(model, clip):
+def test_remove_mask_takes_one_mask_back(tiny_model, clip):
     frames, labels = clip
-    seg = VideoSegmenter(model, config={"memory": 1})
+    seg = VideoSegmenter(tiny_model, config={"memory": 1})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, labels[0])
     seg.add_new_mask(st, 5, 1, labels[5] == 1)

@@ -2,9 +2,12 @@
 import pytest
 import torch
 
+import seggpt.model as m
 from benchmarks.reference import official_ensemble, transformers_loop, transformers_twin
 from seggpt import SegGPT, get_config
 from seggpt.predictor import SegGPTPredictor
+from seggpt.weights import to_transformers_keys
+from seggpt.weights_file import config_to_transformers
 
 pytest.importorskip("transformers")
 
@@ -130,8 +133,6 @@ def test_bad_shapes_raise_clear_errors():
 
 def test_query_block_merge_equals_plain_attention(pair):
     """The log-sum-exp merge of the shared query-to-query block (K > 1) changes nothing but speed."""
-    import seggpt.model as m
-
     model, _ = pair
     imgs, pimgs, pmasks = _inputs(2, 4, model.config, seed=5)
     merged = model.infer(imgs, pimgs, pmasks)
@@ -211,8 +212,6 @@ def test_chunked_rel_pos_attention_equals_the_whole_bias(chunk_bytes, with_lse, 
     """The CPU inference path builds the decomposed bias a few query rows at a time (one row, a chunk that
     leaves a ragged last chunk (2, 2, 1 of 5 rows), everything at once): the same as softmax(q k^T s + bias) v with the whole
     bias built as the official code builds it (q . R_h + q . R_w, broadcast over the key grid)."""
-    import seggpt.model as m
-
     g = torch.Generator().manual_seed(3)
     groups, heads, rows, grid_w, d, key_rows = 2, 3, 5, 4, 8, 7
     q = torch.randn(groups, heads, rows * grid_w, d, generator=g)
@@ -238,8 +237,6 @@ def test_chunked_rel_pos_attention_equals_the_whole_bias(chunk_bytes, with_lse, 
 
 def test_attention_with_lse_math_path_in_bf16():
     """The CUDA branch of attention_with_lse (matmuls, fp32 softmax statistics) with bf16 inputs."""
-    import seggpt.model as m
-
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 3, 24, 16, generator=g) for _ in range(3))
     bias = torch.randn(2, 3, 24, 24, generator=g)
@@ -278,9 +275,6 @@ def test_another_input_size_equals_transformers_at_that_size():
     built for that size with these weights (its position tables interpolated by its own code), with the
     official ensemble semantics."""
     from transformers import SegGptConfig, SegGptForImageSegmentation
-
-    from seggpt.weights import to_transformers_keys
-    from seggpt.weights_file import config_to_transformers
 
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from seggpt import SegGPT, get_config
 from seggpt.colors import palette
@@ -24,7 +25,6 @@ def sample():
 
 def test_exact_preprocessing_equals_transformers(sample):
     pytest.importorskip("transformers")
-    from PIL import Image
     from transformers import SegGptImageProcessor
 
     img, labels = sample
@@ -36,8 +36,6 @@ def test_exact_preprocessing_equals_transformers(sample):
 
 
 def test_fast_preprocessing_is_close_to_pil(shared_data):
-    from PIL import Image
-
     img = np.asarray(Image.open(shared_data / "seggpt-examples" / "hmbb_1.jpg").convert("RGB"))
     model = SegGPT(CFG_448)
     fast = SegGPTPredictor(model).preprocess_images([img])

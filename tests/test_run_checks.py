@@ -1,6 +1,11 @@
 """`python -m seggpt.run`: every argument checked before any work, one line and exit code 2."""
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,9 +80,6 @@ def test_decompression_bomb_is_one_line(images, tiny_weights, capsys, monkeypatc
 ])
 def test_a_mistyped_option_is_one_line_and_exit_2(module, argv):
     """A fresh adversarial pass: argparse printed its whole usage block (6-15 lines) before the error."""
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=120)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: python -m {module}: "), lines
@@ -85,11 +87,6 @@ def test_a_mistyped_option_is_one_line_and_exit_2(module, argv):
 
 def test_ctrl_c_while_starting_is_one_line_and_130(tmp_path):
     """A fresh adversarial pass: Ctrl-C during the first seconds (imports) printed a 12-53 line traceback."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "v.mp4"), "--first-mask",
                              str(tmp_path / "m.png"), "--out", str(tmp_path / "o")],
                             stderr=subprocess.PIPE, text=True)

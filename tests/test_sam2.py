@@ -1,10 +1,14 @@
 """vos.sam2: SAM 2's documented mask-prompt video usage runs with only the import and constructor changed."""
+import os
+import threading
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from vos import VideoSegmenter
+from vos import EngineError, VideoSegmenter
+from vos.sam2 import PromptNotSupported, SegGPTVideoPredictor, build_sam2_video_predictor
 from vos.synthetic import make_clip
 
 
@@ -21,8 +25,6 @@ def video_dir(tmp_path_factory):
 
 def _sam2_notebook(video_dir, mask, weights):
     """SAM 2's video notebook, mask prompt (written from its public docs): two lines differ, marked."""
-    import os
-
     from vos.sam2 import build_sam2_video_predictor  # SAM 2: from sam2.build_sam import build_sam2_video_predictor
 
     predictor = build_sam2_video_predictor(weights=weights, device="cpu")  # SAM 2: (model_cfg, sam2_checkpoint)
@@ -73,8 +75,6 @@ def test_sam2_notebook_mask_prompt(video_dir, tiny_weights):
 def test_sam2_vos_inference_shape(video_dir, tiny_weights):
     """SAM 2's vos_inference.py way: per-object masks on several frames, objects appearing later, any ids
     (0 too), forward then reverse, max_frame_num_to_track, remove_object and reset_state."""
-    from vos.sam2 import PromptNotSupported, build_sam2_video_predictor
-
     root, labels = video_dir
     predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
     state = predictor.init_state(video_path=root)
@@ -110,11 +110,6 @@ def test_sam2_vos_inference_shape(video_dir, tiny_weights):
 
 def test_object_ids_are_integers_as_sam2_takes_them(tiny_weights):
     """A fresh adversarial pass: obj_id=True was kept as another object beside 1; np.uint8(7) came back as is."""
-    import numpy as np
-
-    from vos import EngineError
-    from vos.sam2 import build_sam2_video_predictor
-
     predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
     state = predictor.init_state(video_path=np.zeros((3, 16, 16, 3), np.uint8))
     mask = np.zeros((16, 16), bool)
@@ -128,11 +123,6 @@ def test_object_ids_are_integers_as_sam2_takes_them(tiny_weights):
 def test_masks_that_are_not_numbers_are_refused_in_one_line(tiny_weights):
     """NaN, strings and ragged lists are no mask (a fresh adversarial pass: NaN became an empty mask, a
     ragged list a numpy traceback); a float 0/1 mask and a nested list of ints are, as SAM 2 takes them."""
-    import numpy as np
-
-    from vos import EngineError
-    from vos.sam2 import build_sam2_video_predictor
-
     predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
     state = predictor.init_state(video_path=np.zeros((3, 16, 16, 3), np.uint8))
     nan = np.zeros((16, 16), np.float32)
@@ -160,9 +150,6 @@ def test_messages_name_the_callers_ids_and_arguments(tiny_weights):
     """Adversarial: after objects 7 and 0 were added and 7 removed, an empty mask for new object 5 was
     refused as 'object 3's mask is empty' (our engine id); max_frame_num_to_track=-1 as 'max_frames ... got 0';
     a change during a propagation names the caller's id too, and leaves the predictor's ids as they were."""
-    from vos import EngineError
-    from vos.sam2 import build_sam2_video_predictor
-
     predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
     state = predictor.init_state(video_path=np.zeros((4, 16, 16, 3), np.uint8))
     mask = np.zeros((16, 16), bool)
@@ -192,10 +179,6 @@ def test_messages_name_the_callers_ids_and_arguments(tiny_weights):
 def test_propagate_in_video_shows_progress_and_cancels(video_dir, tiny_weights, capsys):
     """SAM 2's progress bar on stderr ("propagate in video"), one for adaptation when it runs, none with
     progress=False; a cancel during adaptation yields nothing."""
-    import threading
-
-    from vos.sam2 import build_sam2_video_predictor
-
     predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
     predictor.segmenter.config.adapt = type(predictor.segmenter.config.adapt)(steps=3, batch_size=1)
     state = predictor.init_state(video_path=str(video_dir[0]))
@@ -225,9 +208,6 @@ SAM2_CFG, SAM2_CKPT = "configs/sam2.1/sam2.1_hiera_l.yaml", "./checkpoints/sam2.
 def test_sam2s_own_call_is_one_line_naming_what_to_pass(call):
     """SAM 2's positional (model_cfg, checkpoint) was read as weights=cfg, device=checkpoint and
     failed with "unknown device './checkpoints/sam2.1_hiera_large.pt'"."""
-    from vos import EngineError
-    from vos.sam2 import build_sam2_video_predictor
-
     with pytest.raises(EngineError) as err:
         call(build_sam2_video_predictor)
     message = str(err.value)
@@ -237,9 +217,6 @@ def test_sam2s_own_call_is_one_line_naming_what_to_pass(call):
 
 
 def test_a_device_name_is_still_taken_positionally_and_a_typo_is_not_sam2(tiny_weights):
-    from vos import EngineError
-    from vos.sam2 import build_sam2_video_predictor
-
     assert build_sam2_video_predictor(tiny_weights, "cpu").device.type == "cpu"
     # the signature's old positional form, (weights, device, config, dtype), device None too
     assert build_sam2_video_predictor(tiny_weights, None).device.type == "cpu"
@@ -256,8 +233,6 @@ def test_a_device_name_is_still_taken_positionally_and_a_typo_is_not_sam2(tiny_w
 def test_from_pretrained_small_end_to_end(video_dir):
     """SAM 2's SAM2VideoPredictor.from_pretrained(model_id) form: the packaged small model through the same
     checked loader (VideoSegmenter), the same masks as our own API."""
-    from vos.sam2 import SegGPTVideoPredictor
-
     root, labels = video_dir
     predictor = SegGPTVideoPredictor.from_pretrained("small", device="cpu")
     assert isinstance(predictor, SegGPTVideoPredictor) and predictor.device.type == "cpu"
@@ -276,9 +251,6 @@ def test_from_pretrained_small_end_to_end(video_dir):
 
 @pytest.mark.parametrize("model_id", ["facebook/sam2.1-hiera-large", "facebook/sam2-hiera-tiny"])
 def test_from_pretrained_refuses_a_sam2_hub_id_in_one_line(model_id, monkeypatch):
-    from vos import EngineError
-    from vos.sam2 import SegGPTVideoPredictor
-
     def no_download(*args, **kwargs):
         raise AssertionError("a SAM 2 Hub id must be refused before anything is downloaded")
 

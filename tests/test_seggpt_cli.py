@@ -1,9 +1,16 @@
 """`python -m seggpt.run` on the official example images (random small weights) and bad files."""
+import logging
+import signal
+import sys
+
 import numpy as np
 from PIL import Image
 
+from seggpt import cli
+from seggpt.errors import WeightsError
 from seggpt.io import read_label_png
-from seggpt.run import main
+from seggpt.run import build_parser, main
+from seggpt.weights_file import OFFICIAL_WEIGHTS, default_weights_note
 
 
 def test_official_examples(shared_data, tiny_weights, tmp_path):
@@ -53,8 +60,6 @@ def test_semantic_type_and_bad_files(tiny_weights, tmp_path, capsys):
 def test_the_weights_note_says_which_why_and_the_other_choice():
     """One wording for every command: a default is named with its reason and how to choose the
     other; weights a user chose are named with who chose them, nothing more."""
-    from seggpt.weights_file import OFFICIAL_WEIGHTS, default_weights_note
-
     cli = default_weights_note(OFFICIAL_WEIGHTS)
     assert cli.startswith("weights BAAI/seggpt-vit-large (the default of this command: the official model")
     assert "about 1.5 GB" in cli and "--weights small runs the packaged small model offline" in cli
@@ -69,11 +74,6 @@ def test_the_weights_note_says_which_why_and_the_other_choice():
 def test_seggpt_run_names_its_weights_and_why(tiny_weights, tmp_path, caplog, capsys, monkeypatch):
     """The default (official) weights with the reason, before they load (no download here: the loader is
     stopped); --weights named as chosen; --help says the default and why."""
-    import logging
-
-    from seggpt.run import build_parser
-    from seggpt.errors import WeightsError
-
     img = (np.random.default_rng(1).random((32, 48, 3)) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "a.png")
     mask = np.zeros((32, 48), np.uint8)
@@ -101,11 +101,6 @@ def test_a_console_script_starts_quiet_then_gives_ctrl_c_back(tmp_path, monkeypa
     """A console script imports its CLI module normally (its `if __name__ == "__main__": quiet_start()`
     never runs): `run_module` quiet-starts before the import (Ctrl-C there: one line, exit 130), then
     main() gets Python's own Ctrl-C back."""
-    import signal
-    import sys
-
-    from seggpt import cli
-
     (tmp_path / "fake_cli_for_run_module.py").write_text(
         "import signal\nfrom seggpt import cli\n"
         "AT_IMPORT = signal.getsignal(signal.SIGINT) is cli._stop_while_starting\n"

@@ -7,7 +7,10 @@ from typing import Any, List, Optional, Tuple
 
 import pytest
 
+from benchmarks.evaluate import main as evaluate_main
+from seggpt.errors import InputError
 from seggpt.settings import ConfigError, build, parse_assignments, parse_value, read_yaml, setting, validate
+from vos.run import _names
 
 
 @pytest.mark.parametrize("text, value", [
@@ -76,8 +79,6 @@ def test_list_items_required_fields_and_their_source():
 
 def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
     """PyYAML kept the last of two `memory:` keys (or two `engine:` sections) silently."""
-    from seggpt.settings import ConfigError, read_yaml
-
     for text in ("engine:\n  memory: 2\n  memory: 3\n", "engine: {memory: 2}\nengine: {objects: separate}\n"):
         path = tmp_path / "dup.yaml"
         path.write_text(text)
@@ -88,10 +89,6 @@ def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
 
 
 def test_names_twice_and_negative_processes_are_one_line(tmp_path, capsys):
-    from benchmarks.evaluate import main as evaluate_main
-    from seggpt.errors import InputError
-    from vos.run import _names
-
     with pytest.raises(InputError, match="named twice"):
         _names("1=a,1=b", [1, 2])
     assert _names("1=a,2=b", [1, 2]) == {1: "a", 2: "b"}

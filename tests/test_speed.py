@@ -13,9 +13,18 @@ import seggpt.device as device
 from benchmarks import speed_model
 from benchmarks.machine import machine_facts, peak_gflops
 from seggpt import SegGPT
+from seggpt.adapt import add_lora
 from seggpt.errors import InputError
+from seggpt.predictor import SegGPTPredictor
 from vos import VideoSegmenter
+from vos import run as vos_run
+from vos.config import RunConfig, load_run_config
+from vos.engine import _ahead
+from vos.finishing import one_thread_worker
+from vos.objects import Objects
+from vos.state import Annotations
 from vos.synthetic import make_clip
+from vos.tracker import Tracker
 
 CPU = torch.device("cpu")
 
@@ -63,8 +72,6 @@ def test_the_engine_runs_auto_as_resolved_and_says_why(monkeypatch):
 
 
 def test_set_threads_checks_its_value():
-    from vos.config import RunConfig
-
     limit = next(f for f in __import__("dataclasses").fields(RunConfig) if f.name == "threads").metadata["max"]
     assert limit == device.MAX_THREADS  # the settings file's bound is the library's
     before = torch.get_num_threads()
@@ -80,8 +87,6 @@ def test_set_threads_checks_its_value():
 
 def test_threads_on_the_clis(tiny_weights, tmp_path, capsys):
     """--threads reaches torch and the summary line; a bad value is one line, exit 2."""
-    from vos import run as vos_run
-
     frames, labels = make_clip(1, 3, size=(48, 64), num_objects=1)
     for i, frame in enumerate(frames):  # a folder of frames
         (tmp_path / "frames").mkdir(exist_ok=True)
@@ -130,10 +135,6 @@ def test_speed_model_writes_fractions_of_the_peak_and_the_reference_beside_them(
 def test_frames_prepared_ahead_give_the_results_made_on_the_spot():
     """The engine resizes the next batch on a worker thread while the model runs; a tracker fed the
     same frames without that (queries made in run_batch) gives identical labels."""
-    from vos.objects import Objects
-    from vos.state import Annotations
-    from vos.tracker import Tracker
-
     torch.manual_seed(0)
     seg = VideoSegmenter(SegGPT("test-tiny"), config={"memory": 2, "batch_frames": 2}, device="cpu", dtype="fp32")
     frames, labels = make_clip(3, 7, size=(40, 56), num_objects=1)
@@ -153,8 +154,6 @@ def test_frames_prepared_ahead_give_the_results_made_on_the_spot():
 def test_the_cpu_fast_config_is_packaged_and_runs_the_official_shape():
     """`--config cpu-fast`: 320x320, memory 2, dtype auto, read by the one loader; an official-shape model
     (narrow, for the test) runs at that size."""
-    from vos.config import RunConfig, load_run_config
-
     settings = load_run_config(RunConfig, "cpu-fast", [])
     assert (settings.engine.image_size, settings.engine.memory, settings.dtype) == (320, 2, "auto")
     assert settings.weights == "BAAI/seggpt-vit-large"  # the file changes speed settings only
@@ -170,9 +169,6 @@ def test_the_cpu_fast_config_is_packaged_and_runs_the_official_shape():
 def test_bf16_copy_of_a_lora_wrapped_model_and_a_changed_dtype():
     """A model with LoRA wrappers (adaptation with params lora:R) gets a bf16 copy of the same structure,
     its LoRA factors cast too; setting the predictor's dtype back to fp32 runs the shared model."""
-    from seggpt.adapt import add_lora
-    from seggpt.predictor import SegGPTPredictor
-
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()
     add_lora(model, rank=2)
@@ -198,9 +194,6 @@ def test_bf16_copy_of_a_lora_wrapped_model_and_a_changed_dtype():
 def test_look_ahead_delivers_every_frame_read_before_a_source_error():
     """An iterator that fails with an error of its own: the frames before it come out first, as without
     look-ahead, then the error."""
-    from vos.engine import _ahead
-    from vos.finishing import one_thread_worker
-
     frames = [np.zeros((8, 8, 3), np.uint8)] * 3
 
     def failing():

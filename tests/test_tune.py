@@ -21,47 +21,41 @@ def _example(seed=0, h=40, w=56):
     return image, labels
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return SegGPT("test-tiny").eval()
-
-
-def test_tune_shapes_model_untouched_and_deterministic(tiny):
-    before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    flags = [p.requires_grad for p in tiny.parameters()]
+def test_tune_shapes_model_untouched_and_deterministic(tiny_model):
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    flags = [p.requires_grad for p in tiny_model.parameters()]
     examples = [_example(0), _example(1)]
     images, labels = [e[0] for e in examples], [e[1] for e in examples]
-    a = tune_prompt(tiny, images, labels, steps=3, batch_size=2, seed=1)
-    b = tune_prompt(tiny, images, labels, steps=3, batch_size=2, seed=1)
+    a = tune_prompt(tiny_model, images, labels, steps=3, batch_size=2, seed=1)
+    b = tune_prompt(tiny_model, images, labels, steps=3, batch_size=2, seed=1)
     assert a.image.shape == a.mask.shape == (3, 64, 64) and a.labels.shape == (64, 64)
     assert torch.equal(a.image, b.image)
-    assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
-    assert [p.requires_grad for p in tiny.parameters()] == flags and not tiny.training
-    assert a.weights_sha256 == weights_sha256(tiny) and a.object_ids == [1]
+    assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
+    assert [p.requires_grad for p in tiny_model.parameters()] == flags and not tiny_model.training
+    assert a.weights_sha256 == weights_sha256(tiny_model) and a.object_ids == [1]
     assert not a.image.requires_grad
     # learn="image": the mask is the first example's labels painted, unchanged
-    mask_only = tune_prompt(tiny, images, labels, steps=2, batch_size=2, learn="image")
-    both = tune_prompt(tiny, images, labels, steps=2, batch_size=2, learn="image+mask")
-    assert torch.equal(mask_only.mask, tune_prompt(tiny, images, labels, steps=0).mask)
+    mask_only = tune_prompt(tiny_model, images, labels, steps=2, batch_size=2, learn="image")
+    both = tune_prompt(tiny_model, images, labels, steps=2, batch_size=2, learn="image+mask")
+    assert torch.equal(mask_only.mask, tune_prompt(tiny_model, images, labels, steps=0).mask)
     assert not torch.equal(both.mask, mask_only.mask)
-    out = tiny.infer(torch.randn(2, 3, 64, 64), a.image[None, None].expand(2, 1, -1, -1, -1),
+    out = tiny_model.infer(torch.randn(2, 3, 64, 64), a.image[None, None].expand(2, 1, -1, -1, -1),
                      a.mask[None, None].expand(2, 1, -1, -1, -1))
     assert out.shape == (2, 3, 64, 64)
 
 
-def test_tune_loss_decreases(tiny):
+def test_tune_loss_decreases(tiny_model):
     image, labels = _example(0)
     losses = []
-    tune_prompt(tiny, [image], [labels], steps=25, lr=0.05, batch_size=4, progress=lambda s, n, l: losses.append(l))
+    tune_prompt(tiny_model, [image], [labels], steps=25, lr=0.05, batch_size=4, progress=lambda s, n, l: losses.append(l))
     assert np.mean(losses[-5:]) < np.mean(losses[:3])
 
 
-def test_save_load_and_refusal_for_other_weights(tiny, tmp_path):
+def test_save_load_and_refusal_for_other_weights(tiny_model, tmp_path):
     image, labels = _example(0)
-    prompt = tune_prompt(tiny, [image], [labels], steps=1, batch_size=2)
+    prompt = tune_prompt(tiny_model, [image], [labels], steps=1, batch_size=2)
     path = prompt.save(tmp_path / "p.safetensors")
-    back = TunedPrompt.load(path, tiny)
+    back = TunedPrompt.load(path, tiny_model)
     assert torch.equal(back.image, prompt.image) and torch.equal(back.mask, prompt.mask)
     assert np.array_equal(back.colours, prompt.colours) and back.meta["steps"] == 1
     other = SegGPT("test-tiny")  # same shapes, other random weights

@@ -1,7 +1,10 @@
 """`python -m vos.run` end to end, and every bad input with its one-line message and exit code."""
+import logging
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import av
 import cv2
@@ -10,7 +13,9 @@ import pytest
 from PIL import Image
 
 from seggpt.io import read_label_png, save_index_png, write_mp4
-from vos.run import main
+from vos.demo import main as demo
+from vos.engine import EngineError
+from vos.run import build_parser, main
 from vos.synthetic import make_clip
 
 
@@ -81,53 +86,33 @@ def _err(capsys):
 def test_bad_inputs(clip, tiny_weights, tmp_path, capsys):
     root, frames, labels = clip
     video, mask = str(root / "clip.mp4"), str(root / "mask0.png")
-    base = ["--weights", tiny_weights, "--quiet", "--out", str(tmp_path / "o")]
-
-    assert main([str(tmp_path / "nope.mp4"), "--first-mask", mask] + base) == 2
-    assert "nope.mp4" in _err(capsys)
-
-    bogus = tmp_path / "bogus.mp4"
-    bogus.write_text("not a video")
-    assert main([str(bogus), "--first-mask", mask] + base) == 2
-    assert "bogus.mp4" in _err(capsys)
-
-    empty_dir = tmp_path / "empty"
-    empty_dir.mkdir()
-    assert main([str(empty_dir), "--first-mask", mask] + base) == 2
-    assert "empty" in _err(capsys)
-
-    assert main([video, "--first-mask", str(tmp_path / "missing.png")] + base) == 2
-    assert "missing.png" in _err(capsys)
-
+    (tmp_path / "bogus.mp4").write_text("not a video")
+    (tmp_path / "empty").mkdir()
     Image.fromarray(np.zeros((64, 96), np.uint8)).save(tmp_path / "blank.png")
-    assert main([video, "--first-mask", str(tmp_path / "blank.png")] + base) == 2
-    err = _err(capsys)
-    assert "blank.png" in err and "no object" in err
-
     wrong = np.zeros((50, 50), np.uint8)
     wrong[10:20, 10:20] = 1
     save_index_png(tmp_path / "square.png", wrong)
-    assert main([video, "--first-mask", str(tmp_path / "square.png")] + base) == 2
-    assert "aspect ratio" in _err(capsys)
-
-    assert main([video, "--first-mask", mask, "--mask-frame", "40"] + base) == 2
-    assert "--mask-frame 40" in _err(capsys)
-    assert main([video, "--first-mask", mask, "--start", "99"] + base) == 2
-    assert "--start 99 is out of range" in _err(capsys)
-
     many = (np.arange(64 * 96).reshape(64, 96) % 300).astype(np.int32)
     Image.fromarray(many.astype(np.uint16)).save(tmp_path / "many.png")  # 16-bit grey: 299 ids
-    assert main([video, "--first-mask", str(tmp_path / "many.png")] + base) == 2
-    assert "many.png" in _err(capsys)
-
     (tmp_path / "afile").write_text("x")
-    assert main([video, "--first-mask", mask, "--weights", tiny_weights, "--quiet", "--out",
-                 str(tmp_path / "afile" / "sub")]) == 2
-    assert "afile" in _err(capsys)
-
-    assert main([video, "--first-mask", mask, "--weights", str(tmp_path / "none.pth"), "--quiet",
-                 "--out", str(tmp_path / "o")]) == 2
-    assert "none.pth" in _err(capsys)
+    cases = [  # (video, mask, options after the common ones (the last of an option wins), words of the error)
+        (str(tmp_path / "nope.mp4"), mask, [], ["nope.mp4"]),
+        (str(tmp_path / "bogus.mp4"), mask, [], ["bogus.mp4"]),
+        (str(tmp_path / "empty"), mask, [], ["empty"]),
+        (video, str(tmp_path / "missing.png"), [], ["missing.png"]),
+        (video, str(tmp_path / "blank.png"), [], ["blank.png", "no object"]),
+        (video, str(tmp_path / "square.png"), [], ["aspect ratio"]),
+        (video, mask, ["--mask-frame", "40"], ["--mask-frame 40"]),
+        (video, mask, ["--start", "99"], ["--start 99 is out of range"]),
+        (video, str(tmp_path / "many.png"), [], ["many.png"]),
+        (video, mask, ["--out", str(tmp_path / "afile" / "sub")], ["afile"]),
+        (video, mask, ["--weights", str(tmp_path / "none.pth")], ["none.pth"]),
+    ]
+    for source, first_mask, options, words in cases:
+        argv = [source, "--first-mask", first_mask, "--weights", tiny_weights, "--quiet", "--out", str(tmp_path / "o")]
+        assert main(argv + options) == 2, options
+        err = _err(capsys)
+        assert all(w in err for w in words), (words, err)
 
 
 def test_resized_mask_with_same_aspect_and_antialiased_rgb(clip, tiny_weights, tmp_path, caplog):
@@ -152,8 +137,6 @@ def test_no_traceback_in_a_real_process(clip, tmp_path):
 
 
 def test_demo_clip_then_run(tiny_weights, tmp_path, capsys):
-    from vos.demo import main as demo
-
     assert demo([str(tmp_path / "ex"), "--frames", "6"]) == 0
     assert main([str(tmp_path / "ex" / "clip.mp4"), "--first-mask", str(tmp_path / "ex" / "clip_mask.png"),
                  "--weights", tiny_weights, "--out", str(tmp_path / "m"), "--quiet"]) == 0
@@ -171,19 +154,23 @@ def test_device_is_resolved_like_every_other_cli(clip, tiny_weights, tmp_path, c
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_sigterm_is_handled_like_ctrl_c(tiny_weights, tmp_path):
-    """SIGTERM: exit 143, whole PNGs only, no temporary overlay left behind (it used to die at once)."""
-    import signal
-    import time
-
-    frames, labels = make_clip(5, 150, size=(64, 96), num_objects=1)
-    write_mp4(tmp_path / "long.mp4", frames, fps=8)
+def _vos_run_process(tmp_path, frames, tiny_weights, *options, **popen):
+    """`python -m vos.run` in a process of its own on a fresh one-object clip of `frames` frames (64x96, 8 fps),
+    writing into tmp_path/out; returns the process and that folder."""
+    clip_frames, labels = make_clip(5, frames, size=(64, 96), num_objects=1)
+    write_mp4(tmp_path / "v.mp4", clip_frames, fps=8)
     save_index_png(tmp_path / "mask.png", labels[0])
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "long.mp4"), "--first-mask",
-                             str(tmp_path / "mask.png"), "--weights", tiny_weights, "--out", str(out),
-                             "--overlay", str(tmp_path / "ov.mp4"), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "v.mp4"), "--first-mask",
+                             str(tmp_path / "mask.png"), "--weights", tiny_weights, "--out", str(out), *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    return proc, out
+
+
+def test_sigterm_is_handled_like_ctrl_c(tiny_weights, tmp_path):
+    """SIGTERM: exit 143, whole PNGs only, no temporary overlay left behind (it used to die at once)."""
+    proc, out = _vos_run_process(tmp_path, 150, tiny_weights, "--overlay", str(tmp_path / "ov.mp4"), "--quiet",
+                                 text=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.png"))) < 3:
         time.sleep(0.1)
@@ -216,16 +203,7 @@ def test_adaptation_and_refinement_from_the_command_line(clip, tiny_weights, tmp
 def test_ctrl_c_during_adaptation_is_one_line_and_130(tiny_weights, tmp_path):
     """Adaptation shows its steps (a progress bar on stderr) and Ctrl-C stops it: exit 130, one line after the
     bar, no frame written (adaptation comes first), the output folder left for --resume or --overwrite."""
-    import signal
-    import time
-
-    frames, labels = make_clip(5, 4, size=(64, 96), num_objects=1)
-    write_mp4(tmp_path / "v.mp4", frames, fps=8)
-    save_index_png(tmp_path / "mask.png", labels[0])
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "vos.run", str(tmp_path / "v.mp4"), "--first-mask",
-                             str(tmp_path / "mask.png"), "--weights", tiny_weights, "--out", str(out),
-                             "--adapt-steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, out = _vos_run_process(tmp_path, 4, tiny_weights, "--adapt-steps", "100000")
     seen = b""
     deadline = time.time() + 120
     while time.time() < deadline and not re.search(rb"adapting: +\d+%.*\| *\d+/100000", seen):
@@ -245,11 +223,6 @@ def test_ctrl_c_during_adaptation_is_one_line_and_130(tiny_weights, tmp_path):
 def test_the_weights_line_says_which_weights_and_why(clip, tiny_weights, tmp_path, caplog, capsys, monkeypatch):
     """The default (the official Hub weights) is named with its reason and the other choice, before
     the model loads (a first run downloads 1.5 GB); weights the user chose are only named with who chose them."""
-    import logging
-
-    from vos.engine import EngineError
-    from vos.run import build_parser
-
     root, _, _ = clip
     run = [str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--out", str(tmp_path / "o"), "--quiet"]
     caplog.set_level(logging.INFO, logger="vos.run")

@@ -10,14 +10,8 @@ from seggpt.weights import WeightsError, infer_config, read_checkpoint, to_trans
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return SegGPT("test-tiny").eval()
-
-
-@pytest.fixture(scope="module")
-def inputs(model):
-    h, w = model.config.image_size
+def inputs(tiny_model):
+    h, w = tiny_model.config.image_size
     g = torch.Generator().manual_seed(1)
     return torch.randn(1, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g)
 
@@ -27,39 +21,39 @@ def _same(a: SegGPT, b: SegGPT, inputs):
     assert torch.equal(a.infer(*inputs), b.infer(*inputs))
 
 
-def test_our_format_round_trip(model, inputs, tmp_path):
-    path = model.save_pretrained(tmp_path / "tiny.safetensors")
-    _same(model, SegGPT.from_pretrained(str(path)), inputs)
+def test_our_format_round_trip(tiny_model, inputs, tmp_path):
+    path = tiny_model.save_pretrained(tmp_path / "tiny.safetensors")
+    _same(tiny_model, SegGPT.from_pretrained(str(path)), inputs)
     # a folder holding it works too
-    _same(model, SegGPT.from_pretrained(str(tmp_path)), inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path)), inputs)
 
 
-def test_transformers_save_pretrained_folder(model, inputs, tmp_path):
+def test_transformers_save_pretrained_folder(tiny_model, inputs, tmp_path):
     pytest.importorskip("transformers")
-    hf = transformers_twin(model)
+    hf = transformers_twin(tiny_model)
     hf.save_pretrained(tmp_path / "hf")
     assert (tmp_path / "hf" / "config.json").exists()
     loaded = SegGPT.from_pretrained(str(tmp_path / "hf"))
-    _same(model, loaded, inputs)
+    _same(tiny_model, loaded, inputs)
     # the weights file alone (no config.json): config inferred from shapes and the layer rule
     loaded2 = SegGPT.from_pretrained(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny")
-    _same(model, loaded2, inputs)
+    _same(tiny_model, loaded2, inputs)
 
 
-def test_transformers_bin_without_model_prefix(model, inputs, tmp_path):
-    sd = {k[len("model."):] if k.startswith("model.") else k: v for k, v in to_transformers_keys(model.state_dict()).items()}
+def test_transformers_bin_without_model_prefix(tiny_model, inputs, tmp_path):
+    sd = {k[len("model."):] if k.startswith("model.") else k: v for k, v in to_transformers_keys(tiny_model.state_dict()).items()}
     torch.save(sd, tmp_path / "pytorch_model.bin")
-    _same(model, SegGPT.from_pretrained(str(tmp_path / "pytorch_model.bin"), config="test-tiny"), inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "pytorch_model.bin"), config="test-tiny"), inputs)
 
 
-def test_official_pth_forms(model, inputs, tmp_path):
-    sd = model.state_dict()
+def test_official_pth_forms(tiny_model, inputs, tmp_path):
+    sd = tiny_model.state_dict()
     # {"model": ...} with MAE-style extras: an argparse Namespace, optimizer state, epoch
     torch.save({"model": sd, "args": argparse.Namespace(lr=1e-4), "optimizer": {"state": {}}, "epoch": 3},
                tmp_path / "ckpt.pth")
-    _same(model, SegGPT.from_pretrained(str(tmp_path / "ckpt.pth"), config="test-tiny"), inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "ckpt.pth"), config="test-tiny"), inputs)
     torch.save(sd, tmp_path / "bare.pth")
-    _same(model, SegGPT.from_pretrained(str(tmp_path / "bare.pth"), config="test-tiny"), inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "bare.pth"), config="test-tiny"), inputs)
 
 
 class _NoInit(SegGPT):
@@ -76,8 +70,8 @@ def test_config_inferred_from_official_shapes():
     assert sum(p.numel() for p in meta.parameters()) == 370_723_203  # the official ViT-L checkpoint's parameter count
 
 
-def test_damaged_files_give_clear_errors(model, tmp_path):
-    good = model.save_pretrained(tmp_path / "good.safetensors")
+def test_damaged_files_give_clear_errors(tiny_model, tmp_path):
+    good = tiny_model.save_pretrained(tmp_path / "good.safetensors")
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="truncated.safetensors"):
@@ -86,7 +80,7 @@ def test_damaged_files_give_clear_errors(model, tmp_path):
     junk.write_bytes(b"not a checkpoint at all")
     with pytest.raises(WeightsError, match="junk.pth: cannot read"):
         SegGPT.from_pretrained(str(junk))
-    sd = dict(model.state_dict())
+    sd = dict(tiny_model.state_dict())
     del sd["blocks.1.attn.qkv.weight"]
     sd["extra.weight"] = torch.zeros(1)
     torch.save({"model": sd}, tmp_path / "partial.pth")
@@ -121,12 +115,12 @@ def test_hub_id_offline_error_says_how_to_get_it(monkeypatch, tmp_path):
         SegGPT.from_pretrained("BAAI/seggpt-vit-large")
 
 
-def test_hub_cache_is_used(model, inputs, tmp_path, monkeypatch):
+def test_hub_cache_is_used(tiny_model, inputs, tmp_path, monkeypatch):
     """A Hub id resolves through huggingface_hub's cache (filled here by hand, as a download would)."""
     pytest.importorskip("transformers")
     import huggingface_hub
 
-    hf = transformers_twin(model)
+    hf = transformers_twin(tiny_model)
     hf.save_pretrained(tmp_path / "snap")
     calls = []
 
@@ -135,7 +129,7 @@ def test_hub_cache_is_used(model, inputs, tmp_path, monkeypatch):
         return str(tmp_path / "snap" / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    _same(model, SegGPT.from_pretrained("someone/seggpt-tiny"), inputs)
+    _same(tiny_model, SegGPT.from_pretrained("someone/seggpt-tiny"), inputs)
     assert calls == [("someone/seggpt-tiny", "model.safetensors"), ("someone/seggpt-tiny", "config.json")]
 
 

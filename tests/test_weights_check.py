@@ -7,9 +7,12 @@ and a refused pickle that pointed at ``weights_only=False``.
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import os
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -20,9 +23,9 @@ from safetensors.torch import save_file
 from seggpt import SegGPT
 from seggpt.config import FIELDS, SegGPTConfig
 from seggpt.errors import WeightsError
+from seggpt.io import save_index_png, write_mp4
 from seggpt.weights_file import FORMAT_TAG, check_weights_file, packaged_weights, read_safetensors_header, resolve
 from vos.run import main as vos_run
-from seggpt.io import save_index_png, write_mp4
 from vos.synthetic import make_clip
 
 
@@ -168,8 +171,6 @@ def test_vos_run_refuses_absurd_weights_in_one_line(state, tmp_path, capsys):
 def test_every_config_field_has_bounds_and_a_config_checks_them_itself():
     """One validation of the model config, where it is defined: a weights file, a transformers config.json
     and a training setting all meet the same bounds through SegGPTConfig."""
-    import dataclasses
-
     assert list(FIELDS) == [f.name for f in dataclasses.fields(SegGPTConfig)]
     with pytest.raises(ValueError, match=r"^model config depth = 999: expected an integer from 1 to 512$"):
         SegGPTConfig(depth=999)
@@ -181,9 +182,6 @@ def test_every_config_field_has_bounds_and_a_config_checks_them_itself():
 
 def test_the_old_checked_loader_still_works_with_a_warning(tiny_weights):
     """seggpt.weights_check (load_checked, WeightsFileError) stays for one release, with a DeprecationWarning."""
-    import importlib
-    import sys
-
     sys.modules.pop("seggpt.weights_check", None)
     with pytest.warns(DeprecationWarning, match="SegGPT.from_pretrained"):
         old = importlib.import_module("seggpt.weights_check")

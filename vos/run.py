@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from seggpt.cli import ArgumentParser, EXIT_OK, run_cli
 from seggpt.colors import davis_palette
-from seggpt.device import DEVICE_HELP, describe_precision, set_threads
+from seggpt.device import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, describe_precision, set_threads
 from seggpt.errors import EngineError, InputError, OutputError, VideoError
 from seggpt.settings import option_layers, parse_assignments, read_yaml
 from seggpt.weights_file import default_weights_note
@@ -131,10 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any setting, e.g. --set engine.max_annotated=2 (repeatable) (default: none)")
     ap.add_argument("--device", default=None, metavar="DEV", help=f"{DEVICE_HELP} (default: {run.device})")
-    ap.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16", "fp16"],
-                    help="the model's precision; auto: bf16 on CUDA, fp16 on MPS; on a CPU bf16 where it computes "
-                         "bf16 natively (AMX, AVX-512 BF16) and the model is wide enough to gain (ViT-L, not the small "
-                         f"model), else fp32 (default: {run.dtype})")
+    ap.add_argument("--dtype", default=None, choices=DTYPE_CHOICES, help=f"{DTYPE_HELP} (default: {run.dtype})")
     ap.add_argument("--threads", type=int, default=None, metavar="N",
                     help="CPU threads (default: the machine's cores)")
     ap.add_argument("--memory", type=int, default=None, metavar="K",
@@ -270,10 +267,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     def name(idx: int) -> str:
         return frame_names[idx] if frame_names else f"{idx:05d}"
 
-    try:
-        threads = set_threads(settings.threads)
-    except InputError as e:
-        raise InputError(f"--threads: {e}") from None
+    threads = set_threads(settings.threads, "--threads")
     # which weights and why, before a first run downloads them
     log.info("%s", default_weights_note(settings.weights, weights_chosen_by(args)))
     seg = VideoSegmenter(settings.weights, config=settings.engine, device=settings.device, dtype=settings.dtype)
