@@ -101,6 +101,10 @@ class Ctx:
     def p(self, *parts) -> str:
         return str(self.root.joinpath(*parts))
 
+    def at(self, arg):
+        """`arg`, where an "@rel" string (the case tables' shorthand) is the path rel in the case folder."""
+        return self.p(arg[1:]) if isinstance(arg, str) and arg.startswith("@") else arg
+
     def _rel(self, path) -> str:
         return os.path.relpath(path, self.root)
 
@@ -128,7 +132,7 @@ class Ctx:
         return o.code
 
     def user(self, path, data=b"user data\n"):
-        path = Path(path)
+        path = Path(self.at(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(data, str):
             data = data.encode()
@@ -139,7 +143,7 @@ class Ctx:
         return str(path)
 
     def link(self, path, target):
-        path = Path(path)
+        path, target = Path(self.at(path)), self.at(target)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():
             path.unlink()
@@ -170,6 +174,23 @@ def run_vos(c: Ctx, *, out=None, extra=(), video=None, mask=None) -> dict:
     if mask is not None:
         a[2] = mask
     return dict(tool="vos", args=a)
+
+
+def vos_case(cat: str, name: str, *extra: str, prior: Optional[Sequence[str]] = None,
+             prep: Optional[Callable[[Ctx], object]] = None, **spec) -> None:
+    """A vos.run case in one row: an earlier run of ours with the arguments `prior` (when given), then
+    `prep(c)` sets the scene, then vos.run with `extra`. Any argument (and `out`, `video`, `mask`) of the
+    form "@rel" is the path rel in the case folder, "@" the folder; `spec`'s other keys are the spec's."""
+    paths = {k: spec.pop(k) for k in ("out", "video", "mask") if k in spec}
+
+    def fn(c: Ctx) -> dict:
+        if prior is not None:
+            c.prior("vos", c.vos_args(*map(c.at, prior)))
+        if prep is not None:
+            prep(c)
+        return {**run_vos(c, extra=[c.at(a) for a in extra], **{k: c.at(v) for k, v in paths.items()}), **spec}
+
+    CASES.append(Case(cat, name, fn))
 
 
 # ----------------------------------------------------------------------------- cases and judging
