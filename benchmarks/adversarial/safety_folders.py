@@ -26,6 +26,7 @@ vos_case(F, "edited_output_refused", prior=[], prep=lambda c: c.user("@out/00000
 vos_case(F, "edited_output_refused_overwrite", "--overwrite", prior=[],
          prep=lambda c: c.user("@out/00001.png", b"edited by user"))
 
+
 def _edit_manifest(c, edit, name="00005.png", data=b"user file"):
     """A user file `name` in out/ (after an earlier run), then out/'s manifest changed by `edit`."""
     c.user(c.p("out", name), data)
@@ -33,9 +34,11 @@ def _edit_manifest(c, edit, name="00005.png", data=b"user file"):
     edit(m)
     c.write_manifest(c.p("out"), m)
 
+
 def _listed(name, record):
     """A manifest edit: `name` listed with `record`."""
     return lambda m: m["files"].__setitem__(name, record)
+
 
 vos_case(F, "user_file_slipped_into_manifest", "--end", "6", "--overwrite", prior=[],
          prep=lambda c: _edit_manifest(c, _listed("00005.png", {"size": 9, "sha256": "0" * 64})))
@@ -49,12 +52,14 @@ vos_case(F, "unknown_format_manifest", "--overwrite", prior=[],
                                                      _listed("00000.png", {"size": 4, "sha256": sha(b"user")})(m)),
                                        "00000.png", b"user"))
 
+
 def _victim_listed(c, rel):
     """A user file beside out/, listed in out/'s manifest (as `rel`, or its absolute path) with its real hash."""
     v = c.user(c.p("victim.png"), b"user")
     m = c.read_manifest(c.p("out"))
     m["files"][rel or v] = {"size": 4, "sha256": sha(b"user")}
     c.write_manifest(c.p("out"), m)
+
 
 vos_case(F, "manifest_dotdot_path", "--overwrite", prior=[], prep=lambda c: _victim_listed(c, "../victim.png"),
          expect="either")
@@ -121,6 +126,8 @@ _OUTSIDE = {
     "backslash": lambda c: "..\\victim.png",
     "in_dir": lambda c: "../in/clip_mask.png",
 }
+
+
 def _outside(c, rel):
     """A user file beside out/; out/'s manifest lists the path `rel` with the real hash of what it names."""
     c.user(c.p("victim.png"), b"user file")
@@ -129,6 +136,7 @@ def _outside(c, rel):
     data = target.read_bytes() if target.exists() else b""
     m["files"][rel] = {"size": len(data), "sha256": sha(data)}
     c.write_manifest(c.p("out"), m)
+
 
 for _k, _rel in _OUTSIDE.items():
     vos_case(F, f"manifest_outside_{_k}", "--overwrite", prior=[], prep=lambda c, _rel=_rel: _outside(c, _rel(c)),
@@ -140,6 +148,7 @@ for _k, _data_ in {"empty": b"", "list": b"[]", "null": b"null", "number": b"3",
 vos_case(F, "manifest_is_directory", "--overwrite", prep=lambda c: c.user(c.p("out", MANIFEST, "x"), b"x"),
          expect="either")
 
+
 @case(F)
 def manifest_is_symlink_to_user_file(c):
     c.prior("vos", c.vos_args())
@@ -147,6 +156,7 @@ def manifest_is_symlink_to_user_file(c):
     os.unlink(c.p("out", MANIFEST))
     c.link(c.p("out", MANIFEST), t)
     return dict(tool="vos", args=c.vos_args("--overwrite"), expect="either")
+
 
 vos_case(F, "dangling_symlink_in_out", "--overwrite", prep=lambda c: c.link("@out/00000.png", "@nowhere.png"))
 vos_case(F, "objects_dir_symlink", "--object-masks", "--overwrite",
@@ -157,11 +167,13 @@ vos_case(F, "hardlink_to_our_output", prior=[],
          prep=lambda c: (os.makedirs(c.p("ext")), os.link(c.p("out", "00000.png"), c.p("ext", "keep.png"))),
          expect="either")
 
+
 def _replaced_by_hardlink(c):
     os.makedirs(c.p("ext"))
     shutil.copy(c.p("out", "00001.png"), c.p("ext", "keep.png"))
     os.unlink(c.p("out", "00001.png"))
     os.link(c.p("ext", "keep.png"), c.p("out", "00001.png"))
+
 
 vos_case(F, "our_output_replaced_by_hardlink", "--overwrite", prior=[], prep=_replaced_by_hardlink, expect="either")
 vos_case(F, "rerun_fewer_frames_ok", "--end", "1", prior=[], expect="ok")
@@ -173,15 +185,18 @@ vos_case(F, "rerun_alpha_fewer_frames", "--alpha", "@alpha", "--end", "1", prior
 vos_case(F, "fifo_in_out", "--overwrite", prep=lambda c: (os.makedirs(c.p("out")), os.mkfifo(c.p("out", "00000.png"))),
          sub=True)
 
+
 @case(F)
 def out_folder_of_other_tool(c):
     c.prior("seggpt", ["--prompt", c.frames + "/00000.png", c.m, c.frames + "/00001.png", "--out", c.p("out"),
                        "--weights", "small"])
     return dict(tool="vos", args=c.vos_args(), expect="either")
 
+
 for _k in ("status_running", "entry_is_null"):
     vos_case(F, f"manifest_{_k}_no_ow", "--end", "6", prior=[], prep=lambda c, _k=_k: _edit_manifest(c, _TAMPERS[_k]),
              expect="either")
+
 
 def _running_manifest_listing_nothing(c):
     # an unfinished run's manifest (no files listed) + a user PNG: never ours
@@ -189,6 +204,7 @@ def _running_manifest_listing_nothing(c):
     c.user(c.p("out", "00000.png"), b"user file")
     c.write_manifest(c.p("out"), {"format": "seggpt-vos-manifest/2", "tool": "vos.run", "status": "running",
                                   "files": {}, "patterns": ["*.png"], "dirs": []})
+
 
 vos_case(F, "manifest_status_running_user_listed_nothing", "--overwrite", prep=_running_manifest_listing_nothing,
          expect="either")
