@@ -193,6 +193,21 @@ def vos_case(cat: str, name: str, *extra: str, prior: Optional[Sequence[str]] = 
     CASES.append(Case(cat, name, fn))
 
 
+def tool_case(cat: str, name: str, tool: str, args: Callable[[Ctx], List[str]], *,
+              prior: Optional[Callable[[Ctx], List[str]]] = None, prep: Optional[Callable[[Ctx], object]] = None,
+              **spec) -> None:
+    """A case of any tool (a key of MODULES) in one row: an earlier run of ours with the arguments
+    `prior(c)` (when given), then `prep(c)`, then the tool with `args(c)`; `spec`: the spec's other keys."""
+    def fn(c: Ctx) -> dict:
+        if prior is not None:
+            c.prior(tool, prior(c))
+        if prep is not None:
+            prep(c)
+        return dict(tool=tool, args=args(c), **spec)
+
+    CASES.append(Case(cat, name, fn))
+
+
 # ----------------------------------------------------------------------------- cases and judging
 
 
