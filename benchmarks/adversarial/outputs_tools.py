@@ -148,13 +148,19 @@ def tool(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
     add(C4, title, expect, fn)
 
 
+def _over(template: str, module: str, prep: Callable[[Sandbox], Any],
+          argv: Callable[[Sandbox, Any], List[str]]) -> Callable[[Sandbox], Outcome]:
+    """A case over a copy of a template run of ours (`G[template]`): `prep(S)` sets the scene, then `module`
+    runs with `argv(S, what prep returned)`."""
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G[template])
+        return S.call(module, argv(S, prep(S)))
+    return fn
+
+
 # seggpt.run
 def _sr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_sr"])
-        prep(S)
-        return S.call("seggpt.run", SR(S.p("sr"), *extra))
-    return fn
+    return _over("t_sr", "seggpt.run", prep, lambda S, _: SR(S.p("sr"), *extra))
 
 
 tool("seggpt.run rerun over our outputs", "ok", _sr(lambda S: None))
@@ -179,11 +185,8 @@ tool("seggpt.run manifest with ../victim", "refuse", _sr(lambda S: outside(S, S.
 
 # seggpt.tune
 def _tu(prep: Callable[[Sandbox], Optional[str]]) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_tu"])
-        out = prep(S) or S.p("p.safetensors")
-        return S.call("seggpt.tune", TUNE(out))
-    return fn
+    """prep returns the --out to give (None: the template's p.safetensors)."""
+    return _over("t_tu", "seggpt.tune", prep, lambda S, out: TUNE(out or S.p("p.safetensors")))
 
 
 tool("seggpt.tune rerun over our prompt", "ok", _tu(lambda S: None))
@@ -199,12 +202,8 @@ tool("seggpt.tune parent manifest garbage", "refuse", _tu(lambda S: mf_write(str
 
 
 # vos.demo
-def _demo(prep: Callable[[Sandbox], Any], argv: Optional[List[str]] = None) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_demo"])
-        prep(S)
-        return S.call("vos.demo", argv or ["--frames", "2", S.p("d")])
-    return fn
+def _demo(prep: Callable[[Sandbox], Any]) -> Callable[[Sandbox], Outcome]:
+    return _over("t_demo", "vos.demo", prep, lambda S, _: ["--frames", "2", S.p("d")])
 
 
 tool("vos.demo rerun", "ok", _demo(lambda S: None))
@@ -224,11 +223,7 @@ tool("vos.demo folder with other user files", "ok",
 
 # training
 def _tr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_tr"])
-        prep(S)
-        return S.call("training.__main__", TRAIN(S.p("tr"), *extra))
-    return fn
+    return _over("t_tr", "training.__main__", prep, lambda S, _: TRAIN(S.p("tr"), *extra))
 
 
 tool("training rerun over our run (no flag)", "ok_or_refuse_keep", _tr(lambda S: S.mark(S.user("keep.txt"))))
@@ -249,11 +244,7 @@ tool("training --overwrite over our run", "ok", _tr(lambda S: None, "--overwrite
 
 # benchmarks.vos / evaluate
 def _bv(prep: Callable[[Sandbox], Any], *extra: str, module: str = "benchmarks.vos") -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_bv"])
-        prep(S)
-        return S.call(module, (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
-    return fn
+    return _over("t_bv", module, prep, lambda S, _: (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
 
 
 tool("benchmarks.vos rerun", "ok", _bv(lambda S: None))
