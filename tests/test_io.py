@@ -14,18 +14,8 @@ from PIL import Image
 
 import seggpt.io
 from seggpt.colors import davis_palette
-from seggpt.io import (
-    Mp4Writer,
-    OutputError,
-    atomic_path,
-    atomic_write_text,
-    ensure_output_dir,
-    overlay,
-    read_label_png,
-    save_index_png,
-    save_object_pngs,
-    write_mp4,
-)
+from seggpt.io import (Mp4Writer, OutputError, atomic_path, atomic_write_text, ensure_output_dir, overlay,
+                       read_label_png, save_index_png, save_object_pngs, write_mp4)
 from seggpt.errors import InputError
 
 
