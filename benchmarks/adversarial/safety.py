@@ -21,7 +21,8 @@ bad-values and special-files (`safety_tools`), library (`safety_library`).
 A case returns a spec: ``tool`` (a key of MODULES) and ``args``; ``expect`` "refuse" (the default),
 "ok" or "either" (accepted, or a clean refusal); ``sub`` to run it as a subprocess (FIFOs, devices)
 with ``timeout``; ``mentions``, words a refusal must name. A library case returns ``kind="lib"``,
-``fn`` and ``expect`` "InputError" (the default) or "ok". The runner (`runner.run_pass`) prints one
+``fn`` and ``expect`` "InputError" (the default) or "ok". Most cases are one row, `vos_case` or
+`tool_case` (an earlier run of ours, a scene set up, the call). The runner (`runner.run_pass`) prints one
 line per case and a tally per category; exit code 1 if any case fails.
 """
 
@@ -151,36 +152,23 @@ class Ctx:
         self.ours.discard(self._rel(path))
         return str(path)
 
-    def manifest(self, folder):
-        return Path(folder) / MANIFEST
-
     def read_manifest(self, folder):
-        return json.loads(self.manifest(folder).read_text())
+        return json.loads((Path(folder) / MANIFEST).read_text())
 
     def write_manifest(self, folder, obj):
-        t = self.manifest(folder)
-        t.write_text(obj if isinstance(obj, str) else json.dumps(obj, indent=1))
+        (Path(folder) / MANIFEST).write_text(obj if isinstance(obj, str) else json.dumps(obj, indent=1))
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_vos(c: Ctx, *, out=None, extra=(), video=None, mask=None) -> dict:
-    """The spec of a vos.run case: the case's clip and mask, or the `video` / `mask` given instead."""
-    a = c.vos_args(*extra, out=out)
-    if video is not None:
-        a[0] = video
-    if mask is not None:
-        a[2] = mask
-    return dict(tool="vos", args=a)
-
-
 def vos_case(cat: str, name: str, *extra: str, prior: Optional[Sequence[str]] = None,
              prep: Optional[Callable[[Ctx], object]] = None, **spec) -> None:
     """A vos.run case in one row: an earlier run of ours with the arguments `prior` (when given), then
-    `prep(c)` sets the scene, then vos.run with `extra`. Any argument (and `out`, `video`, `mask`) of the
-    form "@rel" is the path rel in the case folder, "@" the folder; `spec`'s other keys are the spec's."""
+    `prep(c)` sets the scene, then vos.run with `extra` on the case's clip and mask, or the `video` and
+    `mask` given instead, into `out`. Any of these of the form "@rel" is the path rel in the case folder,
+    "@" the folder; `spec`'s other keys are the spec's."""
     paths = {k: spec.pop(k) for k in ("out", "video", "mask") if k in spec}
 
     def fn(c: Ctx) -> dict:
@@ -188,7 +176,12 @@ def vos_case(cat: str, name: str, *extra: str, prior: Optional[Sequence[str]] = 
             c.prior("vos", c.vos_args(*map(c.at, prior)))
         if prep is not None:
             prep(c)
-        return {**run_vos(c, extra=[c.at(a) for a in extra], **{k: c.at(v) for k, v in paths.items()}), **spec}
+        given = {k: c.at(v) for k, v in paths.items()}
+        a = c.vos_args(*map(c.at, extra), out=given.get("out"))
+        for k, i in (("video", 0), ("mask", 2)):
+            if k in given:
+                a[i] = given[k]
+        return dict(tool="vos", args=a, **spec)
 
     CASES.append(Case(cat, name, fn))
 
