@@ -29,25 +29,19 @@ def bad(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect
 
 for _flag in ["--out", "--alpha", "--overlay", "--report", "--rle", "--matte", "--first-mask", "--weights",
               "--config", "--masks", "--names", "--soft-width", "--end", "--fps", "--device"]:
-    if _flag == "--first-mask":
-        bad(f"{_flag} ''", "vos.run", lambda S: [B("clip.mp4"), "--first-mask", "", "--weights", "small", "--out",
-                                                 S.p("o")])
-    elif _flag == "--masks":
-        bad(f"{_flag} ''", "vos.run", lambda S: [B("clip.mp4"), "--masks", "", "--weights", "small", "--out",
-                                                 S.p("o")])
+    if _flag in ("--first-mask", "--masks"):  # the mask options, empty, with no other mask
+        bad(f"{_flag} ''", "vos.run", lambda S, f=_flag: [B("clip.mp4"), f, "", "--weights", "small", "--out", S.p("o")])
     else:
-        bad(f"{_flag} ''", "vos.run", (lambda f: lambda S: VR(S.p("o"), f, "") if f != "--out" else
-                                       VR(None, "--out", ""))(_flag),
+        bad(f"{_flag} ''", "vos.run",
+            lambda S, f=_flag: VR(S.p("o"), f, "") if f != "--out" else VR(None, "--out", ""),
             expect="ok_or_refuse" if _flag == "--names" else "refuse")
 bad("video ''", "vos.run", lambda S: VR(S.p("o"), video=""))
 bad("video '   '", "vos.run", lambda S: VR(S.p("o"), video="   "))
 bad("--out '  '", "vos.run", lambda S: VR(None, "--out", "  "))
-for _w in ["0", "0.0009", "1.0001", "-1", "nan", "inf", "-inf", "abc", "1e-4", "2"]:
-    bad(f"--soft-width {_w}", "vos.run", (lambda w: lambda S: VR(S.p("o"), "--soft", "--alpha", S.p("a"),
-                                                                 "--soft-width", w))(_w))
-for _w in ["0.001", "1"]:
-    bad(f"--soft-width {_w} (bound)", "vos.run", (lambda w: lambda S: VR(S.p("o"), "--soft", "--alpha", S.p("a"),
-                                                                         "--soft-width", w))(_w), expect="ok")
+for _w in ["0", "0.0009", "1.0001", "-1", "nan", "inf", "-inf", "abc", "1e-4", "2", "0.001", "1"]:
+    bad(f"--soft-width {_w}" + (" (bound)" if _w in ("0.001", "1") else ""), "vos.run",
+        lambda S, w=_w: VR(S.p("o"), "--soft", "--alpha", S.p("a"), "--soft-width", w),
+        expect="ok" if _w in ("0.001", "1") else "refuse")
 for _title, _extra in [("--end 0", ["--end", "0"]), ("--end -1", ["--end", "-1"]), ("--end abc", ["--end", "abc"]),
                        ("--start 2 --end 1", ["--start", "2", "--end", "1"]), ("--start -5", ["--start", "-5"]),
                        ("--start 99", ["--start", "99"]), ("--fps 0", ["--fps", "0"]), ("--fps nan", ["--fps", "nan"]),
