@@ -118,7 +118,8 @@ L("infer channels-last prompts", "inputerror", _inf(pi=lambda h, w: torch.zeros(
 L("infer wrong size", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 3, h + 8, w)))
 L("infer batch mismatch", "inputerror", _inf(images=lambda h, w: torch.zeros(2, 3, h, w)))
 L("infer K mismatch", "inputerror", _inf(pm=lambda h, w: torch.zeros(1, 2, 3, h, w)))
-L("infer K = 0", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 0, 3, h, w), pm=lambda h, w: torch.zeros(1, 0, 3, h, w)))
+L("infer K = 0", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 0, 3, h, w),
+                                   pm=lambda h, w: torch.zeros(1, 0, 3, h, w)))
 L("infer 1 channel", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 1, h, w)))
 L("infer embedding_type bogus", "inputerror", _inf(et="panoptic"))
 L("infer images None", "inputerror", _inf(images=lambda h, w: None))

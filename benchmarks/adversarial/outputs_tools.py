@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 
 from seggpt.outputs import MANIFEST
 
-from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
+from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
                       outside, seg, v1)
 
 
@@ -99,29 +99,20 @@ def sr_in(title: str, fn: Callable[[Sandbox], List[str]], module: str = "seggpt.
     inp(title, "refuse", lambda S: (_local(S), S.call(module, fn(S)))[-1])
 
 
-sr_in("seggpt.run --out holds the query", lambda S: ["--prompt", S.p("in/frames/00000.png"), S.p("in/mask.png"),
-                                                      S.p("in/frames/00001.png"), "--out", S.p("in/frames"),
-                                                      "--weights", "small"])
-sr_in("seggpt.run --out holds the prompt mask", lambda S: ["--prompt", B("img.png"), S.p("in/mask.png"),
-                                                            B("frames/00001.png"), "--out", S.p("in"), "--weights",
-                                                            "small"])
+sr_in("seggpt.run --out holds the query", lambda S: SR(S.p("in/frames"), prompt=S.p("in/frames/00000.png"),
+                                                         mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png")))
+sr_in("seggpt.run --out holds the prompt mask", lambda S: SR(S.p("in"), mask=S.p("in/mask.png")))
 sr_in("seggpt.run --out is the weights file", lambda S: SR(S.p("in/w.safetensors")) + ["--weights",
                                                                                        S.p("in/w.safetensors")])
 sr_in("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")])
-sr_in("seggpt.run --out holds the query via ..", lambda S: ["--prompt", B("img.png"), B("clip_mask.png"),
-                                                             S.p("in/frames/00001.png"), "--out",
-                                                             S.p("in/masks/../frames"), "--weights", "small"])
-sr_in("seggpt.tune --out is the example image", lambda S: ["--weights", "small", "--example", S.p("in/mask.png"),
-                                                            S.p("in/mask.png"), "--steps", "1", "--out",
-                                                            S.p("in/mask.png")], "seggpt.tune")
-sr_in("seggpt.tune --out is the weights", lambda S: ["--weights", S.p("in/w.safetensors"), "--example",
-                                                      B("small_img.png"), B("small_mask.png"), "--steps", "1",
-                                                      "--out", S.p("in/w.safetensors")], "seggpt.tune")
-sr_in("seggpt.tune --out is the example mask via symlink", lambda S: ["--weights", "small", "--example",
-                                                                       B("small_img.png"), S.p("in/mask.png"),
-                                                                       "--steps", "1", "--out",
-                                                                       S.link("p.safetensors", S.p("in/mask.png"))],
+sr_in("seggpt.run --out holds the query via ..",
+      lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png")))
+sr_in("seggpt.tune --out is the example image",
+      lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png")), "seggpt.tune")
+sr_in("seggpt.tune --out is the weights", lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors")),
       "seggpt.tune")
+sr_in("seggpt.tune --out is the example mask via symlink",
+      lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png")), "seggpt.tune")
 
 
 for _title, _fn, _mod in [

@@ -30,7 +30,8 @@ def bad(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect
 for _flag in ["--out", "--alpha", "--overlay", "--report", "--rle", "--matte", "--first-mask", "--weights",
               "--config", "--masks", "--names", "--soft-width", "--end", "--fps", "--device"]:
     if _flag in ("--first-mask", "--masks"):  # the mask options, empty, with no other mask
-        bad(f"{_flag} ''", "vos.run", lambda S, f=_flag: [B("clip.mp4"), f, "", "--weights", "small", "--out", S.p("o")])
+        bad(f"{_flag} ''", "vos.run",
+            lambda S, f=_flag: [B("clip.mp4"), f, "", "--weights", "small", "--out", S.p("o")])
     else:
         bad(f"{_flag} ''", "vos.run",
             lambda S, f=_flag: VR(S.p("o"), f, "") if f != "--out" else VR(None, "--out", ""),
@@ -76,8 +77,7 @@ bad("--weights missing file", "vos.run", lambda S: VR(S.p("o"), "--weights", "/n
 bad("--weights a text file", "vos.run", lambda S: VR(S.p("o"), "--weights", B("notes.txt")))
 bad("--weights garbage .safetensors", "vos.run",
     lambda S: VR(S.p("o"), "--weights", S.user("g.safetensors", os.urandom(3000))))
-bad("--prompt '' ''", "seggpt.run", lambda S: ["--prompt", "", "", B("img.png"), "--out", S.p("o"), "--weights",
-                                               "small"])
+bad("--prompt '' ''", "seggpt.run", lambda S: SR(S.p("o"), prompt="", mask="", query=B("img.png")))
 bad("query ''", "seggpt.run", lambda S: SR(S.p("o"), query=""))
 bad("--out ''", "seggpt.run", lambda S: SR(""))
 bad("query missing", "seggpt.run", lambda S: SR(S.p("o"), query="/nonexistent/q.png"))
@@ -178,12 +178,8 @@ special("--overlay is a FIFO", "vos.run", lambda S: VR(S.p("o"), "--overlay", fi
 special("--rle is /dev/null", "vos.run", lambda S: VR(S.p("o"), "--rle", "/dev/null"), expect="ok_or_refuse")
 special("--out holds a FIFO", "vos.run", lambda S: (fifo(S, "o/00000.png"), VR(S.p("o"), "--overwrite"))[-1])
 special("query is a FIFO", "seggpt.run", lambda S: SR(S.p("o"), query=fifo(S, "q.png")))
-special("prompt image is /dev/zero", "seggpt.run",
-        lambda S: ["--prompt", "/dev/zero", B("clip_mask.png"), B("img.png"), "--out", S.p("o"), "--weights",
-                   "small"])
-special("prompt mask is a FIFO", "seggpt.run",
-        lambda S: ["--prompt", B("img.png"), fifo(S, "m.png"), B("img.png"), "--out", S.p("o"), "--weights",
-                   "small"])
+special("prompt image is /dev/zero", "seggpt.run", lambda S: SR(S.p("o"), prompt="/dev/zero", query=B("img.png")))
+special("prompt mask is a FIFO", "seggpt.run", lambda S: SR(S.p("o"), mask=fifo(S, "m.png"), query=B("img.png")))
 special("--prompt-file is a FIFO", "seggpt.run",
         lambda S: ["--prompt-file", fifo(S, "p.safetensors"), B("img.png"), "--out", S.p("o"), "--weights", "small"])
 special("example is a FIFO", "seggpt.tune",
