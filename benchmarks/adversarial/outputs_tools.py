@@ -292,6 +292,19 @@ def _opened(S: Sandbox, e) -> None:
     e.set_mask(0, o, m)
 
 
+def _src(S: Sandbox, rel: str = "src/clip.mp4") -> str:
+    """A copy of the clip outside the Editor's root, the user's."""
+    p = str(S.copy(G["base"] / "clip.mp4", rel))
+    S.mark(p)
+    return p
+
+
+def _link_out(S: Sandbox, rel: str) -> None:
+    """`rel` (a folder the Editor writes into) a link to a user's folder."""
+    S.mark(S.user("elsewhere/k.txt"))
+    S.mark(S.link(rel, S.p("elsewhere")))
+
+
 tool("Editor.save_session over a user file", "raise:EditorError",
      _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/sessions/clip.vos-session.zip", b"mine"))),
          lambda S, e: e.save_session("clip"), "Editor.save_session('clip')"))
@@ -302,17 +315,15 @@ tool("Editor.save_session name ../../escape", "returned_inside",
      _ed(lambda S, e: _opened(S, e), lambda S, e: _check_inside(S, e.save_session("../../escape")),
          "Editor.save_session('../../escape')"))
 tool("Editor.save_session sessions/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/sessions",
-                                                                                     S.p("elsewhere")))),
-         lambda S, e: e.save_session("s"), "Editor.save_session with sessions -> link"))
+     _ed(lambda S, e: (_opened(S, e), _link_out(S, "root/sessions")), lambda S, e: e.save_session("s"),
+         "Editor.save_session with sessions -> link"))
 tool("Editor.save_session session file is a symlink", "raise:EditorError",
      _ed(lambda S, e: (_opened(S, e), S.mark(S.user("u.zip", b"u")),
                        S.mark(S.link("root/sessions/s.vos-session.zip", S.p("u.zip")))),
          lambda S, e: e.save_session("s"), "Editor.save_session over a link"))
 tool("Editor.export exports/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/exports",
-                                                                                     S.p("elsewhere")))),
-         lambda S, e: e.export(["index"]), "Editor.export(['index']) with exports -> link"))
+     _ed(lambda S, e: (_opened(S, e), _link_out(S, "root/exports")), lambda S, e: e.export(["index"]),
+         "Editor.export(['index']) with exports -> link"))
 tool("Editor.export with user files in exports/", "returned",
      _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/exports/clip-mine.zip", b"z"),
                                              S.user("root/exports/notes.txt"))),
@@ -322,26 +333,21 @@ tool("Editor upload over a user file of that name", "returned",
                                                                                      "src/clip.mp4").as_posix()),
          lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(src, uploaded=True)"))
 tool("Editor upload uploads/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/uploads", S.p("elsewhere"))),
-                       S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4")))),
-         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) uploads -> link"))
+     _ed(lambda S, e: (_link_out(S, "root/uploads"), _src(S)), lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True),
+         "Editor.open(uploaded) uploads -> link"))
 tool("Editor upload twice (ours replaced or renamed)", "returned",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4"))),
-                       e.open(S.p("src/clip.mp4"), uploaded=True)),
-         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) x2"))
+     _ed(lambda S, e: e.open(_src(S), uploaded=True), lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True),
+         "Editor.open(uploaded) x2"))
 tool("Editor upload symlink named like ours", "returned",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4"))),
-                       S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))),
+     _ed(lambda S, e: (_src(S), S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))),
          lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) over a link"))
 tool("Editor.open ../outside", "raise:EditorError",
-     _ed(lambda S, e: S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), lambda S, e: e.open("../out.mp4"),
-         "Editor.open('../out.mp4')"))
+     _ed(lambda S, e: _src(S, "out.mp4"), lambda S, e: e.open("../out.mp4"), "Editor.open('../out.mp4')"))
 tool("Editor.open symlink leaving root", "raise:EditorError",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), S.link("root/l.mp4", S.p("out.mp4"))),
-         lambda S, e: e.open("l.mp4"), "Editor.open('l.mp4' -> outside)"))
+     _ed(lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.open("l.mp4"),
+         "Editor.open('l.mp4' -> outside)"))
 tool("Editor.media hides links leaving root", "media_no_link",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), S.link("root/l.mp4", S.p("out.mp4"))),
-         lambda S, e: e.media(), "Editor.media()"))
+     _ed(lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.media(), "Editor.media()"))
 tool("Editor.open a text file", "raise:EditorError",
      _ed(lambda S, e: S.mark(S.user("root/notes.mp4", b"not a video")), lambda S, e: e.open("notes.mp4"),
          "Editor.open('notes.mp4' text)"))
