@@ -33,6 +33,8 @@ One guard for every path a tool of the project writes (`vos.run`, `seggpt.run`, 
   wrote there (``"claimed": false``; the folder's other files are never looked at or touched). An
   existing file at such a path is replaced only when that manifest proves it ours.
 
+The manifests themselves (the records, reading and writing them, who owns each file) are `seggpt.manifest`'s.
+
 Torch-free, like `seggpt.cli`: the checks run before a model is loaded.
 """
 from __future__ import annotations

@@ -4,7 +4,6 @@ Lost-object report: an object whose mask on its prompt frame is not empty, but i
 `lost_after` consecutive frames, is reported lost: a warning, the summary line, and ``lost: true`` in
 the JSON. The threshold fits the clip unless given (`--lost-after`): `lost_after_for` (the app's
 timeline uses the same rule).
-
 """
 from __future__ import annotations
 
