@@ -340,11 +340,11 @@ def judge(S: Sandbox, expect: str, protected_before: Dict[str, Dict[str, tuple]]
             problem = input_error_problem(o.exc)
             if problem:
                 reasons.append(problem)
-    elif expect.startswith("raise:"):
+    elif expect.startswith("raise:"):  # an exception of the Editor's class `want` (its subclasses count)
         want = expect.split(":", 1)[1]
         if o.exc is None:
             reasons.append(f"no exception, expected {want}")
-        elif type(o.exc).__name__ != want:
+        elif not isinstance(o.exc, getattr(importlib.import_module("vos.editor"), want)):
             reasons.append(f"{type(o.exc).__name__}: {str(o.exc)[:140]} (expected {want})")
     elif expect in ("returned", "returned_inside"):
         if o.exc is not None:
