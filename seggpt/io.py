@@ -35,19 +35,8 @@ from PIL import Image, UnidentifiedImageError
 from .colors import davis_palette
 from .errors import InputError, OutputError, check_input_file
 
-__all__ = [
-    "OutputError",
-    "atomic_path",
-    "atomic_write_text",
-    "ensure_output_dir",
-    "read_image",
-    "read_label_png",
-    "save_index_png",
-    "save_object_pngs",
-    "overlay",
-    "Mp4Writer",
-    "write_mp4",
-]
+__all__ = ["OutputError", "atomic_path", "atomic_write_text", "ensure_output_dir", "read_image", "read_label_png",
+           "save_index_png", "save_object_pngs", "overlay", "Mp4Writer", "write_mp4"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,13 +251,8 @@ def save_object_pngs(folder: str | os.PathLike, name: str, labels: np.ndarray,
 # --------------------------------------------------------------------------- overlays
 
 
-def overlay(
-    frame: np.ndarray,
-    labels: np.ndarray,
-    palette: np.ndarray | None = None,
-    alpha: float = 0.5,
-    contour: bool = True,
-) -> np.ndarray:
+def overlay(frame: np.ndarray, labels: np.ndarray, palette: np.ndarray | None = None, alpha: float = 0.5,
+            contour: bool = True) -> np.ndarray:
     """Blend object colours into an RGB frame, with a one-pixel contour in the full colour.
 
     Background (0) pixels are untouched. The contour is the inner boundary of each
@@ -319,7 +303,7 @@ class VideoFileWriter:
     Frames go to a hidden temporary file in the destination folder, renamed onto ``path`` by
     ``close()``; ``abort()`` (or an exception inside ``with``) removes it, and ``path`` is left as it
     was. Subclasses choose the codec (``_add_stream``) and turn an array into a frame (``_to_frame``):
-    :class:`Mp4Writer` here, the matte writer of ``vos.exports``.
+    :class:`Mp4Writer` here, the matte writer of ``vos.matte``.
     """
 
     what = "video"
@@ -424,14 +408,8 @@ class Mp4Writer(VideoFileWriter):
     replicates the edge; no pixel of the source is lost. ``output_size`` is the (H, W) written.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        fps: float,
-        size: tuple[int, int],
-        codec: str = "libx264",
-        crf: int = 23,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], codec: str = "libx264",
+                 crf: int = 23) -> None:
         h, w = (int(v) for v in size)
         self.output_size = (h + h % 2, w + w % 2)
         self.codec, self.crf = codec, int(crf)

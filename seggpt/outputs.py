@@ -33,47 +33,35 @@ One guard for every path a tool of the project writes (`vos.run`, `seggpt.run`, 
   wrote there (``"claimed": false``; the folder's other files are never looked at or touched). An
   existing file at such a path is replaced only when that manifest proves it ours.
 
+The manifests themselves (the records, reading and writing them, who owns each file) are `seggpt.manifest`'s.
+
 Torch-free, like `seggpt.cli`: the checks run before a model is loaded.
 """
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import json
 import os
-import re
 import socket
 import stat
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from seggpt.cli import on_exit
-from seggpt.errors import InputError, is_integer
+from seggpt.errors import InputError
+from seggpt.manifest import (FORMAT, MANIFEST, TEMPORARY, PathLike, Record, file_record, matches, ownership_of,
+                             process_alive, read_manifest, record_in_folder, scan, unchanged, write_manifest,
+                             written_by_us)
 
-MANIFEST = ".seggpt-vos-manifest.json"
-FORMAT = "seggpt-vos-manifest/2"
-#: earlier formats still read: their files carry no hash, so they count as ours only with --overwrite
-LEGACY_FORMATS = ("seggpt-vos-manifest/1",)
 #: containers the overlay writer (H.264 or MPEG-4 Part 2) can write
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
-#: the hidden temporary names our writers use (`seggpt.io.atomic_path`: ".<stem>.<8 hex>.tmp[.suffix]";
-#: the write probe ".vos-write-test-<8>"; the manifest's ".<manifest>.<pid><8 digits>.tmp"): one a killed
-#: run left behind carries no hash, so it counts as ours only in a folder of ours, with --overwrite
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[0-9A-Za-z]+)?$|^\.vos-write-test-[0-9A-Za-z_]{8}$"
-                        r"|^\.\.seggpt-vos-manifest\.json\.[0-9]+\.tmp$")
 #: the one help text of every tool's --overwrite
 OVERWRITE_HELP = ("also replace the files that an earlier version of ours listed without a content hash; a file "
                   "we did not write, or one changed since we wrote it, is never replaced or deleted (default: "
                   "off; files an earlier run of ours wrote, unchanged, are replaced without it)")
 #: how many names a refusal lists before "and N more"
 _NAMED = 3
-
-PathLike = Union[str, "os.PathLike[str]"]
-#: a file's record in a manifest: {"size": bytes, "sha256": hex}, or None when listed without a hash
-Record = Optional[Dict[str, object]]
 
 
 #: the name of this module's refusals (an output that would replace an input, a file that is not ours):
@@ -146,173 +134,6 @@ def check_video_output(label: str, path: PathLike) -> None:
                          f"{', '.join(VIDEO_SUFFIXES)} (got {p.suffix or 'no extension'})")
 
 
-# ---------------------------------------------------------------------------------------------- records
-
-
-def file_record(path: PathLike) -> Record:
-    """{"size", "sha256"} of a regular file (never through a link), or None when it is not one."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while True:
-                chunk = handle.read(1 << 20)
-                if not chunk:
-                    break
-                digest.update(chunk)
-    except OSError:
-        return None
-    return {"size": st.st_size, "sha256": digest.hexdigest()}
-
-
-def _unchanged(path: Path, record: Record) -> bool:
-    """Whether the file at `path` still holds what `record` says we wrote (size first: cheap)."""
-    if not isinstance(record, dict):
-        return False
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_size != record.get("size"):
-        return False
-    now = file_record(path)
-    return now is not None and now["sha256"] == record.get("sha256")
-
-
-# ---------------------------------------------------------------------------------------------- manifest
-
-
-def _safe_rel(rel: object) -> bool:
-    """A relative POSIX path that stays inside its folder."""
-    if not isinstance(rel, str) or not rel or "\x00" in rel or "\\" in rel or rel.startswith("/"):
-        return False
-    return all(part not in ("", ".", "..") for part in rel.split("/"))
-
-
-def _valid_record(record: object) -> bool:
-    return record is None or (isinstance(record, dict) and is_integer(record.get("size"))
-                              and isinstance(record.get("sha256"), str) and len(record["sha256"]) == 64)
-
-
-def read_manifest(folder: PathLike) -> Optional[dict]:
-    """The manifest of a folder in the current form, or None (none, unreadable, unknown, or unsafe).
-
-    ``files`` maps each relative path to its record (None: listed without a hash, by format 1).
-    """
-    path = Path(os.path.expanduser(str(folder))) / MANIFEST
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: a hostile nesting of brackets
-        return None
-    if not isinstance(data, dict) or data.get("format") not in (FORMAT, *LEGACY_FORMATS):
-        return None
-    for key in ("dirs", "patterns", "external"):
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return None
-        data[key] = value
-    files = data.get("files", {})
-    if data["format"] != FORMAT:  # format 1: a list of names, no hashes
-        if not isinstance(files, list):
-            return None
-        files = {rel: None for rel in files}
-    if not isinstance(files, dict) or not all(_safe_rel(k) and _valid_record(v) for k, v in files.items()):
-        return None
-    if not all(_safe_rel(d) for d in data["dirs"]):
-        return None
-    data["files"] = files
-    data["claimed"] = bool(data.get("claimed", True))
-    data["legacy"] = data["format"] != FORMAT
-    return data
-
-
-def _write_manifest(folder: Path, data: dict) -> None:
-    path = folder / MANIFEST
-    if path.is_dir() or path.is_symlink():  # never ours: the claim refuses such a folder
-        raise InputError(f"{path} is a folder or a link; the manifest of our runs is a file: remove or rename it")
-    tmp = folder / f".{MANIFEST}.{os.getpid()}{int(time.time() * 1e6) % 10 ** 8:08d}.tmp"
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _scan(folder: Path) -> Tuple[List[str], List[str]]:
-    """(files, dirs) under `folder` as relative POSIX paths; links are files (never followed)."""
-    files: List[str] = []
-    dirs: List[str] = []
-
-    def walk(d: Path, rel: str) -> None:
-        try:
-            entries = sorted(os.scandir(d), key=lambda e: e.name)
-        except OSError:
-            return
-        for e in entries:
-            r = f"{rel}{e.name}"
-            if e.is_dir(follow_symlinks=False):
-                dirs.append(r)
-                walk(Path(e.path), r + "/")
-            else:
-                files.append(r)
-
-    walk(folder, "")
-    return files, dirs
-
-
-def _matches(rel: str, patterns: Iterable[str]) -> bool:
-    """`dir/` is everything under dir; other patterns match names at the top (`*.png`) or paths."""
-    for pat in patterns:
-        if pat.endswith("/"):
-            if rel.startswith(pat):
-                return True
-        elif "/" not in rel or "/" in pat:
-            if fnmatch.fnmatchcase(rel, pat):
-                return True
-    return False
-
-
-def _ownership(folder: Path, rel: str, manifest: Optional[dict]) -> str:
-    """"ours" (proven by its hash, or our bookkeeping), "unhashed" (listed without a hash by an earlier
-    version), "unfinished" (left by a run killed outright: no hash, known by its patterns) or "foreign"."""
-    name = rel.rsplit("/", 1)[-1]
-    if os.path.islink(folder / rel):
-        return "foreign"
-    if rel == MANIFEST:
-        return "ours"
-    if manifest is None:
-        return "foreign"
-    running = manifest.get("status") == "running"  # a run killed outright (a live one is refused first)
-    # a file we listed with no hash: a killed run's, an earlier version's (format 1), else none of ours
-    without_hash = "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
-    if _TEMPORARY.match(name):  # what a killed run's writer left: no hash to tell it from a user's file
-        return without_hash if manifest["claimed"] else "foreign"
-    killed = running and manifest["claimed"] and _matches(rel, manifest["patterns"])
-    if rel in manifest["files"]:
-        record = manifest["files"][rel]
-        if record is None:  # no hash: format 1, or kept by a resumed run that was killed
-            return without_hash
-        if _unchanged(folder / rel, record):
-            return "ours"
-        # changed since: by a person, or by the run that was killed before it could say so
-        return "unfinished" if killed else "foreign"
-    # a run killed outright: what it was about to write is known by its patterns only
-    return "unfinished" if killed else "foreign"
-
-
-def written_by_us(folder: PathLike, rel: str) -> bool:
-    """Whether `folder/rel` still holds what a run of ours wrote there (see the module docstring)."""
-    return _ownership(Path(os.path.expanduser(str(folder))), rel, read_manifest(folder)) == "ours"
-
-
 def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str],
                      unfinished: Sequence[str] = ()) -> None:
     if foreign:
@@ -332,17 +153,6 @@ def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str]
 
 
 # ---------------------------------------------------------------------------------------------- single files
-
-
-def _record_in_folder(folder: Path, records: Mapping[str, Record], tool: str) -> None:
-    """Add files we wrote into `folder` (not claimed as a whole) to its manifest."""
-    data = read_manifest(folder)
-    if data is None:
-        data = {"format": FORMAT, "claimed": False, "tool": tool, "files": {}, "dirs": [], "patterns": []}
-    data["format"] = FORMAT
-    data["files"] = {**data["files"], **records}
-    data.pop("external", None)
-    _write_manifest(folder, data)
 
 
 @dataclass
@@ -366,7 +176,7 @@ class OutputFiles:
                 continue  # not written by this run (it failed first, or never got there)
             by_folder.setdefault(path.parent, {})[path.name] = record
         for folder, records in by_folder.items():
-            _record_in_folder(folder, records, self.tool)
+            record_in_folder(folder, records, self.tool)
 
 
 def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_external: Set[str],
@@ -389,7 +199,7 @@ def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_ext
         raise InputError(f"{option} {file} exists and is not a regular file; choose another name")
     if not ownership:
         return r, None
-    state = _ownership(r.parent, r.name, read_manifest(r.parent))
+    state = ownership_of(r.parent, r.name, read_manifest(r.parent))
     if state == "unhashed" or (state == "foreign" and str(r) in legacy_external):
         if not accept_unhashed:
             raise InputError(f"{option} {file} exists and an earlier version or an unfinished run of ours listed "
@@ -449,16 +259,16 @@ class OutputFolder:
 
     def manifest(self, complete: bool, status: str) -> dict:
         """Every file the run wrote (its patterns, kept files of an earlier run) with its hash now."""
-        files, dirs = _scan(self.folder) if self.folder.is_dir() else ([], [])
+        files, dirs = scan(self.folder) if self.folder.is_dir() else ([], [])
         records: Dict[str, Record] = {}
         if status != "running":
             for rel in files:
-                if rel == MANIFEST or _TEMPORARY.match(rel.rsplit("/", 1)[-1]):
+                if rel == MANIFEST or TEMPORARY.match(rel.rsplit("/", 1)[-1]):
                     continue
                 kept = self.kept.get(rel)
-                if kept is not None and _unchanged(self.folder / rel, kept):
+                if kept is not None and unchanged(self.folder / rel, kept):
                     records[rel] = kept  # an earlier run's file kept as it was (resume)
-                elif _matches(rel, self.patterns) or (rel in self.kept and kept is None):
+                elif matches(rel, self.patterns) or (rel in self.kept and kept is None):
                     record = file_record(self.folder / rel)  # written by this run (or kept unhashed: resume)
                     if record is not None:
                         records[rel] = record
@@ -479,7 +289,7 @@ class OutputFolder:
         status = {0: "complete", 1: "complete (some work failed)", 2: "stopped: bad input",
                   130: "interrupted", 143: "terminated"}.get(code, "stopped by an error")  # type: ignore[arg-type]
         if self.folder.is_dir():
-            _write_manifest(self.folder, self.manifest(code in (0, 1), status))
+            write_manifest(self.folder, self.manifest(code in (0, 1), status))
         if self.files is not None:
             self.files.finish(code)
 
@@ -504,8 +314,8 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {folder}: exists and is not a folder")
     old = read_manifest(path) if path.is_dir() else None
-    existing, dirs = _scan(path) if path.is_dir() else ([], [])
-    if old is not None and old.get("status") == "running" and _alive(old):
+    existing, dirs = scan(path) if path.is_dir() else ([], [])
+    if old is not None and old.get("status") == "running" and process_alive(old):
         raise InputError(f"{option} {folder}: another run ({old.get('tool')}, process {old.get('pid')}) is writing "
                          f"into this folder now; wait for it or choose another folder")
     links = [f for f in existing if (path / f).is_symlink()]
@@ -514,7 +324,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
                          f"(even with --overwrite): remove it or choose another folder")
     if (path / MANIFEST).is_dir():
         raise InputError(f"{path / MANIFEST} is a folder; the manifest of our runs is a file: remove or rename it")
-    state = {f: _ownership(path, f, old) for f in existing}
+    state = {f: ownership_of(path, f, old) for f in existing}
     if old is None and legacy_names:
         state.update({f: "unhashed" for f in existing if f in legacy_names and state[f] == "foreign"
                       and not (path / f).is_symlink()})
@@ -523,7 +333,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     unfinished = [f for f, s in state.items() if s == "unfinished"]
     _refuse_not_ours(f"{option} {folder}", foreign, [] if (overwrite or resume) else unhashed,
                      [] if resume else unfinished)
-    clash = [d for d in dirs if not (old and d in old["dirs"]) and _matches(d, [p for p in patterns if not p.endswith("/")])]
+    clash = [d for d in dirs if not (old and d in old["dirs"]) and matches(d, [p for p in patterns if not p.endswith("/")])]
     if clash:
         raise InputError(f"{option} {folder}: {clash[0]} is a folder that no run of ours made, where this run "
                          f"writes a file; move it away or choose another folder")
@@ -538,7 +348,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
             raise InputError(f"{option_name} {file} is also {option} {folder}: one path cannot hold two outputs")
         if is_within(r, real(path)):
             rel = r.relative_to(real(path)).as_posix()
-            if _matches(rel, patterns):
+            if matches(rel, patterns):
                 raise InputError(f"{option_name} {file} lies where {option} {folder} writes its own files "
                                  f"({', '.join(patterns)}): choose another name")
             if rel in inside.values():
@@ -555,7 +365,7 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
                        command=[Path(sys.argv[0]).name, *sys.argv[1:]], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     ours = [f for f, s in state.items() if s in ("ours", "unhashed", "unfinished") and f != MANIFEST]
     if resume:
-        run.kept = {f: (old["files"].get(f) if old else None) for f in ours if not _TEMPORARY.match(f.rsplit("/", 1)[-1])}
+        run.kept = {f: (old["files"].get(f) if old else None) for f in ours if not TEMPORARY.match(f.rsplit("/", 1)[-1])}
         run.kept_dirs = set(old["dirs"]) if old else set()
     else:
         _remove(path, ours, old)
@@ -563,25 +373,11 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"{option} {folder}: cannot create the folder ({e.strerror or e})") from None
-    run.dirs_before = set(_scan(path)[1]) - run.kept_dirs
-    _write_manifest(path, run.manifest(False, "running"))
+    run.dirs_before = set(scan(path)[1]) - run.kept_dirs
+    write_manifest(path, run.manifest(False, "running"))
     if register:
         on_exit(run.finish)
     return run
-
-
-def _alive(manifest: dict) -> bool:
-    """Whether the process that wrote a "running" manifest still runs (on this machine; elsewhere: unknown, no)."""
-    pid = manifest.get("pid")
-    if manifest.get("host") != socket.gethostname() or not is_integer(pid) or pid == os.getpid() or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists, owned by someone else
-        return True
-    return True
 
 
 def _remove(folder: Path, ours: Sequence[str], old: Optional[dict]) -> None:

@@ -1,5 +1,6 @@
-"""Editor outputs (vos.exports, vos.prompts) and the CLI options that make them: each read back in the tool
-it is meant for (pycocotools, PIL, PyAV)."""
+"""Editor outputs (vos.exports and the modules of each output: vos.alpha, vos.matte, vos.rle,
+vos.lost_objects; vos.prompts) and the CLI options that make them: each read back in the tool it is
+meant for (pycocotools, PIL, PyAV)."""
 import json
 import logging
 import sys
@@ -11,8 +12,10 @@ import pytest
 from PIL import Image
 
 from seggpt.errors import InputError
-from vos.exports import (LostObjectReport, MatteVideoWriter, hard_alpha, read_matte, rle_decode,
-                         rle_encode, save_object_png, save_rgba_png, soft_alpha, lost_after_for)
+from vos.alpha import hard_alpha, save_object_png, save_rgba_png, soft_alpha
+from vos.lost_objects import LostObjectReport, lost_after_for
+from vos.matte import MatteVideoWriter, read_matte
+from vos.rle import rle_decode, rle_encode
 from vos.prompts import fit_mask
 from vos.run import build_parser, main
 from vos.synthetic import make_clip

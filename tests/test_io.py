@@ -14,18 +14,8 @@ from PIL import Image
 
 import seggpt.io
 from seggpt.colors import davis_palette
-from seggpt.io import (
-    Mp4Writer,
-    OutputError,
-    atomic_path,
-    atomic_write_text,
-    ensure_output_dir,
-    overlay,
-    read_label_png,
-    save_index_png,
-    save_object_pngs,
-    write_mp4,
-)
+from seggpt.io import (Mp4Writer, OutputError, atomic_path, atomic_write_text, ensure_output_dir, overlay,
+                       read_label_png, save_index_png, save_object_pngs, write_mp4)
 from seggpt.errors import InputError
 
 
@@ -135,24 +125,19 @@ def test_atomic_path_final_name_appears_only_on_success(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_atomic_path_exception_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("old, error", [(None, RuntimeError("killed")), ("old", KeyboardInterrupt())],
+                         ids=["an exception leaves nothing", "Ctrl-C keeps the previous file"])
+def test_atomic_path_failure_leaves_the_final_name_as_it_was(tmp_path, old, error):
     final = tmp_path / "result.txt"
-    with pytest.raises(RuntimeError, match="killed"):
-        with atomic_path(final) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_path_failure_keeps_previous_file(tmp_path):
-    final = tmp_path / "result.txt"
-    final.write_text("old")
-    with pytest.raises(KeyboardInterrupt):
+    if old is not None:
+        final.write_text(old)
+    with pytest.raises(type(error)) as raised:
         with atomic_path(final) as tmp:
             tmp.write_text("new but incomplete")
-            raise KeyboardInterrupt
-    assert final.read_text() == "old"
-    assert leftovers(tmp_path) == []
+            raise error
+    assert raised.value is error
+    assert [p.name for p in tmp_path.iterdir()] == ([] if old is None else ["result.txt"])
+    assert old is None or final.read_text() == old
 
 
 def test_atomic_path_nothing_written(tmp_path):
@@ -237,30 +222,23 @@ def frames_for(n: int, h: int, w: int) -> list[np.ndarray]:
     return [np.full((h, w, 3), 10 + 12 * i, np.uint8) for i in range(n)]
 
 
-def test_mp4_decodable_with_count_and_fps(tmp_path):
+@pytest.mark.parametrize("fps, rate", [(12.5, Fraction(25, 2)), (30000 / 1001, Fraction(30000, 1001))],
+                         ids=["12.5", "NTSC"])
+def test_mp4_decodable_with_count_and_fps(tmp_path, fps, rate):
     path = tmp_path / "overlay.mp4"
-    with Mp4Writer(path, fps=12.5, size=(48, 64)) as writer:
+    with Mp4Writer(path, fps=fps, size=(48, 64)) as writer:
         for frame in frames_for(15, 48, 64):
             writer.write(frame)
             assert not path.exists()  # nothing under the final name while writing
     assert writer.codec == "libx264" and writer.frames_written == 15
-    frames, (rate, h, w), codec = decode(path)
+    frames, (average_rate, h, w), codec = decode(path)
     assert codec == "h264"
     assert len(frames) == 15
-    assert rate == Fraction(25, 2)
+    assert average_rate == rate
     assert (h, w) == (48, 64)
     for i, frame in enumerate(frames):
         assert abs(float(frame.mean()) - (10 + 12 * i)) < 2.5
     assert leftovers(tmp_path) == []
-
-
-def test_mp4_ntsc_rate(tmp_path):
-    path = tmp_path / "ntsc.mp4"
-    with Mp4Writer(path, fps=30000 / 1001, size=(32, 32)) as writer:
-        for frame in frames_for(6, 32, 32):
-            writer.write(frame)
-    _, (rate, _, _), _ = decode(path)
-    assert rate == Fraction(30000, 1001)
 
 
 def test_mp4_odd_size_is_padded(tmp_path):

@@ -2,349 +2,34 @@
 JSON and the lost-object report; `Exporter` writes any of them (and the index PNGs and the overlay)
 from a stream of `FrameResult`s. The CLI (`vos.run`) and the web app (`vos.app`) both use it.
 
-Every file is written under a temporary name and renamed (`vos.writers.atomic_path`).
+Every file is written under a temporary name and renamed (`seggpt.io.atomic_path`).
 
-Alpha, hard and soft (`--soft`):
-* hard: 255 where the pixel's label is the object, else 0 (the index PNGs exactly);
-* soft: from the model's per-object scores at frame resolution (`FrameResult.margins`: the object's
-  score minus the best other label's, normalised to [-1, 1], positive exactly on the object), mapped
-  linearly around the decision boundary: ``alpha = clip(0.5 + margin / (2 * width), 0, 1)``, width
-  0.2 by default (`--soft-width`, at least 0.001). So alpha is 0.5 on the boundary, 1 where the margin is >= width,
-  0 where it is <= -width, and ``alpha >= 128`` gives back the hard mask (ties aside). Masks given by
-  the user are hard (margin 1). The model works at a low resolution (448x448, or 64x64 for our small
-  model) and its scores are resized bilinearly, so the edge is as soft as one model pixel is wide.
-
-RGBA PNG layout (`--alpha DIR`): with one object, ``DIR/<frame>.png``; with several, one folder per
-object, ``DIR/<id:03d>/<frame>.png``. RGB is the frame, A the object's alpha.
-
-Matte video (`--matte OUT`): the alpha of every object together (per pixel the largest) as a grey
-video at the source fps: ``.mkv`` is FFV1 (lossless, 8-bit grey: reads back exactly), ``.mov`` is
-ProRes 4444 (``prores_ks``, 10-bit 4:4:4 with alpha: the matte is the picture and the alpha channel;
-ProRes is not lossless: it reads back within a few levels of 255).
-
-RLE JSON (`--rle OUT.json`), COCO's run-length encoding per object per frame (pycocotools, the
-`coco` extra)::
-
-    {"format": "seggpt-vos-rle", "version": 1, "video": "judo", "width": 854, "height": 480,
-     "fps": 24.0, "num_frames": 16,
-     "objects": [{"id": 1, "name": "object 1", "prompt_frames": [0], "frames": 16,
-                  "empty_frames": [[3, 5]], "empty": 3, "longest_empty_run": 3, "lost": false}, ...],
-     "frames": [{"frame_idx": 0, "name": "00000",
-                 "objects": [{"id": 1, "segmentation": {"size": [480, 854], "counts": "..."},
-                              "area": 5321, "bbox": [x, y, w, h], "score": 0.97}, ...]}, ...]}
-
-Each frame lists the objects that exist there (from the first frame each is given on; before it an
-object is absent and not listed); an empty object has area 0, bbox null and score null. ``score`` is
-the mean of `FrameResult.confidence` over the object's pixels (1 on masks the user gave).
-``empty_frames`` are inclusive [first, last] ranges.
-
-Lost-object report: an object whose mask on its prompt frame is not empty, but is empty on more than
-`lost_after` consecutive frames, is reported lost: a warning, the summary line, and ``lost: true`` in
-the JSON. The threshold fits the clip unless given (`--lost-after`): `lost_after_for` (the app's
-timeline uses the same rule).
+Each output has its own module, which says its format: the alpha mattes and their PNGs (hard and
+soft, ``--soft``, ``--alpha``, ``--object-masks``): `vos.alpha`; the matte video (``--matte``):
+`vos.matte`; COCO RLE JSON (``--rle``): `vos.rle`; the lost-object report (``--report``,
+``--lost-after``): `vos.lost_objects`. This module is the exporter that writes them all, and the
+names of those modules that editors and tools import from here.
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from seggpt.errors import InputError
-from seggpt.io import OutputError, VideoFileWriter, atomic_path, ensure_output_dir, overlay, save_index_png, save_png
+from seggpt.io import OutputError, atomic_path, atomic_write_text, ensure_output_dir, overlay, save_index_png
+from vos.alpha import (DEFAULT_SOFT_WIDTH, MIN_SOFT_WIDTH, alpha_path, hard_alpha, margins_of_alpha, result_alpha,
+                       save_object_png, save_rgba_png, soft_alpha)
+from vos.lost_objects import MAX_LOST_AFTER, LostObjectReport, lost_after_for
+from vos.matte import MatteVideoWriter, check_matte_path, read_matte
+from vos.rle import RLE_FORMAT, RLE_VERSION, frame_objects_rle, require_rle, rle_decode, rle_encode
 from vos.writers import BackgroundWriter, OverlayVideoWriter
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_SOFT_WIDTH = 0.2
-#: the narrowest soft edge (a score margin): narrower is a hard edge, and 1 / (2 width) overflows near 0
-MIN_SOFT_WIDTH = 1e-3
-#: the lost-object threshold of a long (or unknown-length) video: more than this many empty frames in a row
-MAX_LOST_AFTER = 10
-RLE_FORMAT = "seggpt-vos-rle"
-RLE_VERSION = 1
-MATTE_SUFFIXES = (".mkv", ".mov")
-
-
-# --------------------------------------------------------------------------- alpha
-
-
-def hard_alpha(labels: np.ndarray, object_ids: Sequence[int]) -> np.ndarray:
-    """(N, H, W) uint8: 255 where the label is the object, else 0."""
-    ids = np.asarray(list(object_ids), dtype=np.int64).reshape(-1, 1, 1)
-    return ((np.asarray(labels)[None] == ids) * 255).astype(np.uint8)
-
-
-def soft_alpha(margins: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
-    """Margins in [-1, 1] (`FrameResult.margins`) -> uint8 alpha: ``clip(0.5 + margin / (2 width), 0, 1)``."""
-    if not MIN_SOFT_WIDTH <= width <= 1:
-        raise InputError(f"soft width must be in [{MIN_SOFT_WIDTH:g}, 1], got {width}")
-    a = np.clip(0.5 + np.asarray(margins, np.float32) / (2.0 * width), 0.0, 1.0)
-    return np.rint(a * 255.0).astype(np.uint8)
-
-
-def margins_of_alpha(alpha: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
-    """The inverse of `soft_alpha`: margins that it maps back to `alpha` exactly (the centres of its uint8
-    steps), for results kept as alpha only (the web app's session)."""
-    return (np.asarray(alpha, np.float32) / 255.0 - 0.5) * 2.0 * width
-
-
-def result_alpha(result, soft: bool, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
-    """(N, H, W) uint8 alpha of every object of a FrameResult, hard or soft (module docstring)."""
-    if soft:
-        return soft_alpha(result.margins, width)
-    return hard_alpha(result.labels, result.object_ids)
-
-
-# --------------------------------------------------------------------------- PNGs
-
-
-def save_object_png(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """One object's mask as an 8-bit grey PNG holding 0 and 255 (every tool reads 255 as 'in')."""
-    from PIL import Image
-
-    m = np.asarray(mask)
-    if m.ndim != 2:
-        raise ValueError(f"{path}: a mask must be (H, W), got {m.shape}")
-    save_png(path, Image.fromarray(np.where(m.astype(bool), 255, 0).astype(np.uint8), mode="L"))
-
-
-def save_rgba_png(path: str | os.PathLike, frame: np.ndarray, alpha: np.ndarray) -> None:
-    """RGB frame + (H, W) uint8 alpha -> an RGBA PNG."""
-    from PIL import Image
-
-    f, a = np.asarray(frame), np.asarray(alpha)
-    if f.ndim != 3 or f.shape[2] != 3 or a.shape != f.shape[:2]:
-        raise ValueError(f"{path}: frame {f.shape} and alpha {a.shape} do not match")
-    save_png(path, Image.fromarray(np.dstack([f.astype(np.uint8), a.astype(np.uint8)]), mode="RGBA"))
-
-
-def alpha_path(folder: Path, obj_id: int, frame_name: str, several: bool) -> Path:
-    """Where an RGBA PNG goes (the layout of the module docstring)."""
-    return (folder / f"{obj_id:03d}" / f"{frame_name}.png") if several else folder / f"{frame_name}.png"
-
-
-# --------------------------------------------------------------------------- matte video
-
-
-class MatteVideoWriter(VideoFileWriter):
-    """Grey mattes (H, W) uint8 -> a lossless FFV1 .mkv or a ProRes 4444 .mov, atomically (module docstring)."""
-
-    what = "matte video"
-
-    def __init__(self, path: str | os.PathLike, fps: float, size: Tuple[int, int]) -> None:
-        suffix = Path(path).suffix.lower()
-        if suffix not in MATTE_SUFFIXES:
-            raise InputError(f"{path}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
-        if not fps or fps <= 0:
-            raise InputError(f"{path}: fps must be positive, got {fps}")
-        self.prores = suffix == ".mov"
-        super().__init__(path, fps, size)
-
-    def _add_stream(self, av: Any) -> Any:
-        if self.prores:
-            stream = self._container.add_stream("prores_ks", rate=self.rate, options={"profile": "4"})
-            stream.pix_fmt = "yuva444p10le"
-        else:
-            stream = self._container.add_stream("ffv1", rate=self.rate, options={"level": "3"})
-            stream.pix_fmt = "gray"
-        stream.height, stream.width = self.size
-        return stream
-
-    def _to_frame(self, av: Any, matte: np.ndarray) -> Any:
-        if matte.shape != self.size or matte.dtype != np.uint8:
-            raise ValueError(f"{self.path}: expected a {self.size[0]}x{self.size[1]} uint8 matte, "
-                             f"got {matte.shape} {matte.dtype}")
-        if self.prores:
-            return av.VideoFrame.from_ndarray(np.ascontiguousarray(np.dstack([matte] * 4)), format="rgba")
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(matte), format="gray")
-
-
-def read_matte(path: str | os.PathLike) -> np.ndarray:
-    """A matte video back as (T, H, W) uint8 (the alpha channel of a ProRes 4444 file, the grey of FFV1)."""
-    import av
-
-    out = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            if f.format.name.startswith("yuva"):
-                out.append(f.to_ndarray(format="rgba")[:, :, 3])
-            else:
-                out.append(f.to_ndarray(format="gray"))
-    return np.stack(out) if out else np.zeros((0, 0, 0), np.uint8)
-
-
-# --------------------------------------------------------------------------- COCO RLE
-
-
-def _mask_utils():
-    try:
-        from pycocotools import mask as mask_utils
-    except ImportError:
-        raise InputError("RLE output needs pycocotools: pip install 'seggpt-vos[coco]'") from None
-    return mask_utils
-
-
-def require_rle() -> None:
-    """InputError (one line naming the extra) where pycocotools is missing: check before any inference."""
-    _mask_utils()
-
-
-def rle_encode(mask: np.ndarray) -> dict:
-    """(H, W) bool -> COCO compressed RLE {"size": [H, W], "counts": str} (pycocotools' encoding)."""
-    rle = _mask_utils().encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def rle_decode(rle: Mapping) -> np.ndarray:
-    """The inverse of `rle_encode`: (H, W) bool."""
-    r = {"size": list(rle["size"]), "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str)
-         else rle["counts"]}
-    import warnings
-
-    with warnings.catch_warnings():  # pycocotools' own numpy 2 DeprecationWarning (copy=False), not ours
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _mask_utils().decode(r).astype(bool)
-
-
-def _bbox(mask: np.ndarray) -> Optional[List[int]]:
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if not len(ys):
-        return None
-    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
-
-
-def frame_objects_rle(labels: np.ndarray, confidence: Optional[np.ndarray], object_ids: Iterable[int],
-                      scores: Optional[Mapping[int, Optional[float]]] = None) -> List[dict]:
-    """The RLE JSON entries of one frame (module docstring) for the objects `object_ids`; `scores`, where
-    given, are the objects' scores already computed (else the mean confidence over each object)."""
-    out = []
-    for o in object_ids:
-        m = labels == o
-        area = int(m.sum())
-        score = None
-        if area and scores is not None:
-            score = scores.get(o)
-        elif area and confidence is not None:
-            score = round(float(confidence[m].mean()), 4)
-        out.append({"id": int(o), "segmentation": rle_encode(m), "area": area, "bbox": _bbox(m), "score": score})
-    return out
-
-
-# --------------------------------------------------------------------------- lost objects
-
-
-def lost_after_for(num_frames: Optional[int]) -> int:
-    """The lost-object threshold that fits a clip of `num_frames`: min(10, max(2, frames // 8)).
-
-    A fixed 10 never flagged anything on a short clip (an object gone for the last 7 of 16 frames);
-    a clip of 16 frames flags 3 empty frames in a row, one of 80 frames or more 11. At least 2, so one
-    or two frames of a missed thin part do not count as lost. Unknown length: 10. One rule for the
-    CLI (`--lost-after`, its default) and the app's timeline.
-    """
-    if num_frames is None or num_frames <= 0:
-        return MAX_LOST_AFTER
-    return min(MAX_LOST_AFTER, max(2, int(num_frames) // 8))
-
-
-
-def _ranges(frames: Sequence[int]) -> List[List[int]]:
-    out: List[List[int]] = []
-    for f in sorted(frames):
-        if out and f == out[-1][1] + 1:
-            out[-1][1] = f
-        else:
-            out.append([f, f])
-    return out
-
-
-@dataclass
-class ObjectTrack:
-    """What happened to one object over the frames processed."""
-
-    obj_id: int
-    name: str
-    prompt_frames: List[int] = field(default_factory=list)
-    frames: Set[int] = field(default_factory=set)  # processed frames where the object exists
-    empty: Set[int] = field(default_factory=set)  # ... and where its mask is empty
-    prompt_empty: bool = False  # its mask on its (first) prompt frame is empty (nothing to lose)
-
-    def longest_empty_run(self) -> int:
-        return max((b - a + 1 for a, b in _ranges(list(self.empty))), default=0)
-
-    def lost(self, after: int) -> bool:
-        return not self.prompt_empty and self.longest_empty_run() > after
-
-    def lost_frames(self, after: int) -> Set[int]:
-        """The frames of every empty run longer than `after` (none when its prompt mask is empty)."""
-        if self.prompt_empty:
-            return set()
-        return {f for a, b in _ranges(list(self.empty)) if b - a + 1 > after for f in range(a, b + 1)}
-
-    def as_json(self, after: int) -> dict:
-        return {"id": self.obj_id, "name": self.name, "prompt_frames": sorted(self.prompt_frames),
-                "frames": len(self.frames), "empty_frames": _ranges(list(self.empty)), "empty": len(self.empty),
-                "longest_empty_run": self.longest_empty_run(), "lost": self.lost(after)}
-
-
-class LostObjectReport:
-    """Per object, the frames where it exists but is empty; lost = empty on more than `after` frames in a row."""
-
-    def __init__(self, names: Mapping[int, str], prompt_frames: Mapping[int, Sequence[int]],
-                 after: int = MAX_LOST_AFTER):
-        if after < 0:
-            raise InputError(f"lost-after must be >= 0, got {after}")
-        self.after = after
-        self.tracks: Dict[int, ObjectTrack] = {
-            o: ObjectTrack(o, names.get(o, f"object {o}"), sorted(prompt_frames.get(o, []))) for o in names}
-
-    def add(self, frame_idx: int, labels: np.ndarray, existing: Iterable[int]) -> None:
-        """One frame's label map; `existing`: the objects that exist there (absent ones are not empty)."""
-        self.add_present(frame_idx, set(np.unique(labels).tolist()), existing)
-
-    def add_present(self, frame_idx: int, present: Set[int], existing: Iterable[int]) -> None:
-        """One frame, as the ids its label map holds (`add` without the map: the app keeps them per frame)."""
-        for o in existing:
-            t = self.tracks.get(o)
-            if t is None:
-                continue
-            t.frames.add(frame_idx)
-            if o not in present:
-                t.empty.add(frame_idx)
-                if t.prompt_frames and frame_idx == t.prompt_frames[0]:
-                    t.prompt_empty = True
-            else:
-                t.empty.discard(frame_idx)
-
-    def lost(self) -> List[ObjectTrack]:
-        return [t for t in self.tracks.values() if t.lost(self.after)]
-
-    def summary(self) -> str:
-        """One clause for the summary line: every object with empty frames, and the lost ones."""
-        parts = []
-        for t in self.tracks.values():
-            if t.empty:
-                spans = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in _ranges(list(t.empty)))
-                parts.append(f"object {t.obj_id} empty on {len(t.empty)} frame(s) ({spans})"
-                             + (" LOST" if t.lost(self.after) else ""))
-        return "; ".join(parts) if parts else "no object lost"
-
-    def warnings(self) -> List[str]:
-        return [f"object {t.obj_id} ({t.name}) is empty on {t.longest_empty_run()} frames in a row "
-                f"(more than {self.after}): it is probably lost; give a mask where it reappears"
-                for t in self.lost()]
-
-    def as_json(self) -> List[dict]:
-        return [t.as_json(self.after) for t in self.tracks.values()]
-
-
-# --------------------------------------------------------------------------- one exporter for everything
 
 
 @dataclass
@@ -353,7 +38,7 @@ class ExportSpec:
 
     index_dir: Optional[Path] = None  # index PNGs (pixel = object id)
     object_dir: Optional[Path] = None  # <object_dir>/<id:03d>/<frame>.png, 0/255
-    alpha_dir: Optional[Path] = None  # RGBA PNGs (layout in the module docstring)
+    alpha_dir: Optional[Path] = None  # RGBA PNGs (layout: `vos.alpha`)
     matte: Optional[Path] = None  # .mkv (FFV1) or .mov (ProRes 4444)
     overlay: Optional[Path] = None  # overlay mp4
     rle: Optional[Path] = None  # COCO RLE JSON
@@ -364,8 +49,8 @@ class ExportSpec:
 
     def check_values(self) -> "ExportSpec":
         """The values alone (suffixes known, pycocotools there, widths valid): nothing is created."""
-        if self.matte is not None and Path(self.matte).suffix.lower() not in MATTE_SUFFIXES:
-            raise InputError(f"{self.matte}: a matte video is .mkv (FFV1, lossless) or .mov (ProRes 4444)")
+        if self.matte is not None:
+            check_matte_path(self.matte)
         if not MIN_SOFT_WIDTH <= self.soft_width <= 1:  # NaN fails too
             raise InputError(f"--soft-width must be in [{MIN_SOFT_WIDTH:g}, 1] (a margin; below {MIN_SOFT_WIDTH:g} "
                              f"the edge is hard: leave out --soft), got {self.soft_width}")
@@ -555,8 +240,7 @@ class Exporter:
 def write_json(path: str | os.PathLike, doc, indent: Optional[int] = 1) -> None:
     """JSON, atomically (indent None: compact, one line)."""
     try:
-        with atomic_path(path) as tmp:
-            Path(tmp).write_text(json.dumps(doc, indent=indent, separators=None if indent else (",", ":")) + "\n")
+        atomic_write_text(path, json.dumps(doc, indent=indent, separators=None if indent else (",", ":")) + "\n")
     except OutputError:
         raise
     except OSError as exc:

@@ -42,16 +42,8 @@ class OverlayVideoWriter(Mp4Writer):
     :class:`seggpt.io.Mp4Writer`'s.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        fps: float,
-        size: tuple[int, int],
-        palette: np.ndarray | None = None,
-        alpha: float = 0.5,
-        codec: str = "libx264",
-        crf: int = 23,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], palette: np.ndarray | None = None,
+                 alpha: float = 0.5, codec: str = "libx264", crf: int = 23) -> None:
         super().__init__(path, fps, size, codec=codec, crf=crf)
         self.palette = palette
         self.alpha = alpha

@@ -95,20 +95,10 @@ def folder_cases(opt: str) -> None:
     c("running manifest, pid alive", "refuse", lambda S, f: _alive(f), "--overwrite")
     c("hard link of our output kept by the user elsewhere", "ok", lambda S, f: _hardlink(S, f, first_png))
 
-    def folder_link(S: Sandbox) -> Outcome:
-        S.copy(G["t_vr"])
-        shutil.rmtree(S.p(F))
-        S.mark(S.user("mine/keep.txt"), S.user("mine/00000.png", b"user png"))
-        S.link(F, S.p("mine"))
-        return run(S, "--overwrite")
-    add(C1, f"{opt} the folder is a symlink to a user folder --overwrite", "refuse", folder_link)
-
-    def folder_file(S: Sandbox) -> Outcome:
-        S.copy(G["t_vr"])
-        shutil.rmtree(S.p(F))
-        S.mark(S.user(F, b"I am a file"))
-        return run(S)
-    add(C1, f"{opt} the folder is a user file", "refuse", folder_file)
+    c("the folder is a symlink to a user folder", "refuse",
+      lambda S, f: (shutil.rmtree(f), S.mark(S.user("mine/keep.txt"), S.user("mine/00000.png", b"user png")),
+                    S.link(F, S.p("mine"))), "--overwrite")
+    c("the folder is a user file", "refuse", lambda S, f: (shutil.rmtree(f), S.mark(S.user(F, b"I am a file"))))
 
 
 def _same_size_edit(p: Path) -> str:

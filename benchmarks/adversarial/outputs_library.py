@@ -6,8 +6,14 @@ surface (`vos.sam2`). A bad argument raises a one-line seggpt.errors.InputError;
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from seggpt import SegGPTPredictor
+from vos import VideoSegmenter
+from vos.sam2 import build_sam2_video_predictor
 
 from .outputs import C7, G, B, add, seg
 
@@ -24,17 +30,10 @@ def _state():
 
 
 def _mask(kind: str):
-    import numpy as np
-
-    h, w = G["size"]
-    m = np.zeros((h, w), np.float32)
+    """A float mask of the clip's size holding one box; `kind` "nan", "inf" or "-inf" puts that in a corner."""
+    m = np.zeros(G["size"], np.float32)
     m[5:20, 5:25] = 1
-    if kind == "nan":
-        m[0, 0] = np.nan
-    elif kind == "inf":
-        m[0, 0] = np.inf
-    elif kind == "-inf":
-        m[0, 0] = -np.inf
+    m[0, 0] = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}.get(kind, 0.0)
     return m
 
 
@@ -45,35 +44,25 @@ def _add(mask_fn: Callable[[], Any], frame: Any = 0, obj: Any = 1):
     return fn
 
 
-def _np():
-    import numpy as np
-    return np
-
-
-def _torch():
-    import torch
-    return torch
-
-
 L("add_new_mask NaN", "inputerror", _add(lambda: _mask("nan")))
 L("add_new_mask inf", "inputerror", _add(lambda: _mask("inf")))
 L("add_new_mask -inf", "inputerror", _add(lambda: _mask("-inf")))
-L("add_new_mask all NaN float16", "inputerror", _add(lambda: _np().full(G["size"], _np().nan, _np().float16)))
-L("add_new_mask wrong shape", "inputerror", _add(lambda: _np().ones((10, 10), bool)))
+L("add_new_mask all NaN float16", "inputerror", _add(lambda: np.full(G["size"], np.nan, np.float16)))
+L("add_new_mask wrong shape", "inputerror", _add(lambda: np.ones((10, 10), bool)))
 L("add_new_mask (H,W,1)", "inputerror_or_ok", _add(lambda: _mask("")[..., None]))
-L("add_new_mask (H,W,3) rgb", "inputerror", _add(lambda: _np().repeat(_mask("")[..., None], 3, -1)))
+L("add_new_mask (H,W,3) rgb", "inputerror", _add(lambda: np.repeat(_mask("")[..., None], 3, -1)))
 L("add_new_mask transposed (W,H)", "inputerror", _add(lambda: _mask("").T.copy()))
 L("add_new_mask dtype object", "inputerror", _add(lambda: _mask("").astype(object)))
 L("add_new_mask string", "inputerror", _add(lambda: "mask.png"))
 L("add_new_mask None", "inputerror", _add(lambda: None))
 L("add_new_mask complex", "inputerror", _add(lambda: _mask("").astype(complex)))
 L("add_new_mask list of lists", "inputerror_or_ok", _add(lambda: _mask("").tolist()))
-L("add_new_mask int8 ok", "returned", _add(lambda: _mask("").astype(_np().int8)))
-L("add_new_mask uint8 0/255 ok", "returned", _add(lambda: (_mask("") * 255).astype(_np().uint8)))
+L("add_new_mask int8 ok", "returned", _add(lambda: _mask("").astype(np.int8)))
+L("add_new_mask uint8 0/255 ok", "returned", _add(lambda: (_mask("") * 255).astype(np.uint8)))
 L("add_new_mask bool ok", "returned", _add(lambda: _mask("") > 0))
-L("add_new_mask torch tensor", "inputerror_or_ok", _add(lambda: _torch().from_numpy(_mask(""))))
-L("add_new_mask torch NaN tensor", "inputerror", _add(lambda: _torch().from_numpy(_mask("nan"))))
-L("add_new_mask empty mask new object", "inputerror", _add(lambda: _np().zeros(G["size"], bool)))
+L("add_new_mask torch tensor", "inputerror_or_ok", _add(lambda: torch.from_numpy(_mask(""))))
+L("add_new_mask torch NaN tensor", "inputerror", _add(lambda: torch.from_numpy(_mask("nan"))))
+L("add_new_mask empty mask new object", "inputerror", _add(lambda: np.zeros(G["size"], bool)))
 L("add_new_mask frame -1", "inputerror", _add(lambda: _mask(""), frame=-1))
 L("add_new_mask frame 999", "inputerror", _add(lambda: _mask(""), frame=999))
 L("add_new_mask frame 1.5", "inputerror", _add(lambda: _mask(""), frame=1.5))
@@ -90,76 +79,68 @@ L("init_state missing", "inputerror", lambda: seg().init_state("/nonexistent/v.m
 L("init_state image file", "inputerror", lambda: seg().init_state(B("img.png")))
 L("init_state /dev/zero", "inputerror", lambda: seg().init_state("/dev/zero"))
 L("init_state None", "inputerror", lambda: seg().init_state(None))
-L("init_state 2-D array", "inputerror", lambda: seg().init_state(_np().zeros((32, 48), _np().uint8)))
-L("init_state 5-D array", "inputerror", lambda: seg().init_state(_np().zeros((1, 2, 32, 48, 3), _np().uint8)))
-L("init_state empty (0,H,W,3)", "inputerror", lambda: seg().init_state(_np().zeros((0, 32, 48, 3), _np().uint8)))
+L("init_state 2-D array", "inputerror", lambda: seg().init_state(np.zeros((32, 48), np.uint8)))
+L("init_state 5-D array", "inputerror", lambda: seg().init_state(np.zeros((1, 2, 32, 48, 3), np.uint8)))
+L("init_state empty (0,H,W,3)", "inputerror", lambda: seg().init_state(np.zeros((0, 32, 48, 3), np.uint8)))
 L("init_state channels-first (T,3,H,W)", "inputerror_or_ok",
-  lambda: seg().init_state(_np().zeros((2, 3, 32, 48), _np().uint8)))
-L("init_state float NaN frames", "inputerror", lambda: seg().init_state(_np().full((2, 32, 48, 3), _np().nan,
-                                                                                     _np().float32)))
-L("init_state int8 frames", "inputerror_or_ok", lambda: seg().init_state(_np().zeros((2, 32, 48, 3), _np().int8)))
+  lambda: seg().init_state(np.zeros((2, 3, 32, 48), np.uint8)))
+L("init_state float NaN frames", "inputerror", lambda: seg().init_state(np.full((2, 32, 48, 3), np.nan, np.float32)))
+L("init_state int8 frames", "inputerror_or_ok", lambda: seg().init_state(np.zeros((2, 32, 48, 3), np.int8)))
 L("init_state empty list", "inputerror", lambda: seg().init_state([]))
-L("init_state (T,H,W,5) channels", "inputerror", lambda: seg().init_state(_np().zeros((2, 32, 48, 5), _np().uint8)))
-L("init_state uint8 (T,H,W,3) ok", "returned", lambda: seg().init_state(_np().zeros((2, 32, 48, 3), _np().uint8)))
+L("init_state (T,H,W,5) channels", "inputerror", lambda: seg().init_state(np.zeros((2, 32, 48, 5), np.uint8)))
+L("init_state uint8 (T,H,W,3) ok", "returned", lambda: seg().init_state(np.zeros((2, 32, 48, 3), np.uint8)))
 
 
 def _inf(images=None, pi=None, pm=None, et="instance"):
     def fn():
-        torch = _torch()
         h, w = seg().predictor.image_size
         x = torch.zeros(1, 3, h, w) if images is None else images(h, w)
         p = torch.zeros(1, 1, 3, h, w) if pi is None else pi(h, w)
         m = torch.zeros(1, 1, 3, h, w) if pm is None else pm(h, w)
-        from seggpt import SegGPTPredictor
-
         pred = SegGPTPredictor(seg().model)
         with torch.no_grad():
             pred.infer(x, p, m, embedding_type=et)
     return fn
 
 
-T = _torch
-L("infer numpy images", "inputerror", _inf(images=lambda h, w: _np().zeros((1, 3, h, w), _np().float32)))
-L("infer numpy prompt masks", "inputerror", _inf(pm=lambda h, w: _np().zeros((1, 1, 3, h, w), _np().float32)))
-L("infer 4-D prompt images (no K)", "inputerror", _inf(pi=lambda h, w: T().zeros(1, 3, h, w)))
-L("infer 4-D prompt masks (no K)", "inputerror", _inf(pm=lambda h, w: T().zeros(1, 3, h, w)))
-L("infer uint8 images", "inputerror", _inf(images=lambda h, w: T().zeros(1, 3, h, w, dtype=T().uint8)))
-L("infer int8 prompt masks", "inputerror", _inf(pm=lambda h, w: T().zeros(1, 1, 3, h, w, dtype=T().int8)))
-L("infer bool masks", "inputerror", _inf(pm=lambda h, w: T().zeros(1, 1, 3, h, w, dtype=T().bool)))
-L("infer NaN images", "inputerror", _inf(images=lambda h, w: T().full((1, 3, h, w), float("nan"))))
-L("infer inf prompt images", "inputerror", _inf(pi=lambda h, w: T().full((1, 1, 3, h, w), float("inf"))))
-L("infer NaN prompt masks", "inputerror", _inf(pm=lambda h, w: T().full((1, 1, 3, h, w), float("nan"))))
-L("infer channels-last images", "inputerror", _inf(images=lambda h, w: T().zeros(1, h, w, 3)))
-L("infer channels-last prompts", "inputerror", _inf(pi=lambda h, w: T().zeros(1, 1, h, w, 3)))
-L("infer wrong size", "inputerror", _inf(images=lambda h, w: T().zeros(1, 3, h + 8, w)))
-L("infer batch mismatch", "inputerror", _inf(images=lambda h, w: T().zeros(2, 3, h, w)))
-L("infer K mismatch", "inputerror", _inf(pm=lambda h, w: T().zeros(1, 2, 3, h, w)))
-L("infer K = 0", "inputerror", _inf(pi=lambda h, w: T().zeros(1, 0, 3, h, w), pm=lambda h, w: T().zeros(1, 0, 3, h, w)))
-L("infer 1 channel", "inputerror", _inf(images=lambda h, w: T().zeros(1, 1, h, w)))
+L("infer numpy images", "inputerror", _inf(images=lambda h, w: np.zeros((1, 3, h, w), np.float32)))
+L("infer numpy prompt masks", "inputerror", _inf(pm=lambda h, w: np.zeros((1, 1, 3, h, w), np.float32)))
+L("infer 4-D prompt images (no K)", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 3, h, w)))
+L("infer 4-D prompt masks (no K)", "inputerror", _inf(pm=lambda h, w: torch.zeros(1, 3, h, w)))
+L("infer uint8 images", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 3, h, w, dtype=torch.uint8)))
+L("infer int8 prompt masks", "inputerror", _inf(pm=lambda h, w: torch.zeros(1, 1, 3, h, w, dtype=torch.int8)))
+L("infer bool masks", "inputerror", _inf(pm=lambda h, w: torch.zeros(1, 1, 3, h, w, dtype=torch.bool)))
+L("infer NaN images", "inputerror", _inf(images=lambda h, w: torch.full((1, 3, h, w), float("nan"))))
+L("infer inf prompt images", "inputerror", _inf(pi=lambda h, w: torch.full((1, 1, 3, h, w), float("inf"))))
+L("infer NaN prompt masks", "inputerror", _inf(pm=lambda h, w: torch.full((1, 1, 3, h, w), float("nan"))))
+L("infer channels-last images", "inputerror", _inf(images=lambda h, w: torch.zeros(1, h, w, 3)))
+L("infer channels-last prompts", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 1, h, w, 3)))
+L("infer wrong size", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 3, h + 8, w)))
+L("infer batch mismatch", "inputerror", _inf(images=lambda h, w: torch.zeros(2, 3, h, w)))
+L("infer K mismatch", "inputerror", _inf(pm=lambda h, w: torch.zeros(1, 2, 3, h, w)))
+L("infer K = 0", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 0, 3, h, w),
+                                   pm=lambda h, w: torch.zeros(1, 0, 3, h, w)))
+L("infer 1 channel", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 1, h, w)))
 L("infer embedding_type bogus", "inputerror", _inf(et="panoptic"))
 L("infer images None", "inputerror", _inf(images=lambda h, w: None))
 L("infer list images", "inputerror", _inf(images=lambda h, w: [[0.0]]))
-L("infer float64 ok", "returned", _inf(images=lambda h, w: T().zeros(1, 3, h, w, dtype=T().float64)))
+L("infer float64 ok", "returned", _inf(images=lambda h, w: torch.zeros(1, 3, h, w, dtype=torch.float64)))
 L("infer float32 ok", "returned", _inf())
-L("SegGPTPredictor dtype int8", "inputerror", lambda: importlib.import_module("seggpt").SegGPTPredictor(
-    seg().model, dtype=T().int8))
-L("SegGPTPredictor dtype 'fp16' string", "inputerror", lambda: importlib.import_module("seggpt").SegGPTPredictor(
-    seg().model, dtype="fp16"))
-L("SegGPTPredictor('') weights", "inputerror", lambda: importlib.import_module("seggpt").SegGPTPredictor(""))
-L("SegGPTPredictor(missing file)", "inputerror", lambda: importlib.import_module("seggpt").SegGPTPredictor(
+L("SegGPTPredictor dtype int8", "inputerror", lambda: SegGPTPredictor(seg().model, dtype=torch.int8))
+L("SegGPTPredictor dtype 'fp16' string", "inputerror", lambda: SegGPTPredictor(seg().model, dtype="fp16"))
+L("SegGPTPredictor('') weights", "inputerror", lambda: SegGPTPredictor(""))
+L("SegGPTPredictor(missing file)", "inputerror", lambda: SegGPTPredictor(
     "/nonexistent/w.safetensors"))
-L("VideoSegmenter('') weights", "inputerror", lambda: importlib.import_module("vos").VideoSegmenter(""))
-L("VideoSegmenter(text file)", "inputerror", lambda: importlib.import_module("vos").VideoSegmenter(B("notes.txt")))
-L("VideoSegmenter device bogus", "inputerror", lambda: importlib.import_module("vos").VideoSegmenter(
+L("VideoSegmenter('') weights", "inputerror", lambda: VideoSegmenter(""))
+L("VideoSegmenter(text file)", "inputerror", lambda: VideoSegmenter(B("notes.txt")))
+L("VideoSegmenter device bogus", "inputerror", lambda: VideoSegmenter(
     "small", device="bogus"))
-L("VideoSegmenter dtype int8", "inputerror", lambda: importlib.import_module("vos").VideoSegmenter(
+L("VideoSegmenter dtype int8", "inputerror", lambda: VideoSegmenter(
     "small", device="cpu", dtype="int8"))
 
 
 def sam():
     if "sam" not in G:
-        from vos.sam2 import build_sam2_video_predictor
-
         G["sam"] = build_sam2_video_predictor("small", device="cpu")
     return G["sam"]
 
@@ -180,10 +161,10 @@ def _s_prop(**kw):
     return fn
 
 
-L("sam2 build('')", "inputerror", lambda: importlib.import_module("vos.sam2").build_sam2_video_predictor(""))
-L("sam2 build(missing)", "inputerror", lambda: importlib.import_module("vos.sam2").build_sam2_video_predictor(
+L("sam2 build('')", "inputerror", lambda: build_sam2_video_predictor(""))
+L("sam2 build(missing)", "inputerror", lambda: build_sam2_video_predictor(
     "/nonexistent.pt"))
-L("sam2 build device bogus", "inputerror", lambda: importlib.import_module("vos.sam2").build_sam2_video_predictor(
+L("sam2 build device bogus", "inputerror", lambda: build_sam2_video_predictor(
     "small", device="bogus"))
 L("sam2 init_state ''", "inputerror", lambda: sam().init_state(""))
 L("sam2 init_state missing", "inputerror", lambda: sam().init_state("/nonexistent.mp4"))
@@ -191,19 +172,19 @@ L("sam2 init_state image", "inputerror", lambda: sam().init_state(B("img.png")))
 L("sam2 init_state /dev/null", "inputerror", lambda: sam().init_state("/dev/null"))
 L("sam2 add_new_mask NaN", "inputerror", _s_add(lambda: _mask("nan")))
 L("sam2 add_new_mask inf", "inputerror", _s_add(lambda: _mask("inf")))
-L("sam2 add_new_mask torch NaN", "inputerror", _s_add(lambda: T().from_numpy(_mask("nan"))))
-L("sam2 add_new_mask torch inf (1,H,W)", "inputerror", _s_add(lambda: T().from_numpy(_mask("inf"))[None]))
-L("sam2 add_new_mask torch (1,H,W) ok", "returned", _s_add(lambda: T().from_numpy(_mask(""))[None]))
-L("sam2 add_new_mask int8 ok", "returned", _s_add(lambda: _mask("").astype(_np().int8)))
-L("sam2 add_new_mask wrong aspect", "inputerror", _s_add(lambda: _np().ones((10, 40), bool)))
-L("sam2 add_new_mask 3-D (2,H,W)", "inputerror", _s_add(lambda: _np().ones((2,) + tuple(G["size"]), bool)))
+L("sam2 add_new_mask torch NaN", "inputerror", _s_add(lambda: torch.from_numpy(_mask("nan"))))
+L("sam2 add_new_mask torch inf (1,H,W)", "inputerror", _s_add(lambda: torch.from_numpy(_mask("inf"))[None]))
+L("sam2 add_new_mask torch (1,H,W) ok", "returned", _s_add(lambda: torch.from_numpy(_mask(""))[None]))
+L("sam2 add_new_mask int8 ok", "returned", _s_add(lambda: _mask("").astype(np.int8)))
+L("sam2 add_new_mask wrong aspect", "inputerror", _s_add(lambda: np.ones((10, 40), bool)))
+L("sam2 add_new_mask 3-D (2,H,W)", "inputerror", _s_add(lambda: np.ones((2,) + tuple(G["size"]), bool)))
 L("sam2 add_new_mask None", "inputerror", _s_add(lambda: None))
 L("sam2 add_new_mask string", "inputerror", _s_add(lambda: "m.png"))
 L("sam2 add_new_mask obj 'a'", "inputerror_or_ok", _s_add(lambda: _mask("") > 0, obj="a"))
 L("sam2 add_new_mask obj None", "inputerror", _s_add(lambda: _mask("") > 0, obj=None))
 L("sam2 add_new_mask frame -1", "inputerror", _s_add(lambda: _mask("") > 0, frame=-1))
 L("sam2 add_new_mask frame 99", "inputerror", _s_add(lambda: _mask("") > 0, frame=99))
-L("sam2 add_new_mask empty mask", "inputerror", _s_add(lambda: _np().zeros(G["size"], bool)))
+L("sam2 add_new_mask empty mask", "inputerror", _s_add(lambda: np.zeros(G["size"], bool)))
 L("sam2 add_new_mask numpy float64 nan via list", "inputerror",
   _s_add(lambda: [[float("nan")] * G["size"][1]] * G["size"][0]))
 L("sam2 propagate without masks", "inputerror", _s_prop(_mask=False))

@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 
 from seggpt.outputs import MANIFEST
 
-from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
+from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
                       outside, seg, v1)
 
 
@@ -99,29 +99,20 @@ def sr_in(title: str, fn: Callable[[Sandbox], List[str]], module: str = "seggpt.
     inp(title, "refuse", lambda S: (_local(S), S.call(module, fn(S)))[-1])
 
 
-sr_in("seggpt.run --out holds the query", lambda S: ["--prompt", S.p("in/frames/00000.png"), S.p("in/mask.png"),
-                                                      S.p("in/frames/00001.png"), "--out", S.p("in/frames"),
-                                                      "--weights", "small"])
-sr_in("seggpt.run --out holds the prompt mask", lambda S: ["--prompt", B("img.png"), S.p("in/mask.png"),
-                                                            B("frames/00001.png"), "--out", S.p("in"), "--weights",
-                                                            "small"])
+sr_in("seggpt.run --out holds the query", lambda S: SR(S.p("in/frames"), prompt=S.p("in/frames/00000.png"),
+                                                         mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png")))
+sr_in("seggpt.run --out holds the prompt mask", lambda S: SR(S.p("in"), mask=S.p("in/mask.png")))
 sr_in("seggpt.run --out is the weights file", lambda S: SR(S.p("in/w.safetensors")) + ["--weights",
                                                                                        S.p("in/w.safetensors")])
 sr_in("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")])
-sr_in("seggpt.run --out holds the query via ..", lambda S: ["--prompt", B("img.png"), B("clip_mask.png"),
-                                                             S.p("in/frames/00001.png"), "--out",
-                                                             S.p("in/masks/../frames"), "--weights", "small"])
-sr_in("seggpt.tune --out is the example image", lambda S: ["--weights", "small", "--example", S.p("in/mask.png"),
-                                                            S.p("in/mask.png"), "--steps", "1", "--out",
-                                                            S.p("in/mask.png")], "seggpt.tune")
-sr_in("seggpt.tune --out is the weights", lambda S: ["--weights", S.p("in/w.safetensors"), "--example",
-                                                      B("small_img.png"), B("small_mask.png"), "--steps", "1",
-                                                      "--out", S.p("in/w.safetensors")], "seggpt.tune")
-sr_in("seggpt.tune --out is the example mask via symlink", lambda S: ["--weights", "small", "--example",
-                                                                       B("small_img.png"), S.p("in/mask.png"),
-                                                                       "--steps", "1", "--out",
-                                                                       S.link("p.safetensors", S.p("in/mask.png"))],
+sr_in("seggpt.run --out holds the query via ..",
+      lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png")))
+sr_in("seggpt.tune --out is the example image",
+      lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png")), "seggpt.tune")
+sr_in("seggpt.tune --out is the weights", lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors")),
       "seggpt.tune")
+sr_in("seggpt.tune --out is the example mask via symlink",
+      lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png")), "seggpt.tune")
 
 
 for _title, _fn, _mod in [
@@ -148,13 +139,19 @@ def tool(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
     add(C4, title, expect, fn)
 
 
+def _over(template: str, module: str, prep: Callable[[Sandbox], Any],
+          argv: Callable[[Sandbox, Any], List[str]]) -> Callable[[Sandbox], Outcome]:
+    """A case over a copy of a template run of ours (`G[template]`): `prep(S)` sets the scene, then `module`
+    runs with `argv(S, what prep returned)`."""
+    def fn(S: Sandbox) -> Outcome:
+        S.copy(G[template])
+        return S.call(module, argv(S, prep(S)))
+    return fn
+
+
 # seggpt.run
 def _sr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_sr"])
-        prep(S)
-        return S.call("seggpt.run", SR(S.p("sr"), *extra))
-    return fn
+    return _over("t_sr", "seggpt.run", prep, lambda S, _: SR(S.p("sr"), *extra))
 
 
 tool("seggpt.run rerun over our outputs", "ok", _sr(lambda S: None))
@@ -179,11 +176,8 @@ tool("seggpt.run manifest with ../victim", "refuse", _sr(lambda S: outside(S, S.
 
 # seggpt.tune
 def _tu(prep: Callable[[Sandbox], Optional[str]]) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_tu"])
-        out = prep(S) or S.p("p.safetensors")
-        return S.call("seggpt.tune", TUNE(out))
-    return fn
+    """prep returns the --out to give (None: the template's p.safetensors)."""
+    return _over("t_tu", "seggpt.tune", prep, lambda S, out: TUNE(out or S.p("p.safetensors")))
 
 
 tool("seggpt.tune rerun over our prompt", "ok", _tu(lambda S: None))
@@ -199,12 +193,8 @@ tool("seggpt.tune parent manifest garbage", "refuse", _tu(lambda S: mf_write(str
 
 
 # vos.demo
-def _demo(prep: Callable[[Sandbox], Any], argv: Optional[List[str]] = None) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_demo"])
-        prep(S)
-        return S.call("vos.demo", argv or ["--frames", "2", S.p("d")])
-    return fn
+def _demo(prep: Callable[[Sandbox], Any]) -> Callable[[Sandbox], Outcome]:
+    return _over("t_demo", "vos.demo", prep, lambda S, _: ["--frames", "2", S.p("d")])
 
 
 tool("vos.demo rerun", "ok", _demo(lambda S: None))
@@ -224,11 +214,7 @@ tool("vos.demo folder with other user files", "ok",
 
 # training
 def _tr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_tr"])
-        prep(S)
-        return S.call("training.__main__", TRAIN(S.p("tr"), *extra))
-    return fn
+    return _over("t_tr", "training.__main__", prep, lambda S, _: TRAIN(S.p("tr"), *extra))
 
 
 tool("training rerun over our run (no flag)", "ok_or_refuse_keep", _tr(lambda S: S.mark(S.user("keep.txt"))))
@@ -249,11 +235,7 @@ tool("training --overwrite over our run", "ok", _tr(lambda S: None, "--overwrite
 
 # benchmarks.vos / evaluate
 def _bv(prep: Callable[[Sandbox], Any], *extra: str, module: str = "benchmarks.vos") -> Callable[[Sandbox], Outcome]:
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G["t_bv"])
-        prep(S)
-        return S.call(module, (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
-    return fn
+    return _over("t_bv", module, prep, lambda S, _: (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
 
 
 tool("benchmarks.vos rerun", "ok", _bv(lambda S: None))
@@ -310,6 +292,19 @@ def _opened(S: Sandbox, e) -> None:
     e.set_mask(0, o, m)
 
 
+def _src(S: Sandbox, rel: str = "src/clip.mp4") -> str:
+    """A copy of the clip outside the Editor's root, the user's."""
+    p = str(S.copy(G["base"] / "clip.mp4", rel))
+    S.mark(p)
+    return p
+
+
+def _link_out(S: Sandbox, rel: str) -> None:
+    """`rel` (a folder the Editor writes into) a link to a user's folder."""
+    S.mark(S.user("elsewhere/k.txt"))
+    S.mark(S.link(rel, S.p("elsewhere")))
+
+
 tool("Editor.save_session over a user file", "raise:EditorError",
      _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/sessions/clip.vos-session.zip", b"mine"))),
          lambda S, e: e.save_session("clip"), "Editor.save_session('clip')"))
@@ -320,17 +315,15 @@ tool("Editor.save_session name ../../escape", "returned_inside",
      _ed(lambda S, e: _opened(S, e), lambda S, e: _check_inside(S, e.save_session("../../escape")),
          "Editor.save_session('../../escape')"))
 tool("Editor.save_session sessions/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/sessions",
-                                                                                     S.p("elsewhere")))),
-         lambda S, e: e.save_session("s"), "Editor.save_session with sessions -> link"))
+     _ed(lambda S, e: (_opened(S, e), _link_out(S, "root/sessions")), lambda S, e: e.save_session("s"),
+         "Editor.save_session with sessions -> link"))
 tool("Editor.save_session session file is a symlink", "raise:EditorError",
      _ed(lambda S, e: (_opened(S, e), S.mark(S.user("u.zip", b"u")),
                        S.mark(S.link("root/sessions/s.vos-session.zip", S.p("u.zip")))),
          lambda S, e: e.save_session("s"), "Editor.save_session over a link"))
 tool("Editor.export exports/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/exports",
-                                                                                     S.p("elsewhere")))),
-         lambda S, e: e.export(["index"]), "Editor.export(['index']) with exports -> link"))
+     _ed(lambda S, e: (_opened(S, e), _link_out(S, "root/exports")), lambda S, e: e.export(["index"]),
+         "Editor.export(['index']) with exports -> link"))
 tool("Editor.export with user files in exports/", "returned",
      _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/exports/clip-mine.zip", b"z"),
                                              S.user("root/exports/notes.txt"))),
@@ -340,26 +333,21 @@ tool("Editor upload over a user file of that name", "returned",
                                                                                      "src/clip.mp4").as_posix()),
          lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(src, uploaded=True)"))
 tool("Editor upload uploads/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (S.mark(S.user("elsewhere/k.txt")), S.mark(S.link("root/uploads", S.p("elsewhere"))),
-                       S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4")))),
-         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) uploads -> link"))
+     _ed(lambda S, e: (_link_out(S, "root/uploads"), _src(S)), lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True),
+         "Editor.open(uploaded) uploads -> link"))
 tool("Editor upload twice (ours replaced or renamed)", "returned",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4"))),
-                       e.open(S.p("src/clip.mp4"), uploaded=True)),
-         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) x2"))
+     _ed(lambda S, e: e.open(_src(S), uploaded=True), lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True),
+         "Editor.open(uploaded) x2"))
 tool("Editor upload symlink named like ours", "returned",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "src/clip.mp4"))),
-                       S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))),
+     _ed(lambda S, e: (_src(S), S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))),
          lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) over a link"))
 tool("Editor.open ../outside", "raise:EditorError",
-     _ed(lambda S, e: S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), lambda S, e: e.open("../out.mp4"),
-         "Editor.open('../out.mp4')"))
+     _ed(lambda S, e: _src(S, "out.mp4"), lambda S, e: e.open("../out.mp4"), "Editor.open('../out.mp4')"))
 tool("Editor.open symlink leaving root", "raise:EditorError",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), S.link("root/l.mp4", S.p("out.mp4"))),
-         lambda S, e: e.open("l.mp4"), "Editor.open('l.mp4' -> outside)"))
+     _ed(lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.open("l.mp4"),
+         "Editor.open('l.mp4' -> outside)"))
 tool("Editor.media hides links leaving root", "media_no_link",
-     _ed(lambda S, e: (S.mark(str(S.copy(G["base"] / "clip.mp4", "out.mp4"))), S.link("root/l.mp4", S.p("out.mp4"))),
-         lambda S, e: e.media(), "Editor.media()"))
+     _ed(lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.media(), "Editor.media()"))
 tool("Editor.open a text file", "raise:EditorError",
      _ed(lambda S, e: S.mark(S.user("root/notes.mp4", b"not a video")), lambda S, e: e.open("notes.mp4"),
          "Editor.open('notes.mp4' text)"))

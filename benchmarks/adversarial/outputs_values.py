@@ -29,25 +29,20 @@ def bad(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect
 
 for _flag in ["--out", "--alpha", "--overlay", "--report", "--rle", "--matte", "--first-mask", "--weights",
               "--config", "--masks", "--names", "--soft-width", "--end", "--fps", "--device"]:
-    if _flag == "--first-mask":
-        bad(f"{_flag} ''", "vos.run", lambda S: [B("clip.mp4"), "--first-mask", "", "--weights", "small", "--out",
-                                                 S.p("o")])
-    elif _flag == "--masks":
-        bad(f"{_flag} ''", "vos.run", lambda S: [B("clip.mp4"), "--masks", "", "--weights", "small", "--out",
-                                                 S.p("o")])
+    if _flag in ("--first-mask", "--masks"):  # the mask options, empty, with no other mask
+        bad(f"{_flag} ''", "vos.run",
+            lambda S, f=_flag: [B("clip.mp4"), f, "", "--weights", "small", "--out", S.p("o")])
     else:
-        bad(f"{_flag} ''", "vos.run", (lambda f: lambda S: VR(S.p("o"), f, "") if f != "--out" else
-                                       VR(None, "--out", ""))(_flag),
+        bad(f"{_flag} ''", "vos.run",
+            lambda S, f=_flag: VR(S.p("o"), f, "") if f != "--out" else VR(None, "--out", ""),
             expect="ok_or_refuse" if _flag == "--names" else "refuse")
 bad("video ''", "vos.run", lambda S: VR(S.p("o"), video=""))
 bad("video '   '", "vos.run", lambda S: VR(S.p("o"), video="   "))
 bad("--out '  '", "vos.run", lambda S: VR(None, "--out", "  "))
-for _w in ["0", "0.0009", "1.0001", "-1", "nan", "inf", "-inf", "abc", "1e-4", "2"]:
-    bad(f"--soft-width {_w}", "vos.run", (lambda w: lambda S: VR(S.p("o"), "--soft", "--alpha", S.p("a"),
-                                                                 "--soft-width", w))(_w))
-for _w in ["0.001", "1"]:
-    bad(f"--soft-width {_w} (bound)", "vos.run", (lambda w: lambda S: VR(S.p("o"), "--soft", "--alpha", S.p("a"),
-                                                                         "--soft-width", w))(_w), expect="ok")
+for _w in ["0", "0.0009", "1.0001", "-1", "nan", "inf", "-inf", "abc", "1e-4", "2", "0.001", "1"]:
+    bad(f"--soft-width {_w}" + (" (bound)" if _w in ("0.001", "1") else ""), "vos.run",
+        lambda S, w=_w: VR(S.p("o"), "--soft", "--alpha", S.p("a"), "--soft-width", w),
+        expect="ok" if _w in ("0.001", "1") else "refuse")
 for _title, _extra in [("--end 0", ["--end", "0"]), ("--end -1", ["--end", "-1"]), ("--end abc", ["--end", "abc"]),
                        ("--start 2 --end 1", ["--start", "2", "--end", "1"]), ("--start -5", ["--start", "-5"]),
                        ("--start 99", ["--start", "99"]), ("--fps 0", ["--fps", "0"]), ("--fps nan", ["--fps", "nan"]),
@@ -82,8 +77,7 @@ bad("--weights missing file", "vos.run", lambda S: VR(S.p("o"), "--weights", "/n
 bad("--weights a text file", "vos.run", lambda S: VR(S.p("o"), "--weights", B("notes.txt")))
 bad("--weights garbage .safetensors", "vos.run",
     lambda S: VR(S.p("o"), "--weights", S.user("g.safetensors", os.urandom(3000))))
-bad("--prompt '' ''", "seggpt.run", lambda S: ["--prompt", "", "", B("img.png"), "--out", S.p("o"), "--weights",
-                                               "small"])
+bad("--prompt '' ''", "seggpt.run", lambda S: SR(S.p("o"), prompt="", mask="", query=B("img.png")))
 bad("query ''", "seggpt.run", lambda S: SR(S.p("o"), query=""))
 bad("--out ''", "seggpt.run", lambda S: SR(""))
 bad("query missing", "seggpt.run", lambda S: SR(S.p("o"), query="/nonexistent/q.png"))
@@ -184,12 +178,8 @@ special("--overlay is a FIFO", "vos.run", lambda S: VR(S.p("o"), "--overlay", fi
 special("--rle is /dev/null", "vos.run", lambda S: VR(S.p("o"), "--rle", "/dev/null"), expect="ok_or_refuse")
 special("--out holds a FIFO", "vos.run", lambda S: (fifo(S, "o/00000.png"), VR(S.p("o"), "--overwrite"))[-1])
 special("query is a FIFO", "seggpt.run", lambda S: SR(S.p("o"), query=fifo(S, "q.png")))
-special("prompt image is /dev/zero", "seggpt.run",
-        lambda S: ["--prompt", "/dev/zero", B("clip_mask.png"), B("img.png"), "--out", S.p("o"), "--weights",
-                   "small"])
-special("prompt mask is a FIFO", "seggpt.run",
-        lambda S: ["--prompt", B("img.png"), fifo(S, "m.png"), B("img.png"), "--out", S.p("o"), "--weights",
-                   "small"])
+special("prompt image is /dev/zero", "seggpt.run", lambda S: SR(S.p("o"), prompt="/dev/zero", query=B("img.png")))
+special("prompt mask is a FIFO", "seggpt.run", lambda S: SR(S.p("o"), mask=fifo(S, "m.png"), query=B("img.png")))
 special("--prompt-file is a FIFO", "seggpt.run",
         lambda S: ["--prompt-file", fifo(S, "p.safetensors"), B("img.png"), "--out", S.p("o"), "--weights", "small"])
 special("example is a FIFO", "seggpt.tune",

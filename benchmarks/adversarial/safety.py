@@ -21,7 +21,8 @@ bad-values and special-files (`safety_tools`), library (`safety_library`).
 A case returns a spec: ``tool`` (a key of MODULES) and ``args``; ``expect`` "refuse" (the default),
 "ok" or "either" (accepted, or a clean refusal); ``sub`` to run it as a subprocess (FIFOs, devices)
 with ``timeout``; ``mentions``, words a refusal must name. A library case returns ``kind="lib"``,
-``fn`` and ``expect`` "InputError" (the default) or "ok". The runner (`runner.run_pass`) prints one
+``fn`` and ``expect`` "InputError" (the default) or "ok". Most cases are one row, `vos_case` or
+`tool_case` (an earlier run of ours, a scene set up, the call). The runner (`runner.run_pass`) prints one
 line per case and a tally per category; exit code 1 if any case fails.
 """
 
@@ -101,6 +102,10 @@ class Ctx:
     def p(self, *parts) -> str:
         return str(self.root.joinpath(*parts))
 
+    def at(self, arg):
+        """`arg`, where an "@rel" string (the case tables' shorthand) is the path rel in the case folder."""
+        return self.p(arg[1:]) if isinstance(arg, str) and arg.startswith("@") else arg
+
     def _rel(self, path) -> str:
         return os.path.relpath(path, self.root)
 
@@ -128,7 +133,7 @@ class Ctx:
         return o.code
 
     def user(self, path, data=b"user data\n"):
-        path = Path(path)
+        path = Path(self.at(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(data, str):
             data = data.encode()
@@ -139,7 +144,7 @@ class Ctx:
         return str(path)
 
     def link(self, path, target):
-        path = Path(path)
+        path, target = Path(self.at(path)), self.at(target)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():
             path.unlink()
@@ -147,29 +152,53 @@ class Ctx:
         self.ours.discard(self._rel(path))
         return str(path)
 
-    def manifest(self, folder):
-        return Path(folder) / MANIFEST
-
     def read_manifest(self, folder):
-        return json.loads(self.manifest(folder).read_text())
+        return json.loads((Path(folder) / MANIFEST).read_text())
 
     def write_manifest(self, folder, obj):
-        t = self.manifest(folder)
-        t.write_text(obj if isinstance(obj, str) else json.dumps(obj, indent=1))
+        (Path(folder) / MANIFEST).write_text(obj if isinstance(obj, str) else json.dumps(obj, indent=1))
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_vos(c: Ctx, *, out=None, extra=(), video=None, mask=None) -> dict:
-    """The spec of a vos.run case: the case's clip and mask, or the `video` / `mask` given instead."""
-    a = c.vos_args(*extra, out=out)
-    if video is not None:
-        a[0] = video
-    if mask is not None:
-        a[2] = mask
-    return dict(tool="vos", args=a)
+def vos_case(cat: str, name: str, *extra: str, prior: Optional[Sequence[str]] = None,
+             prep: Optional[Callable[[Ctx], object]] = None, **spec) -> None:
+    """A vos.run case in one row: an earlier run of ours with the arguments `prior` (when given), then
+    `prep(c)` sets the scene, then vos.run with `extra` on the case's clip and mask, or the `video` and
+    `mask` given instead, into `out`. Any of these of the form "@rel" is the path rel in the case folder,
+    "@" the folder; `spec`'s other keys are the spec's."""
+    paths = {k: spec.pop(k) for k in ("out", "video", "mask") if k in spec}
+
+    def fn(c: Ctx) -> dict:
+        if prior is not None:
+            c.prior("vos", c.vos_args(*map(c.at, prior)))
+        if prep is not None:
+            prep(c)
+        given = {k: c.at(v) for k, v in paths.items()}
+        a = c.vos_args(*map(c.at, extra), out=given.get("out"))
+        for k, i in (("video", 0), ("mask", 2)):
+            if k in given:
+                a[i] = given[k]
+        return dict(tool="vos", args=a, **spec)
+
+    CASES.append(Case(cat, name, fn))
+
+
+def tool_case(cat: str, name: str, tool: str, args: Callable[[Ctx], List[str]], *,
+              prior: Optional[Callable[[Ctx], List[str]]] = None, prep: Optional[Callable[[Ctx], object]] = None,
+              **spec) -> None:
+    """A case of any tool (a key of MODULES) in one row: an earlier run of ours with the arguments
+    `prior(c)` (when given), then `prep(c)`, then the tool with `args(c)`; `spec`: the spec's other keys."""
+    def fn(c: Ctx) -> dict:
+        if prior is not None:
+            c.prior(tool, prior(c))
+        if prep is not None:
+            prep(c)
+        return dict(tool=tool, args=args(c), **spec)
+
+    CASES.append(Case(cat, name, fn))
 
 
 # ----------------------------------------------------------------------------- cases and judging

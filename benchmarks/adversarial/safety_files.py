@@ -14,267 +14,126 @@ from pathlib import Path
 
 from seggpt.outputs import MANIFEST
 
-from .safety import case, run_vos, sha
-
+from .safety import case, sha, vos_case
 
 # --------------------------------------------------------------------------- (2) single files
 
-
-@case("single-file")
-def report_over_user_file(c):
-    c.user(c.p("r.json"), b"user report")
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json")))
-
-
-@case("single-file")
-def report_over_user_file_overwrite(c):
-    c.user(c.p("r.json"), b"user report")
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json"), "--overwrite"))
-
-
-@case("single-file")
-def overlay_over_user_file(c):
-    c.user(c.p("o.mp4"), b"user video")
-    return dict(tool="vos", args=c.vos_args("--overlay", c.p("o.mp4"), "--overwrite"))
+SF = "single-file"
+vos_case(SF, "report_over_user_file", "--report", "@r.json", prep=lambda c: c.user("@r.json", b"user report"))
+vos_case(SF, "report_over_user_file_overwrite", "--report", "@r.json", "--overwrite",
+         prep=lambda c: c.user("@r.json", b"user report"))
+vos_case(SF, "overlay_over_user_file", "--overlay", "@o.mp4", "--overwrite",
+         prep=lambda c: c.user("@o.mp4", b"user video"))
+vos_case(SF, "matte_over_user_file", "--matte", "@m.mkv", prep=lambda c: c.user("@m.mkv", b"user video"))
+vos_case(SF, "rle_over_user_file", "--rle", "@rle.json", "--overwrite", prep=lambda c: c.user("@rle.json", b"user rle"))
+vos_case(SF, "report_rerun_ok", "--report", "@r.json", prior=["--report", "@r.json"], expect="ok")
+vos_case(SF, "report_edited_after_run", "--report", "@r.json", "--overwrite", prior=["--report", "@r.json"],
+         prep=lambda c: c.user("@r.json", b"edited"))
+vos_case(SF, "report_is_symlink", "--report", "@r.json", "--overwrite",
+         prep=lambda c: c.link("@r.json", c.user("@ext/t.json", b"target")))
+vos_case(SF, "report_is_folder", "--report", "@r.json", prep=lambda c: c.user("@r.json/inside.txt", b"x"))
+vos_case(SF, "report_same_as_overlay", "--report", "@x.json", "--rle", "@x.json")
 
 
-@case("single-file")
-def matte_over_user_file(c):
-    c.user(c.p("m.mkv"), b"user video")
-    return dict(tool="vos", args=c.vos_args("--matte", c.p("m.mkv")))
-
-
-@case("single-file")
-def rle_over_user_file(c):
-    c.user(c.p("rle.json"), b"user rle")
-    return dict(tool="vos", args=c.vos_args("--rle", c.p("rle.json"), "--overwrite"))
-
-
-@case("single-file")
-def report_rerun_ok(c):
-    c.prior("vos", c.vos_args("--report", c.p("r.json")))
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json")), expect="ok")
-
-
-@case("single-file")
-def report_edited_after_run(c):
-    c.prior("vos", c.vos_args("--report", c.p("r.json")))
-    c.user(c.p("r.json"), b"edited")
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json"), "--overwrite"))
-
-
-@case("single-file")
-def report_is_symlink(c):
-    t = c.user(c.p("ext", "t.json"), b"target")
-    c.link(c.p("r.json"), t)
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json"), "--overwrite"))
-
-
-@case("single-file")
-def report_is_folder(c):
-    c.user(c.p("r.json", "inside.txt"), b"x")
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json")))
-
-
-@case("single-file")
-def report_same_as_overlay(c):
-    return dict(tool="vos", args=c.vos_args("--report", c.p("x.json"), "--rle", c.p("x.json")))
+def _slipped_into_parent_manifest(c, opt, name):
+    c.prior("vos", c.vos_args(opt, c.p(name)))
+    m = json.loads(Path(c.p(MANIFEST)).read_text())
+    c.user(c.p("victim"), b"user")
+    m["files"]["victim"] = {"size": 1, "sha256": "0" * 64}
+    Path(c.p(MANIFEST)).write_text(json.dumps(m))
 
 
 # every single-file option
 _SINGLE = {"report": ("--report", "r.json"), "rle": ("--rle", "rle.json"), "overlay": ("--overlay", "o.mp4"),
            "matte": ("--matte", "m.mkv")}
 for _k, (_opt, _fn) in _SINGLE.items():
-    for _ow in (False, True):
-        ow = ["--overwrite"] if _ow else []
-        sfx = "_ow" if _ow else ""
-
-        def _a(c, _opt=_opt, _fn=_fn, ow=ow):
-            c.user(c.p(_fn), b"user")
-            return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn), *ow))
-        case("single-file", f"{_k}_user{sfx}")(_a)
-
-        def _b(c, _opt=_opt, _fn=_fn, ow=ow):
-            t = c.user(c.p("ext", "t"), b"target")
-            c.link(c.p(_fn), t)
-            return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn), *ow))
-        case("single-file", f"{_k}_symlink{sfx}")(_b)
-
-        def _c(c, _opt=_opt, _fn=_fn, ow=ow):
-            c.link(c.p(_fn), c.p("nowhere"))
-            return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn), *ow))
-        case("single-file", f"{_k}_dangling_symlink{sfx}")(_c)
-
-        def _d(c, _opt=_opt, _fn=_fn, ow=ow):
-            c.prior("vos", c.vos_args(_opt, c.p(_fn)))
-            c.user(c.p(_fn), b"edited")
-            return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn), *ow))
-        case("single-file", f"{_k}_edited{sfx}")(_d)
-
-        def _e(c, _opt=_opt, _fn=_fn, ow=ow):
-            os.mkfifo(c.p(_fn))
-            return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn), *ow), sub=True)
-        case("single-file", f"{_k}_fifo{sfx}")(_e)
-
-    def _g(c, _opt=_opt, _fn=_fn):
-        c.prior("vos", c.vos_args(_opt, c.p(_fn)))
-        return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn)), expect="ok")
-    case("single-file", f"{_k}_rerun_ok")(_g)
-
-    def _h(c, _opt=_opt):
-        return dict(tool="vos", args=c.vos_args(_opt, c.p("out")))
-    case("single-file", f"{_k}_same_as_out")(_h)
-
-    def _i(c, _opt=_opt, _fn=_fn):
-        c.user(c.p(_fn, "inside"), b"x")
-        return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn), "--overwrite"))
-    case("single-file", f"{_k}_is_folder")(_i)
-
-    def _j(c, _opt=_opt, _fn=_fn):
-        c.prior("vos", c.vos_args(_opt, c.p(_fn)))
-        m = json.loads(Path(c.p(MANIFEST)).read_text())
-        c.user(c.p("victim"), b"user")
-        m["files"]["victim"] = {"size": 1, "sha256": "0" * 64}
-        Path(c.p(MANIFEST)).write_text(json.dumps(m))
-        return dict(tool="vos", args=c.vos_args(_opt, c.p("victim"), "--overwrite"))
-    case("single-file", f"{_k}_slipped_into_parent_manifest")(_j)
-
-    def _l(c, _opt=_opt, _fn=_fn):
-        return dict(tool="vos", args=c.vos_args(_opt, c.p("out", _fn)), expect="either")
-    case("single-file", f"{_k}_inside_out")(_l)
-
-    def _m(c, _opt=_opt, _fn=_fn):
-        return dict(tool="vos", args=c.vos_args(_opt, c.p("alpha", _fn), "--alpha", c.p("alpha")), expect="either")
-    case("single-file", f"{_k}_inside_alpha")(_m)
-
-    def _n(c, _opt=_opt, _fn=_fn):
-        c.prior("vos", c.vos_args(_opt, c.p(_fn)))
-        os.makedirs(c.p("ext"))
-        os.link(c.p(_fn), c.p("ext", "keep"))
-        return dict(tool="vos", args=c.vos_args(_opt, c.p(_fn)), expect="either")
-    case("single-file", f"{_k}_hardlinked_elsewhere")(_n)
+    _at = "@" + _fn
+    for _ow in ([], ["--overwrite"]):
+        _sfx = "_ow" if _ow else ""
+        vos_case(SF, f"{_k}_user{_sfx}", _opt, _at, *_ow, prep=lambda c, _at=_at: c.user(_at, b"user"))
+        vos_case(SF, f"{_k}_symlink{_sfx}", _opt, _at, *_ow,
+                 prep=lambda c, _at=_at: c.link(_at, c.user("@ext/t", b"target")))
+        vos_case(SF, f"{_k}_dangling_symlink{_sfx}", _opt, _at, *_ow, prep=lambda c, _at=_at: c.link(_at, "@nowhere"))
+        vos_case(SF, f"{_k}_edited{_sfx}", _opt, _at, *_ow, prior=[_opt, _at],
+                 prep=lambda c, _at=_at: c.user(_at, b"edited"))
+        vos_case(SF, f"{_k}_fifo{_sfx}", _opt, _at, *_ow, prep=lambda c, _fn=_fn: os.mkfifo(c.p(_fn)), sub=True)
+    vos_case(SF, f"{_k}_rerun_ok", _opt, _at, prior=[_opt, _at], expect="ok")
+    vos_case(SF, f"{_k}_same_as_out", _opt, "@out")
+    vos_case(SF, f"{_k}_is_folder", _opt, _at, "--overwrite", prep=lambda c, _fn=_fn: c.user(c.p(_fn, "inside"), b"x"))
+    vos_case(SF, f"{_k}_slipped_into_parent_manifest", _opt, "@victim", "--overwrite",
+             prep=lambda c, _opt=_opt, _fn=_fn: _slipped_into_parent_manifest(c, _opt, _fn))
+    vos_case(SF, f"{_k}_inside_out", _opt, "@out/" + _fn, expect="either")
+    vos_case(SF, f"{_k}_inside_alpha", _opt, "@alpha/" + _fn, "--alpha", "@alpha", expect="either")
+    vos_case(SF, f"{_k}_hardlinked_elsewhere", _opt, _at, prior=[_opt, _at],
+             prep=lambda c, _fn=_fn: (os.makedirs(c.p("ext")), os.link(c.p(_fn), c.p("ext", "keep"))), expect="either")
 
 for _a1, _a2 in [("--report", "--rle"), ("--overlay", "--matte"), ("--report", "--overlay"), ("--rle", "--matte")]:
-    def _f(c, _a1=_a1, _a2=_a2):
-        return dict(tool="vos", args=c.vos_args(_a1, c.p("same.mkv"), _a2, c.p("same.mkv")))
-    case("single-file", f"same_path{_a1}{_a2}")(_f)
+    vos_case(SF, f"same_path{_a1}{_a2}", _a1, "@same.mkv", _a2, "@same.mkv")
+vos_case(SF, "same_path_via_dotdot", "--report", "@x.json", "--rle", "@sub/../x.json",
+         prep=lambda c: os.makedirs(c.p("sub")))
+vos_case(SF, "same_path_via_symlinked_dir", "--report", "@real/x.json", "--rle", "@lnk/x.json",
+         prep=lambda c: (os.makedirs(c.p("real")), c.link("@lnk", "@real")))
+vos_case(SF, "parent_manifest_garbage", "--report", "@r.json", "--overwrite",
+         prep=lambda c: (c.user(c.p(MANIFEST), b"{{{"), c.user("@r.json", b"user")))
 
 
-@case("single-file")
-def same_path_via_dotdot(c):
-    os.makedirs(c.p("sub"))
-    return dict(tool="vos", args=c.vos_args("--report", c.p("x.json"), "--rle", c.p("sub", "..", "x.json")))
-
-
-@case("single-file")
-def same_path_via_symlinked_dir(c):
-    os.makedirs(c.p("real"))
-    c.link(c.p("lnk"), c.p("real"))
-    return dict(tool="vos", args=c.vos_args("--report", c.p("real", "x.json"), "--rle", c.p("lnk", "x.json")))
-
-
-@case("single-file")
-def parent_manifest_garbage(c):
-    c.user(c.p(MANIFEST), b"{{{")
-    c.user(c.p("r.json"), b"user")
-    return dict(tool="vos", args=c.vos_args("--report", c.p("r.json"), "--overwrite"))
-
-
-@case("single-file")
-def parent_manifest_outside_path(c):
-    c.prior("vos", c.vos_args("--report", c.p("sub", "r.json")))
+def _parent_manifest_outside_path(c):
     c.user(c.p("victim.json"), b"user")
     m = json.loads(Path(c.p("sub", MANIFEST)).read_text())
     m["files"]["../victim.json"] = {"size": 4, "sha256": sha(b"user")}
     Path(c.p("sub", MANIFEST)).write_text(json.dumps(m))
-    return dict(tool="vos", args=c.vos_args("--report", c.p("sub", "..", "victim.json"), "--overwrite"))
 
+
+vos_case(SF, "parent_manifest_outside_path", "--report", "@sub/../victim.json", "--overwrite",
+         prior=["--report", "@sub/r.json"], prep=_parent_manifest_outside_path)
 
 # --------------------------------------------------------------------------- (3) outputs = inputs
 
-
-@case("out-is-input")
-def out_is_video_file(c):
-    return dict(tool="vos", args=c.vos_args(out=c.v))
+OI = "out-is-input"
+vos_case(OI, "out_is_video_file", out="@in/clip.mp4")
 
 
-@case("out-is-input")
-def report_is_video(c):
-    return dict(tool="vos", args=c.vos_args("--report", c.v, "--overwrite"))
-
-
-@case("out-is-input")
-def overlay_is_mask(c):
-    return dict(tool="vos", args=c.vos_args("--overlay", c.m, "--overwrite"))
-
-
-@case("out-is-input")
-def out_is_frames_folder(c):
-    a = c.vos_args(out=c.frames)
-    a[0] = c.frames
-    return dict(tool="vos", args=a)
-
+vos_case(OI, "report_is_video", "--report", "@in/clip.mp4", "--overwrite")
+vos_case(OI, "overlay_is_mask", "--overlay", "@in/clip_mask.png", "--overwrite")
+vos_case(OI, "out_is_frames_folder", out="@in/frames", video="@in/frames")
 
 # more outputs that are inputs
-case("out-is-input", "out_holds_video")(lambda c: run_vos(c, out=str(c.inp)))
-case("out-is-input", "out_is_root_holding_inputs")(lambda c: run_vos(c, out=str(c.root)))
-case("out-is-input", "out_via_dotdot")(lambda c: run_vos(c, out=c.p("in", "frames", "..")))
-case("out-is-input", "out_inside_frames")(lambda c: run_vos(c, out=c.p("in", "frames", "sub"), video=c.frames))
-case("out-is-input", "out_is_mask_file")(lambda c: run_vos(c, out=c.m))
-case("out-is-input", "alpha_is_frames")(lambda c: run_vos(c, extra=("--alpha", c.frames), video=c.frames))
-case("out-is-input", "alpha_holds_video")(lambda c: run_vos(c, extra=("--alpha", str(c.inp))))
-case("out-is-input", "alpha_inside_frames")(lambda c: run_vos(c, extra=("--alpha", c.p("in", "frames", "a")), video=c.frames))
-case("out-is-input", "report_is_mask")(lambda c: run_vos(c, extra=("--report", c.m, "--overwrite")))
-case("out-is-input", "rle_is_video")(lambda c: run_vos(c, extra=("--rle", c.v, "--overwrite")))
-case("out-is-input", "matte_is_video")(lambda c: run_vos(c, extra=("--matte", c.v, "--overwrite")))
-case("out-is-input", "overlay_is_video")(lambda c: run_vos(c, extra=("--overlay", c.v, "--overwrite")))
-case("out-is-input", "report_inside_frames")(lambda c: run_vos(c, extra=("--report", c.p("in", "frames", "r.json")), video=c.frames))
-case("out-is-input", "overlay_is_frame_png")(lambda c: run_vos(c, extra=("--overlay", c.p("in", "frames", "00000.png")), video=c.frames))
+vos_case(OI, "out_holds_video", out="@in")
+vos_case(OI, "out_is_root_holding_inputs", out="@")
+vos_case(OI, "out_via_dotdot", out="@in/frames/..")
+vos_case(OI, "out_inside_frames", out="@in/frames/sub", video="@in/frames")
+vos_case(OI, "out_is_mask_file", out="@in/clip_mask.png")
+vos_case(OI, "alpha_is_frames", "--alpha", "@in/frames", video="@in/frames")
+vos_case(OI, "alpha_holds_video", "--alpha", "@in")
+vos_case(OI, "alpha_inside_frames", "--alpha", "@in/frames/a", video="@in/frames")
+vos_case(OI, "report_is_mask", "--report", "@in/clip_mask.png", "--overwrite")
+vos_case(OI, "rle_is_video", "--rle", "@in/clip.mp4", "--overwrite")
+vos_case(OI, "matte_is_video", "--matte", "@in/clip.mp4", "--overwrite")
+vos_case(OI, "overlay_is_video", "--overlay", "@in/clip.mp4", "--overwrite")
+vos_case(OI, "report_inside_frames", "--report", "@in/frames/r.json", video="@in/frames")
+vos_case(OI, "overlay_is_frame_png", "--overlay", "@in/frames/00000.png", video="@in/frames")
+vos_case(OI, "out_symlink_to_inputs", out="@lnk", prep=lambda c: c.link("@lnk", "@in"))
+vos_case(OI, "report_symlink_to_video", "--report", "@r.json", "--overwrite",
+         prep=lambda c: c.link("@r.json", "@in/clip.mp4"))
+vos_case(OI, "video_via_symlink_out_is_target_dir", out="@in", video="@v.mp4",
+         prep=lambda c: c.link("@v.mp4", "@in/clip.mp4"))
 
 
-@case("out-is-input")
-def out_symlink_to_inputs(c):
-    c.link(c.p("lnk"), str(c.inp))
-    return run_vos(c, out=c.p("lnk"))
-
-
-@case("out-is-input")
-def report_symlink_to_video(c):
-    c.link(c.p("r.json"), c.v)
-    return run_vos(c, extra=("--report", c.p("r.json"), "--overwrite"))
-
-
-@case("out-is-input")
-def video_via_symlink_out_is_target_dir(c):
-    c.link(c.p("v.mp4"), c.v)
-    return run_vos(c, out=str(c.inp), video=c.p("v.mp4"))
-
-
-@case("out-is-input")
-def masks_dir_is_out(c):
+def _masks_run(c, out, *extra):
+    """vos.run with a --masks folder (a copy of the case's mask as frame 0) and `out`."""
     os.makedirs(c.p("masks"))
     shutil.copy(c.m, c.p("masks", "00000.png"))
-    a = [c.v, "--masks", c.p("masks"), "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",
-         "--out", c.p("masks"), "--overwrite"]
-    return dict(tool="vos", args=a)
+    return dict(tool="vos", args=[c.v, "--masks", c.p("masks"), "--weights", "small", "--quiet", "--end", "2",
+                                  "--adapt-steps", "0", "--out", c.p(out), *extra])
 
 
-@case("out-is-input")
-def out_inside_masks_dir(c):
-    os.makedirs(c.p("masks"))
-    shutil.copy(c.m, c.p("masks", "00000.png"))
-    a = [c.v, "--masks", c.p("masks"), "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",
-         "--out", c.p("masks", "o")]
-    return dict(tool="vos", args=a)
+case(OI, "masks_dir_is_out")(lambda c: _masks_run(c, "masks", "--overwrite"))
+case(OI, "out_inside_masks_dir")(lambda c: _masks_run(c, "masks/o"))
+vos_case(OI, "report_is_config", "--config", "@cfg.yaml", "--report", "@cfg.yaml", "--overwrite",
+         prep=lambda c: c.user("@cfg.yaml", b"device: cpu\n"))
 
 
-@case("out-is-input")
-def report_is_config(c):
-    cfg = c.user(c.p("cfg.yaml"), b"device: cpu\n")
-    return run_vos(c, extra=("--config", cfg, "--report", cfg, "--overwrite"))
-
-
-@case("out-is-input")
+@case(OI)
 def out_is_our_previous_out_used_as_masks(c):
     c.prior("vos", c.vos_args())
     a = [c.v, "--masks", c.p("out"), "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",

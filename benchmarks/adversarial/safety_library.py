@@ -7,6 +7,7 @@ one-line seggpt.errors.InputError; the good calls return.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -15,27 +16,14 @@ from .safety import case
 
 
 # --------------------------------------------------------------------------- (7) library
-def _lib(fn, expect="InputError"):
-    return lambda c: dict(kind="lib", fn=lambda: fn(c), expect=expect)
+def _lib(fn, expect="InputError", **spec):
+    return lambda c: dict(kind="lib", fn=lambda: fn(c), expect=expect, **spec)
 
 
-_SEG = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _segmenter():
-    if "s" not in _SEG:
-        import vos
-        _SEG["s"] = vos.VideoSegmenter("small")
-    return _SEG["s"]
-
-
-def _state(c):
-    return _segmenter().init_state(c.v)
-
-
-def _mask(c, dtype=np.uint8, fill=1):
-    st = _state(c)
-    return st, np.full(tuple(st.size), fill, dtype)
+    import vos
+    return vos.VideoSegmenter("small")
 
 
 for _k, _src in {"missing": lambda c: c.p("nope.mp4"), "empty": lambda c: "", "none": lambda c: None,
@@ -45,13 +33,15 @@ for _k, _src in {"missing": lambda c: c.p("nope.mp4"), "empty": lambda c: "", "n
                  "nan_frames": lambda c: np.full((2, 8, 8, 3), np.nan, np.float32),
                  "fifo": lambda c: (os.mkfifo(c.p("f.mp4")), c.p("f.mp4"))[1],
                  "dev_zero": lambda c: "/dev/zero"}.items():
-    case("library", f"init_state_{_k}")(_lib(lambda c, _src=_src: _segmenter().init_state(_src(c))) if _k not in ("fifo", "dev_zero")
-                                       else (lambda c, _src=_src: dict(kind="lib", fn=lambda: _segmenter().init_state(_src(c)),
-                                                                       timeout=20)))
+    # a FIFO or a device blocks a reader: those calls run with a short timeout
+    case("library", f"init_state_{_k}")(_lib(lambda c, _src=_src: _segmenter().init_state(_src(c)),
+                                             **({"timeout": 20} if _k in ("fifo", "dev_zero") else {})))
 
 
 def _add(c, frame=0, obj=1, mask=None, dtype=np.uint8, fill=1):
-    st, m = _mask(c, dtype, fill)
+    """add_new_mask on the case's clip with a mask `fill` everywhere (`mask`: what to make of it)."""
+    st = _segmenter().init_state(c.v)
+    m = np.full(tuple(st.size), fill, dtype)
     _segmenter().add_new_mask(st, frame, obj, m if mask is None else mask(m))
 
 
@@ -66,23 +56,15 @@ _ADD = {
     "mask_object": dict(mask=lambda m: m.astype(object)),
 }
 for _k, _kw in _ADD.items():
-    if _k == "mask_none":
-        _f = _lib(lambda c, _kw=_kw: (lambda st: _segmenter().add_new_mask(st, 0, 1, None))(_state(c)))
-    else:
-        _f = _lib(lambda c, _kw=_kw: _add(c, **_kw))
-    case("library", f"add_new_mask_{_k}")(_f)
+    case("library", f"add_new_mask_{_k}")(_lib(lambda c, _kw=_kw: _add(c, **_kw)))
 
 case("library", "add_new_mask_bool_ok")(_lib(lambda c: _add(c, dtype=bool, fill=True), expect="ok"))
 case("library", "add_new_mask_float_ok")(_lib(lambda c: _add(c, dtype=np.float32, fill=1.0), expect="ok"))
 
-_PRED = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _pred():
-    if "p" not in _PRED:
-        import seggpt
-        _PRED["p"] = seggpt.SegGPTPredictor(seggpt.SegGPT.from_pretrained("small"))
-    return _PRED["p"]
+    import seggpt
+    return seggpt.SegGPTPredictor(seggpt.SegGPT.from_pretrained("small"))
 
 
 def _infer(B=1, K=1, size=None, ch=3, dtype=None, bad=None, pb=None, pk=None):
