@@ -1,4 +1,5 @@
-"""Tests for the training package (config, data, trainer, CLI): colour mapping, loss, training, resume, fine-tuning.
+"""Tests for the training package (data, trainer): colour mapping, loss, training, resume, fine-tuning (the
+command line: tests/test_train_cli.py; the settings and shipped configs: tests/test_train_config.py).
 
 All runs use the "test-tiny" preset, batches of 2-4 canvases and no loader worker, so the file runs
 in well under a minute on 2 CPU cores.
@@ -18,7 +19,6 @@ from seggpt.errors import InputError
 from seggpt.model import SegGPT
 from seggpt.predictor import denormalize
 from seggpt.settings import ConfigError
-from training.__main__ import main
 from training.config import TrainConfig, load_config
 from training.data import (
     Augment, CurriculumStream, FlowPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
@@ -333,27 +333,7 @@ def test_folder_pairs_share_a_class(tmp_path):
         assert pair.prompt_labels.max() == pair.query_labels.max() == 1  # only the two class-1 images pair
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def test_cli_end_to_end_with_override(tmp_path, capsys):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(
-        "model: test-tiny\nsteps: 50\nbatch_size: 2\nnum_workers: 0\nprogress: false\n"
-        "synthetic_size: [48, 64]\neval_every: 2\neval_pairs: 2\neval_clips: 1\neval_clip_frames: 4\n"
-        "eval_clip_size: [48, 64]\nckpt_every: 2\nthreads: 1\n"
-    )
-    out = tmp_path / "run"
-    assert main(["--config", str(config), "steps=3", f"out_dir={out}"]) == 0
-    log = (out / "log.jsonl").read_text().splitlines()
-    assert any('"end": {"step": 3' in line for line in log)
-    assert any('"JF"' in line for line in log)
-    model = SegGPT.from_pretrained(str(out / "final.safetensors"))
-    assert model.config.embed_dim == 32
-    assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
-    # --resume goes on from last.pt to the new step count (an override right after --resume stays one)
-    assert main(["--config", str(config), f"out_dir={out}", "--resume", "steps=4"]) == 0
-    assert '"end": {"step": 4' in (out / "log.jsonl").read_text().splitlines()[-1]
+# ----------------------------------------------------------------------------- schedule
 
 
 def test_schedule_warmup_cosine_and_time():
@@ -366,23 +346,6 @@ def test_schedule_warmup_cosine_and_time():
     # a slow machine: half the time gone at step 20 -> the cosine is half-way too
     assert lr_factor(20, 10, 110, 0.0, time_fraction=0.5) == pytest.approx(0.5)
     assert lr_factor(20, 10, 110, 0.0, time_fraction=2.0) == pytest.approx(0.0)
-
-
-def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
-    config = tmp_path / "bad.yaml"
-    config.write_text("model: test-tiny\nlearning_rate: 0.1\n")
-    assert main(["--config", str(config)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert str(config) in err and "'learning_rate'" in err
-    with pytest.raises(ConfigError, match="^command line stepz=3: unknown setting 'stepz'"):
-        load_config(None, ["stepz=3"])
-    with pytest.raises(ConfigError, match="crop_scale must be a list, got 0.5"):
-        load_config(None, ["crop_scale=0.5"])
-    with pytest.raises(ConfigError, match="lr must be a number, got 'fast'"):
-        load_config(None, ["lr=fast"])
-    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML 1.2: a number (YAML 1.1 reads it as text)
-    assert load_config(None, ["amp=off"]).amp == "off"  # YAML 1.2: text (YAML 1.1 reads it as false)
 
 
 def test_token_masks_query_half_or_random():
@@ -468,17 +431,6 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert fp32.amp_dtype is None  # auto stays fp32 on a CPU
 
 
-def test_shipped_training_configs_load():
-    """Every configs/train_*.yaml the README and the model card name parses, curriculum included."""
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("train_*.yaml"))
-    assert {p.name for p in configs} >= {"train_small.yaml", "train_small_stage2.yaml", "train_finetune.yaml"}
-    for path in configs:
-        cfg = load_config(str(path))
-        assert cfg.steps >= 1, path
-    stage2 = load_config(str(configs[[p.name for p in configs].index("train_small_stage2.yaml")]))
-    assert stage2.init_from and stage2.curriculum[0].at_step == 2000
-
-
 def test_curriculum_stages_share_the_video_index(tmp_path):
     """A stage that only changes the frame gap reuses the scanned dataset instead of reading it again."""
     from training.trainer import build_stream
@@ -495,36 +447,3 @@ def test_curriculum_stages_share_the_video_index(tmp_path):
     assert late_videos.videos is early_videos.videos and len(early_videos) == 2
     with pytest.raises(InputError, match="max_gap must be >= 1"):
         early_videos.with_max_gap(0)
-
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_training_configs_hold_no_paths_outside_the_repository():
-    """Data roots and out_dir come from the command line; the shipped files work in any clone."""
-    for path in sorted((ROOT / "configs").glob("train_*.yaml")):
-        text = path.read_text()
-        assert "../" not in text and "/shared/" not in text, path
-        cfg = load_config(str(path))
-        assert cfg.davis_roots == cfg.ytvos_roots == cfg.folder_roots == [], path
-        assert cfg.out_dir == TrainConfig.out_dir, path  # the default, inside the working folder
-        assert not cfg.init_from or not cfg.init_from.startswith(("/", "..")), path
-    readme = (ROOT / "README.md").read_text()
-    training = readme[readme.index("## Training"):readme.index("## Benchmarks")]
-    commands = [line for line in training.splitlines() if " -m training" in line]
-    assert len(commands) >= 4 and not any("../" in line for line in commands)
-    assert all("out_dir=" in line for line in commands)
-
-
-def test_every_documented_entry_point_exists():
-    """`python -m X` in the README, the model card, the configs and RESULTS.md names a module that
-    exists (the training CLI moved from seggpt.train to `python -m training` in one step)."""
-    import importlib.util
-    import re
-
-    files = [ROOT / "README.md", ROOT / "seggpt" / "weights" / "small.md", ROOT / "benchmarks" / "RESULTS.md",
-             *sorted((ROOT / "configs").glob("*.yaml"))]
-    named = {m for f in files for m in re.findall(r"-m ([A-Za-z_][\w.]*)", f.read_text())}
-    assert {"training", "vos.run", "seggpt.run", "benchmarks.vos"} <= named
-    assert [m for m in sorted(named) if importlib.util.find_spec(m) is None] == []
-    assert not any("seggpt.train" in f.read_text() for f in files)

@@ -20,6 +20,7 @@ import torch
 
 from seggpt.outputs import MANIFEST
 from seggpt.errors import InputError, Terminated
+from seggpt.settings import ConfigError
 from seggpt.model import SegGPT
 from training.__main__ import main
 from training.config import load_config
@@ -352,3 +353,57 @@ def test_gpu_script_fits_its_loader_workers_to_shared_memory(monkeypatch):
     assert 0 < gpu._workers_for_shared_memory(cfg, (64, 64)) < cfg.num_workers
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 * 2**30))
     assert gpu._workers_for_shared_memory(cfg, (64, 64)) is None  # room for all: as configured
+
+
+# ----------------------------------------------------------------------------- the command line, its settings and documented entry points
+
+
+def test_cli_end_to_end_with_override(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "model: test-tiny\nsteps: 50\nbatch_size: 2\nnum_workers: 0\nprogress: false\n"
+        "synthetic_size: [48, 64]\neval_every: 2\neval_pairs: 2\neval_clips: 1\neval_clip_frames: 4\n"
+        "eval_clip_size: [48, 64]\nckpt_every: 2\nthreads: 1\n"
+    )
+    out = tmp_path / "run"
+    assert main(["--config", str(config), "steps=3", f"out_dir={out}"]) == 0
+    log = (out / "log.jsonl").read_text().splitlines()
+    assert any('"end": {"step": 3' in line for line in log)
+    assert any('"JF"' in line for line in log)
+    model = SegGPT.from_pretrained(str(out / "final.safetensors"))
+    assert model.config.embed_dim == 32
+    assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
+    # --resume goes on from last.pt to the new step count (an override right after --resume stays one)
+    assert main(["--config", str(config), f"out_dir={out}", "--resume", "steps=4"]) == 0
+    assert '"end": {"step": 4' in (out / "log.jsonl").read_text().splitlines()[-1]
+
+
+def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: test-tiny\nlearning_rate: 0.1\n")
+    assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(config) in err and "'learning_rate'" in err
+    with pytest.raises(ConfigError, match="^command line stepz=3: unknown setting 'stepz'"):
+        load_config(None, ["stepz=3"])
+    with pytest.raises(ConfigError, match="crop_scale must be a list, got 0.5"):
+        load_config(None, ["crop_scale=0.5"])
+    with pytest.raises(ConfigError, match="lr must be a number, got 'fast'"):
+        load_config(None, ["lr=fast"])
+    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML 1.2: a number (YAML 1.1 reads it as text)
+    assert load_config(None, ["amp=off"]).amp == "off"  # YAML 1.2: text (YAML 1.1 reads it as false)
+
+
+def test_every_documented_entry_point_exists():
+    """`python -m X` in the README, the model card, the configs and RESULTS.md names a module that
+    exists (the training CLI moved from seggpt.train to `python -m training` in one step)."""
+    import importlib.util
+    import re
+
+    files = [ROOT / "README.md", ROOT / "seggpt" / "weights" / "small.md", ROOT / "benchmarks" / "RESULTS.md",
+             *sorted((ROOT / "configs").glob("*.yaml"))]
+    named = {m for f in files for m in re.findall(r"-m ([A-Za-z_][\w.]*)", f.read_text())}
+    assert {"training", "vos.run", "seggpt.run", "benchmarks.vos"} <= named
+    assert [m for m in sorted(named) if importlib.util.find_spec(m) is None] == []
+    assert not any("seggpt.train" in f.read_text() for f in files)
