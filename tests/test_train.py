@@ -9,22 +9,26 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from seggpt.colors import palette
 from seggpt.config import get_config
 from seggpt.errors import InputError
 from seggpt.model import SegGPT
 from seggpt.predictor import denormalize
 from seggpt.settings import ConfigError
-from training.config import TrainConfig, load_config
+from training.config import TrainConfig, data_config, load_config
 from training.data import (
-    Augment, CurriculumStream, FlowPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
+    Augment, CurriculumStream, FlowPairs, FolderPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
     colour_mapping, object_weights,
 )
-from training.trainer import Trainer
+from training.trainer import Trainer, build_stream, lr_factor
+from vos.synthetic import write_davis2017
 
 #: the stream settings of a run with the default TrainConfig (built where a run builds them)
 SETTINGS = TrainConfig().pair_settings()
@@ -110,8 +114,6 @@ def test_colour_mapping_random_per_sample():
 
 
 def test_palette_prob_uses_inference_palette():
-    from seggpt.colors import palette
-
     pair = _hand_pair()
     mapping = colour_mapping([pair.prompt_labels], np.random.default_rng(0), palette_prob=1.0)
     assert np.array_equal(np.stack([mapping[i] for i in (0, 1, 2)]), palette(2))
@@ -146,8 +148,6 @@ def test_loss_ignores_prompt_half():
 
 
 def test_few_steps_reduce_loss(tmp_path):
-    from training.trainer import build_stream
-
     cfg = load_config(None, _tiny_overrides(tmp_path / "run", steps=30, batch_size=4, lr=3e-3))
     trainer = Trainer(cfg)
     held_out = build_stream(cfg, trainer.model.config, start=10**6).batch(10**6)  # never a training batch
@@ -225,9 +225,6 @@ def test_video_pairs_from_davis_train():
 
 def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) -> list:
     """PNG frames of one smooth random texture moving by `shift` (dy, dx) pixels per frame."""
-    import cv2
-    from PIL import Image
-
     rng = np.random.default_rng(1)
     h, w = size
     big = rng.integers(0, 256, (h // 8 + 8, w // 8 + 8, 3)).astype(np.uint8)
@@ -245,8 +242,6 @@ def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) 
 def test_flow_pairs_carry_pseudo_objects_with_the_motion(tmp_path):
     """Regions of frame i, carried to frame j by DIS flow, sit where the texture moved (by hand: a pure
     translation of 3 rows and 5 columns per frame), and untrusted pixels are void, never mislabelled."""
-    from PIL import Image
-
     paths = _textured_clip(tmp_path / "clip")
     source = FlowPairs([paths], max_gap=1, objects=(2, 2))
     rng = np.random.default_rng(0)
@@ -294,9 +289,6 @@ def test_object_crops_make_objects_cover_a_share_of_the_pixels():
 
 
 def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
-    from training.trainer import build_stream
-    from vos.synthetic import write_davis2017
-
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
     cfg = load_config(None, _tiny_overrides(
         tmp_path / "run", synthetic_weight=0, video_weight=0, flow_weight=1, flow_max_gap=2,
@@ -315,9 +307,6 @@ def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
 
 
 def test_folder_pairs_share_a_class(tmp_path):
-    from PIL import Image
-
-    from training.data import FolderPairs
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
@@ -337,8 +326,6 @@ def test_folder_pairs_share_a_class(tmp_path):
 
 
 def test_schedule_warmup_cosine_and_time():
-    from training.trainer import lr_factor
-
     assert lr_factor(0, 10, 110, 0.0) == pytest.approx(0.1)
     assert lr_factor(9, 10, 110, 0.0) == pytest.approx(1.0)
     assert lr_factor(60, 10, 110, 0.0) == pytest.approx(0.5)  # half-way through the cosine
@@ -392,9 +379,6 @@ def test_object_weights_balance_small_objects_by_hand():
 
 
 def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
-    from training.config import data_config
-    from training.trainer import build_stream
-
     stages = "[{at_step: 2, same_crop_prob: 0.0, synthetic_max_gap: 9, object_weight_max: 3}]"
     cfg = load_config(None, _tiny_overrides(tmp_path / "c", steps=4, curriculum=stages, accum_steps=2))
     assert data_config(cfg, 1).same_crop_prob == cfg.same_crop_prob
@@ -433,9 +417,6 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
 
 def test_curriculum_stages_share_the_video_index(tmp_path):
     """A stage that only changes the frame gap reuses the scanned dataset instead of reading it again."""
-    from training.trainer import build_stream
-    from vos.synthetic import write_davis2017
-
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
     cfg = load_config(None, _tiny_overrides(
         tmp_path / "run", synthetic_weight=0, davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017,

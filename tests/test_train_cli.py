@@ -4,9 +4,12 @@ checkpoint (130 / 143), the final files written before the final evaluation, the
 shipped engine, and the GPU script's entry run for a few CPU steps (training/gpu.py)."""
 from __future__ import annotations
 
+import collections
+import importlib.util
 import json
-
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,14 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
+from seggpt.config import get_config
 from seggpt.outputs import MANIFEST
 from seggpt.errors import InputError, Terminated
 from seggpt.settings import ConfigError
 from seggpt.model import SegGPT
+from training import gpu
 from training.__main__ import main
 from training.config import load_config
 from training.trainer import RUN_FILES, Trainer, evaluate, signals_held
+from vos.engine import VideoSegmenter
+from vos.metrics import evaluate_sequence
+from vos.synthetic import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -140,10 +149,6 @@ def test_the_final_files_are_written_before_the_final_evaluation(tmp_path, monke
 
 
 def test_clips_are_scored_by_the_shipped_engine(monkeypatch):
-    from vos.engine import VideoSegmenter
-    from vos.metrics import evaluate_sequence
-    from vos.synthetic import make_clip
-
     model = SegGPT("test-tiny")
     model.reset_parameters(seed=3)
     model.recommended_settings = {"engine": {"memory": 1, "max_annotated": 1}}
@@ -291,9 +296,6 @@ def test_ctrl_c_and_sigterm_in_a_real_process(tmp_path):
 
 
 def test_gpu_script_entry_runs_a_few_cpu_steps_and_writes_its_files(tmp_path, capsys, monkeypatch):
-    from safetensors import safe_open
-
-    from training import gpu
 
     monkeypatch.setenv("SEGGPT_GPU_SMOKE", "1")  # the tiny CPU configuration, as `SEGGPT_GPU_SMOKE=1 bash training/gpu_train.sh`
     davis = DATA / "davis2016-train-240p"
@@ -327,23 +329,16 @@ def test_gpu_script_entry_runs_a_few_cpu_steps_and_writes_its_files(tmp_path, ca
 
 def test_gpu_preset_fits_the_file_and_config_budget(tmp_path):
     """`medium` (configs/train_gpu.yaml): at most 20 MB in fp16; the shipped GPU config loads."""
-    from seggpt.config import get_config
-
     cfg = load_config(str(ROOT / "configs" / "train_gpu.yaml"))
     assert cfg.model == "medium" and cfg.amp == "bf16" and cfg.time_schedule and cfg.max_minutes <= 8
     params = SegGPT(get_config("medium")).num_parameters()
     assert 2 * params <= 20e6 and params > 2 * SegGPT(get_config("small")).num_parameters()
     with pytest.raises(InputError, match="leaves under half a minute"):
-        from training import gpu
         gpu.train(gpu.parser().parse_args(["--out", str(tmp_path / "x"), "--budget-s", "60"]), time.time())
     assert not (tmp_path / "x").exists()  # refused before anything was made
 
 
 def test_gpu_script_fits_its_loader_workers_to_shared_memory(monkeypatch):
-    import collections
-    import shutil
-
-    from training import gpu
 
     cfg = load_config(str(ROOT / "configs" / "train_gpu.yaml"))
     usage = collections.namedtuple("usage", "total used free")
@@ -398,9 +393,6 @@ def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
 def test_every_documented_entry_point_exists():
     """`python -m X` in the README, the model card, the configs and RESULTS.md names a module that
     exists (the training CLI moved from seggpt.train to `python -m training` in one step)."""
-    import importlib.util
-    import re
-
     files = [ROOT / "README.md", ROOT / "seggpt" / "weights" / "small.md", ROOT / "benchmarks" / "RESULTS.md",
              *sorted((ROOT / "configs").glob("*.yaml"))]
     named = {m for f in files for m in re.findall(r"-m ([A-Za-z_][\w.]*)", f.read_text())}
