@@ -312,29 +312,24 @@ class PyAVSource(VideoFileSource):
         self._num_threads = num_threads
         av = _import_av(p)
         try:
-            container = av.open(str(p))
+            with av.open(str(p)) as container:
+                if not container.streams.video:
+                    raise VideoError(f"{p}: the file has no video stream")
+                stream = container.streams.video[0]
+                rate = stream.average_rate or stream.guessed_rate
+                self._rate = Fraction(rate) if rate else Fraction(DEFAULT_FPS)
+                self._fps = float(self._rate)
+                self._time_base = stream.time_base
+                self._start_pts = stream.start_time or 0
+                self._size = (int(stream.codec_context.height), int(stream.codec_context.width))
+                self._rotation = display_rotation(p)
+                if self._rotation in (90, 270):  # frames as a player shows them
+                    self._size = self._size[::-1]
+                n = int(stream.frames or 0)
+                if n <= 0:  # the container does not say (mkv, webm, raw streams): count packets
+                    n = sum(1 for packet in container.demux(stream) if packet.size > 0)
         except av.error.FFmpegError as exc:
             raise VideoError(f"{p}: not a readable video ({_first_line(exc)})") from exc
-        try:
-            if not container.streams.video:
-                raise VideoError(f"{p}: the file has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            self._rate = Fraction(rate) if rate else Fraction(DEFAULT_FPS)
-            self._fps = float(self._rate)
-            self._time_base = stream.time_base
-            self._start_pts = stream.start_time or 0
-            self._size = (int(stream.codec_context.height), int(stream.codec_context.width))
-            self._rotation = display_rotation(p)
-            if self._rotation in (90, 270):  # frames as a player shows them
-                self._size = self._size[::-1]
-            n = int(stream.frames or 0)
-            if n <= 0:  # the container does not say (mkv, webm, raw streams): count packets
-                n = sum(1 for packet in container.demux(stream) if packet.size > 0)
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{p}: not a readable video ({_first_line(exc)})") from exc
-        finally:
-            container.close()
         return n
 
     def _pts_to_index(self, pts: int) -> int:
