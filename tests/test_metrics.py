@@ -129,14 +129,10 @@ def test_hand_computed_empty_cases():
     obj = np.zeros((1, 20, 20), bool)
     obj[0, 5:10, 5:12] = True
     empty = np.zeros_like(obj)
-    assert db_eval_iou(obj, empty).tolist() == [0.0]  # empty prediction
-    assert db_eval_boundary(obj, empty).tolist() == [0.0]
-    assert db_eval_iou(empty, obj).tolist() == [0.0]  # empty ground truth
-    assert db_eval_boundary(empty, obj).tolist() == [0.0]
-    assert db_eval_iou(empty, empty).tolist() == [1.0]  # both empty
-    assert db_eval_boundary(empty, empty).tolist() == [1.0]
-    assert db_eval_iou(obj, obj).tolist() == [1.0]
-    assert db_eval_boundary(obj, obj).tolist() == [1.0]
+    # empty prediction, empty ground truth, both empty, both the object
+    for gt, pred, score in ((obj, empty, 0.0), (empty, obj, 0.0), (empty, empty, 1.0), (obj, obj, 1.0)):
+        assert db_eval_iou(gt, pred).tolist() == [score], (gt.any(), pred.any())
+        assert db_eval_boundary(gt, pred).tolist() == [score], (gt.any(), pred.any())
 
 
 def test_hand_computed_one_pixel_objects():
