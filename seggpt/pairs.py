@@ -137,9 +137,6 @@ class Augment:
         x0, y0, x1, y1 = box
         return resize_pair(image[y0:y1, x0:x1], labels[y0:y1, x0:x1], size)
 
-    def _jitter(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        return colour_jitter(rng, image, self.jitter)
-
     def __call__(self, pair: RawPair, rng: np.random.Generator, size: Optional[Tuple[int, int]] = None) -> RawPair:
         size = size or self.size
         h, w = pair.prompt.shape[:2]
@@ -152,7 +149,7 @@ class Augment:
             box_q = (around and self._object_box(rng, pair.query_labels)) or self._crop_box(rng, qh, qw)
         p, pl = self._resize(pair.prompt, pair.prompt_labels, box_p, size)
         q, ql = self._resize(pair.query, pair.query_labels, box_q, size)
-        p, q = self._jitter(rng, p), self._jitter(rng, q)
+        p, q = colour_jitter(rng, p, self.jitter), colour_jitter(rng, q, self.jitter)
         if rng.random() < self.hflip_prob:
             p, pl, q, ql = p[:, ::-1], pl[:, ::-1], q[:, ::-1], ql[:, ::-1]
         if rng.random() < self.vflip_prob:

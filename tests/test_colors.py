@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seggpt.colors import IMAGENET_MEAN, IMAGENET_STD, davis_palette, normalize_image, palette, random_colors
+from seggpt.colors import (IMAGENET_MEAN, IMAGENET_STD, davis_palette, distinct_colors, normalize_image, palette,
+                           random_colors)
 from seggpt.predictor import decode_colors, denormalize
 
 
@@ -148,9 +150,6 @@ def test_random_colors_decode_to_their_labels(n, seed):
 
 
 def test_distinct_colors_are_far_apart_and_start_like_the_palette():
-    import itertools
-
-    from seggpt.colors import distinct_colors, palette
 
     for n in range(0, 8):
         c = distinct_colors(n).astype(float)

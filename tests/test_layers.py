@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("seggpt", "vos", "training", "benchmarks")
 
 #: the bottom layer: no torch, importable by everything
-TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.errors", "seggpt.masks", "seggpt.io",
-              "seggpt.weights_file")
+TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.errors", "seggpt.masks", "seggpt.mask_cleaning",
+              "seggpt.io", "seggpt.weights_file")
 #: third-party packages the torch-free layer must not import (they load torch)
 TORCH_PACKAGES = ("torch", "torchvision", "transformers", "safetensors", "einops")
 

@@ -13,12 +13,8 @@ from PIL import Image
 
 from seggpt.colors import davis_palette, random_colors
 from seggpt.errors import InputError
-from seggpt.masks import (
-    ParsedMask,
-    load_mask,
-    object_ids,
-    parse_mask,
-)
+from seggpt.masks import ParsedMask, load_mask, object_ids, parse_mask
+from vos.synthetic import make_clip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXAMPLES = DATA / "seggpt-examples"
@@ -376,8 +372,6 @@ def test_a_clean_mask_of_more_colours_than_objects_is_refused_not_merged():
 @pytest.mark.parametrize("grey", [False, True])
 def test_a_photo_given_as_the_mask_is_refused(grey):
     """A photo given as the mask became 22 objects. A frame of our generator (textured, like a photo)."""
-    from vos.synthetic import make_clip
-
     frames, _ = make_clip(3, 1, size=(120, 160), num_objects=2)
     image = Image.fromarray(frames[0])
     with pytest.raises(InputError, match="photo.png: does not look like a mask"):

@@ -8,8 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from seggpt.errors import InputError
+from vos.datasets import DAVIS
 from vos.metrics import (
     EvalJob,
     boundary_map,
@@ -22,6 +24,7 @@ from vos.metrics import (
     summarize,
     write_official_csvs,
 )
+from vos.synthetic import make_clip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16_VAL = DATA / "davis2016-val-480p"
@@ -74,8 +77,6 @@ def _perturbations(gt: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _load_davis16(seq: str, frames: int) -> np.ndarray:
-    from PIL import Image
-
     folder = DAVIS16_VAL / "Annotations" / "480p" / seq
     if not folder.is_dir():
         pytest.skip(f"{folder} not available")
@@ -128,14 +129,10 @@ def test_hand_computed_empty_cases():
     obj = np.zeros((1, 20, 20), bool)
     obj[0, 5:10, 5:12] = True
     empty = np.zeros_like(obj)
-    assert db_eval_iou(obj, empty).tolist() == [0.0]  # empty prediction
-    assert db_eval_boundary(obj, empty).tolist() == [0.0]
-    assert db_eval_iou(empty, obj).tolist() == [0.0]  # empty ground truth
-    assert db_eval_boundary(empty, obj).tolist() == [0.0]
-    assert db_eval_iou(empty, empty).tolist() == [1.0]  # both empty
-    assert db_eval_boundary(empty, empty).tolist() == [1.0]
-    assert db_eval_iou(obj, obj).tolist() == [1.0]
-    assert db_eval_boundary(obj, obj).tolist() == [1.0]
+    # empty prediction, empty ground truth, both empty, both the object
+    for gt, pred, score in ((obj, empty, 0.0), (empty, obj, 0.0), (empty, empty, 1.0), (obj, obj, 1.0)):
+        assert db_eval_iou(gt, pred).tolist() == [score], (gt.any(), pred.any())
+        assert db_eval_boundary(gt, pred).tolist() == [score], (gt.any(), pred.any())
 
 
 def test_hand_computed_one_pixel_objects():
@@ -222,8 +219,6 @@ def test_against_vos_benchmark_on_real_davis():
 
 
 def test_against_vos_benchmark_on_synthetic_multi_object():
-    from vos.synthetic import make_clip
-
     _, gt = make_clip(3, 10, (120, 216), 4)
     assert set(np.unique(gt[1])) == {0, 1, 2, 3, 4}  # vos-benchmark needs every object from frame 1
     pred = gt.copy()
@@ -285,8 +280,6 @@ def test_summarize_averages_objects_like_the_official_tool():
 
 
 def test_evaluate_many_in_processes_equals_sequential():
-    from vos.datasets import DAVIS
-
     if not DAVIS16_VAL.is_dir():
         pytest.skip("DAVIS 2016 val not available")
     dataset = DAVIS(DAVIS16_VAL, year=2016)

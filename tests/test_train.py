@@ -1,4 +1,5 @@
-"""Tests for the training package (config, data, trainer, CLI): colour mapping, loss, training, resume, fine-tuning.
+"""Tests for the training package (data, trainer): colour mapping, loss, training, resume, fine-tuning (the
+command line: tests/test_train_cli.py; the settings and shipped configs: tests/test_train_config.py).
 
 All runs use the "test-tiny" preset, batches of 2-4 canvases and no loader worker, so the file runs
 in well under a minute on 2 CPU cores.
@@ -8,23 +9,26 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from seggpt.colors import palette
 from seggpt.config import get_config
 from seggpt.errors import InputError
 from seggpt.model import SegGPT
 from seggpt.predictor import denormalize
 from seggpt.settings import ConfigError
-from training.__main__ import main
-from training.config import TrainConfig, load_config
+from training.config import TrainConfig, data_config, load_config
 from training.data import (
-    Augment, CurriculumStream, FlowPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
+    Augment, CurriculumStream, FlowPairs, FolderPairs, PairStream, RawPair, SyntheticPairs, VideoPairs, build_sample,
     colour_mapping, object_weights,
 )
-from training.trainer import Trainer
+from training.trainer import Trainer, build_stream, lr_factor
+from vos.synthetic import write_davis2017
 
 #: the stream settings of a run with the default TrainConfig (built where a run builds them)
 SETTINGS = TrainConfig().pair_settings()
@@ -110,8 +114,6 @@ def test_colour_mapping_random_per_sample():
 
 
 def test_palette_prob_uses_inference_palette():
-    from seggpt.colors import palette
-
     pair = _hand_pair()
     mapping = colour_mapping([pair.prompt_labels], np.random.default_rng(0), palette_prob=1.0)
     assert np.array_equal(np.stack([mapping[i] for i in (0, 1, 2)]), palette(2))
@@ -146,8 +148,6 @@ def test_loss_ignores_prompt_half():
 
 
 def test_few_steps_reduce_loss(tmp_path):
-    from training.trainer import build_stream
-
     cfg = load_config(None, _tiny_overrides(tmp_path / "run", steps=30, batch_size=4, lr=3e-3))
     trainer = Trainer(cfg)
     held_out = build_stream(cfg, trainer.model.config, start=10**6).batch(10**6)  # never a training batch
@@ -225,9 +225,6 @@ def test_video_pairs_from_davis_train():
 
 def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) -> list:
     """PNG frames of one smooth random texture moving by `shift` (dy, dx) pixels per frame."""
-    import cv2
-    from PIL import Image
-
     rng = np.random.default_rng(1)
     h, w = size
     big = rng.integers(0, 256, (h // 8 + 8, w // 8 + 8, 3)).astype(np.uint8)
@@ -245,8 +242,6 @@ def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) 
 def test_flow_pairs_carry_pseudo_objects_with_the_motion(tmp_path):
     """Regions of frame i, carried to frame j by DIS flow, sit where the texture moved (by hand: a pure
     translation of 3 rows and 5 columns per frame), and untrusted pixels are void, never mislabelled."""
-    from PIL import Image
-
     paths = _textured_clip(tmp_path / "clip")
     source = FlowPairs([paths], max_gap=1, objects=(2, 2))
     rng = np.random.default_rng(0)
@@ -294,9 +289,6 @@ def test_object_crops_make_objects_cover_a_share_of_the_pixels():
 
 
 def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
-    from training.trainer import build_stream
-    from vos.synthetic import write_davis2017
-
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
     cfg = load_config(None, _tiny_overrides(
         tmp_path / "run", synthetic_weight=0, video_weight=0, flow_weight=1, flow_max_gap=2,
@@ -315,9 +307,6 @@ def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
 
 
 def test_folder_pairs_share_a_class(tmp_path):
-    from PIL import Image
-
-    from training.data import FolderPairs
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
@@ -333,32 +322,10 @@ def test_folder_pairs_share_a_class(tmp_path):
         assert pair.prompt_labels.max() == pair.query_labels.max() == 1  # only the two class-1 images pair
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def test_cli_end_to_end_with_override(tmp_path, capsys):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(
-        "model: test-tiny\nsteps: 50\nbatch_size: 2\nnum_workers: 0\nprogress: false\n"
-        "synthetic_size: [48, 64]\neval_every: 2\neval_pairs: 2\neval_clips: 1\neval_clip_frames: 4\n"
-        "eval_clip_size: [48, 64]\nckpt_every: 2\nthreads: 1\n"
-    )
-    out = tmp_path / "run"
-    assert main(["--config", str(config), "steps=3", f"out_dir={out}"]) == 0
-    log = (out / "log.jsonl").read_text().splitlines()
-    assert any('"end": {"step": 3' in line for line in log)
-    assert any('"JF"' in line for line in log)
-    model = SegGPT.from_pretrained(str(out / "final.safetensors"))
-    assert model.config.embed_dim == 32
-    assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
-    # --resume goes on from last.pt to the new step count (an override right after --resume stays one)
-    assert main(["--config", str(config), f"out_dir={out}", "--resume", "steps=4"]) == 0
-    assert '"end": {"step": 4' in (out / "log.jsonl").read_text().splitlines()[-1]
+# ----------------------------------------------------------------------------- schedule
 
 
 def test_schedule_warmup_cosine_and_time():
-    from training.trainer import lr_factor
-
     assert lr_factor(0, 10, 110, 0.0) == pytest.approx(0.1)
     assert lr_factor(9, 10, 110, 0.0) == pytest.approx(1.0)
     assert lr_factor(60, 10, 110, 0.0) == pytest.approx(0.5)  # half-way through the cosine
@@ -366,23 +333,6 @@ def test_schedule_warmup_cosine_and_time():
     # a slow machine: half the time gone at step 20 -> the cosine is half-way too
     assert lr_factor(20, 10, 110, 0.0, time_fraction=0.5) == pytest.approx(0.5)
     assert lr_factor(20, 10, 110, 0.0, time_fraction=2.0) == pytest.approx(0.0)
-
-
-def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
-    config = tmp_path / "bad.yaml"
-    config.write_text("model: test-tiny\nlearning_rate: 0.1\n")
-    assert main(["--config", str(config)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert str(config) in err and "'learning_rate'" in err
-    with pytest.raises(ConfigError, match="^command line stepz=3: unknown setting 'stepz'"):
-        load_config(None, ["stepz=3"])
-    with pytest.raises(ConfigError, match="crop_scale must be a list, got 0.5"):
-        load_config(None, ["crop_scale=0.5"])
-    with pytest.raises(ConfigError, match="lr must be a number, got 'fast'"):
-        load_config(None, ["lr=fast"])
-    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML 1.2: a number (YAML 1.1 reads it as text)
-    assert load_config(None, ["amp=off"]).amp == "off"  # YAML 1.2: text (YAML 1.1 reads it as false)
 
 
 def test_token_masks_query_half_or_random():
@@ -429,9 +379,6 @@ def test_object_weights_balance_small_objects_by_hand():
 
 
 def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
-    from training.config import data_config
-    from training.trainer import build_stream
-
     stages = "[{at_step: 2, same_crop_prob: 0.0, synthetic_max_gap: 9, object_weight_max: 3}]"
     cfg = load_config(None, _tiny_overrides(tmp_path / "c", steps=4, curriculum=stages, accum_steps=2))
     assert data_config(cfg, 1).same_crop_prob == cfg.same_crop_prob
@@ -468,22 +415,8 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert fp32.amp_dtype is None  # auto stays fp32 on a CPU
 
 
-def test_shipped_training_configs_load():
-    """Every configs/train_*.yaml the README and the model card name parses, curriculum included."""
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("train_*.yaml"))
-    assert {p.name for p in configs} >= {"train_small.yaml", "train_small_stage2.yaml", "train_finetune.yaml"}
-    for path in configs:
-        cfg = load_config(str(path))
-        assert cfg.steps >= 1, path
-    stage2 = load_config(str(configs[[p.name for p in configs].index("train_small_stage2.yaml")]))
-    assert stage2.init_from and stage2.curriculum[0].at_step == 2000
-
-
 def test_curriculum_stages_share_the_video_index(tmp_path):
     """A stage that only changes the frame gap reuses the scanned dataset instead of reading it again."""
-    from training.trainer import build_stream
-    from vos.synthetic import write_davis2017
-
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
     cfg = load_config(None, _tiny_overrides(
         tmp_path / "run", synthetic_weight=0, davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017,
@@ -495,36 +428,3 @@ def test_curriculum_stages_share_the_video_index(tmp_path):
     assert late_videos.videos is early_videos.videos and len(early_videos) == 2
     with pytest.raises(InputError, match="max_gap must be >= 1"):
         early_videos.with_max_gap(0)
-
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_training_configs_hold_no_paths_outside_the_repository():
-    """Data roots and out_dir come from the command line; the shipped files work in any clone."""
-    for path in sorted((ROOT / "configs").glob("train_*.yaml")):
-        text = path.read_text()
-        assert "../" not in text and "/shared/" not in text, path
-        cfg = load_config(str(path))
-        assert cfg.davis_roots == cfg.ytvos_roots == cfg.folder_roots == [], path
-        assert cfg.out_dir == TrainConfig.out_dir, path  # the default, inside the working folder
-        assert not cfg.init_from or not cfg.init_from.startswith(("/", "..")), path
-    readme = (ROOT / "README.md").read_text()
-    training = readme[readme.index("## Training"):readme.index("## Benchmarks")]
-    commands = [line for line in training.splitlines() if " -m training" in line]
-    assert len(commands) >= 4 and not any("../" in line for line in commands)
-    assert all("out_dir=" in line for line in commands)
-
-
-def test_every_documented_entry_point_exists():
-    """`python -m X` in the README, the model card, the configs and RESULTS.md names a module that
-    exists (the training CLI moved from seggpt.train to `python -m training` in one step)."""
-    import importlib.util
-    import re
-
-    files = [ROOT / "README.md", ROOT / "seggpt" / "weights" / "small.md", ROOT / "benchmarks" / "RESULTS.md",
-             *sorted((ROOT / "configs").glob("*.yaml"))]
-    named = {m for f in files for m in re.findall(r"-m ([A-Za-z_][\w.]*)", f.read_text())}
-    assert {"training", "vos.run", "seggpt.run", "benchmarks.vos"} <= named
-    assert [m for m in sorted(named) if importlib.util.find_spec(m) is None] == []
-    assert not any("seggpt.train" in f.read_text() for f in files)

@@ -4,9 +4,12 @@ checkpoint (130 / 143), the final files written before the final evaluation, the
 shipped engine, and the GPU script's entry run for a few CPU steps (training/gpu.py)."""
 from __future__ import annotations
 
+import collections
+import importlib.util
 import json
-
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
+from seggpt.config import get_config
 from seggpt.outputs import MANIFEST
 from seggpt.errors import InputError, Terminated
+from seggpt.settings import ConfigError
 from seggpt.model import SegGPT
+from training import gpu
 from training.__main__ import main
 from training.config import load_config
 from training.trainer import RUN_FILES, Trainer, evaluate, signals_held
+from vos.engine import VideoSegmenter
+from vos.metrics import evaluate_sequence
+from vos.synthetic import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -139,10 +149,6 @@ def test_the_final_files_are_written_before_the_final_evaluation(tmp_path, monke
 
 
 def test_clips_are_scored_by_the_shipped_engine(monkeypatch):
-    from vos.engine import VideoSegmenter
-    from vos.metrics import evaluate_sequence
-    from vos.synthetic import make_clip
-
     model = SegGPT("test-tiny")
     model.reset_parameters(seed=3)
     model.recommended_settings = {"engine": {"memory": 1, "max_annotated": 1}}
@@ -290,9 +296,6 @@ def test_ctrl_c_and_sigterm_in_a_real_process(tmp_path):
 
 
 def test_gpu_script_entry_runs_a_few_cpu_steps_and_writes_its_files(tmp_path, capsys, monkeypatch):
-    from safetensors import safe_open
-
-    from training import gpu
 
     monkeypatch.setenv("SEGGPT_GPU_SMOKE", "1")  # the tiny CPU configuration, as `SEGGPT_GPU_SMOKE=1 bash training/gpu_train.sh`
     davis = DATA / "davis2016-train-240p"
@@ -326,23 +329,16 @@ def test_gpu_script_entry_runs_a_few_cpu_steps_and_writes_its_files(tmp_path, ca
 
 def test_gpu_preset_fits_the_file_and_config_budget(tmp_path):
     """`medium` (configs/train_gpu.yaml): at most 20 MB in fp16; the shipped GPU config loads."""
-    from seggpt.config import get_config
-
     cfg = load_config(str(ROOT / "configs" / "train_gpu.yaml"))
     assert cfg.model == "medium" and cfg.amp == "bf16" and cfg.time_schedule and cfg.max_minutes <= 8
     params = SegGPT(get_config("medium")).num_parameters()
     assert 2 * params <= 20e6 and params > 2 * SegGPT(get_config("small")).num_parameters()
     with pytest.raises(InputError, match="leaves under half a minute"):
-        from training import gpu
         gpu.train(gpu.parser().parse_args(["--out", str(tmp_path / "x"), "--budget-s", "60"]), time.time())
     assert not (tmp_path / "x").exists()  # refused before anything was made
 
 
 def test_gpu_script_fits_its_loader_workers_to_shared_memory(monkeypatch):
-    import collections
-    import shutil
-
-    from training import gpu
 
     cfg = load_config(str(ROOT / "configs" / "train_gpu.yaml"))
     usage = collections.namedtuple("usage", "total used free")
@@ -352,3 +348,54 @@ def test_gpu_script_fits_its_loader_workers_to_shared_memory(monkeypatch):
     assert 0 < gpu._workers_for_shared_memory(cfg, (64, 64)) < cfg.num_workers
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 * 2**30))
     assert gpu._workers_for_shared_memory(cfg, (64, 64)) is None  # room for all: as configured
+
+
+# ----------------------------------------------------------------------------- the command line, its settings and documented entry points
+
+
+def test_cli_end_to_end_with_override(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "model: test-tiny\nsteps: 50\nbatch_size: 2\nnum_workers: 0\nprogress: false\n"
+        "synthetic_size: [48, 64]\neval_every: 2\neval_pairs: 2\neval_clips: 1\neval_clip_frames: 4\n"
+        "eval_clip_size: [48, 64]\nckpt_every: 2\nthreads: 1\n"
+    )
+    out = tmp_path / "run"
+    assert main(["--config", str(config), "steps=3", f"out_dir={out}"]) == 0
+    log = (out / "log.jsonl").read_text().splitlines()
+    assert any('"end": {"step": 3' in line for line in log)
+    assert any('"JF"' in line for line in log)
+    model = SegGPT.from_pretrained(str(out / "final.safetensors"))
+    assert model.config.embed_dim == 32
+    assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
+    # --resume goes on from last.pt to the new step count (an override right after --resume stays one)
+    assert main(["--config", str(config), f"out_dir={out}", "--resume", "steps=4"]) == 0
+    assert '"end": {"step": 4' in (out / "log.jsonl").read_text().splitlines()[-1]
+
+
+def test_bad_config_key_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: test-tiny\nlearning_rate: 0.1\n")
+    assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(config) in err and "'learning_rate'" in err
+    with pytest.raises(ConfigError, match="^command line stepz=3: unknown setting 'stepz'"):
+        load_config(None, ["stepz=3"])
+    with pytest.raises(ConfigError, match="crop_scale must be a list, got 0.5"):
+        load_config(None, ["crop_scale=0.5"])
+    with pytest.raises(ConfigError, match="lr must be a number, got 'fast'"):
+        load_config(None, ["lr=fast"])
+    assert load_config(None, ["lr=1e-3"]).lr == 1e-3  # YAML 1.2: a number (YAML 1.1 reads it as text)
+    assert load_config(None, ["amp=off"]).amp == "off"  # YAML 1.2: text (YAML 1.1 reads it as false)
+
+
+def test_every_documented_entry_point_exists():
+    """`python -m X` in the README, the model card, the configs and RESULTS.md names a module that
+    exists (the training CLI moved from seggpt.train to `python -m training` in one step)."""
+    files = [ROOT / "README.md", ROOT / "seggpt" / "weights" / "small.md", ROOT / "benchmarks" / "RESULTS.md",
+             *sorted((ROOT / "configs").glob("*.yaml"))]
+    named = {m for f in files for m in re.findall(r"-m ([A-Za-z_][\w.]*)", f.read_text())}
+    assert {"training", "vos.run", "seggpt.run", "benchmarks.vos"} <= named
+    assert [m for m in sorted(named) if importlib.util.find_spec(m) is None] == []
+    assert not any("seggpt.train" in f.read_text() for f in files)

@@ -3,6 +3,7 @@ file or the key=value named, curriculum stages checked when read, the pair setti
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,8 @@ from seggpt.pairs import Augment
 from seggpt.settings import ConfigError
 from training.config import CurriculumStage, TrainConfig, data_config, load_config
 from training.data import PairSettings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -160,3 +163,30 @@ def test_any_settings_give_a_config_or_our_one_line_error(layer):
     assert cfg.steps >= 1 and cfg.batch_size >= 1 and cfg.lr > 0 and cfg.eval_clip_frames >= 3
     assert 0 < cfg.crop_scale[0] <= cfg.crop_scale[1] <= 1
     cfg.pair_settings(), cfg.augment((64, 64))  # the pair makers' settings build from any accepted config
+
+
+def test_shipped_training_configs_load():
+    """Every configs/train_*.yaml the README and the model card name parses, curriculum included."""
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("train_*.yaml"))
+    assert {p.name for p in configs} >= {"train_small.yaml", "train_small_stage2.yaml", "train_finetune.yaml"}
+    for path in configs:
+        cfg = load_config(str(path))
+        assert cfg.steps >= 1, path
+    stage2 = load_config(str(configs[[p.name for p in configs].index("train_small_stage2.yaml")]))
+    assert stage2.init_from and stage2.curriculum[0].at_step == 2000
+
+
+def test_training_configs_hold_no_paths_outside_the_repository():
+    """Data roots and out_dir come from the command line; the shipped files work in any clone."""
+    for path in sorted((ROOT / "configs").glob("train_*.yaml")):
+        text = path.read_text()
+        assert "../" not in text and "/shared/" not in text, path
+        cfg = load_config(str(path))
+        assert cfg.davis_roots == cfg.ytvos_roots == cfg.folder_roots == [], path
+        assert cfg.out_dir == TrainConfig.out_dir, path  # the default, inside the working folder
+        assert not cfg.init_from or not cfg.init_from.startswith(("/", "..")), path
+    readme = (ROOT / "README.md").read_text()
+    training = readme[readme.index("## Training"):readme.index("## Benchmarks")]
+    commands = [line for line in training.splitlines() if " -m training" in line]
+    assert len(commands) >= 4 and not any("../" in line for line in commands)
+    assert all("out_dir=" in line for line in commands)

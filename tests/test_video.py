@@ -1,4 +1,5 @@
-"""Tests for vos.video: real mp4/avi files written with PyAV, real PNG/JPEG folders."""
+"""Tests for vos.video: real mp4/avi files written with PyAV, real PNG/JPEG folders (the sources that
+need no file: tests/test_sources.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vos.video import (
-    DEFAULT_FPS,
-    ArraySource,
-    DecordSource,
-    FolderSource,
-    FrameSource,
-    IteratorSource,
-    PyAVSource,
-    VideoError,
-    chunk_plan,
-    natural_key,
-    open_source,
-)
-from vos.sources import _Prefetcher
+from vos.video import DEFAULT_FPS, DecordSource, FolderSource, FrameSource, PyAVSource, VideoError, open_source
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BACKENDS = ["decord", "pyav"]
@@ -53,6 +41,16 @@ def write_video(path: Path, n: int, size=(48, 64), fps=24, gop: int | None = Non
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
+    container.close()
+    return path
+
+
+def write_empty(path: Path, codec: str) -> Path:
+    """A container given a video stream and no frame."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream(codec, rate=24)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    container.start_encoding()
     container.close()
     return path
 
@@ -162,12 +160,7 @@ def test_auto_prefers_decord_and_logs(video40, caplog):
 
 def test_auto_falls_back_to_pyav_when_decord_cannot_open(tmp_path, caplog):
     # decord cannot open an AVI without frames; PyAV can, and reports it empty
-    path = tmp_path / "empty.avi"
-    container = av.open(str(path), "w")
-    stream = container.add_stream("mpeg4", rate=24)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    container.start_encoding()
-    container.close()
+    path = write_empty(tmp_path / "empty.avi", "mpeg4")
     with caplog.at_level(logging.DEBUG, logger="vos.video"):
         with pytest.raises(VideoError, match=r"empty\.avi: the video has no frames"):
             open_source(path)
@@ -237,38 +230,6 @@ def test_abandoned_generator_stops_its_thread(video40):
     source.close()
 
 
-def test_prefetcher_reraises_producer_error_after_items():
-    def produce():
-        yield 1
-        yield 2
-        raise RuntimeError("disk on fire")
-
-    prefetcher = _Prefetcher(produce, 1, "vos-prefetch:test")
-    got = []
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        for item in prefetcher:
-            got.append(item)
-    prefetcher.close()
-    assert got == [1, 2]
-    assert not prefetcher.thread.is_alive()
-
-
-def test_prefetcher_close_unblocks_a_full_queue():
-    prefetcher = _Prefetcher(lambda: iter(range(10**9)), 2, "vos-prefetch:test")
-    time.sleep(0.05)
-    assert prefetcher.queue.qsize() == 2
-    start = time.monotonic()
-    prefetcher.close()
-    assert time.monotonic() - start < 1.0
-    assert not prefetcher.thread.is_alive()
-
-
-def test_chunk_plan():
-    assert chunk_plan(3, 12, 4, False) == [range(3, 7), range(7, 11), range(11, 12)]
-    assert chunk_plan(3, 12, 4, True) == [range(8, 12), range(4, 8), range(3, 4)]
-    assert chunk_plan(5, 5, 4, True) == []
-
-
 # --------------------------------------------------------------------------- folders
 
 
@@ -309,12 +270,6 @@ def test_folder_davis_names_and_jpeg(tmp_path):
     assert source.fps == 30.0
     levels = [float(f.mean()) for _, f in source.iter_frames()]
     assert levels == pytest.approx([0, 20, 40, 200], abs=2)
-
-
-def test_natural_key():
-    names = ["frame_10.png", "frame_2.png", "Frame_1.png", "b.png", "a10.png", "a9.png"]
-    assert sorted(names, key=natural_key) == ["a9.png", "a10.png", "b.png", "Frame_1.png",
-                                             "frame_2.png", "frame_10.png"]
 
 
 def test_folder_gray_and_rgba_frames_become_rgb(tmp_path):
@@ -382,69 +337,6 @@ def test_real_video_file_both_backends():
         assert np.abs(fa[i].astype(int) - fb[i].astype(int)).mean() < 3.0
 
 
-# --------------------------------------------------------------------------- arrays and iterators
-
-
-def test_array_source():
-    video = np.stack([np.full((6, 5, 3), i, np.uint8) for i in range(10)])
-    source = open_source(video, fps=12)
-    assert isinstance(source, ArraySource)
-    assert (source.num_frames, source.size, source.fps) == (10, (6, 5), 12.0)
-    assert [(i, int(f[0, 0, 0])) for i, f in source.iter_frames(3, 6, reverse=True)] == [(5, 5), (4, 4), (3, 3)]
-    gray = ArraySource(np.zeros((4, 6, 5), np.uint8))
-    assert next(gray.iter_frames())[1].shape == (6, 5, 3)
-    listed = open_source([np.zeros((6, 5), np.uint8), np.zeros((6, 5, 4), np.uint8)])
-    assert [f.shape for _, f in listed.iter_frames()] == [(6, 5, 3), (6, 5, 3)]
-
-
-def test_array_source_errors():
-    with pytest.raises(VideoError, match="uint8"):
-        ArraySource(np.zeros((2, 4, 4, 3), np.float32))
-    with pytest.raises(VideoError, match="differ in size"):
-        ArraySource([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])
-    with pytest.raises(VideoError, match="no frames"):
-        ArraySource([])
-    source = ArraySource(np.zeros((3, 4, 4, 3), np.uint8))
-    with pytest.raises(VideoError, match=r"start frame 4 is out of range \(video has 3 frames\)"):
-        source.iter_frames(4)
-    with pytest.raises(VideoError, match=r"stop frame 5 is out of range"):
-        source.iter_frames(0, 5)
-
-
-def test_iterator_source():
-    def gen():
-        for i in range(8):
-            yield np.full((4, 6, 3), i, np.uint8)
-
-    source = open_source(gen(), fps=10)
-    assert isinstance(source, IteratorSource)
-    assert source.num_frames is None
-    assert source.size == (4, 6)  # peeks the first frame without losing it
-    first = []
-    for i, f in source.iter_frames():
-        first.append((i, int(f[0, 0, 0])))
-        if i == 2:
-            break
-    assert first == [(0, 0), (1, 1), (2, 2)]
-    # resumes where it stopped; may skip ahead
-    assert [i for i, _ in source.iter_frames(5)] == [5, 6, 7]
-    with pytest.raises(VideoError, match=r"cannot go back to frame 0, the iterator is already at frame 8"):
-        source.iter_frames(0)
-    with pytest.raises(VideoError, match="cannot read an iterator backwards"):
-        source.iter_frames(0, 4, reverse=True)
-
-
-def test_iterator_source_len_and_errors():
-    frames = (np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8))
-    source = IteratorSource(frames)
-    assert source.num_frames == 2
-    with pytest.raises(VideoError, match="frame 1 has size"):
-        list(source.iter_frames())
-    short = IteratorSource(iter([np.zeros((4, 4, 3), np.uint8)]))
-    with pytest.raises(VideoError, match=r"start frame 3 is out of range \(the iterator ended after 1 frames\)"):
-        list(short.iter_frames(3))
-
-
 def test_open_source_dispatch_and_bad_inputs(video40, tmp_path):
     with open_source(video40, "pyav") as src:
         assert open_source(src) is src
@@ -479,12 +371,7 @@ def test_text_file_named_mp4(tmp_path, backend):
 
 
 def test_mp4_without_video_stream(tmp_path):
-    path = tmp_path / "nothing.mp4"
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=24)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    container.start_encoding()
-    container.close()  # the mp4 muxer drops the empty track
+    path = write_empty(tmp_path / "nothing.mp4", "libx264")  # the mp4 muxer drops the empty track
     with pytest.raises(VideoError, match=r"nothing\.mp4: the file has no video stream"):
         open_source(path)
 
@@ -502,16 +389,3 @@ def test_index_out_of_range(video40, backend):
             source.iter_frames(5, 3)
 
 
-def test_a_given_frame_rate_is_checked_where_sources_read_it(tmp_path):
-    """fps=0 (or NaN) became 24 fps silently in every source that carries no rate; one rule now (given_fps)."""
-    import numpy as np
-
-    from vos.video import VideoError, open_source
-
-    frames = np.zeros((2, 4, 4, 3), np.uint8)
-    assert open_source(frames).fps == 24.0 and open_source(frames, fps=12.5).fps == 12.5
-    for bad in (0, -1, float("nan"), float("inf"), 1e9):
-        with pytest.raises(VideoError, match="fps must be a number > 0"):
-            open_source(frames, fps=bad)
-        with pytest.raises(VideoError, match="fps must be a number > 0"):
-            open_source(iter(frames), fps=bad)

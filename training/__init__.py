@@ -2,5 +2,5 @@
 
 Above ``seggpt`` (the model) and ``vos`` (its datasets, synthetic generator and metrics) in the
 project's layers: ``training.config`` reads a run's settings, ``training.data`` makes the pairs,
-``training.trainer`` runs the loop; ``python -m training`` is the command line.
+``training.trainer`` runs the loop, ``training.evaluation`` scores it; ``python -m training`` is the command line.
 """

@@ -115,12 +115,15 @@ class _GapPairs:
     max_gap: int
     kind = "video"
 
-    def with_max_gap(self, max_gap: int):
-        """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
+    def _checked_gap(self, max_gap: int) -> int:
         if max_gap < 1:
             raise InputError(f"{self.kind} max_gap must be >= 1, got {max_gap}")
+        return int(max_gap)
+
+    def with_max_gap(self, max_gap: int):
+        """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
         other = copy.copy(self)
-        other.max_gap = int(max_gap)
+        other.max_gap = self._checked_gap(max_gap)
         return other
 
     def other_frame(self, rng: np.random.Generator, i: int, count: int) -> int:
@@ -144,9 +147,7 @@ class VideoPairs(_GapPairs):
                  resolution: str = "480p", max_gap: int = 10):
         if kind not in ("davis", "ytvos"):
             raise InputError(f"video source kind must be 'davis' or 'ytvos', got {kind!r}")
-        if max_gap < 1:
-            raise InputError(f"video max_gap must be >= 1, got {max_gap}")
-        self.max_gap = int(max_gap)
+        self.max_gap = self._checked_gap(max_gap)
         #: per video: (frame paths, mask paths) of the frames that have a mask, in order
         self.videos: List[Tuple[List[Path], List[Path]]] = []
         self.binary: List[bool] = []
@@ -205,12 +206,10 @@ class FlowPairs(_GapPairs):
     kind = "flow"
 
     def __init__(self, videos: Sequence[Sequence[Path]], max_gap: int = 3, objects: Tuple[int, int] = (1, 3)):
-        if max_gap < 1:
-            raise InputError(f"flow max_gap must be >= 1, got {max_gap}")
+        self.max_gap = self._checked_gap(max_gap)
         self.videos = [list(v) for v in videos if len(v) >= 2]
         if not self.videos:
             raise InputError("flow pairs need at least one video with two frames")
-        self.max_gap = int(max_gap)
         self.objects = (int(objects[0]), int(objects[1]))
 
     @staticmethod

@@ -5,7 +5,7 @@ from :class:`training.data.PairStream` (a loader worker, so data never waits on 
 model's own training forward (smooth L1 on the hidden query half only), AdamW with a cosine
 schedule after a linear warm-up, gradient accumulation and clipping, bf16/fp16 autocast on CUDA
 (fp32 on CPU), checkpoints holding everything needed to resume bit for bit (model, optimizer,
-scheduler, scaler, step, RNG states), periodic evaluation on held-out synthetic data (mIoU of
+scheduler, scaler, step, RNG states), periodic evaluation on held-out synthetic data (``training.evaluation``: mIoU of
 decoded pairs; J&F of short clips segmented by the shipped engine, ``vos.VideoSegmenter``, scored by
 ``vos.metrics``), ``torchrun`` data-parallel, and fine-tuning from anything ``SegGPT.from_pretrained``
 reads. The command line: ``python -m training``.
@@ -39,15 +39,11 @@ from seggpt.device import autocast, resolve_device
 from seggpt.errors import InputError, OutputError
 from seggpt.io import atomic_path, ensure_output_dir
 from seggpt.model import SegGPT
-from seggpt.predictor import SegGPTPredictor
 from seggpt.errors import WeightsError
-from vos.config import EngineConfig
-from vos.engine import VideoSegmenter
-from vos.metrics import evaluate_sequence
-from vos.synthetic import make_clip, make_pair
 
 from .config import TrainConfig, data_config
 from .data import CurriculumStream, FlowPairs, FolderPairs, PairStream, SyntheticPairs, VideoPairs, worker_init
+from .evaluation import eval_data, evaluate
 
 __all__ = ["Trainer", "build_model", "build_stream", "lr_factor", "evaluate", "claim_out_dir", "signals_held",
            "RUN_FILES"]
@@ -103,29 +99,26 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
     def ytvos() -> VideoPairs:
         return videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split))
 
-    sources, weights = [], []
-    if cfg.synthetic_weight > 0:
-        sources.append(SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects, cfg.synthetic_max_gap))
-        weights.append(cfg.synthetic_weight)
-    if cfg.davis_roots and cfg.video_weight > 0:
-        sources.append(davis())
-        weights.append(cfg.video_weight)
-    if cfg.ytvos_roots and cfg.video_weight > 0:
-        sources.append(ytvos())
-        weights.append(cfg.video_weight)
-    if cfg.flow_weight > 0:
+    def flow() -> FlowPairs:
         if not (cfg.davis_roots or cfg.ytvos_roots):
             raise InputError("flow_weight > 0 needs videos: give davis_roots or ytvos_roots")
         if "flow" not in scanned:  # the frames of the videos scanned above, read once for all stages
             frames = (davis().all_frames if cfg.davis_roots else []) + (ytvos().all_frames if cfg.ytvos_roots else [])
             scanned["flow"] = FlowPairs(frames, cfg.flow_max_gap, cfg.flow_objects)
-        sources.append(scanned["flow"].with_max_gap(cfg.flow_max_gap))
-        weights.append(cfg.flow_weight)
-    if cfg.folder_roots and cfg.folder_weight > 0:
+        return scanned["flow"].with_max_gap(cfg.flow_max_gap)
+
+    def folders() -> FolderPairs:
         if "folders" not in scanned:
             scanned["folders"] = FolderPairs(cfg.folder_roots)
-        sources.append(scanned["folders"])
-        weights.append(cfg.folder_weight)
+        return scanned["folders"]
+
+    # (weight, source) in this order; a source without roots or weight is left out (and never read)
+    candidates = [(cfg.synthetic_weight, lambda: SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects,
+                                                                 cfg.synthetic_max_gap)),
+                  (cfg.video_weight if cfg.davis_roots else 0, davis), (cfg.video_weight if cfg.ytvos_roots else 0, ytvos),
+                  (cfg.flow_weight, flow), (cfg.folder_weight if cfg.folder_roots else 0, folders)]
+    weights = [weight for weight, _ in candidates if weight > 0]
+    sources = [make() for weight, make in candidates if weight > 0]
     return PairStream(sources, weights, cfg.augment(model_cfg.image_size), cfg.batch_size,
                       settings=cfg.pair_settings(), seed=cfg.seed, rank=rank, start=start,
                       patch_size=model_cfg.patch_size)
@@ -211,66 +204,6 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
     return run
 
 
-# ----------------------------------------------------------------------------- evaluation
-
-
-def _eval_data(cfg: TrainConfig, model_cfg: SegGPTConfig):
-    """Held-out synthetic pairs and clips from `eval_seed` (training draws its scenes elsewhere)."""
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.eval_seed, 1]))
-    pairs = [make_pair(rng, tuple(cfg.synthetic_size), num_objects=int(rng.integers(1, 4)),
-                       max_gap=cfg.synthetic_max_gap) for _ in range(cfg.eval_pairs)]
-    clips = [make_clip(int(np.random.SeedSequence([cfg.eval_seed, 2, i]).generate_state(1)[0]),
-                       cfg.eval_clip_frames, tuple(cfg.eval_clip_size), num_objects=2 + i % 2)
-             for i in range(cfg.eval_clips)]
-    return pairs, clips
-
-
-@torch.no_grad()
-def evaluate(model: SegGPT, pairs, clips, device: Optional[torch.device] = None) -> Dict[str, float]:
-    """mIoU of decoded held-out pairs (per object, palette colours as at inference) and clip J&F.
-
-    Clips are segmented by the shipped engine itself (``vos.VideoSegmenter`` with the engine settings
-    the model's weights recommend, else the defaults): the first frame's true masks given with
-    ``add_mask``, every other frame from ``propagate``, scored by ``vos.metrics.evaluate_sequence``
-    (the DAVIS rules: the first and last frames left out).
-    """
-    was_training = model.training
-    device = device or next(model.parameters()).device
-    out: Dict[str, float] = {}
-    try:
-        if pairs:
-            predictor = SegGPTPredictor(model.eval())
-            ious = []
-            for p, pl, q, ql in pairs:
-                n = int(max(pl.max(), ql.max(), 1))
-                pred = predictor.predict([q], [p], [pl], num_labels=n)[0].labels
-                for obj in np.unique(pl):
-                    if obj == 0:
-                        continue
-                    inter = np.count_nonzero((pred == obj) & (ql == obj))
-                    union = np.count_nonzero((pred == obj) | (ql == obj))
-                    ious.append(1.0 if union == 0 else inter / union)
-            out["miou"] = float(np.mean(ious)) if ious else float("nan")
-        if clips:
-            engine = VideoSegmenter(model, config=EngineConfig.load(None, getattr(model, "recommended_settings", None)),
-                                    device=device)
-            js, fs = [], []
-            for frames, labels in clips:
-                state = engine.init_state(frames)
-                objects = engine.add_mask(state, 0, labels[0])
-                preds = np.zeros_like(labels)
-                for result in engine.propagate(state):
-                    preds[result.frame_idx] = result.labels
-                for s in evaluate_sequence(labels, preds, objects).values():
-                    js.append(float(np.mean(s["J"])))
-                    fs.append(float(np.mean(s["F"])))
-            out["J"], out["F"] = float(np.mean(js)), float(np.mean(fs))
-            out["JF"] = (out["J"] + out["F"]) / 2
-    finally:
-        model.train(was_training)
-    return out
-
-
 # ----------------------------------------------------------------------------- the trainer
 
 
@@ -305,8 +238,9 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "token" not in n and "pos_embed" not in n]
-        no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "token" not in n and "pos_embed" not in n)]
+        decay, no_decay = [], []  # matrices decay; biases, norms, tokens and position embeddings do not
+        for n, p in self.model.named_parameters():
+            (decay if p.ndim >= 2 and "token" not in n and "pos_embed" not in n else no_decay).append(p)
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr, betas=tuple(cfg.betas),
@@ -459,8 +393,8 @@ class Trainer:
             self.step += 1
         return total / len(batches)
 
-    def _evaluate(self, eval_data) -> Dict[str, float]:
-        scores = evaluate(self.model, *eval_data, device=self.device)
+    def _evaluate(self, held_out) -> Dict[str, float]:
+        scores = evaluate(self.model, *held_out, device=self.device)
         metric = scores.get("JF", scores.get("miou"))
         record = {"step": self.step, "time": time.time(), **scores}
         if metric is not None and not math.isnan(metric) and (self.best is None or metric > self.best):
@@ -486,14 +420,14 @@ class Trainer:
         bar = None
         try:
             loader = self._loader()
-            eval_data = _eval_data(cfg, self.model.config) if self.is_main and cfg.eval_every > 0 else None
+            held_out = eval_data(cfg) if self.is_main and cfg.eval_every > 0 else None
             if self.is_main and cfg.progress:
                 bar = tqdm(total=cfg.steps, initial=self.step, dynamic_ncols=True, mininterval=5.0)
             if self.is_main:
                 self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
                                      "model": self.model.config.to_dict(), "config": cfg.to_dict(),
                                      "world": self.world, "device": str(self.device)}})
-            return self._train(loader, eval_data, bar, until)
+            return self._train(loader, held_out, bar, until)
         except KeyboardInterrupt:
             if self.is_main:
                 with signals_held():  # a second Ctrl-C waits for the checkpoint
@@ -504,7 +438,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
 
-    def _train(self, loader, eval_data, bar, until: Optional[int]) -> Dict[str, Any]:
+    def _train(self, loader, held_out, bar, until: Optional[int]) -> Dict[str, Any]:
         cfg = self.cfg
         scores: Dict[str, float] = {}
         stopped_early = False
@@ -528,25 +462,26 @@ class Trainer:
             if cfg.max_minutes is not None and self._elapsed() > 60 * cfg.max_minutes:
                 stopped_early = True  # saved and evaluated below, as at the end
                 break
-            if self.is_main and eval_data is not None and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                scores = self._evaluate(eval_data)
+            if self.is_main and held_out is not None and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                scores = self._evaluate(held_out)
                 if bar is not None:
                     bar.write(f"step {self.step}: " + " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
             if self.is_main and cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < stop:
                 self.save_checkpoint()
+        result = {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
         if not self.is_main:
-            return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
+            return result
         if self.step < cfg.steps and not stopped_early:  # paused by `until`
             self.save_checkpoint()
-            return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
+            return result
         # the end (all steps, or out of time): the run's files first, then the final evaluation
         if cfg.ckpt_every > 0 or stopped_early:
             self.save_checkpoint()
         self.model.save_pretrained(self.out_dir / "final.safetensors")
-        if eval_data is not None:
+        if held_out is not None:
             best_before = self.best
-            scores = self._evaluate(eval_data)
+            scores = self._evaluate(held_out)
             if self.best != best_before and (cfg.ckpt_every > 0 or stopped_early):
                 self.save_checkpoint()  # the checkpoint knows the new best, for a resumed run's comparisons
         self._log({"end": {"step": self.step, "elapsed": self._elapsed(), "best": self.best}})
-        return {"step": self.step, "losses": self.losses, "scores": scores, "best": self.best}
+        return {**result, "scores": scores, "best": self.best}

@@ -140,6 +140,18 @@ class Sequence:
         return labels
 
 
+def _all_given_at(name: str, frames_dir: Path, frame_paths: list[Path], mask: Path, object_ids: list[int],
+                  size: tuple[int, int], given_at: str | None = None, **extra) -> Sequence:
+    """A sequence whose objects are all given by one mask, on frame `given_at` (default: the first), and
+    whose every frame is saved: DAVIS' semi-supervised protocol and a user's folder."""
+    frame_names = [p.stem for p in frame_paths]
+    first = frame_names[0] if given_at is None else given_at
+    return Sequence(name=name, frames_dir=frames_dir, frame_paths=frame_paths, frame_names=frame_names,
+                    annotations={first: mask}, object_ids=object_ids,
+                    object_first_frame={obj: first for obj in object_ids}, frames_to_save=list(frame_names),
+                    size=size, **extra)
+
+
 class _Sequences:
     """What every reader shares: ``names`` in order, ``len()``, iteration; subclasses index by name."""
 
@@ -220,28 +232,17 @@ class DAVIS(_Sequences):
         if name not in self.names:
             raise InputError(f"{self.root}: sequence {name!r} is not in the {self.year} {self.split} split")
         frame_paths = list_frames(self.images_root / name, (".jpg", ".jpeg"))
-        frame_names = [p.stem for p in frame_paths]
         gt = pngs_by_stem(self.masks_root / name)
-        first = frame_names[0]
+        first = frame_paths[0].stem
         if first not in gt:
             raise InputError(f"{self.masks_root / name / (first + '.png')}: first-frame annotation not found")
         binary = self.year == 2016
         first_mask = read_label_png(gt[first], binary=binary)
         first_mask[first_mask == 255] = 0  # void is not an object
         object_ids = list(range(1, int(first_mask.max()) + 1))
-        return Sequence(
-            name=name,
-            frames_dir=self.images_root / name,
-            frame_paths=frame_paths,
-            frame_names=frame_names,
-            annotations={first: gt[first]},
-            object_ids=object_ids,
-            object_first_frame={obj: first for obj in object_ids},
-            frames_to_save=list(frame_names),
-            size=first_mask.shape,
-            ground_truth={n: gt[n] for n in frame_names if n in gt},
-            binary_masks=binary,
-        )
+        return _all_given_at(name, self.images_root / name, frame_paths, gt[first], object_ids, first_mask.shape,
+                             ground_truth={p.stem: gt[p.stem] for p in frame_paths if p.stem in gt},
+                             binary_masks=binary)
 
     def load_ground_truth(self, seq: str | Sequence) -> np.ndarray:
         """(T, H, W) uint8 ground truth of every frame (DAVIS 2016: non-zero -> 1)."""
@@ -381,14 +382,5 @@ class FolderDataset(_Sequences):
         if mode == "P":  # grayscale/RGB masks may be anti-aliased: the engine's mask parser decides
             labels = read_label_png(self.mask_path)
             object_ids = [int(v) for v in np.unique(labels) if v not in (0, 255)]
-        return Sequence(
-            name=name,
-            frames_dir=self.frames_folder,
-            frame_paths=frame_paths,
-            frame_names=frame_names,
-            annotations={first: self.mask_path},
-            object_ids=object_ids,
-            object_first_frame={obj: first for obj in object_ids},
-            frames_to_save=list(frame_names),
-            size=_image_size(frame_paths[0]),
-        )
+        return _all_given_at(name, self.frames_folder, frame_paths, self.mask_path, object_ids,
+                             _image_size(frame_paths[0]), given_at=first)

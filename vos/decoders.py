@@ -1,12 +1,12 @@
-"""Frame sources that read files: video files (decord, PyAV) and folders of frame images.
+"""Frame sources that read video files (decord, PyAV); folders of frame images are ``vos.frame_folders``.
 
 Backends: decord is preferred for video files (fast accurate random access with
 ``get_batch``); PyAV is the fallback where decord is not installed or cannot open a
 file. Both are imported lazily so that the other one (and folders, arrays) keep working
 when one is missing.
 
-Damaged inputs: a video that ends early or cannot be decoded at some frame, a truncated or
-unreadable image, a frame of another size in a folder: every frame before it is yielded, then one
+Damaged inputs: a video that ends early or cannot be decoded at some frame (a truncated or unreadable
+image, a frame of another size in a folder, likewise): every frame before it is yielded, then one
 ``VideoError`` names the frame (the CLIs: one line, exit code 2). The decoders' own C-level logging
 never reaches the terminal: every FFmpeg the process has loaded (decord and PyAV each bundle their
 own) is set to its quiet log level once it is imported (:func:`silence_ffmpeg`), and decord's calls run
@@ -38,7 +38,7 @@ import numpy as np
 from seggpt.errors import InputError, VideoError, check_input_file
 
 
-from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, Frame, ChunkedSource, given_fps, natural_key, to_rgb
+from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, ChunkedSource, Frame, to_rgb
 
 # --------------------------------------------------------------------------- decoder logging
 
@@ -210,11 +210,22 @@ class VideoFileSource(ChunkedSource):
                  num_threads: int = 0) -> None:
         p = check_video_file(path)
         super().__init__(str(p), chunk_size, prefetch_chunks)
-        self._open(p, int(num_threads))
+        self._num_frames = self._open(p, int(num_threads))
+        if self._num_frames == 0:
+            raise VideoError(f"{p}: the video has no frames")
 
-    def _open(self, p: Path, num_threads: int) -> None:
-        """Open the file: its frame count, size and rate (VideoError, naming the file, when it cannot)."""
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    def _open(self, p: Path, num_threads: int) -> int:
+        """Open the file: its size and rate; returns its frame count (VideoError, naming the file, when it cannot)."""
         raise NotImplementedError
+
+    def _damaged(self, index: int, reason: str) -> VideoError:
+        """The error that ends a stream at a frame that cannot be decoded."""
+        return VideoError(f"{self.name}: frame {index} cannot be decoded ({reason}); "
+                          f"the video is damaged or ends early ({self._num_frames} frames expected)")
 
 
 class DecordSource(VideoFileSource):
@@ -224,7 +235,7 @@ class DecordSource(VideoFileSource):
     and two concurrent iterations of the same source would otherwise share one decoder.
     """
 
-    def _open(self, p: Path, num_threads: int) -> None:
+    def _open(self, p: Path, num_threads: int) -> int:
         try:
             decord = import_decord()
         except ImportError as exc:
@@ -242,28 +253,25 @@ class DecordSource(VideoFileSource):
                 fps = float(reader.get_avg_fps())
         except Exception as exc:  # decord raises RuntimeError or DECORDError, with C++ log text
             raise VideoError(f"{p}: cannot open as a video with decord ({_first_line(exc)})") from exc
-        if n == 0:
-            raise VideoError(f"{p}: the video has no frames")
         self._reader = reader
         self._lock = threading.Lock()
-        self._num_frames = n
         self._size = (int(h), int(w))
         self._fps = fps if fps > 0 else DEFAULT_FPS
+        return n
 
-    @property
-    def num_frames(self) -> int:
-        return self._num_frames
+    def _open_reader(self) -> Any:
+        """The decord reader (call under ``self._lock``); VideoError once the source is closed."""
+        if self._reader is None:
+            raise VideoError(f"{self.name}: the source is closed")
+        return self._reader
 
     def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
         for rng in plan:
             with self._lock:
-                if self._reader is None:
-                    raise VideoError(f"{self.name}: the source is closed")
+                reader = self._open_reader()
                 try:
                     with quiet_fd2():
-                        batch = self._reader.get_batch(list(rng))
-                    # decord returns torch tensors where someone set decord.bridge to torch
-                    batch = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
+                        batch = _as_array(reader.get_batch(list(rng)))
                 except Exception as exc:
                     batch = None
                     error = exc
@@ -272,18 +280,13 @@ class DecordSource(VideoFileSource):
                 for i in rng:
                     try:
                         with self._lock, quiet_fd2():
-                            if self._reader is None:
-                                raise VideoError(f"{self.name}: the source is closed")
-                            frame = self._reader[i]
-                        frame = frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
+                            frame = _as_array(self._open_reader()[i])
                     except VideoError:
                         raise
                     except Exception as exc:
                         if good and not reverse:
                             yield good
-                        raise VideoError(f"{self.name}: frame {i} cannot be decoded ({_first_line(exc)}); "
-                                         f"the video is damaged or ends early ({self._num_frames} frames expected)"
-                                         ) from exc
+                        raise self._damaged(i, _first_line(exc)) from exc
                     good.append((i, to_rgb(frame, self.name)))
                 raise VideoError(f"{self.name}: decoding frames {rng.start}-{rng.stop - 1} failed "
                                  f"({_first_line(error)})") from error
@@ -305,40 +308,29 @@ class PyAVSource(VideoFileSource):
     rate, the norm for the videos this engine reads).
     """
 
-    def _open(self, p: Path, num_threads: int) -> None:
+    def _open(self, p: Path, num_threads: int) -> int:
         self._num_threads = num_threads
         av = _import_av(p)
         try:
-            container = av.open(str(p))
+            with av.open(str(p)) as container:
+                if not container.streams.video:
+                    raise VideoError(f"{p}: the file has no video stream")
+                stream = container.streams.video[0]
+                rate = stream.average_rate or stream.guessed_rate
+                self._rate = Fraction(rate) if rate else Fraction(DEFAULT_FPS)
+                self._fps = float(self._rate)
+                self._time_base = stream.time_base
+                self._start_pts = stream.start_time or 0
+                self._size = (int(stream.codec_context.height), int(stream.codec_context.width))
+                self._rotation = display_rotation(p)
+                if self._rotation in (90, 270):  # frames as a player shows them
+                    self._size = self._size[::-1]
+                n = int(stream.frames or 0)
+                if n <= 0:  # the container does not say (mkv, webm, raw streams): count packets
+                    n = sum(1 for packet in container.demux(stream) if packet.size > 0)
         except av.error.FFmpegError as exc:
             raise VideoError(f"{p}: not a readable video ({_first_line(exc)})") from exc
-        try:
-            if not container.streams.video:
-                raise VideoError(f"{p}: the file has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            self._rate = Fraction(rate) if rate else Fraction(DEFAULT_FPS)
-            self._fps = float(self._rate)
-            self._time_base = stream.time_base
-            self._start_pts = stream.start_time or 0
-            self._size = (int(stream.codec_context.height), int(stream.codec_context.width))
-            self._rotation = display_rotation(p)
-            if self._rotation in (90, 270):  # frames as a player shows them
-                self._size = self._size[::-1]
-            n = int(stream.frames or 0)
-            if n <= 0:  # the container does not say (mkv, webm, raw streams): count packets
-                n = sum(1 for packet in container.demux(stream) if packet.size > 0)
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{p}: not a readable video ({_first_line(exc)})") from exc
-        finally:
-            container.close()
-        if n == 0:
-            raise VideoError(f"{p}: the video has no frames")
-        self._num_frames = n
-
-    @property
-    def num_frames(self) -> int:
-        return self._num_frames
+        return n
 
     def _pts_to_index(self, pts: int) -> int:
         return round((pts - self._start_pts) * self._time_base * self._rate)
@@ -374,8 +366,7 @@ class PyAVSource(VideoFileSource):
                 if len(chunk) != len(rng):
                     if chunk and not reverse:  # every frame before the bad one, then one error naming it
                         yield chunk
-                    raise VideoError(f"{self.name}: frame {max(next_index, rng.start)} cannot be decoded ({reason}); "
-                                     f"the video is damaged or ends early ({self._num_frames} frames expected)")
+                    raise self._damaged(max(next_index, rng.start), reason)
                 yield chunk
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.name}: decoding failed ({_first_line(exc)})") from exc
@@ -403,6 +394,11 @@ class PyAVSource(VideoFileSource):
 
     def _rewind(self, container: Any, stream: Any) -> None:
         container.seek(self._start_pts, stream=stream, backward=True, any_frame=False)
+
+
+def _as_array(frames: Any) -> np.ndarray:
+    """decord's frames as numpy (it returns torch tensors where someone set decord.bridge to torch)."""
+    return frames.asnumpy() if hasattr(frames, "asnumpy") else np.asarray(frames)
 
 
 def _chain_first(first: Any, rest: Iterator) -> Iterator:
@@ -449,94 +445,3 @@ def _first_line(exc: BaseException) -> str:
         if line:
             return line
     return type(exc).__name__
-
-
-# --------------------------------------------------------------------------- folders
-
-
-def _read_image_file(f: Path, cv2: Any) -> np.ndarray:
-    """A frame file as BGR, or VideoError naming it: unreadable, or cut short (a truncated JPEG decodes
-    with grey at the bottom and a libjpeg warning on the terminal, so its end marker is checked first)."""
-    try:
-        data = f.read_bytes()
-    except OSError as exc:
-        raise VideoError(f"{f}: cannot read the frame ({exc.strerror or exc})") from None
-    suffix = f.suffix.lower()
-    if suffix in (".jpg", ".jpeg") and not data.startswith(b"\xff\xd8"):
-        raise VideoError(f"{f}: cannot read the image (not a JPEG)")
-    if suffix in (".jpg", ".jpeg") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        raise VideoError(f"{f}: the JPEG is cut short or damaged (no end-of-image marker)")
-    if suffix == ".png" and not data.startswith(b"\x89PNG"):
-        raise VideoError(f"{f}: cannot read the image (not a PNG)")
-    if suffix == ".png" and b"IEND" not in data[-16:]:
-        raise VideoError(f"{f}: the PNG is cut short or damaged (no IEND chunk)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None:
-        raise VideoError(f"{f}: cannot read the image")
-    return image
-
-
-
-class FolderSource(ChunkedSource):
-    """A folder of JPEG/PNG frames, in natural order of the numbers in their names.
-
-    DAVIS and YouTube-VOS store frames as ``00000.jpg``; exported frames are often
-    ``1.png, 2.png, ..., 10.png``, which a plain sort would misorder. Images are decoded
-    with OpenCV in the prefetch thread. ``fps`` is ``DEFAULT_FPS`` unless given.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        chunk_size: int = 16,
-        prefetch_chunks: int = 2,
-        fps: float | None = None,
-    ) -> None:
-        p = Path(path)
-        if not p.exists():
-            raise VideoError(f"{p}: no such folder")
-        if not p.is_dir():
-            raise VideoError(f"{p}: not a folder")
-        super().__init__(str(p), chunk_size, prefetch_chunks)
-        files = [f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()]
-        if not files:
-            raise VideoError(f"{p}: the folder has no .jpg/.jpeg/.png frames")
-        self._files = sorted(files, key=lambda f: natural_key(f.name))
-        self._fps = given_fps(fps)
-        self._size: tuple[int, int] = self._read(0, None).shape[:2]  # type: ignore[assignment]
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._files)
-
-    @property
-    def files(self) -> list[Path]:
-        """Frame files in frame order."""
-        return list(self._files)
-
-    @property
-    def frame_names(self) -> list[str]:
-        """File stems in frame order ("00000", ...): the names outputs should reuse."""
-        return [f.stem for f in self._files]
-
-    def _read(self, index: int, expected_size: tuple[int, int] | None) -> np.ndarray:
-        import cv2
-
-        f = self._files[index]
-        image = _read_image_file(f, cv2)
-        if expected_size is not None and image.shape[:2] != expected_size:
-            raise VideoError(f"{f}: frame size {image.shape[1]}x{image.shape[0]} differs from the first "
-                             f"frame's {expected_size[1]}x{expected_size[0]} (WxH)")
-        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-
-    def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
-        for rng in plan:
-            chunk: list[Frame] = []
-            for i in rng:
-                try:
-                    chunk.append((i, self._read(i, self._size)))
-                except VideoError:
-                    if chunk and not reverse:  # every frame before the bad one, then the error naming it
-                        yield chunk
-                    raise
-            yield chunk

@@ -12,7 +12,8 @@ C-contiguous ``H x W x 3`` ``uint8`` RGB array. Grayscale frames are replicated 
 channels; the alpha channel of RGBA frames is dropped (not blended: a frame source has no
 background to blend with).
 
-Files (video decoders, frame folders) are in ``vos.decoders``; ``vos.video.open_source`` opens any input.
+Files are read by ``vos.decoders`` (video files) and ``vos.frame_folders`` (folders of frames);
+``vos.video.open_source`` opens any input.
 """
 
 from __future__ import annotations
@@ -366,10 +367,6 @@ class IteratorSource(FrameSource):
     @property
     def num_frames(self) -> int | None:
         return self._len
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     @property
     def size(self) -> tuple[int, int]:

@@ -261,15 +261,20 @@ class Scene:
         cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
         # Inverse map: sprite coords = half + R(-angle)/scale * (box coords + origin - centre).
         dx, dy = x0 - x, y0 - y
-        inverse = np.array(
-            [[cos, sin, half - 0.5 + cos * dx + sin * dy], [-sin, cos, half - 0.5 - sin * dx + cos * dy]],
-            dtype=np.float64,
-        )
+        inverse = np.array([[cos, sin, half - 0.5 + cos * dx + sin * dy],
+                            [-sin, cos, half - 0.5 - sin * dx + cos * dy]], dtype=np.float64)
         rgba = cv2.warpAffine(
             sprite, inverse, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_CONSTANT, borderValue=0,
         )
         return rgba, y0, x0
+
+    def _drawn(self, t: int, order: Sequence[int]) -> Iterator[tuple[int, np.ndarray, int, int]]:
+        """``(index, rgba, y0, x0)`` of every object on screen at frame ``t`` (started, inside the frame), in ``order``."""
+        for index in order:
+            warped = self._warp_object(index, t) if t >= self.objects[index].start else None
+            if warped is not None:
+                yield (index, *warped)
 
     def render(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``t``: ((H, W, 3) uint8 RGB image, (H, W) uint8 labels of visible objects)."""
@@ -282,13 +287,7 @@ class Scene:
             borderMode=cv2.BORDER_WRAP,
         )
         labels = np.zeros((height, width), dtype=np.uint8)
-        for index in self.depth_order:
-            if t < self.objects[index].start:
-                continue
-            warped = self._warp_object(index, t)
-            if warped is None:
-                continue
-            rgba, y0, x0 = warped
+        for index, rgba, y0, x0 in self._drawn(t, self.depth_order):
             h, w = rgba.shape[:2]
             alpha = rgba[..., 3:4]
             region = frame[y0 : y0 + h, x0 : x0 + w]
@@ -299,14 +298,9 @@ class Scene:
     def amodal_masks(self, t: int) -> np.ndarray:
         """(N, H, W) bool: each object's full mask at frame ``t`` as if nothing occluded it."""
         masks = np.zeros((self.num_objects, *self.size), dtype=bool)
-        for index in range(self.num_objects):
-            if t < self.objects[index].start:
-                continue
-            warped = self._warp_object(index, t)
-            if warped is not None:
-                rgba, y0, x0 = warped
-                h, w = rgba.shape[:2]
-                masks[index, y0 : y0 + h, x0 : x0 + w] = rgba[..., 3] >= 0.5
+        for index, rgba, y0, x0 in self._drawn(t, range(self.num_objects)):
+            h, w = rgba.shape[:2]
+            masks[index, y0 : y0 + h, x0 : x0 + w] = rgba[..., 3] >= 0.5
         return masks
 
 
@@ -329,9 +323,7 @@ def make_scene(
     need = max(4, int(min_visible * size[0] * size[1]))
     for attempt in range(attempts):
         scene = Scene(seed if attempt == 0 else (int(seed), attempt), size, num_objects, **options)
-        if all(
-            np.count_nonzero(scene.render(obj.start)[1] == obj.obj_id) >= need for obj in scene.objects
-        ):
+        if all(np.count_nonzero(scene.render(obj.start)[1] == obj.obj_id) >= need for obj in scene.objects):
             return scene
     raise InputError(f"no scene with {num_objects} visible objects at {size} after {attempts} attempts (seed {seed})")
 
@@ -477,7 +469,7 @@ def write_ytvos(
     for index in range(num_videos):
         name = f"{prefix}-{index:03d}"
         count = _object_count(rng, num_objects)
-        late = [s for s in sampled[1 : max(2, len(sampled) // 2 + 1)]]
+        late = sampled[1 : max(2, len(sampled) // 2 + 1)]
         starts = [0] + [int(rng.choice(late)) if late and rng.random() < 0.5 else 0 for _ in range(count - 1)]
         scene = make_scene(sequence_seed(seed, index), size, count, start_frames=starts, **options)
         for t in range(num_frames):
