@@ -4,7 +4,7 @@ The README's first command writes the example clip (``python -m vos.demo``, seed
 frames) and segments it with ``python -m vos.run ... --weights small``. This runs exactly that (the
 CLI in a subprocess, on the mp4 the demo writes) and scores the index PNGs against the label maps
 the generator rendered for the same seed: J&F as the official DAVIS tool computes it
-(``vos.metrics``: first and last frames left out) and, per object, the frames where the object is
+(``vos.data.metrics``: first and last frames left out) and, per object, the frames where the object is
 visible in the truth but empty in the prediction (the "present in every frame" criterion).
 
     python -m benchmarks.demo_check --out /tmp/demo_check
@@ -26,8 +26,8 @@ import numpy as np
 
 from seggpt.io import read_label_png
 from vos.demo import write_example
-from vos.metrics import evaluate_sequence
-from vos.synthetic import iter_clip
+from vos.data.metrics import evaluate_sequence
+from vos.data.synthetic import iter_clip
 from seggpt.cli import ArgumentParser
 from seggpt.io import atomic_write_text
 from seggpt.outputs import OutputRefused, claim_folder

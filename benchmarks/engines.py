@@ -19,7 +19,7 @@ from typing import Callable, Sequence as Seq
 from tqdm import tqdm
 
 from seggpt.errors import InputError
-from vos.datasets import Sequence
+from vos.data.datasets import Sequence
 
 from .harness import SequenceResult, describe_sequence_error, process_sequence
 from .layout import ResultLayout

@@ -24,8 +24,8 @@ import numpy as np
 
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.errors import InputError
-from vos.datasets import DatasetError
-from vos.metrics import MetricsError
+from vos.data.datasets import DatasetError
+from vos.data.metrics import MetricsError
 from seggpt.outputs import check_not_inputs, claim_files
 
 from .harness import open_benchmark

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from seggpt.errors import InputError, UserError
 from seggpt.io import save_index_png
-from vos.datasets import DAVIS, Sequence, YouTubeVOS
-from vos.metrics import evaluate_sequence
-from vos.writers import BackgroundWriter
+from vos.data.datasets import DAVIS, Sequence, YouTubeVOS
+from vos.data.metrics import evaluate_sequence
+from vos.io.writers import BackgroundWriter
 
 from .layout import ResultLayout
 from .methods import Method, MethodSpec

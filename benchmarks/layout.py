@@ -31,7 +31,7 @@ import numpy as np
 
 from seggpt.errors import InputError
 from seggpt.io import atomic_path, read_label_png
-from vos.datasets import Sequence
+from vos.data.datasets import Sequence
 
 __all__ = ["ResultLayout", "load_prediction", "PROGRESS_FILE"]
 

@@ -21,8 +21,8 @@ import torch
 from seggpt import SegGPT, get_config
 from seggpt.io import save_index_png, write_mp4
 from vos import VideoSegmenter
-from vos.synthetic import iter_clip, make_clip
-from vos.writers import BackgroundWriter
+from vos.data.synthetic import iter_clip, make_clip
+from vos.io.writers import BackgroundWriter
 from seggpt.cli import ArgumentParser
 
 from .report import claim_json, write_json

@@ -22,9 +22,9 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from seggpt.errors import InputError
-from vos.config import EngineConfig
-from vos.datasets import Sequence
-from vos.video import FolderSource
+from vos.engine.config import EngineConfig
+from vos.data.datasets import Sequence
+from vos.io.video import FolderSource
 
 
 __all__ = ["Method", "CopyFirst", "SegGPTMethod", "MethodSpec", "METHODS", "prompt_labels"]

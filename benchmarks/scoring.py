@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from seggpt.errors import InputError
-from vos.metrics import EvalJob, evaluate_many, summarize, write_official_csvs
+from vos.data.metrics import EvalJob, evaluate_many, summarize, write_official_csvs
 
 from .harness import Benchmark, has_ground_truth
 from .layout import ResultLayout, load_prediction

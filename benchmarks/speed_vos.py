@@ -30,9 +30,9 @@ from seggpt.device import DTYPE_CHOICES, resolve_dtype
 from seggpt.io import save_index_png, write_mp4
 from seggpt.predictor import SegGPTPredictor
 from vos import VideoSegmenter
-from vos.synthetic import iter_clip, make_clip
-from vos.video import open_source
-from vos.writers import BackgroundWriter
+from vos.data.synthetic import iter_clip, make_clip
+from vos.io.video import open_source
+from vos.io.writers import BackgroundWriter
 
 from .machine import sync
 from .reference import transformers_twin

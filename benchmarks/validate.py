@@ -34,8 +34,8 @@ import numpy as np
 from seggpt.errors import InputError
 from seggpt.io import atomic_write_text, read_label_png
 from seggpt.masks import MaskError
-from vos.datasets import DatasetError
-from vos.video import natural_key
+from vos.data.datasets import DatasetError
+from vos.io.video import natural_key
 
 
 __all__ = ["split_names", "problems", "sequence_loaders", "refuse_problems", "write_scores", "partial_note", "benchmark_inputs"]
@@ -202,7 +202,7 @@ def write_scores(folder: str | os.PathLike, split: str, scores: dict, names: Seq
     holds both.
     """
     from seggpt.outputs import written_by_us
-    from vos.metrics import GLOBAL_COLUMNS, summarize, write_official_csvs
+    from vos.data.metrics import GLOBAL_COLUMNS, summarize, write_official_csvs
 
     folder = Path(folder)
     partial = bool(not_scored) or any(n not in scores for n in names)
@@ -252,7 +252,7 @@ def claim_output(args: Any, bench: Any, weights: str | None, names: Seq[str]):
     """
     from seggpt.outputs import check_not_inputs, claim_folder
     from seggpt.weights_file import weights_input
-    from vos.outputs import PendingClaim
+    from vos.io.outputs import PendingClaim
 
     inputs = {**benchmark_inputs(bench), "weights": weights_input(weights), "config": getattr(args, "config", None)}
     check_not_inputs({"--out": args.out}, inputs, folders=("--out",))

@@ -39,9 +39,9 @@ from seggpt.errors import InputError
 from seggpt.io import OutputError, atomic_write_text, ensure_output_dir
 from seggpt.outputs import OVERWRITE_HELP
 from seggpt.settings import ConfigError, option_layers, parse_assignments, setting
-from vos.config import RunConfig, load_run_config
-from vos.datasets import DatasetError
-from vos.metrics import MetricsError
+from vos.engine.config import RunConfig, load_run_config
+from vos.data.datasets import DatasetError
+from vos.data.metrics import MetricsError
 
 from .engines import ENGINES, run_local, run_ray
 from .harness import DATASETS, SequenceResult, open_benchmark

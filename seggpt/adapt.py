@@ -21,7 +21,7 @@ The engine calls::
                     object_ids=tracker.active, objects=cfg.objects, colors=cfg.colors, seed=0, progress=bar)
 
 with `labels` the (H, W) object ids of the annotated frame; object i of `object_ids` is painted with
-colour i+1 of `distinct_colors` (joint mode, as ``vos.engine`` paints prompts) or each object alone
+colour i+1 of `distinct_colors` (joint mode, as ``vos.engine.segmenter`` paints prompts) or each object alone
 white on black (separate mode).
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ this module); they are classes of their own only where a caller tells them apart
 names the source of a ConfigError, a propagation ends at a VideoError after the frames before it, ...).
 A destination that cannot be written before any work starts is the user's to fix: the CLIs check their
 folders first and say it as an InputError (exit 2); mid-run it is failed work (exit 1). The names the
-modules used before (`seggpt.masks.MaskError`, `vos.prompts.PromptError`, `seggpt.outputs.OutputRefused`,
+modules used before (`seggpt.masks.MaskError`, `vos.io.prompts.PromptError`, `seggpt.outputs.OutputRefused`,
 ...) are aliases of InputError kept where they were, so a caller that imports them still works.
 
 `is_integer` is the one test for an integer argument or setting, here at the bottom so every layer

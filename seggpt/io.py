@@ -303,7 +303,7 @@ class VideoFileWriter:
     Frames go to a hidden temporary file in the destination folder, renamed onto ``path`` by
     ``close()``; ``abort()`` (or an exception inside ``with``) removes it, and ``path`` is left as it
     was. Subclasses choose the codec (``_add_stream``) and turn an array into a frame (``_to_frame``):
-    :class:`Mp4Writer` here, the matte writer of ``vos.matte``.
+    :class:`Mp4Writer` here, the matte writer of ``vos.io.matte``.
     """
 
     what = "video"

@@ -12,7 +12,7 @@ sha256 (`weights_sha256`) and refuses other weights with one line.
 
 For video (the engine): tune on the annotated frame(s) with `learn="image"`; the prompt mask then
 stays the annotated labels painted as usual, so ``Prompt(frame_idx, prompt.image, prompt.labels)``
-is a drop-in permanent prompt for ``vos.memory.PromptMemory``.
+is a drop-in permanent prompt for ``vos.engine.memory.PromptMemory``.
 
 The loss and the pairs are the adaptation's (``seggpt.adapt.AdaptSampler``: queries are dreamed
 views of the examples, or the other examples), only the top half of each canvas is the learnt

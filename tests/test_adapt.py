@@ -74,7 +74,7 @@ def test_sampler_paints_engine_colours():
     assert imgs.shape == tgts.shape == (2, 3, 128, 64) and valid.shape == (2, 1, 128, 64)
     top = denormalize(tgts[:1, :, :64]).round()[0].permute(1, 2, 0).reshape(-1, 3)
     colours = {tuple(int(v) for v in c) for c in top.unique(dim=0)}
-    # object 9 -> colour 1 (white), object 3 -> colour 2 (red): as vos.engine paints joint prompts
+    # object 9 -> colour 1 (white), object 3 -> colour 2 (red): as vos.engine.segmenter paints joint prompts
     assert colours == {tuple(int(v) for v in c) for c in distinct_colors(2)}
     sep = AdaptSampler([frame], [labels], (64, 64), objects="separate")
     _, tgts, _ = sep.batch(np.random.default_rng(0), 2)

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from vos.app import _QuietDisconnects, build_parser, make_editor
-from vos.app_views import playable_names
+from vos.editing.app_views import playable_names
 from seggpt.errors import InputError
 
 
@@ -68,8 +68,8 @@ def app_and_editor(tiny_weights, tmp_path):
     from seggpt.io import write_mp4
     from vos import VideoSegmenter
     from vos.app import build_app
-    from vos.editor import Editor
-    from vos.synthetic import make_clip
+    from vos.editing.editor import Editor
+    from vos.data.synthetic import make_clip
 
     frames, _ = make_clip(5, 12, size=(32, 48), num_objects=1)
     write_mp4(tmp_path / "c.mp4", frames, fps=8)
@@ -115,7 +115,7 @@ def test_a_timeline_click_moves_the_slider_there(app_and_editor):
 
 def test_the_names_that_moved_to_the_views_still_import_with_a_warning():
     import vos.app
-    from vos.app_views import mask_key
+    from vos.editing.app_views import mask_key
 
-    with pytest.warns(DeprecationWarning, match="vos.app.mask_key moved to vos.app_views.mask_key"):
+    with pytest.warns(DeprecationWarning, match="vos.app.mask_key moved to vos.editing.app_views.mask_key"):
         assert vos.app.mask_key is mask_key

@@ -29,8 +29,8 @@ from PIL import Image
 
 from app_browser_page import (App, check_stroke, iou, need_browser, open_browser, screenshots, serve,
                               write_video)
-from vos.exports import read_matte, rle_decode
-from vos.synthetic import make_clip
+from vos.io.exports import read_matte, rle_decode
+from vos.data.synthetic import make_clip
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import written_by_us
 

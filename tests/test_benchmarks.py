@@ -1,7 +1,7 @@
 """benchmarks.vos / benchmarks.evaluate end to end: real DAVIS 2016, synthetic DAVIS 2017 and YouTube-VOS.
 
 Every run goes through the CLI entry points (``main(argv)``) and is checked against numbers computed
-here independently: PNGs read back with PIL, J/F from ``vos.metrics`` on hand-built copy-first
+here independently: PNGs read back with PIL, J/F from ``vos.data.metrics`` on hand-built copy-first
 predictions, the official CSV names and columns, the zip's member names.
 """
 
@@ -23,10 +23,10 @@ from benchmarks import vos as vos_cli
 from benchmarks.layout import ResultLayout
 from benchmarks.methods import CopyFirst, MethodSpec
 from seggpt.outputs import MANIFEST, file_record, read_manifest
-from vos.config import EngineConfig
-from vos.datasets import YouTubeVOS
-from vos.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, evaluate_sequence, summarize
-from vos.synthetic import write_davis2017, write_ytvos
+from vos.engine.config import EngineConfig
+from vos.data.datasets import YouTubeVOS
+from vos.data.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, evaluate_sequence, summarize
+from vos.data.synthetic import write_davis2017, write_ytvos
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16 = DATA / "davis2016-val-480p"
@@ -84,7 +84,7 @@ def test_davis2016_copy_first_matches_metrics_computed_directly(tmp_path, capsys
                           "--method", "copy-first", "--sequences", *seqs)
     assert code == 0
     assert "J&F-Mean" in stdout
-    # independent reference: GT read with PIL (0/255), first mask repeated, scored by vos.metrics
+    # independent reference: GT read with PIL (0/255), first mask repeated, scored by vos.data.metrics
     results = {}
     for seq in seqs:
         gt_files = sorted((DAVIS16 / "Annotations" / "480p" / seq).glob("*.png"))

@@ -75,7 +75,7 @@ def test_preprocessing_and_resize_on_cuda_follow_the_cpu():
 
 def test_engine_on_cuda_bf16_by_default_agrees_with_cpu():
     from vos import VideoSegmenter
-    from vos.synthetic import make_clip
+    from vos.data.synthetic import make_clip
 
     torch.manual_seed(0)
     model = SegGPT("small")

@@ -1,4 +1,4 @@
-"""vos.datasets on the real DAVIS 2016 sets and on synthetic DAVIS 2017 / YouTube-VOS layouts."""
+"""vos.data.datasets on the real DAVIS 2016 sets and on synthetic DAVIS 2017 / YouTube-VOS layouts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from PIL import Image
 
 from seggpt.io import read_label_png
 from seggpt.errors import InputError
-from vos.datasets import DAVIS, FolderDataset, YouTubeVOS
-from vos.synthetic import make_clip, sequence_seed, write_davis2017, write_ytvos
+from vos.data.datasets import DAVIS, FolderDataset, YouTubeVOS
+from vos.data.synthetic import make_clip, sequence_seed, write_davis2017, write_ytvos
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16_VAL = DATA / "davis2016-val-480p"

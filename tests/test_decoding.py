@@ -16,10 +16,10 @@ import pytest
 from seggpt.io import read_label_png as read_index_png
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import read_manifest
-from vos.decoders import _first_line
+from vos.io.decoders import _first_line
 from vos.run import main
-from vos.synthetic import make_clip
-from vos.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
+from vos.data.synthetic import make_clip
+from vos.io.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
 
 H, W = 48, 64
 
@@ -150,7 +150,7 @@ def test_decord_messages_lose_their_nested_cpp_headers():
 def test_unreadable_video_prints_no_decoder_logging(tmp_path):
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
-    code = ("import sys\nfrom vos.video import open_source, VideoError\n"
+    code = ("import sys\nfrom vos.io.video import open_source, VideoError\n"
             "try:\n    open_source(sys.argv[1])\nexcept VideoError as e:\n    print('error:', e, file=sys.stderr)\n")
     p = subprocess.run([sys.executable, "-c", code, str(bogus)], capture_output=True, text=True, timeout=120)
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and p.stderr.startswith("error: "), p.stderr
@@ -173,9 +173,9 @@ def test_a_line_written_while_a_decoder_thread_captures_fd2_survives_the_exit(de
     lose it (a CI run: exit 130, no line); the exit now waits for the capture and passes it on, or takes
     fd 2 back from a decoder stuck past EXIT_WAIT_S."""
     code = ("import os, sys, threading, time\n"
-            "import vos.decoders\n"
-            "from vos.decoders import quiet_fd2\n"
-            f"vos.decoders.EXIT_WAIT_S = {exit_wait_s}\n"
+            "import vos.io.decoders\n"
+            "from vos.io.decoders import quiet_fd2\n"
+            f"vos.io.decoders.EXIT_WAIT_S = {exit_wait_s}\n"
             "started = threading.Event()\n"
             "def decode():\n"
             "    with quiet_fd2():\n"
@@ -266,7 +266,7 @@ def test_no_capture_starts_once_the_exit_has_begun_and_nothing_waits_for_one():
     """After the exit hook (run here in a child process), a decoder thread's next `quiet_fd2` neither blocks
     (a finaliser joining that thread would hang the exit) nor captures (nothing would pass its text on)."""
     code = ("import os, threading\n"
-            "import vos.decoders as d\n"
+            "import vos.io.decoders as d\n"
             "d._end_captures_at_exit()\n"
             "def decode():\n"
             "    with d.quiet_fd2():\n"
@@ -285,9 +285,9 @@ def test_webm_playback_encodes_after_decord_opened_a_video(tmp_path):
     frames, _ = make_clip(1, 4, size=(48, 64), num_objects=1)
     write_mp4(tmp_path / "clip.mp4", frames, fps=10)
     code = ("import sys, numpy as np\n"
-            "from vos.video import open_source\n"
+            "from vos.io.video import open_source\n"
             "source = open_source(sys.argv[1])\n"
-            "from vos.writers import PLAYABLE_ENCODINGS, PlaybackWriter\n"
+            "from vos.io.writers import PLAYABLE_ENCODINGS, PlaybackWriter\n"
             "for enc in PLAYABLE_ENCODINGS:\n"
             "    w = PlaybackWriter(sys.argv[2] + enc.name + enc.suffix, source.fps, source.size, enc)\n"
             "    for _, f in source.iter_frames(0, source.num_frames):\n"

@@ -1,10 +1,10 @@
-"""vos.drawing: strokes rasterised exactly (against a brute-force distance), in order, over the mask they start
+"""vos.editing.drawing: strokes rasterised exactly (against a brute-force distance), in order, over the mask they start
 from; a box made a mask by GrabCut; everything the browser sends checked in one line."""
 import numpy as np
 import pytest
 
 from seggpt.errors import InputError
-from vos.drawing import apply_strokes, mask_from_box, parse_box, parse_strokes, stroke_band
+from vos.editing.drawing import apply_strokes, mask_from_box, parse_box, parse_strokes, stroke_band
 
 
 def _brute_force(size, points, radius):
@@ -122,7 +122,7 @@ def test_grabcut_on_a_flat_frame_is_one_line_or_a_mask():
                                     [(-40.0, 10.0), (150.0, 110.0)]])
 def test_a_wide_brush_is_within_a_pixel_of_the_exact_band(points):
     """Above EXACT_RADIUS, OpenCV draws the band: every pixel within radius - 1.5 is in it, none beyond radius + 1.5."""
-    from vos.drawing import EXACT_RADIUS
+    from vos.editing.drawing import EXACT_RADIUS
 
     radius = EXACT_RADIUS + 4.5
     size = (120, 120)

@@ -1,4 +1,4 @@
-"""vos.editor: the web app's session logic without a browser (open, objects, masks, propagate, cancel, export,
+"""vos.editing.editor: the web app's session logic without a browser (open, objects, masks, propagate, cancel, export,
 session files, files only under the root folder)."""
 import json
 
@@ -11,9 +11,9 @@ from PIL import Image
 from seggpt.outputs import MANIFEST, read_manifest
 from vos import VideoSegmenter
 from seggpt.errors import Cancelled, InputError
-from vos.editor import SESSION_SUFFIX, Editor
-from vos.exports import read_matte, rle_decode
-from vos.synthetic import make_clip
+from vos.editing.editor import SESSION_SUFFIX, Editor
+from vos.io.exports import read_matte, rle_decode
+from vos.data.synthetic import make_clip
 from seggpt.io import save_index_png, write_mp4
 
 
@@ -157,7 +157,7 @@ def test_strokes_box_accept_and_undo_over_the_prediction(editor):
     """A correction is the prediction plus the brush minus the eraser; a box makes a mask by GrabCut; the
     prediction can be accepted as it is; undo takes each change back, the last first; the session file keeps
     what made each mask."""
-    from vos.drawing import stroke_band
+    from vos.editing.drawing import stroke_band
 
     ed, labels = editor
     o = _one_mask(ed, labels, origin="mask PNG")
@@ -342,7 +342,7 @@ def long_clip(tmp_path):
 def test_timeline_marks_given_present_empty_lost_and_not_segmented(segmenter, tmp_path, long_clip):
     """The rows the app's timeline draws: the CLI's lost rule for this length (16 frames: more than 2 empty in a
     row), an object's first mask given, frames without a result not segmented; the names escaped in the page."""
-    from vos.app_views import timeline_html
+    from vos.editing.app_views import timeline_html
 
     ed = Editor(segmenter, tmp_path)
     ed.open(long_clip)
@@ -373,7 +373,7 @@ def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_pat
     results blended in; a browser that plays none of the encodings is told so in one line."""
     import av
 
-    from vos.writers import PLAYABLE_ENCODINGS
+    from vos.io.writers import PLAYABLE_ENCODINGS
 
     ed = Editor(segmenter, tmp_path)
     ed.open(long_clip)

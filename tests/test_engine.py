@@ -11,8 +11,8 @@ import torch
 from seggpt.io import write_mp4
 from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
-from vos.config import ConfigError
-from vos.synthetic import make_clip
+from vos.engine.config import ConfigError
+from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")

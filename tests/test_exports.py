@@ -1,5 +1,5 @@
-"""Editor outputs (vos.exports and the modules of each output: vos.alpha, vos.matte, vos.rle,
-vos.lost_objects; vos.prompts) and the CLI options that make them: each read back in the tool it is
+"""Editor outputs (vos.io.exports and the modules of each output: vos.io.alpha, vos.io.matte, vos.io.rle,
+vos.io.lost_objects; vos.io.prompts) and the CLI options that make them: each read back in the tool it is
 meant for (pycocotools, PIL, PyAV)."""
 import json
 import logging
@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from seggpt.errors import InputError
-from vos.alpha import hard_alpha, save_object_png, save_rgba_png, soft_alpha
-from vos.lost_objects import LostObjectReport, lost_after_for
-from vos.matte import MatteVideoWriter, read_matte
-from vos.rle import rle_decode, rle_encode
-from vos.prompts import fit_mask
+from vos.io.alpha import hard_alpha, save_object_png, save_rgba_png, soft_alpha
+from vos.io.lost_objects import LostObjectReport, lost_after_for
+from vos.io.matte import MatteVideoWriter, read_matte
+from vos.io.rle import rle_decode, rle_encode
+from vos.io.prompts import fit_mask
 from vos.run import build_parser, main
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 from seggpt.io import read_label_png as read_index_png
 from seggpt.io import save_index_png, write_mp4
 

@@ -1,12 +1,13 @@
 """The import order of the project's layers (README, "Layout"), checked on every import statement.
 
-    torch-free seggpt (colors, config, masks, io)  <  the rest of seggpt  <  vos  <  training  <  benchmarks
+    torch-free seggpt  <  seggpt  <  vos.io  <  vos.data  <  vos.engine  <  vos.editing
+        <  vos's entry points (vos, vos.run, vos.app, vos.demo, vos.sam2, vos.scripts)  <  training  <  benchmarks
 
 A module may import from its own layer and the layers before it, never from a later one; the
-torch-free modules import neither torch nor a module that does. Imports inside functions count as
-much as those at the top of a file (only ``if TYPE_CHECKING:`` blocks, which never run, are
-skipped). tests/ may import anything. A subprocess then checks what matters in practice: the light
-entry points really start without torch.
+torch-free modules (seggpt's bottom layer, vos.io, vos.data) import neither torch nor a module that
+does. Imports inside functions count as much as those at the top of a file (only ``if TYPE_CHECKING:``
+blocks, which never run, are skipped). tests/ may import anything. A subprocess then checks what
+matters in practice: the light entry points really start without torch.
 """
 from __future__ import annotations
 
@@ -20,19 +21,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("seggpt", "vos", "training", "benchmarks")
 
-#: the bottom layer: no torch, importable by everything
-TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.errors", "seggpt.masks", "seggpt.mask_cleaning",
-              "seggpt.io", "seggpt.weights_file")
+#: the bottom layer: no torch, importable by everything (README's torch-free list)
+TORCH_FREE = ("seggpt", "seggpt.colors", "seggpt.config", "seggpt.errors", "seggpt.masks", "seggpt.io",
+              "seggpt.weights_file", "seggpt.settings", "seggpt.cli", "seggpt.outputs", "seggpt.run_checks",
+              "seggpt.manifest", "seggpt.mask_cleaning")
+#: vos's sub-packages, bottom first; vos's own modules (its entry points) come after them
+VOS_LAYERS = ("io", "data", "engine", "editing")
+#: vos's torch-free sub-packages: file and dataset work, J&F, in light worker processes
+VOS_TORCH_FREE = ("io", "data")
 #: third-party packages the torch-free layer must not import (they load torch)
 TORCH_PACKAGES = ("torch", "torchvision", "transformers", "safetensors", "einops")
 
 
 def layer(module: str) -> int | None:
-    """0 torch-free seggpt, 1 seggpt, 2 vos, 3 training, 4 benchmarks; None outside the project."""
+    """0 torch-free seggpt, 1 seggpt, 2-5 vos.io / data / engine / editing, 6 vos's entry points,
+    7 training, 8 benchmarks; None outside the project."""
     if module in TORCH_FREE:
         return 0
-    top = module.split(".")[0]
-    return PACKAGES.index(top) + 1 if top in PACKAGES else None
+    parts = module.split(".")
+    if parts[0] == "vos":
+        sub = parts[1] if len(parts) > 1 else ""
+        return 2 + (VOS_LAYERS.index(sub) if sub in VOS_LAYERS else len(VOS_LAYERS))
+    return {"seggpt": 1, "training": 7, "benchmarks": 8}.get(parts[0])
+
+
+def torch_free(module: str) -> bool:
+    parts = module.split(".")
+    return module in TORCH_FREE or (parts[0] == "vos" and len(parts) > 1 and parts[1] in VOS_TORCH_FREE)
 
 
 def project_modules() -> dict[str, Path]:
@@ -101,11 +116,11 @@ def imports_of(module: str, path: Path) -> list[tuple[int, str]]:
 
 
 def test_the_parser_resolves_relative_lazy_and_local_imports():
-    seen = dict((name, line) for line, name in imports_of("vos.engine", MODULES["vos.engine"]))
+    seen = dict((name, line) for line, name in imports_of("vos.engine.segmenter", MODULES["vos.engine.segmenter"]))
     assert "seggpt.model" in seen  # "from seggpt import SegGPT" is the model, not the torch-free package
-    assert "vos.config" in seen  # "from .config import EngineConfig"
+    assert "vos.engine.config" in seen  # "from .config import EngineConfig"
     local = {name for _, name in imports_of("benchmarks.methods", MODULES["benchmarks.methods"])}
-    assert "vos" in local or "vos.engine" in local  # an import inside a function counts
+    assert "vos" in local or "vos.engine.segmenter" in local  # an import inside a function counts
 
 
 def test_imports_follow_the_layer_order():
@@ -116,16 +131,16 @@ def test_imports_follow_the_layer_order():
             theirs = layer(target)
             if theirs is not None and theirs > own:
                 wrong.append(f"{path.relative_to(ROOT)}:{line}: {module} (layer {own}) imports {target} (layer {theirs})")
-    assert not wrong, "imports against the order torch-free seggpt < seggpt < vos < training < benchmarks:\n" + \
+    assert not wrong, "imports against the order of the layers (this file's docstring):\n" + \
         "\n".join(wrong)
 
 
 def test_torch_free_modules_import_no_torch():
     wrong = []
-    for module in TORCH_FREE:
+    for module in filter(torch_free, MODULES):
         path = MODULES[module]
         for line, target in imports_of(module, path):
-            if target.split(".")[0] in TORCH_PACKAGES or (layer(target) is not None and layer(target) > 0):
+            if target.split(".")[0] in TORCH_PACKAGES or (layer(target) is not None and not torch_free(target)):
                 wrong.append(f"{path.relative_to(ROOT)}:{line}: {target}")
     assert not wrong, "the torch-free layer imports torch (or a module that does):\n" + "\n".join(wrong)
 
@@ -136,8 +151,9 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("statement", [
     "import seggpt, seggpt.colors, seggpt.config, seggpt.masks, seggpt.io",
-    "import vos.metrics, vos.datasets",
-    "import vos.drawing, vos.canvas",  # the app's gestures and canvas: no model needed to draw
+    "import vos.data.metrics, vos.data.datasets, vos.data.synthetic",
+    "import vos.io.video, vos.io.prompts, vos.io.outputs, vos.io.writers, vos.io.exports",
+    "import vos.editing.drawing, vos.editing.canvas",  # the app's gestures and canvas: no model needed to draw
     "import runpy; sys.argv = ['benchmarks.evaluate', '--help']\n"
     "try:\n    runpy.run_module('benchmarks.evaluate', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0",
 ])

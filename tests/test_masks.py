@@ -14,7 +14,7 @@ from PIL import Image
 from seggpt.colors import davis_palette, random_colors
 from seggpt.errors import InputError
 from seggpt.masks import ParsedMask, load_mask, object_ids, parse_mask
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXAMPLES = DATA / "seggpt-examples"

@@ -1,13 +1,13 @@
 """PromptMemory (recent predictions) and Annotations.conditioning (which annotated frames condition a frame).
 
-The permanent user prompts moved from the memory to the session's annotations (vos/state.py): these
+The permanent user prompts moved from the memory to the session's annotations (vos/engine/state.py): these
 tests were changed to the redesign's rule table, which the model-level tests in test_rules.py check too.
 """
 import numpy as np
 import torch
 
-from vos.memory import Prompt, PromptMemory
-from vos.state import Annotations
+from vos.engine.memory import Prompt, PromptMemory
+from vos.engine.state import Annotations
 
 
 def _p(i, objects=(1,)):

@@ -1,4 +1,4 @@
-"""vos.metrics against hand-computed cases, vos-benchmark and real DAVIS ground truth."""
+"""vos.data.metrics against hand-computed cases, vos-benchmark and real DAVIS ground truth."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from seggpt.errors import InputError
-from vos.datasets import DAVIS
-from vos.metrics import (
+from vos.data.datasets import DAVIS
+from vos.data.metrics import (
     EvalJob,
     boundary_map,
     db_eval_boundary,
@@ -24,7 +24,7 @@ from vos.metrics import (
     summarize,
     write_official_csvs,
 )
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16_VAL = DATA / "davis2016-val-480p"

@@ -23,7 +23,7 @@ from PIL import Image
 from seggpt.errors import InputError, check_input_file
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import MANIFEST, claim_files, claim_folder, file_record, read_manifest
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,7 @@ def test_predictor_infer_names_the_bad_argument(tiny_weights):
 
 def test_the_app_never_lists_a_link_out_of_its_root(tiny_weights, tmp_path, clip):
     from vos import VideoSegmenter
-    from vos.editor import Editor
+    from vos.editing.editor import Editor
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
@@ -325,7 +325,7 @@ def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, t
     from seggpt.tune import main as seggpt_tune
     from training.__main__ import main as train_main
     from vos.demo import main as demo_main
-    from vos.synthetic import write_davis2017
+    from vos.data.synthetic import write_davis2017
 
     outputs = {"--out": "o", "--alpha": "a", "--overlay": "ov.mp4", "--report": "r.json", "--rle": "rle.json",
                "--matte": "m.mkv"}

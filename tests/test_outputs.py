@@ -23,7 +23,7 @@ from seggpt.outputs import MANIFEST, check_not_inputs, claim_folder, file_record
 from vos.run import main
 from seggpt.io import read_label_png as read_index_png
 from seggpt.io import save_index_png, write_mp4
-from vos.synthetic import make_clip, write_davis2017
+from vos.data.synthetic import make_clip, write_davis2017
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +354,7 @@ def test_named_outputs_never_land_on_the_folders_own_files(tmp_path):
 
     from types import SimpleNamespace
 
-    from vos.outputs import claim_run_outputs
+    from vos.io.outputs import claim_run_outputs
 
     video = tmp_path / "frames"
     video.mkdir()

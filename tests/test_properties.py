@@ -115,7 +115,7 @@ def masks(draw):
 
 
 def _documented(call):
-    from vos.engine import EngineError
+    from vos.engine.segmenter import EngineError
 
     try:
         return call()

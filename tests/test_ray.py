@@ -17,7 +17,7 @@ from PIL import Image
 ray = pytest.importorskip("ray")
 
 from benchmarks import vos as vos_cli  # noqa: E402
-from vos.synthetic import write_davis2017, write_ytvos  # noqa: E402
+from vos.data.synthetic import write_davis2017, write_ytvos  # noqa: E402
 
 
 @pytest.fixture(scope="module")

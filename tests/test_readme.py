@@ -32,7 +32,7 @@ def test_the_output_paths_the_readme_names_are_the_ones_vos_run_writes(tiny_weig
 
     from seggpt.io import save_index_png, write_mp4
     from vos.run import main
-    from vos.synthetic import make_clip
+    from vos.data.synthetic import make_clip
 
     frames, labels = make_clip(11, 3, size=(48, 80), num_objects=2)
     write_mp4(tmp_path / "clip.mp4", frames, fps=10)

@@ -181,11 +181,10 @@ def test_stream_refuses_frames_of_another_size_and_empty_masks(seg):
 
 
 def test_one_mask_converter_for_every_entry(seg):
-    """add_new_mask, add_mask and a stream take a mask through one converter (vos.objects.object_mask):
+    """add_new_mask, add_mask and a stream take a mask through one converter (vos.engine.objects.object_mask):
     the same messages, torch tensors too, and a refused mask changes nothing (a stream does not advance)."""
     from seggpt.errors import is_integer
-    from vos import objects
-
+    from vos.engine import objects
     assert objects.is_integer is is_integer  # the one integer test, under its documented name
     st = seg.init_state(flat_frames())
     nan = box(2, 10).astype(np.float32)

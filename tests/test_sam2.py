@@ -9,7 +9,7 @@ import torch
 
 from vos import EngineError, VideoSegmenter
 from vos.sam2 import PromptNotSupported, SegGPTVideoPredictor, build_sam2_video_predictor
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from seggpt import SegGPT
 from seggpt.settings import ConfigError, build, config_path, parse_assignments, read_yaml
 from vos import VideoSegmenter
-from vos.config import EngineConfig, RunConfig, load_run_config
+from vos.engine.config import EngineConfig, RunConfig, load_run_config
 
 
 @pytest.mark.parametrize("layer, message", [
@@ -108,7 +108,7 @@ def test_any_mapping_gives_settings_or_one_config_error(layer):
 
 def test_a_huge_integer_is_refused_where_it_is_read():
     """A fresh adversarial pass: memory 10**23 passed the loader and crashed in the memory (OverflowError)."""
-    from vos.config import EngineConfig
+    from vos.engine.config import EngineConfig
 
     with pytest.raises(ConfigError, match="memory must be an integer of at most 2147483647"):
         EngineConfig.load({"memory": 10 ** 23})

@@ -1,4 +1,4 @@
-"""Tests for vos.sources, as vos.video re-exports it: the bounded prefetcher, chunk plans, natural order,
+"""Tests for vos.io.sources, as vos.io.video re-exports it: the bounded prefetcher, chunk plans, natural order,
 arrays and iterators as frame sources, the frame rate a source is given."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from vos.sources import _Prefetcher
-from vos.video import ArraySource, IteratorSource, VideoError, chunk_plan, natural_key, open_source
+from vos.io.sources import _Prefetcher
+from vos.io.video import ArraySource, IteratorSource, VideoError, chunk_plan, natural_key, open_source
 
 
 # --------------------------------------------------------------------------- prefetch

@@ -18,13 +18,13 @@ from seggpt.errors import InputError
 from seggpt.predictor import SegGPTPredictor
 from vos import VideoSegmenter
 from vos import run as vos_run
-from vos.config import RunConfig, load_run_config
-from vos.engine import _ahead
-from vos.finishing import one_thread_worker
-from vos.objects import Objects
-from vos.state import Annotations
-from vos.synthetic import make_clip
-from vos.tracker import Tracker
+from vos.engine.config import RunConfig, load_run_config
+from vos.engine.segmenter import _ahead
+from vos.engine.finishing import one_thread_worker
+from vos.engine.objects import Objects
+from vos.engine.state import Annotations
+from vos.data.synthetic import make_clip
+from vos.engine.tracker import Tracker
 
 CPU = torch.device("cpu")
 

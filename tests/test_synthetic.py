@@ -1,4 +1,4 @@
-"""vos.synthetic: determinism, scene properties (occlusion, leaving/entering, panning), writers."""
+"""vos.data.synthetic: determinism, scene properties (occlusion, leaving/entering, panning), writers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 from seggpt.colors import davis_palette
 from seggpt.errors import InputError
 from seggpt.io import write_mp4
-from vos.synthetic import (
+from vos.data.synthetic import (
     Scene,
     iter_clip,
     make_clip,

@@ -28,7 +28,7 @@ from training.data import (
     colour_mapping, object_weights,
 )
 from training.trainer import Trainer, build_stream, lr_factor
-from vos.synthetic import write_davis2017
+from vos.data.synthetic import write_davis2017
 
 #: the stream settings of a run with the default TrainConfig (built where a run builds them)
 SETTINGS = TrainConfig().pair_settings()

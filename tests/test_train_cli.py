@@ -31,9 +31,9 @@ from training import gpu
 from training.__main__ import main
 from training.config import load_config
 from training.trainer import RUN_FILES, Trainer, evaluate, signals_held
-from vos.engine import VideoSegmenter
-from vos.metrics import evaluate_sequence
-from vos.synthetic import make_clip
+from vos.engine.segmenter import VideoSegmenter
+from vos.data.metrics import evaluate_sequence
+from vos.data.synthetic import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -21,7 +21,7 @@ from benchmarks import vos as bench_cli
 from benchmarks.harness import open_benchmark
 from benchmarks.validate import problems
 from seggpt.io import save_index_png
-from vos.synthetic import write_davis2017, write_ytvos
+from vos.data.synthetic import write_davis2017, write_ytvos
 
 SEQ = "synth-001"
 

@@ -1,4 +1,4 @@
-"""Tests for vos.video: real mp4/avi files written with PyAV, real PNG/JPEG folders (the sources that
+"""Tests for vos.io.video: real mp4/avi files written with PyAV, real PNG/JPEG folders (the sources that
 need no file: tests/test_sources.py)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vos.video import DEFAULT_FPS, DecordSource, FolderSource, FrameSource, PyAVSource, VideoError, open_source
+from vos.io.video import DEFAULT_FPS, DecordSource, FolderSource, FrameSource, PyAVSource, VideoError, open_source
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BACKENDS = ["decord", "pyav"]
@@ -152,7 +152,7 @@ def test_ntsc_rate_kept(tmp_path):
 
 
 def test_auto_prefers_decord_and_logs(video40, caplog):
-    with caplog.at_level(logging.DEBUG, logger="vos.video"):
+    with caplog.at_level(logging.DEBUG, logger="vos.io.video"):
         with open_source(video40) as source:
             assert isinstance(source, DecordSource)
     assert "decoding with decord" in caplog.text
@@ -161,7 +161,7 @@ def test_auto_prefers_decord_and_logs(video40, caplog):
 def test_auto_falls_back_to_pyav_when_decord_cannot_open(tmp_path, caplog):
     # decord cannot open an AVI without frames; PyAV can, and reports it empty
     path = write_empty(tmp_path / "empty.avi", "mpeg4")
-    with caplog.at_level(logging.DEBUG, logger="vos.video"):
+    with caplog.at_level(logging.DEBUG, logger="vos.io.video"):
         with pytest.raises(VideoError, match=r"empty\.avi: the video has no frames"):
             open_source(path)
     assert "decoding with PyAV" in caplog.text

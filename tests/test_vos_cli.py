@@ -14,9 +14,9 @@ from PIL import Image
 
 from seggpt.io import read_label_png, save_index_png, write_mp4
 from vos.demo import main as demo
-from vos.engine import EngineError
+from vos.engine.segmenter import EngineError
 from vos.run import build_parser, main
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")

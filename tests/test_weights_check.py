@@ -26,7 +26,7 @@ from seggpt.errors import WeightsError
 from seggpt.io import save_index_png, write_mp4
 from seggpt.weights_file import FORMAT_TAG, check_weights_file, packaged_weights, read_safetensors_header, resolve
 from vos.run import main as vos_run
-from vos.synthetic import make_clip
+from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")

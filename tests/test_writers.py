@@ -1,4 +1,4 @@
-"""Tests for vos.writers: the overlay video and the background writer thread."""
+"""Tests for vos.io.writers: the overlay video and the background writer thread."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from seggpt.colors import davis_palette
 from seggpt.io import OutputError, overlay, read_label_png, save_index_png
-from vos.writers import BackgroundWriter, OverlayVideoWriter
+from vos.io.writers import BackgroundWriter, OverlayVideoWriter
 
 
 # --------------------------------------------------------------------------- overlay video

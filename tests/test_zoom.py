@@ -1,4 +1,4 @@
-"""The engine's object-centred zoom (`engine.zoom`, `vos.zoom`): the crop geometry, exact crops and paste-back
+"""The engine's object-centred zoom (`engine.zoom`, `vos.engine.zoom`): the crop geometry, exact crops and paste-back
 (a stub model that copies what it is shown), and a small object the packaged small model loses on the whole
 frame and keeps with the zoom."""
 import numpy as np
@@ -7,10 +7,10 @@ import torch
 
 from seggpt.settings import ConfigError
 from vos import VideoSegmenter
-from vos.config import EngineConfig
-from vos.synthetic import make_clip
-import vos.engine
-from vos.zoom import Whereabouts, follow, main_parts, mask_box, object_crops, place, query_crop
+from vos.engine.config import EngineConfig
+from vos.data.synthetic import make_clip
+import vos.engine.segmenter
+from vos.engine.zoom import Whereabouts, follow, main_parts, mask_box, object_crops, place, query_crop
 
 
 def test_crop_geometry():
@@ -54,7 +54,7 @@ def test_adaptation_learns_the_zooms_crops_too(tiny_weights, monkeypatch, config
         seen["frames"], seen["labels"] = frames, label_maps
         return model
 
-    monkeypatch.setattr(vos.engine, "adapt_model", fake_adapt)
+    monkeypatch.setattr(vos.engine.segmenter, "adapt_model", fake_adapt)
     zoom = {"enabled": True, "margin": 1.0, "min_size": 0.1, **config.get("zoom", {})}
     seg = VideoSegmenter(tiny_weights, config={**config, "adapt": {"steps": 1}, "zoom": zoom}, device="cpu")
     frames = np.random.default_rng(3).integers(0, 255, (2, 100, 200, 3), dtype=np.uint8)
@@ -73,7 +73,7 @@ def test_adaptation_learns_the_zooms_crops_too(tiny_weights, monkeypatch, config
 
 
 def test_joint_mode_says_the_zoom_does_not_apply(tiny_weights, caplog):
-    with caplog.at_level("WARNING", logger="vos.engine"):
+    with caplog.at_level("WARNING", logger="vos.engine.segmenter"):
         seg = VideoSegmenter(tiny_weights, config={"zoom": {"enabled": True}, "objects": "joint"}, device="cpu")
     assert "applies in separate mode only" in caplog.text
     frames = np.random.default_rng(1).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8)

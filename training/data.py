@@ -11,7 +11,7 @@ the model an in-context learner instead of a classifier of a fixed label set.
 
 Sources of (prompt image, prompt labels, query image, query labels) pairs:
 
-* :class:`SyntheticPairs` -- the project's one synthetic generator (``vos.synthetic``), infinite;
+* :class:`SyntheticPairs` -- the project's one synthetic generator (``vos.data.synthetic``), infinite;
 * :class:`VideoPairs` -- two frames of one video (DAVIS / YouTube-VOS layouts) at a random gap;
 * :class:`FlowPairs` -- pseudo-objects (colour regions) of unlabelled video frames carried to another
   frame by optical flow: real motion without labels;
@@ -45,8 +45,8 @@ from PIL import Image
 from seggpt.io import read_label_png
 from seggpt.pairs import VOID, Augment, RawPair, build_sample, colour_mapping, object_weights
 from seggpt.errors import InputError
-from vos.datasets import DAVIS, YouTubeVOS, pngs_by_stem
-from vos.synthetic import make_pair
+from vos.data.datasets import DAVIS, YouTubeVOS, pngs_by_stem
+from vos.data.synthetic import make_pair
 
 __all__ = [
     "RawPair",
@@ -74,7 +74,7 @@ def batch_rng(seed: int, rank: int, micro_step: int) -> np.random.Generator:
 
 
 class SyntheticPairs:
-    """Two frames of one random synthetic scene (``vos.synthetic.make_pair``), on the fly.
+    """Two frames of one random synthetic scene (``vos.data.synthetic.make_pair``), on the fly.
 
     Rendered at `size` (the benchmark clips' 240x432 aspect by default, smaller for speed) so that
     the crop and resize to the model size look like inference on a synthetic clip.
@@ -138,7 +138,7 @@ class _GapPairs:
 class VideoPairs(_GapPairs):
     """Prompt = one annotated frame of a video, query = another annotated frame at a random gap.
 
-    `roots` are DAVIS roots (``kind="davis"``, split/year/resolution as in ``vos.datasets.DAVIS``)
+    `roots` are DAVIS roots (``kind="davis"``, split/year/resolution as in ``vos.data.datasets.DAVIS``)
     or YouTube-VOS roots (``kind="ytvos"``: every annotation PNG of a training video holds all its
     objects). Only frames with a mask take part; a prompt whose mask is empty is redrawn.
     """

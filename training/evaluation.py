@@ -2,7 +2,7 @@
 
 The trainer evaluates every `eval_every` steps and at the end; what it measures is what a user gets:
 pairs decoded by ``SegGPTPredictor`` with the inference palette, clips run through ``vos.VideoSegmenter``
-and scored by ``vos.metrics`` (the DAVIS rules). The held-out data comes from `eval_seed`, apart from
+and scored by ``vos.data.metrics`` (the DAVIS rules). The held-out data comes from `eval_seed`, apart from
 the scenes training draws.
 """
 from __future__ import annotations
@@ -14,18 +14,18 @@ import torch
 
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
-from vos.config import EngineConfig
-from vos.engine import VideoSegmenter
-from vos.metrics import evaluate_sequence
-from vos.synthetic import make_clip, make_pair
+from vos.engine.config import EngineConfig
+from vos.engine.segmenter import VideoSegmenter
+from vos.data.metrics import evaluate_sequence
+from vos.data.synthetic import make_clip, make_pair
 
 from .config import TrainConfig
 
 __all__ = ["eval_data", "evaluate"]
 
-#: a held-out pair: prompt frame, prompt labels, query frame, query labels (``vos.synthetic.make_pair``)
+#: a held-out pair: prompt frame, prompt labels, query frame, query labels (``vos.data.synthetic.make_pair``)
 Pair = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-#: a held-out clip: frames (T, H, W, 3) and labels (T, H, W) (``vos.synthetic.make_clip``)
+#: a held-out clip: frames (T, H, W, 3) and labels (T, H, W) (``vos.data.synthetic.make_clip``)
 Clip = Tuple[np.ndarray, np.ndarray]
 
 
@@ -47,7 +47,7 @@ def evaluate(model: SegGPT, pairs: Sequence[Pair], clips: Sequence[Clip],
 
     Clips are segmented by the shipped engine itself (``vos.VideoSegmenter`` with the engine settings
     the model's weights recommend, else the defaults): the first frame's true masks given with
-    ``add_mask``, every other frame from ``propagate``, scored by ``vos.metrics.evaluate_sequence``
+    ``add_mask``, every other frame from ``propagate``, scored by ``vos.data.metrics.evaluate_sequence``
     (the DAVIS rules: the first and last frames left out).
     """
     was_training = model.training

@@ -7,7 +7,7 @@ schedule after a linear warm-up, gradient accumulation and clipping, bf16/fp16 a
 (fp32 on CPU), checkpoints holding everything needed to resume bit for bit (model, optimizer,
 scheduler, scaler, step, RNG states), periodic evaluation on held-out synthetic data (``training.evaluation``: mIoU of
 decoded pairs; J&F of short clips segmented by the shipped engine, ``vos.VideoSegmenter``, scored by
-``vos.metrics``), ``torchrun`` data-parallel, and fine-tuning from anything ``SegGPT.from_pretrained``
+``vos.data.metrics``), ``torchrun`` data-parallel, and fine-tuning from anything ``SegGPT.from_pretrained``
 reads. The command line: ``python -m training``.
 
 The output folder holds one run: `last.pt` (the checkpoint), `final.safetensors`, `best.safetensors`

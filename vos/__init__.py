@@ -1,24 +1,98 @@
 """vos: frame-streaming video object segmentation with SegGPT.
 
-The engine (and torch) load on first use, so `vos.metrics`, `vos.datasets` and the evaluation CLI
-start fast and stay light in worker processes.
+Layers, each importing only from those before it (tests/test_layers.py checks every import):
+
+    vos.io       frame sources and decoders, masks read from files, output folders and writers,
+                 editors' exports (torch-free)
+    vos.data     DAVIS / YouTube-VOS readers, synthetic clips, J&F (torch-free)
+    vos.engine   the session state and its rules, the tracker, prompt memory, zoom, finishing,
+                 the live stream, VideoSegmenter
+    vos.editing  the web app's editing session, gestures made masks, the canvas
+    vos.run, vos.app, vos.demo, vos.sam2, vos.scripts: the entry points (CLIs, the web app, the
+                 example clip, the SAM 2 surface, the console scripts)
+
+The engine (and torch) load on first use, so `vos.data.metrics`, `vos.data.datasets` and the
+evaluation CLI start fast and stay light in worker processes.
 """
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 from typing import TYPE_CHECKING
 
 __all__ = ["VideoSegmenter", "EngineConfig", "FrameResult", "InferenceState", "EngineError", "LiveStream"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import EngineConfig
-    from .engine import EngineError, FrameResult, InferenceState, LiveStream, VideoSegmenter
+    from vos.engine.config import EngineConfig
+    from vos.engine.segmenter import EngineError, FrameResult, InferenceState, LiveStream, VideoSegmenter
+
+#: modules of the flat vos/ of release 0.2, where they live now; the old names import (the same
+#: module object) with a DeprecationWarning for one release; vos.synthetic, documented as the
+#: synthetic clip generator, stays a name without a warning
+MOVED = {
+    "vos.alpha": "vos.io.alpha",
+    "vos.app_handlers": "vos.editing.app_handlers",
+    "vos.app_views": "vos.editing.app_views",
+    "vos.canvas": "vos.editing.canvas",
+    "vos.config": "vos.engine.config",
+    "vos.datasets": "vos.data.datasets",
+    "vos.decoders": "vos.io.decoders",
+    "vos.drawing": "vos.editing.drawing",
+    "vos.editor": "vos.editing.editor",
+    "vos.editor_export": "vos.editing.editor_export",
+    "vos.editor_files": "vos.editing.editor_files",
+    "vos.editor_results": "vos.editing.editor_results",
+    "vos.exports": "vos.io.exports",
+    "vos.finishing": "vos.engine.finishing",
+    "vos.frame_folders": "vos.io.frame_folders",
+    "vos.lost_objects": "vos.io.lost_objects",
+    "vos.matte": "vos.io.matte",
+    "vos.memory": "vos.engine.memory",
+    "vos.metrics": "vos.data.metrics",
+    "vos.objects": "vos.engine.objects",
+    "vos.outputs": "vos.io.outputs",
+    "vos.prompts": "vos.io.prompts",
+    "vos.rle": "vos.io.rle",
+    "vos.sources": "vos.io.sources",
+    "vos.state": "vos.engine.state",
+    "vos.stream": "vos.engine.stream",
+    "vos.synthetic": "vos.data.synthetic",
+    "vos.tracker": "vos.engine.tracker",
+    "vos.video": "vos.io.video",
+    "vos.writers": "vos.io.writers",
+    "vos.zoom": "vos.engine.zoom",
+}
+KEPT_NAMES = ("vos.synthetic",)
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module name as the module it moved to (one object under both names)."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        if spec.name not in KEPT_NAMES:
+            warnings.warn(f"{spec.name} moved to {MOVED[spec.name]}; the old name goes in the next release",
+                          DeprecationWarning, stacklevel=2)
+        return importlib.import_module(MOVED[spec.name])
+
+    def exec_module(self, module) -> None:
+        """The module ran when it was imported under its new name."""
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())
 
 
 def __getattr__(name: str):
     if name == "EngineConfig":
-        from .config import EngineConfig
+        from vos.engine.config import EngineConfig
 
         return EngineConfig
     if name in __all__:
-        from . import engine
+        from vos.engine import segmenter
 
-        return getattr(engine, name)
+        return getattr(segmenter, name)
     raise AttributeError(f"module 'vos' has no attribute {name!r}")

@@ -20,13 +20,13 @@ overlay mp4, RLE JSON); save the session and open it later. A reloaded page gets
 
 Responsiveness: views (slider, object, show/hide) bypass Gradio's queue and show no progress overlay,
 so they never wait behind a propagation nor blank the images; the canvas swaps its images only once
-the new ones have loaded (`vos.canvas`). A propagation runs in a thread of its own and its handler
+the new ones have loaded (`vos.editing.canvas`). A propagation runs in a thread of its own and its handler
 relays what it does, so a wait that yields nothing (adaptation) still shows progress and can be
 cancelled. Every action is logged at start and end (`Activity`), and the page's activity line says
 when a press starts nothing.
 
-This module is the command and the page's layout; what each event does is `vos.app_handlers`, what the
-page shows and reads without gradio `vos.app_views`, and everything they do is `vos.editor.Editor`, usable
+This module is the command and the page's layout; what each event does is `vos.editing.app_handlers`, what the
+page shows and reads without gradio `vos.editing.app_views`, and everything they do is `vos.editing.editor.Editor`, usable
 and tested without a browser. One editing session per app process: it is a local tool for one person.
 """
 from __future__ import annotations
@@ -50,10 +50,10 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from .app_views import PLAYABLE_JS, Activity, timeline_html
-from .editor import Editor
-from .editor_export import EXPORT_KINDS, EXPORT_LABELS
-from .editor_files import MAX_ADAPT_STEPS, VIDEO_SUFFIXES
+from vos.editing.app_views import PLAYABLE_JS, Activity, timeline_html
+from vos.editing.editor import Editor
+from vos.editing.editor_export import EXPORT_KINDS, EXPORT_LABELS
+from vos.editing.editor_files import MAX_ADAPT_STEPS, VIDEO_SUFFIXES
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.errors import InputError
 
@@ -65,7 +65,7 @@ CSS = "#preview img, #exported-view img {width: 100%; height: 100%; object-fit: 
 
 
 #: names that moved from here to the module beside it that does their job: still importable, with a warning
-_MOVED = {"mask_key": "vos.app_views", "parse_key": "vos.app_views", "PREVIEW_EVERY_S": "vos.app_handlers"}
+_MOVED = {"mask_key": "vos.editing.app_views", "parse_key": "vos.editing.app_views", "PREVIEW_EVERY_S": "vos.editing.app_handlers"}
 
 
 def __getattr__(name: str):
@@ -108,10 +108,10 @@ class _QuietDisconnects(logging.Filter):
 def build_app(editor: Editor):
     """The Gradio Blocks of the app around one Editor."""
     gr = _import_gradio()
-    from .canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS, TIMELINE_CSS,
+    from vos.editing.canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS, TIMELINE_CSS,
                          TIMELINE_JS, WATCHED_BUTTONS)
 
-    from .app_handlers import Handlers  # needs gradio
+    from vos.editing.app_handlers import Handlers  # needs gradio
 
     activity = Activity()
     playback_dir = Path(tempfile.mkdtemp(prefix="vos-app-playback-"))  # Gradio serves its files from its cache
@@ -266,8 +266,8 @@ def make_editor(args: argparse.Namespace) -> Editor:
     from seggpt.settings import parse_assignments
     from seggpt.weights_file import PACKAGED_WEIGHTS, default_weights_note
 
-    from .config import RunConfig, load_run_config
-    from .engine import VideoSegmenter
+    from vos.engine.config import RunConfig, load_run_config
+    from vos.engine.segmenter import VideoSegmenter
 
     root = Path(args.root).expanduser()
     if not root.is_dir():

@@ -19,7 +19,7 @@ from seggpt.errors import InputError, is_integer
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import check_path_given, claim_files
 
-from .synthetic import iter_clip, make_clip
+from vos.data.synthetic import iter_clip, make_clip
 
 
 def write_example(folder: Path, frames: int = 48, size=(240, 432), objects: int = 2, seed: int = 7,

@@ -2,7 +2,7 @@
 
 Parses, calls the engine, reports. Writes one index PNG per frame (the mask's own palette where it
 has one, else the DAVIS palette), optionally an overlay mp4 at the source fps, per-object 0/255 PNGs,
-RGBA PNGs, a matte video, COCO RLE JSON and a lost-object report (`vos.exports`). Every file is
+RGBA PNGs, a matte video, COCO RLE JSON and a lost-object report (`vos.io.exports`). Every file is
 written under a temporary name and renamed, so an interrupted run leaves only complete files. User
 mistakes end with one line on stderr and exit code 2, never a traceback.
 
@@ -39,14 +39,14 @@ from seggpt.device import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, describe_preci
 from seggpt.errors import EngineError, InputError, OutputError, VideoError
 from seggpt.settings import option_layers, parse_assignments, read_yaml
 from seggpt.weights_file import default_weights_note
-from vos.config import EngineConfig, RunConfig, load_run_config
-from vos.engine import VideoSegmenter
-from vos.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportSpec
+from vos.engine.config import EngineConfig, RunConfig, load_run_config
+from vos.engine.segmenter import VideoSegmenter
+from vos.io.exports import DEFAULT_SOFT_WIDTH, lost_after_for, Exporter, ExportSpec
 from seggpt.outputs import OVERWRITE_HELP, check_path_given
-from vos.outputs import claim_run_outputs
-from vos.prompts import prompt_frames, read_mask, read_mask_folder
-from vos.sources import given_fps
-from vos.video import open_source
+from vos.io.outputs import claim_run_outputs
+from vos.io.prompts import prompt_frames, read_mask, read_mask_folder
+from vos.io.sources import given_fps
+from vos.io.video import open_source
 
 
 def frame_rate(text: str) -> float:
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(
         prog="python -m vos.run",
         description="Segment the objects of one or more masks in every frame of a video (SegGPT).",
-        epilog="Settings: the defaults (vos/config.py) < the weights' recommended settings < --config < "
+        epilog="Settings: the defaults (vos/engine/config.py) < the weights' recommended settings < --config < "
                "flags and --set. Exit code 2 on bad input.",
     )
     ap.add_argument("video", help="video file (mp4, avi, mov, ...) or folder of JPEG/PNG frames")

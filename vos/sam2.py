@@ -26,7 +26,7 @@ What is SAM 2's here:
   any size with the video's aspect ratio (resized like SAM 2 does: bilinear, >= 0.5);
 * masks come back as float32 torch tensors of shape (N, 1, H, W) at the video's resolution, one
   per object of `inference_state["obj_ids"]`, where ``> 0.0`` is the object (SegGPT gives no
-  logits: +1.0 inside, -1.0 outside; for soft edges see `vos.exports.soft_alpha`);
+  logits: +1.0 inside, -1.0 outside; for soft edges see `vos.io.exports.soft_alpha`);
 * `propagate_in_video(inference_state, start_frame_idx=None, max_frame_num_to_track=None,
   reverse=False)`: start at the earliest frame with a mask unless told, track
   `max_frame_num_to_track` frames after the start (so one more is yielded; an integer >= 0), and a
@@ -56,9 +56,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .engine import VideoSegmenter
-from .objects import EngineError, check_frame_index, is_integer, known_or_nonempty, object_mask
-from .state import InferenceState
+from vos.engine.segmenter import VideoSegmenter
+from vos.engine.objects import EngineError, check_frame_index, is_integer, known_or_nonempty, object_mask
+from vos.engine.state import InferenceState
 
 
 

@@ -1,4 +1,4 @@
-"""Adversarial cases for vos.drawing and vos.editor.Editor (library level), and the app in a browser.
+"""Adversarial cases for vos.editing.drawing and vos.editing.editor.Editor (library level), and the app in a browser.
 
 Run: ``python -m benchmarks.adversarial_editor [-k TEXT] [--browser]``
 
@@ -80,8 +80,8 @@ def segmenter():
 
 def make_editor(n=6, size=(48, 64), name="clip.mp4", steps=0, root=None, seed=0):
     from seggpt.io import write_mp4
-    from vos.editor import Editor
-    from vos.synthetic import make_clip
+    from vos.editing.editor import Editor
+    from vos.data.synthetic import make_clip
     root = root or tempfile.mkdtemp(prefix="adv_ed_")
     fr, lab = make_clip(seed, n, size=size, num_objects=1)
     write_mp4(os.path.join(root, name), fr, fps=8)

@@ -26,7 +26,7 @@ def browser_checks() -> List[str]:
     """Headless Chromium against `python -m vos.app` (needs playwright and /usr/bin/chromium): the
     failed checks' names (and "app log has Traceback" when the app printed one)."""
     from seggpt.io import write_mp4
-    from vos.synthetic import make_clip
+    from vos.data.synthetic import make_clip
     root = tempfile.mkdtemp(prefix="adv_browser_")
     fr, _ = make_clip(0, 5, size=(48, 64), num_objects=1)
     write_mp4(os.path.join(root, "clip.mp4"), fr, fps=8)

@@ -1,4 +1,4 @@
-"""Editor pass cases (`editor`): vos.drawing, the gestures behind the app's canvas.
+"""Editor pass cases (`editor`): vos.editing.drawing, the gestures behind the app's canvas.
 
 Hostile stroke and box documents (wrong types, NaN, inf, huge integers, too many points) are one-line
 InputErrors; accepted input stays fast (a 1080p frame with thousands of points, a 4K GrabCut); the
@@ -11,8 +11,7 @@ import time
 import numpy as np
 
 from seggpt.errors import InputError
-from vos import drawing
-
+from vos.editing import drawing
 from .editor import case, expect_error, must_raise
 
 

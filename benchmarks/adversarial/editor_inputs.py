@@ -1,4 +1,4 @@
-"""Editor pass cases (`editor`): hostile arguments and files given to vos.editor.Editor.
+"""Editor pass cases (`editor`): hostile arguments and files given to vos.editing.editor.Editor.
 
 No video or no object yet; frame and object ids, adaptation steps, strokes, boxes and export kinds
 of the wrong type or range; crafted and broken session files; hostile session names; masks of the
@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from vos.editor import Editor, EditorError
+from vos.editing.editor import Editor, EditorError
 
 from .editor import (BR, case, check_invariants, drawn_editor, expect_error, make_editor, must_raise, run_all, segmenter,
                      write_ffv1)

@@ -12,9 +12,9 @@ import zipfile
 
 import numpy as np
 
-from vos import drawing
+from vos.editing import drawing
 from seggpt.errors import Cancelled  # a cancelled export is not an error of the user
-from vos.editor import EditorError
+from vos.editing.editor import EditorError
 
 from .editor import BR, case, check_invariants, drawn_editor, expect_error, make_editor, must_raise, run_all
 

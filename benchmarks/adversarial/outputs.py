@@ -158,7 +158,7 @@ def build_inputs(tmp: Path) -> None:
     shutil.copy2(ROOT / "seggpt" / "weights" / "small.safetensors", base / "small.safetensors")
     (base / "config.yaml").write_text("engine:\n  memory: 4\n")
     (base / "notes.txt").write_text("a text file\n")
-    from vos.synthetic import write_davis2017
+    from vos.data.synthetic import write_davis2017
 
     write_davis2017(str(base / "davis"), num_sequences=1, seed=3, num_frames=3, size=(32, 48), num_objects=(1, 1))
     G["size"] = np.array(m).shape[:2]
@@ -344,7 +344,7 @@ def judge(S: Sandbox, expect: str, protected_before: Dict[str, Dict[str, tuple]]
         want = expect.split(":", 1)[1]
         if o.exc is None:
             reasons.append(f"no exception, expected {want}")
-        elif not isinstance(o.exc, getattr(importlib.import_module("vos.editor"), want)):
+        elif not isinstance(o.exc, getattr(importlib.import_module("vos.editing.editor"), want)):
             reasons.append(f"{type(o.exc).__name__}: {str(o.exc)[:140]} (expected {want})")
     elif expect in ("returned", "returned_inside"):
         if o.exc is not None:

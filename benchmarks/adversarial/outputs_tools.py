@@ -267,7 +267,7 @@ tool("benchmarks.evaluate fresh results (no CSVs)", "ok",
 
 # the Editor
 def editor(S: Sandbox):
-    from vos.editor import Editor
+    from vos.editing.editor import Editor
 
     S.copy(G["base"] / "clip.mp4", "root/clip.mp4")
     S.mark(S.p("root/clip.mp4"))
@@ -356,7 +356,7 @@ tool("Editor.open_session garbage zip", "raise:EditorError",
          lambda S, e: e.open_session("x.vos-session.zip"), "Editor.open_session(garbage)"))
 tool("Editor root is a file", "raise:EditorError",
      lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
-         "vos.editor").Editor(seg(), S.p("rootfile"))))[-1])
+         "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
 
 
 def _check_inside(S: Sandbox, path: Path) -> None:

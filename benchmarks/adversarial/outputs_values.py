@@ -209,5 +209,5 @@ add(C6, "sam2 init_state(FIFO) never blocks", "sub_inputerror",
     lambda S: _lib_fifo(S, "from vos.sam2 import build_sam2_video_predictor as b; b('small', device='cpu')"
                            ".init_state(p)"))
 add(C6, "Editor.open(FIFO under root) never blocks", "sub_error",
-    lambda S: _lib_fifo(S, "import vos; from vos.editor import Editor; import os\n"
+    lambda S: _lib_fifo(S, "import vos; from vos.editing.editor import Editor; import os\n"
                            "    Editor(vos.VideoSegmenter('small', device='cpu'), os.path.dirname(p)).open('f.mp4')"))

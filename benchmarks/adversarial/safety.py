@@ -63,7 +63,7 @@ def _data() -> Path:
     if "d" not in _CACHE:
         d = Path(tempfile.mkdtemp(prefix="ost-data-"))
         from vos.demo import main as demo
-        from vos.synthetic import write_davis2017
+        from vos.data.synthetic import write_davis2017
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             demo([str(d / "demo")])

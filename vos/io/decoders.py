@@ -1,4 +1,4 @@
-"""Frame sources that read video files (decord, PyAV); folders of frame images are ``vos.frame_folders``.
+"""Frame sources that read video files (decord, PyAV); folders of frame images are ``vos.io.frame_folders``.
 
 Backends: decord is preferred for video files (fast accurate random access with
 ``get_batch``); PyAV is the fallback where decord is not installed or cannot open a
@@ -38,7 +38,7 @@ import numpy as np
 from seggpt.errors import InputError, VideoError, check_input_file
 
 
-from vos.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, ChunkedSource, Frame, to_rgb
+from vos.io.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, ChunkedSource, Frame, to_rgb
 
 # --------------------------------------------------------------------------- decoder logging
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from seggpt.errors import InputError, is_integer
 
-from .objects import object_mask
+from vos.engine.objects import object_mask
 
 TOOLS = ("brush", "eraser")
 MAX_RADIUS = 1000  # pixels of the frame

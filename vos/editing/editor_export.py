@@ -1,6 +1,6 @@
-"""The editor's outputs (`vos.editor.Editor`): the export zip of every frame, and the playback video.
+"""The editor's outputs (`vos.editing.editor.Editor`): the export zip of every frame, and the playback video.
 
-The export writes the chosen outputs (`EXPORT_KINDS`) through the CLI's exporter (`vos.exports.Exporter`)
+The export writes the chosen outputs (`EXPORT_KINDS`) through the CLI's exporter (`vos.io.exports.Exporter`)
 into a work folder under root/exports, then zips it atomically; frames no propagation reached are exported
 empty. The playback is the results blended into the video, in an encoding the page's browser plays.
 """
@@ -19,10 +19,10 @@ from seggpt.colors import davis_palette
 from seggpt.errors import Cancelled, InputError, OutputError
 from seggpt.io import overlay
 
-from .drawing import short, whole_number
-from .editor_files import open_reader, unused
-from .exports import DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, write_json, zip_folder
-from .writers import PlaybackWriter, playable_encoding
+from vos.editing.drawing import short, whole_number
+from vos.editing.editor_files import open_reader, unused
+from vos.io.exports import DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, write_json, zip_folder
+from vos.io.writers import PlaybackWriter, playable_encoding
 
 #: what the export can hold: kind -> (the `ExportSpec` field, its name in the zip, its label in the app)
 EXPORTS = {"index": ("index_dir", "masks", "index PNGs"),
@@ -42,7 +42,7 @@ class EditorExport:
                  max_side: int = 1280) -> Tuple[Path, str]:
         """The video with the results blended in (the objects not in `hide`) and each frame's number in its
         corner, in an encoding the page's browser plays (`plays`: the names it reported,
-        `vos.writers.playable_encoding`), written to `folder`; frames not segmented yet show plain. At most
+        `vos.io.writers.playable_encoding`), written to `folder`; frames not segmented yet show plain. At most
         `max_side` pixels on the long side (a preview; the export keeps the full size). Returns the file
         and a line for the status. Frames are read by a reader of its own, one at a time."""
         self._need_video()

@@ -13,7 +13,7 @@ exercise the same difficulties:
 * deterministic for a seed; frames are rendered one at a time from closed-form motion, so memory
   does not grow with the length (``iter_clip`` streams a 10,000-frame video in constant memory).
 
-Writers produce the DAVIS 2017 and YouTube-VOS layouts read by ``vos.datasets`` (palette PNGs
+Writers produce the DAVIS 2017 and YouTube-VOS layouts read by ``vos.data.datasets`` (palette PNGs
 with the DAVIS palette, JPEG frames), written atomically through ``seggpt.io`` (videos of a clip:
 ``seggpt.io.write_mp4``).
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from seggpt.predictor import SegGPTPredictor
 
-from .config import EngineConfig
-from .objects import EngineError, Objects, check_frame, check_object_id, give, masks_from
-from .state import Annotations
-from .tracker import FrameResult, Tracker
+from vos.engine.config import EngineConfig
+from vos.engine.objects import EngineError, Objects, check_frame, check_object_id, give, masks_from
+from vos.engine.state import Annotations
+from vos.engine.tracker import FrameResult, Tracker
 
 
 class LiveStream:

@@ -3,7 +3,7 @@
 The verbs, shaped like what editing tools already call:
 * a session over a whole video (SAM 2's shape): `init_state`, `add_new_mask` (one object) /
   `add_mask` (a label map), `propagate` (forward or backward, from any frame), `remove_object`,
-  `reset_state`; the state (`vos.state.InferenceState`) is the caller's. `propagate_in_video` is
+  `reset_state`; the state (`vos.engine.state.InferenceState`) is the caller's. `propagate_in_video` is
   `propagate` as (frame_idx, obj_ids, masks) tuples; SAM 2's own API, its arguments and tensors, is
   the one SAM 2 surface, `vos.sam2`;
 * live streams (Cutie's shape): `stream()` gives a `LiveStream` with `step(frame, mask=None)`;
@@ -12,7 +12,7 @@ The verbs, shaped like what editing tools already call:
   adapted model kept here for the session (`adapted(state)`); `propagate` calls it when the masks
   changed.
 
-Every annotation conditions every propagation, in both directions, by the rules in `vos.state`.
+Every annotation conditions every propagation, in both directions, by the rules in `vos.engine.state`.
 The engine knows nothing of files: frames come from a FrameSource, results go back to the caller.
 """
 from __future__ import annotations
@@ -35,14 +35,14 @@ from seggpt.errors import Cancelled, EngineError, InputError, VideoError
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 
-from .config import EngineConfig
-from .finishing import FinishQueue, one_thread_worker
-from .objects import (check_frame_index, check_object_id, give, is_integer, label_dtype, masks_from, object_mask)
-from .state import InferenceState
-from .stream import LiveStream
-from .tracker import FrameResult, Tracker
-from .video import FrameSource, IteratorSource, open_source
-from .zoom import object_crops
+from vos.engine.config import EngineConfig
+from vos.engine.finishing import FinishQueue, one_thread_worker
+from vos.engine.objects import (check_frame_index, check_object_id, give, is_integer, label_dtype, masks_from, object_mask)
+from vos.engine.state import InferenceState
+from vos.engine.stream import LiveStream
+from vos.engine.tracker import FrameResult, Tracker
+from vos.io.video import FrameSource, IteratorSource, open_source
+from vos.engine.zoom import object_crops
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from a stream of `FrameResult`s. The CLI (`vos.run`) and the web app (`vos.app`)
 Every file is written under a temporary name and renamed (`seggpt.io.atomic_path`).
 
 Each output has its own module, which says its format: the alpha mattes and their PNGs (hard and
-soft, ``--soft``, ``--alpha``, ``--object-masks``): `vos.alpha`; the matte video (``--matte``):
-`vos.matte`; COCO RLE JSON (``--rle``): `vos.rle`; the lost-object report (``--report``,
-``--lost-after``): `vos.lost_objects`. This module is the exporter that writes them all, and the
+soft, ``--soft``, ``--alpha``, ``--object-masks``): `vos.io.alpha`; the matte video (``--matte``):
+`vos.io.matte`; COCO RLE JSON (``--rle``): `vos.io.rle`; the lost-object report (``--report``,
+``--lost-after``): `vos.io.lost_objects`. This module is the exporter that writes them all, and the
 names of those modules that editors and tools import from here.
 """
 from __future__ import annotations
@@ -24,12 +24,12 @@ import numpy as np
 
 from seggpt.errors import InputError
 from seggpt.io import OutputError, atomic_path, atomic_write_text, ensure_output_dir, overlay, save_index_png
-from vos.alpha import (DEFAULT_SOFT_WIDTH, MIN_SOFT_WIDTH, alpha_path, hard_alpha, margins_of_alpha, result_alpha,
+from vos.io.alpha import (DEFAULT_SOFT_WIDTH, MIN_SOFT_WIDTH, alpha_path, hard_alpha, margins_of_alpha, result_alpha,
                        save_object_png, save_rgba_png, soft_alpha)
-from vos.lost_objects import MAX_LOST_AFTER, LostObjectReport, lost_after_for
-from vos.matte import MatteVideoWriter, check_matte_path, read_matte
-from vos.rle import RLE_FORMAT, RLE_VERSION, frame_objects_rle, require_rle, rle_decode, rle_encode
-from vos.writers import BackgroundWriter, OverlayVideoWriter
+from vos.io.lost_objects import MAX_LOST_AFTER, LostObjectReport, lost_after_for
+from vos.io.matte import MatteVideoWriter, check_matte_path, read_matte
+from vos.io.rle import RLE_FORMAT, RLE_VERSION, frame_objects_rle, require_rle, rle_decode, rle_encode
+from vos.io.writers import BackgroundWriter, OverlayVideoWriter
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ExportSpec:
 
     index_dir: Optional[Path] = None  # index PNGs (pixel = object id)
     object_dir: Optional[Path] = None  # <object_dir>/<id:03d>/<frame>.png, 0/255
-    alpha_dir: Optional[Path] = None  # RGBA PNGs (layout: `vos.alpha`)
+    alpha_dir: Optional[Path] = None  # RGBA PNGs (layout: `vos.io.alpha`)
     matte: Optional[Path] = None  # .mkv (FFV1) or .mov (ProRes 4444)
     overlay: Optional[Path] = None  # overlay mp4
     rle: Optional[Path] = None  # COCO RLE JSON

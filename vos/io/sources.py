@@ -12,8 +12,8 @@ C-contiguous ``H x W x 3`` ``uint8`` RGB array. Grayscale frames are replicated 
 channels; the alpha channel of RGBA frames is dropped (not blended: a frame source has no
 background to blend with).
 
-Files are read by ``vos.decoders`` (video files) and ``vos.frame_folders`` (folders of frames);
-``vos.video.open_source`` opens any input.
+Files are read by ``vos.io.decoders`` (video files) and ``vos.io.frame_folders`` (folders of frames);
+``vos.io.video.open_source`` opens any input.
 """
 
 from __future__ import annotations

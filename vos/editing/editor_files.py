@@ -1,4 +1,4 @@
-"""The editor's files (`vos.editor.Editor`): what it may read under its root folder, the folders it writes, names
+"""The editor's files (`vos.editing.editor.Editor`): what it may read under its root folder, the folders it writes, names
 that never replace a file it did not write, the file picker's listing, and the session files.
 
 The editor reads server-side files only under `root` (the folder named when the app starts); uploads are
@@ -27,9 +27,9 @@ from seggpt.errors import InputError
 from seggpt.io import atomic_path
 from seggpt.outputs import OutputFiles, claim_files, is_within, real, written_by_us
 
-from .drawing import short, whole_number
-from .exports import save_object_png, zip_folder
-from .video import FrameSource, open_source
+from vos.editing.drawing import short, whole_number
+from vos.io.exports import save_object_png, zip_folder
+from vos.io.video import FrameSource, open_source
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -21,7 +21,7 @@ import numpy as np
 from seggpt.errors import EngineError, is_integer  # is_integer: the one integer test, kept here by its name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .state import Annotations
+    from vos.engine.state import Annotations
 
 MAX_SESSION_OBJECTS = 255  # objects one session tracks at once (colours, and the cost of separate mode)
 

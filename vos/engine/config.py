@@ -62,7 +62,7 @@ class ZoomConfig:
     """Object-centred zoom, in separate mode only (joint mode's one pass sees every object on the whole
     frame; the engine says so when both are set): each object is segmented in a crop around where it is
     expected, its prompts cropped around it in their own frames at the same size, so a small object is
-    seen at a size the model can segment (`vos.zoom`).
+    seen at a size the model can segment (`vos.engine.zoom`).
 
     margin: the crop is the object's box grown by this many times its larger side on each side (the
         largest box among the query's expected one and the prompts'). min_size: the crop's side is at
@@ -71,7 +71,7 @@ class ZoomConfig:
         least this fraction of the frame is the whole frame (nothing to gain). A lost object (empty on
         the last frame) is looked for on the whole frame. adapt_crops: test-time adaptation learns, besides
         the annotated frames, each object in the crop the zoom takes around it there (no motion), so the
-        model is tuned at the scale it then segments the object at (`vos.zoom.object_crops`; the
+        model is tuned at the scale it then segments the object at (`vos.engine.zoom.object_crops`; the
         selection set 0.512 -> 0.536). min_part: an object's mask loses its 8-connected parts smaller
         than this fraction of its largest part, on every frame the zoom segments (stray specks would grow
         the box the next crop follows, and spread through the memory); 0 keeps every part.

@@ -1,7 +1,7 @@
-"""The editor's results (`vos.editor.Editor`): each frame's label map, scores and soft alpha, kept packed, and
+"""The editor's results (`vos.editing.editor.Editor`): each frame's label map, scores and soft alpha, kept packed, and
 what is made of them: the preview, the timeline (given, present, empty, lost, not segmented per object).
 
-A propagated frame keeps the model's soft edges (`vos.exports.soft_alpha`, default width) for the soft
+A propagated frame keeps the model's soft edges (`vos.io.exports.soft_alpha`, default width) for the soft
 export; a mask the user drew is hard there (alpha 255 on it, 0 for the other objects under it).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from seggpt.colors import davis_palette
 from seggpt.errors import InputError, is_integer
 from seggpt.io import overlay
 
-from .exports import DEFAULT_SOFT_WIDTH, LostObjectReport, lost_after_for, margins_of_alpha, soft_alpha
+from vos.io.exports import DEFAULT_SOFT_WIDTH, LostObjectReport, lost_after_for, margins_of_alpha, soft_alpha
 
 
 @dataclass
@@ -25,7 +25,7 @@ class KeptResult:
     labels: bytes  # zlib of the (H, W) uint8 label map
     scores: Dict[int, Optional[float]]  # per object: mean confidence over its pixels (None where empty)
     object_ids: List[int]  # the session's objects when the frame was segmented, in `alpha` order
-    #: zlib of the (N, H, W) uint8 soft alpha (`vos.exports.soft_alpha`, default width) of `object_ids`:
+    #: zlib of the (N, H, W) uint8 soft alpha (`vos.io.exports.soft_alpha`, default width) of `object_ids`:
     #: 0 or 255 away from the edges, so it packs small; the soft exports are made from it
     alpha: bytes
     #: the ids its label map holds, worked out once when the timeline first asks (`Editor._present`)
@@ -75,7 +75,7 @@ class EditorResults:
     @property
     def lost_after(self) -> int:
         """More empty frames in a row than this and an object is lost: the rule of `vos.run --lost-after`
-        (`vos.exports.lost_after_for`), for this video's length."""
+        (`vos.io.exports.lost_after_for`), for this video's length."""
         return lost_after_for(self.num_frames)
 
     def timeline(self) -> List[TimelineRow]:
@@ -105,7 +105,7 @@ class EditorResults:
         return rows
 
     def _keep(self, r) -> None:
-        """Keep a frame's result as the engine hands it over (`vos.engine.FrameResult`), packed."""
+        """Keep a frame's result as the engine hands it over (`vos.engine.segmenter.FrameResult`), packed."""
         labels = r.labels
         if labels.size and int(labels.max()) > 255:
             raise InputError("object ids above 255 cannot be kept")

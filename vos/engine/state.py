@@ -31,8 +31,8 @@ from typing import Dict, Generator, Iterator, List, Optional, Set, Tuple
 import numpy as np
 import torch
 
-from .objects import EngineError, Objects
-from .video import FrameSource, IteratorSource
+from vos.engine.objects import EngineError, Objects
+from vos.io.video import FrameSource, IteratorSource
 
 
 @dataclass
@@ -187,7 +187,7 @@ class InferenceState:
         """Keep every annotated frame before a pass needs it as a prompt (or adaptation learns it).
 
         A file, folder or array is read at those frames now; an iterator (read once) keeps the frames
-        it passes (`vos.tracker.Tracker.annotate`), and must not be asked for an annotated frame behind it.
+        it passes (`vos.engine.tracker.Tracker.annotate`), and must not be asked for an annotated frame behind it.
         """
         for a in self.annotations:
             if self.annotations[a].frame is not None:

@@ -3,7 +3,7 @@
 It holds the recent-prediction memory of the pass and the annotated prompts it made (until an
 annotation changes), and asks the session's `Annotations` which annotated frames condition each frame;
 the predictor does the one model call, `seggpt.decode` brings its scores to frame size. With the engine's
-zoom on (separate mode), it also follows where each object is (`vos.zoom`) and segments each one in
+zoom on (separate mode), it also follows where each object is (`vos.engine.zoom`) and segments each one in
 a crop around it, its prompts cropped around it the same way, the crop's scores pasted back at frame
 size: one model call per object per frame, as separate mode costs anyway. It knows nothing of
 files or of the segmenter that made it (no back-references): a live stream and a propagation each
@@ -21,11 +21,11 @@ import torch
 from seggpt.decode import Decoded, Decoding, confidence, host
 from seggpt.predictor import SegGPTPredictor
 
-from .config import EngineConfig
-from .memory import Prompt, PromptMemory
-from .objects import EngineError, Objects, label_dtype
-from .state import AnnotatedPrompt, Annotations
-from .zoom import Whereabouts, follow, main_parts, mask_box, place, query_crop
+from vos.engine.config import EngineConfig
+from vos.engine.memory import Prompt, PromptMemory
+from vos.engine.objects import EngineError, Objects, label_dtype
+from vos.engine.state import AnnotatedPrompt, Annotations
+from vos.engine.zoom import Whereabouts, follow, main_parts, mask_box, place, query_crop
 
 
 @dataclass
@@ -57,7 +57,7 @@ class FrameResult:
         `confidence`; -1 for an object that does not exist on this frame. For an annotated frame the
         masks given are +1 inside and the rest follows the labels: `where(labels == id, c, -c)` with
         c = `confidence`. Computed on first access only (it resizes every object's score map), for
-        soft edges (`vos.exports.soft_alpha`).
+        soft edges (`vos.io.exports.soft_alpha`).
         """
         if self._margins is None:
             margins = self.decoded.margins(self.object_ids)
@@ -272,7 +272,7 @@ class Tracker:
         return self._main_parts(fg)
 
     def _main_parts(self, fg: torch.Tensor) -> torch.Tensor:
-        """`fg` (B, H, W) with the object's small stray parts set to 0 (`vos.zoom.main_parts`)."""
+        """`fg` (B, H, W) with the object's small stray parts set to 0 (`vos.engine.zoom.main_parts`)."""
         if not self.zoom.min_part:
             return fg
         for b in range(fg.shape[0]):

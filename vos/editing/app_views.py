@@ -23,15 +23,15 @@ import numpy as np
 
 from seggpt.errors import InputError, is_integer
 
-from .editor import Editor
-from .editor_results import TimelineRow
-from .writers import PLAYABLE_ENCODINGS
+from vos.editing.editor import Editor
+from vos.editing.editor_results import TimelineRow
+from vos.io.writers import PLAYABLE_ENCODINGS
 
 log = logging.getLogger("vos.app")
 
 
 class Activity:
-    """What the app is doing now, for the stuck-action watch of the page (`vos.canvas.ACTIVITY_JS`) and the
+    """What the app is doing now, for the stuck-action watch of the page (`vos.editing.canvas.ACTIVITY_JS`) and the
     log: every action says when it starts and ends, so a press that starts nothing is visible. Gradio runs
     each kind of action one at a time (a second press of the same button waits for the first) while different
     actions may overlap (the editor refuses changes while a propagation runs), so several can be running."""
@@ -137,7 +137,7 @@ def lost_frames(row: TimelineRow) -> str:
 
 
 def timeline_html(editor: Editor, current: int) -> str:
-    """The timeline (`vos.canvas.TIMELINE_CSS`): per object a bar of its frames by state (`Editor.timeline`),
+    """The timeline (`vos.editing.canvas.TIMELINE_CSS`): per object a bar of its frames by state (`Editor.timeline`),
     a marker on frame `current`, and the objects lost named in red with their frames."""
     if not editor.is_open:
         return '<div class="vos-timeline"></div>'
@@ -170,7 +170,7 @@ def playable_names(payload: str) -> List[str]:
     return [str(n) for n in names if isinstance(n, str) and n in known] if isinstance(names, list) else []
 
 
-#: asks the browser which playback encodings its <video> plays (`vos.writers.PLAYABLE_ENCODINGS`)
+#: asks the browser which playback encodings its <video> plays (`vos.io.writers.PLAYABLE_ENCODINGS`)
 PLAYABLE_JS = ("(p, s) => { const v = document.createElement('video'); const kinds = "
                + json.dumps({e.name: e.mime for e in PLAYABLE_ENCODINGS})
                + "; return [JSON.stringify(Object.keys(kinds).filter(k => v.canPlayType(kinds[k]) !== '')), s]; }")

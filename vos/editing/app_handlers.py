@@ -1,5 +1,5 @@
 """The web app's handlers (`vos.app`): what each event of the page does, as methods of one object around the
-`vos.editor.Editor`; each answers with one value per output of its event (`vos.app.build_app` wires them).
+`vos.editing.editor.Editor`; each answers with one value per output of its event (`vos.app.build_app` wires them).
 
 Imported once gradio is (`vos.app.build_app`): the handlers answer with `gr.update`s. The annotations here
 are evaluated (no `from __future__ import annotations`): Gradio reads `on_jump`'s `gr.EventData` hint to pass
@@ -19,8 +19,8 @@ import numpy as np
 
 from seggpt.errors import Cancelled, InputError
 
-from .app_views import data_url, gesture, lost_frames, mask_key, overlay_frame, parse_key, playable_names, timeline_html
-from .editor import Editor
+from vos.editing.app_views import data_url, gesture, lost_frames, mask_key, overlay_frame, parse_key, playable_names, timeline_html
+from vos.editing.editor import Editor
 
 log = logging.getLogger("vos.app")
 PREVIEW_EVERY_S = 0.25  # at most this often a live preview goes to the browser during a propagation
@@ -61,7 +61,7 @@ class Handlers:
         return [o for o in self.editor.objects if o not in shown]
 
     def canvas_value(self, frame_idx: int, obj_id, shown, clear: bool = False) -> str:
-        """The canvas's view (`vos.canvas`): the frame with the other shown objects as background, the selected
+        """The canvas's view (`vos.editing.canvas`): the frame with the other shown objects as background, the selected
         object's mask, its colour and key."""
         serial = next(self.serials)
         if not self.editor.is_open:

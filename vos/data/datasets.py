@@ -32,7 +32,7 @@ from PIL import Image
 from seggpt.errors import InputError, is_integer
 from seggpt.io import read_label_png
 
-from .video import IMAGE_EXTENSIONS, natural_key
+from vos.io.video import IMAGE_EXTENSIONS, natural_key
 
 __all__ = [
     "DatasetError",

@@ -1,4 +1,4 @@
-"""COCO run-length encoding of the objects' masks, and the entries of the RLE JSON (`vos.exports`).
+"""COCO run-length encoding of the objects' masks, and the entries of the RLE JSON (`vos.io.exports`).
 
 RLE JSON (`--rle OUT.json`), COCO's run-length encoding per object per frame (pycocotools, the
 `coco` extra)::

@@ -1,7 +1,7 @@
 """The editing session behind the web app (`vos.app`), as a plain class: no browser needed to use or test it.
 
 One `Editor` holds one video, its named objects, the masks the user gave and the results of the
-propagations so far. The engine's rules apply unchanged (`vos.state`): every mask given conditions
+propagations so far. The engine's rules apply unchanged (`vos.engine.state`): every mask given conditions
 every propagation, forwards and backwards; a mask drawn on a frame that already has a result is a
 correction, and propagating again from there uses it.
 
@@ -11,9 +11,9 @@ box (GrabCut, `mask_from_box`), from a mask PNG, or by accepting the prediction 
 mask remembers what made it (`origin`), and `undo` takes the last mask change back.
 
 The session is here; its other jobs are beside it, each the part of `Editor` it names: the files under
-its root folder and the session files (`vos.editor_files`: uploads to `root/uploads/`, exports to
+its root folder and the session files (`vos.editing.editor_files`: uploads to `root/uploads/`, exports to
 `root/exports/`, sessions to `root/sessions/`, every file written atomically), the results kept per
-frame and the timeline (`vos.editor_results`), the export zip and the playback (`vos.editor_export`).
+frame and the timeline (`vos.editing.editor_results`), the export zip and the playback (`vos.editing.editor_export`).
 """
 from __future__ import annotations
 
@@ -31,15 +31,15 @@ from seggpt.adapt import AdaptProgress
 from seggpt.colors import davis_palette
 from seggpt.errors import EngineError, InputError
 
-from .drawing import apply_strokes, mask_from_box, parse_box, parse_strokes, whole_number
-from .editor_export import EXPORT_KINDS, EXPORT_LABELS, EditorExport
-from .editor_files import MAX_ADAPT_STEPS, SESSION_SUFFIX, VIDEO_SUFFIXES, RootFiles, open_reader
-from .editor_results import EditorResults, KeptResult, TimelineRow
-from .engine import VideoSegmenter
-from .objects import object_mask
-from .prompts import read_mask
-from .state import InferenceState
-from .video import FrameSource
+from vos.editing.drawing import apply_strokes, mask_from_box, parse_box, parse_strokes, whole_number
+from vos.editing.editor_export import EXPORT_KINDS, EXPORT_LABELS, EditorExport
+from vos.editing.editor_files import MAX_ADAPT_STEPS, SESSION_SUFFIX, VIDEO_SUFFIXES, RootFiles, open_reader
+from vos.editing.editor_results import EditorResults, KeptResult, TimelineRow
+from vos.engine.segmenter import VideoSegmenter
+from vos.engine.objects import object_mask
+from vos.io.prompts import read_mask
+from vos.engine.state import InferenceState
+from vos.io.video import FrameSource
 
 MAX_OBJECTS = 255  # index PNGs hold ids 1..255
 UNDO_DEPTH = 100  # mask changes `undo` can take back
@@ -275,7 +275,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
         return ids
 
     def draw(self, frame_idx: int, obj_id: int, strokes: list) -> int:
-        """Brush and eraser strokes (`vos.drawing.parse_strokes`, frame pixels) over what the frame shows for
+        """Brush and eraser strokes (`vos.editing.drawing.parse_strokes`, frame pixels) over what the frame shows for
         the object (`mask_of`: its given mask, else the prediction): the result becomes its given mask.
         Returns the area."""
         frame_idx, obj_id = self._target(frame_idx, obj_id)
@@ -288,7 +288,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
         return self.set_mask(frame_idx, obj_id, apply_strokes(self.mask_of(frame_idx, obj_id), checked), origin)
 
     def box_to_mask(self, frame_idx: int, obj_id: int, box: Sequence[float]) -> int:
-        """The object inside a box [x0, y0, x1, y1] (frame pixels) by GrabCut (`vos.drawing.mask_from_box`) as
+        """The object inside a box [x0, y0, x1, y1] (frame pixels) by GrabCut (`vos.editing.drawing.mask_from_box`) as
         its given mask on the frame; returns the area (0: GrabCut found nothing: paint it instead)."""
         frame_idx, obj_id = self._target(frame_idx, obj_id)
         mask = mask_from_box(self.frame(frame_idx), parse_box(box, self.size))

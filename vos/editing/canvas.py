@@ -1,5 +1,5 @@
 """The app's drawing canvas, its timeline and its activity line: HTML, CSS and the JavaScript behind them (no
-Python logic; the timeline's rows are made by `vos.app_views.timeline_html`).
+Python logic; the timeline's rows are made by `vos.editing.app_views.timeline_html`).
 
 Why our own canvas rather than Gradio's ImageEditor: the ImageEditor fits the frame into a canvas of
 its own size and offsets the layer on frames whose shape differs from it (a 640x480 mask came back
@@ -7,8 +7,8 @@ shifted and cropped), and it commits its whole layer, so a correction meant eras
 This canvas is the frame's pixels: it is sized to the frame (CSS only scales it, keeping the aspect
 ratio), the pointer is mapped through the canvas's displayed box into frame pixels, and only the
 gestures go to the server (brush and eraser strokes with their radius, a box), which rasterises them
-over the mask the canvas showed (`vos.drawing`). The server's view comes as JSON in the component's
-value (`Handlers.canvas_value` in `vos.app_handlers`): the frame with the other objects as background
+over the mask the canvas showed (`vos.editing.drawing`). The server's view comes as JSON in the component's
+value (`Handlers.canvas_value` in `vos.editing.app_handlers`): the frame with the other objects as background
 (JPEG), the selected object's mask (PNG), its colour and a key naming the frame, the object and that mask; a
 commit sends the key back, so strokes land on the frame and object they were drawn on or are refused.
 
@@ -194,7 +194,7 @@ ACTIVITY_HTML = '<div class="vos-activity"></div>'
 ACTIVITY_CSS = ".vos-activity { font-size: 0.9em; min-height: 1.2em; }"
 
 #: the stuck-action watch: a press of one of these buttons that starts no work on the server within a few
-#: seconds is said in the activity line, with what the app is busy with (`Activity` in `vos.app_views`)
+#: seconds is said in the activity line, with what the app is busy with (`Activity` in `vos.editing.app_views`)
 WATCHED_BUTTONS = ("open", "add-object", "rename-object", "remove-object", "use-drawing", "box-to-mask", "accept",
                    "undo", "use-mask", "forward", "backward", "export", "save-session", "open-session", "play")
 

@@ -1,8 +1,8 @@
 """Frame sources: stream RGB frames from video files, frame folders, arrays and iterators.
 
-``open_source`` opens any input as a :class:`FrameSource`; the sources live in ``vos.sources`` (the
-interface, bounded prefetching, arrays, iterators), ``vos.decoders`` (video files) and
-``vos.frame_folders`` (folders of frames), and are re-exported here, the one place callers import them from.
+``open_source`` opens any input as a :class:`FrameSource`; the sources live in ``vos.io.sources`` (the
+interface, bounded prefetching, arrays, iterators), ``vos.io.decoders`` (video files) and
+``vos.io.frame_folders`` (folders of frames), and are re-exported here, the one place callers import them from.
 
 Every source yields ``(frame_index, frame)``, frame an ``H x W x 3`` uint8 RGB array, one at a time:
 long videos are never held in memory. Backends for video files: decord first (fast random access),
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from seggpt.errors import VideoError
-from vos.decoders import DecordSource, PyAVSource, check_video_file, display_rotation, import_decord, quiet_fd2
-from vos.frame_folders import FolderSource
-from vos.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource, chunk_plan,
+from vos.io.decoders import DecordSource, PyAVSource, check_video_file, display_rotation, import_decord, quiet_fd2
+from vos.io.frame_folders import FolderSource
+from vos.io.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource, chunk_plan,
                          natural_key, to_rgb)
 
 __all__ = ["BACKENDS", "DEFAULT_FPS", "IMAGE_EXTENSIONS", "ArraySource", "DecordSource", "FolderSource", "Frame",

@@ -1,8 +1,8 @@
 """Folders of frame images as a frame source: JPEG/PNG files in the natural order of their names.
 
-A folder is one of the inputs ``vos.video.open_source`` opens (DAVIS and YouTube-VOS store their videos
+A folder is one of the inputs ``vos.io.video.open_source`` opens (DAVIS and YouTube-VOS store their videos
 so). Damaged input: a truncated or unreadable image, or a frame of another size than the first, ends the
-stream after every frame before it, with one ``VideoError`` naming the file (as ``vos.decoders`` does
+stream after every frame before it, with one ``VideoError`` naming the file (as ``vos.io.decoders`` does
 for video files).
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from seggpt.errors import VideoError
-from vos.sources import IMAGE_EXTENSIONS, ChunkedSource, Frame, given_fps, natural_key
+from vos.io.sources import IMAGE_EXTENSIONS, ChunkedSource, Frame, given_fps, natural_key
 
 __all__ = ["FolderSource"]
 
