@@ -7,7 +7,7 @@ Layers, each importing only from those before it (tests/test_layers.py checks ev
     vos.data     DAVIS / YouTube-VOS readers, synthetic clips, J&F (torch-free)
     vos.engine   the session state and its rules, the tracker, prompt memory, zoom, finishing,
                  the live stream, VideoSegmenter
-    vos.editing  the web app's editing session, gestures made masks, the canvas
+    vos.editing  the web app's parts: the editing session, gestures made masks, the handlers, views and canvas
     vos.run, vos.app, vos.demo, vos.sam2, vos.scripts: the entry points (CLIs, the web app, the
                  example clip, the SAM 2 surface, the console scripts)
 
