@@ -12,6 +12,7 @@ matters in practice: the light entry points really start without torch.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,11 @@ def test_no_import_circle():
         if m not in index:
             visit(m)
     assert not circles, "modules that import each other: " + "; ".join(" <-> ".join(c) for c in circles)
+
+
+def test_readme_lists_the_torch_free_layer_this_file_checks():
+    """README's Layout and this file name the same torch-free seggpt modules (they once disagreed)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("seggpt/        torch-free layer"):readme.index("seggpt/        the model")]
+    listed = {f"seggpt.{name}" for name in re.findall(r"^  (\w+)\.py", block, flags=re.M)}
+    assert listed == set(TORCH_FREE) - {"seggpt"}
