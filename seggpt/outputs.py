@@ -50,9 +50,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from seggpt.cli import on_exit
 from seggpt.errors import InputError
-from seggpt.manifest import (FORMAT, MANIFEST, TEMPORARY, PathLike, Record, file_record, matches, ownership_of,
-                             process_alive, read_manifest, record_in_folder, scan, unchanged, write_manifest,
-                             written_by_us)
+from seggpt.manifest import (FORMAT, LEGACY_FORMATS, MANIFEST, TEMPORARY, PathLike, Record,  # noqa: F401
+                             file_record, matches, ownership_of, process_alive, read_manifest, record_in_folder, scan,
+                             unchanged, write_manifest, written_by_us)
 
 #: containers the overlay writer (H.264 or MPEG-4 Part 2) can write
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")

@@ -141,13 +141,13 @@ def check_infer_inputs(images: object, prompt_images: object, prompt_masks: obje
         layout = "(B,3,H,W)" if expected[name] == 4 else "(B,K,3,H,W)"
         if not isinstance(x, torch.Tensor):
             raise InputError(f"{name}: a float torch.Tensor {layout} is expected, got {type(x).__name__}; frames "
-                             f"and masks as arrays go through predict() or preprocess_images()/preprocess_masks()")
+                             f"and masks as arrays go through predict() or preprocess_images()/encode_masks()")
         if x.ndim != expected[name]:
             hint = " (the prompt axis K is missing: x.unsqueeze(1))" if expected[name] == 5 and x.ndim == 4 else ""
             raise InputError(f"{name}: {layout} is expected, got {x.ndim}-D shape {tuple(x.shape)}{hint}")
         if not x.is_floating_point():
             raise InputError(f"{name}: ImageNet-normalised floats are expected (preprocess_images / "
-                             f"preprocess_masks), got {str(x.dtype).replace('torch.', '')}")
+                             f"encode_masks), got {str(x.dtype).replace('torch.', '')}")
         if x.shape[-3] != 3 or tuple(x.shape[-2:]) != (h, w):
             raise InputError(f"{name}: {layout} with 3 channels at the model's image size {h}x{w} is expected, "
                              f"got shape {tuple(x.shape)}")
@@ -230,7 +230,7 @@ class SegGPTPredictor:
         """`SegGPT.infer` in this predictor's dtype (and compiled, after `compile`).
 
         images (B,3,H,W) and prompt_images, prompt_masks (B,K,3,H,W): float tensors, ImageNet-normalised
-        at the model's image size (`preprocess_images`, `preprocess_masks`); anything else is an
+        at the model's image size (`preprocess_images`, `encode_masks`); anything else is an
         `InputError` naming the argument (`check_infer_inputs`).
         """
         check_infer_inputs(images, prompt_images, prompt_masks, embedding_type, self.image_size)

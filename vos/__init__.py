@@ -31,29 +31,19 @@ if TYPE_CHECKING:  # pragma: no cover
 #: module object) with a DeprecationWarning for one release; vos.synthetic, documented as the
 #: synthetic clip generator, stays a name without a warning
 MOVED = {
-    "vos.alpha": "vos.io.alpha",
-    "vos.app_handlers": "vos.editing.app_handlers",
-    "vos.app_views": "vos.editing.app_views",
     "vos.canvas": "vos.editing.canvas",
     "vos.config": "vos.engine.config",
     "vos.datasets": "vos.data.datasets",
     "vos.decoders": "vos.io.decoders",
     "vos.drawing": "vos.editing.drawing",
     "vos.editor": "vos.editing.editor",
-    "vos.editor_export": "vos.editing.editor_export",
-    "vos.editor_files": "vos.editing.editor_files",
-    "vos.editor_results": "vos.editing.editor_results",
     "vos.exports": "vos.io.exports",
     "vos.finishing": "vos.engine.finishing",
-    "vos.frame_folders": "vos.io.frame_folders",
-    "vos.lost_objects": "vos.io.lost_objects",
-    "vos.matte": "vos.io.matte",
     "vos.memory": "vos.engine.memory",
     "vos.metrics": "vos.data.metrics",
     "vos.objects": "vos.engine.objects",
     "vos.outputs": "vos.io.outputs",
     "vos.prompts": "vos.io.prompts",
-    "vos.rle": "vos.io.rle",
     "vos.sources": "vos.io.sources",
     "vos.state": "vos.engine.state",
     "vos.stream": "vos.engine.stream",
@@ -69,6 +59,9 @@ KEPT_NAMES = ("vos.synthetic",)
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports an old module name as the module it moved to (one object under both names)."""
 
+    def __init__(self) -> None:
+        self._own_specs: dict = {}
+
     def find_spec(self, name, path=None, target=None):
         return importlib.util.spec_from_loader(name, self) if name in MOVED else None
 
@@ -76,10 +69,14 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if spec.name not in KEPT_NAMES:
             warnings.warn(f"{spec.name} moved to {MOVED[spec.name]}; the old name goes in the next release",
                           DeprecationWarning, stacklevel=2)
-        return importlib.import_module(MOVED[spec.name])
+        module = importlib.import_module(MOVED[spec.name])
+        self._own_specs[spec.name] = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        """The module ran when it was imported under its new name."""
+        """The module ran when it was imported under its new name; the import system has just set the
+        old name's spec on it: its own goes back (importlib.reload and find_spec rely on it)."""
+        module.__spec__ = self._own_specs.pop(module.__spec__.name)
 
 
 if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):

@@ -109,7 +109,7 @@ def build_app(editor: Editor):
     """The Gradio Blocks of the app around one Editor."""
     gr = _import_gradio()
     from vos.editing.canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS, TIMELINE_CSS,
-                         TIMELINE_JS, WATCHED_BUTTONS)
+                                    TIMELINE_JS, WATCHED_BUTTONS)
 
     from vos.editing.app_handlers import Handlers  # needs gradio
 

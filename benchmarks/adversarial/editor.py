@@ -168,6 +168,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="only cases whose category or name contains TEXT (repeatable: any of them)")
     ap.add_argument("--browser", action="store_true", help="also the checks in headless Chromium")
     args = ap.parse_args(argv)
+    if not __debug__:  # the cases check with assert statements, which -O removes: every case would pass
+        ap.error("run the pass without python -O / PYTHONOPTIMIZE (its checks are assert statements)")
     code = run_pass(all_cases(), lambda i, c: run_case(c), args.k)
     if args.browser:
         from .editor_browser import browser_checks

@@ -33,7 +33,8 @@ from seggpt.errors import EngineError, InputError
 
 from vos.editing.drawing import apply_strokes, mask_from_box, parse_box, parse_strokes, whole_number
 from vos.editing.editor_export import EXPORT_KINDS, EXPORT_LABELS, EditorExport
-from vos.editing.editor_files import MAX_ADAPT_STEPS, SESSION_SUFFIX, VIDEO_SUFFIXES, RootFiles, open_reader
+from vos.editing.editor_files import (FRAME_SUFFIXES, MAX_ADAPT_STEPS, SESSION_FORMAT, SESSION_SUFFIX,  # noqa: F401
+                                     VIDEO_SUFFIXES, RootFiles, open_reader)
 from vos.editing.editor_results import EditorResults, KeptResult, TimelineRow
 from vos.engine.segmenter import VideoSegmenter
 from vos.engine.objects import object_mask

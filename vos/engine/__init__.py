@@ -8,7 +8,7 @@ verbs. `from vos import VideoSegmenter` is the way in.
 import warnings
 
 #: what `vos.engine` (one module in release 0.2) gave; now in vos.engine.segmenter
-_OLD_NAMES = ("VideoSegmenter", "EngineError", "FrameResult", "InferenceState", "LiveStream")
+_OLD_NAMES = ("VideoSegmenter", "EngineError", "FrameResult", "InferenceState", "LiveStream", "EngineConfig")
 
 
 def __getattr__(name: str):

@@ -1,7 +1,7 @@
 """PromptMemory: the recent predicted frames SegGPT sees as prompts, besides the annotated frames.
 
 As in the paper's video protocol, a frame is segmented against the user's annotated frames (kept by
-the session, `vos.annotations`) plus a FIFO of the K most recent predictions, memorised with a
+the session, `vos.engine.state.Annotations`) plus a FIFO of the K most recent predictions, memorised with a
 stride and a confidence gate (an unsure prediction used as a prompt spreads its errors).
 
 Prompts are stored at model resolution (a normalised image and a label map of object ids), so memory

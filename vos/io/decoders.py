@@ -39,6 +39,7 @@ from seggpt.errors import InputError, VideoError, check_input_file
 
 
 from vos.io.sources import DEFAULT_FPS, IMAGE_EXTENSIONS, ChunkedSource, Frame, to_rgb
+from vos.io.frame_folders import FolderSource  # noqa: F401  (vos.decoders.FolderSource in release 0.2)
 
 # --------------------------------------------------------------------------- decoder logging
 

@@ -25,9 +25,9 @@ import numpy as np
 from seggpt.errors import InputError
 from seggpt.io import OutputError, atomic_path, atomic_write_text, ensure_output_dir, overlay, save_index_png
 from vos.io.alpha import (DEFAULT_SOFT_WIDTH, MIN_SOFT_WIDTH, alpha_path, hard_alpha, margins_of_alpha, result_alpha,
-                       save_object_png, save_rgba_png, soft_alpha)
-from vos.io.lost_objects import MAX_LOST_AFTER, LostObjectReport, lost_after_for
-from vos.io.matte import MatteVideoWriter, check_matte_path, read_matte
+                          save_object_png, save_rgba_png, soft_alpha)
+from vos.io.lost_objects import MAX_LOST_AFTER, LostObjectReport, ObjectTrack, lost_after_for  # noqa: F401
+from vos.io.matte import MATTE_SUFFIXES, MatteVideoWriter, check_matte_path, read_matte  # noqa: F401
 from vos.io.rle import RLE_FORMAT, RLE_VERSION, frame_objects_rle, require_rle, rle_decode, rle_encode
 from vos.io.writers import BackgroundWriter, OverlayVideoWriter
 

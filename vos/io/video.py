@@ -23,7 +23,7 @@ from seggpt.errors import VideoError
 from vos.io.decoders import DecordSource, PyAVSource, check_video_file, display_rotation, import_decord, quiet_fd2
 from vos.io.frame_folders import FolderSource
 from vos.io.sources import (DEFAULT_FPS, IMAGE_EXTENSIONS, ArraySource, Frame, FrameSource, IteratorSource, chunk_plan,
-                         natural_key, to_rgb)
+                            natural_key, to_rgb)
 
 __all__ = ["BACKENDS", "DEFAULT_FPS", "IMAGE_EXTENSIONS", "ArraySource", "DecordSource", "FolderSource", "Frame",
            "FrameSource", "IteratorSource", "PyAVSource", "VideoError", "chunk_plan", "display_rotation",
