@@ -13,12 +13,12 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks.adversarial.editor_drawing import distance_to_path
+from benchmarks.adversarial.runner import write_ffv1
 from seggpt.io import write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,15 +52,7 @@ def write_video(path, frames):
     if path.suffix == ".mp4":
         write_mp4(path, frames, fps=8)
         return
-    with av.open(str(path), "w") as c:
-        stream = c.add_stream("ffv1", rate=8)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv444p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
+    write_ffv1(str(path), frames, pix_fmt="yuv444p")
 
 
 def need_browser():

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.adversarial.runner import write_ffv1
 from seggpt.io import read_label_png as read_index_png
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import read_manifest
@@ -250,14 +251,7 @@ def test_sizes_decord_mangles_are_read_by_pyav(tmp_path, width, height):
     frame at open and reads such a file with PyAV."""
     path = tmp_path / "tiny.mkv"
     frames = [np.full((height, width, 3), 60 * i, np.uint8) for i in range(3)]
-    with av.open(str(path), "w") as c:
-        stream = c.add_stream("ffv1", rate=8)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in stream.encode():
-            c.mux(packet)
+    write_ffv1(str(path), frames, pix_fmt="yuv444p")
     got = [f for _, f in open_source(str(path)).iter_frames(0, 3)]
     assert len(got) == 3 and all(np.abs(g.astype(int) - f).max() <= 2 for g, f in zip(got, frames))
 

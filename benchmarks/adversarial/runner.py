@@ -290,14 +290,15 @@ def failure_detail(o: Optional[Outcome]) -> str:
     return f"    command: {o.cmd if o else '?'}\n    stderr: {o.stderr.strip()[-600:] if o else ''}"
 
 
-def write_ffv1(path: str, frames: Sequence[Any]) -> None:
-    """A lossless FFV1 video of RGB frames ((H, W, 3) uint8 arrays) of any size (the mp4 writer needs even sizes)."""
+def write_ffv1(path: str, frames: Sequence[Any], pix_fmt: str = "bgr0") -> None:
+    """A lossless FFV1 video of RGB frames ((H, W, 3) uint8 arrays) of any size (the mp4 writer needs even sizes);
+    the tests' files store them as ``yuv444p``."""
     import av
 
     h, w = frames[0].shape[:2]
     with av.open(path, "w") as c:
         s = c.add_stream("ffv1", rate=8)
-        s.width, s.height, s.pix_fmt = w, h, "bgr0"
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 c.mux(p)
