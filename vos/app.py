@@ -237,7 +237,7 @@ def build_app(editor: Editor):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from seggpt.device import DEVICE_HELP
+    from seggpt.device import DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP
     from seggpt.weights_file import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS
 
     ap = ArgumentParser(prog="python -m vos.app",
@@ -250,9 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{PACKAGED_WEIGHTS}, so the app starts offline and answers fast on a CPU; the command-line "
                          f"tools default to the official {OFFICIAL_WEIGHTS})")
     ap.add_argument("--device", default="auto", metavar="DEV", help=f"{DEVICE_HELP} (default: %(default)s)")
-    ap.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                    help="the model's precision; auto: bf16 on CUDA, fp16 on MPS, on a CPU bf16 where it computes bf16 "
-                         "natively and the model is wide enough to gain (not the small model) (default: %(default)s)")
+    ap.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=f"{DTYPE_HELP} (default: %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="engine settings, e.g. --set engine.memory=4 (repeatable) (default: none)")
     ap.add_argument("--host", default="127.0.0.1",
