@@ -11,7 +11,7 @@ Exits 1 if any case or check fails.
 """
 from __future__ import annotations
 
-import argparse
+import functools
 import importlib
 import json
 import os
@@ -23,15 +23,15 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from .runner import Case, Result, run_pass, write_ffv1  # noqa: F401 - write_ffv1: for the case modules
+from .runner import Case, Result, parse_args, run_pass, write_ffv1
 
 CASE_MODULES = ("editor_drawing", "editor_inputs", "editor_session")
 CASES: List[Case] = []
 
 
-def case(fn: Callable[[], None]) -> Callable[[], None]:
-    """Register a case; its category is its module's last word (drawing, inputs, session)."""
-    CASES.append(Case(fn.__module__.rsplit("_", 1)[-1], fn.__name__, fn))
+def case(fn: Callable[[], None], name: str = "") -> Callable[[], None]:
+    """Register a case (named `name` or as `fn`); its category is its module's last word (drawing, inputs, session)."""
+    CASES.append(Case(fn.__module__.rsplit("_", 1)[-1], name or fn.__name__, fn))
     return fn
 
 
@@ -66,54 +66,72 @@ def must_raise(fn, etype, what="", limit=5.0):
     return e
 
 
+def each(call, values, etype, what, limit=5.0, check=must_raise):
+    """`check` (must_raise or expect_error) call(v) for each value; `what` formats the value ("draw({!r})")."""
+    for v in values:
+        check(lambda: call(v), etype, what.format(v), limit)
+
+
 # ====================================================================== the editor under test
 
-_SEG = {}
-
-
+@functools.lru_cache(maxsize=None)
 def segmenter():
-    if "s" not in _SEG:
-        from vos import VideoSegmenter
-        _SEG["s"] = VideoSegmenter("small", device="cpu", config={"memory": 1})
-    return _SEG["s"]
+    from vos import VideoSegmenter
+    return VideoSegmenter("small", device="cpu", config={"memory": 1})
 
 
-def make_editor(n=6, size=(48, 64), name="clip.mp4", steps=0, root=None, seed=0):
+def make_editor(n=6, size=(48, 64), name="clip.mp4", steps=0, root=None, seed=0, frames=None):
+    """An Editor on video `name` in `root` (a new folder by default), opened: (editor, root, labels). The video
+    is a synthetic clip (`n` frames of `size`, with its labels), or `frames` (labels None) as lossless FFV1."""
     from seggpt.io import write_mp4
     from vos.editing.editor import Editor
     from vos.data.synthetic import make_clip
     root = root or tempfile.mkdtemp(prefix="adv_ed_")
-    fr, lab = make_clip(seed, n, size=size, num_objects=1)
-    write_mp4(os.path.join(root, name), fr, fps=8)
+    if frames is None:
+        fr, lab = make_clip(seed, n, size=size, num_objects=1)
+        write_mp4(os.path.join(root, name), fr, fps=8)
+    else:
+        lab = None
+        write_ffv1(os.path.join(root, name), frames)
     ed = Editor(segmenter(), root)
     ed.set_adapt_steps(steps)
     ed.open(name)
     return ed, root, lab
 
 
-def drawn_editor(**kwargs):
-    """`make_editor` with an object "a" drawn on frame 0 (`BR(10, 10)`): (editor, root, a)."""
+def drawn_editor(frame=0, r=6, propagate=False, **kwargs):
+    """`make_editor` with an object "a" drawn on `frame` (`BR(10, 10, r)`), propagated from frame 0 if
+    `propagate`: (editor, root, a)."""
     ed, root, _ = make_editor(**kwargs)
     a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10))
+    ed.draw(frame, a, BR(10, 10, r))
+    if propagate:
+        run_all(ed.propagate(0))
     return ed, root, a
 
 
-def run_all(gen):
-    return list(gen)
+def one_object(**kwargs):
+    """`make_editor` with an object "a" added, nothing drawn: (editor, a)."""
+    ed, root, _ = make_editor(**kwargs)
+    return ed, ed.add_object("a")
+
+
+def two_objects(**kwargs):
+    """`make_editor` with objects "a" and "b" added, nothing drawn: (editor, a, b)."""
+    ed, root, _ = make_editor(**kwargs)
+    return ed, ed.add_object("a"), ed.add_object("b")
+
+
+run_all = list  # a propagation (a generator) run to its end
 
 
 def check_invariants(ed, where=""):
     """Saved session masks == given; labels show given masks (no overlap); removed objects absent."""
     from PIL import Image
 
-    p = ed.save_session("inv")
-    with zipfile.ZipFile(p) as z:
-        doc = json.loads(z.read("session.json"))
-        saved = {}
-        for n in doc["annotations"]:
-            with z.open(n["mask"]) as f:
-                saved[(n["frame"], n["object"])] = np.array(Image.open(f)) > 127
+    with zipfile.ZipFile(ed.save_session("inv")) as z:
+        saved = {(n["frame"], n["object"]): np.array(Image.open(z.open(n["mask"]))) > 127
+                 for n in json.loads(z.read("session.json"))["annotations"]}
     given = {(f, o): m for f in ed.annotated_frames() for o, m in ed.given(f).items()}
     assert set(saved) == set(given), f"{where}: session holds {sorted(saved)} but given is {sorted(given)}"
     for k in given:
@@ -129,12 +147,10 @@ def check_invariants(ed, where=""):
         for o, m in g.items():
             others = [mm for oo, mm in g.items() if oo != o]
             excl = m & ~np.any(others, axis=0) if others else m
-            if not np.array_equal(lab[excl] == o, np.ones(int(excl.sum()), bool)):
-                raise AssertionError(f"{where}: labels({f}) does not show given mask of object {o} "
-                                     f"({int((lab[excl] != o).sum())} px missing)")
-            if ((lab == o) & ~m).any() and f in ed.results:
-                raise AssertionError(f"{where}: labels({f}) shows object {o} outside its given mask "
-                                     f"({int(((lab == o) & ~m).sum())} px)")
+            missing, outside = int((lab[excl] != o).sum()), int(((lab == o) & ~m).sum())
+            assert not missing, f"{where}: labels({f}) does not show given mask of object {o} ({missing} px missing)"
+            assert not (outside and f in ed.results), \
+                f"{where}: labels({f}) shows object {o} outside its given mask ({outside} px)"
 
 
 def BR(x, y, r=6):
@@ -163,13 +179,7 @@ def run_case(one: Case) -> Result:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-k", action="append", default=[], metavar="TEXT",
-                    help="only cases whose category or name contains TEXT (repeatable: any of them)")
-    ap.add_argument("--browser", action="store_true", help="also the checks in headless Chromium")
-    args = ap.parse_args(argv)
-    if not __debug__:  # the cases check with assert statements, which -O removes: every case would pass
-        ap.error("run the pass without python -O / PYTHONOPTIMIZE (its checks are assert statements)")
+    args = parse_args(__doc__.split("\n\n")[0], argv, {"--browser": "also the checks in headless Chromium"}, asserts=True)
     code = run_pass(all_cases(), lambda i, c: run_case(c), args.k)
     if args.browser:
         from .editor_browser import browser_checks

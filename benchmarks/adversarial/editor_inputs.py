@@ -16,53 +16,53 @@ import numpy as np
 
 from vos.editing.editor import Editor, EditorError
 
-from .editor import (BR, case, check_invariants, drawn_editor, expect_error, make_editor, must_raise, run_all, segmenter,
-                     write_ffv1)
+from .editor import (BR, case, check_invariants, drawn_editor, each, expect_error, make_editor, must_raise, one_object,
+                     run_all, segmenter, write_ffv1)
 from .editor_drawing import S
+
+NAN, INF = float("nan"), float("inf")
+
+
+def calls(ed, box):
+    """What a user does on an editor, by name (object 1, frame 0; `box` for the box)."""
+    return {"draw": lambda: ed.draw(0, 1, BR(5, 5)), "box": lambda: ed.box_to_mask(0, 1, box),
+            "accept": lambda: ed.accept_prediction(0, 1), "undo": lambda: ed.undo(),
+            "add_object": lambda: ed.add_object("a"), "export": lambda: ed.export(), "save": lambda: ed.save_session("x"),
+            "propagate": lambda: run_all(ed.propagate(0)), "labels": lambda: ed.labels(0), "origin": lambda: ed.origin(0, 1)}
 
 
 @case
 def ed_errors_no_video():
-    ed = Editor(segmenter(), tempfile.mkdtemp())
-    for name, fn in [("draw", lambda: ed.draw(0, 1, BR(5, 5))), ("box", lambda: ed.box_to_mask(0, 1, [0, 0, 5, 5])),
-                     ("accept", lambda: ed.accept_prediction(0, 1)), ("undo", lambda: ed.undo()),
-                     ("add_object", lambda: ed.add_object("a")), ("export", lambda: ed.export()),
-                     ("save", lambda: ed.save_session("x")), ("propagate", lambda: run_all(ed.propagate(0))),
-                     ("labels", lambda: ed.labels(0)), ("origin", lambda: ed.origin(0, 1))]:
+    for name, fn in calls(Editor(segmenter(), tempfile.mkdtemp()), [0, 0, 5, 5]).items():
         must_raise(fn, EditorError, f"{name} with no video")
 
 
 @case
 def ed_errors_no_object():
-    ed, root, _ = make_editor()
-    for name, fn in [("draw", lambda: ed.draw(0, 1, BR(5, 5))), ("box", lambda: ed.box_to_mask(0, 1, [0, 0, 20, 20])),
-                     ("accept", lambda: ed.accept_prediction(0, 1)), ("undo", lambda: ed.undo()),
-                     ("export", lambda: ed.export()), ("propagate", lambda: run_all(ed.propagate(0)))]:
-        must_raise(fn, EditorError, f"{name} with no object")
+    ed_calls = calls(make_editor()[0], [0, 0, 20, 20])
+    for name in ["draw", "box", "accept", "undo", "export", "propagate"]:
+        must_raise(ed_calls[name], EditorError, f"{name} with no object")
 
 
 @case
 def ed_hostile_frame_and_object_ids():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    for fr in [None, "x", -1, 6, 10 ** 30, float("nan"), float("inf"), [0], {}]:
-        must_raise(lambda: ed.draw(fr, a, BR(5, 5)), EditorError, f"draw(frame={fr!r})")
-    for ob in [None, "x", 0, 2, 256, float("nan"), float("inf"), [1], 10 ** 30]:
-        must_raise(lambda: ed.draw(0, ob, BR(5, 5)), EditorError, f"draw(obj={ob!r})")
+    ed, a = one_object()
+    each(lambda fr: ed.draw(fr, a, BR(5, 5)), [None, "x", -1, 6, 10 ** 30, NAN, INF, [0], {}], EditorError,
+         "draw(frame={!r})")
+    each(lambda ob: ed.draw(0, ob, BR(5, 5)), [None, "x", 0, 2, 256, NAN, INF, [1], 10 ** 30], EditorError,
+         "draw(obj={!r})")
 
 
 @case
 def ed_fractional_frame_index_rejected():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
+    ed, a = one_object()
     must_raise(lambda: ed.draw(1.7, a, BR(5, 5)), EditorError, "draw(frame=1.7) silently uses frame 1")
 
 
 @case
 def ed_add_object_hostile():
     ed, root, _ = make_editor()
-    for oid in ["x", float("inf"), float("nan"), 0, 256, -3, [1]]:
-        must_raise(lambda: ed.add_object("n", oid), EditorError, f"add_object(obj_id={oid!r})")
+    each(lambda oid: ed.add_object("n", oid), ["x", INF, NAN, 0, 256, -3, [1]], EditorError, "add_object(obj_id={!r})")
     must_raise(lambda: ed.add_object("n", 1.5), EditorError, "add_object(obj_id=1.5) silently becomes 1")
     expect_error(lambda: ed.add_object(123), EditorError, "add_object(name=123)")
 
@@ -70,27 +70,23 @@ def ed_add_object_hostile():
 @case
 def ed_set_adapt_steps_hostile():
     ed, root, _ = make_editor()
-    for s in [float("inf"), float("nan"), -1, 10 ** 9, "abc", None, [3], 2.5]:
-        must_raise(lambda: ed.set_adapt_steps(s), EditorError, f"set_adapt_steps({s!r})")
+    each(ed.set_adapt_steps, [INF, NAN, -1, 10 ** 9, "abc", None, [3], 2.5], EditorError, "set_adapt_steps({!r})")
     must_raise(lambda: ed.set_adapt_steps(True), EditorError, "set_adapt_steps(True) accepted as 1")
 
 
 @case
 def ed_draw_hostile_strokes():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    for st in [None, [], "x", [{"tool": "brush"}], S([[10 ** 400, 1]]), S([[1, 1]], r=10 ** 400), {"strokes": []},
-               S([[float("nan"), 1]])]:
-        must_raise(lambda: ed.draw(0, a, st), EditorError, f"draw(strokes={st!r:.50})")
+    ed, a = one_object()
+    each(lambda st: ed.draw(0, a, st), [None, [], "x", [{"tool": "brush"}], S([[10 ** 400, 1]]), S([[1, 1]], r=10 ** 400),
+                                        {"strokes": []}, S([[NAN, 1]])], EditorError, "draw(strokes={!r:.50})")
     assert ed.can_undo == 0 and ed.annotated_frames() == [], "failed draws changed the state"
 
 
 @case
 def ed_box_hostile():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    for b in [None, [1, 2], [0, 0, 1, 1], [1000, 1000, 2000, 2000], [0, 0, 10 ** 400, 5], [True, 0, 5, 5]]:
-        must_raise(lambda: ed.box_to_mask(0, a, b), EditorError, f"box_to_mask({b!r:.40})")
+    ed, a = one_object()
+    each(lambda b: ed.box_to_mask(0, a, b), [None, [1, 2], [0, 0, 1, 1], [1000, 1000, 2000, 2000], [0, 0, 10 ** 400, 5],
+                                             [True, 0, 5, 5]], EditorError, "box_to_mask({!r:.40})")
     assert ed.can_undo == 0
 
 
@@ -106,38 +102,39 @@ def ed_box_flat_video():
     expect_error(lambda: ed.box_to_mask(0, a, [4, 4, 12, 12]), EditorError, "small box on flat frame")
 
 
+def session_parts(ed):
+    """What `ed` saves as session "good": the document, its first mask's name and bytes."""
+    with zipfile.ZipFile(ed.save_session("good")) as z:
+        base = json.loads(z.read("session.json"))
+        return base, base["annotations"][0]["mask"], z.read(base["annotations"][0]["mask"])
+
+
+def write_session(root, name, doc, mask, mask_bytes):
+    """sessions/`name`.vos-session.zip under `root`: `doc` as session.json, and the mask."""
+    with zipfile.ZipFile(os.path.join(root, "sessions", name + ".vos-session.zip"), "w") as z:
+        z.writestr("session.json", json.dumps(doc))
+        z.writestr(mask, mask_bytes)
+
+
 @case
 def ed_session_hostile_docs():
     ed, root, a = drawn_editor()
-    good = ed.save_session("good")
-    with zipfile.ZipFile(good) as z:
-        base = json.loads(z.read("session.json"))
-        mask_bytes = z.read(base["annotations"][0]["mask"])
-    variants = {
-        "doc is list": [1, 2],
-        "objects None": dict(base, objects=None),
-        "object id None": dict(base, objects=[{"id": None, "name": "a"}]),
-        "object id 999": dict(base, objects=[{"id": 999, "name": "a"}]),
-        "note frame None": dict(base, annotations=[dict(base["annotations"][0], frame=None)]),
-        "note frame 99": dict(base, annotations=[dict(base["annotations"][0], frame=99)]),
-        "note object missing": dict(base, annotations=[dict(base["annotations"][0], object=7)]),
-        "note mask missing": dict(base, annotations=[dict(base["annotations"][0], mask="masks/nope.png")]),
-        "video int": dict(base, video=5),
-        "video outside": dict(base, video="../../etc/passwd"),
-        "video None": dict(base, video=None),
-        "settings list": dict(base, settings=[1]),
-        "fps string": dict(base, fps="abc"),
-        "annotations dict": dict(base, annotations={"a": 1}),
-    }
-    sess = os.path.join(root, "sessions")
+    base, mask, mask_bytes = session_parts(ed)
+    note = base["annotations"][0]
+    # the saved document with one field replaced: (variant, field, value)
+    variants = {"doc is list": [1, 2], **{name: dict(base, **{field: value}) for name, field, value in [
+        ("objects None", "objects", None), ("object id None", "objects", [{"id": None, "name": "a"}]),
+        ("object id 999", "objects", [{"id": 999, "name": "a"}]),
+        ("note frame None", "annotations", [dict(note, frame=None)]), ("note frame 99", "annotations", [dict(note, frame=99)]),
+        ("note object missing", "annotations", [dict(note, object=7)]),
+        ("note mask missing", "annotations", [dict(note, mask="masks/nope.png")]),
+        ("video int", "video", 5), ("video outside", "video", "../../etc/passwd"), ("video None", "video", None),
+        ("settings list", "settings", [1]), ("fps string", "fps", "abc"), ("annotations dict", "annotations", {"a": 1})]}}
     for name, doc in variants.items():
-        p = os.path.join(sess, name.replace(" ", "_") + ".vos-session.zip")
-        with zipfile.ZipFile(p, "w") as z:
-            z.writestr("session.json", json.dumps(doc))
-            z.writestr(base["annotations"][0]["mask"], mask_bytes)
-        expect_error(lambda: ed.open_session(os.path.basename(p)), EditorError, f"open_session({name})")
-    p = os.path.join(sess, "garbage.vos-session.zip")
-    open(p, "wb").write(b"not a zip")
+        write_session(root, name.replace(" ", "_"), doc, mask, mask_bytes)
+        expect_error(lambda: ed.open_session(name.replace(" ", "_") + ".vos-session.zip"), EditorError,
+                     f"open_session({name})")
+    open(os.path.join(root, "sessions", "garbage.vos-session.zip"), "wb").write(b"not a zip")
     must_raise(lambda: ed.open_session("garbage.vos-session.zip"), EditorError, "garbage session")
 
 
@@ -145,15 +142,9 @@ def ed_session_hostile_docs():
 def ed_session_failed_open_keeps_state():
     """A session that fails half-way must not leave the editor half-loaded."""
     ed, root, a = drawn_editor()
-    good = ed.save_session("good")
-    with zipfile.ZipFile(good) as z:
-        base = json.loads(z.read("session.json"))
-        mb = z.read(base["annotations"][0]["mask"])
+    base, mask, mask_bytes = session_parts(ed)
     bad = dict(base, annotations=base["annotations"] + [dict(base["annotations"][0], frame=99)])
-    p = os.path.join(root, "sessions", "half.vos-session.zip")
-    with zipfile.ZipFile(p, "w") as z:
-        z.writestr("session.json", json.dumps(bad))
-        z.writestr(base["annotations"][0]["mask"], mb)
+    write_session(root, "half", bad, mask, mask_bytes)
     ed.draw(2, a, BR(30, 20))
     before = sorted(ed.annotated_frames()), ed.can_undo
     must_raise(lambda: ed.open_session("half.vos-session.zip"), EditorError, "half-bad session")
@@ -164,8 +155,7 @@ def ed_session_failed_open_keeps_state():
 @case
 def ed_export_hostile_kinds():
     ed, root, a = drawn_editor()
-    for k in [[], ["bogus"], "index", None, [None], [["index"]]]:
-        expect_error(lambda: ed.export(k), EditorError, f"export({k!r})", limit=30)
+    each(ed.export, [[], ["bogus"], "index", None, [None], [["index"]]], EditorError, "export({!r})", 30, expect_error)
 
 
 @case
@@ -173,10 +163,8 @@ def ed_tiny_and_odd_frames():
     root = tempfile.mkdtemp()
     for name, (h, w) in {"t8.mkv": (8, 8), "odd.mkv": (17, 23), "tall.mkv": (61, 9)}.items():
         rng = np.random.default_rng(0)
-        write_ffv1(os.path.join(root, name), [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(3)])
-        ed = Editor(segmenter(), root)
-        ed.set_adapt_steps(0)
-        ed.open(name)
+        frames = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(3)]
+        ed, root, _ = make_editor(name=name, root=root, frames=frames)
         assert ed.size == (h, w), f"{name}: size {ed.size} != {(h, w)}"
         a = ed.add_object("a")
         ed.draw(0, a, [{"tool": "brush", "radius": 2, "points": [[w / 2, h / 2]]}])
@@ -199,8 +187,8 @@ def ed_open_8x8_ffv1_frames_readable():
 @case
 def ed_save_session_hostile_names():
     ed, root, a = drawn_editor()
-    for n in ["../../evil", "/etc/passwd", "a\x00b", "x" * 5000, None, "", "...", 5, "sessions/../../x"]:
-        expect_error(lambda: ed.save_session(n), EditorError, f"save_session({n!r:.30})")
+    each(ed.save_session, ["../../evil", "/etc/passwd", "a\x00b", "x" * 5000, None, "", "...", 5, "sessions/../../x"],
+         EditorError, "save_session({!r:.30})", check=expect_error)
     outside = [f for f in os.listdir(root) if f not in ("clip.mp4", "sessions")]
     assert not outside, f"save_session wrote outside sessions/: {outside}"
 
@@ -208,8 +196,7 @@ def ed_save_session_hostile_names():
 @case
 def ed_load_mask_hostile_pngs():
     from PIL import Image
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
+    ed, a = one_object()
     d = tempfile.mkdtemp()
     cases = {"wrong size": np.zeros((10, 10), np.uint8), "rgba": np.zeros((48, 64, 4), np.uint8),
              "16bit": np.full((48, 64), 300, np.uint16), "ids>255 palette-less": np.full((48, 64), 255, np.uint8)}

@@ -7,6 +7,7 @@ session, the given masks and the labels agree (`check_invariants`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 
@@ -16,73 +17,73 @@ from vos.editing import drawing
 from seggpt.errors import Cancelled  # a cancelled export is not an error of the user
 from vos.editing.editor import EditorError
 
-from .editor import BR, case, check_invariants, drawn_editor, expect_error, make_editor, must_raise, run_all
+from .editor import BR, case, check_invariants, drawn_editor, expect_error, must_raise, run_all, two_objects
 
 
-@case
-def ed_draw_then_labels_and_session():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    b = ed.add_object("b")
-    ed.draw(0, a, BR(10, 10))
-    ed.draw(0, b, BR(30, 20))
-    ed.draw(2, a, BR(40, 30))
-    check_invariants(ed, "after draws")
-    run_all(ed.propagate(0))
-    check_invariants(ed, "after propagate")
-    ed.accept_prediction(4, a)
-    check_invariants(ed, "after accept")
-    ed.undo()
-    check_invariants(ed, "after undo")
+def play(steps, **kwargs):
+    """A case running `steps` on `two_objects(**kwargs)`: ("draw", frame, "a" or "b", x, y, r) draws
+    `BR(x, y, r)`, ("propagate",) from frame 0, ("accept", frame, object), ("undo",), ("remove", object),
+    ("check", where) checks the invariants."""
+    def run():
+        ed, a, b = two_objects(**kwargs)
+        obj = {"a": a, "b": b}
+        do = {"draw": lambda f, o, x, y, r: ed.draw(f, obj[o], BR(x, y, r)), "propagate": lambda: run_all(ed.propagate(0)),
+              "accept": lambda f, o: ed.accept_prediction(f, obj[o]), "undo": ed.undo,
+              "remove": lambda o: ed.remove_object(obj[o]), "check": lambda where: check_invariants(ed, where)}
+        for op, *args in steps:
+            do[op](*args)
+    return run
 
 
-@case
-def ed_undo_after_remove_object():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    b = ed.add_object("b")
-    ed.draw(0, a, BR(10, 10))
-    ed.draw(0, b, BR(40, 25))  # the undo record of this change holds frame 0's result with a in it
+B_OVER_A = [("draw", 0, "a", 20, 20, 8), ("draw", 0, "b", 24, 22, 8)]  # b drawn over a's given mask
+for name, steps in {
+        "ed_draw_then_labels_and_session": [
+            ("draw", 0, "a", 10, 10, 6), ("draw", 0, "b", 30, 20, 6), ("draw", 2, "a", 40, 30, 6), ("check", "after draws"),
+            ("propagate",), ("check", "after propagate"), ("accept", 4, "a"), ("check", "after accept"), ("undo",),
+            ("check", "after undo")],
+        # the undo record of b's draw holds frame 0's result with a in it
+        "ed_undo_after_remove_object": [
+            ("draw", 0, "a", 10, 10, 6), ("draw", 0, "b", 40, 25, 6), ("remove", "a"), ("check", "after remove_object"),
+            ("undo",), ("check", "after remove_object + undo of another object's change")],
+        "ed_undo_overlapping_draw_restores_other_given": [
+            *B_OVER_A, ("undo",), ("check", "undo of b drawn over a's given mask")],
+        "ed_undo_overlapping_after_propagate": [
+            ("draw", 0, "a", 20, 20, 8), ("propagate",), ("draw", 2, "a", 20, 20, 8), ("draw", 2, "b", 24, 22, 8), ("undo",),
+            ("check", "undo of b over a's given on a propagated frame")],
+        "ed_remove_object_restores_other_given": [
+            *B_OVER_A, ("remove", "b"), ("check", "remove b drawn over a's given mask")],
+}.items():
+    case(play(steps), name)
+
+
+def readded(**kwargs):
+    """`drawn_editor(propagate=True)`, then "a" removed and a new object "c" added (reusing id 1): (editor, c)."""
+    ed, root, a = drawn_editor(propagate=True, **kwargs)
     ed.remove_object(a)
-    check_invariants(ed, "after remove_object")
-    ed.undo()
-    check_invariants(ed, "after remove_object + undo of another object's change")
+    return ed, ed.add_object("c")
 
 
 @case
 def ed_undo_after_remove_then_readd_same_id():
-    ed, root, a = drawn_editor()
-    run_all(ed.propagate(0))
-    ed.remove_object(a)
-    c = ed.add_object("c")  # reuses id 1
+    ed, c = readded()
     assert ed.origin(3, c) == "none", \
         f"new object {c} (id reused) reports origin {ed.origin(3, c)!r} on frame 3: the removed object's"
 
 
 @case
 def ed_soft_export_after_remove_readd():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10, r=10))
-    run_all(ed.propagate(0))
-    ed.remove_object(a)
-    c = ed.add_object("c")
-    zp, msg = ed.export(["alpha"], soft=True)
     from PIL import Image
+    ed, c = readded(r=10)
+    zp, msg = ed.export(["alpha"], soft=True)
     with zipfile.ZipFile(zp) as z:
-        names = [n for n in z.namelist() if n.startswith("alpha/") and n.endswith(".png")]
-        tot = 0
-        for n in names:
-            with z.open(n) as f:
-                im = np.array(Image.open(f))
-            tot += int((im[..., 3] > 0).sum()) if im.ndim == 3 and im.shape[-1] == 4 else 0
+        ims = [np.array(Image.open(z.open(n))) for n in z.namelist() if n.startswith("alpha/") and n.endswith(".png")]
+    tot = sum(int((im[..., 3] > 0).sum()) for im in ims if im.ndim == 3 and im.shape[-1] == 4)
     assert not tot, f"soft alpha export of new object {c} (never drawn) has {tot} opaque px: removed object's alpha"
 
 
 @case
 def ed_undo_after_propagation():
-    ed, root, a = drawn_editor()
-    run_all(ed.propagate(0))
+    ed, root, a = drawn_editor(propagate=True)
     ed.draw(3, a, BR(30, 20))
     run_all(ed.propagate(0))
     msg, f, o = ed.undo()
@@ -109,13 +110,8 @@ def ed_undo_across_open_and_session():
 @case
 def ed_cancel_during_adapt_then_propagate():
     ed, root, a = drawn_editor(steps=3)
-    seen = []
-
-    def on_adapt(p):
-        seen.append(p)
-        ed.cancel()
-    expect_error(lambda: seen.append(run_all(ed.propagate(0, on_adapt=on_adapt))), EditorError,
-                       "cancel during adaptation", limit=60)
+    expect_error(lambda: run_all(ed.propagate(0, on_adapt=lambda p: ed.cancel())), EditorError,
+                 "cancel during adaptation", limit=60)
     res = run_all(ed.propagate(0))
     assert len(res) == ed.num_frames, f"propagate after cancelled adaptation did {len(res)} of {ed.num_frames} frames"
     assert not ed.cancelled, "still 'cancelled' after a complete propagation"
@@ -155,9 +151,7 @@ def ed_mutations_during_propagation():
 
 @case
 def ed_remove_object_while_adapting_refused():
-    ed, root, _ = make_editor(steps=2)
-    a = ed.add_object("a")
-    b = ed.add_object("b")
+    ed, a, b = two_objects(steps=2)
     ed.draw(0, a, BR(10, 10))
     errs = []
 
@@ -172,13 +166,9 @@ def ed_remove_object_while_adapting_refused():
 
 @case
 def ed_export_cancel_then_again():
-    ed, root, a = drawn_editor()
-    run_all(ed.propagate(0))
-
-    def prog(i, n):
-        if i == 2:
-            ed.cancel()
-    must_raise(lambda: ed.export(progress=prog), Cancelled, "cancelled export", limit=60)
+    ed, root, a = drawn_editor(propagate=True)
+    must_raise(lambda: ed.export(progress=lambda i, n: ed.cancel() if i == 2 else None), Cancelled, "cancelled export",
+               limit=60)
     exp = os.path.join(root, "exports")
     left = os.listdir(exp)
     assert not left, f"cancelled export left {left}"
@@ -192,10 +182,7 @@ def ed_export_cancel_then_again():
 
 @case
 def ed_draw_correction_is_prediction_plus_strokes():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    ed.draw(0, a, BR(10, 10, r=8))
-    run_all(ed.propagate(0))
+    ed, root, a = drawn_editor(r=8, propagate=True)
     pred = ed.labels(3) == a
     st = [{"tool": "eraser", "radius": 3, "points": [[5, 5]]}, {"tool": "brush", "radius": 2, "points": [[50, 40]]}]
     ed.draw(3, a, st)
@@ -207,30 +194,25 @@ def ed_draw_correction_is_prediction_plus_strokes():
 @case
 def ed_undo_depth_and_random_sequences():
     rng = np.random.default_rng(5)
-    ed, root, _ = make_editor(n=5)
-    ids = [ed.add_object("a"), ed.add_object("b")]
+    ed, a, b = two_objects(n=5)
     log = []
+
+    def u(lo, hi):
+        return float(rng.uniform(lo, hi))
+    # what each op does to frame f and object o (the ops but undo, prop and add need an object)
+    does = {"draw": lambda: ed.draw(f, o, BR(u(0, 60), u(0, 44), r=u(1, 8))),
+            "erase": lambda: ed.draw(f, o, [{"tool": "eraser", "radius": 6, "points": [[u(0, 60), 20.0]]}]),
+            "undo": ed.undo, "accept": lambda: ed.accept_prediction(f, o),
+            "prop": lambda: run_all(ed.propagate(f, reverse=bool(rng.integers(0, 2)))),
+            "remove": lambda: ed.remove_object(o) if len(ed.objects) > 1 else None, "add": lambda: ed.add_object("n"),
+            "box": lambda: ed.box_to_mask(f, o, [u(0, 30), 0, u(34, 64), 40])}
     for step in range(120):
         op = rng.choice(["draw", "draw", "erase", "undo", "accept", "prop", "remove", "add", "box"])
         f = int(rng.integers(0, 5))
         o = int(rng.choice(list(ed.objects))) if ed.objects else None
         try:
-            if op == "draw" and o:
-                ed.draw(f, o, BR(float(rng.uniform(0, 60)), float(rng.uniform(0, 44)), r=float(rng.uniform(1, 8))))
-            elif op == "erase" and o:
-                ed.draw(f, o, [{"tool": "eraser", "radius": 6, "points": [[float(rng.uniform(0, 60)), 20.0]]}])
-            elif op == "undo":
-                ed.undo()
-            elif op == "accept" and o:
-                ed.accept_prediction(f, o)
-            elif op == "prop":
-                run_all(ed.propagate(f, reverse=bool(rng.integers(0, 2))))
-            elif op == "remove" and o and len(ed.objects) > 1:
-                ed.remove_object(o)
-            elif op == "add":
-                ed.add_object("n")
-            elif op == "box" and o:
-                ed.box_to_mask(f, o, [float(rng.uniform(0, 30)), 0, float(rng.uniform(34, 64)), 40])
+            if o or op in ("undo", "prop", "add"):
+                does[op]()
             log.append(f"{op}(f={f},o={o})")
         except EditorError:
             log.append(f"{op}(f={f},o={o})=err")
@@ -241,51 +223,13 @@ def ed_undo_depth_and_random_sequences():
 
 
 @case
-def ed_undo_overlapping_draw_restores_other_given():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    b = ed.add_object("b")
-    ed.draw(0, a, BR(20, 20, r=8))
-    ed.draw(0, b, BR(24, 22, r=8))  # over a's given mask
-    ed.undo()
-    check_invariants(ed, "undo of b drawn over a's given mask")
-
-
-@case
-def ed_undo_overlapping_after_propagate():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    b = ed.add_object("b")
-    ed.draw(0, a, BR(20, 20, r=8))
-    run_all(ed.propagate(0))
-    ed.draw(2, a, BR(20, 20, r=8))
-    ed.draw(2, b, BR(24, 22, r=8))
-    ed.undo()
-    check_invariants(ed, "undo of b over a's given on a propagated frame")
-
-
-@case
-def ed_remove_object_restores_other_given():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    b = ed.add_object("b")
-    ed.draw(0, a, BR(20, 20, r=8))
-    ed.draw(0, b, BR(24, 22, r=8))
-    ed.remove_object(b)
-    check_invariants(ed, "remove b drawn over a's given mask")
-
-
-@case
 def ed_progress_callback_raises():
-    ed, root, a = drawn_editor()
-    run_all(ed.propagate(0))
+    ed, root, a = drawn_editor(propagate=True)
 
     def boom(i, n):
         raise RuntimeError("user callback")
-    try:
+    with contextlib.suppress(RuntimeError):
         ed.export(progress=boom)
-    except RuntimeError:
-        pass
     zp, _ = ed.export(["index"])  # the editor must not stay busy
     left = [n for n in os.listdir(os.path.join(root, "exports")) if n.startswith(".") and "manifest" not in n]
     assert not left, f"export aborted by its callback left {left}"
@@ -306,9 +250,7 @@ def ed_generator_abandoned_releases_busy():
 
 @case
 def ed_propagate_edges():
-    ed, root, _ = make_editor(n=4)
-    a = ed.add_object("a")
-    ed.draw(3, a, BR(10, 10))
+    ed, root, a = drawn_editor(frame=3, n=4)
     r = run_all(ed.propagate(3))
     assert len(r) == 1 and r[0][2] == 3, r
     r = run_all(ed.propagate(3, reverse=True))
@@ -320,9 +262,7 @@ def ed_propagate_edges():
 
 @case
 def ed_session_roundtrip_overlapping():
-    ed, root, _ = make_editor()
-    a = ed.add_object("a")
-    b = ed.add_object("b")
+    ed, a, b = two_objects()
     ed.draw(0, a, BR(20, 20, r=8))
     ed.draw(0, b, BR(24, 22, r=8))
     ed.draw(3, b, [{"tool": "eraser", "radius": 3, "points": [[1, 1]]}])  # empty: "not on this frame"

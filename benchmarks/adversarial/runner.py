@@ -239,12 +239,19 @@ class Result:
     detail: str = ""  # for a failure: the command and its stderr
 
 
-def parse_args(description: str, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def parse_args(description: str, argv: Optional[Sequence[str]], flags: Optional[Dict[str, str]] = None,
+               asserts: bool = False) -> argparse.Namespace:
+    """-k TEXT (repeatable) and the on/off `flags` (option: help; by default --keep). `asserts`: the pass
+    checks with assert statements, which python -O removes (every case would pass): refuse to run then."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("-k", action="append", default=[], metavar="TEXT",
                     help="only cases whose category or name contains TEXT (repeatable: any of them)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
-    return ap.parse_args(argv)
+    for flag, text in (flags or {"--keep": "keep the temporary folders"}).items():
+        ap.add_argument(flag, action="store_true", help=text)
+    args = ap.parse_args(argv)
+    if asserts and not __debug__:
+        ap.error("run the pass without python -O / PYTHONOPTIMIZE (its checks are assert statements)")
+    return args
 
 
 def run_pass(cases: Sequence[Case], run_one: Callable[[int, Case], Result], only: Sequence[str] = (),
