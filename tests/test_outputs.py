@@ -116,8 +116,8 @@ def test_check_not_inputs_reports_the_clash(tmp_path):
 # ------------------------------------------------------------------------------------------- manifests
 
 
-def _run(clip, tiny_weights, out, *extra, video=None):
-    return main([str(video or clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
+def _run(clip, tiny_weights, out, *extra):
+    return main([str(clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
                  tiny_weights, "--out", str(out), "--memory", "1", "--quiet", *extra])
 
 
@@ -315,8 +315,7 @@ def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_r
     out = tmp_path / "masks"
     assert _run(clip, tiny_weights, out, "--end", "2") == 0
     before = _snapshot(out)
-    assert main([str(clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
-                 str(tmp_path / "missing.safetensors"), "--out", str(out), "--quiet"]) == 2
+    assert _run(clip, str(tmp_path / "missing.safetensors"), out) == 2
     assert "missing.safetensors" in _one_line_error(capsys)
     assert _snapshot(out) == before  # nothing removed before the model and the mask were ready
     (out / "00004.png").mkdir()  # a folder where a frame's PNG goes
