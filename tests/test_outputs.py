@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import evaluate as evaluate_cli
-from benchmarks import vos as bench_cli
+from benchmarks import evaluate as evaluate_cli, vos as bench_cli
 from seggpt.errors import InputError
 from seggpt.outputs import MANIFEST, check_not_inputs, claim_folder, file_record, read_manifest
 from vos.run import main
-from seggpt.io import read_label_png as read_index_png
-from seggpt.io import save_index_png, write_mp4
+from seggpt.io import read_label_png as read_index_png, save_index_png, write_mp4
 from vos.data.synthetic import make_clip, write_davis2017
 
 

@@ -16,8 +16,7 @@ from seggpt import SegGPT
 from seggpt.adapt import add_lora
 from seggpt.errors import InputError
 from seggpt.predictor import SegGPTPredictor
-from vos import VideoSegmenter
-from vos import run as vos_run
+from vos import VideoSegmenter, run as vos_run
 from vos.engine.config import RunConfig, load_run_config
 from vos.engine.segmenter import _ahead
 from vos.engine.finishing import one_thread_worker

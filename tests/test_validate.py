@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import evaluate as evaluate_cli
-from benchmarks import vos as bench_cli
+from benchmarks import evaluate as evaluate_cli, vos as bench_cli
 from benchmarks.harness import open_benchmark
 from benchmarks.validate import problems
 from seggpt.io import save_index_png
