@@ -25,6 +25,16 @@ def _scene(h=48, w=80, seed=0):
     return frame, labels
 
 
+@pytest.fixture
+def frame():
+    return _scene()[0]
+
+
+@pytest.fixture
+def labels():
+    return _scene()[1]
+
+
 def _state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -36,8 +46,7 @@ def _same(a, b):
 # ----------------------------------------------------------------------------- pairs
 
 
-def test_dream_views_keep_labels_with_pixels():
-    frame, labels = _scene()
+def test_dream_views_keep_labels_with_pixels(frame, labels):
     aug = DreamAugment(jitter=0.0, blur_prob=0.0, hflip_prob=0.0)
     src = aug.prepare(frame, labels, (64, 64))
     assert src.image.shape[:2] == src.labels.shape == src.plate.shape[:2]
@@ -57,8 +66,7 @@ def test_dream_views_keep_labels_with_pixels():
     assert moved >= 15
 
 
-def test_dream_pairs_prompt_is_the_frame_at_model_size():
-    frame, labels = _scene()
+def test_dream_pairs_prompt_is_the_frame_at_model_size(frame, labels):
     pairs = DreamPairs([frame], [labels], (32, 32), prompt_dream_prob=0.0)
     pair = pairs.draw(np.random.default_rng(0))
     assert pair.prompt.shape == (32, 32, 3) and pair.query.shape == (32, 32, 3)
@@ -67,8 +75,7 @@ def test_dream_pairs_prompt_is_the_frame_at_model_size():
         DreamPairs([frame], [labels[:10]], (32, 32))
 
 
-def test_sampler_paints_engine_colours():
-    frame, labels = _scene()
+def test_sampler_paints_engine_colours(frame, labels):
     sampler = AdaptSampler([frame], [labels], (64, 64), object_ids=[9, 3])  # engine order: 9 first
     imgs, tgts, valid = sampler.batch(np.random.default_rng(0), 2)
     assert imgs.shape == tgts.shape == (2, 3, 128, 64) and valid.shape == (2, 1, 128, 64)
@@ -85,8 +92,7 @@ def test_sampler_paints_engine_colours():
 # ----------------------------------------------------------------------------- adapt
 
 
-def test_adapt_returns_a_copy_and_leaves_the_model_untouched(tiny_model):
-    frame, labels = _scene()
+def test_adapt_returns_a_copy_and_leaves_the_model_untouched(tiny_model, frame, labels):
     before = _state(tiny_model)
     flags = [p.requires_grad for p in tiny_model.parameters()]
     adapted = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2)
@@ -104,8 +110,7 @@ def test_adapt_returns_a_copy_and_leaves_the_model_untouched(tiny_model):
     assert adapted.infer(q, p, p).shape == (2, 3, 64, 64)
 
 
-def test_adapt_is_deterministic_with_a_seed(tiny_model):
-    frame, labels = _scene()
+def test_adapt_is_deterministic_with_a_seed(tiny_model, frame, labels):
     a = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=5)
     b = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=5)
     c = adapt(tiny_model, [frame], [labels], steps=3, lr=1e-3, batch_size=2, seed=6)
@@ -113,8 +118,7 @@ def test_adapt_is_deterministic_with_a_seed(tiny_model):
     assert not _same(_state(a), _state(c))
 
 
-def test_adapt_continues_from_an_adapted_copy(tiny_model):
-    frame, labels = _scene()
+def test_adapt_continues_from_an_adapted_copy(tiny_model, frame, labels):
     first = adapt(tiny_model, [frame], [labels], steps=2, lr=1e-3, batch_size=2)
     snapshot = _state(first)
     second = adapt(first, [frame, _scene(seed=1)[0]], [labels, labels], steps=2, lr=1e-3, batch_size=2)
@@ -128,8 +132,7 @@ def test_adapt_continues_from_an_adapted_copy(tiny_model):
     assert _same(_state(adapt(first, [frame], [labels], steps=0)), snapshot)
 
 
-def test_adapt_loss_decreases_on_a_toy_pair(tiny_model):
-    frame, labels = _scene()
+def test_adapt_loss_decreases_on_a_toy_pair(tiny_model, frame, labels):
     losses = []
     adapt(tiny_model, [frame], [labels], steps=40, lr=3e-3, batch_size=4, seed=0, warmup=2,
           progress=lambda p: losses.append(p.loss))
@@ -138,8 +141,7 @@ def test_adapt_loss_decreases_on_a_toy_pair(tiny_model):
 
 
 @pytest.mark.parametrize("params", ["decoder", "last:1", "lora:2", "lora:2+decoder"])
-def test_adapt_param_choices_train_only_those(tiny_model, params):
-    frame, labels = _scene()
+def test_adapt_param_choices_train_only_those(tiny_model, params, frame, labels):
     before = _state(tiny_model)
     adapted = adapt(tiny_model, [frame], [labels], steps=2, lr=1e-2, batch_size=2, params=params)
     after = _state(adapted)
@@ -157,13 +159,12 @@ def test_adapt_param_choices_train_only_those(tiny_model, params):
         assert any(k.startswith("decoder_") for k in changed) and any(".attn.qkv.weight" in k for k in changed)
 
 
-def test_params_spec_errors():
+def test_params_spec_errors(frame, labels):
     assert parse_params("lora:8+decoder") == [("lora", 8), ("decoder", 0)]
     assert parse_params("lora") == [("lora", 4)]
     for bad in ("last", "last:0", "lora:x", "encoder", "all:3"):
         with pytest.raises(ValueError, match="adapt params"):
             parse_params(bad)
-    frame, labels = _scene()
     with pytest.raises(ValueError):
         adapt(SegGPT("test-tiny"), [frame], [np.zeros_like(labels)], steps=1)  # no object
 

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import evaluate as evaluate_cli
-from benchmarks import vos as vos_cli
+from benchmarks import evaluate as evaluate_cli, vos as vos_cli
 from benchmarks.layout import ResultLayout
 from benchmarks.methods import CopyFirst, MethodSpec
 from seggpt.outputs import MANIFEST, file_record, read_manifest

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from seggpt.colors import (IMAGENET_MEAN, IMAGENET_STD, davis_palette, distinct_colors, normalize_image, palette,
                            random_colors)

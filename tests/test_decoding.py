@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks.adversarial.runner import write_ffv1
-from seggpt.io import read_label_png as read_index_png
-from seggpt.io import save_index_png, write_mp4
+from seggpt.io import read_label_png as read_index_png, save_index_png, write_mp4
 from seggpt.outputs import read_manifest
 from vos.io.decoders import _first_line
 from vos.run import main

@@ -37,17 +37,25 @@ def _one_mask(ed, labels, origin="drawn"):
     return o
 
 
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip(21, 6, size=(48, 64), num_objects=2)
+
+
 @pytest.fixture
-def editor(segmenter, tmp_path):
-    frames, labels = make_clip(21, 6, size=(48, 64), num_objects=2)
-    write_mp4(tmp_path / "clip.mp4", frames, fps=10)
-    save_index_png(tmp_path / "labels3.png", labels[3])
-    ed = Editor(segmenter, tmp_path, settings={"weights": "tiny"})
-    return ed, labels
+def labels(clip):
+    return clip[1]
 
 
-def test_files_only_under_root(editor, tmp_path):
-    ed, _ = editor
+@pytest.fixture
+def ed(segmenter, tmp_path, clip):
+    """An editor on tmp_path, which holds clip.mp4 and labels3.png (frame 3's label map)."""
+    write_mp4(tmp_path / "clip.mp4", clip[0], fps=10)
+    save_index_png(tmp_path / "labels3.png", clip[1][3])
+    return Editor(segmenter, tmp_path, settings={"weights": "tiny"})
+
+
+def test_files_only_under_root(ed, tmp_path):
     with pytest.raises(InputError, match="open a video first"):
         ed.add_object("x")
     frames = tmp_path / "shots" / "a"
@@ -62,9 +70,8 @@ def test_files_only_under_root(editor, tmp_path):
         ed.open("/etc/passwd")
 
 
-def test_edit_propagate_correct_export_and_session(editor, tmp_path):
+def test_edit_propagate_correct_export_and_session(ed, labels, tmp_path):
     pytest.importorskip("pycocotools")
-    ed, labels = editor
     assert "6 frames, 64x48" in ed.open("clip.mp4")
     runner = ed.add_object("runner")
     with pytest.raises(InputError, match="give a mask first"):
@@ -122,16 +129,14 @@ def test_edit_propagate_correct_export_and_session(editor, tmp_path):
     assert np.array_equal(ed.given(4)[1], drawn)
 
 
-def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_path):
+def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(ed, labels, tmp_path):
     """The app exported hard edges only. Soft: the RGBA alpha and the matte come from the model's
     scores (the CLI's --soft mapping) on propagated frames; a mask the user drew stays 0/255. The packaged
     small model (random weights may paint nothing), no adaptation."""
     from seggpt import SegGPT
 
-    _, labels = editor
     ed = Editor(VideoSegmenter(SegGPT.from_pretrained("small"), config={"adapt": {"steps": 0}, "objects": "joint"},
-                               device="cpu"),
-                tmp_path)
+                               device="cpu"), tmp_path)  # the fixture's files, the packaged small model
     ed.open("clip.mp4")
     runner = ed.add_object("runner")
     ed.set_mask(0, runner, labels[0] == 1)
@@ -153,13 +158,12 @@ def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(editor, tmp_
     assert np.array_equal(read_matte(tmp_path / "soft" / "matte.mkv")[3], np.where(drawn, 255, 0))
 
 
-def test_strokes_box_accept_and_undo_over_the_prediction(editor):
+def test_strokes_box_accept_and_undo_over_the_prediction(ed, labels):
     """A correction is the prediction plus the brush minus the eraser; a box makes a mask by GrabCut; the
     prediction can be accepted as it is; undo takes each change back, the last first; the session file keeps
     what made each mask."""
     from vos.editing.drawing import stroke_band
 
-    ed, labels = editor
     o = _one_mask(ed, labels, origin="mask PNG")
     assert ed.origin(0, o) == "mask PNG" and ed.origin(2, o) == "none"
     for _ in ed.propagate(0):
@@ -206,10 +210,9 @@ def test_strokes_box_accept_and_undo_over_the_prediction(editor):
     assert ed.origin(2, o) == "prediction, corrected" and ed.can_undo == 0
 
 
-def test_adaptation_steps_progress_and_cancel(editor):
+def test_adaptation_steps_progress_and_cancel(ed, labels):
     """The app's adaptation control: steps reported as they run; a cancel during adaptation keeps nothing
     learnt and yields no frame; a bad count is one line."""
-    ed, labels = editor
     _one_mask(ed, labels)
     for bad in (-1, 2.5, "x", 10 ** 6):
         with pytest.raises(InputError, match="adaptation steps"):
@@ -234,8 +237,7 @@ def test_adaptation_steps_progress_and_cancel(editor):
         ed.set_adapt_steps(before)
 
 
-def test_export_cancels_before_the_next_frame_and_writes_nothing(editor, tmp_path):
-    ed, labels = editor
+def test_export_cancels_before_the_next_frame_and_writes_nothing(ed, labels, tmp_path):
     _one_mask(ed, labels)
 
     def stop_at_two(done, total):
@@ -249,10 +251,9 @@ def test_export_cancels_before_the_next_frame_and_writes_nothing(editor, tmp_pat
     assert path.is_file()
 
 
-def test_undo_takes_back_one_object_only(editor):
+def test_undo_takes_back_one_object_only(ed):
     """Undo restores the object it concerns: a removed object never comes back with it, other objects'
     masks drawn on the frame since stay."""
-    ed, _ = editor
     ed.open("clip.mp4")
     a, b = ed.add_object("a"), ed.add_object("b")
     left, right = _rect(slice(10, 30), slice(5, 25)), _rect(slice(10, 30), slice(30, 50))
@@ -281,11 +282,10 @@ def test_undo_takes_back_one_object_only(editor):
     assert c not in ed.given(3)
 
 
-def test_given_masks_show_again_and_reused_ids_start_clean(editor, tmp_path):
+def test_given_masks_show_again_and_reused_ids_start_clean(ed, tmp_path):
     """Under a mask taken back (undo, a removed object) another object's given mask shows again; an id used
     again after its object was removed has none of the old object's pixels or soft edges; a damaged session
     file leaves the open video as it was."""
-    ed, _ = editor
     ed.open("clip.mp4")
     a, b = ed.add_object("a"), ed.add_object("b")
     left, right = _rect(slice(10, 30), slice(5, 30)), _rect(slice(10, 30), slice(20, 50))  # overlap: columns 20..29

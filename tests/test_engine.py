@@ -16,9 +16,13 @@ from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")
-def clip():
-    frames, labels = make_clip(3, 10, size=(48, 64), num_objects=2)
-    return frames, labels.astype(np.int64)
+def frames():
+    return make_clip(3, 10, size=(48, 64), num_objects=2)[0]
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return make_clip(3, 10, size=(48, 64), num_objects=2)[1].astype(np.int64)  # the same seed: the same clip
 
 
 def _ids_of(labels):
@@ -31,8 +35,7 @@ def _run(seg, source, frame_idx, labels, **kw):
     return st, list(seg.propagate(st, **kw))
 
 
-def test_every_source_gives_the_same_result(tiny_model, clip, tmp_path):
-    frames, labels = clip
+def test_every_source_gives_the_same_result(tiny_model, frames, labels, tmp_path):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
     _, from_array = _run(seg, frames, 0, labels[0])
     _, from_iter = _run(seg, iter(list(frames)), 0, labels[0])
@@ -52,8 +55,7 @@ def test_every_source_gives_the_same_result(tiny_model, clip, tmp_path):
     assert len(from_mp4) == 10 and from_mp4[3].labels.shape == (48, 64)
 
 
-def test_caller_ids_are_kept(tiny_model, clip):
-    frames, labels = clip
+def test_caller_ids_are_kept(tiny_model, frames, labels):
     relabelled = np.where(labels[0] == 1, 7, np.where(labels[0] == 2, 42, 0))
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
     st = seg.init_state(frames)
@@ -66,8 +68,7 @@ def test_caller_ids_are_kept(tiny_model, clip):
     assert np.array_equal(res[0].labels, relabelled)  # the annotated frame returns the user's mask
 
 
-def test_object_added_mid_video(tiny_model, clip):
-    frames, labels = clip
+def test_object_added_mid_video(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, np.where(labels[0] == 1, 1, 0))
@@ -82,8 +83,7 @@ def test_object_added_mid_video(tiny_model, clip):
     assert res[4].confidence[later == 2].min() == 1.0
 
 
-def test_correction_replaces_the_prompt_from_that_frame_on(tiny_model, clip):
-    frames, labels = clip
+def test_correction_replaces_the_prompt_from_that_frame_on(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 3})
     stream = seg.stream()
     first = np.where(labels[0] == 1, 1, 0)
@@ -103,8 +103,7 @@ def test_correction_replaces_the_prompt_from_that_frame_on(tiny_model, clip):
     assert [p.frame_idx for p in mem.prompts()] == [5]
 
 
-def test_reverse_propagation_from_a_later_mask(tiny_model, clip):
-    frames, labels = clip
+def test_reverse_propagation_from_a_later_mask(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
     st = seg.init_state(frames)
     seg.add_mask(st, 6, labels[6])
@@ -122,8 +121,7 @@ def test_reverse_propagation_from_a_later_mask(tiny_model, clip):
 
 
 @pytest.mark.parametrize("objects", ["joint", "separate"])
-def test_batching_equals_frame_by_frame_when_memory_cannot_differ(tiny_model, clip, objects):
-    frames, labels = clip
+def test_batching_equals_frame_by_frame_when_memory_cannot_differ(tiny_model, frames, labels, objects):
     one = VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": 1, "objects": objects})
     four = VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": 4, "objects": objects})
     _, a = _run(one, frames, 0, labels[0])
@@ -133,8 +131,7 @@ def test_batching_equals_frame_by_frame_when_memory_cannot_differ(tiny_model, cl
         assert np.allclose(x.confidence, y.confidence, atol=1e-3)
 
 
-def test_step_api_streams_and_resets(tiny_model, clip):
-    frames, labels = clip
+def test_step_api_streams_and_resets(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
     r0 = seg.step(frames[0], labels[0] == 1, object_ids=[5])
     assert r0.object_ids == [5] and np.array_equal(r0.masks[0], labels[0] == 1)
@@ -146,9 +143,8 @@ def test_step_api_streams_and_resets(tiny_model, clip):
 
 
 @pytest.mark.parametrize("batch_frames", [1, 3])
-def test_pipelined_propagation_equals_the_streaming_core(tiny_model, clip, batch_frames):
+def test_pipelined_propagation_equals_the_streaming_core(tiny_model, frames, labels, batch_frames):
     """propagate finishes each batch on a worker thread one batch late; results must not change."""
-    frames, labels = clip
     threads_before = torch.get_num_threads()
     session = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": batch_frames})
     _, piped = _run(session, frames, 0, labels[0])
@@ -172,9 +168,8 @@ def test_pipelined_propagation_equals_the_streaming_core(tiny_model, clip, batch
     assert not [t for t in threading.enumerate() if t.name.startswith("vos-finish")]
 
 
-def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(tiny_model, clip):
+def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(tiny_model, frames, labels):
     """bf16 autocast (the CUDA default) through the whole engine, here on the CPU."""
-    frames, labels = clip
     _, fp32 = _run(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype="fp32"), frames, 0, labels[0])
     _, bf16 = _run(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype="bf16"), frames, 0, labels[0])
     assert not hasattr(tiny_model, "autocast_dtype")  # the dtype is the engine's (its predictor's), not the model's
@@ -186,9 +181,8 @@ def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(tiny_mo
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(fp32, again))
 
 
-def test_joint_colours_distinct_or_palette(tiny_model, clip):
+def test_joint_colours_distinct_or_palette(tiny_model, frames, labels):
     """Two objects are painted in other colours by the two settings; one object is white in both."""
-    frames, labels = clip
     runs = {}
     for colors in ("distinct", "palette"):
         seg = VideoSegmenter(tiny_model, config={"memory": 2, "colors": colors})
@@ -200,15 +194,13 @@ def test_joint_colours_distinct_or_palette(tiny_model, clip):
         EngineConfig(colors="rainbow")
 
 
-def test_separate_mode_runs_each_object(tiny_model, clip):
-    frames, labels = clip
+def test_separate_mode_runs_each_object(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 1, "objects": "separate"})
     _, res = _run(seg, frames, 0, labels[0])
     assert len(res) == 10 and set(_ids_of(np.stack([r.labels for r in res]))) <= {1, 2}
 
 
-def test_bad_use_gives_clear_errors(tiny_model, clip):
-    frames, labels = clip
+def test_bad_use_gives_clear_errors(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model)
     st = seg.init_state(frames)
     with pytest.raises(EngineError, match="add a mask first"):
@@ -227,8 +219,7 @@ def test_bad_use_gives_clear_errors(tiny_model, clip):
         EngineConfig.load({"objects": "both"})
 
 
-def test_remove_and_reset(tiny_model, clip):
-    frames, labels = clip
+def test_remove_and_reset(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 1})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, labels[0])
@@ -239,8 +230,7 @@ def test_remove_and_reset(tiny_model, clip):
     assert st.object_ids == [] and len(st.annotations) == 0
 
 
-def test_nearest_resize_decides_at_model_size(tiny_model, clip):
-    frames, labels = clip
+def test_nearest_resize_decides_at_model_size(tiny_model, frames, labels):
     smooth = VideoSegmenter(tiny_model, config={"memory": 1, "resize": "smooth"})
     nearest = VideoSegmenter(tiny_model, config={"memory": 1, "resize": "nearest"})
     _, a = _run(smooth, frames, 0, labels[0], max_frames=3)
@@ -255,11 +245,10 @@ def test_nearest_resize_decides_at_model_size(tiny_model, clip):
     assert np.mean([(x.labels == y.labels).mean() for x, y in zip(a, b)]) > 0.8
 
 
-def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(tiny_model, clip):
+def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(tiny_model, frames, labels):
     """engine.adapt: a copy is fine-tuned on the annotated frames, kept by the engine for the session (not in
     its state, and not past it); a correction goes on from it; the shared model's weights stay bit-identical;
     the same seed gives the same labels."""
-    frames, labels = clip
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     cfg = {"memory": 1, "adapt": {"steps": 2, "batch_size": 2, "lr": 1e-3}}
     seg = VideoSegmenter(tiny_model, config=cfg)
@@ -282,9 +271,8 @@ def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(tiny_mo
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res, plain))
 
 
-def test_refinement_follows_the_frame(tiny_model, clip):
+def test_refinement_follows_the_frame(tiny_model, frames, labels):
     """engine.refine: labels from the guided-filtered scores, at frame size; the annotated frame stays the mask."""
-    frames, labels = clip
     _, refined = _run(VideoSegmenter(tiny_model, config={"memory": 1, "refine": {"enabled": True}}), frames, 0,
                       labels[0], max_frames=4)
     _, smooth = _run(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
@@ -293,10 +281,9 @@ def test_refinement_follows_the_frame(tiny_model, clip):
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(refined[1:], smooth[1:]))
 
 
-def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_alone(tiny_model, clip):
+def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_alone(tiny_model, frames, labels):
     """engine.image_size: the predictor (and adaptation) run the model's own weights at that size; the
     given model keeps its size and its weights; a size the patch does not divide is one EngineError."""
-    frames, labels = clip
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     cfg = {"memory": 1, "image_size": 96, "adapt": {"steps": 1, "batch_size": 2}}
     seg = VideoSegmenter(tiny_model, config=cfg)
@@ -314,10 +301,9 @@ def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_al
         EngineConfig(image_size=4)
 
 
-def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, clip):
+def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, frames, labels):
     """propagate(progress=, cancel=): every adaptation step reported; a cancel during adaptation yields no frame
     and keeps nothing learnt; a cancel during the frames ends the pass after the frame just yielded."""
-    frames, labels = clip
     seg = VideoSegmenter(tiny_model, config={"memory": 1, "batch_frames": 2, "adapt": {"steps": 6, "batch_size": 1}})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, labels[0])
@@ -343,8 +329,7 @@ def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, clip):
     assert len(list(seg.propagate(st, max_frames=4))) == 4  # nothing left behind: the next pass runs
 
 
-def test_remove_mask_takes_one_mask_back(tiny_model, clip):
-    frames, labels = clip
+def test_remove_mask_takes_one_mask_back(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 1})
     st = seg.init_state(frames)
     seg.add_mask(st, 0, labels[0])

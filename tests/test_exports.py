@@ -19,8 +19,7 @@ from vos.io.rle import rle_decode, rle_encode
 from vos.io.prompts import fit_mask
 from vos.run import build_parser, main
 from vos.data.synthetic import make_clip
-from seggpt.io import read_label_png as read_index_png
-from seggpt.io import save_index_png, write_mp4
+from seggpt.io import read_label_png as read_index_png, save_index_png, write_mp4
 
 
 # --------------------------------------------------------------------------- the writers on their own

@@ -12,18 +12,8 @@ from PIL import Image
 
 from seggpt.errors import InputError
 from vos.data.datasets import DAVIS
-from vos.data.metrics import (
-                              EvalJob,
-                              boundary_map,
-                              db_eval_boundary,
-                              db_eval_iou,
-                              db_statistics,
-                              disk,
-                              evaluate_many,
-                              evaluate_sequence,
-                              summarize,
-                              write_official_csvs,
-                              )
+from vos.data.metrics import (EvalJob, boundary_map, db_eval_boundary, db_eval_iou, db_statistics, disk,
+    evaluate_many, evaluate_sequence, summarize, write_official_csvs)
 from vos.data.synthetic import make_clip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -13,11 +13,16 @@ pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
-def pair():
+def model():
+    """The official canvas on a tiny encoder (seed 0), shared by this module's comparisons."""
     torch.manual_seed(0)
-    model = SegGPT("test-canvas").eval()
+    return SegGPT("test-canvas").eval()
+
+
+@pytest.fixture(scope="module")
+def hf(model):
     # make the type/segment tokens and decoder large enough that a wrong wiring cannot hide
-    return model, transformers_twin(model)
+    return transformers_twin(model)
 
 
 def _inputs(b, k, cfg, seed=0):
@@ -27,15 +32,13 @@ def _inputs(b, k, cfg, seed=0):
             torch.randn(b, k, 3, h, w, generator=g))
 
 
-def test_canvas_is_the_official_size(pair):
-    model, _ = pair
+def test_canvas_is_the_official_size(model):
     assert model.config.canvas_size == (896, 448)
     assert model.config.grid_size == (28, 28)
 
 
 @pytest.mark.parametrize("embedding_type", ["instance", "semantic"])
-def test_single_prompt_equals_transformers(pair, embedding_type):
-    model, hf = pair
+def test_single_prompt_equals_transformers(model, hf, embedding_type):
     imgs, pimgs, pmasks = _inputs(2, 1, model.config)
     ours = model.infer(imgs, pimgs, pmasks, embedding_type=embedding_type)
     ref = transformers_loop(hf, imgs, pimgs, pmasks, embedding_type=embedding_type)
@@ -44,8 +47,7 @@ def test_single_prompt_equals_transformers(pair, embedding_type):
 
 
 @pytest.mark.parametrize("k", [3, 8])
-def test_ensemble_equals_official_semantics(pair, k):
-    model, hf = pair
+def test_ensemble_equals_official_semantics(model, hf, k):
     imgs, pimgs, pmasks = _inputs(1, k, model.config, seed=k)
     ours = model.infer(imgs, pimgs, pmasks)[0]
     ref = official_ensemble(hf, imgs[0], pimgs[0], pmasks[0])
@@ -55,8 +57,7 @@ def test_ensemble_equals_official_semantics(pair, k):
     assert (hf_own - ref).abs().max().item() > 1e-4
 
 
-def test_batched_queries_equal_one_by_one(pair):
-    model, hf = pair
+def test_batched_queries_equal_one_by_one(model, hf):
     imgs, pimgs, pmasks = _inputs(3, 2, model.config, seed=7)
     batched = model.infer(imgs, pimgs, pmasks)
     for b in range(3):
@@ -65,9 +66,8 @@ def test_batched_queries_equal_one_by_one(pair):
         assert (batched[b] - official_ensemble(hf, imgs[b], pimgs[b], pmasks[b])).abs().max().item() <= 1e-5
 
 
-def test_prompt_order_only_changes_the_seam_row(pair):
+def test_prompt_order_only_changes_the_seam_row(model):
     """Item 0 is read at the seam: permuting prompts changes only the first query row band."""
-    model, _ = pair
     imgs, pimgs, pmasks = _inputs(1, 3, model.config, seed=3)
     a = model.infer(imgs, pimgs, pmasks)
     b = model.infer(imgs, pimgs.flip(1), pmasks.flip(1))
@@ -75,8 +75,7 @@ def test_prompt_order_only_changes_the_seam_row(pair):
     assert (a[..., :1, :] - b[..., :1, :]).abs().max().item() > 1e-6
 
 
-def test_training_forward_matches_transformers_loss(pair):
-    model, hf = pair
+def test_training_forward_matches_transformers_loss(model, hf):
     cfg = model.config
     g = torch.Generator().manual_seed(11)
     h, w = cfg.image_size
@@ -131,9 +130,8 @@ def test_bad_shapes_raise_clear_errors():
         model.infer(torch.randn(1, 3, h, w), torch.randn(1, 1, 3, h, w), torch.randn(1, 1, 3, h, w), "panoptic")
 
 
-def test_query_block_merge_equals_plain_attention(pair):
+def test_query_block_merge_equals_plain_attention(model):
     """The log-sum-exp merge of the shared query-to-query block (K > 1) changes nothing but speed."""
-    model, _ = pair
     imgs, pimgs, pmasks = _inputs(2, 4, model.config, seed=5)
     merged = model.infer(imgs, pimgs, pmasks)
     for blk in model.blocks:

@@ -53,6 +53,13 @@ def _bytes(paths):
     return {p: Path(p).read_bytes() for p in paths}
 
 
+def _refused_with_or_without_overwrite(claim, target, match, **kwargs):
+    """`claim` (claim_folder or claim_files) of `target` raises an InputError matching `match`, --overwrite or not."""
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match=match):
+            claim(target, "t", overwrite=overwrite, register=False, **kwargs)
+
+
 # ------------------------------------------------------------------------------------------- data loss
 
 
@@ -111,9 +118,7 @@ def test_a_manifest_we_cannot_trust_counts_as_none(tmp_path, manifest):
     (out / "victim.txt").write_text("mine")
     (tmp_path / "victim.txt").write_text("mine too")
     assert read_manifest(out) is None
-    for overwrite in (False, True):
-        with pytest.raises(InputError, match="victim.txt"):
-            claim_folder(out, "t", overwrite=overwrite, register=False)
+    _refused_with_or_without_overwrite(claim_folder, out, "victim.txt")
     assert (out / "victim.txt").read_text() == "mine" and (tmp_path / "victim.txt").read_text() == "mine too"
 
 
@@ -134,9 +139,7 @@ def test_links_are_never_written_through_nor_over(tmp_path):
     target = tmp_path / "precious.json"
     target.write_text("mine")
     (tmp_path / "link.json").symlink_to(target)
-    for overwrite in (False, True):
-        with pytest.raises(InputError, match="symbolic link"):
-            claim_files({"--report": tmp_path / "link.json"}, "t", overwrite=overwrite, register=False)
+    _refused_with_or_without_overwrite(claim_files, {"--report": tmp_path / "link.json"}, "symbolic link")
     assert target.read_text() == "mine"
 
 
@@ -404,9 +407,7 @@ def test_a_users_file_named_like_our_temporary_files_is_never_deleted(tmp_path, 
     out = tmp_path / "o"
     claim_folder(out, "t", patterns=["*.png"], register=False).finish(0)
     (out / name).write_text("mine")
-    for overwrite in (False, True):
-        with pytest.raises(InputError, match=re.escape(name)):
-            claim_folder(out, "t", patterns=["*.png"], overwrite=overwrite, register=False)
+    _refused_with_or_without_overwrite(claim_folder, out, re.escape(name), patterns=["*.png"])
     assert (out / name).read_text() == "mine"
 
 
@@ -422,9 +423,7 @@ def test_names_slipped_into_a_complete_manifest_and_hostile_json_never_count(tmp
     manifest(data)
     text = json.dumps(data) if isinstance(data["files"], dict) else "[" * 5000 + "]" * 5000
     (out / MANIFEST).write_text(text)
-    for overwrite in (False, True):
-        with pytest.raises(InputError, match="notes.txt"):
-            claim_folder(out, "t", patterns=["*.txt"], overwrite=overwrite, register=False)
+    _refused_with_or_without_overwrite(claim_folder, out, "notes.txt", patterns=["*.txt"])
     assert (out / "notes.txt").read_text() == "mine"
 
 

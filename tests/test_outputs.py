@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import evaluate as evaluate_cli
-from benchmarks import vos as bench_cli
+from benchmarks import evaluate as evaluate_cli, vos as bench_cli
 from seggpt.errors import InputError
 from seggpt.outputs import MANIFEST, check_not_inputs, claim_folder, file_record, read_manifest
 from vos.run import main
-from seggpt.io import read_label_png as read_index_png
-from seggpt.io import save_index_png, write_mp4
+from seggpt.io import read_label_png as read_index_png, save_index_png, write_mp4
 from vos.data.synthetic import make_clip, write_davis2017
 
 
@@ -116,8 +114,8 @@ def test_check_not_inputs_reports_the_clash(tmp_path):
 # ------------------------------------------------------------------------------------------- manifests
 
 
-def _run(clip, tiny_weights, out, *extra, video=None):
-    return main([str(video or clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
+def _run(clip, tiny_weights, out, *extra):
+    return main([str(clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
                  tiny_weights, "--out", str(out), "--memory", "1", "--quiet", *extra])
 
 
@@ -315,8 +313,7 @@ def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_r
     out = tmp_path / "masks"
     assert _run(clip, tiny_weights, out, "--end", "2") == 0
     before = _snapshot(out)
-    assert main([str(clip / "clip.mp4"), "--first-mask", str(clip / "GT" / "00000.png"), "--weights",
-                 str(tmp_path / "missing.safetensors"), "--out", str(out), "--quiet"]) == 2
+    assert _run(clip, str(tmp_path / "missing.safetensors"), out) == 2
     assert "missing.safetensors" in _one_line_error(capsys)
     assert _snapshot(out) == before  # nothing removed before the model and the mask were ready
     (out / "00004.png").mkdir()  # a folder where a frame's PNG goes

@@ -23,6 +23,11 @@ def sample():
     return img, labels
 
 
+@pytest.fixture(scope="module")
+def pred(tiny_model):
+    return SegGPTPredictor(tiny_model)
+
+
 def test_exact_preprocessing_equals_transformers(sample):
     pytest.importorskip("transformers")
     from transformers import SegGptImageProcessor
@@ -61,9 +66,8 @@ def test_decode_recovers_painted_labels(sample):
         assert (up[0].numpy() != labels).mean() < 0.02
 
 
-def test_smooth_upsampling_never_invents_a_third_object():
+def test_smooth_upsampling_never_invents_a_third_object(pred):
     """Between white (object 1) and black, a blend must not decode as object 2's colour (255,255,127)."""
-    pred = SegGPTPredictor(SegGPT("test-tiny"))
     colors = palette(2)
     labels = np.zeros((64, 64), np.int64)
     labels[:, 32:] = 1
@@ -72,10 +76,8 @@ def test_smooth_upsampling_never_invents_a_third_object():
     assert set(np.unique(up.numpy())) == {0, 1}
 
 
-def test_predict_batches_equal_single_and_keep_sizes(sample):
-    torch.manual_seed(0)
+def test_predict_batches_equal_single_and_keep_sizes(sample, pred):
     img, labels = sample
-    pred = SegGPTPredictor(SegGPT("test-tiny"))
     rng = np.random.default_rng(1)
     queries = [(rng.random((50 + 10 * i, 70, 3)) * 255).astype(np.uint8) for i in range(3)]
     batched = pred.predict(queries, [img], [labels], batch_size=3)
@@ -87,9 +89,8 @@ def test_predict_batches_equal_single_and_keep_sizes(sample):
         assert set(np.unique(a.labels)) <= {0, 1, 2}
 
 
-def test_label_resize_is_nearest_exact_for_ids_of_any_size():
+def test_label_resize_is_nearest_exact_for_ids_of_any_size(pred):
     """resize_labels indexes (PIL's pixel-centre rule) instead of interpolating floats: ids above 2**24 survive."""
-    pred = SegGPTPredictor(SegGPT("test-tiny"))
     rng = np.random.default_rng(0)
     for shape in [(48, 64), (480, 854), (17, 5), (13, 200)]:
         labels = rng.integers(0, 5, size=shape)
@@ -98,11 +99,9 @@ def test_label_resize_is_nearest_exact_for_ids_of_any_size():
         assert np.array_equal(pred.resize_labels(labels * 2 ** 40) // 2 ** 40, ref[0, 0].long().numpy())
 
 
-def test_separate_mode_drops_the_prompts_an_object_is_absent_from():
+def test_separate_mode_drops_the_prompts_an_object_is_absent_from(pred):
     """absent_prompts="drop": each object's pass sees only the prompts that show it (checked against a call
     with those prompts alone); "keep" is every prompt for every object; an object no prompt shows sees all."""
-    torch.manual_seed(0)
-    pred = SegGPTPredictor(SegGPT("test-tiny"))
     h, w = pred.image_size
     rng = np.random.default_rng(0)
     queries = pred.preprocess_images([rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)])

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
@@ -80,14 +79,10 @@ SIZE = (12, 16)
 
 
 @pytest.fixture(scope="module")
-def segmenter():
-    import torch
-
-    from seggpt import SegGPT
+def segmenter(tiny_model):
     from vos import VideoSegmenter
 
-    torch.manual_seed(0)
-    return VideoSegmenter(SegGPT("test-tiny"), config={"memory": 1}, device="cpu")
+    return VideoSegmenter(tiny_model, config={"memory": 1}, device="cpu")
 
 
 INDICES = st.one_of(st.integers(-3, 6), st.integers(), st.floats(allow_nan=True), st.booleans(), st.none(),

@@ -97,19 +97,12 @@ def test_ray_failed_task_is_retried_once_and_others_go_on(ray_session, davis17, 
     assert report["failed"] == ["synth-001"]
 
 
-def test_ray_seggpt_tiny_ytvos(ray_session, tmp_path, capsys):
-    import torch
-
-    from seggpt import SegGPT
-
-    torch.manual_seed(0)
-    weights = tmp_path / "tiny.safetensors"
-    SegGPT("test-tiny").save_pretrained(str(weights))
+def test_ray_seggpt_tiny_ytvos(ray_session, tiny_weights, tmp_path, capsys):
     root = tmp_path / "yt"
     write_ytvos(root, num_videos=2, seed=2, num_frames=6, size=(48, 64), num_objects=(2, 2))
     out = tmp_path / "res"
     code, err = run(capsys, "--dataset", "ytvos", "--root", str(root), "--out", str(out), "--engine", "ray",
-                    "--weights", str(weights), "--memory", "1")
+                    "--weights", tiny_weights, "--memory", "1")
     assert code == 0, err
     report = json.loads((out / "benchmark-valid.json").read_text())
     assert report["method"] == "seggpt" and report["engine"]["memory"] == 1

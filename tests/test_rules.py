@@ -42,9 +42,19 @@ def box(x0, x1):
     return m
 
 
+def session(config):
+    seg = VideoSegmenter(CopyModel().eval(), config=config)
+    return seg, seg.init_state(flat_frames())
+
+
 @pytest.fixture()
 def seg():
     return VideoSegmenter(CopyModel().eval(), config={"memory": 0})
+
+
+@pytest.fixture()
+def st(seg):
+    return seg.init_state(flat_frames())
 
 
 def prompts_of(seg, frame_idx):
@@ -52,9 +62,8 @@ def prompts_of(seg, frame_idx):
     return [p for q, p in seg.model.calls if frame_idx in q][-1]
 
 
-def test_every_annotation_conditions_a_propagation_from_a_later_frame(seg):
+def test_every_annotation_conditions_a_propagation_from_a_later_frame(seg, st):
     """The redesign's bug: masks on frame 0 (object 1) and 5 (object 2); forward from frame 5 lost object 1."""
-    st = seg.init_state(flat_frames())
     seg.add_new_mask(st, 0, 1, box(2, 10))
     seg.add_new_mask(st, 5, 2, box(30, 40))
     res = {r.frame_idx: r for r in seg.propagate(st, start_frame_idx=5)}
@@ -66,8 +75,7 @@ def test_every_annotation_conditions_a_propagation_from_a_later_frame(seg):
     assert res[6].object_ids == [1, 2]
 
 
-def test_objects_exist_from_their_first_mask_in_each_direction(seg):
-    st = seg.init_state(flat_frames())
+def test_objects_exist_from_their_first_mask_in_each_direction(seg, st):
     seg.add_new_mask(st, 2, 1, box(2, 10))
     seg.add_new_mask(st, 6, 2, box(30, 40))
     forward = {r.frame_idx: set(np.unique(r.labels)) - {0} for r in seg.propagate(st, start_frame_idx=0)}
@@ -79,8 +87,7 @@ def test_objects_exist_from_their_first_mask_in_each_direction(seg):
 
 
 def test_the_first_and_the_closest_annotated_frames_condition_a_frame():
-    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 0, "max_annotated": 3})
-    st = seg.init_state(flat_frames())
+    seg, st = session({"memory": 0, "max_annotated": 3})
     for a, obj in ((0, 1), (2, 2), (4, 3), (6, 4), (7, 5)):
         seg.add_new_mask(st, a, obj, box(2 * obj, 2 * obj + 4))
     list(seg.propagate(st))
@@ -91,16 +98,14 @@ def test_the_first_and_the_closest_annotated_frames_condition_a_frame():
 
 
 def test_recent_predictions_follow_the_annotated_prompts():
-    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 2})
-    st = seg.init_state(flat_frames())
+    seg, st = session({"memory": 2})
     seg.add_new_mask(st, 0, 1, box(2, 10))
     list(seg.propagate(st))
     assert prompts_of(seg, 4) == [0, 2, 3]
 
 
 def test_a_correction_replaces_older_prompts_of_that_object_and_the_recent_predictions():
-    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 3})
-    st = seg.init_state(flat_frames())
+    seg, st = session({"memory": 3})
     seg.add_new_mask(st, 0, 1, box(2, 10))
     seg.add_new_mask(st, 4, 1, box(20, 30))  # object 1 again: a correction
     res = {r.frame_idx: r for r in seg.propagate(st)}
@@ -115,8 +120,7 @@ def test_a_correction_replaces_older_prompts_of_that_object_and_the_recent_predi
 
 def test_an_annotation_with_only_a_new_object_keeps_the_others():
     """YouTube-VOS: frame 5 gives only object 2; object 1 is predicted there, not made background."""
-    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 1})
-    st = seg.init_state(flat_frames())
+    seg, st = session({"memory": 1})
     seg.add_new_mask(st, 0, 1, box(2, 10))
     seg.add_mask(st, 5, np.where(box(30, 40), 2, 0))
     res = {r.frame_idx: r for r in seg.propagate(st)}
@@ -125,14 +129,12 @@ def test_an_annotation_with_only_a_new_object_keeps_the_others():
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1", None])
-def test_object_ids_are_positive_integers(seg, bad):
-    st = seg.init_state(flat_frames())
+def test_object_ids_are_positive_integers(seg, bad, st):
     with pytest.raises(EngineError, match="positive integers"):
         seg.add_new_mask(st, 0, bad, box(2, 10))
 
 
-def test_any_positive_integer_id_in_the_library(seg):
-    st = seg.init_state(flat_frames())
+def test_any_positive_integer_id_in_the_library(seg, st):
     seg.add_new_mask(st, 0, 2 ** 40, box(2, 10))
     seg.add_new_mask(st, 0, np.int64(300), box(20, 30))
     res = list(seg.propagate(st, max_frames=3))
@@ -141,16 +143,14 @@ def test_any_positive_integer_id_in_the_library(seg):
 
 
 @pytest.mark.parametrize("mask", [box(2, 10), box(2, 10).astype(np.uint8) * 255])
-def test_a_binary_mask_is_object_1_everywhere(seg, mask):
-    st = seg.init_state(flat_frames())
+def test_a_binary_mask_is_object_1_everywhere(seg, mask, st):
     assert seg.add_mask(st, 0, mask) == [1]
     r = seg.stream().step(flat_frames()[0], mask)
     assert r.object_ids == [1] and np.array_equal(r.labels == 1, box(2, 10))
     assert seg.step(flat_frames()[0], mask).object_ids == [1]
 
 
-def test_a_label_map_0_asserts_nothing_about_other_objects(seg):
-    st = seg.init_state(flat_frames())
+def test_a_label_map_0_asserts_nothing_about_other_objects(seg, st):
     seg.add_mask(st, 0, np.where(box(2, 10), 1, 0) + np.where(box(20, 30), 2, 0))
     seg.add_mask(st, 3, np.where(box(30, 40), 3, 0))  # 0 here does not erase objects 1 and 2
     res = {r.frame_idx: r for r in seg.propagate(st)}
@@ -180,13 +180,12 @@ def test_stream_refuses_frames_of_another_size_and_empty_masks(seg):
         s.step(np.zeros((0, 0, 3), np.uint8))
 
 
-def test_one_mask_converter_for_every_entry(seg):
+def test_one_mask_converter_for_every_entry(seg, st):
     """add_new_mask, add_mask and a stream take a mask through one converter (vos.engine.objects.object_mask):
     the same messages, torch tensors too, and a refused mask changes nothing (a stream does not advance)."""
     from seggpt.errors import is_integer
     from vos.engine import objects
     assert objects.is_integer is is_integer  # the one integer test, under its documented name
-    st = seg.init_state(flat_frames())
     nan = box(2, 10).astype(np.float32)
     nan[0, 0] = np.nan
     for bad, words in [(nan, "NaN or infinite"), (np.zeros((10, 10), bool), "the mask is 10x10, the frame 48x32"),
@@ -221,11 +220,10 @@ def test_iterator_sources_keep_the_annotated_frames_they_pass(seg):
         list(seg.propagate(st, start_frame_idx=9))
 
 
-def test_an_empty_mask_gives_no_new_object_but_marks_a_known_one_absent(seg):
+def test_an_empty_mask_gives_no_new_object_but_marks_a_known_one_absent(seg, st):
     """An empty mask was accepted by add_new_mask and refused by the CLI, add_mask and step().
     One rule now: refused for an object not given before (nothing to track), taken for a known one."""
     empty = np.zeros((H, W), bool)
-    st = seg.init_state(flat_frames())
     with pytest.raises(EngineError, match="object 1's mask is empty and it has no mask on another frame"):
         seg.add_new_mask(st, 0, 1, empty)
     with pytest.raises(EngineError, match="the mask holds no object"):
@@ -247,8 +245,7 @@ def test_the_objects_and_masks_cannot_change_while_a_propagation_runs():
     batch behind), and add_new_mask of a later frame made the pass fail with 'never read' on an array source.
     A pass keeps the objects it started with: every change is refused at the call, from `propagate` until the
     generator ends, is closed or is dropped, and the session is left as it was."""
-    seg = VideoSegmenter(CopyModel().eval(), config={"memory": 0, "batch_frames": 2})
-    st = seg.init_state(flat_frames())
+    seg, st = session({"memory": 0, "batch_frames": 2})
     seg.add_new_mask(st, 0, 1, box(2, 10))
     seg.add_new_mask(st, 0, 2, box(30, 40))
     changes = [lambda: seg.remove_object(st, 2), lambda: seg.add_new_mask(st, 3, 3, box(12, 16)),

@@ -16,8 +16,7 @@ from seggpt import SegGPT
 from seggpt.adapt import add_lora
 from seggpt.errors import InputError
 from seggpt.predictor import SegGPTPredictor
-from vos import VideoSegmenter
-from vos import run as vos_run
+from vos import VideoSegmenter, run as vos_run
 from vos.engine.config import RunConfig, load_run_config
 from vos.engine.segmenter import _ahead
 from vos.engine.finishing import one_thread_worker
@@ -59,16 +58,14 @@ def test_dtype_auto_on_a_cpu_follows_native_bf16_and_the_model_width(monkeypatch
     assert device.dtype_reason("bf16", CPU, width) == "as asked"
 
 
-def test_the_engine_runs_auto_as_resolved_and_says_why(monkeypatch):
-    torch.manual_seed(0)
-    model = SegGPT("test-tiny")  # 32 wide: fp32 even where bf16 is native
-    _cpu(monkeypatch, "avx512_bf16")
-    seg = VideoSegmenter(model, device="cpu")
+def test_the_engine_runs_auto_as_resolved_and_says_why(tiny_model, monkeypatch):
+    _cpu(monkeypatch, "avx512_bf16")  # test-tiny is 32 wide: fp32 even where bf16 is native
+    seg = VideoSegmenter(tiny_model, device="cpu")
     assert seg.predictor.dtype is None and "gains nothing" in seg.dtype_reason
     monkeypatch.setattr(device, "BF16_MIN_WIDTH", 32)
-    seg = VideoSegmenter(model, device="cpu")
+    seg = VideoSegmenter(tiny_model, device="cpu")
     assert seg.predictor.dtype == torch.bfloat16 and "natively" in seg.dtype_reason
-    assert all(p.dtype == torch.float32 for p in model.parameters())  # the shared model stays fp32
+    assert all(p.dtype == torch.float32 for p in tiny_model.parameters())  # the shared model stays fp32
 
 
 def test_set_threads_checks_its_value():
@@ -132,11 +129,10 @@ def test_speed_model_writes_fractions_of_the_peak_and_the_reference_beside_them(
     assert "of the bf16 peak" in capsys.readouterr().out
 
 
-def test_frames_prepared_ahead_give_the_results_made_on_the_spot():
+def test_frames_prepared_ahead_give_the_results_made_on_the_spot(tiny_model):
     """The engine resizes the next batch on a worker thread while the model runs; a tracker fed the
     same frames without that (queries made in run_batch) gives identical labels."""
-    torch.manual_seed(0)
-    seg = VideoSegmenter(SegGPT("test-tiny"), config={"memory": 2, "batch_frames": 2}, device="cpu", dtype="fp32")
+    seg = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": 2}, device="cpu", dtype="fp32")
     frames, labels = make_clip(3, 7, size=(40, 56), num_objects=1)
     state = seg.init_state(frames)
     seg.add_new_mask(state, 0, 1, labels[0] == 1)

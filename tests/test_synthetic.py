@@ -14,15 +14,7 @@ from PIL import Image
 from seggpt.colors import davis_palette
 from seggpt.errors import InputError
 from seggpt.io import write_mp4
-from vos.data.synthetic import (
-                                Scene,
-                                iter_clip,
-                                make_clip,
-                                make_pair,
-                                make_scene,
-                                write_davis2017,
-                                write_ytvos,
-                                )
+from vos.data.synthetic import Scene, iter_clip, make_clip, make_pair, make_scene, write_davis2017, write_ytvos
 
 SIZE = (72, 128)
 

@@ -36,14 +36,14 @@ SETTINGS = TrainConfig().pair_settings()
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _tiny_overrides(out_dir: Path, steps: int = 4, **extra) -> list:
+def _tiny_config(out_dir: Path, steps: int = 4, **extra) -> TrainConfig:
     values = {
         "model": "test-tiny", "out_dir": str(out_dir), "steps": steps, "batch_size": 2, "num_workers": 0,
         "eval_every": 0, "ckpt_every": 0, "warmup_steps": 2, "lr": 2e-3, "log_every": 1, "progress": False,
         "synthetic_size": "[48, 64]", "threads": 1,
     }
     values.update(extra)
-    return [f"{k}={v}" for k, v in values.items()]
+    return load_config(None, [f"{k}={v}" for k, v in values.items()])
 
 
 def _canvas_rgb(t: torch.Tensor) -> np.ndarray:
@@ -148,7 +148,7 @@ def test_loss_ignores_prompt_half():
 
 
 def test_few_steps_reduce_loss(tmp_path):
-    cfg = load_config(None, _tiny_overrides(tmp_path / "run", steps=30, batch_size=4, lr=3e-3))
+    cfg = _tiny_config(tmp_path / "run", steps=30, batch_size=4, lr=3e-3)
     trainer = Trainer(cfg)
     held_out = build_stream(cfg, trainer.model.config, start=10**6).batch(10**6)  # never a training batch
 
@@ -167,12 +167,12 @@ def test_few_steps_reduce_loss(tmp_path):
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path):
-    straight = load_config(None, _tiny_overrides(tmp_path / "a", steps=6))
+    straight = _tiny_config(tmp_path / "a", steps=6)
     trainer = Trainer(straight)
     full = trainer.run()["losses"]
     full_state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
-    paused = load_config(None, _tiny_overrides(tmp_path / "b", steps=6))
+    paused = _tiny_config(tmp_path / "b", steps=6)
     first = Trainer(paused).run(until=3)["losses"]
     assert (tmp_path / "b" / "last.pt").is_file()
     resumed = Trainer(paused, resume="auto")
@@ -188,8 +188,7 @@ def test_finetune_starts_from_loaded_checkpoint(tmp_path):
     source = SegGPT("test-tiny")
     source.reset_parameters(seed=123)
     path = source.save_pretrained(tmp_path / "init.safetensors")
-    cfg = load_config(None, _tiny_overrides(tmp_path / "ft", steps=2, init_from=str(path)))
-    trainer = Trainer(cfg)
+    trainer = Trainer(_tiny_config(tmp_path / "ft", steps=2, init_from=str(path)))
     for k, v in source.state_dict().items():
         assert torch.equal(trainer.model.state_dict()[k], v), k
     trainer.run()
@@ -198,9 +197,9 @@ def test_finetune_starts_from_loaded_checkpoint(tmp_path):
     # the tensors alone would suggest other decoder feature layers (depth 7, 3 feature layers)
     odd = {"image_size": [32, 32], "patch_size": 8, "embed_dim": 32, "depth": 7, "num_heads": 2,
            "merge_index": 1, "feature_layers": [3, 5, 6], "decoder_dim": 8, "pretrain_image_size": 32}
-    first = Trainer(load_config(None, _tiny_overrides(tmp_path / "odd", steps=1, model=odd, ckpt_every=1)))
+    first = Trainer(_tiny_config(tmp_path / "odd", steps=1, model=odd, ckpt_every=1))
     first.run()
-    again = Trainer(load_config(None, _tiny_overrides(tmp_path / "ft2", init_from=str(tmp_path / "odd" / "last.pt"))))
+    again = Trainer(_tiny_config(tmp_path / "ft2", init_from=str(tmp_path / "odd" / "last.pt")))
     assert again.model.config == first.model.config
     for k, v in first.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[k], v), k
@@ -290,9 +289,9 @@ def test_object_crops_make_objects_cover_a_share_of_the_pixels():
 
 def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
-    cfg = load_config(None, _tiny_overrides(
-        tmp_path / "run", synthetic_weight=0, video_weight=0, flow_weight=1, flow_max_gap=2,
-        davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017, davis_resolution="480p", object_crop_prob=0.5))
+    cfg = _tiny_config(tmp_path / "run", synthetic_weight=0, video_weight=0, flow_weight=1, flow_max_gap=2,
+                       davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017, davis_resolution="480p",
+                       object_crop_prob=0.5)
     stream = build_stream(cfg, get_config("test-tiny"))
     (flow,) = stream.sources
     assert isinstance(flow, FlowPairs) and len(flow.videos) == 2 and flow.max_gap == 2
@@ -300,10 +299,10 @@ def test_flow_pairs_join_the_stream_from_the_video_roots(tmp_path):
     batch = stream.batch(0)
     assert batch["imgs"].shape[0] == 2 and torch.isfinite(batch["tgts"]).all()
     with pytest.raises(ConfigError, match="flow_weight"):
-        load_config(None, _tiny_overrides(tmp_path / "run", flow_weight=-1))
+        _tiny_config(tmp_path / "run", flow_weight=-1)
 
     with pytest.raises(InputError, match="davis_roots or ytvos_roots"):
-        build_stream(load_config(None, _tiny_overrides(tmp_path / "run", flow_weight=1)), get_config("test-tiny"))
+        build_stream(_tiny_config(tmp_path / "run", flow_weight=1), get_config("test-tiny"))
 
 
 def test_folder_pairs_share_a_class(tmp_path):
@@ -380,7 +379,7 @@ def test_object_weights_balance_small_objects_by_hand():
 
 def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
     stages = "[{at_step: 2, same_crop_prob: 0.0, synthetic_max_gap: 9, object_weight_max: 3}]"
-    cfg = load_config(None, _tiny_overrides(tmp_path / "c", steps=4, curriculum=stages, accum_steps=2))
+    cfg = _tiny_config(tmp_path / "c", steps=4, curriculum=stages, accum_steps=2)
     assert data_config(cfg, 1).same_crop_prob == cfg.same_crop_prob
     late = data_config(cfg, 2)
     assert (late.same_crop_prob, late.synthetic_max_gap, late.object_weight_max) == (0.0, 9, 3.0)
@@ -405,22 +404,20 @@ def test_curriculum_changes_the_pairs_at_its_step_and_resumes_exactly(tmp_path):
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):
-    cfg = load_config(None, _tiny_overrides(tmp_path / "bf16", steps=12, batch_size=4, lr=3e-3, amp="bf16"))
-    trainer = Trainer(cfg)
+    trainer = Trainer(_tiny_config(tmp_path / "bf16", steps=12, batch_size=4, lr=3e-3, amp="bf16"))
     assert trainer.amp_dtype == torch.bfloat16 and trainer.device.type == "cpu"
     losses = trainer.run()["losses"]
     assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < np.mean(losses[:3])
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
-    fp32 = Trainer(load_config(None, _tiny_overrides(tmp_path / "fp32", steps=1, amp="auto")))
+    fp32 = Trainer(_tiny_config(tmp_path / "fp32", steps=1, amp="auto"))
     assert fp32.amp_dtype is None  # auto stays fp32 on a CPU
 
 
 def test_curriculum_stages_share_the_video_index(tmp_path):
     """A stage that only changes the frame gap reuses the scanned dataset instead of reading it again."""
     write_davis2017(tmp_path / "davis", 2, seed=3, num_frames=6, size=(48, 64), split="train")
-    cfg = load_config(None, _tiny_overrides(
-        tmp_path / "run", synthetic_weight=0, davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017,
-        davis_resolution="480p", video_max_gap=2, curriculum="[{at_step: 1, video_max_gap: 5}]"))
+    cfg = _tiny_config(tmp_path / "run", synthetic_weight=0, davis_roots=f"[{tmp_path / 'davis'}]", davis_year=2017,
+                       davis_resolution="480p", video_max_gap=2, curriculum="[{at_step: 1, video_max_gap: 5}]")
     stream = build_stream(cfg, get_config("test-tiny"))
     (_, early), (_, late) = stream.stages
     early_videos, late_videos = early.sources[0], late.sources[0]

@@ -21,6 +21,15 @@ def _example(seed=0, h=40, w=56):
     return image, labels
 
 
+@pytest.fixture
+def tune_argv(tiny_weights, tmp_path):
+    """The first example saved as a.png and a_mask.png in tmp_path: the command line up to its options."""
+    image, labels = _example(0)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+    return ["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png")]
+
+
 def test_tune_shapes_model_untouched_and_deterministic(tiny_model):
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     flags = [p.requires_grad for p in tiny_model.parameters()]
@@ -66,13 +75,9 @@ def test_save_load_and_refusal_for_other_weights(tiny_model, tmp_path):
         TunedPrompt.load(tmp_path / "missing.safetensors")
 
 
-def test_cli(tiny_weights, tmp_path, capsys):
-    image, labels = _example(0)
-    Image.fromarray(image).save(tmp_path / "a.png")
-    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+def test_cli(tune_argv, tiny_weights, tmp_path, capsys):
     out = tmp_path / "prompt.safetensors"
-    code = main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
-                 "--steps", "2", "--batch-size", "2", "--out", str(out)])
+    code = main([*tune_argv, "--steps", "2", "--batch-size", "2", "--out", str(out)])
     assert code == 0 and out.is_file()
     assert "tuned prompt for weights sha256" in capsys.readouterr().out
     assert TunedPrompt.load(out, SegGPT.from_pretrained(tiny_weights)).meta["weights"] == tiny_weights
@@ -95,30 +100,22 @@ BAD_OPTIONS = [  # a fresh adversarial pass: --out replaced its own example imag
 
 
 @pytest.mark.parametrize("extra, words", BAD_OPTIONS)
-def test_cli_refuses_bad_options_before_any_work(tiny_weights, tmp_path, capsys, extra, words):
-    image, labels = _example(0)
-    Image.fromarray(image).save(tmp_path / "a.png")
-    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
+def test_cli_refuses_bad_options_before_any_work(tune_argv, tmp_path, capsys, extra, words):
     (tmp_path / "mine.safetensors").write_text("mine")
     before = (tmp_path / "a.png").read_bytes()
     fill = dict(a=tmp_path / "a.png", mine=tmp_path / "mine.safetensors", tmp=tmp_path)
-    code = main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
-                 *[e.format(**fill) for e in extra]])
+    code = main([*tune_argv, *[e.format(**fill) for e in extra]])
     err = capsys.readouterr().err
     assert code == 2 and words in err and err.count("\n") == 1
     assert (tmp_path / "a.png").read_bytes() == before and (tmp_path / "mine.safetensors").read_text() == "mine"
 
 
-def test_run_takes_a_prompt_file_for_its_weights_only(tiny_weights, tmp_path, capsys):
+def test_run_takes_a_prompt_file_for_its_weights_only(tune_argv, tiny_weights, tmp_path, capsys):
     from seggpt.run import main as run_main
 
-    image, labels = _example(0)
-    Image.fromarray(image).save(tmp_path / "a.png")
-    Image.fromarray(labels * 255).save(tmp_path / "a_mask.png")
     Image.fromarray(_example(1)[0]).save(tmp_path / "q.png")
     prompt = tmp_path / "prompt.safetensors"
-    assert main(["--weights", tiny_weights, "--example", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"),
-                 "--steps", "1", "--batch-size", "2", "--out", str(prompt)]) == 0
+    assert main([*tune_argv, "--steps", "1", "--batch-size", "2", "--out", str(prompt)]) == 0
     out = tmp_path / "out"
     assert run_main(["--prompt-file", str(prompt), str(tmp_path / "q.png"), "--weights", tiny_weights,
                      "--out", str(out), "--device", "cpu"]) == 0

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import evaluate as evaluate_cli
-from benchmarks import vos as bench_cli
+from benchmarks import evaluate as evaluate_cli, vos as bench_cli
 from benchmarks.harness import open_benchmark
 from benchmarks.validate import problems
 from seggpt.io import save_index_png
@@ -31,6 +30,12 @@ def davis(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("davis")
     write_davis2017(root, num_sequences=2, seed=7, num_frames=4, size=(32, 48), num_objects=(1, 2))
     return root
+
+
+def _copy_first(capsys, dataset, root, out, *extra):
+    code = bench_cli.main(["--dataset", dataset, "--root", str(root), "--out", str(out), "--method", "copy-first",
+                           "--quiet", *extra])
+    return code, capsys.readouterr()
 
 
 def _ann(root: Path, frame: str = "00002") -> Path:
@@ -86,9 +91,7 @@ def test_a_damaged_davis_copy_is_scored_partially_and_said_so(davis, tmp_path, c
     shutil.copytree(davis, root)
     damage(root)
     out = tmp_path / "res"
-    code = bench_cli.main(["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method",
-                           "copy-first", "--quiet"])
-    captured = capsys.readouterr()
+    code, captured = _copy_first(capsys, "davis2017", root, out)
     assert code == 1, captured.out
     assert "1/2 sequences ok" in captured.out and "PARTIAL: the global figures cover 1 of 2 sequences" in captured.out
     assert f"{SEQ}: FAILED" in captured.err and "Traceback" not in captured.err
@@ -112,10 +115,8 @@ def test_the_intact_copy_is_whole_and_empty_later_masks_are_real(davis, tmp_path
     save_index_png(_ann(root, "00003"), np.zeros((32, 48), np.uint8))  # the object left the view: a real mask
     assert problems(open_benchmark("davis2017", root), ["synth-000", SEQ]) == {}
     out = tmp_path / "res"
-    assert bench_cli.main(["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method",
-                           "copy-first", "--quiet"]) == 0
-    stdout = capsys.readouterr().out
-    assert "2/2 sequences ok" in stdout and "PARTIAL" not in stdout
+    code, captured = _copy_first(capsys, "davis2017", root, out)
+    assert code == 0 and "2/2 sequences ok" in captured.out and "PARTIAL" not in captured.out
     assert (out / "global_results-val.csv").exists() and not list(out.glob("*PARTIAL*"))
     assert json.loads((out / "benchmark-val.json").read_text())["partial"] is False
 
@@ -142,9 +143,7 @@ def test_ytvos_rules(ytvos, tmp_path, capsys):
     assert f"object {obj} first appears here" in problems(bench, bench.names)[name]
     shutil.copy(path, path.with_name("00099.png"))  # an annotation without its frame
     assert "no JPEG for 1 annotated frame(s) (00099)" in problems(bench, bench.names)[name]
-    code = bench_cli.main(["--dataset", "ytvos", "--root", str(root), "--out", str(tmp_path / "res"), "--method",
-                           "copy-first", "--all-frames", "none", "--quiet"])
-    captured = capsys.readouterr()
+    code, captured = _copy_first(capsys, "ytvos", root, tmp_path / "res", "--all-frames", "none")
     assert code == 1 and f"{name}: FAILED" in captured.err and "1/2 sequences ok" in captured.out
     assert not (tmp_path / "res" / "submission.zip").exists()  # never a submission with a video missing
 
@@ -164,9 +163,7 @@ def test_a_ytvos_video_that_meta_json_does_not_list_is_a_problem_not_dropped(ytv
     assert name in bench.names and name not in bench.reader.names
     assert problems(bench, bench.names) == {name: f"{meta_path}: video {name!r} has frames or annotations but is not "
                                                   "listed (meta.json lists every video of the split)"}
-    code = bench_cli.main(["--dataset", "ytvos", "--root", str(root), "--out", str(tmp_path / "res"), "--method",
-                           "copy-first", "--all-frames", "none", "--quiet"])
-    captured = capsys.readouterr()
+    code, captured = _copy_first(capsys, "ytvos", root, tmp_path / "res", "--all-frames", "none")
     assert code == 1 and f"{name}: FAILED: {meta_path}: video {name!r}" in captured.err
     assert "1/2 sequences ok" in captured.out and not (tmp_path / "res" / "submission.zip").exists()
     (root / "valid" / "JPEGImages" / name).rename(root / "valid" / "elsewhere")  # annotations alone: the same

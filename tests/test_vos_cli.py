@@ -29,6 +29,10 @@ def clip(tmp_path_factory):
     return root, frames, labels
 
 
+def _vos(video, mask, weights, out, *extra):
+    return main([str(video), "--first-mask", str(mask), "--weights", weights, "--out", str(out), *extra])
+
+
 def _decoded_frames(path):
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
@@ -37,9 +41,8 @@ def _decoded_frames(path):
 def test_end_to_end_with_overlay_and_mid_video_mask(clip, tiny_weights, tmp_path, capsys):
     root, frames, labels = clip
     out = tmp_path / "out"
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask6.png"), "--mask-frame", "6",
-               "--weights", tiny_weights, "--out", str(out), "--overlay", str(tmp_path / "ov.mp4"),
-               "--object-masks", "--memory", "2", "--quiet"])
+    rc = _vos(root / "clip.mp4", root / "mask6.png", tiny_weights, out, "--mask-frame", "6", "--overlay",
+              str(tmp_path / "ov.mp4"), "--object-masks", "--memory", "2", "--quiet")
     assert rc == 0
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [f"{i:05d}.png" for i in range(12)]
@@ -58,8 +61,8 @@ def test_start_end_and_frame_folder(clip, tiny_weights, tmp_path):
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"frame_{i}.jpg"), f[:, :, ::-1])
     out = tmp_path / "o"
-    rc = main([str(folder), "--first-mask", str(root / "mask0.png"), "--mask-frame", "2", "--start", "2",
-               "--end", "7", "--weights", tiny_weights, "--out", str(out), "--quiet"])
+    rc = _vos(folder, root / "mask0.png", tiny_weights, out, "--mask-frame", "2", "--start", "2", "--end", "7",
+              "--quiet")
     assert rc == 0
     assert sorted(p.stem for p in out.glob("*.png")) == [f"frame_{i}" for i in range(2, 7)]
 
@@ -67,8 +70,8 @@ def test_start_end_and_frame_folder(clip, tiny_weights, tmp_path):
 def test_official_example_video(shared_data, tiny_weights, tmp_path):
     ex = shared_data / "seggpt-examples"
     out = tmp_path / "v3"
-    rc = main([str(ex / "video_3.mp4"), "--first-mask", str(ex / "video_3_target.png"), "--weights", tiny_weights,
-               "--out", str(out), "--overlay", str(tmp_path / "v3.mp4"), "--memory", "1", "--quiet"])
+    rc = _vos(ex / "video_3.mp4", ex / "video_3_target.png", tiny_weights, out, "--overlay", str(tmp_path / "v3.mp4"),
+              "--memory", "1", "--quiet")
     assert rc == 0
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 66
@@ -120,8 +123,7 @@ def test_resized_mask_with_same_aspect_and_antialiased_rgb(clip, tiny_weights, t
     big = cv2.resize((labels[0] > 0).astype(np.uint8) * 255, (192, 128), interpolation=cv2.INTER_NEAREST)
     soft = cv2.GaussianBlur(np.repeat(big[:, :, None], 3, axis=2), (5, 5), 0)  # anti-aliased white on black
     Image.fromarray(soft).save(tmp_path / "soft.png")
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "soft.png"), "--weights", tiny_weights,
-               "--out", str(tmp_path / "o"), "--end", "3"])
+    rc = _vos(root / "clip.mp4", tmp_path / "soft.png", tiny_weights, tmp_path / "o", "--end", "3")
     assert rc == 0
     assert "soft.png: mask is 192x128, frames are 96x64: resized with nearest" in caplog.text
     assert "soft.png: anti-aliased" in caplog.text
@@ -138,8 +140,8 @@ def test_no_traceback_in_a_real_process(clip, tmp_path):
 
 def test_demo_clip_then_run(tiny_weights, tmp_path, capsys):
     assert demo([str(tmp_path / "ex"), "--frames", "6"]) == 0
-    assert main([str(tmp_path / "ex" / "clip.mp4"), "--first-mask", str(tmp_path / "ex" / "clip_mask.png"),
-                 "--weights", tiny_weights, "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert _vos(tmp_path / "ex" / "clip.mp4", tmp_path / "ex" / "clip_mask.png", tiny_weights, tmp_path / "m",
+                "--quiet") == 0
     assert len(list((tmp_path / "m").glob("*.png"))) == 6
 
 
@@ -148,8 +150,7 @@ def test_demo_clip_then_run(tiny_weights, tmp_path, capsys):
 def test_device_is_resolved_like_every_other_cli(clip, tiny_weights, tmp_path, capsys, device, message):
     """cuda:N is a device like in benchmarks.vos (argparse used to refuse it as an invalid choice)."""
     root, _, _ = clip
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--weights", tiny_weights,
-               "--out", str(tmp_path / "o"), "--device", device, "--quiet"])
+    rc = _vos(root / "clip.mp4", root / "mask0.png", tiny_weights, tmp_path / "o", "--device", device, "--quiet")
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
 
@@ -188,14 +189,12 @@ def test_sigterm_is_handled_like_ctrl_c(tiny_weights, tmp_path):
 
 def test_adaptation_and_refinement_from_the_command_line(clip, tiny_weights, tmp_path, capsys):
     root, frames, labels = clip
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--weights", tiny_weights,
-               "--out", str(tmp_path / "o"), "--adapt-steps", "2", "--refine", "--set", "engine.adapt.batch_size=2",
-               "--end", "4", "--quiet"])
+    rc = _vos(root / "clip.mp4", root / "mask0.png", tiny_weights, tmp_path / "o", "--adapt-steps", "2", "--refine",
+              "--set", "engine.adapt.batch_size=2", "--end", "4", "--quiet")
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith("adaptation ") and "then 4 frames" in out
     assert len(list((tmp_path / "o").glob("*.png"))) == 4
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(root / "mask0.png"), "--weights", tiny_weights,
-               "--out", str(tmp_path / "p"), "--adapt-steps", "-1", "--quiet"])
+    rc = _vos(root / "clip.mp4", root / "mask0.png", tiny_weights, tmp_path / "p", "--adapt-steps", "-1", "--quiet")
     err = capsys.readouterr().err
     assert rc == 2 and "--adapt-steps: engine.adapt.steps must be >= 0" in err
 

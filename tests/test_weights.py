@@ -72,27 +72,21 @@ def test_config_inferred_from_official_shapes():
 
 def test_damaged_files_give_clear_errors(tiny_model, tmp_path):
     good = tiny_model.save_pretrained(tmp_path / "good.safetensors")
-    truncated = tmp_path / "truncated.safetensors"
-    truncated.write_bytes(good.read_bytes()[:1000])
-    with pytest.raises(WeightsError, match="truncated.safetensors"):
-        SegGPT.from_pretrained(str(truncated))
-    junk = tmp_path / "junk.pth"
-    junk.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(WeightsError, match="junk.pth: cannot read"):
-        SegGPT.from_pretrained(str(junk))
+    (tmp_path / "truncated.safetensors").write_bytes(good.read_bytes()[:1000])
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
     sd = dict(tiny_model.state_dict())
     del sd["blocks.1.attn.qkv.weight"]
     sd["extra.weight"] = torch.zeros(1)
     torch.save({"model": sd}, tmp_path / "partial.pth")
-    with pytest.raises(WeightsError, match=r"missing keys: blocks\.1\.attn\.qkv\.weight; unexpected keys: extra\.weight"):
-        SegGPT.from_pretrained(str(tmp_path / "partial.pth"), config="test-tiny")
-    with pytest.raises(WeightsError, match="shape mismatch"):
-        SegGPT.from_pretrained(str(good), config=get_config("test-tiny").replace(mlp_ratio=2.0))
     torch.save({"model": {"foo": torch.zeros(1)}}, tmp_path / "other.pth")
-    with pytest.raises(WeightsError, match="not a SegGPT checkpoint"):
-        SegGPT.from_pretrained(str(tmp_path / "other.pth"))
-    with pytest.raises(WeightsError, match="no such file"):
-        SegGPT.from_pretrained(str(tmp_path / "missing.pth"))
+    for name, config, words in [
+        ("truncated.safetensors", None, "truncated.safetensors"), ("junk.pth", None, "junk.pth: cannot read"),
+        ("partial.pth", "test-tiny", r"missing keys: blocks\.1\.attn\.qkv\.weight; unexpected keys: extra\.weight"),
+        ("good.safetensors", get_config("test-tiny").replace(mlp_ratio=2.0), "shape mismatch"),
+        ("other.pth", None, "not a SegGPT checkpoint"), ("missing.pth", None, "no such file"),
+    ]:
+        with pytest.raises(WeightsError, match=words):
+            SegGPT.from_pretrained(str(tmp_path / name), config=config)
 
 
 def test_pickled_code_is_never_run(tmp_path):

@@ -30,10 +30,13 @@ from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")
-def state():
-    torch.manual_seed(0)
-    model = SegGPT("test-tiny")
-    return {k: v.contiguous() for k, v in model.state_dict().items()}, model.config
+def tensors(tiny_model):
+    return {k: v.contiguous() for k, v in tiny_model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def config(tiny_model):
+    return tiny_model.config
 
 
 def _save(path: Path, state, config=None, raw_config: str | None = None) -> Path:
@@ -61,8 +64,7 @@ BAD_CONFIGS = [  # (metadata config text, words of the one-line error)
 
 
 @pytest.mark.parametrize("raw, words", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
-def test_metadata_config_is_checked_against_the_header_before_any_model(state, tmp_path, raw, words):
-    tensors, config = state
+def test_metadata_config_is_checked_against_the_header_before_any_model(tmp_path, raw, words, tensors, config):
     if raw.startswith("{") and raw.endswith("}") and "depth: 4" not in raw:  # a change of the real config
         merged = {**config.to_dict(), **json.loads(raw)}
         raw = json.dumps(merged)
@@ -74,8 +76,7 @@ def test_metadata_config_is_checked_against_the_header_before_any_model(state, t
     assert time.perf_counter() - start < 10  # refused from the header, not after building 999 blocks
 
 
-def test_the_right_config_loads(state, tmp_path):
-    tensors, config = state
+def test_the_right_config_loads(tmp_path, tensors, config):
     path = _save(tmp_path / "w.safetensors", tensors, config.to_dict())
     assert check_weights_file(path) == config
     assert SegGPT.from_pretrained(str(path)).config == config
@@ -86,15 +87,13 @@ def test_the_right_config_loads(state, tmp_path):
     (lambda t: {**t, "norm.weight": torch.full_like(t["norm.weight"], float("inf"))}, "'norm.weight'"),
     (lambda t: {k: v.to(torch.int32) for k, v in t.items()}, "must be floating point"),
 ])
-def test_nan_and_integer_weights_are_refused(state, tmp_path, change, words):
-    tensors, config = state
+def test_nan_and_integer_weights_are_refused(tmp_path, change, words, tensors, config):
     path = _save(tmp_path / "w.safetensors", change(tensors), config.to_dict())
     with pytest.raises(WeightsError, match=words):
         SegGPT.from_pretrained(str(path))
 
 
-def test_integer_pickle_and_code_pickle(state, tmp_path):
-    tensors, _ = state
+def test_integer_pickle_and_code_pickle(tmp_path, tensors):
     torch.save({"model": {k: v.long() for k, v in tensors.items()}}, tmp_path / "int.pth")
     with pytest.raises(WeightsError, match="must be floating point"):
         SegGPT.from_pretrained(str(tmp_path / "int.pth"))
@@ -112,8 +111,7 @@ class _Evil:
         return (os.getpid, ())
 
 
-def test_config_json_holding_a_list(state, tmp_path):
-    tensors, _ = state
+def test_config_json_holding_a_list(tmp_path, tensors):
     folder = tmp_path / "hf"
     folder.mkdir()
     save_file(tensors, str(folder / "model.safetensors"))
@@ -125,8 +123,7 @@ def test_config_json_holding_a_list(state, tmp_path):
         SegGPT.from_pretrained(str(folder))
 
 
-def test_safetensors_header_is_checked(tmp_path, state):
-    tensors, config = state
+def test_safetensors_header_is_checked(tmp_path, tensors, config):
     path = _save(tmp_path / "w.safetensors", tensors, config.to_dict())
     header, meta = read_safetensors_header(path)
     assert header["norm.weight"]["shape"] == [32] and meta["format"] == FORMAT_TAG
@@ -155,8 +152,7 @@ def test_packaged_name_wins_over_a_local_file(tmp_path, monkeypatch, caplog):
     assert SegGPT.from_pretrained("small").config.embed_dim == 128
 
 
-def test_vos_run_refuses_absurd_weights_in_one_line(state, tmp_path, capsys):
-    tensors, config = state
+def test_vos_run_refuses_absurd_weights_in_one_line(tmp_path, capsys, tensors, config):
     path = _save(tmp_path / "w.safetensors", tensors, {**config.to_dict(), "depth": 999})
     frames, labels = make_clip(1, 3, size=(32, 48), num_objects=1)
     write_mp4(tmp_path / "c.mp4", frames, fps=8)
