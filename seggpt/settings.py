@@ -145,12 +145,8 @@ def _nested(key: str, value: Any) -> Dict[str, Any]:
 
 def option_layers(args: Any, options: Mapping[str, str]) -> List[Layer]:
     """Command-line options that were given (not None), as layers: {attribute: "key.path"}."""
-    layers: List[Layer] = []
-    for attr, key in options.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            layers.append((_nested(key, value), "--" + attr.replace("_", "-")))
-    return layers
+    return [(_nested(key, getattr(args, attr)), "--" + attr.replace("_", "-"))
+            for attr, key in options.items() if getattr(args, attr, None) is not None]
 
 
 # ---------------------------------------------------------------------------- building settings
@@ -224,10 +220,8 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
         path = prefix + missing[0]
         raise ConfigError(f"{_where(sources, prefix.rstrip('.') or path)}: {path} is required")
     hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        path = prefix + name
-        kwargs[name] = _convert(hints[name], value, fields[name].metadata, sources, path)
+    kwargs = {name: _convert(hints[name], value, fields[name].metadata, sources, prefix + name)
+              for name, value in values.items()}
     try:
         return cls(**kwargs)
     except ConfigError as e:  # a check across fields, in __post_init__
