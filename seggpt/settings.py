@@ -17,6 +17,7 @@ Torch-free: CLIs and the evaluation tools read settings without importing the mo
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -252,14 +253,11 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None and len(args) < len(typing.get_args(tp)):
             return None
-        errors = []
+        if len(args) == 1:  # Optional[X]: X's own message
+            return _convert(args[0], value, meta, sources, path)
         for arg in args:
-            try:
+            with contextlib.suppress(ConfigError):
                 return _convert(arg, value, meta, sources, path)
-            except ConfigError as e:
-                errors.append(e)
-        if len(errors) == 1:
-            raise errors[0]
         raise bad(_describe(tp))
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
