@@ -219,11 +219,8 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Tr
 
     Raises ConfigError (one line naming the file or the override) for anything that cannot be used.
     """
-    layers: List[Layer] = []
-    if path is not None:
-        layers.append((read_yaml(path), str(path)))
-    layers.extend(parse_assignments(overrides, option=OVERRIDE_SOURCE))
-    return build(TrainConfig, layers)
+    layers: List[Layer] = [(read_yaml(path), str(path))] if path is not None else []
+    return build(TrainConfig, layers + parse_assignments(overrides, option=OVERRIDE_SOURCE))
 
 
 def data_config(cfg: TrainConfig, step: int) -> TrainConfig:
