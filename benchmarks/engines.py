@@ -98,9 +98,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
 def _ray_error_text(err: BaseException) -> str:
     """The task's own exception for RayTaskError (not Ray's multi-line traceback dump)."""
     cause = getattr(err, "cause", None)
-    if isinstance(cause, BaseException):
-        return describe_sequence_error(cause)
-    return describe_sequence_error(err)
+    return describe_sequence_error(cause if isinstance(cause, BaseException) else err)
 
 
 def run_ray(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayout, *, address: str | None = None,

@@ -123,10 +123,6 @@ class SequenceResult:
         return record
 
 
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fingerprint: str = "",
                  progress: bool = False) -> SequenceResult:
     """Run ``method`` on ``sequence``, write its PNGs, then its marker; raises if anything fails.
@@ -143,7 +139,8 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     written: set[str] = set()
     frames = 0
     reset_cuda_peak()
-    bar = _frame_bar(sequence, progress)
+    bar = tqdm(total=len(sequence.frame_names), desc=sequence.name, unit="frame", leave=False, disable=not progress,
+               file=sys.stderr)
     start = time.perf_counter()
     try:
         with BackgroundWriter(maxsize=8, name=f"png-{sequence.name}") as writer:
@@ -170,14 +167,9 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
         raise InputError(f"{sequence.name}: the method gave no mask for frames {missing[:5]}")
     result = SequenceResult(sequence.name, "done", frames=frames, saved=len(written), seconds=seconds,
                             peak_rss_mb=peak_rss_mb(), cuda_max_allocated_mb=cuda_peak_mb(),
-                            attempts=attempt, worker=_worker_name())
+                            attempts=attempt, worker=f"{socket.gethostname()}:{os.getpid()}")
     layout.finish(sequence.name, {"fingerprint": fingerprint, **result.summary()})
     return result
-
-
-def _frame_bar(sequence: Sequence, progress: bool):
-    return tqdm(total=len(sequence.frame_names), desc=sequence.name, unit="frame", leave=False,
-                disable=not progress, file=sys.stderr)
 
 
 def has_ground_truth(sequence: Sequence) -> bool:
@@ -212,8 +204,5 @@ def process_sequence(spec: MethodSpec, sequence: Sequence, layout: ResultLayout,
 
 def describe_sequence_error(err: BaseException) -> str:
     """One line for the report: dataset and harness errors are already worded for users."""
-    if isinstance(err, (UserError, ValueError, OSError)):
-        text = str(err)
-    else:
-        text = f"{type(err).__name__}: {err}"
+    text = str(err) if isinstance(err, (UserError, ValueError, OSError)) else f"{type(err).__name__}: {err}"
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__

@@ -134,9 +134,8 @@ class ResultLayout:
     def is_finished(self, sequence: Sequence, fingerprint: str) -> dict[str, Any] | None:
         """The marker of ``sequence`` if it was finished by the same method and all its frames exist."""
         marker = self.read_marker(sequence.name)
-        if marker is None or marker.get("fingerprint") != fingerprint:
-            return None
-        if not all(self.frame_path(sequence.name, f).is_file() for f in sequence.frames_to_save):
+        if (marker is None or marker.get("fingerprint") != fingerprint
+                or not all(self.frame_path(sequence.name, f).is_file() for f in sequence.frames_to_save)):
             return None
         return marker
 

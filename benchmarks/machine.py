@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 
@@ -23,6 +23,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)  # kernels run asynchronously: time them to completion
 
 
+def best_seconds(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
+    """The fastest of `reps` calls of `fn`, seconds, each timed to completion of its kernels."""
+    best = float("inf")
+    for _ in range(reps):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def peak_gflops(dtype: torch.dtype, device: torch.device, reps: int = 5, size: int = PEAK_SIZE) -> float:
     """The machine's matmul peak in `dtype` on `device`, GFLOP/s (the module docstring's fixed recipe)."""
     g = torch.Generator().manual_seed(0)
@@ -30,14 +42,7 @@ def peak_gflops(dtype: torch.dtype, device: torch.device, reps: int = 5, size: i
     b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b)
-    sync(device)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * size**3 / best / 1e9
+    return 2.0 * size**3 / best_seconds(lambda: torch.mm(a, b), device, reps) / 1e9
 
 
 def machine_facts(device: torch.device) -> Dict[str, Any]:
@@ -61,4 +66,4 @@ def describe(facts: Dict[str, Any], peaks: Optional[Dict[str, float]] = None) ->
     return line
 
 
-__all__ = ["peak_gflops", "machine_facts", "describe", "sync", "PEAK_SIZE"]
+__all__ = ["best_seconds", "peak_gflops", "machine_facts", "describe", "sync", "PEAK_SIZE"]

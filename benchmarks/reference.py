@@ -32,13 +32,12 @@ def official_ensemble(hf, image, prompt_images, prompt_masks, embedding_type="in
     num_patches = hf.model.embeddings.patch_embeddings.num_patches
     bool_masked_pos = torch.zeros(num_patches, dtype=torch.bool)
     bool_masked_pos[num_patches // 2:] = True
-    emb = hf.model.embeddings(
+    hidden = hf.model.embeddings(
         torch.cat([prompt_images, image[None].expand(k, -1, -1, -1)], dim=2),
         torch.cat([prompt_masks, prompt_masks], dim=2),
         bool_masked_pos=bool_masked_pos[None],
         embedding_type=embedding_type,
     )
-    hidden = emb
     feats = []
     for i, layer in enumerate(hf.model.encoder.layers):
         cond = 2 if i <= cfg.merge_index else 1  # the official rule (transformers uses i < merge_index)

@@ -34,7 +34,7 @@ from vos.data.synthetic import iter_clip, make_clip
 from vos.io.video import open_source
 from vos.io.writers import BackgroundWriter
 
-from .machine import sync
+from .machine import best_seconds, sync
 from .reference import transformers_twin
 from .report import claim_json, write_json
 from seggpt.cli import ArgumentParser
@@ -45,14 +45,7 @@ def matmul_peak(device: torch.device, dtype: Optional[torch.dtype]) -> float:
     n = 4096 if device.type == "cuda" else 1536
     dt = dtype or torch.float32
     a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
-    best = float("inf")
-    for _ in range(5):
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        sync(device)
-        best = min(best, (time.perf_counter() - t) / 4)
+    best = best_seconds(lambda: [a @ b for _ in range(4)], device, 5) / 4
     return 2 * n**3 / best / 1e12
 
 
@@ -105,14 +98,7 @@ def model_only(model: SegGPT, k: int, batch: int, device, dtype, reps: int = 3) 
     m = torch.randn(batch, k, 3, h, w, generator=g).to(device)
     predictor = SegGPTPredictor(model, dtype=dtype)
     predictor.infer(x, p, m)
-    best = float("inf")
-    for _ in range(reps):
-        sync(device)
-        t = time.perf_counter()
-        predictor.infer(x, p, m)
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return batch / best
+    return batch / best_seconds(lambda: predictor.infer(x, p, m), device, reps)
 
 
 def transformers_loop(hf, video: Path, mask: np.ndarray, k: int, frames: int, device, dtype, out: Path) -> Dict:

@@ -202,8 +202,7 @@ class AdaptSampler:
         self.num_objects = len(object_ids)
         self.objects = objects
         self.object_weight_max = float(object_weight_max)
-        colours = object_colours(self.num_objects, colors) if objects == "joint" else palette(1)
-        self.colours = colours
+        self.colours = colours = object_colours(self.num_objects, colors) if objects == "joint" else palette(1)
         self.mapping = {i: colours[i] for i in range(self.num_objects + 1)} if objects == "joint" else None
 
     def sample(self, rng: np.random.Generator):

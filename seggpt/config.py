@@ -15,6 +15,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from .errors import is_integer
+
 #: each field's kind and bounds: generous (no real model comes near them), so that a damaged or hostile
 #: config (``depth: 999`` built a 999-block model for a minute before failing) is refused before any model
 FIELDS: Dict[str, Tuple[str, float, float]] = {
@@ -35,10 +37,6 @@ FIELDS: Dict[str, Tuple[str, float, float]] = {
 }
 
 
-def _integer(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def field_problem(name: str, value: object) -> Optional[str]:
     """What `value` should have been for the field `name` ("an integer from 1 to 512"), or None if it is fine.
 
@@ -52,10 +50,10 @@ def field_problem(name: str, value: object) -> Optional[str]:
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
         return None if number and math.isfinite(value) and lo <= value <= hi else f"a number from {lo:g} to {hi:g}"
     if kind == "int":
-        return None if _integer(value) and lo <= value <= hi else f"an integer from {lo:g} to {hi:g}"
+        return None if is_integer(value) and lo <= value <= hi else f"an integer from {lo:g} to {hi:g}"
     if not isinstance(value, (list, tuple)) or (kind == "pair" and len(value) != 2) or not value:
         return "a list of 2 integers" if kind == "pair" else "a non-empty list of integers"
-    return None if all(_integer(v) and lo <= v <= hi for v in value) else f"integers from {lo:g} to {hi:g}"
+    return None if all(is_integer(v) and lo <= v <= hi for v in value) else f"integers from {lo:g} to {hi:g}"
 
 
 @dataclass(frozen=True)
@@ -127,10 +125,8 @@ class SegGPTConfig:
         return int(self.embed_dim * self.mlp_ratio)
 
     def to_dict(self) -> Dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_size"] = list(self.image_size)
-        d["feature_layers"] = list(self.feature_layers)
-        return d
+        return {**dataclasses.asdict(self), "image_size": list(self.image_size),
+                "feature_layers": list(self.feature_layers)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SegGPTConfig":

@@ -34,9 +34,7 @@ def _mps_available() -> bool:
 def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
     """auto: CUDA, then Apple's MPS, then the CPU; `cuda:N` must name a GPU that exists."""
     if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if _mps_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu")
     text = str(device)
     if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
         raise InputError(f"unknown device {text!r}; use {DEVICE_HELP}")
@@ -106,9 +104,8 @@ def resolve_dtype(dtype: Optional[Union[str, torch.dtype]], device: torch.device
     if width is not None and not is_integer(width):
         raise InputError(f"width must be the model's embed_dim (an integer), got {width!r}")
     if dtype is None or dtype == "auto":
-        if device.type == "cpu":
-            return _cpu_auto(width)[0]
-        return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type)
+        auto = {"cuda": torch.bfloat16, "mps": torch.float16}
+        return _cpu_auto(width)[0] if device.type == "cpu" else auto.get(device.type)
     if dtype not in DTYPES:
         raise InputError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
     return DTYPES[dtype]
@@ -157,9 +154,7 @@ def set_threads(threads: Optional[int], option: Optional[str] = None) -> int:
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     """Autocast to `dtype` on `device`, or nothing for None (fp32): the one switch for reduced precision."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 __all__ = ["autocast", "resolve_device", "resolve_dtype", "dtype_reason", "describe_precision", "cpu_info", "CpuInfo",

@@ -427,9 +427,7 @@ class Mp4Writer(VideoFileWriter):
             codec = "mpeg4"
             stream = self._container.add_stream(codec, rate=self.rate)
         if codec == "mpeg4":  # fixed quantizer: mpeg4 has no CRF, and its default bit rate is tiny
-            q = _mpeg4_quantizer(self.crf)
-            stream.codec_context.qmin = q
-            stream.codec_context.qmax = q
+            stream.codec_context.qmin = stream.codec_context.qmax = _mpeg4_quantizer(self.crf)
         stream.height, stream.width = self.output_size
         stream.pix_fmt = "yuv420p"
         self.codec = codec

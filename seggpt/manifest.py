@@ -53,10 +53,7 @@ def file_record(path: PathLike) -> Record:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
-            while True:
-                chunk = handle.read(1 << 20)
-                if not chunk:
-                    break
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError:
         return None
@@ -163,14 +160,8 @@ def scan(folder: Path) -> Tuple[List[str], List[str]]:
 
 def matches(rel: str, patterns: Iterable[str]) -> bool:
     """`dir/` is everything under dir; other patterns match names at the top (`*.png`) or paths."""
-    for pat in patterns:
-        if pat.endswith("/"):
-            if rel.startswith(pat):
-                return True
-        elif "/" not in rel or "/" in pat:
-            if fnmatch.fnmatchcase(rel, pat):
-                return True
-    return False
+    return any(rel.startswith(pat) if pat.endswith("/")
+               else ("/" not in rel or "/" in pat) and fnmatch.fnmatchcase(rel, pat) for pat in patterns)
 
 
 def ownership_of(folder: Path, rel: str, manifest: Optional[dict]) -> str:
@@ -208,9 +199,8 @@ def written_by_us(folder: PathLike, rel: str) -> bool:
 
 def record_in_folder(folder: Path, records: Mapping[str, Record], tool: str) -> None:
     """Add files we wrote into `folder` (not claimed as a whole) to its manifest."""
-    data = read_manifest(folder)
-    if data is None:
-        data = {"format": FORMAT, "claimed": False, "tool": tool, "files": {}, "dirs": [], "patterns": []}
+    data = read_manifest(folder) or {"format": FORMAT, "claimed": False, "tool": tool, "files": {}, "dirs": [],
+                                     "patterns": []}
     data["format"] = FORMAT
     data["files"] = {**data["files"], **records}
     data.pop("external", None)

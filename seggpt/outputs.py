@@ -387,9 +387,7 @@ def _remove(folder: Path, ours: Sequence[str], old: Optional[dict]) -> None:
         if any(p.is_symlink() for p in [target, *target.parents] if is_within(p, folder) and p != folder):
             continue
         try:
-            target.unlink()
-        except FileNotFoundError:
-            pass
+            target.unlink(missing_ok=True)
         except OSError as e:
             raise InputError(f"{target}: cannot remove this file of an earlier run ({e.strerror or e})") from None
     made = set(old["dirs"]) if old else set()

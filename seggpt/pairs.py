@@ -313,9 +313,7 @@ def colour_mapping(prompt_labels: Sequence[np.ndarray], rng: np.random.Generator
         colours = palette(len(ids))
     else:
         colours = random_colors(len(ids), rng, min_distance)
-    mapping = {0: colours[0]}
-    mapping.update({obj: colours[k + 1] for k, obj in enumerate(ids)})
-    return mapping
+    return {0: colours[0], **{obj: colours[k + 1] for k, obj in enumerate(ids)}}
 
 
 def _paint(labels: np.ndarray, mapping: Dict[int, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:

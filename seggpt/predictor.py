@@ -217,13 +217,10 @@ class SegGPTPredictor:
         if dtype is None or dtype == torch.float32:
             return self.model
         key = (dtype,) + tuple((p._version, p.data_ptr(), p.device) for p in self.model.parameters())
-        cast = self._cast
-        if cast is None or cast[0] != key:
-            self._cast = cast = None  # the stale copy's memory goes before the new one is made
-            self._compiled = None
-            cast = (key, self.model.reduced_precision_copy(dtype))
-            self._cast = cast
-        return cast[1]
+        if self._cast is None or self._cast[0] != key:
+            self._cast = self._compiled = None  # the stale copy's memory goes before the new one is made
+            self._cast = (key, self.model.reduced_precision_copy(dtype))
+        return self._cast[1]
 
     def infer(self, images: torch.Tensor, prompt_images: torch.Tensor, prompt_masks: torch.Tensor,
               embedding_type: str = "instance") -> torch.Tensor:

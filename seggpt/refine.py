@@ -140,10 +140,8 @@ def auto_params(frame_size: Sequence[int], score_size: Sequence[int], model_pixe
 
 def frames_to_guide(frames: Frames, guide: str = "grey", device: Optional[torch.device] = None) -> torch.Tensor:
     """RGB frames ((B,H,W,3) uint8 array or tensor, or a list of (H,W,3)) -> (B, 1 or 3, H, W) float in 0..1."""
-    if isinstance(frames, torch.Tensor):
-        x = frames
-    else:
-        x = torch.from_numpy(np.ascontiguousarray(np.stack([np.asarray(f) for f in frames])))
+    x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(
+        np.ascontiguousarray(np.stack([np.asarray(f) for f in frames])))
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"frames must be (B, H, W, 3) RGB, got {tuple(x.shape)}")
     x = x.to(device)

@@ -50,10 +50,6 @@ def check_image_size(path: "str | os.PathLike") -> Tuple[int, int]:
     return size
 
 
-def _real(path: "str | os.PathLike") -> Path:
-    return Path(os.path.realpath(os.path.expanduser(str(path))))
-
-
 def output_names(inputs: Iterable[str]) -> List[Tuple[str, str, str]]:
     """(input, mask file name, overlay file name) per query, as seggpt.run names them."""
     return [(p, f"{Path(p).stem}_mask.png", f"{Path(p).stem}_overlay.png") for p in inputs]
@@ -61,13 +57,15 @@ def output_names(inputs: Iterable[str]) -> List[Tuple[str, str, str]]:
 
 def preflight(args) -> None:
     """Every check of the module docstring on parsed seggpt.run arguments."""
+    from .outputs import real
+
     check_batch_size(args.batch_size)
     prompts = [p for pair in args.prompt or [] for p in pair]
     for path in [*prompts, *args.inputs]:
         check_image_size(path)
     seen = {}
     for query, mask_name, _ in output_names(args.inputs):
-        if mask_name in seen and _real(seen[mask_name]) != _real(query):
+        if mask_name in seen and real(seen[mask_name]) != real(query):
             raise InputError(f"{seen[mask_name]} and {query} would both be written as {mask_name}: "
                              "give the queries distinct file names (or run them in two calls)")
         seen[mask_name] = query

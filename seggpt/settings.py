@@ -17,6 +17,7 @@ Torch-free: CLIs and the evaluation tools read settings without importing the mo
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -145,12 +146,8 @@ def _nested(key: str, value: Any) -> Dict[str, Any]:
 
 def option_layers(args: Any, options: Mapping[str, str]) -> List[Layer]:
     """Command-line options that were given (not None), as layers: {attribute: "key.path"}."""
-    layers: List[Layer] = []
-    for attr, key in options.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            layers.append((_nested(key, value), "--" + attr.replace("_", "-")))
-    return layers
+    return [(_nested(key, getattr(args, attr)), "--" + attr.replace("_", "-"))
+            for attr, key in options.items() if getattr(args, attr, None) is not None]
 
 
 # ---------------------------------------------------------------------------- building settings
@@ -224,10 +221,8 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
         path = prefix + missing[0]
         raise ConfigError(f"{_where(sources, prefix.rstrip('.') or path)}: {path} is required")
     hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        path = prefix + name
-        kwargs[name] = _convert(hints[name], value, fields[name].metadata, sources, path)
+    kwargs = {name: _convert(hints[name], value, fields[name].metadata, sources, prefix + name)
+              for name, value in values.items()}
     try:
         return cls(**kwargs)
     except ConfigError as e:  # a check across fields, in __post_init__
@@ -258,14 +253,11 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None and len(args) < len(typing.get_args(tp)):
             return None
-        errors = []
+        if len(args) == 1:  # Optional[X]: X's own message
+            return _convert(args[0], value, meta, sources, path)
         for arg in args:
-            try:
+            with contextlib.suppress(ConfigError):
                 return _convert(arg, value, meta, sources, path)
-            except ConfigError as e:
-                errors.append(e)
-        if len(errors) == 1:
-            raise errors[0]
         raise bad(_describe(tp))
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):

@@ -214,12 +214,8 @@ def check_state(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor
     def short(keys):
         return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
 
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {short(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {short(unexpected)}")
+    parts = [f"{what} keys: {short(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    if parts:
         raise WeightsError(f"{source}: checkpoint does not match the model; " + "; ".join(parts))
     bad = [k for k in expected if tuple(expected[k].shape) != tuple(state[k].shape)]
     if bad:

@@ -230,23 +230,9 @@ def read_config_json(path: "str | os.PathLike") -> SegGPTConfig:
 
 def config_to_transformers(cfg: SegGPTConfig) -> Dict[str, Any]:
     """A transformers SegGptConfig kwargs dict for our config (tests and benchmarks build the oracle with it)."""
-    return dict(
-        hidden_size=cfg.embed_dim,
-        num_hidden_layers=cfg.depth,
-        num_attention_heads=cfg.num_heads,
-        mlp_dim=cfg.mlp_dim,
-        image_size=list(cfg.canvas_size),
-        patch_size=cfg.patch_size,
-        qkv_bias=cfg.qkv_bias,
-        layer_norm_eps=cfg.layer_norm_eps,
-        merge_index=cfg.merge_index,
-        intermediate_hidden_state_indices=list(cfg.feature_layers),
-        decoder_hidden_size=cfg.decoder_dim,
-        pretrain_image_size=cfg.pretrain_image_size,
-        beta=cfg.loss_beta,
-        drop_path_rate=0.0,
-        hidden_act="gelu",
-    )
+    fields = {key: getattr(cfg, name) for key, name in _TRANSFORMERS_FIELDS.items()}
+    return {**fields, "intermediate_hidden_state_indices": list(cfg.feature_layers), "mlp_dim": cfg.mlp_dim,
+            "image_size": list(cfg.canvas_size), "drop_path_rate": 0.0, "hidden_act": "gelu"}
 
 
 # ---------------------------------------------------------------------------------------------- safetensors

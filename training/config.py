@@ -70,9 +70,7 @@ def _below_one(value: float) -> Optional[str]:
 
 def _stages(stages: List[Any]) -> Optional[str]:
     steps = [stage.at_step for stage in stages]
-    if steps != sorted(set(steps)):
-        return "stages whose at_step increase"
-    return None
+    return "stages whose at_step increase" if steps != sorted(set(steps)) else None
 
 
 # ----------------------------------------------------------------------------- the settings
@@ -170,19 +168,16 @@ class TrainConfig:
         """Plain data (lists, dicts), e.g. for the log and the checkpoint."""
         return as_dict(self)
 
-    # the pair makers' settings, built from the flat keys in this one place
+    # the pair makers' settings, built from the flat keys in this one place: each of their fields is the
+    # key of the same name
+    def _keys_of(self, cls: type) -> Dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(cls) if f.name != "size"}
+
     def pair_settings(self) -> PairSettings:
-        return PairSettings(
-            min_color_distance=self.min_color_distance, palette_prob=self.palette_prob,
-            mix_context_prob=self.mix_context_prob, mix_context_n=self.mix_context_n,
-            random_mask_prob=self.random_mask_prob, random_mask_ratio=self.random_mask_ratio,
-            object_weight_max=self.object_weight_max,
-        )
+        return PairSettings(**self._keys_of(PairSettings))
 
     def augment(self, size: Tuple[int, int]) -> Augment:
-        return Augment(size=tuple(size), crop_scale=self.crop_scale, crop_ratio=self.crop_ratio,
-                       same_crop_prob=self.same_crop_prob, hflip_prob=self.hflip_prob,
-                       vflip_prob=self.vflip_prob, jitter=self.jitter, object_crop_prob=self.object_crop_prob)
+        return Augment(size=tuple(size), **self._keys_of(Augment))
 
 
 #: the settings a curriculum stage may change: what the pairs are, never the model or the optimiser
@@ -198,9 +193,8 @@ def _stage_class() -> type:
     type and checks (made from TrainConfig's fields, so the two cannot drift apart)."""
     hints = typing.get_type_hints(TrainConfig, localns={"CurriculumStage": Any})
     fields = [("at_step", int, setting(dataclasses.MISSING, min=1))]
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in CURRICULUM_KEYS:
-            fields.append((f.name, Optional[hints[f.name]], setting(None, **f.metadata)))
+    fields += [(f.name, Optional[hints[f.name]], setting(None, **f.metadata))
+               for f in dataclasses.fields(TrainConfig) if f.name in CURRICULUM_KEYS]
 
     def changes(self) -> Dict[str, Any]:
         """The settings this stage sets: {key: value} without at_step and the keys it leaves alone."""
@@ -225,11 +219,8 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Tr
 
     Raises ConfigError (one line naming the file or the override) for anything that cannot be used.
     """
-    layers: List[Layer] = []
-    if path is not None:
-        layers.append((read_yaml(path), str(path)))
-    layers.extend(parse_assignments(overrides, option=OVERRIDE_SOURCE))
-    return build(TrainConfig, layers)
+    layers: List[Layer] = [(read_yaml(path), str(path))] if path is not None else []
+    return build(TrainConfig, layers + parse_assignments(overrides, option=OVERRIDE_SOURCE))
 
 
 def data_config(cfg: TrainConfig, step: int) -> TrainConfig:

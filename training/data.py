@@ -154,10 +154,8 @@ class VideoPairs(_GapPairs):
         #: per video: every frame's path, annotated or not (the unlabelled frames `FlowPairs` uses)
         self.all_frames: List[List[Path]] = []
         for root in roots:
-            if kind == "davis":
-                reader = DAVIS(root, year=year, split=split, resolution=resolution)
-            else:
-                reader = YouTubeVOS(root, split=split)
+            reader = (DAVIS(root, year=year, split=split, resolution=resolution) if kind == "davis"
+                      else YouTubeVOS(root, split=split))
             for seq in reader:
                 masks = seq.ground_truth or pngs_by_stem(reader.masks_root / seq.name)
                 frames = [(p, masks[n]) for p, n in zip(seq.frame_paths, seq.frame_names) if n in masks]
@@ -254,9 +252,7 @@ class FlowPairs(_GapPairs):
         scale = np.linalg.norm(back, axis=2) + np.linalg.norm(fwd_at, axis=2)
         carried[error > 1.0 + 0.05 * scale] = VOID
         kernel = np.ones((5, 5), np.uint8)  # a 2-pixel band on each side of every carried boundary
-        for obj in np.unique(carried):
-            if obj in (0, VOID):
-                continue
+        for obj in np.unique(carried[(carried != 0) & (carried != VOID)]):
             m = (carried == obj).astype(np.uint8)
             carried[(cv2.dilate(m, kernel) > 0) & (cv2.erode(m, kernel) == 0)] = VOID
         return carried

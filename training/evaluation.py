@@ -16,7 +16,7 @@ from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 from vos.engine.config import EngineConfig
 from vos.engine.segmenter import VideoSegmenter
-from vos.data.metrics import evaluate_sequence
+from vos.data.metrics import db_eval_iou, evaluate_sequence
 from vos.data.synthetic import make_clip, make_pair
 
 from .config import TrainConfig
@@ -60,12 +60,8 @@ def evaluate(model: SegGPT, pairs: Sequence[Pair], clips: Sequence[Clip],
             for p, pl, q, ql in pairs:
                 n = int(max(pl.max(), ql.max(), 1))
                 pred = predictor.predict([q], [p], [pl], num_labels=n)[0].labels
-                for obj in np.unique(pl):
-                    if obj == 0:
-                        continue
-                    inter = np.count_nonzero((pred == obj) & (ql == obj))
-                    union = np.count_nonzero((pred == obj) | (ql == obj))
-                    ious.append(1.0 if union == 0 else inter / union)
+                # the benchmark's own IoU (an object absent from both masks scores 1)
+                ious += [float(db_eval_iou(ql == obj, pred == obj)[0]) for obj in np.unique(pl) if obj != 0]
             out["miou"] = float(np.mean(ious)) if ious else float("nan")
         if clips:
             engine = VideoSegmenter(model, config=EngineConfig.load(None, getattr(model, "recommended_settings", None)),

@@ -87,30 +87,29 @@ def build_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int = 0,
 def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: int,
                  scanned: Dict[Any, Any]) -> PairStream:
     """One stage's stream; `scanned` keeps the folder/video indexes that earlier stages already read."""
-    def videos(key, make) -> VideoPairs:
+    def cached(key, make):
         if key not in scanned:
             scanned[key] = make()
-        return scanned[key].with_max_gap(cfg.video_max_gap)
+        return scanned[key]
 
     def davis() -> VideoPairs:
-        return videos("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split, cfg.davis_year,
-                                                  cfg.davis_resolution))
+        return cached("davis", lambda: VideoPairs(cfg.davis_roots, "davis", cfg.davis_split, cfg.davis_year,
+                                                  cfg.davis_resolution)).with_max_gap(cfg.video_max_gap)
 
     def ytvos() -> VideoPairs:
-        return videos("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split))
+        return cached("ytvos", lambda: VideoPairs(cfg.ytvos_roots, "ytvos", cfg.ytvos_split)
+                      ).with_max_gap(cfg.video_max_gap)
 
     def flow() -> FlowPairs:
         if not (cfg.davis_roots or cfg.ytvos_roots):
             raise InputError("flow_weight > 0 needs videos: give davis_roots or ytvos_roots")
-        if "flow" not in scanned:  # the frames of the videos scanned above, read once for all stages
-            frames = (davis().all_frames if cfg.davis_roots else []) + (ytvos().all_frames if cfg.ytvos_roots else [])
-            scanned["flow"] = FlowPairs(frames, cfg.flow_max_gap, cfg.flow_objects)
-        return scanned["flow"].with_max_gap(cfg.flow_max_gap)
+        # the frames of the videos scanned above, read once for all stages
+        return cached("flow", lambda: FlowPairs((davis().all_frames if cfg.davis_roots else [])
+                                                + (ytvos().all_frames if cfg.ytvos_roots else []),
+                                                cfg.flow_max_gap, cfg.flow_objects)).with_max_gap(cfg.flow_max_gap)
 
     def folders() -> FolderPairs:
-        if "folders" not in scanned:
-            scanned["folders"] = FolderPairs(cfg.folder_roots)
-        return scanned["folders"]
+        return cached("folders", lambda: FolderPairs(cfg.folder_roots))
 
     # (weight, source) in this order; a source without roots or weight is left out (and never read)
     candidates = [(cfg.synthetic_weight, lambda: SyntheticPairs(cfg.synthetic_size, cfg.synthetic_objects,

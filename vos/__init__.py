@@ -30,29 +30,12 @@ if TYPE_CHECKING:  # pragma: no cover
 #: modules of the flat vos/ of release 0.2, where they live now; the old names import (the same
 #: module object) with a DeprecationWarning for one release; vos.synthetic, documented as the
 #: synthetic clip generator, stays a name without a warning
-MOVED = {
-    "vos.canvas": "vos.editing.canvas",
-    "vos.config": "vos.engine.config",
-    "vos.datasets": "vos.data.datasets",
-    "vos.decoders": "vos.io.decoders",
-    "vos.drawing": "vos.editing.drawing",
-    "vos.editor": "vos.editing.editor",
-    "vos.exports": "vos.io.exports",
-    "vos.finishing": "vos.engine.finishing",
-    "vos.memory": "vos.engine.memory",
-    "vos.metrics": "vos.data.metrics",
-    "vos.objects": "vos.engine.objects",
-    "vos.outputs": "vos.io.outputs",
-    "vos.prompts": "vos.io.prompts",
-    "vos.sources": "vos.io.sources",
-    "vos.state": "vos.engine.state",
-    "vos.stream": "vos.engine.stream",
-    "vos.synthetic": "vos.data.synthetic",
-    "vos.tracker": "vos.engine.tracker",
-    "vos.video": "vos.io.video",
-    "vos.writers": "vos.io.writers",
-    "vos.zoom": "vos.engine.zoom",
-}
+MOVED = {f"vos.{name}": f"vos.{package}.{name}" for package, names in {
+    "io": ("decoders", "exports", "outputs", "prompts", "sources", "video", "writers"),
+    "data": ("datasets", "metrics", "synthetic"),
+    "engine": ("config", "finishing", "memory", "objects", "state", "stream", "tracker", "zoom"),
+    "editing": ("canvas", "drawing", "editor"),
+}.items() for name in names}
 KEPT_NAMES = ("vos.synthetic",)
 
 

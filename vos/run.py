@@ -252,13 +252,12 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     out_dir = Path(args.out) if args.out is not None else Path(f"{Path(args.video).stem}_masks")
     # never an input, never a mix of runs (checked before the model loads; nothing removed yet)
     outputs = claim_run_outputs(args, settings.weights, out_dir)
+    def path(option: Optional[str]) -> Optional[Path]:
+        return None if option is None else Path(option)
+
     spec = ExportSpec(index_dir=out_dir, object_dir=out_dir / "objects" if args.object_masks else None,
-                      alpha_dir=Path(args.alpha) if args.alpha is not None else None,
-                      matte=Path(args.matte) if args.matte is not None else None,
-                      overlay=Path(args.overlay) if args.overlay is not None else None,
-                      rle=Path(args.rle) if args.rle is not None else None,
-                      report=Path(args.report) if args.report is not None else None,
-                      soft=args.soft, soft_width=args.soft_width,
+                      alpha_dir=path(args.alpha), matte=path(args.matte), overlay=path(args.overlay),
+                      rle=path(args.rle), report=path(args.report), soft=args.soft, soft_width=args.soft_width,
                       lost_after=args.lost_after if args.lost_after is not None  # else fits the frames segmented
                       else lost_after_for(None if end is None else end - start))
     spec.check_values()  # before the model loads; the folders are made once every check has passed

@@ -253,11 +253,8 @@ class SegGPTVideoPredictor:
     def _given_masks(self, inference_state: Dict[str, Any], frame_idx: int) -> torch.Tensor:
         """The masks given on a frame, for every object (one not given there: all -1, as SAM 2's placeholder)."""
         state = self._state(inference_state)
-        h, w = state.size
-        labels = np.zeros((h, w), np.int64)
-        if frame_idx in state.annotations:
-            for engine_id, m in state.annotations[frame_idx].given.items():
-                labels[m] = engine_id
+        labels = (state.annotations.label_map(frame_idx, np.int64) if frame_idx in state.annotations
+                  else np.zeros(state.size, np.int64))
         return self._to_tensor(inference_state, labels)
 
 

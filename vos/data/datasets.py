@@ -161,8 +161,7 @@ class _Sequences:
         return len(self.names)
 
     def __iter__(self) -> Iterator[Sequence]:
-        for name in self.names:
-            yield self[name]
+        return (self[name] for name in self.names)
 
     def __getitem__(self, name: str) -> Sequence:  # pragma: no cover - every reader defines it
         raise NotImplementedError
@@ -215,15 +214,9 @@ class DAVIS(_Sequences):
                 break
         else:
             raise InputError(f"{candidates[0]}: split file not found")
-        names: list[str] = []
-        for line in path.read_text().splitlines():
-            token = line.strip().split()[0] if line.strip() else ""
-            if not token:
-                continue
-            # 2016 frame lists: "/JPEGImages/480p/<seq>/00000.jpg /Annotations/..." -> <seq>
-            name = Path(token).parent.name if "/" in token else token
-            if name not in names:
-                names.append(name)
+        tokens = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        # 2016 frame lists: "/JPEGImages/480p/<seq>/00000.jpg /Annotations/..." -> <seq>
+        names = list(dict.fromkeys(Path(token).parent.name if "/" in token else token for token in tokens))
         if not names:
             raise InputError(f"{path}: no sequences listed")
         return names
@@ -297,12 +290,8 @@ class YouTubeVOS(_Sequences):
         if not path.is_file():
             raise InputError(f"{path}: meta.json not found")
         try:
-            raw = json.loads(path.read_text())
-            videos = raw["videos"]
-            meta = {}
-            for vid, info in videos.items():
-                objects = {int(k): [str(f) for f in v["frames"]] for k, v in info["objects"].items()}
-                meta[vid] = objects
+            meta = {vid: {int(k): [str(f) for f in v["frames"]] for k, v in info["objects"].items()}
+                    for vid, info in json.loads(path.read_text())["videos"].items()}
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
             raise InputError(f"{path}: not a YouTube-VOS meta.json ({type(err).__name__}: {err})") from None
         return meta

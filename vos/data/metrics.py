@@ -269,11 +269,8 @@ def evaluate_sequence(
             pred_obj = pred_chunk == obj
             scores[obj]["J"].append(db_eval_iou(gt_obj, pred_obj))
             scores[obj]["F"].append(db_eval_boundary(gt_obj, pred_obj, bound_th=bound_th))
-    results = {
-        obj: {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in per_obj.items()}
-        for obj, per_obj in scores.items()
-    }
-    return results
+    return {obj: {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in per_obj.items()}
+            for obj, per_obj in scores.items()}
 
 
 def summarize(
@@ -368,8 +365,7 @@ def _csv_text(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(list(header))
-    for row in rows:
-        writer.writerow([_format_cell(v) for v in row])
+    writer.writerows([_format_cell(v) for v in row] for row in rows)
     return buffer.getvalue()
 
 

@@ -376,9 +376,7 @@ def make_pair(
     start = int(rng.integers(0, 500))
     scene = make_scene(int(rng.integers(0, 2**31 - 1)), size, count, start_frames=[start] * count, **options)
     gap = int(rng.integers(1, max_gap + 1))
-    prompt, prompt_labels = scene.render(start)
-    query, query_labels = scene.render(start + gap)
-    return prompt, prompt_labels, query, query_labels
+    return (*scene.render(start), *scene.render(start + gap))  # prompt, its labels, query, its labels
 
 
 # ----------------------------------------------------------------------------- writers

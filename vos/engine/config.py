@@ -178,10 +178,8 @@ def load_run_config(cls: Type[S], config_file: Optional[str], command_line: Sequ
     The weights are known only once the file and the command line are read; their recommended
     settings are then put under both.
     """
-    layers: List[Layer] = []
-    if config_file:
-        layers.append((read_yaml(config_file), str(config_file)))
-    layers.extend(command_line)
+    layers: List[Layer] = [(read_yaml(config_file), str(config_file))] if config_file else []
+    layers += command_line
     first = build(cls, layers)
     recommended = recommended_for(first.weights)
     if not recommended:
@@ -194,9 +192,7 @@ def recommended_for(weights: str) -> Dict[str, Any]:
     from seggpt.weights_file import packaged_weights, recommended_settings
 
     path = packaged_weights(weights) or Path(weights).expanduser()  # a packaged name wins over a local file
-    if not path.is_file():
-        return {}
-    return recommended_settings(path)
+    return recommended_settings(path) if path.is_file() else {}
 
 
 __all__ = ["EngineConfig", "AdaptConfig", "RefineConfig", "ZoomConfig", "RunConfig", "ConfigError", "load_run_config", "recommended_for"]

@@ -274,13 +274,12 @@ class VideoSegmenter:
 
         try:
             for idx, frame, queries in _ahead(_until_error(frames), preparing, self.predictor, ahead, annotations):
-                if idx is None:  # the source failed at a frame: finish the frames before it, then raise
+                if idx is None or idx in annotations:  # the source's error or an annotated frame: the frames
+                    # before it are finished first
                     run_pending()
                     yield from finishing.results(keep=0)
-                    raise frame
-                if idx in annotations:
-                    run_pending()
-                    yield from finishing.results(keep=0)
+                    if idx is None:  # the source failed at a frame: raised once those are out
+                        raise frame
                     yield tracker.annotate(idx, frame)
                     continue
                 pending.append((idx, frame, queries))
@@ -312,18 +311,21 @@ def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecut
         except StopIteration:
             break
         except Exception:
-            while window:
-                yield window.popleft()
+            yield from _drain(window)
             raise
         idx, frame = item
         if idx is None or idx in annotated:
-            while window:
-                yield window.popleft()
+            yield from _drain(window)
             yield idx, frame, None
             continue
         window.append((idx, frame, pool.submit(predictor.preprocess_images, [frame])))
         if len(window) > depth:
             yield window.popleft()
+    yield from _drain(window)
+
+
+def _drain(window: Deque) -> Iterator:
+    """What `window` holds, oldest first, emptying it."""
     while window:
         yield window.popleft()
 

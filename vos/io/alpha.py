@@ -51,9 +51,7 @@ def margins_of_alpha(alpha: np.ndarray, width: float = DEFAULT_SOFT_WIDTH) -> np
 
 def result_alpha(result, soft: bool, width: float = DEFAULT_SOFT_WIDTH) -> np.ndarray:
     """(N, H, W) uint8 alpha of every object of a FrameResult, hard or soft (module docstring)."""
-    if soft:
-        return soft_alpha(result.margins, width)
-    return hard_alpha(result.labels, result.object_ids)
+    return soft_alpha(result.margins, width) if soft else hard_alpha(result.labels, result.object_ids)
 
 
 # --------------------------------------------------------------------------- PNGs

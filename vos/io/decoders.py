@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import re
 import sys
@@ -103,14 +104,10 @@ def _release(saved: int, sink: Any, captured: list[str] | None) -> None:
     os.dup2(saved, 2)
     os.close(saved)
     sink.seek(0)
-    text = sink.read().decode("utf-8", "replace")
-    kept = []
-    for line in text.splitlines(keepends=True):
-        if _DECODER_LINE.match(line):
-            if captured is not None:
-                captured.append(line.strip())
-        else:
-            kept.append(line)
+    lines = sink.read().decode("utf-8", "replace").splitlines(keepends=True)
+    if captured is not None:
+        captured.extend(line.strip() for line in lines if _DECODER_LINE.match(line))
+    kept = [line for line in lines if not _DECODER_LINE.match(line)]
     if kept:
         try:
             os.write(2, "".join(kept).encode())
@@ -391,7 +388,7 @@ class PyAVSource(VideoFileSource):
             # No timestamps, or the demuxer overshot: decode from the beginning instead.
             self._rewind(container, stream)
             return iter(container.decode(stream)), 0
-        return _chain_first(first, frames), self._pts_to_index(first.pts)
+        return itertools.chain([first], frames), self._pts_to_index(first.pts)
 
     def _rewind(self, container: Any, stream: Any) -> None:
         container.seek(self._start_pts, stream=stream, backward=True, any_frame=False)
@@ -400,11 +397,6 @@ class PyAVSource(VideoFileSource):
 def _as_array(frames: Any) -> np.ndarray:
     """decord's frames as numpy (it returns torch tensors where someone set decord.bridge to torch)."""
     return frames.asnumpy() if hasattr(frames, "asnumpy") else np.asarray(frames)
-
-
-def _chain_first(first: Any, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
 
 
 def import_decord() -> Any:

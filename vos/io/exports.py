@@ -205,10 +205,9 @@ class Exporter:
                 missing = sorted(self._pending)[0]
                 raise InputError(f"the videos stop at frame {self._next_video - 1}: frame {self._next_video} has no "
                                  f"result (frames up to {missing} wait for it)")
-            if self._overlay is not None:
-                self._overlay.close()
-            if self._matte is not None:
-                self._matte.close()
+            for v in (self._overlay, self._matte):
+                if v is not None:
+                    v.close()
         except BaseException:
             self.abort()
             raise

@@ -60,13 +60,9 @@ def read_matte(path: str | os.PathLike) -> np.ndarray:
     """A matte video back as (T, H, W) uint8 (the alpha channel of a ProRes 4444 file, the grey of FFV1)."""
     import av
 
-    out = []
     with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            if f.format.name.startswith("yuva"):
-                out.append(f.to_ndarray(format="rgba")[:, :, 3])
-            else:
-                out.append(f.to_ndarray(format="gray"))
+        out = [f.to_ndarray(format="rgba")[:, :, 3] if f.format.name.startswith("yuva") else f.to_ndarray(format="gray")
+               for f in c.decode(video=0)]
     return np.stack(out) if out else np.zeros((0, 0, 0), np.uint8)
 
 

@@ -26,12 +26,10 @@ class PendingClaim:
     folders: List[tuple]  # (folder, tool, options of claim_folder)
 
     def claim(self) -> List[OutputFolder]:
-        runs = []
-        for folder, tool, options in self.folders:  # checked again: a folder may have changed since
-            run = claim_folder(folder, tool, **options)
-            assert run is not None
-            runs.append(run)
-        return runs
+        # checked again: a folder may have changed since
+        runs = [claim_folder(folder, tool, **options) for folder, tool, options in self.folders]
+        assert None not in runs
+        return runs  # type: ignore[return-value]
 
 
 #: what `vos.run` writes: in --out the index PNGs and objects/<id>/<frame>.png; in --alpha RGBA PNGs,

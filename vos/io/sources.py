@@ -99,13 +99,7 @@ def chunk_plan(start: int, stop: int, chunk_size: int, reverse: bool) -> list[ra
     reversed, so memory stays bounded by the chunk size.
     """
     if reverse:
-        ranges = []
-        hi = stop
-        while hi > start:
-            lo = max(start, hi - chunk_size)
-            ranges.append(range(lo, hi))
-            hi = lo
-        return ranges
+        return [range(max(start, hi - chunk_size), hi) for hi in range(stop, start, -chunk_size)]
     return [range(lo, min(lo + chunk_size, stop)) for lo in range(start, stop, chunk_size)]
 
 
