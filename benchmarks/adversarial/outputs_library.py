@@ -15,7 +15,9 @@ from seggpt import SegGPTPredictor
 from vos import VideoSegmenter
 from vos.sam2 import build_sam2_video_predictor
 
-from .outputs import C7, G, B, add, seg
+from .runner import G, B, add, seg
+
+C7 = "7-library"
 
 
 # ---------------------------------------------------------------------------- 7. library inputs

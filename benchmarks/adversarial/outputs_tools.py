@@ -14,30 +14,29 @@ from typing import Any, Callable, List, Optional
 
 from seggpt.outputs import MANIFEST
 
-from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
-                      outside, seg, v1)
+from .runner import EV, SR, TRAIN, TUNE, VR, BV, G, Outcome, Scene, add, outside, seg, v1, write_manifest
+
+C3, C4 = "3-outputs-are-inputs", "4-other-tools"
 
 
 # ---------------------------------------------------------------------------- 3. outputs that are inputs
 
 
-def inp(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
-    add(C3, title, expect, fn)
-
-
-def _local(S: Sandbox) -> None:
-    S.copy(G["base"] / "clip.mp4", "in/clip.mp4")
-    S.copy(G["base"] / "clip_mask.png", "in/mask.png")
-    S.copy(G["base"] / "frames", "in/frames")
-    S.copy(G["base"] / "small.safetensors", "in/w.safetensors")
-    S.copy(G["base"] / "masks", "in/masks")
-    S.copy(G["base"] / "config.yaml", "in/config.yaml")
+def _local(S: Scene) -> None:
+    """in/: the user's copies of the shared clip, mask, frames, weights, masks folder and config."""
+    for src, rel in [("clip.mp4", "clip.mp4"), ("clip_mask.png", "mask.png"), ("frames", "frames"),
+                     ("small.safetensors", "w.safetensors"), ("masks", "masks"), ("config.yaml", "config.yaml")]:
+        S.copy(G["base"] / src, "in/" + rel)
     S.mark(S.p("in"))
 
 
-def LV(S: Sandbox, out: Optional[str], *extra: str, frames: bool = False) -> List[str]:
-    a = VR(out, *extra, video=S.p("in/frames" if frames else "in/clip.mp4"), mask=S.p("in/mask.png"))
-    return a
+def local_case(title: str, module: str, argv: Callable[[Scene], List[str]], expect: str = "refuse") -> None:
+    """A case over the user's inputs in in/ (`_local`): `module` with `argv(S)`."""
+    add(C3, title, expect, lambda S: (_local(S), S.call(module, argv(S)))[-1])
+
+
+def LV(S: Scene, out: Optional[str], *extra: str, frames: bool = False) -> List[str]:
+    return VR(out, *extra, video=S.p("in/frames" if frames else "in/clip.mp4"), mask=S.p("in/mask.png"))
 
 
 for _title, _args in [
@@ -75,45 +74,28 @@ for _title, _args in [
     ("--report inside the frames folder", lambda S: LV(S, S.p("o"), "--report", S.p("in/frames/r.json"),
                                                       frames=True)),
 ]:
-    inp(_title, "refuse", (lambda a: lambda S: (_local(S), S.call("vos.run", a(S)))[-1])(_args))
+    local_case(_title, "vos.run", _args)
+local_case("no --out: default <video>_masks next to the video", "vos.run", lambda S: LV(S, None), "ok")
+local_case("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "vos.run",
+           lambda S: (S.mark(S.user("clip_masks/00000.png", b"user's own")), LV(S, None, "--overwrite"))[-1])
 
-
-def default_out_ok(S: Sandbox) -> Outcome:
-    _local(S)
-    return S.call("vos.run", LV(S, None))
-
-
-inp("no --out: default <video>_masks next to the video", "ok", default_out_ok)
-
-
-def default_out_user(S: Sandbox) -> Outcome:
-    _local(S)
-    S.mark(S.user("clip_masks/00000.png", b"user's own"))
-    return S.call("vos.run", LV(S, None, "--overwrite"))
-
-
-inp("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "refuse", default_out_user)
-
-
-def sr_in(title: str, fn: Callable[[Sandbox], List[str]], module: str = "seggpt.run") -> None:
-    inp(title, "refuse", lambda S: (_local(S), S.call(module, fn(S)))[-1])
-
-
-sr_in("seggpt.run --out holds the query", lambda S: SR(S.p("in/frames"), prompt=S.p("in/frames/00000.png"),
-                                                         mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png")))
-sr_in("seggpt.run --out holds the prompt mask", lambda S: SR(S.p("in"), mask=S.p("in/mask.png")))
-sr_in("seggpt.run --out is the weights file", lambda S: SR(S.p("in/w.safetensors")) + ["--weights",
-                                                                                       S.p("in/w.safetensors")])
-sr_in("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")])
-sr_in("seggpt.run --out holds the query via ..",
-      lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png")))
-sr_in("seggpt.tune --out is the example image",
-      lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png")), "seggpt.tune")
-sr_in("seggpt.tune --out is the weights", lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors")),
-      "seggpt.tune")
-sr_in("seggpt.tune --out is the example mask via symlink",
-      lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png")), "seggpt.tune")
-
+for _title, _mod, _fn in [
+    ("seggpt.run --out holds the query", "seggpt.run", lambda S: SR(
+        S.p("in/frames"), prompt=S.p("in/frames/00000.png"), mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png"))),
+    ("seggpt.run --out holds the prompt mask", "seggpt.run", lambda S: SR(S.p("in"), mask=S.p("in/mask.png"))),
+    ("seggpt.run --out is the weights file", "seggpt.run",
+     lambda S: SR(S.p("in/w.safetensors")) + ["--weights", S.p("in/w.safetensors")]),
+    ("seggpt.run --out holds the weights", "seggpt.run", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")]),
+    ("seggpt.run --out holds the query via ..", "seggpt.run",
+     lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png"))),
+    ("seggpt.tune --out is the example image", "seggpt.tune",
+     lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png"))),
+    ("seggpt.tune --out is the weights", "seggpt.tune",
+     lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors"))),
+    ("seggpt.tune --out is the example mask via symlink", "seggpt.tune",
+     lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png"))),
+]:
+    local_case(_title, _mod, _fn)
 
 for _title, _fn, _mod in [
     ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis")), "benchmarks.vos"),
@@ -130,28 +112,28 @@ for _title, _fn, _mod in [
                                                            "davis_year=2017", "davis_split=val",
                                                            "davis_resolution=480p"), "training"),
 ]:
-    inp(_title, "refuse", (lambda f, m: lambda S: (davis_local(S), S.call("training.__main__" if m == "training" else m, f(S)))[-1])(_fn, _mod))
+    add(C3, _title, "refuse", (lambda f, m: lambda S: (S.mark(S.davis(results=False)[0]), S.call(m, f(S)))[-1])(_fn, _mod))
 
 # ---------------------------------------------------------------------------- 4. the other tools
 
 
-def tool(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
+def tool(title: str, expect: str, fn: Callable[[Scene], Outcome]) -> None:
     add(C4, title, expect, fn)
 
 
-def _over(template: str, module: str, prep: Callable[[Sandbox], Any],
-          argv: Callable[[Sandbox, Any], List[str]]) -> Callable[[Sandbox], Outcome]:
-    """A case over a copy of a template run of ours (`G[template]`): `prep(S)` sets the scene, then `module`
+def _over(template: str, module: str, prep: Callable[[Scene], Any],
+          argv: Callable[[Scene, Any], List[str]]) -> Callable[[Scene], Outcome]:
+    """A case over a copy of a template run of ours (`template(key)`): `prep(S)` sets the scene, then `module`
     runs with `argv(S, what prep returned)`."""
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G[template])
+    def fn(S: Scene) -> Outcome:
+        S.template(template)
         return S.call(module, argv(S, prep(S)))
     return fn
 
 
 # seggpt.run
-def _sr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    return _over("t_sr", "seggpt.run", prep, lambda S, _: SR(S.p("sr"), *extra))
+def _sr(prep: Callable[[Scene], Any], *extra: str) -> Callable[[Scene], Outcome]:
+    return _over("sr", "seggpt.run", prep, lambda S, _: SR(S.p("sr"), *extra))
 
 
 tool("seggpt.run rerun over our outputs", "ok", _sr(lambda S: None))
@@ -159,7 +141,7 @@ for _ex in [(), ("--overwrite",)]:
     _t = " --overwrite" if _ex else ""
     tool("seggpt.run user file in --out" + _t, "refuse", _sr(lambda S: S.mark(S.user("sr/notes.txt")), *_ex))
     tool("seggpt.run our mask edited" + _t, "refuse", _sr(lambda S: S.mark(S.user("sr/00001_mask.png", b"e")), *_ex))
-    tool("seggpt.run garbage manifest" + _t, "refuse", _sr(lambda S: mf_write(S.p("sr"), "nope"), *_ex))
+    tool("seggpt.run garbage manifest" + _t, "refuse", _sr(lambda S: write_manifest(S.p("sr"), "nope"), *_ex))
     tool("seggpt.run symlink mask -> user file" + _t, "refuse",
          _sr(lambda S: (os.unlink(S.p("sr/00001_mask.png")), S.mark(S.user("u.png", b"u")),
                         S.mark(S.link("sr/00001_mask.png", S.p("u.png")))), *_ex))
@@ -175,9 +157,9 @@ tool("seggpt.run manifest with ../victim", "refuse", _sr(lambda S: outside(S, S.
 
 
 # seggpt.tune
-def _tu(prep: Callable[[Sandbox], Optional[str]]) -> Callable[[Sandbox], Outcome]:
+def _tu(prep: Callable[[Scene], Optional[str]]) -> Callable[[Scene], Outcome]:
     """prep returns the --out to give (None: the template's p.safetensors)."""
-    return _over("t_tu", "seggpt.tune", prep, lambda S, out: TUNE(out or S.p("p.safetensors")))
+    return _over("tu", "seggpt.tune", prep, lambda S, out: TUNE(out or S.p("p.safetensors")))
 
 
 tool("seggpt.tune rerun over our prompt", "ok", _tu(lambda S: None))
@@ -189,12 +171,12 @@ tool("seggpt.tune symlink -> user file", "refuse",
          S.p("l.safetensors")))
 tool("seggpt.tune --out is a folder", "refuse", _tu(lambda S: S.mark(S.user("dir.safetensors/k.txt")) or
                                                    S.p("dir.safetensors")))
-tool("seggpt.tune parent manifest garbage", "refuse", _tu(lambda S: mf_write(str(S.d), "garbage")))
+tool("seggpt.tune parent manifest garbage", "refuse", _tu(lambda S: write_manifest(str(S.d), "garbage")))
 
 
 # vos.demo
-def _demo(prep: Callable[[Sandbox], Any]) -> Callable[[Sandbox], Outcome]:
-    return _over("t_demo", "vos.demo", prep, lambda S, _: ["--frames", "2", S.p("d")])
+def _demo(prep: Callable[[Scene], Any]) -> Callable[[Scene], Outcome]:
+    return _over("demo", "vos.demo", prep, lambda S, _: ["--frames", "2", S.p("d")])
 
 
 tool("vos.demo rerun", "ok", _demo(lambda S: None))
@@ -213,11 +195,11 @@ tool("vos.demo folder with other user files", "ok",
 
 
 # training
-def _tr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    return _over("t_tr", "training.__main__", prep, lambda S, _: TRAIN(S.p("tr"), *extra))
+def _tr(prep: Callable[[Scene], Any], *extra: str) -> Callable[[Scene], Outcome]:
+    return _over("tr", "training.__main__", prep, lambda S, _: TRAIN(S.p("tr"), *extra))
 
 
-tool("training rerun over our run (no flag)", "ok_or_refuse_keep", _tr(lambda S: S.mark(S.user("keep.txt"))))
+tool("training rerun over our run (no flag)", "ok_or_refuse", _tr(lambda S: S.mark(S.user("keep.txt"))))
 tool("training user notes --overwrite", "refuse", _tr(lambda S: S.mark(S.user("tr/notes.txt")), "--overwrite"))
 tool("training log.jsonl edited --overwrite", "refuse",
      _tr(lambda S: S.mark(S.user("tr/log.jsonl", b'{"my": "notes"}\n')), "--overwrite"))
@@ -227,15 +209,15 @@ tool("training symlink last.pt -> user file --overwrite", "refuse",
      _tr(lambda S: (os.unlink(S.p("tr/last.pt")), S.mark(S.user("u.pt", b"u")), S.mark(S.link("tr/last.pt",
                                                                                               S.p("u.pt")))),
          "--overwrite"))
-tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", _tr(lambda S: mf_write(S.p("tr"), "?"), "--overwrite"))
+tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", _tr(lambda S: write_manifest(S.p("tr"), "?"), "--overwrite"))
 tool("training out_dir is a user file", "refuse",
      lambda S: (S.mark(S.user("tr", b"f")), S.call("training.__main__", TRAIN(S.p("tr"))))[-1])
 tool("training --overwrite over our run", "ok", _tr(lambda S: None, "--overwrite"))
 
 
 # benchmarks.vos / evaluate
-def _bv(prep: Callable[[Sandbox], Any], *extra: str, module: str = "benchmarks.vos") -> Callable[[Sandbox], Outcome]:
-    return _over("t_bv", module, prep, lambda S, _: (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
+def _bv(prep: Callable[[Scene], Any], *extra: str, module: str = "benchmarks.vos") -> Callable[[Scene], Outcome]:
+    return _over("bv", module, prep, lambda S, _: (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
 
 
 tool("benchmarks.vos rerun", "ok", _bv(lambda S: None))
@@ -266,7 +248,7 @@ tool("benchmarks.evaluate fresh results (no CSVs)", "ok",
 
 
 # the Editor
-def editor(S: Sandbox):
+def editor(S: Scene):
     from vos.editing.editor import Editor
 
     S.copy(G["base"] / "clip.mp4", "root/clip.mp4")
@@ -274,15 +256,15 @@ def editor(S: Sandbox):
     return Editor(seg(), S.p("root"))
 
 
-def _ed(prep: Callable[[Sandbox, Any], Any], act: Callable[[Sandbox, Any], Any], desc: str):
-    def fn(S: Sandbox) -> Outcome:
+def _ed(prep: Callable[[Scene, Any], Any], act: Callable[[Scene, Any], Any], desc: str):
+    def fn(S: Scene) -> Outcome:
         e = editor(S)
-        prep(S, e)
+        S.ours_from(lambda: prep(S, e))  # what the Editor wrote there is ours; the user's files stay marked
         return S.lib(desc, lambda: act(S, e))
     return fn
 
 
-def _opened(S: Sandbox, e) -> None:
+def _opened(S: Scene, e) -> None:
     import numpy as np
 
     e.open("clip.mp4")
@@ -292,14 +274,14 @@ def _opened(S: Sandbox, e) -> None:
     e.set_mask(0, o, m)
 
 
-def _src(S: Sandbox, rel: str = "src/clip.mp4") -> str:
+def _src(S: Scene, rel: str = "src/clip.mp4") -> str:
     """A copy of the clip outside the Editor's root, the user's."""
     p = str(S.copy(G["base"] / "clip.mp4", rel))
     S.mark(p)
     return p
 
 
-def _link_out(S: Sandbox, rel: str) -> None:
+def _link_out(S: Scene, rel: str) -> None:
     """`rel` (a folder the Editor writes into) a link to a user's folder."""
     S.mark(S.user("elsewhere/k.txt"))
     S.mark(S.link(rel, S.p("elsewhere")))
@@ -359,6 +341,6 @@ tool("Editor root is a file", "raise:EditorError",
          "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
 
 
-def _check_inside(S: Sandbox, path: Path) -> None:
+def _check_inside(S: Scene, path: Path) -> None:
     if not str(Path(path).resolve()).startswith(S.p("root/sessions")):
         S.extra.append(f"session written outside root/sessions: {path}")

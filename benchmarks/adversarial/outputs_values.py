@@ -11,19 +11,19 @@ import socket
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .outputs import C5, C6, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local
+from .runner import EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Scene, add
+
+C5, C6 = "5-bad-values", "6-special-files"
 
 
 # ---------------------------------------------------------------------------- 5. bad values
 
-def bad(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect: str = "refuse",
+def bad(title: str, module: str, argv_fn: Callable[[Scene], List[str]], expect: str = "refuse",
         must: Optional[str] = None) -> None:
-    def fn(S: Sandbox) -> Outcome:
+    def fn(S: Scene) -> Outcome:
         S.mark(S.user("keep.txt"))
-        o = S.call("training.__main__" if module == "training" else module, argv_fn(S))
-        if must and must not in o.stderr:
-            S.extra.append(f"message lacks {must!r}")
-        return o
+        S.mentions = [must] if must else []
+        return S.call(module, argv_fn(S))
     add(C5, f"{module} {title}", expect, fn)
 
 
@@ -124,7 +124,7 @@ bad("lr=nan", "training", lambda S: TRAIN(S.p("tr"), "lr=nan"))
 bad("--resume with nothing to resume", "training", lambda S: TRAIN(S.p("tr"), "--resume"))
 
 
-def _zero_mask(S: Sandbox) -> str:
+def _zero_mask(S: Scene) -> str:
     import numpy as np
     from PIL import Image
 
@@ -135,21 +135,21 @@ def _zero_mask(S: Sandbox) -> str:
 
 # ---------------------------------------------------------------------------- 6. special files
 
-def special(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect: str = "refuse") -> None:
-    def fn(S: Sandbox) -> Outcome:
+def special(title: str, module: str, argv_fn: Callable[[Scene], List[str]], expect: str = "refuse") -> None:
+    def fn(S: Scene) -> Outcome:
         S.mark(S.user("keep.txt"))
-        return S.sub(module, argv_fn(S), timeout=90)
+        return S.call(module, argv_fn(S), sub=True)
     add(C6, f"{module} {title}", expect, fn)
 
 
-def fifo(S: Sandbox, rel: str) -> str:
+def fifo(S: Scene, rel: str) -> str:
     p = S.p(rel)
     Path(p).parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(p)
     return p
 
 
-def sock(S: Sandbox, rel: str) -> str:
+def sock(S: Scene, rel: str) -> str:
     p = S.p(rel)
     s = socket.socket(socket.AF_UNIX)
     s.bind(p)
@@ -188,12 +188,12 @@ special("example is a FIFO", "seggpt.tune",
 special("--out is a FIFO", "seggpt.tune", lambda S: TUNE(fifo(S, "p.safetensors")))
 special("--config is a FIFO", "training", lambda S: ["--config", fifo(S, "c.yaml"), f"out_dir={S.p('tr')}"])
 special("--root annotation is a FIFO", "benchmarks.vos",
-        lambda S: (davis_local(S), os.unlink(S.p("davis/Annotations/480p/synth-000/00000.png")),
+        lambda S: (S.davis(results=False), os.unlink(S.p("davis/Annotations/480p/synth-000/00000.png")),
                    fifo(S, "davis/Annotations/480p/synth-000/00000.png"), S.mark(S.p("davis")),
                    BV(S.p("o"), root=S.p("davis")))[-1], expect="error")
 
 
-def _lib_fifo(S: Sandbox, expr: str) -> Outcome:
+def _lib_fifo(S: Scene, expr: str) -> Outcome:
     code = (f"import sys\nfrom seggpt.errors import InputError\n"
             f"p = {S.p('f.mp4')!r}\n"
             f"try:\n    {expr}\n    print('RESULT:returned')\n"

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from .safety import case, tool_case, vos_case
+from .runner import case, tool_case, vos_case
 
 
 # --------------------------------------------------------------------------- (4) other tools
@@ -33,17 +33,17 @@ tool_case(T, "seggpt_symlink_output", "seggpt", lambda c: _sg(c, "--overwrite"),
           prep=lambda c: c.link("@sg/00001_mask.png", c.user("@ext/t.png", b"t")))
 tool_case(T, "seggpt_out_holds_query", "seggpt", lambda c: _sg(c, out=c.frames))
 tool_case(T, "seggpt_out_is_query", "seggpt", lambda c: _sg(c, out=c.frames + "/00001.png"))
-tool_case(T, "seggpt_out_is_root", "seggpt", lambda c: _sg(c, out=str(c.root)))
+tool_case(T, "seggpt_out_is_root", "seggpt", lambda c: _sg(c, out=str(c.d)))
 tool_case(T, "seggpt_empty_out", "seggpt", lambda c: [
     "--prompt", c.frames + "/00000.png", c.m, c.frames + "/00001.png", "--out", "", "--weights", "small"])
 tool_case(T, "seggpt_empty_query", "seggpt", lambda c: [
     "--prompt", c.frames + "/00000.png", c.m, "", "--out", c.p("sg"), "--weights", "small"])
 tool_case(T, "seggpt_empty_prompt_mask", "seggpt", lambda c: [
     "--prompt", c.frames + "/00000.png", "", c.frames + "/00001.png", "--out", c.p("sg"), "--weights", "small"])
-tool_case(T, "seggpt_same_query_twice", "seggpt", lambda c: _sg(c) + [c.frames + "/00001.png"], expect="either")
+tool_case(T, "seggpt_same_query_twice", "seggpt", lambda c: _sg(c) + [c.frames + "/00001.png"], expect="ok_or_refuse")
 tool_case(T, "seggpt_two_queries_same_stem", "seggpt", lambda c: _sg(c) + [c.p("b", "00001.png")],
           prep=lambda c: (os.makedirs(c.p("b")), shutil.copy(c.frames + "/00001.png", c.p("b", "00001.png"))),
-          expect="either")
+          expect="ok_or_refuse")
 tool_case(T, "seggpt_fifo_query", "seggpt", lambda c: _sg(c, query=c.p("q.png")),
           prep=lambda c: os.mkfifo(c.p("q.png")), sub=True)
 tool_case(T, "seggpt_dev_zero_query", "seggpt", lambda c: _sg(c, query="/dev/zero"), sub=True)
@@ -107,7 +107,7 @@ tool_case(T, "eval_edited_csv", "eval", lambda c: _ev(c, "--overwrite"), prior=_
           prep=lambda c: c.user("@results/global_results-val.csv", b"edited"))
 tool_case(T, "eval_results_is_root", "eval", lambda c: _ev(c, results=c.davis()[0]))
 tool_case(T, "eval_results_is_annotations", "eval",
-          lambda c: _ev(c, results=os.path.join(c.davis()[0], "Annotations", "480p")), expect="either")
+          lambda c: _ev(c, results=os.path.join(c.davis()[0], "Annotations", "480p")), expect="ok_or_refuse")
 tool_case(T, "eval_empty_results", "eval", lambda c: ["--dataset", "davis2017", "--root", c.davis()[0], "--results", ""])
 tool_case(T, "eval_empty_root", "eval", lambda c: ["--dataset", "davis2017", "--root", "", "--results", c.davis()[1]])
 tool_case(T, "eval_missing_root", "eval", lambda c: _ev(c, root=c.p("nope")))
@@ -153,8 +153,8 @@ vos_case(B, "video_text_file", video="@v.mp4", prep=lambda c: c.user("@v.mp4", b
 vos_case(B, "video_missing", video="@nope.mp4")
 vos_case(B, "video_empty_dir", video="@empty", prep=lambda c: os.makedirs(c.p("empty")))
 vos_case(B, "mask_empty", mask="")
-case(B, "masks_empty")(lambda c: dict(tool="vos", args=[c.v, "--masks", "", "--weights", "small", "--out", c.p("out")]))
-case(B, "masks_missing")(lambda c: dict(tool="vos", args=[c.v, "--masks", c.p("nope"), "--weights", "small",
+case(B, "masks_empty")(lambda c: c.call("vos", [c.v, "--masks", "", "--weights", "small", "--out", c.p("out")]))
+case(B, "masks_missing")(lambda c: c.call("vos", [c.v, "--masks", c.p("nope"), "--weights", "small",
                                                          "--out", c.p("out")]))
 vos_case(B, "image_frame_as_video", video="@in/frames/00000.png", mentions=["seggpt.run"])
 
@@ -169,12 +169,12 @@ vos_case(SP, "fifo_as_mask", mask="@f.png", prep=lambda c: os.mkfifo(c.p("f.png"
 vos_case(SP, "fifo_as_config", "--config", "@f.yaml", prep=lambda c: os.mkfifo(c.p("f.yaml")), sub=True)
 vos_case(SP, "fifo_as_weights", "--weights", "@f.pt", prep=lambda c: os.mkfifo(c.p("f.pt")), sub=True)
 vos_case(SP, "fifo_in_frames", video="@in/frames", prep=lambda c: os.mkfifo(c.p("in", "frames", "00003.png")),
-         sub=True, expect="either")
-case(SP, "fifo_in_masks_dir")(lambda c: (os.makedirs(c.p("mk")), os.mkfifo(c.p("mk", "00000.png")), dict(
-    tool="vos", args=[c.v, "--masks", c.p("mk"), "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",
-                      "--out", c.p("out")], sub=True))[2])
+         sub=True, expect="ok_or_refuse")
+case(SP, "fifo_in_masks_dir")(lambda c: (os.makedirs(c.p("mk")), os.mkfifo(c.p("mk", "00000.png")), c.call(
+    "vos", [c.v, "--masks", c.p("mk"), "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",
+            "--out", c.p("out")], sub=True, timeout=60))[2])
 vos_case(SP, "dev_zero_as_video", video="/dev/zero", sub=True)
 vos_case(SP, "dev_zero_as_mask", mask="/dev/zero", sub=True)
 vos_case(SP, "dev_null_as_video", video="/dev/null")
-vos_case(SP, "dev_null_as_config", "--config", "/dev/null", expect="either")
+vos_case(SP, "dev_null_as_config", "--config", "/dev/null", expect="ok_or_refuse")
 vos_case(SP, "dev_zero_as_weights", "--weights", "/dev/zero", sub=True)
