@@ -11,11 +11,9 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List
 
-from seggpt.outputs import MANIFEST
-
-from .runner import G, VR, Outcome, Scene, add, outside, read_manifest, readonly, v1, write_manifest
+from .runner import MANIFEST, G, VR, Outcome, Scene, add, outside, read_manifest, readonly, v1, write_manifest
 
 C1, C2 = "1-folders", "2-single-files"
 
@@ -27,29 +25,22 @@ def folder_cases(opt: str) -> None:
     """opt: --out or --alpha; the sandbox holds a template run of ours (o/, a/, single files)."""
     F = "o" if opt == "--out" else "a"
 
-    def base(S: Scene) -> str:
-        S.template("vr")
-        return S.p(F)
-
-    def run(S: Scene, *extra: str) -> Outcome:
-        if opt == "--out":
-            return S.call("vos.run", VR(S.p("o"), "--object-masks", *extra))
-        return S.call("vos.run", VR(S.p("o"), "--alpha", S.p("a"), *extra))
+    def argv(S: Scene, *extra: str) -> List[str]:
+        return VR(S.p("o"), *(["--object-masks"] if opt == "--out" else ["--alpha", S.p("a")]), *extra)
 
     first_png = "00000.png" if opt == "--out" else "001/00000.png"
     pat_name = "00099.png" if opt == "--out" else "001/00099.png"
 
     def c(name: str, expect: str, prep: Callable[[Scene, str], Any], *extra: str) -> None:
         def fn(S: Scene) -> Outcome:
-            f = base(S)
-            prep(S, f)
-            return run(S, *extra)
+            S.template("vr")
+            prep(S, S.p(F))
+            return S.call("vos.run", argv(S, *extra))
         add(C1, f"{opt} {name}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
 
     both = [(), ("--overwrite",)]
     c("rerun over our own unchanged outputs", "ok", lambda S, f: None)
-    c("rerun twice (second rerun)", "ok", lambda S, f: S.prior("vos.run", (
-        VR(S.p("o"), "--object-masks") if opt == "--out" else VR(S.p("o"), "--alpha", S.p("a")))))
+    c("rerun twice (second rerun)", "ok", lambda S, f: S.prior("vos.run", argv(S)))
     c("one of ours deleted by the user", "ok", lambda S, f: os.unlink(Path(f) / first_png))
     for ex in both:
         c("user notes.txt inside", "refuse", lambda S, f: S.mark(S.user(f"{F}/notes.txt")), *ex)
@@ -63,8 +54,9 @@ def folder_cases(opt: str) -> None:
           *ex)
         c("manifest with ../victim (real hash)", "refuse", lambda S, f: outside(S, f, "../victim.txt"), *ex)
         c("manifest with /abs victim path", "refuse", lambda S, f: outside(S, f, "ABS"), *ex)
-        c("symlink named like our png -> user file", "refuse", lambda S, f: _link_in(S, f, first_png), *ex)
-        c("killed run + user file", "refuse", lambda S, f: (_killed(f), S.mark(S.user(f"{F}/notes.txt"))), *ex)
+        c("symlink named like our png -> user file", "refuse", lambda S, f: S.mark(
+            S.user("mine/photo.png", b"user photo"), S.link(f"{f}/{first_png}", S.p("mine/photo.png"))), *ex)
+        c("killed run + user file", "refuse", lambda S, f: (_running(f, False), S.mark(S.user(f"{F}/notes.txt"))), *ex)
         c("temp-looking user file .holiday.backup1.tmp", "refuse",
           lambda S, f: S.mark(S.user(f"{F}/.holiday.backup1.tmp", b"user backup")), *ex)
         c("manifest is a symlink to a user json", "refuse", lambda S, f: _mf_link(S, f), *ex)
@@ -80,21 +72,21 @@ def folder_cases(opt: str) -> None:
     c("manifest is a folder", "refuse", lambda S, f: (os.unlink(Path(f) / MANIFEST), os.mkdir(Path(f) / MANIFEST)),
       "--overwrite")
     c("manifest symlink to a copy of itself elsewhere", "refuse", lambda S, f: _mf_link(S, f, copy=True))
-    c("symlinked subfolder -> user folder", "refuse", lambda S, f: _link_dir_in(S, f), "--overwrite")
+    c("symlinked subfolder -> user folder", "refuse", lambda S, f: S.mark(S.user("mine/keep.txt"), S.link(f"{f}/linked", S.p("mine"))), "--overwrite")
     c("user subfolder with a file", "refuse", lambda S, f: S.mark(S.user(f"{F}/mine/keep.txt")))
     c("user empty folder named like our png", "refuse", lambda S, f: _empty_dir_clash(S, f, first_png))
     c("hidden user file .notes", "refuse", lambda S, f: S.mark(S.user(f"{F}/.notes")))
-    c("user file .vos-write-test-mine", "refuse", lambda S, f: S.mark(S.user(f"{F}/.vos-write-test-mine")),
-      "--overwrite")
+    c("user file .vos-write-test-mine", "refuse", lambda S, f: S.mark(S.user(f"{F}/.vos-write-test-mine")), "--overwrite")
     c("read-only user file", "refuse", lambda S, f: readonly(S, f"{F}/notes.txt"), "--overwrite")
     c("v1 manifest (no hashes)", "refuse", lambda S, f: v1(f))
     c("v1 manifest (no hashes)", "ok", lambda S, f: v1(f), "--overwrite")
     c("v1 manifest + user file", "refuse", lambda S, f: (v1(f), S.mark(S.user(f"{F}/notes.txt"))), "--overwrite")
-    c("killed run (running, dead pid)", "refuse", lambda S, f: _killed(f))
+    c("killed run (running, dead pid)", "refuse", lambda S, f: _running(f, False))
     # a killed run's files carry no hash: not even --overwrite takes them (only a tool's --resume)
-    c("killed run (running, dead pid)", "refuse", lambda S, f: _killed(f), "--overwrite")
-    c("running manifest, pid alive", "refuse", lambda S, f: _alive(f), "--overwrite")
-    c("hard link of our output kept by the user elsewhere", "ok", lambda S, f: _hardlink(S, f, first_png))
+    c("killed run (running, dead pid)", "refuse", lambda S, f: _running(f, False), "--overwrite")
+    c("running manifest, pid alive", "refuse", lambda S, f: _running(f, True), "--overwrite")
+    c("hard link of our output kept by the user elsewhere", "ok",
+      lambda S, f: (os.link(f"{f}/{first_png}", S.p("kept-copy.png")), S.mark(S.p("kept-copy.png"))))
 
     c("the folder is a symlink to a user folder", "refuse",
       lambda S, f: (shutil.rmtree(f), S.mark(S.user("mine/keep.txt"), S.user("mine/00000.png", b"user png")),
@@ -117,19 +109,6 @@ def _slip(S: Scene, f: str, fake: bool) -> None:
     write_manifest(f, m)
 
 
-def _link_in(S: Scene, f: str, name: str) -> None:
-    target = S.user("mine/photo.png", b"user photo")
-    os.unlink(Path(f) / name)
-    os.symlink(target, Path(f) / name)
-    S.mark(target, str(Path(f) / name))
-
-
-def _link_dir_in(S: Scene, f: str) -> None:
-    S.mark(S.user("mine/keep.txt"))
-    os.symlink(S.p("mine"), Path(f) / "linked")
-    S.mark(str(Path(f) / "linked"))
-
-
 def _empty_dir_clash(S: Scene, f: str, name: str) -> None:
     d = Path(f) / name
     if d.exists():
@@ -139,36 +118,21 @@ def _empty_dir_clash(S: Scene, f: str, name: str) -> None:
 
 
 def _mf_link(S: Scene, f: str, copy: bool = False) -> None:
-    if copy:
-        target = S.p("elsewhere.json")
-        shutil.copy2(Path(f) / MANIFEST, target)
+    """The manifest a link to a user's json, or (`copy`) to a copy of itself elsewhere."""
+    target = str(S.copy(Path(f) / MANIFEST, "elsewhere.json")) if copy else S.user("user.json", b'{"mine": true}')
+    S.mark(target, S.link(f"{f}/{MANIFEST}", target))
+
+
+def _running(f: str, alive: bool) -> None:
+    """The manifest of a run still running: its process alive (sleeping) or dead (and its files not listed)."""
+    p = subprocess.Popen(["sleep", "60"] if alive else ["true"])
+    if alive:
+        G.setdefault("sleepers", []).append(p)
     else:
-        target = S.user("user.json", b'{"mine": true}')
-    os.unlink(Path(f) / MANIFEST)
-    os.symlink(target, Path(f) / MANIFEST)
-    S.mark(target, str(Path(f) / MANIFEST))
-
-
-def _killed(f: str) -> None:
+        p.wait()
     m = read_manifest(f)
-    p = subprocess.Popen(["true"])
-    p.wait()
-    m.update(status="running", complete=False, pid=p.pid, host=socket.gethostname(), files={})
+    m.update(status="running", complete=False, pid=p.pid, host=socket.gethostname(), **({} if alive else {"files": {}}))
     write_manifest(f, m)
-
-
-def _alive(f: str) -> None:
-    m = read_manifest(f)
-    p = subprocess.Popen(["sleep", "60"])
-    G.setdefault("sleepers", []).append(p)
-    m.update(status="running", complete=False, pid=p.pid, host=socket.gethostname())
-    write_manifest(f, m)
-
-
-def _hardlink(S: Scene, f: str, name: str) -> None:
-    keep = S.p("kept-copy.png")
-    os.link(Path(f) / name, keep)
-    S.mark(keep)
 
 
 folder_cases("--out")
@@ -183,10 +147,12 @@ SINGLE = [("--overlay", "ov.mp4"), ("--report", "r.json"), ("--rle", "rle.json")
 def single_cases(opt: str, name: str) -> None:
     ext = os.path.splitext(name)[1]
 
-    def c(title: str, expect: str, prep: Callable[[Scene], Optional[str]], *extra: str) -> None:
+    def c(title: str, expect: str, prep: Callable[[Scene], Any], *extra: str) -> None:
+        """prep(S) sets the scene; the path it returns (if a string) is the option's, else `name`."""
         def fn(S: Scene) -> Outcome:
             S.template("vr")
-            path = prep(S) or S.p(name)
+            path = prep(S)
+            path = path if isinstance(path, str) else S.p(name)
             return S.call("vos.run", VR(S.p("o"), opt, path, *extra))
         add(C2, f"{opt} {title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
 
@@ -195,32 +161,25 @@ def single_cases(opt: str, name: str) -> None:
             os.unlink(S.p(n))
 
     for ex in [(), ("--overwrite",)]:
-        c("over a user file (no manifest)", "refuse", lambda S: (fresh(S), S.mark(S.user(name, b"user data")))[-1]
-          and None, *ex)
+        c("over a user file (no manifest)", "refuse", lambda S: (fresh(S), S.mark(S.user(name, b"user data"))), *ex)
         c("over a user file next to our manifest", "refuse",
           lambda S: S.mark(S.user("u" + name, b"user data")) or S.p("u" + name), *ex)
         c("our file edited after the run", "refuse", lambda S: S.mark(S.user(name, b"edited")), *ex)
-        c("symlink -> user file", "refuse",
-          lambda S: (os.unlink(S.p(name)), S.mark(S.user("mine" + ext, b"u")), S.mark(S.link(name, S.p("mine" + ext))))
-          and None, *ex)
-        c("folder with a user file", "refuse",
-          lambda S: (os.unlink(S.p(name)), S.mark(S.user(f"{name}/keep.txt"))) and None, *ex)
+        c("symlink -> user file", "refuse", lambda S: S.mark(S.user("mine" + ext, b"u"), S.link(name, S.p("mine" + ext))), *ex)
+        c("folder with a user file", "refuse", lambda S: (os.unlink(S.p(name)), S.mark(S.user(f"{name}/keep.txt"))), *ex)
         c("garbage parent manifest over our file", "refuse", lambda S: write_manifest(str(S.d), "[[["), *ex)
         c("parent manifest lists ../victim", "refuse", lambda S: outside(S, str(S.d), "../victim.txt"), *ex)
-    c("dangling symlink", "refuse", lambda S: (os.unlink(S.p(name)), S.mark(S.link(name, S.p("nowhere" + ext))))
-      and None)
-    c("symlink -> victim outside the sandbox", "refuse",
-      lambda S: (os.unlink(S.p(name)), S.mark(S.link(name, str(G["victim"] / "victim.txt")))) and None, "--overwrite")
+    c("dangling symlink", "refuse", lambda S: S.mark(S.link(name, S.p("nowhere" + ext))))
+    c("symlink -> victim outside the sandbox", "refuse", lambda S: S.mark(S.link(name, str(G["victim"] / "victim.txt"))),
+      "--overwrite")
     c("rerun over our own file", "ok", lambda S: None)
     c("v1 parent manifest (no hash)", "refuse", lambda S: v1(str(S.d)))
     c("v1 parent manifest (no hash)", "ok", lambda S: v1(str(S.d)), "--overwrite")
-    c("hard link of our file kept elsewhere", "ok", lambda S: (os.link(S.p(name), S.p("keep" + ext)),
-                                                               S.mark(S.p("keep" + ext))) and None)
+    c("hard link of our file kept elsewhere", "ok", lambda S: (os.link(S.p(name), S.p("keep" + ext)), S.mark(S.p("keep" + ext))))
     c("read-only user file", "refuse", lambda S: readonly(S, "u" + name) or S.p("u" + name), "--overwrite")
     c("inside a user file's 'folder' (parent is a file)", "error",
       lambda S: S.mark(S.user("afile", b"x")) or S.p("afile/" + name))
-    c("same name, folder part through ..", "refuse",
-      lambda S: S.mark(S.user("u" + name, b"user data")) or S.p("o/../u" + name))
+    c("same name, folder part through ..", "refuse", lambda S: S.mark(S.user("u" + name, b"user data")) or S.p("o/../u" + name))
     c("a name in a new subfolder", "ok_or_refuse", lambda S: S.p("new/sub/" + name))
 
 

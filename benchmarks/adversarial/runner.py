@@ -152,15 +152,11 @@ def call_main(module: str, argv: Sequence[str], cwd: Path) -> Outcome:
     return o
 
 
-def _env() -> Dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
 def _run(cmd: str, args: List[str], cwd: Path, timeout: float) -> Outcome:
     o = Outcome(cmd=cmd)
     try:
-        r = subprocess.run([PY, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL, env=_env())
+        r = subprocess.run([PY, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                           env={**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
         o.code, o.stderr, o.stdout = r.returncode, r.stderr, r.stdout
     except subprocess.TimeoutExpired as e:
         o.code = "timeout"
@@ -180,8 +176,8 @@ def call_python(code: str, cwd: Path, timeout: float = 90) -> Outcome:
 
 
 def call_lib(desc: str, fn: Callable[[], Any], timeout: Optional[float] = None) -> Outcome:
-    """A library call: code "returned" or the class name of what it raised. With a timeout it runs in a
-    thread, so a call that blocks (a FIFO opened for reading) is reported instead of waited for."""
+    """A library call: code "returned" or the class name of what it raised. It runs in a thread, so with a
+    timeout a call that blocks (a FIFO opened for reading) is reported instead of waited for."""
     o = Outcome(cmd=desc)
     done: Dict[str, Any] = {}
 
@@ -191,15 +187,12 @@ def call_lib(desc: str, fn: Callable[[], Any], timeout: Optional[float] = None) 
         except BaseException as e:  # noqa: BLE001 - what escaped the library is the finding
             done["exc"] = e
 
-    if timeout is None:
-        target()
-    else:
-        th = threading.Thread(target=target, daemon=True)
-        th.start()
-        th.join(timeout)
-        if th.is_alive():
-            o.code = "timeout"
-            return o
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(timeout)
+    if th.is_alive():
+        o.code = "timeout"
+        return o
     o.value, o.exc = done.get("value"), done.get("exc")
     o.code = "returned" if o.exc is None else type(o.exc).__name__
     return o
@@ -309,7 +302,6 @@ def failure_detail(o: Optional[Outcome]) -> str:
 # ============================================================================ the inputs every case shares
 
 G: Dict[str, Any] = {}  # tmp, base (the shared inputs), victim, size, the templates, seg, sam, sleepers, socks
-TRAIN_FAST = ["steps=1", "eval_pairs=2", "eval_clips=1", "batch_size=2", "num_workers=0"]
 MODULES = {"vos": "vos.run", "seggpt": "seggpt.run", "tune": "seggpt.tune", "demo": "vos.demo",
            "eval": "benchmarks.evaluate", "training": "training.__main__"}
 
@@ -378,6 +370,11 @@ def VR(out: Optional[str], *extra: str, video: Optional[str] = None, mask: Optio
     return a + (["--out", out] if out is not None else []) + list(extra)
 
 
+def VM(video: str, masks: str, out: str, *extra: str) -> List[str]:
+    """vos.run's argv with a --masks folder instead of a first mask, 2 frames, small weights, no adaptation."""
+    return [video, "--masks", masks, "--weights", "small", "--end", "2", "--quiet", "--adapt-steps", "0", "--out", out, *extra]
+
+
 def SR(out: str, *extra: str, query: Optional[str] = None, prompt: Optional[str] = None,
        mask: Optional[str] = None) -> List[str]:
     """seggpt.run's argv: the shared prompt image and mask and one query (each replaceable), small weights."""
@@ -393,7 +390,8 @@ def TUNE(out: str, *extra: str, weights: str = "small", image: Optional[str] = N
 
 
 def TRAIN(out: str, *extra: str) -> List[str]:
-    return ["--config", str(ROOT / "configs" / "train_small.yaml"), f"out_dir={out}", *TRAIN_FAST, *extra]
+    return ["--config", str(ROOT / "configs" / "train_small.yaml"), f"out_dir={out}", "steps=1", "eval_pairs=2",
+            "eval_clips=1", "batch_size=2", "num_workers=0", *extra]
 
 
 def BV(out: str, *extra: str, root: Optional[str] = None) -> List[str]:
@@ -513,8 +511,7 @@ class Scene:
 
     def vos_args(self, *extra: str, out: Optional[str] = None) -> List[str]:
         """vos.run's argv on the case's own clip and mask (`inputs`), into `out` (default: out/)."""
-        return [self.v, "--first-mask", self.m, "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",
-                "--out", self.p("out") if out is None else out, *extra]
+        return VR(self.p("out") if out is None else out, *extra, video=self.v, mask=self.m)
 
     def ours_from(self, fn: Callable[[], Any]) -> Any:
         """Run `fn`; what it changed in the folder is ours (may be replaced) until someone changes it."""
@@ -634,11 +631,13 @@ def vos_case(cat: str, name: str, *extra: str, prior: Optional[Sequence[str]] = 
         a = S.vos_args(*map(S.at, extra), out=S.at(out))
         a[0], a[2] = S.at(video) if video is not None else a[0], S.at(mask) if mask is not None else a[2]
         return a
-    tool_case(cat, name, "vos", args, prior=None if prior is None else lambda S: S.vos_args(*map(S.at, prior)),
-              **spec)
+    tool_case(cat, name, "vos", args, prior=None if prior is None else lambda S: S.vos_args(*map(S.at, prior)), **spec)
 
 
 # ============================================================================ judging a case
+
+EXIT_CODES = {"refuse": (2,), "error": (1, 2), "ok": (0,), "ok_or_refuse": (0, 2)}
+
 
 def judge(S: Scene, expect: str, protected_before: Dict[str, Dict[str, tuple]]) -> Result:
     o = S.outcome
@@ -657,28 +656,16 @@ def judge(S: Scene, expect: str, protected_before: Dict[str, Dict[str, tuple]]) 
         reasons.append("traceback printed")
     if o.code == "timeout":
         reasons.append("blocked (timeout)")
-    elif expect == "refuse":
-        if o.code != 2:
-            reasons.append(f"exit {o.code}, expected 2 ({first or o.stdout.strip()[:120]})")
-        elif refusal_problem(o):
-            reasons.append(refusal_problem(o))
-        written = changed(S.before, after)
-        if written:
-            reasons.append(f"wrote before refusing: {', '.join(written[:4])}")
-        reasons += [f"message lacks {word!r}" for word in S.mentions if word not in o.stderr]
-    elif expect == "error":  # a failure, but a clean one
-        if o.code not in (1, 2):
-            reasons.append(f"exit {o.code}, expected 1 or 2")
-        elif o.code == 2 and not first.startswith("error"):
-            reasons.append(f"stderr not 'error: ...': {first}")
-    elif expect == "ok":
-        if o.code != 0:
-            reasons.append(f"exit {o.code}, expected 0 ({first})")
-    elif expect == "ok_or_refuse":
-        if o.code not in (0, 2):
-            reasons.append(f"exit {o.code}, expected 0 or 2 ({first})")
+    elif expect in EXIT_CODES:  # a tool: its exit code; exit 2 is a clean refusal
+        if o.code not in EXIT_CODES[expect]:
+            wanted = " or ".join(map(str, EXIT_CODES[expect]))
+            reasons.append(f"exit {o.code}, expected {wanted} ({first or o.stdout.strip()[:120]})")
         elif o.code == 2 and refusal_problem(o):
             reasons.append(refusal_problem(o))
+        written = changed(S.before, after)
+        if expect == "refuse" and written:
+            reasons.append(f"wrote before refusing: {', '.join(written[:4])}")
+        reasons += [f"message lacks {word!r}" for word in S.mentions if word not in o.stderr]
     elif expect in ("inputerror", "inputerror_or_ok"):
         if o.exc is not None or expect == "inputerror":
             problem = input_error_problem(o.exc)
@@ -740,7 +727,6 @@ def main(argv: Optional[Sequence[str]], description: str, case_modules: Sequence
     for module in case_modules:
         importlib.import_module(f"{__package__}.{module}")
     tmp = Path(tempfile.mkdtemp(prefix="seggpt-adv-"))
-    G["tmp"] = tmp
     try:
         return run_pass([c for c in CASES if c.module in case_modules], lambda i, one: run_case(args.keep, i, one),
                         args.k, lambda: build_inputs(tmp))

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .runner import MANIFEST, case, read_manifest, sha, vos_case, write_manifest
+from .runner import MANIFEST, Scene, case, read_manifest, sha, vos_case, write_manifest
 
 # --------------------------------------------------------------------------- (1) out folders
 
@@ -51,27 +51,17 @@ vos_case(F, "unknown_format_manifest", "--overwrite", prior=[],
                                        "00000.png", b"user"))
 
 
-def _victim_listed(c, rel):
-    """A user file beside out/, listed in out/'s manifest (as `rel`, or its absolute path) with its real hash."""
-    v = c.user(c.p("victim.png"), b"user")
-    m = read_manifest(c.p("out"))
-    m["files"][rel or v] = {"size": 4, "sha256": sha(b"user")}
-    write_manifest(c.p("out"), m)
-
-
-vos_case(F, "manifest_dotdot_path", "--overwrite", prior=[], prep=lambda c: _victim_listed(c, "../victim.png"),
+vos_case(F, "manifest_dotdot_path", "--overwrite", prior=[], prep=lambda c: _outside(c, "../victim.png", b"user"),
          expect="ok_or_refuse")
-vos_case(F, "manifest_abs_path", "--overwrite", prior=[], prep=lambda c: _victim_listed(c, None), expect="ok_or_refuse")
-vos_case(F, "symlink_png_in_out", "--overwrite",
-         prep=lambda c: c.link("@out/00000.png", c.user("@ext/target.png", b"target")))
+vos_case(F, "manifest_abs_path", "--overwrite", prior=[], prep=lambda c: _outside(c, c.p("victim.png"), b"user"), expect="ok_or_refuse")
+vos_case(F, "symlink_png_in_out", "--overwrite", prep=lambda c: c.link("@out/00000.png", c.user("@ext/target.png", b"target")))
 vos_case(F, "symlink_ours_replaced_by_link", "--overwrite", prior=[],
          prep=lambda c: c.link("@out/00000.png", c.user("@ext/target.png", Path(c.p("out", "00000.png")).read_bytes())))
 vos_case(F, "out_is_symlink_to_dir", prep=lambda c: (c.user("@ext/00000.png", b"user"), c.link("@out", "@ext")),
          expect="ok_or_refuse")
 vos_case(F, "out_is_a_file", prep=lambda c: c.user("@out", b"a file"))
 vos_case(F, "alpha_user_file", "--alpha", "@alpha", prep=lambda c: c.user("@alpha/001/00000.png", b"user"))
-vos_case(F, "alpha_user_file_overwrite", "--alpha", "@alpha", "--overwrite",
-         prep=lambda c: c.user("@alpha/00000.png", b"user"))
+vos_case(F, "alpha_user_file_overwrite", "--alpha", "@alpha", "--overwrite", prep=lambda c: c.user("@alpha/00000.png", b"user"))
 vos_case(F, "alpha_edited_output", "--alpha", "@alpha", "--overwrite", prior=["--alpha", "@alpha"],
          prep=lambda c: c.user(sorted(Path(c.p("alpha")).rglob("*.png"))[0], b"edited"))
 vos_case(F, "object_masks_user_file", "--object-masks", "--overwrite",
@@ -126,9 +116,9 @@ _OUTSIDE = {
 }
 
 
-def _outside(c, rel):
+def _outside(c: Scene, rel: str, data: bytes = b"user file") -> None:
     """A user file beside out/; out/'s manifest lists the path `rel` with the real hash of what it names."""
-    c.user(c.p("victim.png"), b"user file")
+    c.user(c.p("victim.png"), data)
     m = read_manifest(c.p("out"))
     target = Path(c.p("out")) / rel if not os.path.isabs(rel) else Path(rel)
     data = target.read_bytes() if target.exists() else b""
