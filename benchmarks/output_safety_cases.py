@@ -1,5 +1,5 @@
 """``python -m benchmarks.output_safety_cases [-k TEXT] [--keep]``: the second adversarial pass over the
-output and input rules (366 cases: out-folder, single-file, out-is-input, other-tools, bad-values,
+output and input rules (365 cases: out-folder, single-file, out-is-input, other-tools, bad-values,
 special-files, library). Its cases are in the `safety_*` modules of `benchmarks.adversarial`, each
 starting from its own copy of the full demo clip; the machinery they share with
 `benchmarks.adversarial_outputs` (the scene, the shared inputs, the checks, the table) is

@@ -1,4 +1,5 @@
-"""Cases 1 and 2 of the output pass (`outputs`): --out / --alpha folders, and the single-file outputs.
+"""Cases 1 and 2 of the first output pass (`benchmarks.adversarial_outputs`): --out / --alpha folders, and
+the single-file outputs.
 
 Each case starts from a copy of a template run of ours (`template("vr")`: o/, a/ and the single files with
 their manifests), changes what a user or an accident would (a file of theirs, an edit, a link, a
@@ -22,7 +23,7 @@ C1, C2 = "1-folders", "2-single-files"
 
 
 def folder_cases(opt: str) -> None:
-    """opt: --out or --alpha; the sandbox holds a template run of ours (o/, a/, single files)."""
+    """opt: --out or --alpha; the case folder holds a template run of ours (o/, a/, single files)."""
     F = "o" if opt == "--out" else "a"
 
     def argv(S: Scene, *extra: str) -> List[str]:
@@ -156,7 +157,7 @@ def single_cases(opt: str, name: str) -> None:
             return S.call("vos.run", VR(S.p("o"), opt, path, *extra))
         add(C2, f"{opt} {title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
 
-    def fresh(S: Scene) -> None:  # a sandbox without our template single files
+    def fresh(S: Scene) -> None:  # a case folder without our template single files
         for n in ("ov.mp4", "r.json", "rle.json", "m.mkv", MANIFEST):
             os.unlink(S.p(n))
 

@@ -1,4 +1,4 @@
-"""Case 7 of the output pass (`outputs`): library inputs.
+"""Case 7 of the first output pass (`benchmarks.adversarial_outputs`): library inputs.
 
 NaN, inf, wrong dtype / shape / layout, numpy against torch, int8: VideoSegmenter.add_new_mask and
 init_state, SegGPTPredictor.infer and its constructor, VideoSegmenter's, and SAM 2's video predictor

@@ -1,4 +1,5 @@
-"""Cases 3 and 4 of the output pass (`outputs`): outputs that are inputs, and the other tools' outputs.
+"""Cases 3 and 4 of the first output pass (`benchmarks.adversarial_outputs`): outputs that are inputs, and
+the other tools' outputs.
 
 3: an output option naming the video, the mask, a frames or masks folder, the weights, the config or
 a dataset (directly, through `..` or a symlink), for vos.run, seggpt.run, seggpt.tune, benchmarks.vos,

@@ -1,4 +1,5 @@
-"""Cases 5 and 6 of the output pass (`outputs`): bad values and empty strings, and special files.
+"""Cases 5 and 6 of the first output pass (`benchmarks.adversarial_outputs`): bad values and empty strings,
+and special files.
 
 5: each tool's options given empty, out-of-range, garbage or missing values (one line, exit 2, nothing
 written). 6: FIFOs, sockets, /dev/zero and /dev/null as inputs and outputs; these run as subprocesses

@@ -1,4 +1,4 @@
-"""The single-file and out-is-input cases of the second output pass (`safety`).
+"""The single-file and out-is-input cases of the second output pass (`benchmarks.output_safety_cases`).
 
 single-file: every single-file output (--report, --rle, --overlay, --matte) over user files, links,
 dangling links, edited outputs of ours, FIFOs and folders, the same path given twice, crafted parent

@@ -1,4 +1,5 @@
-"""The out-folder cases of the second output pass (`safety`): --out, --alpha and --object-masks folders.
+"""The out-folder cases of the second output pass (`benchmarks.output_safety_cases`): --out, --alpha and
+--object-masks folders.
 
 User files of many names in them, with and without --overwrite; our outputs edited, replaced by links
 or hard links; manifests tampered with (wrong or missing hashes, paths outside the folder with the

@@ -1,4 +1,5 @@
-"""The library cases of the second output pass (`safety`): hostile arguments to the public calls.
+"""The library cases of the second output pass (`benchmarks.output_safety_cases`): hostile arguments to the
+public calls.
 
 VideoSegmenter.init_state (missing, empty, wrong-shape, NaN, FIFO and device sources),
 add_new_mask (frames, object ids and masks out of range, of the wrong type, NaN, inf) and

@@ -1,4 +1,5 @@
-"""The other-tools, bad-values and special-files cases of the second output pass (`safety`).
+"""The other-tools, bad-values and special-files cases of the second output pass
+(`benchmarks.output_safety_cases`).
 
 other-tools: seggpt.run, seggpt.tune, vos.demo and benchmarks.evaluate over user files, links, their
 own inputs, FIFOs and empty paths. bad-values: vos.run's options out of range, garbage or empty.
