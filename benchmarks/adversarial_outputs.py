@@ -1,10 +1,12 @@
 """``python -m benchmarks.adversarial_outputs [-k TEXT] [--keep]``: the first adversarial pass over the
-output and input rules (575 cases). The pass lives in `benchmarks.adversarial.outputs`, its cases in
-the `outputs_*` modules beside it, the runner it shares with `benchmarks.output_safety_cases` in
-`benchmarks.adversarial.runner`."""
+output and input rules (575 cases: --out/--alpha folders, single files, outputs that are inputs, the
+other tools, bad values, special files, the library). Its cases are in the `outputs_*` modules of
+`benchmarks.adversarial`; the machinery they share with `benchmarks.output_safety_cases` (the scene,
+the shared inputs, the checks, the table) is `benchmarks.adversarial.runner`."""
 import sys
 
-from benchmarks.adversarial.outputs import main
+from benchmarks.adversarial.runner import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:], __doc__.split("\n\n")[0],
+                  ("outputs_folders", "outputs_tools", "outputs_values", "outputs_library")))

@@ -1,10 +1,13 @@
 """``python -m benchmarks.output_safety_cases [-k TEXT] [--keep]``: the second adversarial pass over the
-output and input rules (366 cases). The pass lives in `benchmarks.adversarial.safety`, its cases in the
-`safety_*` modules beside it, the runner it shares with `benchmarks.adversarial_outputs` in
+output and input rules (365 cases: out-folder, single-file, out-is-input, other-tools, bad-values,
+special-files, library). Its cases are in the `safety_*` modules of `benchmarks.adversarial`, each
+starting from its own copy of the full demo clip; the machinery they share with
+`benchmarks.adversarial_outputs` (the scene, the shared inputs, the checks, the table) is
 `benchmarks.adversarial.runner`."""
 import sys
 
-from benchmarks.adversarial.safety import main
+from benchmarks.adversarial.runner import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:], __doc__.split("\n\n")[0],
+                  ("safety_folders", "safety_files", "safety_tools", "safety_library")))

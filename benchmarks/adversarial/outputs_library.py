@@ -1,4 +1,4 @@
-"""Case 7 of the output pass (`outputs`): library inputs.
+"""Case 7 of the first output pass (`benchmarks.adversarial_outputs`): library inputs.
 
 NaN, inf, wrong dtype / shape / layout, numpy against torch, int8: VideoSegmenter.add_new_mask and
 init_state, SegGPTPredictor.infer and its constructor, VideoSegmenter's, and SAM 2's video predictor
@@ -6,6 +6,7 @@ surface (`vos.sam2`). A bad argument raises a one-line seggpt.errors.InputError;
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -15,7 +16,9 @@ from seggpt import SegGPTPredictor
 from vos import VideoSegmenter
 from vos.sam2 import build_sam2_video_predictor
 
-from .outputs import C7, G, B, add, seg
+from .runner import G, B, add, seg
+
+C7 = "7-library"
 
 
 # ---------------------------------------------------------------------------- 7. library inputs
@@ -23,10 +26,6 @@ from .outputs import C7, G, B, add, seg
 
 def L(title: str, expect: str, fn: Callable[[], Any]) -> None:
     add(C7, title, expect, lambda S: S.lib(title, fn))
-
-
-def _state():
-    return seg().init_state(B("clip.mp4"))
 
 
 def _mask(kind: str):
@@ -37,10 +36,11 @@ def _mask(kind: str):
     return m
 
 
-def _add(mask_fn: Callable[[], Any], frame: Any = 0, obj: Any = 1):
+def _add(mask_fn: Callable[[], Any], frame: Any = 0, obj: Any = 1, model: Callable[[], Any] = seg):
+    """add_new_mask on the shared clip with `mask_fn()`, by `model()` (the VideoSegmenter or SAM 2's predictor)."""
     def fn():
-        s = _state()
-        seg().add_new_mask(s, frame, obj, mask_fn())
+        m = model()
+        m.add_new_mask(m.init_state(B("clip.mp4")), frame, obj, mask_fn())
     return fn
 
 
@@ -82,8 +82,7 @@ L("init_state None", "inputerror", lambda: seg().init_state(None))
 L("init_state 2-D array", "inputerror", lambda: seg().init_state(np.zeros((32, 48), np.uint8)))
 L("init_state 5-D array", "inputerror", lambda: seg().init_state(np.zeros((1, 2, 32, 48, 3), np.uint8)))
 L("init_state empty (0,H,W,3)", "inputerror", lambda: seg().init_state(np.zeros((0, 32, 48, 3), np.uint8)))
-L("init_state channels-first (T,3,H,W)", "inputerror_or_ok",
-  lambda: seg().init_state(np.zeros((2, 3, 32, 48), np.uint8)))
+L("init_state channels-first (T,3,H,W)", "inputerror_or_ok", lambda: seg().init_state(np.zeros((2, 3, 32, 48), np.uint8)))
 L("init_state float NaN frames", "inputerror", lambda: seg().init_state(np.full((2, 32, 48, 3), np.nan, np.float32)))
 L("init_state int8 frames", "inputerror_or_ok", lambda: seg().init_state(np.zeros((2, 32, 48, 3), np.int8)))
 L("init_state empty list", "inputerror", lambda: seg().init_state([]))
@@ -118,8 +117,7 @@ L("infer channels-last prompts", "inputerror", _inf(pi=lambda h, w: torch.zeros(
 L("infer wrong size", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 3, h + 8, w)))
 L("infer batch mismatch", "inputerror", _inf(images=lambda h, w: torch.zeros(2, 3, h, w)))
 L("infer K mismatch", "inputerror", _inf(pm=lambda h, w: torch.zeros(1, 2, 3, h, w)))
-L("infer K = 0", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 0, 3, h, w),
-                                   pm=lambda h, w: torch.zeros(1, 0, 3, h, w)))
+L("infer K = 0", "inputerror", _inf(pi=lambda h, w: torch.zeros(1, 0, 3, h, w), pm=lambda h, w: torch.zeros(1, 0, 3, h, w)))
 L("infer 1 channel", "inputerror", _inf(images=lambda h, w: torch.zeros(1, 1, h, w)))
 L("infer embedding_type bogus", "inputerror", _inf(et="panoptic"))
 L("infer images None", "inputerror", _inf(images=lambda h, w: None))
@@ -129,27 +127,19 @@ L("infer float32 ok", "returned", _inf())
 L("SegGPTPredictor dtype int8", "inputerror", lambda: SegGPTPredictor(seg().model, dtype=torch.int8))
 L("SegGPTPredictor dtype 'fp16' string", "inputerror", lambda: SegGPTPredictor(seg().model, dtype="fp16"))
 L("SegGPTPredictor('') weights", "inputerror", lambda: SegGPTPredictor(""))
-L("SegGPTPredictor(missing file)", "inputerror", lambda: SegGPTPredictor(
-    "/nonexistent/w.safetensors"))
+L("SegGPTPredictor(missing file)", "inputerror", lambda: SegGPTPredictor("/nonexistent/w.safetensors"))
 L("VideoSegmenter('') weights", "inputerror", lambda: VideoSegmenter(""))
 L("VideoSegmenter(text file)", "inputerror", lambda: VideoSegmenter(B("notes.txt")))
-L("VideoSegmenter device bogus", "inputerror", lambda: VideoSegmenter(
-    "small", device="bogus"))
-L("VideoSegmenter dtype int8", "inputerror", lambda: VideoSegmenter(
-    "small", device="cpu", dtype="int8"))
+L("VideoSegmenter device bogus", "inputerror", lambda: VideoSegmenter("small", device="bogus"))
+L("VideoSegmenter dtype int8", "inputerror", lambda: VideoSegmenter("small", device="cpu", dtype="int8"))
 
 
-def sam():
-    if "sam" not in G:
-        G["sam"] = build_sam2_video_predictor("small", device="cpu")
-    return G["sam"]
+@functools.lru_cache(maxsize=None)
+def sam() -> Any:
+    return build_sam2_video_predictor("small", device="cpu")
 
 
-def _s_add(mask_fn, frame: Any = 0, obj: Any = 1):
-    def fn():
-        st = sam().init_state(B("clip.mp4"))
-        sam().add_new_mask(st, frame, obj, mask_fn())
-    return fn
+_s_add = functools.partial(_add, model=sam)
 
 
 def _s_prop(**kw):
@@ -162,10 +152,8 @@ def _s_prop(**kw):
 
 
 L("sam2 build('')", "inputerror", lambda: build_sam2_video_predictor(""))
-L("sam2 build(missing)", "inputerror", lambda: build_sam2_video_predictor(
-    "/nonexistent.pt"))
-L("sam2 build device bogus", "inputerror", lambda: build_sam2_video_predictor(
-    "small", device="bogus"))
+L("sam2 build(missing)", "inputerror", lambda: build_sam2_video_predictor("/nonexistent.pt"))
+L("sam2 build device bogus", "inputerror", lambda: build_sam2_video_predictor("small", device="bogus"))
 L("sam2 init_state ''", "inputerror", lambda: sam().init_state(""))
 L("sam2 init_state missing", "inputerror", lambda: sam().init_state("/nonexistent.mp4"))
 L("sam2 init_state image", "inputerror", lambda: sam().init_state(B("img.png")))
@@ -185,8 +173,7 @@ L("sam2 add_new_mask obj None", "inputerror", _s_add(lambda: _mask("") > 0, obj=
 L("sam2 add_new_mask frame -1", "inputerror", _s_add(lambda: _mask("") > 0, frame=-1))
 L("sam2 add_new_mask frame 99", "inputerror", _s_add(lambda: _mask("") > 0, frame=99))
 L("sam2 add_new_mask empty mask", "inputerror", _s_add(lambda: np.zeros(G["size"], bool)))
-L("sam2 add_new_mask numpy float64 nan via list", "inputerror",
-  _s_add(lambda: [[float("nan")] * G["size"][1]] * G["size"][0]))
+L("sam2 add_new_mask numpy float64 nan via list", "inputerror", _s_add(lambda: [[float("nan")] * G["size"][1]] * G["size"][0]))
 L("sam2 propagate without masks", "inputerror", _s_prop(_mask=False))
 L("sam2 propagate start_frame_idx 99", "inputerror", _s_prop(start_frame_idx=99))
 L("sam2 propagate start_frame_idx -1", "inputerror", _s_prop(start_frame_idx=-1))

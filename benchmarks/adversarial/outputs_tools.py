@@ -1,4 +1,5 @@
-"""Cases 3 and 4 of the output pass (`outputs`): outputs that are inputs, and the other tools' outputs.
+"""Cases 3 and 4 of the first output pass (`benchmarks.adversarial_outputs`): outputs that are inputs, and
+the other tools' outputs.
 
 3: an output option naming the video, the mask, a frames or masks folder, the weights, the config or
 a dataset (directly, through `..` or a symlink), for vos.run, seggpt.run, seggpt.tune, benchmarks.vos,
@@ -10,34 +11,31 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from seggpt.outputs import MANIFEST
+from .runner import MANIFEST, EV, SR, VM, TRAIN, TUNE, VR, BV, G, Outcome, Scene, add, outside, seg, v1, write_manifest
 
-from .outputs import (C3, C4, EV, SR, TRAIN, TUNE, VR, BV, G, Outcome, Sandbox, add, davis_local, mf_write,
-                      outside, seg, v1)
+C3, C4 = "3-outputs-are-inputs", "4-other-tools"
 
 
 # ---------------------------------------------------------------------------- 3. outputs that are inputs
 
 
-def inp(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
-    add(C3, title, expect, fn)
-
-
-def _local(S: Sandbox) -> None:
-    S.copy(G["base"] / "clip.mp4", "in/clip.mp4")
-    S.copy(G["base"] / "clip_mask.png", "in/mask.png")
-    S.copy(G["base"] / "frames", "in/frames")
-    S.copy(G["base"] / "small.safetensors", "in/w.safetensors")
-    S.copy(G["base"] / "masks", "in/masks")
-    S.copy(G["base"] / "config.yaml", "in/config.yaml")
+def _local(S: Scene) -> None:
+    """in/: the user's copies of the shared clip, mask, frames, weights, masks folder and config."""
+    for src, rel in [("clip.mp4", "clip.mp4"), ("clip_mask.png", "mask.png"), ("frames", "frames"),
+                     ("small.safetensors", "w.safetensors"), ("masks", "masks"), ("config.yaml", "config.yaml")]:
+        S.copy(G["base"] / src, "in/" + rel)
     S.mark(S.p("in"))
 
 
-def LV(S: Sandbox, out: Optional[str], *extra: str, frames: bool = False) -> List[str]:
-    a = VR(out, *extra, video=S.p("in/frames" if frames else "in/clip.mp4"), mask=S.p("in/mask.png"))
-    return a
+def local_case(title: str, module: str, argv: Callable[[Scene], List[str]], expect: str = "refuse") -> None:
+    """A case over the user's inputs in in/ (`_local`): `module` with `argv(S)`."""
+    add(C3, title, expect, lambda S: (_local(S), S.call(module, argv(S)))[-1])
+
+
+def LV(S: Scene, out: Optional[str], *extra: str, frames: bool = False) -> List[str]:
+    return VR(out, *extra, video=S.p("in/frames" if frames else "in/clip.mp4"), mask=S.p("in/mask.png"))
 
 
 for _title, _args in [
@@ -63,57 +61,37 @@ for _title, _args in [
     ("--out inside the frames folder", lambda S: LV(S, S.p("in/frames/out"), frames=True)),
     ("--alpha is the frames folder", lambda S: LV(S, S.p("o"), "--alpha", S.p("in/frames"), frames=True)),
     ("--alpha inside the frames folder", lambda S: LV(S, S.p("o"), "--alpha", S.p("in/frames/a"), frames=True)),
-    ("--out is the masks folder", lambda S: [S.p("in/clip.mp4"), "--masks", S.p("in/masks"), "--weights", "small",
-                                            "--end", "2", "--quiet", "--adapt-steps", "0", "--out", S.p("in/masks")]),
-    ("--alpha is the masks folder via symlink", lambda S: [S.p("in/clip.mp4"), "--masks", S.p("in/masks"),
-                                                          "--weights", "small", "--end", "2", "--quiet",
-                                                          "--adapt-steps", "0", "--out", S.p("o"), "--alpha",
-                                                          S.link("ml", S.p("in/masks"))]),
+    ("--out is the masks folder", lambda S: VM(S.p("in/clip.mp4"), S.p("in/masks"), S.p("in/masks"))),
+    ("--alpha is the masks folder via symlink",
+     lambda S: VM(S.p("in/clip.mp4"), S.p("in/masks"), S.p("o"), "--alpha", S.link("ml", S.p("in/masks")))),
     ("--out is the video file itself", lambda S: LV(S, S.p("in/clip.mp4"))),
     ("--overlay is a frame of the frames folder", lambda S: LV(S, S.p("o"), "--overlay",
                                                               S.p("in/frames/00000.png"), frames=True)),
     ("--report inside the frames folder", lambda S: LV(S, S.p("o"), "--report", S.p("in/frames/r.json"),
                                                       frames=True)),
 ]:
-    inp(_title, "refuse", (lambda a: lambda S: (_local(S), S.call("vos.run", a(S)))[-1])(_args))
+    local_case(_title, "vos.run", _args)
+local_case("no --out: default <video>_masks next to the video", "vos.run", lambda S: LV(S, None), "ok")
+local_case("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "vos.run",
+           lambda S: (S.mark(S.user("clip_masks/00000.png", b"user's own")), LV(S, None, "--overwrite"))[-1])
 
-
-def default_out_ok(S: Sandbox) -> Outcome:
-    _local(S)
-    return S.call("vos.run", LV(S, None))
-
-
-inp("no --out: default <video>_masks next to the video", "ok", default_out_ok)
-
-
-def default_out_user(S: Sandbox) -> Outcome:
-    _local(S)
-    S.mark(S.user("clip_masks/00000.png", b"user's own"))
-    return S.call("vos.run", LV(S, None, "--overwrite"))
-
-
-inp("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "refuse", default_out_user)
-
-
-def sr_in(title: str, fn: Callable[[Sandbox], List[str]], module: str = "seggpt.run") -> None:
-    inp(title, "refuse", lambda S: (_local(S), S.call(module, fn(S)))[-1])
-
-
-sr_in("seggpt.run --out holds the query", lambda S: SR(S.p("in/frames"), prompt=S.p("in/frames/00000.png"),
-                                                         mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png")))
-sr_in("seggpt.run --out holds the prompt mask", lambda S: SR(S.p("in"), mask=S.p("in/mask.png")))
-sr_in("seggpt.run --out is the weights file", lambda S: SR(S.p("in/w.safetensors")) + ["--weights",
-                                                                                       S.p("in/w.safetensors")])
-sr_in("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")])
-sr_in("seggpt.run --out holds the query via ..",
-      lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png")))
-sr_in("seggpt.tune --out is the example image",
-      lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png")), "seggpt.tune")
-sr_in("seggpt.tune --out is the weights", lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors")),
-      "seggpt.tune")
-sr_in("seggpt.tune --out is the example mask via symlink",
-      lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png")), "seggpt.tune")
-
+for _title, _mod, _fn in [
+    ("seggpt.run --out holds the query", "seggpt.run", lambda S: SR(
+        S.p("in/frames"), prompt=S.p("in/frames/00000.png"), mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png"))),
+    ("seggpt.run --out holds the prompt mask", "seggpt.run", lambda S: SR(S.p("in"), mask=S.p("in/mask.png"))),
+    ("seggpt.run --out is the weights file", "seggpt.run",
+     lambda S: SR(S.p("in/w.safetensors")) + ["--weights", S.p("in/w.safetensors")]),
+    ("seggpt.run --out holds the weights", "seggpt.run", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")]),
+    ("seggpt.run --out holds the query via ..", "seggpt.run",
+     lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png"))),
+    ("seggpt.tune --out is the example image", "seggpt.tune",
+     lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png"))),
+    ("seggpt.tune --out is the weights", "seggpt.tune",
+     lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors"))),
+    ("seggpt.tune --out is the example mask via symlink", "seggpt.tune",
+     lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png"))),
+]:
+    local_case(_title, _mod, _fn)
 
 for _title, _fn, _mod in [
     ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis")), "benchmarks.vos"),
@@ -130,143 +108,112 @@ for _title, _fn, _mod in [
                                                            "davis_year=2017", "davis_split=val",
                                                            "davis_resolution=480p"), "training"),
 ]:
-    inp(_title, "refuse", (lambda f, m: lambda S: (davis_local(S), S.call("training.__main__" if m == "training" else m, f(S)))[-1])(_fn, _mod))
+    add(C3, _title, "refuse", (lambda f, m: lambda S: (S.mark(S.davis(results=False)[0]), S.call(m, f(S)))[-1])(_fn, _mod))
 
 # ---------------------------------------------------------------------------- 4. the other tools
 
 
-def tool(title: str, expect: str, fn: Callable[[Sandbox], Outcome]) -> None:
+def tool(title: str, expect: str, fn: Callable[[Scene], Outcome]) -> None:
     add(C4, title, expect, fn)
 
 
-def _over(template: str, module: str, prep: Callable[[Sandbox], Any],
-          argv: Callable[[Sandbox, Any], List[str]]) -> Callable[[Sandbox], Outcome]:
-    """A case over a copy of a template run of ours (`G[template]`): `prep(S)` sets the scene, then `module`
-    runs with `argv(S, what prep returned)`."""
-    def fn(S: Sandbox) -> Outcome:
-        S.copy(G[template])
-        return S.call(module, argv(S, prep(S)))
-    return fn
+# per tool: the template run of ours its cases start from, the module, its argv (given what the scene's
+# prep returned and the extra arguments)
+TOOLS: Dict[str, Tuple[str, str, Callable[[Scene, Any, Sequence[str]], List[str]]]] = {
+    "seggpt.run": ("sr", "seggpt.run", lambda S, r, x: SR(S.p("sr"), *x)),
+    "seggpt.tune": ("tu", "seggpt.tune", lambda S, r, x: TUNE(r or S.p("p.safetensors"), *x)),
+    "vos.demo": ("demo", "vos.demo", lambda S, r, x: ["--frames", "2", S.p("d"), *x]),
+    "training": ("tr", "training", lambda S, r, x: TRAIN(S.p("tr"), *x)),
+    "benchmarks.vos": ("bv", "benchmarks.vos", lambda S, r, x: BV(S.p("bv"), *x)),
+    "benchmarks.evaluate": ("bv", "benchmarks.evaluate", lambda S, r, x: EV(S.p("bv"), *x)),
+}
 
 
-# seggpt.run
-def _sr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    return _over("t_sr", "seggpt.run", prep, lambda S, _: SR(S.p("sr"), *extra))
+def over(title: str, expect: str, tool_name: str, prep: Optional[Callable[[Scene], Any]] = None, *extra: str,
+         fresh: bool = False) -> None:
+    """A case of a tool over a copy of its template run of ours (`fresh`: an empty folder): `prep(S)` sets
+    the scene, then the tool runs (its --out, or what prep returned, for seggpt.tune)."""
+    key, module, argv = TOOLS[tool_name]
+
+    def fn(S: Scene) -> Outcome:
+        if not fresh:
+            S.template(key)
+        return S.call(module, argv(S, prep(S) if prep else None, extra))
+    tool(f"{title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
 
 
-tool("seggpt.run rerun over our outputs", "ok", _sr(lambda S: None))
+def _u(rel: str, data: bytes = b"my precious notes\n") -> Callable[[Scene], None]:
+    """A scene: a file of the user's at `rel`."""
+    return lambda S: S.mark(S.user(rel, data))
+
+
+def _ln(rel: str, user_rel: str, data: bytes = b"u") -> Callable[[Scene], None]:
+    """A scene: our file at `rel` replaced by a link to a file of the user's at `user_rel`."""
+    return lambda S: S.mark(S.user(user_rel, data), S.link(rel, S.p(user_rel)))
+
+
+SG, TU, DM, TR, BVOS, EVAL = TOOLS
 for _ex in [(), ("--overwrite",)]:
-    _t = " --overwrite" if _ex else ""
-    tool("seggpt.run user file in --out" + _t, "refuse", _sr(lambda S: S.mark(S.user("sr/notes.txt")), *_ex))
-    tool("seggpt.run our mask edited" + _t, "refuse", _sr(lambda S: S.mark(S.user("sr/00001_mask.png", b"e")), *_ex))
-    tool("seggpt.run garbage manifest" + _t, "refuse", _sr(lambda S: mf_write(S.p("sr"), "nope"), *_ex))
-    tool("seggpt.run symlink mask -> user file" + _t, "refuse",
-         _sr(lambda S: (os.unlink(S.p("sr/00001_mask.png")), S.mark(S.user("u.png", b"u")),
-                        S.mark(S.link("sr/00001_mask.png", S.p("u.png")))), *_ex))
-tool("seggpt.run v1 manifest", "refuse", _sr(lambda S: v1(S.p("sr"))))
-tool("seggpt.run v1 manifest --overwrite", "ok", _sr(lambda S: v1(S.p("sr")), "--overwrite"))
-tool("seggpt.run user png named like our output, fresh folder", "refuse",
-     lambda S: (S.mark(S.user("sr/00001_overlay.png", b"mine")), S.call("seggpt.run", SR(S.p("sr"))))[-1])
-tool("seggpt.run --out is a user file", "refuse",
-     lambda S: (S.mark(S.user("sr", b"file")), S.call("seggpt.run", SR(S.p("sr"))))[-1])
-tool("seggpt.run --out is a symlink to a user folder", "refuse",
-     lambda S: (S.mark(S.user("mine/a.txt")), S.link("sr", S.p("mine")), S.call("seggpt.run", SR(S.p("sr"))))[-1])
-tool("seggpt.run manifest with ../victim", "refuse", _sr(lambda S: outside(S, S.p("sr"), "../victim.txt")))
-
-
-# seggpt.tune
-def _tu(prep: Callable[[Sandbox], Optional[str]]) -> Callable[[Sandbox], Outcome]:
-    """prep returns the --out to give (None: the template's p.safetensors)."""
-    return _over("t_tu", "seggpt.tune", prep, lambda S, out: TUNE(out or S.p("p.safetensors")))
-
-
-tool("seggpt.tune rerun over our prompt", "ok", _tu(lambda S: None))
-tool("seggpt.tune over a user file", "refuse", _tu(lambda S: S.mark(S.user("u.safetensors", b"mine")) or
-                                                 S.p("u.safetensors")))
-tool("seggpt.tune our prompt edited", "refuse", _tu(lambda S: S.mark(S.user("p.safetensors", b"edited"))))
-tool("seggpt.tune symlink -> user file", "refuse",
-     _tu(lambda S: S.mark(S.user("u.bin", b"u")) or S.mark(S.link("l.safetensors", S.p("u.bin"))) or
-         S.p("l.safetensors")))
-tool("seggpt.tune --out is a folder", "refuse", _tu(lambda S: S.mark(S.user("dir.safetensors/k.txt")) or
-                                                   S.p("dir.safetensors")))
-tool("seggpt.tune parent manifest garbage", "refuse", _tu(lambda S: mf_write(str(S.d), "garbage")))
-
-
-# vos.demo
-def _demo(prep: Callable[[Sandbox], Any]) -> Callable[[Sandbox], Outcome]:
-    return _over("t_demo", "vos.demo", prep, lambda S, _: ["--frames", "2", S.p("d")])
-
-
-tool("vos.demo rerun", "ok", _demo(lambda S: None))
-tool("vos.demo user clip.mp4 in a fresh folder", "refuse",
-     lambda S: (S.mark(S.user("x/clip.mp4", b"my holiday")), S.call("vos.demo", [S.p("x")]))[-1])
-tool("vos.demo user clip_mask.png in a fresh folder", "refuse",
-     lambda S: (S.mark(S.user("x/clip_mask.png", b"m")), S.call("vos.demo", [S.p("x")]))[-1])
-tool("vos.demo our mask edited", "refuse", _demo(lambda S: S.mark(S.user("d/clip_mask.png", b"edited"))))
-tool("vos.demo clip.mp4 symlink -> user video", "refuse",
-     _demo(lambda S: (os.unlink(S.p("d/clip.mp4")), S.mark(S.user("v.mp4", b"video")),
-                      S.mark(S.link("d/clip.mp4", S.p("v.mp4"))))))
+    over("seggpt.run user file in --out", "refuse", SG, _u("sr/notes.txt"), *_ex)
+    over("seggpt.run our mask edited", "refuse", SG, _u("sr/00001_mask.png", b"e"), *_ex)
+    over("seggpt.run garbage manifest", "refuse", SG, lambda S: write_manifest(S.p("sr"), "nope"), *_ex)
+    over("seggpt.run symlink mask -> user file", "refuse", SG, _ln("sr/00001_mask.png", "u.png"), *_ex)
+    over("benchmarks.vos user file in --out", "refuse", BVOS, _u("bv/notes.txt"), *_ex)
+    over("benchmarks.vos result png edited", "refuse", BVOS, _u("bv/synth-000/00001.png", b"e"), *_ex)
+    tool("benchmarks.evaluate user CSV in results (no manifest)" + (" --overwrite" if _ex else ""), "refuse",
+         lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
+                            S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
+                            S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
+    over("benchmarks.evaluate our CSV edited", "refuse", EVAL, _u("bv/global_results-val.csv", b"edited"), *_ex)
+over("seggpt.run rerun over our outputs", "ok", SG)
+over("seggpt.run v1 manifest", "refuse", SG, lambda S: v1(S.p("sr")))
+over("seggpt.run v1 manifest", "ok", SG, lambda S: v1(S.p("sr")), "--overwrite")
+over("seggpt.run user png named like our output, fresh folder", "refuse", SG, _u("sr/00001_overlay.png", b"mine"), fresh=True)
+over("seggpt.run --out is a user file", "refuse", SG, _u("sr", b"file"), fresh=True)
+over("seggpt.run --out is a symlink to a user folder", "refuse", SG,
+     lambda S: (S.mark(S.user("mine/a.txt")), S.link("sr", S.p("mine"))), fresh=True)
+over("seggpt.run manifest with ../victim", "refuse", SG, lambda S: outside(S, S.p("sr"), "../victim.txt"))
+over("seggpt.tune rerun over our prompt", "ok", TU)
+over("seggpt.tune over a user file", "refuse", TU, lambda S: _u("u.safetensors", b"mine")(S) or S.p("u.safetensors"))
+over("seggpt.tune our prompt edited", "refuse", TU, _u("p.safetensors", b"edited"))
+over("seggpt.tune symlink -> user file", "refuse", TU, lambda S: _ln("l.safetensors", "u.bin")(S) or S.p("l.safetensors"))
+over("seggpt.tune --out is a folder", "refuse", TU, lambda S: _u("dir.safetensors/k.txt")(S) or S.p("dir.safetensors"))
+over("seggpt.tune parent manifest garbage", "refuse", TU, lambda S: write_manifest(str(S.d), "garbage"))
+over("vos.demo rerun", "ok", DM)
+for _name, _data in [("clip.mp4", b"my holiday"), ("clip_mask.png", b"m")]:
+    tool(f"vos.demo user {_name} in a fresh folder", "refuse",
+         lambda S, n=_name, d=_data: (S.mark(S.user("x/" + n, d)), S.call("vos.demo", [S.p("x")]))[-1])
+over("vos.demo our mask edited", "refuse", DM, _u("d/clip_mask.png", b"edited"))
+over("vos.demo clip.mp4 symlink -> user video", "refuse", DM, _ln("d/clip.mp4", "v.mp4", b"video"))
 tool("vos.demo DIR is a user file", "refuse", lambda S: (S.mark(S.user("x", b"f")), S.call("vos.demo", [S.p("x")]))[-1])
 tool("vos.demo folder with other user files", "ok",
      lambda S: (S.mark(S.user("x/holiday.mp4", b"mine"), S.user("x/" + MANIFEST + ".bak", b"b")),
                 S.call("vos.demo", ["--frames", "2", S.p("x")]))[-1])
-
-
-# training
-def _tr(prep: Callable[[Sandbox], Any], *extra: str) -> Callable[[Sandbox], Outcome]:
-    return _over("t_tr", "training.__main__", prep, lambda S, _: TRAIN(S.p("tr"), *extra))
-
-
-tool("training rerun over our run (no flag)", "ok_or_refuse_keep", _tr(lambda S: S.mark(S.user("keep.txt"))))
-tool("training user notes --overwrite", "refuse", _tr(lambda S: S.mark(S.user("tr/notes.txt")), "--overwrite"))
-tool("training log.jsonl edited --overwrite", "refuse",
-     _tr(lambda S: S.mark(S.user("tr/log.jsonl", b'{"my": "notes"}\n')), "--overwrite"))
-tool("training best.safetensors edited --resume", "refuse",
-     _tr(lambda S: S.mark(S.user("tr/best.safetensors", b"x")), "--resume"))
-tool("training symlink last.pt -> user file --overwrite", "refuse",
-     _tr(lambda S: (os.unlink(S.p("tr/last.pt")), S.mark(S.user("u.pt", b"u")), S.mark(S.link("tr/last.pt",
-                                                                                              S.p("u.pt")))),
-         "--overwrite"))
-tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", _tr(lambda S: mf_write(S.p("tr"), "?"), "--overwrite"))
-tool("training out_dir is a user file", "refuse",
-     lambda S: (S.mark(S.user("tr", b"f")), S.call("training.__main__", TRAIN(S.p("tr"))))[-1])
-tool("training --overwrite over our run", "ok", _tr(lambda S: None, "--overwrite"))
-
-
-# benchmarks.vos / evaluate
-def _bv(prep: Callable[[Sandbox], Any], *extra: str, module: str = "benchmarks.vos") -> Callable[[Sandbox], Outcome]:
-    return _over("t_bv", module, prep, lambda S, _: (BV if module == "benchmarks.vos" else EV)(S.p("bv"), *extra))
-
-
-tool("benchmarks.vos rerun", "ok", _bv(lambda S: None))
-tool("benchmarks.vos --resume", "ok", _bv(lambda S: None, "--resume"))
-for _ex in [(), ("--overwrite",)]:
-    _t = " --overwrite" if _ex else ""
-    tool("benchmarks.vos user file in --out" + _t, "refuse", _bv(lambda S: S.mark(S.user("bv/notes.txt")), *_ex))
-    tool("benchmarks.vos result png edited" + _t, "refuse",
-         _bv(lambda S: S.mark(S.user("bv/synth-000/00001.png", b"e")), *_ex))
-    tool("benchmarks.evaluate user CSV in results (no manifest)" + _t, "refuse",
-         lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
-                            S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
-                            S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
-    tool("benchmarks.evaluate our CSV edited" + _t, "refuse",
-         _bv(lambda S: S.mark(S.user("bv/global_results-val.csv", b"edited")), *_ex, module="benchmarks.evaluate"))
-tool("benchmarks.vos symlink in --out --resume", "refuse",
-     _bv(lambda S: S.mark(S.link("bv/synth-000/00003.png", str(G["victim"] / "photo.png"))), "--resume"))
-tool("benchmarks.evaluate rerun", "ok", _bv(lambda S: None, module="benchmarks.evaluate"))
-tool("benchmarks.evaluate CSV is a symlink to a user file", "refuse",
-     _bv(lambda S: (os.unlink(S.p("bv/per-sequence_results-val.csv")), S.mark(S.user("u.csv", b"u")),
-                    S.mark(S.link("bv/per-sequence_results-val.csv", S.p("u.csv")))), module="benchmarks.evaluate"))
-tool("benchmarks.evaluate CSV is a folder", "refuse",
-     _bv(lambda S: (os.unlink(S.p("bv/global_results-val.csv")), S.mark(S.user("bv/global_results-val.csv/k"))),
-         module="benchmarks.evaluate"))
+over("training rerun over our run (no flag)", "ok_or_refuse", TR, _u("keep.txt"))
+over("training user notes", "refuse", TR, _u("tr/notes.txt"), "--overwrite")
+over("training log.jsonl edited", "refuse", TR, _u("tr/log.jsonl", b'{"my": "notes"}\n'), "--overwrite")
+over("training best.safetensors edited --resume", "refuse", TR, _u("tr/best.safetensors", b"x"), "--resume")
+over("training symlink last.pt -> user file", "refuse", TR, _ln("tr/last.pt", "u.pt"), "--overwrite")
+tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", lambda S: (
+    S.template("tr"), write_manifest(S.p("tr"), "?"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
+over("training out_dir is a user file", "refuse", TR, _u("tr", b"f"), fresh=True)
+tool("training --overwrite over our run", "ok",
+     lambda S: (S.template("tr"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
+over("benchmarks.vos rerun", "ok", BVOS)
+over("benchmarks.vos --resume", "ok", BVOS, None, "--resume")
+over("benchmarks.vos symlink in --out --resume", "refuse", BVOS,
+     lambda S: S.mark(S.link("bv/synth-000/00003.png", str(G["victim"] / "photo.png"))), "--resume")
+over("benchmarks.evaluate rerun", "ok", EVAL)
+over("benchmarks.evaluate CSV is a symlink to a user file", "refuse", EVAL, _ln("bv/per-sequence_results-val.csv", "u.csv"))
+over("benchmarks.evaluate CSV is a folder", "refuse", EVAL, lambda S: (
+    os.unlink(S.p("bv/global_results-val.csv")), S.mark(S.user("bv/global_results-val.csv/k"))))
 tool("benchmarks.evaluate fresh results (no CSVs)", "ok",
      lambda S: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"), S.mark(S.user("res/keep.txt")),
                 S.call("benchmarks.evaluate", EV(S.p("res"))))[-1])
 
 
 # the Editor
-def editor(S: Sandbox):
+def editor(S: Scene):
     from vos.editing.editor import Editor
 
     S.copy(G["base"] / "clip.mp4", "root/clip.mp4")
@@ -274,15 +221,18 @@ def editor(S: Sandbox):
     return Editor(seg(), S.p("root"))
 
 
-def _ed(prep: Callable[[Sandbox, Any], Any], act: Callable[[Sandbox, Any], Any], desc: str):
-    def fn(S: Sandbox) -> Outcome:
+def editor_case(title: str, expect: str, prep: Callable[[Scene, Any], Any], act: Callable[[Scene, Any], Any],
+                opened: bool = True) -> None:
+    """An Editor over root/ (a user's clip), `opened` on it with one object's mask, `prep(S, e)` (what it
+    writes is ours), then `act(S, e)`."""
+    def fn(S: Scene) -> Outcome:
         e = editor(S)
-        prep(S, e)
-        return S.lib(desc, lambda: act(S, e))
-    return fn
+        S.ours_from(lambda: (_opened(S, e) if opened else None, prep(S, e)))
+        return S.lib(title, lambda: act(S, e))
+    add(C4, title, expect, fn)
 
 
-def _opened(S: Sandbox, e) -> None:
+def _opened(S: Scene, e) -> None:
     import numpy as np
 
     e.open("clip.mp4")
@@ -292,73 +242,65 @@ def _opened(S: Sandbox, e) -> None:
     e.set_mask(0, o, m)
 
 
-def _src(S: Sandbox, rel: str = "src/clip.mp4") -> str:
+def _src(S: Scene, rel: str = "src/clip.mp4") -> str:
     """A copy of the clip outside the Editor's root, the user's."""
     p = str(S.copy(G["base"] / "clip.mp4", rel))
     S.mark(p)
     return p
 
 
-def _link_out(S: Sandbox, rel: str) -> None:
+def _upload(S: Scene, e: Any) -> Any:
+    """The Editor given the user's clip in src/ as an upload."""
+    return e.open(S.p("src/clip.mp4"), uploaded=True)
+
+
+def _link_out(S: Scene, rel: str) -> None:
     """`rel` (a folder the Editor writes into) a link to a user's folder."""
     S.mark(S.user("elsewhere/k.txt"))
     S.mark(S.link(rel, S.p("elsewhere")))
 
 
-tool("Editor.save_session over a user file", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/sessions/clip.vos-session.zip", b"mine"))),
-         lambda S, e: e.save_session("clip"), "Editor.save_session('clip')"))
-tool("Editor.save_session twice (our own)", "returned",
-     _ed(lambda S, e: (_opened(S, e), e.save_session("s")), lambda S, e: e.save_session("s"),
-         "Editor.save_session('s') x2"))
-tool("Editor.save_session name ../../escape", "returned_inside",
-     _ed(lambda S, e: _opened(S, e), lambda S, e: _check_inside(S, e.save_session("../../escape")),
-         "Editor.save_session('../../escape')"))
-tool("Editor.save_session sessions/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), _link_out(S, "root/sessions")), lambda S, e: e.save_session("s"),
-         "Editor.save_session with sessions -> link"))
-tool("Editor.save_session session file is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("u.zip", b"u")),
-                       S.mark(S.link("root/sessions/s.vos-session.zip", S.p("u.zip")))),
-         lambda S, e: e.save_session("s"), "Editor.save_session over a link"))
-tool("Editor.export exports/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_opened(S, e), _link_out(S, "root/exports")), lambda S, e: e.export(["index"]),
-         "Editor.export(['index']) with exports -> link"))
-tool("Editor.export with user files in exports/", "returned",
-     _ed(lambda S, e: (_opened(S, e), S.mark(S.user("root/exports/clip-mine.zip", b"z"),
-                                             S.user("root/exports/notes.txt"))),
-         lambda S, e: e.export(["index", "rle"]), "Editor.export(['index','rle'])"))
-tool("Editor upload over a user file of that name", "returned",
-     _ed(lambda S, e: S.mark(S.user("root/uploads/clip.mp4", b"user video"), S.copy(G["base"] / "clip.mp4",
-                                                                                     "src/clip.mp4").as_posix()),
-         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(src, uploaded=True)"))
-tool("Editor upload uploads/ is a symlink", "raise:EditorError",
-     _ed(lambda S, e: (_link_out(S, "root/uploads"), _src(S)), lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True),
-         "Editor.open(uploaded) uploads -> link"))
-tool("Editor upload twice (ours replaced or renamed)", "returned",
-     _ed(lambda S, e: e.open(_src(S), uploaded=True), lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True),
-         "Editor.open(uploaded) x2"))
-tool("Editor upload symlink named like ours", "returned",
-     _ed(lambda S, e: (_src(S), S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))),
-         lambda S, e: e.open(S.p("src/clip.mp4"), uploaded=True), "Editor.open(uploaded) over a link"))
-tool("Editor.open ../outside", "raise:EditorError",
-     _ed(lambda S, e: _src(S, "out.mp4"), lambda S, e: e.open("../out.mp4"), "Editor.open('../out.mp4')"))
-tool("Editor.open symlink leaving root", "raise:EditorError",
-     _ed(lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.open("l.mp4"),
-         "Editor.open('l.mp4' -> outside)"))
-tool("Editor.media hides links leaving root", "media_no_link",
-     _ed(lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.media(), "Editor.media()"))
-tool("Editor.open a text file", "raise:EditorError",
-     _ed(lambda S, e: S.mark(S.user("root/notes.mp4", b"not a video")), lambda S, e: e.open("notes.mp4"),
-         "Editor.open('notes.mp4' text)"))
-tool("Editor.open_session garbage zip", "raise:EditorError",
-     _ed(lambda S, e: S.mark(S.user("root/sessions/x.vos-session.zip", b"PK garbage")),
-         lambda S, e: e.open_session("x.vos-session.zip"), "Editor.open_session(garbage)"))
+EE = "raise:EditorError"
+for _title, _expect, _open, _prep, _act in [
+    ("Editor.save_session over a user file", EE, True,
+     lambda S, e: S.mark(S.user("root/sessions/clip.vos-session.zip", b"mine")), lambda S, e: e.save_session("clip")),
+    ("Editor.save_session twice (our own)", "returned", True, lambda S, e: e.save_session("s"),
+     lambda S, e: e.save_session("s")),
+    ("Editor.save_session name ../../escape", "returned_inside", True, lambda S, e: None,
+     lambda S, e: _check_inside(S, e.save_session("../../escape"))),
+    ("Editor.save_session sessions/ is a symlink", EE, True, lambda S, e: _link_out(S, "root/sessions"),
+     lambda S, e: e.save_session("s")),
+    ("Editor.save_session session file is a symlink", EE, True, lambda S, e: S.mark(
+        S.user("u.zip", b"u"), S.link("root/sessions/s.vos-session.zip", S.p("u.zip"))), lambda S, e: e.save_session("s")),
+    ("Editor.export exports/ is a symlink", EE, True, lambda S, e: _link_out(S, "root/exports"),
+     lambda S, e: e.export(["index"])),
+    ("Editor.export with user files in exports/", "returned", True,
+     lambda S, e: S.mark(S.user("root/exports/clip-mine.zip", b"z"), S.user("root/exports/notes.txt")),
+     lambda S, e: e.export(["index", "rle"])),
+    ("Editor upload over a user file of that name", "returned", False,
+     lambda S, e: S.mark(S.user("root/uploads/clip.mp4", b"user video"), _src(S)), _upload),
+    ("Editor upload uploads/ is a symlink", EE, False, lambda S, e: (_link_out(S, "root/uploads"), _src(S)), _upload),
+    ("Editor upload twice (ours replaced or renamed)", "returned", False,
+     lambda S, e: e.open(_src(S), uploaded=True), _upload),
+    ("Editor upload symlink named like ours", "returned", False,
+     lambda S, e: (_src(S), S.mark(S.link("root/uploads/clip.mp4", str(G["victim"] / "victim.txt")))), _upload),
+    ("Editor.open ../outside", EE, False, lambda S, e: _src(S, "out.mp4"), lambda S, e: e.open("../out.mp4")),
+    ("Editor.open symlink leaving root", EE, False, lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")),
+     lambda S, e: e.open("l.mp4")),
+    ("Editor.media hides links leaving root", "media_no_link", False,
+     lambda S, e: S.link("root/l.mp4", _src(S, "out.mp4")), lambda S, e: e.media()),
+    ("Editor.open a text file", EE, False, lambda S, e: S.mark(S.user("root/notes.mp4", b"not a video")),
+     lambda S, e: e.open("notes.mp4")),
+    ("Editor.open_session garbage zip", EE, False,
+     lambda S, e: S.mark(S.user("root/sessions/x.vos-session.zip", b"PK garbage")),
+     lambda S, e: e.open_session("x.vos-session.zip")),
+]:
+    editor_case(_title, _expect, _prep, _act, _open)
 tool("Editor root is a file", "raise:EditorError",
      lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
          "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
 
 
-def _check_inside(S: Sandbox, path: Path) -> None:
+def _check_inside(S: Scene, path: Path) -> None:
     if not str(Path(path).resolve()).startswith(S.p("root/sessions")):
         S.extra.append(f"session written outside root/sessions: {path}")

@@ -1,4 +1,5 @@
-"""Cases 5 and 6 of the output pass (`outputs`): bad values and empty strings, and special files.
+"""Cases 5 and 6 of the first output pass (`benchmarks.adversarial_outputs`): bad values and empty strings,
+and special files.
 
 5: each tool's options given empty, out-of-range, garbage or missing values (one line, exit 2, nothing
 written). 6: FIFOs, sockets, /dev/zero and /dev/null as inputs and outputs; these run as subprocesses
@@ -11,27 +12,27 @@ import socket
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .outputs import C5, C6, EV, SR, TRAIN, TUNE, VR, B, BV, G, Outcome, Sandbox, add, davis_local
+from .runner import EV, SR, VM, TRAIN, TUNE, VR, B, BV, G, Outcome, Scene, add
+
+C5, C6 = "5-bad-values", "6-special-files"
 
 
 # ---------------------------------------------------------------------------- 5. bad values
 
-def bad(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect: str = "refuse",
-        must: Optional[str] = None) -> None:
-    def fn(S: Sandbox) -> Outcome:
+def bad(title: str, module: str, argv_fn: Callable[[Scene], List[str]], expect: str = "refuse",
+        must: Optional[str] = None, category: str = C5) -> None:
+    """A case of `module` with `argv_fn(S)` beside a user's keep.txt; special files run as a subprocess."""
+    def fn(S: Scene) -> Outcome:
         S.mark(S.user("keep.txt"))
-        o = S.call("training.__main__" if module == "training" else module, argv_fn(S))
-        if must and must not in o.stderr:
-            S.extra.append(f"message lacks {must!r}")
-        return o
-    add(C5, f"{module} {title}", expect, fn)
+        S.mentions = [must] if must else []
+        return S.call(module, argv_fn(S), sub=category == C6)
+    add(category, f"{module} {title}", expect, fn)
 
 
 for _flag in ["--out", "--alpha", "--overlay", "--report", "--rle", "--matte", "--first-mask", "--weights",
               "--config", "--masks", "--names", "--soft-width", "--end", "--fps", "--device"]:
     if _flag in ("--first-mask", "--masks"):  # the mask options, empty, with no other mask
-        bad(f"{_flag} ''", "vos.run",
-            lambda S, f=_flag: [B("clip.mp4"), f, "", "--weights", "small", "--out", S.p("o")])
+        bad(f"{_flag} ''", "vos.run", lambda S, f=_flag: [B("clip.mp4"), f, "", "--weights", "small", "--out", S.p("o")])
     else:
         bad(f"{_flag} ''", "vos.run",
             lambda S, f=_flag: VR(S.p("o"), f, "") if f != "--out" else VR(None, "--out", ""),
@@ -75,56 +76,50 @@ bad("mask wrong size", "vos.run", lambda S: VR(S.p("o"), mask=B("small_mask.png"
 bad("mask is a folder", "vos.run", lambda S: VR(S.p("o"), mask=B("frames")))
 bad("--weights missing file", "vos.run", lambda S: VR(S.p("o"), "--weights", "/nonexistent/w.safetensors"))
 bad("--weights a text file", "vos.run", lambda S: VR(S.p("o"), "--weights", B("notes.txt")))
-bad("--weights garbage .safetensors", "vos.run",
-    lambda S: VR(S.p("o"), "--weights", S.user("g.safetensors", os.urandom(3000))))
+bad("--weights garbage .safetensors", "vos.run", lambda S: VR(S.p("o"), "--weights", S.user("g.safetensors", os.urandom(3000))))
 bad("--prompt '' ''", "seggpt.run", lambda S: SR(S.p("o"), prompt="", mask="", query=B("img.png")))
 bad("query ''", "seggpt.run", lambda S: SR(S.p("o"), query=""))
 bad("--out ''", "seggpt.run", lambda S: SR(""))
 bad("query missing", "seggpt.run", lambda S: SR(S.p("o"), query="/nonexistent/q.png"))
 bad("query is a text file", "seggpt.run", lambda S: SR(S.p("o"), query=B("notes.txt")))
-bad("--batch-size 0", "seggpt.run", lambda S: SR(S.p("o"), "--batch-size", "0"))
-bad("--batch-size -2", "seggpt.run", lambda S: SR(S.p("o"), "--batch-size", "-2"))
 bad("--prompt-file garbage", "seggpt.run",
     lambda S: ["--prompt-file", S.user("g.safetensors", b"junk"), B("img.png"), "--out", S.p("o"), "--weights",
                "small"])
 bad("no --prompt at all", "seggpt.run", lambda S: [B("img.png"), "--out", S.p("o"), "--weights", "small"])
 bad("--weights ''", "seggpt.run", lambda S: SR(S.p("o"), "--weights", ""))
-bad("--steps 0", "seggpt.tune", lambda S: TUNE(S.p("p.safetensors"))[:-3] + ["--steps", "0", "--out",
-                                                                                S.p("p.safetensors")])
-bad("--steps -1", "seggpt.tune", lambda S: TUNE(S.p("p.safetensors"), "--steps", "-1"))
-bad("--lr nan", "seggpt.tune", lambda S: TUNE(S.p("p.safetensors"), "--lr", "nan"))
-bad("--lr -1", "seggpt.tune", lambda S: TUNE(S.p("p.safetensors"), "--lr", "-1"))
-bad("--example '' ''", "seggpt.tune", lambda S: ["--weights", "small", "--example", "", "", "--out",
-                                                 S.p("p.safetensors")])
+bad("--steps 0", "seggpt.tune", lambda S: TUNE(S.p("p.safetensors"))[:-3] + ["--steps", "0", "--out", S.p("p.safetensors")])
+bad("--example '' ''", "seggpt.tune", lambda S: ["--weights", "small", "--example", "", "", "--out", S.p("p.safetensors")])
 bad("--out ''", "seggpt.tune", lambda S: TUNE(""))
 bad("--weights ''", "seggpt.tune", lambda S: ["--weights", "", "--example", B("small_img.png"), B("small_mask.png"),
                                               "--out", S.p("p.safetensors")])
-bad("--batch-size 0", "seggpt.tune", lambda S: TUNE(S.p("p.safetensors"), "--batch-size", "0"))
+# an option and its value, the case named after them
+for _module, _argv, _values in [
+    ("seggpt.run", lambda S, *a: SR(S.p("o"), *a), [("--batch-size", "0"), ("--batch-size", "-2")]),
+    ("seggpt.tune", lambda S, *a: TUNE(S.p("p.safetensors"), *a),
+     [("--steps", "-1"), ("--lr", "nan"), ("--lr", "-1"), ("--batch-size", "0")]),
+    ("vos.demo", lambda S, *a: [*a, S.p("d")], [("--frames", "0"), ("--frames", "-1"), ("--objects", "0"),
+                                                ("--objects", "1000")]),
+    ("training", lambda S, a: TRAIN(S.p("tr"), a), [("steps=-1",), ("steps=abc",), ("lr=nan",)]),
+]:
+    for _v in _values:
+        bad(" ".join(_v), _module, lambda S, f=_argv, v=_v: f(S, *v))
 bad("DIR ''", "vos.demo", lambda S: [""])
-bad("--frames 0", "vos.demo", lambda S: ["--frames", "0", S.p("d")])
-bad("--frames -1", "vos.demo", lambda S: ["--frames", "-1", S.p("d")])
-bad("--objects 0", "vos.demo", lambda S: ["--objects", "0", S.p("d")])
-bad("--objects 1000", "vos.demo", lambda S: ["--objects", "1000", S.p("d")])
 bad("--root ''", "benchmarks.vos", lambda S: BV(S.p("o"), root=""))
 bad("--out ''", "benchmarks.vos", lambda S: BV(""))
 bad("--root missing", "benchmarks.vos", lambda S: BV(S.p("o"), root="/nonexistent/davis"))
 bad("--sequences unknown", "benchmarks.vos", lambda S: BV(S.p("o"), "--sequences", "nope"))
-bad("--resume and --overwrite", "benchmarks.vos", lambda S: BV(S.p("o"), "--resume", "--overwrite"),
-    expect="ok_or_refuse")
+bad("--resume and --overwrite", "benchmarks.vos", lambda S: BV(S.p("o"), "--resume", "--overwrite"), expect="ok_or_refuse")
 bad("--root ''", "benchmarks.evaluate", lambda S: EV(S.p("o"), root=""))
 bad("--results ''", "benchmarks.evaluate", lambda S: EV(""))
 bad("--results missing", "benchmarks.evaluate", lambda S: EV("/nonexistent/res"))
 bad("--processes -1", "benchmarks.evaluate", lambda S: EV(S.p("o"), "--processes", "-1"))
 bad("out_dir=''", "training", lambda S: TRAIN(""))
-bad("steps=-1", "training", lambda S: TRAIN(S.p("tr"), "steps=-1"))
-bad("steps=abc", "training", lambda S: TRAIN(S.p("tr"), "steps=abc"))
 bad("unknown key", "training", lambda S: TRAIN(S.p("tr"), "bogus_key=1"))
 bad("--config missing", "training", lambda S: ["--config", "/nonexistent.yaml", f"out_dir={S.p('tr')}"])
-bad("lr=nan", "training", lambda S: TRAIN(S.p("tr"), "lr=nan"))
 bad("--resume with nothing to resume", "training", lambda S: TRAIN(S.p("tr"), "--resume"))
 
 
-def _zero_mask(S: Sandbox) -> str:
+def _zero_mask(S: Scene) -> str:
     import numpy as np
     from PIL import Image
 
@@ -135,21 +130,18 @@ def _zero_mask(S: Sandbox) -> str:
 
 # ---------------------------------------------------------------------------- 6. special files
 
-def special(title: str, module: str, argv_fn: Callable[[Sandbox], List[str]], expect: str = "refuse") -> None:
-    def fn(S: Sandbox) -> Outcome:
-        S.mark(S.user("keep.txt"))
-        return S.sub(module, argv_fn(S), timeout=90)
-    add(C6, f"{module} {title}", expect, fn)
+def special(title: str, module: str, argv_fn: Callable[[Scene], List[str]], expect: str = "refuse") -> None:
+    bad(title, module, argv_fn, expect, category=C6)
 
 
-def fifo(S: Sandbox, rel: str) -> str:
+def fifo(S: Scene, rel: str) -> str:
     p = S.p(rel)
     Path(p).parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(p)
     return p
 
 
-def sock(S: Sandbox, rel: str) -> str:
+def sock(S: Scene, rel: str) -> str:
     p = S.p(rel)
     s = socket.socket(socket.AF_UNIX)
     s.bind(p)
@@ -171,8 +163,7 @@ special("frames folder holds a FIFO frame", "vos.run",
         lambda S: (S.copy(G["base"] / "frames", "fr"), os.unlink(S.p("fr/00001.png")), fifo(S, "fr/00001.png"),
                    VR(S.p("o"), video=S.p("fr")))[-1], expect="ok_or_refuse")
 special("--masks folder holds a FIFO", "vos.run",
-        lambda S: [B("clip.mp4"), "--masks", os.path.dirname(fifo(S, "mk/00000.png")), "--weights", "small",
-                   "--end", "2", "--quiet", "--adapt-steps", "0", "--out", S.p("o")])
+        lambda S: VM(B("clip.mp4"), os.path.dirname(fifo(S, "mk/00000.png")), S.p("o")))
 special("--report is a FIFO", "vos.run", lambda S: VR(S.p("o"), "--report", fifo(S, "r.json")))
 special("--overlay is a FIFO", "vos.run", lambda S: VR(S.p("o"), "--overlay", fifo(S, "ov.mp4")))
 special("--rle is /dev/null", "vos.run", lambda S: VR(S.p("o"), "--rle", "/dev/null"), expect="ok_or_refuse")
@@ -188,12 +179,12 @@ special("example is a FIFO", "seggpt.tune",
 special("--out is a FIFO", "seggpt.tune", lambda S: TUNE(fifo(S, "p.safetensors")))
 special("--config is a FIFO", "training", lambda S: ["--config", fifo(S, "c.yaml"), f"out_dir={S.p('tr')}"])
 special("--root annotation is a FIFO", "benchmarks.vos",
-        lambda S: (davis_local(S), os.unlink(S.p("davis/Annotations/480p/synth-000/00000.png")),
+        lambda S: (S.davis(results=False), os.unlink(S.p("davis/Annotations/480p/synth-000/00000.png")),
                    fifo(S, "davis/Annotations/480p/synth-000/00000.png"), S.mark(S.p("davis")),
                    BV(S.p("o"), root=S.p("davis")))[-1], expect="error")
 
 
-def _lib_fifo(S: Sandbox, expr: str) -> Outcome:
+def _lib_fifo(S: Scene, expr: str) -> Outcome:
     code = (f"import sys\nfrom seggpt.errors import InputError\n"
             f"p = {S.p('f.mp4')!r}\n"
             f"try:\n    {expr}\n    print('RESULT:returned')\n"

@@ -1,4 +1,4 @@
-"""The single-file and out-is-input cases of the second output pass (`safety`).
+"""The single-file and out-is-input cases of the second output pass (`benchmarks.output_safety_cases`).
 
 single-file: every single-file output (--report, --rle, --overlay, --matte) over user files, links,
 dangling links, edited outputs of ours, FIFOs and folders, the same path given twice, crafted parent
@@ -7,14 +7,10 @@ directly, through `..` or a symlink.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from pathlib import Path
 
-from seggpt.outputs import MANIFEST
-
-from .safety import case, sha, vos_case
+from .runner import MANIFEST, VM, case, read_manifest, sha, vos_case, write_manifest
 
 # --------------------------------------------------------------------------- (2) single files
 
@@ -22,11 +18,9 @@ SF = "single-file"
 vos_case(SF, "report_over_user_file", "--report", "@r.json", prep=lambda c: c.user("@r.json", b"user report"))
 vos_case(SF, "report_over_user_file_overwrite", "--report", "@r.json", "--overwrite",
          prep=lambda c: c.user("@r.json", b"user report"))
-vos_case(SF, "overlay_over_user_file", "--overlay", "@o.mp4", "--overwrite",
-         prep=lambda c: c.user("@o.mp4", b"user video"))
+vos_case(SF, "overlay_over_user_file", "--overlay", "@o.mp4", "--overwrite", prep=lambda c: c.user("@o.mp4", b"user video"))
 vos_case(SF, "matte_over_user_file", "--matte", "@m.mkv", prep=lambda c: c.user("@m.mkv", b"user video"))
 vos_case(SF, "rle_over_user_file", "--rle", "@rle.json", "--overwrite", prep=lambda c: c.user("@rle.json", b"user rle"))
-vos_case(SF, "report_rerun_ok", "--report", "@r.json", prior=["--report", "@r.json"], expect="ok")
 vos_case(SF, "report_edited_after_run", "--report", "@r.json", "--overwrite", prior=["--report", "@r.json"],
          prep=lambda c: c.user("@r.json", b"edited"))
 vos_case(SF, "report_is_symlink", "--report", "@r.json", "--overwrite",
@@ -37,10 +31,10 @@ vos_case(SF, "report_same_as_overlay", "--report", "@x.json", "--rle", "@x.json"
 
 def _slipped_into_parent_manifest(c, opt, name):
     c.prior("vos", c.vos_args(opt, c.p(name)))
-    m = json.loads(Path(c.p(MANIFEST)).read_text())
+    m = read_manifest(c.p())
     c.user(c.p("victim"), b"user")
     m["files"]["victim"] = {"size": 1, "sha256": "0" * 64}
-    Path(c.p(MANIFEST)).write_text(json.dumps(m))
+    write_manifest(c.p(), m)
 
 
 # every single-file option
@@ -51,37 +45,34 @@ for _k, (_opt, _fn) in _SINGLE.items():
     for _ow in ([], ["--overwrite"]):
         _sfx = "_ow" if _ow else ""
         vos_case(SF, f"{_k}_user{_sfx}", _opt, _at, *_ow, prep=lambda c, _at=_at: c.user(_at, b"user"))
-        vos_case(SF, f"{_k}_symlink{_sfx}", _opt, _at, *_ow,
-                 prep=lambda c, _at=_at: c.link(_at, c.user("@ext/t", b"target")))
+        vos_case(SF, f"{_k}_symlink{_sfx}", _opt, _at, *_ow, prep=lambda c, _at=_at: c.link(_at, c.user("@ext/t", b"target")))
         vos_case(SF, f"{_k}_dangling_symlink{_sfx}", _opt, _at, *_ow, prep=lambda c, _at=_at: c.link(_at, "@nowhere"))
-        vos_case(SF, f"{_k}_edited{_sfx}", _opt, _at, *_ow, prior=[_opt, _at],
-                 prep=lambda c, _at=_at: c.user(_at, b"edited"))
+        vos_case(SF, f"{_k}_edited{_sfx}", _opt, _at, *_ow, prior=[_opt, _at], prep=lambda c, _at=_at: c.user(_at, b"edited"))
         vos_case(SF, f"{_k}_fifo{_sfx}", _opt, _at, *_ow, prep=lambda c, _fn=_fn: os.mkfifo(c.p(_fn)), sub=True)
     vos_case(SF, f"{_k}_rerun_ok", _opt, _at, prior=[_opt, _at], expect="ok")
     vos_case(SF, f"{_k}_same_as_out", _opt, "@out")
     vos_case(SF, f"{_k}_is_folder", _opt, _at, "--overwrite", prep=lambda c, _fn=_fn: c.user(c.p(_fn, "inside"), b"x"))
     vos_case(SF, f"{_k}_slipped_into_parent_manifest", _opt, "@victim", "--overwrite",
              prep=lambda c, _opt=_opt, _fn=_fn: _slipped_into_parent_manifest(c, _opt, _fn))
-    vos_case(SF, f"{_k}_inside_out", _opt, "@out/" + _fn, expect="either")
-    vos_case(SF, f"{_k}_inside_alpha", _opt, "@alpha/" + _fn, "--alpha", "@alpha", expect="either")
+    vos_case(SF, f"{_k}_inside_out", _opt, "@out/" + _fn, expect="ok_or_refuse")
+    vos_case(SF, f"{_k}_inside_alpha", _opt, "@alpha/" + _fn, "--alpha", "@alpha", expect="ok_or_refuse")
     vos_case(SF, f"{_k}_hardlinked_elsewhere", _opt, _at, prior=[_opt, _at],
-             prep=lambda c, _fn=_fn: (os.makedirs(c.p("ext")), os.link(c.p(_fn), c.p("ext", "keep"))), expect="either")
+             prep=lambda c, _fn=_fn: (os.makedirs(c.p("ext")), os.link(c.p(_fn), c.p("ext", "keep"))), expect="ok_or_refuse")
 
 for _a1, _a2 in [("--report", "--rle"), ("--overlay", "--matte"), ("--report", "--overlay"), ("--rle", "--matte")]:
     vos_case(SF, f"same_path{_a1}{_a2}", _a1, "@same.mkv", _a2, "@same.mkv")
-vos_case(SF, "same_path_via_dotdot", "--report", "@x.json", "--rle", "@sub/../x.json",
-         prep=lambda c: os.makedirs(c.p("sub")))
+vos_case(SF, "same_path_via_dotdot", "--report", "@x.json", "--rle", "@sub/../x.json", prep=lambda c: os.makedirs(c.p("sub")))
 vos_case(SF, "same_path_via_symlinked_dir", "--report", "@real/x.json", "--rle", "@lnk/x.json",
          prep=lambda c: (os.makedirs(c.p("real")), c.link("@lnk", "@real")))
 vos_case(SF, "parent_manifest_garbage", "--report", "@r.json", "--overwrite",
-         prep=lambda c: (c.user(c.p(MANIFEST), b"{{{"), c.user("@r.json", b"user")))
+         prep=lambda c: (c.user("@" + MANIFEST, b"{{{"), c.user("@r.json", b"user")))
 
 
 def _parent_manifest_outside_path(c):
     c.user(c.p("victim.json"), b"user")
-    m = json.loads(Path(c.p("sub", MANIFEST)).read_text())
+    m = read_manifest(c.p("sub"))
     m["files"]["../victim.json"] = {"size": 4, "sha256": sha(b"user")}
-    Path(c.p("sub", MANIFEST)).write_text(json.dumps(m))
+    write_manifest(c.p("sub"), m)
 
 
 vos_case(SF, "parent_manifest_outside_path", "--report", "@sub/../victim.json", "--overwrite",
@@ -113,18 +104,15 @@ vos_case(OI, "overlay_is_video", "--overlay", "@in/clip.mp4", "--overwrite")
 vos_case(OI, "report_inside_frames", "--report", "@in/frames/r.json", video="@in/frames")
 vos_case(OI, "overlay_is_frame_png", "--overlay", "@in/frames/00000.png", video="@in/frames")
 vos_case(OI, "out_symlink_to_inputs", out="@lnk", prep=lambda c: c.link("@lnk", "@in"))
-vos_case(OI, "report_symlink_to_video", "--report", "@r.json", "--overwrite",
-         prep=lambda c: c.link("@r.json", "@in/clip.mp4"))
-vos_case(OI, "video_via_symlink_out_is_target_dir", out="@in", video="@v.mp4",
-         prep=lambda c: c.link("@v.mp4", "@in/clip.mp4"))
+vos_case(OI, "report_symlink_to_video", "--report", "@r.json", "--overwrite", prep=lambda c: c.link("@r.json", "@in/clip.mp4"))
+vos_case(OI, "video_via_symlink_out_is_target_dir", out="@in", video="@v.mp4", prep=lambda c: c.link("@v.mp4", "@in/clip.mp4"))
 
 
 def _masks_run(c, out, *extra):
     """vos.run with a --masks folder (a copy of the case's mask as frame 0) and `out`."""
     os.makedirs(c.p("masks"))
     shutil.copy(c.m, c.p("masks", "00000.png"))
-    return dict(tool="vos", args=[c.v, "--masks", c.p("masks"), "--weights", "small", "--quiet", "--end", "2",
-                                  "--adapt-steps", "0", "--out", c.p(out), *extra])
+    return c.call("vos", VM(c.v, c.p("masks"), c.p(out), *extra))
 
 
 case(OI, "masks_dir_is_out")(lambda c: _masks_run(c, "masks", "--overwrite"))
@@ -136,6 +124,4 @@ vos_case(OI, "report_is_config", "--config", "@cfg.yaml", "--report", "@cfg.yaml
 @case(OI)
 def out_is_our_previous_out_used_as_masks(c):
     c.prior("vos", c.vos_args())
-    a = [c.v, "--masks", c.p("out"), "--weights", "small", "--quiet", "--end", "2", "--adapt-steps", "0",
-         "--out", c.p("out")]
-    return dict(tool="vos", args=a)
+    return c.call("vos", VM(c.v, c.p("out"), c.p("out")))

@@ -1,4 +1,5 @@
-"""The library cases of the second output pass (`safety`): hostile arguments to the public calls.
+"""The library cases of the second output pass (`benchmarks.output_safety_cases`): hostile arguments to the
+public calls.
 
 VideoSegmenter.init_state (missing, empty, wrong-shape, NaN, FIFO and device sources),
 add_new_mask (frames, object ids and masks out of range, of the wrong type, NaN, inf) and
@@ -9,21 +10,17 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any, Callable
 
 import numpy as np
+import torch
 
-from .safety import case
-
-
-# --------------------------------------------------------------------------- (7) library
-def _lib(fn, expect="InputError", **spec):
-    return lambda c: dict(kind="lib", fn=lambda: fn(c), expect=expect, **spec)
+from .runner import Scene, case, seg
 
 
-@functools.lru_cache(maxsize=None)
-def _segmenter():
-    import vos
-    return vos.VideoSegmenter("small")
+def _lib(name: str, fn: Callable[[Scene], Any], expect: str = "inputerror", timeout: float = 60) -> None:
+    """A library case: `fn(c)` in the case folder (from `Scene.inputs`), with a timeout (a call that blocks)."""
+    case("library", name, expect)(lambda c: c.lib(name, lambda: fn(c), timeout))
 
 
 for _k, _src in {"missing": lambda c: c.p("nope.mp4"), "empty": lambda c: "", "none": lambda c: None,
@@ -34,15 +31,14 @@ for _k, _src in {"missing": lambda c: c.p("nope.mp4"), "empty": lambda c: "", "n
                  "fifo": lambda c: (os.mkfifo(c.p("f.mp4")), c.p("f.mp4"))[1],
                  "dev_zero": lambda c: "/dev/zero"}.items():
     # a FIFO or a device blocks a reader: those calls run with a short timeout
-    case("library", f"init_state_{_k}")(_lib(lambda c, _src=_src: _segmenter().init_state(_src(c)),
-                                             **({"timeout": 20} if _k in ("fifo", "dev_zero") else {})))
+    _lib(f"init_state_{_k}", lambda c, _src=_src: seg().init_state(_src(c)), timeout=20 if _k in ("fifo", "dev_zero") else 60)
 
 
 def _add(c, frame=0, obj=1, mask=None, dtype=np.uint8, fill=1):
     """add_new_mask on the case's clip with a mask `fill` everywhere (`mask`: what to make of it)."""
-    st = _segmenter().init_state(c.v)
+    st = seg().init_state(c.v)
     m = np.full(tuple(st.size), fill, dtype)
-    _segmenter().add_new_mask(st, frame, obj, m if mask is None else mask(m))
+    seg().add_new_mask(st, frame, obj, m if mask is None else mask(m))
 
 
 _ADD = {
@@ -56,10 +52,10 @@ _ADD = {
     "mask_object": dict(mask=lambda m: m.astype(object)),
 }
 for _k, _kw in _ADD.items():
-    case("library", f"add_new_mask_{_k}")(_lib(lambda c, _kw=_kw: _add(c, **_kw)))
+    _lib(f"add_new_mask_{_k}", lambda c, _kw=_kw: _add(c, **_kw))
+_lib("add_new_mask_bool_ok", lambda c: _add(c, dtype=bool, fill=True), expect="returned")
+_lib("add_new_mask_float_ok", lambda c: _add(c, dtype=np.float32, fill=1.0), expect="returned")
 
-case("library", "add_new_mask_bool_ok")(_lib(lambda c: _add(c, dtype=bool, fill=True), expect="ok"))
-case("library", "add_new_mask_float_ok")(_lib(lambda c: _add(c, dtype=np.float32, fill=1.0), expect="ok"))
 
 @functools.lru_cache(maxsize=None)
 def _pred():
@@ -68,7 +64,6 @@ def _pred():
 
 
 def _infer(B=1, K=1, size=None, ch=3, dtype=None, bad=None, pb=None, pk=None):
-    import torch
     p = _pred()
     h, w = size or p.image_size
     dt = dtype or torch.float32
@@ -87,7 +82,7 @@ def _nan(t, v=float("nan")):
 
 
 _INF = {
-    "wrong_size": dict(size=(32, 32)), "wrong_channels": dict(ch=1), "int_dtype": dict(dtype="int"),
+    "wrong_size": dict(size=(32, 32)), "wrong_channels": dict(ch=1), "int_dtype": dict(dtype=torch.int64),
     "batch_mismatch": dict(pb=2), "k_mismatch": dict(bad=lambda a, b, m: (a, b, m[:, :0])),
     "k_zero": dict(K=0), "nan_image": dict(bad=lambda a, b, m: (_nan(a), b, m)),
     "nan_prompt": dict(bad=lambda a, b, m: (a, _nan(b), m)), "inf_mask": dict(bad=lambda a, b, m: (a, b, _nan(m, float("inf")))),
@@ -96,15 +91,8 @@ _INF = {
     "batch_zero": dict(B=0),
 }
 for _k, _kw in _INF.items():
-    def _f(c, _kw=_kw):
-        import torch
-        kw = dict(_kw)
-        if kw.get("dtype") == "int":
-            kw["dtype"] = torch.int64
-        return _infer(**kw)
-    case("library", f"infer_{_k}")(_lib(_f))
-case("library", "infer_ok")(_lib(lambda c: _infer(), expect="ok"))
-case("library", "infer_bad_embedding")(_lib(lambda c: _pred().infer(*[__import__("torch").zeros(1, 3, *_pred().image_size),
-                                                                      __import__("torch").zeros(1, 1, 3, *_pred().image_size),
-                                                                      __import__("torch").zeros(1, 1, 3, *_pred().image_size)],
-                                                                    embedding_type="bogus")))
+    _lib(f"infer_{_k}", lambda c, _kw=_kw: _infer(**_kw))
+_lib("infer_ok", lambda c: _infer(), expect="returned")
+_lib("infer_bad_embedding", lambda c: _pred().infer(torch.zeros(1, 3, *_pred().image_size),
+                                                     *[torch.zeros(1, 1, 3, *_pred().image_size)] * 2,
+                                                     embedding_type="bogus"))
