@@ -143,7 +143,7 @@ def ed_mutations_during_propagation():
                      ("accept", lambda: ed.accept_prediction(0, a))]:
         must_raise(fn, EditorError, f"{name} during propagation")
     assert a in ed.objects, "remove_object during propagation removed the object anyway"
-    rest = list(g)
+    list(g)  # the propagation runs to its end
     check_invariants(ed, "after propagation with refused mutations")
     ed.set_adapt_steps(2)
     assert ed.adapt_steps == 2

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, List
 
-from .runner import MANIFEST, G, VR, Outcome, Scene, add, outside, read_manifest, readonly, v1, write_manifest
+from .output_pass import MANIFEST, G, VR, Outcome, Scene, add, outside, read_manifest, readonly, v1, write_manifest
 
 C1, C2 = "1-folders", "2-single-files"
 

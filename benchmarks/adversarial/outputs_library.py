@@ -16,7 +16,7 @@ from seggpt import SegGPTPredictor
 from vos import VideoSegmenter
 from vos.sam2 import build_sam2_video_predictor
 
-from .runner import G, B, add, seg
+from .output_pass import G, B, add, seg
 
 C7 = "7-library"
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .runner import MANIFEST, EV, SR, VM, TRAIN, TUNE, VR, BV, G, Outcome, Scene, add, outside, seg, v1, write_manifest
+from .output_pass import MANIFEST, EV, SR, VM, TRAIN, TUNE, VR, BV, G, Outcome, Scene, add, outside, seg, v1, write_manifest
 
 C3, C4 = "3-outputs-are-inputs", "4-other-tools"
 

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .runner import EV, SR, VM, TRAIN, TUNE, VR, B, BV, G, Outcome, Scene, add
+from .output_pass import EV, SR, VM, TRAIN, TUNE, VR, B, BV, G, Outcome, Scene, add
 
 C5, C6 = "5-bad-values", "6-special-files"
 

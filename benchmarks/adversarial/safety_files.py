@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from .runner import MANIFEST, VM, case, read_manifest, sha, vos_case, write_manifest
+from .output_pass import MANIFEST, VM, case, read_manifest, sha, vos_case, write_manifest
 
 # --------------------------------------------------------------------------- (2) single files
 

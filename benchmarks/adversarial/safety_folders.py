@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .runner import MANIFEST, Scene, case, read_manifest, sha, vos_case, write_manifest
+from .output_pass import MANIFEST, Scene, case, read_manifest, sha, vos_case, write_manifest
 
 # --------------------------------------------------------------------------- (1) out folders
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .runner import Scene, case, seg
+from .output_pass import Scene, case, seg
 
 
 def _lib(name: str, fn: Callable[[Scene], Any], expect: str = "inputerror", timeout: float = 60) -> None:

@@ -14,7 +14,7 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image
 
-from .runner import EV, SR, TUNE, VM, Scene, case, tool_case, vos_case
+from .output_pass import EV, SR, TUNE, VM, Scene, case, tool_case, vos_case
 
 
 # --------------------------------------------------------------------------- (4) other tools
