@@ -43,12 +43,6 @@ def _vos_run(clip, weights, *extra):
                  "--quiet", "--end", "3", *extra])
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
-
-
 def _bytes(paths):
     return {p: Path(p).read_bytes() for p in paths}
 
@@ -64,28 +58,28 @@ def _refused_with_or_without_overwrite(claim, target, match, **kwargs):
 
 
 @pytest.mark.parametrize("flag", [[], ["--overwrite"]], ids=["plain", "overwrite"])
-def test_alpha_never_writes_into_a_folder_of_the_users(clip, tiny_weights, tmp_path, capsys, flag):
+def test_alpha_never_writes_into_a_folder_of_the_users(clip, tiny_weights, tmp_path, refused, flag):
     mine = tmp_path / "mine"
     mine.mkdir()
     save_index_png(mine / "00000.png", np.ones((48, 64), np.uint8))  # where an RGBA PNG would go
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(mine / "00001.jpg")  # a folder of the user's frames
     before = _bytes(mine.iterdir())
-    assert _vos_run(clip, tiny_weights, "--out", str(tmp_path / "o"), "--alpha", str(mine), *flag) == 2
-    assert "00000.png" in _error(capsys)
+    assert "00000.png" in refused(_vos_run, clip, tiny_weights, "--out", str(tmp_path / "o"), "--alpha", str(mine),
+                                  *flag)
     assert _bytes(mine.iterdir()) == before and sorted(p.name for p in mine.iterdir()) == ["00000.png", "00001.jpg"]
 
 
 @pytest.mark.parametrize("option, name", [("--overlay", "user.mp4"), ("--report", "user.json"),
                                           ("--rle", "user.json"), ("--matte", "user.mkv")])
-def test_overwrite_never_replaces_a_single_file_we_did_not_write(clip, tiny_weights, tmp_path, capsys, option, name):
+def test_overwrite_never_replaces_a_single_file_we_did_not_write(clip, tiny_weights, tmp_path, refused, option, name):
     user = tmp_path / name
     user.write_bytes(b"the user's own")
-    assert _vos_run(clip, tiny_weights, "--out", str(tmp_path / "o"), option, str(user), "--overwrite") == 2
-    assert name in _error(capsys) and user.read_bytes() == b"the user's own"
+    message = refused(_vos_run, clip, tiny_weights, "--out", str(tmp_path / "o"), option, str(user), "--overwrite")
+    assert name in message and user.read_bytes() == b"the user's own"
 
 
 def test_a_hand_corrected_mask_and_a_name_slipped_into_the_manifest_are_never_lost(clip, tiny_weights, tmp_path,
-                                                                                  capsys):
+                                                                                  refused):
     out = tmp_path / "o"
     assert _vos_run(clip, tiny_weights, "--out", str(out)) == 0
     manifest = read_manifest(out)
@@ -98,8 +92,7 @@ def test_a_hand_corrected_mask_and_a_name_slipped_into_the_manifest_are_never_lo
     (out / MANIFEST).write_text(json.dumps(data))
     kept = _bytes([out / "00001.png", out / "notes.txt"])
     for flag in ([], ["--overwrite"]):
-        assert _vos_run(clip, tiny_weights, "--out", str(out), *flag) == 2
-        message = _error(capsys)
+        message = refused(_vos_run, clip, tiny_weights, "--out", str(out), *flag)
         assert "00001.png" in message and "notes.txt" in message
     assert _bytes([out / "00001.png", out / "notes.txt"]) == kept
     assert (out / "00000.png").exists()  # nothing of ours removed either: the run was refused before any work
@@ -160,7 +153,7 @@ def test_single_files_are_recorded_in_their_folder_and_replaced_while_unchanged(
 # ------------------------------------------------------------------------------------------- inputs
 
 
-def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weights, tmp_path, capsys, monkeypatch):
+def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weights, tmp_path, refused, monkeypatch):
     from seggpt.run import main
 
     frames = tmp_path / "frames"
@@ -171,11 +164,9 @@ def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weight
     before = _bytes(frames.iterdir())
     argv = ["--prompt", str(frames / "00000.jpg"), str(frames / "mask.png"), str(frames / "00001.jpg"),
             "--weights", tiny_weights]
-    assert main([*argv, "--out", str(frames)]) == 2
-    assert "holds the query image 1" in _error(capsys)
+    assert "holds the query image 1" in refused(main, [*argv, "--out", str(frames)])
     monkeypatch.chdir(frames)
-    assert main([*argv, "--out", "."]) == 2
-    assert "holds the" in _error(capsys)
+    assert "holds the" in refused(main, [*argv, "--out", "."])
     assert _bytes(frames.iterdir()) == before
 
 
@@ -189,15 +180,14 @@ def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weight
     (["{clip}/frame.jpg", "--first-mask", "{clip}/mask.png"], "python -m seggpt.run"),
     (["{clip}/clip.mp4", "--first-mask", "{clip}/mask.png", "--soft", "--soft-width", "1e-300"], "--soft-width"),
 ], ids=["video", "mask", "out", "overlay", "report", "alpha", "image as video", "soft width"])
-def test_empty_paths_an_image_as_video_and_a_tiny_soft_width_are_one_line(clip, tiny_weights, tmp_path, capsys,
+def test_empty_paths_an_image_as_video_and_a_tiny_soft_width_are_one_line(clip, tiny_weights, tmp_path, refused,
                                                                          monkeypatch, argv, words):
     from vos.run import main
 
     monkeypatch.chdir(tmp_path)
     argv = [a.format(clip=clip) for a in argv]
     with np.errstate(all="raise"):  # no numpy warning either
-        assert main([*argv, "--weights", tiny_weights, "--quiet", "--end", "2"]) == 2
-    assert words in _error(capsys)
+        assert words in refused(main, [*argv, "--weights", tiny_weights, "--quiet", "--end", "2"])
     assert list(tmp_path.iterdir()) == []  # nothing written (not even the default --out folder)
 
 
@@ -231,17 +221,16 @@ class _Unblocker:
 
 
 @pytest.mark.parametrize("which", ["video", "mask"])
-def test_a_fifo_given_as_an_input_never_blocks(clip, tiny_weights, tmp_path, capsys, which):
+def test_a_fifo_given_as_an_input_never_blocks(clip, tiny_weights, tmp_path, refused, which):
     from vos.run import main
 
     fifo = tmp_path / ("pipe.mp4" if which == "video" else "pipe.png")
     os.mkfifo(fifo)
     video, mask = (fifo, clip / "mask.png") if which == "video" else (clip / "clip.mp4", fifo)
     with _Unblocker(fifo) as watch:
-        code = main([str(video), "--first-mask", str(mask), "--weights", tiny_weights, "--out", str(tmp_path / "o"),
-                     "--quiet"])
-    assert not watch.blocked and code == 2
-    assert "FIFO" in _error(capsys)
+        message = refused(main, [str(video), "--first-mask", str(mask), "--weights", tiny_weights, "--out",
+                                 str(tmp_path / "o"), "--quiet"])
+    assert not watch.blocked and "FIFO" in message
     with pytest.raises(InputError, match="FIFO"):
         check_input_file(fifo, "mask image")
 
@@ -322,7 +311,8 @@ def _users_files(folder: Path) -> list:
     return [folder / "00000.png", folder / "notes.txt", folder / "001" / "00000.png"]
 
 
-def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, tiny_weights, tmp_path, capsys):
+def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, tiny_weights, tmp_path, capsys,
+                                                                         refused):
     from benchmarks import evaluate as evaluate_cli
     from seggpt.run import main as seggpt_run
     from seggpt.tune import main as seggpt_tune
@@ -343,8 +333,7 @@ def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, t
         original = path.read_bytes()
         path.write_bytes(original + b"edited")
         for flag in ([], ["--overwrite"]):
-            assert _vos_run(clip, tiny_weights, *every, "--object-masks", "--soft", *flag) == 2, path
-            assert path.name in _error(capsys)
+            assert path.name in refused(_vos_run, clip, tiny_weights, *every, "--object-masks", "--soft", *flag), path
             assert path.read_bytes() == original + b"edited"
         path.write_bytes(original)  # as we wrote it: ours again
     assert _vos_run(clip, tiny_weights, *every, "--object-masks", "--soft") == 0  # the rerun still just works
@@ -433,35 +422,32 @@ def test_names_slipped_into_a_complete_manifest_and_hostile_json_never_count(tmp
     (["--device", "bogus"], "bogus"),
     (["--names", "1="], "--names"),
 ], ids=["config", "weights", "device", "names"])
-def test_a_refused_run_creates_nothing(clip, tiny_weights, tmp_path, capsys, extra, words):
+def test_a_refused_run_creates_nothing(clip, tiny_weights, tmp_path, refused, extra, words):
     from vos.run import main
 
     weights = [] if "--weights" in extra else ["--weights", tiny_weights]
-    assert main([str(clip / "clip.mp4"), "--first-mask", str(clip / "mask.png"), *weights, "--quiet",
-                 "--out", str(tmp_path / "o"), "--report", str(tmp_path / "r.json"), *extra]) == 2
-    assert words in _error(capsys)
+    assert words in refused(main, [str(clip / "clip.mp4"), "--first-mask", str(clip / "mask.png"), *weights, "--quiet",
+                                   "--out", str(tmp_path / "o"), "--report", str(tmp_path / "r.json"), *extra])
     assert list(tmp_path.iterdir()) == []
 
 
-def test_report_naming_the_out_folder_is_one_path_for_two_outputs(clip, tiny_weights, tmp_path, capsys):
-    assert _vos_run(clip, tiny_weights, "--out", str(tmp_path / "o"), "--report", str(tmp_path / "o")) == 2
-    assert "one path cannot hold two outputs" in _error(capsys) and list(tmp_path.iterdir()) == []
+def test_report_naming_the_out_folder_is_one_path_for_two_outputs(clip, tiny_weights, tmp_path, refused):
+    message = refused(_vos_run, clip, tiny_weights, "--out", str(tmp_path / "o"), "--report", str(tmp_path / "o"))
+    assert "one path cannot hold two outputs" in message and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("argv, words", [
     (["--frames", "0"], "--frames"), (["--objects", "0"], "num_objects"), (["--objects", "1000"], "num_objects"),
 ])
-def test_demo_bad_counts_are_one_line_and_create_nothing(tmp_path, capsys, argv, words):
+def test_demo_bad_counts_are_one_line_and_create_nothing(tmp_path, refused, argv, words):
     from vos.demo import main
 
-    assert main([str(tmp_path / "d"), *argv]) == 2
-    assert words in _error(capsys) and not (tmp_path / "d").exists()
+    assert words in refused(main, [str(tmp_path / "d"), *argv]) and not (tmp_path / "d").exists()
     (tmp_path / "file").write_text("mine")
-    assert main([str(tmp_path / "file")]) == 2
-    assert "not a folder" in _error(capsys) and (tmp_path / "file").read_text() == "mine"
+    assert "not a folder" in refused(main, [str(tmp_path / "file")]) and (tmp_path / "file").read_text() == "mine"
 
 
-def test_weights_errors_are_input_errors_and_a_fifo_prompt_file_never_blocks(clip, tiny_weights, tmp_path, capsys):
+def test_weights_errors_are_input_errors_and_a_fifo_prompt_file_never_blocks(clip, tiny_weights, tmp_path, refused):
     from seggpt import SegGPT, SegGPTPredictor
     from seggpt.run import main as seggpt_run
     from vos import VideoSegmenter
@@ -472,9 +458,9 @@ def test_weights_errors_are_input_errors_and_a_fifo_prompt_file_never_blocks(cli
     fifo = tmp_path / "prompt.safetensors"
     os.mkfifo(fifo)
     with _Unblocker(fifo) as watch:
-        code = seggpt_run(["--prompt-file", str(fifo), str(clip / "frame.jpg"), "--out", str(tmp_path / "o"),
-                           "--weights", tiny_weights])
-    assert not watch.blocked and code == 2 and "FIFO" in _error(capsys)
+        message = refused(seggpt_run, ["--prompt-file", str(fifo), str(clip / "frame.jpg"), "--out",
+                                       str(tmp_path / "o"), "--weights", tiny_weights])
+    assert not watch.blocked and "FIFO" in message
     predictor = SegGPTPredictor(SegGPT.from_pretrained(tiny_weights))
     h, w = predictor.image_size
     with pytest.raises(InputError, match="B >= 1"):

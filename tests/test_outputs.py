@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import evaluate as evaluate_cli, vos as bench_cli
+from benchmarks import evaluate as evaluate_cli
 from seggpt.errors import InputError
 from seggpt.outputs import MANIFEST, check_not_inputs, claim_folder, file_record, read_manifest
 from vos.run import main
 from seggpt.io import read_label_png as read_index_png, save_index_png, write_mp4
-from vos.data.synthetic import make_clip, write_davis2017
+from vos.data.synthetic import make_clip
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,6 @@ def clip(tmp_path_factory):
 
 def _snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -81,7 +75,7 @@ CLASHES = [  # (name, extra argv with placeholders, words the message holds)
 
 
 @pytest.mark.parametrize("name, extra, words", CLASHES, ids=[c[0] for c in CLASHES])
-def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, capsys, name, extra, words):
+def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, refused, name, extra, words):
     os.symlink(clip / "GT", tmp_path / "link")
     os.symlink(clip / "clip.mp4", tmp_path / "video.mp4")
     (tmp_path / "mine.json").write_text("mine")
@@ -95,8 +89,7 @@ def test_vos_run_never_writes_onto_an_input(clip, tiny_weights, tmp_path, capsys
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     before = _snapshot(clip)
-    assert main([*argv, "--weights", tiny_weights, "--quiet", "--end", "2"]) == 2
-    assert words in _one_line_error(capsys)
+    assert words in refused(main, [*argv, "--weights", tiny_weights, "--quiet", "--end", "2"])
     assert _snapshot(clip) == before  # nothing of the inputs changed
     assert not list((clip / "GT").glob(".*"))  # not even a manifest
     assert (tmp_path / "mine.json").read_text() == "mine" and (tmp_path / "mine.mkv").read_text() == "mine"
@@ -119,7 +112,7 @@ def _run(clip, tiny_weights, out, *extra):
                  tiny_weights, "--out", str(out), "--memory", "1", "--quiet", *extra])
 
 
-def test_rerun_replaces_our_earlier_run_and_nothing_else(clip, tiny_weights, tmp_path, capsys):
+def test_rerun_replaces_our_earlier_run_and_nothing_else(clip, tiny_weights, tmp_path, capsys, refused):
     out, overlay = tmp_path / "masks", tmp_path / "overlay.mp4"
     assert _run(clip, tiny_weights, out, "--overlay", str(overlay), "--object-masks") == 0
     first = read_manifest(out)
@@ -139,35 +132,33 @@ def test_rerun_replaces_our_earlier_run_and_nothing_else(clip, tiny_weights, tmp
     # a file of the user's: refused, untouched, with or without --overwrite
     (out / "notes.txt").write_text("mine")
     for extra in ([], ["--overwrite"]):
-        assert _run(clip, tiny_weights, out, "--end", "2", *extra) == 2
-        assert "notes.txt" in _one_line_error(capsys) and (out / "00002.png").exists()
+        assert "notes.txt" in refused(_run, clip, tiny_weights, out, "--end", "2", *extra)
+        assert (out / "00002.png").exists()
     assert (out / "notes.txt").read_text() == "mine"
     (out / "notes.txt").unlink()
 
     # a mask a person corrected after our run: no longer ours, never replaced nor deleted
     save_index_png(out / "00001.png", np.ones((48, 64), np.uint8))
     for extra in ([], ["--overwrite"]):
-        assert _run(clip, tiny_weights, out, *extra) == 2
-        assert "00001.png" in _one_line_error(capsys)
+        assert "00001.png" in refused(_run, clip, tiny_weights, out, *extra)
     assert read_index_png(out / "00001.png").max() == 1 and (out / "00002.png").exists()
 
     # an overlay file that no run of ours wrote: refused, with or without --overwrite
     other = tmp_path / "theirs.mp4"
     other.write_bytes(b"precious")
     for extra in ([], ["--overwrite"]):
-        assert _run(clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2", *extra) == 2
-        assert "theirs.mp4" in _one_line_error(capsys) and other.read_bytes() == b"precious"
+        message = refused(_run, clip, tiny_weights, tmp_path / "m2", "--overlay", str(other), "--end", "2", *extra)
+        assert "theirs.mp4" in message and other.read_bytes() == b"precious"
 
 
-def test_a_folder_without_manifest_is_refused(clip, tiny_weights, tmp_path, capsys):
+def test_a_folder_without_manifest_is_refused(clip, tiny_weights, tmp_path, refused):
     out = tmp_path / "old"
     out.mkdir()
     save_index_png(out / "00000.png", np.ones((48, 64), np.uint8))  # e.g. a run of an older version: not ours
-    assert _run(clip, tiny_weights, out, "--end", "2") == 2
-    assert "not ours" in _one_line_error(capsys)
+    assert "not ours" in refused(_run, clip, tiny_weights, out, "--end", "2")
 
 
-def test_a_killed_runs_files_are_never_replaced_and_a_clean_rerun_works(clip, tiny_weights, tmp_path, capsys):
+def test_a_killed_runs_files_are_never_replaced_and_a_clean_rerun_works(clip, tiny_weights, tmp_path, refused):
     out = tmp_path / "masks"
     # a killed run: its first manifest (incomplete, with the patterns it would write) and some frames
     claim_folder(out, "vos.run", patterns=["*.png", "objects/"], register=False)
@@ -177,8 +168,8 @@ def test_a_killed_runs_files_are_never_replaced_and_a_clean_rerun_works(clip, ti
     # its frames carry no hash (a person may have put or edited one since): never ours to replace, even
     # with --overwrite (a tool with --resume continues such a run); the user removes them
     for extra in ([], ["--overwrite"]):
-        assert _run(clip, tiny_weights, out, "--end", "2", *extra) == 2
-        assert "killed outright" in _one_line_error(capsys) and read_index_png(out / "00000.png").max() == 1
+        assert "killed outright" in refused(_run, clip, tiny_weights, out, "--end", "2", *extra)
+        assert read_index_png(out / "00000.png").max() == 1
     (out / "00000.png").unlink()
     (out / ".00001.a1b2c3d4.tmp.png").unlink()
     assert _run(clip, tiny_weights, out, "--end", "2") == 0
@@ -227,53 +218,40 @@ def test_claim_folder_rules(tmp_path):
 # ------------------------------------------------------------------------------------------- benchmarks
 
 
-@pytest.fixture(scope="module")
-def davis(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("davis")
-    write_davis2017(root, num_sequences=2, seed=5, num_frames=4, size=(32, 48), num_objects=(1, 2))
-    return root
-
-
-def _bench(capsys, root, out, *extra):
-    code = bench_cli.main(["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method", "copy-first",
-                           "--quiet", *extra])
-    return code, capsys.readouterr()
-
-
 @pytest.mark.parametrize("out", ["{root}/Annotations/480p", "{root}/Annotations", "{root}",
                                  "{root}/JPEGImages/480p/synth-000", "{link}", "{root}/ImageSets/../Annotations/480p",
                                  "{root}/ImageSets"])
-def test_benchmark_out_is_never_the_ground_truth(davis, tmp_path, capsys, out):
+def test_benchmark_out_is_never_the_ground_truth(davis, tmp_path, copy_first, out):
     os.symlink(davis / "Annotations" / "480p", tmp_path / "gt")
     before = _snapshot(davis)
-    code, captured = _bench(capsys, davis, out.format(root=davis, link=tmp_path / "gt"))
-    assert code == 2, captured.out
-    lines = captured.err.strip().splitlines()
+    code, stdout, stderr = copy_first("davis2017", davis, out.format(root=davis, link=tmp_path / "gt"))
+    assert code == 2, stdout
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "dataset" in lines[0]
     assert _snapshot(davis) == before
 
 
-def test_benchmark_reruns_and_resumes_its_own_folder(davis, tmp_path, capsys):
+def test_benchmark_reruns_and_resumes_its_own_folder(davis, tmp_path, copy_first):
     out = tmp_path / "res"
-    assert _bench(capsys, davis, out)[0] == 0
+    assert copy_first("davis2017", davis, out)[0] == 0
     m = read_manifest(out)
     assert m["complete"] and m["tool"] == "benchmarks.vos"
     assert "global_results-val.csv" in m["files"] and "synth-000/00000.png" in m["files"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["synth-000",
                                                                                                  "synth-001"]
     # another sequence only, without --resume: the earlier run is emptied (no mix of two runs)
-    assert _bench(capsys, davis, out, "--sequences", "synth-001")[0] == 0
+    assert copy_first("davis2017", davis, out, "--sequences", "synth-001")[0] == 0
     assert not (out / "synth-000").exists() and (out / "synth-001" / "00003.png").exists()
     # an interrupted run of ours: --resume continues it and keeps what it finished
     m = read_manifest(out)
     m["complete"], m["status"] = False, "interrupted"
     (out / MANIFEST).write_text(json.dumps(m))
-    code, captured = _bench(capsys, davis, out, "--resume")
-    assert code == 0 and "skipped" in captured.out
+    code, stdout, _ = copy_first("davis2017", davis, out, "--resume")
+    assert code == 0 and "skipped" in stdout
     # a file of the user's: refused
     (out / "mine.txt").write_text("x")
-    code, captured = _bench(capsys, davis, out)
-    assert code == 2 and "mine.txt" in captured.err and (out / "mine.txt").exists()
+    code, _, stderr = copy_first("davis2017", davis, out)
+    assert code == 2 and "mine.txt" in stderr and (out / "mine.txt").exists()
     # benchmarks.evaluate into a results folder of ours adds its CSVs to the manifest
     (out / "mine.txt").unlink()
     assert evaluate_cli.main(["--dataset", "davis2017", "--root", str(davis), "--results", str(out),
@@ -281,24 +259,20 @@ def test_benchmark_reruns_and_resumes_its_own_folder(davis, tmp_path, capsys):
     assert "global_results-val.csv" in read_manifest(out)["files"]
 
 
-def test_evaluate_refuses_the_ground_truth_as_results(davis, capsys):
+def test_evaluate_refuses_the_ground_truth_as_results(davis, refused):
     before = _snapshot(davis)
-    code = evaluate_cli.main(["--dataset", "davis2017", "--root", str(davis), "--results",
-                              str(davis / "Annotations" / "480p")])
-    assert code == 2 and "dataset annotations" in _one_line_error(capsys)
+    assert "dataset annotations" in refused(evaluate_cli.main, ["--dataset", "davis2017", "--root", str(davis),
+                                                                "--results", str(davis / "Annotations" / "480p")])
     assert _snapshot(davis) == before  # no CSV written into the ground truth
 
 
-def test_evaluate_never_replaces_a_users_csv(davis, tmp_path, capsys):
+def test_evaluate_never_replaces_a_users_csv(davis, tmp_path, capsys, refused):
     """A fresh adversarial pass: a user's global_results-val.csv in --results was replaced (exit 0)."""
-    import shutil
-
     results = tmp_path / "res"
     shutil.copytree(davis / "Annotations" / "480p", results)
     (results / "global_results-val.csv").write_text("my notes")
     argv = ["--dataset", "davis2017", "--root", str(davis), "--results", str(results)]
-    assert evaluate_cli.main(argv) == 2
-    assert "global_results-val.csv exists and was not written by a run of ours" in _one_line_error(capsys)
+    assert "global_results-val.csv exists and was not written by a run of ours" in refused(evaluate_cli.main, argv)
     assert evaluate_cli.main([*argv, "--overwrite"]) == 2  # whatever --overwrite says
     assert (results / "global_results-val.csv").read_text() == "my notes"
     (results / "global_results-val.csv").unlink()
@@ -309,16 +283,14 @@ def test_evaluate_never_replaces_a_users_csv(davis, tmp_path, capsys):
 
 
 def test_a_failed_start_keeps_the_earlier_run_and_a_folder_where_a_png_goes_is_refused(clip, tiny_weights, tmp_path,
-                                                                                        capsys):
+                                                                                        refused):
     out = tmp_path / "masks"
     assert _run(clip, tiny_weights, out, "--end", "2") == 0
     before = _snapshot(out)
-    assert _run(clip, str(tmp_path / "missing.safetensors"), out) == 2
-    assert "missing.safetensors" in _one_line_error(capsys)
+    assert "missing.safetensors" in refused(_run, clip, str(tmp_path / "missing.safetensors"), out)
     assert _snapshot(out) == before  # nothing removed before the model and the mask were ready
     (out / "00004.png").mkdir()  # a folder where a frame's PNG goes
-    assert _run(clip, tiny_weights, out, "--overwrite") == 2
-    assert "00004.png" in _one_line_error(capsys)
+    assert "00004.png" in refused(_run, clip, tiny_weights, out, "--overwrite")
 
 
 # ----------------------------------------------------------------------------- a fresh adversarial pass

@@ -16,26 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import evaluate as evaluate_cli, vos as bench_cli
+from benchmarks import evaluate as evaluate_cli
 from benchmarks.harness import open_benchmark
 from benchmarks.validate import problems
 from seggpt.io import save_index_png
-from vos.data.synthetic import write_davis2017, write_ytvos
+from vos.data.synthetic import write_ytvos
 
 SEQ = "synth-001"
-
-
-@pytest.fixture(scope="module")
-def davis(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("davis")
-    write_davis2017(root, num_sequences=2, seed=7, num_frames=4, size=(32, 48), num_objects=(1, 2))
-    return root
-
-
-def _copy_first(capsys, dataset, root, out, *extra):
-    code = bench_cli.main(["--dataset", dataset, "--root", str(root), "--out", str(out), "--method", "copy-first",
-                           "--quiet", *extra])
-    return code, capsys.readouterr()
 
 
 def _ann(root: Path, frame: str = "00002") -> Path:
@@ -46,55 +33,31 @@ def _jpg(root: Path, frame: str = "00002") -> Path:
     return root / "JPEGImages" / "480p" / SEQ / f"{frame}.jpg"
 
 
-def _missing_annotation(root):
-    _ann(root).unlink()
+DAMAGE = {  # name: (how, what the reason says)
+    "missing_annotation": (lambda root: _ann(root).unlink(), "no annotation for 1 of 4 frames (00002)"),
+    "extra_jpeg": (lambda root: shutil.copy(_jpg(root, "00003"), _jpg(root, "00004")),
+                   "no annotation for 1 of 5 frames (00004)"),
+    "missing_jpeg": (lambda root: _jpg(root).unlink(), "no JPEG for 1 annotated frame(s) (00002)"),
+    "empty_first_annotation": (lambda root: save_index_png(_ann(root, "00000"), np.zeros((32, 48), np.uint8)),
+                               "holds no object"),
+    "annotation_of_another_size": (lambda root: save_index_png(_ann(root), np.zeros((16, 24), np.uint8)),
+                                   "24x16, the sequence's frames are 48x32"),
+    "unreadable_jpeg": (lambda root: _jpg(root).write_bytes(b"not a jpeg"), "not a readable image"),
+    "rgb_first_annotation": (lambda root: Image.new("RGB", (48, 32), (200, 0, 0)).save(_ann(root, "00000")),
+                             "00000.png"),
+}
 
 
-def _extra_jpeg(root):
-    shutil.copy(_jpg(root, "00003"), _jpg(root, "00004"))
-
-
-def _missing_jpeg(root):
-    _jpg(root).unlink()
-
-
-def _empty_first_annotation(root):
-    save_index_png(_ann(root, "00000"), np.zeros((32, 48), np.uint8))
-
-
-def _annotation_of_another_size(root):
-    save_index_png(_ann(root), np.zeros((16, 24), np.uint8))
-
-
-def _unreadable_jpeg(root):
-    _jpg(root).write_bytes(b"not a jpeg")
-
-
-def _rgb_first_annotation(root):
-    Image.new("RGB", (48, 32), (200, 0, 0)).save(_ann(root, "00000"))
-
-
-DAMAGE = [  # (how, what the reason says)
-    (_missing_annotation, "no annotation for 1 of 4 frames (00002)"),
-    (_extra_jpeg, "no annotation for 1 of 5 frames (00004)"),
-    (_missing_jpeg, "no JPEG for 1 annotated frame(s) (00002)"),
-    (_empty_first_annotation, "holds no object"),
-    (_annotation_of_another_size, "24x16, the sequence's frames are 48x32"),
-    (_unreadable_jpeg, "not a readable image"),
-    (_rgb_first_annotation, "00000.png"),
-]
-
-
-@pytest.mark.parametrize("damage, reason", DAMAGE, ids=[d[0].__name__.strip("_") for d in DAMAGE])
-def test_a_damaged_davis_copy_is_scored_partially_and_said_so(davis, tmp_path, capsys, damage, reason):
+@pytest.mark.parametrize("damage, reason", DAMAGE.values(), ids=DAMAGE)
+def test_a_damaged_davis_copy_is_scored_partially_and_said_so(davis, tmp_path, copy_first, refused, damage, reason):
     root = tmp_path / "copy"
     shutil.copytree(davis, root)
     damage(root)
     out = tmp_path / "res"
-    code, captured = _copy_first(capsys, "davis2017", root, out)
-    assert code == 1, captured.out
-    assert "1/2 sequences ok" in captured.out and "PARTIAL: the global figures cover 1 of 2 sequences" in captured.out
-    assert f"{SEQ}: FAILED" in captured.err and "Traceback" not in captured.err
+    code, stdout, stderr = copy_first("davis2017", root, out)
+    assert code == 1, stdout
+    assert "1/2 sequences ok" in stdout and "PARTIAL: the global figures cover 1 of 2 sequences" in stdout
+    assert f"{SEQ}: FAILED" in stderr and "Traceback" not in stderr
     report = json.loads((out / "benchmark-val.json").read_text())
     assert report["failed"] == [SEQ] and report["partial"] is True and reason in report["not_scored"][SEQ]
     assert not (out / "global_results-val.csv").exists()  # the official tools would take it for the whole split
@@ -104,19 +67,18 @@ def test_a_damaged_davis_copy_is_scored_partially_and_said_so(davis, tmp_path, c
 
     # benchmarks.evaluate on the same root refuses it, through the same validator: one line, exit 2
     (out / "synth-001").mkdir(exist_ok=True)
-    code = evaluate_cli.main(["--dataset", "davis2017", "--root", str(root), "--results", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and SEQ in err[0] and reason in err[0]
+    message = refused(evaluate_cli.main, ["--dataset", "davis2017", "--root", str(root), "--results", str(out)])
+    assert SEQ in message and reason in message
 
 
-def test_the_intact_copy_is_whole_and_empty_later_masks_are_real(davis, tmp_path, capsys):
+def test_the_intact_copy_is_whole_and_empty_later_masks_are_real(davis, tmp_path, copy_first):
     root = tmp_path / "copy"
     shutil.copytree(davis, root)
     save_index_png(_ann(root, "00003"), np.zeros((32, 48), np.uint8))  # the object left the view: a real mask
     assert problems(open_benchmark("davis2017", root), ["synth-000", SEQ]) == {}
     out = tmp_path / "res"
-    code, captured = _copy_first(capsys, "davis2017", root, out)
-    assert code == 0 and "2/2 sequences ok" in captured.out and "PARTIAL" not in captured.out
+    code, stdout, _ = copy_first("davis2017", root, out)
+    assert code == 0 and "2/2 sequences ok" in stdout and "PARTIAL" not in stdout
     assert (out / "global_results-val.csv").exists() and not list(out.glob("*PARTIAL*"))
     assert json.loads((out / "benchmark-val.json").read_text())["partial"] is False
 
@@ -128,7 +90,7 @@ def ytvos(tmp_path_factory) -> Path:
     return root
 
 
-def test_ytvos_rules(ytvos, tmp_path, capsys):
+def test_ytvos_rules(ytvos, tmp_path, copy_first):
     bench = open_benchmark("ytvos", ytvos, all_frames="none")
     assert problems(bench, bench.names) == {}  # only first appearances are annotated: that is the rule
     root = tmp_path / "copy"
@@ -143,12 +105,12 @@ def test_ytvos_rules(ytvos, tmp_path, capsys):
     assert f"object {obj} first appears here" in problems(bench, bench.names)[name]
     shutil.copy(path, path.with_name("00099.png"))  # an annotation without its frame
     assert "no JPEG for 1 annotated frame(s) (00099)" in problems(bench, bench.names)[name]
-    code, captured = _copy_first(capsys, "ytvos", root, tmp_path / "res", "--all-frames", "none")
-    assert code == 1 and f"{name}: FAILED" in captured.err and "1/2 sequences ok" in captured.out
+    code, stdout, stderr = copy_first("ytvos", root, tmp_path / "res", "--all-frames", "none")
+    assert code == 1 and f"{name}: FAILED" in stderr and "1/2 sequences ok" in stdout
     assert not (tmp_path / "res" / "submission.zip").exists()  # never a submission with a video missing
 
 
-def test_a_ytvos_video_that_meta_json_does_not_list_is_a_problem_not_dropped(ytvos, tmp_path, capsys):
+def test_a_ytvos_video_that_meta_json_does_not_list_is_a_problem_not_dropped(ytvos, tmp_path, copy_first):
     """Adversarial: a video with frames and annotations but no meta.json entry was dropped silently
     ("1/1 sequences ok", exit 0). meta.json lists every video of its split: the video is one of the split
     with a problem, listed by the shared validator (benchmarks.vos fails it: exit 1, no submission zip)."""
@@ -163,9 +125,9 @@ def test_a_ytvos_video_that_meta_json_does_not_list_is_a_problem_not_dropped(ytv
     assert name in bench.names and name not in bench.reader.names
     assert problems(bench, bench.names) == {name: f"{meta_path}: video {name!r} has frames or annotations but is not "
                                                   "listed (meta.json lists every video of the split)"}
-    code, captured = _copy_first(capsys, "ytvos", root, tmp_path / "res", "--all-frames", "none")
-    assert code == 1 and f"{name}: FAILED: {meta_path}: video {name!r}" in captured.err
-    assert "1/2 sequences ok" in captured.out and not (tmp_path / "res" / "submission.zip").exists()
+    code, stdout, stderr = copy_first("ytvos", root, tmp_path / "res", "--all-frames", "none")
+    assert code == 1 and f"{name}: FAILED: {meta_path}: video {name!r}" in stderr
+    assert "1/2 sequences ok" in stdout and not (tmp_path / "res" / "submission.zip").exists()
     (root / "valid" / "JPEGImages" / name).rename(root / "valid" / "elsewhere")  # annotations alone: the same
     bench = open_benchmark("ytvos", root, all_frames="none")
     assert list(problems(bench, bench.names)) == [name]
