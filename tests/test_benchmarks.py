@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import evaluate as evaluate_cli, vos as vos_cli
+from benchmarks import evaluate as evaluate_cli
 from benchmarks.layout import ResultLayout
 from benchmarks.methods import CopyFirst, MethodSpec
 from seggpt.outputs import MANIFEST, file_record, read_manifest
 from vos.engine.config import EngineConfig
 from vos.data.datasets import YouTubeVOS
 from vos.data.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, evaluate_sequence, summarize
-from vos.data.synthetic import write_davis2017, write_ytvos
+from vos.data.synthetic import write_ytvos
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16 = DATA / "davis2016-val-480p"
@@ -43,19 +43,6 @@ def read_png(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         assert image.mode == "P", f"{path}: results must be index PNGs, got mode {image.mode}"
         return np.array(image)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = vos_cli.main([*argv, "--quiet"])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def davis17(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("d17")
-    write_davis2017(root, num_sequences=3, seed=3, num_frames=6, size=(48, 64), num_objects=(2, 3))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +63,10 @@ def copy_first_labels(root: Path, seq: str, frames: int) -> np.ndarray:
 
 
 @pytest.mark.skipif(not DAVIS16.is_dir(), reason="../shared/data/davis2016-val-480p is absent")
-def test_davis2016_copy_first_matches_metrics_computed_directly(tmp_path, capsys):
+def test_davis2016_copy_first_matches_metrics_computed_directly(tmp_path, copy_first):
     seqs = ["car-shadow", "motocross-jump"]
     out = tmp_path / "res"
-    code, stdout, _ = run(capsys, "--dataset", "davis2016", "--root", str(DAVIS16), "--out", str(out),
-                          "--method", "copy-first", "--sequences", *seqs)
+    code, stdout, _ = copy_first("davis2016", DAVIS16, out, "--sequences", *seqs)
     assert code == 0
     assert "J&F-Mean" in stdout
     # independent reference: GT read with PIL (0/255), first mask repeated, scored by vos.data.metrics
@@ -126,10 +112,9 @@ def test_davis2016_copy_first_matches_metrics_computed_directly(tmp_path, capsys
 # ----------------------------------------------------------------------------- synthetic DAVIS 2017
 
 
-def test_davis2017_copy_first_all_objects(davis17, tmp_path, capsys):
+def test_davis2017_copy_first_all_objects(davis17, tmp_path, copy_first):
     out = tmp_path / "res"
-    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first")
-    assert code == 0
+    assert copy_first("davis2017", davis17, out)[0] == 0
     names = (davis17 / "ImageSets" / "2017" / "val.txt").read_text().split()
     results = {}
     for seq in names:
@@ -145,16 +130,15 @@ def test_davis2017_copy_first_all_objects(davis17, tmp_path, capsys):
     assert float(read_csv(out / "global_results-val.csv")[1][0]) == pytest.approx(glob["J&F-Mean"], abs=5e-4)
 
 
-def test_results_folder_holds_only_the_sequences_and_vos_benchmark_reads_it(davis17, tmp_path, capsys):
+def test_results_folder_holds_only_the_sequences_and_vos_benchmark_reads_it(davis17, tmp_path, copy_first):
     """Bookkeeping is one file beside the results: the sub-folders are exactly the sequences (a
     `.progress` folder there made vos-benchmark refuse the folder), and vos-benchmark scores it as is."""
     out = tmp_path / "res"
-    assert run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first")[0] == 0
+    assert copy_first("davis2017", davis17, out)[0] == 0
     names = (davis17 / "ImageSets" / "2017" / "val.txt").read_text().split()
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(names)
     assert (out / ".progress.jsonl").is_file()
-    assert run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first",
-               "--resume")[0] == 0  # resuming reads the same file and adds no folder
+    assert copy_first("davis2017", davis17, out, "--resume")[0] == 0  # resuming reads the same file and adds no folder
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(names)
     from vos_benchmark.benchmark import benchmark
 
@@ -163,17 +147,17 @@ def test_results_folder_holds_only_the_sequences_and_vos_benchmark_reads_it(davi
     assert global_jf[0] / 100 == pytest.approx(ours, abs=0.02)
 
 
-def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
+def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, copy_first):
     out = tmp_path / "res"
-    args = ["--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first"]
-    assert run(capsys, *args)[0] == 0
+    args = ["davis2017", davis17, out]
+    assert copy_first(*args)[0] == 0
     layout = ResultLayout(out, "davis")
     a, b, c = "synth-000", "synth-001", "synth-002"
     sentinel = np.zeros((48, 64), np.uint8)
     sentinel[0, 0] = 7
     Image.fromarray(sentinel, mode="L").convert("P").save(out / a / "00003.png")  # would be overwritten if redone
     # a result changed after our run is not ours any more: even --resume refuses the folder, untouched
-    assert run(capsys, *args, "--resume")[0] == 2 and np.array_equal(read_png(out / a / "00003.png"), sentinel)
+    assert copy_first(*args, "--resume")[0] == 2 and np.array_equal(read_png(out / a / "00003.png"), sentinel)
     manifest = read_manifest(out)  # as if our run had written the sentinel: ours again
     manifest["files"][f"{a}/00003.png"] = file_record(out / a / "00003.png")
     (out / MANIFEST).write_text(json.dumps(manifest))
@@ -183,9 +167,8 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, capsys):
     manifest = read_manifest(out)  # the killed run's manifest: still "running", its process gone
     manifest.update(status="running", complete=False, pid=-1)
     (out / MANIFEST).write_text(json.dumps(manifest))
-    assert run(capsys, *args)[0] == 2  # what the killed run rewrote carries no hash: --resume or --overwrite
-    code, _, _ = run(capsys, *args, "--resume")
-    assert code == 0
+    assert copy_first(*args)[0] == 2  # what the killed run rewrote carries no hash: --resume or --overwrite
+    assert copy_first(*args, "--resume")[0] == 0
     report = json.loads((out / "benchmark-val.json").read_text())
     status = {r["name"]: r["status"] for r in report["sequences"]}
     assert status == {a: "skipped", b: "done", c: "done"}
@@ -210,17 +193,16 @@ def _broken_copy(davis17: Path, tmp_path: Path) -> Path:
     return root
 
 
-def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, capsys):
+def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, copy_first):
     root = _broken_copy(davis17, tmp_path)
     out = tmp_path / "res"
     out.mkdir()
     (out / "synth-002").write_text("a file where the sequence folder goes")  # a file of the user's: refused
-    argv = ["--dataset", "davis2017", "--root", str(root), "--out", str(out), "--method", "copy-first"]
-    code, stdout, stderr = run(capsys, *argv, "--overwrite")
+    code, stdout, stderr = copy_first("davis2017", root, out, "--overwrite")
     assert code == 2 and "synth-002" in stderr and (out / "synth-002").read_text().startswith("a file")
     (out / "synth-002").unlink()
     (out / "synth-002" / "00003.png").mkdir(parents=True)  # an (empty) folder where a PNG goes: fails while running
-    code, stdout, stderr = run(capsys, *argv)
+    code, stdout, stderr = copy_first("davis2017", root, out)
     assert code == 1
     assert "synth-001: FAILED" in stderr and "synth-002: FAILED" in stderr and "Traceback" not in stderr
     report = json.loads((out / "benchmark-val.json").read_text())
@@ -243,11 +225,9 @@ def _listed(root: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("all_frames", ["auto", "none"])
-def test_ytvos_copy_first_layout_and_zip(ytvos, tmp_path, capsys, all_frames):
+def test_ytvos_copy_first_layout_and_zip(ytvos, tmp_path, copy_first, all_frames):
     out = tmp_path / "res"
-    code, _, _ = run(capsys, "--dataset", "ytvos", "--root", str(ytvos), "--out", str(out), "--method", "copy-first",
-                     "--all-frames", all_frames)
-    assert code == 0
+    assert copy_first("ytvos", ytvos, out, "--all-frames", all_frames)[0] == 0
     listed = _listed(ytvos)
     expected = sorted(f"Annotations/{vid}/{f}.png" for vid, frames in listed.items() for f in frames)
     with zipfile.ZipFile(out / "submission.zip") as archive:
@@ -286,11 +266,11 @@ def test_copy_first_method_counts_only_saved_frames(ytvos):
 # ----------------------------------------------------------------------------- SegGPT (tiny random weights)
 
 
-def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path, capsys):
+def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path, bench):
     out = tmp_path / "d17"
-    code, stdout, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out),
-                          "--weights", str(tiny_weights), "--memory", "2", "--sequences", "synth-000", "synth-002",
-                          "--device", "cpu")
+    code, stdout, _ = bench("--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--weights",
+                            str(tiny_weights), "--memory", "2", "--sequences", "synth-000", "synth-002",
+                            "--device", "cpu")
     assert code == 0, stdout
     report = json.loads((out / "benchmark-val.json").read_text())
     assert report["method"] == "seggpt" and report["weights"] == str(tiny_weights)
@@ -304,9 +284,8 @@ def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path,
     assert len(read_csv(out / "per-sequence_results-val.csv")) > 3
 
     yt = tmp_path / "yt"
-    code, _, _ = run(capsys, "--dataset", "ytvos", "--root", str(ytvos), "--out", str(yt), "--weights",
-                     str(tiny_weights), "--memory", "1")
-    assert code == 0
+    assert bench("--dataset", "ytvos", "--root", str(ytvos), "--out", str(yt), "--weights", str(tiny_weights),
+                 "--memory", "1")[0] == 0
     report = json.loads((yt / "benchmark-valid.json").read_text())
     assert all(r["frames"] == 11 and r["saved"] == 3 for r in report["sequences"])  # ran on all frames, saved listed
     with zipfile.ZipFile(yt / "submission.zip") as archive:
@@ -314,15 +293,14 @@ def test_seggpt_tiny_davis2017_and_ytvos(davis17, ytvos, tiny_weights, tmp_path,
     assert names == sorted(f"Annotations/{v}/{f}.png" for v, fs in _listed(ytvos).items() for f in fs)
 
 
-def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys):
+def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, bench):
     """Precedence: defaults < the config file < flags and --set (the weights' layer: test_settings.py)."""
     config_path = tmp_path / "bench.yaml"
     config_path.write_text("weights: BAAI/SegGPT\nsplit: val\nengine:\n  memory: 3\n  objects: separate\n")
     out = tmp_path / "res"
-    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--config",
-                     str(config_path), "--weights", str(tiny_weights), "--memory", "1", "--sequences", "synth-001",
-                     "--set", "engine.colors=palette")
-    assert code == 0
+    assert bench("--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--config", str(config_path),
+                 "--weights", str(tiny_weights), "--memory", "1", "--sequences", "synth-001",
+                 "--set", "engine.colors=palette")[0] == 0
     report = json.loads((out / "benchmark-val.json").read_text())
     assert report["method"] == "seggpt"
     assert report["weights"] == str(tiny_weights)  # the flag wins over the file
@@ -330,9 +308,8 @@ def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys)
                                 "colors": "palette"}
     assert report["split"] == "val" and report["resolution"] == "480p"
     # the packaged config is found by name, and only names the split
-    code, _, _ = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(tmp_path / "r2"),
-                     "--config", "benchmark_davis", "--weights", str(tiny_weights), "--sequences", "synth-001")
-    assert code == 0
+    assert bench("--dataset", "davis2017", "--root", str(davis17), "--out", str(tmp_path / "r2"),
+                 "--config", "benchmark_davis", "--weights", str(tiny_weights), "--sequences", "synth-001")[0] == 0
     assert json.loads((tmp_path / "r2" / "benchmark-val.json").read_text())["engine"] == dataclasses.asdict(
         EngineConfig())
 
@@ -340,9 +317,9 @@ def test_config_file_and_flag_overrides(davis17, tiny_weights, tmp_path, capsys)
 # ----------------------------------------------------------------------------- evaluate CLI and bad input
 
 
-def test_evaluate_cli(davis17, tmp_path, capsys):
+def test_evaluate_cli(davis17, tmp_path, capsys, copy_first):
     out = tmp_path / "res"
-    assert run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--out", str(out), "--method", "copy-first")[0] == 0
+    assert copy_first("davis2017", davis17, out)[0] == 0
     expected = read_csv(out / "per-sequence_results-val.csv"), read_csv(out / "global_results-val.csv")
     for name in ("per-sequence_results-val.csv", "global_results-val.csv"):
         (out / name).unlink()
@@ -364,13 +341,13 @@ def test_evaluate_cli(davis17, tmp_path, capsys):
     (["--config", "CONFIG"], "unknown setting"),
     (["--method", "seggpt", "--memory", "-1", "--weights", "WEIGHTS"], "memory"),
 ])
-def test_bad_input_is_one_line_exit_2(davis17, tiny_weights, tmp_path, capsys, extra, message):
+def test_bad_input_is_one_line_exit_2(davis17, tiny_weights, tmp_path, bench, extra, message):
     config = tmp_path / "bench.yaml"
     config.write_text("method: copy-first\nmemroy: 3\n")
     extra = [str(config) if e == "CONFIG" else str(tiny_weights) if e == "WEIGHTS" else e for e in extra]
     argv = ["--dataset", "davis2017", "--root", str(davis17), "--out", str(tmp_path / "o"), "--method", "copy-first", *extra]
     if "--root" in extra:
         argv = argv[:2] + argv[4:]
-    code, _, err = run(capsys, *argv)
+    code, _, err = bench(*argv)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err and "Traceback" not in err

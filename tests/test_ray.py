@@ -16,8 +16,7 @@ from PIL import Image
 
 ray = pytest.importorskip("ray")
 
-from benchmarks import vos as vos_cli  # noqa: E402
-from vos.data.synthetic import write_davis2017, write_ytvos  # noqa: E402
+from vos.data.synthetic import write_ytvos  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +25,6 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def davis17(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("d17")
-    write_davis2017(root, num_sequences=3, seed=5, num_frames=6, size=(48, 64), num_objects=(2, 3))
-    return root
-
-
-def run(capsys, *argv: str) -> tuple[int, str]:
-    code = vos_cli.main([*argv, "--quiet"])
-    return code, capsys.readouterr().err
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -49,24 +36,22 @@ def pngs(folder: Path) -> dict[str, np.ndarray]:
     return {str(p.relative_to(folder)): np.array(Image.open(p)) for p in sorted(folder.rglob("*.png"))}
 
 
-def test_unreachable_address_is_one_line_exit_2(davis17, tmp_path, capsys):
+def test_unreachable_address_is_one_line_exit_2(davis17, tmp_path, copy_first):
     """Runs before the module's Ray session starts (file order): the harness must try to connect itself."""
     assert not ray.is_initialized()
     with socket.socket() as probe:  # a port nobody listens at
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     start = time.perf_counter()
-    code, err = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--method", "copy-first",
-                    "--out", str(tmp_path / "o"), "--engine", "ray", "--address", f"127.0.0.1:{port}")
+    code, _, err = copy_first("davis2017", davis17, tmp_path / "o", "--engine", "ray", "--address", f"127.0.0.1:{port}")
     assert code == 2 and time.perf_counter() - start < 30
     assert err.startswith("error: --address 127.0.0.1:") and err.count("\n") == 1
     assert not ray.is_initialized()
 
 
-def test_ray_matches_local_davis2017(ray_session, davis17, tmp_path, capsys):
-    common = ["--dataset", "davis2017", "--root", str(davis17), "--method", "copy-first"]
-    assert run(capsys, *common, "--out", str(tmp_path / "local"))[0] == 0
-    assert run(capsys, *common, "--out", str(tmp_path / "ray"), "--engine", "ray")[0] == 0
+def test_ray_matches_local_davis2017(ray_session, davis17, tmp_path, copy_first):
+    assert copy_first("davis2017", davis17, tmp_path / "local")[0] == 0
+    assert copy_first("davis2017", davis17, tmp_path / "ray", "--engine", "ray")[0] == 0
     assert ray.is_initialized()  # the harness joined the session and left it running
     local, remote = pngs(tmp_path / "local"), pngs(tmp_path / "ray")
     assert local.keys() == remote.keys() and len(local) == 18
@@ -77,17 +62,16 @@ def test_ray_matches_local_davis2017(ray_session, davis17, tmp_path, capsys):
     assert report["engine_backend"] == "ray"
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in report["sequences"])
     # resume through Ray: nothing to redo
-    assert run(capsys, *common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--resume")[0] == 0
+    assert copy_first("davis2017", davis17, tmp_path / "ray", "--engine", "ray", "--resume")[0] == 0
     report = json.loads((tmp_path / "ray" / "benchmark-val.json").read_text())
     assert {r["status"] for r in report["sequences"]} == {"skipped"}
 
 
-def test_ray_failed_task_is_retried_once_and_others_go_on(ray_session, davis17, tmp_path, capsys):
+def test_ray_failed_task_is_retried_once_and_others_go_on(ray_session, davis17, tmp_path, copy_first):
     out = tmp_path / "res"
     out.mkdir()
     (out / "synth-001" / "00003.png").mkdir(parents=True)  # a folder where a PNG goes: fails inside the task
-    code, err = run(capsys, "--dataset", "davis2017", "--root", str(davis17), "--method", "copy-first",
-                    "--out", str(out), "--engine", "ray")
+    code, _, err = copy_first("davis2017", davis17, out, "--engine", "ray")
     assert code == 1 and "synth-001: FAILED" in err and "Traceback" not in err
     report = json.loads((out / "benchmark-val.json").read_text())
     by_name = {r["name"]: r for r in report["sequences"]}
@@ -97,12 +81,12 @@ def test_ray_failed_task_is_retried_once_and_others_go_on(ray_session, davis17, 
     assert report["failed"] == ["synth-001"]
 
 
-def test_ray_seggpt_tiny_ytvos(ray_session, tiny_weights, tmp_path, capsys):
+def test_ray_seggpt_tiny_ytvos(ray_session, tiny_weights, tmp_path, bench):
     root = tmp_path / "yt"
     write_ytvos(root, num_videos=2, seed=2, num_frames=6, size=(48, 64), num_objects=(2, 2))
     out = tmp_path / "res"
-    code, err = run(capsys, "--dataset", "ytvos", "--root", str(root), "--out", str(out), "--engine", "ray",
-                    "--weights", tiny_weights, "--memory", "1")
+    code, _, err = bench("--dataset", "ytvos", "--root", str(root), "--out", str(out), "--engine", "ray",
+                         "--weights", tiny_weights, "--memory", "1")
     assert code == 0, err
     report = json.loads((out / "benchmark-valid.json").read_text())
     assert report["method"] == "seggpt" and report["engine"]["memory"] == 1
