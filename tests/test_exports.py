@@ -246,7 +246,7 @@ def test_judo_masks_on_several_frames(shared_data, tiny_weights, tmp_path, caplo
         assert not any((result[t] == obj).any() for t in range(frame)), obj  # absent before
 
 
-def test_help_version_fps_and_bad_inputs(clip, tiny_weights, tmp_path, capsys, monkeypatch):
+def test_help_version_fps_and_bad_inputs(clip, tiny_weights, tmp_path, capsys, refused, monkeypatch):
     for action in build_parser()._actions:
         if action.dest not in ("help", "version", "video"):
             assert action.help and "default" in action.help, action.dest
@@ -273,10 +273,7 @@ def test_help_version_fps_and_bad_inputs(clip, tiny_weights, tmp_path, capsys, m
     video = str(root / "clip.mp4")
 
     def err(argv):
-        assert main(argv + base) == 2
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert lines[-1].startswith("error: ")
-        return lines[-1]
+        return refused(main, argv + base, last=True)
 
     assert "--fps" in err([video, "--masks", str(root / "masks"), "--fps", "5"])
     bad = tmp_path / "bad"
