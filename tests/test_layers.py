@@ -200,7 +200,6 @@ def test_install_requires_are_all_used_and_cv2_comes_from_one_package():
     """Every requirement is imported somewhere (einops was not), and OpenCV is `opencv-python`: the
     test extra's vos-benchmark installs it, and a headless copy beside it would give two `cv2`."""
     import configparser
-    import re
 
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
@@ -223,32 +222,17 @@ def test_no_import_circle():
     `seggpt.weights`, which builds the model (the test above pins that edge to those two methods)."""
     graph = {m: {t for _, t in imports_of(m, p) if t in MODULES and t != m} for m, p in MODULES.items()}
     graph["seggpt.model"].discard("seggpt.weights")
-    index, low, stack, on_stack, circles = {}, {}, [], set(), []
-
-    def visit(m: str) -> None:  # Tarjan's strongly connected components
-        index[m] = low[m] = len(index)
-        stack.append(m)
-        on_stack.add(m)
-        for t in graph[m]:
-            if t not in index:
-                visit(t)
-                low[m] = min(low[m], low[t])
-            elif t in on_stack:
-                low[m] = min(low[m], index[t])
-        if low[m] == index[m]:
-            part = []
-            while True:
-                t = stack.pop()
-                on_stack.discard(t)
-                part.append(t)
-                if t == m:
-                    break
-            if len(part) > 1:
-                circles.append(sorted(part))
-
-    for m in sorted(graph):
-        if m not in index:
-            visit(m)
+    reach = {}  # module -> every module it reaches through its imports
+    for m in graph:
+        seen, todo = set(), list(graph[m])
+        while todo:
+            t = todo.pop()
+            if t not in seen:
+                seen.add(t)
+                todo.extend(graph[t])
+        reach[m] = seen
+    # a circle: the modules that reach a module and are reached by it
+    circles = sorted({tuple(sorted({m} | {t for t in reach[m] if m in reach[t]})) for m in graph if m in reach[m]})
     assert not circles, "modules that import each other: " + "; ".join(" <-> ".join(c) for c in circles)
 
 
