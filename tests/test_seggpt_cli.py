@@ -27,34 +27,36 @@ def test_official_examples(shared_data, tiny_weights, tmp_path):
         assert Image.open(tmp_path / f"{stem}_overlay.png").size == size
 
 
-def test_semantic_type_and_bad_files(tiny_weights, tmp_path, capsys):
-    img = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
-    Image.fromarray(img).save(tmp_path / "a.png")
-    mask = np.zeros((40, 60), np.uint8)
-    mask[5:20, 10:30] = 255
-    Image.fromarray(mask).save(tmp_path / "a_mask.png")
-    ok = ["--prompt", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"), "--weights", tiny_weights]
-    assert main(ok + [str(tmp_path / "a.png"), "--type", "semantic", "--out", str(tmp_path / "o")]) == 0
+def _image_and_mask(folder, seed, h, w):
+    """a.png (random colours, h x w) and a_mask.png (255 on a rectangle) in `folder`; returns the mask."""
+    Image.fromarray((np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)).save(folder / "a.png")
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 8:h // 2, w // 6:w // 2] = 255
+    Image.fromarray(mask).save(folder / "a_mask.png")
+    return mask
+
+
+def test_semantic_type_and_bad_files(tiny_weights, tmp_path, refused):
+    mask = _image_and_mask(tmp_path, 0, 40, 60)
+    a, out = str(tmp_path / "a.png"), ["--out", str(tmp_path / "o")]
+    ok = ["--prompt", a, str(tmp_path / "a_mask.png"), "--weights", tiny_weights]
+    assert main(ok + [a, "--type", "semantic", *out]) == 0
     (tmp_path / "bad.jpg").write_text("not an image")
-    assert main(ok + [str(tmp_path / "bad.jpg"), "--out", str(tmp_path / "o")]) == 2
-    assert "bad.jpg: not a readable image" in capsys.readouterr().err
+    assert "bad.jpg: not a readable image" in refused(main, ok + [str(tmp_path / "bad.jpg"), *out])
     Image.fromarray(mask[:20]).save(tmp_path / "small_mask.png")
-    assert main(["--prompt", str(tmp_path / "a.png"), str(tmp_path / "small_mask.png"), "--weights", tiny_weights,
-                 str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--overwrite"]) == 2
-    assert "small_mask.png: mask is 60x20" in capsys.readouterr().err
+    assert "small_mask.png: mask is 60x20" in refused(main, ["--prompt", a, str(tmp_path / "small_mask.png"),
+                                                             "--weights", tiny_weights, a, *out, "--overwrite"])
     # our own earlier run, unchanged: a rerun replaces it
-    assert main(ok + [str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 0
+    assert main(ok + [a, *out]) == 0
     # a fresh adversarial pass: a user's a_mask.png in --out was replaced without a word; now a mask a
     # person edited after our run is never replaced, whatever --overwrite says
     Image.fromarray(mask).save(tmp_path / "o" / "a_mask.png")
     before = (tmp_path / "o" / "a_mask.png").read_bytes()
     for extra in ([], ["--overwrite"]):
-        assert main(ok + [str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *extra]) == 2
-        assert "a_mask.png" in capsys.readouterr().err
+        assert "a_mask.png" in refused(main, ok + [a, *out, *extra])
     assert (tmp_path / "o" / "a_mask.png").read_bytes() == before
     (tmp_path / "o" / "a_mask.png").unlink()
-    assert main(ok + [str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 2
-    assert "missing.png: no such file" in capsys.readouterr().err
+    assert "missing.png: no such file" in refused(main, ok + [str(tmp_path / "missing.png"), *out])
 
 
 def test_the_weights_note_says_which_why_and_the_other_choice():
@@ -74,11 +76,7 @@ def test_the_weights_note_says_which_why_and_the_other_choice():
 def test_seggpt_run_names_its_weights_and_why(tiny_weights, tmp_path, caplog, capsys, monkeypatch):
     """The default (official) weights with the reason, before they load (no download here: the loader is
     stopped); --weights named as chosen; --help says the default and why."""
-    img = (np.random.default_rng(1).random((32, 48, 3)) * 255).astype(np.uint8)
-    Image.fromarray(img).save(tmp_path / "a.png")
-    mask = np.zeros((32, 48), np.uint8)
-    mask[4:16, 8:24] = 255
-    Image.fromarray(mask).save(tmp_path / "a_mask.png")
+    _image_and_mask(tmp_path, 1, 32, 48)
     args = ["--prompt", str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"), str(tmp_path / "a.png")]
     caplog.set_level(logging.INFO, logger="seggpt.run")
 
