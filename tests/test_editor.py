@@ -64,10 +64,9 @@ def test_files_only_under_root(ed, tmp_path):
         Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)).save(frames / f"{i:05d}.jpg")
     assert ed.media() == ["clip.mp4", "shots/a/"]  # videos and frame folders (the PNG masks' folder is root)
     assert "3 frames, 12x8, 24 fps" in ed.open("shots/a/")
-    with pytest.raises(InputError, match="outside the folder"):
-        ed.open("../../etc")
-    with pytest.raises(InputError, match="outside the folder"):
-        ed.open("/etc/passwd")
+    for outside in ("../../etc", "/etc/passwd"):
+        with pytest.raises(InputError, match="outside the folder"):
+            ed.open(outside)
 
 
 def test_edit_propagate_correct_export_and_session(ed, labels, tmp_path):
@@ -166,8 +165,7 @@ def test_strokes_box_accept_and_undo_over_the_prediction(ed, labels):
 
     o = _one_mask(ed, labels, origin="mask PNG")
     assert ed.origin(0, o) == "mask PNG" and ed.origin(2, o) == "none"
-    for _ in ed.propagate(0):
-        pass
+    list(ed.propagate(0))
     predicted = ed.labels(2) == o
     assert ed.origin(2, o) == "prediction"
     brush = {"tool": "brush", "radius": 2.0, "points": [[3.0, 3.0], [20.0, 10.0]]}
@@ -296,8 +294,7 @@ def test_given_masks_show_again_and_reused_ids_start_clean(ed, tmp_path):
     ed.set_mask(0, b, right)
     ed.remove_object(b)
     assert np.array_equal(ed.labels(0) == a, left)
-    for _ in ed.propagate(0):
-        pass
+    list(ed.propagate(0))
     ed.remove_object(a)
     again = ed.add_object("new")
     assert again == a and ed.origin(3, again) == "none"
@@ -333,19 +330,21 @@ def _predicted(ed, frame_idx, labels):
 
 
 @pytest.fixture
-def long_clip(tmp_path):
+def long_ed(segmenter, tmp_path):
+    """An editor on tmp_path with long.mp4 (16 frames, 48x32, one object) open."""
     frames, _ = make_clip(5, 16, size=(32, 48), num_objects=1)
     write_mp4(tmp_path / "long.mp4", frames, fps=8)
-    return "long.mp4"
+    ed = Editor(segmenter, tmp_path)
+    ed.open("long.mp4")
+    return ed
 
 
-def test_timeline_marks_given_present_empty_lost_and_not_segmented(segmenter, tmp_path, long_clip):
+def test_timeline_marks_given_present_empty_lost_and_not_segmented(long_ed):
     """The rows the app's timeline draws: the CLI's lost rule for this length (16 frames: more than 2 empty in a
     row), an object's first mask given, frames without a result not segmented; the names escaped in the page."""
     from vos.editing.app_views import timeline_html
 
-    ed = Editor(segmenter, tmp_path)
-    ed.open(long_clip)
+    ed = long_ed
     a, b = ed.add_object("runner <b>"), ed.add_object("ball")
     square = _rect(slice(4, 12), slice(4, 12), (32, 48))
     ed.set_mask(0, a, square)
@@ -368,15 +367,14 @@ def test_timeline_marks_given_present_empty_lost_and_not_segmented(segmenter, tm
     assert page.count('class="vos-tl-bar" data-frames="16"') == 2 and 'data-lost="9-13"' in page
 
 
-def test_playback_is_a_video_a_browser_plays_with_every_frame(segmenter, tmp_path, long_clip):
+def test_playback_is_a_video_a_browser_plays_with_every_frame(long_ed, tmp_path):
     """The playback: the encoding the page said its browser plays (never MPEG-4 Part 2), every frame, the
     results blended in; a browser that plays none of the encodings is told so in one line."""
     import av
 
     from vos.io.writers import PLAYABLE_ENCODINGS
 
-    ed = Editor(segmenter, tmp_path)
-    ed.open(long_clip)
+    ed = long_ed
     a = ed.add_object("runner")
     square = _rect(slice(20, 28), slice(36, 44), (32, 48))  # away from the frame number in the top-left corner
     ed.set_mask(0, a, square)

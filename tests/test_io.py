@@ -44,25 +44,18 @@ def labels_example(h: int = 33, w: int = 47) -> np.ndarray:
 # --------------------------------------------------------------------------- palette and PNGs
 
 
-def test_index_png_round_trip_keeps_palette(tmp_path):
-    lab = labels_example()
-    path = tmp_path / "00000.png"
-    save_index_png(path, lab)
-    with Image.open(path) as image:
-        assert image.mode == "P"
-        assert image.getpalette()[:768] == davis_palette().reshape(-1).tolist()
-    assert np.array_equal(read_label_png(path), lab)
+@pytest.mark.parametrize("lab, pal", [
+    (labels_example(), None),
+    ((np.arange(12).reshape(3, 4) % 3).astype(np.int64), np.array([[0, 0, 0], [10, 20, 30], [200, 100, 50]], np.uint8)),
+], ids=["the DAVIS palette", "a custom palette and int labels"])
+def test_index_png_round_trip_keeps_palette(tmp_path, lab, pal):
+    save_index_png(tmp_path / "00000.png", lab, pal)
+    expected = davis_palette() if pal is None else pal
+    with Image.open(tmp_path / "00000.png") as image:
+        assert image.mode == "P" and image.getpalette()[:expected.size] == expected.reshape(-1).tolist()
+        assert np.array_equal(np.array(image.convert("RGB")), expected[lab])
+    assert np.array_equal(read_label_png(tmp_path / "00000.png"), lab)
     assert leftovers(tmp_path) == []
-
-
-def test_index_png_custom_palette_and_int_labels(tmp_path):
-    pal = np.array([[0, 0, 0], [10, 20, 30], [200, 100, 50]], np.uint8)
-    lab = (np.arange(12).reshape(3, 4) % 3).astype(np.int64)
-    save_index_png(tmp_path / "a.png", lab, pal)
-    with Image.open(tmp_path / "a.png") as image:
-        assert image.getpalette()[:9] == pal.reshape(-1).tolist()
-        assert np.array_equal(np.array(image.convert("RGB")), pal[lab])
-    assert np.array_equal(read_label_png(tmp_path / "a.png"), lab)
 
 
 def test_index_png_rejects_bad_labels(tmp_path):
@@ -207,12 +200,11 @@ def test_overlay_blend_and_contour():
 
 def test_overlay_errors():
     frame = np.zeros((4, 4, 3), np.uint8)
-    with pytest.raises(ValueError, match="differ in size"):
-        overlay(frame, np.zeros((4, 5), np.uint8))
-    with pytest.raises(ValueError, match="label values must be in 0..2"):
-        overlay(frame, np.full((4, 4), 3), palette=np.zeros((3, 3), np.uint8))
-    with pytest.raises(ValueError, match="HxWx3 uint8"):
-        overlay(frame.astype(np.float32), np.zeros((4, 4), np.uint8))
+    for args, match in [((frame, np.zeros((4, 5), np.uint8)), "differ in size"),
+                        ((frame, np.full((4, 4), 3), np.zeros((3, 3), np.uint8)), "label values must be in 0..2"),
+                        ((frame.astype(np.float32), np.zeros((4, 4), np.uint8)), "HxWx3 uint8")]:
+        with pytest.raises(ValueError, match=match):
+            overlay(*args)
 
 
 # --------------------------------------------------------------------------- mp4

@@ -38,6 +38,9 @@ PUBLIC = {
 }
 #: the modules `python -m` runs (README's commands), each with a main
 ENTRY_POINTS = ("vos.run", "vos.app", "vos.demo", "seggpt.run", "seggpt.tune", "training")
+#: setup.cfg: the console scripts and the packages
+SETUP = configparser.ConfigParser()
+SETUP.read(ROOT / "setup.cfg")
 
 
 @pytest.mark.parametrize("module", sorted(PUBLIC))
@@ -63,9 +66,7 @@ def test_every_python_m_in_readme_is_an_entry_point():
 
 
 def test_console_scripts_resolve():
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    entries = [line.split("=") for line in config["options.entry_points"]["console_scripts"].strip().splitlines()]
+    entries = [line.split("=") for line in SETUP["options.entry_points"]["console_scripts"].strip().splitlines()]
     assert {name.strip() for name, _ in entries} == {"seggpt-run", "seggpt-tune", "seggpt-train", "vos-run", "vos-app",
                                                      "vos-demo"}
     for _, target in entries:
@@ -74,9 +75,7 @@ def test_console_scripts_resolve():
 
 
 def test_every_package_folder_is_packaged():
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    packaged = set(config["options"]["packages"].split())
+    packaged = set(SETUP["options"]["packages"].split())
     folders = {".".join(path.parent.relative_to(ROOT).parts) for top in ("seggpt", "vos", "training", "benchmarks")
                for path in (ROOT / top).rglob("__init__.py")}
     assert folders <= packaged, f"not in setup.cfg's packages: {sorted(folders - packaged)}"

@@ -46,16 +46,15 @@ def test_yaml_reads_booleans_as_yaml_1_2(tmp_path):
 
 
 def test_config_files_are_checked_and_named(tmp_path):
-    with pytest.raises(ConfigError, match="is a folder, not a config file"):
-        read_yaml(tmp_path)
-    with pytest.raises(ConfigError, match="config file not found"):
-        read_yaml(tmp_path / "nope.yaml")
     (tmp_path / "list.yaml").write_text("[1, 2]\n")
-    with pytest.raises(ConfigError, match="expected a mapping of settings at the top level"):
-        read_yaml(tmp_path / "list.yaml")
     (tmp_path / "bad.yaml").write_text("engine: [1, 2]\n")
-    with pytest.raises(ConfigError, match="bad.yaml: engine must be a mapping of settings"):
-        load_run_config(RunConfig, str(tmp_path / "bad.yaml"), [])
+    for call, match in [(lambda: read_yaml(tmp_path), "is a folder, not a config file"),
+                        (lambda: read_yaml(tmp_path / "nope.yaml"), "config file not found"),
+                        (lambda: read_yaml(tmp_path / "list.yaml"), "expected a mapping of settings at the top level"),
+                        (lambda: load_run_config(RunConfig, str(tmp_path / "bad.yaml"), []),
+                         "bad.yaml: engine must be a mapping of settings")]:
+        with pytest.raises(ConfigError, match=match):
+            call()
     assert config_path("benchmark_davis").name == "benchmark_davis.yaml"  # packaged configs by name
 
 
@@ -108,8 +107,6 @@ def test_any_mapping_gives_settings_or_one_config_error(layer):
 
 def test_a_huge_integer_is_refused_where_it_is_read():
     """A fresh adversarial pass: memory 10**23 passed the loader and crashed in the memory (OverflowError)."""
-    from vos.engine.config import EngineConfig
-
     with pytest.raises(ConfigError, match="memory must be an integer of at most 2147483647"):
         EngineConfig.load({"memory": 10 ** 23})
     assert EngineConfig.load({"memory": 2 ** 31 - 1}).memory == 2 ** 31 - 1
