@@ -2,6 +2,7 @@
 headless Chromium on it (Debian's package, driven by Playwright), the page as the checks use it (`App`), and
 the geometry a stroke's check needs."""
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -27,10 +28,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def _chromium():
-    for name in (os.environ.get("VOS_CHROMIUM"), "chromium", "chromium-browser"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    names = (os.environ.get("VOS_CHROMIUM"), "chromium", "chromium-browser")
+    return next((shutil.which(name) for name in names if name and shutil.which(name)), None)
 
 
 def _need(what, ok):
@@ -51,16 +50,13 @@ def write_video(path, frames):
     """An mp4 (H.264 pads odd sizes to even), or for an odd size a lossless FFV1 .mkv that keeps it."""
     if path.suffix == ".mp4":
         write_mp4(path, frames, fps=8)
-        return
-    write_ffv1(str(path), frames, pix_fmt="yuv444p")
+    else:
+        write_ffv1(str(path), frames, pix_fmt="yuv444p")
 
 
 def need_browser():
     for module in ("gradio", "playwright"):
-        try:
-            __import__(module)
-        except ImportError:
-            _need(f"the python package {module} (pip install -e '.[test]')", False)
+        _need(f"the python package {module} (pip install -e '.[test]')", importlib.util.find_spec(module))
     _need("Chromium (apt-get install chromium)", _chromium())
 
 
@@ -197,11 +193,6 @@ class App:
         if what:
             self.time(what, time.perf_counter() - t0)
 
-    def click_until_canvas(self, selector, what):
-        with self.new_view(what):
-            self.page.click(selector)
-        return self.key
-
     def shot(self, name):
         if self.shots:
             self.page.wait_for_timeout(300)
@@ -276,8 +267,9 @@ class App:
         return recorded
 
     def commit(self, selector, status_prefix, what):
-        key = self.click_until_canvas(selector, what)
-        return self.status(status_prefix), key
+        with self.new_view(what):
+            self.page.click(selector)
+        return self.status(status_prefix), self.key
 
     def saved(self):
         """The masks the app holds now, read back from a saved session: {(frame, object): bool mask}."""

@@ -157,20 +157,15 @@ def test_atomic_write_text_cleans_up_on_any_failure(tmp_path, monkeypatch):
 
     def interrupted_open(path, *args, **kwargs):  # Ctrl-C after half the text is on disk
         handle = real_open(path, *args, **kwargs)
+        write = handle.write
 
-        class Handle:
-            def __enter__(self):
-                return self
+        def half_then_ctrl_c(text):
+            write(text[: len(text) // 2])
+            handle.flush()
+            raise KeyboardInterrupt
 
-            def __exit__(self, *exc):
-                handle.close()
-
-            def write(self, text):
-                handle.write(text[: len(text) // 2])
-                handle.flush()
-                raise KeyboardInterrupt
-
-        return Handle()
+        handle.write = half_then_ctrl_c
+        return handle
 
     monkeypatch.setattr(seggpt.io, "open", interrupted_open, raising=False)
     with pytest.raises(KeyboardInterrupt):
