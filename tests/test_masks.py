@@ -79,18 +79,25 @@ def test_palette_png_short_palette_is_padded(tmp_path):
     assert parsed.warnings == []
 
 
-def test_grey_0_255_is_object_1(tmp_path):
-    lab = (scene() > 0).astype(np.uint8) * 255  # DAVIS 2016 convention
-    parsed = load_mask(save(tmp_path / "davis2016.png", Image.fromarray(lab)))
-    np.testing.assert_array_equal(parsed.labels, lab // 255)
-    assert parsed.palette is None and parsed.warnings == []
+OBJ = scene() > 0
+LA = np.stack([np.full(OBJ.shape, 255, np.uint8), OBJ.astype(np.uint8) * 255], axis=-1)  # the alpha: the object
+GREY = {  # name: (an image, its mode in the file, the labels it holds)
+    "grey 0/255 is object 1": (Image.fromarray(OBJ.astype(np.uint8) * 255), "L", OBJ),  # DAVIS 2016 convention
+    "grey index mask, ids as given": (Image.fromarray(scene(), mode="L"), "L", scene()),
+    "one bit": (Image.fromarray(OBJ), "1", OBJ),
+    "16 bit": (Image.fromarray(OBJ.astype(np.uint16) * 65535), "I;16", OBJ),
+    "16-bit index": (Image.fromarray(scene().astype(np.uint16)), "I;16", scene()),
+    "LA: the alpha is the mask": (Image.fromarray(LA, mode="LA"), "LA", OBJ),
+}
 
 
-def test_grey_index_mask_ids_as_given(tmp_path):
-    lab = scene()
-    parsed = load_mask(save(tmp_path / "index.png", Image.fromarray(lab, mode="L")))
-    np.testing.assert_array_equal(parsed.labels, lab)
-    assert parsed.object_ids == [1, 2, 3, 4] and parsed.warnings == []
+@pytest.mark.parametrize("image, mode, labels", GREY.values(), ids=GREY)
+def test_grey_pngs_hold_their_objects(tmp_path, image, mode, labels):
+    path = save(tmp_path / "m.png", image)
+    assert Image.open(path).mode == mode
+    parsed = load_mask(path)
+    np.testing.assert_array_equal(parsed.labels, labels)
+    assert parsed.object_ids == object_ids(labels) and parsed.palette is None and parsed.warnings == []
 
 
 def test_grey_anti_aliased_is_thresholded(tmp_path):
@@ -100,18 +107,6 @@ def test_grey_anti_aliased_is_thresholded(tmp_path):
     parsed = load_mask(save(tmp_path / "aa.png", Image.fromarray(soft)))
     np.testing.assert_array_equal(parsed.labels, (soft >= 128).astype(np.int32))
     assert parsed.warnings == ["anti-aliased L mask thresholded at 128 into 1 object(s)"]
-
-
-def test_one_bit_and_16_bit_pngs(tmp_path):
-    obj = scene() > 0
-    p1 = save(tmp_path / "bits.png", Image.fromarray(obj))
-    assert Image.open(p1).mode == "1"
-    np.testing.assert_array_equal(load_mask(p1).labels, obj)
-    p16 = save(tmp_path / "deep.png", Image.fromarray(obj.astype(np.uint16) * 65535))
-    assert Image.open(p16).mode.startswith("I")
-    np.testing.assert_array_equal(load_mask(p16).labels, obj)
-    idx16 = save(tmp_path / "deep_index.png", Image.fromarray(scene().astype(np.uint16)))
-    np.testing.assert_array_equal(load_mask(idx16).labels, scene())
 
 
 # ------------------------------------------------------------------------------------ colour
@@ -200,13 +195,6 @@ def test_rgba_transparent_background_and_soft_alpha(tmp_path):
     soft = load_mask(save(tmp_path / "rgba_soft.png", Image.fromarray(rgba, mode="RGBA")))
     assert soft.object_ids == [1, 2] and soft.warnings
     assert iou(soft.labels == 1, lab == 2) > 0.9 and iou(soft.labels == 2, lab == 1) > 0.9
-
-
-def test_la_png_alpha_is_the_mask(tmp_path):
-    obj = scene() > 0
-    la = np.stack([np.full(obj.shape, 255, np.uint8), obj.astype(np.uint8) * 255], axis=-1)
-    parsed = load_mask(save(tmp_path / "la.png", Image.fromarray(la, mode="LA")))
-    np.testing.assert_array_equal(parsed.labels, obj)
 
 
 @settings(max_examples=25, deadline=None)
