@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 
@@ -311,14 +312,13 @@ def _users_files(folder: Path) -> list:
     return [folder / "00000.png", folder / "notes.txt", folder / "001" / "00000.png"]
 
 
-def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, tiny_weights, tmp_path, capsys,
+def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, tiny_weights, davis, tmp_path, capsys,
                                                                          refused):
     from benchmarks import evaluate as evaluate_cli
     from seggpt.run import main as seggpt_run
     from seggpt.tune import main as seggpt_tune
     from training.__main__ import main as train_main
     from vos.demo import main as demo_main
-    from vos.data.synthetic import write_davis2017
 
     outputs = {"--out": "o", "--alpha": "a", "--overlay": "ov.mp4", "--report": "r.json", "--rle": "rle.json",
                "--matte": "m.mkv"}
@@ -339,35 +339,30 @@ def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, t
     assert _vos_run(clip, tiny_weights, *every, "--object-masks", "--soft") == 0  # the rerun still just works
     # 2. a user's files in every target folder and at every single path, every tool
     users = []
+
+    def mine(path: Path, data: bytes) -> None:  # a file of the user's
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        users.append(path)
+
     for option, name in outputs.items():
-        target = tmp_path / "u" / name
         if option in ("--out", "--alpha"):
-            users += _users_files(target)
+            users += _users_files(tmp_path / "u" / name)
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(b"the user's " + name.encode())
-            users.append(target)
+            mine(tmp_path / "u" / name, b"the user's " + name.encode())
     user_every = [x for option, name in outputs.items() for x in (option, str(tmp_path / "u" / name))]
     seggpt_out = tmp_path / "u" / "seggpt"
     users += _users_files(seggpt_out)
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(seggpt_out / "frame_mask.png")
     users.append(seggpt_out / "frame_mask.png")
-    (tmp_path / "u" / "prompt.safetensors").write_bytes(b"a user's prompt")
-    users.append(tmp_path / "u" / "prompt.safetensors")
+    mine(tmp_path / "u" / "prompt.safetensors", b"a user's prompt")
     demo = tmp_path / "u" / "demo"
-    demo.mkdir()
-    (demo / "clip.mp4").write_bytes(b"a user's clip")
-    users.append(demo / "clip.mp4")
+    mine(demo / "clip.mp4", b"a user's clip")
     train_out = tmp_path / "u" / "train"
     users += _users_files(train_out)
-    davis = tmp_path / "davis"
-    write_davis2017(davis, num_sequences=1, seed=3, num_frames=3, size=(32, 48), num_objects=(1, 1))
     results = tmp_path / "u" / "results"
-    import shutil
-
     shutil.copytree(davis / "Annotations" / "480p", results)
-    (results / "global_results-val.csv").write_text("my own scores")
-    users.append(results / "global_results-val.csv")
+    mine(results / "global_results-val.csv", b"my own scores")
     before = _bytes(users)
     for flag in ([], ["--overwrite"]):
         calls = [
