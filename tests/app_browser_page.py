@@ -235,8 +235,7 @@ class App:
         number.press("Enter")
         key = self.canvas_after(old)
         while not key.startswith(f"{frame_idx}:"):  # a view of the old frame can come first
-            old = self.serial()
-            key = self.canvas_after(old)
+            key = self.canvas_after(self.serial())
         self.time("slider jump", time.perf_counter() - t0)
         self.page.wait_for_function("f => document.querySelector('#frame-info').innerText.includes(`frame ${f} of`)",
                                     arg=frame_idx)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import seggpt
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("seggpt", "vos", "training", "benchmarks")
 
@@ -65,16 +67,9 @@ def project_modules() -> dict[str, Path]:
 MODULES = project_modules()
 
 
-def _lazy_exports() -> dict[str, str]:
-    import seggpt
-
-    return dict(seggpt._EXPORTS)
-
-
 def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``."""
+    return "TYPE_CHECKING" in (getattr(node.test, "id", None), getattr(node.test, "attr", None))
 
 
 def _import_nodes(tree: ast.AST):
@@ -85,15 +80,13 @@ def _import_nodes(tree: ast.AST):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                stack.extend(child.orelse)
-                continue
-            stack.append(child)
+            skipped = isinstance(child, ast.If) and _is_type_checking(child)
+            stack.extend(child.orelse if skipped else [child])
 
 
 def imports_of(module: str, path: Path) -> list[tuple[int, str]]:
     """(line, imported module) for every import of ``module``; names resolved to the module that defines them."""
-    exports = _lazy_exports()
+    exports = seggpt._EXPORTS  # the package's lazy exports: name -> the module that defines it
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
     for node in _import_nodes(ast.parse(path.read_text(), str(path))):
@@ -177,8 +170,6 @@ def test_package_exports_load_on_first_use():
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        import seggpt
-
         seggpt.Nope  # noqa: B018
 
 
