@@ -16,8 +16,6 @@ from seggpt.errors import InputError
 from seggpt.masks import ParsedMask, load_mask, object_ids, parse_mask
 from vos.data.synthetic import make_clip
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EXAMPLES = DATA / "seggpt-examples"
 
 
 def scene(h: int = 72, w: int = 96) -> np.ndarray:
@@ -216,8 +214,8 @@ def test_rgb_hard_masks_round_trip(seed, n):
 # ------------------------------------------------------------------------ real SegGPT examples
 
 
-def test_seggpt_example_targets_are_one_object():
-    targets = sorted(EXAMPLES.glob("*_target.png")) if EXAMPLES.is_dir() else []
+def test_seggpt_example_targets_are_one_object(shared_data):
+    targets = sorted((shared_data / "seggpt-examples").glob("*_target.png"))
     if not targets:
         pytest.skip("../shared/data/seggpt-examples is absent")
     for path in targets:
@@ -235,9 +233,9 @@ def test_seggpt_example_targets_are_one_object():
         assert iou(coloured.labels == 1, thresholded) > 0.97, path.name
 
 
-def test_real_davis_annotations():
-    train = DATA / "davis2016-train-240p" / "Annotations" / "240p" / "bmx-bumps"
-    val = DATA / "davis2016-val-480p" / "Annotations" / "480p" / "blackswan"
+def test_real_davis_annotations(shared_data):
+    train = shared_data / "davis2016-train-240p" / "Annotations" / "240p" / "bmx-bumps"
+    val = shared_data / "davis2016-val-480p" / "Annotations" / "480p" / "blackswan"
     if not (train.is_dir() and val.is_dir()):
         pytest.skip("../shared/data DAVIS folders are absent")
     palette_png = load_mask(train / "00000.png")  # DAVIS 2017 convention: palette PNG, id 1
