@@ -21,13 +21,12 @@ def test_the_app_says_which_weights_it_runs_and_why(tmp_path, caplog, tiny_weigh
     assert lines[1].startswith(f"weights {tiny_weights} (--weights) on cpu")
 
 
-def test_a_bad_root_or_port_is_one_line_and_exit_code_2(tmp_path, capsys):
+def test_a_bad_root_or_port_is_one_line_and_exit_code_2(tmp_path, refused):
     from vos.app import main
 
-    assert main(["--root", str(tmp_path / "missing")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: --root {tmp_path / 'missing'}: not a folder"
-    assert main(["--root", str(tmp_path), "--port", "99999"]) == 2  # the server failed with a traceback
-    assert capsys.readouterr().err.strip() == "error: --port: a port is 0..65535, got 99999"
+    assert refused(main, ["--root", str(tmp_path / "missing")]) == f"error: --root {tmp_path / 'missing'}: not a folder"
+    # the server failed with a traceback
+    assert refused(main, ["--root", str(tmp_path), "--port", "99999"]) == "error: --port: a port is 0..65535, got 99999"
 
 
 def test_a_dropped_connection_is_one_line_and_other_errors_keep_their_traceback():

@@ -172,12 +172,11 @@ def test_streams_on_one_model_are_independent(seg):
 def test_stream_refuses_frames_of_another_size_and_empty_masks(seg):
     s = seg.stream()
     s.step(flat_frames()[0], box(2, 10))
-    with pytest.raises(EngineError, match="the stream's frames are 48x32"):
-        s.step(np.zeros((16, 16, 3), np.uint8))
-    with pytest.raises(EngineError, match="holds no object"):
-        s.step(flat_frames()[1], np.zeros((H, W), np.uint8))
-    with pytest.raises(EngineError, match="uint8 RGB"):
-        s.step(np.zeros((0, 0, 3), np.uint8))
+    for args, match in [((np.zeros((16, 16, 3), np.uint8),), "the stream's frames are 48x32"),
+                        ((flat_frames()[1], np.zeros((H, W), np.uint8)), "holds no object"),
+                        ((np.zeros((0, 0, 3), np.uint8),), "uint8 RGB")]:
+        with pytest.raises(EngineError, match=match):
+            s.step(*args)
 
 
 def test_one_mask_converter_for_every_entry(seg, st):
