@@ -136,9 +136,7 @@ def test_soft_export_has_the_model_edges_and_keeps_drawn_masks_hard(ed, labels, 
 
     ed = Editor(VideoSegmenter(SegGPT.from_pretrained("small"), config={"adapt": {"steps": 0}, "objects": "joint"},
                                device="cpu"), tmp_path)  # the fixture's files, the packaged small model
-    ed.open("clip.mp4")
-    runner = ed.add_object("runner")
-    ed.set_mask(0, runner, labels[0] == 1)
+    runner = _one_mask(ed, labels)
     list(ed.propagate(0))
     drawn = _rect(slice(10, 30), slice(10, 40))
     ed.set_mask(3, runner, drawn)

@@ -57,10 +57,8 @@ def project_modules() -> dict[str, Path]:
     modules = {}
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            modules[".".join(parts)] = path
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
 
 
@@ -94,10 +92,8 @@ def imports_of(module: str, path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
             continue
         base = node.module or ""
-        if node.level:
-            anchor = package.split(".")
-            anchor = anchor[: len(anchor) - (node.level - 1)]
-            base = ".".join(anchor + ([node.module] if node.module else []))
+        if node.level:  # relative: the package itself, one package up for each further dot
+            base = ".".join([package.rsplit(".", node.level - 1)[0]] + ([node.module] if node.module else []))
         for alias in node.names:
             full = f"{base}.{alias.name}"
             if full in MODULES:
