@@ -265,6 +265,13 @@ class App:
             assert abs(x - rx) <= 1.0 and abs(y - ry) <= 1.0, "the canvas put the pointer somewhere else"
         return recorded
 
+    def draw(self, tool, points, name, frame_idx, size=None):
+        """A `tool` stroke through `points` used as the mask of object 1 (`name`) on `frame_idx`: returns the
+        stroke as the canvas recorded it and the masks and origins the app holds then (`saved`)."""
+        stroke = self.stroke(tool, points, size)
+        self.commit("#use-drawing", f"mask of 1: {name} on frame {frame_idx}", "use drawing")
+        return (stroke, *self.saved())
+
     def commit(self, selector, status_prefix, what):
         with self.new_view(what):
             self.page.click(selector)

@@ -76,18 +76,14 @@ def _shape_checks(app, clip, labels, size, name):
     # a brush stroke across the frame, through the object and beside it
     ys, xs = np.nonzero(truth)
     cx, cy = float(xs.mean()), float(ys.mean())
-    brush = app.stroke("brush", [(0.15 * w, 0.2 * h), (cx, cy), (0.8 * w, 0.75 * h)])
-    app.commit("#use-drawing", "mask of 1: thing on frame 0", "use drawing")
-    masks, origins = app.saved()
+    brush, masks, origins = app.draw("brush", [(0.15 * w, 0.2 * h), (cx, cy), (0.8 * w, 0.75 * h)], "thing", 0)
     check_stroke(truth, masks[(0, 1)], brush, True)
     assert origins[(0, 1)] == "mask PNG, corrected"
     app.shot(f"shape-{name}-brush.png")
 
     # an eraser stroke through the object's centre
     before = masks[(0, 1)]
-    eraser = app.stroke("eraser", [(cx - 0.1 * w, cy), (cx + 0.1 * w, cy + 0.05 * h)], size=12)
-    app.commit("#use-drawing", "mask of 1: thing on frame 0", "use drawing")
-    masks, _ = app.saved()
+    eraser, masks, _ = app.draw("eraser", [(cx - 0.1 * w, cy), (cx + 0.1 * w, cy + 0.05 * h)], "thing", 0, size=12)
     check_stroke(before, masks[(0, 1)], eraser, False)
 
     # undo: the eraser's change is taken back
@@ -233,17 +229,13 @@ def test_app_in_a_real_browser(app_server, capsys):
         assert "prediction" in page.inner_text(".vos-note")
         ys, xs = np.nonzero(predicted[4]) if predicted[4].any() else np.nonzero(labels[4] == 1)
         cx, cy = float(xs.mean()), float(ys.mean())
-        brush = app.stroke("brush", [(cx, cy), (cx + 0.3 * w, cy + 0.2 * h)], size=6)
-        app.commit("#use-drawing", "mask of 1: runner on frame 4", "use drawing")
+        brush, masks, origins = app.draw("brush", [(cx, cy), (cx + 0.3 * w, cy + 0.2 * h)], "runner", 4, size=6)
         app.shot("correction.png")
-        masks, origins = app.saved()
         check_stroke(predicted[4], masks[(4, 1)], brush, True)
         assert origins[(4, 1)] == "prediction, corrected"
         # erased from the prediction on frame 5: prediction - stroke
         app.goto(5)
-        eraser = app.stroke("eraser", [(cx - 0.15 * w, cy), (cx + 0.15 * w, cy)], size=10)
-        app.commit("#use-drawing", "mask of 1: runner on frame 5", "use drawing")
-        masks, _ = app.saved()
+        eraser, masks, _ = app.draw("eraser", [(cx - 0.15 * w, cy), (cx + 0.15 * w, cy)], "runner", 5, size=10)
         check_stroke(predicted[5], masks[(5, 1)], eraser, False)
         # frame 6's prediction accepted as it is
         app.goto(6)
