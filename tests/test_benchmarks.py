@@ -185,16 +185,10 @@ def test_resume_skips_finished_and_redoes_unfinished(davis17, tmp_path, copy_fir
     assert MethodSpec("seggpt", "x", '{"memory": 8}', "cpu").fingerprint() == MethodSpec("seggpt", "x", '{"memory": 8}', "cuda").fingerprint()
 
 
-def _broken_copy(davis17: Path, tmp_path: Path) -> Path:
-    """A copy of the synthetic set whose synth-001 first-frame annotation is not a PNG."""
-    root = tmp_path / "broken"
+def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, copy_first):
+    root = tmp_path / "broken"  # a copy of the synthetic set whose synth-001 first-frame annotation is not a PNG
     shutil.copytree(davis17, root)
     (root / "Annotations" / "480p" / "synth-001" / "00000.png").write_bytes(b"not a png")
-    return root
-
-
-def test_failing_sequences_do_not_stop_the_others(davis17, tmp_path, copy_first):
-    root = _broken_copy(davis17, tmp_path)
     out = tmp_path / "res"
     out.mkdir()
     (out / "synth-002").write_text("a file where the sequence folder goes")  # a file of the user's: refused

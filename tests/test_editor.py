@@ -37,6 +37,15 @@ def _one_mask(ed, labels, origin="drawn"):
     return o
 
 
+def _two_masks(ed, left, right):
+    """The clip open with objects "a" and "b" given `left` and `right` on frame 0; returns their ids."""
+    ed.open("clip.mp4")
+    a, b = ed.add_object("a"), ed.add_object("b")
+    ed.set_mask(0, a, left)
+    ed.set_mask(0, b, right)
+    return a, b
+
+
 @pytest.fixture(scope="module")
 def clip():
     return make_clip(21, 6, size=(48, 64), num_objects=2)
@@ -250,11 +259,8 @@ def test_export_cancels_before_the_next_frame_and_writes_nothing(ed, labels, tmp
 def test_undo_takes_back_one_object_only(ed):
     """Undo restores the object it concerns: a removed object never comes back with it, other objects'
     masks drawn on the frame since stay."""
-    ed.open("clip.mp4")
-    a, b = ed.add_object("a"), ed.add_object("b")
     left, right = _rect(slice(10, 30), slice(5, 25)), _rect(slice(10, 30), slice(30, 50))
-    ed.set_mask(0, a, left)
-    ed.set_mask(0, b, right)
+    a, b = _two_masks(ed, left, right)
     ed.remove_object(a)
     ed.undo()  # b's mask: frame 0 shows nothing of a, the removed object
     assert not (ed.labels(0) == a).any() and not (ed.labels(0) == b).any()
@@ -282,11 +288,8 @@ def test_given_masks_show_again_and_reused_ids_start_clean(ed, tmp_path):
     """Under a mask taken back (undo, a removed object) another object's given mask shows again; an id used
     again after its object was removed has none of the old object's pixels or soft edges; a damaged session
     file leaves the open video as it was."""
-    ed.open("clip.mp4")
-    a, b = ed.add_object("a"), ed.add_object("b")
     left, right = _rect(slice(10, 30), slice(5, 30)), _rect(slice(10, 30), slice(20, 50))  # overlap: columns 20..29
-    ed.set_mask(0, a, left)
-    ed.set_mask(0, b, right)
+    a, b = _two_masks(ed, left, right)
     ed.undo()
     assert np.array_equal(ed.labels(0) == a, left)
     ed.set_mask(0, b, right)

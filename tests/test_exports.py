@@ -147,11 +147,10 @@ def test_masks_dir_and_every_output(clip, tiny_weights, tmp_path, capsys):
     pytest.importorskip("pycocotools")
     root, frames, labels = clip
     out = tmp_path / "o"
-    rc = main([str(root / "clip.mp4"), "--masks", str(root / "masks"), "--weights", tiny_weights, "--out", str(out),
-               "--object-masks", "--alpha", str(tmp_path / "rgba"), "--matte", str(tmp_path / "matte.mkv"),
-               "--rle", str(tmp_path / "rle.json"), "--report", str(tmp_path / "report.json"),
-               "--names", "1=runner,2=ball", "--quiet"])
-    assert rc == 0
+    assert main([str(root / "clip.mp4"), "--masks", str(root / "masks"), "--weights", tiny_weights, "--out", str(out),
+                 "--object-masks", "--alpha", str(tmp_path / "rgba"), "--matte", str(tmp_path / "matte.mkv"),
+                 "--rle", str(tmp_path / "rle.json"), "--report", str(tmp_path / "report.json"),
+                 "--names", "1=runner,2=ball", "--quiet"]) == 0
     line = capsys.readouterr().out
     assert "8 frames" in line and "objects [1, 2]" in line and "on cpu (auto: no CUDA GPU" in line
     index = [read_index_png(out / f"{t:05d}.png") for t in range(8)]
@@ -188,10 +187,9 @@ def test_soft_alpha_and_backward_frames(clip, tiny_weights, tmp_path):
     and the videos still come out in order."""
     root, frames, labels = clip
     save_index_png(tmp_path / "m2.png", np.where(labels[2] == 1, 1, 0))
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "m2.png"), "--mask-frame", "2", "--weights",
-               tiny_weights, "--out", str(tmp_path / "o"), "--alpha", str(tmp_path / "rgba"), "--soft",
-               "--matte", str(tmp_path / "m.mkv"), "--overlay", str(tmp_path / "ov.mp4"), "--end", "6", "--quiet"])
-    assert rc == 0
+    assert main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "m2.png"), "--mask-frame", "2", "--weights",
+                 tiny_weights, "--out", str(tmp_path / "o"), "--alpha", str(tmp_path / "rgba"), "--soft", "--matte",
+                 str(tmp_path / "m.mkv"), "--overlay", str(tmp_path / "ov.mp4"), "--end", "6", "--quiet"]) == 0
     index = [read_index_png(tmp_path / "o" / f"{t:05d}.png") for t in range(6)]
     matte = read_matte(tmp_path / "m.mkv")
     assert matte.shape == (6, 48, 80)
@@ -211,11 +209,10 @@ def test_soft_alpha_is_the_hard_mask_with_edge_aware_refinement(clip, tiny_weigh
     alpha must come from the same ones, so that alpha >= 128 is the index PNGs exactly on every frame."""
     root, frames, labels = clip
     save_index_png(tmp_path / "m.png", labels[0])
-    rc = main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "m.png"), "--weights", tiny_weights,
-               "--out", str(tmp_path / "o"), "--alpha", str(tmp_path / "rgba"), "--soft", "--end", "6", "--quiet",
-               "--set", "engine.refine.enabled=true", "--set", f"engine.refine.guide={guide}",
-               "--set", "engine.refine.model_pixels=2.5"])
-    assert rc == 0
+    assert main([str(root / "clip.mp4"), "--first-mask", str(tmp_path / "m.png"), "--weights", tiny_weights,
+                 "--out", str(tmp_path / "o"), "--alpha", str(tmp_path / "rgba"), "--soft", "--end", "6", "--quiet",
+                 "--set", "engine.refine.enabled=true", "--set", f"engine.refine.guide={guide}",
+                 "--set", "engine.refine.model_pixels=2.5"]) == 0
     soft = 0
     for t in range(6):
         index = read_index_png(tmp_path / "o" / f"{t:05d}.png")
@@ -232,9 +229,8 @@ def test_judo_masks_on_several_frames(shared_data, tiny_weights, tmp_path, caplo
     masks = shared_data / "cutie-examples" / "masks" / "judo"
     out = tmp_path / "judo"
     with caplog.at_level(logging.WARNING):
-        rc = main([str(images), "--masks", str(masks), "--weights", tiny_weights, "--out", str(out), "--memory", "1",
-                   "--quiet"])
-    assert rc == 0
+        assert main([str(images), "--masks", str(masks), "--weights", tiny_weights, "--out", str(out), "--memory", "1",
+                     "--quiet"]) == 0
     assert "00005.png: mask is 853x480, frames are 854x480: padded" in caplog.text
     result = {t: read_index_png(out / f"{t:05d}.png") for t in range(16)}
     assert set(np.unique(np.concatenate([r.ravel() for r in result.values()]))) <= {0, 1, 2, 3, 4}

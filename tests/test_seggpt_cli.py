@@ -15,10 +15,10 @@ from seggpt.weights_file import OFFICIAL_WEIGHTS, default_weights_note
 
 def test_official_examples(shared_data, tiny_weights, tmp_path):
     ex = shared_data / "seggpt-examples"
-    rc = main(["--prompt", str(ex / "hmbb_1.jpg"), str(ex / "hmbb_1_target.png"),
-               "--prompt", str(ex / "hmbb_2.jpg"), str(ex / "hmbb_2_target.png"),
-               str(ex / "hmbb_3.jpg"), str(ex / "hmbb_2.jpg"), "--weights", tiny_weights, "--out", str(tmp_path)])
-    assert rc == 0
+    assert main(["--prompt", str(ex / "hmbb_1.jpg"), str(ex / "hmbb_1_target.png"),
+                 "--prompt", str(ex / "hmbb_2.jpg"), str(ex / "hmbb_2_target.png"),
+                 str(ex / "hmbb_3.jpg"), str(ex / "hmbb_2.jpg"), "--weights", tiny_weights,
+                 "--out", str(tmp_path)]) == 0
     for stem in ("hmbb_3", "hmbb_2"):
         labels = read_label_png(tmp_path / f"{stem}_mask.png")
         size = Image.open(ex / f"{stem}.jpg").size

@@ -41,9 +41,8 @@ def _decoded_frames(path):
 def test_end_to_end_with_overlay_and_mid_video_mask(clip, tiny_weights, tmp_path, capsys):
     root, frames, labels = clip
     out = tmp_path / "out"
-    rc = _vos(root / "clip.mp4", root / "mask6.png", tiny_weights, out, "--mask-frame", "6", "--overlay",
-              str(tmp_path / "ov.mp4"), "--object-masks", "--memory", "2", "--quiet")
-    assert rc == 0
+    assert _vos(root / "clip.mp4", root / "mask6.png", tiny_weights, out, "--mask-frame", "6", "--overlay",
+                str(tmp_path / "ov.mp4"), "--object-masks", "--memory", "2", "--quiet") == 0
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [f"{i:05d}.png" for i in range(12)]
     assert np.array_equal(read_label_png(out / "00006.png"), labels[6])  # the annotated frame is the mask
@@ -61,18 +60,16 @@ def test_start_end_and_frame_folder(clip, tiny_weights, tmp_path):
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"frame_{i}.jpg"), f[:, :, ::-1])
     out = tmp_path / "o"
-    rc = _vos(folder, root / "mask0.png", tiny_weights, out, "--mask-frame", "2", "--start", "2", "--end", "7",
-              "--quiet")
-    assert rc == 0
+    assert _vos(folder, root / "mask0.png", tiny_weights, out, "--mask-frame", "2", "--start", "2", "--end", "7",
+                "--quiet") == 0
     assert sorted(p.stem for p in out.glob("*.png")) == [f"frame_{i}" for i in range(2, 7)]
 
 
 def test_official_example_video(shared_data, tiny_weights, tmp_path):
     ex = shared_data / "seggpt-examples"
     out = tmp_path / "v3"
-    rc = _vos(ex / "video_3.mp4", ex / "video_3_target.png", tiny_weights, out, "--overlay", str(tmp_path / "v3.mp4"),
-              "--memory", "1", "--quiet")
-    assert rc == 0
+    assert _vos(ex / "video_3.mp4", ex / "video_3_target.png", tiny_weights, out, "--overlay", str(tmp_path / "v3.mp4"),
+                "--memory", "1", "--quiet") == 0
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 66
     first = read_label_png(pngs[0])
@@ -116,8 +113,7 @@ def test_resized_mask_with_same_aspect_and_antialiased_rgb(clip, tiny_weights, t
     big = cv2.resize((labels[0] > 0).astype(np.uint8) * 255, (192, 128), interpolation=cv2.INTER_NEAREST)
     soft = cv2.GaussianBlur(np.repeat(big[:, :, None], 3, axis=2), (5, 5), 0)  # anti-aliased white on black
     Image.fromarray(soft).save(tmp_path / "soft.png")
-    rc = _vos(root / "clip.mp4", tmp_path / "soft.png", tiny_weights, tmp_path / "o", "--end", "3")
-    assert rc == 0
+    assert _vos(root / "clip.mp4", tmp_path / "soft.png", tiny_weights, tmp_path / "o", "--end", "3") == 0
     assert "soft.png: mask is 192x128, frames are 96x64: resized with nearest" in caplog.text
     assert "soft.png: anti-aliased" in caplog.text
     assert set(np.unique(read_label_png(tmp_path / "o" / "00000.png"))) == {0, 1}
