@@ -21,10 +21,15 @@ import pytest
 import torch
 from PIL import Image
 
+from seggpt import SegGPT, SegGPTPredictor
 from seggpt.errors import InputError, check_input_file
 from seggpt.io import save_index_png, write_mp4
 from seggpt.outputs import MANIFEST, claim_files, claim_folder, file_record, read_manifest
+from seggpt.run import main as seggpt_run
+from vos import VideoSegmenter
 from vos.data.synthetic import make_clip
+from vos.demo import main as demo_main
+from vos.run import main
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +43,6 @@ def clip(tmp_path_factory):
 
 
 def _vos_run(clip, weights, *extra):
-    from vos.run import main
-
     return main([str(clip / "clip.mp4"), "--first-mask", str(clip / "mask.png"), "--weights", weights, "--memory", "1",
                  "--quiet", "--end", "3", *extra])
 
@@ -155,8 +158,6 @@ def test_single_files_are_recorded_in_their_folder_and_replaced_while_unchanged(
 
 
 def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weights, tmp_path, refused, monkeypatch):
-    from seggpt.run import main
-
     frames = tmp_path / "frames"
     frames.mkdir()
     for name in ("00000.jpg", "00001.jpg"):
@@ -165,9 +166,9 @@ def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weight
     before = _bytes(frames.iterdir())
     argv = ["--prompt", str(frames / "00000.jpg"), str(frames / "mask.png"), str(frames / "00001.jpg"),
             "--weights", tiny_weights]
-    assert "holds the query image 1" in refused(main, [*argv, "--out", str(frames)])
+    assert "holds the query image 1" in refused(seggpt_run, [*argv, "--out", str(frames)])
     monkeypatch.chdir(frames)
-    assert "holds the" in refused(main, [*argv, "--out", "."])
+    assert "holds the" in refused(seggpt_run, [*argv, "--out", "."])
     assert _bytes(frames.iterdir()) == before
 
 
@@ -183,8 +184,6 @@ def test_seggpt_run_never_writes_into_the_folder_of_its_inputs(clip, tiny_weight
 ], ids=["video", "mask", "out", "overlay", "report", "alpha", "image as video", "soft width"])
 def test_empty_paths_an_image_as_video_and_a_tiny_soft_width_are_one_line(clip, tiny_weights, tmp_path, refused,
                                                                          monkeypatch, argv, words):
-    from vos.run import main
-
     monkeypatch.chdir(tmp_path)
     argv = [a.format(clip=clip) for a in argv]
     with np.errstate(all="raise"):  # no numpy warning either
@@ -223,8 +222,6 @@ class _Unblocker:
 
 @pytest.mark.parametrize("which", ["video", "mask"])
 def test_a_fifo_given_as_an_input_never_blocks(clip, tiny_weights, tmp_path, refused, which):
-    from vos.run import main
-
     fifo = tmp_path / ("pipe.mp4" if which == "video" else "pipe.png")
     os.mkfifo(fifo)
     video, mask = (fifo, clip / "mask.png") if which == "video" else (clip / "clip.mp4", fifo)
@@ -237,8 +234,6 @@ def test_a_fifo_given_as_an_input_never_blocks(clip, tiny_weights, tmp_path, ref
 
 
 def test_add_new_mask_refuses_nan_and_infinite_masks(clip, tiny_weights):
-    from vos import VideoSegmenter
-
     seg = VideoSegmenter(tiny_weights)
     state = seg.init_state(str(clip / "clip.mp4"))
     for bad in (np.full((48, 64), np.nan), np.full((48, 64), np.inf)):
@@ -248,8 +243,6 @@ def test_add_new_mask_refuses_nan_and_infinite_masks(clip, tiny_weights):
 
 
 def test_init_state_refuses_channels_first_frames_and_one_image(tiny_weights):
-    from vos import VideoSegmenter
-
     seg = VideoSegmenter(tiny_weights)
     with pytest.raises(InputError, match="channels-first"):
         seg.init_state(torch.zeros(3, 3, 48, 64, dtype=torch.uint8))
@@ -259,8 +252,6 @@ def test_init_state_refuses_channels_first_frames_and_one_image(tiny_weights):
 
 
 def test_predictor_infer_names_the_bad_argument(tiny_weights):
-    from seggpt import SegGPT, SegGPTPredictor
-
     predictor = SegGPTPredictor(SegGPT.from_pretrained(tiny_weights))
     h, w = predictor.image_size
     img, prompts = torch.zeros(1, 3, h, w), torch.zeros(1, 2, 3, h, w)
@@ -284,7 +275,6 @@ def test_predictor_infer_names_the_bad_argument(tiny_weights):
 
 
 def test_the_app_never_lists_a_link_out_of_its_root(tiny_weights, tmp_path, clip):
-    from vos import VideoSegmenter
     from vos.editing.editor import Editor
 
     root, outside = tmp_path / "root", tmp_path / "outside"
@@ -315,10 +305,8 @@ def _users_files(folder: Path) -> list:
 def test_no_byte_of_a_users_file_changes_whatever_the_tool_and_the_flags(clip, tiny_weights, davis, tmp_path, capsys,
                                                                          refused):
     from benchmarks import evaluate as evaluate_cli
-    from seggpt.run import main as seggpt_run
     from seggpt.tune import main as seggpt_tune
     from training.__main__ import main as train_main
-    from vos.demo import main as demo_main
 
     outputs = {"--out": "o", "--alpha": "a", "--overlay": "ov.mp4", "--report": "r.json", "--rle": "rle.json",
                "--matte": "m.mkv"}
@@ -418,8 +406,6 @@ def test_names_slipped_into_a_complete_manifest_and_hostile_json_never_count(tmp
     (["--names", "1="], "--names"),
 ], ids=["config", "weights", "device", "names"])
 def test_a_refused_run_creates_nothing(clip, tiny_weights, tmp_path, refused, extra, words):
-    from vos.run import main
-
     weights = [] if "--weights" in extra else ["--weights", tiny_weights]
     assert words in refused(main, [str(clip / "clip.mp4"), "--first-mask", str(clip / "mask.png"), *weights, "--quiet",
                                    "--out", str(tmp_path / "o"), "--report", str(tmp_path / "r.json"), *extra])
@@ -435,18 +421,12 @@ def test_report_naming_the_out_folder_is_one_path_for_two_outputs(clip, tiny_wei
     (["--frames", "0"], "--frames"), (["--objects", "0"], "num_objects"), (["--objects", "1000"], "num_objects"),
 ])
 def test_demo_bad_counts_are_one_line_and_create_nothing(tmp_path, refused, argv, words):
-    from vos.demo import main
-
-    assert words in refused(main, [str(tmp_path / "d"), *argv]) and not (tmp_path / "d").exists()
+    assert words in refused(demo_main, [str(tmp_path / "d"), *argv]) and not (tmp_path / "d").exists()
     (tmp_path / "file").write_text("mine")
-    assert "not a folder" in refused(main, [str(tmp_path / "file")]) and (tmp_path / "file").read_text() == "mine"
+    assert "not a folder" in refused(demo_main, [str(tmp_path / "file")]) and (tmp_path / "file").read_text() == "mine"
 
 
 def test_weights_errors_are_input_errors_and_a_fifo_prompt_file_never_blocks(clip, tiny_weights, tmp_path, refused):
-    from seggpt import SegGPT, SegGPTPredictor
-    from seggpt.run import main as seggpt_run
-    from vos import VideoSegmenter
-
     for bad in ("", str(tmp_path / "missing.safetensors")):
         with pytest.raises(InputError):
             VideoSegmenter(bad)
