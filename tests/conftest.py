@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from seggpt import SegGPT
 from vos.data.synthetic import write_davis2017
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,6 @@ def shared_data() -> Path:
 def tiny_model():
     """A random-weight test-tiny SegGPT in eval mode (seed 0), one per test module: tests that change a
     model's weights never reach another module's."""
-    from seggpt import SegGPT
-
     torch.manual_seed(0)
     return SegGPT("test-tiny").eval()
 
@@ -31,8 +30,6 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> str:
     """A random-weight test-tiny SegGPT saved in our format: what CLI tests pass to --weights."""
-    from seggpt import SegGPT
-
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     SegGPT("test-tiny").save_pretrained(str(path))

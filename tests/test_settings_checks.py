@@ -37,23 +37,24 @@ def _known(value: Any) -> Optional[str]:
     return None if value in ("a", "b") or isinstance(value, dict) else "a or b, or a mapping"
 
 
+class _Checked:
+    """A settings dataclass checked where it is made, as the loader's own are."""
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
 @dataclass
-class Item:
+class Item(_Checked):
     at: int = setting(min=1)  # required
     width: Optional[int] = setting(None, min=1)
 
-    def __post_init__(self) -> None:
-        validate(self)
-
 
 @dataclass
-class Demo:
+class Demo(_Checked):
     span: Tuple[int, int] = setting((1, 2), min=0, check=_ordered)
     kind: Any = setting("a", check=_known)
     items: List[Item] = setting(default_factory=list)
-
-    def __post_init__(self) -> None:
-        validate(self)
 
 
 def test_a_fields_own_check_names_its_source():
