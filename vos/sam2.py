@@ -188,16 +188,12 @@ class SegGPTVideoPredictor:
             start_frame_idx = min(state.annotations)  # SAM 2: the earliest frame with inputs, also in reverse
         if max_frame_num_to_track is None:
             max_frame_num_to_track = num_frames if num_frames is not None else 2 ** 62
-        if reverse:
-            if start_frame_idx == 0:
-                return  # SAM 2 skips reverse tracking from frame 0
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            count = start_frame_idx - end + 1
-        else:
-            end = start_frame_idx + max_frame_num_to_track
-            if num_frames is not None:
-                end = min(end, num_frames - 1)
-            count = end - start_frame_idx + 1
+        if reverse and start_frame_idx == 0:
+            return  # SAM 2 skips reverse tracking from frame 0
+        # the start and the frames tracked after it: as many as asked, at most those left in that direction
+        left = (start_frame_idx if reverse else max_frame_num_to_track if num_frames is None
+                else num_frames - 1 - start_frame_idx)
+        count = min(max_frame_num_to_track, left) + 1
         bars: List[tqdm] = []  # the adaptation's bar, made at its first step (it often has nothing to learn)
 
         def adapted(p) -> None:

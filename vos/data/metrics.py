@@ -144,10 +144,7 @@ def db_eval_iou(annotation: np.ndarray, segmentation: np.ndarray, void: np.ndarr
     keep = ~void if void is not None else True
     inter = np.count_nonzero((gt & seg) & keep, axis=(1, 2))
     union = np.count_nonzero((gt | seg) & keep, axis=(1, 2))
-    j = np.ones(gt.shape[0], dtype=np.float64)
-    nonempty = union > 0
-    j[nonempty] = inter[nonempty] / union[nonempty]
-    return j
+    return np.divide(inter, union, out=np.ones(gt.shape[0], dtype=np.float64), where=union > 0)
 
 
 def _tolerance_pixels(bound_th: float, height: int, width: int) -> float:
@@ -191,10 +188,7 @@ def db_eval_boundary(
     precision[both] = seg_match[both] / n_seg[both].astype(np.float64)
     recall[both] = gt_match[both] / n_gt[both].astype(np.float64)
     total = precision + recall
-    f = np.zeros(gt.shape[0], dtype=np.float64)
-    positive = total > 0
-    f[positive] = 2 * precision[positive] * recall[positive] / total[positive]
-    return f
+    return np.divide(2 * precision * recall, total, out=np.zeros(gt.shape[0], dtype=np.float64), where=total > 0)
 
 
 def db_statistics(per_frame: np.ndarray) -> tuple[float, float, float]:

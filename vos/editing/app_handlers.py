@@ -284,8 +284,7 @@ class Handlers:
                            f"loss {adapt.loss:.4f}, {adapt.seconds:.1f} s (Cancel stops it; nothing learnt is kept)",
                            gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
                 else:
-                    yield (f"propagating {direction} from frame {frame_idx}: starting", gr.update(), gr.update(),
-                           gr.update(), gr.update(), gr.update())
+                    yield (f"propagating {direction} from frame {frame_idx}: starting",) + self.keep(5)
         finally:
             if not finished:  # the page went away: stop the work it started, and end with it (the activity line
                 self.editor.cancel()  # and the next action see the propagation until it has really stopped)

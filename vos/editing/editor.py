@@ -203,10 +203,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
         if not 1 <= obj_id <= MAX_OBJECTS:
             raise InputError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
         name = _object_name(name, obj_id)
-        if obj_id in self.objects:
-            self.objects[obj_id].name = name
-        else:
-            self.objects[obj_id] = EditorObject(obj_id, name)
+        self.objects.setdefault(obj_id, EditorObject(obj_id, name)).name = name  # a new object, or a new name
         return obj_id
 
     def rename_object(self, obj_id: int, name: str) -> None:
@@ -261,8 +258,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
     def load_mask(self, frame_idx: int, path: str | Path, obj_id: Optional[int] = None) -> List[int]:
         """A mask image (palette, 0/255 grey or RGB colours) on a frame. A binary mask is `obj_id` (or a new
         object); a label map gives its ids as they are (new ones become objects). Returns the ids set."""
-        self._need_video()
-        labels, _ = read_mask(path, self.size)
+        labels, _ = read_mask(path, self.size)  # "open a video first" without one
         ids = [int(v) for v in np.unique(labels) if v > 0]
         if ids == [1] and obj_id is not None:  # a binary mask: the selected object
             self.set_mask(frame_idx, obj_id, labels == 1, origin="mask PNG")

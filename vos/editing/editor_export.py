@@ -6,6 +6,7 @@ empty. The playback is the results blended into the video, in an encoding the pa
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from seggpt.io import overlay
 
 from vos.editing.drawing import short, whole_number
 from vos.editing.editor_files import open_reader, unused
-from vos.io.exports import DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, write_json, zip_folder
+from vos.io.exports import DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, write_json, zip_folder
 from vos.io.writers import PlaybackWriter, playable_encoding
 
 #: what the export can hold: kind -> (the `ExportSpec` field, its name in the zip, its label in the app)
@@ -58,18 +59,15 @@ class EditorExport:
         if max_side < 16:
             raise InputError(f"playback: max_side is at least 16 pixels, got {max_side}")
         try:
-            encoding = playable_encoding(plays)
-        except OutputError as e:
+            encoding = playable_encoding(plays)  # OutputError: no encoding the browser plays
+            reader = open_reader(self.video, self.fps)  # a VideoError, or fps given for a video file
+        except (OutputError, ValueError) as e:
             raise InputError(str(e)) from None
         h, w = self.size
         scale = min(1.0, max_side / max(h, w))
         size = (max(2, round(h * scale)), max(2, round(w * scale)))
         path = Path(folder) / f"{Path(self.video_name).stem or 'video'}-playback{encoding.suffix}"
         palette = davis_palette()
-        try:
-            reader = open_reader(self.video, self.fps)
-        except ValueError as e:  # a VideoError, or fps given for a video file
-            raise InputError(str(e)) from None
         try:
             with PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
                 for idx, frame in reader.iter_frames(0, self.num_frames):
@@ -152,7 +150,7 @@ class EditorExport:
         except OutputError as e:  # a full disk: one line
             raise InputError(str(e)) from None
         finally:
-            remove_tree(work)
+            shutil.rmtree(work, ignore_errors=True)
         missing = self.num_frames - len(self.results)
         note = f"; {missing} frame(s) not propagated yet were exported empty" if missing else ""
         return zip_path, f"exported {', '.join(EXPORT_LABELS[k] for k in kinds)} to {zip_path}{note}"

@@ -12,6 +12,7 @@ names of those modules that editors and tools import from here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,10 +113,6 @@ class Exporter:
         self._matte = MatteVideoWriter(spec.matte, fps, self.size) if spec.matte else None
         self.frames = 0
 
-    @property
-    def needs_video(self) -> bool:
-        return self._overlay is not None or self._matte is not None
-
     def add(self, result, existing: Optional[Iterable[int]] = None,
             scores: Optional[Mapping[int, Optional[float]]] = None) -> None:
         """One frame's result (a FrameResult, or anything with its frame_idx, labels, object_ids, confidence,
@@ -155,10 +152,9 @@ class Exporter:
             conf = None if scores is not None else result.confidence
             self._rle_frames[idx] = {"frame_idx": int(idx), "name": name,
                                      "objects": frame_objects_rle(labels, conf, existing, scores)}
-        if self.needs_video:
-            matte = None
-            if self._matte is not None:
-                matte = alpha.max(axis=0) if alpha is not None and len(alpha) else np.zeros(self.size, np.uint8)
+        if self._overlay is not None or self._matte is not None:  # the videos
+            # with a matte, the alpha is made above
+            matte = None if self._matte is None else alpha.max(axis=0) if len(alpha) else np.zeros(self.size, np.uint8)
             self._video(idx, labels, matte, result.frame)
         self.frames += 1
 
@@ -219,10 +215,8 @@ class Exporter:
         return report
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(BaseException):  # already failing
             self._writer.close()
-        except BaseException:  # noqa: BLE001 - already failing
-            pass
         for v in (self._overlay, self._matte):
             if v is not None:
                 v.abort()
@@ -257,10 +251,6 @@ def zip_folder(folder: str | os.PathLike, out_zip: str | os.PathLike) -> Path:
                 if p.is_file():
                     z.write(p, p.relative_to(folder).as_posix())
     return Path(out_zip)
-
-
-def remove_tree(path: str | os.PathLike) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha", "margins_of_alpha",
