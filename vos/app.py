@@ -76,14 +76,6 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(_MOVED[name]), name)
 
 
-def _import_gradio():
-    try:
-        import gradio as gr
-    except ImportError:
-        raise SystemExit("error: the app needs gradio: pip install 'seggpt-vos[app]'") from None
-    return gr
-
-
 class _QuietDisconnects(logging.Filter):
     """uvicorn logs "Exception in ASGI application" with a traceback (h11's LocalProtocolError "Too little data
     for declared Content-Length") when a browser drops a connection before a file response ends (a reload, a
@@ -107,7 +99,10 @@ class _QuietDisconnects(logging.Filter):
 
 def build_app(editor: Editor):
     """The Gradio Blocks of the app around one Editor."""
-    gr = _import_gradio()
+    try:
+        import gradio as gr
+    except ImportError:
+        raise SystemExit("error: the app needs gradio: pip install 'seggpt-vos[app]'") from None
     from vos.editing.canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS, TIMELINE_CSS,
                                     TIMELINE_JS, WATCHED_BUTTONS)
 

@@ -187,9 +187,7 @@ def weights_chosen_by(args: argparse.Namespace) -> Optional[str]:
 def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
     names = {o: f"object {o}" for o in ids}
     named: Dict[int, str] = {}
-    for item in (spec or "").split(","):
-        if not item.strip():
-            continue
+    for item in filter(str.strip, (spec or "").split(",")):  # blank items skipped
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isdigit() or not value.strip():
             raise InputError(f"--names: '{item}' is not ID=NAME")

@@ -305,8 +305,7 @@ def _ours_positional(positional: Tuple[Any, ...], device: object, config: object
         return None
     if (len(positional) > 1 and config is not None) or (len(positional) > 2 and dtype is not None):
         return None
-    rest = list(positional[1:]) + [None] * (3 - len(positional))
-    return positional[0], rest[0] if len(positional) > 1 else config, rest[1] if len(positional) > 2 else dtype
+    return (*positional, *(config, dtype)[len(positional) - 1:])  # the keywords fill what is not positional
 
 
 def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], device: object,

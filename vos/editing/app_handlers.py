@@ -49,8 +49,7 @@ class Handlers:
     def objects_update(self, selected=None):
         choices = self.object_choices()
         ids = [c[1] for c in choices]
-        value = selected if selected in ids else (ids[-1] if ids else None)
-        return gr.update(choices=choices, value=value)
+        return gr.update(choices=choices, value=selected if selected in ids else (ids[-1] if ids else None))
 
     def shown_update(self, shown=None):
         """The objects shown: `shown`, else every object (a new video)."""

@@ -259,15 +259,12 @@ class DecordSource(VideoFileSource):
 
     def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
         for rng in plan:
-            with self._lock:
-                reader = self._open_reader()
-                try:
-                    with quiet_fd2():
-                        batch = _as_array(reader.get_batch(list(rng)))
-                except Exception as exc:
-                    batch = None
-                    error = exc
-            if batch is None:  # frame by frame: every frame before the bad one is yielded, then it is named
+            try:
+                with self._lock, quiet_fd2():
+                    batch = _as_array(self._open_reader().get_batch(list(rng)))
+            except VideoError:  # the source is closed
+                raise
+            except Exception as error:  # frame by frame: every frame before the bad one is yielded, then it is named
                 good: list[Frame] = []
                 for i in rng:
                     try:
