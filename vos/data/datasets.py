@@ -303,12 +303,10 @@ class YouTubeVOS(_Sequences):
         masks = pngs_by_stem(self.masks_root / name)
         if not masks:
             raise InputError(f"{self.masks_root / name}: no annotation PNGs")
-        first_frame = {}
-        for obj, frames in sorted(objects.items()):
-            first = min(frames, key=natural_key)
+        first_frame = {obj: min(frames, key=natural_key) for obj, frames in sorted(objects.items())}
+        for obj, first in first_frame.items():
             if first not in masks:
                 raise InputError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
-            first_frame[obj] = first
         annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=natural_key)}
         gt = pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
         return Sequence(
