@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import closing
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
@@ -206,11 +207,9 @@ class SegGPTVideoPredictor:
         finally:
             for bar in bars:
                 bar.close()
-        try:
+        with closing(run):
             for r in tqdm(run, total=count, desc="propagate in video", disable=not progress):
                 yield r.frame_idx, list(inference_state["obj_ids"]), self._to_tensor(inference_state, r.labels)
-        finally:
-            run.close()
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -243,8 +242,7 @@ class SegGPTVideoPredictor:
     def _to_tensor(self, inference_state: Dict[str, Any], labels: np.ndarray) -> torch.Tensor:
         engine = [inference_state["_engine_ids"][o] for o in inference_state["obj_ids"]]
         masks = labels[None] == np.asarray(engine, dtype=labels.dtype).reshape(-1, 1, 1)
-        out = torch.from_numpy(np.where(masks, 1.0, -1.0).astype(np.float32))[:, None]
-        return out.to(self.device)
+        return torch.from_numpy(np.where(masks, 1.0, -1.0).astype(np.float32))[:, None].to(self.device)
 
     def _given_masks(self, inference_state: Dict[str, Any], frame_idx: int) -> torch.Tensor:
         """The masks given on a frame, for every object (one not given there: all -1, as SAM 2's placeholder)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -402,16 +402,12 @@ class Editor(RootFiles, EditorResults, EditorExport):
             raise InputError("a propagation is already running")
         self._cancel.clear()
         total = frame_idx + 1 if reverse else self.num_frames - frame_idx
-        done = 0
         try:
-            run = self.segmenter.propagate(state, frame_idx, reverse=reverse, progress=on_adapt, cancel=self._cancel)
-            try:
-                for r in run:
+            with closing(self.segmenter.propagate(state, frame_idx, reverse=reverse, progress=on_adapt,
+                                                  cancel=self._cancel)) as run:
+                for done, r in enumerate(run, 1):
                     self._keep(r)
-                    done += 1
                     yield done, total, r.frame_idx  # the engine ends the pass itself once cancel is set
-            finally:
-                run.close()
         finally:
             self.last_run_cancelled = self._cancel.is_set()  # before another action may clear the flag
             self._busy.release()

@@ -69,7 +69,7 @@ class EditorExport:
         path = Path(folder) / f"{Path(self.video_name).stem or 'video'}-playback{encoding.suffix}"
         palette = davis_palette()
         try:
-            with PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
+            with reader, PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
                 for idx, frame in reader.iter_frames(0, self.num_frames):
                     shown = overlay(frame, self._shown_labels(idx, hidden), palette)
                     if size != (h, w):
@@ -77,8 +77,6 @@ class EditorExport:
                     writer.write(frame_number(shown, idx))
         except OutputError as e:
             raise InputError(str(e)) from None
-        finally:
-            reader.close()
         segmented = len(self.results)
         note = f"; {self.num_frames - segmented} frame(s) not segmented yet show plain" \
             if segmented < self.num_frames else ""
