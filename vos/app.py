@@ -38,6 +38,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import atexit
+import contextlib
 import importlib
 import json
 import logging
@@ -292,11 +293,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             server_name=args.host, server_port=args.port, share=False, inbrowser=False, show_error=True,
             allowed_paths=[str(editor.root / "exports")], footer_links=[], ssr_mode=False, pwa=False,
             mcp_server=False, quiet=True, css=CSS, prevent_thread_lock=True)
-        try:  # Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0): here they reach run_cli (130, 143)
+        # Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0): here they reach run_cli (130, 143)
+        with contextlib.closing(app):
             while app.is_running:
                 time.sleep(0.2)
-        finally:
-            app.close()
         return 0
 
     return run_cli(work, interrupted="the app stopped; sessions and exports on disk are complete")

@@ -320,12 +320,11 @@ def _run_job(job: EvalJob) -> tuple[str, dict[int, dict[str, np.ndarray]]]:
     gt = _load(job.gt)
     pred = _load(job.pred)
     try:
-        result = evaluate_sequence(gt, pred, None if job.object_ids is None else list(job.object_ids),
-                                   skip_first_last=job.skip_first_last, void_label=job.void_label,
-                                   bound_th=job.bound_th)
+        return job.name, evaluate_sequence(gt, pred, None if job.object_ids is None else list(job.object_ids),
+                                           skip_first_last=job.skip_first_last, void_label=job.void_label,
+                                           bound_th=job.bound_th)
     except InputError as err:
         raise InputError(f"sequence {job.name}: {err}") from None
-    return job.name, result
 
 
 def evaluate_many(jobs: Iterable[EvalJob], processes: int = 1) -> dict[str, dict[int, dict[str, np.ndarray]]]:

@@ -122,12 +122,9 @@ class Handlers:
     # ------------------------------------------------------------------ handlers
     def on_open(self, upload, picked):
         try:
-            if upload:
-                msg = self.editor.open(upload, uploaded=True)
-            elif picked:
-                msg = self.editor.open(picked)
-            else:
+            if not upload and not picked:
                 raise InputError("upload a video, or pick a video or frame folder")
+            msg = self.editor.open(upload or picked, uploaded=bool(upload))  # an upload first
         except InputError as e:
             return (f"error: {e}",) + self.keep(7) + (gr.update(choices=self.editor.media()), gr.update())
         return self.opened(msg) + (gr.update(choices=self.editor.media()), None)

@@ -90,9 +90,7 @@ class Annotations:
 
     def remove_object(self, obj_id: int) -> None:
         for idx in list(self._frames):
-            self._frames[idx].given.pop(obj_id, None)
-            if not self._frames[idx].given:
-                del self._frames[idx]
+            self.remove(idx, obj_id)
         self._changed()
 
     def clear(self) -> None:
