@@ -250,8 +250,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
             labels = self.labels(frame_idx)
             labels[labels == obj_id] = 0
             labels[m] = obj_id
-            scores = dict(old.scores) if old else {}
-            scores[obj_id] = 1.0 if m.any() else None
+            scores = {**(old.scores if old else {}), obj_id: 1.0 if m.any() else None}
             self.results[frame_idx] = self._drawn(old, labels, scores, obj_id, m)
         return int(m.sum())
 
@@ -337,8 +336,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
                 labels[labels == c.obj_id] = 0
                 restored = c.shown & (labels == 0)  # never over an object drawn there since
                 labels[restored] = c.obj_id
-                scores = dict(current.scores) if current else {}
-                scores.pop(c.obj_id, None)
+                scores = {o: v for o, v in (current.scores if current else {}).items() if o != c.obj_id}
                 if c.score[0]:
                     scores[c.obj_id] = c.score[1]
                 self.results[c.frame_idx] = self._show_given(

@@ -341,10 +341,7 @@ class PyAVSource(VideoFileSource):
                     frames, next_index = self._seek(container, stream, rng.start, fresh=frames is None)
                 chunk: list[Frame] = []
                 try:
-                    while next_index < rng.stop:
-                        frame = next(frames, None)
-                        if frame is None:
-                            break
+                    for frame in itertools.islice(frames, rng.stop - next_index):  # fewer where the video ends
                         if next_index >= rng.start:
                             chunk.append((next_index, to_rgb(_rotate(frame.to_ndarray(format="rgb24"),
                                                                      self._rotation), self.name)))
