@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -114,10 +114,7 @@ class EditorExport:
                               report=work / "report.json", soft=soft, soft_width=DEFAULT_SOFT_WIDTH)
             names = {o: obj.name for o, obj in sorted(self.objects.items())}
             state = self.state
-            prompt_frames: Dict[int, List[int]] = {}
-            for a in state.annotations:
-                for o in state.annotations.given(a):
-                    prompt_frames.setdefault(o, []).append(a)
+            prompt_frames = {o: [a for a in state.annotations if o in state.annotations.given(a)] for o in names}
             exporter = Exporter(spec, size=self.size, fps=self.fps, first_frame=0, frame_name=self._frame_name,
                                 names=names, prompt_frames=prompt_frames, palette=davis_palette(),
                                 read_frames=self.source.iter_frames, video_name=Path(self.video_name).stem,

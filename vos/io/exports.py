@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
