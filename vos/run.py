@@ -211,11 +211,10 @@ def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: int) -> 
 
 def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
     """{frame: label map} and the palette to write with, from --first-mask/--mask-frame or --masks."""
-    names = getattr(source, "frame_names", None)
     if args.masks is not None:
         if args.mask_frame is not None:
             raise InputError("--mask-frame goes with --first-mask; --masks names the frames by file name")
-        return read_mask_folder(args.masks, source.size, names, source.num_frames, log)
+        return read_mask_folder(args.masks, source.size, getattr(source, "frame_names", None), source.num_frames, log)
     labels, palette = read_mask(args.first_mask, source.size, log)
     return {start if args.mask_frame is None else args.mask_frame: labels}, palette
 

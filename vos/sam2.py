@@ -317,8 +317,8 @@ def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], dev
     call a TypeError, "multiple values for argument 'device'")."""
     sam2 = [k for k in extra if k in _SAM2_KEYWORDS]
     ours = _ours_positional(positional, device, config, dtype)
-    checkpoint = bool(positional) and ours is None
-    if sam2 or checkpoint or _sam2_model_name(weights) or _checkpoint_path(device):
+    # positional arguments that are not ours: SAM 2's checkpoint
+    if sam2 or (positional and ours is None) or _sam2_model_name(weights) or _checkpoint_path(device):
         shown = [repr(weights), *(repr(a) for a in positional), *(f"{k}={extra[k]!r}" for k in sam2)]
         if _checkpoint_path(device):
             shown.append(f"device={device!r}")

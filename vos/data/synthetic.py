@@ -215,11 +215,10 @@ class Scene:
             # Choose phases so that, at its start frame, the object sits well inside the frame.
             target = (rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height)
             phase = []
-            for axis in range(2):
-                amp = (amp_x, amp_y)[axis]
-                s = float(np.clip((target[axis] - centre[axis]) / amp, -1, 1))
+            for amp, aim, mid, om in zip((amp_x, amp_y), target, centre, omega):
+                s = float(np.clip((aim - mid) / amp, -1, 1))
                 at_start = math.asin(s) if rng.random() < 0.5 else math.pi - math.asin(s)
-                phase.append(at_start - omega[axis] * starts[index])
+                phase.append(at_start - om * starts[index])
             objects.append(
                 _Object(
                     obj_id=index + 1,

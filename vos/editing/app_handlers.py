@@ -69,7 +69,6 @@ class Handlers:
         if obj_id not in self.editor.objects:
             obj_id = None
         hide = self.hidden_of(shown) + ([obj_id] if obj_id is not None else [])
-        background = self.editor.preview(frame_idx, hide=hide)
         mask = self.editor.mask_of(frame_idx, obj_id) if obj_id is not None else None
         if obj_id is None:
             note = f"frame {frame_idx}: add an object to draw its mask"
@@ -81,7 +80,7 @@ class Handlers:
             note = f"{self.editor.objects[obj_id].label} on frame {frame_idx}: {what}"
         return json.dumps({"serial": serial, "key": mask_key(frame_idx, obj_id, mask), "width": w, "height": h,
                            "color": self.editor.objects[obj_id].hex if obj_id is not None else "#ffffff",
-                           "background": data_url(background, "jpeg"),
+                           "background": data_url(self.editor.preview(frame_idx, hide=hide), "jpeg"),
                            "mask": data_url(mask if mask is not None else np.zeros((h, w), bool), "png"),
                            "note": note, "clear": clear})
 

@@ -228,8 +228,7 @@ class VideoSegmenter:
 
     def adapted(self, state: InferenceState) -> Optional[SegGPTPredictor]:
         """The session's adapted model (`adapt`): None before adaptation, or once forgotten."""
-        learnt = self._adapted.get(state)
-        return None if learnt is None else learnt[1]
+        return self._adapted.get(state, (None, None))[1]
 
     def forget_adaptation(self, state: InferenceState) -> None:
         """Forget what the session learnt: its next propagation adapts afresh (the app's new step count)."""

@@ -63,12 +63,9 @@ class ExportSpec:
     def check(self) -> "ExportSpec":
         """Fail before any inference: the values (`check_values`), then every folder made and writable."""
         self.check_values()
-        for d in (self.index_dir, self.object_dir, self.alpha_dir):
-            if d is not None:
-                ensure_output_dir(d)
-        for f in (self.matte, self.overlay, self.rle, self.report):
-            if f is not None:
-                ensure_output_dir(Path(f).resolve().parent)
+        files = [Path(f).resolve().parent for f in (self.matte, self.overlay, self.rle, self.report) if f is not None]
+        for d in [d for d in (self.index_dir, self.object_dir, self.alpha_dir) if d is not None] + files:
+            ensure_output_dir(d)
         return self
 
 
@@ -162,12 +159,11 @@ class Exporter:
         if idx == self._next_video and frame is not None:
             self._writer.submit(self._write_video_frame, frame, labels, matte)
             self._next_video += 1
-            self._flush_pending()
-            return
-        if idx < self._next_video:
+        elif idx < self._next_video:
             raise InputError(f"frame {idx} came after frame {self._next_video - 1} was written to the videos")
-        self._pending[idx] = (zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1),
-                              None if matte is None else zlib.compress(matte.tobytes(), 1))
+        else:
+            self._pending[idx] = (zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1),
+                                  None if matte is None else zlib.compress(matte.tobytes(), 1))
         self._flush_pending()
 
     def _flush_pending(self) -> None:

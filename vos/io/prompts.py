@@ -108,8 +108,7 @@ def read_mask_folder(folder: str | Path, size: Tuple[int, int], frame_names: Opt
             log.warning("%s: the mask holds no object: skipped", p)
             continue
         masks[idx], names[idx] = labels, p.name
-        if palette is None and pal is not None:
-            palette = pal
+        palette = pal if palette is None else palette  # the first mask's that has one
     if not masks:
         raise InputError(f"{folder}: every mask is empty")
     return dict(sorted(masks.items())), palette
