@@ -284,8 +284,9 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     log.info("%d object(s) %s on frame(s) %s; weights %s on %s", len(ids), ids, sorted(masks), settings.weights,
              device)
     outputs.claim()  # our earlier run emptied, the manifest written, right before the first frame
-    try:  # every folder made and writable (`ExportSpec.check`), pycocotools there: before any inference, after
-        # every refusal
+    # the Exporter checks every folder writable, pycocotools there (`ExportSpec.check`): before any inference, after
+    # every refusal
+    try:
         exporter = Exporter(spec, size=source.size, fps=source.fps, first_frame=start, frame_name=name, names=names,
                             prompt_frames=given, palette=pal, read_frames=source.iter_frames,
                             video_name=Path(args.video).stem, num_frames=n)
