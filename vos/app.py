@@ -38,6 +38,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import atexit
+import contextlib
 import importlib
 import json
 import logging
@@ -76,14 +77,6 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(_MOVED[name]), name)
 
 
-def _import_gradio():
-    try:
-        import gradio as gr
-    except ImportError:
-        raise SystemExit("error: the app needs gradio: pip install 'seggpt-vos[app]'") from None
-    return gr
-
-
 class _QuietDisconnects(logging.Filter):
     """uvicorn logs "Exception in ASGI application" with a traceback (h11's LocalProtocolError "Too little data
     for declared Content-Length") when a browser drops a connection before a file response ends (a reload, a
@@ -107,7 +100,10 @@ class _QuietDisconnects(logging.Filter):
 
 def build_app(editor: Editor):
     """The Gradio Blocks of the app around one Editor."""
-    gr = _import_gradio()
+    try:
+        import gradio as gr
+    except ImportError:
+        raise SystemExit("error: the app needs gradio: pip install 'seggpt-vos[app]'") from None
     from vos.editing.canvas import (ACTIVITY_CSS, ACTIVITY_HTML, ACTIVITY_JS, CANVAS_CSS, CANVAS_HTML, CANVAS_JS, TIMELINE_CSS,
                                     TIMELINE_JS, WATCHED_BUTTONS)
 
@@ -297,11 +293,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             server_name=args.host, server_port=args.port, share=False, inbrowser=False, show_error=True,
             allowed_paths=[str(editor.root / "exports")], footer_links=[], ssr_mode=False, pwa=False,
             mcp_server=False, quiet=True, css=CSS, prevent_thread_lock=True)
-        try:  # Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0): here they reach run_cli (130, 143)
+        # Gradio's own wait swallows Ctrl-C and SIGTERM (exit 0): here they reach run_cli (130, 143)
+        with contextlib.closing(app):
             while app.is_running:
                 time.sleep(0.2)
-        finally:
-            app.close()
         return 0
 
     return run_cli(work, interrupted="the app stopped; sessions and exports on disk are complete")

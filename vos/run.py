@@ -187,9 +187,7 @@ def weights_chosen_by(args: argparse.Namespace) -> Optional[str]:
 def _names(spec: Optional[str], ids: List[int]) -> Dict[int, str]:
     names = {o: f"object {o}" for o in ids}
     named: Dict[int, str] = {}
-    for item in (spec or "").split(","):
-        if not item.strip():
-            continue
+    for item in filter(str.strip, (spec or "").split(",")):  # blank items skipped
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isdigit() or not value.strip():
             raise InputError(f"--names: '{item}' is not ID=NAME")
@@ -213,11 +211,10 @@ def describe_device(asked: Optional[str], seg: VideoSegmenter, threads: int) -> 
 
 def _masks(args: argparse.Namespace, source, start: int, log: logging.Logger):
     """{frame: label map} and the palette to write with, from --first-mask/--mask-frame or --masks."""
-    names = getattr(source, "frame_names", None)
     if args.masks is not None:
         if args.mask_frame is not None:
             raise InputError("--mask-frame goes with --first-mask; --masks names the frames by file name")
-        return read_mask_folder(args.masks, source.size, names, source.num_frames, log)
+        return read_mask_folder(args.masks, source.size, getattr(source, "frame_names", None), source.num_frames, log)
     labels, palette = read_mask(args.first_mask, source.size, log)
     return {start if args.mask_frame is None else args.mask_frame: labels}, palette
 
@@ -287,43 +284,38 @@ def run(args: argparse.Namespace, log: logging.Logger) -> Dict[str, object]:
     log.info("%d object(s) %s on frame(s) %s; weights %s on %s", len(ids), ids, sorted(masks), settings.weights,
              device)
     outputs.claim()  # our earlier run emptied, the manifest written, right before the first frame
-    try:
-        spec.check()  # every folder writable, pycocotools there: before any inference, after every refusal
-    except OutputError as e:  # before any work a folder we cannot write is bad input (exit 2), not failed work
-        raise InputError(str(e)) from None
-
-    adapt_seconds = _adapt(seg, state, args)
-    total = (end - start) if end is not None else None
-    bar = tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name)
-    t0 = time.perf_counter()
+    # the Exporter checks every folder writable, pycocotools there (`ExportSpec.check`): before any inference, after
+    # every refusal
     try:
         exporter = Exporter(spec, size=source.size, fps=source.fps, first_frame=start, frame_name=name, names=names,
                             prompt_frames=given, palette=pal, read_frames=source.iter_frames,
                             video_name=Path(args.video).stem, num_frames=n)
-    except OutputError as e:
+    except OutputError as e:  # before any work a folder we cannot write is bad input (exit 2), not failed work
         raise InputError(str(e)) from None
     try:
-        if first > start:  # backwards first: the frames before the first mask, with the objects it holds
-            back = seg.init_state(source)
-            first_ids = sorted(given_ids for given_ids in given if given[given_ids][0] == first)
-            for f, labels in masks.items():
-                sub = np.where(np.isin(labels, first_ids), labels, 0)
-                if sub.any():
-                    seg.add_mask(back, f, sub)
-            for r in seg.propagate(back, first, max_frames=first - start + 1, reverse=True):
-                if r.frame_idx != first:
-                    exporter.add(r, existing=back.annotations.objects_at(r.frame_idx, True))
-                    bar.update(1)
-        fwd = None if end is None else end - first
-        for r in seg.propagate(state, first, max_frames=fwd):
-            exporter.add(r, existing=state.annotations.objects_at(r.frame_idx, False))
-            bar.update(1)
-        report = exporter.close()
+        adapt_seconds = _adapt(seg, state, args)
+        total = (end - start) if end is not None else None
+        with tqdm(total=total, unit="frame", disable=args.quiet, desc=Path(args.video).name) as bar:
+            t0 = time.perf_counter()
+            if first > start:  # backwards first: the frames before the first mask, with the objects it holds
+                back = seg.init_state(source)
+                first_ids = sorted(given_ids for given_ids in given if given[given_ids][0] == first)
+                for f, labels in masks.items():
+                    sub = np.where(np.isin(labels, first_ids), labels, 0)
+                    if sub.any():
+                        seg.add_mask(back, f, sub)
+                for r in seg.propagate(back, first, max_frames=first - start + 1, reverse=True):
+                    if r.frame_idx != first:
+                        exporter.add(r, existing=back.annotations.objects_at(r.frame_idx, True))
+                        bar.update(1)
+            fwd = None if end is None else end - first
+            for r in seg.propagate(state, first, max_frames=fwd):
+                exporter.add(r, existing=state.annotations.objects_at(r.frame_idx, False))
+                bar.update(1)
+            report = exporter.close()
     except BaseException:
         exporter.abort()
         raise
-    finally:
-        bar.close()
     for warning in exporter.report.warnings():
         log.warning("%s", warning)
     seconds = time.perf_counter() - t0

@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import closing
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
@@ -188,16 +189,12 @@ class SegGPTVideoPredictor:
             start_frame_idx = min(state.annotations)  # SAM 2: the earliest frame with inputs, also in reverse
         if max_frame_num_to_track is None:
             max_frame_num_to_track = num_frames if num_frames is not None else 2 ** 62
-        if reverse:
-            if start_frame_idx == 0:
-                return  # SAM 2 skips reverse tracking from frame 0
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            count = start_frame_idx - end + 1
-        else:
-            end = start_frame_idx + max_frame_num_to_track
-            if num_frames is not None:
-                end = min(end, num_frames - 1)
-            count = end - start_frame_idx + 1
+        if reverse and start_frame_idx == 0:
+            return  # SAM 2 skips reverse tracking from frame 0
+        # the start and the frames tracked after it: as many as asked, at most those left in that direction
+        left = (start_frame_idx if reverse else max_frame_num_to_track if num_frames is None
+                else num_frames - 1 - start_frame_idx)
+        count = min(max_frame_num_to_track, left) + 1
         bars: List[tqdm] = []  # the adaptation's bar, made at its first step (it often has nothing to learn)
 
         def adapted(p) -> None:
@@ -210,11 +207,9 @@ class SegGPTVideoPredictor:
         finally:
             for bar in bars:
                 bar.close()
-        try:
+        with closing(run):
             for r in tqdm(run, total=count, desc="propagate in video", disable=not progress):
                 yield r.frame_idx, list(inference_state["obj_ids"]), self._to_tensor(inference_state, r.labels)
-        finally:
-            run.close()
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -247,8 +242,7 @@ class SegGPTVideoPredictor:
     def _to_tensor(self, inference_state: Dict[str, Any], labels: np.ndarray) -> torch.Tensor:
         engine = [inference_state["_engine_ids"][o] for o in inference_state["obj_ids"]]
         masks = labels[None] == np.asarray(engine, dtype=labels.dtype).reshape(-1, 1, 1)
-        out = torch.from_numpy(np.where(masks, 1.0, -1.0).astype(np.float32))[:, None]
-        return out.to(self.device)
+        return torch.from_numpy(np.where(masks, 1.0, -1.0).astype(np.float32))[:, None].to(self.device)
 
     def _given_masks(self, inference_state: Dict[str, Any], frame_idx: int) -> torch.Tensor:
         """The masks given on a frame, for every object (one not given there: all -1, as SAM 2's placeholder)."""
@@ -309,8 +303,7 @@ def _ours_positional(positional: Tuple[Any, ...], device: object, config: object
         return None
     if (len(positional) > 1 and config is not None) or (len(positional) > 2 and dtype is not None):
         return None
-    rest = list(positional[1:]) + [None] * (3 - len(positional))
-    return positional[0], rest[0] if len(positional) > 1 else config, rest[1] if len(positional) > 2 else dtype
+    return (*positional, *(config, dtype)[len(positional) - 1:])  # the keywords fill what is not positional
 
 
 def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], device: object,
@@ -324,8 +317,8 @@ def _device_of_call(call: str, weights: object, positional: Tuple[Any, ...], dev
     call a TypeError, "multiple values for argument 'device'")."""
     sam2 = [k for k in extra if k in _SAM2_KEYWORDS]
     ours = _ours_positional(positional, device, config, dtype)
-    checkpoint = bool(positional) and ours is None
-    if sam2 or checkpoint or _sam2_model_name(weights) or _checkpoint_path(device):
+    # positional arguments that are not ours: SAM 2's checkpoint
+    if sam2 or (positional and ours is None) or _sam2_model_name(weights) or _checkpoint_path(device):
         shown = [repr(weights), *(repr(a) for a in positional), *(f"{k}={extra[k]!r}" for k in sam2)]
         if _checkpoint_path(device):
             shown.append(f"device={device!r}")

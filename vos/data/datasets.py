@@ -52,13 +52,18 @@ DatasetError = InputError
 
 def list_frames(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files of a folder in natural order; InputError if the folder is missing or empty."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: frame folder not found")
+    folder = _folder(Path(folder), "frame folder not found")
     frames = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions]
     if not frames:
         raise InputError(f"{folder}: no image files ({', '.join(extensions)})")
     return sorted(frames, key=lambda p: natural_key(p.name))
+
+
+def _folder(path: Path, missing: str) -> Path:
+    """`path` if it is a folder, else InputError "<path>: <missing>"."""
+    if not path.is_dir():
+        raise InputError(f"{path}: {missing}")
+    return path
 
 
 def pngs_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
@@ -185,19 +190,14 @@ class DAVIS(_Sequences):
         self.split = split
         if self.year not in (2016, 2017):
             raise InputError(f"{self.root}: DAVIS year must be 2016 or 2017, got {year}")
-        if not self.root.is_dir():
-            raise InputError(f"{self.root}: DAVIS root folder not found")
+        _folder(self.root, "DAVIS root folder not found")
         self.resolution = self._resolve_resolution(resolution)
         self.images_root = self.root / "JPEGImages" / self.resolution
-        self.masks_root = self.root / "Annotations" / self.resolution
-        if not self.masks_root.is_dir():
-            raise InputError(f"{self.masks_root}: annotation folder not found")
+        self.masks_root = _folder(self.root / "Annotations" / self.resolution, "annotation folder not found")
         self.names = self._read_split()
 
     def _resolve_resolution(self, resolution: str) -> str:
-        images = self.root / "JPEGImages"
-        if not images.is_dir():
-            raise InputError(f"{images}: folder not found (is {self.root} a DAVIS root?)")
+        images = _folder(self.root / "JPEGImages", f"folder not found (is {self.root} a DAVIS root?)")
         if (images / resolution).is_dir():
             return resolution
         available = sorted(p.name for p in images.iterdir() if p.is_dir())
@@ -209,10 +209,8 @@ class DAVIS(_Sequences):
         candidates = [self.root / "ImageSets" / str(self.year) / f"{self.split}.txt"]
         if self.year == 2016:
             candidates.append(self.root / "ImageSets" / self.resolution / f"{self.split}.txt")
-        for path in candidates:
-            if path.is_file():
-                break
-        else:
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
             raise InputError(f"{candidates[0]}: split file not found")
         tokens = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
         # 2016 frame lists: "/JPEGImages/480p/<seq>/00000.jpg /Annotations/..." -> <seq>
@@ -264,23 +262,17 @@ class YouTubeVOS(_Sequences):
         ground_truth_root: str | os.PathLike | None = None,
     ):
         self.root = Path(root)
-        self.split_dir = self.root / split
-        if not self.split_dir.is_dir():
-            raise InputError(f"{self.split_dir}: YouTube-VOS split folder not found")
-        self.images_root = self.split_dir / "JPEGImages"
-        self.masks_root = self.split_dir / "Annotations"
-        for folder in (self.images_root, self.masks_root):
-            if not folder.is_dir():
-                raise InputError(f"{folder}: folder not found")
+        self.split_dir = _folder(self.root / split, "YouTube-VOS split folder not found")
+        self.images_root = _folder(self.split_dir / "JPEGImages", "folder not found")
+        self.masks_root = _folder(self.split_dir / "Annotations", "folder not found")
         self.all_frames_root = None
         if all_frames_root is not None:
             base = Path(all_frames_root)
             self.all_frames_root = base / "JPEGImages" if (base / "JPEGImages").is_dir() else base
             if not self.all_frames_root.is_dir():
                 raise InputError(f"{base}: all-frames folder not found")
-        self.ground_truth_root = Path(ground_truth_root) if ground_truth_root is not None else None
-        if self.ground_truth_root is not None and not self.ground_truth_root.is_dir():
-            raise InputError(f"{self.ground_truth_root}: ground-truth folder not found")
+        self.ground_truth_root = (_folder(Path(ground_truth_root), "ground-truth folder not found")
+                                  if ground_truth_root is not None else None)
         self.meta = self._read_meta(self.split_dir / "meta.json")
         self.names = sorted(self.meta)
 
@@ -311,12 +303,10 @@ class YouTubeVOS(_Sequences):
         masks = pngs_by_stem(self.masks_root / name)
         if not masks:
             raise InputError(f"{self.masks_root / name}: no annotation PNGs")
-        first_frame = {}
-        for obj, frames in sorted(objects.items()):
-            first = min(frames, key=natural_key)
+        first_frame = {obj: min(frames, key=natural_key) for obj, frames in sorted(objects.items())}
+        for obj, first in first_frame.items():
             if first not in masks:
                 raise InputError(f"{self.masks_root / name / (first + '.png')}: annotation for object {obj} not found")
-            first_frame[obj] = first
         annotations = {f: masks[f] for f in sorted(set(first_frame.values()), key=natural_key)}
         gt = pngs_by_stem(self.ground_truth_root / name) if self.ground_truth_root is not None else {}
         return Sequence(
@@ -367,9 +357,8 @@ class FolderDataset(_Sequences):
                 raise InputError(f"{self.frames_folder}: no frame named {first!r} for the mask")
         with Image.open(self.mask_path) as image:
             mode = image.mode
-        object_ids: list[int] = []
-        if mode == "P":  # grayscale/RGB masks may be anti-aliased: the engine's mask parser decides
-            labels = read_label_png(self.mask_path)
-            object_ids = [int(v) for v in np.unique(labels) if v not in (0, 255)]
+        # grayscale/RGB masks may be anti-aliased: the engine's mask parser decides
+        object_ids = ([int(v) for v in np.unique(read_label_png(self.mask_path)) if v not in (0, 255)]
+                      if mode == "P" else [])
         return _all_given_at(name, self.frames_folder, frame_paths, self.mask_path, object_ids,
                              _image_size(frame_paths[0]), given_at=first)

@@ -144,10 +144,7 @@ def db_eval_iou(annotation: np.ndarray, segmentation: np.ndarray, void: np.ndarr
     keep = ~void if void is not None else True
     inter = np.count_nonzero((gt & seg) & keep, axis=(1, 2))
     union = np.count_nonzero((gt | seg) & keep, axis=(1, 2))
-    j = np.ones(gt.shape[0], dtype=np.float64)
-    nonempty = union > 0
-    j[nonempty] = inter[nonempty] / union[nonempty]
-    return j
+    return np.divide(inter, union, out=np.ones(gt.shape[0], dtype=np.float64), where=union > 0)
 
 
 def _tolerance_pixels(bound_th: float, height: int, width: int) -> float:
@@ -191,10 +188,7 @@ def db_eval_boundary(
     precision[both] = seg_match[both] / n_seg[both].astype(np.float64)
     recall[both] = gt_match[both] / n_gt[both].astype(np.float64)
     total = precision + recall
-    f = np.zeros(gt.shape[0], dtype=np.float64)
-    positive = total > 0
-    f[positive] = 2 * precision[positive] * recall[positive] / total[positive]
-    return f
+    return np.divide(2 * precision * recall, total, out=np.zeros(gt.shape[0], dtype=np.float64), where=total > 0)
 
 
 def db_statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
@@ -326,12 +320,11 @@ def _run_job(job: EvalJob) -> tuple[str, dict[int, dict[str, np.ndarray]]]:
     gt = _load(job.gt)
     pred = _load(job.pred)
     try:
-        result = evaluate_sequence(gt, pred, None if job.object_ids is None else list(job.object_ids),
-                                   skip_first_last=job.skip_first_last, void_label=job.void_label,
-                                   bound_th=job.bound_th)
+        return job.name, evaluate_sequence(gt, pred, None if job.object_ids is None else list(job.object_ids),
+                                           skip_first_last=job.skip_first_last, void_label=job.void_label,
+                                           bound_th=job.bound_th)
     except InputError as err:
         raise InputError(f"sequence {job.name}: {err}") from None
-    return job.name, result
 
 
 def evaluate_many(jobs: Iterable[EvalJob], processes: int = 1) -> dict[str, dict[int, dict[str, np.ndarray]]]:

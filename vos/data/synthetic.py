@@ -215,11 +215,10 @@ class Scene:
             # Choose phases so that, at its start frame, the object sits well inside the frame.
             target = (rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height)
             phase = []
-            for axis in range(2):
-                amp = (amp_x, amp_y)[axis]
-                s = float(np.clip((target[axis] - centre[axis]) / amp, -1, 1))
+            for amp, aim, mid, om in zip((amp_x, amp_y), target, centre, omega):
+                s = float(np.clip((aim - mid) / amp, -1, 1))
                 at_start = math.asin(s) if rng.random() < 0.5 else math.pi - math.asin(s)
-                phase.append(at_start - omega[axis] * starts[index])
+                phase.append(at_start - om * starts[index])
             objects.append(
                 _Object(
                     obj_id=index + 1,
@@ -416,14 +415,12 @@ def write_davis2017(
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
-    names = []
-    for index in range(num_sequences):
-        name = f"{prefix}-{index:03d}"
+    names = [f"{prefix}-{index:03d}" for index in range(num_sequences)]
+    for index, name in enumerate(names):
         count = _object_count(rng, num_objects)
         for t, (frame, labels) in enumerate(iter_clip(sequence_seed(seed, index), num_frames, size, count, **options)):
             _save_jpeg(frame, root / "JPEGImages" / resolution / name / f"{t:05d}.jpg", jpeg_quality)
             _save_labels(labels, root / "Annotations" / resolution / name / f"{t:05d}.png")
-        names.append(name)
     _write_text(root / "ImageSets" / "2017" / f"{split}.txt", "".join(f"{n}\n" for n in names))
     return names
 
@@ -463,9 +460,8 @@ def write_ytvos(
     rng = np.random.default_rng(seed)
     sampled = list(range(0, num_frames, step))
     meta: dict[str, dict] = {"videos": {}}
-    names = []
-    for index in range(num_videos):
-        name = f"{prefix}-{index:03d}"
+    names = [f"{prefix}-{index:03d}" for index in range(num_videos)]
+    for index, name in enumerate(names):
         count = _object_count(rng, num_objects)
         late = sampled[1 : max(2, len(sampled) // 2 + 1)]
         starts = [0] + [int(rng.choice(late)) if late and rng.random() < 0.5 else 0 for _ in range(count - 1)]
@@ -489,6 +485,5 @@ def write_ytvos(
                 for obj in scene.objects
             }
         }
-        names.append(name)
     _write_text(split_dir / "meta.json", json.dumps(meta, indent=1))
     return names

@@ -49,8 +49,7 @@ class Handlers:
     def objects_update(self, selected=None):
         choices = self.object_choices()
         ids = [c[1] for c in choices]
-        value = selected if selected in ids else (ids[-1] if ids else None)
-        return gr.update(choices=choices, value=value)
+        return gr.update(choices=choices, value=selected if selected in ids else (ids[-1] if ids else None))
 
     def shown_update(self, shown=None):
         """The objects shown: `shown`, else every object (a new video)."""
@@ -70,7 +69,6 @@ class Handlers:
         if obj_id not in self.editor.objects:
             obj_id = None
         hide = self.hidden_of(shown) + ([obj_id] if obj_id is not None else [])
-        background = self.editor.preview(frame_idx, hide=hide)
         mask = self.editor.mask_of(frame_idx, obj_id) if obj_id is not None else None
         if obj_id is None:
             note = f"frame {frame_idx}: add an object to draw its mask"
@@ -82,7 +80,7 @@ class Handlers:
             note = f"{self.editor.objects[obj_id].label} on frame {frame_idx}: {what}"
         return json.dumps({"serial": serial, "key": mask_key(frame_idx, obj_id, mask), "width": w, "height": h,
                            "color": self.editor.objects[obj_id].hex if obj_id is not None else "#ffffff",
-                           "background": data_url(background, "jpeg"),
+                           "background": data_url(self.editor.preview(frame_idx, hide=hide), "jpeg"),
                            "mask": data_url(mask if mask is not None else np.zeros((h, w), bool), "png"),
                            "note": note, "clear": clear})
 
@@ -123,12 +121,9 @@ class Handlers:
     # ------------------------------------------------------------------ handlers
     def on_open(self, upload, picked):
         try:
-            if upload:
-                msg = self.editor.open(upload, uploaded=True)
-            elif picked:
-                msg = self.editor.open(picked)
-            else:
+            if not upload and not picked:
                 raise InputError("upload a video, or pick a video or frame folder")
+            msg = self.editor.open(upload or picked, uploaded=bool(upload))  # an upload first
         except InputError as e:
             return (f"error: {e}",) + self.keep(7) + (gr.update(choices=self.editor.media()), gr.update())
         return self.opened(msg) + (gr.update(choices=self.editor.media()), None)
@@ -284,8 +279,7 @@ class Handlers:
                            f"loss {adapt.loss:.4f}, {adapt.seconds:.1f} s (Cancel stops it; nothing learnt is kept)",
                            gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
                 else:
-                    yield (f"propagating {direction} from frame {frame_idx}: starting", gr.update(), gr.update(),
-                           gr.update(), gr.update(), gr.update())
+                    yield (f"propagating {direction} from frame {frame_idx}: starting",) + self.keep(5)
         finally:
             if not finished:  # the page went away: stop the work it started, and end with it (the activity line
                 self.editor.cancel()  # and the next action see the propagation until it has really stopped)

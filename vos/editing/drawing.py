@@ -205,11 +205,9 @@ def mask_from_box(frame: np.ndarray, box: Tuple[int, int, int, int],
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
     if scale < 1.0:
         fg = cv2.resize(fg, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
-    out = np.zeros((h, w), bool)
-    out[cy0:cy1, cx0:cx1] = fg >= 0.5
-    inside = np.zeros((h, w), bool)
-    inside[top:bottom, left:right] = True
-    return out & inside
+    out = np.zeros((h, w), bool)  # the object inside the box only
+    out[top:bottom, left:right] = (fg >= 0.5)[top - cy0:bottom - cy0, left - cx0:right - cx0]
+    return out
 
 
 __all__ = ["apply_strokes", "mask_from_box", "parse_box", "parse_strokes", "short", "stroke_band", "TOOLS", "whole_number"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -203,10 +203,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
         if not 1 <= obj_id <= MAX_OBJECTS:
             raise InputError(f"object ids are 1..{MAX_OBJECTS}, got {obj_id}")
         name = _object_name(name, obj_id)
-        if obj_id in self.objects:
-            self.objects[obj_id].name = name
-        else:
-            self.objects[obj_id] = EditorObject(obj_id, name)
+        self.objects.setdefault(obj_id, EditorObject(obj_id, name)).name = name  # a new object, or a new name
         return obj_id
 
     def rename_object(self, obj_id: int, name: str) -> None:
@@ -253,16 +250,14 @@ class Editor(RootFiles, EditorResults, EditorExport):
             labels = self.labels(frame_idx)
             labels[labels == obj_id] = 0
             labels[m] = obj_id
-            scores = dict(old.scores) if old else {}
-            scores[obj_id] = 1.0 if m.any() else None
+            scores = {**(old.scores if old else {}), obj_id: 1.0 if m.any() else None}
             self.results[frame_idx] = self._drawn(old, labels, scores, obj_id, m)
         return int(m.sum())
 
     def load_mask(self, frame_idx: int, path: str | Path, obj_id: Optional[int] = None) -> List[int]:
         """A mask image (palette, 0/255 grey or RGB colours) on a frame. A binary mask is `obj_id` (or a new
         object); a label map gives its ids as they are (new ones become objects). Returns the ids set."""
-        self._need_video()
-        labels, _ = read_mask(path, self.size)
+        labels, _ = read_mask(path, self.size)  # "open a video first" without one
         ids = [int(v) for v in np.unique(labels) if v > 0]
         if ids == [1] and obj_id is not None:  # a binary mask: the selected object
             self.set_mask(frame_idx, obj_id, labels == 1, origin="mask PNG")
@@ -341,8 +336,7 @@ class Editor(RootFiles, EditorResults, EditorExport):
                 labels[labels == c.obj_id] = 0
                 restored = c.shown & (labels == 0)  # never over an object drawn there since
                 labels[restored] = c.obj_id
-                scores = dict(current.scores) if current else {}
-                scores.pop(c.obj_id, None)
+                scores = {o: v for o, v in (current.scores if current else {}).items() if o != c.obj_id}
                 if c.score[0]:
                     scores[c.obj_id] = c.score[1]
                 self.results[c.frame_idx] = self._show_given(
@@ -406,16 +400,12 @@ class Editor(RootFiles, EditorResults, EditorExport):
             raise InputError("a propagation is already running")
         self._cancel.clear()
         total = frame_idx + 1 if reverse else self.num_frames - frame_idx
-        done = 0
         try:
-            run = self.segmenter.propagate(state, frame_idx, reverse=reverse, progress=on_adapt, cancel=self._cancel)
-            try:
-                for r in run:
+            with closing(self.segmenter.propagate(state, frame_idx, reverse=reverse, progress=on_adapt,
+                                                  cancel=self._cancel)) as run:
+                for done, r in enumerate(run, 1):
                     self._keep(r)
-                    done += 1
                     yield done, total, r.frame_idx  # the engine ends the pass itself once cancel is set
-            finally:
-                run.close()
         finally:
             self.last_run_cancelled = self._cancel.is_set()  # before another action may clear the flag
             self._busy.release()

@@ -6,11 +6,12 @@ empty. The playback is the results blended into the video, in an encoding the pa
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -21,7 +22,7 @@ from seggpt.io import overlay
 
 from vos.editing.drawing import short, whole_number
 from vos.editing.editor_files import open_reader, unused
-from vos.io.exports import DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, remove_tree, write_json, zip_folder
+from vos.io.exports import DEFAULT_SOFT_WIDTH, ExportSpec, Exporter, write_json, zip_folder
 from vos.io.writers import PlaybackWriter, playable_encoding
 
 #: what the export can hold: kind -> (the `ExportSpec` field, its name in the zip, its label in the app)
@@ -58,8 +59,9 @@ class EditorExport:
         if max_side < 16:
             raise InputError(f"playback: max_side is at least 16 pixels, got {max_side}")
         try:
-            encoding = playable_encoding(plays)
-        except OutputError as e:
+            encoding = playable_encoding(plays)  # OutputError: no encoding the browser plays
+            reader = open_reader(self.video, self.fps)  # a VideoError, or fps given for a video file
+        except (OutputError, ValueError) as e:
             raise InputError(str(e)) from None
         h, w = self.size
         scale = min(1.0, max_side / max(h, w))
@@ -67,11 +69,7 @@ class EditorExport:
         path = Path(folder) / f"{Path(self.video_name).stem or 'video'}-playback{encoding.suffix}"
         palette = davis_palette()
         try:
-            reader = open_reader(self.video, self.fps)
-        except ValueError as e:  # a VideoError, or fps given for a video file
-            raise InputError(str(e)) from None
-        try:
-            with PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
+            with reader, PlaybackWriter(path, self.fps, size, encoding, palette=palette) as writer:
                 for idx, frame in reader.iter_frames(0, self.num_frames):
                     shown = overlay(frame, self._shown_labels(idx, hidden), palette)
                     if size != (h, w):
@@ -79,8 +77,6 @@ class EditorExport:
                     writer.write(frame_number(shown, idx))
         except OutputError as e:
             raise InputError(str(e)) from None
-        finally:
-            reader.close()
         segmented = len(self.results)
         note = f"; {self.num_frames - segmented} frame(s) not segmented yet show plain" \
             if segmented < self.num_frames else ""
@@ -118,10 +114,7 @@ class EditorExport:
                               report=work / "report.json", soft=soft, soft_width=DEFAULT_SOFT_WIDTH)
             names = {o: obj.name for o, obj in sorted(self.objects.items())}
             state = self.state
-            prompt_frames: Dict[int, List[int]] = {}
-            for a in state.annotations:
-                for o in state.annotations.given(a):
-                    prompt_frames.setdefault(o, []).append(a)
+            prompt_frames = {o: [a for a in state.annotations if o in state.annotations.given(a)] for o in names}
             exporter = Exporter(spec, size=self.size, fps=self.fps, first_frame=0, frame_name=self._frame_name,
                                 names=names, prompt_frames=prompt_frames, palette=davis_palette(),
                                 read_frames=self.source.iter_frames, video_name=Path(self.video_name).stem,
@@ -152,7 +145,7 @@ class EditorExport:
         except OutputError as e:  # a full disk: one line
             raise InputError(str(e)) from None
         finally:
-            remove_tree(work)
+            shutil.rmtree(work, ignore_errors=True)
         missing = self.num_frames - len(self.results)
         note = f"; {missing} frame(s) not propagated yet were exported empty" if missing else ""
         return zip_path, f"exported {', '.join(EXPORT_LABELS[k] for k in kinds)} to {zip_path}{note}"

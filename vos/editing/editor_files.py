@@ -11,6 +11,7 @@ session and propagate again.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -193,12 +194,8 @@ def open_reader(path: Path, fps: Optional[float]) -> FrameSource:
 
 def unused(path: Path) -> Path:
     """`path`, or `stem-2.zip`, `stem-3.zip`, ...: two exports within one second never replace each other."""
-    n = 2
-    candidate = path
-    while os.path.lexists(candidate):
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-        n += 1
-    return candidate
+    names = itertools.chain([path], (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in itertools.count(2)))
+    return next(p for p in names if not os.path.lexists(p))
 
 
 def safe_name(name: str) -> str:

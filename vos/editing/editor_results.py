@@ -87,8 +87,7 @@ class EditorResults:
         given = {a: set(self.given(a)) for a in list(self.annotated_frames())}
         prompts = {o: sorted(a for a in given if o in given[a]) for o in objects}
         report = LostObjectReport({o: obj.name for o, obj in objects.items()}, prompts, self.lost_after)
-        for t in sorted(results):
-            r = results[t]
+        for t, r in sorted(results.items()):
             report.add_present(t, set(self._present(r)), [o for o in r.object_ids if o in objects])
         rows = []
         for o, obj in objects.items():

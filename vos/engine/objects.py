@@ -116,9 +116,7 @@ def masks_from(mask: object, object_ids: Optional[Sequence[int]], size: Tuple[in
         raise EngineError(f"{where}: a mask must be a label map of integer ids or a boolean mask, got {m.dtype}")
     if m.size and int(m.min()) < 0:
         raise EngineError(f"{where}: a label map holds object ids >= 1 and 0 for 'not given', found {int(m.min())}")
-    present = [int(v) for v in np.unique(m) if v > 0]
-    if ids is not None:
-        present = [i for i in present if i in set(ids)]
+    present = [int(v) for v in np.unique(m) if v > 0 and (ids is None or int(v) in ids)]
     return {i: m == i for i in present}
 
 

@@ -17,6 +17,7 @@ The engine knows nothing of files: frames come from a FrameSource, results go ba
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -227,8 +228,7 @@ class VideoSegmenter:
 
     def adapted(self, state: InferenceState) -> Optional[SegGPTPredictor]:
         """The session's adapted model (`adapt`): None before adaptation, or once forgotten."""
-        learnt = self._adapted.get(state)
-        return None if learnt is None else learnt[1]
+        return self._adapted.get(state, (None, None))[1]
 
     def forget_adaptation(self, state: InferenceState) -> None:
         """Forget what the session learnt: its next propagation adapts afresh (the app's new step count)."""
@@ -251,14 +251,12 @@ class VideoSegmenter:
         """Frames through the tracker in batches; annotated frames end a batch and answer with their masks.
         `ahead`: frames made ready for the model ahead of the one it runs (`_ahead`); `cancel` set: the
         pass ends after the frame it has just yielded (results still being finished are dropped)."""
-        batches = self._batches(tracker, frames, ahead)
-        try:
+        # closed at the end: its threads end now, not when the garbage collector finds it
+        with contextlib.closing(self._batches(tracker, frames, ahead)) as batches:
             for result in batches:
                 yield result
                 if cancel is not None and cancel.is_set():
                     return
-        finally:
-            batches.close()  # its threads end now, not when the garbage collector finds it
 
     def _batches(self, tracker: Tracker, frames, ahead: int) -> Iterator[FrameResult]:
         annotations = tracker.annotations
@@ -304,23 +302,18 @@ def _ahead(items: Iterator[Tuple[Optional[int], object]], pool: ThreadPoolExecut
     the source raises (other than `VideoError`, which `_until_error` makes an item) comes after the
     frames read before it, as it would without look-ahead."""
     window: Deque[Tuple[Optional[int], object, Optional[Future]]] = deque()
-    iterator = iter(items)
-    while True:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            break
-        except Exception:
-            yield from _drain(window)
-            raise
-        idx, frame = item
-        if idx is None or idx in annotated:
-            yield from _drain(window)
-            yield idx, frame, None
-            continue
-        window.append((idx, frame, pool.submit(predictor.preprocess_images, [frame])))
-        if len(window) > depth:
-            yield window.popleft()
+    try:
+        for idx, frame in items:
+            if idx is None or idx in annotated:
+                yield from _drain(window)
+                yield idx, frame, None
+                continue
+            window.append((idx, frame, pool.submit(predictor.preprocess_images, [frame])))
+            if len(window) > depth:
+                yield window.popleft()
+    except Exception:
+        yield from _drain(window)
+        raise
     yield from _drain(window)
 
 
@@ -338,16 +331,10 @@ def _nothing() -> Iterator[FrameResult]:
 
 def _until_error(frames) -> Iterator[Tuple[Optional[int], object]]:
     """The frames, then (None, the error) if reading the next one fails (a damaged video)."""
-    iterator = iter(frames)
-    while True:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        except VideoError as error:
-            yield None, error
-            return
-        yield item
+    try:
+        yield from frames
+    except VideoError as error:
+        yield None, error
 
 
 __all__ = ["VideoSegmenter", "FrameResult", "InferenceState", "EngineError", "LiveStream"]

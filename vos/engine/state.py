@@ -72,7 +72,7 @@ class Annotations:
     # ------------------------------------------------------------------ what the user gave
     def add(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
         self._frames.setdefault(frame_idx, AnnotatedFrame(frame_idx)).given[obj_id] = mask
-        self._changed()
+        self.version += 1
 
     def keep_frame(self, frame_idx: int, frame: np.ndarray) -> None:
         """Keep the annotated frame as read (not a change: what was made from the annotations stays valid)."""
@@ -86,20 +86,15 @@ class Annotations:
         del note.given[obj_id]
         if not note.given:
             del self._frames[frame_idx]
-        self._changed()
+        self.version += 1
 
     def remove_object(self, obj_id: int) -> None:
         for idx in list(self._frames):
-            self._frames[idx].given.pop(obj_id, None)
-            if not self._frames[idx].given:
-                del self._frames[idx]
-        self._changed()
+            self.remove(idx, obj_id)
+        self.version += 1
 
     def clear(self) -> None:
         self._frames.clear()
-        self._changed()
-
-    def _changed(self) -> None:
         self.version += 1
 
     def __len__(self) -> int:

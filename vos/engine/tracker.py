@@ -69,9 +69,7 @@ class FrameResult:
 
     @property
     def masks(self) -> np.ndarray:
-        """(N, H, W) bool, one per object id, in `object_ids` order."""
-        if not self.object_ids:
-            return np.zeros((0,) + self.labels.shape, dtype=bool)
+        """(N, H, W) bool, one per object id, in `object_ids` order (N = 0: (0, H, W))."""
         return self.labels[None] == np.asarray(self.object_ids, dtype=self.labels.dtype)[:, None, None]
 
 

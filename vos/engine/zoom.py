@@ -34,11 +34,9 @@ class Whereabouts:
 
 def mask_box(mask: np.ndarray) -> Optional[Box]:
     """The bounding box of a boolean mask; None when it is empty."""
-    rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
-    if not rows.any():
+    y, x = np.nonzero(np.any(mask, axis=1))[0], np.nonzero(np.any(mask, axis=0))[0]
+    if not len(y):
         return None
-    y = np.nonzero(rows)[0]
-    x = np.nonzero(cols)[0]
     return int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
 
 

@@ -97,10 +97,8 @@ def _take_capture() -> tuple[int, Any] | None:
 
 def _release(saved: int, sink: Any, captured: list[str] | None) -> None:
     """Point fd 2 back where it was, then write there what the capture held, less the decoder lines."""
-    try:
+    with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
     os.dup2(saved, 2)
     os.close(saved)
     sink.seek(0)
@@ -109,10 +107,8 @@ def _release(saved: int, sink: Any, captured: list[str] | None) -> None:
         captured.extend(line.strip() for line in lines if _DECODER_LINE.match(line))
     kept = [line for line in lines if not _DECODER_LINE.match(line)]
     if kept:
-        try:
+        with contextlib.suppress(OSError):
             os.write(2, "".join(kept).encode())
-        except OSError:
-            pass
 
 
 def _end_captures_at_exit() -> None:
@@ -150,10 +146,8 @@ def silence_ffmpeg() -> None:
     import ctypes
 
     for path in paths - _SILENCED:
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(path).av_log_set_level(_AV_LOG_QUIET)
-        except (OSError, AttributeError):
-            pass
         _SILENCED.add(path)
 
 
@@ -265,15 +259,12 @@ class DecordSource(VideoFileSource):
 
     def _decode(self, plan: Sequence[range], reverse: bool = False) -> Iterator[list[Frame]]:
         for rng in plan:
-            with self._lock:
-                reader = self._open_reader()
-                try:
-                    with quiet_fd2():
-                        batch = _as_array(reader.get_batch(list(rng)))
-                except Exception as exc:
-                    batch = None
-                    error = exc
-            if batch is None:  # frame by frame: every frame before the bad one is yielded, then it is named
+            try:
+                with self._lock, quiet_fd2():
+                    batch = _as_array(self._open_reader().get_batch(list(rng)))
+            except VideoError:  # the source is closed
+                raise
+            except Exception as error:  # frame by frame: every frame before the bad one is yielded, then it is named
                 good: list[Frame] = []
                 for i in rng:
                     try:
@@ -350,10 +341,7 @@ class PyAVSource(VideoFileSource):
                     frames, next_index = self._seek(container, stream, rng.start, fresh=frames is None)
                 chunk: list[Frame] = []
                 try:
-                    while next_index < rng.stop:
-                        frame = next(frames, None)
-                        if frame is None:
-                            break
+                    for frame in itertools.islice(frames, rng.stop - next_index):  # fewer where the video ends
                         if next_index >= rng.start:
                             chunk.append((next_index, to_rgb(_rotate(frame.to_ndarray(format="rgb24"),
                                                                      self._rotation), self.name)))
@@ -378,7 +366,7 @@ class PyAVSource(VideoFileSource):
         """
         if start == 0:
             if not fresh:
-                self._rewind(container, stream)
+                container.seek(self._start_pts, stream=stream, backward=True, any_frame=False)
             return iter(container.decode(stream)), 0
         target = self._start_pts + round(start / self._rate / self._time_base)
         container.seek(target, stream=stream, backward=True, any_frame=False)
@@ -386,12 +374,9 @@ class PyAVSource(VideoFileSource):
         first = next(frames, None)
         if first is None or first.pts is None or self._pts_to_index(first.pts) > start:
             # No timestamps, or the demuxer overshot: decode from the beginning instead.
-            self._rewind(container, stream)
+            container.seek(self._start_pts, stream=stream, backward=True, any_frame=False)
             return iter(container.decode(stream)), 0
         return itertools.chain([first], frames), self._pts_to_index(first.pts)
-
-    def _rewind(self, container: Any, stream: Any) -> None:
-        container.seek(self._start_pts, stream=stream, backward=True, any_frame=False)
 
 
 def _as_array(frames: Any) -> np.ndarray:
@@ -405,10 +390,8 @@ def import_decord() -> Any:
     decord bundles its own FFmpeg libraries; loaded first, they broke PyAV's VP8 and VP9 encoders in the
     same process ("encoding failed (Invalid argument)": the app's WebM playback), while PyAV loaded first
     and decord after both work."""
-    try:
+    with contextlib.suppress(ImportError):
         import av  # noqa: F401 - the load order is the point
-    except ImportError:
-        pass
     import decord
 
     return decord

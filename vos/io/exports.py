@@ -12,9 +12,9 @@ names of those modules that editors and tools import from here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +63,9 @@ class ExportSpec:
     def check(self) -> "ExportSpec":
         """Fail before any inference: the values (`check_values`), then every folder made and writable."""
         self.check_values()
-        for d in (self.index_dir, self.object_dir, self.alpha_dir):
-            if d is not None:
-                ensure_output_dir(d)
-        for f in (self.matte, self.overlay, self.rle, self.report):
-            if f is not None:
-                ensure_output_dir(Path(f).resolve().parent)
+        files = [Path(f).resolve().parent for f in (self.matte, self.overlay, self.rle, self.report) if f is not None]
+        for d in [d for d in (self.index_dir, self.object_dir, self.alpha_dir) if d is not None] + files:
+            ensure_output_dir(d)
         return self
 
 
@@ -112,10 +109,6 @@ class Exporter:
         self._matte = MatteVideoWriter(spec.matte, fps, self.size) if spec.matte else None
         self.frames = 0
 
-    @property
-    def needs_video(self) -> bool:
-        return self._overlay is not None or self._matte is not None
-
     def add(self, result, existing: Optional[Iterable[int]] = None,
             scores: Optional[Mapping[int, Optional[float]]] = None) -> None:
         """One frame's result (a FrameResult, or anything with its frame_idx, labels, object_ids, confidence,
@@ -155,10 +148,9 @@ class Exporter:
             conf = None if scores is not None else result.confidence
             self._rle_frames[idx] = {"frame_idx": int(idx), "name": name,
                                      "objects": frame_objects_rle(labels, conf, existing, scores)}
-        if self.needs_video:
-            matte = None
-            if self._matte is not None:
-                matte = alpha.max(axis=0) if alpha is not None and len(alpha) else np.zeros(self.size, np.uint8)
+        if self._overlay is not None or self._matte is not None:  # the videos
+            # with a matte, the alpha is made above
+            matte = None if self._matte is None else alpha.max(axis=0) if len(alpha) else np.zeros(self.size, np.uint8)
             self._video(idx, labels, matte, result.frame)
         self.frames += 1
 
@@ -167,12 +159,11 @@ class Exporter:
         if idx == self._next_video and frame is not None:
             self._writer.submit(self._write_video_frame, frame, labels, matte)
             self._next_video += 1
-            self._flush_pending()
-            return
-        if idx < self._next_video:
+        elif idx < self._next_video:
             raise InputError(f"frame {idx} came after frame {self._next_video - 1} was written to the videos")
-        self._pending[idx] = (zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1),
-                              None if matte is None else zlib.compress(matte.tobytes(), 1))
+        else:
+            self._pending[idx] = (zlib.compress(np.ascontiguousarray(labels, dtype=np.uint8).tobytes(), 1),
+                                  None if matte is None else zlib.compress(matte.tobytes(), 1))
         self._flush_pending()
 
     def _flush_pending(self) -> None:
@@ -219,10 +210,8 @@ class Exporter:
         return report
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(BaseException):  # already failing
             self._writer.close()
-        except BaseException:  # noqa: BLE001 - already failing
-            pass
         for v in (self._overlay, self._matte):
             if v is not None:
                 v.abort()
@@ -257,10 +246,6 @@ def zip_folder(folder: str | os.PathLike, out_zip: str | os.PathLike) -> Path:
                 if p.is_file():
                     z.write(p, p.relative_to(folder).as_posix())
     return Path(out_zip)
-
-
-def remove_tree(path: str | os.PathLike) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["ExportSpec", "Exporter", "LostObjectReport", "MatteVideoWriter", "hard_alpha", "soft_alpha", "margins_of_alpha",

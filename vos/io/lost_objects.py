@@ -61,9 +61,8 @@ class ObjectTrack:
 
     def lost_frames(self, after: int) -> Set[int]:
         """The frames of every empty run longer than `after` (none when its prompt mask is empty)."""
-        if self.prompt_empty:
-            return set()
-        return {f for a, b in _ranges(list(self.empty)) if b - a + 1 > after for f in range(a, b + 1)}
+        return {f for a, b in _ranges(list(self.empty)) if b - a + 1 > after and not self.prompt_empty
+                for f in range(a, b + 1)}
 
     def as_json(self, after: int) -> dict:
         return {"id": self.obj_id, "name": self.name, "prompt_frames": sorted(self.prompt_frames),
@@ -88,12 +87,9 @@ class LostObjectReport:
 
     def add_present(self, frame_idx: int, present: Set[int], existing: Iterable[int]) -> None:
         """One frame, as the ids its label map holds (`add` without the map: the app keeps them per frame)."""
-        for o in existing:
-            t = self.tracks.get(o)
-            if t is None:
-                continue
+        for t in (self.tracks[o] for o in existing if o in self.tracks):
             t.frames.add(frame_idx)
-            if o not in present:
+            if t.obj_id not in present:
                 t.empty.add(frame_idx)
                 if t.prompt_frames and frame_idx == t.prompt_frames[0]:
                     t.prompt_empty = True

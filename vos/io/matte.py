@@ -38,12 +38,10 @@ class MatteVideoWriter(VideoFileWriter):
         super().__init__(path, fps, size)
 
     def _add_stream(self, av: Any) -> Any:
-        if self.prores:
-            stream = self._container.add_stream("prores_ks", rate=self.rate, options={"profile": "4"})
-            stream.pix_fmt = "yuva444p10le"
-        else:
-            stream = self._container.add_stream("ffv1", rate=self.rate, options={"level": "3"})
-            stream.pix_fmt = "gray"
+        codec, options, pix_fmt = (("prores_ks", {"profile": "4"}, "yuva444p10le") if self.prores
+                                   else ("ffv1", {"level": "3"}, "gray"))
+        stream = self._container.add_stream(codec, rate=self.rate, options=options)
+        stream.pix_fmt = pix_fmt
         stream.height, stream.width = self.size
         return stream
 

@@ -75,11 +75,8 @@ def read_mask(path: str | Path, size: Tuple[int, int], log: Optional[logging.Log
 
 def frame_of(stem: str, frame_names: Optional[Sequence[str]], num_frames: Optional[int], where: str) -> int:
     """The frame a mask file names: a frame's file stem first, else an integer index."""
-    if frame_names:
-        try:
-            return list(frame_names).index(stem)
-        except ValueError:
-            pass
+    if frame_names and stem in frame_names:
+        return list(frame_names).index(stem)
     if stem.isdigit():
         idx = int(stem)
         if num_frames is not None and idx >= num_frames:
@@ -111,8 +108,7 @@ def read_mask_folder(folder: str | Path, size: Tuple[int, int], frame_names: Opt
             log.warning("%s: the mask holds no object: skipped", p)
             continue
         masks[idx], names[idx] = labels, p.name
-        if palette is None and pal is not None:
-            palette = pal
+        palette = pal if palette is None else palette  # the first mask's that has one
     if not masks:
         raise InputError(f"{folder}: every mask is empty")
     return dict(sorted(masks.items())), palette

@@ -19,6 +19,7 @@ Files are read by ``vos.io.decoders`` (video files) and ``vos.io.frame_folders``
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import math
 import queue
@@ -126,11 +127,9 @@ class _Prefetcher:
 
     def _put(self, message: tuple[int, Any]) -> bool:
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(queue.Full):  # full: try again, unless stopped meanwhile
                 self.queue.put(message, timeout=self._POLL_S)
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _run(self) -> None:
@@ -169,11 +168,9 @@ class _Prefetcher:
 
     def close(self) -> None:
         self._stop.set()
-        while True:  # free the memory of decoded chunks and unblock a pending put
-            try:
+        with contextlib.suppress(queue.Empty):  # free the memory of decoded chunks and unblock a pending put
+            while True:
                 self.queue.get_nowait()
-            except queue.Empty:
-                break
         if threading.current_thread() is not self.thread:
             self.thread.join()
 

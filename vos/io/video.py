@@ -91,10 +91,8 @@ def _decord_reads_right(source: FrameSource) -> bool:
 
 
 def _open_video(path: Path, backend: str, **kw: int) -> FrameSource:
-    if backend == "pyav":
-        return PyAVSource(path, **kw)
-    if backend == "decord":
-        return DecordSource(path, **kw)
+    if backend != "auto":
+        return (PyAVSource if backend == "pyav" else DecordSource)(path, **kw)
     try:
         import_decord()
     except ImportError:

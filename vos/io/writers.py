@@ -142,10 +142,7 @@ class BackgroundWriter:
         return self._error
 
     def _run(self) -> None:
-        while True:
-            task = self._queue.get()
-            if task is _STOP:
-                return
+        for task in iter(self._queue.get, _STOP):
             if self._error is not None:
                 continue
             fn, args, kwargs = task
@@ -175,10 +172,9 @@ class BackgroundWriter:
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:  # the body's exception wins; a writer error is only logged
+        try:
             self.close()
         except BaseException:  # noqa: BLE001
-            logger.error("background writer also failed", exc_info=True)
+            if exc_type is None:
+                raise
+            logger.error("background writer also failed", exc_info=True)  # the body's exception wins
