@@ -134,24 +134,6 @@ def check_video_output(label: str, path: PathLike) -> None:
                          f"{', '.join(VIDEO_SUFFIXES)} (got {p.suffix or 'no extension'})")
 
 
-def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str],
-                     unfinished: Sequence[str] = ()) -> None:
-    if foreign:
-        raise InputError(
-            f"{where} holds {len(foreign)} file(s) that are not ours ({_names(foreign)}): no run of ours wrote them, "
-            f"or they changed after it; we never replace or delete such files, even with --overwrite: move them "
-            f"away or choose another path")
-    if unhashed:
-        raise InputError(
-            f"{where} holds {len(unhashed)} file(s) that an earlier version or an unfinished run of ours listed "
-            f"without a content hash ({_names(unhashed)}); pass --overwrite to replace them, or choose another path")
-    if unfinished:
-        raise InputError(
-            f"{where} holds {len(unfinished)} file(s) that a run of ours killed outright may have written "
-            f"({_names(unfinished)}); they carry no content hash, so they cannot be told from yours: continue that "
-            f"run with --resume where the tool has one, or remove them yourself (even --overwrite never does)")
-
-
 # ---------------------------------------------------------------------------------------------- single files
 
 
@@ -328,11 +310,24 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     if old is None and legacy_names:
         state.update({f: "unhashed" for f in existing if f in legacy_names and state[f] == "foreign"
                       and not (path / f).is_symlink()})
-    foreign = [f for f, s in state.items() if s == "foreign"]
-    unhashed = [f for f, s in state.items() if s == "unhashed"]
-    unfinished = [f for f, s in state.items() if s == "unfinished"]
-    _refuse_not_ours(f"{option} {folder}", foreign, [] if (overwrite or resume) else unhashed,
-                     [] if resume else unfinished)
+    foreign, unhashed, unfinished = ([f for f, s in state.items() if s == kind]
+                                     for kind in ("foreign", "unhashed", "unfinished"))
+    if foreign:
+        raise InputError(
+            f"{option} {folder} holds {len(foreign)} file(s) that are not ours ({_names(foreign)}): no run of ours "
+            f"wrote them, or they changed after it; we never replace or delete such files, even with --overwrite: "
+            f"move them away or choose another path")
+    if unhashed and not (overwrite or resume):
+        raise InputError(
+            f"{option} {folder} holds {len(unhashed)} file(s) that an earlier version or an unfinished run of ours "
+            f"listed without a content hash ({_names(unhashed)}); pass --overwrite to replace them, or choose "
+            f"another path")
+    if unfinished and not resume:
+        raise InputError(
+            f"{option} {folder} holds {len(unfinished)} file(s) that a run of ours killed outright may have "
+            f"written ({_names(unfinished)}); they carry no content hash, so they cannot be told from yours: "
+            f"continue that run with --resume where the tool has one, or remove them yourself (even --overwrite "
+            f"never does)")
     clash = [d for d in dirs if not (old and d in old["dirs"]) and matches(d, [p for p in patterns if not p.endswith("/")])]
     if clash:
         raise InputError(f"{option} {folder}: {clash[0]} is a folder that no run of ours made, where this run "
