@@ -80,16 +80,17 @@ _FROM_HF = _rules(1, 0)
 _TO_HF = _rules(0, 1, encoder_prefix="model.")
 
 
+def _renamed(key: str, rules) -> str:
+    """`key` under the first of `rules` that matches it (as it is where none does)."""
+    for pattern, repl in rules:
+        new, n = pattern.subn(repl, key)
+        if n:
+            return new
+    return key
+
+
 def _rename(state: Dict[str, torch.Tensor], rules) -> Dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            new, n = pattern.subn(repl, key)
-            if n:
-                key = new
-                break
-        out[key] = value
-    return out
+    return {_renamed(key, rules): value for key, value in state.items()}
 
 
 def is_transformers_state_dict(state: Dict[str, torch.Tensor]) -> bool:
@@ -113,14 +114,10 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
     Which blocks feed the decoder and where the streams merge cannot be read from shapes; we use the
     official rule (evenly spaced feature layers ending at the last block, merge after block 2).
     """
+    keys = ("patch_embed.proj.weight", "blocks.0.attn.rel_pos_h", "blocks.0.attn.rel_pos_w", "pos_embed",
+            "decoder_embed.weight", "blocks.0.mlp.fc1.weight", "decoder_pred.0.weight")
     try:
-        proj = state["patch_embed.proj.weight"]
-        rel_h = state["blocks.0.attn.rel_pos_h"]
-        rel_w = state["blocks.0.attn.rel_pos_w"]
-        pos = state["pos_embed"]
-        dec = state["decoder_embed.weight"]
-        fc1 = state["blocks.0.mlp.fc1.weight"]
-        conv = state["decoder_pred.0.weight"]
+        proj, rel_h, rel_w, pos, dec, fc1, conv = (state[key] for key in keys)
     except KeyError as e:
         raise WeightsError(f"{source}: not a SegGPT checkpoint (missing {e.args[0]!r})") from None
     embed, patch = int(proj.shape[0]), int(proj.shape[-1])
