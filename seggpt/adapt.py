@@ -199,20 +199,20 @@ class AdaptSampler:
         lut[object_ids] = np.arange(1, len(object_ids) + 1)
         indexed = [lut[m.astype(np.int64)] for m in label_maps]
         self.pairs = DreamPairs(frames, indexed, size, augment, prompt_dream_prob)
+        self.object_ids = object_ids
         self.num_objects = len(object_ids)
         self.objects = objects
         self.object_weight_max = float(object_weight_max)
-        self.colours = colours = object_colours(self.num_objects, colors) if objects == "joint" else palette(1)
-        self.mapping = {i: colours[i] for i in range(self.num_objects + 1)} if objects == "joint" else None
+        self.colours = object_colours(self.num_objects, colors) if objects == "joint" else palette(1)
+        self.mapping = dict(enumerate(self.colours))  # colour index -> colour (separate: 0 black, 1 white)
 
     def sample(self, rng: np.random.Generator):
         pair = self.pairs.draw(rng)
-        if self.objects == "joint":
-            return build_sample([pair], self.mapping, self.object_weight_max)
-        obj = int(rng.integers(1, self.num_objects + 1))
-        one = [(lab == obj).astype(np.uint8) for lab in (pair.prompt_labels, pair.query_labels)]
-        pair = type(pair)(pair.prompt, one[0], pair.query, one[1])
-        return build_sample([pair], {0: self.colours[0], 1: self.colours[1]}, self.object_weight_max)
+        if self.objects == "separate":
+            obj = int(rng.integers(1, self.num_objects + 1))
+            one = [(lab == obj).astype(np.uint8) for lab in (pair.prompt_labels, pair.query_labels)]
+            pair = type(pair)(pair.prompt, one[0], pair.query, one[1])
+        return build_sample([pair], self.mapping, self.object_weight_max)
 
     def batch(self, rng: np.random.Generator, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         items = [self.sample(rng) for _ in range(batch_size)]

@@ -145,8 +145,6 @@ def tune_prompt(
     start = time.perf_counter()
     h, w = model.config.image_size
     sampler = AdaptSampler(images, label_maps, (h, w), object_ids, "joint", colors, prompt_dream_prob=0.0)
-    if object_ids is None:
-        object_ids = sorted({int(v) for m in label_maps for v in np.unique(m) if v > 0})
     frame, labels = sampler.pairs.prompts[init]
     img0, tgt0, _ = build_sample([RawPair(frame, labels, frame, labels)], sampler.mapping)
     device = next(model.parameters()).device
@@ -186,7 +184,7 @@ def tune_prompt(
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
             "config": model.config.to_dict()}
     return TunedPrompt(prompt_img.detach().cpu(), prompt_mask.detach().cpu(), torch.from_numpy(labels.astype(np.int64)),
-                       np.asarray(sampler.colours), [int(o) for o in object_ids], weights_sha256(model), meta)
+                       np.asarray(sampler.colours), sampler.object_ids, weights_sha256(model), meta)
 
 
 @torch.no_grad()
