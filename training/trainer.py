@@ -135,12 +135,6 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fractio
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, fsync=True) as tmp:  # a checkpoint must survive a power cut whole or not at all
-        torch.save(obj, tmp)
-
-
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block is done, then act as they would have (main thread only;
@@ -221,7 +215,9 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         if resume and overwrite:
             raise InputError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
-        resume_path = self._resume_path(resume) if resume else None
+        resume_path = self.out_dir / "last.pt" if resume == "auto" else Path(resume) if resume else None
+        if resume_path is not None and not resume_path.is_file():
+            raise InputError(f"{resume_path}: checkpoint to resume from not found")
         if self.rank == 0:  # before anything slow: a refused folder costs nothing
             claim_out_dir(self.out_dir, bool(resume), overwrite, [cfg.init_from],
                           [*cfg.davis_roots, *cfg.ytvos_roots, *cfg.folder_roots])
@@ -272,21 +268,13 @@ class Trainer:
         return device
 
     def _amp_dtype(self) -> Optional[torch.dtype]:
-        if self.device.type != "cuda":  # CPUs with bf16 units (AVX512-BF16, AMX) gain ~1.3x from it
-            return torch.bfloat16 if self.cfg.amp == "bf16" else None
-        if self.cfg.amp == "off":
-            return None
-        if self.cfg.amp == "fp16":
-            return torch.float16
-        if self.cfg.amp == "bf16" or torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16
-
-    def _resume_path(self, resume: str) -> Path:
-        path = self.out_dir / "last.pt" if resume == "auto" else Path(resume)
-        if not path.is_file():
-            raise InputError(f"{path}: checkpoint to resume from not found")
-        return path
+        amp = self.cfg.amp
+        # off the GPU bf16 only when asked: CPUs with bf16 units (AVX512-BF16, AMX) gain ~1.3x from it
+        if self.device.type != "cuda" or amp == "off":
+            return torch.bfloat16 if amp == "bf16" else None
+        if amp == "auto":
+            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return torch.bfloat16 if amp == "bf16" else torch.float16
 
     def _elapsed(self) -> float:
         return self.elapsed_before + (time.time() - self._run_start if self._run_start is not None else 0.0)
@@ -312,9 +300,7 @@ class Trainer:
         return {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "model_config": self.model.config.to_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **{name: getattr(self, name).state_dict() for name in ("optimizer", "scheduler", "scaler")},
             "step": self.step,
             "best": self.best,
             "elapsed": self._elapsed(),
@@ -324,7 +310,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.out_dir / "last.pt"
-        _atomic_torch_save(self.state(), path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, fsync=True) as tmp:  # a checkpoint must survive a power cut whole or not at all
+            torch.save(self.state(), tmp)
         return path
 
     def load_checkpoint(self, path: Path) -> None:
@@ -336,9 +324,8 @@ class Trainer:
         if model_cfg != self.model.config:
             raise InputError(f"{path}: checkpoint model config differs from this run's model")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        for name in ("optimizer", "scheduler", "scaler"):
+            getattr(self, name).load_state_dict(state[name])
         self.step = int(state["step"])
         self.best = state.get("best")
         self.elapsed_before = float(state.get("elapsed", 0.0))
