@@ -53,15 +53,6 @@ SMOKE = ["model=test-tiny", "steps=3", "batch_size=2", "num_workers=0", "device=
          "max_minutes=null"]
 
 
-def _config_file() -> str:
-    local = ROOT / "configs" / "train_gpu.yaml"
-    return str(local) if local.is_file() else "train_gpu"  # an installed wheel: the packaged config
-
-
-def _is_davis(root: Path) -> bool:
-    return (root / "JPEGImages" / "240p").is_dir() and (root / "Annotations" / "240p").is_dir()
-
-
 def _workers_for_shared_memory(cfg, image_size) -> Optional[int]:
     """Fewer loader workers where /dev/shm cannot hold their batches in flight (4 per worker, as the
     trainer's loader prefetches; a small /dev/shm kills workers with a bus error); None: as configured."""
@@ -115,7 +106,7 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
     data = Path(args.data)
     overrides: List[str] = list(SMOKE) if args.smoke else []
     sources = ["synthetic"]
-    if _is_davis(data):
+    if all((data / part / "240p").is_dir() for part in ("JPEGImages", "Annotations")):
         overrides.append(f"davis_roots=[{data}]")
         sources.append(f"DAVIS 2016 train 240p ({data})")
     else:
@@ -126,7 +117,8 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
     if not args.smoke:
         overrides.append(f"max_minutes={(args.budget_s - (time.time() - started) - RESERVE_S) / 60.0:.2f}")
     overrides.extend(args.overrides)
-    cfg = load_config(_config_file(), overrides)
+    local = ROOT / "configs" / "train_gpu.yaml"
+    cfg = load_config(str(local) if local.is_file() else "train_gpu", overrides)  # installed: the packaged config
     workers = _workers_for_shared_memory(cfg, get_config(cfg.model).image_size if not cfg.init_from else (448, 448))
     if workers is not None:
         print(f"warning: /dev/shm holds the batches of {workers} loader workers only, not {cfg.num_workers}",
