@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import operator
 import re
 import typing
 from importlib import resources
@@ -94,20 +95,20 @@ def config_path(spec: Union[str, Path]) -> Path:
     raise ConfigError(f"{spec}: config file not found (packaged configs: {', '.join(packaged_names()) or 'none'})")
 
 
-def packaged_config(name: str) -> Optional[Path]:
+def _packaged_files() -> List[Any]:
+    """The files of the packaged configs ([] where the package is not installed)."""
     try:
-        candidate = resources.files(CONFIG_PACKAGE) / name
+        return list(resources.files(CONFIG_PACKAGE).iterdir())
     except ModuleNotFoundError:
-        return None
-    return Path(str(candidate)) if candidate.is_file() else None
+        return []
+
+
+def packaged_config(name: str) -> Optional[Path]:
+    return next((Path(str(f)) for f in _packaged_files() if f.name == name and f.is_file()), None)
 
 
 def packaged_names() -> List[str]:
-    try:
-        folder = resources.files(CONFIG_PACKAGE)
-    except ModuleNotFoundError:
-        return []
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(f.name[:-5] for f in _packaged_files() if f.name.endswith(".yaml"))
 
 
 def read_yaml(spec: Union[str, Path]) -> Dict[str, Any]:
@@ -186,12 +187,11 @@ def _merge(into: Dict[str, Any], mapping: Mapping[str, Any], sources: Dict[str, 
         else:
             into[key] = dict(value) if isinstance(value, Mapping) else value
             sources[path] = source
-            for sub in [p for p in sources if p.startswith(path + ".")]:
-                if isinstance(value, Mapping) and sub[len(path) + 1:].split(".")[0] not in value:
-                    del sources[sub]
-            if isinstance(value, Mapping):
-                for sub_key in value:
-                    sources[f"{path}.{sub_key}"] = source
+            if isinstance(value, Mapping):  # a mapping replaces the one before it: its keys' sources are its own
+                for sub in [p for p in sources if p.startswith(path + ".")]:
+                    if sub[len(path) + 1:].split(".")[0] not in value:
+                        del sources[sub]
+                sources.update({f"{path}.{sub_key}": source for sub_key in value})
 
 
 def _where(sources: Dict[str, str], path: str) -> str:
@@ -315,24 +315,23 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
     return value
 
 
+#: the range checks of `setting`: (key, what a value out of range is, what the message says was expected)
+_RANGES = (("min", operator.lt, ">="), ("max", operator.gt, "<="), ("gt", operator.le, ">"))
+
+
 def _check_range(value: Any, meta: Mapping[str, Any], bad) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
-    if "min" in meta and value < meta["min"]:
-        raise bad(f">= {meta['min']}")
-    if "max" in meta and value > meta["max"]:
-        raise bad(f"<= {meta['max']}")
-    if "gt" in meta and value <= meta["gt"]:
-        raise bad(f"> {meta['gt']}")
+    for key, out_of_range, expected in _RANGES:
+        if key in meta and out_of_range(value, meta[key]):
+            raise bad(f"{expected} {meta[key]}")
 
 
 def _check_custom(value: Any, meta: Mapping[str, Any], bad) -> None:
     """A field's own check (`setting(check=fn)`): fn(value) returns what was expected, or None if fine."""
-    check = meta.get("check")
-    if check is not None:
-        expected = check(value)
-        if expected:
-            raise bad(expected)
+    expected = meta["check"](value) if meta.get("check") is not None else None
+    if expected:
+        raise bad(expected)
 
 
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks: Any) -> Any:
