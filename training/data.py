@@ -231,9 +231,8 @@ class FlowPairs(_GapPairs):
         for c in range(clusters):
             part = cv2.morphologyEx((clustered == c).astype(np.uint8), cv2.MORPH_OPEN, kernel)
             n, comp = cv2.connectedComponents(part, connectivity=4)
-            for k in range(1, n):
-                out[comp == k] = next_id + 1
-                next_id += 1
+            out[comp > 0] = comp[comp > 0] + next_id  # parts 1..n-1 of this cluster
+            next_id += n - 1
         return out - 1  # -1: pixels opened away (thin bits), never an object
 
     @staticmethod
@@ -444,11 +443,6 @@ def _quiet_exit(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the loader's worker loop ends quietly on it
 
 
-def _passes_through_fd_sharing(tb: object) -> bool:
-    return any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
-               for frame, _ in traceback.walk_tb(tb))  # type: ignore[arg-type]
-
-
 def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
     """A worker hands each batch's tensors to the main process by passing file descriptors, served by
     multiprocessing's resource-sharer thread, which prints any failure through ``sys.excepthook``. When
@@ -458,7 +452,8 @@ def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
     everything else still goes to the previous hook."""
 
     def hook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if issubclass(exc_type, Exception) and _passes_through_fd_sharing(tb):
+        if issubclass(exc_type, Exception) and any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
+                                                   for frame, _ in traceback.walk_tb(tb)):
             return
         previous(exc_type, exc, tb)
 
