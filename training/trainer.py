@@ -362,8 +362,8 @@ class Trainer:
         for i, batch in enumerate(batches):
             imgs, tgts, valid, mask = (batch[k].to(self.device, non_blocking=True)
                                        for k in ("imgs", "tgts", "valid", "mask"))
-            sync = i == len(batches) - 1 or self.world == 1
-            ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else contextlib.nullcontext()
+            # gradients are all-reduced on the last micro-batch only
+            ctx = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else contextlib.nullcontext()
             with ctx:
                 with autocast(self.device, self.amp_dtype):
                     loss, _ = self.ddp(imgs, tgts, mask, self.cfg.embedding_type, valid)
