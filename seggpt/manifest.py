@@ -113,9 +113,8 @@ def read_manifest(folder: PathLike) -> Optional[dict]:
         if not isinstance(files, list):
             return None
         files = {rel: None for rel in files}
-    if not isinstance(files, dict) or not all(_safe_rel(k) and _valid_record(v) for k, v in files.items()):
-        return None
-    if not all(_safe_rel(d) for d in data["dirs"]):
+    if (not isinstance(files, dict) or not all(_safe_rel(k) and _valid_record(v) for k, v in files.items())
+            or not all(_safe_rel(d) for d in data["dirs"])):
         return None
     data["files"] = files
     data["claimed"] = bool(data.get("claimed", True))
