@@ -269,13 +269,11 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         if not isinstance(value, (list, tuple)):
             raise bad(_describe(tp))
         args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise bad(f"a list of {len(args)} values")
-            items = [_convert(a, v, {}, sources, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
-        else:
-            item_type = args[0] if args else Any
-            items = [_convert(item_type, v, {}, sources, f"{path}[{i}]") for i, v in enumerate(value)]
+        fixed = origin is tuple and args and args[-1] is not Ellipsis  # Tuple[int, int]: one type per item
+        if fixed and len(value) != len(args):
+            raise bad(f"a list of {len(args)} values")
+        types = args if fixed else [args[0] if args else Any] * len(value)
+        items = [_convert(a, v, {}, sources, f"{path}[{i}]") for i, (a, v) in enumerate(zip(types, value))]
         out: Any = tuple(items) if origin is tuple else items
         if "min_len" in meta and len(out) < meta["min_len"]:
             raise bad(f"a list of at least {meta['min_len']} values")
@@ -290,9 +288,9 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
     if tp is Any:
         _check_custom(value, meta, bad)
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
+    if tp in (bool, str):
+        if not isinstance(value, tp):
+            raise bad(_describe(tp))  # "true or false", "text"
     elif tp is int:
         if not is_integer(value):
             raise bad("an integer")
@@ -305,9 +303,6 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         if not math.isfinite(value):
             raise bad("a finite number")
         value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad("text")
     if "choices" in meta and value not in meta["choices"]:
         raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
     _check_range(value, meta, bad)
