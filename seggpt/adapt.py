@@ -135,8 +135,7 @@ def select_parameters(model: SegGPT, spec: str) -> List[nn.Parameter]:
     """Set requires_grad on `model` for `spec` (see `parse_params`; LoRA is added here, in place) and
     return the parameters that learn, in a fixed order."""
     parts = parse_params(spec)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model.requires_grad_(False)
     chosen: Dict[int, nn.Parameter] = {}
 
     def take(params):
@@ -296,8 +295,7 @@ def adapt(
     if steps:
         device = next(work.parameters()).device
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5E66]))
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             trainable = select_parameters(work, params)
             opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)

@@ -159,14 +159,13 @@ def tune_prompt(
     was_training = model.training
     losses: List[float] = []
     try:
-        for p in model.parameters():
-            p.requires_grad_(False)
+        model.requires_grad_(False)
         model.eval()
         for step in range(steps):
             imgs, tgts, valid = (t.to(device) for t in sampler.batch(rng, batch_size))
-            b = imgs.shape[0]
-            imgs = torch.cat([prompt_img[None].expand(b, -1, -1, -1), imgs[:, :, h:]], dim=2)
-            tgts = torch.cat([prompt_mask[None].expand(b, -1, -1, -1), tgts[:, :, h:]], dim=2)
+            # the top half of every canvas is the prompt being learnt
+            imgs = torch.cat([prompt_img[None].expand(batch_size, -1, -1, -1), imgs[:, :, h:]], dim=2)
+            tgts = torch.cat([prompt_mask[None].expand(batch_size, -1, -1, -1), tgts[:, :, h:]], dim=2)
             with autocast(device, amp_dtype):
                 loss, _ = model(imgs, tgts, embedding_type=embedding_type, valid=valid)
             opt.zero_grad(set_to_none=True)
