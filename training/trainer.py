@@ -227,8 +227,7 @@ class Trainer:
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         torch.manual_seed(cfg.seed + self.rank)
-        self.model = build_model(cfg).to(self.device)
-        self.model.train()
+        self.model = build_model(cfg).to(self.device)  # in training mode
         self.ddp = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -409,10 +408,9 @@ class Trainer:
             held_out = eval_data(cfg) if self.is_main and cfg.eval_every > 0 else None
             if self.is_main and cfg.progress:
                 bar = tqdm(total=cfg.steps, initial=self.step, dynamic_ncols=True, mininterval=5.0)
-            if self.is_main:
-                self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
-                                     "model": self.model.config.to_dict(), "config": cfg.to_dict(),
-                                     "world": self.world, "device": str(self.device)}})
+            self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
+                                 "model": self.model.config.to_dict(), "config": cfg.to_dict(),
+                                 "world": self.world, "device": str(self.device)}})  # (the main process logs)
             return self._train(loader, held_out, bar, until)
         except KeyboardInterrupt:
             if self.is_main:
