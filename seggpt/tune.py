@@ -96,8 +96,6 @@ class TunedPrompt:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
         except Exception as err:  # safetensors raises its own types for a bad header
             raise InputError(f"{path}: not a tuned-prompt safetensors file ({type(err).__name__})") from None
         if meta.get("format") != FORMAT_TAG or not {"image", "mask", "labels"} <= set(tensors):

@@ -158,8 +158,6 @@ def _torch_load(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: file not found") from None
     except Exception as e:  # noqa: BLE001 - pickle errors, truncated zip archives, foreign globals
         code = code_globals(path)
         if code:
