@@ -6,8 +6,8 @@ over them, each named by where it came from, with one precedence everywhere:
     dataclass defaults < the settings a weights file recommends < a config file < the command line
 
 Every value is checked where it is read, against the field's type (int, float, bool, str,
-Optional, Tuple, List, nested dataclasses) and its `metadata` (`min`, `max`, `gt`, `choices`,
-`min_len`, and `check`: a function of the converted value returning what was expected, or None), and a bad
+Optional, Tuple, List, nested dataclasses) and its `metadata` (`min`, `max`, `gt`, `lt`,
+`choices`, `min_len`, and `check`: a function of the converted value returning what was expected, or None), and a bad
 value is reported in one line that names its layer (`configs/davis.yaml: memory must be ...`,
 `--set memory=abc: ...`). YAML is read safely and with YAML 1.2's booleans (only true/false): a
 `no` or `off` stays the string it looks like, and is refused where a bool is expected; and with YAML
@@ -311,7 +311,7 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
 
 
 #: the range checks of `setting`: (key, what a value out of range is, what the message says was expected)
-_RANGES = (("min", operator.lt, ">="), ("max", operator.gt, "<="), ("gt", operator.le, ">"))
+_RANGES = (("min", operator.lt, ">="), ("max", operator.gt, "<="), ("gt", operator.le, ">"), ("lt", operator.ge, "<"))
 
 
 def _check_range(value: Any, meta: Mapping[str, Any], bad) -> None:
@@ -330,7 +330,7 @@ def _check_custom(value: Any, meta: Mapping[str, Any], bad) -> None:
 
 
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks: Any) -> Any:
-    """A dataclass field with checks the loader applies (`min`, `max`, `gt`, `choices`, `min_len`, `check`).
+    """A dataclass field with checks the loader applies (`min`, `max`, `gt`, `lt`, `choices`, `min_len`, `check`).
 
     `check`: a function of the converted value (a tuple for a Tuple field) that returns what was
     expected when the value is bad (`"two numbers with low <= high"`), else None; the loader reports

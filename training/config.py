@@ -64,10 +64,6 @@ def _betas(value: Tuple[float, float]) -> Optional[str]:
     return "two numbers in [0, 1)" if any(not 0.0 <= b < 1.0 for b in value) else None
 
 
-def _below_one(value: float) -> Optional[str]:
-    return "< 1" if value >= 1.0 else None
-
-
 def _stages(stages: List[Any]) -> Optional[str]:
     steps = [stage.at_step for stage in stages]
     return "stages whose at_step increase" if steps != sorted(set(steps)) else None
@@ -142,7 +138,7 @@ class TrainConfig:
     #: share of samples whose hidden patches are a random `random_mask_ratio` of the whole mask
     #: canvas instead of the query half (official training mixes both; helps a model from scratch)
     random_mask_prob: float = setting(0.0, min=0, max=1)
-    random_mask_ratio: float = setting(0.75, gt=0, check=_below_one)
+    random_mask_ratio: float = setting(0.75, gt=0, lt=1)
     #: small objects' pixels weigh up to this many background pixels in the loss (1: the official plain mean)
     object_weight_max: float = setting(1.0, min=1)
     #: data settings that change during the run, e.g. [{at_step: 4000, synthetic_max_gap: 8,
