@@ -45,7 +45,7 @@ from .model import SegGPT
 from .pairs import DreamAugment, DreamPairs, build_sample
 
 __all__ = ["adapt", "AdaptProgress", "LoRALinear", "add_lora", "merge_lora", "select_parameters", "parse_params",
-           "AdaptSampler", "object_colours"]
+           "AdaptSampler", "object_colours", "lr_factor"]
 
 
 # ----------------------------------------------------------------------------- LoRA
@@ -233,13 +233,17 @@ class AdaptProgress:
     model: SegGPT = field(repr=False)
 
 
-def _lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
-    if step < warmup:
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` optimizer steps (the one schedule of
+    training and adaptation; `min_ratio` 1 is a constant 1 after the warm-up).
+
+    `time_fraction` (elapsed / allowed wall time) moves the decay on when the machine is slower
+    than `total` assumed, so that a run stopped by its time limit still ends annealed.
+    """
+    if warmup > 0 and step < warmup:
         return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, steps - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def adapt(
@@ -304,7 +308,7 @@ def adapt(
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"adaptation cancelled after {step} of {steps} steps")
                 for group in opt.param_groups:
-                    group["lr"] = lr * _lr_factor(step, steps, warmup, schedule)
+                    group["lr"] = lr * lr_factor(step, warmup, steps, 0.1 if schedule == "cosine" else 1.0)
                 imgs, tgts, valid = (t.to(device, non_blocking=True) for t in sampler.batch(rng, batch_size))
                 with autocast(device, amp_dtype):
                     loss, _ = work(imgs, tgts, embedding_type=embedding_type, valid=valid)

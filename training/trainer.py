@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from seggpt.config import SegGPTConfig, get_config
 from seggpt.device import autocast, resolve_device
-from seggpt.errors import InputError, OutputError
+from seggpt.adapt import lr_factor
+from seggpt.errors import InputError, OutputError, WeightsError
 from seggpt.io import atomic_path, ensure_output_dir
 from seggpt.model import SegGPT
-from seggpt.errors import WeightsError
 
 from .config import TrainConfig, data_config
 from .data import CurriculumStream, FlowPairs, FolderPairs, PairStream, SyntheticPairs, VideoPairs, worker_init
@@ -121,18 +121,6 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
     return PairStream(sources, weights, cfg.augment(model_cfg.image_size), cfg.batch_size,
                       settings=cfg.pair_settings(), seed=cfg.seed, rank=rank, start=start,
                       patch_size=model_cfg.patch_size)
-
-
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
-    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` optimizer steps.
-
-    `time_fraction` (elapsed / allowed wall time) moves the decay on when the machine is slower
-    than `total` assumed, so that a run stopped by its time limit still ends annealed.
-    """
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @contextlib.contextmanager
