@@ -87,8 +87,7 @@ class ParsedMask:
 
 def object_ids(labels: np.ndarray) -> list[int]:
     """Sorted non-zero ids present in a label map."""
-    ids = np.unique(np.asarray(labels))
-    return [int(i) for i in ids if i != 0]
+    return [int(i) for i in np.unique(np.asarray(labels)) if i != 0]
 
 
 def load_mask(path: PathLike, *, allow_empty: bool = False) -> ParsedMask:

@@ -168,8 +168,7 @@ def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_ext
     ownership=False: only the kind of path (a file inside a claimed folder: the folder's claim judged it).
     """
     check_path_given(option, file)
-    given = Path(os.path.expanduser(str(file)))
-    if given.is_symlink():
+    if Path(os.path.expanduser(str(file))).is_symlink():
         raise InputError(f"{option} {file} is a symbolic link; we never write over links (even with "
                          f"--overwrite): remove it or choose another name")
     r = real(file)

@@ -56,8 +56,7 @@ def preflight(args) -> None:
     from .outputs import real
 
     check_batch_size(args.batch_size)
-    prompts = [p for pair in args.prompt or [] for p in pair]
-    for path in [*prompts, *args.inputs]:
+    for path in [*(p for pair in args.prompt or [] for p in pair), *args.inputs]:  # prompt images and masks, queries
         check_image_size(path)
     seen = {}
     for query, mask_name, _ in output_names(args.inputs):

@@ -113,9 +113,8 @@ def packaged_names() -> List[str]:
 
 def read_yaml(spec: Union[str, Path]) -> Dict[str, Any]:
     """A config file (path or packaged name) as a mapping."""
-    path = config_path(spec)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)
+        data = yaml.load(config_path(spec).read_text(encoding="utf-8"), Loader=_Yaml12Loader)
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{spec}: cannot read the config file ({e.__class__.__name__})") from None
     except yaml.YAMLError as e:

@@ -150,8 +150,7 @@ def tune_prompt(
     prompt_mask = torch.from_numpy(tgt0[:, :h]).to(device)
     if learn == "image+mask":
         prompt_mask = torch.nn.Parameter(prompt_mask)
-    learnt = [t for t in (prompt_img, prompt_mask) if isinstance(t, torch.nn.Parameter)]
-    opt = torch.optim.Adam(learnt, lr=lr)
+    opt = torch.optim.Adam([t for t in (prompt_img, prompt_mask) if isinstance(t, torch.nn.Parameter)], lr=lr)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7E5E]))
     flags = [p.requires_grad for p in model.parameters()]
     was_training = model.training

@@ -127,7 +127,6 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
     n_feat = int(dec.shape[1]) // embed
     step = max(depth // n_feat, 1)  # evenly spaced, ending at the last block: (5, 11, 17, 23) for ViT-L
     layers = tuple(depth - 1 - step * (n_feat - 1 - i) for i in range(n_feat))
-    merge = min(2, layers[0] - 1)
     pretrain_grid = int(round((pos.shape[1] - 1) ** 0.5))
     try:
         return SegGPTConfig(
@@ -137,7 +136,7 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
             depth=depth,
             num_heads=embed // head_dim,
             mlp_ratio=int(fc1.shape[0]) / embed,
-            merge_index=max(merge, 0),
+            merge_index=max(min(2, layers[0] - 1), 0),
             feature_layers=layers,
             decoder_dim=int(conv.shape[0]),
             pretrain_image_size=pretrain_grid * patch,
@@ -187,10 +186,9 @@ def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor],
         if isinstance(obj, dict) and isinstance(obj.get("model_config"), dict):  # our training checkpoints
             # tensors alone cannot tell which blocks feed the decoder: never guess for our own files
             config = config_from_mapping(obj["model_config"], str(path))
-        if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-            obj = obj["model"]
-        elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-            obj = obj["state_dict"]
+        # the state dict inside {"model": ...} (official, MAE-style) or {"state_dict": ...}, else the object itself
+        obj = next((obj[k] for k in ("model", "state_dict") if isinstance(obj, dict) and isinstance(obj.get(k), dict)),
+                   obj)
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise WeightsError(f"{path}: no state dict found (expected a dict of tensors or {{'model': ...}})")
         state = obj

@@ -420,8 +420,7 @@ class Trainer:
             if self.is_main and self.step in stage_starts:
                 stage = stage_starts[self.step]
                 self._log({"curriculum": {"at_step": stage.at_step, **stage.changes()}})
-            batches = [next(loader) for _ in range(cfg.accum_steps)]
-            loss = self.train_step(batches)
+            loss = self.train_step([next(loader) for _ in range(cfg.accum_steps)])
             self.losses.append(loss)
             if not math.isfinite(loss):
                 raise InputError(f"step {self.step}: loss is {loss}; lower lr or check the data")
