@@ -384,8 +384,7 @@ def _remove(folder: Path, ours: Sequence[str], old: Optional[dict]) -> None:
             target.unlink(missing_ok=True)
         except OSError as e:
             raise InputError(f"{target}: cannot remove this file of an earlier run ({e.strerror or e})") from None
-    made = set(old["dirs"]) if old else set()
-    made |= {rel.rsplit("/", 1)[0] for rel in ours if "/" in rel}
+    made = set(old["dirs"] if old else []) | {rel.rsplit("/", 1)[0] for rel in ours if "/" in rel}
     for rel in sorted(made, key=lambda d: d.count("/"), reverse=True):
         parts = rel.split("/")
         for i in range(len(parts), 0, -1):  # a made folder's parents inside the folder, if empty
