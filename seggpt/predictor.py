@@ -259,8 +259,7 @@ class SegGPTPredictor:
         if self.exact_resize:
             arrays = [np.asarray(Image.fromarray(_as_rgb_array(np.asarray(im))).resize((w, h), Image.BICUBIC))
                       for im in images]
-            x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
-            return self.normalize(x)
+            return self.normalize(torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float())
         if isinstance(images, torch.Tensor):
             batches = [images.to(self.device, non_blocking=True)]
         else:

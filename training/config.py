@@ -41,12 +41,10 @@ def _low_high(value: Tuple[float, float]) -> Optional[str]:
 
 def _model(value: Any) -> Optional[str]:
     expected = f"a preset name ({', '.join(sorted(PRESETS))}) or a mapping of SegGPTConfig fields"
-    if isinstance(value, SegGPTConfig):
-        return None
-    if not isinstance(value, (str, dict)):
+    if not isinstance(value, (str, dict, SegGPTConfig)):
         return expected
     try:
-        get_config(dict(value) if isinstance(value, dict) else value)
+        get_config(value)  # a config as it is, a preset or a mapping of fields
     except (ValueError, TypeError) as err:
         return f"{expected} ({err})"
     return None

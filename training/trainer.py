@@ -64,7 +64,7 @@ def build_model(cfg: TrainConfig) -> SegGPT:
         except WeightsError as err:
             raise InputError(f"init_from: {err}") from None
     try:
-        model_cfg = get_config(dict(cfg.model) if isinstance(cfg.model, dict) else cfg.model)
+        model_cfg = get_config(cfg.model)
     except (ValueError, TypeError) as err:
         raise InputError(f"model: {err}") from None
     model = SegGPT(model_cfg)
@@ -154,15 +154,14 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
     the flags say. An input (`init_from`) that `overwrite` would remove is refused too, and so is
     an out_dir that is, lies inside, or holds a data root (checked before anything is created).
     """
-    out_real = os.path.realpath(out_dir)
+    from seggpt.outputs import claim_folder, is_within, real
+
     for root in data_roots:
-        r = os.path.realpath(root)
-        if out_real == r or out_real.startswith(r.rstrip(os.sep) + os.sep):
+        if is_within(real(out_dir), real(root)):
             raise InputError(f"out_dir {out_dir} is inside the data root {root}: a run never writes into its data; "
                              "choose another out_dir")
-        if r.startswith(out_real.rstrip(os.sep) + os.sep):
+        if is_within(real(root), real(out_dir)):
             raise InputError(f"out_dir {out_dir} holds the data root {root}; choose another out_dir")
-    from seggpt.outputs import claim_folder
 
     found = [name for name in RUN_FILES if (out_dir / name).exists()]
     if found and not resume and not overwrite:
