@@ -131,8 +131,7 @@ def write_manifest(folder: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def scan(folder: Path) -> Tuple[List[str], List[str]]:

@@ -63,11 +63,7 @@ def build_model(cfg: TrainConfig) -> SegGPT:
             return SegGPT.from_pretrained(str(cfg.init_from)).train()
         except WeightsError as err:
             raise InputError(f"init_from: {err}") from None
-    try:
-        model_cfg = get_config(cfg.model)
-    except (ValueError, TypeError) as err:
-        raise InputError(f"model: {err}") from None
-    model = SegGPT(model_cfg)
+    model = SegGPT(get_config(cfg.model))  # TrainConfig has checked the model setting (training.config._model)
     model.reset_parameters(seed=cfg.seed)
     return model
 
