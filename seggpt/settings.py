@@ -232,8 +232,7 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(_describe(a) for a in args) + " or null"
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None)) + " or null"
     if origin in (tuple, list):
         return "a list"
     if dataclasses.is_dataclass(tp):
