@@ -34,8 +34,8 @@ import torch
 
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.config import get_config
-from seggpt.errors import InputError, OutputError
-from seggpt.io import atomic_write_text, ensure_output_dir
+from seggpt.errors import InputError
+from seggpt.io import atomic_write_text
 from seggpt.outputs import OVERWRITE_HELP, claim_folder
 from seggpt.weights import save_state
 
@@ -97,12 +97,9 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
     if not args.smoke and args.budget_s - (time.time() - started) - RESERVE_S < 30:
         raise InputError(f"--budget-s {args.budget_s:g}: leaves under half a minute to train")
     # --out holds this run's files alone (seggpt.outputs: nothing that is not ours is touched)
-    claim_folder(args.out, "training.gpu", patterns=["model.safetensors", "log.jsonl", "summary.json"],
-                 overwrite=bool(getattr(args, "overwrite", False)))
-    try:
-        out = ensure_output_dir(args.out)
-    except OutputError as err:
-        raise InputError(f"--out {err}") from None
+    # (made, and writable: the claim has written the folder's manifest)
+    out = claim_folder(args.out, "training.gpu", patterns=["model.safetensors", "log.jsonl", "summary.json"],
+                       overwrite=bool(getattr(args, "overwrite", False))).folder
     data = Path(args.data)
     overrides: List[str] = list(SMOKE) if args.smoke else []
     sources = ["synthetic"]

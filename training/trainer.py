@@ -37,8 +37,8 @@ from tqdm import tqdm
 from seggpt.config import SegGPTConfig, get_config
 from seggpt.device import autocast, resolve_device
 from seggpt.adapt import lr_factor
-from seggpt.errors import InputError, OutputError, WeightsError
-from seggpt.io import atomic_path, ensure_output_dir
+from seggpt.errors import InputError, WeightsError
+from seggpt.io import atomic_path
 from seggpt.model import SegGPT
 
 from .config import TrainConfig, data_config
@@ -171,13 +171,9 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
                                  f"copy it elsewhere first")
     # the folder holds nothing but this run (seggpt.outputs): a user's file there is never touched,
     # the run is refused instead; the manifest is finished when the command ends
-    run = claim_folder(out_dir, "training", overwrite=overwrite, resume=resume, patterns=list(RUN_FILES),
-                       option="out_dir", legacy_names=RUN_FILES)
-    try:
-        ensure_output_dir(out_dir)
-    except OutputError as err:
-        raise InputError(f"out_dir {err}") from None
-    return run
+    # (made, and writable: the claim writes the folder's manifest)
+    return claim_folder(out_dir, "training", overwrite=overwrite, resume=resume, patterns=list(RUN_FILES),
+                        option="out_dir", legacy_names=RUN_FILES)
 
 
 # ----------------------------------------------------------------------------- the trainer
