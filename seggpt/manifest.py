@@ -174,7 +174,8 @@ def ownership_of(folder: Path, rel: str, manifest: Optional[dict]) -> str:
     running = manifest.get("status") == "running"  # a run killed outright (a live one is refused first)
     # a file we listed with no hash: a killed run's, an earlier version's (format 1), else none of ours
     without_hash = "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
-    if TEMPORARY.match(rel.rsplit("/", 1)[-1]):  # what a killed run's writer left: no hash to tell it from a user's file
+    # what a killed run's writer left: no hash to tell it from a user's file
+    if TEMPORARY.match(rel.rsplit("/", 1)[-1]):
         return without_hash if manifest["claimed"] else "foreign"
     killed = running and manifest["claimed"] and matches(rel, manifest["patterns"])
     if rel in manifest["files"]:

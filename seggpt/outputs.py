@@ -87,8 +87,7 @@ def check_path_given(option: str, path: Optional[PathLike]) -> None:
 def _names(items: Sequence[str]) -> str:
     """The first few names, hidden ones last (a user's own file is the one to see first)."""
     items = sorted(items, key=lambda rel: any(part.startswith(".") for part in rel.split("/")))
-    shown = ", ".join(items[:_NAMED])
-    return shown + (f" and {len(items) - _NAMED} more" if len(items) > _NAMED else "")
+    return ", ".join(items[:_NAMED]) + (f" and {len(items) - _NAMED} more" if len(items) > _NAMED else "")
 
 
 # ---------------------------------------------------------------------------------------------- inputs

@@ -212,8 +212,7 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
     unknown = sorted(set(values) - set(fields))
     if unknown:
         path = prefix + unknown[0]
-        names = ", ".join(sorted(fields))
-        raise ConfigError(f"{_where(sources, path)}: unknown setting {path!r} (known: {names})")
+        raise ConfigError(f"{_where(sources, path)}: unknown setting {path!r} (known: {', '.join(sorted(fields))})")
     missing = [f.name for f in fields.values() if f.name not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

@@ -408,9 +408,8 @@ class Trainer:
         stop = cfg.steps if until is None else min(int(until), cfg.steps)
         stage_starts = {stage.at_step: stage for stage in cfg.curriculum}
         while self.step < stop:
-            if self.is_main and self.step in stage_starts:
-                stage = stage_starts[self.step]
-                self._log({"curriculum": {"at_step": stage.at_step, **stage.changes()}})
+            if self.step in stage_starts:  # (logged by the main process)
+                self._log({"curriculum": {"at_step": self.step, **stage_starts[self.step].changes()}})
             loss = self.train_step([next(loader) for _ in range(cfg.accum_steps)])
             self.losses.append(loss)
             if not math.isfinite(loss):
