@@ -45,7 +45,7 @@ from .model import SegGPT
 from .pairs import DreamAugment, DreamPairs, build_sample
 
 __all__ = ["adapt", "AdaptProgress", "LoRALinear", "add_lora", "merge_lora", "select_parameters", "parse_params",
-           "AdaptSampler", "object_colours"]
+           "AdaptSampler", "object_colours", "lr_factor"]
 
 
 # ----------------------------------------------------------------------------- LoRA
@@ -135,8 +135,7 @@ def select_parameters(model: SegGPT, spec: str) -> List[nn.Parameter]:
     """Set requires_grad on `model` for `spec` (see `parse_params`; LoRA is added here, in place) and
     return the parameters that learn, in a fixed order."""
     parts = parse_params(spec)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model.requires_grad_(False)
     chosen: Dict[int, nn.Parameter] = {}
 
     def take(params):
@@ -199,20 +198,20 @@ class AdaptSampler:
         lut[object_ids] = np.arange(1, len(object_ids) + 1)
         indexed = [lut[m.astype(np.int64)] for m in label_maps]
         self.pairs = DreamPairs(frames, indexed, size, augment, prompt_dream_prob)
+        self.object_ids = object_ids
         self.num_objects = len(object_ids)
         self.objects = objects
         self.object_weight_max = float(object_weight_max)
-        self.colours = colours = object_colours(self.num_objects, colors) if objects == "joint" else palette(1)
-        self.mapping = {i: colours[i] for i in range(self.num_objects + 1)} if objects == "joint" else None
+        self.colours = object_colours(self.num_objects, colors) if objects == "joint" else palette(1)
+        self.mapping = dict(enumerate(self.colours))  # colour index -> colour (separate: 0 black, 1 white)
 
     def sample(self, rng: np.random.Generator):
         pair = self.pairs.draw(rng)
-        if self.objects == "joint":
-            return build_sample([pair], self.mapping, self.object_weight_max)
-        obj = int(rng.integers(1, self.num_objects + 1))
-        one = [(lab == obj).astype(np.uint8) for lab in (pair.prompt_labels, pair.query_labels)]
-        pair = type(pair)(pair.prompt, one[0], pair.query, one[1])
-        return build_sample([pair], {0: self.colours[0], 1: self.colours[1]}, self.object_weight_max)
+        if self.objects == "separate":
+            obj = int(rng.integers(1, self.num_objects + 1))
+            one = [(lab == obj).astype(np.uint8) for lab in (pair.prompt_labels, pair.query_labels)]
+            pair = type(pair)(pair.prompt, one[0], pair.query, one[1])
+        return build_sample([pair], self.mapping, self.object_weight_max)
 
     def batch(self, rng: np.random.Generator, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         items = [self.sample(rng) for _ in range(batch_size)]
@@ -234,13 +233,17 @@ class AdaptProgress:
     model: SegGPT = field(repr=False)
 
 
-def _lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
-    if step < warmup:
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` optimizer steps (the one schedule of
+    training and adaptation; `min_ratio` 1 is a constant 1 after the warm-up).
+
+    `time_fraction` (elapsed / allowed wall time) moves the decay on when the machine is slower
+    than `total` assumed, so that a run stopped by its time limit still ends annealed.
+    """
+    if warmup > 0 and step < warmup:
         return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, steps - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def adapt(
@@ -296,8 +299,7 @@ def adapt(
     if steps:
         device = next(work.parameters()).device
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5E66]))
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             trainable = select_parameters(work, params)
             opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
@@ -306,7 +308,7 @@ def adapt(
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"adaptation cancelled after {step} of {steps} steps")
                 for group in opt.param_groups:
-                    group["lr"] = lr * _lr_factor(step, steps, warmup, schedule)
+                    group["lr"] = lr * lr_factor(step, warmup, steps, 0.1 if schedule == "cosine" else 1.0)
                 imgs, tgts, valid = (t.to(device, non_blocking=True) for t in sampler.batch(rng, batch_size))
                 with autocast(device, amp_dtype):
                     loss, _ = work(imgs, tgts, embedding_type=embedding_type, valid=valid)

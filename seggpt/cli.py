@@ -53,14 +53,6 @@ def on_exit(hook: Callable[[Optional[int]], None]) -> bool:
     return True
 
 
-def _run_hooks(hooks: List[Callable[[Optional[int]], None]], code: Optional[int]) -> None:
-    for hook in reversed(hooks):
-        try:
-            hook(code)
-        except Exception as e:  # a hook must not hide how the work ended
-            print(f"warning: {str(e).strip() or type(e).__name__}", file=sys.stderr)
-
-
 def _stop_while_starting(signum: int, frame: object) -> None:
     os.write(2, b"interrupted while starting: nothing was written\n")
     os._exit(EXIT_INTERRUPTED)
@@ -122,7 +114,11 @@ def run_cli(work: Callable[[], int], user_errors: Tuple[Type[BaseException], ...
         code = EXIT_FAILED
     finally:
         _EXIT_HOOKS.remove(hooks)
-        _run_hooks(hooks, code)
+        for hook in reversed(hooks):
+            try:
+                hook(code)
+            except Exception as e:  # a hook must not hide how the work ended
+                print(f"warning: {str(e).strip() or type(e).__name__}", file=sys.stderr)
         signal.signal(signal.SIGTERM, previous)
     return code
 

@@ -97,9 +97,8 @@ def davis_palette() -> np.ndarray:
     converted such files to RGB hand us these colours, and index PNGs we write with this
     palette look like the benchmark files. Built by the usual bit-interleaving rule.
     """
-    idx = np.arange(256)
     out = np.zeros((256, 3), dtype=np.int64)
-    cid = idx.copy()
+    cid = np.arange(256)
     for shift in range(7, -1, -1):
         for ch in range(3):
             out[:, ch] |= ((cid >> ch) & 1) << shift

@@ -139,12 +139,10 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, or InputError naming it. A FIFO or a device would block the
     reader: refused before it is opened (`check_input_file`)."""
-    check_input_file(path, "image")
+    check_input_file(path, "image")  # a missing file or a folder too
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as e:
         raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from None
 

@@ -113,9 +113,8 @@ def read_manifest(folder: PathLike) -> Optional[dict]:
         if not isinstance(files, list):
             return None
         files = {rel: None for rel in files}
-    if not isinstance(files, dict) or not all(_safe_rel(k) and _valid_record(v) for k, v in files.items()):
-        return None
-    if not all(_safe_rel(d) for d in data["dirs"]):
+    if (not isinstance(files, dict) or not all(_safe_rel(k) and _valid_record(v) for k, v in files.items())
+            or not all(_safe_rel(d) for d in data["dirs"])):
         return None
     data["files"] = files
     data["claimed"] = bool(data.get("claimed", True))
@@ -132,8 +131,7 @@ def write_manifest(folder: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def scan(folder: Path) -> Tuple[List[str], List[str]]:
@@ -167,7 +165,6 @@ def matches(rel: str, patterns: Iterable[str]) -> bool:
 def ownership_of(folder: Path, rel: str, manifest: Optional[dict]) -> str:
     """"ours" (proven by its hash, or our bookkeeping), "unhashed" (listed without a hash by an earlier
     version), "unfinished" (left by a run killed outright: no hash, known by its patterns) or "foreign"."""
-    name = rel.rsplit("/", 1)[-1]
     if os.path.islink(folder / rel):
         return "foreign"
     if rel == MANIFEST:
@@ -177,7 +174,8 @@ def ownership_of(folder: Path, rel: str, manifest: Optional[dict]) -> str:
     running = manifest.get("status") == "running"  # a run killed outright (a live one is refused first)
     # a file we listed with no hash: a killed run's, an earlier version's (format 1), else none of ours
     without_hash = "unfinished" if running else "unhashed" if manifest["legacy"] else "foreign"
-    if TEMPORARY.match(name):  # what a killed run's writer left: no hash to tell it from a user's file
+    # what a killed run's writer left: no hash to tell it from a user's file
+    if TEMPORARY.match(rel.rsplit("/", 1)[-1]):
         return without_hash if manifest["claimed"] else "foreign"
     killed = running and manifest["claimed"] and matches(rel, manifest["patterns"])
     if rel in manifest["files"]:
@@ -186,9 +184,8 @@ def ownership_of(folder: Path, rel: str, manifest: Optional[dict]) -> str:
             return without_hash
         if unchanged(folder / rel, record):
             return "ours"
-        # changed since: by a person, or by the run that was killed before it could say so
-        return "unfinished" if killed else "foreign"
-    # a run killed outright: what it was about to write is known by its patterns only
+    # changed since we listed it (by a person, or by the run that was killed before it could say so), or
+    # not listed: a run killed outright, what it was about to write is known by its patterns only
     return "unfinished" if killed else "foreign"
 
 

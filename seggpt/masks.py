@@ -87,8 +87,7 @@ class ParsedMask:
 
 def object_ids(labels: np.ndarray) -> list[int]:
     """Sorted non-zero ids present in a label map."""
-    ids = np.unique(np.asarray(labels))
-    return [int(i) for i in ids if i != 0]
+    return [int(i) for i in np.unique(np.asarray(labels)) if i != 0]
 
 
 def load_mask(path: PathLike, *, allow_empty: bool = False) -> ParsedMask:
@@ -130,9 +129,7 @@ def _parse_image(im: Image.Image, name: str) -> ParsedMask:
         pal = np.zeros(768, dtype=np.uint8)
         raw = im.getpalette() or []
         pal[: min(768, len(raw))] = raw[:768]
-        warnings = []
-        if (labels == 255).any():
-            warnings.append("palette index 255 (the DAVIS 'void' label) kept as object id 255")
+        warnings = ["palette index 255 (the DAVIS 'void' label) kept as object id 255"] if (labels == 255).any() else []
         return ParsedMask(labels, pal.reshape(256, 3), warnings)
     if mode == "1":
         return ParsedMask(np.asarray(im).astype(np.int32))

@@ -87,8 +87,7 @@ def check_path_given(option: str, path: Optional[PathLike]) -> None:
 def _names(items: Sequence[str]) -> str:
     """The first few names, hidden ones last (a user's own file is the one to see first)."""
     items = sorted(items, key=lambda rel: any(part.startswith(".") for part in rel.split("/")))
-    shown = ", ".join(items[:_NAMED])
-    return shown + (f" and {len(items) - _NAMED} more" if len(items) > _NAMED else "")
+    return ", ".join(items[:_NAMED]) + (f" and {len(items) - _NAMED} more" if len(items) > _NAMED else "")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -134,24 +133,6 @@ def check_video_output(label: str, path: PathLike) -> None:
                          f"{', '.join(VIDEO_SUFFIXES)} (got {p.suffix or 'no extension'})")
 
 
-def _refuse_not_ours(where: str, foreign: Sequence[str], unhashed: Sequence[str],
-                     unfinished: Sequence[str] = ()) -> None:
-    if foreign:
-        raise InputError(
-            f"{where} holds {len(foreign)} file(s) that are not ours ({_names(foreign)}): no run of ours wrote them, "
-            f"or they changed after it; we never replace or delete such files, even with --overwrite: move them "
-            f"away or choose another path")
-    if unhashed:
-        raise InputError(
-            f"{where} holds {len(unhashed)} file(s) that an earlier version or an unfinished run of ours listed "
-            f"without a content hash ({_names(unhashed)}); pass --overwrite to replace them, or choose another path")
-    if unfinished:
-        raise InputError(
-            f"{where} holds {len(unfinished)} file(s) that a run of ours killed outright may have written "
-            f"({_names(unfinished)}); they carry no content hash, so they cannot be told from yours: continue that "
-            f"run with --resume where the tool has one, or remove them yourself (even --overwrite never does)")
-
-
 # ---------------------------------------------------------------------------------------------- single files
 
 
@@ -186,8 +167,7 @@ def _check_single(option: str, file: PathLike, accept_unhashed: bool, legacy_ext
     ownership=False: only the kind of path (a file inside a claimed folder: the folder's claim judged it).
     """
     check_path_given(option, file)
-    given = Path(os.path.expanduser(str(file)))
-    if given.is_symlink():
+    if Path(os.path.expanduser(str(file))).is_symlink():
         raise InputError(f"{option} {file} is a symbolic link; we never write over links (even with "
                          f"--overwrite): remove it or choose another name")
     r = real(file)
@@ -328,11 +308,24 @@ def claim_folder(folder: PathLike, tool: str, *, overwrite: bool = False, resume
     if old is None and legacy_names:
         state.update({f: "unhashed" for f in existing if f in legacy_names and state[f] == "foreign"
                       and not (path / f).is_symlink()})
-    foreign = [f for f, s in state.items() if s == "foreign"]
-    unhashed = [f for f, s in state.items() if s == "unhashed"]
-    unfinished = [f for f, s in state.items() if s == "unfinished"]
-    _refuse_not_ours(f"{option} {folder}", foreign, [] if (overwrite or resume) else unhashed,
-                     [] if resume else unfinished)
+    foreign, unhashed, unfinished = ([f for f, s in state.items() if s == kind]
+                                     for kind in ("foreign", "unhashed", "unfinished"))
+    if foreign:
+        raise InputError(
+            f"{option} {folder} holds {len(foreign)} file(s) that are not ours ({_names(foreign)}): no run of ours "
+            f"wrote them, or they changed after it; we never replace or delete such files, even with --overwrite: "
+            f"move them away or choose another path")
+    if unhashed and not (overwrite or resume):
+        raise InputError(
+            f"{option} {folder} holds {len(unhashed)} file(s) that an earlier version or an unfinished run of ours "
+            f"listed without a content hash ({_names(unhashed)}); pass --overwrite to replace them, or choose "
+            f"another path")
+    if unfinished and not resume:
+        raise InputError(
+            f"{option} {folder} holds {len(unfinished)} file(s) that a run of ours killed outright may have "
+            f"written ({_names(unfinished)}); they carry no content hash, so they cannot be told from yours: "
+            f"continue that run with --resume where the tool has one, or remove them yourself (even --overwrite "
+            f"never does)")
     clash = [d for d in dirs if not (old and d in old["dirs"]) and matches(d, [p for p in patterns if not p.endswith("/")])]
     if clash:
         raise InputError(f"{option} {folder}: {clash[0]} is a folder that no run of ours made, where this run "
@@ -390,8 +383,7 @@ def _remove(folder: Path, ours: Sequence[str], old: Optional[dict]) -> None:
             target.unlink(missing_ok=True)
         except OSError as e:
             raise InputError(f"{target}: cannot remove this file of an earlier run ({e.strerror or e})") from None
-    made = set(old["dirs"]) if old else set()
-    made |= {rel.rsplit("/", 1)[0] for rel in ours if "/" in rel}
+    made = set(old["dirs"] if old else []) | {rel.rsplit("/", 1)[0] for rel in ours if "/" in rel}
     for rel in sorted(made, key=lambda d: d.count("/"), reverse=True):
         parts = rel.split("/")
         for i in range(len(parts), 0, -1):  # a made folder's parents inside the folder, if empty

@@ -136,14 +136,14 @@ def check_infer_inputs(images: object, prompt_images: object, prompt_masks: obje
     (a traceback far from the cause) or come back as a NaN mask.
     """
     h, w = image_size
-    expected = {"images": 4, "prompt_images": 5, "prompt_masks": 5}
-    for name, x in (("images", images), ("prompt_images", prompt_images), ("prompt_masks", prompt_masks)):
-        layout = "(B,3,H,W)" if expected[name] == 4 else "(B,K,3,H,W)"
+    for name, x, dims in (("images", images, 4), ("prompt_images", prompt_images, 5),
+                          ("prompt_masks", prompt_masks, 5)):
+        layout = "(B,3,H,W)" if dims == 4 else "(B,K,3,H,W)"
         if not isinstance(x, torch.Tensor):
             raise InputError(f"{name}: a float torch.Tensor {layout} is expected, got {type(x).__name__}; frames "
                              f"and masks as arrays go through predict() or preprocess_images()/encode_masks()")
-        if x.ndim != expected[name]:
-            hint = " (the prompt axis K is missing: x.unsqueeze(1))" if expected[name] == 5 and x.ndim == 4 else ""
+        if x.ndim != dims:
+            hint = " (the prompt axis K is missing: x.unsqueeze(1))" if dims == 5 and x.ndim == 4 else ""
             raise InputError(f"{name}: {layout} is expected, got {x.ndim}-D shape {tuple(x.shape)}{hint}")
         if not x.is_floating_point():
             raise InputError(f"{name}: ImageNet-normalised floats are expected (preprocess_images / "
@@ -259,8 +259,7 @@ class SegGPTPredictor:
         if self.exact_resize:
             arrays = [np.asarray(Image.fromarray(_as_rgb_array(np.asarray(im))).resize((w, h), Image.BICUBIC))
                       for im in images]
-            x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
-            return self.normalize(x)
+            return self.normalize(torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float())
         if isinstance(images, torch.Tensor):
             batches = [images.to(self.device, non_blocking=True)]
         else:

@@ -156,8 +156,7 @@ def frames_to_guide(frames: Frames, guide: str = "grey", device: Optional[torch.
 def refine_scores(scores: torch.Tensor, frames: Frames, radius: int = 8, eps: float = 1e-2, subsample: int = 4,
                   guide: str = "grey") -> torch.Tensor:
     """Per-label scores (B, L, h, w) (higher = more likely) -> (B, L, H, W) at the frames' size, edge-aware."""
-    g = frames_to_guide(frames, guide, scores.device)
-    return guided_filter(g, scores, radius, eps, subsample)
+    return guided_filter(frames_to_guide(frames, guide, scores.device), scores, radius, eps, subsample)
 
 
 def _refined_differences(scores: torch.Tensor, g: torch.Tensor, radius: int, eps: float, subsample: int

@@ -28,12 +28,12 @@ from seggpt.colors import davis_palette
 from seggpt.errors import InputError
 from seggpt.device import (DEVICE_HELP, DTYPE_CHOICES, DTYPE_HELP, describe_precision, dtype_reason, resolve_device,
                            resolve_dtype, set_threads)
-from seggpt.io import atomic_path, overlay, read_image, save_index_png
+from seggpt.io import overlay, read_image, save_index_png, save_png
 from seggpt.masks import load_mask
 from seggpt.model import SegGPT
 from seggpt.predictor import SegGPTPredictor
 from seggpt.outputs import OVERWRITE_HELP
-from seggpt.run_checks import claim_output, preflight
+from seggpt.run_checks import claim_output, output_names, preflight
 from seggpt.tune import TunedPrompt, predict_tuned
 from seggpt.weights_file import OFFICIAL_WEIGHTS, PACKAGED_WEIGHTS, default_weights_note
 
@@ -98,12 +98,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> List[Path]:
     pal = pal if pal is not None else davis_palette()
     out = claim_output(args).folder  # checked again; our earlier run there emptied, the manifest written
     written = []
-    for path, image, res in zip(args.inputs, queries, results):
-        stem = Path(path).stem
-        save_index_png(out / f"{stem}_mask.png", res.labels, pal)
-        with atomic_path(out / f"{stem}_overlay.png") as tmp:
-            Image.fromarray(overlay(image, res.labels, pal)).save(tmp, format="PNG")
-        written.append(out / f"{stem}_mask.png")
+    for (_, mask_name, overlay_name), image, res in zip(output_names(args.inputs), queries, results):
+        save_index_png(out / mask_name, res.labels, pal)
+        save_png(out / overlay_name, Image.fromarray(overlay(image, res.labels, pal)))
+        written.append(out / mask_name)
     return written
 
 

@@ -32,16 +32,12 @@ def check_image_size(path: "str | os.PathLike") -> Tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     limit = Image.MAX_IMAGE_PIXELS
-    check_input_file(path, "image")  # a FIFO or a device would block Pillow: refused first
+    check_input_file(path, "image")  # a missing file, a folder, a FIFO or a device (it would block Pillow): first
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 size = im.size
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: the image has more pixels than the limit of {limit:,} "
                          "(PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)") from None
@@ -60,8 +56,7 @@ def preflight(args) -> None:
     from .outputs import real
 
     check_batch_size(args.batch_size)
-    prompts = [p for pair in args.prompt or [] for p in pair]
-    for path in [*prompts, *args.inputs]:
+    for path in [*(p for pair in args.prompt or [] for p in pair), *args.inputs]:  # prompt images and masks, queries
         check_image_size(path)
     seen = {}
     for query, mask_name, _ in output_names(args.inputs):

@@ -6,8 +6,8 @@ over them, each named by where it came from, with one precedence everywhere:
     dataclass defaults < the settings a weights file recommends < a config file < the command line
 
 Every value is checked where it is read, against the field's type (int, float, bool, str,
-Optional, Tuple, List, nested dataclasses) and its `metadata` (`min`, `max`, `gt`, `choices`,
-`min_len`, and `check`: a function of the converted value returning what was expected, or None), and a bad
+Optional, Tuple, List, nested dataclasses) and its `metadata` (`min`, `max`, `gt`, `lt`,
+`choices`, `min_len`, and `check`: a function of the converted value returning what was expected, or None), and a bad
 value is reported in one line that names its layer (`configs/davis.yaml: memory must be ...`,
 `--set memory=abc: ...`). YAML is read safely and with YAML 1.2's booleans (only true/false): a
 `no` or `off` stays the string it looks like, and is refused where a bool is expected; and with YAML
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import operator
 import re
 import typing
 from importlib import resources
@@ -94,27 +95,26 @@ def config_path(spec: Union[str, Path]) -> Path:
     raise ConfigError(f"{spec}: config file not found (packaged configs: {', '.join(packaged_names()) or 'none'})")
 
 
-def packaged_config(name: str) -> Optional[Path]:
+def _packaged_files() -> List[Any]:
+    """The files of the packaged configs ([] where the package is not installed)."""
     try:
-        candidate = resources.files(CONFIG_PACKAGE) / name
+        return list(resources.files(CONFIG_PACKAGE).iterdir())
     except ModuleNotFoundError:
-        return None
-    return Path(str(candidate)) if candidate.is_file() else None
+        return []
+
+
+def packaged_config(name: str) -> Optional[Path]:
+    return next((Path(str(f)) for f in _packaged_files() if f.name == name and f.is_file()), None)
 
 
 def packaged_names() -> List[str]:
-    try:
-        folder = resources.files(CONFIG_PACKAGE)
-    except ModuleNotFoundError:
-        return []
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(f.name[:-5] for f in _packaged_files() if f.name.endswith(".yaml"))
 
 
 def read_yaml(spec: Union[str, Path]) -> Dict[str, Any]:
     """A config file (path or packaged name) as a mapping."""
-    path = config_path(spec)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)
+        data = yaml.load(config_path(spec).read_text(encoding="utf-8"), Loader=_Yaml12Loader)
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{spec}: cannot read the config file ({e.__class__.__name__})") from None
     except yaml.YAMLError as e:
@@ -186,12 +186,11 @@ def _merge(into: Dict[str, Any], mapping: Mapping[str, Any], sources: Dict[str, 
         else:
             into[key] = dict(value) if isinstance(value, Mapping) else value
             sources[path] = source
-            for sub in [p for p in sources if p.startswith(path + ".")]:
-                if isinstance(value, Mapping) and sub[len(path) + 1:].split(".")[0] not in value:
-                    del sources[sub]
-            if isinstance(value, Mapping):
-                for sub_key in value:
-                    sources[f"{path}.{sub_key}"] = source
+            if isinstance(value, Mapping):  # a mapping replaces the one before it: its keys' sources are its own
+                for sub in [p for p in sources if p.startswith(path + ".")]:
+                    if sub[len(path) + 1:].split(".")[0] not in value:
+                        del sources[sub]
+                sources.update({f"{path}.{sub_key}": source for sub_key in value})
 
 
 def _where(sources: Dict[str, str], path: str) -> str:
@@ -213,8 +212,7 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
     unknown = sorted(set(values) - set(fields))
     if unknown:
         path = prefix + unknown[0]
-        names = ", ".join(sorted(fields))
-        raise ConfigError(f"{_where(sources, path)}: unknown setting {path!r} (known: {names})")
+        raise ConfigError(f"{_where(sources, path)}: unknown setting {path!r} (known: {', '.join(sorted(fields))})")
     missing = [f.name for f in fields.values() if f.name not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -233,8 +231,7 @@ def _convert_dataclass(cls: Type[T], values: Mapping[str, Any], sources: Dict[st
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(_describe(a) for a in args) + " or null"
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None)) + " or null"
     if origin in (tuple, list):
         return "a list"
     if dataclasses.is_dataclass(tp):
@@ -269,13 +266,11 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         if not isinstance(value, (list, tuple)):
             raise bad(_describe(tp))
         args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise bad(f"a list of {len(args)} values")
-            items = [_convert(a, v, {}, sources, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
-        else:
-            item_type = args[0] if args else Any
-            items = [_convert(item_type, v, {}, sources, f"{path}[{i}]") for i, v in enumerate(value)]
+        fixed = origin is tuple and args and args[-1] is not Ellipsis  # Tuple[int, int]: one type per item
+        if fixed and len(value) != len(args):
+            raise bad(f"a list of {len(args)} values")
+        types = args if fixed else [args[0] if args else Any] * len(value)
+        items = [_convert(a, v, {}, sources, f"{path}[{i}]") for i, (a, v) in enumerate(zip(types, value))]
         out: Any = tuple(items) if origin is tuple else items
         if "min_len" in meta and len(out) < meta["min_len"]:
             raise bad(f"a list of at least {meta['min_len']} values")
@@ -290,9 +285,9 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
     if tp is Any:
         _check_custom(value, meta, bad)
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
+    if tp in (bool, str):
+        if not isinstance(value, tp):
+            raise bad(_describe(tp))  # "true or false", "text"
     elif tp is int:
         if not is_integer(value):
             raise bad("an integer")
@@ -305,9 +300,6 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
         if not math.isfinite(value):
             raise bad("a finite number")
         value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad("text")
     if "choices" in meta and value not in meta["choices"]:
         raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
     _check_range(value, meta, bad)
@@ -315,28 +307,27 @@ def _convert(tp: Any, value: Any, meta: Mapping[str, Any], sources: Dict[str, st
     return value
 
 
+#: the range checks of `setting`: (key, what a value out of range is, what the message says was expected)
+_RANGES = (("min", operator.lt, ">="), ("max", operator.gt, "<="), ("gt", operator.le, ">"), ("lt", operator.ge, "<"))
+
+
 def _check_range(value: Any, meta: Mapping[str, Any], bad) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
-    if "min" in meta and value < meta["min"]:
-        raise bad(f">= {meta['min']}")
-    if "max" in meta and value > meta["max"]:
-        raise bad(f"<= {meta['max']}")
-    if "gt" in meta and value <= meta["gt"]:
-        raise bad(f"> {meta['gt']}")
+    for key, out_of_range, expected in _RANGES:
+        if key in meta and out_of_range(value, meta[key]):
+            raise bad(f"{expected} {meta[key]}")
 
 
 def _check_custom(value: Any, meta: Mapping[str, Any], bad) -> None:
     """A field's own check (`setting(check=fn)`): fn(value) returns what was expected, or None if fine."""
-    check = meta.get("check")
-    if check is not None:
-        expected = check(value)
-        if expected:
-            raise bad(expected)
+    expected = meta["check"](value) if meta.get("check") is not None else None
+    if expected:
+        raise bad(expected)
 
 
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks: Any) -> Any:
-    """A dataclass field with checks the loader applies (`min`, `max`, `gt`, `choices`, `min_len`, `check`).
+    """A dataclass field with checks the loader applies (`min`, `max`, `gt`, `lt`, `choices`, `min_len`, `check`).
 
     `check`: a function of the converted value (a tuple for a Tuple field) that returns what was
     expected when the value is bad (`"two numbers with low <= high"`), else None; the loader reports

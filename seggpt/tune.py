@@ -96,8 +96,6 @@ class TunedPrompt:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
         except Exception as err:  # safetensors raises its own types for a bad header
             raise InputError(f"{path}: not a tuned-prompt safetensors file ({type(err).__name__})") from None
         if meta.get("format") != FORMAT_TAG or not {"image", "mask", "labels"} <= set(tensors):
@@ -145,8 +143,6 @@ def tune_prompt(
     start = time.perf_counter()
     h, w = model.config.image_size
     sampler = AdaptSampler(images, label_maps, (h, w), object_ids, "joint", colors, prompt_dream_prob=0.0)
-    if object_ids is None:
-        object_ids = sorted({int(v) for m in label_maps for v in np.unique(m) if v > 0})
     frame, labels = sampler.pairs.prompts[init]
     img0, tgt0, _ = build_sample([RawPair(frame, labels, frame, labels)], sampler.mapping)
     device = next(model.parameters()).device
@@ -154,21 +150,19 @@ def tune_prompt(
     prompt_mask = torch.from_numpy(tgt0[:, :h]).to(device)
     if learn == "image+mask":
         prompt_mask = torch.nn.Parameter(prompt_mask)
-    learnt = [t for t in (prompt_img, prompt_mask) if isinstance(t, torch.nn.Parameter)]
-    opt = torch.optim.Adam(learnt, lr=lr)
+    opt = torch.optim.Adam([t for t in (prompt_img, prompt_mask) if isinstance(t, torch.nn.Parameter)], lr=lr)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7E5E]))
     flags = [p.requires_grad for p in model.parameters()]
     was_training = model.training
     losses: List[float] = []
     try:
-        for p in model.parameters():
-            p.requires_grad_(False)
+        model.requires_grad_(False)
         model.eval()
         for step in range(steps):
             imgs, tgts, valid = (t.to(device) for t in sampler.batch(rng, batch_size))
-            b = imgs.shape[0]
-            imgs = torch.cat([prompt_img[None].expand(b, -1, -1, -1), imgs[:, :, h:]], dim=2)
-            tgts = torch.cat([prompt_mask[None].expand(b, -1, -1, -1), tgts[:, :, h:]], dim=2)
+            # the top half of every canvas is the prompt being learnt
+            imgs = torch.cat([prompt_img[None].expand(batch_size, -1, -1, -1), imgs[:, :, h:]], dim=2)
+            tgts = torch.cat([prompt_mask[None].expand(batch_size, -1, -1, -1), tgts[:, :, h:]], dim=2)
             with autocast(device, amp_dtype):
                 loss, _ = model(imgs, tgts, embedding_type=embedding_type, valid=valid)
             opt.zero_grad(set_to_none=True)
@@ -186,7 +180,7 @@ def tune_prompt(
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
             "config": model.config.to_dict()}
     return TunedPrompt(prompt_img.detach().cpu(), prompt_mask.detach().cpu(), torch.from_numpy(labels.astype(np.int64)),
-                       np.asarray(sampler.colours), [int(o) for o in object_ids], weights_sha256(model), meta)
+                       np.asarray(sampler.colours), sampler.object_ids, weights_sha256(model), meta)
 
 
 @torch.no_grad()
@@ -263,14 +257,12 @@ def _tune(args: argparse.Namespace) -> int:
     images, labels = [], []
     for image_path, mask_path in args.example:
         image = read_image(image_path)
-        parsed = load_mask(mask_path)
+        parsed = load_mask(mask_path)  # an empty mask is refused here (it holds no object: nothing to tune for)
         if parsed.labels.shape != image.shape[:2]:
             raise InputError(f"{mask_path}: mask is {parsed.labels.shape[1]}x{parsed.labels.shape[0]}, "
                              f"its image {image.shape[1]}x{image.shape[0]}")
         images.append(image)
         labels.append(parsed.labels)
-    if not any(m.any() for m in labels):
-        raise InputError("the example masks are all empty: nothing to tune for")
     try:
         model = SegGPT.from_pretrained(args.weights, device=args.device)  # the one checked loader
     except OSError as err:

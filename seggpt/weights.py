@@ -80,16 +80,17 @@ _FROM_HF = _rules(1, 0)
 _TO_HF = _rules(0, 1, encoder_prefix="model.")
 
 
+def _renamed(key: str, rules) -> str:
+    """`key` under the first of `rules` that matches it (as it is where none does)."""
+    for pattern, repl in rules:
+        new, n = pattern.subn(repl, key)
+        if n:
+            return new
+    return key
+
+
 def _rename(state: Dict[str, torch.Tensor], rules) -> Dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            new, n = pattern.subn(repl, key)
-            if n:
-                key = new
-                break
-        out[key] = value
-    return out
+    return {_renamed(key, rules): value for key, value in state.items()}
 
 
 def is_transformers_state_dict(state: Dict[str, torch.Tensor]) -> bool:
@@ -113,14 +114,10 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
     Which blocks feed the decoder and where the streams merge cannot be read from shapes; we use the
     official rule (evenly spaced feature layers ending at the last block, merge after block 2).
     """
+    keys = ("patch_embed.proj.weight", "blocks.0.attn.rel_pos_h", "blocks.0.attn.rel_pos_w", "pos_embed",
+            "decoder_embed.weight", "blocks.0.mlp.fc1.weight", "decoder_pred.0.weight")
     try:
-        proj = state["patch_embed.proj.weight"]
-        rel_h = state["blocks.0.attn.rel_pos_h"]
-        rel_w = state["blocks.0.attn.rel_pos_w"]
-        pos = state["pos_embed"]
-        dec = state["decoder_embed.weight"]
-        fc1 = state["blocks.0.mlp.fc1.weight"]
-        conv = state["decoder_pred.0.weight"]
+        proj, rel_h, rel_w, pos, dec, fc1, conv = (state[key] for key in keys)
     except KeyError as e:
         raise WeightsError(f"{source}: not a SegGPT checkpoint (missing {e.args[0]!r})") from None
     embed, patch = int(proj.shape[0]), int(proj.shape[-1])
@@ -130,7 +127,6 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
     n_feat = int(dec.shape[1]) // embed
     step = max(depth // n_feat, 1)  # evenly spaced, ending at the last block: (5, 11, 17, 23) for ViT-L
     layers = tuple(depth - 1 - step * (n_feat - 1 - i) for i in range(n_feat))
-    merge = min(2, layers[0] - 1)
     pretrain_grid = int(round((pos.shape[1] - 1) ** 0.5))
     try:
         return SegGPTConfig(
@@ -140,7 +136,7 @@ def infer_config(state: Dict[str, torch.Tensor], source: str = "checkpoint") -> 
             depth=depth,
             num_heads=embed // head_dim,
             mlp_ratio=int(fc1.shape[0]) / embed,
-            merge_index=max(merge, 0),
+            merge_index=max(min(2, layers[0] - 1), 0),
             feature_layers=layers,
             decoder_dim=int(conv.shape[0]),
             pretrain_image_size=pretrain_grid * patch,
@@ -161,8 +157,6 @@ def _torch_load(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: file not found") from None
     except Exception as e:  # noqa: BLE001 - pickle errors, truncated zip archives, foreign globals
         code = code_globals(path)
         if code:
@@ -192,10 +186,9 @@ def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, torch.Tensor],
         if isinstance(obj, dict) and isinstance(obj.get("model_config"), dict):  # our training checkpoints
             # tensors alone cannot tell which blocks feed the decoder: never guess for our own files
             config = config_from_mapping(obj["model_config"], str(path))
-        if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-            obj = obj["model"]
-        elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-            obj = obj["state_dict"]
+        # the state dict inside {"model": ...} (official, MAE-style) or {"state_dict": ...}, else the object itself
+        obj = next((obj[k] for k in ("model", "state_dict") if isinstance(obj, dict) and isinstance(obj.get(k), dict)),
+                   obj)
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise WeightsError(f"{path}: no state dict found (expected a dict of tensors or {{'model': ...}})")
         state = obj

@@ -41,12 +41,10 @@ def _low_high(value: Tuple[float, float]) -> Optional[str]:
 
 def _model(value: Any) -> Optional[str]:
     expected = f"a preset name ({', '.join(sorted(PRESETS))}) or a mapping of SegGPTConfig fields"
-    if isinstance(value, SegGPTConfig):
-        return None
-    if not isinstance(value, (str, dict)):
+    if not isinstance(value, (str, dict, SegGPTConfig)):
         return expected
     try:
-        get_config(dict(value) if isinstance(value, dict) else value)
+        get_config(value)  # a config as it is, a preset or a mapping of fields
     except (ValueError, TypeError) as err:
         return f"{expected} ({err})"
     return None
@@ -62,10 +60,6 @@ def _not_blank(value: str) -> Optional[str]:
 
 def _betas(value: Tuple[float, float]) -> Optional[str]:
     return "two numbers in [0, 1)" if any(not 0.0 <= b < 1.0 for b in value) else None
-
-
-def _below_one(value: float) -> Optional[str]:
-    return "< 1" if value >= 1.0 else None
 
 
 def _stages(stages: List[Any]) -> Optional[str]:
@@ -142,7 +136,7 @@ class TrainConfig:
     #: share of samples whose hidden patches are a random `random_mask_ratio` of the whole mask
     #: canvas instead of the query half (official training mixes both; helps a model from scratch)
     random_mask_prob: float = setting(0.0, min=0, max=1)
-    random_mask_ratio: float = setting(0.75, gt=0, check=_below_one)
+    random_mask_ratio: float = setting(0.75, gt=0, lt=1)
     #: small objects' pixels weigh up to this many background pixels in the loss (1: the official plain mean)
     object_weight_max: float = setting(1.0, min=1)
     #: data settings that change during the run, e.g. [{at_step: 4000, synthetic_max_gap: 8,

@@ -83,11 +83,9 @@ class SyntheticPairs:
     def __init__(self, size: Tuple[int, int] = (80, 144), objects: Tuple[int, int] = (1, 3), max_gap: int = 16):
         if objects[0] < 1 or objects[1] < objects[0]:
             raise InputError(f"synthetic objects range must be 1 <= low <= high, got {objects}")
-        if max_gap < 1:
-            raise InputError(f"synthetic max_gap must be >= 1, got {max_gap}")
+        self.max_gap = _checked_gap("synthetic", max_gap)
         self.size = (int(size[0]), int(size[1]))
         self.objects = (int(objects[0]), int(objects[1]))
-        self.max_gap = int(max_gap)
 
     def draw(self, rng: np.random.Generator) -> RawPair:
         count = int(rng.integers(self.objects[0], self.objects[1] + 1))
@@ -109,21 +107,23 @@ def _read_rgb(path: Path) -> np.ndarray:
         raise InputError(f"{path}: cannot read image ({err})") from None
 
 
+def _checked_gap(kind: str, max_gap: int) -> int:
+    """A source's largest frame gap, an integer >= 1 (InputError naming the source's kind)."""
+    if max_gap < 1:
+        raise InputError(f"{kind} max_gap must be >= 1, got {max_gap}")
+    return int(max_gap)
+
+
 class _GapPairs:
     """What the video sources share: a largest frame gap (`with_max_gap`) and the other frame of a pair."""
 
     max_gap: int
     kind = "video"
 
-    def _checked_gap(self, max_gap: int) -> int:
-        if max_gap < 1:
-            raise InputError(f"{self.kind} max_gap must be >= 1, got {max_gap}")
-        return int(max_gap)
-
     def with_max_gap(self, max_gap: int):
         """The same videos (the scanned index is shared, not re-read) at another largest frame gap."""
         other = copy.copy(self)
-        other.max_gap = self._checked_gap(max_gap)
+        other.max_gap = _checked_gap(self.kind, max_gap)
         return other
 
     def other_frame(self, rng: np.random.Generator, i: int, count: int) -> int:
@@ -147,7 +147,7 @@ class VideoPairs(_GapPairs):
                  resolution: str = "480p", max_gap: int = 10):
         if kind not in ("davis", "ytvos"):
             raise InputError(f"video source kind must be 'davis' or 'ytvos', got {kind!r}")
-        self.max_gap = self._checked_gap(max_gap)
+        self.max_gap = _checked_gap(self.kind, max_gap)
         #: per video: (frame paths, mask paths) of the frames that have a mask, in order
         self.videos: List[Tuple[List[Path], List[Path]]] = []
         self.binary: List[bool] = []
@@ -204,7 +204,7 @@ class FlowPairs(_GapPairs):
     kind = "flow"
 
     def __init__(self, videos: Sequence[Sequence[Path]], max_gap: int = 3, objects: Tuple[int, int] = (1, 3)):
-        self.max_gap = self._checked_gap(max_gap)
+        self.max_gap = _checked_gap(self.kind, max_gap)
         self.videos = [list(v) for v in videos if len(v) >= 2]
         if not self.videos:
             raise InputError("flow pairs need at least one video with two frames")
@@ -231,9 +231,8 @@ class FlowPairs(_GapPairs):
         for c in range(clusters):
             part = cv2.morphologyEx((clustered == c).astype(np.uint8), cv2.MORPH_OPEN, kernel)
             n, comp = cv2.connectedComponents(part, connectivity=4)
-            for k in range(1, n):
-                out[comp == k] = next_id + 1
-                next_id += 1
+            out[comp > 0] = comp[comp > 0] + next_id  # parts 1..n-1 of this cluster
+            next_id += n - 1
         return out - 1  # -1: pixels opened away (thin bits), never an object
 
     @staticmethod
@@ -444,11 +443,6 @@ def _quiet_exit(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the loader's worker loop ends quietly on it
 
 
-def _passes_through_fd_sharing(tb: object) -> bool:
-    return any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
-               for frame, _ in traceback.walk_tb(tb))  # type: ignore[arg-type]
-
-
 def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
     """A worker hands each batch's tensors to the main process by passing file descriptors, served by
     multiprocessing's resource-sharer thread, which prints any failure through ``sys.excepthook``. When
@@ -458,7 +452,8 @@ def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
     everything else still goes to the previous hook."""
 
     def hook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if issubclass(exc_type, Exception) and _passes_through_fd_sharing(tb):
+        if issubclass(exc_type, Exception) and any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
+                                                   for frame, _ in traceback.walk_tb(tb)):
             return
         previous(exc_type, exc, tb)
 

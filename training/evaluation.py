@@ -58,8 +58,7 @@ def evaluate(model: SegGPT, pairs: Sequence[Pair], clips: Sequence[Clip],
             predictor = SegGPTPredictor(model.eval())
             ious = []
             for p, pl, q, ql in pairs:
-                n = int(max(pl.max(), ql.max(), 1))
-                pred = predictor.predict([q], [p], [pl], num_labels=n)[0].labels
+                pred = predictor.predict([q], [p], [pl], num_labels=int(max(pl.max(), ql.max(), 1)))[0].labels
                 # the benchmark's own IoU (an object absent from both masks scores 1)
                 ious += [float(db_eval_iou(ql == obj, pred == obj)[0]) for obj in np.unique(pl) if obj != 0]
             out["miou"] = float(np.mean(ious)) if ious else float("nan")

@@ -34,8 +34,8 @@ import torch
 
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.config import get_config
-from seggpt.errors import InputError, OutputError
-from seggpt.io import atomic_write_text, ensure_output_dir
+from seggpt.errors import InputError
+from seggpt.io import atomic_write_text
 from seggpt.outputs import OVERWRITE_HELP, claim_folder
 from seggpt.weights import save_state
 
@@ -51,15 +51,6 @@ SMOKE = ["model=test-tiny", "steps=3", "batch_size=2", "num_workers=0", "device=
          "warmup_steps=1", "eval_every=2", "eval_pairs=2", "eval_clips=1", "eval_clip_frames=4",
          "eval_clip_size=[48, 64]", "synthetic_size=[48, 64]", "ckpt_every=2", "log_every=1", "curriculum=[]",
          "max_minutes=null"]
-
-
-def _config_file() -> str:
-    local = ROOT / "configs" / "train_gpu.yaml"
-    return str(local) if local.is_file() else "train_gpu"  # an installed wheel: the packaged config
-
-
-def _is_davis(root: Path) -> bool:
-    return (root / "JPEGImages" / "240p").is_dir() and (root / "Annotations" / "240p").is_dir()
 
 
 def _workers_for_shared_memory(cfg, image_size) -> Optional[int]:
@@ -106,16 +97,13 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
     if not args.smoke and args.budget_s - (time.time() - started) - RESERVE_S < 30:
         raise InputError(f"--budget-s {args.budget_s:g}: leaves under half a minute to train")
     # --out holds this run's files alone (seggpt.outputs: nothing that is not ours is touched)
-    claim_folder(args.out, "training.gpu", patterns=["model.safetensors", "log.jsonl", "summary.json"],
-                 overwrite=bool(getattr(args, "overwrite", False)))
-    try:
-        out = ensure_output_dir(args.out)
-    except OutputError as err:
-        raise InputError(f"--out {err}") from None
+    # (made, and writable: the claim has written the folder's manifest)
+    out = claim_folder(args.out, "training.gpu", patterns=["model.safetensors", "log.jsonl", "summary.json"],
+                       overwrite=bool(getattr(args, "overwrite", False))).folder
     data = Path(args.data)
     overrides: List[str] = list(SMOKE) if args.smoke else []
     sources = ["synthetic"]
-    if _is_davis(data):
+    if all((data / part / "240p").is_dir() for part in ("JPEGImages", "Annotations")):
         overrides.append(f"davis_roots=[{data}]")
         sources.append(f"DAVIS 2016 train 240p ({data})")
     else:
@@ -126,7 +114,8 @@ def train(args: argparse.Namespace, started: float) -> Dict[str, Any]:
     if not args.smoke:
         overrides.append(f"max_minutes={(args.budget_s - (time.time() - started) - RESERVE_S) / 60.0:.2f}")
     overrides.extend(args.overrides)
-    cfg = load_config(_config_file(), overrides)
+    local = ROOT / "configs" / "train_gpu.yaml"
+    cfg = load_config(str(local) if local.is_file() else "train_gpu", overrides)  # installed: the packaged config
     workers = _workers_for_shared_memory(cfg, get_config(cfg.model).image_size if not cfg.init_from else (448, 448))
     if workers is not None:
         print(f"warning: /dev/shm holds the batches of {workers} loader workers only, not {cfg.num_workers}",

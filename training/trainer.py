@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from seggpt.config import SegGPTConfig, get_config
 from seggpt.device import autocast, resolve_device
-from seggpt.errors import InputError, OutputError
-from seggpt.io import atomic_path, ensure_output_dir
+from seggpt.adapt import lr_factor
+from seggpt.errors import InputError, WeightsError
+from seggpt.io import atomic_path
 from seggpt.model import SegGPT
-from seggpt.errors import WeightsError
 
 from .config import TrainConfig, data_config
 from .data import CurriculumStream, FlowPairs, FolderPairs, PairStream, SyntheticPairs, VideoPairs, worker_init
@@ -63,11 +63,7 @@ def build_model(cfg: TrainConfig) -> SegGPT:
             return SegGPT.from_pretrained(str(cfg.init_from)).train()
         except WeightsError as err:
             raise InputError(f"init_from: {err}") from None
-    try:
-        model_cfg = get_config(dict(cfg.model) if isinstance(cfg.model, dict) else cfg.model)
-    except (ValueError, TypeError) as err:
-        raise InputError(f"model: {err}") from None
-    model = SegGPT(model_cfg)
+    model = SegGPT(get_config(cfg.model))  # TrainConfig has checked the model setting (training.config._model)
     model.reset_parameters(seed=cfg.seed)
     return model
 
@@ -123,24 +119,6 @@ def _pair_stream(cfg: TrainConfig, model_cfg: SegGPTConfig, rank: int, start: in
                       patch_size=model_cfg.patch_size)
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float, time_fraction: float = 0.0) -> float:
-    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` optimizer steps.
-
-    `time_fraction` (elapsed / allowed wall time) moves the decay on when the machine is slower
-    than `total` assumed, so that a run stopped by its time limit still ends annealed.
-    """
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, fsync=True) as tmp:  # a checkpoint must survive a power cut whole or not at all
-        torch.save(obj, tmp)
-
-
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block is done, then act as they would have (main thread only;
@@ -172,15 +150,14 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
     the flags say. An input (`init_from`) that `overwrite` would remove is refused too, and so is
     an out_dir that is, lies inside, or holds a data root (checked before anything is created).
     """
-    out_real = os.path.realpath(out_dir)
+    from seggpt.outputs import claim_folder, is_within, real
+
     for root in data_roots:
-        r = os.path.realpath(root)
-        if out_real == r or out_real.startswith(r.rstrip(os.sep) + os.sep):
+        if is_within(real(out_dir), real(root)):
             raise InputError(f"out_dir {out_dir} is inside the data root {root}: a run never writes into its data; "
                              "choose another out_dir")
-        if r.startswith(out_real.rstrip(os.sep) + os.sep):
+        if is_within(real(root), real(out_dir)):
             raise InputError(f"out_dir {out_dir} holds the data root {root}; choose another out_dir")
-    from seggpt.outputs import claim_folder
 
     found = [name for name in RUN_FILES if (out_dir / name).exists()]
     if found and not resume and not overwrite:
@@ -194,13 +171,9 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: Sequence
                                  f"copy it elsewhere first")
     # the folder holds nothing but this run (seggpt.outputs): a user's file there is never touched,
     # the run is refused instead; the manifest is finished when the command ends
-    run = claim_folder(out_dir, "training", overwrite=overwrite, resume=resume, patterns=list(RUN_FILES),
-                       option="out_dir", legacy_names=RUN_FILES)
-    try:
-        ensure_output_dir(out_dir)
-    except OutputError as err:
-        raise InputError(f"out_dir {err}") from None
-    return run
+    # (made, and writable: the claim writes the folder's manifest)
+    return claim_folder(out_dir, "training", overwrite=overwrite, resume=resume, patterns=list(RUN_FILES),
+                        option="out_dir", legacy_names=RUN_FILES)
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -221,7 +194,9 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         if resume and overwrite:
             raise InputError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
-        resume_path = self._resume_path(resume) if resume else None
+        resume_path = self.out_dir / "last.pt" if resume == "auto" else Path(resume) if resume else None
+        if resume_path is not None and not resume_path.is_file():
+            raise InputError(f"{resume_path}: checkpoint to resume from not found")
         if self.rank == 0:  # before anything slow: a refused folder costs nothing
             claim_out_dir(self.out_dir, bool(resume), overwrite, [cfg.init_from],
                           [*cfg.davis_roots, *cfg.ytvos_roots, *cfg.folder_roots])
@@ -231,8 +206,7 @@ class Trainer:
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         torch.manual_seed(cfg.seed + self.rank)
-        self.model = build_model(cfg).to(self.device)
-        self.model.train()
+        self.model = build_model(cfg).to(self.device)  # in training mode
         self.ddp = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -272,21 +246,13 @@ class Trainer:
         return device
 
     def _amp_dtype(self) -> Optional[torch.dtype]:
-        if self.device.type != "cuda":  # CPUs with bf16 units (AVX512-BF16, AMX) gain ~1.3x from it
-            return torch.bfloat16 if self.cfg.amp == "bf16" else None
-        if self.cfg.amp == "off":
-            return None
-        if self.cfg.amp == "fp16":
-            return torch.float16
-        if self.cfg.amp == "bf16" or torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16
-
-    def _resume_path(self, resume: str) -> Path:
-        path = self.out_dir / "last.pt" if resume == "auto" else Path(resume)
-        if not path.is_file():
-            raise InputError(f"{path}: checkpoint to resume from not found")
-        return path
+        amp = self.cfg.amp
+        # off the GPU bf16 only when asked: CPUs with bf16 units (AVX512-BF16, AMX) gain ~1.3x from it
+        if self.device.type != "cuda" or amp == "off":
+            return torch.bfloat16 if amp == "bf16" else None
+        if amp == "auto":
+            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return torch.bfloat16 if amp == "bf16" else torch.float16
 
     def _elapsed(self) -> float:
         return self.elapsed_before + (time.time() - self._run_start if self._run_start is not None else 0.0)
@@ -312,9 +278,7 @@ class Trainer:
         return {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "model_config": self.model.config.to_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **{name: getattr(self, name).state_dict() for name in ("optimizer", "scheduler", "scaler")},
             "step": self.step,
             "best": self.best,
             "elapsed": self._elapsed(),
@@ -324,7 +288,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.out_dir / "last.pt"
-        _atomic_torch_save(self.state(), path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, fsync=True) as tmp:  # a checkpoint must survive a power cut whole or not at all
+            torch.save(self.state(), tmp)
         return path
 
     def load_checkpoint(self, path: Path) -> None:
@@ -336,9 +302,8 @@ class Trainer:
         if model_cfg != self.model.config:
             raise InputError(f"{path}: checkpoint model config differs from this run's model")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        for name in ("optimizer", "scheduler", "scaler"):
+            getattr(self, name).load_state_dict(state[name])
         self.step = int(state["step"])
         self.best = state.get("best")
         self.elapsed_before = float(state.get("elapsed", 0.0))
@@ -375,8 +340,8 @@ class Trainer:
         for i, batch in enumerate(batches):
             imgs, tgts, valid, mask = (batch[k].to(self.device, non_blocking=True)
                                        for k in ("imgs", "tgts", "valid", "mask"))
-            sync = i == len(batches) - 1 or self.world == 1
-            ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else contextlib.nullcontext()
+            # gradients are all-reduced on the last micro-batch only
+            ctx = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else contextlib.nullcontext()
             with ctx:
                 with autocast(self.device, self.amp_dtype):
                     loss, _ = self.ddp(imgs, tgts, mask, self.cfg.embedding_type, valid)
@@ -422,10 +387,9 @@ class Trainer:
             held_out = eval_data(cfg) if self.is_main and cfg.eval_every > 0 else None
             if self.is_main and cfg.progress:
                 bar = tqdm(total=cfg.steps, initial=self.step, dynamic_ncols=True, mininterval=5.0)
-            if self.is_main:
-                self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
-                                     "model": self.model.config.to_dict(), "config": cfg.to_dict(),
-                                     "world": self.world, "device": str(self.device)}})
+            self._log({"start": {"step": self.step, "params": self.model.num_parameters(),
+                                 "model": self.model.config.to_dict(), "config": cfg.to_dict(),
+                                 "world": self.world, "device": str(self.device)}})  # (the main process logs)
             return self._train(loader, held_out, bar, until)
         except KeyboardInterrupt:
             if self.is_main:
@@ -444,11 +408,9 @@ class Trainer:
         stop = cfg.steps if until is None else min(int(until), cfg.steps)
         stage_starts = {stage.at_step: stage for stage in cfg.curriculum}
         while self.step < stop:
-            if self.is_main and self.step in stage_starts:
-                stage = stage_starts[self.step]
-                self._log({"curriculum": {"at_step": stage.at_step, **stage.changes()}})
-            batches = [next(loader) for _ in range(cfg.accum_steps)]
-            loss = self.train_step(batches)
+            if self.step in stage_starts:  # (logged by the main process)
+                self._log({"curriculum": {"at_step": self.step, **stage_starts[self.step].changes()}})
+            loss = self.train_step([next(loader) for _ in range(cfg.accum_steps)])
             self.losses.append(loss)
             if not math.isfinite(loss):
                 raise InputError(f"step {self.step}: loss is {loss}; lower lr or check the data")
