@@ -7,13 +7,12 @@ import torch
 from benchmarks.reference import transformers_twin
 from seggpt import SegGPT, get_config
 from seggpt.weights import WeightsError, infer_config, read_checkpoint, to_transformers_keys
+from helpers_b import random_inputs
 
 
 @pytest.fixture(scope="module")
 def inputs(tiny_model):
-    h, w = tiny_model.config.image_size
-    g = torch.Generator().manual_seed(1)
-    return torch.randn(1, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g)
+    return random_inputs(1, 2, tiny_model.config, seed=1)
 
 
 def _same(a: SegGPT, b: SegGPT, inputs):
