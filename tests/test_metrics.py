@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,8 +14,8 @@ from vos.data.datasets import DAVIS
 from vos.data.metrics import (EvalJob, boundary_map, db_eval_boundary, db_eval_iou, db_statistics, disk,
     evaluate_many, evaluate_sequence, summarize, write_official_csvs)
 from vos.data.synthetic import make_clip
+from helpers_b import DATA, require
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16_VAL = DATA / "davis2016-val-480p"
 
 
@@ -67,10 +66,7 @@ def _perturbations(gt: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _load_davis16(seq: str, frames: int) -> np.ndarray:
-    folder = DAVIS16_VAL / "Annotations" / "480p" / seq
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not available")
-    paths = sorted(folder.glob("*.png"))[:frames]
+    paths = sorted(require(DAVIS16_VAL / "Annotations" / "480p" / seq).glob("*.png"))[:frames]
     return np.stack([(np.array(Image.open(p)) > 0).astype(np.uint8) for p in paths])
 
 
@@ -270,9 +266,7 @@ def test_summarize_averages_objects_like_the_official_tool():
 
 
 def test_evaluate_many_in_processes_equals_sequential():
-    if not DAVIS16_VAL.is_dir():
-        pytest.skip("DAVIS 2016 val not available")
-    dataset = DAVIS(DAVIS16_VAL, year=2016)
+    dataset = DAVIS(require(DAVIS16_VAL), year=2016)
     jobs = []
     for name in ("car-shadow", "motocross-jump"):
         gt = dataset.load_ground_truth(name)
