@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import cv2
 import pytest
 import torch
 
@@ -20,6 +21,15 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+def write_frames(folder: Path, frames, suffix: str = ".png", params=()) -> Path:
+    """RGB frames saved as 00000.png, 00001.png, ... (or another suffix, with cv2.imwrite's params) in a new
+    `folder`."""
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}{suffix}"), frame[:, :, ::-1], params)
+    return folder
 
 
 def random_inputs(b: int, k: int, cfg, seed: int = 0) -> tuple:

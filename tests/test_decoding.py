@@ -19,7 +19,7 @@ from vos.io.decoders import _first_line
 from vos.run import main
 from vos.data.synthetic import make_clip
 from vos.io.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
-from helpers_b import encode_video
+from helpers_b import encode_video, write_frames
 
 H, W = 48, 64
 
@@ -191,10 +191,7 @@ def test_a_line_written_while_a_decoder_thread_captures_fd2_survives_the_exit(de
 def test_damaged_frame_folder(media, tiny_weights, tmp_path, capfd, damage, words):
     """Frame 00004.jpg of a JPEG folder cut short, replaced by text or by a frame of another size."""
     _, frames, _ = media
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:05d}.jpg"), frame[:, :, ::-1])
+    folder = write_frames(tmp_path / "frames", frames, ".jpg")
     damage(folder / "00004.jpg")
     out = tmp_path / "out"
     assert main([str(folder), "--first-mask", str(media[0] / "mask.png"), "--weights", tiny_weights, "--out",

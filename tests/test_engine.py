@@ -3,7 +3,6 @@ import gc
 import threading
 import weakref
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +12,7 @@ from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.engine.config import ConfigError
 from vos.data.synthetic import make_clip
-from helpers_b import segment, start
+from helpers_b import segment, start, write_frames
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +33,7 @@ def test_every_source_gives_the_same_result(tiny_model, frames, labels, tmp_path
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
     _, from_array = segment(seg, frames, 0, labels[0])
     _, from_iter = segment(seg, iter(list(frames)), 0, labels[0])
-    folder = tmp_path / "frames"
-    folder.mkdir()
-
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), f[:, :, ::-1])
-    _, from_folder = segment(seg, folder, 0, labels[0])
+    _, from_folder = segment(seg, write_frames(tmp_path / "frames", frames), 0, labels[0])
     assert [r.frame_idx for r in from_array] == list(range(10))
     for a, b, c in zip(from_array, from_iter, from_folder):
         assert np.array_equal(a.labels, b.labels) and np.array_equal(a.labels, c.labels)

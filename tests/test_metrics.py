@@ -88,27 +88,25 @@ def test_boundary_map_matches_pixelwise_rule():
     np.testing.assert_array_equal(boundary_map(stack), np.stack([_naive_boundary(s) for s in stack]))
 
 
-def test_boundary_of_objects_touching_the_image_border():
-    top_left = np.zeros((10, 10), bool)
-    top_left[:3, :3] = True
-    expected = np.zeros((10, 10), bool)
-    expected[2, :3] = True
-    expected[:3, 2] = True  # nothing along the image border itself
-    np.testing.assert_array_equal(boundary_map(top_left), expected)
+def _image(*boxes) -> np.ndarray:
+    """A 10x10 boolean image, True in each box (an index such as np.s_[2, :3])."""
+    image = np.zeros((10, 10), bool)
+    for box in boxes:
+        image[box] = True
+    return image
 
-    bottom_right = np.zeros((10, 10), bool)
-    bottom_right[7:, 7:] = True
-    expected = np.zeros((10, 10), bool)
-    expected[6, 6:] = True  # row above, incl. the last column (south rule)
-    expected[7:, 6] = True  # column to the left, incl. the last row (east rule)
-    np.testing.assert_array_equal(boundary_map(bottom_right), expected)
+
+def test_boundary_of_objects_touching_the_image_border():
+    top_left = _image(np.s_[:3, :3])
+    # nothing along the image border itself
+    np.testing.assert_array_equal(boundary_map(top_left), _image(np.s_[2, :3], np.s_[:3, 2]))
+
+    bottom_right = _image(np.s_[7:, 7:])
+    # the row above, incl. the last column (south rule); the column to the left, incl. the last row (east rule)
+    np.testing.assert_array_equal(boundary_map(bottom_right), _image(np.s_[6, 6:], np.s_[7:, 6]))
     assert boundary_map(bottom_right).sum() == 7
 
-    last_column = np.zeros((10, 10), bool)
-    last_column[:, -1] = True
-    expected = np.zeros((10, 10), bool)
-    expected[:, -2] = True
-    np.testing.assert_array_equal(boundary_map(last_column), expected)
+    np.testing.assert_array_equal(boundary_map(_image(np.s_[:, -1])), _image(np.s_[:, -2]))  # the last column
 
 
 def test_hand_computed_empty_cases():

@@ -24,7 +24,7 @@ from vos.engine.objects import Objects
 from vos.engine.state import Annotations
 from vos.data.synthetic import make_clip
 from vos.engine.tracker import Tracker
-from helpers_b import random_inputs, segment
+from helpers_b import random_inputs, segment, write_frames
 
 CPU = torch.device("cpu")
 
@@ -86,9 +86,7 @@ def test_set_threads_checks_its_value():
 def test_threads_on_the_clis(tiny_weights, tmp_path, capsys):
     """--threads reaches torch and the summary line; a bad value is one line, exit 2."""
     frames, labels = make_clip(1, 3, size=(48, 64), num_objects=1)
-    for i, frame in enumerate(frames):  # a folder of frames
-        (tmp_path / "frames").mkdir(exist_ok=True)
-        Image.fromarray(frame).save(tmp_path / "frames" / f"{i:05d}.png")
+    write_frames(tmp_path / "frames", frames)  # a folder of frames
     Image.fromarray((labels[0] > 0).astype(np.uint8) * 255).save(tmp_path / "mask.png")
     argv = [str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights", tiny_weights, "--quiet"]
     before = torch.get_num_threads()

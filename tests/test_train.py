@@ -219,13 +219,10 @@ def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) 
     big = rng.integers(0, 256, (h // 8 + 8, w // 8 + 8, 3)).astype(np.uint8)
     texture = cv2.resize(big, ((w // 8 + 8) * 8, (h // 8 + 8) * 8), interpolation=cv2.INTER_CUBIC)
     folder.mkdir(parents=True)
-    paths = []
     for t in range(frames):
         y, x = 20 - shift[0] * t, 20 - shift[1] * t  # the scene moves by +shift
-        path = folder / f"{t:05d}.png"
-        Image.fromarray(np.ascontiguousarray(texture[y:y + h, x:x + w])).save(path)
-        paths.append(path)
-    return paths
+        Image.fromarray(np.ascontiguousarray(texture[y:y + h, x:x + w])).save(folder / f"{t:05d}.png")
+    return sorted(folder.glob("*.png"))
 
 
 def test_flow_pairs_carry_pseudo_objects_with_the_motion(tmp_path):

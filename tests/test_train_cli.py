@@ -183,21 +183,17 @@ def test_signals_wait_for_a_held_block():
     # Ctrl-C as Python handles it by default (a test run before may have left another handler)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        _held_block_checks()
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                # to this (the main) thread: os.kill may hand it to another thread of the test process,
+                # whose C handler can run late on a loaded machine (a flaky failure in a full suite)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                time.sleep(0.05)  # the handler has run by now: it only noted the signal
+                done = True
+        assert done
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _held_block_checks():
-    with pytest.raises(KeyboardInterrupt):
-        with signals_held():
-            # to this (the main) thread: os.kill may hand it to another thread of the test process,
-            # whose C handler can run late on a loaded machine (a flaky failure in a full suite)
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            time.sleep(0.05)  # the handler has run by now: it only noted the signal
-            done = True
-    assert done
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
 
 @pytest.mark.parametrize("interrupt, code, word", [(KeyboardInterrupt, 130, "interrupted"), (Terminated, 143, "terminated")])

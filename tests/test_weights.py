@@ -32,11 +32,9 @@ def test_transformers_save_pretrained_folder(tiny_model, inputs, tmp_path):
     hf = transformers_twin(tiny_model)
     hf.save_pretrained(tmp_path / "hf")
     assert (tmp_path / "hf" / "config.json").exists()
-    loaded = SegGPT.from_pretrained(str(tmp_path / "hf"))
-    _same(tiny_model, loaded, inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "hf")), inputs)
     # the weights file alone (no config.json): config inferred from shapes and the layer rule
-    loaded2 = SegGPT.from_pretrained(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny")
-    _same(tiny_model, loaded2, inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny"), inputs)
 
 
 def test_transformers_bin_without_model_prefix(tiny_model, inputs, tmp_path):
