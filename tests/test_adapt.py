@@ -11,6 +11,7 @@ from seggpt.adapt import AdaptSampler, LoRALinear, add_lora, adapt, merge_lora, 
 from seggpt.colors import distinct_colors
 from seggpt.predictor import denormalize
 from seggpt.pairs import DreamAugment, DreamPairs
+from helpers_b import random_inputs
 
 
 def _scene(h=48, w=80, seed=0):
@@ -178,9 +179,7 @@ def test_lora_merge_equals_unmerged(config):
     with torch.no_grad():  # a non-zero update (B starts at zero)
         for p in trainable:
             p.add_(torch.randn_like(p) * 0.05)
-    h, w = model.config.image_size
-    g = torch.Generator().manual_seed(1)
-    q, pi, pm = torch.randn(1, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g)
+    q, pi, pm = random_inputs(1, 2, model.config, seed=1)
     unmerged = model.infer(q, pi, pm)
     merge_lora(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())

@@ -12,15 +12,9 @@ import torch
 from seggpt import SegGPT
 from seggpt.decode import resize_argmax
 from seggpt.predictor import SegGPTPredictor
+from helpers_b import random_inputs, segment, tiny_train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def _inputs(b, k, cfg, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    h, w = cfg.image_size
-    return (torch.randn(b, 3, h, w, generator=g), torch.randn(b, k, 3, h, w, generator=g),
-            torch.randn(b, k, 3, h, w, generator=g))
 
 
 @pytest.mark.parametrize("k", [1, 4])
@@ -31,7 +25,7 @@ def test_fp32_on_cuda_equals_cpu(k):
     gpu.load_state_dict(cpu.state_dict())
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    x, p, m = _inputs(2, k, cpu.config, seed=k)
+    x, p, m = random_inputs(2, k, cpu.config, seed=k)
     ref = cpu.infer(x, p, m)
     out = gpu.infer(x.cuda(), p.cuda(), m.cuda()).cpu()
     assert (out - ref).abs().max().item() < 1e-3
@@ -41,7 +35,7 @@ def test_bf16_on_cuda_follows_fp32():
     """The predictor's bf16 copy (weights cast once) on the GPU, K = 3 through the log-sum-exp merge."""
     torch.manual_seed(0)
     model = SegGPT("test-canvas").eval().cuda()
-    x, p, m = (t.cuda() for t in _inputs(1, 3, model.config, seed=3))
+    x, p, m = (t.cuda() for t in random_inputs(1, 3, model.config, seed=3))
     fp32 = model.infer(x, p, m)
     bf16 = SegGPTPredictor(model, dtype=torch.bfloat16).infer(x, p, m)
     rel = (bf16.float() - fp32).norm() / fp32.norm()
@@ -83,9 +77,7 @@ def test_engine_on_cuda_bf16_by_default_agrees_with_cpu():
     results = {}
     for device in ("cpu", "cuda"):
         seg = VideoSegmenter(model, config={"memory": 2}, device=device)
-        st = seg.init_state(frames)
-        seg.add_mask(st, 0, labels[0].astype(np.int64))
-        results[device] = [r.labels for r in seg.propagate(st)]
+        results[device] = [r.labels for r in segment(seg, frames, 0, labels[0].astype(np.int64))[1]]
         if device == "cuda":
             assert seg.predictor.dtype == torch.bfloat16
     agree = np.mean([(a == b).mean() for a, b in zip(results["cpu"], results["cuda"])])
@@ -96,9 +88,8 @@ def test_training_step_on_cuda_with_bf16_autocast(tmp_path):
     from training.config import load_config
     from training.trainer import Trainer
 
-    cfg = load_config(None, ["model=test-tiny", f"out_dir={tmp_path}", "steps=6", "batch_size=4", "num_workers=0",
-                             "eval_every=0", "ckpt_every=0", "warmup_steps=2", "progress=false", "device=cuda",
-                             "amp=bf16", "synthetic_size=[48, 64]", "lr=1e-3"])
+    cfg = load_config(None, tiny_train(tmp_path, steps=6, batch_size=4, warmup_steps=2, device="cuda", amp="bf16",
+                                       lr=1e-3))
     trainer = Trainer(cfg)
     assert trainer.amp_dtype == torch.bfloat16
     out = trainer.run()

@@ -14,25 +14,19 @@ from seggpt.io import read_label_png
 from seggpt.errors import InputError
 from vos.data.datasets import DAVIS, FolderDataset, YouTubeVOS
 from vos.data.synthetic import make_clip, sequence_seed, write_davis2017, write_ytvos
+from helpers_b import DATA, require
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16_VAL = DATA / "davis2016-val-480p"
 DAVIS16_TRAIN = DATA / "davis2016-train-240p"
 
 SIZE = (48, 80)
 
 
-def _require(path: Path) -> Path:
-    if not path.is_dir():
-        pytest.skip(f"{path} not available")
-    return path
-
-
 # ----------------------------------------------------------------------------- real DAVIS 2016
 
 
 def test_davis2016_val():
-    dataset = DAVIS(_require(DAVIS16_VAL), year=2016, split="val")
+    dataset = DAVIS(require(DAVIS16_VAL), year=2016, split="val")
     assert dataset.names == ["blackswan", "car-shadow", "dog", "drift-chicane", "libby", "motocross-jump"]
     seq = dataset["blackswan"]
     assert len(seq) == 50 and seq.frame_names[0] == "00000" and seq.frame_names[-1] == "00049"
@@ -50,7 +44,7 @@ def test_davis2016_val():
 
 
 def test_davis2016_train_240p_resolution_fallback_and_empty_masks():
-    root = _require(DAVIS16_TRAIN)
+    root = require(DAVIS16_TRAIN)
     dataset = DAVIS(root, year=2016, split="train", resolution="480p")  # only 240p exists: used
     assert dataset.resolution == "240p" and len(dataset) == 30
     seq = dataset["surf"]

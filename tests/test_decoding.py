@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -20,21 +19,14 @@ from vos.io.decoders import _first_line
 from vos.run import main
 from vos.data.synthetic import make_clip
 from vos.io.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
+from helpers_b import encode_video, write_frames
 
 H, W = 48, 64
 
 
 def write_faststart_mp4(path: Path, frames) -> Path:
     """An mp4 whose index (moov) is at the front, as streaming tools write it: truncating it keeps it openable."""
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("mpeg4", rate=8)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_video(path, frames, "mpeg4", 8, container_options={"movflags": "faststart"})
 
 
 def rotate_mp4(src: Path, dst: Path, degrees: int) -> Path:
@@ -96,14 +88,18 @@ def test_decord_failing_midway_yields_the_frames_before(media, monkeypatch):
     assert got == [0, 1, 2, 3, 4]
 
 
+def _vos_run(video: Path, mask: Path, weights: str, out: Path) -> tuple:
+    """`python -m vos.run` on `video` in a process of its own: (the process, its stderr's lines)."""
+    p = subprocess.run([sys.executable, "-m", "vos.run", str(video), "--first-mask", str(mask), "--weights", weights,
+                        "--out", str(out), "--memory", "1", "--quiet"], capture_output=True, text=True, timeout=300)
+    return p, p.stderr.strip().splitlines()
+
+
 def test_vos_run_on_a_truncated_video_one_line_whole_pngs_incomplete_manifest(media, tiny_weights, tmp_path):
     """A real process: exit 2, one line (no FFmpeg or decord logging), every PNG written is whole."""
     root, _, _ = media
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, "-m", "vos.run", str(root / "cut.mp4"), "--first-mask", str(root / "mask.png"),
-                        "--weights", tiny_weights, "--out", str(out), "--memory", "1", "--quiet"],
-                       capture_output=True, text=True, timeout=300)
-    lines = p.stderr.strip().splitlines()
+    p, lines = _vos_run(root / "cut.mp4", root / "mask.png", tiny_weights, out)
     assert p.returncode == 2, p.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot be decoded" in lines[0], lines
     n = int(lines[0].split("frame ")[1].split()[0])
@@ -128,10 +124,7 @@ def test_video_damaged_in_the_middle_prints_one_line_and_no_ffmpeg_logging(media
         np.uint8).tobytes()
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
-    p = subprocess.run([sys.executable, "-m", "vos.run", str(damaged), "--first-mask", str(root / "mask.png"),
-                        "--weights", tiny_weights, "--out", str(tmp_path / "out"), "--memory", "1", "--quiet"],
-                       capture_output=True, text=True, timeout=300)
-    lines = p.stderr.strip().splitlines()
+    p, lines = _vos_run(damaged, root / "mask.png", tiny_weights, tmp_path / "out")
     assert not any(" @ 0x" in line for line in lines), lines  # "[mpeg4 @ 0x...] header damaged"
     if p.returncode != 0:  # how far a damaged file decodes is FFmpeg's business; what we print is ours
         assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
@@ -190,34 +183,16 @@ def test_a_line_written_while_a_decoder_thread_captures_fd2_survives_the_exit(de
     assert p.returncode == 130 and p.stderr == "interrupted: only complete files were written\n", p.stderr
 
 
-def _frames_folder(tmp_path: Path, frames, damage) -> Path:
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:05d}.jpg"), frame[:, :, ::-1])
-    damage(folder)
-    return folder
-
-
-def _cut_jpeg(folder):
-    data = (folder / "00004.jpg").read_bytes()
-    (folder / "00004.jpg").write_bytes(data[: len(data) // 2])
-
-
-def _garbage_jpeg(folder):
-    (folder / "00004.jpg").write_bytes(b"not an image at all")
-
-
-def _other_size(folder):
-    cv2.imwrite(str(folder / "00004.jpg"), np.zeros((H // 2, W // 2, 3), np.uint8))
-
-
-@pytest.mark.parametrize("damage, words", [(_cut_jpeg, "cut short"), (_garbage_jpeg, "cannot read the image"),
-                                           (_other_size, "differs from the first frame")],
-                         ids=["truncated", "garbage", "size-change"])
+@pytest.mark.parametrize("damage, words", [
+    (lambda jpeg: jpeg.write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 2]), "cut short"),
+    (lambda jpeg: jpeg.write_bytes(b"not an image at all"), "cannot read the image"),
+    (lambda jpeg: cv2.imwrite(str(jpeg), np.zeros((H // 2, W // 2, 3), np.uint8)), "differs from the first frame"),
+], ids=["truncated", "garbage", "size-change"])
 def test_damaged_frame_folder(media, tiny_weights, tmp_path, capfd, damage, words):
+    """Frame 00004.jpg of a JPEG folder cut short, replaced by text or by a frame of another size."""
     _, frames, _ = media
-    folder = _frames_folder(tmp_path, frames, damage)
+    folder = write_frames(tmp_path / "frames", frames, ".jpg")
+    damage(folder / "00004.jpg")
     out = tmp_path / "out"
     assert main([str(folder), "--first-mask", str(media[0] / "mask.png"), "--weights", tiny_weights, "--out",
                  str(out), "--memory", "1", "--quiet"]) == 2

@@ -3,7 +3,6 @@ import gc
 import threading
 import weakref
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,6 +12,7 @@ from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.engine.config import ConfigError
 from vos.data.synthetic import make_clip
+from helpers_b import segment, start, write_frames
 
 
 @pytest.fixture(scope="module")
@@ -29,28 +29,17 @@ def _ids_of(labels):
     return sorted(int(v) for v in np.unique(labels) if v)
 
 
-def _run(seg, source, frame_idx, labels, **kw):
-    st = seg.init_state(source)
-    seg.add_mask(st, frame_idx, labels)
-    return st, list(seg.propagate(st, **kw))
-
-
 def test_every_source_gives_the_same_result(tiny_model, frames, labels, tmp_path):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
-    _, from_array = _run(seg, frames, 0, labels[0])
-    _, from_iter = _run(seg, iter(list(frames)), 0, labels[0])
-    folder = tmp_path / "frames"
-    folder.mkdir()
-
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), f[:, :, ::-1])
-    _, from_folder = _run(seg, folder, 0, labels[0])
+    _, from_array = segment(seg, frames, 0, labels[0])
+    _, from_iter = segment(seg, iter(list(frames)), 0, labels[0])
+    _, from_folder = segment(seg, write_frames(tmp_path / "frames", frames), 0, labels[0])
     assert [r.frame_idx for r in from_array] == list(range(10))
     for a, b, c in zip(from_array, from_iter, from_folder):
         assert np.array_equal(a.labels, b.labels) and np.array_equal(a.labels, c.labels)
     # an mp4 written with PyAV decodes lossy: same number of frames and sizes, ids from the mask
     write_mp4(tmp_path / "clip.mp4", frames, fps=10)
-    st, from_mp4 = _run(seg, tmp_path / "clip.mp4", 0, labels[0])
+    st, from_mp4 = segment(seg, tmp_path / "clip.mp4", 0, labels[0])
     assert st.fps == pytest.approx(10)
     assert len(from_mp4) == 10 and from_mp4[3].labels.shape == (48, 64)
 
@@ -58,8 +47,7 @@ def test_every_source_gives_the_same_result(tiny_model, frames, labels, tmp_path
 def test_caller_ids_are_kept(tiny_model, frames, labels):
     relabelled = np.where(labels[0] == 1, 7, np.where(labels[0] == 2, 42, 0))
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
-    st = seg.init_state(frames)
-    seg.add_mask(st, 0, relabelled)
+    st = start(seg, frames, 0, relabelled)
     for idx, ids, masks in seg.propagate_in_video(st):
         assert ids == [7, 42]
         assert masks.shape == (2, 48, 64) and masks.dtype == bool
@@ -70,8 +58,7 @@ def test_caller_ids_are_kept(tiny_model, frames, labels):
 
 def test_object_added_mid_video(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
-    st = seg.init_state(frames)
-    seg.add_mask(st, 0, np.where(labels[0] == 1, 1, 0))
+    st = start(seg, frames, 0, np.where(labels[0] == 1, 1, 0))
     later = np.where(labels[4] == 2, 2, 0)  # YouTube-VOS style: only the new object, 0 = not given
     seg.add_mask(st, 4, later)
     res = {r.frame_idx: r for r in seg.propagate(st)}
@@ -105,16 +92,13 @@ def test_correction_replaces_the_prompt_from_that_frame_on(tiny_model, frames, l
 
 def test_reverse_propagation_from_a_later_mask(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 2})
-    st = seg.init_state(frames)
-    seg.add_mask(st, 6, labels[6])
+    st = start(seg, frames, 6, labels[6])
     back = list(seg.propagate(st, reverse=True))
     assert [r.frame_idx for r in back] == [6, 5, 4, 3, 2, 1, 0]
     fwd = list(seg.propagate(st))
     assert [r.frame_idx for r in fwd] == [6, 7, 8, 9]
     # reverse over a reversed clip is forward over the clip
-    st_r = seg.init_state(frames[::-1].copy())
-    seg.add_mask(st_r, 3, labels[6])
-    mirrored = list(seg.propagate(st_r))
+    _, mirrored = segment(seg, frames[::-1].copy(), 3, labels[6])
     for a, b in zip(back, mirrored):
         assert np.array_equal(a.labels, b.labels)
     assert [r.frame_idx for r in seg.propagate(st, reverse=True, max_frames=3)] == [6, 5, 4]
@@ -122,10 +106,8 @@ def test_reverse_propagation_from_a_later_mask(tiny_model, frames, labels):
 
 @pytest.mark.parametrize("objects", ["joint", "separate"])
 def test_batching_equals_frame_by_frame_when_memory_cannot_differ(tiny_model, frames, labels, objects):
-    one = VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": 1, "objects": objects})
-    four = VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": 4, "objects": objects})
-    _, a = _run(one, frames, 0, labels[0])
-    _, b = _run(four, frames, 0, labels[0])
+    a, b = (segment(VideoSegmenter(tiny_model, config={"memory": 0, "batch_frames": n, "objects": objects}), frames, 0,
+                    labels[0])[1] for n in (1, 4))
     for x, y in zip(a, b):
         assert (x.labels != y.labels).mean() < 1e-3
         assert np.allclose(x.confidence, y.confidence, atol=1e-3)
@@ -147,7 +129,7 @@ def test_pipelined_propagation_equals_the_streaming_core(tiny_model, frames, lab
     """propagate finishes each batch on a worker thread one batch late; results must not change."""
     threads_before = torch.get_num_threads()
     session = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": batch_frames})
-    _, piped = _run(session, frames, 0, labels[0])
+    _, piped = segment(session, frames, 0, labels[0])
     assert torch.get_num_threads() == threads_before  # the worker's one-thread setting stays on the worker
     assert not [t for t in threading.enumerate() if t.name.startswith("vos-finish")]
     live = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": 1})
@@ -160,9 +142,7 @@ def test_pipelined_propagation_equals_the_streaming_core(tiny_model, frames, lab
         else:  # frames of one batch share a memory state: equal only up to the prompts they saw
             assert a.labels.shape == b.labels.shape
     # a consumer that stops early leaves no worker behind
-    st = session.init_state(frames)
-    session.add_mask(st, 0, labels[0])
-    gen = session.propagate(st)
+    gen = session.propagate(start(session, frames, 0, labels[0]))
     next(gen), next(gen)
     gen.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("vos-finish")]
@@ -170,13 +150,13 @@ def test_pipelined_propagation_equals_the_streaming_core(tiny_model, frames, lab
 
 def test_bf16_engine_follows_fp32_and_does_not_leak_into_the_next_engine(tiny_model, frames, labels):
     """bf16 autocast (the CUDA default) through the whole engine, here on the CPU."""
-    _, fp32 = _run(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype="fp32"), frames, 0, labels[0])
-    _, bf16 = _run(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype="bf16"), frames, 0, labels[0])
+    fp32, bf16 = (segment(VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu", dtype=dtype), frames, 0,
+                          labels[0])[1] for dtype in ("fp32", "bf16"))
     assert not hasattr(tiny_model, "autocast_dtype")  # the dtype is the engine's (its predictor's), not the model's
     agree = np.mean([(a.labels == b.labels).mean() for a, b in zip(fp32, bf16)])
     assert 0.97 < agree  # bf16 rounding flips only near-tie pixels
     again_seg = VideoSegmenter(tiny_model, config={"memory": 2}, device="cpu")
-    _, again = _run(again_seg, frames, 0, labels[0])
+    _, again = segment(again_seg, frames, 0, labels[0])
     assert again_seg.predictor.dtype is None
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(fp32, again))
 
@@ -186,8 +166,8 @@ def test_joint_colours_distinct_or_palette(tiny_model, frames, labels):
     runs = {}
     for colors in ("distinct", "palette"):
         seg = VideoSegmenter(tiny_model, config={"memory": 2, "colors": colors})
-        _, runs[colors] = _run(seg, frames, 0, labels[0])
-        _, runs[colors + "-one"] = _run(seg, frames, 0, (labels[0] == 1).astype(np.int64))
+        _, runs[colors] = segment(seg, frames, 0, labels[0])
+        _, runs[colors + "-one"] = segment(seg, frames, 0, (labels[0] == 1).astype(np.int64))
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(runs["distinct-one"], runs["palette-one"]))
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(runs["distinct"], runs["palette"]))
     with pytest.raises(ConfigError):
@@ -196,7 +176,7 @@ def test_joint_colours_distinct_or_palette(tiny_model, frames, labels):
 
 def test_separate_mode_runs_each_object(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 1, "objects": "separate"})
-    _, res = _run(seg, frames, 0, labels[0])
+    _, res = segment(seg, frames, 0, labels[0])
     assert len(res) == 10 and set(_ids_of(np.stack([r.labels for r in res]))) <= {1, 2}
 
 
@@ -221,8 +201,7 @@ def test_bad_use_gives_clear_errors(tiny_model, frames, labels):
 
 def test_remove_and_reset(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 1})
-    st = seg.init_state(frames)
-    seg.add_mask(st, 0, labels[0])
+    st = start(seg, frames, 0, labels[0])
     seg.remove_object(st, 2)
     res = list(seg.propagate(st, max_frames=3))
     assert all(r.object_ids == [1] for r in res) and all(2 not in _ids_of(r.labels) for r in res)
@@ -231,10 +210,8 @@ def test_remove_and_reset(tiny_model, frames, labels):
 
 
 def test_nearest_resize_decides_at_model_size(tiny_model, frames, labels):
-    smooth = VideoSegmenter(tiny_model, config={"memory": 1, "resize": "smooth"})
-    nearest = VideoSegmenter(tiny_model, config={"memory": 1, "resize": "nearest"})
-    _, a = _run(smooth, frames, 0, labels[0], max_frames=3)
-    _, b = _run(nearest, frames, 0, labels[0], max_frames=3)
+    a, b = (segment(VideoSegmenter(tiny_model, config={"memory": 1, "resize": resize}), frames, 0, labels[0],
+                    max_frames=3)[1] for resize in ("smooth", "nearest"))
     h, w = tiny_model.config.image_size
     # nearest: every output pixel repeats a model-size decision, so the map has at most h*w distinct cells
     for r in b:
@@ -252,7 +229,7 @@ def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(tiny_mo
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     cfg = {"memory": 1, "adapt": {"steps": 2, "batch_size": 2, "lr": 1e-3}}
     seg = VideoSegmenter(tiny_model, config=cfg)
-    st, res = _run(seg, frames, 0, labels[0], max_frames=4)
+    st, res = segment(seg, frames, 0, labels[0], max_frames=4)
     assert seg.adapted(st) is not None and seg.adapted(st).model is not tiny_model
     assert len(seg.adapted(st).model.adapt_history) == 1
     assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
@@ -265,17 +242,17 @@ def test_adaptation_learns_the_session_and_leaves_the_shared_model_alone(tiny_mo
     del st
     gc.collect()
     assert gone() is None and not seg._adapted  # the engine does not keep a session alive, nor its model after it
-    _, again = _run(VideoSegmenter(tiny_model, config=cfg), frames, 0, labels[0], max_frames=4)
+    _, again = segment(VideoSegmenter(tiny_model, config=cfg), frames, 0, labels[0], max_frames=4)
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(res, again))
-    _, plain = _run(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
+    _, plain = segment(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res, plain))
 
 
 def test_refinement_follows_the_frame(tiny_model, frames, labels):
     """engine.refine: labels from the guided-filtered scores, at frame size; the annotated frame stays the mask."""
-    _, refined = _run(VideoSegmenter(tiny_model, config={"memory": 1, "refine": {"enabled": True}}), frames, 0,
+    _, refined = segment(VideoSegmenter(tiny_model, config={"memory": 1, "refine": {"enabled": True}}), frames, 0,
                       labels[0], max_frames=4)
-    _, smooth = _run(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
+    _, smooth = segment(VideoSegmenter(tiny_model, config={"memory": 1}), frames, 0, labels[0], max_frames=4)
     assert np.array_equal(refined[0].labels, labels[0])
     assert all(r.labels.shape == (48, 64) and set(np.unique(r.labels)) <= {0, 1, 2} for r in refined)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(refined[1:], smooth[1:]))
@@ -289,11 +266,11 @@ def test_another_input_size_runs_the_same_weights_and_leaves_the_shared_model_al
     seg = VideoSegmenter(tiny_model, config=cfg)
     assert seg.predictor.image_size == (96, 96) and tiny_model.config.image_size == (64, 64)
     assert seg.model.pos_embed is tiny_model.pos_embed  # shared, not copied
-    st, res = _run(seg, frames, 0, labels[0], max_frames=4)
+    st, res = segment(seg, frames, 0, labels[0], max_frames=4)
     assert seg.adapted(st).model.config.image_size == (96, 96)
     assert all(r.labels.shape == (48, 64) for r in res) and np.array_equal(res[0].labels, labels[0])
     assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
-    _, own = _run(VideoSegmenter(tiny_model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
+    _, own = segment(VideoSegmenter(tiny_model, config={**cfg, "image_size": None}), frames, 0, labels[0], max_frames=4)
     assert any(not np.array_equal(a.labels, b.labels) for a, b in zip(res[1:], own[1:]))
     with pytest.raises(EngineError, match=r"^engine.image_size: 100 is not a multiple of this model's patch size 8$"):
         VideoSegmenter(tiny_model, config={"image_size": 100})
@@ -305,8 +282,7 @@ def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, frames,
     """propagate(progress=, cancel=): every adaptation step reported; a cancel during adaptation yields no frame
     and keeps nothing learnt; a cancel during the frames ends the pass after the frame just yielded."""
     seg = VideoSegmenter(tiny_model, config={"memory": 1, "batch_frames": 2, "adapt": {"steps": 6, "batch_size": 1}})
-    st = seg.init_state(frames)
-    seg.add_mask(st, 0, labels[0])
+    st = start(seg, frames, 0, labels[0])
     cancel = threading.Event()
 
     def stop_at_three(p):
@@ -331,8 +307,7 @@ def test_progress_and_cancel_reach_adaptation_and_the_frames(tiny_model, frames,
 
 def test_remove_mask_takes_one_mask_back(tiny_model, frames, labels):
     seg = VideoSegmenter(tiny_model, config={"memory": 1})
-    st = seg.init_state(frames)
-    seg.add_mask(st, 0, labels[0])
+    st = start(seg, frames, 0, labels[0])
     seg.add_new_mask(st, 5, 1, labels[5] == 1)
     seg.remove_mask(st, 5, 1)
     assert 5 not in st.annotations and 1 in st.objects  # object 1 still has its mask on frame 0

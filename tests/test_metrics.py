@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,8 +14,8 @@ from vos.data.datasets import DAVIS
 from vos.data.metrics import (EvalJob, boundary_map, db_eval_boundary, db_eval_iou, db_statistics, disk,
     evaluate_many, evaluate_sequence, summarize, write_official_csvs)
 from vos.data.synthetic import make_clip
+from helpers_b import DATA, require
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAVIS16_VAL = DATA / "davis2016-val-480p"
 
 
@@ -67,10 +66,7 @@ def _perturbations(gt: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _load_davis16(seq: str, frames: int) -> np.ndarray:
-    folder = DAVIS16_VAL / "Annotations" / "480p" / seq
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not available")
-    paths = sorted(folder.glob("*.png"))[:frames]
+    paths = sorted(require(DAVIS16_VAL / "Annotations" / "480p" / seq).glob("*.png"))[:frames]
     return np.stack([(np.array(Image.open(p)) > 0).astype(np.uint8) for p in paths])
 
 
@@ -92,27 +88,25 @@ def test_boundary_map_matches_pixelwise_rule():
     np.testing.assert_array_equal(boundary_map(stack), np.stack([_naive_boundary(s) for s in stack]))
 
 
-def test_boundary_of_objects_touching_the_image_border():
-    top_left = np.zeros((10, 10), bool)
-    top_left[:3, :3] = True
-    expected = np.zeros((10, 10), bool)
-    expected[2, :3] = True
-    expected[:3, 2] = True  # nothing along the image border itself
-    np.testing.assert_array_equal(boundary_map(top_left), expected)
+def _image(*boxes) -> np.ndarray:
+    """A 10x10 boolean image, True in each box (an index such as np.s_[2, :3])."""
+    image = np.zeros((10, 10), bool)
+    for box in boxes:
+        image[box] = True
+    return image
 
-    bottom_right = np.zeros((10, 10), bool)
-    bottom_right[7:, 7:] = True
-    expected = np.zeros((10, 10), bool)
-    expected[6, 6:] = True  # row above, incl. the last column (south rule)
-    expected[7:, 6] = True  # column to the left, incl. the last row (east rule)
-    np.testing.assert_array_equal(boundary_map(bottom_right), expected)
+
+def test_boundary_of_objects_touching_the_image_border():
+    top_left = _image(np.s_[:3, :3])
+    # nothing along the image border itself
+    np.testing.assert_array_equal(boundary_map(top_left), _image(np.s_[2, :3], np.s_[:3, 2]))
+
+    bottom_right = _image(np.s_[7:, 7:])
+    # the row above, incl. the last column (south rule); the column to the left, incl. the last row (east rule)
+    np.testing.assert_array_equal(boundary_map(bottom_right), _image(np.s_[6, 6:], np.s_[7:, 6]))
     assert boundary_map(bottom_right).sum() == 7
 
-    last_column = np.zeros((10, 10), bool)
-    last_column[:, -1] = True
-    expected = np.zeros((10, 10), bool)
-    expected[:, -2] = True
-    np.testing.assert_array_equal(boundary_map(last_column), expected)
+    np.testing.assert_array_equal(boundary_map(_image(np.s_[:, -1])), _image(np.s_[:, -2]))  # the last column
 
 
 def test_hand_computed_empty_cases():
@@ -270,9 +264,7 @@ def test_summarize_averages_objects_like_the_official_tool():
 
 
 def test_evaluate_many_in_processes_equals_sequential():
-    if not DAVIS16_VAL.is_dir():
-        pytest.skip("DAVIS 2016 val not available")
-    dataset = DAVIS(DAVIS16_VAL, year=2016)
+    dataset = DAVIS(require(DAVIS16_VAL), year=2016)
     jobs = []
     for name in ("car-shadow", "motocross-jump"):
         gt = dataset.load_ground_truth(name)

@@ -8,6 +8,7 @@ from seggpt import SegGPT, get_config
 from seggpt.predictor import SegGPTPredictor
 from seggpt.weights import to_transformers_keys
 from seggpt.weights_file import config_to_transformers
+from helpers_b import random_inputs
 
 pytest.importorskip("transformers")
 
@@ -25,13 +26,6 @@ def hf(model):
     return transformers_twin(model)
 
 
-def _inputs(b, k, cfg, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    h, w = cfg.image_size
-    return (torch.randn(b, 3, h, w, generator=g), torch.randn(b, k, 3, h, w, generator=g),
-            torch.randn(b, k, 3, h, w, generator=g))
-
-
 def test_canvas_is_the_official_size(model):
     assert model.config.canvas_size == (896, 448)
     assert model.config.grid_size == (28, 28)
@@ -39,7 +33,7 @@ def test_canvas_is_the_official_size(model):
 
 @pytest.mark.parametrize("embedding_type", ["instance", "semantic"])
 def test_single_prompt_equals_transformers(model, hf, embedding_type):
-    imgs, pimgs, pmasks = _inputs(2, 1, model.config)
+    imgs, pimgs, pmasks = random_inputs(2, 1, model.config)
     ours = model.infer(imgs, pimgs, pmasks, embedding_type=embedding_type)
     ref = transformers_loop(hf, imgs, pimgs, pmasks, embedding_type=embedding_type)
     assert ours.shape == (2, 3, 448, 448)
@@ -48,7 +42,7 @@ def test_single_prompt_equals_transformers(model, hf, embedding_type):
 
 @pytest.mark.parametrize("k", [3, 8])
 def test_ensemble_equals_official_semantics(model, hf, k):
-    imgs, pimgs, pmasks = _inputs(1, k, model.config, seed=k)
+    imgs, pimgs, pmasks = random_inputs(1, k, model.config, seed=k)
     ours = model.infer(imgs, pimgs, pmasks)[0]
     ref = official_ensemble(hf, imgs[0], pimgs[0], pmasks[0])
     assert (ours - ref).abs().max().item() <= 1e-5
@@ -58,7 +52,7 @@ def test_ensemble_equals_official_semantics(model, hf, k):
 
 
 def test_batched_queries_equal_one_by_one(model, hf):
-    imgs, pimgs, pmasks = _inputs(3, 2, model.config, seed=7)
+    imgs, pimgs, pmasks = random_inputs(3, 2, model.config, seed=7)
     batched = model.infer(imgs, pimgs, pmasks)
     for b in range(3):
         single = model.infer(imgs[b:b + 1], pimgs[b:b + 1], pmasks[b:b + 1])[0]
@@ -68,7 +62,7 @@ def test_batched_queries_equal_one_by_one(model, hf):
 
 def test_prompt_order_only_changes_the_seam_row(model):
     """Item 0 is read at the seam: permuting prompts changes only the first query row band."""
-    imgs, pimgs, pmasks = _inputs(1, 3, model.config, seed=3)
+    imgs, pimgs, pmasks = random_inputs(1, 3, model.config, seed=3)
     a = model.infer(imgs, pimgs, pmasks)
     b = model.infer(imgs, pimgs.flip(1), pmasks.flip(1))
     assert (a[..., 1:, :] - b[..., 1:, :]).abs().max().item() <= 1e-5
@@ -76,9 +70,8 @@ def test_prompt_order_only_changes_the_seam_row(model):
 
 
 def test_training_forward_matches_transformers_loss(model, hf):
-    cfg = model.config
     g = torch.Generator().manual_seed(11)
-    h, w = cfg.image_size
+    h, w = model.config.image_size
     imgs = torch.randn(2, 3, 2 * h, w, generator=g)
     prompt_masks = torch.randn(2, 3, h, w, generator=g)
     labels = torch.randn(2, 3, h, w, generator=g)
@@ -95,8 +88,7 @@ def test_training_forward_matches_transformers_loss(model, hf):
 def test_loss_ignores_the_prompt_half():
     torch.manual_seed(1)
     model = SegGPT("test-tiny")
-    cfg = model.config
-    h, w = cfg.image_size
+    h, w = model.config.image_size
     imgs = torch.randn(1, 3, 2 * h, w)
     tgts = torch.randn(1, 3, 2 * h, w)
     loss, pred = model(imgs, tgts)
@@ -132,7 +124,7 @@ def test_bad_shapes_raise_clear_errors():
 
 def test_query_block_merge_equals_plain_attention(model):
     """The log-sum-exp merge of the shared query-to-query block (K > 1) changes nothing but speed."""
-    imgs, pimgs, pmasks = _inputs(2, 4, model.config, seed=5)
+    imgs, pimgs, pmasks = random_inputs(2, 4, model.config, seed=5)
     merged = model.infer(imgs, pimgs, pmasks)
     for blk in model.blocks:
         blk.attn.merge_query_blocks = False
@@ -153,30 +145,26 @@ def test_query_block_merge_equals_plain_attention(model):
     assert (fused - ref).abs().max().item() <= 1e-5 and (fused_lse - lse).abs().max().item() <= 1e-4
 
 
-def test_compiled_inference_equals_eager():
+def test_compiled_inference_equals_eager(tiny_model):
     """The torch.compile wiring (backend 'eager' keeps the test fast; CI has no time to run inductor).
     Compiling is the predictor's: the shared model keeps nn.Module.compile and its own infer."""
-    torch.manual_seed(0)
-    model = SegGPT("test-tiny").eval()
-    imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=9)
-    eager = model.infer(imgs, pimgs, pmasks)
-    compiled = SegGPTPredictor(model).compile(backend="eager").infer(imgs, pimgs, pmasks)
+    imgs, pimgs, pmasks = random_inputs(1, 2, tiny_model.config, seed=9)
+    eager = tiny_model.infer(imgs, pimgs, pmasks)
+    compiled = SegGPTPredictor(tiny_model).compile(backend="eager").infer(imgs, pimgs, pmasks)
     assert (eager - compiled).abs().max().item() <= 1e-6
-    assert type(model).compile is torch.nn.Module.compile and model.infer.__func__ is SegGPT.infer
+    assert type(tiny_model).compile is torch.nn.Module.compile and tiny_model.infer.__func__ is SegGPT.infer
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_bf16_inference_follows_fp32_on_a_copy_cast_once(k):
+def test_bf16_inference_follows_fp32_on_a_copy_cast_once(tiny_model, k):
     """A bf16 predictor runs a copy whose matrix weights are cast once (no autocast, no cast per call);
     the shared model stays fp32 and bit-exact. K = 3 goes through the log-sum-exp merge in bf16."""
-    torch.manual_seed(0)
-    model = SegGPT("test-tiny").eval()
-    imgs, pimgs, pmasks = _inputs(2, k, model.config, seed=11)
-    fp32 = model.infer(imgs, pimgs, pmasks)
-    predictor = SegGPTPredictor(model, dtype=torch.bfloat16)
+    imgs, pimgs, pmasks = random_inputs(2, k, tiny_model.config, seed=11)
+    fp32 = tiny_model.infer(imgs, pimgs, pmasks)
+    predictor = SegGPTPredictor(tiny_model, dtype=torch.bfloat16)
     bf16 = predictor.infer(imgs, pimgs, pmasks)
-    assert torch.equal(model.infer(imgs, pimgs, pmasks), fp32)  # the shared model is left in fp32
-    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert torch.equal(tiny_model.infer(imgs, pimgs, pmasks), fp32)  # the shared model is left in fp32
+    assert all(p.dtype == torch.float32 for p in tiny_model.parameters())
     assert bf16.shape == fp32.shape and torch.isfinite(bf16).all()
     rel = (bf16.float() - fp32).norm() / fp32.norm()
     assert 0.0 < rel.item() < 0.02  # it really ran in bf16, and bf16 keeps ~3 significant digits per op
@@ -184,15 +172,15 @@ def test_bf16_inference_follows_fp32_on_a_copy_cast_once(k):
     assert copy is predictor.call_model()  # made once, not per call
     assert copy.blocks[0].attn.qkv.weight.dtype == torch.bfloat16 and copy.decoder_embed.weight.dtype == torch.bfloat16
     # norms, tokens and the 64->3 head are the shared model's own fp32 tensors, not copies
-    assert copy.blocks[0].norm1.weight is model.blocks[0].norm1.weight and copy.mask_token is model.mask_token
-    assert copy.decoder_pred[3].weight is model.decoder_pred[3].weight
+    assert copy.blocks[0].norm1.weight is tiny_model.blocks[0].norm1.weight
+    assert copy.mask_token is tiny_model.mask_token and copy.decoder_pred[3].weight is tiny_model.decoder_pred[3].weight
 
 
 def test_bf16_copy_is_remade_when_the_shared_weights_change():
     """Adaptation or loading changes the shared model in place: the predictor's bf16 copy follows."""
     torch.manual_seed(0)
     model = SegGPT("test-tiny").eval()
-    imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=12)
+    imgs, pimgs, pmasks = random_inputs(1, 2, model.config, seed=12)
     predictor = SegGPTPredictor(model, dtype=torch.bfloat16)
     before, old_copy = predictor.infer(imgs, pimgs, pmasks), predictor.call_model()
     with torch.no_grad():
@@ -254,7 +242,7 @@ def test_cached_position_tables_follow_the_weights():
         for blk in other.blocks:
             blk.attn.rel_pos_h.normal_()
             blk.attn.rel_pos_w.normal_()
-    imgs, pimgs, pmasks = _inputs(1, 2, model.config, seed=3)
+    imgs, pimgs, pmasks = random_inputs(1, 2, model.config, seed=3)
     before = model.infer(imgs, pimgs, pmasks)  # fills the cache
     model.load_state_dict(other.state_dict())
     assert torch.equal(model.infer(imgs, pimgs, pmasks), other.infer(imgs, pimgs, pmasks))
@@ -268,32 +256,30 @@ def test_cached_position_tables_follow_the_weights():
     assert torch.equal(model.infer(imgs, pimgs, pmasks), fresh.infer(imgs, pimgs, pmasks))
 
 
-def test_another_input_size_equals_transformers_at_that_size():
+def test_another_input_size_equals_transformers_at_that_size(tiny_model):
     """`at_image_size`: the same parameters (shared, not copied) at another input size, equal to transformers
     built for that size with these weights (its position tables interpolated by its own code), with the
     official ensemble semantics."""
     from transformers import SegGptConfig, SegGptForImageSegmentation
 
-    torch.manual_seed(0)
-    model = SegGPT("test-tiny").eval()
-    view = model.at_image_size(96)
-    assert view.config.image_size == (96, 96) and model.config.image_size == (64, 64)
-    assert model.at_image_size((64, 64)) is model
-    shared = dict(model.named_parameters())
+    view = tiny_model.at_image_size(96)
+    assert view.config.image_size == (96, 96) and tiny_model.config.image_size == (64, 64)
+    assert tiny_model.at_image_size((64, 64)) is tiny_model
+    shared = dict(tiny_model.named_parameters())
     assert all(p is shared[name] for name, p in view.named_parameters())  # no copy: one set of weights
     hf = SegGptForImageSegmentation(SegGptConfig(**config_to_transformers(view.config))).eval()
-    state = to_transformers_keys(model.state_dict())
+    state = to_transformers_keys(tiny_model.state_dict())
     for name, module in hf.named_modules():  # the trained relative tables, as a checkpoint brings them
         for table in ("rel_pos_h", "rel_pos_w"):
             if hasattr(module, table):
                 setattr(module, table, torch.nn.Parameter(state[f"{name}.{table}"].clone()))
     hf.load_state_dict(state, strict=True)
-    imgs, pimgs, pmasks = _inputs(2, 3, view.config, seed=5)
+    imgs, pimgs, pmasks = random_inputs(2, 3, view.config, seed=5)
     ours = view.infer(imgs, pimgs, pmasks)
     assert ours.shape == (2, 3, 96, 96)
     official = torch.stack([official_ensemble(hf, imgs[b], pimgs[b], pmasks[b]) for b in range(2)])
     torch.testing.assert_close(ours, official, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="100 is not a multiple of this model's patch size 8"):
-        model.at_image_size(100)
+        tiny_model.at_image_size(100)
     with pytest.raises(ValueError, match="at least the patch size"):
-        model.at_image_size(0)
+        tiny_model.at_image_size(0)

@@ -36,8 +36,7 @@ def images(draw):
     mode = draw(st.sampled_from(["1", "L", "P", "RGB", "RGBA", "LA", "I", "I;16", "F", "PA", "CMYK", "YCbCr"]))
     w, h = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     im = Image.new(mode, (w, h))
-    base = {"1": 1, "L": 1, "P": 1, "I": 1, "I;16": 1, "F": 1}.get(mode, len(mode.replace(";16", "")))
-    count = w * h * (base if mode not in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "PA") else len(im.getbands()))
+    count = w * h * len(im.getbands())
     values = draw(st.lists(st.integers(0, 255), min_size=count, max_size=count))
     data = bytes(values)
     if mode in ("I", "F", "I;16"):

@@ -10,17 +10,23 @@ import torch
 from vos import EngineError, VideoSegmenter
 from vos.sam2 import PromptNotSupported, SegGPTVideoPredictor, build_sam2_video_predictor
 from vos.data.synthetic import make_clip
+from helpers_b import start, write_frames
 
 
 @pytest.fixture(scope="module")
 def video_dir(tmp_path_factory):
     """A JPEG folder named like SAM 2's examples (00000.jpg, ...) and the label maps of its frames."""
-    root = tmp_path_factory.mktemp("sam2") / "bedroom"
-    root.mkdir()
     frames, labels = make_clip(5, 6, size=(64, 96), num_objects=2)
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(root / f"{i:05d}.jpg"), f[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    root = write_frames(tmp_path_factory.mktemp("sam2") / "bedroom", frames, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
     return root, labels
+
+
+def _blank(weights, frames: int = 3) -> tuple:
+    """A SAM 2-style predictor, its state on `frames` black 16x16 frames, and a 4x4 square mask."""
+    predictor = build_sam2_video_predictor(weights=weights, device="cpu")
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    return predictor, predictor.init_state(video_path=np.zeros((frames, 16, 16, 3), np.uint8)), mask
 
 
 def _sam2_notebook(video_dir, mask, weights):
@@ -66,9 +72,7 @@ def test_sam2_notebook_mask_prompt(video_dir, tiny_weights):
     assert all(segments[t][1].shape == (1, 64, 96) and segments[t][1].dtype == bool for t in segments)
     # the same as our own API on the same inputs
     seg = VideoSegmenter(tiny_weights, device="cpu")
-    state = seg.init_state(str(root))
-    seg.add_new_mask(state, 0, 1, mask)
-    for t, ids, masks in seg.propagate_in_video(state):
+    for t, ids, masks in seg.propagate_in_video(start(seg, str(root), 0, mask, obj_id=1)):
         assert ids == [1] and np.array_equal(segments[t][1][0], masks[0]), t
 
 
@@ -110,10 +114,7 @@ def test_sam2_vos_inference_shape(video_dir, tiny_weights):
 
 def test_object_ids_are_integers_as_sam2_takes_them(tiny_weights):
     """A fresh adversarial pass: obj_id=True was kept as another object beside 1; np.uint8(7) came back as is."""
-    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
-    state = predictor.init_state(video_path=np.zeros((3, 16, 16, 3), np.uint8))
-    mask = np.zeros((16, 16), bool)
-    mask[4:8, 4:8] = True
+    predictor, state, mask = _blank(tiny_weights)
     with pytest.raises(EngineError, match="obj_id must be an integer, got True"):
         predictor.add_new_mask(state, frame_idx=0, obj_id=True, mask=mask)
     _, ids, _ = predictor.add_new_mask(state, frame_idx=0, obj_id=np.uint8(7), mask=mask)
@@ -123,8 +124,7 @@ def test_object_ids_are_integers_as_sam2_takes_them(tiny_weights):
 def test_masks_that_are_not_numbers_are_refused_in_one_line(tiny_weights):
     """NaN, strings and ragged lists are no mask (a fresh adversarial pass: NaN became an empty mask, a
     ragged list a numpy traceback); a float 0/1 mask and a nested list of ints are, as SAM 2 takes them."""
-    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
-    state = predictor.init_state(video_path=np.zeros((3, 16, 16, 3), np.uint8))
+    predictor, state, _ = _blank(tiny_weights)
     nan = np.zeros((16, 16), np.float32)
     nan[2, 2] = np.nan
     for bad, words in [(nan, "NaN"), (np.full((16, 16), "x"), "booleans or numbers"),
@@ -150,10 +150,7 @@ def test_messages_name_the_callers_ids_and_arguments(tiny_weights):
     """Adversarial: after objects 7 and 0 were added and 7 removed, an empty mask for new object 5 was
     refused as 'object 3's mask is empty' (our engine id); max_frame_num_to_track=-1 as 'max_frames ... got 0';
     a change during a propagation names the caller's id too, and leaves the predictor's ids as they were."""
-    predictor = build_sam2_video_predictor(weights=tiny_weights, device="cpu")
-    state = predictor.init_state(video_path=np.zeros((4, 16, 16, 3), np.uint8))
-    mask = np.zeros((16, 16), bool)
-    mask[4:8, 4:8] = True
+    predictor, state, mask = _blank(tiny_weights, 4)
     predictor.add_new_mask(state, frame_idx=0, obj_id=7, mask=mask)
     predictor.add_new_mask(state, frame_idx=0, obj_id=0, mask=~mask)
     predictor.remove_object(state, 7)
@@ -243,9 +240,7 @@ def test_from_pretrained_small_end_to_end(video_dir):
     out = {t: (m[0, 0] > 0).numpy() for t, _, m in predictor.propagate_in_video(state, progress=False)}
     assert sorted(out) == list(range(6))
     seg = VideoSegmenter("small", device="cpu")
-    ours = seg.init_state(str(root))
-    seg.add_new_mask(ours, 0, 1, mask)
-    for t, _, masks in seg.propagate_in_video(ours):
+    for t, _, masks in seg.propagate_in_video(start(seg, str(root), 0, mask, obj_id=1)):
         assert np.array_equal(out[t], masks[0]), t
 
 

@@ -3,6 +3,7 @@ arrays and iterators as frame sources, the frame rate a source is given."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -91,11 +92,7 @@ def test_iterator_source():
     assert isinstance(source, IteratorSource)
     assert source.num_frames is None
     assert source.size == (4, 6)  # peeks the first frame without losing it
-    first = []
-    for i, f in source.iter_frames():
-        first.append((i, int(f[0, 0, 0])))
-        if i == 2:
-            break
+    first = [(i, int(f[0, 0, 0])) for i, f in itertools.islice(source.iter_frames(), 3)]
     assert first == [(0, 0), (1, 1), (2, 2)]
     # resumes where it stopped; may skip ahead
     assert [i for i, _ in source.iter_frames(5)] == [5, 6, 7]

@@ -24,6 +24,7 @@ from vos.engine.objects import Objects
 from vos.engine.state import Annotations
 from vos.data.synthetic import make_clip
 from vos.engine.tracker import Tracker
+from helpers_b import random_inputs, segment, write_frames
 
 CPU = torch.device("cpu")
 
@@ -85,20 +86,17 @@ def test_set_threads_checks_its_value():
 def test_threads_on_the_clis(tiny_weights, tmp_path, capsys):
     """--threads reaches torch and the summary line; a bad value is one line, exit 2."""
     frames, labels = make_clip(1, 3, size=(48, 64), num_objects=1)
-    for i, frame in enumerate(frames):  # a folder of frames
-        (tmp_path / "frames").mkdir(exist_ok=True)
-        Image.fromarray(frame).save(tmp_path / "frames" / f"{i:05d}.png")
+    write_frames(tmp_path / "frames", frames)  # a folder of frames
     Image.fromarray((labels[0] > 0).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    argv = [str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights", tiny_weights, "--quiet"]
     before = torch.get_num_threads()
     try:
-        code = vos_run.main([str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights",
-                             str(tiny_weights), "--out", str(tmp_path / "out"), "--threads", "1", "--quiet"])
+        code = vos_run.main([*argv, "--out", str(tmp_path / "out"), "--threads", "1"])
         out = capsys.readouterr().out
         assert code == 0 and "1 thread," in out and "fp32 (" in out
     finally:
         torch.set_num_threads(before)
-    assert vos_run.main([str(tmp_path / "frames"), "--first-mask", str(tmp_path / "mask.png"), "--weights",
-                         str(tiny_weights), "--out", str(tmp_path / "out2"), "--threads", "0", "--quiet"]) == 2
+    assert vos_run.main([*argv, "--out", str(tmp_path / "out2"), "--threads", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "threads" in err[0]
 
@@ -134,16 +132,14 @@ def test_frames_prepared_ahead_give_the_results_made_on_the_spot(tiny_model):
     same frames without that (queries made in run_batch) gives identical labels."""
     seg = VideoSegmenter(tiny_model, config={"memory": 2, "batch_frames": 2}, device="cpu", dtype="fp32")
     frames, labels = make_clip(3, 7, size=(40, 56), num_objects=1)
-    state = seg.init_state(frames)
-    seg.add_new_mask(state, 0, 1, labels[0] == 1)
-    engine = [r.labels for r in seg.propagate(state, 0)]
+    state, engine = segment(seg, frames, 0, labels[0] == 1, obj_id=1, start_frame_idx=0)
     tracker = Tracker(seg.predictor, seg.config, state.annotations, state.objects)
     spot = [tracker.annotate(0, frames[0]).labels]
     for start in range(1, 7, 2):
         batch = [(i, frames[i]) for i in range(start, min(start + 2, 7))]
         spot.extend(r.labels for r in tracker.run_batch(batch)())
     assert len(engine) == len(spot) == 7
-    assert all(np.array_equal(a, b) for a, b in zip(engine, spot))
+    assert all(np.array_equal(a.labels, b) for a, b in zip(engine, spot))
     assert isinstance(state.annotations, Annotations) and isinstance(state.objects, Objects)
 
 
@@ -157,9 +153,7 @@ def test_the_cpu_fast_config_is_packaged_and_runs_the_official_shape():
     seg = VideoSegmenter(SegGPT("test-canvas"), config=settings.engine, device="cpu")
     assert seg.predictor.image_size == (320, 320)
     frames, labels = make_clip(4, 4, size=(60, 80), num_objects=1)
-    state = seg.init_state(frames)
-    seg.add_new_mask(state, 0, 1, labels[0] == 1)
-    assert len(list(seg.propagate(state, 0))) == 4
+    assert len(segment(seg, frames, 0, labels[0] == 1, obj_id=1, start_frame_idx=0)[1]) == 4
 
 
 def test_bf16_copy_of_a_lora_wrapped_model_and_a_changed_dtype():
@@ -172,9 +166,7 @@ def test_bf16_copy_of_a_lora_wrapped_model_and_a_changed_dtype():
         for name, p in model.named_parameters():
             if "lora_b" in name:
                 p.normal_(0, 0.05)  # a learnt update, so that the wrappers matter
-    g = torch.Generator().manual_seed(2)
-    h, w = model.config.image_size
-    x, pi, pm = torch.randn(1, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g)
+    x, pi, pm = random_inputs(1, 2, model.config, seed=2)
     fp32 = model.infer(x, pi, pm)
     predictor = SegGPTPredictor(model, dtype=torch.bfloat16)
     bf16 = predictor.infer(x, pi, pm)

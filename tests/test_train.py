@@ -29,21 +29,14 @@ from training.data import (
 )
 from training.trainer import Trainer, build_stream, lr_factor
 from vos.data.synthetic import write_davis2017
+from helpers_b import DATA, require, tiny_train
 
 #: the stream settings of a run with the default TrainConfig (built where a run builds them)
 SETTINGS = TrainConfig().pair_settings()
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-
-def _tiny_config(out_dir: Path, steps: int = 4, **extra) -> TrainConfig:
-    values = {
-        "model": "test-tiny", "out_dir": str(out_dir), "steps": steps, "batch_size": 2, "num_workers": 0,
-        "eval_every": 0, "ckpt_every": 0, "warmup_steps": 2, "lr": 2e-3, "log_every": 1, "progress": False,
-        "synthetic_size": "[48, 64]", "threads": 1,
-    }
-    values.update(extra)
-    return load_config(None, [f"{k}={v}" for k, v in values.items()])
+def _tiny_config(out_dir: Path, **settings) -> TrainConfig:
+    return load_config(None, tiny_train(out_dir, **{"steps": 4, "warmup_steps": 2, "lr": 2e-3, **settings}))
 
 
 def _canvas_rgb(t: torch.Tensor) -> np.ndarray:
@@ -209,10 +202,7 @@ def test_finetune_starts_from_loaded_checkpoint(tmp_path):
 
 
 def test_video_pairs_from_davis_train():
-    root = DATA / "davis2016-train-240p"
-    if not root.is_dir():
-        pytest.skip("../shared/data is absent")
-    source = VideoPairs([str(root)], "davis", "train", 2016, "240p", max_gap=3)
+    source = VideoPairs([str(require(DATA / "davis2016-train-240p"))], "davis", "train", 2016, "240p", max_gap=3)
     assert len(source) == 30
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -229,13 +219,10 @@ def _textured_clip(folder: Path, shift=(3, 5), frames: int = 3, size=(96, 160)) 
     big = rng.integers(0, 256, (h // 8 + 8, w // 8 + 8, 3)).astype(np.uint8)
     texture = cv2.resize(big, ((w // 8 + 8) * 8, (h // 8 + 8) * 8), interpolation=cv2.INTER_CUBIC)
     folder.mkdir(parents=True)
-    paths = []
     for t in range(frames):
         y, x = 20 - shift[0] * t, 20 - shift[1] * t  # the scene moves by +shift
-        path = folder / f"{t:05d}.png"
-        Image.fromarray(np.ascontiguousarray(texture[y:y + h, x:x + w])).save(path)
-        paths.append(path)
-    return paths
+        Image.fromarray(np.ascontiguousarray(texture[y:y + h, x:x + w])).save(folder / f"{t:05d}.png")
+    return sorted(folder.glob("*.png"))
 
 
 def test_flow_pairs_carry_pseudo_objects_with_the_motion(tmp_path):

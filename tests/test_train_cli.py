@@ -34,11 +34,9 @@ from training.trainer import RUN_FILES, Trainer, evaluate, signals_held
 from vos.engine.segmenter import VideoSegmenter
 from vos.data.metrics import evaluate_sequence
 from vos.data.synthetic import make_clip
+from helpers_b import DATA, segment, tiny_train
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-TINY = ["model=test-tiny", "batch_size=2", "num_workers=0", "eval_every=0", "ckpt_every=0", "warmup_steps=1",
-        "log_every=1", "progress=false", "synthetic_size=[48, 64]", "threads=1"]
 
 
 def _run(capsys, *argv) -> tuple:
@@ -48,7 +46,7 @@ def _run(capsys, *argv) -> tuple:
 
 
 def _tiny(out: Path, *extra: str) -> list:
-    return [*TINY, f"out_dir={out}", *extra]
+    return [*tiny_train(out, warmup_steps=1), *extra]
 
 
 # ----------------------------------------------------------------------------- bad input: one line, exit 2
@@ -72,9 +70,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
         (_tiny(tmp_path / "r", f"davis_roots=[{tmp_path / 'no_davis'}]", "steps=1"), "no_davis"),
         (_tiny(tmp_path / "r", f"init_from={config}"), "init_from: "),
         # a fresh adversarial pass: a run wrote 35 MB into a dataset's Annotations/240p
-        ([*TINY, f"davis_roots=[{tmp_path / 'ds'}]", f"out_dir={tmp_path / 'ds' / 'Annotations' / 'run'}"],
-         "is inside the data root"),
-        ([*TINY, f"folder_roots=[{tmp_path / 'ds'}]", f"out_dir={tmp_path}"], "holds the data root"),
+        (_tiny(tmp_path / "ds" / "Annotations" / "run", f"davis_roots=[{tmp_path / 'ds'}]"), "is inside the data root"),
+        (_tiny(tmp_path, f"folder_roots=[{tmp_path / 'ds'}]"), "holds the data root"),
     ]
     if not torch.cuda.is_available():
         cases.append((_tiny(tmp_path / "r", "device=cuda"), "device: device cuda was asked for, but no CUDA GPU"))
@@ -169,10 +166,8 @@ def test_clips_are_scored_by_the_shipped_engine(monkeypatch):
 
     frames, labels = clips[0]
     seg = VideoSegmenter(model, config={"memory": 1, "max_annotated": 1}, device="cpu")
-    state = seg.init_state(frames)
-    seg.add_mask(state, 0, labels[0])
     preds = np.zeros_like(labels)
-    for result in seg.propagate(state):
+    for result in segment(seg, frames, 0, labels[0])[1]:
         preds[result.frame_idx] = result.labels
     expected = evaluate_sequence(labels, preds, [1, 2])
     j = np.mean([np.mean(s["J"]) for s in expected.values()])
@@ -188,21 +183,17 @@ def test_signals_wait_for_a_held_block():
     # Ctrl-C as Python handles it by default (a test run before may have left another handler)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        _held_block_checks()
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                # to this (the main) thread: os.kill may hand it to another thread of the test process,
+                # whose C handler can run late on a loaded machine (a flaky failure in a full suite)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                time.sleep(0.05)  # the handler has run by now: it only noted the signal
+                done = True
+        assert done
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _held_block_checks():
-    with pytest.raises(KeyboardInterrupt):
-        with signals_held():
-            # to this (the main) thread: os.kill may hand it to another thread of the test process,
-            # whose C handler can run late on a loaded machine (a flaky failure in a full suite)
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            time.sleep(0.05)  # the handler has run by now: it only noted the signal
-            done = True
-    assert done
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
 
 @pytest.mark.parametrize("interrupt, code, word", [(KeyboardInterrupt, 130, "interrupted"), (Terminated, 143, "terminated")])

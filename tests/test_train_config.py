@@ -15,6 +15,12 @@ from training.data import PairSettings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _load(tmp_path: Path, text: str, *overrides: str) -> TrainConfig:
+    """load_config of a run.yaml in tmp_path that holds `text`, and the overrides."""
+    (tmp_path / "run.yaml").write_text(text)
+    return load_config(str(tmp_path / "run.yaml"), list(overrides))
+
+
 @pytest.mark.parametrize("override, message", [
     ("batch_size=[1,2]", r"batch_size must be an integer, got \[1, 2\]"),
     ("steps=2.5", "steps must be an integer, got 2.5"),  # it trained 3 steps
@@ -61,39 +67,32 @@ def test_every_training_value_is_checked_and_its_override_named(override, messag
 
 
 def test_a_config_file_is_named_in_its_errors(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("model: test-tiny\nlr: -1\n")
-    with pytest.raises(ConfigError, match=f"^{path}: lr must be > 0, got -1"):
-        load_config(str(path))
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'run.yaml'}: lr must be > 0, got -1"):
+        _load(tmp_path, "model: test-tiny\nlr: -1\n")
     # an override is blamed on itself, not on the file it overrides
-    path.write_text("model: test-tiny\n")
     with pytest.raises(ConfigError, match="^command line steps=abc: steps must be an integer"):
-        load_config(str(path), ["steps=abc"])
+        _load(tmp_path, "model: test-tiny\n", "steps=abc")
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="is a folder, not a config file"):
         load_config(str(tmp_path))
     with pytest.raises(ConfigError, match="expected key=value"):
-        load_config(str(path), ["steps"])
+        load_config(str(tmp_path / "run.yaml"), ["steps"])
 
 
 def test_yaml_1_2_values(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("amp: off\nlr: 1e-3\nmin_lr_ratio: 2E-2\nweight_decay: 0\nsteps: 10\n")
-    cfg = load_config(str(path))
+    cfg = _load(tmp_path, "amp: off\nlr: 1e-3\nmin_lr_ratio: 2E-2\nweight_decay: 0\nsteps: 10\n")
     assert cfg.amp == "off"  # YAML 1.1 read a bare off as false (the old loader patched it back)
     assert cfg.lr == 1e-3 and isinstance(cfg.lr, float)  # YAML 1.1 read 1e-3 as the text "1e-3"
     assert cfg.min_lr_ratio == 0.02 and cfg.weight_decay == 0.0 and isinstance(cfg.weight_decay, float)
-    path.write_text("hflip_prob: yes\n")
     with pytest.raises(ConfigError, match="hflip_prob must be a number, got 'yes'"):
-        load_config(str(path))
+        _load(tmp_path, "hflip_prob: yes\n")
 
 
 def test_curriculum_stages_are_checked_when_read_not_when_reached(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("steps: 100000\ncurriculum:\n  - at_step: 90000\n    crop_scale: [0.9, 0.1]\n")
     with pytest.raises(ConfigError, match=rf"^{path}: curriculum\[0\].crop_scale must be two values with low <= high"):
-        load_config(str(path))
+        _load(tmp_path, "steps: 100000\ncurriculum:\n  - at_step: 90000\n    crop_scale: [0.9, 0.1]\n")
     for stages, message in [
         ("[{at_step: 5, jitter: high}]", r"curriculum\[0\].jitter must be a number, got 'high'"),
         ("[{at_step: 5, synthetic_max_gap: 2.5}]", r"curriculum\[0\].synthetic_max_gap must be an integer"),

@@ -33,8 +33,7 @@ def tune_argv(tiny_weights, tmp_path):
 def test_tune_shapes_model_untouched_and_deterministic(tiny_model):
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     flags = [p.requires_grad for p in tiny_model.parameters()]
-    examples = [_example(0), _example(1)]
-    images, labels = [e[0] for e in examples], [e[1] for e in examples]
+    images, labels = map(list, zip(_example(0), _example(1)))
     a = tune_prompt(tiny_model, images, labels, steps=3, batch_size=2, seed=1)
     b = tune_prompt(tiny_model, images, labels, steps=3, batch_size=2, seed=1)
     assert a.image.shape == a.mask.shape == (3, 64, 64) and a.labels.shape == (64, 64)

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from vos.io.video import DEFAULT_FPS, DecordSource, FolderSource, FrameSource, PyAVSource, VideoError, open_source
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers_b import DATA, encode_video, require
 BACKENDS = ["decord", "pyav"]
 
 
@@ -28,21 +27,11 @@ def brightness(i: int) -> int:
 def write_video(path: Path, n: int, size=(48, 64), fps=24, gop: int | None = None,
                 codec: str = "libx264") -> Path:
     """Write n frames of uniform brightness(i) with a small moving white square."""
-    h, w = size
-    container = av.open(str(path), "w")
-    options = {"g": str(gop)} if gop else {}
-    stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
-    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-    for i in range(n):
-        frame = np.full((h, w, 3), brightness(i), np.uint8)
-        x = (2 * i) % (w - 8)
+    frames = [np.full((*size, 3), brightness(i), np.uint8) for i in range(n)]
+    for i, frame in enumerate(frames):
+        x = (2 * i) % (size[1] - 8)
         frame[:8, x:x + 8] = 255
-        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    return encode_video(path, frames, codec, Fraction(fps).limit_denominator(1001), {"g": str(gop)} if gop else None)
 
 
 def write_empty(path: Path, codec: str) -> Path:
@@ -308,9 +297,7 @@ def test_folder_errors(tmp_path):
 
 
 def test_real_davis_folder():
-    seq = DATA / "davis2016-train-240p" / "JPEGImages" / "240p" / "bear"
-    if not seq.is_dir():
-        pytest.skip("shared DAVIS data not available")
+    seq = require(DATA / "davis2016-train-240p" / "JPEGImages" / "240p" / "bear")
     files = sorted(seq.glob("*.jpg"))
     with open_source(seq, chunk_size=8) as source:
         assert source.num_frames == len(files)
@@ -323,9 +310,7 @@ def test_real_davis_folder():
 
 
 def test_real_video_file_both_backends():
-    path = DATA / "seggpt-examples" / "video_3.mp4"
-    if not path.is_file():
-        pytest.skip("shared SegGPT example videos not available")
+    path = require(DATA / "seggpt-examples" / "video_3.mp4")
     with open_backend(path, "decord") as a, open_backend(path, "pyav") as b:
         assert a.num_frames == b.num_frames == 66
         assert a.size == b.size == (480, 854)

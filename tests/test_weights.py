@@ -7,13 +7,12 @@ import torch
 from benchmarks.reference import transformers_twin
 from seggpt import SegGPT, get_config
 from seggpt.weights import WeightsError, infer_config, read_checkpoint, to_transformers_keys
+from helpers_b import random_inputs
 
 
 @pytest.fixture(scope="module")
 def inputs(tiny_model):
-    h, w = tiny_model.config.image_size
-    g = torch.Generator().manual_seed(1)
-    return torch.randn(1, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g), torch.randn(1, 2, 3, h, w, generator=g)
+    return random_inputs(1, 2, tiny_model.config, seed=1)
 
 
 def _same(a: SegGPT, b: SegGPT, inputs):
@@ -33,11 +32,9 @@ def test_transformers_save_pretrained_folder(tiny_model, inputs, tmp_path):
     hf = transformers_twin(tiny_model)
     hf.save_pretrained(tmp_path / "hf")
     assert (tmp_path / "hf" / "config.json").exists()
-    loaded = SegGPT.from_pretrained(str(tmp_path / "hf"))
-    _same(tiny_model, loaded, inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "hf")), inputs)
     # the weights file alone (no config.json): config inferred from shapes and the layer rule
-    loaded2 = SegGPT.from_pretrained(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny")
-    _same(tiny_model, loaded2, inputs)
+    _same(tiny_model, SegGPT.from_pretrained(str(tmp_path / "hf" / "model.safetensors"), config="test-tiny"), inputs)
 
 
 def test_transformers_bin_without_model_prefix(tiny_model, inputs, tmp_path):

@@ -11,6 +11,7 @@ from vos.engine.config import EngineConfig
 from vos.data.synthetic import make_clip
 import vos.engine.segmenter
 from vos.engine.zoom import Whereabouts, follow, main_parts, mask_box, object_crops, place, query_crop
+from helpers_b import segment, start
 
 
 def test_crop_geometry():
@@ -58,11 +59,9 @@ def test_adaptation_learns_the_zooms_crops_too(tiny_weights, monkeypatch, config
     zoom = {"enabled": True, "margin": 1.0, "min_size": 0.1, **config.get("zoom", {})}
     seg = VideoSegmenter(tiny_weights, config={**config, "adapt": {"steps": 1}, "zoom": zoom}, device="cpu")
     frames = np.random.default_rng(3).integers(0, 255, (2, 100, 200, 3), dtype=np.uint8)
-    state = seg.init_state(frames)
     mask = np.zeros((100, 200), bool)
     mask[10:20, 150:170] = True
-    seg.add_new_mask(state, 0, 1, mask)
-    seg.adapt(state)
+    seg.adapt(start(seg, frames, 0, mask, obj_id=1))
     assert np.array_equal(seen["frames"][0], frames[0]) and np.array_equal(seen["labels"][0] == 1, mask)
     if crops:
         assert len(seen["frames"]) == 2
@@ -77,47 +76,44 @@ def test_joint_mode_says_the_zoom_does_not_apply(tiny_weights, caplog):
         seg = VideoSegmenter(tiny_weights, config={"zoom": {"enabled": True}, "objects": "joint"}, device="cpu")
     assert "applies in separate mode only" in caplog.text
     frames = np.random.default_rng(1).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8)
-    state = seg.init_state(frames)
-    seg.add_new_mask(state, 0, 1, np.pad(np.ones((8, 8), bool), ((10, 22), (20, 32))))
+    state = start(seg, frames, 0, np.pad(np.ones((8, 8), bool), ((10, 22), (20, 32))), obj_id=1)
     assert len(list(seg.propagate(state, 0))) == 3  # joint mode runs as without the zoom
 
 
-def _copying(predictor, where):
-    """`predictor.scores` replaced by a stub: the object is where `where(prompt labels)` says, on every query."""
+H, W = 200, 300
+
+
+def _copying_run(tiny_weights, where, frames: int, y: int = 90, x: int = 140, **zoom) -> tuple:
+    """A 7x7 mask at (y, x) given on frame 0 of `frames` random 200x300 frames and propagated in separate mode
+    with the zoom on at the model's own size (64 px crops: no resize either way), `predictor.scores` replaced by
+    a stub: the object is where `where(prompt labels)` says, on every query. (the given mask, {frame: labels})"""
+    cfg = {"objects": "separate", "refine": {"enabled": False}, "memory": 0,
+           "zoom": {"enabled": True, "margin": 0.0, "min_size": 64 / 200, "motion": 0.0, **zoom}}
+    seg = VideoSegmenter(tiny_weights, config=cfg, device="cpu")
+
     def scores(queries, prompt_images, prompt_labels, object_ids, **kw):
         fg = torch.stack([where(prompt_labels, o) for o in object_ids]).float()[None].expand(queries.shape[0], -1, -1, -1)
         return torch.cat([1 - fg.max(dim=1, keepdim=True).values, fg], dim=1)
-    predictor.scores = scores
+
+    seg.predictor.scores = scores
+    given = np.zeros((H, W), bool)
+    given[y:y + 7, x:x + 7] = True
+    video = np.random.default_rng(0).integers(0, 255, (frames, H, W, 3), dtype=np.uint8)
+    return given, {r.frame_idx: r.labels for r in segment(seg, video, 0, given, obj_id=1, start_frame_idx=0)[1]}
 
 
 def test_crops_and_paste_back_are_exact(tiny_weights):
     """Crops of the model's own size (64 px: no resize either way) and a stub that copies the first prompt's
     mask: the prediction is the given mask, pixel for pixel, also where the crop is pushed inside the frame; a
     stub that marks only the crop's first model pixel shows exactly where the crop lay."""
-    h, w = 200, 300
-    frames = np.random.default_rng(0).integers(0, 255, (4, h, w, 3), dtype=np.uint8)
-    cfg = {"objects": "separate", "refine": {"enabled": False}, "memory": 0,
-           "zoom": {"enabled": True, "margin": 0.0, "min_size": 64 / 200, "motion": 0.0}}
     for y, x in ((90, 140), (2, 291)):  # mid-frame, and in the top-right corner (the crop clamped)
-        seg = VideoSegmenter(tiny_weights, config=cfg, device="cpu")
-        given = np.zeros((h, w), bool)
-        given[y:y + 7, x:x + 7] = True
-        _copying(seg.predictor, lambda labels, o: labels[0] == o)
-        state = seg.init_state(frames)
-        seg.add_new_mask(state, 0, 1, given)
-        results = {r.frame_idx: r.labels for r in seg.propagate(state, 0)}
+        given, results = _copying_run(tiny_weights, lambda labels, o: labels[0] == o, 4, y, x)
         assert all(np.array_equal(results[t] == 1, given) for t in (1, 2, 3)), f"the copy moved at {(y, x)}"
 
-    seg = VideoSegmenter(tiny_weights, config=cfg, device="cpu")
     corner = torch.zeros(64, 64)
     corner[0, 0] = 1
-    _copying(seg.predictor, lambda labels, o: corner)
-    given = np.zeros((h, w), bool)
-    given[90:97, 140:147] = True
-    state = seg.init_state(frames[:2])
-    seg.add_new_mask(state, 0, 1, given)
-    labels = {r.frame_idx: r.labels for r in seg.propagate(state, 0)}[1]
-    y0, y1, x0, x1 = place((93.5, 143.5), 64, (h, w))
+    labels = _copying_run(tiny_weights, lambda labels, o: corner, 2)[1][1]
+    y0, y1, x0, x1 = place((93.5, 143.5), 64, (H, W))
     assert np.argwhere(labels == 1).tolist() == [[y0, x0]]  # the crop's first pixel, nothing outside it
 
 
@@ -138,27 +134,17 @@ def test_main_parts_drops_stray_parts():
 def test_the_zoom_drops_a_stray_speck(tiny_weights, min_part):
     """A stub that copies the given 7x7 mask and adds a one-pixel speck at the crop's corner: the speck is
     dropped at min_part 0.3 (1 / 49 of the object), kept at 0."""
-    h, w = 200, 300
-    frames = np.random.default_rng(0).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
-    cfg = {"objects": "separate", "refine": {"enabled": False}, "memory": 0,
-           "zoom": {"enabled": True, "margin": 0.0, "min_size": 64 / 200, "motion": 0.0, "min_part": min_part}}
-    seg = VideoSegmenter(tiny_weights, config=cfg, device="cpu")
 
     def with_speck(labels, o):
         out = (labels[0] == o).clone()
         out[0, 0] = True
         return out
 
-    _copying(seg.predictor, with_speck)
-    given = np.zeros((h, w), bool)
-    given[90:97, 140:147] = True
-    state = seg.init_state(frames)
-    seg.add_new_mask(state, 0, 1, given)
-    labels = {r.frame_idx: r.labels for r in seg.propagate(state, 0)}[1]
-    y0, _, x0, _ = place((93.5, 143.5), 64, (h, w))
-    speck = np.zeros((h, w), bool)
+    given, results = _copying_run(tiny_weights, with_speck, 2, min_part=min_part)
+    y0, _, x0, _ = place((93.5, 143.5), 64, (H, W))
+    speck = np.zeros((H, W), bool)
     speck[y0, x0] = True
-    assert np.array_equal(labels == 1, given | speck if min_part == 0 else given)
+    assert np.array_equal(results[1] == 1, given | speck if min_part == 0 else given)
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +158,8 @@ def small_object_clip():
 def test_the_small_model_keeps_a_small_object_with_the_zoom_only(small_object_clip, zoom):
     frames, labels = small_object_clip
     seg = VideoSegmenter("small", config={"adapt": {"steps": 0}, "zoom": {"enabled": zoom}}, device="cpu")
-    state = seg.init_state(frames)
-    seg.add_new_mask(state, 0, 1, labels[0] == 1)
     ious = []
-    for r in seg.propagate(state, 0):
+    for r in segment(seg, frames, 0, labels[0] == 1, obj_id=1, start_frame_idx=0)[1]:
         if r.frame_idx:
             p, g = r.labels == 1, labels[r.frame_idx] == 1
             ious.append((p & g).sum() / max(1, (p | g).sum()))
@@ -190,9 +174,8 @@ def test_the_zoom_backwards_and_in_a_live_stream(small_object_clip):
     frames, labels = small_object_clip
     seg = VideoSegmenter("small", config={"adapt": {"steps": 0}, "zoom": {"enabled": True}}, device="cpu")
     last = len(frames) - 1
-    state = seg.init_state(frames)
-    seg.add_new_mask(state, last, 1, labels[last] == 1)
-    back = {r.frame_idx: r.labels == 1 for r in seg.propagate(state, last, reverse=True)}
+    _, results = segment(seg, frames, last, labels[last] == 1, obj_id=1, start_frame_idx=last, reverse=True)
+    back = {r.frame_idx: r.labels == 1 for r in results}
     stream = seg.stream()
     live = {0: stream.step(frames[0], labels[0]).labels == 1}
     for t in range(1, len(frames)):
