@@ -11,7 +11,7 @@ from seggpt.adapt import AdaptSampler, LoRALinear, add_lora, adapt, merge_lora, 
 from seggpt.colors import distinct_colors
 from seggpt.predictor import denormalize
 from seggpt.pairs import DreamAugment, DreamPairs
-from helpers_b import random_inputs
+from helpers import random_inputs
 
 
 def _scene(h=48, w=80, seed=0):

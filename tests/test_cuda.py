@@ -12,7 +12,7 @@ import torch
 from seggpt import SegGPT
 from seggpt.decode import resize_argmax
 from seggpt.predictor import SegGPTPredictor
-from helpers_b import random_inputs, segment, tiny_train
+from helpers import random_inputs, segment, tiny_train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -14,7 +14,7 @@ from seggpt.io import read_label_png
 from seggpt.errors import InputError
 from vos.data.datasets import DAVIS, FolderDataset, YouTubeVOS
 from vos.data.synthetic import make_clip, sequence_seed, write_davis2017, write_ytvos
-from helpers_b import DATA, require
+from helpers import DATA, require
 
 DAVIS16_VAL = DATA / "davis2016-val-480p"
 DAVIS16_TRAIN = DATA / "davis2016-train-240p"

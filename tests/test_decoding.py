@@ -19,7 +19,7 @@ from vos.io.decoders import _first_line
 from vos.run import main
 from vos.data.synthetic import make_clip
 from vos.io.video import DecordSource, PyAVSource, VideoError, open_source, quiet_fd2
-from helpers_b import encode_video, write_frames
+from helpers import encode_video, write_frames
 
 H, W = 48, 64
 

@@ -12,7 +12,7 @@ from seggpt.predictor import SegGPTPredictor
 from vos import EngineConfig, EngineError, VideoSegmenter
 from vos.engine.config import ConfigError
 from vos.data.synthetic import make_clip
-from helpers_b import segment, start, write_frames
+from helpers import segment, start, write_frames
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from vos.data.datasets import DAVIS
 from vos.data.metrics import (EvalJob, boundary_map, db_eval_boundary, db_eval_iou, db_statistics, disk,
     evaluate_many, evaluate_sequence, summarize, write_official_csvs)
 from vos.data.synthetic import make_clip
-from helpers_b import DATA, require
+from helpers import DATA, require
 
 DAVIS16_VAL = DATA / "davis2016-val-480p"
 

@@ -8,7 +8,7 @@ from seggpt import SegGPT, get_config
 from seggpt.predictor import SegGPTPredictor
 from seggpt.weights import to_transformers_keys
 from seggpt.weights_file import config_to_transformers
-from helpers_b import random_inputs
+from helpers import random_inputs
 
 pytest.importorskip("transformers")
 

@@ -10,7 +10,7 @@ import torch
 from vos import EngineError, VideoSegmenter
 from vos.sam2 import PromptNotSupported, SegGPTVideoPredictor, build_sam2_video_predictor
 from vos.data.synthetic import make_clip
-from helpers_b import start, write_frames
+from helpers import start, write_frames
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from vos.engine.objects import Objects
 from vos.engine.state import Annotations
 from vos.data.synthetic import make_clip
 from vos.engine.tracker import Tracker
-from helpers_b import random_inputs, segment, write_frames
+from helpers import random_inputs, segment, write_frames
 
 CPU = torch.device("cpu")
 

@@ -29,7 +29,7 @@ from training.data import (
 )
 from training.trainer import Trainer, build_stream, lr_factor
 from vos.data.synthetic import write_davis2017
-from helpers_b import DATA, require, tiny_train
+from helpers import DATA, require, tiny_train
 
 #: the stream settings of a run with the default TrainConfig (built where a run builds them)
 SETTINGS = TrainConfig().pair_settings()

@@ -34,7 +34,7 @@ from training.trainer import RUN_FILES, Trainer, evaluate, signals_held
 from vos.engine.segmenter import VideoSegmenter
 from vos.data.metrics import evaluate_sequence
 from vos.data.synthetic import make_clip
-from helpers_b import DATA, segment, tiny_train
+from helpers import DATA, segment, tiny_train
 
 ROOT = Path(__file__).resolve().parents[1]
 

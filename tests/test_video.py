@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vos.io.video import DEFAULT_FPS, DecordSource, FolderSource, FrameSource, PyAVSource, VideoError, open_source
-from helpers_b import DATA, encode_video, require
+from helpers import DATA, encode_video, require
 BACKENDS = ["decord", "pyav"]
 
 

@@ -7,7 +7,7 @@ import torch
 from benchmarks.reference import transformers_twin
 from seggpt import SegGPT, get_config
 from seggpt.weights import WeightsError, infer_config, read_checkpoint, to_transformers_keys
-from helpers_b import random_inputs
+from helpers import random_inputs
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from vos.engine.config import EngineConfig
 from vos.data.synthetic import make_clip
 import vos.engine.segmenter
 from vos.engine.zoom import Whereabouts, follow, main_parts, mask_box, object_crops, place, query_crop
-from helpers_b import segment, start
+from helpers import segment, start
 
 
 def test_crop_geometry():
