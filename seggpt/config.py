@@ -158,9 +158,11 @@ class SegGPTConfig:
         tokens = (k * n_half + n_half) if shared_query else k * n
         streams = [2 if i <= self.merge_index else 1 for i in range(self.depth)]
         encoder = sum(s * (tokens * per_token + attention) for s in streams)
-        patch = ((2 * k * n_half + n_half) if shared_query else 2 * k * n) * 2 * c * 3 * p * p  # the patch tokens
+        patch_tokens = (2 * k * n_half + n_half) if shared_query else 2 * k * n
+        patch = patch_tokens * 2 * c * 3 * p * p
         dec_rows = (grid_h + 1) if shared_query else 2 * grid_h
-        dec_tokens = (1 if shared_query else k) * dec_rows * grid_w  # decoded items x their tokens
+        dec_items = 1 if shared_query else k
+        dec_tokens = dec_items * dec_rows * grid_w
         dec_embed = dec_tokens * 2 * c * len(self.feature_layers) * p * p * self.decoder_dim
         dec_conv = dec_tokens * p * p * 2 * self.decoder_dim * (9 * self.decoder_dim + 3)
         return float(encoder + patch + dec_embed + dec_conv)

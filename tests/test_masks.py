@@ -79,23 +79,23 @@ def test_palette_png_short_palette_is_padded(tmp_path):
 
 OBJ = scene() > 0
 LA = np.stack([np.full(OBJ.shape, 255, np.uint8), OBJ.astype(np.uint8) * 255], axis=-1)  # the alpha: the object
-GREY = {  # name: (an image, its mode in the file, the labels it holds)
-    "grey 0/255 is object 1": (Image.fromarray(OBJ.astype(np.uint8) * 255), "L", OBJ),  # DAVIS 2016 convention
-    "grey index mask, ids as given": (Image.fromarray(scene(), mode="L"), "L", scene()),
-    "one bit": (Image.fromarray(OBJ), "1", OBJ),
-    "16 bit": (Image.fromarray(OBJ.astype(np.uint16) * 65535), "I;16", OBJ),
-    "16-bit index": (Image.fromarray(scene().astype(np.uint16)), "I;16", scene()),
-    "LA: the alpha is the mask": (Image.fromarray(LA, mode="LA"), "LA", OBJ),
+GREY = {  # name: (an image, its mode in the file, the labels it holds, their ids)
+    "grey 0/255 is object 1": (Image.fromarray(OBJ.astype(np.uint8) * 255), "L", OBJ, [1]),  # DAVIS 2016 convention
+    "grey index mask, ids as given": (Image.fromarray(scene(), mode="L"), "L", scene(), [1, 2, 3, 4]),
+    "one bit": (Image.fromarray(OBJ), "1", OBJ, [1]),
+    "16 bit": (Image.fromarray(OBJ.astype(np.uint16) * 65535), "I;16", OBJ, [1]),
+    "16-bit index": (Image.fromarray(scene().astype(np.uint16)), "I;16", scene(), [1, 2, 3, 4]),
+    "LA: the alpha is the mask": (Image.fromarray(LA, mode="LA"), "LA", OBJ, [1]),
 }
 
 
-@pytest.mark.parametrize("image, mode, labels", GREY.values(), ids=GREY)
-def test_grey_pngs_hold_their_objects(tmp_path, image, mode, labels):
+@pytest.mark.parametrize("image, mode, labels, ids", GREY.values(), ids=GREY)
+def test_grey_pngs_hold_their_objects(tmp_path, image, mode, labels, ids):
     path = save(tmp_path / "m.png", image)
     assert Image.open(path).mode == mode
     parsed = load_mask(path)
     np.testing.assert_array_equal(parsed.labels, labels)
-    assert parsed.object_ids == object_ids(labels) and parsed.palette is None and parsed.warnings == []
+    assert parsed.object_ids == ids and parsed.palette is None and parsed.warnings == []
 
 
 def test_grey_anti_aliased_is_thresholded(tmp_path):

@@ -194,7 +194,9 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         if resume and overwrite:
             raise InputError("--resume and --overwrite: choose one (go on with the run in out_dir, or replace it)")
-        resume_path = self.out_dir / "last.pt" if resume == "auto" else Path(resume) if resume else None
+        resume_path = None
+        if resume:
+            resume_path = self.out_dir / "last.pt" if resume == "auto" else Path(resume)
         if resume_path is not None and not resume_path.is_file():
             raise InputError(f"{resume_path}: checkpoint to resume from not found")
         if self.rank == 0:  # before anything slow: a refused folder costs nothing

@@ -192,8 +192,12 @@ class SegGPTVideoPredictor:
         if reverse and start_frame_idx == 0:
             return  # SAM 2 skips reverse tracking from frame 0
         # the start and the frames tracked after it: as many as asked, at most those left in that direction
-        left = (start_frame_idx if reverse else max_frame_num_to_track if num_frames is None
-                else num_frames - 1 - start_frame_idx)
+        if reverse:
+            left = start_frame_idx
+        elif num_frames is None:
+            left = max_frame_num_to_track
+        else:
+            left = num_frames - 1 - start_frame_idx
         count = min(max_frame_num_to_track, left) + 1
         bars: List[tqdm] = []  # the adaptation's bar, made at its first step (it often has nothing to learn)
 

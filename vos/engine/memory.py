@@ -48,7 +48,9 @@ class PromptMemory:
         if self.capacity <= 0:
             return False
         self._since_last += 1
-        if self._since_last < self.stride or (self.confidence_gate is not None and confidence < self.confidence_gate):
+        if self._since_last < self.stride:
+            return False
+        if self.confidence_gate is not None and confidence < self.confidence_gate:
             return False
         self._since_last = 0
         self.recent.append(prompt)

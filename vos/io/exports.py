@@ -149,8 +149,9 @@ class Exporter:
             self._rle_frames[idx] = {"frame_idx": int(idx), "name": name,
                                      "objects": frame_objects_rle(labels, conf, existing, scores)}
         if self._overlay is not None or self._matte is not None:  # the videos
-            # with a matte, the alpha is made above
-            matte = None if self._matte is None else alpha.max(axis=0) if len(alpha) else np.zeros(self.size, np.uint8)
+            matte = None
+            if self._matte is not None:  # with a matte, the alpha is made above
+                matte = alpha.max(axis=0) if len(alpha) else np.zeros(self.size, np.uint8)
             self._video(idx, labels, matte, result.frame)
         self.frames += 1
 
