@@ -443,6 +443,11 @@ def _quiet_exit(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the loader's worker loop ends quietly on it
 
 
+def _passes_through_fd_sharing(tb: object) -> bool:
+    return any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
+               for frame, _ in traceback.walk_tb(tb))  # type: ignore[arg-type]
+
+
 def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
     """A worker hands each batch's tensors to the main process by passing file descriptors, served by
     multiprocessing's resource-sharer thread, which prints any failure through ``sys.excepthook``. When
@@ -452,8 +457,7 @@ def _quiet_fd_sharing_failures(previous):  # type: ignore[no-untyped-def]
     everything else still goes to the previous hook."""
 
     def hook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if issubclass(exc_type, Exception) and any(os.path.basename(frame.f_code.co_filename) == "resource_sharer.py"
-                                                   for frame, _ in traceback.walk_tb(tb)):
+        if issubclass(exc_type, Exception) and _passes_through_fd_sharing(tb):
             return
         previous(exc_type, exc, tb)
 

@@ -61,8 +61,9 @@ class ObjectTrack:
 
     def lost_frames(self, after: int) -> Set[int]:
         """The frames of every empty run longer than `after` (none when its prompt mask is empty)."""
-        return {f for a, b in _ranges(list(self.empty)) if b - a + 1 > after and not self.prompt_empty
-                for f in range(a, b + 1)}
+        if self.prompt_empty:
+            return set()
+        return {f for a, b in _ranges(list(self.empty)) if b - a + 1 > after for f in range(a, b + 1)}
 
     def as_json(self, after: int) -> dict:
         return {"id": self.obj_id, "name": self.name, "prompt_frames": sorted(self.prompt_frames),
