@@ -25,6 +25,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -145,11 +146,8 @@ def benchmark(args: argparse.Namespace) -> int:
             raise InputError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
     outputs.claim()  # our earlier run emptied (or kept: --resume), the manifest written
     loaders = validate.sequence_loaders(bench, names, found)
-    common = dict(resume=args.resume, progress=not args.quiet, report=_print_failure)
-    if args.engine == "ray":
-        results = run_ray(spec, loaders, layout, address=args.address, **common)
-    else:
-        results = run_local(spec, loaders, layout, **common)
+    engine = functools.partial(run_ray, address=args.address) if args.engine == "ray" else run_local
+    results = engine(spec, loaders, layout, resume=args.resume, progress=not args.quiet, report=_print_failure)
     failed = [r for r in results if r.status == "failed"]
 
     scores = {r.name: r.scores for r in results if r.scores is not None}
