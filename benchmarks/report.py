@@ -44,9 +44,7 @@ def peak_rss_mb() -> float:
 def _cuda():
     """torch, if this process already imported it and uses CUDA (copy-first never imports torch)."""
     torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return None
-    return torch
+    return torch if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized() else None
 
 
 def reset_cuda_peak() -> None:
@@ -83,8 +81,7 @@ def format_table(sequences: Iterable[dict[str, Any]], global_results: dict[str, 
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     if global_results:
-        lines.append("")
-        lines.append("  ".join(f"{k} {global_results[k]:.3f}" for k in global_results))
+        lines += ["", "  ".join(f"{k} {global_results[k]:.3f}" for k in global_results)]
     return "\n".join(lines)
 
 

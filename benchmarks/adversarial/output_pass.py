@@ -279,9 +279,7 @@ class Scene:
     def call(self, tool: str, argv: List[str], sub: bool = False, timeout: float = 90) -> Outcome:
         """A tool's main(argv) in this process, or (`sub`: FIFOs, devices) as a subprocess that must not block."""
         module = MODULES.get(tool, tool)
-        if sub:
-            return self._run(lambda: call_sub(module, argv, self.d, timeout))
-        return self._run(lambda: call_main(module, argv, self.d))
+        return self._run(lambda: call_sub(module, argv, self.d, timeout) if sub else call_main(module, argv, self.d))
 
     def pyrun(self, code: str, timeout: float = 90) -> Outcome:
         """A snippet in a subprocess; it prints RESULT:<exception class names or ok>."""

@@ -113,10 +113,6 @@ for _title, _fn, _mod in [
 # ---------------------------------------------------------------------------- 4. the other tools
 
 
-def tool(title: str, expect: str, fn: Callable[[Scene], Outcome]) -> None:
-    add(C4, title, expect, fn)
-
-
 # per tool: the template run of ours its cases start from, the module, its argv (given what the scene's
 # prep returned and the extra arguments)
 TOOLS: Dict[str, Tuple[str, str, Callable[[Scene, Any, Sequence[str]], List[str]]]] = {
@@ -139,7 +135,7 @@ def over(title: str, expect: str, tool_name: str, prep: Optional[Callable[[Scene
         if not fresh:
             S.template(key)
         return S.call(module, argv(S, prep(S) if prep else None, extra))
-    tool(f"{title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
+    add(C4, f"{title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
 
 
 def _u(rel: str, data: bytes = b"my precious notes\n") -> Callable[[Scene], None]:
@@ -160,10 +156,10 @@ for _ex in [(), ("--overwrite",)]:
     over("seggpt.run symlink mask -> user file", "refuse", SG, _ln("sr/00001_mask.png", "u.png"), *_ex)
     over("benchmarks.vos user file in --out", "refuse", BVOS, _u("bv/notes.txt"), *_ex)
     over("benchmarks.vos result png edited", "refuse", BVOS, _u("bv/synth-000/00001.png", b"e"), *_ex)
-    tool("benchmarks.evaluate user CSV in results (no manifest)" + (" --overwrite" if _ex else ""), "refuse",
-         lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
-                            S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
-                            S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
+    add(C4, "benchmarks.evaluate user CSV in results (no manifest)" + (" --overwrite" if _ex else ""), "refuse",
+        lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
+                           S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
+                           S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
     over("benchmarks.evaluate our CSV edited", "refuse", EVAL, _u("bv/global_results-val.csv", b"edited"), *_ex)
 over("seggpt.run rerun over our outputs", "ok", SG)
 over("seggpt.run v1 manifest", "refuse", SG, lambda S: v1(S.p("sr")))
@@ -181,24 +177,25 @@ over("seggpt.tune --out is a folder", "refuse", TU, lambda S: _u("dir.safetensor
 over("seggpt.tune parent manifest garbage", "refuse", TU, lambda S: write_manifest(str(S.d), "garbage"))
 over("vos.demo rerun", "ok", DM)
 for _name, _data in [("clip.mp4", b"my holiday"), ("clip_mask.png", b"m")]:
-    tool(f"vos.demo user {_name} in a fresh folder", "refuse",
-         lambda S, n=_name, d=_data: (S.mark(S.user("x/" + n, d)), S.call("vos.demo", [S.p("x")]))[-1])
+    add(C4, f"vos.demo user {_name} in a fresh folder", "refuse",
+        lambda S, n=_name, d=_data: (S.mark(S.user("x/" + n, d)), S.call("vos.demo", [S.p("x")]))[-1])
 over("vos.demo our mask edited", "refuse", DM, _u("d/clip_mask.png", b"edited"))
 over("vos.demo clip.mp4 symlink -> user video", "refuse", DM, _ln("d/clip.mp4", "v.mp4", b"video"))
-tool("vos.demo DIR is a user file", "refuse", lambda S: (S.mark(S.user("x", b"f")), S.call("vos.demo", [S.p("x")]))[-1])
-tool("vos.demo folder with other user files", "ok",
-     lambda S: (S.mark(S.user("x/holiday.mp4", b"mine"), S.user("x/" + MANIFEST + ".bak", b"b")),
-                S.call("vos.demo", ["--frames", "2", S.p("x")]))[-1])
+add(C4, "vos.demo DIR is a user file", "refuse",
+    lambda S: (S.mark(S.user("x", b"f")), S.call("vos.demo", [S.p("x")]))[-1])
+add(C4, "vos.demo folder with other user files", "ok",
+    lambda S: (S.mark(S.user("x/holiday.mp4", b"mine"), S.user("x/" + MANIFEST + ".bak", b"b")),
+               S.call("vos.demo", ["--frames", "2", S.p("x")]))[-1])
 over("training rerun over our run (no flag)", "ok_or_refuse", TR, _u("keep.txt"))
 over("training user notes", "refuse", TR, _u("tr/notes.txt"), "--overwrite")
 over("training log.jsonl edited", "refuse", TR, _u("tr/log.jsonl", b'{"my": "notes"}\n'), "--overwrite")
 over("training best.safetensors edited --resume", "refuse", TR, _u("tr/best.safetensors", b"x"), "--resume")
 over("training symlink last.pt -> user file", "refuse", TR, _ln("tr/last.pt", "u.pt"), "--overwrite")
-tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", lambda S: (
+add(C4, "training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", lambda S: (
     S.template("tr"), write_manifest(S.p("tr"), "?"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
 over("training out_dir is a user file", "refuse", TR, _u("tr", b"f"), fresh=True)
-tool("training --overwrite over our run", "ok",
-     lambda S: (S.template("tr"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
+add(C4, "training --overwrite over our run", "ok",
+    lambda S: (S.template("tr"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
 over("benchmarks.vos rerun", "ok", BVOS)
 over("benchmarks.vos --resume", "ok", BVOS, None, "--resume")
 over("benchmarks.vos symlink in --out --resume", "refuse", BVOS,
@@ -207,9 +204,9 @@ over("benchmarks.evaluate rerun", "ok", EVAL)
 over("benchmarks.evaluate CSV is a symlink to a user file", "refuse", EVAL, _ln("bv/per-sequence_results-val.csv", "u.csv"))
 over("benchmarks.evaluate CSV is a folder", "refuse", EVAL, lambda S: (
     os.unlink(S.p("bv/global_results-val.csv")), S.mark(S.user("bv/global_results-val.csv/k"))))
-tool("benchmarks.evaluate fresh results (no CSVs)", "ok",
-     lambda S: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"), S.mark(S.user("res/keep.txt")),
-                S.call("benchmarks.evaluate", EV(S.p("res"))))[-1])
+add(C4, "benchmarks.evaluate fresh results (no CSVs)", "ok",
+    lambda S: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"), S.mark(S.user("res/keep.txt")),
+               S.call("benchmarks.evaluate", EV(S.p("res"))))[-1])
 
 
 # the Editor
@@ -296,9 +293,9 @@ for _title, _expect, _open, _prep, _act in [
      lambda S, e: e.open_session("x.vos-session.zip")),
 ]:
     editor_case(_title, _expect, _prep, _act, _open)
-tool("Editor root is a file", "raise:EditorError",
-     lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
-         "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
+add(C4, "Editor root is a file", "raise:EditorError",
+    lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
+        "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
 
 
 def _check_inside(S: Scene, path: Path) -> None:
