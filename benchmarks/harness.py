@@ -162,8 +162,7 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     finally:
         bar.close()
     seconds = time.perf_counter() - start
-    missing = [f for f in sequence.frames_to_save if f not in written]
-    if missing:
+    if missing := [f for f in sequence.frames_to_save if f not in written]:
         raise InputError(f"{sequence.name}: the method gave no mask for frames {missing[:5]}")
     result = SequenceResult(sequence.name, "done", frames=frames, saved=len(written), seconds=seconds,
                             peak_rss_mb=peak_rss_mb(), cuda_max_allocated_mb=cuda_peak_mb(),

@@ -153,9 +153,7 @@ def benchmark(args: argparse.Namespace) -> int:
     scores = {r.name: r.scores for r in results if r.scores is not None}
     not_scored = {r.name: r.error or "not scored" for r in results if r.scores is None} if scores else {}
     global_results, csv_paths = validate.write_scores(layout.out, bench.split, scores, names, not_scored)
-    zip_path = None
-    if bench.kind == "ytvos" and not failed:
-        zip_path = layout.write_zip([bench.reader[n] for n in names])
+    zip_path = layout.write_zip([bench.reader[n] for n in names]) if bench.kind == "ytvos" and not failed else None
 
     records = [r.summary() for r in results]
     worker_peaks = [r.peak_rss_mb for r in results if r.peak_rss_mb is not None]
