@@ -281,9 +281,7 @@ def run_pass(cases: Sequence[Case], run_one: Callable[[int, Case], Result], only
         print(f"{cat:22s} {counts[0]:6d} {counts[1]:7d} {counts[2]:10d} {counts[3]:11d}")
     print(f"{'TOTAL':22s} {total[0]:6d} {total[1]:7d} {total[2]:10d} {total[3]:11d}   ({time.time() - t0:.0f} s)")
     if failures:
-        print("\nFAILURES:")
-        for f in failures:
-            print(f)
+        print("\nFAILURES:", *failures, sep="\n")
     return 1 if failures else 0
 
 
