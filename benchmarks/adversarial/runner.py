@@ -266,9 +266,7 @@ def run_pass(cases: Sequence[Case], run_one: Callable[[int, Case], Result], only
             r = run_one(i, case)
         except Exception as e:  # noqa: BLE001 - a broken case setup is reported, never hidden
             r = Result(False, f"CASE SETUP ERROR {type(e).__name__}: {e}")
-        counts = tally.setdefault(case.category, [0, 0, 0, 0])
-        for k, v in enumerate((1, r.ok, r.lost, r.tb)):
-            counts[k] += v
+        tally[case.category] = [a + b for a, b in zip(tally.get(case.category, [0, 0, 0, 0]), (1, r.ok, r.lost, r.tb))]
         line = f"{case.category:22s} {'PASS' if r.ok else 'FAIL'}  {case.name}  -- {r.reason}  [{time.time() - t:.1f}s]"
         print(line, flush=True)
         if not r.ok:
