@@ -76,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace) -> int:
     bench = open_benchmark(args.dataset, args.root, args.split, args.resolution)
     names = args.sequences or bench.names
-    unknown = [n for n in names if n not in bench.names]
-    if unknown:
+    if unknown := [n for n in names if n not in bench.names]:
         raise InputError(f"{args.root}: unknown sequence(s) {', '.join(unknown)}")
     if not os.path.isdir(args.results):
         raise InputError(f"{args.results}: results folder not found")

@@ -74,13 +74,10 @@ def open_benchmark(name: str, root: str | os.PathLike, split: str | None = None,
         info = {"dataset": name, "root": str(root), "split": split, "resolution": reader.resolution}
         return Benchmark(name, reader, "davis", split, info)
     split = split or "valid"
-    frames_root = None
     if all_frames == "auto":
         candidate = root / "all_frames" / f"{split}_all_frames"
-        frames_root = candidate if candidate.is_dir() else None
-    elif all_frames not in (None, "none"):
-        frames_root = Path(all_frames)
-    reader = YouTubeVOS(root, split=split, all_frames_root=frames_root)
+        all_frames = candidate if candidate.is_dir() else None
+    reader = YouTubeVOS(root, split=split, all_frames_root=None if all_frames in (None, "none") else Path(all_frames))
     info = {"dataset": name, "root": str(root), "split": split,
             "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None}
     return Benchmark(name, reader, "ytvos", split, info)

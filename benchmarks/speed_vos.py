@@ -93,9 +93,7 @@ def ours(model: SegGPT, video: Path, mask: np.ndarray, k: int, batch: int, devic
 def model_only(model: SegGPT, k: int, batch: int, device, dtype, reps: int = 3) -> float:
     h, w = model.config.image_size
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 3, h, w, generator=g).to(device)
-    p = torch.randn(batch, k, 3, h, w, generator=g).to(device)
-    m = torch.randn(batch, k, 3, h, w, generator=g).to(device)
+    x, p, m = (torch.randn(batch, *shape, generator=g).to(device) for shape in ((3, h, w), (k, 3, h, w), (k, 3, h, w)))
     predictor = SegGPTPredictor(model, dtype=dtype)
     predictor.infer(x, p, m)
     return batch / best_seconds(lambda: predictor.infer(x, p, m), device, reps)

@@ -114,8 +114,7 @@ def make_spec(config: BenchmarkConfig) -> MethodSpec:
 def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
     if not wanted:
         return names
-    unknown = [n for n in wanted if n not in names]
-    if unknown:
+    if unknown := [n for n in wanted if n not in names]:
         raise InputError(f"{root}: unknown sequence(s) {', '.join(unknown)} (the split has {len(names)}: "
                            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
     return list(dict.fromkeys(wanted))

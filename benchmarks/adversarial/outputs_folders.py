@@ -110,8 +110,7 @@ def _slip(S: Scene, f: str, fake: bool) -> None:
 
 def _empty_dir_clash(S: Scene, f: str, name: str) -> None:
     d = Path(f) / name
-    if d.exists():
-        d.unlink()
+    d.unlink(missing_ok=True)
     d.mkdir()
     S.mark(str(d))
 

@@ -75,40 +75,39 @@ local_case("no --out: default <video>_masks next to the video", "vos.run", lambd
 local_case("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "vos.run",
            lambda S: (S.mark(S.user("clip_masks/00000.png", b"user's own")), LV(S, None, "--overwrite"))[-1])
 
-for _title, _mod, _fn in [
-    ("seggpt.run --out holds the query", "seggpt.run", lambda S: SR(
+# the tool each case runs is its title's first word
+for _title, _fn in [
+    ("seggpt.run --out holds the query", lambda S: SR(
         S.p("in/frames"), prompt=S.p("in/frames/00000.png"), mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png"))),
-    ("seggpt.run --out holds the prompt mask", "seggpt.run", lambda S: SR(S.p("in"), mask=S.p("in/mask.png"))),
-    ("seggpt.run --out is the weights file", "seggpt.run",
+    ("seggpt.run --out holds the prompt mask", lambda S: SR(S.p("in"), mask=S.p("in/mask.png"))),
+    ("seggpt.run --out is the weights file",
      lambda S: SR(S.p("in/w.safetensors")) + ["--weights", S.p("in/w.safetensors")]),
-    ("seggpt.run --out holds the weights", "seggpt.run", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")]),
-    ("seggpt.run --out holds the query via ..", "seggpt.run",
+    ("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")]),
+    ("seggpt.run --out holds the query via ..",
      lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png"))),
-    ("seggpt.tune --out is the example image", "seggpt.tune",
+    ("seggpt.tune --out is the example image",
      lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png"))),
-    ("seggpt.tune --out is the weights", "seggpt.tune",
-     lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors"))),
-    ("seggpt.tune --out is the example mask via symlink", "seggpt.tune",
+    ("seggpt.tune --out is the weights", lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors"))),
+    ("seggpt.tune --out is the example mask via symlink",
      lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png"))),
 ]:
-    local_case(_title, _mod, _fn)
+    local_case(_title, _title.split()[0], _fn)
 
-for _title, _fn, _mod in [
-    ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis")), "benchmarks.vos"),
-    ("benchmarks.vos --out inside JPEGImages", lambda S: BV(S.p("davis/JPEGImages/480p"), root=S.p("davis")),
-     "benchmarks.vos"),
-    ("benchmarks.vos --out holds the dataset", lambda S: BV(S.p("."), root=S.p("davis")), "benchmarks.vos"),
-    ("benchmarks.vos --out is Annotations via symlink", lambda S: BV(S.link("ann", S.p("davis/Annotations/480p")),
-                                                                     root=S.p("davis")), "benchmarks.vos"),
+for _title, _fn in [
+    ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis"))),
+    ("benchmarks.vos --out inside JPEGImages", lambda S: BV(S.p("davis/JPEGImages/480p"), root=S.p("davis"))),
+    ("benchmarks.vos --out holds the dataset", lambda S: BV(S.p("."), root=S.p("davis"))),
+    ("benchmarks.vos --out is Annotations via symlink",
+     lambda S: BV(S.link("ann", S.p("davis/Annotations/480p")), root=S.p("davis"))),
     ("benchmarks.evaluate --results is the Annotations folder",
-     lambda S: EV(S.p("davis/Annotations/480p"), root=S.p("davis")), "benchmarks.evaluate"),
-    ("benchmarks.evaluate --results is the root", lambda S: EV(S.p("davis"), root=S.p("davis")),
-     "benchmarks.evaluate"),
+     lambda S: EV(S.p("davis/Annotations/480p"), root=S.p("davis"))),
+    ("benchmarks.evaluate --results is the root", lambda S: EV(S.p("davis"), root=S.p("davis"))),
     ("training out_dir is the davis root", lambda S: TRAIN(S.p("davis"), f"davis_roots=[{S.p('davis')}]",
                                                            "davis_year=2017", "davis_split=val",
-                                                           "davis_resolution=480p"), "training"),
+                                                           "davis_resolution=480p")),
 ]:
-    add(C3, _title, "refuse", (lambda f, m: lambda S: (S.mark(S.davis(results=False)[0]), S.call(m, f(S)))[-1])(_fn, _mod))
+    add(C3, _title, "refuse",
+        (lambda f, m: lambda S: (S.mark(S.davis(results=False)[0]), S.call(m, f(S)))[-1])(_fn, _title.split()[0]))
 
 # ---------------------------------------------------------------------------- 4. the other tools
 
