@@ -91,8 +91,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     """
     if address is None or address in ("auto", "local"):
         return
-    hostport = address.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--address {address!r}: expected host:port (or ray://host:port, auto)")
     try:

@@ -141,10 +141,9 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     start = time.perf_counter()
     try:
         with BackgroundWriter(maxsize=8, name=f"png-{sequence.name}") as writer:
-            for name in sequence.frame_names[:first_given]:
-                if name in to_save:
-                    writer.submit(save_index_png, layout.frame_path(sequence.name, name), np.zeros(sequence.size, np.uint8))
-                    written.add(name)
+            for name in [n for n in sequence.frame_names[:first_given] if n in to_save]:  # before any object
+                writer.submit(save_index_png, layout.frame_path(sequence.name, name), np.zeros(sequence.size, np.uint8))
+                written.add(name)
             for index, labels in method.segment(sequence):
                 frames += 1
                 bar.update(1)

@@ -40,8 +40,7 @@ def best_seconds(fn: Callable[[], Any], device: torch.device, reps: int) -> floa
 def peak_gflops(dtype: torch.dtype, device: torch.device, reps: int = 5, size: int = PEAK_SIZE) -> float:
     """The machine's matmul peak in `dtype` on `device`, GFLOP/s (the module docstring's fixed recipe)."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    a, b = (torch.randn(size, size, generator=g).to(device=device, dtype=dtype) for _ in range(2))
     for _ in range(2):
         torch.mm(a, b)
     return 2.0 * size**3 / best_seconds(lambda: torch.mm(a, b), device, reps) / 1e9

@@ -104,9 +104,8 @@ def make_spec(config: BenchmarkConfig) -> MethodSpec:
     """The method to run, with its settings resolved (what runs is what is recorded)."""
     if config.method == "copy-first":
         return MethodSpec("copy-first")
-    weights = config.weights
-    if Path(weights).exists():  # Ray workers may run elsewhere in the file tree: absolute paths travel
-        weights = str(Path(weights).resolve())
+    # Ray workers may run elsewhere in the file tree: absolute paths travel
+    weights = str(Path(config.weights).resolve()) if Path(config.weights).exists() else config.weights
     engine = json.dumps(dataclasses.asdict(config.engine), sort_keys=True)
     return MethodSpec("seggpt", weights, engine, config.device, config.dtype)
 

@@ -161,10 +161,9 @@ L("sam2 add_new_mask wrong aspect", "inputerror", _s_add(lambda: np.ones((10, 40
 L("sam2 add_new_mask 3-D (2,H,W)", "inputerror", _s_add(lambda: np.ones((2,) + tuple(G["size"]), bool)))
 L("sam2 add_new_mask None", "inputerror", _s_add(lambda: None))
 L("sam2 add_new_mask string", "inputerror", _s_add(lambda: "m.png"))
-L("sam2 add_new_mask obj 'a'", "inputerror_or_ok", _s_add(lambda: _mask("") > 0, obj="a"))
-L("sam2 add_new_mask obj None", "inputerror", _s_add(lambda: _mask("") > 0, obj=None))
-L("sam2 add_new_mask frame -1", "inputerror", _s_add(lambda: _mask("") > 0, frame=-1))
-L("sam2 add_new_mask frame 99", "inputerror", _s_add(lambda: _mask("") > 0, frame=99))
+for _arg, _value, _expect in [("obj", "a", "inputerror_or_ok"), ("obj", None, "inputerror"),
+                              ("frame", -1, "inputerror"), ("frame", 99, "inputerror")]:
+    L(f"sam2 add_new_mask {_arg} {_value!r}", _expect, _s_add(lambda: _mask("") > 0, **{_arg: _value}))
 L("sam2 add_new_mask empty mask", "inputerror", _s_add(lambda: np.zeros(G["size"], bool)))
 L("sam2 add_new_mask numpy float64 nan via list", "inputerror", _s_add(lambda: [[float("nan")] * G["size"][1]] * G["size"][0]))
 L("sam2 propagate without masks", "inputerror", _s_prop(_mask=False))

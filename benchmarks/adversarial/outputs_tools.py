@@ -252,8 +252,7 @@ def _upload(S: Scene, e: Any) -> Any:
 
 def _link_out(S: Scene, rel: str) -> None:
     """`rel` (a folder the Editor writes into) a link to a user's folder."""
-    S.mark(S.user("elsewhere/k.txt"))
-    S.mark(S.link(rel, S.p("elsewhere")))
+    S.mark(S.user("elsewhere/k.txt"), S.link(rel, S.p("elsewhere")))
 
 
 EE = "raise:EditorError"

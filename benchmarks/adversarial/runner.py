@@ -60,15 +60,9 @@ def entry(p: Path) -> Optional[tuple]:
 
 
 def snapshot(folder: Path) -> Dict[str, tuple]:
-    """Every entry under `folder` (links not followed), by path relative to it."""
-    out: Dict[str, tuple] = {}
-    if entry(folder) is None:
-        return out
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        for n in dirnames + filenames:
-            p = Path(dirpath) / n
-            out[os.path.relpath(p, folder)] = entry(p)
-    return out
+    """Every entry under `folder` (links not followed), by path relative to it; none when it is missing."""
+    return {os.path.relpath(Path(d) / n, folder): entry(Path(d) / n)
+            for d, dirs, files in os.walk(folder, followlinks=False) for n in dirs + files}
 
 
 def changed(a: Dict[str, tuple], b: Dict[str, tuple]) -> List[str]:
