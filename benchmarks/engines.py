@@ -33,10 +33,6 @@ ENGINES = ("local", "ray")
 SequenceLoader = tuple[str, Callable[[], Sequence]]
 
 
-def _sequence_bar(total: int, progress: bool):
-    return tqdm(total=total, desc="sequences", unit="seq", disable=not progress, file=sys.stderr)
-
-
 def _failed(name: str, err: BaseException, attempts: int = 1) -> SequenceResult:
     return SequenceResult(name, "failed", attempts=attempts, error=describe_sequence_error(err))
 
@@ -45,7 +41,7 @@ def _collect(results: Iterable[tuple[str, SequenceResult]], total: int, progress
              report: Callable[[SequenceResult], None] | None) -> dict[str, SequenceResult]:
     """Each (name, result) as it comes: reported (`report`) and counted on the progress bar; by name."""
     collected = {}
-    bar = _sequence_bar(total, progress)
+    bar = tqdm(total=total, desc="sequences", unit="seq", disable=not progress, file=sys.stderr)
     try:
         for name, result in results:
             collected[name] = result
