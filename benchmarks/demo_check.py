@@ -44,8 +44,7 @@ def score(pred_dir: Path, seed: int, frames: int, objects: int) -> Dict[str, obj
     pred = np.stack([read_label_png(f) for f in files])
     ids = [int(i) for i in np.unique(truth[0]) if i > 0]
     per_object = evaluate_sequence(truth, pred, object_ids=ids)
-    j = float(np.mean([per_object[o]["J"].mean() for o in ids]))
-    f = float(np.mean([per_object[o]["F"].mean() for o in ids]))
+    j, f = (float(np.mean([per_object[o][measure].mean() for o in ids])) for measure in ("J", "F"))
     missed = {o: [t for t in range(frames) if (truth[t] == o).any() and not (pred[t] == o).any()] for o in ids}
     return {"seed": seed, "frames": frames, "objects": ids, "J&F": (j + f) / 2, "J": j, "F": f,
             "missed_frames": {str(o): m for o, m in missed.items()},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Callable, Sequence as Seq
+from typing import Callable, Iterable, Sequence as Seq
 
 from tqdm import tqdm
 
@@ -33,36 +33,38 @@ ENGINES = ("local", "ray")
 SequenceLoader = tuple[str, Callable[[], Sequence]]
 
 
-def _sequence_bar(total: int, progress: bool):
-    return tqdm(total=total, desc="sequences", unit="seq", disable=not progress, file=sys.stderr)
-
-
 def _failed(name: str, err: BaseException, attempts: int = 1) -> SequenceResult:
     return SequenceResult(name, "failed", attempts=attempts, error=describe_sequence_error(err))
+
+
+def _collect(results: Iterable[tuple[str, SequenceResult]], total: int, progress: bool,
+             report: Callable[[SequenceResult], None] | None) -> dict[str, SequenceResult]:
+    """Each (name, result) as it comes: reported (`report`) and counted on the progress bar; by name."""
+    collected = {}
+    bar = tqdm(total=total, desc="sequences", unit="seq", disable=not progress, file=sys.stderr)
+    try:
+        for name, result in results:
+            collected[name] = result
+            if report is not None:
+                report(result)
+            bar.update(1)
+    finally:
+        bar.close()
+    return collected
 
 
 def run_local(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayout, *, resume: bool = False,
               score: bool = True, progress: bool = True,
               report: Callable[[SequenceResult], None] | None = None) -> list[SequenceResult]:
     """Run every sequence in this process. ``report`` is called after each one (e.g. to print a failure)."""
-    results = []
-    bar = _sequence_bar(len(sequences), progress)
-    try:
+    def results():
         for name, load in sequences:
             layout.reset_attempts(name)
             try:
-                result = process_sequence(spec, load(), layout, resume=resume, score=score, progress=progress)
-            except KeyboardInterrupt:
-                raise
+                yield name, process_sequence(spec, load(), layout, resume=resume, score=score, progress=progress)
             except Exception as err:  # one bad sequence must not stop the benchmark
-                result = _failed(name, err, max(1, layout.attempts(name)))
-            results.append(result)
-            if report is not None:
-                report(result)
-            bar.update(1)
-    finally:
-        bar.close()
-    return results
+                yield name, _failed(name, err, max(1, layout.attempts(name)))
+    return list(_collect(results(), len(sequences), progress, report).values())
 
 
 def _ray_task(spec: MethodSpec, sequence: Sequence, layout: ResultLayout, resume: bool, score: bool) -> SequenceResult:
@@ -85,8 +87,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     """
     if address is None or address in ("auto", "local"):
         return
-    hostport = address.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--address {address!r}: expected host:port (or ray://host:port, auto)")
     try:
@@ -115,37 +116,29 @@ def run_ray(spec: MethodSpec, sequences: Seq[SequenceLoader], layout: ResultLayo
             raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
                                f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
     try:
-        use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-        options = {"num_gpus": 1} if use_gpu else {"num_cpus": 1}
+        options = {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) >= 1 else {"num_cpus": 1}
         task = ray.remote(_ray_task).options(max_retries=1, retry_exceptions=True, **options)
-        results: dict[str, SequenceResult] = {}
-        pending = {}
+        failed, pending = [], {}
         for name, load in sequences:
             layout.reset_attempts(name)
             try:
                 sequence = load()  # reading the description is cheap and reports a bad sequence here
             except Exception as err:
-                results[name] = _failed(name, err)
-                if report is not None:
-                    report(results[name])
+                failed.append((name, _failed(name, err)))
                 continue
             pending[task.remote(spec, sequence, layout, resume, score)] = name
-        bar = _sequence_bar(len(sequences), progress)
-        bar.update(len(results))
-        try:
+
+        def finished():
+            yield from failed
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 name = pending.pop(done[0])
                 try:
-                    result = ray.get(done[0])
+                    yield name, ray.get(done[0])
                 except Exception as err:  # the task failed twice (or its worker died twice)
-                    result = SequenceResult(name, "failed", attempts=layout.attempts(name), error=_ray_error_text(err))
-                results[name] = result
-                if report is not None:
-                    report(result)
-                bar.update(1)
-        finally:
-            bar.close()
+                    yield name, SequenceResult(name, "failed", attempts=layout.attempts(name),
+                                               error=_ray_error_text(err))
+        results = _collect(finished(), len(sequences), progress, report)
         return [results[name] for name, _ in sequences]
     finally:
         if started:

@@ -20,15 +20,13 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from seggpt.cli import ArgumentParser, run_cli
 from seggpt.errors import InputError
 from vos.data.datasets import DatasetError
 from vos.data.metrics import MetricsError
 from seggpt.outputs import check_not_inputs, claim_files
 
-from .harness import open_benchmark
+from .harness import SequenceResult, open_benchmark
 from .layout import ResultLayout
 from .report import format_table
 from . import validate
@@ -45,9 +43,7 @@ def choose_processes(requested: int, frames: int, sequences: int) -> int:
     """``requested`` if > 0, else one per CPU for large sets and 1 for small ones (see PARALLEL_FROM_FRAMES)."""
     if requested > 0:
         return requested
-    if frames < PARALLEL_FROM_FRAMES:
-        return 1
-    return max(1, min(os.cpu_count() or 1, sequences))
+    return 1 if frames < PARALLEL_FROM_FRAMES else max(1, min(os.cpu_count() or 1, sequences))
 
 
 def _processes(text: str) -> int:
@@ -80,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace) -> int:
     bench = open_benchmark(args.dataset, args.root, args.split, args.resolution)
     names = args.sequences or bench.names
-    unknown = [n for n in names if n not in bench.names]
-    if unknown:
+    if unknown := [n for n in names if n not in bench.names]:
         raise InputError(f"{args.root}: unknown sequence(s) {', '.join(unknown)}")
     if not os.path.isdir(args.results):
         raise InputError(f"{args.results}: results folder not found")
@@ -98,9 +93,8 @@ def evaluate(args: argparse.Namespace) -> int:
     scores = evaluate_folder(bench, layout, names, processes=processes)
     global_results, paths = validate.write_scores(layout.out, bench.split, scores, names, {})
     seconds = time.perf_counter() - start
-    records = [{"name": n, "status": "scored", "frames": len(bench.reader[n].frame_names), "fps": None,
-                "objects": {str(o): {"J-Mean": float(np.nanmean(s["J"])), "F-Mean": float(np.nanmean(s["F"]))}
-                            for o, s in sorted(scores[n].items())}} for n in names]
+    records = [SequenceResult(n, "scored", frames=len(bench.reader[n].frame_names), scores=scores[n]).summary()
+               for n in names]
     print(format_table(records, global_results))
     print(f"\nscored {frames} frames of {len(names)} sequences in {seconds:.2f} s with {processes} process(es) "
           f"({frames / seconds:.1f} frames/s, {1000 * seconds / frames:.2f} s per 1,000 frames); "

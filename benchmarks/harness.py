@@ -74,13 +74,10 @@ def open_benchmark(name: str, root: str | os.PathLike, split: str | None = None,
         info = {"dataset": name, "root": str(root), "split": split, "resolution": reader.resolution}
         return Benchmark(name, reader, "davis", split, info)
     split = split or "valid"
-    frames_root = None
     if all_frames == "auto":
         candidate = root / "all_frames" / f"{split}_all_frames"
-        frames_root = candidate if candidate.is_dir() else None
-    elif all_frames not in (None, "none"):
-        frames_root = Path(all_frames)
-    reader = YouTubeVOS(root, split=split, all_frames_root=frames_root)
+        all_frames = candidate if candidate.is_dir() else None
+    reader = YouTubeVOS(root, split=split, all_frames_root=None if all_frames in (None, "none") else Path(all_frames))
     info = {"dataset": name, "root": str(root), "split": split,
             "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None}
     return Benchmark(name, reader, "ytvos", split, info)
@@ -144,10 +141,9 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     start = time.perf_counter()
     try:
         with BackgroundWriter(maxsize=8, name=f"png-{sequence.name}") as writer:
-            for name in sequence.frame_names[:first_given]:
-                if name in to_save:
-                    writer.submit(save_index_png, layout.frame_path(sequence.name, name), np.zeros(sequence.size, np.uint8))
-                    written.add(name)
+            for name in [n for n in sequence.frame_names[:first_given] if n in to_save]:  # before any object
+                writer.submit(save_index_png, layout.frame_path(sequence.name, name), np.zeros(sequence.size, np.uint8))
+                written.add(name)
             for index, labels in method.segment(sequence):
                 frames += 1
                 bar.update(1)
@@ -162,8 +158,7 @@ def run_sequence(method: Method, sequence: Sequence, layout: ResultLayout, *, fi
     finally:
         bar.close()
     seconds = time.perf_counter() - start
-    missing = [f for f in sequence.frames_to_save if f not in written]
-    if missing:
+    if missing := [f for f in sequence.frames_to_save if f not in written]:
         raise InputError(f"{sequence.name}: the method gave no mask for frames {missing[:5]}")
     result = SequenceResult(sequence.name, "done", frames=frames, saved=len(written), seconds=seconds,
                             peak_rss_mb=peak_rss_mb(), cuda_max_allocated_mb=cuda_peak_mb(),

@@ -159,8 +159,7 @@ class ResultLayout:
         target = Path(path) if path is not None else self.out / "submission.zip"
         entries: list[tuple[Path, str]] = []
         for seq in sequences:
-            missing = self.missing_frames(seq)
-            if missing:
+            if missing := self.missing_frames(seq):
                 raise InputError(f"{self.sequence_dir(seq.name)}: frames missing for the zip: {missing[:5]}")
             entries += [(self.frame_path(seq.name, f), f"Annotations/{seq.name}/{f}.png") for f in seq.frames_to_save]
         # PNGs are compressed already: storing them is as small and several times faster.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -23,23 +23,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)  # kernels run asynchronously: time them to completion
 
 
+def timed(fn: Callable[[], Any], device: torch.device) -> Tuple[float, Any]:
+    """One call of `fn`, timed to completion of its kernels: (seconds, what it returned)."""
+    sync(device)
+    t = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - t, out
+
+
 def best_seconds(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
     """The fastest of `reps` calls of `fn`, seconds, each timed to completion of its kernels."""
-    best = float("inf")
-    for _ in range(reps):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best
+    return min(timed(fn, device)[0] for _ in range(reps))
 
 
 def peak_gflops(dtype: torch.dtype, device: torch.device, reps: int = 5, size: int = PEAK_SIZE) -> float:
     """The machine's matmul peak in `dtype` on `device`, GFLOP/s (the module docstring's fixed recipe)."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    a, b = (torch.randn(size, size, generator=g).to(device=device, dtype=dtype) for _ in range(2))
     for _ in range(2):
         torch.mm(a, b)
     return 2.0 * size**3 / best_seconds(lambda: torch.mm(a, b), device, reps) / 1e9
@@ -66,4 +67,4 @@ def describe(facts: Dict[str, Any], peaks: Optional[Dict[str, float]] = None) ->
     return line
 
 
-__all__ = ["best_seconds", "peak_gflops", "machine_facts", "describe", "sync", "PEAK_SIZE"]
+__all__ = ["timed", "best_seconds", "peak_gflops", "machine_facts", "describe", "sync", "PEAK_SIZE"]

@@ -48,8 +48,7 @@ def prompt_labels(sequence: Sequence, frame_name: str) -> np.ndarray:
     if labels.shape != tuple(sequence.size):
         raise InputError(f"{sequence.annotations[frame_name]}: mask is {labels.shape[1]}x{labels.shape[0]}, "
                            f"the sequence is {sequence.size[1]}x{sequence.size[0]}")
-    new = sequence.objects_first_given_at(frame_name)
-    return np.where(np.isin(labels, new), labels, 0).astype(np.uint8)
+    return np.where(np.isin(labels, sequence.objects_first_given_at(frame_name)), labels, 0).astype(np.uint8)
 
 
 class CopyFirst:
@@ -142,17 +141,12 @@ class MethodSpec:
 
     def build(self) -> Method:
         """The method, built once per process and spec (Ray reuses worker processes)."""
-        key = (self.name, self.weights, self.engine, self.device, self.dtype)
-        method = _BUILT.get(key)
-        if method is None:
-            if self.name == "copy-first":
-                method = CopyFirst()
-            else:
-                config = EngineConfig.load(json.loads(self.engine))
-                method = SegGPTMethod(self.weights, config=config, device=self.device, dtype=self.dtype)
+        if self not in _BUILT:
+            method = CopyFirst() if self.name == "copy-first" else SegGPTMethod(
+                self.weights, config=EngineConfig.load(json.loads(self.engine)), device=self.device, dtype=self.dtype)
             _BUILT.clear()  # one model per process: a new spec replaces the old one
-            _BUILT[key] = method
-        return method
+            _BUILT[self] = method
+        return _BUILT[self]
 
 
-_BUILT: dict[tuple, Method] = {}
+_BUILT: dict[MethodSpec, Method] = {}

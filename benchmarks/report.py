@@ -44,9 +44,7 @@ def peak_rss_mb() -> float:
 def _cuda():
     """torch, if this process already imported it and uses CUDA (copy-first never imports torch)."""
     torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return None
-    return torch
+    return torch if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized() else None
 
 
 def reset_cuda_peak() -> None:
@@ -75,16 +73,14 @@ def format_table(sequences: Iterable[dict[str, Any]], global_results: dict[str, 
     rows = []
     for seq in sequences:
         objects = seq.get("objects") or {}
-        j = [o["J-Mean"] for o in objects.values() if o["J-Mean"] is not None]
-        f = [o["F-Mean"] for o in objects.values() if o["F-Mean"] is not None]
+        means = [[o[k] for o in objects.values() if o[k] is not None] for k in ("J-Mean", "F-Mean")]
         rows.append((seq["name"], seq["status"], _cell(seq.get("frames")), _cell(seq.get("fps"), 1),
-                     _cell(sum(j) / len(j) if j else None), _cell(sum(f) / len(f) if f else None)))
+                     *(_cell(sum(m) / len(m) if m else None) for m in means)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     if global_results:
-        lines.append("")
-        lines.append("  ".join(f"{k} {global_results[k]:.3f}" for k in global_results))
+        lines += ["", "  ".join(f"{k} {global_results[k]:.3f}" for k in global_results)]
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Score a results folder against DAVIS ground truth and write the official CSVs.
+"""Score a results folder against DAVIS ground truth (`validate.write_scores` writes the official CSVs).
 
 Used by ``python -m benchmarks.evaluate`` (sequences scored in parallel processes) and by the harness
 (which scores each sequence as it finishes), so both write the same files from the same numbers.
@@ -7,19 +7,16 @@ Used by ``python -m benchmarks.evaluate`` (sequences scored in parallel processe
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from seggpt.errors import InputError
-from vos.data.metrics import EvalJob, evaluate_many, summarize, write_official_csvs
+from vos.data.metrics import EvalJob, evaluate_many
 
 from .harness import Benchmark, has_ground_truth
 from .layout import ResultLayout, load_prediction
 
-__all__ = ["evaluate_folder", "write_csvs", "Scores"]
+__all__ = ["evaluate_folder", "Scores"]
 
 Scores = dict[str, dict[int, dict[str, np.ndarray]]]
 
@@ -50,10 +47,3 @@ def evaluate_folder(benchmark: Benchmark, layout: ResultLayout, names: list[str]
         raise InputError(f"{layout.out}: cannot evaluate {len(problems)} sequence(s): {'; '.join(problems[:5])}"
                            f"{' ...' if len(problems) > 5 else ''}")
     return evaluate_many(jobs, processes=processes)
-
-
-def write_csvs(folder: str | os.PathLike, split: str, scores: Scores) -> tuple[dict[str, float], list[dict[str, Any]], tuple[Path, Path]]:
-    """Official ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` in ``folder``."""
-    global_results, rows = summarize(scores)
-    paths = write_official_csvs(folder, split, global_results, rows)
-    return global_results, rows, paths

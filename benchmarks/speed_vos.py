@@ -34,7 +34,7 @@ from vos.data.synthetic import iter_clip, make_clip
 from vos.io.video import open_source
 from vos.io.writers import BackgroundWriter
 
-from .machine import best_seconds, sync
+from .machine import best_seconds, timed
 from .reference import transformers_twin
 from .report import claim_json, write_json
 from seggpt.cli import ArgumentParser
@@ -93,9 +93,7 @@ def ours(model: SegGPT, video: Path, mask: np.ndarray, k: int, batch: int, devic
 def model_only(model: SegGPT, k: int, batch: int, device, dtype, reps: int = 3) -> float:
     h, w = model.config.image_size
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 3, h, w, generator=g).to(device)
-    p = torch.randn(batch, k, 3, h, w, generator=g).to(device)
-    m = torch.randn(batch, k, 3, h, w, generator=g).to(device)
+    x, p, m = (torch.randn(batch, *shape, generator=g).to(device) for shape in ((3, h, w), (k, 3, h, w), (k, 3, h, w)))
     predictor = SegGPTPredictor(model, dtype=dtype)
     predictor.infer(x, p, m)
     return batch / best_seconds(lambda: predictor.infer(x, p, m), device, reps)
@@ -110,9 +108,8 @@ def transformers_loop(hf, video: Path, mask: np.ndarray, k: int, frames: int, de
     proc = SegGptImageProcessor(size={"height": h, "width": w})
     vr = decord.VideoReader(str(video))
     n = min(frames, len(vr))
-    first = vr[0].asnumpy()
     num_labels = int(mask.max())
-    memory = [(first, mask)]
+    memory = [(vr[0].asnumpy(), mask)]
     model_time, labels = 0.0, {}
     t0 = time.perf_counter()
     steady_start = None
@@ -125,12 +122,9 @@ def transformers_loop(hf, video: Path, mask: np.ndarray, k: int, frames: int, de
                       prompt_images=[Image.fromarray(p) for p, _ in prompts],
                       prompt_masks=[m for _, m in prompts], num_labels=num_labels, return_tensors="pt")
         inputs = {kk: v.to(device) for kk, v in inputs.items()}
-        sync(device)
-        tm = time.perf_counter()
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            outputs = hf(**inputs, feature_ensemble=len(prompts) > 1)
-        sync(device)
-        model_time += time.perf_counter() - tm
+            seconds, outputs = timed(lambda: hf(**inputs, feature_ensemble=len(prompts) > 1), device)
+        model_time += seconds
         outputs.pred_masks = outputs.pred_masks[:1].float()
         result = proc.post_process_semantic_segmentation(outputs, target_sizes=[frame.shape[:2]],
                                                          num_labels=num_labels)[0].cpu().numpy().astype(np.uint8)
@@ -188,9 +182,7 @@ def main(argv=None) -> int:
         mask = first[0].astype(np.int64)
         dec = decode_speed(video)
         print("decode: " + ", ".join(f"{k} {v:.1f}" for k, v in dec.items()), flush=True)
-        hf = None
-        if ref_frames:
-            hf = transformers_twin(model).to(device)
+        hf = transformers_twin(model).to(device) if ref_frames else None
         for k in args.ks:
             (tmp / f"ours{k}").mkdir()
             o = ours(model, video, mask, k, args.batch_frames, device, dtype, tmp / f"ours{k}", args.resize)

@@ -87,19 +87,16 @@ def davis_problem(reader: Any, name: str) -> str | None:
     jpgs, pngs = _files(images, _JPEG), _files(masks, (".png",))
     if not jpgs:
         return f"{images}: no JPEG frames"
-    unannotated = set(jpgs) - set(pngs)
-    if unannotated:
+    if unannotated := set(jpgs) - set(pngs):
         return (f"{masks}: no annotation for {len(unannotated)} of {len(jpgs)} frames ({_first(unannotated)}); "
                 f"DAVIS annotates every frame")
-    no_frame = set(pngs) - set(jpgs)
-    if no_frame:
+    if no_frame := set(pngs) - set(jpgs):
         return f"{images}: no JPEG for {len(no_frame)} annotated frame(s) ({_first(no_frame)})"
     order = sorted(jpgs, key=natural_key)
     size = _image_size(jpgs[order[0]])
     if isinstance(size, str):
         return size
-    bad = _check_sizes([jpgs[n] for n in order] + [pngs[n] for n in order], size)
-    if bad:
+    if bad := _check_sizes([jpgs[n] for n in order] + [pngs[n] for n in order], size):
         return bad
     first = pngs[order[0]]
     try:
@@ -138,20 +135,17 @@ def ytvos_problem(reader: Any, name: str) -> str | None:
     frames = _files(Path(sequence.frames_dir), _JPEG)
     masks_dir = Path(reader.masks_root) / name
     pngs = _files(masks_dir, (".png",)) if masks_dir.is_dir() else {}
-    no_frame = set(pngs) - set(frames)
-    if no_frame:
+    if no_frame := set(pngs) - set(frames):
         return f"{sequence.frames_dir}: no JPEG for {len(no_frame)} annotated frame(s) ({_first(no_frame)})"
     size = tuple(sequence.size)
-    bad = _check_sizes([frames[n] for n in sequence.frames_to_save] + list(pngs.values()), size)
-    if bad:
+    if bad := _check_sizes([frames[n] for n in sequence.frames_to_save] + list(pngs.values()), size):
         return bad
     for frame, path in sequence.annotations.items():
         try:
             labels = read_label_png(path)
         except (DatasetError, MaskError) as err:
             return str(err)
-        missing = [o for o in sequence.objects_first_given_at(frame) if not np.any(labels == o)]
-        if missing:
+        if missing := [o for o in sequence.objects_first_given_at(frame) if not np.any(labels == o)]:
             return (f"{path}: object {missing[0]} first appears here by meta.json, but the annotation holds no "
                     f"pixel of it")
     return None
@@ -227,12 +221,9 @@ def write_scores(folder: str | os.PathLike, split: str, scores: dict, names: Seq
 def benchmark_inputs(bench: Any) -> dict[str, Any]:
     """The folders a benchmark reads (label -> path), for `seggpt.outputs.check_not_inputs`."""
     reader = bench.reader
-    inputs: dict[str, Any] = {"dataset images": getattr(reader, "images_root", None),
-                              "dataset annotations": getattr(reader, "masks_root", None)}
-    if getattr(reader, "all_frames_root", None) is not None:
-        inputs["all-frames folder"] = reader.all_frames_root
-    if getattr(reader, "ground_truth_root", None) is not None:
-        inputs["ground truth"] = reader.ground_truth_root
+    inputs: dict[str, Any] = {label: getattr(reader, attr, None) for label, attr in (  # None: not read
+        ("dataset images", "images_root"), ("dataset annotations", "masks_root"),
+        ("all-frames folder", "all_frames_root"), ("ground truth", "ground_truth_root"))}
     root = getattr(reader, "root", None)
     if root is not None and (Path(root) / "ImageSets").is_dir():  # DAVIS: the split lists it reads
         inputs["dataset split lists"] = Path(root) / "ImageSets"

@@ -25,6 +25,7 @@ if __name__ == "__main__":  # Ctrl-C during the imports below: one line, exit 13
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -103,9 +104,8 @@ def make_spec(config: BenchmarkConfig) -> MethodSpec:
     """The method to run, with its settings resolved (what runs is what is recorded)."""
     if config.method == "copy-first":
         return MethodSpec("copy-first")
-    weights = config.weights
-    if Path(weights).exists():  # Ray workers may run elsewhere in the file tree: absolute paths travel
-        weights = str(Path(weights).resolve())
+    # Ray workers may run elsewhere in the file tree: absolute paths travel
+    weights = str(Path(config.weights).resolve()) if Path(config.weights).exists() else config.weights
     engine = json.dumps(dataclasses.asdict(config.engine), sort_keys=True)
     return MethodSpec("seggpt", weights, engine, config.device, config.dtype)
 
@@ -113,8 +113,7 @@ def make_spec(config: BenchmarkConfig) -> MethodSpec:
 def _select(names: list[str], wanted: list[str] | None, root: str) -> list[str]:
     if not wanted:
         return names
-    unknown = [n for n in wanted if n not in names]
-    if unknown:
+    if unknown := [n for n in wanted if n not in names]:
         raise InputError(f"{root}: unknown sequence(s) {', '.join(unknown)} (the split has {len(names)}: "
                            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
     return list(dict.fromkeys(wanted))
@@ -145,19 +144,14 @@ def benchmark(args: argparse.Namespace) -> int:
             raise InputError(f"cannot load SegGPT weights {spec.weights!r}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
     outputs.claim()  # our earlier run emptied (or kept: --resume), the manifest written
     loaders = validate.sequence_loaders(bench, names, found)
-    common = dict(resume=args.resume, progress=not args.quiet, report=_print_failure)
-    if args.engine == "ray":
-        results = run_ray(spec, loaders, layout, address=args.address, **common)
-    else:
-        results = run_local(spec, loaders, layout, **common)
+    engine = functools.partial(run_ray, address=args.address) if args.engine == "ray" else run_local
+    results = engine(spec, loaders, layout, resume=args.resume, progress=not args.quiet, report=_print_failure)
     failed = [r for r in results if r.status == "failed"]
 
     scores = {r.name: r.scores for r in results if r.scores is not None}
     not_scored = {r.name: r.error or "not scored" for r in results if r.scores is None} if scores else {}
     global_results, csv_paths = validate.write_scores(layout.out, bench.split, scores, names, not_scored)
-    zip_path = None
-    if bench.kind == "ytvos" and not failed:
-        zip_path = layout.write_zip([bench.reader[n] for n in names])
+    zip_path = layout.write_zip([bench.reader[n] for n in names]) if bench.kind == "ytvos" and not failed else None
 
     records = [r.summary() for r in results]
     worker_peaks = [r.peak_rss_mb for r in results if r.peak_rss_mb is not None]

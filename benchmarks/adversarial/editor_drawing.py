@@ -83,12 +83,8 @@ def distance_to_path(size, pts):
     for (x0, y0), (x1, y1) in segs:
         ax, ay = x1 - x0, y1 - y0
         L = ax * ax + ay * ay
-        if L == 0:
-            d = np.hypot(xs - x0, ys - y0)
-        else:
-            t = np.clip(((xs - x0) * ax + (ys - y0) * ay) / L, 0, 1)
-            d = np.hypot(xs - (x0 + t * ax), ys - (y0 + t * ay))
-        dmin = np.minimum(dmin, d)
+        t = np.clip(((xs - x0) * ax + (ys - y0) * ay) / L, 0, 1) if L else 0.0  # the nearest point's place
+        dmin = np.minimum(dmin, np.hypot(xs - (x0 + t * ax), ys - (y0 + t * ay)))
     return dmin
 
 

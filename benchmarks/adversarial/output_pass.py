@@ -201,9 +201,9 @@ class Scene:
 
     def inputs(self) -> None:
         """in/: the full demo clip, its mask and 3 noise frames (the second pass's cases start from these)."""
-        self.copy(G["base"] / "demo" / "clip.mp4", "in/clip.mp4")
-        self.copy(G["base"] / "demo" / "clip_mask.png", "in/clip_mask.png")
-        self.copy(G["base"] / "noise", "in/frames")
+        for src, rel in [("demo/clip.mp4", "in/clip.mp4"), ("demo/clip_mask.png", "in/clip_mask.png"),
+                         ("noise", "in/frames")]:
+            self.copy(G["base"] / src, rel)
 
     # ----------------------------------------------------------- the scene
     def user(self, rel: Any, data: Any = b"my precious notes\n") -> str:
@@ -279,9 +279,7 @@ class Scene:
     def call(self, tool: str, argv: List[str], sub: bool = False, timeout: float = 90) -> Outcome:
         """A tool's main(argv) in this process, or (`sub`: FIFOs, devices) as a subprocess that must not block."""
         module = MODULES.get(tool, tool)
-        if sub:
-            return self._run(lambda: call_sub(module, argv, self.d, timeout))
-        return self._run(lambda: call_main(module, argv, self.d))
+        return self._run(lambda: call_sub(module, argv, self.d, timeout) if sub else call_main(module, argv, self.d))
 
     def pyrun(self, code: str, timeout: float = 90) -> Outcome:
         """A snippet in a subprocess; it prints RESULT:<exception class names or ok>."""
@@ -299,6 +297,18 @@ def write_manifest(folder: str, data: Any) -> None:
     (Path(folder) / MANIFEST).write_text(data if isinstance(data, str) else json.dumps(data))
 
 
+def edit_manifest(folder: str, edit: Callable[[dict], Any]) -> None:
+    """`folder`'s manifest changed in place by `edit(m)` (a crafted or tampered manifest)."""
+    m = read_manifest(folder)
+    edit(m)
+    write_manifest(folder, m)
+
+
+def listed(rel: str, record: Any) -> Callable[[dict], Any]:
+    """A manifest edit: `rel` listed with `record`."""
+    return lambda m: m["files"].__setitem__(rel, record)
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -307,9 +317,8 @@ def outside(S: Scene, folder: str, rel: str) -> None:
     """A user's victim file listed in `folder`'s manifest with its real hash, as `rel` ("ABS": its absolute path)."""
     victim = S.user("victim.txt", b"victim of a crafted manifest")
     S.mark(victim)
-    m = read_manifest(folder)
-    m["files"][victim if rel == "ABS" else rel] = {"size": os.path.getsize(victim), "sha256": digest(Path(victim))}
-    write_manifest(folder, m)
+    edit_manifest(folder, listed(victim if rel == "ABS" else rel,
+                                 {"size": os.path.getsize(victim), "sha256": digest(Path(victim))}))
 
 
 def readonly(S: Scene, rel: str) -> None:
@@ -406,10 +415,8 @@ def judge(S: Scene, expect: str, protected_before: Dict[str, Dict[str, tuple]]) 
             reasons.append(f"wrote before refusing: {', '.join(written[:4])}")
         reasons += [f"message lacks {word!r}" for word in S.mentions if word not in o.stderr]
     elif expect in ("inputerror", "inputerror_or_ok"):
-        if o.exc is not None or expect == "inputerror":
-            problem = input_error_problem(o.exc)
-            if problem:
-                reasons.append(problem)
+        if (o.exc is not None or expect == "inputerror") and input_error_problem(o.exc):
+            reasons.append(input_error_problem(o.exc))
     elif expect.startswith("raise:"):  # an exception of the Editor's class `want` (its subclasses count)
         want = expect.split(":", 1)[1]
         if o.exc is None:

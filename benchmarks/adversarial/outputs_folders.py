@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, List
 
-from .output_pass import MANIFEST, G, VR, Outcome, Scene, add, outside, read_manifest, readonly, v1, write_manifest
+from .output_pass import (MANIFEST, G, VR, Outcome, Scene, add, edit_manifest, listed, outside, read_manifest, readonly,
+                          v1, write_manifest)
 
 C1, C2 = "1-folders", "2-single-files"
 
@@ -103,17 +104,13 @@ def _same_size_edit(p: Path) -> str:
 
 
 def _slip(S: Scene, f: str, fake: bool) -> None:
-    p = S.user(f"{os.path.basename(f)}/notes.txt")
-    S.mark(p)
-    m = read_manifest(f)
-    m["files"]["notes.txt"] = {"size": 18, "sha256": "0" * 64} if fake else None
-    write_manifest(f, m)
+    S.mark(S.user(f"{os.path.basename(f)}/notes.txt"))
+    edit_manifest(f, listed("notes.txt", {"size": 18, "sha256": "0" * 64} if fake else None))
 
 
 def _empty_dir_clash(S: Scene, f: str, name: str) -> None:
     d = Path(f) / name
-    if d.exists():
-        d.unlink()
+    d.unlink(missing_ok=True)
     d.mkdir()
     S.mark(str(d))
 
@@ -131,9 +128,8 @@ def _running(f: str, alive: bool) -> None:
         G.setdefault("sleepers", []).append(p)
     else:
         p.wait()
-    m = read_manifest(f)
-    m.update(status="running", complete=False, pid=p.pid, host=socket.gethostname(), **({} if alive else {"files": {}}))
-    write_manifest(f, m)
+    edit_manifest(f, lambda m: m.update(status="running", complete=False, pid=p.pid, host=socket.gethostname(),
+                                        **({} if alive else {"files": {}})))
 
 
 folder_cases("--out")

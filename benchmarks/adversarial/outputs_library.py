@@ -63,17 +63,12 @@ L("add_new_mask bool ok", "returned", _add(lambda: _mask("") > 0))
 L("add_new_mask torch tensor", "inputerror_or_ok", _add(lambda: torch.from_numpy(_mask(""))))
 L("add_new_mask torch NaN tensor", "inputerror", _add(lambda: torch.from_numpy(_mask("nan"))))
 L("add_new_mask empty mask new object", "inputerror", _add(lambda: np.zeros(G["size"], bool)))
-L("add_new_mask frame -1", "inputerror", _add(lambda: _mask(""), frame=-1))
-L("add_new_mask frame 999", "inputerror", _add(lambda: _mask(""), frame=999))
-L("add_new_mask frame 1.5", "inputerror", _add(lambda: _mask(""), frame=1.5))
-L("add_new_mask frame '0'", "inputerror", _add(lambda: _mask(""), frame="0"))
-L("add_new_mask frame None", "inputerror", _add(lambda: _mask(""), frame=None))
-L("add_new_mask obj 0", "inputerror", _add(lambda: _mask(""), obj=0))
-L("add_new_mask obj -1", "inputerror", _add(lambda: _mask(""), obj=-1))
+for _arg, _value, _expect in [("frame", -1, "inputerror"), ("frame", 999, "inputerror"), ("frame", 1.5, "inputerror"),
+                              ("frame", "0", "inputerror"), ("frame", None, "inputerror"), ("obj", 0, "inputerror"),
+                              ("obj", -1, "inputerror"), ("obj", "a", "inputerror"), ("obj", True, "inputerror"),
+                              ("obj", 1.0, "inputerror_or_ok")]:  # the case named after the argument and its value
+    L(f"add_new_mask {_arg} {_value!r}", _expect, _add(lambda: _mask(""), **{_arg: _value}))
 L("add_new_mask obj 256 (ids are not limited to 255)", "returned", _add(lambda: _mask(""), obj=256))
-L("add_new_mask obj 'a'", "inputerror", _add(lambda: _mask(""), obj="a"))
-L("add_new_mask obj True", "inputerror", _add(lambda: _mask(""), obj=True))
-L("add_new_mask obj 1.0", "inputerror_or_ok", _add(lambda: _mask(""), obj=1.0))
 L("init_state ''", "inputerror", lambda: seg().init_state(""))
 L("init_state missing", "inputerror", lambda: seg().init_state("/nonexistent/v.mp4"))
 L("init_state image file", "inputerror", lambda: seg().init_state(B("img.png")))
@@ -90,15 +85,13 @@ L("init_state (T,H,W,5) channels", "inputerror", lambda: seg().init_state(np.zer
 L("init_state uint8 (T,H,W,3) ok", "returned", lambda: seg().init_state(np.zeros((2, 32, 48, 3), np.uint8)))
 
 
-def _inf(images=None, pi=None, pm=None, et="instance"):
+def _inf(images=lambda h, w: torch.zeros(1, 3, h, w), pi=lambda h, w: torch.zeros(1, 1, 3, h, w),
+         pm=lambda h, w: torch.zeros(1, 1, 3, h, w), et="instance"):
+    """SegGPTPredictor.infer with the images, prompt images and prompt masks made by `images(h, w)`, `pi`, `pm`."""
     def fn():
         h, w = seg().predictor.image_size
-        x = torch.zeros(1, 3, h, w) if images is None else images(h, w)
-        p = torch.zeros(1, 1, 3, h, w) if pi is None else pi(h, w)
-        m = torch.zeros(1, 1, 3, h, w) if pm is None else pm(h, w)
-        pred = SegGPTPredictor(seg().model)
         with torch.no_grad():
-            pred.infer(x, p, m, embedding_type=et)
+            SegGPTPredictor(seg().model).infer(images(h, w), pi(h, w), pm(h, w), embedding_type=et)
     return fn
 
 
@@ -168,10 +161,9 @@ L("sam2 add_new_mask wrong aspect", "inputerror", _s_add(lambda: np.ones((10, 40
 L("sam2 add_new_mask 3-D (2,H,W)", "inputerror", _s_add(lambda: np.ones((2,) + tuple(G["size"]), bool)))
 L("sam2 add_new_mask None", "inputerror", _s_add(lambda: None))
 L("sam2 add_new_mask string", "inputerror", _s_add(lambda: "m.png"))
-L("sam2 add_new_mask obj 'a'", "inputerror_or_ok", _s_add(lambda: _mask("") > 0, obj="a"))
-L("sam2 add_new_mask obj None", "inputerror", _s_add(lambda: _mask("") > 0, obj=None))
-L("sam2 add_new_mask frame -1", "inputerror", _s_add(lambda: _mask("") > 0, frame=-1))
-L("sam2 add_new_mask frame 99", "inputerror", _s_add(lambda: _mask("") > 0, frame=99))
+for _arg, _value, _expect in [("obj", "a", "inputerror_or_ok"), ("obj", None, "inputerror"),
+                              ("frame", -1, "inputerror"), ("frame", 99, "inputerror")]:
+    L(f"sam2 add_new_mask {_arg} {_value!r}", _expect, _s_add(lambda: _mask("") > 0, **{_arg: _value}))
 L("sam2 add_new_mask empty mask", "inputerror", _s_add(lambda: np.zeros(G["size"], bool)))
 L("sam2 add_new_mask numpy float64 nan via list", "inputerror", _s_add(lambda: [[float("nan")] * G["size"][1]] * G["size"][0]))
 L("sam2 propagate without masks", "inputerror", _s_prop(_mask=False))

@@ -75,46 +75,41 @@ local_case("no --out: default <video>_masks next to the video", "vos.run", lambd
 local_case("no --out: default folder (cwd/<video>_masks) holds a user png --overwrite", "vos.run",
            lambda S: (S.mark(S.user("clip_masks/00000.png", b"user's own")), LV(S, None, "--overwrite"))[-1])
 
-for _title, _mod, _fn in [
-    ("seggpt.run --out holds the query", "seggpt.run", lambda S: SR(
+# the tool each case runs is its title's first word
+for _title, _fn in [
+    ("seggpt.run --out holds the query", lambda S: SR(
         S.p("in/frames"), prompt=S.p("in/frames/00000.png"), mask=S.p("in/mask.png"), query=S.p("in/frames/00001.png"))),
-    ("seggpt.run --out holds the prompt mask", "seggpt.run", lambda S: SR(S.p("in"), mask=S.p("in/mask.png"))),
-    ("seggpt.run --out is the weights file", "seggpt.run",
+    ("seggpt.run --out holds the prompt mask", lambda S: SR(S.p("in"), mask=S.p("in/mask.png"))),
+    ("seggpt.run --out is the weights file",
      lambda S: SR(S.p("in/w.safetensors")) + ["--weights", S.p("in/w.safetensors")]),
-    ("seggpt.run --out holds the weights", "seggpt.run", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")]),
-    ("seggpt.run --out holds the query via ..", "seggpt.run",
+    ("seggpt.run --out holds the weights", lambda S: SR(S.p("in")) + ["--weights", S.p("in/w.safetensors")]),
+    ("seggpt.run --out holds the query via ..",
      lambda S: SR(S.p("in/masks/../frames"), query=S.p("in/frames/00001.png"))),
-    ("seggpt.tune --out is the example image", "seggpt.tune",
+    ("seggpt.tune --out is the example image",
      lambda S: TUNE(S.p("in/mask.png"), image=S.p("in/mask.png"), mask=S.p("in/mask.png"))),
-    ("seggpt.tune --out is the weights", "seggpt.tune",
-     lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors"))),
-    ("seggpt.tune --out is the example mask via symlink", "seggpt.tune",
+    ("seggpt.tune --out is the weights", lambda S: TUNE(S.p("in/w.safetensors"), weights=S.p("in/w.safetensors"))),
+    ("seggpt.tune --out is the example mask via symlink",
      lambda S: TUNE(S.link("p.safetensors", S.p("in/mask.png")), mask=S.p("in/mask.png"))),
 ]:
-    local_case(_title, _mod, _fn)
+    local_case(_title, _title.split()[0], _fn)
 
-for _title, _fn, _mod in [
-    ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis")), "benchmarks.vos"),
-    ("benchmarks.vos --out inside JPEGImages", lambda S: BV(S.p("davis/JPEGImages/480p"), root=S.p("davis")),
-     "benchmarks.vos"),
-    ("benchmarks.vos --out holds the dataset", lambda S: BV(S.p("."), root=S.p("davis")), "benchmarks.vos"),
-    ("benchmarks.vos --out is Annotations via symlink", lambda S: BV(S.link("ann", S.p("davis/Annotations/480p")),
-                                                                     root=S.p("davis")), "benchmarks.vos"),
+for _title, _fn in [
+    ("benchmarks.vos --out is the dataset root", lambda S: BV(S.p("davis"), root=S.p("davis"))),
+    ("benchmarks.vos --out inside JPEGImages", lambda S: BV(S.p("davis/JPEGImages/480p"), root=S.p("davis"))),
+    ("benchmarks.vos --out holds the dataset", lambda S: BV(S.p("."), root=S.p("davis"))),
+    ("benchmarks.vos --out is Annotations via symlink",
+     lambda S: BV(S.link("ann", S.p("davis/Annotations/480p")), root=S.p("davis"))),
     ("benchmarks.evaluate --results is the Annotations folder",
-     lambda S: EV(S.p("davis/Annotations/480p"), root=S.p("davis")), "benchmarks.evaluate"),
-    ("benchmarks.evaluate --results is the root", lambda S: EV(S.p("davis"), root=S.p("davis")),
-     "benchmarks.evaluate"),
+     lambda S: EV(S.p("davis/Annotations/480p"), root=S.p("davis"))),
+    ("benchmarks.evaluate --results is the root", lambda S: EV(S.p("davis"), root=S.p("davis"))),
     ("training out_dir is the davis root", lambda S: TRAIN(S.p("davis"), f"davis_roots=[{S.p('davis')}]",
                                                            "davis_year=2017", "davis_split=val",
-                                                           "davis_resolution=480p"), "training"),
+                                                           "davis_resolution=480p")),
 ]:
-    add(C3, _title, "refuse", (lambda f, m: lambda S: (S.mark(S.davis(results=False)[0]), S.call(m, f(S)))[-1])(_fn, _mod))
+    add(C3, _title, "refuse",
+        (lambda f, m: lambda S: (S.mark(S.davis(results=False)[0]), S.call(m, f(S)))[-1])(_fn, _title.split()[0]))
 
 # ---------------------------------------------------------------------------- 4. the other tools
-
-
-def tool(title: str, expect: str, fn: Callable[[Scene], Outcome]) -> None:
-    add(C4, title, expect, fn)
 
 
 # per tool: the template run of ours its cases start from, the module, its argv (given what the scene's
@@ -139,7 +134,7 @@ def over(title: str, expect: str, tool_name: str, prep: Optional[Callable[[Scene
         if not fresh:
             S.template(key)
         return S.call(module, argv(S, prep(S) if prep else None, extra))
-    tool(f"{title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
+    add(C4, f"{title}{' --overwrite' if '--overwrite' in extra else ''}", expect, fn)
 
 
 def _u(rel: str, data: bytes = b"my precious notes\n") -> Callable[[Scene], None]:
@@ -160,10 +155,10 @@ for _ex in [(), ("--overwrite",)]:
     over("seggpt.run symlink mask -> user file", "refuse", SG, _ln("sr/00001_mask.png", "u.png"), *_ex)
     over("benchmarks.vos user file in --out", "refuse", BVOS, _u("bv/notes.txt"), *_ex)
     over("benchmarks.vos result png edited", "refuse", BVOS, _u("bv/synth-000/00001.png", b"e"), *_ex)
-    tool("benchmarks.evaluate user CSV in results (no manifest)" + (" --overwrite" if _ex else ""), "refuse",
-         lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
-                            S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
-                            S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
+    add(C4, "benchmarks.evaluate user CSV in results (no manifest)" + (" --overwrite" if _ex else ""), "refuse",
+        lambda S, _e=_ex: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"),
+                           S.mark(S.user("res/global_results-val.csv", b"my,scores\n")),
+                           S.call("benchmarks.evaluate", EV(S.p("res"), *_e)))[-1])
     over("benchmarks.evaluate our CSV edited", "refuse", EVAL, _u("bv/global_results-val.csv", b"edited"), *_ex)
 over("seggpt.run rerun over our outputs", "ok", SG)
 over("seggpt.run v1 manifest", "refuse", SG, lambda S: v1(S.p("sr")))
@@ -181,24 +176,25 @@ over("seggpt.tune --out is a folder", "refuse", TU, lambda S: _u("dir.safetensor
 over("seggpt.tune parent manifest garbage", "refuse", TU, lambda S: write_manifest(str(S.d), "garbage"))
 over("vos.demo rerun", "ok", DM)
 for _name, _data in [("clip.mp4", b"my holiday"), ("clip_mask.png", b"m")]:
-    tool(f"vos.demo user {_name} in a fresh folder", "refuse",
-         lambda S, n=_name, d=_data: (S.mark(S.user("x/" + n, d)), S.call("vos.demo", [S.p("x")]))[-1])
+    add(C4, f"vos.demo user {_name} in a fresh folder", "refuse",
+        lambda S, n=_name, d=_data: (S.mark(S.user("x/" + n, d)), S.call("vos.demo", [S.p("x")]))[-1])
 over("vos.demo our mask edited", "refuse", DM, _u("d/clip_mask.png", b"edited"))
 over("vos.demo clip.mp4 symlink -> user video", "refuse", DM, _ln("d/clip.mp4", "v.mp4", b"video"))
-tool("vos.demo DIR is a user file", "refuse", lambda S: (S.mark(S.user("x", b"f")), S.call("vos.demo", [S.p("x")]))[-1])
-tool("vos.demo folder with other user files", "ok",
-     lambda S: (S.mark(S.user("x/holiday.mp4", b"mine"), S.user("x/" + MANIFEST + ".bak", b"b")),
-                S.call("vos.demo", ["--frames", "2", S.p("x")]))[-1])
+add(C4, "vos.demo DIR is a user file", "refuse",
+    lambda S: (S.mark(S.user("x", b"f")), S.call("vos.demo", [S.p("x")]))[-1])
+add(C4, "vos.demo folder with other user files", "ok",
+    lambda S: (S.mark(S.user("x/holiday.mp4", b"mine"), S.user("x/" + MANIFEST + ".bak", b"b")),
+               S.call("vos.demo", ["--frames", "2", S.p("x")]))[-1])
 over("training rerun over our run (no flag)", "ok_or_refuse", TR, _u("keep.txt"))
 over("training user notes", "refuse", TR, _u("tr/notes.txt"), "--overwrite")
 over("training log.jsonl edited", "refuse", TR, _u("tr/log.jsonl", b'{"my": "notes"}\n'), "--overwrite")
 over("training best.safetensors edited --resume", "refuse", TR, _u("tr/best.safetensors", b"x"), "--resume")
 over("training symlink last.pt -> user file", "refuse", TR, _ln("tr/last.pt", "u.pt"), "--overwrite")
-tool("training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", lambda S: (
+add(C4, "training garbage manifest --overwrite (legacy names: documented)", "ok_or_refuse", lambda S: (
     S.template("tr"), write_manifest(S.p("tr"), "?"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
 over("training out_dir is a user file", "refuse", TR, _u("tr", b"f"), fresh=True)
-tool("training --overwrite over our run", "ok",
-     lambda S: (S.template("tr"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
+add(C4, "training --overwrite over our run", "ok",
+    lambda S: (S.template("tr"), S.call("training", TRAIN(S.p("tr"), "--overwrite")))[-1])
 over("benchmarks.vos rerun", "ok", BVOS)
 over("benchmarks.vos --resume", "ok", BVOS, None, "--resume")
 over("benchmarks.vos symlink in --out --resume", "refuse", BVOS,
@@ -207,9 +203,9 @@ over("benchmarks.evaluate rerun", "ok", EVAL)
 over("benchmarks.evaluate CSV is a symlink to a user file", "refuse", EVAL, _ln("bv/per-sequence_results-val.csv", "u.csv"))
 over("benchmarks.evaluate CSV is a folder", "refuse", EVAL, lambda S: (
     os.unlink(S.p("bv/global_results-val.csv")), S.mark(S.user("bv/global_results-val.csv/k"))))
-tool("benchmarks.evaluate fresh results (no CSVs)", "ok",
-     lambda S: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"), S.mark(S.user("res/keep.txt")),
-                S.call("benchmarks.evaluate", EV(S.p("res"))))[-1])
+add(C4, "benchmarks.evaluate fresh results (no CSVs)", "ok",
+    lambda S: (S.copy(G["base"] / "davis" / "Annotations" / "480p", "res"), S.mark(S.user("res/keep.txt")),
+               S.call("benchmarks.evaluate", EV(S.p("res"))))[-1])
 
 
 # the Editor
@@ -256,8 +252,7 @@ def _upload(S: Scene, e: Any) -> Any:
 
 def _link_out(S: Scene, rel: str) -> None:
     """`rel` (a folder the Editor writes into) a link to a user's folder."""
-    S.mark(S.user("elsewhere/k.txt"))
-    S.mark(S.link(rel, S.p("elsewhere")))
+    S.mark(S.user("elsewhere/k.txt"), S.link(rel, S.p("elsewhere")))
 
 
 EE = "raise:EditorError"
@@ -296,9 +291,9 @@ for _title, _expect, _open, _prep, _act in [
      lambda S, e: e.open_session("x.vos-session.zip")),
 ]:
     editor_case(_title, _expect, _prep, _act, _open)
-tool("Editor root is a file", "raise:EditorError",
-     lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
-         "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
+add(C4, "Editor root is a file", "raise:EditorError",
+    lambda S: (S.mark(S.user("rootfile")), S.lib("Editor(seg, file)", lambda: importlib.import_module(
+        "vos.editing.editor").Editor(seg(), S.p("rootfile"))))[-1])
 
 
 def _check_inside(S: Scene, path: Path) -> None:

@@ -60,15 +60,9 @@ def entry(p: Path) -> Optional[tuple]:
 
 
 def snapshot(folder: Path) -> Dict[str, tuple]:
-    """Every entry under `folder` (links not followed), by path relative to it."""
-    out: Dict[str, tuple] = {}
-    if entry(folder) is None:
-        return out
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        for n in dirnames + filenames:
-            p = Path(dirpath) / n
-            out[os.path.relpath(p, folder)] = entry(p)
-    return out
+    """Every entry under `folder` (links not followed), by path relative to it; none when it is missing."""
+    return {os.path.relpath(Path(d) / n, folder): entry(Path(d) / n)
+            for d, dirs, files in os.walk(folder, followlinks=False) for n in dirs + files}
 
 
 def changed(a: Dict[str, tuple], b: Dict[str, tuple]) -> List[str]:
@@ -266,9 +260,7 @@ def run_pass(cases: Sequence[Case], run_one: Callable[[int, Case], Result], only
             r = run_one(i, case)
         except Exception as e:  # noqa: BLE001 - a broken case setup is reported, never hidden
             r = Result(False, f"CASE SETUP ERROR {type(e).__name__}: {e}")
-        counts = tally.setdefault(case.category, [0, 0, 0, 0])
-        for k, v in enumerate((1, r.ok, r.lost, r.tb)):
-            counts[k] += v
+        tally[case.category] = [a + b for a, b in zip(tally.get(case.category, [0, 0, 0, 0]), (1, r.ok, r.lost, r.tb))]
         line = f"{case.category:22s} {'PASS' if r.ok else 'FAIL'}  {case.name}  -- {r.reason}  [{time.time() - t:.1f}s]"
         print(line, flush=True)
         if not r.ok:
@@ -281,9 +273,7 @@ def run_pass(cases: Sequence[Case], run_one: Callable[[int, Case], Result], only
         print(f"{cat:22s} {counts[0]:6d} {counts[1]:7d} {counts[2]:10d} {counts[3]:11d}")
     print(f"{'TOTAL':22s} {total[0]:6d} {total[1]:7d} {total[2]:10d} {total[3]:11d}   ({time.time() - t0:.0f} s)")
     if failures:
-        print("\nFAILURES:")
-        for f in failures:
-            print(f)
+        print("\nFAILURES:", *failures, sep="\n")
     return 1 if failures else 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from .output_pass import MANIFEST, VM, case, read_manifest, sha, vos_case, write_manifest
+from .output_pass import MANIFEST, VM, case, edit_manifest, listed, sha, vos_case
 
 # --------------------------------------------------------------------------- (2) single files
 
@@ -31,10 +31,8 @@ vos_case(SF, "report_same_as_overlay", "--report", "@x.json", "--rle", "@x.json"
 
 def _slipped_into_parent_manifest(c, opt, name):
     c.prior("vos", c.vos_args(opt, c.p(name)))
-    m = read_manifest(c.p())
     c.user(c.p("victim"), b"user")
-    m["files"]["victim"] = {"size": 1, "sha256": "0" * 64}
-    write_manifest(c.p(), m)
+    edit_manifest(c.p(), listed("victim", {"size": 1, "sha256": "0" * 64}))
 
 
 # every single-file option
@@ -70,9 +68,7 @@ vos_case(SF, "parent_manifest_garbage", "--report", "@r.json", "--overwrite",
 
 def _parent_manifest_outside_path(c):
     c.user(c.p("victim.json"), b"user")
-    m = read_manifest(c.p("sub"))
-    m["files"]["../victim.json"] = {"size": 4, "sha256": sha(b"user")}
-    write_manifest(c.p("sub"), m)
+    edit_manifest(c.p("sub"), listed("../victim.json", {"size": 4, "sha256": sha(b"user")}))
 
 
 vos_case(SF, "parent_manifest_outside_path", "--report", "@sub/../victim.json", "--overwrite",

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .output_pass import MANIFEST, Scene, case, read_manifest, sha, vos_case, write_manifest
+from .output_pass import MANIFEST, Scene, case, edit_manifest, listed, sha, vos_case, write_manifest
 
 # --------------------------------------------------------------------------- (1) out folders
 
@@ -29,26 +29,19 @@ vos_case(F, "edited_output_refused_overwrite", "--overwrite", prior=[],
 def _edit_manifest(c, edit, name="00005.png", data=b"user file"):
     """A user file `name` in out/ (after an earlier run), then out/'s manifest changed by `edit`."""
     c.user(c.p("out", name), data)
-    m = read_manifest(c.p("out"))
-    edit(m)
-    write_manifest(c.p("out"), m)
-
-
-def _listed(name, record):
-    """A manifest edit: `name` listed with `record`."""
-    return lambda m: m["files"].__setitem__(name, record)
+    edit_manifest(c.p("out"), edit)
 
 
 vos_case(F, "user_file_slipped_into_manifest", "--end", "6", "--overwrite", prior=[],
-         prep=lambda c: _edit_manifest(c, _listed("00005.png", {"size": 9, "sha256": "0" * 64})))
+         prep=lambda c: _edit_manifest(c, listed("00005.png", {"size": 9, "sha256": "0" * 64})))
 vos_case(F, "user_non_png_in_out", prep=lambda c: c.user("@out/notes.txt", b"keep me"), expect="ok_or_refuse")
 vos_case(F, "slipped_name_without_hash", "--end", "3", "--overwrite", prior=[],
-         prep=lambda c: _edit_manifest(c, _listed("00002.png", {}), "00002.png"))
+         prep=lambda c: _edit_manifest(c, listed("00002.png", {}), "00002.png"))
 vos_case(F, "garbage_manifest", "--overwrite",
          prep=lambda c: (c.user("@out/00000.png", b"user"), c.user(c.p("out", MANIFEST), b"{not json")))
 vos_case(F, "unknown_format_manifest", "--overwrite", prior=[],
          prep=lambda c: _edit_manifest(c, lambda m: (m.__setitem__("format", "something-else/9"),
-                                                     _listed("00000.png", {"size": 4, "sha256": sha(b"user")})(m)),
+                                                     listed("00000.png", {"size": 4, "sha256": sha(b"user")})(m)),
                                        "00000.png", b"user"))
 
 
@@ -120,11 +113,9 @@ _OUTSIDE = {
 def _outside(c: Scene, rel: str, data: bytes = b"user file") -> None:
     """A user file beside out/; out/'s manifest lists the path `rel` with the real hash of what it names."""
     c.user(c.p("victim.png"), data)
-    m = read_manifest(c.p("out"))
     target = Path(c.p("out")) / rel if not os.path.isabs(rel) else Path(rel)
     data = target.read_bytes() if target.exists() else b""
-    m["files"][rel] = {"size": len(data), "sha256": sha(data)}
-    write_manifest(c.p("out"), m)
+    edit_manifest(c.p("out"), listed(rel, {"size": len(data), "sha256": sha(data)}))
 
 
 for _k, _rel in _OUTSIDE.items():

@@ -63,16 +63,13 @@ def _pred():
     return seggpt.SegGPTPredictor(seggpt.SegGPT.from_pretrained("small"))
 
 
-def _infer(B=1, K=1, size=None, ch=3, dtype=None, bad=None, pb=None, pk=None):
+def _infer(B=1, K=1, size=None, ch=3, dtype=torch.float32, bad=lambda *t: t, pb=None):
+    """infer on zeros: B images, pb (default B) by K prompt images and masks; `bad` changes them first."""
     p = _pred()
     h, w = size or p.image_size
-    dt = dtype or torch.float32
-    im = torch.zeros(B, ch, h, w, dtype=dt)
-    pi = torch.zeros(pb or B, pk or K, ch, h, w, dtype=dt)
-    pm = torch.zeros(pb or B, pk or K, ch, h, w, dtype=dt)
-    if bad:
-        im, pi, pm = bad(im, pi, pm)
-    return p.infer(im, pi, pm)
+    prompts = (pb or B, K, ch, h, w)
+    return p.infer(*bad(torch.zeros(B, ch, h, w, dtype=dtype), torch.zeros(prompts, dtype=dtype),
+                        torch.zeros(prompts, dtype=dtype)))
 
 
 def _nan(t, v=float("nan")):
