@@ -3,20 +3,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import DATA, require
 from seggpt import SegGPT
 from vos.data.synthetic import write_davis2017
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is absent")
-    return SHARED_DATA
+    return require(DATA)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ from vos.data.datasets import YouTubeVOS
 from vos.data.metrics import GLOBAL_COLUMNS, PER_SEQUENCE_COLUMNS, evaluate_sequence, summarize
 from vos.data.synthetic import write_ytvos
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import DATA
+
 DAVIS16 = DATA / "davis2016-val-480p"
 
 
