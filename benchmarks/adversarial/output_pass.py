@@ -415,8 +415,8 @@ def judge(S: Scene, expect: str, protected_before: Dict[str, Dict[str, tuple]]) 
             reasons.append(f"wrote before refusing: {', '.join(written[:4])}")
         reasons += [f"message lacks {word!r}" for word in S.mentions if word not in o.stderr]
     elif expect in ("inputerror", "inputerror_or_ok"):
-        if (o.exc is not None or expect == "inputerror") and input_error_problem(o.exc):
-            reasons.append(input_error_problem(o.exc))
+        if (o.exc is not None or expect == "inputerror") and (problem := input_error_problem(o.exc)):
+            reasons.append(problem)
     elif expect.startswith("raise:"):  # an exception of the Editor's class `want` (its subclasses count)
         want = expect.split(":", 1)[1]
         if o.exc is None:
